@@ -1,0 +1,36 @@
+# nld_add_library(NAME SOURCES ... DEPS ...): one static library per module, target nld_NAME,
+# alias nld::NAME. Includes are rooted at src/ so headers read as "dns/wire.h".
+function(nld_add_library name)
+  cmake_parse_arguments(A "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(nld_${name} STATIC ${A_SOURCES})
+  add_library(nld::${name} ALIAS nld_${name})
+  target_include_directories(nld_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(nld_${name} PUBLIC ${A_DEPS} PRIVATE nld_warnings nld_sanitizers)
+  target_link_libraries(nld_${name} INTERFACE nld_sanitizers)
+endfunction()
+
+# nld_add_unit_test(NAME SOURCES ... DEPS ...): a GoogleTest binary registered with ctest under
+# label "unit". Unit tests need no root, no network beyond loopback, and run in the sanitizer build.
+function(nld_add_unit_test name)
+  cmake_parse_arguments(A "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${A_SOURCES})
+  target_link_libraries(${name} PRIVATE ${A_DEPS} GTest::gtest GTest::gmock GTest::gtest_main
+                        nld_warnings nld_sanitizers)
+  include(GoogleTest)
+  gtest_discover_tests(${name} PROPERTIES LABELS unit TIMEOUT 120 DISCOVERY_TIMEOUT 60)
+endfunction()
+
+# nld_add_system_test(NAME COMMAND ... [LABELS ...] [TIMEOUT s]): a test that drives real
+# processes (knotd, ovsdb-server, node-cache binary, namespaces). Skipped in NLD_UNIT_ONLY builds.
+function(nld_add_system_test name)
+  cmake_parse_arguments(A "" "TIMEOUT" "COMMAND;LABELS" ${ARGN})
+  if(NLD_UNIT_ONLY)
+    return()
+  endif()
+  if(NOT A_TIMEOUT)
+    set(A_TIMEOUT 300)
+  endif()
+  add_test(NAME ${name} COMMAND ${A_COMMAND})
+  set_tests_properties(${name} PROPERTIES LABELS "system;${A_LABELS}" TIMEOUT ${A_TIMEOUT}
+    ENVIRONMENT "NLD_BUILD_DIR=${PROJECT_BINARY_DIR};NLD_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+endfunction()
