@@ -34,3 +34,22 @@ function(nld_add_system_test name)
   set_tests_properties(${name} PROPERTIES LABELS "system;${A_LABELS}" TIMEOUT ${A_TIMEOUT}
     ENVIRONMENT "NLD_BUILD_DIR=${PROJECT_BINARY_DIR};NLD_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
 endfunction()
+
+# nld_add_fuzzer(NAME SOURCES ... DEPS ... CORPUS dir): a libFuzzer target (LLVMFuzzerTestOneInput).
+# With NLD_FUZZ=ON (clang) it links libFuzzer: run it as `fuzz/<dir>/NAME corpus/`. Otherwise it
+# links fuzz/standalone_main.cc, which feeds every file of the corpus to the target once, and is
+# registered with ctest (label unit) so the seed corpus is replayed by every test run, also under
+# the sanitizers.
+function(nld_add_fuzzer name)
+  cmake_parse_arguments(A "" "CORPUS" "SOURCES;DEPS" ${ARGN})
+  if(NLD_FUZZ)
+    add_executable(${name} ${A_SOURCES})
+    target_link_libraries(${name} PRIVATE ${A_DEPS} nld_warnings nld_sanitizers)
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+  else()
+    add_executable(${name} ${A_SOURCES} ${PROJECT_SOURCE_DIR}/fuzz/standalone_main.cc)
+    target_link_libraries(${name} PRIVATE ${A_DEPS} nld_warnings nld_sanitizers)
+    add_test(NAME ${name}_corpus COMMAND ${name} ${A_CORPUS})
+    set_tests_properties(${name}_corpus PROPERTIES LABELS "unit;fuzz" TIMEOUT 300)
+  endif()
+endfunction()
