@@ -1,0 +1,80 @@
+#pragma once
+// DNS names in uncompressed wire form (RFC 1035 §3.1): length-prefixed labels ending with the
+// root label. Comparisons are ASCII case-insensitive (RFC 4343); case is preserved in the data.
+//
+// Hand-written rather than taken from a library: this is on the per-query hot path, where we
+// need fixed-size storage (no heap allocation) and byte-exact control over case and compression.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace nld::dns {
+
+using ByteView = std::span<const uint8_t>;
+using MutableBytes = std::span<uint8_t>;
+
+inline constexpr size_t kMaxNameLength = 255;  // wire form including the root label
+inline constexpr size_t kMaxLabelLength = 63;
+
+inline uint16_t load16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+inline uint32_t load32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+inline void store16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+inline void store32(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v >> 24);
+  p[1] = static_cast<uint8_t>(v >> 16);
+  p[2] = static_cast<uint8_t>(v >> 8);
+  p[3] = static_cast<uint8_t>(v);
+}
+inline uint8_t asciiLower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c; }
+
+/// Parse and validation failures. Every parser returns one of these instead of throwing.
+enum class Error : uint8_t {
+  None = 0,
+  Truncated,      // ran past the end of the message
+  LabelTooLong,   // label length > 63
+  NameTooLong,    // decoded name > 255 bytes
+  BadPointer,     // compression pointer not strictly backwards, or out of range
+  PointerLoop,    // too many pointer jumps
+  BadLabelType,   // 0x40 / 0x80 label types (obsolete / extended)
+  BadCount,       // section counts the message cannot contain / not allowed
+  BadOpt,         // more than one OPT, OPT not owned by root, malformed options
+};
+std::string_view errorString(Error e);
+
+/// A name in uncompressed wire form. Fixed size: no allocation.
+struct Name {
+  uint8_t len = 0;  // bytes used in data; 0 = unset, 1 = root
+  std::array<uint8_t, kMaxNameLength> data{};
+
+  ByteView wire() const { return ByteView(data.data(), len); }
+  /// Presentation form with a trailing dot ("example.org.", "." for the root); bytes outside
+  /// printable ASCII and the characters `.` `\` inside labels are escaped as \DDD / \c.
+  std::string toString() const;
+  /// ASCII lower-case in place.
+  void toLower();
+  bool equalsIgnoreCase(const Name& other) const;
+  /// True if this name equals zone or lies below it (case-insensitive). Everything is below ".".
+  bool isSubdomainOf(const Name& zone) const;
+  size_t labelCount() const;
+  /// Parses presentation form ("example.org", "example.org.", "." ; \DDD and \c escapes).
+  static std::optional<Name> fromString(std::string_view text);
+};
+
+/// Reads the (possibly compressed) name at `offset` of `msg` into `out`. On success `next` is the
+/// offset just past the name's encoding at `offset` (after the first pointer, if any). Pointers
+/// must point strictly backwards (before the current label); at most 127 jumps.
+Error readName(ByteView msg, size_t offset, Name& out, size_t& next);
+
+/// Like readName but only validates and skips, without decoding the labels.
+Error skipName(ByteView msg, size_t offset, size_t& next);
+
+}  // namespace nld::dns

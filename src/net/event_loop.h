@@ -1,0 +1,98 @@
+#pragma once
+// One epoll event loop per worker thread (muduo's "one loop per thread"): every socket, timer and
+// upstream exchange of a worker lives on its loop and is touched only from that thread, so the
+// query path needs no locks. Other threads hand work over with post().
+//
+// Hand-written over epoll instead of using libevent/asio: the loop is a few hundred lines, sits
+// on the hot path, and we want batching (recvmmsg) and allocation behaviour under our control.
+#include <sys/epoll.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <queue>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace nld::net {
+
+using Clock = std::chrono::steady_clock;
+
+/// Something that owns a file descriptor registered with a loop.
+class IoHandler {
+ public:
+  virtual ~IoHandler() = default;
+  /// Called on the loop thread with the epoll event bits (EPOLLIN, EPOLLOUT, EPOLLERR, ...).
+  virtual void onEvents(uint32_t events) = 0;
+};
+
+class EventLoop {
+ public:
+  using TimerId = uint64_t;
+  using Task = std::function<void()>;
+
+  EventLoop();
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  /// Registers fd (loop thread only, or before run()). The handler must outlive the registration.
+  void add(int fd, uint32_t events, IoHandler* handler);
+  /// Changes the event mask (loop thread only).
+  void modify(int fd, uint32_t events, IoHandler* handler);
+  /// Unregisters fd (loop thread only). Events for it already fetched in the current dispatch
+  /// round may still be delivered, so a handler must not be destroyed synchronously from inside
+  /// any onEvents/timer/task: destroy it with post() (deferred deletion, one round later).
+  void remove(int fd);
+
+  /// Runs `fn` once after `delay` on the loop thread (loop thread only). Returns an id for
+  /// cancelTimer. Timers fire in deadline order; a cancelled timer never fires.
+  TimerId addTimer(std::chrono::nanoseconds delay, Task fn);
+  void cancelTimer(TimerId id);
+
+  /// Queues `fn` to run on the loop thread and wakes the loop. Thread-safe.
+  void post(Task fn);
+
+  /// Runs until stop(). Must be called from the thread that will own the loop.
+  void run();
+  /// Makes run() return after the current iteration. Thread-safe.
+  void stop();
+
+  /// Time at the start of the current loop iteration (cheap; loop thread only).
+  Clock::time_point now() const { return now_; }
+  bool inLoopThread() const { return std::this_thread::get_id() == owner_.load(); }
+  bool running() const { return running_.load(); }
+
+ private:
+  struct Timer {
+    Clock::time_point deadline;
+    TimerId id;
+    bool operator>(const Timer& o) const {
+      return deadline != o.deadline ? deadline > o.deadline : id > o.id;
+    }
+  };
+
+  int nextTimeoutMs() const;
+  void runTimers();
+  void runPosted();
+
+  int epfd_ = -1;
+  int wakefd_ = -1;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> stop_{false};
+  std::atomic<std::thread::id> owner_{};
+  Clock::time_point now_ = Clock::now();
+
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
+  std::unordered_map<TimerId, Task> timer_tasks_;
+  TimerId next_timer_ = 1;
+
+  std::mutex posted_mu_;
+  std::vector<Task> posted_;
+  std::vector<Task> running_posted_;
+};
+
+}  // namespace nld::net
