@@ -1,0 +1,390 @@
+#include "cmd/node-cache/app.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "cmd/node-cache/default_corefile.h"
+#include "common/log.h"
+#include "common/random.h"
+#include "dns/message.h"
+#include "node/config_sync.h"
+#include "node/host_setup.h"
+#include "server/plan.h"
+#include "server/socket_util.h"
+
+namespace nld::cmd {
+
+App::App(node::Options options)
+    : opt_(std::move(options)), registry_(observability::defaultRegistry()) {}
+
+App::~App() {
+  stopping_ = true;
+  for (auto& t : probes_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+void App::setupError(std::string_view type) {
+  if (catalogue_ && catalogue_->nodecacheSetupErrors != nullptr) {
+    catalogue_->nodecacheSetupErrors->with({std::string(type)}).inc();
+  }
+}
+
+config::Corefile App::loadConfig() const {
+  config::ParseOptions po;
+  po.default_port = opt_.dns_port;
+  if (opt_.default_config) {
+    return config::parseCorefile(kDefaultCorefile, "<embedded default Corefile>", po);
+  }
+  return config::loadCorefile(opt_.output_corefile, po);
+}
+
+void App::restartHttp(const config::Corefile& cf) {
+  // Signature of the endpoint set; unchanged → keep the running servers.
+  std::string sig;
+  std::chrono::milliseconds lameduck{0};
+  for (const auto& b : cf.blocks) {
+    if (b.health) {
+      sig += "h:" + b.health->address + ";";
+      lameduck = std::max(lameduck, b.health->lameduck);
+    }
+    if (b.prometheus) sig += "m:" + *b.prometheus + ";";
+  }
+  lameduck_ = lameduck;
+  if (http_ && sig == http_signature_) return;
+  if (http_) http_->stop();
+  http_ = std::make_unique<observability::HttpEndpoints>();
+  for (const auto& b : cf.blocks) {
+    if (b.health) http_->addHealth(b.health->address);
+    if (b.prometheus) http_->addMetrics(*b.prometheus, registry_);
+  }
+  http_->start();
+  http_signature_ = sig;
+}
+
+void App::applyConfig(config::Corefile cf) {
+  const std::string fp = cf.fingerprint;
+  auto plan = server::buildPlan(std::move(cf), server_->workers(), server_metrics_.get());
+  server_->load(plan);  // binds new listeners first; throws without changing anything
+  for (const auto& l : plan->listeners) {
+    for (const auto& e : l.zones.entries()) {
+      const auto& b = plan->corefile.blocks[e.block];
+      if (!b.prometheus) continue;
+      for (const char* name : {"cache", "forward", "errors", "loop", "prometheus"}) {
+        bool on = (std::string_view(name) == "cache" && b.cache) ||
+                  (std::string_view(name) == "forward" && !b.forwards.empty()) ||
+                  (std::string_view(name) == "errors" && b.errors) ||
+                  (std::string_view(name) == "loop" && b.loop) ||
+                  std::string_view(name) == "prometheus";
+        if (on) server_metrics_->enablePlugin(l.server_label, e.text, name);
+      }
+    }
+  }
+  try {
+    restartHttp(plan->corefile);
+  } catch (const std::exception& e) {
+    log::error("health/prometheus listener: {}", e.what());
+  }
+  fingerprint_ = fp;
+}
+
+bool App::reload(const char* why) {
+  config::Corefile cf;
+  try {
+    cf = loadConfig();
+  } catch (const std::exception& e) {
+    log::error("Corefile changed but reload failed: {}", e.what());
+    catalogue_->reloadFailed.with().inc();
+    return false;
+  }
+  if (cf.fingerprint == fingerprint_) return true;  // whitespace/comments only
+  try {
+    applyConfig(std::move(cf));
+  } catch (const std::exception& e) {
+    log::error("Corefile changed but reload failed: {}", e.what());
+    catalogue_->reloadFailed.with().inc();
+    return false;
+  }
+  log::info("Reloading complete ({})", why);
+  startLoopProbes();
+  return true;
+}
+
+void App::writePidfile() {
+  if (opt_.pidfile.empty()) return;
+  std::ofstream f(opt_.pidfile, std::ios::trunc);
+  f << getpid() << "\n";
+  f.close();
+  if (!f) {
+    throw std::runtime_error("could not write pidfile " + opt_.pidfile);
+  }
+  pidfile_written_ = true;
+}
+
+void App::removePidfile() {
+  if (pidfile_written_) {
+    ::unlink(opt_.pidfile.c_str());
+    pidfile_written_ = false;
+  }
+}
+
+void App::teardownNetworking() {
+  if (torn_down_) return;
+  torn_down_ = true;
+  if (host_ && !opt_.skip_teardown) {
+    log::info("Tearing down");
+    host_->teardown();
+  } else if (host_) {
+    host_->stopPeriodic();
+  }
+}
+
+void App::startLoopProbes() {
+  auto plan = server_->plan();
+  if (!plan) return;
+  for (const auto& b : plan->blocks) {
+    if (!b.loop) continue;
+    std::shared_ptr<server::LoopDetector> ld = b.loop;
+    probes_.emplace_back([this, ld] {
+      // Send HINFO <rand>.<rand>.<zone> to our own listener until one exchange completes
+      // (spec §8.7); while it runs, the pipeline counts the probe name coming back.
+      uint8_t q[512];
+      for (int attempt = 0; attempt < 30 && !stopping_ && ld->active; ++attempt) {
+        size_t n = dns::buildQuery(static_cast<uint16_t>(random64()), ld->probe, dns::type::HINFO,
+                                   dns::cls::IN, dns::flag::RD, false, 0, false,
+                                   dns::MutableBytes(q, sizeof(q)));
+        server::SockAddr to;
+        try {
+          to = server::makeSockAddr(ld->target_ip, ld->target_port);
+        } catch (...) {
+          return;
+        }
+        int fd = ::socket(to.storage.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return;
+        bool answered = false;
+        if (::connect(fd, to.get(), to.len) == 0 && ::send(fd, q, n, 0) == ssize_t(n)) {
+          pollfd p{fd, POLLIN, 0};
+          if (::poll(&p, 1, 2000) == 1) {
+            uint8_t buf[4096];
+            answered = ::recv(fd, buf, sizeof(buf), 0) > 0;
+          }
+        }
+        ::close(fd);
+        if (answered) break;
+        for (int i = 0; i < 10 && !stopping_; ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+      }
+      ld->active = false;
+    });
+  }
+}
+
+bool App::loopDetected(std::string* message) const {
+  auto plan = server_->plan();
+  if (!plan) return false;
+  for (const auto& b : plan->blocks) {
+    if (b.loop && b.loop->seen.load() > 2) {
+      *message = fmt::format(
+          "plugin/loop: Loop ({}:{} -> {}:{}) detected for zone \"{}\", see "
+          "https://coredns.io/plugins/loop#troubleshooting. Query: \"HINFO {}\"",
+          b.loop->target_ip, b.loop->target_port, b.loop->target_ip, b.loop->target_port,
+          b.cfg->keys.front().zone, b.loop->probe_text);
+      return true;
+    }
+  }
+  return false;
+}
+
+int App::shutdown(int signo) {
+  stopping_ = true;
+  if (signo == SIGTERM && http_) {
+    // Lameduck: health reports unhealthy while DNS keeps being served.
+    http_->setLameduck(true);
+    if (lameduck_.count() > 0) std::this_thread::sleep_for(lameduck_);
+  }
+  if (sync_) sync_->stop();
+  removePidfile();
+  teardownNetworking();
+  if (signo != SIGQUIT) {
+    // Let queries waiting on upstreams finish (bounded like CoreDNS's 5 s graceful stop).
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (server_->inflight() > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  server_->stop();
+  if (http_) http_->stop();
+  if (node_metrics_) node_metrics_->stop();
+  for (auto& t : probes_) {
+    if (t.joinable()) t.join();
+  }
+  probes_.clear();
+  return 0;
+}
+
+int App::run() {
+  // Every thread created from here on inherits this mask; only the main loop takes signals.
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP, SIGUSR2}) sigaddset(&set, s);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  // node-cache's own metrics endpoint (spec §8.11): setup errors count only if it started.
+  bool node_metrics_ok = true;
+  node_metrics_ = std::make_unique<observability::HttpServer>(
+      opt_.default_config ? std::string("127.0.0.1:9353") : opt_.metrics_listen_address);
+  node_metrics_->enableMetrics(registry_);
+  try {
+    node_metrics_->start();
+  } catch (const std::exception& e) {
+    log::error("Failed to start metrics handler: {}", e.what());
+    node_metrics_.reset();
+    node_metrics_ok = false;
+  }
+  observability::BuildInfo build;
+  build.version = NLD_VERSION;
+  build.revision = NLD_REVISION;
+  catalogue_ = std::make_unique<observability::CorednsMetrics>(registry_, build, node_metrics_ok);
+  observability::registerProcessCollector(registry_);
+
+  size_t workers = opt_.workers > 0 ? size_t(opt_.workers)
+                                    : std::max(1u, std::thread::hardware_concurrency());
+  server_metrics_ = std::make_unique<server::ServerMetrics>(*catalogue_, workers);
+  server::ServerOptions so;
+  so.workers = workers;
+  server_ = std::make_unique<server::Server>(*server_metrics_, so);
+
+  // 1. Interface (before listeners: `bind` needs the addresses to be local).
+  node::HostSetupSettings hs;
+  hs.interface_name = opt_.interface_name;
+  hs.local_ips = opt_.local_ips;
+  hs.setup_interface = opt_.setup_interface;
+  hs.setup_iptables = opt_.setup_iptables;
+  hs.dns_port = opt_.dns_port;
+  hs.health_port = opt_.health_port;
+  host_ = std::make_unique<node::HostSetup>(hs, [this](std::string_view t) { setupError(t); });
+  if (opt_.setup_interface) host_->setupInterface();
+
+  // 2. Render the Corefile from the template (and keep re-rendering on changes).
+  if (!opt_.default_config) {
+    node::ConfigSyncSettings cs;
+    cs.base_corefile = opt_.base_corefile;
+    cs.kube_dns_dir = opt_.kubednscm;
+    if (cs.kube_dns_dir.empty() && ::access("/etc/kube-dns", F_OK) == 0) {
+      cs.kube_dns_dir = "/etc/kube-dns";
+    }
+    cs.output_path = opt_.output_corefile;
+    cs.local_ips = opt_.localIpsSpaceSeparated();
+    cs.upstream_ip = node::upstreamServiceIp(opt_.upstream_svc);
+    cs.upstream_env_name = node::upstreamServiceEnvName(opt_.upstream_svc);
+    cs.local_port = opt_.dns_port;
+    if (!cs.upstream_ip) {
+      log::warn("Unable to lookup IP address of Upstream service {}, env ${} is not set or not "
+                "an IP",
+                opt_.upstream_svc, cs.upstream_env_name);
+    }
+    const bool signal_reload = opt_.reload_with_signal;
+    sync_ = std::make_unique<node::ConfigSync>(
+        cs,
+        [signal_reload](const std::string& path, const std::string& text) {
+          log::info("Using config file:\n{}", text);
+          (void)path;
+          if (signal_reload) ::kill(::getpid(), SIGUSR1);
+        },
+        [this](std::string_view t) { setupError(t); });
+    if (::access(opt_.base_corefile.c_str(), R_OK) == 0) {
+      sync_->initialSync();
+      sync_->start();
+    } else {
+      log::warn("Base Corefile {} not readable; serving {} as is", opt_.base_corefile,
+                opt_.output_corefile);
+    }
+  }
+
+  // 3. Load and serve. A broken config or a port conflict is fatal, after undoing step 1.
+  try {
+    applyConfig(loadConfig());
+  } catch (const std::exception& e) {
+    log::error("{}", e.what());
+    if (sync_) sync_->stop();
+    teardownNetworking();
+    return 1;
+  }
+  auto plan = server_->plan();
+  for (const auto& l : plan->listeners) log::info("{}", l.server_label);
+  log::info("nodelocaldns-{} (node-cache, {} workers)", NLD_VERSION, workers);
+
+  // 4. Pidfile after every listener is up, then iptables (spec §1.6, §3.5).
+  try {
+    writePidfile();
+  } catch (const std::exception& e) {
+    log::error("{}", e.what());
+  }
+  if (opt_.setup_iptables || opt_.setup_interface) {
+    host_->setupRules();
+    host_->startPeriodic(opt_.sync_interval);
+  }
+  startLoopProbes();
+
+  // 5. Signals, reload polling and loop detection.
+  std::optional<config::ReloadConfig> reload_cfg;
+  for (const auto& b : plan->corefile.blocks) {
+    if (b.reload) reload_cfg = b.reload;
+  }
+  auto reload_period = [&] {
+    if (!reload_cfg) return std::chrono::milliseconds(0);
+    auto base = std::chrono::duration_cast<std::chrono::milliseconds>(reload_cfg->interval);
+    auto jitter = std::chrono::duration_cast<std::chrono::milliseconds>(reload_cfg->jitter);
+    auto j = jitter.count() > 0 ? int64_t(randomBelow(uint64_t(jitter.count()))) -
+                                      jitter.count() / 2
+                                : 0;
+    return base + std::chrono::milliseconds(j);
+  };
+  auto period = reload_period();
+  auto next_reload = std::chrono::steady_clock::now() + period;
+
+  for (;;) {
+    timespec ts{0, 200 * 1000 * 1000};
+    int sig = sigtimedwait(&set, nullptr, &ts);
+    if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) {
+      log::info("Received {}, shutting down", sig == SIGTERM ? "SIGTERM"
+                                               : sig == SIGINT ? "SIGINT"
+                                                               : "SIGQUIT");
+      return shutdown(sig);
+    }
+    if (sig == SIGUSR1) reload("SIGUSR1");
+    std::string loop_msg;
+    if (loopDetected(&loop_msg)) {
+      // Unlike the upstream, tear down first: rules left behind black-hole node DNS (§12.11).
+      removePidfile();
+      teardownNetworking();
+      log::error("{}", loop_msg);
+      server_->stop();
+      return 1;
+    }
+    if (period.count() > 0 && std::chrono::steady_clock::now() >= next_reload) {
+      reload("reload plugin: Corefile changed");
+      if (auto p = server_->plan()) {
+        reload_cfg.reset();
+        for (const auto& b : p->corefile.blocks) {
+          if (b.reload) reload_cfg = b.reload;
+        }
+      }
+      period = reload_period();
+      next_reload = std::chrono::steady_clock::now() + period;
+    }
+  }
+}
+
+}  // namespace nld::cmd

@@ -1,0 +1,63 @@
+#pragma once
+// node-cache's process: the k8s-dns-node-cache wrapper (flags, Corefile templating, dummy
+// interface, iptables, pidfile, signals) around our DNS server. Startup order follows spec §1/§13:
+// interface → render Corefile → bind listeners → pidfile → iptables → periodic re-check; SIGTERM:
+// lameduck → in-flight queries finish → teardown → exit 0.
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "node/options.h"
+#include "observability/coredns_metrics.h"
+#include "observability/http_server.h"
+#include "server/metrics.h"
+#include "server/server.h"
+
+namespace nld::node {
+class HostSetup;
+class ConfigSync;
+}  // namespace nld::node
+
+namespace nld::cmd {
+
+class App {
+ public:
+  explicit App(node::Options options);
+  ~App();
+  /// Runs until a terminating signal or a fatal error; returns the process exit code.
+  int run();
+
+ private:
+  config::Corefile loadConfig() const;
+  void applyConfig(config::Corefile cf);   // throws on failure; nothing changed then
+  bool reload(const char* why);            // false: kept the old config
+  void restartHttp(const config::Corefile& cf);
+  void startLoopProbes();
+  bool loopDetected(std::string* message) const;
+  void writePidfile();
+  void removePidfile();
+  void setupError(std::string_view type);
+  void teardownNetworking();
+  int shutdown(int signo);
+
+  node::Options opt_;
+  observability::Registry& registry_;
+  std::unique_ptr<observability::CorednsMetrics> catalogue_;
+  std::unique_ptr<server::ServerMetrics> server_metrics_;
+  std::unique_ptr<server::Server> server_;
+  std::unique_ptr<observability::HttpEndpoints> http_;   // Corefile health/prometheus
+  std::string http_signature_;
+  std::unique_ptr<observability::HttpServer> node_metrics_;  // -metrics-listen-address
+  std::unique_ptr<node::HostSetup> host_;
+  std::unique_ptr<node::ConfigSync> sync_;
+  std::string fingerprint_;
+  std::chrono::milliseconds lameduck_{0};
+  std::vector<std::thread> probes_;
+  std::atomic<bool> stopping_{false};
+  bool pidfile_written_ = false;
+  bool torn_down_ = false;
+};
+
+}  // namespace nld::cmd

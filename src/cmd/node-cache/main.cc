@@ -1,0 +1,38 @@
+// node-cache: a drop-in replacement for Kubernetes' k8s-dns-node-cache.
+#include <cstdio>
+
+#include "cmd/node-cache/app.h"
+#include "common/log.h"
+#include "flags/flag_set.h"
+
+int main(int argc, char** argv) {
+  nld::node::Options opt;
+  try {
+    opt = nld::node::parseOptions(argc, argv);
+  } catch (const nld::flags::HelpRequested&) {
+    std::fputs(nld::node::optionsUsage(argc > 0 ? argv[0] : "node-cache").c_str(), stderr);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "node-cache: %s\n", e.what());
+    return 1;
+  }
+  if (opt.version) {
+    std::printf("nodelocaldns node-cache %s (%s)\n", NLD_VERSION, NLD_REVISION);
+    return 0;
+  }
+  if (opt.plugins) {
+    std::printf("Server types:\n  dns\n\nCaddyfile loaders:\n  flag\n\nOther plugins:\n"
+                "  dns.bind\n  dns.cache\n  dns.errors\n  dns.forward\n  dns.health\n"
+                "  dns.log\n  dns.loop\n  dns.prometheus\n  dns.reload\n");
+    return 0;
+  }
+  nld::log::init(opt.quiet);
+  nld::log::info("Starting node-cache image: nodelocaldns-{}", NLD_VERSION);
+  try {
+    nld::cmd::App app(std::move(opt));
+    return app.run();
+  } catch (const std::exception& e) {
+    nld::log::error("fatal: {}", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,110 @@
+#pragma once
+// The data path's CoreDNS metrics (spec §8.10, §8.3, §8.4) on top of the per-thread registry.
+// Handles are created lazily per worker on first use of a label combination and kept in
+// per-worker maps, so steady-state queries only look up a handle and bump a thread-local slot
+// (no locks, no allocation).
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "observability/coredns_metrics.h"
+#include "observability/metrics.h"
+#include "upstream/forwarder.h"
+
+namespace nld::server {
+
+enum class AnswerPlugin : uint8_t { None = 0, Cache = 1, Forward = 2 };
+
+class ServerMetrics {
+ public:
+  ServerMetrics(observability::CorednsMetrics& catalogue, size_t workers);
+
+  /// One answered (or dropped) query. `zone` empty = refused before any block ("dropped").
+  /// Loop thread of `worker` only.
+  void onQuery(size_t worker, const std::string& server, const std::string& zone, bool udp,
+               int family, uint16_t qtype, bool dnssec_ok, size_t req_size, uint8_t rcode,
+               AnswerPlugin plugin, size_t resp_size, double seconds);
+
+  struct CacheEvent {
+    bool hit = false;
+    bool denial = false;
+    bool stale = false;
+    bool prefetch = false;
+  };
+  void onCacheLookup(size_t worker, const std::string& server, const std::string& zones,
+                     const CacheEvent& e);
+  void onCacheEntries(const std::string& server, const std::string& zones, bool denial,
+                      double delta);
+  void onCacheEvictions(size_t worker, const std::string& server, const std::string& zones,
+                        bool denial, uint64_t n);
+  void onCacheDrop(size_t worker, const std::string& server, const std::string& zones);
+
+  void onPanic();
+  void onMalformed();
+
+  /// The forwarder's metrics hooks for one stanza (process-wide; thread-safe).
+  std::unique_ptr<upstream::ForwardObserver> forwardObserver(std::vector<std::string> to_labels);
+
+  void enablePlugin(const std::string& server, const std::string& zone, const std::string& name);
+
+  observability::Registry& registry() { return registry_; }
+
+ private:
+  // Handle caches are keyed by the identity of the plan-owned label strings (their addresses:
+  // stable for a plan's lifetime) plus small integers, so a lookup builds no string.
+  struct Key {
+    const void* family;
+    const void* a;
+    const void* b;
+    uint64_t small;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const {
+      uint64_t h = reinterpret_cast<uintptr_t>(k.family) * 0x9E3779B97F4A7C15ull;
+      h ^= reinterpret_cast<uintptr_t>(k.a) + 0x632BE59BD9B4E019ull + (h << 6) + (h >> 2);
+      h ^= reinterpret_cast<uintptr_t>(k.b) + 0x8CB92BA72F3D8DD7ull + (h << 6) + (h >> 2);
+      h ^= k.small + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+      return h;
+    }
+  };
+  struct PerWorker {
+    std::unordered_map<Key, observability::Counter, KeyHash> counters;
+    std::unordered_map<Key, observability::Histogram, KeyHash> histograms;
+  };
+  template <typename MakeLabels>
+  observability::Counter& counter(size_t worker, observability::CounterFamily& fam,
+                                  const Key& key, MakeLabels&& make);
+  template <typename MakeLabels>
+  observability::Histogram& histogram(size_t worker, observability::HistogramFamily& fam,
+                                      const Key& key, MakeLabels&& make);
+
+  observability::Registry& registry_;
+  observability::CorednsMetrics& catalogue_;
+  std::vector<PerWorker> workers_;
+  observability::CounterFamily& requests_;
+  observability::CounterFamily& do_requests_;
+  observability::CounterFamily& responses_;
+  observability::HistogramFamily& duration_;
+  observability::HistogramFamily& req_size_;
+  observability::HistogramFamily& resp_size_;
+  observability::CounterFamily& panics_;
+  observability::GaugeFamily& plugin_enabled_;
+  observability::CounterFamily& cache_requests_;
+  observability::CounterFamily& cache_hits_;
+  observability::CounterFamily& cache_misses_;
+  observability::CounterFamily& cache_prefetch_;
+  observability::CounterFamily& cache_stale_;
+  observability::CounterFamily& cache_drops_;
+  observability::CounterFamily& cache_evictions_;
+  observability::GaugeFamily& cache_entries_;
+  observability::CounterFamily& malformed_;
+};
+
+std::string_view typeLabel(uint16_t qtype);
+std::string rcodeLabel(uint8_t rcode);
+
+}  // namespace nld::server

@@ -1,0 +1,364 @@
+#include "server/pipeline.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/log.h"
+#include "server/metrics.h"
+
+namespace nld::server {
+
+using dns::ByteView;
+using dns::MutableBytes;
+
+WorkerPlan::~WorkerPlan() {
+  for (auto& b : blocks) {
+    for (auto& f : b.forwarders) {
+      if (f) f->shutdown();
+    }
+  }
+}
+
+// A query waiting for an upstream answer. Owns a copy of the client's packet.
+struct Pipeline::Pending {
+  std::shared_ptr<WorkerPlan> plan;  // keeps the config generation alive
+  size_t listener = 0;
+  size_t block = 0;
+  const ZoneTable::Entry* zone = nullptr;
+  std::vector<uint8_t> pkt;
+  dns::Query query;
+  SockAddr peer;
+  Proto proto = Proto::Udp;
+  Reply reply;
+  net::Clock::time_point start;
+  bool stale_verify = false;  // serve_stale verify: fall back to the stale entry on failure
+};
+
+Pipeline::Pipeline(net::EventLoop& loop, ServerMetrics& metrics, size_t worker_index)
+    : loop_(loop), metrics_(metrics), worker_(worker_index), scratch_(dns::kMaxMessageSize) {}
+
+Pipeline::~Pipeline() = default;
+
+void Pipeline::setPlan(const std::shared_ptr<const Plan>& plan) {
+  auto wp = std::make_shared<WorkerPlan>();
+  wp->plan = plan;
+  wp->blocks.resize(plan->blocks.size());
+  for (size_t i = 0; i < plan->blocks.size(); ++i) {
+    const BlockPlan& b = plan->blocks[i];
+    BlockRuntime& rt = wp->blocks[i];
+    if (b.cache) rt.cache = std::make_unique<cache::Cache>(*b.cache);
+    for (const auto& f : b.forwards) {
+      rt.forwarders.push_back(std::make_unique<upstream::Forwarder>(loop_, f.shared, f.observer.get()));
+    }
+  }
+  // Entries of the previous generation's caches disappear with it (a reload drops the cache).
+  if (current_) {
+    for (size_t i = 0; i < current_->blocks.size(); ++i) {
+      const auto& c = current_->blocks[i].cache;
+      if (!c) continue;
+      const BlockPlan& b = current_->plan->blocks[i];
+      const auto& st = c->stats();
+      metrics_.onCacheEntries(b.server_label, b.zones_label, false,
+                              -double(st.entries_success.load(std::memory_order_relaxed)));
+      metrics_.onCacheEntries(b.server_label, b.zones_label, true,
+                              -double(st.entries_denial.load(std::memory_order_relaxed)));
+    }
+  }
+  current_ = std::move(wp);
+}
+
+void Pipeline::shutdown() {
+  if (current_) {
+    for (auto& b : current_->blocks) {
+      for (auto& f : b.forwarders) f->shutdown();
+    }
+  }
+}
+
+namespace {
+
+// CoreDNS's label for the block that answered (the zone that matched on the listener).
+const std::string kDropped = "dropped";
+
+bool inZones(const dns::Name& name, const std::vector<dns::Name>& zones) {
+  for (const auto& z : zones) {
+    if (name.isSubdomainOf(z)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Proto proto,
+                        MutableBytes out, ReplyFactory& replies) {
+  const auto start = net::Clock::now();
+  const WorkerPlan& wp = *current_;
+  const ListenerPlan& lp = wp.plan->listeners[listener];
+  const bool udp = proto == Proto::Udp;
+
+  dns::Query q;
+  const dns::QueryStatus st = dns::parseQuery(pkt, q);
+  auto finishError = [&](uint16_t rcode, const std::string& zone) -> size_t {
+    size_t n = dns::buildErrorResponse(pkt, q, rcode, out);
+    metrics_.onQuery(worker_, lp.server_label, zone, udp, peer.family(), q.question.qtype,
+                     q.edns.dnssec_ok, pkt.size(), static_cast<uint8_t>(rcode & 0xf),
+                     AnswerPlugin::None, n,
+                     std::chrono::duration<double>(net::Clock::now() - start).count());
+    return n;
+  };
+  switch (st) {
+    case dns::QueryStatus::Ok: break;
+    case dns::QueryStatus::Drop:
+      ++dropped_;
+      metrics_.onMalformed();
+      return 0;
+    case dns::QueryStatus::FormErr:
+      metrics_.onMalformed();
+      return finishError(dns::rcode::FormErr, kDropped);
+    case dns::QueryStatus::NotImp: return finishError(dns::rcode::NotImp, kDropped);
+    case dns::QueryStatus::BadVers: return finishError(dns::rcode::BadVers, kDropped);
+  }
+
+  const ZoneTable::Entry* zone = lp.zones.match(q.question.name, q.question.qtype);
+  if (zone == nullptr) return finishError(dns::rcode::Refused, kDropped);
+  const size_t bi = zone->block;
+  const BlockPlan& block = wp.plan->blocks[bi];
+  const BlockRuntime& rt = wp.blocks[bi];
+  const size_t limit = udp ? q.clientUdpSize() : dns::kMaxMessageSize;
+
+  // loop: count our own probe coming back (spec §8.7).
+  if (block.loop && q.question.qtype == dns::type::HINFO && block.loop->active.load() &&
+      q.question.name.equalsIgnoreCase(block.loop->probe)) {
+    block.loop->seen.fetch_add(1);
+  }
+
+  // cache
+  bool prefetch = false;
+  bool stale_verify = false;
+  if (rt.cache && (block.cache_zones.empty() || inZones(q.question.name, block.cache_zones))) {
+    cache::LookupResult lr = rt.cache->lookup(pkt, q, loop_.now(), limit, out);
+    ServerMetrics::CacheEvent ev;
+    ev.hit = lr.kind == cache::Kind::Hit || lr.kind == cache::Kind::Stale;
+    ev.denial = lr.denial;
+    ev.stale = lr.kind == cache::Kind::Stale;
+    ev.prefetch = lr.prefetch;
+    metrics_.onCacheLookup(worker_, lp.server_label, block.zones_label, ev);
+    if (ev.hit) {
+      if (lr.prefetch || lr.kind == cache::Kind::Stale) {
+        refresh(current_, bi, pkt, q);
+      }
+      const uint8_t rcode = lr.length >= dns::kHeaderSize ? (out[3] & 0xf) : 0;
+      if (block.log) logQuery(block, peer, q, proto, pkt.size(), out.first(lr.length),
+                              net::Clock::now() - start);
+      if (block.metrics) {
+        metrics_.onQuery(worker_, lp.server_label, zone->text, udp, peer.family(),
+                         q.question.qtype, q.edns.dnssec_ok, pkt.size(), rcode,
+                         AnswerPlugin::Cache, lr.length,
+                         std::chrono::duration<double>(net::Clock::now() - start).count());
+      }
+      return lr.length;
+    }
+    prefetch = false;
+    stale_verify = lr.kind == cache::Kind::StaleVerify;
+  }
+  (void)prefetch;
+
+  // forward: the first stanza whose FROM covers the name and whose except list does not.
+  upstream::Forwarder* fwd = nullptr;
+  for (size_t i = 0; i < block.forwards.size(); ++i) {
+    const ForwardPlan& f = block.forwards[i];
+    if (!q.question.name.isSubdomainOf(f.from)) continue;
+    if (inZones(q.question.name, f.except) && !q.question.name.equalsIgnoreCase(f.from)) continue;
+    fwd = rt.forwarders[i].get();
+    break;
+  }
+  if (fwd == nullptr) {
+    // Nothing after the cache can answer: CoreDNS answers SERVFAIL ("no next plugin").
+    return finishError(dns::rcode::ServFail, zone->text);
+  }
+
+  auto p = std::make_shared<Pending>();
+  p->plan = current_;
+  p->listener = listener;
+  p->block = bi;
+  p->zone = zone;
+  p->pkt.assign(pkt.begin(), pkt.end());
+  p->query = q;
+  p->peer = peer;
+  p->proto = proto;
+  p->reply = replies.make();
+  p->start = start;
+  p->stale_verify = stale_verify;
+  inflight_.fetch_add(1, std::memory_order_relaxed);
+  fwd->resolve(ByteView(p->pkt), p->query, !udp,
+               [this, p](const upstream::Result& r) { onUpstream(p, r); });
+  return kPending;
+}
+
+void Pipeline::refresh(const std::shared_ptr<WorkerPlan>& wp, size_t block, ByteView pkt,
+                       const dns::Query& q) {
+  // Background refresh for prefetch / serve_stale: ask upstream, insert, answer nobody.
+  const BlockPlan& b = wp->plan->blocks[block];
+  const BlockRuntime& rt = wp->blocks[block];
+  for (size_t i = 0; i < b.forwards.size(); ++i) {
+    if (!q.question.name.isSubdomainOf(b.forwards[i].from)) continue;
+    auto copy = std::make_shared<std::pair<std::vector<uint8_t>, dns::Query>>(
+        std::vector<uint8_t>(pkt.begin(), pkt.end()), q);
+    auto keep = wp;
+    rt.forwarders[i]->resolve(ByteView(copy->first), copy->second, true,
+                              [keep, copy, block](const upstream::Result& r) {
+                                if (r.status != upstream::Result::Status::Ok) return;
+                                auto& c = keep->blocks[block].cache;
+                                if (c) c->insert(copy->second, r.packet, *r.parsed,
+                                                 net::Clock::now());
+                              });
+    return;
+  }
+}
+
+size_t Pipeline::finishFromUpstream(const upstream::Result& r, const dns::Query& q,
+                                    ByteView client_pkt, uint32_t cap_ttl, size_t limit,
+                                    MutableBytes out) {
+  const dns::Response& resp = *r.parsed;
+  if (r.packet.size() > out.size()) return 0;
+  std::memcpy(out.data(), r.packet.data(), r.packet.size());
+  size_t len = dns::stripOpt(out, r.packet.size(), resp);
+  dns::setId(out.data(), q.header.id);
+  // Restore the client's spelling of the name (0x20): same length, first name in both.
+  if (resp.question.name_offset == dns::kHeaderSize &&
+      resp.question.name.len == q.question.name.len &&
+      q.question.name_offset == dns::kHeaderSize) {
+    std::memcpy(out.data() + dns::kHeaderSize, client_pkt.data() + dns::kHeaderSize,
+                q.question.name.len);
+  }
+  uint16_t flags = dns::load16(out.data() + 2);
+  flags = static_cast<uint16_t>((flags & ~(dns::flag::RD | dns::flag::CD)) |
+                                (q.header.flags & (dns::flag::RD | dns::flag::CD)));
+  if (!q.edns.dnssec_ok && !q.header.ad()) flags &= static_cast<uint16_t>(~dns::flag::AD);
+  dns::store16(out.data() + 2, flags);
+  if (cap_ttl > 0) {
+    for (const auto& rr : resp.rrs) {
+      if (rr.ttl_offset + 4 > len) continue;
+      uint32_t ttl = dns::load32(out.data() + rr.ttl_offset);
+      if (ttl > cap_ttl) dns::store32(out.data() + rr.ttl_offset, cap_ttl);
+    }
+  }
+  if (q.edns.present) {
+    size_t n = dns::appendOpt(out, len, dns::kOurUdpSize, q.edns.dnssec_ok);
+    if (n != 0) len = n;
+  }
+  if (len > limit) {
+    len = dns::truncateToQuestion(out, q.question.end);
+    if (q.edns.present) {
+      size_t n = dns::appendOpt(out, len, dns::kOurUdpSize, q.edns.dnssec_ok);
+      if (n != 0) len = n;
+    }
+  }
+  return len;
+}
+
+void Pipeline::onUpstream(const std::shared_ptr<Pending>& p, const upstream::Result& r) {
+  WorkerPlan& wp = *p->plan;
+  const Plan& plan = *wp.plan;
+  const ListenerPlan& lp = plan.listeners[p->listener];
+  const BlockPlan& block = plan.blocks[p->block];
+  BlockRuntime& rt = wp.blocks[p->block];
+  const bool udp = p->proto == Proto::Udp;
+  const size_t limit = udp ? p->query.clientUdpSize() : dns::kMaxMessageSize;
+  MutableBytes out(scratch_);
+  ByteView client(p->pkt);
+  size_t len = 0;
+  AnswerPlugin plugin = AnswerPlugin::None;
+
+  if (r.status == upstream::Result::Status::Ok) {
+    uint32_t duration = 0;
+    if (rt.cache) {
+      const auto before = rt.cache->stats().entries_success.load(std::memory_order_relaxed);
+      const auto before_d = rt.cache->stats().entries_denial.load(std::memory_order_relaxed);
+      const auto ev_s = rt.cache->stats().evictions_success.load(std::memory_order_relaxed);
+      const auto ev_d = rt.cache->stats().evictions_denial.load(std::memory_order_relaxed);
+      const auto drops = rt.cache->stats().drops.load(std::memory_order_relaxed);
+      duration = rt.cache->insert(p->query, r.packet, *r.parsed, loop_.now());
+      const auto& s = rt.cache->stats();
+      const double ds = double(s.entries_success.load(std::memory_order_relaxed)) - double(before);
+      const double dd = double(s.entries_denial.load(std::memory_order_relaxed)) - double(before_d);
+      if (ds != 0) metrics_.onCacheEntries(block.server_label, block.zones_label, false, ds);
+      if (dd != 0) metrics_.onCacheEntries(block.server_label, block.zones_label, true, dd);
+      if (auto n = s.evictions_success.load(std::memory_order_relaxed) - ev_s) {
+        metrics_.onCacheEvictions(worker_, lp.server_label, block.zones_label, false, n);
+      }
+      if (auto n = s.evictions_denial.load(std::memory_order_relaxed) - ev_d) {
+        metrics_.onCacheEvictions(worker_, lp.server_label, block.zones_label, true, n);
+      }
+      if (s.drops.load(std::memory_order_relaxed) != drops) {
+        metrics_.onCacheDrop(worker_, lp.server_label, block.zones_label);
+      }
+    }
+    len = finishFromUpstream(r, p->query, client, duration, limit, out);
+    plugin = AnswerPlugin::Forward;
+  }
+  if (len == 0 && p->stale_verify && rt.cache) {
+    cache::LookupResult lr = rt.cache->lookupStale(client, p->query, loop_.now(), limit, out);
+    if (lr.length > 0) {
+      len = lr.length;
+      plugin = AnswerPlugin::Cache;
+      ServerMetrics::CacheEvent ev;
+      ev.hit = true;
+      ev.stale = true;
+      ev.denial = lr.denial;
+      metrics_.onCacheLookup(worker_, lp.server_label, block.zones_label, ev);
+    }
+  }
+  if (len == 0) {
+    uint16_t rc = dns::rcode::ServFail;
+    if (r.status == upstream::Result::Status::FormErr) rc = dns::rcode::FormErr;
+    if (r.status == upstream::Result::Status::Refused) rc = dns::rcode::Refused;
+    len = dns::buildErrorResponse(client, p->query, rc, out);
+    if (block.errors && rc == dns::rcode::ServFail) {
+      log::error("plugin/errors: 2 {} {}: all upstreams failed or timed out",
+                 p->query.question.name.toString(), typeLabel(p->query.question.qtype));
+    }
+  }
+  const auto took = net::Clock::now() - p->start;
+  if (block.log) logQuery(block, p->peer, p->query, p->proto, p->pkt.size(), out.first(len), took);
+  if (block.metrics) {
+    metrics_.onQuery(worker_, lp.server_label, p->zone->text, udp, p->peer.family(),
+                     p->query.question.qtype, p->query.edns.dnssec_ok, p->pkt.size(),
+                     len >= dns::kHeaderSize ? (out[3] & 0xf) : 0, plugin, len,
+                     std::chrono::duration<double>(took).count());
+  }
+  if (p->reply) p->reply(ByteView(out.data(), len));
+  inflight_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Pipeline::logQuery(const BlockPlan&, const SockAddr& peer, const dns::Query& q, Proto proto,
+                        size_t req_size, ByteView answer, std::chrono::nanoseconds took) {
+  // CoreDNS's default log format (spec §8.2):
+  // {remote}:{port} - {>id} "{type} {class} {name} {proto} {size} {>do} {>bufsize}" {rcode}
+  // {>rflags} {rsize} {duration}
+  if (answer.size() < dns::kHeaderSize) return;
+  dns::Header h = dns::Header::read(answer);
+  std::string flags;
+  auto add = [&](bool on, const char* n) {
+    if (!on) return;
+    if (!flags.empty()) flags += ',';
+    flags += n;
+  };
+  add(h.qr(), "qr");
+  add(h.aa(), "aa");
+  add(h.tc(), "tc");
+  add(h.rd(), "rd");
+  add(h.ra(), "ra");
+  add(h.ad(), "ad");
+  add(h.cd(), "cd");
+  const char* cls = q.question.qclass == dns::cls::IN ? "IN"
+                    : q.question.qclass == dns::cls::CH ? "CH"
+                                                        : "CLASS";
+  log::info("{}:{} - {} \"{} {} {} {} {} {} {}\" {} {} {} {:.9f}s", peer.ip(), peer.port(),
+            q.header.id, typeLabel(q.question.qtype), cls, q.question.name.toString(),
+            proto == Proto::Udp ? "udp" : "tcp", req_size, q.edns.dnssec_ok,
+            proto == Proto::Udp ? q.clientUdpSize() : 65535, rcodeLabel(h.rcode()), flags,
+            answer.size(), std::chrono::duration<double>(took).count());
+}
+
+}  // namespace nld::server

@@ -1,0 +1,92 @@
+#pragma once
+// The query path of one worker: parse → pick the server block → (metrics, errors, log) → cache →
+// loop → forward, in CoreDNS's plugin order (spec §6). Runs on the worker's loop thread only.
+//
+// A query is answered either synchronously (errors, REFUSED, cache hits: the answer is written
+// into the caller's buffer, nothing is allocated) or asynchronously (cache miss: the forwarder
+// calls back later and the answer goes out through the Reply the transport provided).
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "dns/message.h"
+#include "net/event_loop.h"
+#include "server/plan.h"
+#include "server/socket_util.h"
+
+namespace nld::server {
+
+class ServerMetrics;
+
+enum class Proto : uint8_t { Udp = 0, Tcp = 1 };
+
+/// How an asynchronous answer is delivered (UDP: sendto the client; TCP: write on the
+/// connection if it is still open). Called on the loop thread.
+using Reply = std::function<void(dns::ByteView answer)>;
+/// Builds a Reply on demand: only cache misses need one, so hits never allocate.
+class ReplyFactory {
+ public:
+  virtual ~ReplyFactory() = default;
+  virtual Reply make() = 0;
+};
+
+/// Per-worker runtime state of one block: its cache partition and forwarders.
+struct BlockRuntime {
+  std::unique_ptr<cache::Cache> cache;
+  std::vector<std::unique_ptr<upstream::Forwarder>> forwarders;
+};
+
+/// A worker's instantiation of a Plan. Kept alive by in-flight queries after a reload.
+struct WorkerPlan {
+  std::shared_ptr<const Plan> plan;
+  std::vector<BlockRuntime> blocks;
+  ~WorkerPlan();
+};
+
+class Pipeline {
+ public:
+  static constexpr size_t kPending = static_cast<size_t>(-1);
+
+  Pipeline(net::EventLoop& loop, ServerMetrics& metrics, size_t worker_index);
+  ~Pipeline();
+
+  /// Installs a new plan (loop thread). The previous one lives on while queries use it.
+  void setPlan(const std::shared_ptr<const Plan>& plan);
+  const std::shared_ptr<WorkerPlan>& workerPlan() const { return current_; }
+
+  /// Handles one query received on listener `listener` (index into the current plan).
+  /// Returns the length of a synchronous answer written to `out` (which must hold 65535
+  /// bytes), 0 to send nothing, or kPending if `replies.make()` was taken and will answer.
+  size_t handle(dns::ByteView pkt, const SockAddr& peer, size_t listener, Proto proto,
+                dns::MutableBytes out, ReplyFactory& replies);
+
+  /// Fails all queries waiting on upstreams (shutdown).
+  void shutdown();
+
+  uint64_t malformedDropped() const { return dropped_; }
+  /// Queries waiting on an upstream (any thread).
+  size_t inflight() const { return inflight_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Pending;
+  void onUpstream(const std::shared_ptr<Pending>& p, const upstream::Result& r);
+  void refresh(const std::shared_ptr<WorkerPlan>& wp, size_t block, dns::ByteView pkt,
+               const dns::Query& q);
+  size_t finishFromUpstream(const upstream::Result& r, const dns::Query& q,
+                            dns::ByteView client_pkt, uint32_t cap_ttl, size_t limit,
+                            dns::MutableBytes out);
+  void logQuery(const BlockPlan& b, const SockAddr& peer, const dns::Query& q, Proto proto,
+                size_t req_size, dns::ByteView answer, std::chrono::nanoseconds took);
+
+  net::EventLoop& loop_;
+  ServerMetrics& metrics_;
+  size_t worker_;
+  std::shared_ptr<WorkerPlan> current_;
+  std::vector<uint8_t> scratch_;
+  uint64_t dropped_ = 0;
+  std::atomic<size_t> inflight_{0};
+};
+
+}  // namespace nld::server

@@ -1,0 +1,165 @@
+#include "server/plan.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "common/random.h"
+#include "fmt/format.h"
+#include "server/metrics.h"
+
+namespace nld::server {
+namespace {
+
+dns::Name nameOrThrow(const std::string& text) {
+  auto n = dns::Name::fromString(text);
+  if (!n) throw std::runtime_error(fmt::format("invalid zone name '{}'", text));
+  n->toLower();
+  return *n;
+}
+
+std::string serverLabel(const std::string& address, uint16_t port) {
+  if (address.find(':') != std::string::npos) return fmt::format("dns://[{}]:{}", address, port);
+  return fmt::format("dns://{}:{}", address, port);
+}
+
+}  // namespace
+
+void ZoneTable::add(const dns::Name& zone, std::string text, size_t block) {
+  Entry e;
+  e.zone = zone;
+  e.zone.toLower();
+  e.text = std::move(text);
+  e.block = block;
+  e.labels = e.zone.labelCount();
+  entries_.push_back(std::move(e));
+  std::stable_sort(entries_.begin(), entries_.end(),
+                   [](const Entry& a, const Entry& b) { return a.labels > b.labels; });
+}
+
+const ZoneTable::Entry* ZoneTable::match(const dns::Name& qname, uint16_t qtype) const {
+  if (qtype == 43 /* DS */) {
+    // The parent side answers DS: prefer the shortest matching non-root zone.
+    const Entry* best = nullptr;
+    for (const auto& e : entries_) {
+      if (e.labels == 0) continue;
+      if (qname.isSubdomainOf(e.zone)) best = &e;
+    }
+    if (best != nullptr) return best;
+  }
+  for (const auto& e : entries_) {
+    if (qname.isSubdomainOf(e.zone)) return &e;  // sorted longest first
+  }
+  return nullptr;
+}
+
+upstream::Settings toUpstreamSettings(const config::ForwardConfig& f) {
+  upstream::Settings s;
+  for (const auto& t : f.to) s.to.push_back(upstream::Upstream{t.ip, t.port, t.label()});
+  s.force_tcp = f.force_tcp;
+  s.prefer_udp = f.prefer_udp;
+  s.expire = f.expire;
+  s.max_fails = f.max_fails;
+  s.max_connect_attempts = f.max_connect_attempts;
+  switch (f.policy) {
+    case config::Policy::Random: s.policy = upstream::Settings::Policy::Random; break;
+    case config::Policy::RoundRobin: s.policy = upstream::Settings::Policy::RoundRobin; break;
+    case config::Policy::Sequential: s.policy = upstream::Settings::Policy::Sequential; break;
+  }
+  s.health_check = f.health_check;
+  s.health_check_rd = f.health_check_recursion_desired;
+  s.health_check_name = nameOrThrow(f.health_check_domain);
+  s.max_concurrent = f.max_concurrent;
+  s.failfast_all_unhealthy = f.failfast_all_unhealthy;
+  return s;
+}
+
+cache::Settings toCacheSettings(const config::CacheConfig& c, size_t partitions) {
+  cache::Settings s;
+  s.success_capacity = c.success_capacity;
+  s.denial_capacity = c.denial_capacity;
+  s.success_max_ttl = c.success_max_ttl;
+  s.success_min_ttl = c.success_min_ttl;
+  s.denial_max_ttl = c.denial_max_ttl;
+  s.denial_min_ttl = c.denial_min_ttl;
+  s.servfail_ttl = static_cast<uint32_t>(c.servfail_ttl.count());
+  s.prefetch_amount = c.prefetch_amount;
+  s.prefetch_window_s = static_cast<uint32_t>(c.prefetch_duration.count());
+  s.prefetch_percentage = c.prefetch_percentage;
+  if (c.serve_stale) s.serve_stale_s = static_cast<uint32_t>(c.serve_stale->count());
+  s.serve_stale_verify = c.serve_stale_verify;
+  s.keepttl = c.keepttl;
+  for (const auto& z : c.disable_success) s.disable_success.push_back(nameOrThrow(z));
+  for (const auto& z : c.disable_denial) s.disable_denial.push_back(nameOrThrow(z));
+  s.partitions = std::max<size_t>(1, partitions);
+  return s;
+}
+
+std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
+                                      ServerMetrics* metrics) {
+  auto plan = std::make_shared<Plan>();
+  plan->corefile = std::move(corefile);
+  plan->workers = std::max<size_t>(1, workers);
+  const auto& cf = plan->corefile;
+
+  plan->listeners.reserve(cf.listeners.size());
+  for (const auto& l : cf.listeners) {
+    ListenerPlan lp;
+    lp.address = l.address;
+    lp.port = l.port;
+    lp.server_label = serverLabel(l.address, l.port);
+    for (const auto& [zone, block] : l.zones) lp.zones.add(nameOrThrow(zone), zone, block);
+    plan->listeners.push_back(std::move(lp));
+  }
+
+  plan->blocks.resize(cf.blocks.size());
+  for (size_t i = 0; i < cf.blocks.size(); ++i) {
+    const config::ServerBlock& sb = cf.blocks[i];
+    BlockPlan& b = plan->blocks[i];
+    b.cfg = &sb;
+    for (const auto& k : sb.keys) {
+      b.zones.push_back(nameOrThrow(k.zone));
+      if (!b.zones_label.empty()) b.zones_label += ',';
+      b.zones_label += k.zone;
+    }
+    for (const auto& lp : plan->listeners) {
+      bool serves = false;
+      for (const auto& e : lp.zones.entries()) serves |= e.block == i;
+      if (serves) {
+        b.server_label = lp.server_label;
+        break;
+      }
+    }
+    b.errors = sb.errors;
+    b.log = sb.log;
+    b.metrics = sb.prometheus.has_value();
+    if (sb.cache) {
+      b.cache = toCacheSettings(*sb.cache, plan->workers);
+      for (const auto& z : sb.cache->zones) b.cache_zones.push_back(nameOrThrow(z));
+    }
+    for (const auto& f : sb.forwards) {
+      ForwardPlan fp;
+      fp.from = nameOrThrow(f.from);
+      for (const auto& e : f.except) fp.except.push_back(nameOrThrow(e));
+      fp.settings = toUpstreamSettings(f);
+      for (const auto& t : fp.settings.to) fp.labels.push_back(t.label);
+      if (metrics != nullptr) fp.observer = metrics->forwardObserver(fp.labels);
+      fp.shared = upstream::makeSharedState(fp.settings, fp.observer.get());
+      b.forwards.push_back(std::move(fp));
+    }
+    if (sb.loop && !sb.keys.empty()) {
+      auto ld = std::make_shared<LoopDetector>();
+      const std::string zone = sb.keys.front().zone;
+      ld->probe_text = fmt::format("{}.{}.{}", random64() % 10000000000000000000ull,
+                                   random64() % 10000000000000000000ull,
+                                   zone == "." ? std::string() : zone);
+      if (ld->probe_text.back() != '.') ld->probe_text += '.';
+      ld->probe = nameOrThrow(ld->probe_text);
+      ld->target_ip = sb.bind.empty() ? std::string("127.0.0.1") : sb.bind.front();
+      ld->target_port = sb.keys.front().port;
+      b.loop = std::move(ld);
+    }
+  }
+  return plan;
+}
+
+}  // namespace nld::server

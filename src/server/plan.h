@@ -1,0 +1,97 @@
+#pragma once
+// A Plan is one loaded Corefile turned into what the data path needs: for every listener the
+// zone table that picks a server block (longest suffix), and for every block its cache settings
+// and forwarders' shared state. Plans are immutable once built and shared by all workers; a
+// reload builds a new Plan off the hot path and hands it to the workers (RCU-style), while
+// queries in flight keep the Plan they started with alive.
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cache/cache.h"
+#include "config/corefile.h"
+#include "dns/name.h"
+#include "upstream/forwarder.h"
+
+namespace nld::server {
+
+/// Longest-suffix zone lookup for one listener (spec §7.3).
+class ZoneTable {
+ public:
+  struct Entry {
+    dns::Name zone;        // lower-cased
+    std::string text;      // "cluster.local."
+    size_t block = 0;      // index into Plan::blocks
+    size_t labels = 0;
+  };
+  void add(const dns::Name& zone, std::string text, size_t block);
+  /// The entry whose zone is the longest suffix of qname, or nullptr (→ REFUSED). For DS
+  /// queries the shortest non-root match is used instead (the parent side answers DS).
+  const Entry* match(const dns::Name& qname, uint16_t qtype) const;
+  const std::vector<Entry>& entries() const { return entries_; }
+
+ private:
+  std::vector<Entry> entries_;  // sorted by label count, longest first
+};
+
+/// `loop` plugin state of one block (spec §8.7), shared by the workers.
+struct LoopDetector {
+  dns::Name probe;             // HINFO <rand>.<rand>.<zone>
+  std::string probe_text;
+  std::string target_ip;       // where the probe is sent: the block's first listen address
+  uint16_t target_port = 0;
+  std::atomic<int> seen{0};
+  std::atomic<bool> active{true};
+};
+
+struct ForwardPlan {
+  dns::Name from;
+  std::vector<dns::Name> except;
+  upstream::Settings settings;
+  std::vector<std::string> labels;  // "ip:port" per upstream, for metrics
+  std::unique_ptr<upstream::ForwardObserver> observer;  // metrics hooks (outlives `shared`)
+  std::shared_ptr<upstream::SharedForwardState> shared;
+};
+
+struct BlockPlan {
+  const config::ServerBlock* cfg = nullptr;
+  std::vector<dns::Name> zones;
+  std::string zones_label;  // comma-joined zones, as CoreDNS's cache `zones` label
+  std::string server_label;  // the first listener serving the block (cache entries gauge)
+  std::optional<cache::Settings> cache;
+  std::vector<dns::Name> cache_zones;  // `cache TTL ZONES...`; empty = the block's zones
+  std::vector<ForwardPlan> forwards;
+  bool errors = false;
+  bool log = false;
+  bool metrics = false;  // block has `prometheus`
+  std::shared_ptr<LoopDetector> loop;
+};
+
+struct ListenerPlan {
+  std::string address;  // "" = wildcard
+  uint16_t port = 0;
+  std::string server_label;  // "dns://169.254.20.10:53", "dns://:53"
+  ZoneTable zones;
+};
+
+struct Plan {
+  config::Corefile corefile;
+  std::vector<BlockPlan> blocks;
+  std::vector<ListenerPlan> listeners;
+  size_t workers = 1;
+};
+
+/// Builds a plan from a parsed Corefile. Starts the forwarders' health checking. Throws
+/// std::runtime_error for things only detectable here (e.g. an invalid zone name).
+class ServerMetrics;
+std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
+                                      ServerMetrics* metrics);
+
+/// Converts a parsed `forward` stanza to the forwarder's settings.
+upstream::Settings toUpstreamSettings(const config::ForwardConfig& f);
+/// Converts a parsed `cache` directive to the cache's settings for one worker partition.
+cache::Settings toCacheSettings(const config::CacheConfig& c, size_t partitions);
+
+}  // namespace nld::server

@@ -1,0 +1,184 @@
+#include "server/udp_handler.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+
+namespace nld::server {
+
+UdpHandler::UdpHandler(net::EventLoop& loop, Pipeline& pipeline, int fd, bool wildcard)
+    : loop_(loop),
+      pipeline_(pipeline),
+      fd_(fd),
+      wildcard_(wildcard),
+      rbuf_(kBatch * kRecvSize),
+      sbuf_(kBatch * kRecvSize),
+      scratch_(dns::kMaxMessageSize),
+      alive_fd_(std::make_shared<int>(fd)) {}
+
+UdpHandler::~UdpHandler() {
+  stop();
+  *alive_fd_ = -1;
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void UdpHandler::start() {
+  if (!registered_) {
+    loop_.add(fd_, EPOLLIN, this);
+    registered_ = true;
+  }
+}
+
+void UdpHandler::stop() {
+  if (registered_) {
+    loop_.remove(fd_);
+    registered_ = false;
+  }
+}
+
+namespace {
+
+// Copies the destination address of a received datagram into a control message for sending,
+// so the reply leaves from the address the client used (wildcard sockets only).
+size_t replyControl(const msghdr& in, char* out, size_t out_size) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&in); c != nullptr;
+       c = CMSG_NXTHDR(const_cast<msghdr*>(&in), c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      if (out_size < CMSG_SPACE(sizeof(in_pktinfo))) return 0;
+      in_pktinfo pi;
+      std::memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+      pi.ipi_ifindex = 0;
+      pi.ipi_spec_dst = pi.ipi_addr;
+      auto* o = reinterpret_cast<cmsghdr*>(out);
+      o->cmsg_level = IPPROTO_IP;
+      o->cmsg_type = IP_PKTINFO;
+      o->cmsg_len = CMSG_LEN(sizeof(pi));
+      std::memcpy(CMSG_DATA(o), &pi, sizeof(pi));
+      return CMSG_SPACE(sizeof(pi));
+    }
+    if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      if (out_size < CMSG_SPACE(sizeof(in6_pktinfo))) return 0;
+      in6_pktinfo pi;
+      std::memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+      pi.ipi6_ifindex = 0;
+      auto* o = reinterpret_cast<cmsghdr*>(out);
+      o->cmsg_level = IPPROTO_IPV6;
+      o->cmsg_type = IPV6_PKTINFO;
+      o->cmsg_len = CMSG_LEN(sizeof(pi));
+      std::memcpy(CMSG_DATA(o), &pi, sizeof(pi));
+      return CMSG_SPACE(sizeof(pi));
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+void UdpHandler::onEvents(uint32_t) {
+  // Bounded work per wakeup so one busy socket cannot starve the loop's other sockets/timers.
+  for (int round = 0; round < 8; ++round) {
+    for (int i = 0; i < kBatch; ++i) {
+      riov_[i].iov_base = rbuf_.data() + size_t(i) * kRecvSize;
+      riov_[i].iov_len = kRecvSize;
+      std::memset(&rmsgs_[i].msg_hdr, 0, sizeof(msghdr));
+      rmsgs_[i].msg_hdr.msg_name = &raddr_[i].storage;
+      rmsgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+      rmsgs_[i].msg_hdr.msg_iov = &riov_[i];
+      rmsgs_[i].msg_hdr.msg_iovlen = 1;
+      if (wildcard_) {
+        rmsgs_[i].msg_hdr.msg_control = rctl_[i].buf;
+        rmsgs_[i].msg_hdr.msg_controllen = sizeof(rctl_[i].buf);
+      }
+    }
+    int n = recvmmsg(fd_, rmsgs_, kBatch, MSG_DONTWAIT, nullptr);
+    if (n <= 0) return;  // EAGAIN (or an error we cannot act on): wait for the next event
+
+    int nsend = 0;
+    for (int i = 0; i < n; ++i) {
+      raddr_[i].len = rmsgs_[i].msg_hdr.msg_namelen;
+      if (rmsgs_[i].msg_hdr.msg_flags & MSG_TRUNC) {
+        // Larger than any query we accept; count and drop.
+        continue;
+      }
+      current_ = i;
+      const dns::ByteView pkt(rbuf_.data() + size_t(i) * kRecvSize, rmsgs_[i].msg_len);
+      size_t len = pipeline_.handle(pkt, raddr_[i], listener_, Proto::Udp,
+                                    dns::MutableBytes(scratch_), *this);
+      current_ = -1;
+      if (len == 0 || len == Pipeline::kPending) continue;
+      if (len > kRecvSize) {
+        // Rare: an answer bigger than a batch slot (client advertised a large EDNS size).
+        size_t cl = wildcard_ ? replyControl(rmsgs_[i].msg_hdr, sctl_[0].buf, sizeof(sctl_[0].buf)) : 0;
+        sendOne(raddr_[i], cl ? &sctl_[0] : nullptr, cl, dns::ByteView(scratch_.data(), len));
+        continue;
+      }
+      uint8_t* slot = sbuf_.data() + size_t(nsend) * kRecvSize;
+      std::memcpy(slot, scratch_.data(), len);
+      siov_[nsend].iov_base = slot;
+      siov_[nsend].iov_len = len;
+      std::memset(&smsgs_[nsend].msg_hdr, 0, sizeof(msghdr));
+      smsgs_[nsend].msg_hdr.msg_name = &raddr_[i].storage;
+      smsgs_[nsend].msg_hdr.msg_namelen = raddr_[i].len;
+      smsgs_[nsend].msg_hdr.msg_iov = &siov_[nsend];
+      smsgs_[nsend].msg_hdr.msg_iovlen = 1;
+      if (wildcard_) {
+        size_t cl = replyControl(rmsgs_[i].msg_hdr, sctl_[nsend].buf, sizeof(sctl_[nsend].buf));
+        if (cl) {
+          smsgs_[nsend].msg_hdr.msg_control = sctl_[nsend].buf;
+          smsgs_[nsend].msg_hdr.msg_controllen = cl;
+        }
+      }
+      ++nsend;
+    }
+    int sent = 0;
+    while (sent < nsend) {
+      int r = sendmmsg(fd_, smsgs_ + sent, unsigned(nsend - sent), MSG_DONTWAIT);
+      if (r <= 0) {
+        if (r < 0 && errno == EINTR) continue;
+        // A full send buffer or an unreachable client: drop these answers (UDP semantics).
+        ++sent;
+        continue;
+      }
+      sent += r;
+    }
+    if (n < kBatch) return;
+  }
+}
+
+void UdpHandler::sendOne(const SockAddr& to, const Control* ctl, size_t ctl_len,
+                         dns::ByteView data) {
+  iovec iov{const_cast<uint8_t*>(data.data()), data.size()};
+  msghdr m{};
+  m.msg_name = const_cast<sockaddr_storage*>(&to.storage);
+  m.msg_namelen = to.len;
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  if (ctl != nullptr && ctl_len > 0) {
+    m.msg_control = const_cast<char*>(ctl->buf);
+    m.msg_controllen = ctl_len;
+  }
+  ::sendmsg(fd_, &m, MSG_DONTWAIT);
+}
+
+Reply UdpHandler::make() {
+  // Captures the peer and the reply source so the answer can be sent after this batch is gone.
+  struct State {
+    SockAddr peer;
+    Control ctl;
+    size_t ctl_len = 0;
+  };
+  auto st = std::make_shared<State>();
+  st->peer = raddr_[current_];
+  if (wildcard_) st->ctl_len = replyControl(rmsgs_[current_].msg_hdr, st->ctl.buf, sizeof(st->ctl.buf));
+  std::weak_ptr<int> alive = alive_fd_;
+  return [this, st, alive](dns::ByteView answer) {
+    auto a = alive.lock();
+    if (!a || *a < 0) return;  // the socket is gone (reload removed the listener)
+    sendOne(st->peer, st->ctl_len ? &st->ctl : nullptr, st->ctl_len, answer);
+  };
+}
+
+}  // namespace nld::server

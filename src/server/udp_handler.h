@@ -1,0 +1,64 @@
+#pragma once
+// UDP front end of one worker for one listener: recvmmsg batches in, sendmmsg batches out.
+// Buffers are allocated once; a cache hit is answered without any allocation.
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <memory>
+#include <vector>
+
+#include "net/event_loop.h"
+#include "server/pipeline.h"
+
+namespace nld::server {
+
+class UdpHandler final : public net::IoHandler, public ReplyFactory {
+ public:
+  static constexpr int kBatch = 32;
+  static constexpr size_t kRecvSize = 4096;  // queries > 4096 bytes are dropped (MSG_TRUNC)
+
+  /// Takes ownership of fd (a bound UDP socket). `wildcard` enables packet-info replies.
+  UdpHandler(net::EventLoop& loop, Pipeline& pipeline, int fd, bool wildcard);
+  ~UdpHandler() override;
+
+  void start();
+  void stop();
+  int fd() const { return fd_; }
+  void setListener(size_t index) { listener_ = index; }
+
+  // net::IoHandler
+  void onEvents(uint32_t events) override;
+  // ReplyFactory: a reply to the datagram currently being handled.
+  Reply make() override;
+
+ private:
+  struct Control {
+    alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(in6_pktinfo))];
+  };
+  void sendOne(const SockAddr& to, const Control* ctl, size_t ctl_len, dns::ByteView data);
+
+  net::EventLoop& loop_;
+  Pipeline& pipeline_;
+  int fd_;
+  bool wildcard_;
+  size_t listener_ = 0;
+  bool registered_ = false;
+
+  // Receive side.
+  std::vector<uint8_t> rbuf_;
+  mmsghdr rmsgs_[kBatch];
+  iovec riov_[kBatch];
+  SockAddr raddr_[kBatch];
+  Control rctl_[kBatch];
+  // Send side.
+  std::vector<uint8_t> sbuf_;
+  mmsghdr smsgs_[kBatch];
+  iovec siov_[kBatch];
+  Control sctl_[kBatch];
+  std::vector<uint8_t> scratch_;
+  int current_ = -1;  // index of the datagram being handled (for make())
+  // Shared flag so replies that outlive this handler (reload) do nothing.
+  std::shared_ptr<int> alive_fd_;
+};
+
+}  // namespace nld::server
