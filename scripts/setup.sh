@@ -11,14 +11,14 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libfmt-dev libspdlog-dev nlohmann-json3-dev libmnl-dev libcpp-httplib-dev libssl-dev
   # real DNS peers and clients for tests and benchmarks
-  knot knot-dnsutils bind9-dnsutils python3 python3-dnspython dnsperf
+  knot knot-dnsutils bind9-dnsutils python3 python3-dnspython python3-prometheus-client dnsperf
   dnsmasq-base unbound dnsdist knot-resolver
   # host networking
   iproute2 iptables procps psmisc curl ethtool tcpdump
   # OVN / OVS for the controller and end-to-end tests
   openvswitch-switch openvswitch-common ovn-central ovn-host ovn-common
   # manifests and plots
-  gnuplot-nox
+  gnuplot-nox python3-yaml
 )
 # `kubectl kustomize` renders the manifests; any kubectl will do (some images ship one already).
 command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)

@@ -122,7 +122,11 @@ struct Response {
 };
 
 /// Parses an upstream response completely (all names, all records). Requires QR=1 and
-/// QDCOUNT == 1. Clears and refills out.rrs.
+/// QDCOUNT == 1 (else BadCount). Clears and refills out.rrs. RDATA names of NS, CNAME, PTR, MX,
+/// SRV and SOA are validated and must fill RDLENGTH exactly (else BadRdata). TTLs with the top
+/// bit set count as 0 for min_ttl / soa_ttl (RFC 2181 §8). OPT outside the additional section,
+/// a second OPT, a non-root owner or a malformed option list → BadOpt. Bytes after the last
+/// record are ignored (see `end`). Thread-compatible: no shared state.
 Error parseResponse(ByteView pkt, Response& out);
 
 /// Cache classification (spec §8.3 "Typify").
@@ -146,7 +150,8 @@ bool questionMatches(const Question& a, const Question& b);
 /// A reply carrying only an rcode: the query's ID, opcode, RD and CD, QR=1, RA=1; the question
 /// copied byte-for-byte when the query's question parsed; an OPT (our UDP size, version 0, DO
 /// copied, extended rcode bits for rcodes > 15) when the query had one. Works for any
-/// QueryStatus except Drop (for FormErr from a question that did not parse: header only).
+/// QueryStatus except Drop (for FormErr from a question that did not parse: header only). A
+/// QNAME the client compressed is written in its decoded form (case still preserved).
 size_t buildErrorResponse(ByteView query_pkt, const Query& query, uint16_t rcode,
                           MutableBytes out);
 
@@ -162,11 +167,13 @@ size_t appendOpt(MutableBytes buf, size_t len, uint16_t udp_size, bool dnssec_ok
 
 /// Removes the OPT RR described by `edns` (and any record after it, which can only be additional
 /// data) from the message in `buf` of length `len`, fixing ARCOUNT. `r` must describe this
-/// message. Returns the new length (len if there is no OPT).
+/// message. Returns the new length (len if there is no OPT; 0 if `r` cannot describe `buf`).
+/// Entries of r.rrs at or after edns.rr_offset no longer exist in the stripped message.
 size_t stripOpt(MutableBytes buf, size_t len, const Response& r);
 
 /// Keeps only header and question, sets TC=1 and zeroes the AN/NS/AR counts (RFC 1035 §4.2.1
-/// truncation; the client retries over TCP). Returns the new length (= question_end).
+/// truncation; the client retries over TCP). Returns the new length (= question_end), or 0 if
+/// question_end is below the header size or beyond the buffer.
 size_t truncateToQuestion(MutableBytes buf, size_t question_end);
 
 inline void setId(uint8_t* msg, uint16_t id) { store16(msg, id); }

@@ -47,6 +47,7 @@ enum class Error : uint8_t {
   BadLabelType,   // 0x40 / 0x80 label types (obsolete / extended)
   BadCount,       // section counts the message cannot contain / not allowed
   BadOpt,         // more than one OPT, OPT not owned by root, malformed options
+  BadRdata,       // RDATA inconsistent with RDLENGTH (SOA, NS, CNAME, PTR, MX, SRV names)
 };
 std::string_view errorString(Error e);
 
@@ -56,8 +57,9 @@ struct Name {
   std::array<uint8_t, kMaxNameLength> data{};
 
   ByteView wire() const { return ByteView(data.data(), len); }
-  /// Presentation form with a trailing dot ("example.org.", "." for the root); bytes outside
-  /// printable ASCII and the characters `.` `\` inside labels are escaped as \DDD / \c.
+  /// Presentation form with a trailing dot ("example.org.", "." for the root), escaped like
+  /// miekg/dns: bytes outside printable ASCII as \DDD (decimal), and `.` `\` space `'` `@` `;`
+  /// `(` `)` `"` inside labels as \c. Allocates (not for the hot path).
   std::string toString() const;
   /// ASCII lower-case in place.
   void toLower();
@@ -71,7 +73,13 @@ struct Name {
 
 /// Reads the (possibly compressed) name at `offset` of `msg` into `out`. On success `next` is the
 /// offset just past the name's encoding at `offset` (after the first pointer, if any). Pointers
-/// must point strictly backwards (before the current label); at most 127 jumps.
+/// must point strictly backwards, before the start of the run of labels that contains them (so
+/// loops are impossible), and the labels reached must end before the pointer itself (a name is
+/// only ever compressed against names written completely before it; this keeps every byte a
+/// name uses before the end of its own encoding), else BadPointer; at most 127 jumps
+/// (PointerLoop). Decoded names over
+/// 255 bytes → NameTooLong; label types 0x40/0x80 → BadLabelType; running past the end →
+/// Truncated. No allocation; any thread (pure function of its arguments).
 Error readName(ByteView msg, size_t offset, Name& out, size_t& next);
 
 /// Like readName but only validates and skips, without decoding the labels.

@@ -48,21 +48,25 @@ std::size_t Replica::rowCount() const {
 bool Replica::applyUpdate(const Json& tableUpdates, std::string* error) {
   if (!tableUpdates.is_object()) return fail(error, "table-updates is not an object");
   bool changed = false;
-  for (const auto& [tableName, rows] : tableUpdates.items()) {
+  for (auto tableNameIt = tableUpdates.begin(); tableNameIt != tableUpdates.end(); ++tableNameIt) {
+    const std::string& tableName = tableNameIt.key();
+    const Json& rows = tableNameIt.value();
     if (!rows.is_object()) return fail(error, "table-update for " + tableName + " is not an object");
     auto& t = tables_[tableName];
-    for (const auto& [uuid, ru] : rows.items()) {
+    for (auto uuidIt = rows.begin(); uuidIt != rows.end(); ++uuidIt) {
+      const std::string& uuid = uuidIt.key();
+      const Json& ru = uuidIt.value();
       if (!ru.is_object()) return fail(error, "row-update " + uuid + " is not an object");
-      auto n = ru.find("new");
-      if (n == ru.end() || n->is_null()) {
+      const Json& newRow = column(ru, "new");
+      if (newRow.is_null()) {
         changed |= t.erase(uuid) != 0;
         continue;
       }
-      if (!n->is_object()) return fail(error, "row-update " + uuid + " \"new\" is not an object");
+      if (!newRow.is_object()) return fail(error, "row-update " + uuid + " \"new\" is not an object");
       // "new" holds every monitored column for inserts, only changed ones for modifications.
       auto& row = t[uuid];
       if (!row.is_object()) row = Json::object();
-      for (const auto& [col, value] : n->items()) row[col] = value;
+      for (auto colIt = newRow.begin(); colIt != newRow.end(); ++colIt) row[colIt.key()] = colIt.value();
       changed = true;
     }
   }
@@ -74,13 +78,17 @@ bool Replica::applyUpdate2(const Json& tableUpdates2, const Schema& schema, std:
   if (!tableUpdates2.is_object()) return fail(error, "table-updates2 is not an object");
   bool changed = false;
   bool ok = true;
-  for (const auto& [tableName, rows] : tableUpdates2.items()) {
+  for (auto tableNameIt = tableUpdates2.begin(); tableNameIt != tableUpdates2.end(); ++tableNameIt) {
+    const std::string& tableName = tableNameIt.key();
+    const Json& rows = tableNameIt.value();
     if (!rows.is_object()) {
       ok = fail(error, "table-update2 for " + tableName + " is not an object");
       break;
     }
     auto& t = tables_[tableName];
-    for (const auto& [uuid, ru] : rows.items()) {
+    for (auto uuidIt = rows.begin(); uuidIt != rows.end(); ++uuidIt) {
+      const std::string& uuid = uuidIt.key();
+      const Json& ru = uuidIt.value();
       if (!ru.is_object() || ru.size() != 1) {
         ok = fail(error, "row-update2 " + uuid + " must have exactly one member");
         break;
@@ -104,7 +112,9 @@ bool Replica::applyUpdate2(const Json& tableUpdates2, const Schema& schema, std:
         }
         auto& row = t[uuid];
         if (!row.is_object()) row = Json::object();
-        for (const auto& [col, diff] : body.items()) {
+        for (auto colIt = body.begin(); colIt != body.end(); ++colIt) {
+          const std::string& col = colIt.key();
+          const Json& diff = colIt.value();
           auto next = applyDiff(column(row, col), diff, schema.kind(tableName, col));
           if (!next) {
             ok = fail(error, "bad modify difference for " + tableName + "." + col);

@@ -30,10 +30,14 @@ std::optional<Schema> Schema::fromJson(const Json& schema, std::string* error) {
   }
   Schema s;
   if (auto it = schema.find("name"); it != schema.end() && it->is_string()) s.name_ = it->get<std::string>();
-  for (const auto& [table, def] : schema["tables"].items()) {
+  for (auto tableIt = schema["tables"].begin(); tableIt != schema["tables"].end(); ++tableIt) {
+    const std::string& table = tableIt.key();
+    const Json& def = tableIt.value();
     auto& cols = s.tables_[table];
     if (!def.is_object() || !def.contains("columns") || !def["columns"].is_object()) continue;
-    for (const auto& [col, cdef] : def["columns"].items()) {
+    for (auto colIt = def["columns"].begin(); colIt != def["columns"].end(); ++colIt) {
+      const std::string& col = colIt.key();
+      const Json& cdef = colIt.value();
       cols[col] = cdef.is_object() && cdef.contains("type") ? kindOfType(cdef["type"]) : ColumnKind::kScalar;
     }
   }

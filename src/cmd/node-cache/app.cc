@@ -141,7 +141,7 @@ void App::teardownNetworking() {
   if (torn_down_) return;
   torn_down_ = true;
   if (host_ && !opt_.skip_teardown) {
-    log::info("Tearing down");
+    if (opt_.setup_interface || opt_.setup_iptables) log::info("Tearing down");
     host_->teardown();
   } else if (host_) {
     host_->stopPeriodic();
@@ -266,13 +266,7 @@ int App::run() {
   server_ = std::make_unique<server::Server>(*server_metrics_, so);
 
   // 1. Interface (before listeners: `bind` needs the addresses to be local).
-  node::HostSetupSettings hs;
-  hs.interface_name = opt_.interface_name;
-  hs.local_ips = opt_.local_ips;
-  hs.setup_interface = opt_.setup_interface;
-  hs.setup_iptables = opt_.setup_iptables;
-  hs.dns_port = opt_.dns_port;
-  hs.health_port = opt_.health_port;
+  node::HostSetupSettings hs = node::HostSetupSettings::fromOptions(opt_);
   host_ = std::make_unique<node::HostSetup>(hs, [this](std::string_view t) { setupError(t); });
   if (opt_.setup_interface) host_->setupInterface();
 

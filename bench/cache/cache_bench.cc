@@ -1,0 +1,148 @@
+// Micro-benchmarks of the response cache: hit (with and without EDNS), miss, insert.
+// Run: build-*/bench/cache/cache_bench
+#include <benchmark/benchmark.h>
+
+#include <string>
+#include <vector>
+
+#include "cache/cache.h"
+
+namespace nld::cache {
+namespace {
+
+const Clock::time_point kT0 = Clock::time_point{} + std::chrono::hours(1000);
+
+struct Packet {
+  std::vector<uint8_t> bytes;
+};
+
+dns::Name nameOf(const std::string& s) { return dns::Name::fromString(s).value(); }
+
+void put16(std::vector<uint8_t>& v, uint16_t x) {
+  v.push_back(static_cast<uint8_t>(x >> 8));
+  v.push_back(static_cast<uint8_t>(x));
+}
+
+// A typical answer: 2 A records (uncompressed owners), no OPT.
+std::vector<uint8_t> response(const std::string& qname) {
+  dns::Name n = nameOf(qname);
+  std::vector<uint8_t> v;
+  put16(v, 1);
+  put16(v, dns::flag::QR | dns::flag::RD | dns::flag::RA);
+  put16(v, 1);
+  put16(v, 2);
+  put16(v, 0);
+  put16(v, 0);
+  v.insert(v.end(), n.data.begin(), n.data.begin() + n.len);
+  put16(v, dns::type::A);
+  put16(v, dns::cls::IN);
+  for (uint8_t i = 1; i <= 2; ++i) {
+    v.insert(v.end(), n.data.begin(), n.data.begin() + n.len);
+    put16(v, dns::type::A);
+    put16(v, dns::cls::IN);
+    put16(v, 0);
+    put16(v, 300);
+    put16(v, 4);
+    v.insert(v.end(), {192, 0, 2, i});
+  }
+  return v;
+}
+
+struct Query {
+  std::vector<uint8_t> bytes;
+  dns::Query q;
+};
+
+Query query(const std::string& qname, bool edns) {
+  Query out;
+  out.bytes.resize(512);
+  size_t len = dns::buildQuery(0x1234, nameOf(qname), dns::type::A, dns::cls::IN, dns::flag::RD,
+                               edns, 1232, false, dns::MutableBytes(out.bytes));
+  out.bytes.resize(len);
+  if (dns::parseQuery(dns::ByteView(out.bytes), out.q) != dns::QueryStatus::Ok) {
+    throw std::runtime_error("bench: query did not parse");
+  }
+  return out;
+}
+
+std::string host(size_t i) { return "host-" + std::to_string(i) + ".default.svc.cluster.local"; }
+
+void fill(Cache& c, size_t n) {
+  dns::Response r;
+  for (size_t i = 0; i < n; ++i) {
+    Query q = query(host(i), false);
+    std::vector<uint8_t> pkt = response(host(i));
+    if (dns::parseResponse(dns::ByteView(pkt), r) != dns::Error::None) {
+      throw std::runtime_error("bench: response did not parse");
+    }
+    c.insert(q.q, dns::ByteView(pkt), r, kT0);
+  }
+}
+
+void hitBench(benchmark::State& state, bool edns) {
+  Cache c(Settings{});
+  fill(c, 5000);
+  std::vector<Query> qs;
+  for (size_t i = 0; i < 64; ++i) qs.push_back(query(host(i * 61 % 5000), edns));
+  std::vector<uint8_t> out(dns::kMaxMessageSize);
+  size_t i = 0;
+  for (auto _ : state) {
+    const Query& q = qs[i++ & 63];
+    LookupResult r = c.lookup(dns::ByteView(q.bytes), q.q, kT0 + std::chrono::seconds(10), 1232,
+                              dns::MutableBytes(out));
+    if (r.kind != Kind::Hit) state.SkipWithError("expected a hit");
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_LookupHit(benchmark::State& state) { hitBench(state, false); }
+void BM_LookupHitEdns(benchmark::State& state) { hitBench(state, true); }
+
+void BM_LookupMiss(benchmark::State& state) {
+  Cache c(Settings{});
+  fill(c, 5000);
+  std::vector<Query> qs;
+  for (size_t i = 0; i < 64; ++i) qs.push_back(query("absent-" + host(i), false));
+  std::vector<uint8_t> out(dns::kMaxMessageSize);
+  size_t i = 0;
+  for (auto _ : state) {
+    const Query& q = qs[i++ & 63];
+    LookupResult r = c.lookup(dns::ByteView(q.bytes), q.q, kT0, 1232, dns::MutableBytes(out));
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// Inserts into a full cache (every insert replaces or evicts), cycling over 20000 names.
+void BM_Insert(benchmark::State& state) {
+  Cache c(Settings{});
+  constexpr size_t kNames = 20000;
+  std::vector<Query> qs;
+  std::vector<std::vector<uint8_t>> pkts;
+  std::vector<dns::Response> rs(kNames);
+  for (size_t i = 0; i < kNames; ++i) {
+    qs.push_back(query(host(i), false));
+    pkts.push_back(response(host(i)));
+    if (dns::parseResponse(dns::ByteView(pkts.back()), rs[i]) != dns::Error::None) {
+      throw std::runtime_error("bench: response did not parse");
+    }
+  }
+  size_t i = 0;
+  for (auto _ : state) {
+    size_t k = i++ % kNames;
+    uint32_t d = c.insert(qs[k].q, dns::ByteView(pkts[k]), rs[k], kT0);
+    benchmark::DoNotOptimize(d);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+BENCHMARK(BM_LookupHit);
+BENCHMARK(BM_LookupHitEdns);
+BENCHMARK(BM_LookupMiss);
+BENCHMARK(BM_Insert);
+
+}  // namespace
+}  // namespace nld::cache
+
+BENCHMARK_MAIN();

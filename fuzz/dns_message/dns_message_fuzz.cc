@@ -1,0 +1,130 @@
+// Fuzz target for the dns module: parses the input as a client query and as an upstream
+// response and, when parsing succeeds, exercises the builders, checking invariants (outputs stay
+// inside their buffers, built messages re-parse, names round-trip through presentation form).
+// Any violated invariant aborts so libFuzzer / the corpus replay reports it.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "dns/message.h"
+#include "dns/name.h"
+
+namespace {
+
+using namespace nld::dns;
+
+void check(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "dns_message_fuzz invariant violated: %s\n", what);
+    std::abort();
+  }
+}
+
+void exerciseName(ByteView pkt, size_t offset) {
+  Name n;
+  size_t next = 0;
+  const Error e = readName(pkt, offset, n, next);
+  size_t skip_next = 0;
+  const Error e2 = skipName(pkt, offset, skip_next);
+  check(e == e2, "readName and skipName disagree");
+  if (e != Error::None) return;
+  check(next == skip_next, "readName and skipName end differently");
+  check(n.len >= 1 && n.len <= kMaxNameLength, "name length out of range");
+  check(next > offset && next <= pkt.size(), "next out of range");
+  const auto back = Name::fromString(n.toString());
+  check(back.has_value(), "toString output does not parse");
+  check(back->len == n.len && std::equal(n.data.begin(), n.data.begin() + n.len, back->data.begin()),
+        "toString/fromString round trip differs");
+  check(n.isSubdomainOf(*back) && back->equalsIgnoreCase(n), "name not equal to itself");
+}
+
+void exerciseQuery(ByteView pkt) {
+  Query q;
+  const QueryStatus st = parseQuery(pkt, q);
+  if (st == QueryStatus::Drop) return;
+  if (q.question.name.len > 0) {
+    check(q.question.end <= pkt.size() && q.question.name_offset == kHeaderSize,
+          "question outside packet");
+  }
+  if (q.edns.present) {
+    check(q.edns.rr_offset + q.edns.rr_len <= pkt.size(), "OPT outside packet");
+  }
+  check(q.clientUdpSize() >= kMinUdpSize, "client UDP size below 512");
+  uint16_t rc = rcode::ServFail;
+  switch (st) {
+    case QueryStatus::FormErr: rc = rcode::FormErr; break;
+    case QueryStatus::NotImp: rc = rcode::NotImp; break;
+    case QueryStatus::BadVers: rc = rcode::BadVers; break;
+    default: break;
+  }
+  std::vector<uint8_t> out(1024);
+  const size_t n = buildErrorResponse(pkt, q, rc, out);
+  check(n > 0 && n <= out.size(), "error response length");
+  std::vector<uint8_t> small(n - 1);
+  check(buildErrorResponse(pkt, q, rc, small) == 0, "error response into too small buffer");
+  Response r;
+  const ByteView built(out.data(), n);
+  if (q.question.name.len > 0) {
+    check(parseResponse(built, r) == Error::None, "built error response does not re-parse");
+    check(questionMatches(r.question, q.question), "error response question differs");
+    check(r.edns.present == q.edns.present, "error response OPT presence");
+    const uint16_t full_rcode =
+        static_cast<uint16_t>(r.header.rcode() | (uint16_t{r.edns.ext_rcode} << 4));
+    check(full_rcode == rc, "error response rcode");
+    (void)classify(r);
+  } else {
+    check(Header::read(built).qdcount == 0, "error response without question has qdcount");
+  }
+  if (st == QueryStatus::Ok) {
+    std::vector<uint8_t> up(600);
+    const size_t un = buildQuery(0x1234, q.question.name, q.question.qtype, q.question.qclass,
+                                 q.header.flags, true, kOurUdpSize, q.edns.dnssec_ok, up);
+    check(un > 0 && un <= up.size(), "buildQuery length");
+    Query q2;
+    check(parseQuery(ByteView(up.data(), un), q2) == QueryStatus::Ok, "built query re-parse");
+    check(questionMatches(q.question, q2.question), "built query question differs");
+  }
+}
+
+void exerciseResponse(ByteView pkt) {
+  Response r;
+  if (parseResponse(pkt, r) != Error::None) return;
+  check(r.end <= pkt.size() && r.question.end <= r.end, "response end");
+  for (const RrInfo& rr : r.rrs) {
+    check(rr.ttl_offset + 4 <= r.end && rr.section <= 2, "rr ttl offset");
+    uint32_t ttl = load32(pkt.data() + rr.ttl_offset);
+    if (ttl & 0x80000000u) ttl = 0;
+    check(r.min_ttl <= ttl, "min_ttl above a record's TTL");
+  }
+  if (r.edns.present) check(r.edns.rr_offset + r.edns.rr_len <= r.end, "OPT outside");
+  (void)classify(r);
+
+  std::vector<uint8_t> buf(pkt.begin(), pkt.end());
+  const size_t stripped = stripOpt(buf, buf.size(), r);
+  check(stripped > 0 && stripped <= buf.size(), "stripOpt length");
+  Response r2;
+  check(parseResponse(ByteView(buf.data(), stripped), r2) == Error::None, "stripped re-parse");
+  check(!r2.edns.present, "OPT left after stripOpt");
+
+  std::vector<uint8_t> buf2(pkt.begin(), pkt.end());
+  const size_t tn = truncateToQuestion(buf2, r.question.end);
+  check(tn == r.question.end, "truncateToQuestion length");
+  Response r3;
+  check(parseResponse(ByteView(buf2.data(), tn), r3) == Error::None, "truncated re-parse");
+  check(r3.header.tc() && r3.rrs.empty(), "truncated response content");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const ByteView pkt(data, size);
+  exerciseQuery(pkt);
+  exerciseResponse(pkt);
+  // readName at every offset (bounded so one large input cannot dominate a fuzzing run).
+  const size_t limit = std::min<size_t>(size, 2048);
+  for (size_t off = 0; off < limit; ++off) exerciseName(pkt, off);
+  return 0;
+}

@@ -1,0 +1,297 @@
+#include "cache/cache.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <utility>
+
+#include "cache/ttl_policy.h"
+#include "common/random.h"
+
+namespace nld::cache {
+namespace {
+
+constexpr size_t kShards = 256;        // CoreDNS shard count, for capacity rounding
+constexpr size_t kMinPerShard = 4;     // CoreDNS minimum per shard
+constexpr size_t kMinPerPartition = 4;
+constexpr uint32_t kMaxServfailTtl = 300;  // RFC 2308 §7
+constexpr uint16_t kStoredFlags = dns::flag::RA | dns::flag::AD | dns::kRcodeMask;
+
+// Relaxed load + store: the owner is the only writer, so no read-modify-write is needed.
+inline void bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+KeyView keyOf(const dns::Query& q) {
+  return KeyView{&q.question.name, q.question.qtype, q.question.qclass,
+                 q.edns.present && q.edns.dnssec_ok, q.header.cd()};
+}
+
+Settings validated(Settings s) {
+  if (s.partitions == 0) throw std::invalid_argument("cache: partitions must be at least 1");
+  if (s.prefetch_percentage > 100) {
+    throw std::invalid_argument("cache: prefetch percentage must be at most 100");
+  }
+  if (s.servfail_ttl > kMaxServfailTtl) {
+    throw std::invalid_argument("cache: servfail duration must be at most 5m (RFC 2308 §7)");
+  }
+  if (s.bytes_per_entry_budget == 0) {
+    throw std::invalid_argument("cache: bytes_per_entry_budget must be positive");
+  }
+  return s;
+}
+
+}  // namespace
+
+size_t Cache::partitionCapacity(size_t configured, size_t partitions) {
+  size_t rounded = std::max(configured / kShards, kMinPerShard) * kShards;
+  if (partitions == 0) partitions = 1;
+  return std::max(rounded / partitions, kMinPerPartition);
+}
+
+Cache::Cache(Settings s)
+    : settings_(validated(std::move(s))),
+      seed_(random64()),
+      stale_s_(settings_.serve_stale_s.value_or(0)),
+      stats_(std::make_unique<Stats>()),
+      success_(partitionCapacity(settings_.success_capacity, settings_.partitions),
+               partitionCapacity(settings_.success_capacity, settings_.partitions) *
+                   settings_.bytes_per_entry_budget,
+               stale_s_),
+      denial_(partitionCapacity(settings_.denial_capacity, settings_.partitions),
+              partitionCapacity(settings_.denial_capacity, settings_.partitions) *
+                  settings_.bytes_per_entry_budget,
+              stale_s_) {}
+
+Cache::~Cache() = default;
+Cache::Cache(Cache&&) noexcept = default;
+Cache& Cache::operator=(Cache&&) noexcept = default;
+
+Cache::Freshness Cache::freshness(const Entry& e, Clock::time_point now) const {
+  uint32_t elapsed = e.elapsed(now);
+  if (elapsed < e.duration) return Freshness::Fresh;
+  // CoreDNS: stale while -ttl < staleUpTo, ttl = duration - elapsed.
+  if (stale_s_ > 0 && uint64_t{elapsed} - e.duration < stale_s_) return Freshness::Stale;
+  return Freshness::Dead;
+}
+
+Cache::Found Cache::findLive(const KeyView& key, uint64_t hash, Clock::time_point now,
+                             bool& fresh) {
+  Found stale;
+  bool erased = false;
+  for (Store* store : {&denial_, &success_}) {  // denial first, like CoreDNS
+    uint32_t i = store->find(hash, key);
+    if (i == Store::kNone) continue;
+    switch (freshness(store->entry(i), now)) {
+      case Freshness::Fresh:
+        if (erased) syncGauges();
+        fresh = true;
+        return Found{store, i, store == &denial_};
+      case Freshness::Stale:
+        if (stale.store == nullptr) stale = Found{store, i, store == &denial_};
+        break;
+      case Freshness::Dead:
+        store->erase(i);
+        erased = true;
+        break;
+    }
+  }
+  if (erased) syncGauges();
+  fresh = false;
+  return stale;
+}
+
+size_t Cache::render(const Entry& e, const dns::Query& q, Clock::time_point now, bool stale,
+                     size_t limit, dns::MutableBytes out) const {
+  if (out.size() < e.pkt_len) return 0;
+  uint8_t* p = out.data();
+  std::memcpy(p, e.packet(), e.pkt_len);
+  dns::setId(p, q.header.id);
+  // Same length as the stored name (the key matched): restores the client's case (0x20).
+  std::memcpy(p + dns::kHeaderSize, q.question.name.data.data(), e.name_len);
+
+  const bool client_do = q.edns.present && q.edns.dnssec_ok;
+  uint16_t flags = dns::flag::QR | dns::flag::AA | (q.header.flags & dns::kOpcodeMask) |
+                   (q.header.flags & (dns::flag::RD | dns::flag::CD)) |
+                   (e.flags & (dns::flag::RA | dns::kRcodeMask));
+  if ((e.flags & dns::flag::AD) && (client_do || q.header.ad())) flags |= dns::flag::AD;
+  dns::store16(p + 2, flags);
+
+  if (stale) {
+    for (size_t i = 0; i < e.rr_count; ++i) dns::store32(p + e.ttlOffset(i), kStaleTtl);
+  } else if (!settings_.keepttl) {
+    const uint32_t elapsed = e.elapsed(now);
+    for (size_t i = 0; i < e.rr_count; ++i) {
+      uint8_t* ttl_field = p + e.ttlOffset(i);
+      uint32_t orig = dns::load32(ttl_field);
+      if (orig & 0x80000000u) orig = 0;  // RFC 2181 §8
+      uint32_t ttl = std::min(orig, e.duration);
+      dns::store32(ttl_field, ttl > elapsed ? ttl - elapsed : 0);
+    }
+  }
+
+  size_t len = e.pkt_len;
+  if (q.edns.present) len = dns::appendOpt(out, len, dns::kOurUdpSize, client_do);
+  if (len == 0 || len > limit) {
+    len = dns::truncateToQuestion(out, dns::kHeaderSize + e.name_len + 4);
+    if (q.edns.present) len = dns::appendOpt(out, len, dns::kOurUdpSize, client_do);
+  }
+  return len;
+}
+
+bool Cache::takeRefresh(Entry& e, Clock::time_point now) {
+  if (e.refresh_in_flight && now - e.refresh_started < kRefreshRecheck) return false;
+  e.refresh_in_flight = true;
+  e.refresh_started = now;
+  return true;
+}
+
+bool Cache::shouldPrefetch(Entry& e, Clock::time_point now) {
+  if (settings_.prefetch_amount == 0) return false;
+  // CoreDNS freq.Update: hits within DURATION of the previous hit accumulate, else restart at 1.
+  const auto window = std::chrono::seconds(settings_.prefetch_window_s);
+  if (e.hits == 0 || now - e.last_hit > window) {
+    e.hits = 1;
+  } else if (e.hits < UINT32_MAX) {
+    ++e.hits;
+  }
+  e.last_hit = now;
+  const uint64_t threshold =
+      (uint64_t{settings_.prefetch_percentage} * e.duration + 99) / 100;  // ceil
+  const uint32_t remaining = e.duration - e.elapsed(now);  // fresh: elapsed < duration
+  return e.hits >= settings_.prefetch_amount && remaining <= threshold && takeRefresh(e, now);
+}
+
+LookupResult Cache::lookup(dns::ByteView /*query_pkt*/, const dns::Query& q,
+                           Clock::time_point now, size_t limit, dns::MutableBytes out) {
+  Stats& st = *stats_;
+  bump(st.requests);
+  const KeyView key = keyOf(q);
+  const uint64_t hash = hashKey(seed_, key);
+  bool fresh = false;
+  Found f = findLive(key, hash, now, fresh);
+  if (f.store == nullptr) {
+    bump(st.misses);
+    return {};
+  }
+  Entry& e = f.store->entry(f.index);
+  LookupResult res;
+  res.denial = f.denial;
+  if (!fresh && settings_.serve_stale_verify) {
+    bump(f.denial ? st.hits_denial : st.hits_success);
+    res.kind = Kind::StaleVerify;
+    return res;
+  }
+  res.length = render(e, q, now, !fresh, limit, out);
+  if (res.length == 0) {  // `out` too small: a caller bug, answer from upstream instead
+    bump(st.misses);
+    return {};
+  }
+  bump(f.denial ? st.hits_denial : st.hits_success);
+  e.referenced = true;
+  if (fresh) {
+    res.kind = Kind::Hit;
+    res.prefetch = shouldPrefetch(e, now);
+    if (res.prefetch) bump(st.prefetches);
+  } else {
+    res.kind = Kind::Stale;
+    res.prefetch = takeRefresh(e, now);
+    bump(st.served_stale);
+  }
+  return res;
+}
+
+LookupResult Cache::lookupStale(dns::ByteView /*query_pkt*/, const dns::Query& q,
+                                Clock::time_point now, size_t limit, dns::MutableBytes out) {
+  const KeyView key = keyOf(q);
+  const uint64_t hash = hashKey(seed_, key);
+  bool fresh = false;
+  Found f = findLive(key, hash, now, fresh);
+  if (f.store == nullptr) return {};
+  Entry& e = f.store->entry(f.index);
+  LookupResult res;
+  res.denial = f.denial;
+  res.length = render(e, q, now, !fresh, limit, out);
+  if (res.length == 0) return {};
+  e.referenced = true;
+  res.kind = fresh ? Kind::Hit : Kind::Stale;
+  if (!fresh) bump(stats_->served_stale);
+  return res;
+}
+
+bool Cache::disabled(const dns::Name& name, bool denial) const {
+  const auto& zones = denial ? settings_.disable_denial : settings_.disable_success;
+  return std::any_of(zones.begin(), zones.end(),
+                     [&](const dns::Name& z) { return name.isSubdomainOf(z); });
+}
+
+uint32_t Cache::insert(const dns::Query& q, dns::ByteView resp_pkt, const dns::Response& r,
+                       Clock::time_point now) {
+  if (!r.header.qr() || r.header.qdcount != 1 || !dns::questionMatches(q.question, r.question)) {
+    bump(stats_->drops);
+    return 0;
+  }
+  if (r.header.tc()) return 0;
+  if (r.end > resp_pkt.size() || r.end > dns::kMaxMessageSize) return 0;
+  const Decision d = decide(settings_, r, dns::classify(r));
+  if (d.placement == Placement::None || d.duration == 0) return 0;
+  const bool denial = d.placement == Placement::Denial;
+  if (disabled(q.question.name, denial)) return 0;
+  // Hits overwrite the question name in place, so it must be the first, uncompressed name.
+  const size_t name_len = r.question.name.len;
+  if (r.question.name_offset != dns::kHeaderSize ||
+      r.question.end != dns::kHeaderSize + name_len + 4) {
+    return 0;
+  }
+
+  Entry e;
+  e.blob_size = static_cast<uint32_t>(r.end + 2 * r.rrs.size());
+  e.blob = std::make_unique_for_overwrite<uint8_t[]>(e.blob_size);
+  std::memcpy(e.blob.get(), resp_pkt.data(), r.end);
+  const size_t pkt_len = dns::stripOpt(dns::MutableBytes(e.blob.get(), r.end), r.end, r);
+  if (pkt_len < r.question.end) return 0;  // `r` does not describe this packet
+  uint16_t count = 0;
+  for (const dns::RrInfo& rr : r.rrs) {
+    if (size_t{rr.ttl_offset} + 4 > pkt_len) continue;  // removed along with the OPT
+    dns::store16(e.blob.get() + pkt_len + 2 * count, static_cast<uint16_t>(rr.ttl_offset));
+    ++count;
+  }
+  const KeyView key = keyOf(q);
+  e.hash = hashKey(seed_, key);
+  e.inserted = now;
+  e.duration = d.duration;
+  e.pkt_len = static_cast<uint16_t>(pkt_len);
+  e.rr_count = count;
+  e.qtype = key.qtype;
+  e.qclass = key.qclass;
+  e.flags = r.header.flags & kStoredFlags;
+  e.name_len = static_cast<uint8_t>(name_len);
+  e.dnssec_ok = key.dnssec_ok;
+  e.checking_disabled = key.checking_disabled;
+
+  const uint64_t hash = e.hash;
+  Store& store = denial ? denial_ : success_;
+  store.purge(now, Store::kPurgePerInsert);
+  const uint32_t existing = store.find(hash, key);
+  uint64_t evicted = 0;
+  const uint32_t index = store.put(std::move(e), existing, now, evicted);
+  if (evicted > 0) bump(denial ? stats_->evictions_denial : stats_->evictions_success, evicted);
+  if (!denial) {
+    // A positive answer supersedes any negative one for the key (CoreDNS does this on prefetch).
+    const uint32_t negative = denial_.find(hash, key);
+    if (negative != Store::kNone) denial_.erase(negative);
+  }
+  syncGauges();
+  return index == Store::kNone ? 0 : d.duration;
+}
+
+void Cache::syncGauges() {
+  stats_->entries_success.store(success_.size(), std::memory_order_relaxed);
+  stats_->entries_denial.store(denial_.size(), std::memory_order_relaxed);
+}
+
+size_t Cache::memoryBytes() const {
+  return sizeof(*this) + sizeof(Stats) + success_.memoryBytes() + denial_.memoryBytes();
+}
+
+}  // namespace nld::cache

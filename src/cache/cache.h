@@ -1,0 +1,149 @@
+#pragma once
+// The DNS response cache (CoreDNS `cache` plugin semantics, spec §8.3, with the RFC fixes of
+// spec §9 and §12.8). Stores upstream responses in wire form and answers hits by copying bytes
+// and patching ID, question case, flags and TTLs in place — no allocation on a hit.
+//
+// Threading: one Cache per (server block, worker thread). All member functions must be called
+// from the owning worker thread only; there are no locks. The Stats counters are the exception:
+// they are atomics written by the owner (relaxed load + store, no read-modify-write) and may be
+// read from any thread (the metrics scraper) while the owner runs. Stats has a stable address for
+// the lifetime of the Cache, also across moves.
+//
+// Deviations from CoreDNS v1.13.2, on purpose:
+// - QCLASS is part of the key (CoreDNS HEAD, spec §12.8).
+// - A configured max TTL above 3600 s takes effect; negative TTL honours SOA MINIMUM (RFC 2308).
+// - Each RR keeps its own TTL, capped by the entry's duration, instead of all RRs flattened.
+// - Stale answers carry TTL 30 (RFC 8767 §4 recommends 30 s; CoreDNS sends 0, which RFC 8767
+//   says clients may not cache at all).
+// - Eviction is CLOCK with expired entries first, not random; expired entries are purged.
+// - At most one refresh (prefetch / stale refresh) is handed out per entry at a time; a refresh
+//   handed out more than kRefreshRecheck ago is assumed failed and may be handed out again.
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "cache/settings.h"
+#include "cache/store.h"
+#include "dns/message.h"
+
+namespace nld::cache {
+
+enum class Kind : uint8_t {
+  Miss,         // nothing usable; `out` untouched
+  Hit,          // fresh answer written to `out`
+  Stale,        // expired answer (within serve_stale) written to `out` with TTL 30
+  StaleVerify,  // serve_stale verify: an expired entry exists; ask upstream first, then call
+                // lookupStale() if that fails. `out` untouched.
+};
+
+struct LookupResult {
+  Kind kind = Kind::Miss;
+  size_t length = 0;  // bytes written to `out` (Hit, Stale)
+  /// The caller should refresh this key in the background (and insert the answer): set on a
+  /// Hit when the prefetch conditions hold, and on a Stale answer (immediate mode). Only one
+  /// refresh per entry is handed out at a time (cleared by insert(), or after kRefreshRecheck).
+  bool prefetch = false;
+  bool denial = false;  // the entry came from the denial store
+};
+
+/// Counters for `coredns_cache_*` metrics. Written by the owning thread only (relaxed
+/// load + store), readable from any thread.
+struct alignas(64) Stats {
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> hits_success{0};
+  std::atomic<uint64_t> hits_denial{0};
+  std::atomic<uint64_t> misses{0};
+  std::atomic<uint64_t> prefetches{0};
+  std::atomic<uint64_t> served_stale{0};
+  std::atomic<uint64_t> evictions_success{0};
+  std::atomic<uint64_t> evictions_denial{0};
+  std::atomic<uint64_t> drops{0};
+  std::atomic<uint64_t> entries_success{0};  // gauge
+  std::atomic<uint64_t> entries_denial{0};   // gauge
+};
+
+/// TTL carried by stale answers (RFC 8767 §4: 30 s recommended).
+inline constexpr uint32_t kStaleTtl = 30;
+/// A refresh handed out this long ago without an insert is assumed to have failed
+/// (RFC 8767 §5 failure-recheck timer, 30 s recommended).
+inline constexpr std::chrono::seconds kRefreshRecheck{30};
+
+class Cache {
+ public:
+  /// Validates `s` (throws std::invalid_argument on nonsense: partitions 0, prefetch
+  /// percentage > 100, servfail TTL > 300, zero byte budget) and allocates both stores.
+  explicit Cache(Settings s);
+  ~Cache();
+  Cache(Cache&&) noexcept;
+  Cache& operator=(Cache&&) noexcept;
+  Cache(const Cache&) = delete;
+  Cache& operator=(const Cache&) = delete;
+
+  /// Looks up the client's query and, on Hit/Stale, writes the complete response to `out`:
+  /// the stored packet with the client's ID and question-name bytes (0x20 case restored),
+  /// QR=1 AA=1, RD/CD/opcode from the query, RA/RCODE as stored, AD only if stored and the client
+  /// set DO or AD, TTLs aged, our OPT appended if the query had one; if longer than `limit` the
+  /// answer is truncated to the question with TC=1. Denial store is consulted first (CoreDNS).
+  /// Counts requests, hits/misses, prefetches, served_stale. Never allocates on Hit.
+  /// @param query_pkt the client's packet (the question bytes are taken from `q`, which keeps
+  ///        their case); @param q its parse; @param limit max response size (client UDP size, or
+  ///        65535 for TCP); @param out buffer for the response, at least 65535 bytes.
+  /// Owner thread only.
+  LookupResult lookup(dns::ByteView query_pkt, const dns::Query& q, Clock::time_point now,
+                      size_t limit, dns::MutableBytes out);
+
+  /// serve_stale verify, after the upstream refresh failed: writes the entry as a Stale answer
+  /// (or as a Hit if it has meanwhile been refreshed). Counts served_stale, not requests.
+  /// Owner thread only.
+  LookupResult lookupStale(dns::ByteView query_pkt, const dns::Query& q, Clock::time_point now,
+                           size_t limit, dns::MutableBytes out);
+
+  /// Stores an upstream response `resp_pkt` (parsed as `r`) for the client query `q`. Returns the
+  /// duration in seconds it was stored for, 0 if it was not stored (TC=1, uncacheable type,
+  /// disabled zone, duration 0, question mismatch — the latter counted in `drops` —, or too big
+  /// for the byte budget). A NoError/Delegation insert removes the key from the denial store.
+  /// Inserting clears the entry's refresh-in-flight mark. Owner thread only.
+  uint32_t insert(const dns::Query& q, dns::ByteView resp_pkt, const dns::Response& r,
+                  Clock::time_point now);
+
+  /// Thread-safe to read; stable address for the Cache's lifetime.
+  const Stats& stats() const { return *stats_; }
+  /// Bytes held by both stores (tables and packets). Owner thread only.
+  size_t memoryBytes() const;
+  const Settings& settings() const { return settings_; }
+  size_t successCapacity() const { return success_.capacity(); }
+  size_t denialCapacity() const { return denial_.capacity(); }
+
+  /// Per-partition capacity for a configured capacity: rounded down to a multiple of 256 with
+  /// a minimum of 1024 like CoreDNS (256 shards × max(capacity/256, 4)), then divided among
+  /// `partitions`, at least 4 each.
+  static size_t partitionCapacity(size_t configured, size_t partitions);
+
+ private:
+  struct Found {
+    Store* store = nullptr;
+    uint32_t index = Store::kNone;
+    bool denial = false;
+  };
+  enum class Freshness : uint8_t { Fresh, Stale, Dead };
+
+  Freshness freshness(const Entry& e, Clock::time_point now) const;
+  Found findLive(const KeyView& key, uint64_t hash, Clock::time_point now, bool& fresh);
+  size_t render(const Entry& e, const dns::Query& q, Clock::time_point now, bool stale,
+                size_t limit, dns::MutableBytes out) const;
+  bool takeRefresh(Entry& e, Clock::time_point now);
+  bool shouldPrefetch(Entry& e, Clock::time_point now);
+  bool disabled(const dns::Name& name, bool denial) const;
+  void syncGauges();
+
+  Settings settings_;
+  uint64_t seed_ = 0;
+  uint32_t stale_s_ = 0;
+  std::unique_ptr<Stats> stats_;
+  Store success_;
+  Store denial_;
+};
+
+}  // namespace nld::cache

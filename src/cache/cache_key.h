@@ -1,0 +1,33 @@
+#pragma once
+// The cache key: lower-cased QNAME, QTYPE, QCLASS, DO and CD (spec §8.3 "Key", plus QCLASS as
+// CoreDNS HEAD does, spec §12.8). Hashing and comparison run on the hot path and never allocate.
+//
+// The hash is hand-written (FNV-1a 64 over the lower-cased name bytes, computed on the fly,
+// then a murmur3 finaliser so the low bits used for bucket selection are well mixed) because it
+// must lower-case while hashing and no library hash does that without a copy. A per-cache
+// random seed replaces the FNV offset basis so precomputed collision sets do not carry over
+// between processes; full key equality is verified on every lookup, so collisions cost time,
+// never correctness.
+#include <cstddef>
+#include <cstdint>
+
+#include "dns/name.h"
+
+namespace nld::cache {
+
+/// A borrowed view of a lookup key. `name` is the client's QNAME in any case.
+struct KeyView {
+  const dns::Name* name = nullptr;
+  uint16_t qtype = 0;
+  uint16_t qclass = 0;
+  bool dnssec_ok = false;
+  bool checking_disabled = false;
+};
+
+/// 64-bit hash of the key with `seed`. Thread-safe (pure).
+uint64_t hashKey(uint64_t seed, const KeyView& key);
+
+/// ASCII case-insensitive equality of `len` bytes of wire-form names.
+bool wireEqualsIgnoreCase(const uint8_t* a, const uint8_t* b, size_t len);
+
+}  // namespace nld::cache

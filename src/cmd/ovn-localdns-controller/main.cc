@@ -1,0 +1,148 @@
+// ovn-localdns-controller: keeps Kube-OVN's NodeLocal DNS router policies and NB_Global option in
+// the OVN Northbound database (what kube-ovn-controller does for --node-local-dns-ip), as a
+// standalone, declarative reconciler. See docs/ovn-controller.md.
+//
+//   ovn-localdns-controller [flags] run|check [flags]
+//
+// Thread affinity: main thread runs the controller; the metrics HTTP server has its own thread.
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "flags/flag_set.h"
+#include "ovn/controller.h"
+#include "ovn/ip.h"
+#include "ovn/metrics.h"
+#include "ovsdb/remote.h"
+
+namespace {
+
+std::atomic<bool> gStop{false};
+
+void onSignal(int) { gStop.store(true); }
+
+struct Args {
+  std::string nbAddr;
+  std::string dnsIps;
+  std::string router;
+  std::string nodeSwitch;
+  int64_t priority = 30000;
+  std::string metricsAddr;
+  std::chrono::nanoseconds resync{};
+  std::chrono::nanoseconds probe{};
+  bool dryRun = false;
+  bool quiet = false;
+  std::string sslKey;
+  std::string sslCert;
+  std::string sslCa;
+};
+
+void defineFlags(nld::flags::FlagSet& fs, Args& a) {
+  using namespace std::chrono_literals;
+  fs.addString("ovn-nb-addr", &a.nbAddr, "unix:/var/run/ovn/ovnnb_db.sock",
+               "OVN Northbound remotes, comma-separated (unix:PATH, tcp:IP:PORT, ssl:IP:PORT)");
+  fs.addString("node-local-dns-ip", &a.dnsIps, "",
+               "NodeLocal DNS IPs, comma-separated, IPv4 and/or IPv6 (empty: remove the policies)");
+  fs.addString("cluster-router", &a.router, "ovn-cluster", "the default VPC logical router");
+  fs.addString("node-switch", &a.nodeSwitch, "join", "the logical switch holding the node-<node> ports");
+  fs.addInt("policy-priority", &a.priority, 30000, "priority of the reroute policies (kube-ovn uses 30000)");
+  fs.addString("metrics-addr", &a.metricsAddr, ":10667",
+               "address for /metrics and /healthz (run only; empty disables)");
+  fs.addDuration("resync-interval", &a.resync, 60s, "full reconcile period even without NB changes");
+  fs.addDuration("inactivity-probe", &a.probe, 5s, "OVSDB echo probe interval (0 disables)");
+  fs.addBool("dry-run", &a.dryRun, false, "print the transaction that would be sent and exit; change nothing");
+  fs.addBool("quiet", &a.quiet, false, "suppress INFO logs");
+  fs.addString("ovn-nb-ssl-key", &a.sslKey, "", "private key for ssl: remotes");
+  fs.addString("ovn-nb-ssl-cert", &a.sslCert, "", "certificate for ssl: remotes");
+  fs.addString("ovn-nb-ssl-ca", &a.sslCa, "", "CA certificate for ssl: remotes");
+}
+
+int fail(const std::string& msg) {
+  std::fprintf(stderr, "ovn-localdns-controller: %s\n", msg.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  nld::flags::FlagSet fs("ovn-localdns-controller");
+  defineFlags(fs, a);
+  std::vector<std::string> rest;
+  std::string command = "run";
+  try {
+    rest = fs.parse(argc, argv);
+    // Flags may also follow the command: "run --node-local-dns-ip=...".
+    if (!rest.empty()) {
+      command = rest.front();
+      std::vector<const char*> again{argv[0]};
+      for (std::size_t i = 1; i < rest.size(); ++i) again.push_back(rest[i].c_str());
+      rest = fs.parse(static_cast<int>(again.size()), again.data());
+    }
+  } catch (const nld::flags::HelpRequested&) {
+    std::cout << fs.usage() << "\nCommands:\n  run    reconcile continuously (default)\n"
+              << "  check  report nodes, policies and problems; exit 1 if anything is wrong\n";
+    return 0;
+  } catch (const nld::flags::FlagError& e) {
+    return fail(e.what());
+  }
+  if (!rest.empty()) return fail("unexpected argument \"" + rest.front() + "\"");
+  if (command != "run" && command != "check") return fail("unknown command \"" + command + "\" (want run or check)");
+  nld::log::init(a.quiet);
+
+  nld::ovn::ControllerOptions opts;
+  try {
+    opts.client.remotes = nld::ovsdb::parseRemotes(a.nbAddr);
+  } catch (const std::invalid_argument& e) {
+    return fail(std::string("invalid --ovn-nb-addr: ") + e.what());
+  }
+  if (!a.dnsIps.empty()) {
+    std::size_t start = 0;
+    while (true) {
+      auto comma = a.dnsIps.find(',', start);
+      std::string ip = a.dnsIps.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (nld::ovn::ipFamily(ip) == 0) return fail("invalid --node-local-dns-ip \"" + ip + "\": not an IP address");
+      opts.config.dnsIps.push_back(ip);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  if (a.priority < 0 || a.priority > 32767) return fail("--policy-priority must be in [0, 32767]");
+  if (a.resync <= std::chrono::nanoseconds::zero()) return fail("--resync-interval must be positive");
+  opts.config.router = a.router;
+  opts.config.nodeSwitch = a.nodeSwitch;
+  opts.config.priority = a.priority;
+  opts.resyncInterval = std::chrono::duration_cast<std::chrono::milliseconds>(a.resync);
+  opts.client.probeInterval = std::chrono::duration_cast<std::chrono::milliseconds>(a.probe);
+  opts.client.ssl = {a.sslKey, a.sslCert, a.sslCa};
+
+  nld::ovn::Metrics metrics;
+  nld::ovn::Controller controller(std::move(opts), metrics);
+  if (command == "check") return controller.check(std::cout);
+  if (a.dryRun) return controller.dryRun(std::cout);
+
+  nld::ovn::MetricsServer server(metrics);
+  if (!a.metricsAddr.empty()) {
+    try {
+      server.start(a.metricsAddr);
+    } catch (const std::exception& e) {
+      return fail(e.what());
+    }
+    nld::log::info("plugin/ovn: metrics on {} (port {})", a.metricsAddr, server.port());
+  }
+  struct sigaction sa {};
+  sa.sa_handler = onSignal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  int rc = controller.run(gStop);
+  server.stop();
+  nld::log::info("plugin/ovn: stopped");
+  return rc;
+}

@@ -1,0 +1,180 @@
+#pragma once
+// Corefile parsing: turns CoreDNS/caddyfile text into a validated, typed, immutable configuration.
+//
+// Only the subset of CoreDNS that node-cache needs is accepted (spec §6, §8): the server-block
+// grammar (keys, braces, comments, quotes, {$ENV}, import, snippets, CIDR keys) and the directives
+// errors, log, cache, forward, bind, reload, loop, health and prometheus. Everything else is
+// refused with a `file:line: message` ConfigError, never silently ignored.
+//
+// The grammar is hand-written because there is no C++ caddyfile library; CoreDNS's own parser is
+// the reference (coredns/caddy lexer.go, parse.go; plugin setup.go files).
+//
+// Thread affinity: every function here is pure (apart from reading files, the environment and
+// the interface list through ParseOptions) and may be called from any thread; the returned
+// Corefile is an immutable value that may be shared read-only between threads.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace nld::config {
+
+/// A configuration error. what() is "file:line: message" (or "file: message" without a line).
+struct ConfigError : std::runtime_error {
+  using runtime_error::runtime_error;
+};
+
+/// Knobs and injectable system access for the parser.
+struct ParseOptions {
+  /// Port for keys without one (node-cache/CoreDNS `-dns.port`).
+  uint16_t default_port = 53;
+  /// Environment lookup for {$NAME} / {%NAME%}; unset → empty string. Default: ::getenv.
+  std::function<std::optional<std::string>(const std::string&)> getenv;
+  /// Addresses of a network interface for `bind IFACE` (IPv6 link-local ones carry "%iface").
+  /// std::nullopt means "no such interface" (then the argument must be an IP literal).
+  /// Default: getifaddrs(3).
+  std::function<std::optional<std::vector<std::string>>(const std::string& iface)>
+      interface_addresses;
+  /// Whether `import FILE|GLOB` may read files (snippet imports always work). The fuzz target
+  /// turns this off so arbitrary input cannot make it read the host's files.
+  bool allow_file_imports = true;
+};
+
+/// One server-block key: a zone and the port it is served on.
+struct ZoneKey {
+  std::string zone;  ///< fully qualified, lower-case; "." is the root
+  uint16_t port = 53;
+};
+
+/// `errors { consolidate DURATION REGEXP [LEVEL] }` entry. The REGEXP is Go RE2 syntax and is
+/// kept verbatim (not validated here: std::regex does not speak RE2).
+struct ErrorsConsolidate {
+  std::chrono::milliseconds period{0};
+  std::string pattern;
+  std::string level = "error";  ///< warning | error | info | debug
+};
+
+struct ErrorsConfig {
+  bool stacktrace = false;
+  std::vector<ErrorsConsolidate> consolidate;
+};
+
+/// One `log` stanza.
+struct LogConfig {
+  std::vector<std::string> names{"."};      ///< zones whose queries are logged (fqdn, lower-case)
+  std::string format;                       ///< resolved format ({common}/{combined} expanded)
+  std::vector<std::string> classes{"all"};  ///< success | denial | error | all
+};
+
+/// The CoreDNS common log format (plugin/log).
+inline constexpr std::string_view kCommonLogFormat =
+    "{remote}:{port} - {>id} \"{type} {class} {name} {proto} {size} {>do} {>bufsize}\" {rcode} "
+    "{>rflags} {rsize} {duration}";
+inline constexpr std::string_view kCombinedLogFormat =
+    "{remote}:{port} - {>id} \"{type} {class} {name} {proto} {size} {>do} {>bufsize}\" {rcode} "
+    "{>rflags} {rsize} {duration} \"{>opcode}\"";
+
+/// `cache` (spec §8.3). Capacities are kept as written; the cache rounds them.
+struct CacheConfig {
+  std::vector<std::string> zones;  ///< the block's zones when none were given
+  size_t success_capacity = 10000;
+  uint32_t success_max_ttl = 3600, success_min_ttl = 5;
+  size_t denial_capacity = 10000;
+  uint32_t denial_max_ttl = 1800, denial_min_ttl = 5;
+  uint32_t prefetch_amount = 0;
+  std::chrono::seconds prefetch_duration{60};
+  uint32_t prefetch_percentage = 10;
+  std::optional<std::chrono::seconds> serve_stale;
+  bool serve_stale_verify = false;
+  std::chrono::seconds servfail_ttl{5};
+  std::vector<std::string> disable_success, disable_denial;
+  bool keepttl = false;
+};
+
+enum class Policy { Random, RoundRobin, Sequential };
+
+/// An upstream nameserver. `ip` is canonical text; a link-local IPv6 may carry "%zone".
+struct UpstreamAddress {
+  std::string ip;
+  uint16_t port = 53;
+  /// "ip:port" or "[v6]:port" (the `to` label of the proxy metrics).
+  std::string label() const;
+};
+
+/// One `forward` stanza (spec §8.4).
+struct ForwardConfig {
+  std::string from;                 ///< zone, fqdn lower-case
+  std::vector<std::string> except;  ///< fqdn lower-case
+  std::vector<UpstreamAddress> to;
+  bool force_tcp = false, prefer_udp = false;
+  std::chrono::seconds expire{10};
+  uint32_t max_fails = 2;
+  uint32_t max_connect_attempts = 0;  ///< 0 = not configured (the forwarder picks its cap)
+  Policy policy = Policy::Random;
+  std::chrono::milliseconds health_check{500};
+  bool health_check_recursion_desired = true;
+  std::string health_check_domain = ".";
+  uint32_t max_concurrent = 0;  ///< 0 = unlimited
+  bool failfast_all_unhealthy = false;
+  std::vector<uint8_t> next_rcodes, failover_rcodes;
+};
+
+struct HealthConfig {
+  std::string address = ":8080";
+  std::chrono::milliseconds lameduck{0};
+};
+
+struct ReloadConfig {
+  std::chrono::seconds interval{30}, jitter{15};
+};
+
+/// One server block with all its directives parsed and validated.
+struct ServerBlock {
+  std::string file;  ///< where the block's first key is
+  int line = 0;
+  std::vector<ZoneKey> keys;
+  std::vector<std::string> bind;  ///< resolved, canonical IP literals; empty = wildcard
+  bool errors = false;
+  ErrorsConfig errors_config;
+  bool log = false;
+  std::vector<LogConfig> logs;
+  std::optional<CacheConfig> cache;
+  std::vector<ForwardConfig> forwards;  ///< in file order
+  std::optional<ReloadConfig> reload;
+  bool loop = false;
+  std::optional<HealthConfig> health;
+  std::optional<std::string> prometheus;  ///< listen address, e.g. ":9253"
+};
+
+/// One listening endpoint (address, port) and the zones it serves → block index.
+struct Listener {
+  std::string address;  ///< "" = wildcard
+  uint16_t port = 53;
+  std::vector<std::pair<std::string, size_t>> zones;
+};
+
+struct Corefile {
+  std::vector<ServerBlock> blocks;
+  std::vector<Listener> listeners;  ///< in order of first appearance
+  /// Hex hash of the parsed structure (not of whitespace or comments): reload compares it.
+  std::string fingerprint;
+};
+
+/// Parses Corefile text. `filename` is used in error messages and as the base directory of
+/// relative imports. Throws ConfigError on any problem.
+Corefile parseCorefile(std::string_view text, const std::string& filename,
+                       const ParseOptions& options = {});
+
+/// Reads `path` and parses it (imports relative to its directory). Throws ConfigError.
+Corefile loadCorefile(const std::string& path, const ParseOptions& options = {});
+
+/// Human-readable, deterministic rendering (for logs, tests and the fingerprint).
+std::string dump(const Corefile& corefile);
+
+}  // namespace nld::config

@@ -1,0 +1,273 @@
+// errors, log, bind, reload, loop, health, prometheus (spec §8.1, 8.2, 8.5-8.8, 8.10).
+#include "config/directives.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "config/duration.h"
+#include "config/netutil.h"
+
+namespace nld::config::detail {
+
+void pluginError(const Token& at, std::string_view plugin, std::string_view msg) {
+  std::string m = "plugin/";
+  m += plugin;
+  m += ": ";
+  m += msg;
+  failAt(at, m);
+}
+
+void argError(const Token& at, std::string_view plugin) {
+  pluginError(at, plugin, "Wrong argument count or unexpected line ending after '" + at.text + "'");
+}
+
+void expectArgs(const Line& line, std::string_view plugin, size_t min, size_t max) {
+  if (line.args.size() < min) argError(line.args.empty() ? line.head : line.args.back(), plugin);
+  if (line.args.size() > max) argError(line.args[max], plugin);
+}
+
+void expectNoBlock(const Line& line, std::string_view plugin) {
+  if (line.has_block) {
+    pluginError(line.open_brace, plugin, "'" + line.head.text + "' does not take a block");
+  }
+}
+
+std::chrono::nanoseconds durationArg(const Token& t, std::string_view plugin,
+                                     std::string_view what) {
+  auto d = parseGoDuration(t.text);
+  if (!d) {
+    pluginError(
+        t, plugin,
+        std::string(what) + ": invalid duration '" + t.text + "' (use e.g. 30s, 1m, 1h30m)");
+  }
+  return *d;
+}
+
+std::vector<std::string> zonesArg(const Token& t, std::string_view plugin) {
+  std::string error;
+  auto zones = normalizeZones(t.text, &error);
+  if (zones.empty()) pluginError(t, plugin, error);
+  return zones;
+}
+
+void parseErrors(const Line& line, ServerBlock& block) {
+  constexpr std::string_view kPlugin = "errors";
+  expectArgs(line, kPlugin, 0, 0);
+  for (const Line& sub : line.block) {
+    const std::string& name = sub.head.text;
+    expectNoBlock(sub, kPlugin);
+    if (name == "stacktrace") {
+      expectArgs(sub, kPlugin, 0, 0);
+      block.errors_config.stacktrace = true;
+    } else if (name == "consolidate") {
+      expectArgs(sub, kPlugin, 2, 3);
+      ErrorsConsolidate c;
+      const auto d = durationArg(sub.args[0], kPlugin, "consolidate");
+      if (d <= std::chrono::nanoseconds(0)) {
+        pluginError(sub.args[0], kPlugin, "consolidate duration must be positive");
+      }
+      c.period = std::chrono::duration_cast<std::chrono::milliseconds>(d);
+      c.pattern = sub.args[1].text;
+      if (c.pattern.empty()) pluginError(sub.args[1], kPlugin, "consolidate needs a regexp");
+      if (sub.args.size() == 3) {
+        const std::string& lvl = sub.args[2].text;
+        if (lvl != "warning" && lvl != "error" && lvl != "info" && lvl != "debug") {
+          pluginError(sub.args[2], kPlugin, "unknown log level argument in consolidate: " + lvl);
+        }
+        c.level = lvl;
+      }
+      block.errors_config.consolidate.push_back(std::move(c));
+    } else {
+      pluginError(sub.head, kPlugin, "unknown property '" + name + "'");
+    }
+  }
+  block.errors = true;
+}
+
+void parseLog(const Line& line, ServerBlock& block) {
+  constexpr std::string_view kPlugin = "log";
+  LogConfig cfg;
+  const auto& a = line.args;
+  if (!a.empty()) {
+    // CoreDNS: one arg = a name; more = names... then the format.
+    const size_t nameCount = a.size() == 1 ? 1 : a.size() - 1;
+    cfg.names.clear();
+    for (size_t i = 0; i < nameCount; ++i) {
+      for (auto& z : zonesArg(a[i], kPlugin)) cfg.names.push_back(std::move(z));
+    }
+    if (a.size() > 1) {
+      const std::string& f = a.back().text;
+      if (f == "{common}") {
+        cfg.format = std::string(kCommonLogFormat);
+      } else if (f == "{combined}") {
+        cfg.format = std::string(kCombinedLogFormat);
+      } else {
+        cfg.format = f;
+      }
+    }
+  }
+  if (cfg.format.empty()) cfg.format = std::string(kCommonLogFormat);
+  for (const Line& sub : line.block) {
+    expectNoBlock(sub, kPlugin);
+    if (sub.head.text != "class") {
+      pluginError(sub.head, kPlugin, "unknown property '" + sub.head.text + "'");
+    }
+    expectArgs(sub, kPlugin, 1, 16);
+    cfg.classes.clear();
+    for (const Token& t : sub.args) {
+      std::string c = t.text;
+      std::transform(c.begin(), c.end(), c.begin(),
+                     [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      if (c != "success" && c != "denial" && c != "error" && c != "all") {
+        pluginError(t, kPlugin, "invalid class '" + t.text + "' (success, denial, error, all)");
+      }
+      cfg.classes.push_back(c);
+    }
+  }
+  block.logs.push_back(std::move(cfg));
+  block.log = true;
+}
+
+namespace {
+
+std::vector<std::string> resolveBindArgs(const std::vector<Token>& args,
+                                         const ParseOptions& options) {
+  std::vector<std::string> out;
+  for (const Token& t : args) {
+    // Interface names take priority over IP literals (CoreDNS listIP).
+    std::optional<std::vector<std::string>> ifaceAddrs = options.interface_addresses
+                                                             ? options.interface_addresses(t.text)
+                                                             : systemInterfaceAddresses(t.text);
+    if (ifaceAddrs) {
+      for (const auto& a : *ifaceAddrs) {
+        auto c = canonicalIp(a);
+        if (!c) pluginError(t, "bind", "interface " + t.text + " has a bad address '" + a + "'");
+        out.push_back(*c);
+      }
+      continue;
+    }
+    auto ip = canonicalIp(t.text);
+    if (!ip) pluginError(t, "bind", "not a valid IP address or interface name: \"" + t.text + "\"");
+    out.push_back(*ip);
+  }
+  return out;
+}
+
+}  // namespace
+
+void parseBind(const Line& line, ServerBlock& block, const ParseOptions& options) {
+  constexpr std::string_view kPlugin = "bind";
+  if (line.args.empty()) {
+    pluginError(line.head, kPlugin, "at least one address or interface name is expected");
+  }
+  std::vector<std::string> addrs = resolveBindArgs(line.args, options);
+  std::vector<std::string> except;
+  for (const Line& sub : line.block) {
+    expectNoBlock(sub, kPlugin);
+    if (sub.head.text != "except") {
+      pluginError(sub.head, kPlugin, "invalid option \"" + sub.head.text + "\"");
+    }
+    if (sub.args.empty()) {
+      pluginError(sub.head, kPlugin,
+                  "at least one address or interface must be given to except subdirective");
+    }
+    for (auto& e : resolveBindArgs(sub.args, options)) except.push_back(std::move(e));
+  }
+  size_t kept = 0;
+  for (const auto& a : addrs) {
+    if (std::find(except.begin(), except.end(), a) != except.end()) continue;
+    ++kept;
+    if (std::find(block.bind.begin(), block.bind.end(), a) == block.bind.end()) {
+      block.bind.push_back(a);
+    }
+  }
+  if (kept == 0) {
+    pluginError(line.head, kPlugin,
+                "no address left to listen on (interface without addresses, or all excepted)");
+  }
+}
+
+void parseReload(const Line& line, ServerBlock& block) {
+  constexpr std::string_view kPlugin = "reload";
+  expectArgs(line, kPlugin, 0, 2);
+  expectNoBlock(line, kPlugin);
+  using std::chrono::seconds;
+  std::chrono::nanoseconds interval = seconds(30);
+  std::chrono::nanoseconds jitter = seconds(15);
+  if (!line.args.empty()) interval = durationArg(line.args[0], kPlugin, "interval");
+  if (interval < seconds(2)) {
+    pluginError(line.args[0], kPlugin, "interval value must be greater or equal to 2s");
+  }
+  if (line.args.size() > 1) jitter = durationArg(line.args[1], kPlugin, "jitter");
+  if (jitter < seconds(1)) {
+    pluginError(line.args[1], kPlugin, "jitter value must be greater or equal to 1s");
+  }
+  if (jitter > interval / 2) jitter = interval / 2;
+  ReloadConfig r;
+  r.interval = std::chrono::duration_cast<seconds>(interval);
+  r.jitter = std::chrono::duration_cast<seconds>(jitter);
+  block.reload = r;
+}
+
+void parseLoop(const Line& line, ServerBlock& block) {
+  expectArgs(line, "loop", 0, 0);
+  expectNoBlock(line, "loop");
+  block.loop = true;
+}
+
+namespace {
+
+// Listen address of health/prometheus: Go net.SplitHostPort plus a numeric port.
+void checkListenAddress(const Token& t, std::string_view plugin) {
+  std::string host, port;
+  if (auto err = splitHostPort(t.text, &host, &port)) pluginError(t, plugin, *err);
+  if (!parsePort(port)) pluginError(t, plugin, "invalid port '" + port + "' in " + t.text);
+  if (host.empty() || canonicalIp(host)) return;
+  std::string error;
+  if (!normalizeName(host, &error) || host.find('*') != std::string::npos) {
+    pluginError(t, plugin, "invalid host '" + host + "' in " + t.text);
+  }
+}
+
+}  // namespace
+
+void parseHealth(const Line& line, ServerBlock& block) {
+  constexpr std::string_view kPlugin = "health";
+  expectArgs(line, kPlugin, 0, 1);
+  HealthConfig h;
+  if (!line.args.empty()) {
+    checkListenAddress(line.args[0], kPlugin);
+    h.address = line.args[0].text;
+  }
+  for (const Line& sub : line.block) {
+    expectNoBlock(sub, kPlugin);
+    if (sub.head.text != "lameduck") {
+      pluginError(sub.head, kPlugin, "unknown property '" + sub.head.text + "'");
+    }
+    expectArgs(sub, kPlugin, 1, 1);
+    auto d = parseGoDuration(sub.args[0].text);
+    if (!d) {
+      pluginError(sub.args[0], kPlugin,
+                  "unable to parse lameduck duration value: '" + sub.args[0].text + "'");
+    }
+    if (*d < std::chrono::nanoseconds(0)) {
+      pluginError(sub.args[0], kPlugin, "lameduck duration must not be negative");
+    }
+    h.lameduck = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+  }
+  block.health = h;  // several `health` lines: the last one wins (CoreDNS)
+}
+
+void parsePrometheus(const Line& line, ServerBlock& block) {
+  constexpr std::string_view kPlugin = "prometheus";
+  expectArgs(line, kPlugin, 0, 1);
+  expectNoBlock(line, kPlugin);
+  std::string addr = "localhost:9153";
+  if (!line.args.empty()) {
+    checkListenAddress(line.args[0], kPlugin);
+    addr = line.args[0].text;
+  }
+  block.prometheus = addr;
+}
+
+}  // namespace nld::config::detail

@@ -1,0 +1,89 @@
+#pragma once
+// Orchestrates node-cache's host side (spec §1, §3.3-§3.5, §13):
+//   setupInterface()  before the DNS listeners bind (the local IPs must exist to bind them);
+//   setupRules()      after the listeners are up and the pidfile is written (NOTRACK rules
+//                     without a listening server black-hole node DNS, §3.5);
+//   startPeriodic(i)  re-ensures rules (once enabled by setupRules) and the interface every i;
+//   teardown()        stops the periodic thread, removes every copy of every rule, then removes
+//                     the interface (or only our addresses on a link we do not own).
+// Errors are logged and reported through the callback with the errortype of
+// coredns_nodecache_setup_errors_total (iptables, iptables_lock, interface_add, interface_check);
+// none is fatal.
+//
+// Thread affinity: all public methods may be called from any thread (e.g. teardown() from a
+// signal-handling thread while the periodic thread runs); link and iptables work is serialised by
+// an internal mutex. The error callback runs on the calling thread or the periodic thread.
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "node/iptables.h"
+#include "node/link_manager.h"
+#include "node/options.h"
+
+namespace nld::node {
+
+struct HostSetupSettings {
+  bool setup_interface = true;
+  bool setup_iptables = true;
+  std::string interface_name = "nodelocaldns";
+  std::vector<LocalIp> local_ips;
+  uint16_t dns_port = 53;
+  uint16_t health_port = 8080;
+  IptablesSettings iptables;   ///< family is filled from local_ips if 0
+
+  /// The settings node-cache's flags imply.
+  static HostSetupSettings fromOptions(const Options& options);
+};
+
+class HostSetup {
+ public:
+  using ErrorCallback = std::function<void(std::string_view errortype)>;
+
+  HostSetup(HostSetupSettings settings, ErrorCallback on_error = {});
+  ~HostSetup();   // stops the periodic thread; does NOT tear down (the caller decides, -skipteardown)
+  HostSetup(const HostSetup&) = delete;
+  HostSetup& operator=(const HostSetup&) = delete;
+
+  /// Ensures the interface and its addresses (no-op returning true without -setupinterface).
+  bool setupInterface();
+  /// Ensures the iptables rules and enables them in the periodic pass (no-op without
+  /// -setupiptables). @return false on error (logged, counted; the periodic pass retries).
+  bool setupRules();
+  /// One periodic pass: rules (if enabled) then the interface. @return true if both succeeded.
+  bool ensureOnce();
+  /// Starts the periodic thread (first pass after one interval). Idempotent.
+  void startPeriodic(std::chrono::nanoseconds interval);
+  /// Stops the periodic thread promptly. Idempotent. Logs
+  /// `Exiting iptables/interface check goroutine` like upstream.
+  void stopPeriodic();
+  /// Stops the periodic pass, removes the rules, then the interface/addresses. Idempotent: a
+  /// second call does nothing unless setup ran again in between.
+  void teardown();
+
+  Iptables& iptables() { return iptables_; }
+  LinkManager& links() { return links_; }
+
+ private:
+  void run(std::chrono::nanoseconds interval);
+
+  HostSetupSettings settings_;
+  ErrorCallback on_error_;
+  std::mutex work_mu_;   // serialises link/iptables work
+  LinkManager links_;
+  Iptables iptables_;
+  bool rules_enabled_ = false;
+  bool needs_teardown_ = false;
+
+  std::mutex thread_mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace nld::node

@@ -1,0 +1,178 @@
+#include "observability/coredns_metrics.h"
+
+#include <cmath>
+
+namespace nld::observability {
+
+namespace {
+const std::vector<std::string> kServerLabels = {"server", "zone", "view"};
+const std::vector<std::string> kCacheLabels = {"server", "zones", "view"};
+const std::vector<std::string> kCacheTypeLabels = {"server", "zones", "view", "type"};
+}  // namespace
+
+std::vector<double> CorednsMetrics::durationBuckets() {
+  std::vector<double> b;
+  for (int k = 0; k <= 15; ++k) {
+    b.push_back(std::ldexp(0.00025, k));
+  }
+  return b;
+}
+
+std::vector<double> CorednsMetrics::sizeBuckets() {
+  return {0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16e3, 32e3, 48e3, 64e3};
+}
+
+std::vector<double> CorednsMetrics::healthBuckets() { return {0.00025, 0.0025, 0.025, 0.25, 2.5}; }
+
+std::string_view CorednsMetrics::typeLabel(uint16_t qtype) {
+  switch (qtype) {
+    case 1: return "A";
+    case 2: return "NS";
+    case 5: return "CNAME";
+    case 6: return "SOA";
+    case 12: return "PTR";
+    case 15: return "MX";
+    case 16: return "TXT";
+    case 28: return "AAAA";
+    case 33: return "SRV";
+    case 43: return "DS";
+    case 46: return "RRSIG";
+    case 47: return "NSEC";
+    case 48: return "DNSKEY";
+    case 50: return "NSEC3";
+    case 65: return "HTTPS";
+    case 251: return "IXFR";
+    case 252: return "AXFR";
+    case 255: return "ANY";
+    default: return "other";
+  }
+}
+
+std::string CorednsMetrics::rcodeLabel(uint8_t rcode) {
+  static constexpr const char* kNames[] = {
+      "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",  "REFUSED", "YXDOMAIN", "YXRRSET",
+      "NXRRSET", "NOTAUTH", "NOTZONE",  nullptr,    nullptr,   nullptr,   nullptr,    nullptr,
+      "BADSIG",  "BADKEY",  "BADTIME",  "BADMODE",  "BADNAME", "BADALG",  "BADTRUNC", "BADCOOKIE"};
+  if (rcode < std::size(kNames) && kNames[rcode] != nullptr) {
+    return kNames[rcode];
+  }
+  return "RCODE" + std::to_string(rcode);
+}
+
+std::string CorednsMetrics::compilerVersion() {
+#if defined(__clang__)
+  return "clang-" + std::to_string(__clang_major__) + "." + std::to_string(__clang_minor__);
+#elif defined(__GNUC__)
+  return "gcc-" + std::to_string(__GNUC__) + "." + std::to_string(__GNUC_MINOR__);
+#else
+  return "unknown";
+#endif
+}
+
+CorednsMetrics::CorednsMetrics(Registry& r, const BuildInfo& build, bool withNodeCacheSetupErrors)
+    : registry(r),
+      buildInfo(r.gauge("coredns_build_info",
+                        "A metric with a constant '1' value labeled by version, revision, and "
+                        "goversion from which CoreDNS was built.",
+                        {"version", "revision", "goversion"})),
+      panics(r.counter("coredns_panics_total", "A metrics that counts the number of panics.")),
+      dnsRequests(r.counter("coredns_dns_requests_total",
+                            "Counter of DNS requests made per zone, protocol and family.",
+                            {"server", "zone", "view", "proto", "family", "type"})),
+      dnsRequestDuration(
+          r.histogram("coredns_dns_request_duration_seconds",
+                      "Histogram of the time (in seconds) each request took per zone.",
+                      kServerLabels, durationBuckets())),
+      dnsRequestSize(r.histogram("coredns_dns_request_size_bytes",
+                                 "Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone "
+                                 "and protocol.",
+                                 {"server", "zone", "view", "proto"}, sizeBuckets())),
+      dnsResponseSize(r.histogram("coredns_dns_response_size_bytes",
+                                  "Size of the returned response in bytes.",
+                                  {"server", "zone", "view", "proto"}, sizeBuckets())),
+      dnsDoRequests(r.counter("coredns_dns_do_requests_total",
+                              "Counter of DNS requests with DO bit set per zone.", kServerLabels)),
+      dnsResponses(r.counter("coredns_dns_responses_total", "Counter of response status codes.",
+                             {"server", "zone", "view", "rcode", "plugin"})),
+      pluginEnabled(r.gauge("coredns_plugin_enabled",
+                            "A metric that indicates whether a plugin is enabled on per server "
+                            "and zone basis.",
+                            {"server", "zone", "view", "name"})),
+      cacheEntries(r.gauge("coredns_cache_entries", "The number of elements in the cache.",
+                           kCacheTypeLabels)),
+      cacheRequests(
+          r.counter("coredns_cache_requests_total", "The count of cache requests.", kCacheLabels)),
+      cacheHits(r.counter("coredns_cache_hits_total", "The count of cache hits.",
+                          kCacheTypeLabels)),
+      cacheMisses(r.counter("coredns_cache_misses_total",
+                            "The count of cache misses. Deprecated, derive misses from cache "
+                            "hits/requests counters.",
+                            kCacheLabels)),
+      cachePrefetch(r.counter("coredns_cache_prefetch_total",
+                              "The number of times the cache has prefetched a cached item.",
+                              kCacheLabels)),
+      cacheDrops(r.counter("coredns_cache_drops_total",
+                           "The number responses that are not cached, because the reply is "
+                           "malformed.",
+                           kCacheLabels)),
+      cacheServedStale(r.counter("coredns_cache_served_stale_total",
+                                 "The number of requests served from stale cache entries.",
+                                 kCacheLabels)),
+      cacheEvictions(r.counter("coredns_cache_evictions_total", "The count of cache evictions.",
+                               kCacheTypeLabels)),
+      proxyRequestDuration(r.histogram("coredns_proxy_request_duration_seconds",
+                                       "Histogram of the time each request took.",
+                                       {"proxy_name", "to", "rcode"}, durationBuckets())),
+      proxyHealthcheckFailures(r.counter("coredns_proxy_healthcheck_failures_total",
+                                         "Counter of the number of failed healthchecks.",
+                                         {"proxy_name", "to"})),
+      proxyConnCacheHits(r.counter("coredns_proxy_conn_cache_hits_total",
+                                   "Counter of connection cache hits per upstream and protocol.",
+                                   {"proxy_name", "to", "proto"})),
+      proxyConnCacheMisses(
+          r.counter("coredns_proxy_conn_cache_misses_total",
+                    "Counter of connection cache misses per upstream and protocol.",
+                    {"proxy_name", "to", "proto"})),
+      forwardHealthcheckBroken(
+          r.counter("coredns_forward_healthcheck_broken_total",
+                    "Counter of the number of complete failures of the healthchecks.")),
+      forwardMaxConcurrentRejects(
+          r.counter("coredns_forward_max_concurrent_rejects_total",
+                    "Counter of the number of queries rejected because the concurrent queries "
+                    "were at maximum.")),
+      reloadFailed(r.counter("coredns_reload_failed_total",
+                             "Counter of the number of failed reload attempts.")),
+      reloadVersionInfo(r.gauge("coredns_reload_version_info",
+                                "A metric with a constant '1' value labeled by hash, and value "
+                                "which type of hash generated.",
+                                {"hash", "value"})),
+      healthRequestDuration(r.histogram("coredns_health_request_duration_seconds",
+                                        "Histogram of the time (in seconds) each request took.",
+                                        {}, healthBuckets())),
+      healthRequestFailures(r.counter("coredns_health_request_failures_total",
+                                      "The number of times the health check failed.")),
+      nodecacheSetupErrors(nullptr) {
+  BuildInfo b = build;
+  if (b.goversion.empty()) {
+    b.goversion = compilerVersion();
+  }
+  buildInfo.with({b.version, b.revision, b.goversion}).set(1);
+  // Plain (label-less) collectors exist at 0 from registration, as in Go.
+  panics.with();
+  forwardHealthcheckBroken.with();
+  forwardMaxConcurrentRejects.with();
+  reloadFailed.with();
+  healthRequestFailures.with();
+  healthRequestDuration.with();
+  if (withNodeCacheSetupErrors) {
+    nodecacheSetupErrors =
+        &r.counter("coredns_nodecache_setup_errors_total",
+                   "The number of errors during periodic network setup for node-cache",
+                   {"errortype"});
+    for (std::string_view t : kSetupErrorTypes) {
+      nodecacheSetupErrors->with({std::string(t)});
+    }
+  }
+}
+
+}  // namespace nld::observability

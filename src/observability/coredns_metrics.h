@@ -1,0 +1,94 @@
+#pragma once
+// The CoreDNS / node-cache metric catalogue (spec §8.3, §8.4, §8.6, §8.8, §8.10, §8.11): exact
+// names, help texts, types, label names and buckets, so dashboards and alerts written for
+// k8s-dns-node-cache keep working.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "observability/metrics.h"
+
+namespace nld::observability {
+
+/// Values of the coredns_build_info labels.
+struct BuildInfo {
+  std::string version = "unknown";
+  std::string revision = "unknown";
+  /// CoreDNS puts the Go version here; we put the compiler, e.g. "gcc-12.2". Empty = detect.
+  std::string goversion;
+};
+
+/// Registers every CoreDNS metric family on construction. Construct once per registry at startup
+/// (registering is idempotent, so a second instance on the same registry shares the families).
+/// Members are family references; the server creates handles from them at configuration time.
+/// Families without labels are pre-created at 0, like Go's plain (non-vector) collectors.
+struct CorednsMetrics {
+  /// @param withNodeCacheSetupErrors false when node-cache's own metrics listener failed to start
+  ///        (spec §8.11: the counter is then not registered at all).
+  explicit CorednsMetrics(Registry& registry = defaultRegistry(), const BuildInfo& build = {},
+                          bool withNodeCacheSetupErrors = true);
+
+  /// Request-duration buckets: 0.00025 * 2^k seconds, k = 0..15 (0.25 ms .. 8.192 s).
+  static std::vector<double> durationBuckets();
+  /// Request/response size buckets of plugin/metrics/vars.
+  static std::vector<double> sizeBuckets();
+  /// Health self-check buckets: 0.00025, 0.0025, 0.025, 0.25, 2.5 s.
+  static std::vector<double> healthBuckets();
+
+  /// The `type` label of coredns_dns_requests_total: A AAAA CNAME DNSKEY DS MX NSEC3 NSEC NS PTR
+  /// RRSIG SOA SRV TXT HTTPS IXFR AXFR ANY, anything else "other". Any thread.
+  static std::string_view typeLabel(uint16_t qtype);
+  /// The `rcode` label: miekg/dns RcodeToString names (16 is "BADSIG", as in miekg), unknown
+  /// codes "RCODE<n>". Any thread.
+  static std::string rcodeLabel(uint8_t rcode);
+  /// Compiler name and version, e.g. "gcc-12.2" or "clang-14.0".
+  static std::string compilerVersion();
+
+  Registry& registry;
+
+  // plugin/metrics (§8.10)
+  GaugeFamily& buildInfo;          // coredns_build_info{version,revision,goversion} = 1
+  CounterFamily& panics;           // coredns_panics_total
+  CounterFamily& dnsRequests;      // {server,zone,view,proto,family,type}
+  HistogramFamily& dnsRequestDuration;  // {server,zone,view}
+  HistogramFamily& dnsRequestSize;      // {server,zone,view,proto}
+  HistogramFamily& dnsResponseSize;     // {server,zone,view,proto}
+  CounterFamily& dnsDoRequests;         // {server,zone,view}
+  CounterFamily& dnsResponses;          // {server,zone,view,rcode,plugin}
+  GaugeFamily& pluginEnabled;           // {server,zone,view,name} = 1
+
+  // plugin/cache (§8.3); type is "success" or "denial"
+  GaugeFamily& cacheEntries;        // {server,zones,view,type}
+  CounterFamily& cacheRequests;     // {server,zones,view}
+  CounterFamily& cacheHits;         // {server,zones,view,type}
+  CounterFamily& cacheMisses;       // {server,zones,view}
+  CounterFamily& cachePrefetch;     // {server,zones,view}
+  CounterFamily& cacheDrops;        // {server,zones,view}
+  CounterFamily& cacheServedStale;  // {server,zones,view}
+  CounterFamily& cacheEvictions;    // {server,zones,view,type}
+
+  // plugin/forward + pkg/proxy (§8.4)
+  HistogramFamily& proxyRequestDuration;   // {proxy_name,to,rcode}
+  CounterFamily& proxyHealthcheckFailures; // {proxy_name,to}
+  CounterFamily& proxyConnCacheHits;       // {proxy_name,to,proto}
+  CounterFamily& proxyConnCacheMisses;     // {proxy_name,to,proto}
+  CounterFamily& forwardHealthcheckBroken;     // no labels
+  CounterFamily& forwardMaxConcurrentRejects;  // no labels
+
+  // plugin/reload (§8.6)
+  CounterFamily& reloadFailed;       // no labels
+  GaugeFamily& reloadVersionInfo;    // {hash,value} = 1
+
+  // plugin/health (§8.8)
+  HistogramFamily& healthRequestDuration;  // no labels
+  CounterFamily& healthRequestFailures;    // no labels
+
+  // node-cache (§8.11): null if not registered. errortype in kSetupErrorTypes, pre-set to 0.
+  CounterFamily* nodecacheSetupErrors;
+  static constexpr std::string_view kSetupErrorTypes[] = {"iptables", "iptables_lock",
+                                                          "interface_add", "interface_check",
+                                                          "configmap"};
+};
+
+}  // namespace nld::observability

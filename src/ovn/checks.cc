@@ -1,0 +1,184 @@
+#include "ovn/checks.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <regex>
+#include <set>
+
+#include "ovn/ip.h"
+
+namespace nld::ovn {
+
+namespace {
+
+// IPs that a match operand stands for: "$pg_ip4" → the port group's IPs, "$as" → the address
+// set, a literal → itself. nullopt if unknown.
+std::optional<std::vector<std::string>> resolveOperand(const NbSnapshot& nb, const std::string& op) {
+  if (op.empty()) return std::nullopt;
+  if (op[0] != '$') return std::vector<std::string>{op};
+  const std::string name = op.substr(1);
+  if (auto it = nb.addressSets.find(name); it != nb.addressSets.end()) return it->second;
+  for (const char* suffix : {"_ip4", "_ip6"}) {
+    if (name.ends_with(suffix)) {
+      auto it = nb.portGroups.find(name.substr(0, name.size() - 4));
+      if (it != nb.portGroups.end()) return it->second;
+    }
+  }
+  return std::nullopt;
+}
+
+bool anyContained(const std::vector<std::string>& ips, const std::vector<std::string>& cidrs) {
+  for (const auto& ip : ips) {
+    for (const auto& c : cidrs) {
+      if (ipInCidr(ip, c)) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+const char* kindName(Finding::Kind kind) {
+  switch (kind) {
+    case Finding::Kind::kRouterMissing: return "router_missing";
+    case Finding::Kind::kNodeSwitchMissing: return "node_switch_missing";
+    case Finding::Kind::kPortGroupMissing: return "port_group_missing";
+    case Finding::Kind::kPolicyMissing: return "policy_missing";
+    case Finding::Kind::kPolicyWrong: return "policy_wrong";
+    case Finding::Kind::kOptionWrong: return "option_wrong";
+    case Finding::Kind::kUnderlayUnconnected: return "underlay_unconnected";
+    case Finding::Kind::kShadowingPolicy: return "shadowing_policy";
+  }
+  return "unknown";
+}
+
+std::vector<std::string> matchOperands(const std::string& match, const std::string& field) {
+  std::vector<std::string> out;
+  // e.g. "ip4.src == $node.a_ip4", "ip.src == {10.0.0.0/8, $as}"; field is "src" or "dst".
+  static const std::regex kSingle(R"((?:ip4|ip6|ip)\.(src|dst)\s*==\s*(\{[^}]*\}|[^\s&|)]+))");
+  for (auto it = std::sregex_iterator(match.begin(), match.end(), kSingle); it != std::sregex_iterator(); ++it) {
+    if ((*it)[1].str() != field) continue;
+    std::string v = (*it)[2].str();
+    if (!v.empty() && v.front() == '{') v = v.substr(1, v.size() - 2);
+    std::string tok;
+    for (char c : v + " ") {
+      if (c == ' ' || c == ',' || c == '"') {
+        if (!tok.empty()) out.push_back(tok);
+        tok.clear();
+      } else {
+        tok.push_back(c);
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<Finding> runChecks(const NbSnapshot& nb, const ReconcileConfig& config, const Plan& plan) {
+  std::vector<Finding> out;
+  using K = Finding::Kind;
+  if (!nb.routerUuid) out.push_back({K::kRouterMissing, config.router, "logical router " + config.router + " not found"});
+  if (!nb.nodeSwitchFound) {
+    out.push_back({K::kNodeSwitchMissing, config.nodeSwitch, "logical switch " + config.nodeSwitch + " not found"});
+  }
+  for (const auto& n : nb.nodes) {
+    const std::string pg = portGroupName(n.name);
+    if (nb.portGroups.count(pg) == 0 && !config.dnsIps.empty()) {
+      out.push_back({K::kPortGroupMissing, n.name,
+                     fmt::format("node {}: port group {} does not exist (its policies cannot match)", n.name, pg)});
+    }
+  }
+  for (const auto& d : plan.inserts) {
+    out.push_back({K::kPolicyMissing, d.node,
+                   fmt::format("node {}: missing policy priority {} match \"{}\" reroute {}", d.node, config.priority,
+                               d.match, d.nexthop)});
+  }
+  for (const auto& p : plan.deletes) {
+    out.push_back({K::kPolicyWrong, p.uuid,
+                   fmt::format("policy {} (node {}, priority {}, match \"{}\") is stale or wrong", p.uuid,
+                               p.externalIds.count("node") ? p.externalIds.at("node") : "?", p.priority, p.match)});
+  }
+  if (plan.optionChange) {
+    out.push_back({K::kOptionWrong, "NB_Global",
+                   fmt::format("NB_Global options:node_local_dns_ip is \"{}\", want \"{}\"", nb.dnsOption.value_or("<unset>"),
+                               plan.optionValue.value_or("<unset>"))});
+  }
+  for (const auto& sw : nb.underlaySwitches) {
+    if (!sw.connectedToRouter) {
+      out.push_back({K::kUnderlayUnconnected, sw.name,
+                     fmt::format("underlay switch {} has a localnet port but no router port on {} "
+                                 "(u2oInterconnection off): its pods cannot reach node-local DNS",
+                                 sw.name, config.router)});
+    }
+  }
+  // Higher-priority policies whose source overlaps a node's pods and whose destination (if
+  // constrained and resolvable) includes a DNS IP: they win over the local-DNS reroute.
+  if (!config.dnsIps.empty()) {
+    for (const auto& p : nb.policies) {
+      if (p.priority <= config.priority || isOwned(p)) continue;
+      const auto src = matchOperands(p.match, "src");
+      if (src.empty()) continue;
+      const auto dst = matchOperands(p.match, "dst");
+      if (!dst.empty()) {
+        bool unknown = false;
+        std::vector<std::string> dstIps;
+        for (const auto& d : dst) {
+          auto r = resolveOperand(nb, d);
+          if (!r) {
+            unknown = true;
+            break;
+          }
+          dstIps.insert(dstIps.end(), r->begin(), r->end());
+        }
+        if (!unknown && !anyContained(config.dnsIps, dstIps)) continue;
+      }
+      std::set<std::string> hitNodes;
+      for (const auto& n : nb.nodes) {
+        const std::string pg = portGroupName(n.name);
+        auto pgIt = nb.portGroups.find(pg);
+        for (const auto& s : src) {
+          if (s == "$" + pg + "_ip4" || s == "$" + pg + "_ip6") {
+            hitNodes.insert(n.name);
+            continue;
+          }
+          auto r = resolveOperand(nb, s);
+          if (r && pgIt != nb.portGroups.end() && anyContained(pgIt->second, *r)) hitNodes.insert(n.name);
+        }
+      }
+      for (const auto& node : hitNodes) {
+        out.push_back({K::kShadowingPolicy, p.uuid,
+                       fmt::format("policy {} (priority {} > {}, action {}, match \"{}\") catches pods of node {} "
+                                   "before the node-local DNS reroute",
+                                   p.uuid, p.priority, config.priority, p.action, p.match, node)});
+      }
+    }
+  }
+  return out;
+}
+
+std::string formatReport(const NbSnapshot& nb, const ReconcileConfig& config, const std::vector<Finding>& findings) {
+  std::string out;
+  out += fmt::format("router {}: {}\n", config.router, nb.routerUuid ? *nb.routerUuid : "NOT FOUND");
+  out += fmt::format("NB_Global options:node_local_dns_ip: {}\n", nb.dnsOption.value_or("<unset>"));
+  out += fmt::format("nodes on switch {}: {}\n", config.nodeSwitch, nb.nodes.size());
+  for (const auto& n : nb.nodes) {
+    out += fmt::format("  node {} join {}{}{} port group {}\n", n.name, n.ip4.empty() ? "-" : n.ip4,
+                       n.ip6.empty() ? "" : " ", n.ip6, portGroupName(n.name));
+    for (const auto& p : nb.policies) {
+      auto it = p.externalIds.find("node");
+      if (!isOwned(p) || it == p.externalIds.end() || it->second != n.name) continue;
+      std::string hops;
+      for (const auto& h : p.nexthops) hops += (hops.empty() ? "" : ",") + h;
+      out += fmt::format("    policy {} priority {} match \"{}\" {} {}\n", p.uuid, p.priority, p.match, p.action, hops);
+    }
+  }
+  if (findings.empty()) {
+    out += "OK: no problems found\n";
+  } else {
+    out += fmt::format("{} problem(s):\n", findings.size());
+    for (const auto& f : findings) out += fmt::format("  [{}] {}\n", kindName(f.kind), f.message);
+  }
+  return out;
+}
+
+}  // namespace nld::ovn

@@ -1,0 +1,175 @@
+#include "ovn/desired_state.h"
+
+#include <algorithm>
+#include <set>
+
+#include "ovn/ip.h"
+
+namespace nld::ovn {
+
+using ovsdb::Json;
+
+std::string portGroupName(const std::string& node) {
+  std::string pg = "node-" + node;
+  std::replace(pg.begin(), pg.end(), '-', '.');
+  return pg;
+}
+
+std::string policyMatch(const std::string& node, int family, const std::string& dnsIp) {
+  const std::string ip = family == 6 ? "ip6" : "ip4";
+  return ip + ".src == $" + portGroupName(node) + "_" + ip + " && " + ip + ".dst == " + dnsIp;
+}
+
+std::map<std::string, std::string> policyExternalIds(const std::string& node, int family) {
+  return {{"vendor", "kube-ovn"},
+          {"node", node},
+          {"address-family", std::to_string(family)},
+          {"isLocalDnsCache", "true"}};
+}
+
+bool isOwned(const Policy& policy) {
+  auto it = policy.externalIds.find("isLocalDnsCache");
+  auto vendor = policy.externalIds.find("vendor");
+  return it != policy.externalIds.end() && it->second == "true" && vendor != policy.externalIds.end() &&
+         vendor->second == "kube-ovn";
+}
+
+std::vector<DesiredPolicy> desiredPolicies(const NbSnapshot& nb, const ReconcileConfig& config) {
+  std::vector<DesiredPolicy> out;
+  for (const auto& node : nb.nodes) {
+    for (int family : {4, 6}) {
+      const std::string& join = family == 4 ? node.ip4 : node.ip6;
+      if (join.empty()) continue;
+      for (const auto& dns : config.dnsIps) {
+        if (ipFamily(dns) != family) continue;
+        DesiredPolicy d;
+        d.node = node.name;
+        d.family = family;
+        d.dnsIp = dns;
+        d.match = policyMatch(node.name, family, dns);
+        d.nexthop = join;
+        d.externalIds = policyExternalIds(node.name, family);
+        out.push_back(std::move(d));
+      }
+    }
+  }
+  return out;
+}
+
+bool policyMatches(const Policy& existing, const DesiredPolicy& desired, int64_t priority) {
+  if (existing.priority != priority || existing.action != "reroute" || existing.match != desired.match) return false;
+  if (existing.nexthops != std::vector<std::string>{desired.nexthop}) return false;
+  if (existing.nexthop.has_value()) return false;
+  for (const auto& [k, v] : desired.externalIds) {
+    auto it = existing.externalIds.find(k);
+    if (it == existing.externalIds.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+Plan computePlan(const NbSnapshot& nb, const ReconcileConfig& config) {
+  Plan plan;
+  const auto desired = desiredPolicies(nb, config);
+  std::vector<bool> satisfied(desired.size(), false);
+  for (const auto& p : nb.policies) {
+    if (!isOwned(p)) continue;
+    bool keep = false;
+    for (std::size_t i = 0; i < desired.size(); ++i) {
+      // The first exact match is kept; later exact duplicates are deleted.
+      if (!satisfied[i] && policyMatches(p, desired[i], config.priority)) {
+        satisfied[i] = true;
+        keep = true;
+        break;
+      }
+    }
+    if (!keep) plan.deletes.push_back(p);
+  }
+  for (std::size_t i = 0; i < desired.size(); ++i) {
+    if (!satisfied[i]) plan.inserts.push_back(desired[i]);
+  }
+  std::optional<std::string> want;
+  if (!config.dnsIps.empty()) {
+    std::string joined;
+    for (const auto& ip : config.dnsIps) joined += (joined.empty() ? "" : ",") + ip;
+    want = joined;
+  }
+  if (want != nb.dnsOption) {
+    plan.optionChange = true;
+    plan.optionValue = want;
+  }
+  return plan;
+}
+
+std::optional<Json> buildTransaction(const Plan& plan, const NbSnapshot& nb, const ReconcileConfig& config,
+                                     std::string* error) {
+  Json ops = Json::array();
+  if (!plan.deletes.empty() || !plan.inserts.empty()) {
+    if (!nb.routerUuid) {
+      if (error) *error = "logical router " + config.router + " not found";
+      return std::nullopt;
+    }
+    std::vector<Json> current;
+    for (const auto& u : nb.routerPolicyUuids) current.push_back(ovsdb::makeUuid(u));
+    const Json whereRouter = Json::array({Json::array({"_uuid", "==", ovsdb::makeUuid(*nb.routerUuid)})});
+    ops.push_back({{"op", "wait"},
+                   {"timeout", 0},
+                   {"table", "Logical_Router"},
+                   {"where", whereRouter},
+                   {"columns", Json::array({"policies"})},
+                   {"until", "=="},
+                   {"rows", Json::array({Json{{"policies", ovsdb::makeSet(current)}}})}});
+    std::vector<Json> named;
+    for (std::size_t i = 0; i < plan.inserts.size(); ++i) {
+      const auto& d = plan.inserts[i];
+      const std::string name = "localdns" + std::to_string(i);
+      ops.push_back({{"op", "insert"},
+                     {"table", "Logical_Router_Policy"},
+                     {"uuid-name", name},
+                     {"row",
+                      {{"priority", config.priority},
+                       {"match", d.match},
+                       {"action", "reroute"},
+                       {"nexthops", ovsdb::makeStringSet({d.nexthop})},
+                       {"external_ids", ovsdb::makeStringMap(d.externalIds)}}}});
+      named.push_back(ovsdb::makeNamedUuid(name));
+    }
+    Json mutations = Json::array();
+    if (!plan.deletes.empty()) {
+      std::vector<Json> del;
+      for (const auto& p : plan.deletes) del.push_back(ovsdb::makeUuid(p.uuid));
+      // Unreferenced Logical_Router_Policy rows (a non-root table) are garbage-collected.
+      mutations.push_back(Json::array({"policies", "delete", ovsdb::makeSet(del)}));
+    }
+    if (!named.empty()) mutations.push_back(Json::array({"policies", "insert", ovsdb::makeSet(named)}));
+    ops.push_back({{"op", "mutate"}, {"table", "Logical_Router"}, {"where", whereRouter}, {"mutations", mutations}});
+  }
+  if (plan.optionChange) {
+    if (nb.nbGlobalUuid) {
+      Json mutations = Json::array({Json::array({"options", "delete", ovsdb::makeStringSet({"node_local_dns_ip"})})});
+      if (plan.optionValue) {
+        mutations.push_back(
+            Json::array({"options", "insert", ovsdb::makeStringMap({{"node_local_dns_ip", *plan.optionValue}})}));
+      }
+      ops.push_back({{"op", "mutate"},
+                     {"table", "NB_Global"},
+                     {"where", Json::array({Json::array({"_uuid", "==", ovsdb::makeUuid(*nb.nbGlobalUuid)})})},
+                     {"mutations", mutations}});
+    } else if (plan.optionValue) {
+      // No NB_Global row yet (ovn-northd/ovn-nbctl create it): create it, unless someone else
+      // did in the meantime.
+      ops.push_back({{"op", "wait"},
+                     {"timeout", 0},
+                     {"table", "NB_Global"},
+                     {"where", Json::array()},
+                     {"columns", Json::array({"_uuid"})},
+                     {"until", "=="},
+                     {"rows", Json::array()}});
+      ops.push_back({{"op", "insert"},
+                     {"table", "NB_Global"},
+                     {"row", {{"options", ovsdb::makeStringMap({{"node_local_dns_ip", *plan.optionValue}})}}}});
+    }
+  }
+  return ops;
+}
+
+}  // namespace nld::ovn

@@ -1,0 +1,344 @@
+#include "ovsdb/client.h"
+
+#include <poll.h>
+
+#include <cerrno>
+
+#include "common/log.h"
+
+namespace nld::ovsdb {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int msUntil(Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return left < 0 ? 0 : static_cast<int>(left);
+}
+
+// The "error" of a JSON-RPC reply or of the first failed operation, as text.
+std::string describeError(const Json& e) {
+  if (e.is_string()) return e.get<std::string>();
+  if (e.is_object()) {
+    std::string s = e.value("error", std::string("error"));
+    if (auto d = e.find("details"); d != e.end() && d->is_string()) s += ": " + d->get<std::string>();
+    return s;
+  }
+  return e.dump();
+}
+
+bool mentionsNotLeader(const std::string& s) { return s.find("not leader") != std::string::npos; }
+
+}  // namespace
+
+Json buildMonitorRequests(const std::map<std::string, std::vector<std::string>>& monitor,
+                          const Schema& schema, bool conditional) {
+  Json requests = Json::object();
+  for (const auto& [table, columns] : monitor) {
+    if (!schema.hasTable(table)) continue;
+    Json req = Json::object();
+    if (!columns.empty()) {
+      Json cols = Json::array();
+      for (const auto& c : columns) {
+        if (schema.hasColumn(table, c)) cols.push_back(c);
+      }
+      req["columns"] = cols;
+    }
+    requests[table] = conditional ? Json::array({req}) : req;
+  }
+  return requests;
+}
+
+Client::Client(ClientOptions options) : options_(std::move(options)) {}
+
+Client::~Client() = default;
+
+std::string Client::currentRemote() const {
+  if (options_.remotes.empty()) return {};
+  return options_.remotes[remoteIndex_ % options_.remotes.size()].toString();
+}
+
+void Client::disconnect(const std::string& why) {
+  if (stream_) {
+    lastError_ = why;
+    stream_.reset();
+  }
+  framer_.reset();
+  replies_.clear();
+  probeSent_.reset();
+}
+
+bool Client::connect(std::string* error) {
+  disconnect("reconnecting");
+  std::string all;
+  const std::size_t n = options_.remotes.size();
+  if (n == 0) {
+    if (error) *error = "no OVSDB remote configured";
+    return false;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    // Start with the remote that worked last; move on from it if it fails.
+    std::size_t idx = (remoteIndex_ + i) % n;
+    std::string why;
+    if (tryRemote(options_.remotes[idx], &why)) {
+      remoteIndex_ = idx;
+      ++connectCount_;
+      return true;
+    }
+    disconnect(why);
+    if (!all.empty()) all += "; ";
+    all += options_.remotes[idx].toString() + ": " + why;
+  }
+  remoteIndex_ = (remoteIndex_ + 1) % n;
+  lastError_ = all;
+  if (error) *error = all;
+  return false;
+}
+
+bool Client::tryRemote(const Remote& remote, std::string* error) {
+  stream_ = Stream::open(remote, options_.ssl, static_cast<int>(options_.connectTimeout.count()), error);
+  if (!stream_) return false;
+  lastRx_ = Clock::now();
+  const auto deadline = Clock::now() + options_.connectTimeout;
+
+  if (options_.leaderOnly) {
+    Json select = {{"op", "select"},
+                   {"table", "Database"},
+                   {"where", Json::array({Json::array({"name", "==", options_.database})})},
+                   {"columns", Json::array({"leader", "model", "connected"})}};
+    auto reply = waitReply(sendRequest("transact", Json::array({"_Server", select})), deadline);
+    if (!reply) {
+      if (error) *error = stream_ ? "no reply to _Server query" : lastError_;
+      return false;
+    }
+    // Servers without a _Server database (or standalone ones) are accepted as they are.
+    const Json& result = (*reply)["result"];
+    if (result.is_array() && !result.empty() && result[0].is_object() && result[0].contains("rows") &&
+        result[0]["rows"].is_array() && !result[0]["rows"].empty()) {
+      const Json& row = result[0]["rows"][0];
+      const bool clustered = row.value("model", std::string()) == "clustered";
+      const bool leader = row.contains("leader") && row["leader"].is_boolean() && row["leader"].get<bool>();
+      const bool conn = !row.contains("connected") || !row["connected"].is_boolean() || row["connected"].get<bool>();
+      if (clustered && (!leader || !conn)) {
+        if (error) *error = "not leader of clustered database " + options_.database;
+        return false;
+      }
+    }
+  }
+
+  auto schemaReply = waitReply(sendRequest("get_schema", Json::array({options_.database})), deadline);
+  if (!schemaReply) {
+    if (error) *error = stream_ ? "no reply to get_schema" : lastError_;
+    return false;
+  }
+  if (!(*schemaReply)["error"].is_null()) {
+    if (error) *error = "get_schema: " + describeError((*schemaReply)["error"]);
+    return false;
+  }
+  auto schema = Schema::fromJson((*schemaReply)["result"], error);
+  if (!schema) return false;
+  schema_ = std::move(*schema);
+
+  monitorCond_ = true;
+  auto reply = waitReply(sendRequest("monitor_cond", Json::array({options_.database, "nld",
+                                                                   buildMonitorRequests(options_.monitor, schema_, true)})),
+                         deadline);
+  if (reply && !(*reply)["error"].is_null()) {
+    // Servers older than OVS 2.6 only know RFC 7047 "monitor".
+    log::debug("ovsdb: monitor_cond refused ({}), falling back to monitor", describeError((*reply)["error"]));
+    monitorCond_ = false;
+    reply = waitReply(sendRequest("monitor", Json::array({options_.database, "nld",
+                                                          buildMonitorRequests(options_.monitor, schema_, false)})),
+                      deadline);
+  }
+  if (!reply) {
+    if (error) *error = stream_ ? "no reply to monitor request" : lastError_;
+    return false;
+  }
+  if (!(*reply)["error"].is_null()) {
+    if (error) *error = "monitor: " + describeError((*reply)["error"]);
+    return false;
+  }
+  replica_.clear();
+  std::string why;
+  bool ok = monitorCond_ ? replica_.applyUpdate2((*reply)["result"], schema_, &why)
+                         : replica_.applyUpdate((*reply)["result"], &why);
+  if (!ok) {
+    if (error) *error = "bad monitor reply: " + why;
+    return false;
+  }
+  return true;
+}
+
+bool Client::send(const Json& message) {
+  if (!stream_) return false;
+  std::string err;
+  if (!stream_->writeAll(message.dump(), 5000, &err)) {
+    disconnect(err);
+    return false;
+  }
+  return true;
+}
+
+int64_t Client::sendRequest(const std::string& method, Json params) {
+  const int64_t id = nextId_++;
+  send(Json{{"method", method}, {"params", std::move(params)}, {"id", id}});
+  return id;
+}
+
+std::optional<Json> Client::waitReply(int64_t id, Clock::time_point deadline) {
+  while (stream_) {
+    if (auto it = replies_.find(id); it != replies_.end()) {
+      Json r = std::move(it->second);
+      replies_.erase(it);
+      return r;
+    }
+    if (Clock::now() >= deadline) return std::nullopt;
+    readOnce(std::min(msUntil(deadline), 200));
+    checkProbe();
+  }
+  return std::nullopt;
+}
+
+bool Client::readOnce(int timeoutMs) {
+  if (!stream_) return false;
+  if (!stream_->hasBufferedData()) {
+    pollfd p{stream_->fd(), POLLIN, 0};
+    int r = ::poll(&p, 1, timeoutMs);
+    if (r < 0 && errno != EINTR) {
+      disconnect("poll failed");
+      return false;
+    }
+    if (r <= 0) return true;
+  }
+  char buf[65536];
+  std::vector<std::string> messages;
+  // Drain what is readable now (bounded so one busy server cannot starve the caller).
+  for (int i = 0; i < 64 && stream_; ++i) {
+    std::string err;
+    long n = stream_->read(buf, sizeof buf, &err);
+    if (n < 0) {
+      disconnect(err);
+      return false;
+    }
+    if (n == 0) break;
+    lastRx_ = Clock::now();
+    probeSent_.reset();
+    auto st = framer_.feed(std::string_view(buf, static_cast<std::size_t>(n)), messages);
+    if (st != JsonFramer::Status::kOk) {
+      disconnect(st == JsonFramer::Status::kTooLarge ? "JSON-RPC message too large" : "JSON-RPC framing error");
+      return false;
+    }
+    if (static_cast<std::size_t>(n) < sizeof buf && !stream_->hasBufferedData()) break;
+  }
+  for (auto& m : messages) {
+    Json j = Json::parse(m, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      disconnect("invalid JSON from server");
+      return false;
+    }
+    dispatch(std::move(j));
+    if (!stream_) return false;
+  }
+  return true;
+}
+
+void Client::dispatch(Json message) {
+  auto method = message.find("method");
+  if (method != message.end() && method->is_string()) {
+    const std::string& m = method->get_ref<const std::string&>();
+    const Json& params = message["params"];
+    if (m == "echo") {
+      send(Json{{"result", params}, {"error", nullptr}, {"id", message["id"]}});
+    } else if ((m == "update" || m == "update2") && params.is_array() && params.size() == 2) {
+      std::string why;
+      bool ok = m == "update2" ? replica_.applyUpdate2(params[1], schema_, &why)
+                               : replica_.applyUpdate(params[1], &why);
+      if (!ok) disconnect("bad " + m + " notification: " + why);  // resync on reconnect
+    } else if (!message["id"].is_null()) {
+      send(Json{{"result", nullptr}, {"error", "unknown method"}, {"id", message["id"]}});
+    }
+    return;
+  }
+  // A reply: keep it for whoever waits on its id (echo replies just count as traffic).
+  const Json& id = message["id"];
+  if (id.is_number_integer()) replies_[id.get<int64_t>()] = std::move(message);
+}
+
+void Client::checkProbe() {
+  if (!stream_ || options_.probeInterval.count() <= 0) return;
+  const auto now = Clock::now();
+  if (probeSent_) {
+    if (now - *probeSent_ >= options_.probeInterval) {
+      disconnect("inactivity probe: no reply to echo after " +
+                 std::to_string(options_.probeInterval.count()) + " ms");
+    }
+    return;
+  }
+  if (now - lastRx_ >= options_.probeInterval) {
+    probeSent_ = now;
+    send(Json{{"method", "echo"}, {"params", Json::array()}, {"id", "echo"}});
+  }
+}
+
+bool Client::poll(std::chrono::milliseconds timeout) {
+  if (!stream_) return false;
+  readOnce(static_cast<int>(timeout.count()));
+  checkProbe();
+  return stream_ != nullptr;
+}
+
+TxnResult Client::transact(const Json& operations, std::chrono::milliseconds timeout) {
+  TxnResult res;
+  if (!stream_) {
+    res.error = "not connected";
+    return res;
+  }
+  Json params = Json::array({options_.database});
+  for (const auto& op : operations) params.push_back(op);
+  auto reply = waitReply(sendRequest("transact", std::move(params)), Clock::now() + timeout);
+  if (!reply) {
+    if (stream_) {
+      disconnect("transaction timed out");
+      res.status = TxnResult::Status::kTimeout;
+      res.error = "no reply to transaction";
+    } else {
+      res.error = lastError_;
+    }
+    return res;
+  }
+  const Json& err = (*reply)["error"];
+  if (!err.is_null()) {
+    res.error = describeError(err);
+    res.status = mentionsNotLeader(res.error) ? TxnResult::Status::kNotLeader : TxnResult::Status::kError;
+    if (res.status == TxnResult::Status::kNotLeader) disconnect("server is not the leader");
+    return res;
+  }
+  res.reply = (*reply)["result"];
+  res.status = TxnResult::Status::kOk;
+  if (!res.reply.is_array()) {
+    res.status = TxnResult::Status::kError;
+    res.error = "transaction result is not an array";
+    return res;
+  }
+  for (std::size_t i = 0; i < res.reply.size(); ++i) {
+    const Json& r = res.reply[i];
+    if (!r.is_object() || !r.contains("error") || r["error"].is_null()) continue;
+    res.error = describeError(r);
+    const bool waitOp = i < operations.size() && operations[i].is_object() &&
+                        operations[i].value("op", std::string()) == "wait";
+    if (mentionsNotLeader(res.error)) {
+      res.status = TxnResult::Status::kNotLeader;
+      disconnect("server is not the leader");
+    } else if (waitOp && r["error"] == "timed out") {
+      res.status = TxnResult::Status::kConflict;
+    } else {
+      res.status = TxnResult::Status::kError;
+    }
+    break;
+  }
+  return res;
+}
+
+}  // namespace nld::ovsdb

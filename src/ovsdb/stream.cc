@@ -1,0 +1,274 @@
+#include "ovsdb/stream.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+namespace nld::ovsdb {
+
+namespace {
+
+std::string errnoText(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
+
+std::string sslErrorText(const char* what) {
+  unsigned long e = ERR_get_error();
+  char buf[256];
+  if (e == 0) return std::string(what) + ": " + std::strerror(errno);
+  ERR_error_string_n(e, buf, sizeof buf);
+  return std::string(what) + ": " + buf;
+}
+
+bool waitFd(int fd, short events, int timeoutMs) {
+  pollfd p{fd, events, 0};
+  int r;
+  do {
+    r = ::poll(&p, 1, timeoutMs);
+  } while (r < 0 && errno == EINTR);
+  return r > 0;
+}
+
+// Opens a non-blocking connected socket, or -1 with *error set.
+int connectSocket(const Remote& remote, int timeoutMs, std::string* error) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family = AF_UNIX;
+  if (remote.kind == Remote::Kind::kUnix) {
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    if (remote.path.size() >= sizeof un.sun_path) {
+      *error = "unix socket path too long: " + remote.path;
+      return -1;
+    }
+    std::memcpy(un.sun_path, remote.path.data(), remote.path.size());
+    std::memcpy(&ss, &un, sizeof un);
+    len = sizeof un;
+  } else {
+    sockaddr_in in4{};
+    sockaddr_in6 in6{};
+    if (inet_pton(AF_INET, remote.host.c_str(), &in4.sin_addr) == 1) {
+      family = AF_INET;
+      in4.sin_family = AF_INET;
+      in4.sin_port = htons(remote.port);
+      std::memcpy(&ss, &in4, sizeof in4);
+      len = sizeof in4;
+    } else if (inet_pton(AF_INET6, remote.host.c_str(), &in6.sin6_addr) == 1) {
+      family = AF_INET6;
+      in6.sin6_family = AF_INET6;
+      in6.sin6_port = htons(remote.port);
+      std::memcpy(&ss, &in6, sizeof in6);
+      len = sizeof in6;
+    } else {
+      *error = "not an IP address: " + remote.host;
+      return -1;
+    }
+  }
+  int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *error = errnoText("socket");
+    return -1;
+  }
+  if (family != AF_UNIX) {
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  sockaddr* sa = static_cast<sockaddr*>(static_cast<void*>(&ss));
+  if (::connect(fd, sa, len) < 0) {
+    if (errno != EINPROGRESS && errno != EAGAIN) {
+      *error = errnoText(("connect " + remote.toString()).c_str());
+      ::close(fd);
+      return -1;
+    }
+    if (!waitFd(fd, POLLOUT, timeoutMs)) {
+      *error = "connect " + remote.toString() + ": timed out";
+      ::close(fd);
+      return -1;
+    }
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+    if (soerr != 0) {
+      *error = "connect " + remote.toString() + ": " + std::strerror(soerr);
+      ::close(fd);
+      return -1;
+    }
+  }
+  return fd;
+}
+
+class SocketStream : public Stream {
+ public:
+  explicit SocketStream(int fd) : fd_(fd) {}
+  ~SocketStream() override { ::close(fd_); }
+  SocketStream(const SocketStream&) = delete;
+  SocketStream& operator=(const SocketStream&) = delete;
+
+  int fd() const override { return fd_; }
+
+  long read(char* buf, std::size_t len, std::string* error) override {
+    ssize_t n;
+    do {
+      n = ::recv(fd_, buf, len, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) return n;
+    if (n == 0) {
+      *error = "connection closed by server";
+      return -1;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    *error = errnoText("recv");
+    return -1;
+  }
+
+  bool writeAll(std::string_view data, int timeoutMs, std::string* error) override {
+    while (!data.empty()) {
+      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        data.remove_prefix(static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (!waitFd(fd_, POLLOUT, timeoutMs)) {
+          *error = "send: timed out";
+          return false;
+        }
+        continue;
+      }
+      *error = errnoText("send");
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  int fd_;
+};
+
+// TLS over a connected socket with OpenSSL (the OVS/OVN ssl: transport is plain TLS with
+// mutual certificate authentication; OpenSSL is what ovsdb-server itself uses).
+class SslStream : public Stream {
+ public:
+  SslStream(int fd, SSL_CTX* ctx, SSL* ssl) : fd_(fd), ctx_(ctx), ssl_(ssl) {}
+  ~SslStream() override {
+    SSL_free(ssl_);
+    SSL_CTX_free(ctx_);
+    ::close(fd_);
+  }
+  SslStream(const SslStream&) = delete;
+  SslStream& operator=(const SslStream&) = delete;
+
+  int fd() const override { return fd_; }
+  bool hasBufferedData() const override { return SSL_pending(ssl_) > 0; }
+
+  long read(char* buf, std::size_t len, std::string* error) override {
+    ERR_clear_error();
+    int n = SSL_read(ssl_, buf, static_cast<int>(len > 1u << 20 ? 1u << 20 : len));
+    if (n > 0) return n;
+    int e = SSL_get_error(ssl_, n);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
+    if (e == SSL_ERROR_ZERO_RETURN) {
+      *error = "connection closed by server";
+    } else {
+      *error = sslErrorText("SSL_read");
+    }
+    return -1;
+  }
+
+  bool writeAll(std::string_view data, int timeoutMs, std::string* error) override {
+    while (!data.empty()) {
+      ERR_clear_error();
+      int n = SSL_write(ssl_, data.data(), static_cast<int>(data.size() > 1u << 20 ? 1u << 20 : data.size()));
+      if (n > 0) {
+        data.remove_prefix(static_cast<std::size_t>(n));
+        continue;
+      }
+      int e = SSL_get_error(ssl_, n);
+      short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+      if (ev == 0) {
+        *error = sslErrorText("SSL_write");
+        return false;
+      }
+      if (!waitFd(fd_, ev, timeoutMs)) {
+        *error = "SSL_write: timed out";
+        return false;
+      }
+    }
+    return true;
+  }
+
+ private:
+  int fd_;
+  SSL_CTX* ctx_;
+  SSL* ssl_;
+};
+
+std::unique_ptr<Stream> openSsl(int fd, const Remote& remote, const SslOptions& opts, int timeoutMs,
+                                std::string* error) {
+  if (opts.privateKey.empty() || opts.certificate.empty() || opts.caCert.empty()) {
+    *error = "ssl remote " + remote.toString() +
+             " needs --ovn-nb-ssl-key, --ovn-nb-ssl-cert and --ovn-nb-ssl-ca";
+    ::close(fd);
+    return nullptr;
+  }
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (ctx == nullptr) {
+    *error = sslErrorText("SSL_CTX_new");
+    ::close(fd);
+    return nullptr;
+  }
+  auto failCtx = [&](const char* what) -> std::unique_ptr<Stream> {
+    *error = sslErrorText(what);
+    SSL_CTX_free(ctx);
+    ::close(fd);
+    return nullptr;
+  };
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  if (SSL_CTX_use_certificate_chain_file(ctx, opts.certificate.c_str()) != 1) return failCtx("certificate");
+  if (SSL_CTX_use_PrivateKey_file(ctx, opts.privateKey.c_str(), SSL_FILETYPE_PEM) != 1) return failCtx("private key");
+  if (SSL_CTX_load_verify_locations(ctx, opts.caCert.c_str(), nullptr) != 1) return failCtx("CA certificate");
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  SSL* ssl = SSL_new(ctx);
+  if (ssl == nullptr) return failCtx("SSL_new");
+  SSL_set_fd(ssl, fd);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+  while (true) {
+    ERR_clear_error();
+    int r = SSL_connect(ssl);
+    if (r == 1) break;
+    int e = SSL_get_error(ssl, r);
+    short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (ev == 0 || left <= 0 || !waitFd(fd, ev, static_cast<int>(left))) {
+      *error = ev == 0 ? sslErrorText(("TLS handshake with " + remote.toString()).c_str())
+                       : "TLS handshake with " + remote.toString() + ": timed out";
+      SSL_free(ssl);
+      SSL_CTX_free(ctx);
+      ::close(fd);
+      return nullptr;
+    }
+  }
+  return std::make_unique<SslStream>(fd, ctx, ssl);
+}
+
+}  // namespace
+
+std::unique_ptr<Stream> Stream::open(const Remote& remote, const SslOptions& ssl, int timeoutMs,
+                                     std::string* error) {
+  int fd = connectSocket(remote, timeoutMs, error);
+  if (fd < 0) return nullptr;
+  if (remote.kind == Remote::Kind::kSsl) return openSsl(fd, remote, ssl, timeoutMs, error);
+  return std::make_unique<SocketStream>(fd);
+}
+
+}  // namespace nld::ovsdb

@@ -1,0 +1,46 @@
+#pragma once
+// A byte stream to an OVSDB server: a unix or TCP socket, optionally wrapped in TLS (OpenSSL).
+// Non-blocking after open(); the owner polls fd() for readability.
+//
+// Thread affinity: one connection thread. Never throws; errors are returned as strings.
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "ovsdb/remote.h"
+
+namespace nld::ovsdb {
+
+/// Files for ssl: remotes (kube-ovn's --ovn-nb-ssl-key/cert/ca, i.e. ovn-nbctl -p/-c/-C).
+struct SslOptions {
+  std::string privateKey;
+  std::string certificate;
+  std::string caCert;
+};
+
+class Stream {
+ public:
+  virtual ~Stream() = default;
+
+  /// Connects (and completes the TLS handshake for ssl:) within timeoutMs.
+  /// @return the stream, or nullptr with *error set.
+  static std::unique_ptr<Stream> open(const Remote& remote, const SslOptions& ssl, int timeoutMs,
+                                      std::string* error);
+
+  /// File descriptor to poll for POLLIN.
+  virtual int fd() const = 0;
+
+  /// Reads available bytes. @return >0 bytes read, 0 if nothing is available now, -1 on EOF or
+  /// error (*error set).
+  virtual long read(char* buf, std::size_t len, std::string* error) = 0;
+
+  /// Writes all of data, waiting up to timeoutMs for socket space. @return false on error.
+  virtual bool writeAll(std::string_view data, int timeoutMs, std::string* error) = 0;
+
+  /// True if decrypted bytes are buffered inside the stream (TLS) so read() has data without the
+  /// fd becoming readable.
+  virtual bool hasBufferedData() const { return false; }
+};
+
+}  // namespace nld::ovsdb

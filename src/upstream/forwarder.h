@@ -1,0 +1,108 @@
+#pragma once
+// The upstream forwarder: CoreDNS `forward` (spec §8.4) for one stanza on one worker thread.
+//
+// Per client query: coalescing of identical in-flight queries, policy-ordered upstream selection
+// skipping down upstreams, per-attempt and overall timeouts, a bounded number of attempts (the
+// CoreDNS busy-loop hazard, spec §12.9), UDP with a fresh randomly-bound socket per attempt
+// (RFC 5452) and TC → TCP fallback, pipelined TCP (RFC 7766), our own OPT towards the upstream
+// (RFC 6891: the client's OPT is never forwarded).
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "dns/message.h"
+#include "net/event_loop.h"
+#include "upstream/settings.h"
+#include "upstream/shared_state.h"
+#include "upstream/tcp_pool.h"
+
+namespace nld::upstream {
+
+/// Outcome of one forwarded query.
+struct Result {
+  enum class Status : uint8_t { Ok, ServFail, FormErr, Refused };
+  Status status = Status::ServFail;
+  /// The upstream reply (Ok only; valid only during the callback). Its ID and question are the
+  /// ones sent upstream: the caller restores the client's ID (and, for coalesced queries, the
+  /// client's question bytes, which have the same length).
+  dns::ByteView packet;
+  const dns::Response* parsed = nullptr;  // its parse (Ok only)
+  /// Index into Settings::to: the upstream that answered (Ok, FormErr) or was tried last
+  /// (ServFail); -1 if none was tried.
+  int upstream = -1;
+};
+using Callback = std::function<void(const Result&)>;
+
+/// Counters of one Forwarder (loop thread only; for tests and debugging).
+struct ForwarderStats {
+  uint64_t attempts = 0;       // exchanges started (TC→TCP redo and cached-close redo included)
+  uint64_t udp_attempts = 0;
+  uint64_t tcp_attempts = 0;
+  uint64_t coalesced = 0;      // client queries that joined an in-flight upstream query
+  uint64_t stray_replies = 0;  // UDP datagrams ignored (wrong ID/question/unparseable)
+};
+
+/// One forward stanza on one worker. Lives on, and is used only from, its EventLoop's thread
+/// (construct/destroy there too, or before the loop runs / after it stopped).
+class Forwarder final : public TcpSink {
+ public:
+  Forwarder(net::EventLoop& loop, std::shared_ptr<SharedForwardState> shared,
+            ForwardObserver* obs);
+  ~Forwarder() override;
+  Forwarder(const Forwarder&) = delete;
+  Forwarder& operator=(const Forwarder&) = delete;
+
+  /// Forwards the client's query. `done` runs exactly once, on the loop thread, possibly
+  /// synchronously (e.g. Refused by max_concurrent). Identical in-flight queries on this worker
+  /// (key: lower-cased QNAME, QTYPE, QCLASS, DO, CD) are sent upstream once and all waiters get
+  /// the same reply (coalescing). `query_pkt` and `q` need to stay valid only during the call.
+  void resolve(dns::ByteView query_pkt, const dns::Query& q, bool client_tcp, Callback done);
+  /// Fails pending queries with ServFail and closes sockets (loop thread). Later resolve() calls
+  /// fail with ServFail right away.
+  void shutdown();
+  /// Client queries waiting for a result on this worker.
+  size_t inflight() const { return inflight_; }
+  const ForwarderStats& stats() const { return stats_; }
+  const SharedForwardState& shared() const { return *shared_; }
+
+  // TcpSink (called by the TCP pool)
+  void onTcpReply(uint64_t token, dns::ByteView msg) override;
+  void onTcpFailed(uint64_t token, bool cached_close) override;
+
+ private:
+  struct Flight;
+  class UdpSocket;
+  friend class UdpSocket;
+
+  void startNextAttempt(Flight& f);
+  /// Starts one exchange; false if it failed synchronously (failure already recorded).
+  bool startExchange(Flight& f, int upstream, bool tcp, bool fresh_conn);
+  bool buildUpstreamQuery(Flight& f);
+  void endAttempt(Flight& f);
+  void attemptFailed(Flight& f, bool record_failure);
+  void onAttemptTimeout(uint64_t flight_id, uint64_t seq);
+  void onUdpReadable(UdpSocket& s);
+  /// Validates and delivers a reply to flight f. On UDP a mismatch is ignored (returns false).
+  bool handleReply(Flight& f, dns::ByteView msg, bool tcp);
+  void finish(uint64_t flight_id, Result::Status status, dns::ByteView pkt,
+              const dns::Response* parsed, int upstream);
+  Flight* find(uint64_t flight_id);
+
+  net::EventLoop& loop_;
+  std::shared_ptr<SharedForwardState> shared_;
+  ForwardObserver* obs_;
+  TcpPool tcp_;
+  std::unordered_map<uint64_t, std::unique_ptr<Flight>> flights_;
+  std::unordered_map<std::string, uint64_t> by_key_;
+  uint64_t next_flight_ = 1;
+  size_t inflight_ = 0;
+  bool shut_down_ = false;
+  ForwarderStats stats_;
+  std::vector<uint8_t> udp_buf_;  // one receive buffer for every UDP socket of this worker
+  dns::Response resp_;            // reused parse of upstream replies
+};
+
+}  // namespace nld::upstream

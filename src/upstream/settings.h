@@ -1,0 +1,46 @@
+#pragma once
+// Settings of one `forward` stanza as the forwarder needs them (spec §8.4). The Corefile layer
+// converts its ForwardConfig into this; nothing here parses text.
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dns/name.h"
+
+namespace nld::upstream {
+
+/// One upstream server. `ip` is a literal IPv4 or IPv6 address (no brackets, no zone).
+struct Upstream {
+  std::string ip;
+  uint16_t port = 53;
+  std::string label;  // "ip:port" as used in metric labels (`to`)
+};
+
+/// The stanza's options. Defaults are CoreDNS's (spec §8.4) except max_connect_attempts.
+struct Settings {
+  enum class Policy : uint8_t { Random, RoundRobin, Sequential };
+
+  std::vector<Upstream> to;
+  bool force_tcp = false;
+  bool prefer_udp = false;
+  std::chrono::seconds expire{10};  // idle TCP connections are closed after this
+  uint32_t max_fails = 2;           // down when consecutive failures > max_fails; 0 = never down
+  /// 0 → default cap 2 × upstreams (spec §8.4 recommendation, not CoreDNS v1.13's unbounded).
+  uint32_t max_connect_attempts = 0;
+  Policy policy = Policy::Random;
+  std::chrono::milliseconds health_check{500};
+  bool health_check_rd = true;
+  dns::Name health_check_name;  // len 0 (unset) means the root
+  uint32_t max_concurrent = 0;  // 0 = unlimited
+  bool failfast_all_unhealthy = false;
+  std::chrono::milliseconds attempt_timeout{2000};
+  std::chrono::milliseconds overall_timeout{5000};
+  /// Read/write/connect timeout of one health probe (CoreDNS: 1 s).
+  std::chrono::milliseconds health_check_timeout{1000};
+};
+
+std::string_view policyName(Settings::Policy p);
+
+}  // namespace nld::upstream

@@ -1,0 +1,344 @@
+"""Integration-test helpers shared by the harness modules: process bookkeeping, ports, DNS client,
+raw packets, HTTP/Prometheus parsing, network namespaces.
+
+Debian's /usr/bin/python3 (dnspython 2.3), stdlib otherwise. See harness.py for the environment.
+"""
+
+import atexit
+import glob
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("NLD_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
+
+_live_procs = []  # (Popen, description): killed at interpreter exit if a test leaked one
+_live_netns = []
+
+
+def _atexit_cleanup():
+    for proc, _ in list(_live_procs):
+        if proc.poll() is None:
+            try:
+                proc.kill()
+                proc.wait(timeout=5)
+            except Exception:
+                pass
+    for ns in list(_live_netns):
+        subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
+
+
+atexit.register(_atexit_cleanup)
+
+
+# ----------------------------------------------------------------------------------------------
+# Generic helpers
+# ----------------------------------------------------------------------------------------------
+
+def node_cache_binary():
+    """Path of the node-cache binary; raises a clear error if it is missing."""
+    explicit = os.environ.get("NLD_NODE_CACHE")
+    if explicit:
+        candidates = [explicit]
+    else:
+        build = os.environ.get("NLD_BUILD_DIR")
+        if build:
+            candidates = [os.path.join(build, "src", "cmd", "node-cache", "node-cache")]
+        else:
+            candidates = sorted(glob.glob(os.path.join(SOURCE_DIR, "build*", "src", "cmd",
+                                                       "node-cache", "node-cache")))
+            candidates += sorted(glob.glob(os.path.join(SOURCE_DIR, "build", "*", "src", "cmd",
+                                                        "node-cache", "node-cache")))
+    for c in candidates:
+        if os.path.isfile(c) and os.access(c, os.X_OK):
+            return c
+    raise RuntimeError("node-cache binary not found (looked at: %s); build the `node-cache` "
+                       "target or set NLD_NODE_CACHE" % (", ".join(candidates) or "nothing"))
+
+
+def free_port(host="127.0.0.1"):
+    """A port that is currently free for both UDP and TCP on host (bind port 0, then check)."""
+    for _ in range(100):
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        t.bind((host, 0))
+        port = t.getsockname()[1]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind((host, port))
+        except OSError:
+            t.close()
+            u.close()
+            continue
+        t.close()
+        u.close()
+        return port
+    raise RuntimeError("could not find a free port")
+
+
+def wait_until(pred, timeout, interval=0.05, what="condition"):
+    """Poll pred() until truthy or timeout (seconds); returns the value or raises AssertionError."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - polled predicate may fail until ready
+            last_exc = e
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1fs waiting for %s%s" %
+                         (timeout, what, " (last error: %r)" % last_exc if last_exc else ""))
+
+
+def make_tmpdir(prefix):
+    d = tempfile.mkdtemp(prefix=prefix)
+    return d
+
+
+def remove_tmpdir(d):
+    if os.environ.get("NLD_IT_KEEP"):
+        return
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def cpu_seconds(pid):
+    """utime+stime of pid in seconds (from /proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        data = f.read()
+    rest = data[data.rindex(")") + 2:].split()
+    # fields after ")": state(3) ... utime is field 14, stime 15 (1-based in proc(5))
+    utime, stime = int(rest[11]), int(rest[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_proc(proc, timeout):
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _kill_proc(proc):
+    if proc.poll() is None:
+        proc.kill()
+        _wait_proc(proc, 10)
+
+
+def _forget(proc):
+    for i, (p, _) in enumerate(_live_procs):
+        if p is proc:
+            del _live_procs[i]
+            return
+
+
+# ----------------------------------------------------------------------------------------------
+# DNS client helpers (dnspython)
+# ----------------------------------------------------------------------------------------------
+
+def make_query(name, rdtype="A", edns=None, payload=1232, want_dnssec=False, qid=None):
+    q = dns.message.make_query(name, rdtype, use_edns=edns, payload=payload,
+                               want_dnssec=want_dnssec)
+    if qid is not None:
+        q.id = qid
+    return q
+
+
+def udp(q, host, port, timeout=3.0):
+    return dns.query.udp(q, host, port=port, timeout=timeout, ignore_trailing=True)
+
+
+def tcp(q, host, port, timeout=5.0):
+    return dns.query.tcp(q, host, port=port, timeout=timeout)
+
+
+def ask(name, rdtype, host, port, proto="udp", timeout=3.0, **kw):
+    q = make_query(name, rdtype, **kw)
+    return udp(q, host, port, timeout) if proto == "udp" else tcp(q, host, port, timeout)
+
+
+def rrsets_text(sections):
+    """Set of (owner lower-case, type, rdata text) over the given rrsets (TTL ignored)."""
+    out = set()
+    for rrset in sections:
+        for rd in rrset:
+            out.add((rrset.name.to_text().lower(), dns.rdatatype.to_text(rrset.rdtype),
+                     rd.to_text()))
+    return out
+
+
+def min_ttl(msg, sections=("answer", "authority")):
+    ttls = [rr.ttl for s in sections for rr in getattr(msg, s)]
+    return min(ttls) if ttls else None
+
+
+def raw_udp_exchange(packet, host, port, timeout=1.0, expect_reply=True):
+    """Sends raw bytes over UDP; returns the reply bytes or None if nothing came within timeout."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.settimeout(timeout)
+        s.sendto(packet, (host, port))
+        try:
+            data, _ = s.recvfrom(65535)
+            return data
+        except socket.timeout:
+            return None
+    finally:
+        s.close()
+
+
+def raw_tcp_exchange(payload, host, port, timeout=2.0):
+    """Sends raw bytes over TCP (caller adds length prefix); returns everything read until the
+    peer closes or the timeout passes (b"" if nothing)."""
+    s = socket.create_connection((host, port), timeout=timeout)
+    chunks = []
+    try:
+        s.sendall(payload)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                b = s.recv(65535)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not b:
+                break
+            chunks.append(b)
+    finally:
+        s.close()
+    return b"".join(chunks)
+
+
+def recv_exact(conn, n):
+    """Exactly n bytes from a stream socket, or None if the peer closed first."""
+    buf = b""
+    while len(buf) < n:
+        b = conn.recv(n - len(buf))
+        if not b:
+            return None
+        buf += b
+    return buf
+
+
+# ----------------------------------------------------------------------------------------------
+# HTTP / Prometheus helpers
+# ----------------------------------------------------------------------------------------------
+
+def http_get(url, timeout=3.0):
+    """(status, body text)."""
+    req = urllib.request.Request(url)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+
+
+_METRIC_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$')
+_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """Prometheus text format → list of (name, {labels}, float). Raises on malformed sample lines."""
+    samples = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _METRIC_RE.match(line)
+        if not m:
+            raise ValueError("malformed metrics line: %r" % line)
+        labels = dict(_LABEL_RE.findall(m.group(3) or ""))
+        samples.append((m.group(1), labels, float(m.group(4))))
+    return samples
+
+
+def metric_sum(samples, name, **labels):
+    """Sum of samples named `name` whose labels include all of `labels`."""
+    total = 0.0
+    for n, l, v in samples:
+        if n == name and all(l.get(k) == val for k, val in labels.items()):
+            total += v
+    return total
+
+
+def metric_names(samples):
+    return {n for n, _, _ in samples}
+
+
+# ----------------------------------------------------------------------------------------------
+# Network namespace
+# ----------------------------------------------------------------------------------------------
+
+class NetNs:
+    """A network namespace `nld-it-<pid>-<n>` with lo up and extra /32 addresses on lo. Deleted by
+    close() (also at exit). Requires root."""
+
+    _counter = 0
+
+    def __init__(self, addresses=("169.254.20.10",)):
+        NetNs._counter += 1
+        self.name = "nld-it-%d-%d" % (os.getpid(), NetNs._counter)
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        _live_netns.append(self.name)
+        try:
+            subprocess.run(["ip", "-n", self.name, "link", "set", "lo", "up"], check=True)
+            for a in addresses:
+                subprocess.run(["ip", "-n", self.name, "addr", "add", a + "/32", "dev", "lo"],
+                               check=True)
+        except Exception:
+            self.close()
+            raise
+
+    def prefix(self):
+        """argv prefix to run a command inside the namespace."""
+        return ["ip", "netns", "exec", self.name]
+
+    def run(self, argv, timeout=20, check=False):
+        return subprocess.run(self.prefix() + list(argv), capture_output=True, text=True,
+                              timeout=timeout, check=check)
+
+    def dns(self, name, rdtype, server, port=53, proto="udp", timeout=3.0, edns=None):
+        """A dnspython query run inside the namespace; returns the parsed reply."""
+        script = ("import sys, dns.message, dns.query\n"
+                  "q = dns.message.make_query(sys.argv[1], sys.argv[2], use_edns=%r)\n"
+                  "f = dns.query.udp if sys.argv[5] == 'udp' else dns.query.tcp\n"
+                  "r = f(q, sys.argv[3], port=int(sys.argv[4]), timeout=%r)\n"
+                  "print(r.to_wire().hex())\n" % (edns, timeout))
+        r = self.run(["/usr/bin/python3", "-c", script, name, rdtype, server, str(port), proto],
+                     timeout=timeout + 10)
+        if r.returncode != 0:
+            raise AssertionError("query %s %s @%s:%d/%s in %s failed: %s"
+                                 % (name, rdtype, server, port, proto, self.name, r.stderr))
+        return dns.message.from_wire(bytes.fromhex(r.stdout.strip()))
+
+    def http_get(self, url, timeout=5):
+        """(status, body) of a GET run with curl inside the namespace."""
+        r = self.run(["curl", "-s", "-m", str(timeout), "-o", "-", "-w", "\n%{http_code}", url],
+                     timeout=timeout + 10)
+        body, _, code = r.stdout.rpartition("\n")
+        return int(code or 0), body
+
+    def close(self):
+        if self.name in _live_netns:
+            subprocess.run(["ip", "netns", "del", self.name], stderr=subprocess.DEVNULL)
+            _live_netns.remove(self.name)

@@ -1,0 +1,505 @@
+#!/usr/bin/python3
+"""System tests of ovn-localdns-controller against a real ovsdb-server with the OVN NB schema.
+
+Usage: ovn_controller_test.py SCENARIO   (see SCENARIOS at the bottom)
+
+Each scenario starts its own ovsdb-server (a child process, unix socket in a temp dir), builds a
+Kube-OVN-shaped NB with ovn-nbctl, runs the controller binary and asserts on ovn-nbctl output.
+Every process started here is killed by pid in `finally`; every wait is bounded.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+BUILD = os.environ.get("NLD_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
+BINARY = os.path.join(BUILD, "src/cmd/ovn-localdns-controller/ovn-localdns-controller")
+SCHEMA = "/usr/share/ovn/ovn-nb.ovsschema"
+DNS4 = "169.254.20.10"
+DNS6 = "fd00::a"
+
+
+class TestFailure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+def wait_until(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise TestFailure(f"timed out after {timeout}s waiting for: {what} (last: {last!r})")
+
+
+class Nb:
+    """A standalone OVN NB ovsdb-server on a unix socket in `tmp`."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.db = os.path.join(tmp, "nb.db")
+        self.sock = os.path.join(tmp, "nb.sock")
+        self.proc = None
+        subprocess.run(["ovsdb-tool", "create", self.db, SCHEMA], check=True)
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["ovsdb-server", f"--remote=punix:{self.sock}", f"--unixctl={self.tmp}/nb.ctl", "--no-chdir",
+             f"--log-file={self.tmp}/ovsdb-server.log", self.db],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: os.path.exists(self.sock), 10, "ovsdb-server socket")
+        wait_until(lambda: subprocess.run(self.nbctl_cmd("show"), capture_output=True).returncode == 0, 10,
+                   "ovsdb-server answering")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+
+    @property
+    def remote(self):
+        return f"unix:{self.sock}"
+
+    def nbctl_cmd(self, *args):
+        return ["ovn-nbctl", f"--db={self.remote}", "--timeout=10"] + list(args)
+
+    def nbctl(self, *args):
+        r = subprocess.run(self.nbctl_cmd(*args), capture_output=True, text=True, timeout=20)
+        if r.returncode != 0:
+            raise TestFailure(f"ovn-nbctl {' '.join(args)} failed: {r.stderr.strip()}")
+        return r.stdout
+
+    def add_node(self, name, ip4=None, ip6=None, port_group=True):
+        addrs = " ".join(x for x in ["00:00:00:%02x:00:01" % (len(name) % 256), ip4, ip6] if x)
+        self.nbctl("lsp-add", "join", f"node-{name}", "--", "lsp-set-addresses", f"node-{name}", addrs)
+        if port_group:
+            self.nbctl("pg-add", "node." + name.replace("-", "."))
+
+    def kube_ovn_base(self):
+        self.nbctl("init")
+        self.nbctl("lr-add", "ovn-cluster")
+        self.nbctl("ls-add", "join")
+        self.nbctl("lrp-add", "ovn-cluster", "ovn-cluster-join", "00:00:00:00:00:01", "100.64.0.1/16")
+        self.nbctl("lsp-add", "join", "join-ovn-cluster", "--", "lsp-set-type", "join-ovn-cluster", "router",
+                   "--", "lsp-set-options", "join-ovn-cluster", "router-port=ovn-cluster-join")
+
+    def policies(self):
+        """All Logical_Router_Policy rows as dicts (uuid, priority, match, action, nexthops, external_ids)."""
+        out = self.nbctl("--format=json", "--columns=_uuid,priority,match,action,nexthops,external_ids",
+                         "list", "Logical_Router_Policy")
+        data = json.loads(out)
+        rows = []
+        for r in data["data"]:
+            nh = r[4]
+            nexthops = [nh] if isinstance(nh, str) else nh[1] if nh[0] == "set" else [nh]
+            rows.append({"uuid": r[0][1], "priority": r[1], "match": r[2], "action": r[3], "nexthops": nexthops,
+                         "external_ids": dict(r[5][1])})
+        return rows
+
+    def local_dns_policies(self):
+        return [p for p in self.policies() if p["external_ids"].get("isLocalDnsCache") == "true"]
+
+    def router_policy_count(self):
+        out = self.nbctl("--bare", "--columns=policies", "find", "Logical_Router", "name=ovn-cluster")
+        return len(out.split())
+
+    def option(self):
+        out = self.nbctl("--if-exists", "get", "NB_Global", ".", "options:node_local_dns_ip").strip()
+        return out.strip('"') if out else None
+
+    def db_size(self):
+        return os.path.getsize(self.db)
+
+
+class Controller:
+    def __init__(self, tmp, nb, *extra, name="ctl"):
+        self.log_path = os.path.join(tmp, f"{name}.log")
+        self.log = open(self.log_path, "w")
+        args = [BINARY, "run", f"--ovn-nb-addr={nb.remote}", "--metrics-addr=127.0.0.1:0",
+                "--resync-interval=1s"] + list(extra)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def output(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def metrics_port(self):
+        for line in self.output().splitlines():
+            if "metrics on" in line and "(port " in line:
+                return int(line.split("(port ")[1].rstrip(")"))
+        return None
+
+    def metrics(self):
+        port = wait_until(self.metrics_port, 10, "metrics port in log")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.split()
+                values[k] = float(v)
+        return values
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.log.close()
+
+
+def run_tool(nb, *args, timeout=30):
+    return subprocess.run([BINARY] + list(args) + [f"--ovn-nb-addr={nb.remote}"], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def expected_policy(node, fam, dns, join):
+    ip = "ip4" if fam == 4 else "ip6"
+    pg = "node." + node.replace("-", ".")
+    return {"priority": 30000, "match": f"{ip}.src == ${pg}_{ip} && {ip}.dst == {dns}", "action": "reroute",
+            "nexthops": [join],
+            "external_ids": {"vendor": "kube-ovn", "node": node, "address-family": str(fam),
+                             "isLocalDnsCache": "true"}}
+
+
+def policy_set(policies):
+    return sorted(json.dumps({k: v for k, v in p.items() if k != "uuid"}, sort_keys=True) for p in policies)
+
+
+def converged(nb, expected):
+    return policy_set(nb.local_dns_policies()) == policy_set(expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios
+
+
+def scenario_basic(tmp, nb):
+    nb.kube_ovn_base()
+    nb.add_node("kube-ovn-worker", "100.64.0.2")
+    nb.add_node("kube-ovn-control-plane", "100.64.0.3")
+    # A foreign policy at the same priority (kube-ovn's node reroute) must survive.
+    nb.nbctl("--", "--id=@p", "create", "Logical_Router_Policy", "priority=30000",
+             'match="ip4.dst == 172.18.0.2"', "action=reroute", 'nexthops="100.64.0.2"',
+             "external_ids:vendor=kube-ovn", "external_ids:node=kube-ovn-worker",
+             "--", "add", "Logical_Router", "ovn-cluster", "policies", "@p")
+    ctl = Controller(tmp, nb, f"--node-local-dns-ip={DNS4}")
+    try:
+        expected = [expected_policy("kube-ovn-worker", 4, DNS4, "100.64.0.2"),
+                    expected_policy("kube-ovn-control-plane", 4, DNS4, "100.64.0.3")]
+        wait_until(lambda: converged(nb, expected), 15, "policies for both nodes")
+        check(nb.option() == DNS4, f"NB_Global option is {nb.option()!r}")
+        check(nb.router_policy_count() == 3, "foreign policy kept, 2 local-dns policies")
+        # No transaction when nothing changed: the standalone db file only grows on commits.
+        time.sleep(1.5)
+        size = nb.db_size()
+        m0 = ctl.metrics()
+        time.sleep(3.5)  # several resync passes (--resync-interval=1s)
+        m1 = ctl.metrics()
+        check(nb.db_size() == size, "db file grew although nothing changed (a transaction was sent)")
+        check(m1["nld_ovn_reconciliations_total"] > m0["nld_ovn_reconciliations_total"], "resync passes ran")
+        check(m1["nld_ovn_transactions_total"] == m0["nld_ovn_transactions_total"], "no new transactions")
+        check(m1["nld_ovn_connected"] == 1, "connected gauge")
+        # Node removal removes its policies (and only those).
+        nb.nbctl("lsp-del", "node-kube-ovn-control-plane")
+        wait_until(lambda: converged(nb, expected[:1]), 15, "policies of the removed node deleted")
+        check(nb.router_policy_count() == 2, "foreign policy still there after node removal")
+        # Join IP change → nexthop follows.
+        nb.nbctl("lsp-set-addresses", "node-kube-ovn-worker", "00:00:00:00:00:09 100.64.0.9")
+        wait_until(lambda: converged(nb, [expected_policy("kube-ovn-worker", 4, DNS4, "100.64.0.9")]), 15,
+                   "nexthop follows the join IP")
+        # A new node appears.
+        nb.add_node("new-node", "100.64.0.4")
+        wait_until(lambda: converged(nb, [expected_policy("kube-ovn-worker", 4, DNS4, "100.64.0.9"),
+                                          expected_policy("new-node", 4, DNS4, "100.64.0.4")]), 15, "new node")
+    finally:
+        ctl.stop()
+    # Controller restarted without DNS IPs: the option and all its policies go, the foreign stays.
+    ctl = Controller(tmp, nb, name="ctl2")
+    try:
+        wait_until(lambda: not nb.local_dns_policies() and nb.option() is None, 15, "feature turned off")
+        check(nb.router_policy_count() == 1, "foreign policy untouched")
+    finally:
+        ctl.stop()
+
+
+def scenario_dualstack(tmp, nb):
+    nb.kube_ovn_base()
+    nb.add_node("node-a", "100.64.0.2", "fd00:100:64::2")
+    nb.add_node("node-b", "100.64.0.3", "fd00:100:64::3")
+    nb.add_node("node-v6only", None, "fd00:100:64::4")
+    full = [expected_policy("node-a", 4, DNS4, "100.64.0.2"), expected_policy("node-a", 6, DNS6, "fd00:100:64::2"),
+            expected_policy("node-b", 4, DNS4, "100.64.0.3"), expected_policy("node-b", 6, DNS6, "fd00:100:64::3"),
+            expected_policy("node-v6only", 6, DNS6, "fd00:100:64::4")]
+    ctl = Controller(tmp, nb, f"--node-local-dns-ip={DNS4},{DNS6}")
+    try:
+        wait_until(lambda: converged(nb, full), 15, "dual-stack policies")
+        check(nb.option() == f"{DNS4},{DNS6}", f"option {nb.option()!r}")
+        uuids = {p["uuid"] for p in nb.local_dns_policies()}
+        time.sleep(2.5)
+        check({p["uuid"] for p in nb.local_dns_policies()} == uuids, "policies were rewritten without change")
+    finally:
+        ctl.stop()
+    # Restart with the same flags: nothing is deleted or recreated in either family.
+    ctl = Controller(tmp, nb, f"--node-local-dns-ip={DNS4},{DNS6}", name="ctl2")
+    try:
+        time.sleep(2.5)
+        check({p["uuid"] for p in nb.local_dns_policies()} == uuids, "restart rewrote policies (cross-family)")
+    finally:
+        ctl.stop()
+    # Only v4 DNS IP: v6 policies go, v4 policies stay untouched (same uuids).
+    v4 = {p["uuid"] for p in nb.local_dns_policies() if p["external_ids"]["address-family"] == "4"}
+    ctl = Controller(tmp, nb, f"--node-local-dns-ip={DNS4}", name="ctl3")
+    try:
+        wait_until(lambda: {p["uuid"] for p in nb.local_dns_policies()} == v4, 15, "only v4 policies left, unchanged")
+    finally:
+        ctl.stop()
+    # Only v6: the v4 ones go, v6 ones are created.
+    ctl = Controller(tmp, nb, f"--node-local-dns-ip={DNS6}", name="ctl4")
+    try:
+        wait_until(lambda: converged(nb, [p for p in full if p["external_ids"]["address-family"] == "6"]), 15,
+                   "only v6 policies")
+    finally:
+        ctl.stop()
+
+
+def scenario_handedit(tmp, nb):
+    nb.kube_ovn_base()
+    nb.add_node("w1", "100.64.0.2")
+    nb.add_node("w2", "100.64.0.3")
+    expected = [expected_policy("w1", 4, DNS4, "100.64.0.2"), expected_policy("w2", 4, DNS4, "100.64.0.3")]
+    ctl = Controller(tmp, nb, f"--node-local-dns-ip={DNS4}")
+    try:
+        wait_until(lambda: converged(nb, expected), 15, "initial policies")
+        w1 = [p for p in nb.local_dns_policies() if p["external_ids"]["node"] == "w1"][0]
+        nb.nbctl("lr-policy-del", "ovn-cluster", w1["uuid"])
+        wait_until(lambda: converged(nb, expected), 15, "deleted policy restored")
+        w2 = [p for p in nb.local_dns_policies() if p["external_ids"]["node"] == "w2"][0]
+        nb.nbctl("set", "Logical_Router_Policy", w2["uuid"], 'nexthops="100.64.0.99"')
+        wait_until(lambda: converged(nb, expected), 15, "edited nexthop restored")
+        w2 = [p for p in nb.local_dns_policies() if p["external_ids"]["node"] == "w2"][0]
+        nb.nbctl("set", "Logical_Router_Policy", w2["uuid"], "priority=31000")
+        wait_until(lambda: converged(nb, expected), 15, "edited priority restored")
+        nb.nbctl("set", "NB_Global", ".", "options:node_local_dns_ip=1.2.3.4")
+        wait_until(lambda: nb.option() == DNS4, 15, "NB_Global option restored")
+        # A duplicate owned policy is removed.
+        nb.nbctl("--", "--id=@p", "create", "Logical_Router_Policy", "priority=30000",
+                 f'match="ip4.src == $node.w1_ip4 && ip4.dst == {DNS4}"', "action=reroute",
+                 'nexthops="100.64.0.2"', "external_ids:vendor=kube-ovn", "external_ids:node=w1",
+                 "external_ids:address-family=4", "external_ids:isLocalDnsCache=true",
+                 "--", "add", "Logical_Router", "ovn-cluster", "policies", "@p")
+        wait_until(lambda: converged(nb, expected), 15, "duplicate removed")
+        # A stale owned policy of a node that no longer exists is garbage-collected.
+        nb.nbctl("--", "--id=@p", "create", "Logical_Router_Policy", "priority=30000",
+                 f'match="ip4.src == $node.gone_ip4 && ip4.dst == {DNS4}"', "action=reroute",
+                 'nexthops="100.64.0.50"', "external_ids:vendor=kube-ovn", "external_ids:node=gone",
+                 "external_ids:address-family=4", "external_ids:isLocalDnsCache=true",
+                 "--", "add", "Logical_Router", "ovn-cluster", "policies", "@p")
+        wait_until(lambda: converged(nb, expected), 15, "stale node policy removed")
+    finally:
+        ctl.stop()
+
+
+def scenario_restart(tmp, nb):
+    nb.kube_ovn_base()
+    nb.add_node("w1", "100.64.0.2")
+    expected = [expected_policy("w1", 4, DNS4, "100.64.0.2")]
+    ctl = Controller(tmp, nb, f"--node-local-dns-ip={DNS4}", "--inactivity-probe=1s")
+    try:
+        wait_until(lambda: converged(nb, expected), 15, "initial policies")
+        nb.stop()
+        wait_until(lambda: ctl.metrics()["nld_ovn_connected"] == 0, 10, "controller notices the lost connection")
+        time.sleep(1)
+        nb.start()
+        # While the controller was disconnected, the NB changed (a node added, a policy deleted).
+        nb.add_node("w2", "100.64.0.3")
+        nb.nbctl("lr-policy-del", "ovn-cluster", nb.local_dns_policies()[0]["uuid"])
+        expected.append(expected_policy("w2", 4, DNS4, "100.64.0.3"))
+        wait_until(lambda: converged(nb, expected), 30, "converged after NB restart")
+        m = ctl.metrics()
+        check(m["nld_ovn_connects_total"] >= 2, f"reconnected ({m['nld_ovn_connects_total']})")
+        check(m["nld_ovn_connected"] == 1, "connected again")
+        check(ctl.proc.poll() is None, "controller still running")
+    finally:
+        ctl.stop()
+
+
+def scenario_race(tmp, nb):
+    nb.kube_ovn_base()
+    nodes = [(f"n{i}", f"100.64.0.{i + 2}", f"fd00:100:64::{i + 2}") for i in range(8)]
+    for n, ip4, ip6 in nodes:
+        nb.add_node(n, ip4, ip6)
+    expected = []
+    for n, ip4, ip6 in nodes:
+        expected += [expected_policy(n, 4, DNS4, ip4), expected_policy(n, 6, DNS6, ip6)]
+    ctls = [Controller(tmp, nb, f"--node-local-dns-ip={DNS4},{DNS6}", name=f"ctl{i}") for i in range(3)]
+    try:
+        wait_until(lambda: converged(nb, expected), 20, "converged with racing controllers")
+        time.sleep(3)
+        check(converged(nb, expected), "still exactly one policy each after the race")
+        check(nb.router_policy_count() == len(expected), "router references no duplicates")
+        # Churn while all run: add and remove nodes.
+        nb.add_node("late", "100.64.1.1")
+        nb.nbctl("lsp-del", "node-n0")
+        expected = [e for e in expected if e["external_ids"]["node"] != "n0"]
+        expected.append(expected_policy("late", 4, DNS4, "100.64.1.1"))
+        wait_until(lambda: converged(nb, expected), 20, "converged after churn")
+        time.sleep(2)
+        check(converged(nb, expected), "no duplicates after churn")
+        for c in ctls:
+            check(c.proc.poll() is None, "controller alive")
+    finally:
+        for c in ctls:
+            c.stop()
+
+
+def scenario_check(tmp, nb):
+    nb.kube_ovn_base()
+    nb.add_node("w1", "100.64.0.2")
+    r = run_tool(nb, "check", f"--node-local-dns-ip={DNS4}")
+    check(r.returncode == 1 and "policy_missing" in r.stdout, f"check before reconcile: {r.returncode} {r.stdout}")
+    ctl = Controller(tmp, nb, f"--node-local-dns-ip={DNS4}")
+    try:
+        wait_until(lambda: converged(nb, [expected_policy("w1", 4, DNS4, "100.64.0.2")]), 15, "converged")
+    finally:
+        ctl.stop()
+    r = run_tool(nb, "check", f"--node-local-dns-ip={DNS4}")
+    check(r.returncode == 0, f"healthy NB must pass: rc={r.returncode}\n{r.stdout}{r.stderr}")
+    check("node w1 join 100.64.0.2" in r.stdout and "OK: no problems found" in r.stdout, r.stdout)
+    check("priority 30000" in r.stdout, "check lists the node's policies:\n" + r.stdout)
+    # An underlay switch (localnet port) without a router port on ovn-cluster.
+    nb.nbctl("ls-add", "underlay1")
+    nb.nbctl("lsp-add", "underlay1", "localnet.underlay1", "--", "lsp-set-type", "localnet.underlay1", "localnet",
+             "--", "lsp-set-addresses", "localnet.underlay1", "unknown",
+             "--", "lsp-set-options", "localnet.underlay1", "network_name=provider")
+    r = run_tool(nb, "check", f"--node-local-dns-ip={DNS4}")
+    check(r.returncode == 1 and "underlay_unconnected" in r.stdout and "underlay1" in r.stdout,
+          f"unconnected underlay must fail: rc={r.returncode}\n{r.stdout}")
+    # U2O interconnection on: router port peer on ovn-cluster → healthy again.
+    nb.nbctl("lrp-add", "ovn-cluster", "ovn-cluster-underlay1", "00:00:00:00:01:01", "10.10.0.254/24")
+    nb.nbctl("lsp-add", "underlay1", "underlay1-ovn-cluster", "--", "lsp-set-type", "underlay1-ovn-cluster",
+             "router", "--", "lsp-set-options", "underlay1-ovn-cluster", "router-port=ovn-cluster-underlay1")
+    r = run_tool(nb, "check", f"--node-local-dns-ip={DNS4}")
+    check(r.returncode == 0, f"connected underlay must pass: rc={r.returncode}\n{r.stdout}")
+    # A higher-priority policy catching the node's pods (EIP/SNAT style), via an address set.
+    nb.nbctl("lsp-add", "underlay1", "pod1", "--", "lsp-set-addresses", "pod1", "00:00:00:00:02:01 10.10.0.5")
+    nb.nbctl("pg-set-ports", "node.w1", "pod1")
+    nb.nbctl("create", "Address_Set", "name=eip_pods", 'addresses="10.10.0.0/28"')
+    nb.nbctl("lr-policy-add", "ovn-cluster", "31500", "ip4.src == $eip_pods", "reroute", "10.10.0.1")
+    r = run_tool(nb, "check", f"--node-local-dns-ip={DNS4}")
+    check(r.returncode == 1 and "shadowing_policy" in r.stdout, f"shadowing policy must fail: {r.stdout}")
+    # One whose destination excludes the DNS IP is harmless.
+    nb.nbctl("lr-policy-del", "ovn-cluster", "31500", "ip4.src == $eip_pods")
+    nb.nbctl("lr-policy-add", "ovn-cluster", "31000", "ip4.src == 10.10.0.0/24 && ip4.dst == 172.18.0.0/16",
+             "reroute", "10.10.0.1")
+    r = run_tool(nb, "check", f"--node-local-dns-ip={DNS4}")
+    check(r.returncode == 0, f"non-DNS higher policy must pass: {r.stdout}")
+    # Missing port group is reported, not created.
+    nb.add_node("w2", "100.64.0.3", port_group=False)
+    r = run_tool(nb, "check", f"--node-local-dns-ip={DNS4}")
+    check(r.returncode == 1 and "port_group_missing" in r.stdout and "node.w2" in r.stdout, r.stdout)
+    # Unreachable NB → exit 1 with a message.
+    r = subprocess.run([BINARY, "check", f"--ovn-nb-addr=unix:{tmp}/nonexistent.sock"], capture_output=True,
+                       text=True, timeout=30)
+    check(r.returncode == 1 and "cannot connect" in r.stdout, f"unreachable NB: {r.returncode} {r.stdout}")
+
+
+def scenario_dryrun(tmp, nb):
+    nb.kube_ovn_base()
+    nb.add_node("w1", "100.64.0.2", "fd00:100:64::2")
+    before = nb.nbctl("show") + json.dumps(nb.policies()) + str(nb.option())
+    size = nb.db_size()
+    r = run_tool(nb, "run", "--dry-run", f"--node-local-dns-ip={DNS4},{DNS6}")
+    check(r.returncode == 0, f"dry run rc={r.returncode} {r.stderr}")
+    txn = [l for l in r.stdout.splitlines() if l.startswith('["OVN_Northbound"')]
+    check(len(txn) == 1, f"one transaction printed: {r.stdout}")
+    ops = json.loads(txn[0])[1:]
+    inserts = [o for o in ops if o["op"] == "insert" and o["table"] == "Logical_Router_Policy"]
+    check(len(inserts) == 2, f"two policy inserts in {ops}")
+    check(any(o["op"] == "wait" for o in ops), "transaction is guarded by a wait")
+    check(nb.db_size() == size, "dry run changed the database")
+    check(nb.nbctl("show") + json.dumps(nb.policies()) + str(nb.option()) == before, "dry run changed the NB")
+    # Apply through ovsdb-client to prove the printed transaction is valid and complete.
+    subprocess.run(["ovsdb-client", "transact", nb.remote, txn[0]], check=True, capture_output=True, timeout=20)
+    expected = [expected_policy("w1", 4, DNS4, "100.64.0.2"), expected_policy("w1", 6, DNS6, "fd00:100:64::2")]
+    check(converged(nb, expected), "printed transaction converges")
+    # The race guard: the same transaction sent again (a second controller that computed its plan
+    # from the same state) must fail on its "wait" and insert nothing.
+    r2 = subprocess.run(["ovsdb-client", "transact", nb.remote, txn[0]], capture_output=True, text=True, timeout=20)
+    check("timed out" in r2.stdout + r2.stderr, f"second identical transaction must fail its wait: {r2.stdout}")
+    check(converged(nb, expected), "no duplicate policies after the replayed transaction")
+    r = run_tool(nb, "--dry-run", "run", f"--node-local-dns-ip={DNS4},{DNS6}")
+    check(r.returncode == 0 and not [l for l in r.stdout.splitlines() if l.startswith('["OVN')],
+          f"converged NB: nothing printed: {r.stdout}")
+
+
+def scenario_flags(tmp, nb):
+    for bad in ["169.254.20.10,notanip", "300.1.1.1", "fd00::a,"]:
+        r = subprocess.run([BINARY, "check", f"--node-local-dns-ip={bad}", f"--ovn-nb-addr={nb.remote}"],
+                           capture_output=True, text=True, timeout=10)
+        check(r.returncode == 1, f"{bad}: rc={r.returncode}")
+        check(len(r.stderr.strip().splitlines()) == 1 and "node-local-dns-ip" in r.stderr, f"{bad}: {r.stderr!r}")
+    r = subprocess.run([BINARY, "check", "--ovn-nb-addr=tcp:nohost"], capture_output=True, text=True, timeout=10)
+    check(r.returncode == 1 and "ovn-nb-addr" in r.stderr, r.stderr)
+    r = subprocess.run([BINARY, "frobnicate"], capture_output=True, text=True, timeout=10)
+    check(r.returncode == 1 and "unknown command" in r.stderr, r.stderr)
+
+
+SCENARIOS = {
+    "basic": scenario_basic,
+    "dualstack": scenario_dualstack,
+    "handedit": scenario_handedit,
+    "restart": scenario_restart,
+    "race": scenario_race,
+    "check": scenario_check,
+    "dryrun": scenario_dryrun,
+    "flags": scenario_flags,
+}
+
+
+def main():
+    if len(sys.argv) != 2 or sys.argv[1] not in SCENARIOS:
+        print(f"usage: {sys.argv[0]} {{{'|'.join(SCENARIOS)}}}", file=sys.stderr)
+        return 2
+    if not os.access(BINARY, os.X_OK):
+        print(f"FAIL: controller binary not built: {BINARY}", file=sys.stderr)
+        return 1
+    tmp = tempfile.mkdtemp(prefix="nld-ovn-")
+    nb = Nb(tmp)
+    try:
+        nb.start()
+        SCENARIOS[sys.argv[1]](tmp, nb)
+        print(f"PASS {sys.argv[1]}")
+        return 0
+    except TestFailure as e:
+        print(f"FAIL {sys.argv[1]}: {e}", file=sys.stderr)
+        for f in sorted(os.listdir(tmp)):
+            if f.endswith(".log"):
+                with open(os.path.join(tmp, f)) as fh:
+                    print(f"--- {f} ---\n{fh.read()[-4000:]}", file=sys.stderr)
+        return 1
+    finally:
+        nb.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

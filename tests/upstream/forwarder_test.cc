@@ -1,0 +1,396 @@
+// Forwarder transport behaviour against scripted responders on 127.0.0.1 (real sockets, real
+// EventLoop): UDP/TCP exchange, reply validation, TC fallback, pipelining, timeouts, bounds.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <set>
+#include <thread>
+
+#include "upstream/harness.h"
+#include "upstream/responder.h"
+
+namespace nld::upstream::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using Status = Result::Status;
+
+TEST(Forwarder, UdpAnswerWithOwnOptAndClientCase) {
+  Responder r(7);
+  Harness h(settingsFor({r.port()}));
+  ClientQuery q;
+  q.name = "WwW.ExAmple.ORG";
+  q.dnssec_ok = true;
+  q.cd = true;
+  Outcome o = h.resolveOne(q);
+  ASSERT_EQ(o.status, Status::Ok);
+  EXPECT_EQ(o.upstream, 0);
+  EXPECT_EQ(o.answer_tag, 7);
+  EXPECT_FALSE(o.synchronous);
+  auto seen = r.queries();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_FALSE(seen[0].tcp);
+  EXPECT_EQ(seen[0].qname, "WwW.ExAmple.ORG");  // QNAME bytes as the client sent them
+  EXPECT_NE(seen[0].id, 0x1000);                // never the client's ID
+  EXPECT_TRUE(seen[0].flags & dns::flag::RD);
+  EXPECT_TRUE(seen[0].flags & dns::flag::CD);
+  EXPECT_EQ(seen[0].arcount, 1);  // our OPT
+  dns::Query parsed;
+  ASSERT_EQ(dns::parseQuery(seen[0].raw, parsed), dns::QueryStatus::Ok);
+  EXPECT_TRUE(parsed.edns.present);
+  EXPECT_EQ(parsed.edns.udp_size, dns::kOurUdpSize);  // ours, not the client's 4096
+  EXPECT_TRUE(parsed.edns.dnssec_ok);
+  EXPECT_EQ(h.obs.exchanges.load(), 1);
+  EXPECT_EQ(h.inflight(), 0u);
+}
+
+TEST(Forwarder, ClientWithoutEdnsStillGetsOurOptUpstreamWithoutDo) {
+  Responder r;
+  Harness h(settingsFor({r.port()}));
+  ClientQuery q;
+  q.edns = false;
+  ASSERT_EQ(h.resolveOne(q).status, Status::Ok);
+  dns::Query parsed;
+  ASSERT_EQ(dns::parseQuery(r.queries().at(0).raw, parsed), dns::QueryStatus::Ok);
+  EXPECT_TRUE(parsed.edns.present);
+  EXPECT_FALSE(parsed.edns.dnssec_ok);
+}
+
+TEST(Forwarder, StrayUdpPacketsAreIgnoredAndTheRealAnswerAccepted) {
+  Responder r(3);
+  r.setMode(Mode::WrongIdFirst);
+  Harness h(settingsFor({r.port()}));
+  Outcome o = h.resolveOne({});
+  ASSERT_EQ(o.status, Status::Ok);
+  EXPECT_EQ(o.answer_tag, 3);
+  EXPECT_EQ(o.reply_qname, "www.example.org.");
+  EXPECT_GE(h.stats().stray_replies, 3u);
+  EXPECT_EQ(h.stats().attempts, 1u);
+  EXPECT_EQ(h.shared->failures(0), 0u);
+}
+
+TEST(Forwarder, UdpWrongQuestionIsNotAcceptedAndTimesOut) {
+  Responder r;
+  r.setMode(Mode::WrongQuestion);
+  Settings s = settingsFor({r.port()});
+  s.attempt_timeout = milliseconds(150);
+  s.max_fails = 0;
+  Harness h(s);
+  Outcome o = h.resolveOne({});
+  EXPECT_EQ(o.status, Status::ServFail);
+  EXPECT_EQ(r.count(), 2u);  // default cap: 2 attempts per upstream
+  EXPECT_GE(o.elapsed, milliseconds(250));
+}
+
+TEST(Forwarder, TcpWrongQuestionIsFormErr) {
+  Responder r;
+  r.setMode(Mode::WrongQuestion);
+  Settings s = settingsFor({r.port()});
+  s.force_tcp = true;
+  Harness h(s);
+  Outcome o = h.resolveOne({});
+  EXPECT_EQ(o.status, Status::FormErr);
+  EXPECT_EQ(r.count(), 1u);
+}
+
+TEST(Forwarder, TruncatedUdpReplyIsRetriedOverTcp) {
+  Responder r(9);
+  r.setMode(Mode::Truncate);
+  Harness h(settingsFor({r.port()}));
+  Outcome o = h.resolveOne({});
+  ASSERT_EQ(o.status, Status::Ok);
+  EXPECT_FALSE(o.tc);
+  EXPECT_EQ(o.answer_tag, 9);
+  auto seen = r.queries();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_FALSE(seen[0].tcp);
+  EXPECT_TRUE(seen[1].tcp);
+  EXPECT_NE(seen[0].id, seen[1].id);  // fresh ID per exchange
+}
+
+TEST(Forwarder, TransportFollowsClientUnlessForcedOrPreferred) {
+  Responder r;
+  {
+    Harness h(settingsFor({r.port()}));
+    ClientQuery q;
+    q.tcp = true;
+    ASSERT_EQ(h.resolveOne(q).status, Status::Ok);
+    q.tcp = false;
+    q.name = "udp.example.org";
+    ASSERT_EQ(h.resolveOne(q).status, Status::Ok);
+  }
+  {
+    Settings s = settingsFor({r.port()});
+    s.prefer_udp = true;
+    Harness h(s);
+    ClientQuery q;
+    q.tcp = true;
+    q.name = "prefer.example.org";
+    ASSERT_EQ(h.resolveOne(q).status, Status::Ok);
+  }
+  {
+    Settings s = settingsFor({r.port()});
+    s.force_tcp = true;
+    s.prefer_udp = true;  // force_tcp wins
+    Harness h(s);
+    ClientQuery q;
+    q.name = "force.example.org";
+    ASSERT_EQ(h.resolveOne(q).status, Status::Ok);
+  }
+  auto seen = r.queries();
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_TRUE(seen[0].tcp);
+  EXPECT_FALSE(seen[1].tcp);
+  EXPECT_FALSE(seen[2].tcp);
+  EXPECT_TRUE(seen[3].tcp);
+}
+
+TEST(Forwarder, ForceTcpPipelinesOnOneConnectionAndMatchesOutOfOrderReplies) {
+  Responder r;
+  constexpr size_t kN = 12;
+  r.setHoldTcp(kN);  // replies only once all 12 are queued, then in reverse order
+  Settings s = settingsFor({r.port()});
+  s.force_tcp = true;
+  Harness h(s);
+  std::vector<ClientQuery> qs(kN);
+  for (size_t i = 0; i < kN; ++i) qs[i].name = "q" + std::to_string(i) + ".example.org";
+  auto out = h.resolveAll(qs);
+  for (size_t i = 0; i < kN; ++i) {
+    ASSERT_EQ(out[i].status, Status::Ok) << i;
+    EXPECT_EQ(out[i].reply_qname, qs[i].name + ".");
+  }
+  EXPECT_EQ(r.tcpAccepts(), 1u);
+  for (const auto& q : r.queries()) EXPECT_EQ(q.conn, 0);
+  // Second round reuses the same connection.
+  r.setHoldTcp(0);
+  ClientQuery again;
+  again.name = "again.example.org";
+  ASSERT_EQ(h.resolveOne(again).status, Status::Ok);
+  EXPECT_EQ(r.tcpAccepts(), 1u);
+  EXPECT_GE(h.obs.tcp_hits.load(), 1);
+  EXPECT_EQ(h.obs.tcp_misses.load(), 1);
+}
+
+TEST(Forwarder, TcpRepliesArrivingByteByByteAreReassembled) {
+  Responder r(4);
+  r.setSplitTcp(true);
+  Settings s = settingsFor({r.port()});
+  s.force_tcp = true;
+  Harness h(s);
+  auto out = h.resolveAll({ClientQuery{"a.example.org"}, ClientQuery{"b.example.org"}});
+  ASSERT_EQ(out[0].status, Status::Ok);
+  ASSERT_EQ(out[1].status, Status::Ok);
+  EXPECT_EQ(out[0].reply_qname, "a.example.org.");
+  EXPECT_EQ(out[1].reply_qname, "b.example.org.");
+  EXPECT_EQ(out[0].answer_tag, 4);
+}
+
+TEST(Forwarder, IdleTcpConnectionIsClosedAfterExpire) {
+  Responder r;
+  Settings s = settingsFor({r.port()});
+  s.force_tcp = true;
+  s.expire = std::chrono::seconds(1);
+  Harness h(s);
+  ASSERT_EQ(h.resolveOne({}).status, Status::Ok);
+  EXPECT_EQ(r.tcpPeerCloses(), 0u);
+  EXPECT_TRUE(eventually([&] { return r.tcpPeerCloses() == 1; }, milliseconds(3000)));
+  ClientQuery q;
+  q.name = "after-expire.example.org";
+  ASSERT_EQ(h.resolveOne(q).status, Status::Ok);
+  EXPECT_EQ(r.tcpAccepts(), 2u);
+  EXPECT_EQ(h.shared->failures(0), 0u);
+}
+
+TEST(Forwarder, ReusedConnectionClosedByPeerIsRetriedOnceWithoutFailure) {
+  Responder r;
+  r.setMode(Mode::CloseSecondOnConn);
+  Settings s = settingsFor({r.port()});
+  s.force_tcp = true;
+  Harness h(s);
+  ClientQuery q1;
+  q1.name = "one.example.org";
+  ASSERT_EQ(h.resolveOne(q1).status, Status::Ok);
+  ClientQuery q2;
+  q2.name = "two.example.org";
+  Outcome o = h.resolveOne(q2);
+  ASSERT_EQ(o.status, Status::Ok);
+  EXPECT_EQ(o.reply_qname, "two.example.org.");
+  EXPECT_EQ(r.tcpAccepts(), 2u);
+  EXPECT_EQ(h.shared->failures(0), 0u);
+  EXPECT_EQ(h.stats().attempts, 3u);
+}
+
+TEST(Forwarder, ClosedUdpPortFailsFastWithBoundedAttempts) {
+  Settings s = settingsFor({closedPort(), closedPort()});
+  s.max_fails = 0;
+  Harness h(s);
+  Outcome o = h.resolveOne({});
+  EXPECT_EQ(o.status, Status::ServFail);
+  EXPECT_LT(o.elapsed, milliseconds(1000));  // ICMP unreachable, no timeouts needed
+  EXPECT_EQ(h.stats().attempts, 4u);          // cap = 2 × upstreams
+}
+
+TEST(Forwarder, ClosedTcpPortDoesNotSpin) {
+  Settings s = settingsFor({closedPort()});
+  s.force_tcp = true;
+  s.max_fails = 0;
+  Harness h(s);
+  Outcome o = h.resolveOne({});
+  EXPECT_EQ(o.status, Status::ServFail);
+  EXPECT_LT(o.elapsed, milliseconds(1000));
+  EXPECT_EQ(h.stats().attempts, 2u);
+}
+
+TEST(Forwarder, TcpPeerClosingEveryConnectionIsBoundedAtTheResponder) {
+  Responder r;
+  r.setMode(Mode::CloseTcp);
+  Settings s = settingsFor({r.port()});
+  s.force_tcp = true;
+  s.max_fails = 0;  // no health probes hitting the responder
+  Harness h(s);
+  Outcome o = h.resolveOne({});
+  EXPECT_EQ(o.status, Status::ServFail);
+  EXPECT_LT(o.elapsed, milliseconds(1000));
+  EXPECT_EQ(r.count(), 2u);
+  EXPECT_EQ(r.tcpAccepts(), 2u);
+}
+
+TEST(Forwarder, SilentUpstreamGivesServFailWithinBudgetAndBoundedAttempts) {
+  Responder r;
+  r.setMode(Mode::Drop);
+  Settings s = settingsFor({r.port()});
+  s.max_connect_attempts = 50;  // the 1 s budget must stop it first
+  s.attempt_timeout = milliseconds(300);
+  s.overall_timeout = milliseconds(1000);
+  s.max_fails = 0;
+  Harness h(s);
+  Outcome o = h.resolveOne({});
+  EXPECT_EQ(o.status, Status::ServFail);
+  EXPECT_GE(o.elapsed, milliseconds(950));
+  EXPECT_LT(o.elapsed, milliseconds(1500));
+  EXPECT_EQ(r.count(), 4u);  // 0, 0.3, 0.6, 0.9 s
+}
+
+TEST(Forwarder, AttemptsUseFreshIdsAndSourcePorts) {
+  Responder r;
+  r.setMode(Mode::Drop);
+  Settings s = settingsFor({r.port()});
+  s.max_connect_attempts = 6;
+  s.attempt_timeout = milliseconds(30);
+  s.max_fails = 0;
+  Harness h(s);
+  EXPECT_EQ(h.resolveOne({}).status, Status::ServFail);
+  auto seen = r.queries();
+  ASSERT_EQ(seen.size(), 6u);
+  std::set<uint16_t> ids, ports;
+  for (const auto& q : seen) {
+    ids.insert(q.id);
+    ports.insert(q.src_port);
+  }
+  // Random 16-bit values: allow one accidental collision.
+  EXPECT_GE(ids.size(), 5u);
+  EXPECT_GE(ports.size(), 5u);
+}
+
+TEST(Forwarder, SourcePortsDifferBetweenQueries) {
+  Responder r;
+  Harness h(settingsFor({r.port()}));
+  std::vector<ClientQuery> qs(8);
+  for (size_t i = 0; i < qs.size(); ++i) qs[i].name = "p" + std::to_string(i) + ".example.org";
+  for (const auto& o : h.resolveAll(qs)) ASSERT_EQ(o.status, Status::Ok);
+  std::set<uint16_t> ports;
+  for (const auto& q : r.queries()) ports.insert(q.src_port);
+  EXPECT_GE(ports.size(), 7u);
+}
+
+TEST(Forwarder, ShutdownFailsPendingQueriesAndLaterOnes) {
+  Responder r;
+  r.setMode(Mode::Drop);
+  Harness h(settingsFor({r.port()}));
+  struct Got {
+    std::atomic<int> n{0};
+    std::atomic<int> servfail{0};
+  } got;
+  h.onLoop([&] {
+    auto name = dns::Name::fromString("x.example.org");
+    std::vector<uint8_t> pkt(512);
+    pkt.resize(dns::buildQuery(1, *name, dns::type::A, dns::cls::IN, dns::flag::RD, false, 0,
+                               false, pkt));
+    dns::Query q;
+    ASSERT_EQ(dns::parseQuery(pkt, q), dns::QueryStatus::Ok);
+    h.fwd->resolve(pkt, q, false, [&](const Result& res) {
+      ++got.n;
+      if (res.status == Status::ServFail) ++got.servfail;
+    });
+  });
+  ASSERT_TRUE(r.waitForQueries(1, milliseconds(2000)));
+  EXPECT_EQ(h.inflight(), 1u);
+  h.onLoop([&] { h.fwd->shutdown(); });
+  EXPECT_EQ(got.n.load(), 1);
+  EXPECT_EQ(got.servfail.load(), 1);
+  Outcome o = h.resolveOne({});
+  EXPECT_EQ(o.status, Status::ServFail);
+  EXPECT_TRUE(o.synchronous);
+}
+
+TEST(Forwarder, BadSettingsThrowAtConfigTime) {
+  Settings empty;
+  EXPECT_THROW(makeSharedState(empty), std::invalid_argument);
+  Settings bad = settingsFor({53});
+  bad.to[0].ip = "not-an-ip";
+  EXPECT_THROW(makeSharedState(bad), std::invalid_argument);
+  Settings v6 = settingsFor({53});
+  v6.to[0].ip = "::1";
+  v6.max_fails = 0;
+  auto st = makeSharedState(v6);
+  EXPECT_EQ(st->addr(0).family, AF_INET6);
+  EXPECT_EQ(st->maxAttempts(), 2u);
+}
+
+TEST(Forwarder, Ipv6UpstreamOverLoopback) {
+  // An IPv6 UDP responder on [::1] (skipped when the host has no IPv6 loopback).
+  int fd = ::socket(AF_INET6, SOCK_DGRAM, 0);
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    if (fd >= 0) ::close(fd);
+    GTEST_SKIP() << "no IPv6 loopback";
+  }
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::thread server([fd] {
+    uint8_t buf[512];
+    sockaddr_in6 from{};
+    socklen_t flen = sizeof(from);
+    ssize_t n = ::recvfrom(fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &flen);
+    if (n < 12) return;
+    // Echo the query back as a reply: QR=1, drop the OPT (ARCOUNT 0, cut after the question).
+    size_t pos = 12;
+    while (pos < static_cast<size_t>(n) && buf[pos] != 0) pos += 1 + buf[pos];
+    pos += 5;
+    buf[2] |= 0x80;
+    buf[10] = buf[11] = 0;
+    ::sendto(fd, buf, pos, 0, reinterpret_cast<sockaddr*>(&from), flen);
+  });
+  Settings s;
+  s.to.push_back({"::1", ntohs(a.sin6_port), "[::1]"});
+  s.max_fails = 0;
+  {
+    Harness h(s);
+    Outcome o = h.resolveOne({});
+    EXPECT_EQ(o.status, Status::Ok);
+    EXPECT_EQ(o.reply_qname, "www.example.org.");
+  }
+  server.join();
+  ::close(fd);
+}
+
+}  // namespace
+}  // namespace nld::upstream::testing
