@@ -96,7 +96,10 @@ class Cache {
 
   /// serve_stale verify, after the upstream refresh failed: writes the entry as a Stale answer
   /// (or as a Hit if it has meanwhile been refreshed). Counts served_stale, not requests.
-  /// Owner thread only.
+  /// Caller contract (CoreDNS verifyStaleResponseWriter): after StaleVerify, insert() the
+  /// upstream answer only if its rcode is NOERROR or NXDOMAIN and send it; otherwise (SERVFAIL,
+  /// REFUSED, timeout...) do NOT insert it — a fresh cached SERVFAIL would shadow the stale
+  /// entry — and answer with lookupStale(). Owner thread only.
   LookupResult lookupStale(dns::ByteView query_pkt, const dns::Query& q, Clock::time_point now,
                            size_t limit, dns::MutableBytes out);
 

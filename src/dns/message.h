@@ -6,6 +6,9 @@
 // Hand-written on purpose: this is the per-query hot path. Nothing here allocates except
 // Response::rrs, which callers reuse across parses. All reads are bounds-checked; nothing here
 // throws; malformed input yields an Error / QueryStatus.
+//
+// Thread affinity: none. Every function here is a pure function of its arguments (no shared or
+// static state), callable from any thread; objects are not synchronised.
 #include <cstddef>
 #include <cstdint>
 #include <vector>

@@ -4,6 +4,9 @@
 //
 // Hand-written rather than taken from a library: this is on the per-query hot path, where we
 // need fixed-size storage (no heap allocation) and byte-exact control over case and compression.
+//
+// Thread affinity: none. Every function here is a pure function of its arguments (no shared or
+// static state), callable from any thread; objects are not synchronised.
 #include <array>
 #include <cstddef>
 #include <cstdint>

@@ -78,7 +78,6 @@ struct LinkReply {
 };
 
 int linkAttr(const nlattr* attr, void* data) {
-  auto* reply = static_cast<LinkReply*>(data);
   if (mnl_attr_get_type(attr) == IFLA_LINKINFO) {
     mnl_attr_parse_nested(
         attr,
@@ -91,7 +90,6 @@ int linkAttr(const nlattr* attr, void* data) {
         },
         data);
   }
-  (void)reply;
   return MNL_CB_OK;
 }
 

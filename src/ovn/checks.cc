@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <regex>
+#include <cctype>
 #include <set>
 
 #include "ovn/ip.h"
@@ -54,15 +54,37 @@ const char* kindName(Finding::Kind kind) {
 }
 
 std::vector<std::string> matchOperands(const std::string& match, const std::string& field) {
+  // Hand-written scanner (std::regex is slow and trips GCC 12 warnings under the sanitizers).
+  // Recognises "<ip4|ip6|ip>.<field> == X" with X a token or a "{a, b}" set, e.g.
+  // "ip4.src == $node.a_ip4", "ip.src == {10.0.0.0/8, $as}".
   std::vector<std::string> out;
-  // e.g. "ip4.src == $node.a_ip4", "ip.src == {10.0.0.0/8, $as}"; field is "src" or "dst".
-  static const std::regex kSingle(R"((?:ip4|ip6|ip)\.(src|dst)\s*==\s*(\{[^}]*\}|[^\s&|)]+))");
-  for (auto it = std::sregex_iterator(match.begin(), match.end(), kSingle); it != std::sregex_iterator(); ++it) {
-    if ((*it)[1].str() != field) continue;
-    std::string v = (*it)[2].str();
-    if (!v.empty() && v.front() == '{') v = v.substr(1, v.size() - 2);
+  const std::string suffix = "." + field;
+  std::size_t pos = 0;
+  while ((pos = match.find(suffix, pos)) != std::string::npos) {
+    const std::size_t fieldEnd = pos + suffix.size();
+    const bool prefixOk = (pos >= 3 && (match.compare(pos - 3, 3, "ip4") == 0 || match.compare(pos - 3, 3, "ip6") == 0) &&
+                           (pos == 3 || !std::isalnum(static_cast<unsigned char>(match[pos - 4])))) ||
+                          (pos >= 2 && match.compare(pos - 2, 2, "ip") == 0 &&
+                           (pos == 2 || !std::isalnum(static_cast<unsigned char>(match[pos - 3]))));
+    pos = fieldEnd;
+    if (!prefixOk) continue;
+    std::size_t i = fieldEnd;
+    while (i < match.size() && match[i] == ' ') ++i;
+    if (match.compare(i, 2, "==") != 0) continue;
+    i += 2;
+    while (i < match.size() && match[i] == ' ') ++i;
+    std::string value;
+    if (i < match.size() && match[i] == '{') {
+      const std::size_t close = match.find('}', i);
+      if (close == std::string::npos) continue;
+      value = match.substr(i + 1, close - i - 1);
+    } else {
+      std::size_t j = i;
+      while (j < match.size() && match[j] != ' ' && match[j] != '&' && match[j] != '|' && match[j] != ')') ++j;
+      value = match.substr(i, j - i);
+    }
     std::string tok;
-    for (char c : v + " ") {
+    for (char c : value + " ") {
       if (c == ' ' || c == ',' || c == '"') {
         if (!tok.empty()) out.push_back(tok);
         tok.clear();

@@ -89,8 +89,55 @@ bool inZones(const dns::Name& name, const std::vector<dns::Name>& zones) {
 
 }  // namespace
 
+size_t Pipeline::queryOwner(ByteView pkt, size_t workers) {
+  if (workers <= 1) return 0;
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < 32 && dns::kHeaderSize + i < pkt.size(); ++i) {
+    const uint8_t b = pkt[dns::kHeaderSize + i];
+    if (b == 0) break;
+    h = (h * 16777619u) ^ uint32_t(b | 0x20);
+  }
+  return h % workers;
+}
+
+void Pipeline::handOff(size_t owner, ByteView pkt, const SockAddr& peer, size_t listener,
+                       Proto proto, Reply reply) {
+  auto copy = std::make_shared<std::vector<uint8_t>>(pkt.begin(), pkt.end());
+  net::EventLoop* origin = &loop_;
+  Pipeline* target = peers_[owner];
+  target->loop().post([target, origin, copy, peer, listener, proto, reply = std::move(reply)] {
+    // On the owner's loop: answer, then carry the bytes back to the connection's loop.
+    struct Back final : ReplyFactory {
+      net::EventLoop* origin;
+      Reply reply;
+      Reply make() override {
+        return [o = origin, r = reply](ByteView answer) {
+          auto bytes = std::make_shared<std::vector<uint8_t>>(answer.begin(), answer.end());
+          o->post([r, bytes] { r(ByteView(*bytes)); });
+        };
+      }
+    } back;
+    back.origin = origin;
+    back.reply = reply;
+    if (!target->current_ || listener >= target->current_->plan->listeners.size()) return;
+    size_t n = target->handle(ByteView(*copy), peer, listener, proto,
+                              MutableBytes(target->scratch_), back, /*handed_off=*/true);
+    if (n == kPending) return;
+    auto bytes = std::make_shared<std::vector<uint8_t>>(target->scratch_.begin(),
+                                                        target->scratch_.begin() + long(n));
+    origin->post([reply, bytes] { reply(ByteView(*bytes)); });
+  });
+}
+
 size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Proto proto,
-                        MutableBytes out, ReplyFactory& replies) {
+                        MutableBytes out, ReplyFactory& replies, bool handed_off) {
+  if (!handed_off && peers_.size() > 1 && (proto == Proto::Tcp || hand_off_udp_)) {
+    const size_t owner = queryOwner(pkt, peers_.size());
+    if (owner != worker_) {
+      handOff(owner, pkt, peer, listener, proto, replies.make());
+      return kPending;
+    }
+  }
   const auto start = net::Clock::now();
   const WorkerPlan& wp = *current_;
   const ListenerPlan& lp = wp.plan->listeners[listener];
@@ -278,7 +325,12 @@ void Pipeline::onUpstream(const std::shared_ptr<Pending>& p, const upstream::Res
       const auto ev_s = rt.cache->stats().evictions_success.load(std::memory_order_relaxed);
       const auto ev_d = rt.cache->stats().evictions_denial.load(std::memory_order_relaxed);
       const auto drops = rt.cache->stats().drops.load(std::memory_order_relaxed);
-      duration = rt.cache->insert(p->query, r.packet, *r.parsed, loop_.now());
+      // serve_stale verify: only NOERROR/NXDOMAIN replace the stale entry; anything else
+      // (SERVFAIL, REFUSED...) falls back to the stale answer below.
+      const uint8_t up_rcode = r.parsed->header.rcode();
+      if (!p->stale_verify || up_rcode == dns::rcode::NoError || up_rcode == dns::rcode::NxDomain) {
+        duration = rt.cache->insert(p->query, r.packet, *r.parsed, loop_.now());
+      }
       const auto& s = rt.cache->stats();
       const double ds = double(s.entries_success.load(std::memory_order_relaxed)) - double(before);
       const double dd = double(s.entries_denial.load(std::memory_order_relaxed)) - double(before_d);
@@ -294,8 +346,12 @@ void Pipeline::onUpstream(const std::shared_ptr<Pending>& p, const upstream::Res
         metrics_.onCacheDrop(worker_, lp.server_label, block.zones_label);
       }
     }
-    len = finishFromUpstream(r, p->query, client, duration, limit, out);
-    plugin = AnswerPlugin::Forward;
+    const uint8_t up_rcode2 = r.parsed->header.rcode();
+    if (!p->stale_verify || up_rcode2 == dns::rcode::NoError ||
+        up_rcode2 == dns::rcode::NxDomain) {
+      len = finishFromUpstream(r, p->query, client, duration, limit, out);
+      plugin = AnswerPlugin::Forward;
+    }
   }
   if (len == 0 && p->stale_verify && rt.cache) {
     cache::LookupResult lr = rt.cache->lookupStale(client, p->query, loop_.now(), limit, out);

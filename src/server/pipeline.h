@@ -60,10 +60,24 @@ class Pipeline {
   /// Returns the length of a synchronous answer written to `out` (which must hold 65535
   /// bytes), 0 to send nothing, or kPending if `replies.make()` was taken and will answer.
   size_t handle(dns::ByteView pkt, const SockAddr& peer, size_t listener, Proto proto,
-                dns::MutableBytes out, ReplyFactory& replies);
+                dns::MutableBytes out, ReplyFactory& replies, bool handed_off = false);
 
   /// Fails all queries waiting on upstreams (shutdown).
   void shutdown();
+
+  /// All workers' pipelines, indexed by worker (set once before the loops run). Each query name
+  /// has an owner worker (queryOwner): its cache partition and coalescing table are the ones
+  /// that count. UDP queries reach the owner directly (the kernel steers them with a BPF
+  /// program, see attachQueryNameSteering); TCP connections land anywhere, so a TCP query whose
+  /// owner is another worker is handed over with EventLoop::post and answered back the same way.
+  void setPeers(std::vector<Pipeline*> peers) { peers_ = std::move(peers); }
+  /// Also hand over UDP queries (when the kernel refused the steering program).
+  void setHandOffUdp(bool on) { hand_off_udp_ = on; }
+  net::EventLoop& loop() { return loop_; }
+
+  /// The owner worker of a query packet: FNV-1 over up to 32 bytes of the question name (ASCII
+  /// case folded), exactly as the kernel-side steering program computes it.
+  static size_t queryOwner(dns::ByteView pkt, size_t workers);
 
   uint64_t malformedDropped() const { return dropped_; }
   /// Queries waiting on an upstream (any thread).
@@ -80,7 +94,12 @@ class Pipeline {
   void logQuery(const BlockPlan& b, const SockAddr& peer, const dns::Query& q, Proto proto,
                 size_t req_size, dns::ByteView answer, std::chrono::nanoseconds took);
 
+  void handOff(size_t owner, dns::ByteView pkt, const SockAddr& peer, size_t listener,
+               Proto proto, Reply reply);
+
   net::EventLoop& loop_;
+  std::vector<Pipeline*> peers_;
+  bool hand_off_udp_ = false;
   ServerMetrics& metrics_;
   size_t worker_;
   std::shared_ptr<WorkerPlan> current_;

@@ -3,6 +3,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <future>
 #include <stdexcept>
 
@@ -72,6 +74,9 @@ Server::Server(ServerMetrics& metrics, ServerOptions options)
   for (size_t i = 0; i < options_.workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(metrics_, i, options_.tcp));
   }
+  std::vector<Pipeline*> peers;
+  for (auto& w : workers_) peers.push_back(&w->pipeline);
+  for (auto& w : workers_) w->pipeline.setPeers(peers);
 }
 
 Server::~Server() { stop(); }
@@ -96,6 +101,12 @@ void Server::load(const std::shared_ptr<const Plan>& plan) {
           throw;
         }
         fresh[w][key] = {u, t};
+      }
+      if (!attachQueryNameSteering(fresh[0][key].first, unsigned(workers_.size()))) {
+        for (auto& w : workers_) w->pipeline.setHandOffUdp(true);
+        log::warn("listener {}: kernel refused the query-name steering program ({}); UDP "
+                  "queries are spread by client address, so each worker's cache sees a share",
+                  l.server_label, std::strerror(errno));
       }
     }
   } catch (...) {

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <net/if.h>
 #include <netinet/tcp.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <vector>
 
 #include "fmt/format.h"
 
@@ -138,6 +140,47 @@ int listenTcp(const std::string& ip, uint16_t port) {
     fail("tcp listen", ip, port);
   }
   return fd;
+}
+
+bool attachQueryNameSteering(int fd, unsigned workers) {
+  if (workers <= 1) return true;
+  // The program runs with the packet positioned at the UDP payload (the DNS message). It hashes
+  // up to kBytes bytes of the question name starting at offset 12, OR-ing 0x20 into each byte so
+  // that case variants (0x20 clients) hash alike, stopping at the name's terminating zero byte or
+  // the packet's end, and returns hash % workers as the socket index. Classic BPF has only
+  // forward jumps, so the per-byte step is unrolled.
+  constexpr unsigned kBytes = 32;
+  std::vector<sock_filter> prog;
+  auto op = [&](uint16_t code, uint32_t k, uint8_t jt = 0, uint8_t jf = 0) {
+    prog.push_back(sock_filter{code, jt, jf, k});
+  };
+  op(BPF_LD | BPF_IMM, 2166136261u);  // M[0] = hash = FNV offset basis
+  op(BPF_ST, 0);
+  op(BPF_LD | BPF_IMM, 0);  // M[1] = 1 once the name's terminating zero byte was seen
+  op(BPF_ST, 1);
+  // One 15-instruction step per byte; every jump goes forward within the step or to the next.
+  for (unsigned i = 0; i < kBytes; ++i) {
+    op(BPF_LD | BPF_MEM, 1);
+    op(BPF_JMP | BPF_JEQ | BPF_K, 1, 13, 0);       // name finished: next step
+    op(BPF_LD | BPF_W | BPF_LEN, 0);
+    op(BPF_JMP | BPF_JGT | BPF_K, 12 + i, 0, 11);  // packet too short: next step
+    op(BPF_LD | BPF_B | BPF_ABS, 12 + i);
+    op(BPF_JMP | BPF_JEQ | BPF_K, 0, 7, 0);        // root label: mark finished
+    op(BPF_ALU | BPF_OR | BPF_K, 0x20);            // fold ASCII case
+    op(BPF_MISC | BPF_TAX, 0);
+    op(BPF_LD | BPF_MEM, 0);
+    op(BPF_ALU | BPF_MUL | BPF_K, 16777619u);
+    op(BPF_ALU | BPF_XOR | BPF_X, 0);
+    op(BPF_ST, 0);
+    op(BPF_JMP | BPF_JA, 2);
+    op(BPF_LD | BPF_IMM, 1);
+    op(BPF_ST, 1);
+  }
+  op(BPF_LD | BPF_MEM, 0);
+  op(BPF_ALU | BPF_MOD | BPF_K, workers);
+  op(BPF_RET | BPF_A, 0);
+  sock_fprog fprog{static_cast<unsigned short>(prog.size()), prog.data()};
+  return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog, sizeof(fprog)) == 0;
 }
 
 }  // namespace nld::server

@@ -33,6 +33,14 @@ int bindUdp(const std::string& ip, uint16_t port, int rcvbuf_bytes, int sndbuf_b
 /// Creates a listening, non-blocking TCP socket with SO_REUSEPORT.
 int listenTcp(const std::string& ip, uint16_t port);
 
+/// Steers UDP queries among the `workers` SO_REUSEPORT sockets of one listener by a hash of the
+/// lower-cased first bytes of the query name (a classic BPF program, SO_ATTACH_REUSEPORT_CBPF),
+/// instead of by the client's address and port. Every worker has its own cache partition, so
+/// without this a client's retry from a new source port could land on another worker and miss.
+/// Call on the first socket of the group after all `workers` sockets are bound. Returns false
+/// (and leaves the kernel's default 4-tuple hashing) if the kernel refuses the program.
+bool attachQueryNameSteering(int fd, unsigned workers);
+
 /// True if `ip` is the wildcard listener address ("" / "0.0.0.0" / "::").
 bool isWildcard(const std::string& ip);
 

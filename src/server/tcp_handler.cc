@@ -140,7 +140,7 @@ class TcpConnection final : public net::IoHandler,
   void answered(dns::ByteView answer) {
     if (inflight_ > 0) --inflight_;
     if (closed_) return;
-    enqueue(answer);
+    if (!answer.empty()) enqueue(answer);  // empty: the query was dropped (malformed)
     if (!closed_ && reading_paused_ && !peer_closed_ &&
         inflight_ < owner_.limits_.max_inflight_per_conn) {
       pauseReading(false);

@@ -177,6 +177,7 @@ Reply UdpHandler::make() {
   return [this, st, alive](dns::ByteView answer) {
     auto a = alive.lock();
     if (!a || *a < 0) return;  // the socket is gone (reload removed the listener)
+    if (answer.empty()) return;  // dropped (malformed)
     sendOne(st->peer, st->ctl_len ? &st->ctl : nullptr, st->ctl_len, answer);
   };
 }

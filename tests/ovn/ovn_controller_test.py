@@ -463,6 +463,107 @@ def scenario_flags(tmp, nb):
     check(r.returncode == 1 and "unknown command" in r.stderr, r.stderr)
 
 
+def free_port():
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
+
+
+def scenario_ssl(tmp, nb):
+    """ssl: remote with mutual TLS (certificates made here with the openssl CLI)."""
+    def openssl(*args):
+        subprocess.run(["openssl"] + list(args), check=True, capture_output=True, cwd=tmp, timeout=60)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+            "-subj", "/CN=nld-test-ca", "-days", "2")
+    for who in ("server", "client"):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{who}.key", "-out", f"{who}.csr",
+                "-subj", f"/CN={who}")
+        openssl("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", f"{who}.crt", "-days", "2")
+    port = free_port()
+    nb.stop()
+    nb.proc = subprocess.Popen(
+        ["ovsdb-server", f"--remote=punix:{nb.sock}", f"--remote=pssl:{port}:127.0.0.1",
+         f"--private-key={tmp}/server.key", f"--certificate={tmp}/server.crt", f"--ca-cert={tmp}/ca.crt",
+         f"--unixctl={tmp}/nb.ctl", "--no-chdir", f"--log-file={tmp}/ovsdb-server.log", nb.db],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: os.path.exists(nb.sock), 10, "ovsdb-server socket")
+    nb.kube_ovn_base()
+    nb.add_node("w1", "100.64.0.2")
+    remote = f"ssl:127.0.0.1:{port}"
+    # Missing certificate flags: a clear error, exit 1.
+    r = subprocess.run([BINARY, "check", f"--ovn-nb-addr={remote}"], capture_output=True, text=True, timeout=30)
+    check(r.returncode == 1 and "--ovn-nb-ssl-key" in r.stdout, f"ssl without certs: {r.stdout}{r.stderr}")
+    ssl_flags = [f"--ovn-nb-ssl-key={tmp}/client.key", f"--ovn-nb-ssl-cert={tmp}/client.crt",
+                 f"--ovn-nb-ssl-ca={tmp}/ca.crt"]
+    log = open(os.path.join(tmp, "ctl.log"), "w")
+    proc = subprocess.Popen([BINARY, "run", f"--ovn-nb-addr={remote}", "--metrics-addr=", f"--node-local-dns-ip={DNS4}"]
+                            + ssl_flags, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: converged(nb, [expected_policy("w1", 4, DNS4, "100.64.0.2")]), 20, "converged over TLS")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+    # A CA that did not sign the server certificate is refused.
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.crt",
+            "-subj", "/CN=other-ca", "-days", "2")
+    bad = ssl_flags[:2] + [f"--ovn-nb-ssl-ca={tmp}/other.crt"]
+    r = subprocess.run([BINARY, "check", f"--ovn-nb-addr={remote}"] + bad, capture_output=True, text=True,
+                       timeout=30)
+    check(r.returncode == 1 and "cannot connect" in r.stdout, f"untrusted server accepted: {r.stdout}")
+
+
+def scenario_cluster(tmp, nb):
+    """A 2-member clustered NB: the controller skips the follower and writes through the leader."""
+    nb.stop()
+    p1, p2 = free_port(), free_port()
+    db1, db2 = os.path.join(tmp, "c1.db"), os.path.join(tmp, "c2.db")
+    s1, s2 = os.path.join(tmp, "c1.sock"), os.path.join(tmp, "c2.sock")
+    subprocess.run(["ovsdb-tool", "create-cluster", db1, SCHEMA, f"tcp:127.0.0.1:{p1}"], check=True)
+    procs = []
+
+    def start(db, sock, name):
+        procs.append(subprocess.Popen(
+            ["ovsdb-server", f"--remote=punix:{sock}", f"--unixctl={tmp}/{name}.ctl", "--no-chdir",
+             f"--log-file={tmp}/{name}-server.log", db], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    try:
+        start(db1, s1, "c1")
+        wait_until(lambda: os.path.exists(s1), 10, "leader socket")
+        subprocess.run(["ovsdb-tool", "join-cluster", db2, "OVN_Northbound", f"tcp:127.0.0.1:{p2}",
+                        f"tcp:127.0.0.1:{p1}"], check=True)
+        start(db2, s2, "c2")
+
+        def joined():
+            r = subprocess.run(["ovs-appctl", "-t", f"{tmp}/c2.ctl", "cluster/status", "OVN_Northbound"],
+                               capture_output=True, text=True, timeout=10)
+            return "Status: cluster member" in r.stdout and "Role: follower" in r.stdout
+        wait_until(joined, 30, "second server joined as follower")
+        nb.sock = s1  # ovn-nbctl through the leader
+        nb.kube_ovn_base()
+        nb.add_node("w1", "100.64.0.2")
+        log = open(os.path.join(tmp, "cluster-ctl.log"), "w")
+        proc = subprocess.Popen([BINARY, "run", f"--ovn-nb-addr=unix:{s2},unix:{s1}", "--metrics-addr=",
+                                 f"--node-local-dns-ip={DNS4}"], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: converged(nb, [expected_policy("w1", 4, DNS4, "100.64.0.2")]), 20,
+                       "converged through the leader")
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            log.close()
+        out = open(os.path.join(tmp, "cluster-ctl.log")).read()
+        check(f"connected to unix:{s1}" in out, f"must connect to the leader:\n{out}")
+        check("not leader" in out, f"the follower must be reported as skipped:\n{out}")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+
+
 SCENARIOS = {
     "basic": scenario_basic,
     "dualstack": scenario_dualstack,
@@ -472,6 +573,8 @@ SCENARIOS = {
     "check": scenario_check,
     "dryrun": scenario_dryrun,
     "flags": scenario_flags,
+    "ssl": scenario_ssl,
+    "cluster": scenario_cluster,
 }
 
 

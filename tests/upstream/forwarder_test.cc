@@ -175,6 +175,44 @@ TEST(Forwarder, ForceTcpPipelinesOnOneConnectionAndMatchesOutOfOrderReplies) {
   EXPECT_EQ(h.obs.tcp_misses.load(), 1);
 }
 
+TEST(Forwarder, MoreThanOneConnectionsWorthOfPipelinedQueriesOpensASecondConnection) {
+  Responder r;
+  constexpr size_t kN = kMaxPipelined + 6;
+  r.setHoldTcp(kN);
+  Settings s = settingsFor({r.port()});
+  s.force_tcp = true;
+  Harness h(s);
+  std::vector<ClientQuery> qs(kN);
+  for (size_t i = 0; i < kN; ++i) qs[i].name = "m" + std::to_string(i) + ".example.org";
+  auto out = h.resolveAll(qs);
+  for (size_t i = 0; i < kN; ++i) {
+    ASSERT_EQ(out[i].status, Status::Ok) << i;
+    EXPECT_EQ(out[i].reply_qname, qs[i].name + ".");
+  }
+  EXPECT_EQ(r.tcpAccepts(), 2u);
+  size_t on_first = 0;
+  for (const auto& q : r.queries()) on_first += q.conn == 0;
+  EXPECT_EQ(on_first, kMaxPipelined);
+}
+
+TEST(Forwarder, TcpTimeoutRetiresTheConnection) {
+  Responder r;
+  r.setMode(Mode::Drop);
+  Settings s = settingsFor({r.port()});
+  s.force_tcp = true;
+  s.max_fails = 0;
+  s.max_connect_attempts = 1;
+  s.attempt_timeout = milliseconds(100);
+  Harness h(s);
+  EXPECT_EQ(h.resolveOne({}).status, Status::ServFail);
+  EXPECT_TRUE(eventually([&] { return r.tcpPeerCloses() == 1; }, milliseconds(2000)));
+  r.setMode(Mode::Answer);
+  ClientQuery q;
+  q.name = "fresh.example.org";
+  EXPECT_EQ(h.resolveOne(q).status, Status::Ok);
+  EXPECT_EQ(r.tcpAccepts(), 2u);
+}
+
 TEST(Forwarder, TcpRepliesArrivingByteByByteAreReassembled) {
   Responder r(4);
   r.setSplitTcp(true);

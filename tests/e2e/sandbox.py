@@ -1,0 +1,537 @@
+"""A Kube-OVN-shaped OVS/OVN cluster in network namespaces, for the end-to-end test.
+
+Everything here is started by the harness itself (no system services) and recorded in a ledger
+(`Ledger`) as it is created, so that `Sandbox.close()` -- and, if the harness itself was killed,
+the next run's `reap_stale_runs()` -- can stop exactly what was started (by pid) and delete exactly
+what was created (namespaces, /etc/netns entries, run directory).
+
+Layout (one chassis; see docs/kube-ovn-e2e-capture.md for the diagram):
+  * root namespace: OVS's ovsdb-server, OVN NB/SB ovsdb-servers, ovn-northd (unix sockets only);
+  * `node1` namespace = node1's host network namespace: ovs-vswitchd (userspace datapath,
+    br-int datapath_type=netdev), ovn-controller, the OVS internal port `ovn0` (100.64.0.2/16),
+    the host ends of every pod veth, node-cache; routes 10.16.0.0/16 and 10.96.0.0/12 via
+    100.64.0.1 dev ovn0;
+  * `node2` namespace: node2's host namespace with its own `ovn0` (a veth whose peer is on br-int,
+    100.64.0.3/16) and its own node-cache;
+  * pod namespaces with eth0 (a veth to br-int), default route via 10.16.0.1 and the resolv.conf
+    kubelet writes (/etc/netns/<ns>/resolv.conf);
+  * `ext` namespace: the stub "external" DNS server, one point-to-point veth to each node.
+Traffic only flows inside these namespaces (and over unix sockets).
+"""
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+LEDGER_DIR = "/run/nld-e2e"
+VSWITCH_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+NB_SCHEMA = "/usr/share/ovn/ovn-nb.ovsschema"
+SB_SCHEMA = "/usr/share/ovn/ovn-sb.ovsschema"
+
+
+class E2EError(Exception):
+    """A step of the harness failed; the message says which and why."""
+
+
+def wait_until(pred, timeout, what, interval=0.1):
+    """Polls `pred` until it returns a truthy value (returned) or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise E2EError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def run(argv, check=True, timeout=30, env=None, input_text=None):
+    """Runs a command to completion (bounded); raises E2EError with its output on failure."""
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
+                           input=input_text, stdin=None if input_text is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise E2EError(f"command timed out after {timeout}s: {' '.join(argv)}") from e
+    if check and r.returncode != 0:
+        raise E2EError(f"command failed (exit {r.returncode}): {' '.join(argv)}\n"
+                       f"stdout: {r.stdout.strip()}\nstderr: {r.stderr.strip()}")
+    return r
+
+
+def _proc_start_time(pid):
+    """Field 22 of /proc/PID/stat (start time in clock ticks), or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rindex(")") + 2:].split()[19]
+
+
+def _proc_state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rindex(")") + 2:].split()[0]
+
+
+def pid_alive(pid):
+    """True while `pid` exists and is not a zombie (PID 1 reaps orphans only every ~2 s here)."""
+    state = _proc_state(pid)
+    return state is not None and state != "Z"
+
+
+def stop_pid(pid, start_time=None, grace=5.0, sig=signal.SIGTERM):
+    """Sends `sig` to `pid` (only if it is still the process we started: same start time), waits
+    up to `grace` s, then SIGKILLs. Treats a zombie as gone."""
+    if start_time is not None and _proc_start_time(pid) != start_time:
+        return
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if not pid_alive(pid):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and pid_alive(pid):
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.05)
+
+
+class Ledger:
+    """What this run created, persisted as JSON in LEDGER_DIR/<run id>.json after every change,
+    so that a later run can clean up after a harness that was killed (e.g. by a ctest timeout)."""
+
+    def __init__(self, run_id, run_dir):
+        os.makedirs(LEDGER_DIR, exist_ok=True)
+        self.path = os.path.join(LEDGER_DIR, run_id + ".json")
+        self.data = {"owner_pid": os.getpid(), "owner_start": _proc_start_time(os.getpid()),
+                     "run_dir": run_dir, "procs": [], "netns": [], "etc_netns": []}
+        self._save()
+
+    def _save(self):
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.data, f)
+        os.replace(tmp, self.path)
+
+    def add_proc(self, name, pid, stop_cmd=None):
+        self.data["procs"].append({"name": name, "pid": pid, "start": _proc_start_time(pid),
+                                   "stop_cmd": stop_cmd})
+        self._save()
+
+    def forget_proc(self, pid):
+        self.data["procs"] = [p for p in self.data["procs"] if p["pid"] != pid]
+        self._save()
+
+    def add(self, kind, value):
+        self.data[kind].append(value)
+        self._save()
+
+    def remove_file(self):
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def cleanup_ledger(data, log=print):
+    """Stops the recorded processes (newest first, by pid, optional graceful stop command first),
+    deletes the recorded namespaces (which destroys their interfaces, taps and iptables rules),
+    the /etc/netns entries and the run directory. Returns a list of problems (empty = clean)."""
+    problems = []
+    for p in reversed(data.get("procs", [])):
+        if _proc_start_time(p["pid"]) != p["start"]:
+            continue
+        if p.get("stop_cmd"):
+            try:
+                subprocess.run(p["stop_cmd"], capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
+            except (subprocess.TimeoutExpired, OSError) as e:
+                problems.append(f"{p['name']}: graceful stop failed: {e}")
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and pid_alive(p["pid"]):
+                try:
+                    os.waitpid(p["pid"], os.WNOHANG)
+                except ChildProcessError:
+                    pass
+                time.sleep(0.05)
+        stop_pid(p["pid"], p["start"])
+        if pid_alive(p["pid"]) and _proc_start_time(p["pid"]) == p["start"]:
+            problems.append(f"{p['name']} (pid {p['pid']}) did not exit")
+    for ns in reversed(data.get("netns", [])):
+        if os.path.exists(f"/run/netns/{ns}"):
+            r = subprocess.run(["ip", "netns", "delete", ns], capture_output=True, text=True, timeout=20)
+            if r.returncode != 0:
+                problems.append(f"ip netns delete {ns}: {r.stderr.strip()}")
+    for d in reversed(data.get("etc_netns", [])):
+        if d == "/etc/netns":
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass  # not empty: someone else uses it now
+        elif d.startswith("/etc/netns/nld-"):
+            shutil.rmtree(d, ignore_errors=True)
+    rd = data.get("run_dir")
+    if rd and os.path.isdir(rd) and os.path.basename(rd).startswith("nld-e2e-"):
+        shutil.rmtree(rd, ignore_errors=True)
+    return problems
+
+
+def reap_stale_runs(log=print):
+    """Cleans up after earlier runs whose harness process is gone (killed before its finally)."""
+    if not os.path.isdir(LEDGER_DIR):
+        return
+    for name in sorted(os.listdir(LEDGER_DIR)):
+        if not name.endswith(".json"):
+            continue
+        path = os.path.join(LEDGER_DIR, name)
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if _proc_start_time(data.get("owner_pid", -1)) == data.get("owner_start"):
+            continue  # that run is still going
+        log(f"[e2e] cleaning up after a killed earlier run: {name}")
+        for p in cleanup_ledger(data, log):
+            log(f"[e2e]   {p}")
+        os.unlink(path)
+
+
+class Sandbox:
+    """Builds and owns the cluster. Use as a context manager; `close()` is idempotent."""
+
+    def __init__(self, log=print):
+        self.log = log
+        self.run_id = "e" + secrets.token_hex(3)
+        self.dir = tempfile.mkdtemp(prefix="nld-e2e-")
+        os.chmod(self.dir, 0o755)
+        self.ledger = Ledger(self.run_id, self.dir)
+        self.ns = {}  # role -> netns name
+        # Every OVS/OVN tool defaults to files under our private run directory, never the system's.
+        self.env = dict(os.environ, OVS_RUNDIR=self.dir, OVS_LOGDIR=self.dir, OVS_DBDIR=self.dir,
+                        OVS_SYSCONFDIR=self.dir, OVS_PKGDATADIR="/usr/share/openvswitch",
+                        OVN_RUNDIR=self.dir, OVN_LOGDIR=self.dir, OVN_DBDIR=self.dir,
+                        OVN_SYSCONFDIR=self.dir)
+        self.ovs_db = f"unix:{self.dir}/db.sock"
+        self.nb_db = f"unix:{self.dir}/nb.sock"
+        self.sb_db = f"unix:{self.dir}/sb.sock"
+        self._closed = False
+
+    # -- context manager ---------------------------------------------------------------------
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def close(self, keep_logs_in=None):
+        """Tears everything down; with `keep_logs_in`, first copies the daemons' logs there."""
+        if self._closed:
+            return []
+        self._closed = True
+        if keep_logs_in:
+            self.save_logs(keep_logs_in)
+        problems = cleanup_ledger(self.ledger.data, self.log)
+        self.ledger.remove_file()
+        return problems
+
+    def save_logs(self, dest):
+        os.makedirs(dest, exist_ok=True)
+        for root, _dirs, files in os.walk(self.dir):
+            for f in files:
+                if f.endswith((".log", ".ovslog", ".conf", "Corefile", "Corefile.base")):
+                    rel = os.path.relpath(os.path.join(root, f), self.dir).replace(os.sep, "_")
+                    shutil.copyfile(os.path.join(root, f), os.path.join(dest, rel))
+
+    # -- primitives ---------------------------------------------------------------------------
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def add_netns(self, role):
+        name = f"nld-{self.run_id}-{role}"
+        self.ledger.add("netns", name)  # recorded first: a kill right after `add` leaks nothing
+        run(["ip", "netns", "add", name])
+        self.ns[role] = name
+        self.sh(role, "ip link set lo up")
+        return name
+
+    def netns_prefix(self, role):
+        return ["ip", "netns", "exec", self.ns[role]]
+
+    def sh(self, role, cmd, check=True, timeout=30):
+        """Runs a command line (split on spaces) in namespace `role` (None = root namespace)."""
+        argv = cmd.split() if isinstance(cmd, str) else list(cmd)
+        if role is not None:
+            argv = self.netns_prefix(role) + argv
+        return run(argv, check=check, timeout=timeout, env=self.env)
+
+    def write_resolv_conf(self, role, text):
+        """/etc/netns/<ns>/resolv.conf: `ip netns exec` bind-mounts it over /etc/resolv.conf."""
+        d = f"/etc/netns/{self.ns[role]}"
+        if not os.path.isdir("/etc/netns"):
+            self.ledger.add("etc_netns", "/etc/netns")  # created by us: removed last, if empty
+            os.makedirs("/etc/netns", exist_ok=True)
+        self.ledger.add("etc_netns", d)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "resolv.conf"), "w") as f:
+            f.write(text)
+
+    def spawn(self, name, argv, role=None, stop_cmd=None, env=None):
+        """Starts a long-running process (in namespace `role`), output to <run dir>/<name>.log."""
+        if role is not None:
+            argv = self.netns_prefix(role) + argv
+        logf = open(self.path(name + ".log"), "ab")
+        proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env or self.env, start_new_session=True)
+        logf.close()
+        # `ip netns exec` execs the command, so this pid is the daemon's own pid.
+        self.ledger.add_proc(name, proc.pid, stop_cmd(proc.pid) if callable(stop_cmd) else stop_cmd)
+        return proc
+
+    def stop(self, proc, name, grace=5.0, sig=signal.SIGTERM):
+        stop_pid(proc.pid, None, grace, sig)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.ledger.forget_proc(proc.pid)
+
+    def read_log(self, name):
+        try:
+            with open(self.path(name + ".log"), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def nbctl(self, *args, check=True):
+        return run(["ovn-nbctl", f"--db={self.nb_db}", "--timeout=20"] + list(args), check=check,
+                   env=self.env).stdout
+
+    def vsctl(self, *args, check=True):
+        return run(["ovs-vsctl", f"--db={self.ovs_db}", "--timeout=20"] + list(args), check=check,
+                   env=self.env).stdout
+
+    def _ovsdb_server(self, name, db, schema, sock):
+        run(["ovsdb-tool", "create", db, schema], env=self.env)
+        p = self.spawn(name, ["ovsdb-server", db, f"--remote=punix:{sock}", f"--unixctl={self.path(name + '.ctl')}",
+                              f"--pidfile={self.path(name + '.pid')}", "--no-chdir",
+                              f"--log-file={self.path(name + '.ovslog')}"])
+        wait_until(lambda: os.path.exists(sock) or p.poll() is not None, 10, f"{name} socket")
+        if p.poll() is not None:
+            raise E2EError(f"{name} exited ({p.returncode}):\n{self.read_log(name)}")
+        return p
+
+    # -- the cluster --------------------------------------------------------------------------
+    def start_ovs_ovn(self):
+        """OVS (userspace datapath) and OVN central + chassis, all with pid files in our run dir."""
+        self.add_netns("node1")
+        self._ovsdb_server("ovsdb-server", self.path("conf.db"), VSWITCH_SCHEMA, self.path("db.sock"))
+        self.vsctl("--no-wait", "init")
+        self._ovsdb_server("ovsdb-nb", self.path("nb.db"), NB_SCHEMA, self.path("nb.sock"))
+        self._ovsdb_server("ovsdb-sb", self.path("sb.db"), SB_SCHEMA, self.path("sb.sock"))
+        self.nbctl("init")
+        run(["ovn-sbctl", f"--db={self.sb_db}", "--timeout=20", "init"], env=self.env)
+        self.spawn("ovn-northd", ["ovn-northd", f"--ovnnb-db={self.nb_db}", f"--ovnsb-db={self.sb_db}",
+                                  f"--unixctl={self.path('northd.ctl')}", f"--pidfile={self.path('northd.pid')}",
+                                  "--no-chdir", f"--log-file={self.path('northd.ovslog')}"])
+        # ovs-vswitchd lives in node1's namespace (the node's host namespace), so its taps (br-int,
+        # ovs-netdev, ovn0) and the pods' host veth ends are there and vanish with it. Stopping it
+        # with `exit --cleanup` removes the persistent taps of the userspace datapath.
+        ctl = self.path("ovs-vswitchd.ctl")
+        self.spawn("ovs-vswitchd", ["ovs-vswitchd", self.ovs_db, f"--unixctl={ctl}",
+                                    f"--pidfile={self.path('ovs-vswitchd.pid')}", "--no-chdir",
+                                    f"--log-file={self.path('ovs-vswitchd.ovslog')}"],
+                   role="node1", stop_cmd=["ovs-appctl", "-t", ctl, "exit", "--cleanup"])
+        wait_until(lambda: os.path.exists(ctl), 10, "ovs-vswitchd control socket")
+        self.vsctl("add-br", "br-int", "--", "set", "Bridge", "br-int", "datapath_type=netdev",
+                   "fail-mode=secure", "other-config:disable-in-band=true")
+        self.vsctl("set", "Open_vSwitch", ".", "external_ids:system-id=chassis-node1",
+                   f"external_ids:ovn-remote={self.sb_db}", "external_ids:ovn-encap-type=geneve",
+                   "external_ids:ovn-encap-ip=127.0.0.1", "external_ids:ovn-bridge=br-int",
+                   "external_ids:ovn-bridge-datapath-type=netdev")
+        # ovn-controller 23.03 has no --unixctl: its socket is $OVN_RUNDIR/ovn-controller.<pid>.ctl.
+        self.spawn("ovn-controller", ["ovn-controller", self.ovs_db,
+                                      f"--pidfile={self.path('ovn-controller.pid')}", "--no-chdir",
+                                      f"--log-file={self.path('ovn-controller.ovslog')}"],
+                   role="node1",
+                   stop_cmd=lambda pid: ["ovs-appctl", "-t", self.path(f"ovn-controller.{pid}.ctl"), "exit"])
+        wait_until(lambda: "chassis-node1" in run(["ovn-sbctl", f"--db={self.sb_db}", "--timeout=10",
+                                                   "--bare", "--columns=name", "list", "Chassis"],
+                                                  check=False, env=self.env).stdout,
+                   20, "ovn-controller to register chassis-node1 in the SB")
+
+    def build_logical_topology(self, pods, nodes):
+        """Router ovn-cluster, switches ovn-default/join, node LSPs, pod LSPs, port groups."""
+        nb = self.nbctl
+        nb("lr-add", "ovn-cluster")
+        for sw, lrp, mac, cidr in (("ovn-default", "ovn-cluster-ovn-default", "0a:00:00:10:00:01", "10.16.0.1/16"),
+                                   ("join", "ovn-cluster-join", "0a:00:00:40:00:01", "100.64.0.1/16")):
+            nb("ls-add", sw)
+            nb("lrp-add", "ovn-cluster", lrp, mac, cidr)
+            peer = f"{sw}-ovn-cluster"
+            nb("lsp-add", sw, peer, "--", "lsp-set-type", peer, "router", "--", "lsp-set-addresses", peer,
+               "router", "--", "lsp-set-options", peer, f"router-port={lrp}")
+        nb("lr-route-add", "ovn-cluster", "0.0.0.0/0", "100.64.0.1")
+        for n in nodes:
+            lsp = f"node-{n['name']}"
+            nb("lsp-add", "join", lsp, "--", "lsp-set-addresses", lsp, f"{n['mac']} {n['ip']}")
+        for p in pods:
+            nb("lsp-add", p["switch"], p["lsp"], "--", "lsp-set-addresses", p["lsp"], f"{p['mac']} {p['ip']}")
+        for n in nodes:
+            members = [p["lsp"] for p in pods if p["node"] == n["name"]]
+            nb("pg-add", "node." + n["name"].replace("-", "."), *members)
+
+    def add_kube_dns_service(self, vip, backend):
+        """kube-dns as a Service: OVN load balancers (UDP and TCP) on ovn-default and join."""
+        for proto in ("udp", "tcp"):
+            lb = f"cluster-{proto}-loadbalancer"
+            self.nbctl("lb-add", lb, f"{vip}:53", f"{backend}:53", proto)
+            self.nbctl("ls-lb-add", "ovn-default", lb)
+            self.nbctl("ls-lb-add", "join", lb)
+
+    def _veth_offload_off(self, role, dev):
+        # With tx checksum offload the userspace conntrack drops every flow (conntrack_l4csum_err).
+        self.sh(role, f"ethtool -K {dev} tx off")
+
+    def add_pod(self, pod):
+        """A pod namespace: eth0 (veth to br-int, iface-id=<pod>.<namespace>), kubelet's resolv.conf."""
+        role = pod["role"]
+        self.add_netns(role)
+        host = pod["host_dev"]
+        self.sh("node1", ["ip", "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", self.ns[role]])
+        self.sh(role, f"ip link set eth0 address {pod['mac']}")
+        self.sh(role, f"ip addr add {pod['ip']}/16 dev eth0")
+        self.sh(role, "ip link set eth0 up")
+        self.sh("node1", f"ip link set {host} up")
+        self.sh(role, f"ip route add default via {pod['gw']}")
+        self._veth_offload_off(role, "eth0")
+        self._veth_offload_off("node1", host)
+        self.vsctl("add-port", "br-int", host, "--", "set", "Interface", host, f"external_ids:iface-id={pod['lsp']}")
+        if pod.get("resolv"):
+            self.write_resolv_conf(role, pod["resolv"])
+
+    def add_node_port(self, node):
+        """The node's join port: node1 gets the OVS internal port ovn0 (as Kube-OVN creates it);
+        node2 (same chassis) gets a veth named ovn0 in its namespace whose peer is on br-int."""
+        name = node["name"]
+        lsp = f"node-{name}"
+        if node["role"] == "node1":
+            self.vsctl("add-port", "br-int", "ovn0", "--", "set", "Interface", "ovn0", "type=internal",
+                       f"mac=\"{node['mac']}\"", f"external_ids:iface-id={lsp}")
+            wait_until(lambda: self.sh("node1", "ip link show ovn0", check=False).returncode == 0, 10,
+                       "ovn0 tap in node1")
+        else:
+            self.add_netns(node["role"])
+            peer = node["peer_dev"]
+            self.sh("node1", ["ip", "link", "add", peer, "type", "veth", "peer", "name", "ovn0", "netns",
+                              self.ns[node["role"]]])
+            self.sh("node1", f"ip link set {peer} up")
+            self._veth_offload_off("node1", peer)
+            self._veth_offload_off(node["role"], "ovn0")
+            self.vsctl("add-port", "br-int", peer, "--", "set", "Interface", peer, f"external_ids:iface-id={lsp}")
+        r = node["role"]
+        self.sh(r, f"ip link set ovn0 address {node['mac']}")
+        self.sh(r, f"ip addr add {node['ip']}/16 dev ovn0")
+        self.sh(r, "ip link set ovn0 up")
+        self.sh(r, "ip route add 10.16.0.0/16 via 100.64.0.1 dev ovn0")
+        self.sh(r, "ip route add 10.96.0.0/12 via 100.64.0.1 dev ovn0")
+
+    def add_local_dns_link(self, role, ip):
+        """What node-cache would create as a dummy link `nodelocaldns` (this kernel has no dummy
+        driver): a veth end of that name holding ip/32 in the node namespace."""
+        self.sh(role, "ip link add nodelocaldns type veth peer name nodelocaldns-p")
+        self.sh(role, f"ip addr add {ip}/32 dev nodelocaldns")
+        self.sh(role, "ip link set nodelocaldns up")
+        self.sh(role, "ip link set nodelocaldns-p up")
+
+    def add_ext_link(self, node_role, ext_role, node_ip, ext_ip, dev):
+        """Point-to-point veth node <-> ext (the stub external DNS's network)."""
+        self.sh(node_role, ["ip", "link", "add", "ext0", "type", "veth", "peer", "name", dev, "netns",
+                            self.ns[ext_role]])
+        self.sh(node_role, f"ip addr add {node_ip}/30 dev ext0")
+        self.sh(node_role, "ip link set ext0 up")
+        self.sh(ext_role, f"ip addr add {ext_ip}/30 dev {dev}")
+        self.sh(ext_role, f"ip link set {dev} up")
+
+    def wait_ports_up(self, lsps, timeout=20):
+        """Waits until ovn-controller has bound every LSP in `lsps` (Logical_Switch_Port.up)."""
+        def all_up():
+            out = self.nbctl("--format=csv", "--data=bare", "--no-headings", "--columns=name,up",
+                             "list", "Logical_Switch_Port")
+            up = dict(line.split(",", 1) for line in out.splitlines() if "," in line)
+            missing = [l for l in lsps if up.get(l) != "true"]
+            return True if not missing else None
+        wait_until(all_up, timeout, f"logical switch ports up: {', '.join(lsps)}")
+
+    # -- DNS servers ----------------------------------------------------------------------------
+    def start_knotd(self, name, role, listen, zones):
+        """knotd (authoritative) in namespace `role`, listening on [(ip, port)], zones {name: text}."""
+        d = self.path(name)
+        os.makedirs(d, exist_ok=True)
+        zone_cfg = ""
+        for z, text in zones.items():
+            zf = os.path.join(d, z + ".zone")
+            with open(zf, "w") as f:
+                f.write(text)
+            zone_cfg += f"  - domain: {z}\n    file: \"{zf}\"\n"
+        conf = (f"server:\n    rundir: \"{d}\"\n    user: root:root\n"
+                f"    listen: [ {', '.join(f'{ip}@{port}' for ip, port in listen)} ]\n"
+                f"    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n"
+                f"control:\n    listen: \"{d}/knot.sock\"\n"
+                f"database:\n    storage: \"{d}\"\n"
+                f"log:\n  - target: stderr\n    any: info\n"
+                f"template:\n  - id: default\n    storage: \"{d}\"\n    journal-content: none\n"
+                f"    zonefile-sync: -1\n    zonefile-load: whole\n    semantic-checks: off\n"
+                f"zone:\n{zone_cfg}")
+        with open(os.path.join(d, "knot.conf"), "w") as f:
+            f.write(conf)
+        p = self.spawn(name, ["knotd", "-c", os.path.join(d, "knot.conf")], role=role)
+        ip, port = listen[0]
+        first_zone = next(iter(zones))
+
+        def ready():
+            if p.poll() is not None:
+                raise E2EError(f"{name} exited ({p.returncode}):\n{self.read_log(name)}")
+            r = self.sh(role, ["dig", "+time=1", "+tries=1", f"@{ip}", "-p", str(port), first_zone, "SOA"],
+                        check=False, timeout=10)
+            return "status: NOERROR" in r.stdout
+        wait_until(ready, 15, f"{name} to answer")
+        return p
+
+
+def parse_prometheus(text, metric):
+    """Sum of all samples of `metric` (any labels) in a Prometheus text exposition."""
+    total = 0.0
+    found = False
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        m = re.match(rf"^{re.escape(metric)}(\{{[^}}]*\}})?\s+(\S+)", line)
+        if m:
+            total += float(m.group(2))
+            found = True
+    return total if found else None
