@@ -18,10 +18,8 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sandbox import E2EError, Sandbox, parse_prometheus, reap_stale_runs, run, wait_until  # noqa: E402
