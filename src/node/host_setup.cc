@@ -103,7 +103,6 @@ void HostSetup::teardown() {
   stopPeriodic();
   std::lock_guard<std::mutex> lock(work_mu_);
   if (!needs_teardown_) return;
-  log::info("Tearing down");
   if (settings_.setup_iptables) iptables_.teardown();
   if (settings_.setup_interface) links_.teardown(settings_.interface_name, settings_.local_ips);
   rules_enabled_ = false;

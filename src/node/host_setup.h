@@ -62,7 +62,8 @@ class HostSetup {
   /// Stops the periodic thread promptly. Idempotent. Logs
   /// `Exiting iptables/interface check goroutine` like upstream.
   void stopPeriodic();
-  /// Stops the periodic pass, removes the rules, then the interface/addresses. Idempotent: a
+  /// Stops the periodic pass, removes the rules, then the interface/addresses (the caller logs
+  /// upstream's `Tearing down` and skips this for -skipteardown). Idempotent: a
   /// second call does nothing unless setup ran again in between.
   void teardown();
 

@@ -1,0 +1,167 @@
+// The cache-hit path of the server pipeline (parse → zone → cache → answer → metrics) must not
+// allocate: it runs once per query at full rate. A real upstream (a UDP responder thread on
+// loopback) fills the cache first; then 1000 hits run with a counting global operator new.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <thread>
+
+#include "config/corefile.h"
+#include "dns/message.h"
+#include "observability/coredns_metrics.h"
+#include "server/metrics.h"
+#include "server/pipeline.h"
+#include "server/plan.h"
+
+namespace {
+std::atomic<bool> g_counting{false};
+std::atomic<uint64_t> g_allocs{0};
+}  // namespace
+
+// Out of line so the compiler cannot pair an inlined malloc with a visible delete.
+[[gnu::noinline]] void* countedAlloc(std::size_t n) {
+  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+[[gnu::noinline]] void countedFree(void* p) noexcept { std::free(p); }
+
+void* operator new(std::size_t n) { return countedAlloc(n); }
+void* operator new[](std::size_t n) { return countedAlloc(n); }
+void operator delete(void* p) noexcept { countedFree(p); }
+void operator delete[](void* p) noexcept { countedFree(p); }
+void operator delete(void* p, std::size_t) noexcept { countedFree(p); }
+void operator delete[](void* p, std::size_t) noexcept { countedFree(p); }
+
+namespace nld::server {
+namespace {
+
+// Answers every A query with one record, TTL 300.
+class Responder {
+ public:
+  Responder() {
+    fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    socklen_t len = sizeof(a);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~Responder() {
+    stop_ = true;
+    thread_.join();
+    ::close(fd_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  void run() {
+    uint8_t buf[4096];
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) != 1) continue;
+      sockaddr_storage from{};
+      socklen_t fl = sizeof(from);
+      ssize_t n = ::recvfrom(fd_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &fl);
+      if (n < 12) continue;
+      dns::Query q;
+      if (dns::parseQuery(dns::ByteView(buf, size_t(n)), q) != dns::QueryStatus::Ok) continue;
+      // Reply: header + question as sent + one A record pointing at the question name.
+      size_t len = q.question.end;
+      buf[2] = static_cast<uint8_t>(buf[2] | 0x84);  // QR, AA
+      dns::store16(buf + 6, 1);                        // ANCOUNT
+      dns::store16(buf + 8, 0);
+      dns::store16(buf + 10, 0);
+      const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x01, 0x2c, 0, 4, 192, 0, 2, 1};
+      std::memcpy(buf + len, rr, sizeof(rr));
+      len += sizeof(rr);
+      ::sendto(fd_, buf, len, 0, reinterpret_cast<sockaddr*>(&from), fl);
+    }
+  }
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+class CollectReply final : public ReplyFactory {
+ public:
+  explicit CollectReply(net::EventLoop& loop) : loop_(loop) {}
+  Reply make() override {
+    return [this](dns::ByteView a) {
+      answer_.assign(a.begin(), a.end());
+      loop_.stop();
+    };
+  }
+  std::vector<uint8_t> answer_;
+
+ private:
+  net::EventLoop& loop_;
+};
+
+TEST(HitPath, CacheHitAllocatesNothing) {
+  Responder up;
+  const std::string text = ".:53 {\n  cache 30\n  prometheus 127.0.0.1:0\n  forward . 127.0.0.1:" +
+                           std::to_string(up.port()) + "\n}\n";
+  observability::Registry registry;
+  observability::CorednsMetrics catalogue(registry);
+  ServerMetrics metrics(catalogue, 1);
+  auto plan = buildPlan(config::parseCorefile(text, "test"), 1, &metrics);
+  net::EventLoop loop;
+  Pipeline pipeline(loop, metrics, 0);
+  pipeline.setPlan(plan);
+
+  uint8_t query[512];
+  auto name = *dns::Name::fromString("Www.Example.ORG.");
+  size_t qlen = dns::buildQuery(0x1234, name, dns::type::A, dns::cls::IN, dns::flag::RD, true,
+                                1232, false, dns::MutableBytes(query, sizeof(query)));
+  ASSERT_GT(qlen, 0u);
+  SockAddr peer = makeSockAddr("127.0.0.1", 40000);
+  std::vector<uint8_t> out(dns::kMaxMessageSize);
+  CollectReply replies(loop);
+
+  // Miss: goes to the real upstream; the loop runs until the answer arrives.
+  size_t n = pipeline.handle(dns::ByteView(query, qlen), peer, 0, Proto::Udp,
+                             dns::MutableBytes(out), replies);
+  ASSERT_EQ(n, Pipeline::kPending);
+  loop.addTimer(std::chrono::seconds(5), [&] { loop.stop(); });
+  loop.run();
+  ASSERT_GE(replies.answer_.size(), 12u) << "no answer from the upstream";
+
+  // Warm-up hit (creates metric handles and this thread's shards), then count.
+  n = pipeline.handle(dns::ByteView(query, qlen), peer, 0, Proto::Udp, dns::MutableBytes(out),
+                      replies);
+  ASSERT_GT(n, 12u);
+  ASSERT_NE(n, Pipeline::kPending);
+  g_allocs = 0;
+  g_counting = true;
+  size_t answered = 0;
+  for (int i = 0; i < 1000; ++i) {
+    query[0] = static_cast<uint8_t>(i);  // new ID each time
+    n = pipeline.handle(dns::ByteView(query, qlen), peer, 0, Proto::Udp, dns::MutableBytes(out),
+                        replies);
+    if (n != 0 && n != Pipeline::kPending && out[0] == query[0]) ++answered;
+  }
+  g_counting = false;
+  EXPECT_EQ(answered, 1000u);
+  EXPECT_EQ(g_allocs.load(), 0u) << "heap allocations on the cache-hit path";
+  // The answer is a real hit: AA set by the cache, the client's case restored.
+  dns::Header h = dns::Header::read(dns::ByteView(out.data(), n));
+  EXPECT_TRUE(h.aa());
+  EXPECT_EQ(std::memcmp(out.data() + 12, query + 12, name.len), 0);
+  pipeline.shutdown();
+}
+
+}  // namespace
+}  // namespace nld::server
