@@ -64,7 +64,12 @@ void App::restartHttp(const config::Corefile& cf) {
   if (http_) http_->stop();
   http_ = std::make_unique<observability::HttpEndpoints>();
   for (const auto& b : cf.blocks) {
-    if (b.health) http_->addHealth(b.health->address);
+    if (b.health) {
+      // The health plugin's self-check (spec §8.8): GET /health every second, timed.
+      http_->addHealth(b.health->address)
+          .enableHealthProbe(catalogue_->healthRequestDuration.with(),
+                             catalogue_->healthRequestFailures.with());
+    }
     if (b.prometheus) http_->addMetrics(*b.prometheus, registry_);
   }
   http_->start();
@@ -94,7 +99,9 @@ void App::applyConfig(config::Corefile cf) {
   } catch (const std::exception& e) {
     log::error("health/prometheus listener: {}", e.what());
   }
+  if (!fingerprint_.empty()) catalogue_->reloadVersionInfo.with({"fnv1a64", fingerprint_}).set(0);
   fingerprint_ = fp;
+  catalogue_->reloadVersionInfo.with({"fnv1a64", fp}).set(1);
 }
 
 bool App::reload(const char* why) {
