@@ -99,9 +99,10 @@ NbSnapshot buildSnapshot(const ovsdb::Replica& replica, const std::string& route
         auto it = lsps.find(pu);
         if (it == lsps.end()) continue;
         const std::string pname = str(column(it->second, "name"));
-        if (!pname.starts_with(kNodePortPrefix) || pname.size() == 5) continue;
+        const std::size_t prefixLen = std::char_traits<char>::length(kNodePortPrefix);
+        if (!pname.starts_with(kNodePortPrefix) || pname.size() == prefixLen) continue;
         NodeJoin n;
-        n.name = pname.substr(5);
+        n.name = pname.substr(prefixLen);
         n.port = pname;
         for (const auto& ip : lspIps(pu)) {
           if (ipFamily(ip) == 4 && n.ip4.empty()) n.ip4 = ip;

@@ -53,6 +53,14 @@ const ZoneTable::Entry* ZoneTable::match(const dns::Name& qname, uint16_t qtype)
 }
 
 upstream::Settings toUpstreamSettings(const config::ForwardConfig& f) {
+  // Parsed by the Corefile reader (CoreDNS ≥ 1.11.4 syntax) but not implemented by our forwarder:
+  // refuse loudly instead of silently ignoring them.
+  if (!f.next_rcodes.empty()) {
+    throw std::runtime_error("plugin/forward: 'next' is not supported by nodelocaldns");
+  }
+  if (!f.failover_rcodes.empty()) {
+    throw std::runtime_error("plugin/forward: 'failover' is not supported by nodelocaldns");
+  }
   upstream::Settings s;
   for (const auto& t : f.to) s.to.push_back(upstream::Upstream{t.ip, t.port, t.label()});
   s.force_tcp = f.force_tcp;

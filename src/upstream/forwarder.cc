@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <exception>
 
+#include "common/log.h"
 #include "common/random.h"
 
 namespace nld::upstream {
@@ -78,8 +80,8 @@ std::string coalescingKey(const dns::Query& q) {
   key.push_back(static_cast<char>(q.question.qtype & 0xff));
   key.push_back(static_cast<char>(q.question.qclass >> 8));
   key.push_back(static_cast<char>(q.question.qclass & 0xff));
-  key.push_back(static_cast<char>((q.edns.present && q.edns.dnssec_ok ? 1 : 0) |
-                                  (q.header.cd() ? 2 : 0)));
+  key.push_back(
+      static_cast<char>((q.edns.present && q.edns.dnssec_ok ? 1 : 0) | (q.header.cd() ? 2 : 0)));
   return key;
 }
 
@@ -87,7 +89,10 @@ std::string coalescingKey(const dns::Query& q) {
 
 Forwarder::Forwarder(net::EventLoop& loop, std::shared_ptr<SharedForwardState> shared,
                      ForwardObserver* obs)
-    : loop_(loop), shared_(std::move(shared)), obs_(obs), tcp_(loop, *shared_, *this, obs),
+    : loop_(loop),
+      shared_(std::move(shared)),
+      obs_(obs),
+      tcp_(loop, *shared_, *this, obs),
       udp_buf_(dns::kMaxMessageSize) {}
 
 Forwarder::~Forwarder() { shutdown(); }
@@ -209,8 +214,8 @@ bool Forwarder::startExchange(Flight& f, int upstream, bool tcp, bool fresh_conn
   }
   if (tcp) {
     ++stats_.tcp_attempts;
-    f.ticket = tcp_.send(upstream, f.id, dns::MutableBytes(f.query.data(), f.query_len),
-                         fresh_conn);
+    f.ticket =
+        tcp_.send(upstream, f.id, dns::MutableBytes(f.query.data(), f.query_len), fresh_conn);
     if (f.ticket.conn == nullptr) {
       if (!f.ticket.exhausted) shared_->recordFailure(u);
       return false;
@@ -231,8 +236,14 @@ bool Forwarder::startExchange(Flight& f, int upstream, bool tcp, bool fresh_conn
       shared_->recordFailure(u);
       return false;
     }
-    f.udp = std::make_shared<UdpSocket>(this, f.id, fd);
-    loop_.add(fd, EPOLLIN, f.udp.get());
+    auto sock = std::make_shared<UdpSocket>(this, f.id, fd);  // owns fd from here
+    try {
+      loop_.add(fd, EPOLLIN, sock.get());
+    } catch (const std::exception& e) {  // EventLoop reports epoll_ctl failure by throwing
+      log::error("plugin/forward: cannot register UDP socket: {}", e.what());
+      return false;  // a local resource problem, not the upstream's fault
+    }
+    f.udp = std::move(sock);
   }
   auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(f.deadline - Clock::now());
   auto t = std::min<std::chrono::nanoseconds>(shared_->settings().attempt_timeout, left);

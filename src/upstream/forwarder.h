@@ -38,7 +38,7 @@ using Callback = std::function<void(const Result&)>;
 
 /// Counters of one Forwarder (loop thread only; for tests and debugging).
 struct ForwarderStats {
-  uint64_t attempts = 0;       // exchanges started (TC→TCP redo and cached-close redo included)
+  uint64_t attempts = 0;  // exchanges started (TC→TCP redo and cached-close redo included)
   uint64_t udp_attempts = 0;
   uint64_t tcp_attempts = 0;
   uint64_t coalesced = 0;      // client queries that joined an in-flight upstream query
@@ -49,8 +49,7 @@ struct ForwarderStats {
 /// (construct/destroy there too, or before the loop runs / after it stopped).
 class Forwarder final : public TcpSink {
  public:
-  Forwarder(net::EventLoop& loop, std::shared_ptr<SharedForwardState> shared,
-            ForwardObserver* obs);
+  Forwarder(net::EventLoop& loop, std::shared_ptr<SharedForwardState> shared, ForwardObserver* obs);
   ~Forwarder() override;
   Forwarder(const Forwarder&) = delete;
   Forwarder& operator=(const Forwarder&) = delete;
@@ -78,7 +77,8 @@ class Forwarder final : public TcpSink {
   friend class UdpSocket;
 
   void startNextAttempt(Flight& f);
-  /// Starts one exchange; false if it failed synchronously (failure already recorded).
+  /// Starts one exchange; false if it failed synchronously (a failure is recorded for the
+  /// upstream unless the cause was local, e.g. the TCP pool is full).
   bool startExchange(Flight& f, int upstream, bool tcp, bool fresh_conn);
   bool buildUpstreamQuery(Flight& f);
   void endAttempt(Flight& f);

@@ -129,9 +129,8 @@ SharedForwardState::SharedForwardState(Settings s, ForwardObserver* health_obser
     throw std::invalid_argument("forward: timeouts must be positive");
   }
   health_ = std::make_unique<Health[]>(addrs_.size());
-  max_attempts_ = settings_.max_connect_attempts != 0
-                      ? settings_.max_connect_attempts
-                      : static_cast<uint32_t>(2 * addrs_.size());
+  max_attempts_ = settings_.max_connect_attempts != 0 ? settings_.max_connect_attempts
+                                                      : static_cast<uint32_t>(2 * addrs_.size());
   if (settings_.max_fails != 0) thread_ = std::thread([this] { healthLoop(); });
 }
 
@@ -160,7 +159,7 @@ bool SharedForwardState::probing(size_t i) const {
 
 void SharedForwardState::recordFailure(size_t i) {
   health_[i].fails.fetch_add(1, std::memory_order_relaxed);
-  if (settings_.max_fails == 0) return;  // never down, never probed
+  if (settings_.max_fails == 0) return;           // never down, never probed
   if (health_[i].probing.exchange(true)) return;  // a probe loop is already running
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -97,8 +97,8 @@ class SharedForwardState {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false;     // guarded by mu_
-  bool wakeup_ = false;   // guarded by mu_
+  bool stop_ = false;                  // guarded by mu_
+  bool wakeup_ = false;                // guarded by mu_
   std::atomic<bool> stopping_{false};  // stop_, readable without the lock
   std::thread thread_;
 };

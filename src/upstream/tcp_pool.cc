@@ -5,8 +5,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <unordered_map>
 
+#include "common/log.h"
 #include "common/random.h"
 #include "dns/message.h"
 
@@ -29,9 +31,7 @@ class TcpConn final : public net::IoHandler {
 
   void onEvents(uint32_t ev) override;
 
-  bool usable() const {
-    return fd_ >= 0 && !draining_ && outstanding_.size() < kMaxPipelined;
-  }
+  bool usable() const { return fd_ >= 0 && !draining_ && outstanding_.size() < kMaxPipelined; }
   /// Appends one framed message; writes right away when possible. Never reports errors
   /// synchronously: a broken socket shows up as EPOLLERR/EPOLLHUP on the next loop round.
   void enqueue(dns::ByteView msg);
@@ -90,8 +90,12 @@ void TcpConn::updateMask() {
   if (fd_ < 0) return;
   uint32_t want = EPOLLIN | ((connecting_ || woff_ < wbuf_.size()) ? EPOLLOUT : 0u);
   if (want != mask_) {
-    pool_->loop_.modify(fd_, want, this);
-    mask_ = want;
+    try {
+      pool_->loop_.modify(fd_, want, this);
+      mask_ = want;
+    } catch (const std::exception& e) {  // cannot happen for a registered fd; keep the old mask
+      log::error("plugin/forward: epoll modify failed: {}", e.what());
+    }
   }
 }
 
@@ -191,7 +195,10 @@ void TcpConn::processFrames() {
 
 TcpPool::TcpPool(net::EventLoop& loop, SharedForwardState& shared, TcpSink& sink,
                  ForwardObserver* observer)
-    : loop_(loop), shared_(shared), sink_(sink), observer_(observer),
+    : loop_(loop),
+      shared_(shared),
+      sink_(sink),
+      observer_(observer),
       pools_(shared.upstreamCount()) {}
 
 TcpPool::~TcpPool() { closeAll(); }
@@ -239,9 +246,16 @@ TcpTicket TcpPool::send(int upstream, uint64_t token, dns::MutableBytes msg, boo
       }
       connecting = true;
     }
-    auto c = std::make_shared<TcpConn>(*this, upstream, fd, connecting);
+    auto c = std::make_shared<TcpConn>(*this, upstream, fd, connecting);  // owns fd
     c->mask_ = EPOLLIN | EPOLLOUT;
-    loop_.add(fd, c->mask_, c.get());
+    try {
+      loop_.add(fd, c->mask_, c.get());
+    } catch (const std::exception& e) {  // EventLoop reports epoll_ctl failure by throwing
+      log::error("plugin/forward: cannot register TCP socket: {}", e.what());
+      TcpTicket t;
+      t.exhausted = true;  // local resource problem: no upstream failure
+      return t;
+    }
     conn = c.get();
     pool.push_back(std::move(c));
   }

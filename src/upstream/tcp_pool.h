@@ -16,8 +16,8 @@
 
 namespace nld::upstream {
 
-inline constexpr size_t kMaxPipelined = 64;         // outstanding queries per connection
-inline constexpr size_t kMaxConnsPerUpstream = 8;   // connections per upstream per worker
+inline constexpr size_t kMaxPipelined = 64;        // outstanding queries per connection
+inline constexpr size_t kMaxConnsPerUpstream = 8;  // connections per upstream per worker
 
 class TcpConn;
 
@@ -40,8 +40,9 @@ struct TcpTicket {
   TcpConn* conn = nullptr;  // null: could not be sent (see TcpPool::send)
   uint16_t id = 0;          // the ID on the wire (may differ from the one passed in)
   bool reused = false;      // the connection existed before (conn cache hit)
-  bool exhausted = false;   // conn == null because every connection is full (a local limit,
-                            // not the upstream's fault: no failure should be counted)
+  /// conn == null for a local reason (every connection full, epoll refused): not the
+  /// upstream's fault, so no failure should be counted.
+  bool exhausted = false;
 };
 
 /// All TCP connections of one Forwarder. Loop thread only.

@@ -92,6 +92,12 @@ def root_links():
     return {ln.split(":")[1].strip().split("@")[0] for ln in r.stdout.splitlines() if ":" in ln}
 
 
+def root_nodelocal_rules():
+    """node-cache's rules (by their comments) in the root namespace's iptables: must never change."""
+    r = run(["iptables-save"], check=False)
+    return {ln for ln in r.stdout.splitlines() if "NodeLocal DNS Cache" in ln or DNS_IP in ln}
+
+
 def log(msg):
     print(msg, flush=True)
 
@@ -303,10 +309,12 @@ def main():
     if args.logs_dir:
         shutil.rmtree(args.logs_dir, ignore_errors=True)
     links_before = root_links()
+    rules_before = root_nodelocal_rules()
     res = Results()
     t_start = time.monotonic()
     sb = Sandbox(log)
     created_ns = []
+    cl = None
     try:
         cl = Cluster(sb)
         cl.build()
@@ -336,6 +344,8 @@ def main():
                   and ps[0]["nexthops"] == [n["ip"]]
                   and ps[0]["match"] == f"ip4.src == $node.{n['name']}_ip4 && ip4.dst == {DNS_IP}")
             res.check(ok, f"policy for {n['name']}: 30000 reroute {n['ip']} on $node.{n['name']}_ip4", repr(ps))
+        opt = sb.nbctl("--if-exists", "get", "NB_Global", ".", "options:node_local_dns_ip").strip().strip('"')
+        res.check(opt == DNS_IP, f"NB_Global options:node_local_dns_ip = {DNS_IP} (got {opt!r})")
         # ovn-controller needs a moment to install the flows.
         wait_until(lambda: dig(sb, "pod1", "kubernetes.default", timeout=1).returncode == 0, 20,
                    "pod1's first answer through the policy", interval=0.5)
@@ -478,6 +488,19 @@ def main():
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)  # let the teardown finish
+        if cl is not None:
+            # Stop our binaries first (SIGTERM, their normal exit path) and look for sanitizer
+            # reports: with NLD_E2E_* pointing at an NLD_SANITIZE build this is the ASan/UBSan run.
+            for n in list(cl.caches):
+                cl.stop_cache(n)
+            if cl.controller is not None:
+                cl.stop_controller()
+            for name in ("node-cache-node1", "node-cache-node2", "ovn-localdns-controller"):
+                text = sb.read_log(name)
+                if not text:
+                    continue
+                bad = [ln for ln in text.splitlines() if "Sanitizer" in ln or "runtime error:" in ln]
+                res.check(not bad, f"{name}: no sanitizer report in its output", "\n".join(bad[:20]))
         problems = sb.close(keep_logs_in=args.logs_dir)
         # Verify the teardown: our namespaces, /etc/netns entries and run directory are gone.
         left = [ns for ns in created_ns if os.path.exists(f"/run/netns/{ns}")]
@@ -486,6 +509,7 @@ def main():
             left.append(sb.dir)
         left += [f"interface {d} in the root namespace" for d in root_links() - links_before
                  if d in OUR_LINK_NAMES or d.startswith(("h-", "genev_sys"))]
+        left += [f"root-namespace iptables rule {ln}" for ln in root_nodelocal_rules() - rules_before]
         res.check(not problems and not left, "teardown left nothing behind",
                   "\n".join(problems + [f"left: {x}" for x in left]))
     log(f"[e2e] {res.passed} passed, {len(res.failures)} failed in {time.monotonic() - t_start:.1f}s")

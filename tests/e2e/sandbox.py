@@ -155,6 +155,10 @@ class Ledger:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
+        try:
+            os.rmdir(LEDGER_DIR)  # only when no other run's ledger is left in it
+        except OSError:
+            pass
 
 
 def cleanup_ledger(data, log=print):

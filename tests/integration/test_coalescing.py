@@ -19,6 +19,8 @@ N = 50
 
 
 class CoalescingTest(h.NodeCacheTestCase):
+    FLAGS = []  # default -workers (one per CPU)
+
     def setUp(self):
         self.resp = self.start_responder(delay=0.2, answer_ip="192.0.2.9")
         self.port = h.free_port()
@@ -29,7 +31,8 @@ class CoalescingTest(h.NodeCacheTestCase):
     forward . {resp}
 }}
 """.format(port=self.port, resp=self.resp.addr)
-        self.nc = self.start_node_cache(corefile, ("127.0.0.1", self.port, "probe.co.test"))
+        self.nc = self.start_node_cache(corefile, ("127.0.0.1", self.port, "probe.co.test"),
+                                        flags=self.FLAGS)
 
     def concurrent(self, names, proto):
         barrier = threading.Barrier(len(names))
@@ -94,6 +97,11 @@ class CoalescingTest(h.NodeCacheTestCase):
         self.concurrent(names * 5, "udp")
         for n in names:
             self.assert_one_upstream_query(n)
+
+
+class CoalescingFourWorkersTest(CoalescingTest):
+    """Same with more workers than CPUs: identical queries must still meet in one place."""
+    FLAGS = ["-workers", "4"]
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ NAMES = [
 
 
 class PositiveTest(h.NodeCacheTestCase):
+    FLAGS = []  # default -workers (one per CPU)
+
     def setUp(self):
         self.knot = self.start_knot()
         self.port = h.free_port()
@@ -42,7 +44,7 @@ class PositiveTest(h.NodeCacheTestCase):
 }}
 """.format(knot=self.knot.port, prom=self.prom, health=self.health)
         self.nc = self.start_node_cache(corefile, ("127.0.0.1", self.port, "ns.dns.cluster.local"),
-                                        flags=["-dns.port", str(self.port)])
+                                        flags=["-dns.port", str(self.port)] + self.FLAGS)
 
     def q(self, name, rdtype="A", proto="udp", **kw):
         return h.ask(name, rdtype, "127.0.0.1", self.port, proto=proto, **kw)
@@ -196,6 +198,12 @@ class PositiveTest(h.NodeCacheTestCase):
         rc = self.nc.stop()
         self.assertEqual(rc, 0, "exit code on SIGTERM; output:\n%s" % self.nc.output())
         self.assertFalse(os.path.exists(self.nc.pidfile), "pidfile left behind after SIGTERM")
+
+
+class PositiveFourWorkersTest(PositiveTest):
+    """Same with 4 workers: a repeat from another source port / connection must still hit the one
+    cache entry (no per-worker cache misses, TTL keeps counting down)."""
+    FLAGS = ["-workers", "4"]
 
 
 if __name__ == "__main__":

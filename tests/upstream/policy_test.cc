@@ -220,5 +220,35 @@ TEST(ForwarderLimits, MaxConcurrentRefusesImmediately) {
   for (const auto& o : h.resolveAll(distinctNames(2, "mc2"))) EXPECT_EQ(o.status, Status::Ok);
 }
 
+TEST(ForwarderShared, WorkersShareRoundRobinAndConcurrency) {
+  Responder a(1), b(2);
+  a.setDelay(milliseconds(600));  // long enough for both workers' queries to overlap
+  b.setDelay(milliseconds(600));
+  Settings s = settingsFor({a.port(), b.port()});
+  s.policy = Settings::Policy::RoundRobin;
+  s.max_concurrent = 3;
+  Harness w1(s);
+  Harness w2(w1.shared);
+  // 2 + 2 concurrent queries on two workers against a stanza-wide limit of 3.
+  std::vector<Outcome> o1, o2;
+  std::thread t([&] { o2 = w2.resolveAll(distinctNames(2, "w2-")); });
+  o1 = w1.resolveAll(distinctNames(2, "w1-"));
+  t.join();
+  int ok = 0, refused = 0;
+  for (const auto* v : {&o1, &o2}) {
+    for (const auto& o : *v) {
+      ok += o.status == Status::Ok;
+      refused += o.status == Status::Refused;
+    }
+  }
+  EXPECT_EQ(ok, 3);
+  EXPECT_EQ(refused, 1);
+  EXPECT_EQ(w1.shared->concurrent(), 0);
+  // The shared round-robin counter spreads the 3 admitted queries over both upstreams.
+  EXPECT_GE(a.count(), 1u);
+  EXPECT_GE(b.count(), 1u);
+  EXPECT_EQ(a.count() + b.count(), 3u);
+}
+
 }  // namespace
 }  // namespace nld::upstream::testing

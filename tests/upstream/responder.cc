@@ -46,9 +46,18 @@ std::vector<uint8_t> reply(const uint8_t* q, size_t qend, uint8_t tag, uint16_t 
   const uint16_t qtype = rd16(q + qend - 4);
   const bool a = answer && qtype == 1;
   const auto flags = static_cast<uint16_t>(0x8000 | (rd16(q + 2) & 0x0100) | 0x0080 | extra_flags);
-  std::vector<uint8_t> r = {q[0], q[1], static_cast<uint8_t>(flags >> 8),
-                            static_cast<uint8_t>(flags & 0xff), 0, 1, 0, a ? uint8_t{1} : uint8_t{0},
-                            0, 0, 0, 0};
+  std::vector<uint8_t> r = {q[0],
+                            q[1],
+                            static_cast<uint8_t>(flags >> 8),
+                            static_cast<uint8_t>(flags & 0xff),
+                            0,
+                            1,
+                            0,
+                            a ? uint8_t{1} : uint8_t{0},
+                            0,
+                            0,
+                            0,
+                            0};
   r.insert(r.end(), q + 12, q + qend);
   if (a) {
     const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 10, 0, tag, 1};
@@ -157,7 +166,8 @@ void Responder::run() {
       if (it != conns_.end() && !onTcpReadable(*it)) dead.push_back(it->fd);
     }
     for (int fd : dead) {
-      auto it = std::find_if(conns_.begin(), conns_.end(), [&](const Conn& c) { return c.fd == fd; });
+      auto it =
+          std::find_if(conns_.begin(), conns_.end(), [&](const Conn& c) { return c.fd == fd; });
       if (it != conns_.end()) {
         ::close(it->fd);
         conns_.erase(it);
@@ -271,7 +281,7 @@ void Responder::handle(const uint8_t* q, size_t n, bool tcp, Conn* c, const sock
         std::vector<uint8_t> wrong_q(good);
         wrong_q[13] = wrong_q[13] == 'z' ? 'y' : 'z';
         std::vector<uint8_t> not_reply(good);
-        not_reply[2] &= 0x7f;  // QR=0
+        not_reply[2] &= 0x7f;                                           // QR=0
         std::vector<uint8_t> garbage(good.begin(), good.begin() + 14);  // right ID, cut short
         out = {wrong_id, wrong_q, not_reply, garbage};
       }

@@ -1,0 +1,784 @@
+#!/usr/bin/env bash
+# nodelocaldns benchmark harness (issue 6). Needs root (network namespace, cgroups).
+#
+# Inside a private network namespace (loopback only) it starts knotd as the authoritative
+# upstream (a generated zone whose wildcard answers every name), then for each server under test
+# — the reflector (the ceiling), node-cache with 1 and 2 workers, and the Debian peers dnsdist,
+# unbound, dnsmasq and knot-resolver as forwarding caches — pins the server to CPU 1 and
+# dnsperf + knotd to CPU 0 (cpuset cgroup) and measures:
+#   HIT   1,000 cached names, saturating (dnsperf -q 500): server CPU µs per answered query, lost
+#   MISS  every name new (wildcard): server CPU µs per answered query
+#   LAT   fixed 20,000 queries/s on cached names: avg / p50 / p99 / p99.9 from per-query latencies
+#   TCP   cached names over a few pipelined TCP connections: server CPU µs per answered query
+#   RSS   VmRSS idle, after 10k and after 100k distinct names (cache sized for 100k)
+# Every figure is also printed as a ratio to the reflector measured in the same run.
+#
+# Usage: bench/run.sh [--quick | --smoke] [--servers a,b,...] [--out DIR] [--docs]
+#   --quick    shorter scenarios (whole run under ~2 min)
+#   --smoke    ~2 s per scenario, node-cache (1 worker) and reflector only; checks that the harness
+#              works (answers counted, no loss for node-cache HIT); asserts no performance target
+#   --servers  subset of: reflector,node-cache-1w,node-cache-2w,dnsdist,unbound,dnsmasq,kresd
+#   --out DIR  keep raw results there (default: a temp dir, removed at exit)
+#   --docs     write docs/benchmarks.png and the results block of docs/benchmarks.md
+#   --perf     also profile (perf record) the reflector's and node-cache's (1 worker) HIT and
+#              node-cache's MISS in extra runs: out/perf-*.txt
+# Environment: NLD_BUILD_DIR (default <source>/build-bench), NLD_SOURCE_DIR.
+#
+# Everything it starts runs inside the namespace on 127.0.0.x and is killed at exit (trap), also
+# on failure; the namespace and cgroups it made are removed.
+set -uo pipefail
+
+SRC_DIR=${NLD_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+BUILD_DIR=${NLD_BUILD_DIR:-$SRC_DIR/build-bench}
+NODE_CACHE=$BUILD_DIR/src/cmd/node-cache/node-cache
+REFLECTOR=$BUILD_DIR/bench/reflector/reflector
+
+MODE=full
+SERVERS=""
+OUT_DIR=""
+WRITE_DOCS=0
+DO_PERF=0
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --quick) MODE=quick ;;
+    --smoke) MODE=smoke ;;
+    --servers) SERVERS=${2:?--servers needs a list}; shift ;;
+    --out) OUT_DIR=${2:?--out needs a directory}; shift ;;
+    --docs) WRITE_DOCS=1 ;;
+    --perf) DO_PERF=1 ;;
+    -h|--help) sed -n '2,26p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) echo "run.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+case $MODE in
+  full)  T_HIT=5; HIT_REPS=3; T_MISS=6; T_LAT=5; T_TCP=5; RSS_BIG=1; MISS_NAMES=400000 ;;
+  quick) T_HIT=3; HIT_REPS=1; T_MISS=3; T_LAT=3; T_TCP=2; RSS_BIG=0; MISS_NAMES=200000 ;;
+  smoke) T_HIT=2; HIT_REPS=1; T_MISS=2; T_LAT=2; T_TCP=2; RSS_BIG=0; MISS_NAMES=100000 ;;
+esac
+if [[ -z $SERVERS ]]; then
+  if [[ $MODE == smoke ]]; then
+    SERVERS=reflector,node-cache-1w
+  else
+    SERVERS=reflector,node-cache-1w,node-cache-2w,dnsdist,unbound,dnsmasq,kresd
+  fi
+fi
+IFS=, read -r -a SERVER_LIST <<<"$SERVERS"
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] FATAL: %s\n' "$*" >&2; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "must run as root (network namespace, cgroups)"
+for tool in ip knotd dnsperf dig awk; do
+  command -v "$tool" >/dev/null || die "$tool not found (run scripts/setup.sh)"
+done
+[[ -x $NODE_CACHE ]] || die "node-cache binary not found at $NODE_CACHE (build target node-cache)"
+[[ -x $REFLECTOR ]] || die "reflector not found at $REFLECTOR (build target reflector)"
+
+NS=nld-bench-$$
+WORK=$(mktemp -d /tmp/nld-bench.XXXXXX)
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+declare -A PIDS=()  # pids this script started and has not reaped yet
+CG_DIRS=()
+SRV_PID=""
+SRV_ADDR=127.0.0.1
+SRV_PORT=5300
+UP_ADDR=127.0.0.2
+UP_PORT=53
+NOTES=()
+
+# ---------------------------------------------------------------- cleanup -------------------
+stop_pid() {  # pid: TERM, wait ≤5 s (a zombie counts as gone), KILL, reap
+  local pid=$1 i state
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; unset "PIDS[$pid]"; return 0; }
+  kill -TERM "$pid" 2>/dev/null
+  for ((i = 0; i < 50; i++)); do
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || break
+    [[ $state == Z ]] && break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  unset "PIDS[$pid]"
+  return 0
+}
+
+cleanup() {
+  local rc=$? pid d
+  trap - EXIT INT TERM
+  for pid in "${!PIDS[@]}"; do stop_pid "$pid"; done
+  # Anything a server forked (dnsmasq's TCP children) is still in its cgroup: kill by pid.
+  for d in "${CG_DIRS[@]}"; do
+    if [[ -f $d/cgroup.procs ]]; then
+      while read -r pid; do [[ -n $pid ]] && kill -KILL "$pid" 2>/dev/null; done <"$d/cgroup.procs"
+    fi
+  done
+  sleep 0.2
+  for d in "${CG_DIRS[@]}"; do rmdir "$d" 2>/dev/null; done
+  ip netns del "$NS" 2>/dev/null
+  if [[ -n $OUT_DIR ]]; then
+    mkdir -p "$OUT_DIR" && cp -r "$WORK"/results.tsv "$WORK"/*.log "$WORK"/out "$OUT_DIR"/ 2>/dev/null
+  fi
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# ---------------------------------------------------------------- CPU pinning ---------------
+# Server on CPU 1, load (dnsperf, knotd) on CPU 0. cgroup v2: cpuset + cpu.stat in
+# /sys/fs/cgroup/<child>; cgroup v1: the cpuset and cpuacct hierarchies. Without either:
+# taskset (knotd may re-pin its threads) and /proc/PID/stat ticks.
+CPUS=$(nproc --all)
+CG_MODE=none
+declare -A CG_JOIN  # group -> space-separated cgroup dirs to join
+CPU_SRV=1
+CPU_LOAD=0
+if ((CPUS < 2)); then
+  NOTES+=("only $CPUS CPU: server and load share a core; figures are not comparable to 2-core runs")
+  CPU_SRV=0
+fi
+
+cg_make() {  # dir cpus
+  mkdir -p "$1" || return 1
+  CG_DIRS+=("$1")
+}
+setup_cgroups() {
+  if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+    if grep -qw cpuset /sys/fs/cgroup/cgroup.controllers &&
+       { grep -qw cpuset /sys/fs/cgroup/cgroup.subtree_control ||
+         echo +cpuset >/sys/fs/cgroup/cgroup.subtree_control; } 2>/dev/null; then
+      local s=/sys/fs/cgroup/nld-bench-$$-srv l=/sys/fs/cgroup/nld-bench-$$-load
+      cg_make "$s" && cg_make "$l" || return 1
+      echo "$CPU_SRV" >"$s/cpuset.cpus" && echo "$CPU_LOAD" >"$l/cpuset.cpus" || return 1
+      CG_JOIN[srv]=$s; CG_JOIN[load]=$l; CG_ACCT=$s; CG_MODE=v2
+      return 0
+    fi
+    return 1
+  fi
+  local cs=/sys/fs/cgroup/cpuset ca=/sys/fs/cgroup/cpuacct
+  [[ -f $cs/cpuset.cpus && -f $ca/cpuacct.usage ]] || return 1
+  local mems
+  mems=$(cat "$cs/cpuset.mems")
+  cg_make "$cs/nld-bench-$$-srv" && cg_make "$cs/nld-bench-$$-load" &&
+    cg_make "$ca/nld-bench-$$-srv" || return 1
+  echo "$CPU_SRV" >"$cs/nld-bench-$$-srv/cpuset.cpus" && echo "$mems" >"$cs/nld-bench-$$-srv/cpuset.mems" &&
+    echo "$CPU_LOAD" >"$cs/nld-bench-$$-load/cpuset.cpus" && echo "$mems" >"$cs/nld-bench-$$-load/cpuset.mems" ||
+    return 1
+  CG_JOIN[srv]="$cs/nld-bench-$$-srv $ca/nld-bench-$$-srv"
+  CG_JOIN[load]="$cs/nld-bench-$$-load"
+  CG_ACCT=$ca/nld-bench-$$-srv
+  CG_MODE=v1
+}
+if ! setup_cgroups; then
+  CG_MODE=none
+  NOTES+=("no usable cpuset cgroup: pinned with taskset (knotd may re-pin); CPU from /proc/PID/stat ticks")
+fi
+CLK_TCK=$(getconf CLK_TCK)
+
+# Runs "$@" in the background inside the namespace, in cgroup group $2; sets LAST_PID.
+launch() {  # logname group cmd...
+  local logname=$1 group=$2
+  shift 2
+  if [[ $CG_MODE == none ]]; then
+    local cpu=$CPU_LOAD
+    [[ $group == srv ]] && cpu=$CPU_SRV
+    (exec taskset -c "$cpu" ip netns exec "$NS" "$@") >"$WORK/$logname.log" 2>&1 &
+  else
+    (
+      for d in ${CG_JOIN[$group]}; do echo "$BASHPID" >"$d/cgroup.procs" || exit 97; done
+      exec ip netns exec "$NS" "$@"
+    ) >"$WORK/$logname.log" 2>&1 &
+  fi
+  LAST_PID=$!
+  PIDS[$LAST_PID]=1
+}
+
+# Server CPU time in microseconds (whole cgroup, or the server process and its reaped children).
+server_cpu_us() {
+  case $CG_MODE in
+    v1) awk '{printf "%.0f\n", $1 / 1000}' "$CG_ACCT/cpuacct.usage" ;;
+    v2) awk '$1 == "usage_usec" {print $2}' "$CG_ACCT/cpu.stat" ;;
+    none) sed 's/.*) //' "/proc/$SRV_PID/stat" |
+            awk -v t="$CLK_TCK" '{printf "%.0f\n", ($12 + $13 + $14 + $15) * 1e6 / t}' ;;
+  esac
+}
+
+rss_kib() { awk '$1 == "VmRSS:" {print $2}' "/proc/$SRV_PID/status" 2>/dev/null || echo 0; }
+# "anon file shmem" KiB of the server's resident set (where the RSS goes).
+rss_split() { awk '$1 == "RssAnon:" {a = $2} $1 == "RssFile:" {f = $2} $1 == "RssShmem:" {s = $2} END {print a + 0, f + 0, s + 0}' "/proc/$SRV_PID/status" 2>/dev/null; }
+
+# ---------------------------------------------------------------- namespace + upstream ------
+ip netns add "$NS" || die "cannot create network namespace $NS"
+ip -n "$NS" link set lo up || die "cannot bring lo up in $NS"
+mkdir -p "$WORK/knot/zones" "$WORK/knot/db" "$WORK/knot/run" "$WORK/out"
+
+ZONE=bench.example
+{
+  echo "\$ORIGIN $ZONE."
+  echo "\$TTL 3600"
+  echo "@ SOA ns hostmaster 1 3600 900 604800 300"
+  echo "@ NS ns"
+  echo "ns A $UP_ADDR"
+  echo "* A 192.0.2.1"   # every other name exists: hit names, unique miss names
+} >"$WORK/knot/zones/$ZONE.zone"
+cat >"$WORK/knot/knot.conf" <<EOF
+server:
+    rundir: $WORK/knot/run
+    listen: $UP_ADDR@$UP_PORT
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: $WORK/knot/db
+log:
+  - target: stderr
+    any: warning
+template:
+  - id: default
+    storage: $WORK/knot/zones
+zone:
+  - domain: $ZONE
+    file: $ZONE.zone
+EOF
+
+nsexec() { ip netns exec "$NS" "$@"; }
+
+wait_answer() {  # addr port name tries(0.2 s each) -> 0 when a NOERROR answer comes back
+  local addr=$1 port=$2 name=$3 tries=$4 i
+  for ((i = 0; i < tries; i++)); do
+    if nsexec dig +tries=1 +time=1 +retry=0 -p "$port" "@$addr" "$name" A 2>/dev/null |
+        grep -q 'status: NOERROR'; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  return 1
+}
+
+launch knotd load knotd -c "$WORK/knot/knot.conf"
+KNOT_PID=$LAST_PID
+wait_answer "$UP_ADDR" "$UP_PORT" "probe.$ZONE" 50 || {
+  cat "$WORK/knotd.log" >&2
+  die "knotd did not answer on $UP_ADDR:$UP_PORT"
+}
+log "knotd up (pid $KNOT_PID), cgroups: $CG_MODE, server CPU $CPU_SRV, load CPU $CPU_LOAD, mode $MODE"
+
+# ---------------------------------------------------------------- query files --------------
+HOT_NAMES=1000
+awk -v n=$HOT_NAMES -v z=$ZONE 'BEGIN { for (i = 0; i < n; i++) printf "h%d.hit.%s A\n", i, z }' \
+  >"$WORK/hit.txt"
+miss_file() {  # tag count -> path of a file of names nobody has asked for yet
+  local f=$WORK/miss-$1.txt
+  awk -v n="$2" -v t="$1" -v z=$ZONE 'BEGIN { for (i = 0; i < n; i++) printf "m%d.%s.miss.%s A\n", i, t, z }' >"$f"
+  echo "$f"
+}
+
+# ---------------------------------------------------------------- dnsperf -----------------
+# run_dnsperf outfile args... : runs dnsperf in the load cgroup against the server under test.
+run_dnsperf() {
+  local out=$1
+  shift
+  launch dnsperf load dnsperf -s "$SRV_ADDR" -p "$SRV_PORT" -b 4096 "$@"
+  local pid=$LAST_PID
+  wait "$pid"
+  local rc=$?
+  unset "PIDS[$pid]"
+  mv "$WORK/dnsperf.log" "$out"
+  if ((rc != 0)); then
+    log "dnsperf exited $rc: $(tail -n 3 "$out" | tr '\n' ' ')"
+    return 1
+  fi
+  return 0
+}
+# field outfile key -> number after "key:" in dnsperf's statistics
+perf_field() { awk -v k="$2" 'index($0, k ":") { sub(".*" k ":[ \t]*", ""); print $1 + 0; exit }' "$1"; }
+noerror_count() { awk '/Response codes:/ { for (i = 1; i <= NF; i++) if ($i == "NOERROR") { print $(i + 1) + 0; exit } } END {}' "$1"; }
+
+record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
+get() { awk -F'\t' -v s="$1" -v k="$2" '$1 == s && $2 == k { v = $3 } END { print v }' "$RESULTS"; }
+
+# ---------------------------------------------------------------- servers -----------------
+corefile() {  # mode(hit|rss) -> node-cache Corefile path
+  local f=$WORK/Corefile.$1
+  if [[ $1 == hit ]]; then
+    cat >"$f" <<EOF
+.:$SRV_PORT {
+    bind $SRV_ADDR
+    cache 30
+    forward . $UP_ADDR:$UP_PORT
+}
+EOF
+  else
+    cat >"$f" <<EOF
+.:$SRV_PORT {
+    bind $SRV_ADDR
+    cache {
+        success 100000 3600
+        denial 10000 600
+    }
+    forward . $UP_ADDR:$UP_PORT
+}
+EOF
+  fi
+  echo "$f"
+}
+
+# start_server name mode: writes the config, launches it pinned, waits for an answer.
+start_server() {
+  local name=$1 mode=$2 entries=10000
+  [[ $mode == rss ]] && entries=150000
+  local d=$WORK/srv-$name-$mode
+  mkdir -p "$d"
+  case $name in
+    reflector)
+      launch "$name" srv "$REFLECTOR" -a "$SRV_ADDR" -p "$SRV_PORT" -b 8388608 ;;
+    node-cache-1w|node-cache-2w)
+      local workers=${name#node-cache-}
+      workers=${workers%w}
+      launch "$name" srv "$NODE_CACHE" -conf "$(corefile "$mode")" -localip "$SRV_ADDR" -setupinterface=false \
+        -setupiptables=false -workers "$workers" -metrics-listen-address 127.0.0.1:9353 ;;
+    dnsdist)
+      cat >"$d/dnsdist.conf" <<EOF
+setSecurityPollSuffix("")
+setUDPSocketBufferSizes(8388608, 8388608)
+setLocal("$SRV_ADDR:$SRV_PORT")
+newServer({address="$UP_ADDR:$UP_PORT", healthCheckMode="up"})
+pc = newPacketCache($entries, {maxTTL=86400, minTTL=0, temporaryFailureTTL=60, staleTTL=60, dontAge=false})
+getPool(""):setCache(pc)
+EOF
+      launch "$name" srv dnsdist --supervised --disable-syslog -C "$d/dnsdist.conf" ;;
+    unbound)
+      cat >"$d/unbound.conf" <<EOF
+server:
+    interface: $SRV_ADDR@$SRV_PORT
+    port: $SRV_PORT
+    do-daemonize: no
+    username: ""
+    chroot: ""
+    directory: "$d"
+    pidfile: "$d/unbound.pid"
+    use-syslog: no
+    logfile: ""
+    verbosity: 0
+    num-threads: 1
+    so-rcvbuf: 8m
+    so-reuseport: no
+    access-control: 127.0.0.0/8 allow
+    do-not-query-localhost: no
+    do-ip6: no
+    qname-minimisation: no
+    module-config: "iterator"
+    msg-cache-size: 64m
+    rrset-cache-size: 128m
+    key-cache-size: 1m
+    neg-cache-size: 1m
+    outgoing-range: 4096
+    num-queries-per-thread: 2048
+    minimal-responses: yes
+    prefetch: no
+forward-zone:
+    name: "."
+    forward-addr: $UP_ADDR@$UP_PORT
+EOF
+      launch "$name" srv unbound -d -c "$d/unbound.conf" ;;
+    dnsmasq)
+      launch "$name" srv dnsmasq -k -C /dev/null --no-resolv --no-hosts --bind-interfaces \
+        --listen-address="$SRV_ADDR" --port="$SRV_PORT" --server="$UP_ADDR#$UP_PORT" \
+        --cache-size="$entries" --dns-forward-max=1000 --user=root --pid-file="$d/dnsmasq.pid" ;;
+    kresd)
+      cat >"$d/kresd.conf" <<EOF
+net.listen('$SRV_ADDR', $SRV_PORT, { kind = 'dns' })
+trust_anchors.remove('.')
+cache.open(256 * MB, 'lmdb://$d/cache')
+policy.add(policy.all(policy.FORWARD('$UP_ADDR@$UP_PORT')))
+EOF
+      launch "$name" srv kresd -n -q -c "$d/kresd.conf" "$d" ;;
+    *) die "unknown server '$name'" ;;
+  esac
+  SRV_PID=$LAST_PID
+  if ! wait_answer "$SRV_ADDR" "$SRV_PORT" "ready.hit.$ZONE" 50; then
+    log "$name did not answer on $SRV_ADDR:$SRV_PORT; its log:"
+    tail -n 20 "$WORK/$name.log" >&2
+    stop_pid "$SRV_PID"
+    return 1
+  fi
+  return 0
+}
+
+stop_server() {
+  stop_pid "$SRV_PID"
+  if ! grep -q . "$WORK/$1.log" 2>/dev/null; then rm -f "$WORK/$1.log"; fi
+  SRV_PID=""
+}
+
+server_alive() { kill -0 "$SRV_PID" 2>/dev/null && [[ $(awk '{print $3}' "/proc/$SRV_PID/stat" 2>/dev/null) != Z ]]; }
+
+# measure name scenario outfile dnsperf-args... : CPU µs per answered query over one dnsperf run.
+# Returns 0 if measured, 1 if dnsperf failed (recorded as <sc>_error, the server may go on),
+# 2 if the server died (recorded as <sc>_died).
+measure() {
+  local name=$1 sc=$2 out=$3
+  shift 3
+  local c0 c1 rc=0
+  c0=$(server_cpu_us)
+  run_dnsperf "$out" "$@" || rc=1
+  c1=$(server_cpu_us)
+  if ! server_alive; then
+    log "  $name DIED during $sc; log tail:"
+    tail -n 20 "$WORK/$name.log" >&2
+    record "$name" "${sc}_died" 1
+    return 2
+  fi
+  if ((rc != 0)); then
+    record "$name" "${sc}_error" "dnsperf: $(grep -m1 -E '^(Error|Fatal)' "$out" || tail -n 1 "$out")"
+    return 1
+  fi
+  local done_q lost sent noerr qps
+  done_q=$(perf_field "$out" "Queries completed")
+  lost=$(perf_field "$out" "Queries lost")
+  sent=$(perf_field "$out" "Queries sent")
+  qps=$(perf_field "$out" "Queries per second")
+  noerr=$(noerror_count "$out")
+  record "$name" "${sc}_sent" "${sent:-0}"
+  record "$name" "${sc}_answered" "${done_q:-0}"
+  record "$name" "${sc}_lost" "${lost:-0}"
+  record "$name" "${sc}_errors" "$(( ${done_q:-0} - ${noerr:-0} ))"
+  record "$name" "${sc}_qps" "${qps:-0}"
+  if [[ ${done_q:-0} -gt 0 ]]; then
+    record "$name" "${sc}_us" "$(awk -v a="$c0" -v b="$c1" -v n="$done_q" 'BEGIN { printf "%.3f", (b - a) / n }')"
+  fi
+  log "  $sc: answered ${done_q:-0}/${sent:-0} lost ${lost:-0} non-NOERROR $(( ${done_q:-0} - ${noerr:-0} )) ${qps:-0} q/s CPU $(( c1 - c0 )) µs"
+  return 0
+}
+
+# combine_reps name sc n: <sc>_us and <sc>_qps = median over the repetitions <sc>_r1..n; sent,
+# answered, lost, errors = sums; an error of any repetition is kept.
+combine_reps() {
+  local name=$1 sc=$2 n=$3 k m i v
+  for k in us qps; do
+    v=()
+    for ((i = 1; i <= n; i++)); do
+      m=$(get "$name" "${sc}_r${i}_$k")
+      [[ -n $m ]] && v+=("$m")
+    done
+    ((${#v[@]} > 0)) || continue
+    m=$(printf '%s\n' "${v[@]}" | sort -g | awk '{ a[NR] = $1 } END { printf "%.3f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+    record "$name" "${sc}_$k" "$m"
+  done
+  for k in sent answered lost errors; do
+    m=""
+    for ((i = 1; i <= n; i++)); do
+      v=$(get "$name" "${sc}_r${i}_$k")
+      [[ -n $v ]] && m=$(( ${m:-0} + v ))
+    done
+    [[ -n $m ]] && record "$name" "${sc}_$k" "$m"
+  done
+  for ((i = 1; i <= n; i++)); do
+    v=$(get "$name" "${sc}_r${i}_error")
+    [[ -n $v ]] && { record "$name" "${sc}_error" "$v"; break; }
+  done
+  if ((n > 1)); then log "  $sc: median of $n runs: $(get "$name" "${sc}_us") µs/query"; fi
+  return 0
+}
+
+prime() { run_dnsperf "$WORK/out/$1-prime.txt" -d "$WORK/hit.txt" -n 1 -q 50 -t 2 >/dev/null || true; }
+
+# perf_profile name scenario dnsperf-args... : flat `perf record` profile of the server during
+# one extra dnsperf run (not the measured one: perf's sampling costs CPU in the server too).
+# Writes out/perf-<name>-<scenario>.txt (by symbol) and .dso.txt (by binary/kernel).
+perf_profile() {
+  local name=$1 sc=$2
+  shift 2
+  command -v perf >/dev/null || { log "  perf not installed: no profile"; return 0; }
+  local data=$WORK/perf-$name-$sc.data rep=$WORK/out/perf-$name-$sc
+  perf record -F 4999 -p "$SRV_PID" -o "$data" >"$WORK/perf-record.log" 2>&1 &
+  local ppid=$!
+  PIDS[$ppid]=1
+  sleep 0.3
+  run_dnsperf "$WORK/out/$name-perf-$sc.txt" "$@" || true
+  kill -INT "$ppid" 2>/dev/null
+  wait "$ppid" 2>/dev/null
+  unset "PIDS[$ppid]"
+  perf report -i "$data" --no-children --sort dso,symbol -F overhead,dso,sym --stdio --percent-limit 0.5 2>/dev/null |
+    sed -e 's/[[:space:]]*$//' -e '/^$/d' >"$rep.txt"
+  perf report -i "$data" --no-children --sort dso -F overhead,dso --stdio 2>/dev/null |
+    sed -e 's/[[:space:]]*$//' -e '/^$/d' -e '/^# *$/d' >"$rep.dso.txt"
+  rm -f "$data"
+  log "  perf profile ($sc): $rep.txt"
+}
+
+# ---------------------------------------------------------------- scenarios ---------------
+bench_server() {
+  local name=$1 f
+  log "== $name"
+  case $name in
+    dnsdist|unbound|dnsmasq|kresd)
+      local bin=$name
+      command -v "$bin" >/dev/null || { record "$name" skipped "not installed"; log "  skipped: $bin not installed"; return 0; } ;;
+  esac
+
+  # HIT, LAT, TCP, then MISS (last: it fills the cache with names nobody asks again, and some
+  # caches stop inserting when full) with the normal cache configuration.
+  if ! start_server "$name" hit; then record "$name" failed "did not start"; return 1; fi
+  record "$name" rss_start_kib "$(rss_kib)"
+  prime "$name"
+  local r
+  for ((r = 1; r <= HIT_REPS; r++)); do
+    measure "$name" "hit_r$r" "$WORK/out/$name-hit$r.txt" -d "$WORK/hit.txt" -c 16 -q 500 -l "$T_HIT" -t 1
+    (($? == 2)) && { record "$name" hit_died 1; stop_server "$name"; return 1; }
+  done
+  combine_reps "$name" hit "$HIT_REPS"
+
+  if [[ $DO_PERF == 1 && ( $name == node-cache-1w || $name == reflector ) ]]; then
+    prime "$name"
+    perf_profile "$name" hit -d "$WORK/hit.txt" -c 16 -q 500 -l "$T_HIT" -t 1
+  fi
+
+  prime "$name"
+  local lat=$WORK/out/$name-lat.txt rc
+  measure "$name" lat "$lat" -d "$WORK/hit.txt" -c 8 -q 200 -Q 20000 -l "$T_LAT" -t 1 -v
+  rc=$?
+  ((rc == 2)) && { stop_server "$name"; return 1; }
+  if ((rc == 0)); then
+    awk '$1 == ">" { print $NF * 1e6 }' "$lat" | sort -g >"$WORK/lat-sorted.txt"
+    local n
+    n=$(wc -l <"$WORK/lat-sorted.txt")
+    if ((n > 0)); then
+      record "$name" lat_avg "$(awk '{ s += $1 } END { printf "%.1f", s / NR }' "$WORK/lat-sorted.txt")"
+      local p
+      for p in 50 99 99.9; do
+        record "$name" "lat_p$p" "$(awk -v p="$p" -v n="$n" 'BEGIN { k = int(n * p / 100 + 0.999999); if (k < 1) k = 1 } NR == k { printf "%.1f", $1; exit }' "$WORK/lat-sorted.txt")"
+      done
+    fi
+    rm -f "$WORK/lat-sorted.txt"
+  fi
+  # Keep the statistics, drop the per-query lines (large).
+  grep -v '^> ' "$lat" >"$lat.tmp" && mv "$lat.tmp" "$lat"
+
+  prime "$name"
+  measure "$name" tcp "$WORK/out/$name-tcp.txt" -m tcp -d "$WORK/hit.txt" -c 4 -q 400 -l "$T_TCP" -t 2
+  (($? == 2)) && { stop_server "$name"; return 1; }
+
+  if [[ $DO_PERF == 1 && $name == node-cache-1w ]]; then
+    f=$(miss_file "perf-$name" "$MISS_NAMES")
+    perf_profile "$name" miss -d "$f" -n 1 -c 16 -q 500 -l "$T_MISS" -t 2
+    rm -f "$f"
+  fi
+  f=$(miss_file "$name" "$MISS_NAMES")
+  measure "$name" miss "$WORK/out/$name-miss.txt" -d "$f" -n 1 -c 16 -q 500 -l "$T_MISS" -t 2
+  rc=$?
+  rm -f "$f"
+  ((rc == 2)) && { stop_server "$name"; return 1; }
+  stop_server "$name"
+
+  # RSS: fresh server with a cache sized for 100k names.
+  if ! start_server "$name" rss; then record "$name" failed "did not start (rss config)"; return 1; fi
+  sleep 1
+  record "$name" rss_idle_kib "$(rss_kib)"
+  record "$name" rss_idle_split "$(rss_split)"
+  f=$(miss_file "rss10k-$name" 10000)
+  run_dnsperf "$WORK/out/$name-rss10k.txt" -d "$f" -n 1 -c 16 -q 200 -l 60 -t 2 || true
+  sleep 0.5
+  record "$name" rss_10k_kib "$(rss_kib)"
+  record "$name" rss_10k_split "$(rss_split)"
+  record "$name" rss_10k_answered "$(perf_field "$WORK/out/$name-rss10k.txt" "Queries completed")"
+  rm -f "$f"
+  if [[ $RSS_BIG == 1 ]]; then
+    f=$(miss_file "rss100k-$name" 90000)
+    run_dnsperf "$WORK/out/$name-rss100k.txt" -d "$f" -n 1 -c 16 -q 200 -l 90 -t 2 || true
+    sleep 0.5
+    record "$name" rss_100k_kib "$(rss_kib)"
+    record "$name" rss_100k_split "$(rss_split)"
+    record "$name" rss_100k_answered "$(( $(perf_field "$WORK/out/$name-rss100k.txt" "Queries completed") + 10000 ))"
+    rm -f "$f"
+  fi
+  if ! server_alive; then record "$name" rss_died 1; log "  $name DIED during RSS"; fi
+  stop_server "$name"
+  return 0
+}
+
+START=$(date +%s)
+FAILED=()
+for s in "${SERVER_LIST[@]}"; do
+  bench_server "$s" || FAILED+=("$s")
+done
+ELAPSED=$(( $(date +%s) - START ))
+log "scenarios done in ${ELAPSED}s"
+
+# ---------------------------------------------------------------- report ------------------
+
+MACHINE="$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $CPUS CPUs, kernel $(uname -r)"
+TABLE=$WORK/table.md
+{
+  echo "| server | hit µs/q | × refl | hit kq/s | lost @q500 | miss µs/q | × refl | p50 µs | p99 µs | × refl | p99.9 µs | tcp µs/q | × refl | RSS MiB idle / 10k / 100k |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  R_HIT=$(get reflector hit_us); R_P99=$(get reflector lat_p99); R_TCP=$(get reflector tcp_us)
+  for s in "${SERVER_LIST[@]}"; do
+    skipped=$(get "$s" skipped); failed=$(get "$s" failed)
+    if [[ -n $skipped ]]; then echo "| $s | $skipped | | | | | | | | | | | | |"; continue; fi
+    if [[ -n $failed && -z $(get "$s" hit_us) ]]; then echo "| $s | FAILED: $failed | | | | | | | | | | | | |"; continue; fi
+    awk -v s="$s" -v hit="$(get "$s" hit_us)" -v rh="$R_HIT" -v qps="$(get "$s" hit_qps)" \
+        -v lost="$(get "$s" hit_lost)" -v miss="$(get "$s" miss_us)" -v p50="$(get "$s" lat_p50)" \
+        -v p99="$(get "$s" lat_p99)" -v rp99="$R_P99" -v p999="$(get "$s" lat_p99.9)" \
+        -v tcp="$(get "$s" tcp_us)" -v rt="$R_TCP" -v ri="$(get "$s" rss_idle_kib)" \
+        -v r10="$(get "$s" rss_10k_kib)" -v r100="$(get "$s" rss_100k_kib)" \
+        -v died="$(get "$s" hit_died)$(get "$s" miss_died)$(get "$s" lat_died)$(get "$s" tcp_died)$(get "$s" rss_died)" '
+      function num(x) { return x == "" ? "–" : x }
+      function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "–" : sprintf("%.2f", a / b) }
+      function mib(k) { return k == "" ? "–" : sprintf("%.1f", k / 1024) }
+      BEGIN {
+        name = s; if (died != "") name = s " (DIED)"
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s |\n",
+          name, num(hit), ratio(hit, rh), qps == "" ? "–" : sprintf("%.0f", qps / 1000), num(lost),
+          num(miss), ratio(miss, rh), num(p50), num(p99), ratio(p99, rp99), num(p999),
+          num(tcp), ratio(tcp, rt), mib(ri), mib(r10), mib(r100)
+      }'
+  done
+} >"$TABLE"
+
+# Everything that went wrong or looks suspicious, per server (lost queries, non-NOERROR answers,
+# dnsperf errors, deaths), so a number in the table is never read without its caveats.
+REMARKS=$WORK/remarks.md
+for s in "${SERVER_LIST[@]}"; do
+  r=""
+  for sc in hit lat tcp miss; do
+    v=$(get "$s" "${sc}_lost"); [[ -n $v && $v != 0 ]] && r+="$sc lost $v of $(get "$s" "${sc}_sent"); "
+    v=$(get "$s" "${sc}_errors"); [[ -n $v && $v != 0 ]] && r+="$sc $v non-NOERROR answers; "
+    v=$(get "$s" "${sc}_error"); [[ -n $v ]] && r+="$sc failed ($v); "
+    v=$(get "$s" "${sc}_died"); [[ -n $v ]] && r+="DIED during $sc; "
+  done
+  v=$(get "$s" rss_died); [[ -n $v ]] && r+="DIED during the RSS fill; "
+  v=$(get "$s" lat_qps); [[ -n $v ]] && awk -v q="$v" 'BEGIN { exit !(q < 19000) }' && r+="LAT reached only $v q/s of 20000; "
+  [[ -n $r ]] && echo "- $s: ${r%; }"
+done >"$REMARKS"
+
+echo
+echo "nodelocaldns benchmark ($MODE mode, $(date -u '+%Y-%m-%d %H:%M UTC'), ${ELAPSED}s): $MACHINE"
+echo "server on CPU $CPU_SRV, dnsperf + knotd on CPU $CPU_LOAD (cgroups: $CG_MODE); ratios are to the reflector of this run"
+for n in "${NOTES[@]}"; do echo "NOTE: $n"; done
+echo
+cat "$TABLE"
+echo
+[[ -s $REMARKS ]] && { echo "Remarks:"; cat "$REMARKS"; echo; }
+
+# Targets of issue 6, evaluated on this run.
+TARGETS=$WORK/targets.md
+{
+  nc_hit=$(get node-cache-1w hit_us); nc_miss=$(get node-cache-1w miss_us)
+  nc_p99=$(get node-cache-1w lat_p99); nc_lost=$(get node-cache-1w hit_lost)
+  nc2_hit=$(get node-cache-2w hit_us); nc2_lost=$(get node-cache-2w hit_lost)
+  ri=$(get node-cache-1w rss_idle_kib); r10=$(get node-cache-1w rss_10k_kib); r100=$(get node-cache-1w rss_100k_kib)
+  awk -v rh="$R_HIT" -v rp="$R_P99" -v h="$nc_hit" -v m="$nc_miss" -v p="$nc_p99" -v l="$nc_lost" \
+      -v h2="$nc2_hit" -v l2="$nc2_lost" -v ri="$ri" -v r10="$r10" -v r100="$r100" '
+    function line(what, got, ok) { printf "| %s | %s | %s |\n", what, got, ok }
+    function cmp(a, lim) { return a == "" ? "not measured" : (a + 0 <= lim ? "met" : "NOT met") }
+    BEGIN {
+      print "| target (node-cache, 1 worker unless noted) | this run | verdict |"
+      print "|---|---|---|"
+      x = (h == "" || rh == "") ? "" : h / rh
+      line("cache hit ≤ 1.25× reflector CPU/query", x == "" ? "–" : sprintf("%.2f×", x), cmp(x, 1.25))
+      x = (m == "" || rh == "") ? "" : m / rh
+      line("miss ≤ 3× reflector CPU/query", x == "" ? "–" : sprintf("%.2f×", x), cmp(x, 3))
+      x = (p == "" || rp == "") ? "" : p / rp
+      line("p99 @ 20k q/s ≤ 1.3× reflector", x == "" ? "–" : sprintf("%.2f× (%s µs vs %s µs)", x, p, rp), cmp(x, 1.3))
+      line("RSS idle ≤ 6 MiB", ri == "" ? "–" : sprintf("%.1f MiB", ri / 1024), cmp(ri == "" ? "" : ri / 1024, 6))
+      line("RSS with 10k names ≤ 12 MiB", r10 == "" ? "–" : sprintf("%.1f MiB", r10 / 1024), cmp(r10 == "" ? "" : r10 / 1024, 12))
+      line("RSS with 100k names ≤ 48 MiB", r100 == "" ? "–" : sprintf("%.1f MiB", r100 / 1024), cmp(r100 == "" ? "" : r100 / 1024, 48))
+      line("no query lost at -q 500 (HIT, 1 and 2 workers)", sprintf("%s / %s lost", l == "" ? "–" : l, l2 == "" ? "–" : l2),
+           (l == "" ? "not measured" : (l + 0 == 0 && (l2 == "" || l2 + 0 == 0) ? "met" : "NOT met")))
+      x = (h2 == "" || h == "") ? "" : h2 / h
+      line("2 workers ≤ 1 worker CPU/query (HIT)", x == "" ? "–" : sprintf("%.2f× (%s vs %s µs)", x, h2, h), cmp(x, 1.0))
+    }'
+} >"$TARGETS"
+cat "$TARGETS"
+echo
+
+# ---------------------------------------------------------------- plot + docs -------------
+plot() {  # png
+  command -v gnuplot >/dev/null || { log "gnuplot not installed: no plot"; return 1; }
+  local dat=$WORK/plot.dat
+  : >"$dat"
+  for s in "${SERVER_LIST[@]}"; do
+    [[ -n $(get "$s" hit_us) ]] || continue
+    printf '"%s" %s %s %s\n' "$s" "$(get "$s" hit_us)" "$(get "$s" miss_us || true)" "$(get "$s" tcp_us)" |
+      awk '{ for (i = 2; i <= 4; i++) if ($i == "") $i = "NaN"; print }' >>"$dat"
+  done
+  gnuplot <<EOF
+set terminal pngcairo size 1000,520 noenhanced font ",10"
+set output "$1"
+set title "Server CPU per answered query (server pinned to one core; lower is better)"
+set ylabel "CPU µs / query"
+set style data histogram
+set style histogram cluster gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set logscale y
+set yrange [0.5:*]
+set grid ytics
+set key top left
+set xtics rotate by -20
+plot "$dat" using 2:xtic(1) title "cache hit", "" using 3 title "miss (new name)", "" using 4 title "TCP hit"
+EOF
+}
+
+PNG=$WORK/out/benchmarks.png
+plot "$PNG" || true
+if [[ $WRITE_DOCS == 1 ]]; then
+  DOC=$SRC_DIR/docs/benchmarks.md
+  [[ -f $PNG ]] && cp "$PNG" "$SRC_DIR/docs/benchmarks.png"
+  BLOCK=$WORK/block.md
+  {
+    echo "<!-- BEGIN RESULTS (written by bench/run.sh --docs) -->"
+    echo "Run: \`bench/run.sh\` ($MODE mode), $(date -u '+%Y-%m-%d %H:%M UTC'), ${ELAPSED} s; $MACHINE."
+    echo "Server on CPU $CPU_SRV, dnsperf and knotd on CPU $CPU_LOAD (cgroups: $CG_MODE). Ratios are to the reflector of the same run."
+    for n in "${NOTES[@]}"; do echo "NOTE: $n"; echo; done
+    echo
+    cat "$TABLE"
+    echo
+    [[ -s $REMARKS ]] && { echo "Remarks:"; echo; cat "$REMARKS"; echo; }
+    cat "$TARGETS"
+    echo
+    echo "![server CPU per query](benchmarks.png)"
+    echo "<!-- END RESULTS -->"
+  } >"$BLOCK"
+  if [[ -f $DOC ]] && grep -q 'BEGIN RESULTS' "$DOC"; then
+    awk -v blk="$BLOCK" '
+      /<!-- BEGIN RESULTS/ { while ((getline l < blk) > 0) print l; skip = 1; next }
+      /<!-- END RESULTS/ { skip = 0; next }
+      !skip { print }' "$DOC" >"$DOC.new" && mv "$DOC.new" "$DOC"
+  else
+    { echo "# Benchmarks"; echo; cat "$BLOCK"; } >"$DOC"
+  fi
+  log "wrote $DOC"
+fi
+
+# ---------------------------------------------------------------- smoke checks ------------
+if [[ $MODE == smoke ]]; then
+  bad=0
+  for s in "${SERVER_LIST[@]}"; do
+    for sc in hit miss lat tcp; do
+      a=$(get "$s" "${sc}_answered")
+      if [[ -z $a || $a -le 0 ]]; then echo "SMOKE FAIL: $s $sc answered ${a:-nothing}"; bad=1; fi
+      if [[ -n $(get "$s" "${sc}_died") ]]; then echo "SMOKE FAIL: $s died during $sc"; bad=1; fi
+    done
+    a=$(get "$s" rss_10k_kib)
+    if [[ -z $a || $a -le 0 ]]; then echo "SMOKE FAIL: $s RSS not read"; bad=1; fi
+    a=$(get "$s" rss_10k_answered)
+    if [[ -z $a || $a -lt 9000 ]]; then echo "SMOKE FAIL: $s answered ${a:-0} of 10000 RSS-fill queries"; bad=1; fi
+  done
+  for s in "${SERVER_LIST[@]}"; do
+    [[ $s == node-cache-* ]] || continue
+    l=$(get "$s" hit_lost)
+    if [[ -z $l || $l -ne 0 ]]; then echo "SMOKE FAIL: $s lost ${l:-?} queries in HIT at -q 500"; bad=1; fi
+    e=$(get "$s" hit_errors)
+    if [[ -z $e || $e -ne 0 ]]; then echo "SMOKE FAIL: $s gave ${e:-?} non-NOERROR answers in HIT"; bad=1; fi
+  done
+  ((${#FAILED[@]} == 0)) || { echo "SMOKE FAIL: servers failed: ${FAILED[*]}"; bad=1; }
+  if ((bad)); then echo "bench smoke: FAILED"; exit 1; fi
+  echo "bench smoke: OK"
+fi
+((${#FAILED[@]} == 0)) || { log "servers that failed: ${FAILED[*]}"; exit 1; }
+exit 0
