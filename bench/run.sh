@@ -20,8 +20,8 @@
 #   --servers  subset of: reflector,node-cache-1w,node-cache-2w,dnsdist,unbound,dnsmasq,kresd
 #   --out DIR  keep raw results there (default: a temp dir, removed at exit)
 #   --docs     write docs/benchmarks.png and the results block of docs/benchmarks.md
-#   --perf     also profile (perf record) the reflector's and node-cache's (1 worker) HIT and
-#              node-cache's MISS in extra runs: out/perf-*.txt
+#   --perf     also profile (perf record + perf stat) HIT of the reflector and node-cache, and
+#              MISS and TCP of node-cache (1 worker), in extra runs: out/perf-*.txt
 # Environment: NLD_BUILD_DIR (default <source>/build-bench), NLD_SOURCE_DIR.
 #
 # Everything it starts runs inside the namespace on 127.0.0.x and is killed at exit (trap), also
@@ -54,7 +54,7 @@ done
 
 case $MODE in
   full)  T_HIT=5; HIT_REPS=3; T_MISS=6; T_LAT=5; T_TCP=5; RSS_BIG=1; MISS_NAMES=400000 ;;
-  quick) T_HIT=3; HIT_REPS=1; T_MISS=3; T_LAT=3; T_TCP=2; RSS_BIG=0; MISS_NAMES=200000 ;;
+  quick) T_HIT=3; HIT_REPS=1; T_MISS=2; T_LAT=2; T_TCP=2; RSS_BIG=0; MISS_NAMES=200000 ;;
   smoke) T_HIT=2; HIT_REPS=1; T_MISS=2; T_LAT=2; T_TCP=2; RSS_BIG=0; MISS_NAMES=100000 ;;
 esac
 if [[ -z $SERVERS ]]; then
@@ -246,9 +246,14 @@ EOF
 
 nsexec() { ip netns exec "$NS" "$@"; }
 
-wait_answer() {  # addr port name tries(0.2 s each) -> 0 when a NOERROR answer comes back
-  local addr=$1 port=$2 name=$3 tries=$4 i
+wait_answer() {  # addr port name tries(0.2 s each) [pid] -> 0 when a NOERROR answer comes back
+  local addr=$1 port=$2 name=$3 tries=$4 pid=${5:-} i
   for ((i = 0; i < tries; i++)); do
+    if [[ -n $pid ]] && { ! kill -0 "$pid" 2>/dev/null || [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]]; }; then
+      wait "$pid" 2>/dev/null
+      log "process $pid exited (status $?) before answering"
+      return 1
+    fi
     if nsexec dig +tries=1 +time=1 +retry=0 -p "$port" "@$addr" "$name" A 2>/dev/null |
         grep -q 'status: NOERROR'; then
       return 0
@@ -260,7 +265,7 @@ wait_answer() {  # addr port name tries(0.2 s each) -> 0 when a NOERROR answer c
 
 launch knotd load knotd -c "$WORK/knot/knot.conf"
 KNOT_PID=$LAST_PID
-wait_answer "$UP_ADDR" "$UP_PORT" "probe.$ZONE" 50 || {
+wait_answer "$UP_ADDR" "$UP_PORT" "probe.$ZONE" 50 "$KNOT_PID" || {
   cat "$WORK/knotd.log" >&2
   die "knotd did not answer on $UP_ADDR:$UP_PORT"
 }
@@ -399,7 +404,7 @@ EOF
     *) die "unknown server '$name'" ;;
   esac
   SRV_PID=$LAST_PID
-  if ! wait_answer "$SRV_ADDR" "$SRV_PORT" "ready.hit.$ZONE" 50; then
+  if ! wait_answer "$SRV_ADDR" "$SRV_PORT" "ready.hit.$ZONE" 50 "$SRV_PID"; then
     log "$name did not answer on $SRV_ADDR:$SRV_PORT; its log:"
     tail -n 20 "$WORK/$name.log" >&2
     stop_pid "$SRV_PID"
@@ -484,7 +489,7 @@ combine_reps() {
   return 0
 }
 
-prime() { run_dnsperf "$WORK/out/$1-prime.txt" -d "$WORK/hit.txt" -n 1 -q 50 -t 2 >/dev/null || true; }
+prime() { run_dnsperf "$WORK/out/$1-prime.txt" -d "$WORK/hit.txt" -n 1 -q 50 -t 2 -l 20 >/dev/null || true; }
 
 # perf_profile name scenario dnsperf-args... : flat `perf record` profile of the server during
 # one extra dnsperf run (not the measured one: perf's sampling costs CPU in the server too).
@@ -497,11 +502,16 @@ perf_profile() {
   perf record -F 4999 -p "$SRV_PID" -o "$data" >"$WORK/perf-record.log" 2>&1 &
   local ppid=$!
   PIDS[$ppid]=1
+  perf stat -e task-clock,context-switches,cpu-migrations -p "$SRV_PID" -o "$rep.stat.txt" &
+  local spid=$!
+  PIDS[$spid]=1
   sleep 0.3
   run_dnsperf "$WORK/out/$name-perf-$sc.txt" "$@" || true
-  kill -INT "$ppid" 2>/dev/null
+  kill -INT "$ppid" "$spid" 2>/dev/null
   wait "$ppid" 2>/dev/null
-  unset "PIDS[$ppid]"
+  wait "$spid" 2>/dev/null
+  unset "PIDS[$ppid]" "PIDS[$spid]"
+  echo "answered: $(perf_field "$WORK/out/$name-perf-$sc.txt" "Queries completed")" >>"$rep.stat.txt"
   perf report -i "$data" --no-children --sort dso,symbol -F overhead,dso,sym --stdio --percent-limit 0.5 2>/dev/null |
     sed -e 's/[[:space:]]*$//' -e '/^$/d' >"$rep.txt"
   perf report -i "$data" --no-children --sort dso -F overhead,dso --stdio 2>/dev/null |
@@ -532,7 +542,7 @@ bench_server() {
   done
   combine_reps "$name" hit "$HIT_REPS"
 
-  if [[ $DO_PERF == 1 && ( $name == node-cache-1w || $name == reflector ) ]]; then
+  if [[ $DO_PERF == 1 && ( $name == node-cache-* || $name == reflector ) ]]; then
     prime "$name"
     perf_profile "$name" hit -d "$WORK/hit.txt" -c 16 -q 500 -l "$T_HIT" -t 1
   fi
@@ -558,6 +568,10 @@ bench_server() {
   # Keep the statistics, drop the per-query lines (large).
   grep -v '^> ' "$lat" >"$lat.tmp" && mv "$lat.tmp" "$lat"
 
+  if [[ $DO_PERF == 1 && $name == node-cache-1w ]]; then
+    prime "$name"
+    perf_profile "$name" tcp -m tcp -d "$WORK/hit.txt" -c 4 -q 400 -l "$T_TCP" -t 2
+  fi
   prime "$name"
   measure "$name" tcp "$WORK/out/$name-tcp.txt" -m tcp -d "$WORK/hit.txt" -c 4 -q 400 -l "$T_TCP" -t 2
   (($? == 2)) && { stop_server "$name"; return 1; }
@@ -672,7 +686,7 @@ TARGETS=$WORK/targets.md
   nc2_hit=$(get node-cache-2w hit_us); nc2_lost=$(get node-cache-2w hit_lost)
   ri=$(get node-cache-1w rss_idle_kib); r10=$(get node-cache-1w rss_10k_kib); r100=$(get node-cache-1w rss_100k_kib)
   awk -v rh="$R_HIT" -v rp="$R_P99" -v h="$nc_hit" -v m="$nc_miss" -v p="$nc_p99" -v l="$nc_lost" \
-      -v h2="$nc2_hit" -v l2="$nc2_lost" -v ri="$ri" -v r10="$r10" -v r100="$r100" '
+      -v h2="$nc2_hit" -v l2="$nc2_lost" -v rs="$(get node-cache-1w rss_start_kib)" -v ri="$ri" -v r10="$r10" -v r100="$r100" '
     function line(what, got, ok) { printf "| %s | %s | %s |\n", what, got, ok }
     function cmp(a, lim) { return a == "" ? "not measured" : (a + 0 <= lim ? "met" : "NOT met") }
     BEGIN {
@@ -691,36 +705,52 @@ TARGETS=$WORK/targets.md
            (l == "" ? "not measured" : (l + 0 == 0 && (l2 == "" || l2 + 0 == 0) ? "met" : "NOT met")))
       x = (h2 == "" || h == "") ? "" : h2 / h
       line("2 workers ≤ 1 worker CPU/query (HIT)", x == "" ? "–" : sprintf("%.2f× (%s vs %s µs)", x, h2, h), cmp(x, 1.0))
+      if (rs != "") line("(info) RSS at start with the HIT config (`cache 30`, 10k capacity)", sprintf("%.1f MiB", rs / 1024), "–")
     }'
 } >"$TARGETS"
 cat "$TARGETS"
 echo
 
 # ---------------------------------------------------------------- plot + docs -------------
-plot() {  # png
+plot() {  # png: CPU per query, latency at 20k q/s, RSS
   command -v gnuplot >/dev/null || { log "gnuplot not installed: no plot"; return 1; }
-  local dat=$WORK/plot.dat
+  local dat=$WORK/plot.dat s
   : >"$dat"
   for s in "${SERVER_LIST[@]}"; do
     [[ -n $(get "$s" hit_us) ]] || continue
-    printf '"%s" %s %s %s\n' "$s" "$(get "$s" hit_us)" "$(get "$s" miss_us || true)" "$(get "$s" tcp_us)" |
-      awk '{ for (i = 2; i <= 4; i++) if ($i == "") $i = "NaN"; print }' >>"$dat"
+    echo "\"$s\" $(get "$s" hit_us) $(get "$s" miss_us) $(get "$s" tcp_us) $(get "$s" lat_p50) $(get "$s" lat_p99) $(get "$s" lat_p99.9) $(get "$s" rss_idle_kib) $(get "$s" rss_10k_kib) $(get "$s" rss_100k_kib)" |
+      awk '{ out = $1; for (i = 2; i <= 10; i++) { v = (i <= NF && $i != "") ? $i : "NaN"; if (i >= 8 && v != "NaN") v = v / 1024; out = out " " v } print out }' >>"$dat"
   done
+  [[ -s $dat ]] || return 1
+  local rss100=""
+  [[ $RSS_BIG == 1 ]] && rss100=', "" using 10 title "100k names"'
   gnuplot <<EOF
-set terminal pngcairo size 1000,520 noenhanced font ",10"
+set terminal pngcairo size 1500,520 noenhanced font ",10"
 set output "$1"
-set title "Server CPU per answered query (server pinned to one core; lower is better)"
-set ylabel "CPU µs / query"
+set multiplot layout 1,3 title "nodelocaldns benchmark: server pinned to one core, dnsperf and knotd on the other"
 set style data histogram
 set style histogram cluster gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
-set logscale y
-set yrange [0.5:*]
 set grid ytics
 set key top left
-set xtics rotate by -20
+set xtics rotate by -30
+set datafile missing "NaN"
+set logscale y
+set title "server CPU per answered query (lower is better)"
+set ylabel "CPU µs / query"
+set yrange [0.5:*]
 plot "$dat" using 2:xtic(1) title "cache hit", "" using 3 title "miss (new name)", "" using 4 title "TCP hit"
+set title "latency at 20,000 queries/s (cached names)"
+set ylabel "µs"
+set yrange [10:*]
+plot "$dat" using 5:xtic(1) title "p50", "" using 6 title "p99", "" using 7 title "p99.9"
+unset logscale y
+set title "resident memory"
+set ylabel "MiB"
+set yrange [0:*]
+plot "$dat" using 8:xtic(1) title "idle", "" using 9 title "10k names"$rss100
+unset multiplot
 EOF
 }
 

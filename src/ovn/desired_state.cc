@@ -71,7 +71,9 @@ Plan computePlan(const NbSnapshot& nb, const ReconcileConfig& config) {
   Plan plan;
   const auto desired = desiredPolicies(nb, config);
   std::vector<bool> satisfied(desired.size(), false);
-  for (const auto& p : nb.policies) {
+  // Without the node switch there is no node list to compare against: a wrong --node-switch must
+  // not look like "every node is gone" and wipe the policies. Leave them alone (check reports it).
+  for (const auto& p : nb.nodeSwitchFound ? nb.policies : std::vector<Policy>{}) {
     if (!isOwned(p)) continue;
     bool keep = false;
     for (std::size_t i = 0; i < desired.size(); ++i) {

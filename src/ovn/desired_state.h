@@ -69,6 +69,8 @@ struct Plan {
   std::size_t changeCount() const { return deletes.size() + inserts.size() + (optionChange ? 1 : 0); }
 };
 
+/// If the node switch does not exist, no policy is inserted or deleted (only the option is
+/// reconciled): a wrong --node-switch must not wipe every node's policies.
 Plan computePlan(const NbSnapshot& nb, const ReconcileConfig& config);
 
 /// The transact operations implementing `plan`, guarded by "wait" operations on the router's

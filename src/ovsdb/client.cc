@@ -87,7 +87,7 @@ bool Client::connect(std::string* error) {
       return true;
     }
     disconnect(why);
-    log::info("ovsdb: skipping {}: {}", options_.remotes[idx].toString(), why);
+    if (n > 1) log::info("ovsdb: skipping {}: {}", options_.remotes[idx].toString(), why);
     if (!all.empty()) all += "; ";
     all += options_.remotes[idx].toString() + ": " + why;
   }

@@ -148,7 +148,11 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
       ForwardPlan fp;
       fp.from = nameOrThrow(f.from);
       for (const auto& e : f.except) fp.except.push_back(nameOrThrow(e));
-      fp.settings = toUpstreamSettings(f);
+      try {
+        fp.settings = toUpstreamSettings(f);
+      } catch (const std::exception& e) {
+        throw std::runtime_error(fmt::format("{}:{}: {}", sb.file, sb.line, e.what()));
+      }
       for (const auto& t : fp.settings.to) fp.labels.push_back(t.label);
       if (metrics != nullptr) fp.observer = metrics->forwardObserver(fp.labels);
       fp.shared = upstream::makeSharedState(fp.settings, fp.observer.get());

@@ -5,10 +5,12 @@ Debian's /usr/bin/python3 (dnspython 2.3), stdlib otherwise. See harness.py for 
 """
 
 import atexit
+import ctypes
 import glob
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -45,6 +47,22 @@ def _atexit_cleanup():
 
 
 atexit.register(_atexit_cleanup)
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # so that cleanups and the atexit hook run
+
+
+signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent():
+    """preexec_fn for children: SIGKILL them if the test process dies without cleaning up (e.g.
+    killed by ctest's timeout). Survives exec, including through `ip netns exec`."""
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -161,7 +179,7 @@ def make_query(name, rdtype="A", edns=None, payload=1232, want_dnssec=False, qid
     return q
 
 
-def udp(q, host, port, timeout=3.0):
+def udp(q, host, port, timeout=5.0):
     return dns.query.udp(q, host, port=port, timeout=timeout, ignore_trailing=True)
 
 
@@ -169,7 +187,7 @@ def tcp(q, host, port, timeout=5.0):
     return dns.query.tcp(q, host, port=port, timeout=timeout)
 
 
-def ask(name, rdtype, host, port, proto="udp", timeout=3.0, **kw):
+def ask(name, rdtype, host, port, proto="udp", timeout=5.0, **kw):
     q = make_query(name, rdtype, **kw)
     return udp(q, host, port, timeout) if proto == "udp" else tcp(q, host, port, timeout)
 
@@ -243,7 +261,7 @@ def recv_exact(conn, n):
 # HTTP / Prometheus helpers
 # ----------------------------------------------------------------------------------------------
 
-def http_get(url, timeout=3.0):
+def http_get(url, timeout=5.0):
     """(status, body text)."""
     req = urllib.request.Request(url)
     try:
@@ -317,7 +335,7 @@ class NetNs:
         return subprocess.run(self.prefix() + list(argv), capture_output=True, text=True,
                               timeout=timeout, check=check)
 
-    def dns(self, name, rdtype, server, port=53, proto="udp", timeout=3.0, edns=None):
+    def dns(self, name, rdtype, server, port=53, proto="udp", timeout=5.0, edns=None):
         """A dnspython query run inside the namespace; returns the parsed reply."""
         script = ("import sys, dns.message, dns.query\n"
                   "q = dns.message.make_query(sys.argv[1], sys.argv[2], use_edns=%r)\n"

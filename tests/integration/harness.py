@@ -22,8 +22,8 @@ import dns.rcode
 
 from common import *  # noqa: F401,F403 - re-exported for the tests
 from common import (NetNs, _forget, _kill_proc, _live_procs, _wait_proc, ask, cpu_seconds,
-                    free_port, http_get, make_tmpdir, node_cache_binary, parse_metrics,
-                    remove_tmpdir, wait_until)
+                    die_with_parent, free_port, http_get, make_tmpdir, node_cache_binary,
+                    parse_metrics, remove_tmpdir, wait_until)
 from upstreams import *  # noqa: F401,F403 - re-exported for the tests
 from upstreams import Knot, Responder
 
@@ -85,7 +85,8 @@ class NodeCache:
         full_env = dict(os.environ)
         full_env.update(env or {})
         self.proc = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=full_env)
+                                     stdin=subprocess.DEVNULL, env=full_env,
+                                     preexec_fn=die_with_parent)
         _live_procs.append((self.proc, "node-cache"))
         self.pid = self.proc.pid
         try:
@@ -127,10 +128,11 @@ class NodeCache:
 
     def output(self):
         try:
-            self._out.flush()
+            if not self._out.closed:
+                self._out.flush()
             with open(self.out_path) as f:
                 return f.read()
-        except (OSError, ValueError):
+        except OSError:
             return ""
 
     def alive(self):

@@ -38,7 +38,7 @@ class TruncationTest(h.NodeCacheTestCase):
 
     def raw_udp(self, name, edns, payload=1232):
         q = h.make_query(name, "TXT", edns=edns, payload=payload)
-        reply = h.raw_udp_exchange(q.to_wire(), "127.0.0.1", self.port, timeout=3)
+        reply = h.raw_udp_exchange(q.to_wire(), "127.0.0.1", self.port, timeout=5)
         self.assertIsNotNone(reply, "no UDP reply for %s TXT (edns=%s)" % (name, edns))
         limit = 512 if edns is False else max(512, payload)
         self.assertLessEqual(len(reply), limit, "UDP reply of %d bytes exceeds the client's "
@@ -88,7 +88,7 @@ class TruncationTest(h.NodeCacheTestCase):
         # the TCP reply must be exactly one length-prefixed message, nothing after it
         q = h.make_query(HUGE, "TXT", edns=False)
         wire = q.to_wire()
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=3)
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
         try:
             s.sendall(struct.pack("!H", len(wire)) + wire)
             hdr = h.recv_exact(s, 2)

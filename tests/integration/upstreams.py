@@ -16,8 +16,8 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from common import (_forget, _kill_proc, _live_procs, _wait_proc, ask, free_port, make_tmpdir,
-                    recv_exact, remove_tmpdir, wait_until)
+from common import (_forget, _kill_proc, _live_procs, _wait_proc, ask, die_with_parent,
+                    free_port, make_tmpdir, recv_exact, remove_tmpdir, wait_until)
 
 # ----------------------------------------------------------------------------------------------
 # Knot DNS upstream
@@ -178,7 +178,7 @@ zone:
             argv = self.netns.prefix() + argv
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         _live_procs.append((self.proc, "knotd"))
         probe_zone = next(iter(self.zones))
 

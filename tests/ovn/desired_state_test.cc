@@ -119,6 +119,19 @@ TEST(DesiredState, DeletesWrongDuplicateAndStaleOwnedOnly) {
   EXPECT_FALSE(plan.optionChange);
 }
 
+TEST(DesiredState, MissingNodeSwitchDeletesNothing) {
+  auto nb = twoNodes();
+  auto cfg = dual();
+  int i = 0;
+  for (const auto& d : desiredPolicies(nb, cfg)) nb.policies.push_back(fromDesired(d, "p" + std::to_string(i++)));
+  nb.nodes.clear();
+  nb.nodeSwitchFound = false;
+  nb.dnsOption = "169.254.20.10,fd00::a";
+  EXPECT_TRUE(computePlan(nb, cfg).empty());
+  nb.nodeSwitchFound = true;  // switch present but empty: every node is really gone
+  EXPECT_EQ(computePlan(nb, cfg).deletes.size(), 3u);
+}
+
 TEST(DesiredState, OptionSetAndRemoved) {
   auto nb = twoNodes();
   auto plan = computePlan(nb, dual());

@@ -323,6 +323,16 @@ def scenario_handedit(tmp, nb):
         wait_until(lambda: converged(nb, expected), 15, "stale node policy removed")
     finally:
         ctl.stop()
+    # A wrong --node-switch must not look like "all nodes gone": nothing is deleted, check fails.
+    uuids = sorted(p["uuid"] for p in nb.local_dns_policies())
+    ctl = Controller(tmp, nb, f"--node-local-dns-ip={DNS4}", "--node-switch=typo", name="ctl-typo")
+    try:
+        time.sleep(2.5)
+        check(sorted(p["uuid"] for p in nb.local_dns_policies()) == uuids, "wrong --node-switch deleted policies")
+    finally:
+        ctl.stop()
+    r = run_tool(nb, "check", f"--node-local-dns-ip={DNS4}", "--node-switch=typo")
+    check(r.returncode == 1 and "node_switch_missing" in r.stdout, f"check with a wrong switch: {r.stdout}")
 
 
 def scenario_restart(tmp, nb):
@@ -345,6 +355,16 @@ def scenario_restart(tmp, nb):
         check(m["nld_ovn_connects_total"] >= 2, f"reconnected ({m['nld_ovn_connects_total']})")
         check(m["nld_ovn_connected"] == 1, "connected again")
         check(ctl.proc.poll() is None, "controller still running")
+        # A hung server (SIGSTOP: socket open, nothing answers) is detected by the echo probe.
+        nb.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_until(lambda: ctl.metrics()["nld_ovn_connected"] == 0, 10, "inactivity probe drops a hung NB")
+            check("inactivity probe" in ctl.output(), "probe timeout logged")
+        finally:
+            nb.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: ctl.metrics()["nld_ovn_connected"] == 1, 20, "reconnected after the NB resumed")
+        nb.nbctl("lr-policy-del", "ovn-cluster", nb.local_dns_policies()[0]["uuid"])
+        wait_until(lambda: converged(nb, expected), 20, "converged after the hang")
     finally:
         ctl.stop()
 
