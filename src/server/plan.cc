@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "common/log.h"
 #include "common/random.h"
 #include "fmt/format.h"
 #include "server/metrics.h"
@@ -139,6 +140,21 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
     }
     b.errors = sb.errors;
     b.log = sb.log;
+    // Parsed for compatibility, not (yet) implemented: say so instead of silently ignoring.
+    if (!sb.errors_config.consolidate.empty()) {
+      log::warn("{}:{}: plugin/errors: 'consolidate' is not implemented by nodelocaldns; every "
+                "error is logged individually",
+                sb.file, sb.line);
+    }
+    for (const auto& lc : sb.logs) {
+      if (lc.format != config::kCommonLogFormat ||
+          !(lc.classes.size() == 1 && lc.classes[0] == "all") ||
+          !(lc.names.size() == 1 && lc.names[0] == ".")) {
+        log::warn("{}:{}: plugin/log: custom names, formats and classes are not implemented by "
+                  "nodelocaldns; every query of the block is logged in the common format",
+                  sb.file, sb.line);
+      }
+    }
     b.metrics = sb.prometheus.has_value();
     if (sb.cache) {
       b.cache = toCacheSettings(*sb.cache, plan->workers);
