@@ -25,7 +25,7 @@ SYNC = base.SYNC
 class DaemonSetV4Test(base.DaemonSetBase):
     def test_daemonset_lifecycle(self):
         ctx = "Corefile from %s\n" % self.source
-        # -- the rendered Corefile --------------------------------------------------------------
+        # -- the rendered Corefile --
         with open(self.conf) as f:
             rendered = f.read()
         self.assertNotIn("__PILLAR__", rendered, ctx + rendered)
@@ -34,7 +34,7 @@ class DaemonSetV4Test(base.DaemonSetBase):
         if "__PILLAR__CLUSTER__DNS__" in self.base:
             self.assertIn("forward . %s {" % s.UPSTREAM_SVC_IP, rendered, ctx + rendered)
 
-        # -- DNS over UDP and TCP -----------------------------------------------------------------
+        # -- DNS over UDP and TCP --
         cases = [("kubernetes.default.svc.cluster.local", "A", {"10.96.0.1"}),
                  ("svc-7.ns-7.svc.cluster.local", "A", {"10.96.1.8"}),
                  ("10.0.96.10.in-addr.arpa", "PTR", {"kube-dns.kube-system.svc.cluster.local."}),
@@ -48,13 +48,13 @@ class DaemonSetV4Test(base.DaemonSetBase):
                     self.assertEqual({rd.to_text() for rs in m.answer for rd in rs}, want,
                                      "%s:\n%s" % (what, m))
 
-        # -- iptables: exactly the 12 rules, in inserted order ------------------------------------
+        # -- iptables: exactly the 12 rules, in inserted order --
         self.wait_rules_exact(self.ns, self.LOCAL, self.V6, 3.0, "3 s after the pidfile")
         save = self.ns.iptables_save(self.V6)
         self.assertIn('--comment "%s"' % s.COMMENT_SKIP, save)
         self.assertIn('--comment "%s"' % s.COMMENT_ALLOW, save)
 
-        # -- health and node-cache metrics ------------------------------------------------------------
+        # -- health and node-cache metrics --
         status, body = self.ns.http_get("http://%s/health" % self.HEALTH)
         self.assertEqual(status, 200, "GET http://%s/health: %r" % (self.HEALTH, body))
         self.assertEqual(s.node_metric(self.ns, self.metrics,
@@ -65,7 +65,7 @@ class DaemonSetV4Test(base.DaemonSetBase):
         self.assertIn('coredns_nodecache_setup_errors_total{errortype="interface_add"}', body)
         self.assertIn(self.LOCAL, self.ns.addresses(s.LINK), "local IP on the link")
 
-        # -- a deleted rule is restored within the sync interval ------------------------------------
+        # -- a deleted rule is restored within the sync interval --
         rule = s.expected_rules(self.LOCAL)[1]  # raw PREROUTING udp NOTRACK
         added_back = "Added back nodelocaldns rule"
         logged_before = self.nc.output().count(added_back)
@@ -83,7 +83,7 @@ class DaemonSetV4Test(base.DaemonSetBase):
         self.assertEqual(self.nc.output().count(added_back), logged_before + 1,
                          "only the deleted rule is added back\n" + self.nc.context())
 
-        # -- SIGTERM: teardown, exit 0 -------------------------------------------------------------
+        # -- SIGTERM: teardown, exit 0 --
         rc = self.nc.stop()
         self.assertEqual(rc, 0, "exit code on SIGTERM\n" + self.nc.context())
         self.assertEqual(self.ns.nodelocal_rules(self.V6), [], "rules left after SIGTERM\n"

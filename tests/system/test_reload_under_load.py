@@ -113,7 +113,8 @@ class ReloadUnderLoadTest(s.SystemTestCase):
 
     def test_reload_under_load(self):
         self.wait_probe(PROBE_IP[KNOT_A], 3, "initial config")
-        names = ["kubernetes.default.svc.cluster.local A", "kube-dns.kube-system.svc.cluster.local A"]
+        names = ["kubernetes.default.svc.cluster.local A",
+                 "kube-dns.kube-system.svc.cluster.local A"]
         names += ["svc-%d.ns-%d.svc.cluster.local A" % (i, i % 10) for i in range(0, 300, 15)]
         names += ["www.example.test A", "mutable.example.test A", "nxname.example.test A"]
         names += ["q%d.uniq.example.test A" % i for i in range(40)]

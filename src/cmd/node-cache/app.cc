@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <cstdio>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -105,20 +106,35 @@ void App::applyConfig(config::Corefile cf) {
 }
 
 bool App::reload(const char* why) {
+  // Like CoreDNS's reload plugin, a broken file is tried once per distinct content: polling the
+  // same broken file again neither logs nor counts another failure.
+  std::string raw;
+  if (!opt_.default_config) {
+    if (std::FILE* f = std::fopen(opt_.output_corefile.c_str(), "rb")) {
+      char buf[4096];
+      size_t n;
+      while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) raw.append(buf, n);
+      std::fclose(f);
+    }
+    if (!failed_content_.empty() && raw == failed_content_) return false;
+  }
   config::Corefile cf;
   try {
     cf = loadConfig();
   } catch (const std::exception& e) {
     log::error("Corefile changed but reload failed: {}", e.what());
     catalogue_->reloadFailed.with().inc();
+    failed_content_ = raw.empty() ? std::string(1, '\0') : raw;
     return false;
   }
+  failed_content_.clear();
   if (cf.fingerprint == fingerprint_) return true;  // whitespace/comments only
   try {
     applyConfig(std::move(cf));
   } catch (const std::exception& e) {
     log::error("Corefile changed but reload failed: {}", e.what());
     catalogue_->reloadFailed.with().inc();
+    failed_content_ = raw.empty() ? std::string(1, '\0') : raw;
     return false;
   }
   log::info("Reloading complete ({})", why);

@@ -53,6 +53,7 @@ class App {
   std::unique_ptr<node::HostSetup> host_;
   std::unique_ptr<node::ConfigSync> sync_;
   std::string fingerprint_;
+  std::string failed_content_;  // last Corefile text that failed to load (tried once)
   std::chrono::milliseconds lameduck_{0};
   std::vector<std::thread> probes_;
   std::atomic<bool> stopping_{false};

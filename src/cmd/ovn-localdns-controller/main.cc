@@ -5,7 +5,15 @@
 //   ovn-localdns-controller [flags] run|check [flags]
 //
 // Thread affinity: main thread runs the controller; the metrics HTTP server has its own thread.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <atomic>
 #include <chrono>
@@ -15,6 +23,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/random.h"
 #include "flags/flag_set.h"
 #include "ovn/controller.h"
 #include "ovn/ip.h"
@@ -37,6 +46,7 @@ struct Args {
   std::chrono::nanoseconds resync{};
   std::chrono::nanoseconds probe{};
   bool dryRun = false;
+  bool probeDns = true;
   bool quiet = false;
   std::string sslKey;
   std::string sslCert;
@@ -58,9 +68,60 @@ void defineFlags(nld::flags::FlagSet& fs, Args& a) {
   fs.addDuration("inactivity-probe", &a.probe, 5s, "OVSDB echo probe interval (0 disables)");
   fs.addBool("dry-run", &a.dryRun, false, "print the transaction that would be sent and exit; change nothing");
   fs.addBool("quiet", &a.quiet, false, "suppress INFO logs");
+  fs.addBool("probe-dns", &a.probeDns, true,
+             "check: also query every node-local DNS IP from this host (run check on a node)");
   fs.addString("ovn-nb-ssl-key", &a.sslKey, "", "private key for ssl: remotes");
   fs.addString("ovn-nb-ssl-cert", &a.sslCert, "", "certificate for ssl: remotes");
   fs.addString("ovn-nb-ssl-ca", &a.sslCa, "", "CA certificate for ssl: remotes");
+}
+
+// `check` on a node: the policies are only half of the path; the cache must answer too. Sends
+// ". NS" to ip:53 over UDP, twice with a 2 s timeout; any DNS reply counts.
+bool probeDns(const std::string& ip, std::string* why) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, ip.c_str(), &s4->sin_addr) == 1) {
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons(53);
+    len = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, ip.c_str(), &s6->sin6_addr) == 1) {
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons(53);
+    len = sizeof(sockaddr_in6);
+  } else {
+    *why = "not an IP address";
+    return false;
+  }
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    int fd = ::socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      *why = std::strerror(errno);
+      return false;
+    }
+    const uint16_t id = static_cast<uint16_t>(nld::random64());
+    const uint8_t q[] = {uint8_t(id >> 8), uint8_t(id), 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0,
+                         0x00, 0x00, 0x02, 0x00, 0x01};  // ". IN NS", RD
+    bool ok = false;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 &&
+        ::send(fd, q, sizeof(q), 0) == ssize_t(sizeof(q))) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 2000) == 1) {
+        uint8_t buf[4096];
+        ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+        ok = n >= 12 && buf[0] == q[0] && buf[1] == q[1] && (buf[2] & 0x80);
+        if (!ok) *why = n < 0 ? std::strerror(errno) : "malformed reply";
+      } else {
+        *why = "no answer within 2 s";
+      }
+    } else {
+      *why = std::strerror(errno);
+    }
+    ::close(fd);
+    if (ok) return true;
+  }
+  return false;
 }
 
 int fail(const std::string& msg) {
@@ -122,9 +183,26 @@ int main(int argc, char** argv) {
   opts.client.probeInterval = std::chrono::duration_cast<std::chrono::milliseconds>(a.probe);
   opts.client.ssl = {a.sslKey, a.sslCert, a.sslCa};
 
+  const std::vector<std::string> controller_dns_ips = opts.config.dnsIps;
   nld::ovn::Metrics metrics;
   nld::ovn::Controller controller(std::move(opts), metrics);
-  if (command == "check") return controller.check(std::cout);
+  if (command == "check") {
+    int rc = controller.check(std::cout);
+    if (a.probeDns) {
+      for (const auto& ip : controller_dns_ips) {
+        std::string why;
+        if (probeDns(ip, &why)) {
+          std::cout << "OK: node-local DNS " << ip << ":53 answers on this host\n";
+        } else {
+          std::cout << "PROBLEM: node-local DNS " << ip << ":53 does not answer on this host ("
+                    << why << "): is node-cache running on this node? (--probe-dns=false skips "
+                    << "this check off-node)\n";
+          rc = 1;
+        }
+      }
+    }
+    return rc;
+  }
   if (a.dryRun) return controller.dryRun(std::cout);
 
   nld::ovn::MetricsServer server(metrics);
