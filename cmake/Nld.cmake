@@ -31,7 +31,10 @@ function(nld_add_system_test name)
     set(A_TIMEOUT 300)
   endif()
   add_test(NAME ${name} COMMAND ${A_COMMAND})
+  # Serial: these tests measure time (TTL countdown, timeouts, CPU use) and share the machine's
+  # two cores with real daemons; running them one at a time keeps them deterministic.
   set_tests_properties(${name} PROPERTIES LABELS "system;${A_LABELS}" TIMEOUT ${A_TIMEOUT}
+    RUN_SERIAL TRUE
     ENVIRONMENT "NLD_BUILD_DIR=${PROJECT_BINARY_DIR};NLD_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
 endfunction()
 
