@@ -1,5 +1,7 @@
 #include "cache/store.h"
 
+#include <algorithm>
+
 #include <bit>
 #include <stdexcept>
 #include <utility>
@@ -19,13 +21,29 @@ Store::Store(size_t capacity, size_t byte_budget, uint32_t dead_after_s)
   if (capacity == 0 || capacity > (size_t{1} << 30)) {
     throw std::invalid_argument("cache store capacity must be between 1 and 2^30 entries");
   }
-  entries_.resize(capacity);
-  size_t table = std::bit_ceil(capacity * 2);
-  if (table < 8) table = 8;
-  slots_.resize(table);
+  capacity_ = capacity;
+  rehash(16);
+}
+
+void Store::rehash(size_t table) {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(table, Slot{});
   mask_ = table - 1;
-  free_.reserve(capacity);
-  for (size_t i = capacity; i-- > 0;) free_.push_back(static_cast<uint32_t>(i));
+  for (const Slot& s : old) {
+    if (s.index != 0) indexInsert(entries_[s.index - 1].hash, s.index - 1);
+  }
+}
+
+bool Store::grow() {
+  const size_t have = entries_.size();
+  if (have >= capacity_) return false;
+  const size_t want = std::min(capacity_, std::max<size_t>(64, have * 2));
+  entries_.resize(want);
+  for (size_t i = want; i-- > have;) free_.push_back(static_cast<uint32_t>(i));
+  // Keep the index at most half full for the largest size the entries can now reach.
+  size_t table = std::bit_ceil(want * 2);
+  if (table > slots_.size()) rehash(table);
+  return true;
 }
 
 bool Store::matches(const Entry& e, uint64_t hash, const KeyView& key) const {
@@ -88,7 +106,7 @@ void Store::erase(uint32_t index) {
 
 size_t Store::purge(Clock::time_point now, size_t n) {
   size_t erased = 0;
-  if (size_ == 0) return 0;
+  if (size_ == 0 || entries_.empty()) return 0;
   for (size_t i = 0; i < n && i < entries_.size(); ++i) {
     purge_cursor_ = (purge_cursor_ + 1) % entries_.size();
     Entry& e = entries_[purge_cursor_];
@@ -102,6 +120,7 @@ size_t Store::purge(Clock::time_point now, size_t n) {
 
 bool Store::evictOne(Clock::time_point now, uint32_t keep) {
   const size_t n = entries_.size();
+  if (n == 0) return false;
   // Two full turns suffice: the first clears every bit, the second finds a victim.
   for (size_t step = 0; step < 2 * n + 1; ++step) {
     hand_ = (hand_ + 1) % n;
@@ -118,6 +137,7 @@ bool Store::evictOne(Clock::time_point now, uint32_t keep) {
 }
 
 uint32_t Store::takeFreeSlot(Clock::time_point now, uint64_t& evictions) {
+  if (free_.empty()) grow();
   if (free_.empty()) purge(now, kPurgeWhenFull);
   if (free_.empty()) {
     if (!evictOne(now, kNone)) return kNone;

@@ -86,7 +86,7 @@ class Store {
   bool isDead(const Entry& e, Clock::time_point now) const;
 
   size_t size() const { return size_; }
-  size_t capacity() const { return entries_.size(); }
+  size_t capacity() const { return capacity_; }
   size_t bytes() const { return bytes_; }
   size_t byteBudget() const { return byte_budget_; }
   /// Everything this store holds: tables plus entry blobs.
@@ -105,6 +105,12 @@ class Store {
   /// Evicts one entry other than `keep` by CLOCK. False if there is none.
   bool evictOne(Clock::time_point now, uint32_t keep);
 
+  /// Grows the entry table (doubling, up to capacity_) and the hash index (load ≤ 1/2) on
+  /// demand, so an idle cache configured for 100k names costs kilobytes, not megabytes.
+  bool grow();
+  void rehash(size_t table);
+
+  size_t capacity_ = 0;
   std::vector<Entry> entries_;
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_;
