@@ -178,18 +178,24 @@ if ! setup_cgroups; then
 fi
 CLK_TCK=$(getconf CLK_TCK)
 
-# Runs "$@" in the background inside the namespace, in cgroup group $2; sets LAST_PID.
+# Unrelated load on the machine (compilers...) is not confined by our cpusets. Everything the
+# benchmark starts runs at the same raised priority (nice -10: ~9x the CFS weight of a nice-0
+# task), so it is measured with less interference and no server is favoured over another.
+NICE=-10
+
+# Runs "$@" in the background inside the namespace, in cgroup group $2, at nice $NICE (the pid
+# stays the command's: every step execs); sets LAST_PID.
 launch() {  # logname group cmd...
   local logname=$1 group=$2
   shift 2
   if [[ $CG_MODE == none ]]; then
     local cpu=$CPU_LOAD
     [[ $group == srv ]] && cpu=$CPU_SRV
-    (exec taskset -c "$cpu" ip netns exec "$NS" "$@") >"$WORK/$logname.log" 2>&1 &
+    (exec taskset -c "$cpu" ip netns exec "$NS" nice -n "$NICE" "$@") >"$WORK/$logname.log" 2>&1 &
   else
     (
       for d in ${CG_JOIN[$group]}; do echo "$BASHPID" >"$d/cgroup.procs" || exit 97; done
-      exec ip netns exec "$NS" "$@"
+      exec ip netns exec "$NS" nice -n "$NICE" "$@"
     ) >"$WORK/$logname.log" 2>&1 &
   fi
   LAST_PID=$!
@@ -209,6 +215,25 @@ server_cpu_us() {
 rss_kib() { awk '$1 == "VmRSS:" {print $2}' "/proc/$SRV_PID/status" 2>/dev/null || echo 0; }
 # "anon file shmem" KiB of the server's resident set (where the RSS goes).
 rss_split() { awk '$1 == "RssAnon:" {a = $2} $1 == "RssFile:" {f = $2} $1 == "RssShmem:" {s = $2} END {print a + 0, f + 0, s + 0}' "/proc/$SRV_PID/status" 2>/dev/null; }
+
+# LAT measures wake-up latency, and on a virtual machine an idle vCPU that halts takes hundreds
+# of µs to milliseconds to wake (cpuidle "haltpoll" here): that would be measured instead of the
+# server. During LAT only, a PM QoS request (/dev/cpu_dma_latency = 0, held open) keeps idle CPUs
+# in the polling state. Released when the fd closes (also if this script dies).
+QOS_FD=""
+qos_hold() {
+  if [[ -w /dev/cpu_dma_latency ]] && exec {QOS_FD}>/dev/cpu_dma_latency; then
+    printf '\x00\x00\x00\x00' >&"$QOS_FD"
+  else
+    QOS_FD=""
+    [[ ${QOS_NOTED:-0} == 1 ]] || NOTES+=("/dev/cpu_dma_latency not writable: LAT includes idle-state wake-up latency")
+    QOS_NOTED=1
+  fi
+}
+qos_release() {
+  if [[ -n $QOS_FD ]]; then exec {QOS_FD}>&-; QOS_FD=""; fi
+  return 0
+}
 
 # ---------------------------------------------------------------- namespace + upstream ------
 ip netns add "$NS" || die "cannot create network namespace $NS"
@@ -245,6 +270,7 @@ zone:
 EOF
 
 nsexec() { ip netns exec "$NS" "$@"; }
+
 
 wait_answer() {  # addr port name tries(0.2 s each) [pid] -> 0 when a NOERROR answer comes back
   local addr=$1 port=$2 name=$3 tries=$4 pid=${5:-} i
@@ -512,10 +538,11 @@ perf_profile() {
   wait "$spid" 2>/dev/null
   unset "PIDS[$ppid]" "PIDS[$spid]"
   echo "answered: $(perf_field "$WORK/out/$name-perf-$sc.txt" "Queries completed")" >>"$rep.stat.txt"
-  perf report -i "$data" --no-children --sort dso,symbol -F overhead,dso,sym --stdio --percent-limit 0.5 2>/dev/null |
-    sed -e 's/[[:space:]]*$//' -e '/^$/d' >"$rep.txt"
-  perf report -i "$data" --no-children --sort dso -F overhead,dso --stdio 2>/dev/null |
-    sed -e 's/[[:space:]]*$//' -e '/^$/d' -e '/^# *$/d' >"$rep.dso.txt"
+  # "share dso symbol", highest first, without perf's column padding and IPC columns.
+  perf report -i "$data" --no-children --sort dso,symbol --stdio 2>/dev/null |
+    awk '/^ *[0-9.]+%/ { $1 = $1; sub(/ +- +-$/, ""); print }' | sort -gr | awk '$1 + 0 >= 0.4' >"$rep.txt"
+  perf report -i "$data" --no-children --sort dso --stdio 2>/dev/null |
+    awk '/^ *[0-9.]+%/ { $1 = $1; sub(/ +- +-$/, ""); print }' | sort -gr >"$rep.dso.txt"
   rm -f "$data"
   log "  perf profile ($sc): $rep.txt"
 }
@@ -549,11 +576,16 @@ bench_server() {
 
   prime "$name"
   local lat=$WORK/out/$name-lat.txt rc
+  qos_hold
   measure "$name" lat "$lat" -d "$WORK/hit.txt" -c 8 -q 200 -Q 20000 -l "$T_LAT" -t 1 -v
   rc=$?
+  qos_release
   ((rc == 2)) && { stop_server "$name"; return 1; }
   if ((rc == 0)); then
-    awk '$1 == ">" { print $NF * 1e6 }' "$lat" | sort -g >"$WORK/lat-sorted.txt"
+    # Per-query latencies in completion order are kept (out/<server>-lat-us.txt) to tell a
+    # periodic stall from uniform noise.
+    awk '$1 == ">" { printf "%.0f\n", $NF * 1e6 }' "$lat" >"$WORK/out/$name-lat-us.txt"
+    sort -g "$WORK/out/$name-lat-us.txt" >"$WORK/lat-sorted.txt"
     local n
     n=$(wc -l <"$WORK/lat-sorted.txt")
     if ((n > 0)); then
@@ -688,7 +720,13 @@ TARGETS=$WORK/targets.md
   awk -v rh="$R_HIT" -v rp="$R_P99" -v h="$nc_hit" -v m="$nc_miss" -v p="$nc_p99" -v l="$nc_lost" \
       -v h2="$nc2_hit" -v l2="$nc2_lost" -v rs="$(get node-cache-1w rss_start_kib)" -v ri="$ri" -v r10="$r10" -v r100="$r100" '
     function line(what, got, ok) { printf "| %s | %s | %s |\n", what, got, ok }
-    function cmp(a, lim) { return a == "" ? "not measured" : (a + 0 <= lim ? "met" : "NOT met") }
+    # Ratios move about ±7 % between runs: a verdict that close to its limit says so.
+    function cmp(a, lim,   v) {
+      if (a == "") return "not measured"
+      v = (a + 0 <= lim) ? "met" : "NOT met"
+      if (a / lim > 0.93 && a / lim < 1.07) v = v " (within the ±7 % run-to-run noise)"
+      return v
+    }
     BEGIN {
       print "| target (node-cache, 1 worker unless noted) | this run | verdict |"
       print "|---|---|---|"
