@@ -90,6 +90,7 @@ class EventLoop {
   std::unordered_map<TimerId, Task> timer_tasks_;
   TimerId next_timer_ = 1;
 
+  std::atomic<bool> has_posted_{false};
   std::mutex posted_mu_;
   std::vector<Task> posted_;
   std::vector<Task> running_posted_;

@@ -258,7 +258,7 @@ void Forwarder::endAttempt(Flight& f) {
     f.timer = 0;
   }
   if (f.udp) {
-    loop_.remove(f.udp->fd_);
+    // close() also drops the epoll registration (the fd is never dup'ed): no EPOLL_CTL_DEL.
     ::close(f.udp->fd_);
     f.udp->fd_ = -1;
     loop_.post([keep = std::move(f.udp)] {});  // deferred deletion (events of this round)
