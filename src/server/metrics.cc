@@ -69,56 +69,103 @@ observability::Histogram& ServerMetrics::histogram(size_t worker,
   return it->second;
 }
 
+size_t ServerMetrics::typeIndex(uint16_t qtype) {
+  switch (qtype) {
+    case 1: return 0;
+    case 28: return 1;
+    case 5: return 2;
+    case 48: return 3;
+    case 43: return 4;
+    case 15: return 5;
+    case 50: return 6;
+    case 47: return 7;
+    case 2: return 8;
+    case 12: return 9;
+    case 46: return 10;
+    case 6: return 11;
+    case 33: return 12;
+    case 16: return 13;
+    case 65: return 14;
+    case 251: return 15;
+    case 252: return 16;
+    case 255: return 17;
+    default: return 18;
+  }
+}
+
 void ServerMetrics::onQuery(size_t worker, const std::string& server, const std::string& zone,
                             bool udp, int family, uint16_t qtype, bool dnssec_ok,
                             size_t req_size, uint8_t rcode, AnswerPlugin plugin,
                             size_t resp_size, double seconds) {
-  const std::string_view tl = typeLabel(qtype);
+  auto& slot = workers_[worker].zones[Key{&requests_, &server, &zone, 0}];
+  if (!slot) slot = std::make_unique<ZoneCounters>();
+  ZoneCounters& z = *slot;
   const char* proto = udp ? "udp" : "tcp";
-  uint64_t small = (udp ? 1u : 0u) | (uint64_t(family) << 1) | (uint64_t(qtype) << 8);
-  counter(worker, requests_, Key{&requests_, &server, &zone, tl == "other" ? 0xffff00 : small},
-          [&] {
-            return std::vector<std::string>{server, zone, "", proto, std::to_string(family),
-                                            std::string(tl)};
-          })
-      .inc();
+  const size_t fam = family == 2 ? 2 : 1;
+  const size_t ti = typeIndex(qtype);
+  const size_t ri = (udp ? 1 : 0) * 3 * kTypes + fam * kTypes + ti;
+  if (!z.requests_set[ri]) {
+    z.requests[ri] = requests_.with({server, zone, "", proto, std::to_string(fam),
+                                     std::string(typeLabel(qtype))});
+    z.requests_set[ri] = true;
+  }
+  z.requests[ri].inc();
   if (dnssec_ok) {
-    counter(worker, do_requests_, Key{&do_requests_, &server, &zone, 0},
-            [&] { return std::vector<std::string>{server, zone, ""}; })
+    if (!z.do_set) {
+      z.do_requests = do_requests_.with({server, zone, ""});
+      z.do_set = true;
+    }
+    z.do_requests.inc();
+  }
+  if (rcode < 16) {
+    const size_t xi = size_t(rcode) * 3 + size_t(plugin);
+    if (!z.responses_set[xi]) {
+      z.responses[xi] = responses_.with({server, zone, "", rcodeLabel(rcode), pluginName(plugin)});
+      z.responses_set[xi] = true;
+    }
+    z.responses[xi].inc();
+  } else {
+    counter(worker, responses_,
+            Key{&responses_, &server, &zone, uint64_t(rcode) | (uint64_t(plugin) << 8)}, [&] {
+              return std::vector<std::string>{server, zone, "", rcodeLabel(rcode),
+                                              pluginName(plugin)};
+            })
         .inc();
   }
-  counter(worker, responses_,
-          Key{&responses_, &server, &zone, uint64_t(rcode) | (uint64_t(plugin) << 8)}, [&] {
-            return std::vector<std::string>{server, zone, "", rcodeLabel(rcode),
-                                            pluginName(plugin)};
-          })
-      .inc();
-  histogram(worker, duration_, Key{&duration_, &server, &zone, 0},
-            [&] { return std::vector<std::string>{server, zone, ""}; })
-      .observe(seconds);
-  histogram(worker, req_size_, Key{&req_size_, &server, &zone, udp ? 1u : 0u},
-            [&] { return std::vector<std::string>{server, zone, "", proto}; })
-      .observe(static_cast<double>(req_size));
-  histogram(worker, resp_size_, Key{&resp_size_, &server, &zone, udp ? 1u : 0u},
-            [&] { return std::vector<std::string>{server, zone, "", proto}; })
-      .observe(static_cast<double>(resp_size));
+  if (!z.hist_set) {
+    z.duration = duration_.with({server, zone, ""});
+    z.req_size[0] = req_size_.with({server, zone, "", "tcp"});
+    z.req_size[1] = req_size_.with({server, zone, "", "udp"});
+    z.resp_size[0] = resp_size_.with({server, zone, "", "tcp"});
+    z.resp_size[1] = resp_size_.with({server, zone, "", "udp"});
+    z.hist_set = true;
+  }
+  z.duration.observe(seconds);
+  z.req_size[udp ? 1 : 0].observe(static_cast<double>(req_size));
+  z.resp_size[udp ? 1 : 0].observe(static_cast<double>(resp_size));
 }
 
 void ServerMetrics::onCacheLookup(size_t worker, const std::string& server,
                                   const std::string& zones, const CacheEvent& e) {
-  auto three = [&] { return std::vector<std::string>{server, zones, ""}; };
-  counter(worker, cache_requests_, Key{&cache_requests_, &server, &zones, 0}, three).inc();
+  auto& slot = workers_[worker].caches[Key{&cache_requests_, &server, &zones, 0}];
+  if (!slot) {
+    slot = std::make_unique<CacheCounters>();
+    slot->requests = cache_requests_.with({server, zones, ""});
+    slot->hits_success = cache_hits_.with({server, zones, "", "success"});
+    slot->hits_denial = cache_hits_.with({server, zones, "", "denial"});
+    slot->misses = cache_misses_.with({server, zones, ""});
+    slot->stale = cache_stale_.with({server, zones, ""});
+    slot->prefetch = cache_prefetch_.with({server, zones, ""});
+  }
+  CacheCounters& c = *slot;
+  c.requests.inc();
   if (e.hit) {
-    counter(worker, cache_hits_, Key{&cache_hits_, &server, &zones, e.denial ? 1u : 0u}, [&] {
-      return std::vector<std::string>{server, zones, "", e.denial ? "denial" : "success"};
-    }).inc();
+    (e.denial ? c.hits_denial : c.hits_success).inc();
   } else {
-    counter(worker, cache_misses_, Key{&cache_misses_, &server, &zones, 0}, three).inc();
+    c.misses.inc();
   }
-  if (e.stale) counter(worker, cache_stale_, Key{&cache_stale_, &server, &zones, 0}, three).inc();
-  if (e.prefetch) {
-    counter(worker, cache_prefetch_, Key{&cache_prefetch_, &server, &zones, 0}, three).inc();
-  }
+  if (e.stale) c.stale.inc();
+  if (e.prefetch) c.prefetch.inc();
 }
 
 void ServerMetrics::onCacheEntries(const std::string& server, const std::string& zones,

@@ -3,6 +3,7 @@
 // Handles are created lazily per worker on first use of a label combination and kept in
 // per-worker maps, so steady-state queries only look up a handle and bump a thread-local slot
 // (no locks, no allocation).
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -71,10 +72,30 @@ class ServerMetrics {
       return h;
     }
   };
+  // Handles of one (server, zone) for one worker, created on first use: a query costs one
+  // hash-map lookup (by the label strings' addresses) and then array indexing.
+  static constexpr size_t kTypes = 19;  // typeLabel's 18 names + "other"
+  struct ZoneCounters {
+    std::array<observability::Counter, 2 * 3 * kTypes> requests{};  // [udp][family][type]
+    std::array<bool, 2 * 3 * kTypes> requests_set{};
+    observability::Counter do_requests;
+    bool do_set = false;
+    std::array<observability::Counter, 16 * 3> responses{};  // [rcode][plugin]
+    std::array<bool, 16 * 3> responses_set{};
+    observability::Histogram duration;
+    std::array<observability::Histogram, 2> req_size{}, resp_size{};
+    bool hist_set = false;
+  };
+  struct CacheCounters {
+    observability::Counter requests, hits_success, hits_denial, misses, stale, prefetch;
+  };
   struct PerWorker {
     std::unordered_map<Key, observability::Counter, KeyHash> counters;
     std::unordered_map<Key, observability::Histogram, KeyHash> histograms;
+    std::unordered_map<Key, std::unique_ptr<ZoneCounters>, KeyHash> zones;
+    std::unordered_map<Key, std::unique_ptr<CacheCounters>, KeyHash> caches;
   };
+  static size_t typeIndex(uint16_t qtype);
   template <typename MakeLabels>
   observability::Counter& counter(size_t worker, observability::CounterFamily& fam,
                                   const Key& key, MakeLabels&& make);
