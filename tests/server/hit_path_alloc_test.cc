@@ -22,13 +22,15 @@
 #include "server/plan.h"
 
 namespace {
-std::atomic<bool> g_counting{false};
+// Only the test thread's allocations count: the forwarder's health-check thread may allocate
+// at any time and is not part of the hit path.
+thread_local bool g_counting = false;
 std::atomic<uint64_t> g_allocs{0};
 }  // namespace
 
 // Out of line so the compiler cannot pair an inlined malloc with a visible delete.
 [[gnu::noinline]] void* countedAlloc(std::size_t n) {
-  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1);
+  if (g_counting) g_allocs.fetch_add(1);
   if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
   throw std::bad_alloc();
 }
@@ -40,6 +42,24 @@ void operator delete(void* p) noexcept { countedFree(p); }
 void operator delete[](void* p) noexcept { countedFree(p); }
 void operator delete(void* p, std::size_t) noexcept { countedFree(p); }
 void operator delete[](void* p, std::size_t) noexcept { countedFree(p); }
+// The nothrow forms too (std::stable_sort's temporary buffer uses them): every form that pairs
+// with the replaced deletes must come from the same allocator, or ASan reports a mismatch.
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return countedAlloc(n);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return countedAlloc(n);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept { countedFree(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { countedFree(p); }
 
 namespace nld::server {
 namespace {
