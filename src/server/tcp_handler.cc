@@ -79,6 +79,15 @@ class TcpConnection final : public net::IoHandler,
   }
 
   void readSome() {
+    // Answers produced synchronously while draining the input (cache hits) are written with
+    // one send() after the batch instead of one per answer.
+    batching_ = true;
+    readLoop();
+    batching_ = false;
+    if (!closed_ && !out_.empty()) flush();
+  }
+
+  void readLoop() {
     for (;;) {
       if (inflight_ >= owner_.limits_.max_inflight_per_conn) {
         pauseReading(true);
@@ -158,7 +167,7 @@ class TcpConnection final : public net::IoHandler,
       close();
       return;
     }
-    flush();
+    if (!batching_) flush();
   }
 
   void flush() {
@@ -211,6 +220,7 @@ class TcpConnection final : public net::IoHandler,
   bool peer_closed_ = false;
   bool want_write_ = false;
   bool reading_paused_ = false;
+  bool batching_ = false;
   net::EventLoop::TimerId timer_ = 0;
 };
 
