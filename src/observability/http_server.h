@@ -1,7 +1,7 @@
 #pragma once
 // The health (/health) and Prometheus (/metrics) HTTP listeners (spec §8.8, §8.10, §8.11).
-// Uses cpp-httplib: a small blocking HTTP/1.1 server is all these endpoints need, and it is
-// packaged in Debian. Each server runs on its own thread(s), never on a DNS worker.
+// A small blocking HTTP/1.1 server (one thread per listener, never a DNS worker); see
+// http_server.cc for why it is not cpp-httplib.
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -13,10 +13,6 @@
 #include <thread>
 
 #include "observability/metrics.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace nld::observability {
 
@@ -66,10 +62,14 @@ class HttpServer {
 
  private:
   void probeLoop();
+  void serveLoop();
+  void serveConnection(int fd);
 
   std::string address_;
   ListenAddress listen_;
-  std::unique_ptr<httplib::Server> server_;
+  int listenFd_ = -1;
+  int wakeRead_ = -1;
+  int wakeWrite_ = -1;
   std::thread thread_;
   std::atomic<uint16_t> boundPort_{0};
   std::atomic<bool> lameduck_{false};
