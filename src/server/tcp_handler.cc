@@ -149,7 +149,13 @@ class TcpConnection final : public net::IoHandler,
   void answered(dns::ByteView answer) {
     if (inflight_ > 0) --inflight_;
     if (closed_) return;
-    if (!answer.empty()) enqueue(answer);  // empty: the query was dropped (malformed)
+    if (answer.empty()) {
+      // The query was dropped as unanswerable (handed to its owner worker, which found it
+      // malformed): close, exactly as when it is found malformed on this worker.
+      close();
+      return;
+    }
+    enqueue(answer);
     if (!closed_ && reading_paused_ && !peer_closed_ &&
         inflight_ < owner_.limits_.max_inflight_per_conn) {
       pauseReading(false);
