@@ -180,7 +180,6 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
   }
 
   // cache
-  bool prefetch = false;
   bool stale_verify = false;
   if (rt.cache && (block.cache_zones.empty() || inZones(q.question.name, block.cache_zones))) {
     cache::LookupResult lr = rt.cache->lookup(pkt, q, loop_.now(), limit, out);
@@ -195,20 +194,18 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
         refresh(current_, bi, pkt, q);
       }
       const uint8_t rcode = lr.length >= dns::kHeaderSize ? (out[3] & 0xf) : 0;
-      if (block.log) logQuery(block, peer, q, proto, pkt.size(), out.first(lr.length),
-                              net::Clock::now() - start);
+      const auto took = net::Clock::now() - start;
+      if (block.log) logQuery(block, peer, q, proto, pkt.size(), out.first(lr.length), took);
       if (block.metrics) {
         metrics_.onQuery(worker_, lp.server_label, zone->text, udp, peer.family(),
                          q.question.qtype, q.edns.dnssec_ok, pkt.size(), rcode,
                          AnswerPlugin::Cache, lr.length,
-                         std::chrono::duration<double>(net::Clock::now() - start).count());
+                         std::chrono::duration<double>(took).count());
       }
       return lr.length;
     }
-    prefetch = false;
     stale_verify = lr.kind == cache::Kind::StaleVerify;
   }
-  (void)prefetch;
 
   // forward: the first stanza whose FROM covers the name and whose except list does not.
   upstream::Forwarder* fwd = nullptr;
@@ -317,7 +314,13 @@ void Pipeline::onUpstream(const std::shared_ptr<Pending>& p, const upstream::Res
   size_t len = 0;
   AnswerPlugin plugin = AnswerPlugin::None;
 
-  if (r.status == upstream::Result::Status::Ok) {
+  // serve_stale verify: only NOERROR/NXDOMAIN replace (and answer instead of) the stale entry;
+  // anything else (SERVFAIL, REFUSED...) falls back to the stale answer below.
+  const bool usable =
+      r.status == upstream::Result::Status::Ok &&
+      (!p->stale_verify || r.parsed->header.rcode() == dns::rcode::NoError ||
+       r.parsed->header.rcode() == dns::rcode::NxDomain);
+  if (usable) {
     uint32_t duration = 0;
     if (rt.cache) {
       const auto before = rt.cache->stats().entries_success.load(std::memory_order_relaxed);
@@ -325,12 +328,7 @@ void Pipeline::onUpstream(const std::shared_ptr<Pending>& p, const upstream::Res
       const auto ev_s = rt.cache->stats().evictions_success.load(std::memory_order_relaxed);
       const auto ev_d = rt.cache->stats().evictions_denial.load(std::memory_order_relaxed);
       const auto drops = rt.cache->stats().drops.load(std::memory_order_relaxed);
-      // serve_stale verify: only NOERROR/NXDOMAIN replace the stale entry; anything else
-      // (SERVFAIL, REFUSED...) falls back to the stale answer below.
-      const uint8_t up_rcode = r.parsed->header.rcode();
-      if (!p->stale_verify || up_rcode == dns::rcode::NoError || up_rcode == dns::rcode::NxDomain) {
-        duration = rt.cache->insert(p->query, r.packet, *r.parsed, loop_.now());
-      }
+      duration = rt.cache->insert(p->query, r.packet, *r.parsed, loop_.now());
       const auto& s = rt.cache->stats();
       const double ds = double(s.entries_success.load(std::memory_order_relaxed)) - double(before);
       const double dd = double(s.entries_denial.load(std::memory_order_relaxed)) - double(before_d);
@@ -346,12 +344,8 @@ void Pipeline::onUpstream(const std::shared_ptr<Pending>& p, const upstream::Res
         metrics_.onCacheDrop(worker_, lp.server_label, block.zones_label);
       }
     }
-    const uint8_t up_rcode2 = r.parsed->header.rcode();
-    if (!p->stale_verify || up_rcode2 == dns::rcode::NoError ||
-        up_rcode2 == dns::rcode::NxDomain) {
-      len = finishFromUpstream(r, p->query, client, duration, limit, out);
-      plugin = AnswerPlugin::Forward;
-    }
+    len = finishFromUpstream(r, p->query, client, duration, limit, out);
+    plugin = AnswerPlugin::Forward;
   }
   if (len == 0 && p->stale_verify && rt.cache) {
     cache::LookupResult lr = rt.cache->lookupStale(client, p->query, loop_.now(), limit, out);
