@@ -38,6 +38,15 @@ inline void store32(uint8_t* p, uint32_t v) {
   p[3] = static_cast<uint8_t>(v);
 }
 inline uint8_t asciiLower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c; }
+/// asciiLower of the 8 bytes of `x` at once (SWAR: no per-byte branches; hot path of the
+/// coalescing key and of reply matching).
+inline uint64_t asciiLower8(uint64_t x) {
+  const uint64_t low7 = x & 0x7f7f7f7f7f7f7f7fULL;
+  const uint64_t ge_a = low7 + 0x3f3f3f3f3f3f3f3fULL;  // bit 7 set where the byte >= 'A'
+  const uint64_t gt_z = low7 + 0x2525252525252525ULL;  // bit 7 set where the byte > 'Z'
+  const uint64_t upper = ge_a & ~gt_z & ~x & 0x8080808080808080ULL;
+  return x | (upper >> 2);
+}
 
 /// Parse and validation failures. Every parser returns one of these instead of throwing.
 enum class Error : uint8_t {
@@ -67,6 +76,9 @@ struct Name {
   /// ASCII lower-case in place.
   void toLower();
   bool equalsIgnoreCase(const Name& other) const;
+  /// A 64-bit hash of the lower-cased wire form (8 bytes per step; not cryptographic: callers
+  /// that face untrusted names must verify a match with equalsIgnoreCase).
+  uint64_t hashLower(uint64_t seed) const;
   /// True if this name equals zone or lies below it (case-insensitive). Everything is below ".".
   bool isSubdomainOf(const Name& zone) const;
   size_t labelCount() const;

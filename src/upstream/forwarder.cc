@@ -1,6 +1,7 @@
 #include "upstream/forwarder.h"
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -40,7 +41,8 @@ struct Forwarder::Flight {
   bool tcp = false;
   uint64_t seq = 0;
   net::EventLoop::TimerId timer = 0;
-  std::shared_ptr<UdpSocket> udp;
+  UdpSocket* udp = nullptr;  // owned by Forwarder::udp_sockets_; valid while the slot is ours
+  uint8_t udp_slot = 0;
   TcpTicket ticket;
   uint16_t qid = 0;
   Clock::time_point started;
@@ -50,11 +52,19 @@ struct Forwarder::Flight {
   size_t query_len = 0;
 };
 
-/// A connected UDP socket for one attempt (fresh per attempt: the kernel binds a random
-/// ephemeral port, RFC 5452 §9.2, and filters datagrams from other sources).
+/// A connected UDP socket towards one upstream, shared by up to udp_queries_per_socket
+/// exchanges (see forwarder.h). Slot i belongs to the i-th query sent on it; a slot is freed when
+/// its exchange ends (reply, timeout, failure, cancellation).
 class Forwarder::UdpSocket final : public net::IoHandler {
  public:
-  UdpSocket(Forwarder* fwd, uint64_t flight, int fd) : fwd_(fwd), flight_(flight), fd_(fd) {}
+  struct Slot {
+    uint64_t flight = 0;
+    uint16_t qid = 0;
+    bool used = false;
+  };
+
+  UdpSocket(Forwarder* fwd, int upstream, int fd, Clock::time_point opened)
+      : fwd_(fwd), upstream_(upstream), fd_(fd), opened_(opened) {}
   ~UdpSocket() override {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -63,11 +73,26 @@ class Forwarder::UdpSocket final : public net::IoHandler {
   void onEvents(uint32_t) override {
     if (fd_ >= 0) fwd_->onUdpReadable(*this);
   }
+  /// The outstanding slot waiting for `qid`, or nullptr.
+  Slot* findSlot(uint16_t qid) {
+    for (uint32_t i = 0; i < sent_; ++i) {
+      if (slots_[i].used && slots_[i].qid == qid) return &slots_[i];
+    }
+    return nullptr;
+  }
 
   Forwarder* fwd_;
-  uint64_t flight_;
+  int upstream_;
   int fd_;
+  Clock::time_point opened_;
+  uint32_t sent_ = 0;         // slots handed out (never reused: a socket is retired when full)
+  uint32_t outstanding_ = 0;  // slots in use
+  bool retired_ = false;      // takes no new queries
+  std::array<Slot, kMaxUdpQueriesPerSocket> slots_{};
 };
+
+/// recvmmsg batch per wakeup of one upstream UDP socket.
+constexpr size_t kUdpRecvBatch = 8;
 
 namespace {
 
@@ -93,7 +118,7 @@ Forwarder::Forwarder(net::EventLoop& loop, std::shared_ptr<SharedForwardState> s
       shared_(std::move(shared)),
       obs_(obs),
       tcp_(loop, *shared_, *this, obs),
-      udp_buf_(dns::kMaxMessageSize) {}
+      udp_current_(shared_->upstreamCount(), nullptr) {}
 
 Forwarder::~Forwarder() { shutdown(); }
 
@@ -194,7 +219,6 @@ void Forwarder::startNextAttempt(Flight& f) {
 }
 
 bool Forwarder::buildUpstreamQuery(Flight& f) {
-  f.qid = static_cast<uint16_t>(random64());
   f.query_len = dns::buildQuery(f.qid, f.question.name, f.question.qtype, f.question.qclass,
                                 f.flags, f.edns, dns::kOurUdpSize, f.dnssec_ok,
                                 dns::MutableBytes(f.query.data(), f.query.size()));
@@ -208,11 +232,12 @@ bool Forwarder::startExchange(Flight& f, int upstream, bool tcp, bool fresh_conn
   ++stats_.attempts;
   f.started = Clock::now();
   const auto u = static_cast<size_t>(upstream);
-  if (!buildUpstreamQuery(f)) {  // cannot happen for a parsed question; fail loudly anyway
-    shared_->recordFailure(u);
-    return false;
-  }
   if (tcp) {
+    f.qid = static_cast<uint16_t>(random64());  // the pool replaces it with one unique per conn
+    if (!buildUpstreamQuery(f)) {  // cannot happen for a parsed question; fail loudly anyway
+      shared_->recordFailure(u);
+      return false;
+    }
     ++stats_.tcp_attempts;
     f.ticket =
         tcp_.send(upstream, f.id, dns::MutableBytes(f.query.data(), f.query_len), fresh_conn);
@@ -223,27 +248,32 @@ bool Forwarder::startExchange(Flight& f, int upstream, bool tcp, bool fresh_conn
     f.qid = f.ticket.id;
   } else {
     ++stats_.udp_attempts;
-    if (obs_) obs_->onConnCache(upstream, "udp", false);
-    const UpstreamAddr& a = shared_->addr(u);
-    int fd = ::socket(a.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
+    UdpSocket* s = udpSocketFor(upstream, f.qid);
+    if (s == nullptr) {
       shared_->recordFailure(u);
       return false;
     }
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.len) < 0 ||
-        ::send(fd, f.query.data(), f.query_len, 0) < 0) {
-      ::close(fd);
+    if (!buildUpstreamQuery(f)) {
       shared_->recordFailure(u);
       return false;
     }
-    auto sock = std::make_shared<UdpSocket>(this, f.id, fd);  // owns fd from here
-    try {
-      loop_.add(fd, EPOLLIN, sock.get());
-    } catch (const std::exception& e) {  // EventLoop reports epoll_ctl failure by throwing
-      log::error("plugin/forward: cannot register UDP socket: {}", e.what());
-      return false;  // a local resource problem, not the upstream's fault
+    ssize_t sent;
+    do {
+      sent = ::send(s->fd_, f.query.data(), f.query_len, 0);
+    } while (sent < 0 && errno == EINTR);
+    if (sent < 0) {
+      // Typically ECONNREFUSED: an ICMP error caused by an earlier query on this socket, reported
+      // here instead of to recv. It condemns the socket's outstanding queries as well.
+      failSocket(*s);
+      shared_->recordFailure(u);
+      return false;
     }
-    f.udp = std::move(sock);
+    const uint32_t slot = s->sent_++;
+    s->slots_[slot] = UdpSocket::Slot{f.id, f.qid, true};
+    ++s->outstanding_;
+    if (s->sent_ >= shared_->settings().udp_queries_per_socket) retireSocket(*s);
+    f.udp = s;
+    f.udp_slot = static_cast<uint8_t>(slot);
   }
   auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(f.deadline - Clock::now());
   auto t = std::min<std::chrono::nanoseconds>(shared_->settings().attempt_timeout, left);
@@ -252,17 +282,103 @@ bool Forwarder::startExchange(Flight& f, int upstream, bool tcp, bool fresh_conn
   return true;
 }
 
+Forwarder::UdpSocket* Forwarder::udpSocketFor(int upstream, uint16_t& qid) {
+  const auto u = static_cast<size_t>(upstream);
+  UdpSocket* s = udp_current_[u];
+  if (s != nullptr && loop_.now() - s->opened_ >= shared_->settings().expire) {
+    retireSocket(*s);  // clears udp_current_[u]
+    s = nullptr;
+  }
+  if (s == nullptr) {
+    const UpstreamAddr& a = shared_->addr(u);
+    int fd = ::socket(a.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return nullptr;
+    // connect(): the kernel binds a random ephemeral port (RFC 5452 §9.2) and drops datagrams
+    // from any other source address or port.
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.len) < 0) {
+      ::close(fd);
+      return nullptr;
+    }
+    auto sock = std::make_shared<UdpSocket>(this, upstream, fd, loop_.now());  // owns fd now
+    try {
+      loop_.add(fd, EPOLLIN, sock.get());
+    } catch (const std::exception& e) {  // EventLoop reports epoll_ctl failure by throwing
+      log::error("plugin/forward: cannot register UDP socket: {}", e.what());
+      return nullptr;
+    }
+    ++stats_.udp_sockets_opened;
+    if (obs_) obs_->onConnCache(upstream, "udp", false);
+    s = sock.get();
+    udp_sockets_.push_back(std::move(sock));
+    udp_current_[u] = s;
+  } else if (obs_) {
+    obs_->onConnCache(upstream, "udp", true);
+  }
+  // A random ID not outstanding on this socket (at most 63 others: a few draws at most).
+  for (int i = 0; i < 16; ++i) {
+    qid = static_cast<uint16_t>(random64());
+    if (s->findSlot(qid) == nullptr) return s;
+  }
+  retireSocket(*s);  // astronomically unlikely; never reuse an outstanding ID
+  return nullptr;
+}
+
+void Forwarder::retireSocket(UdpSocket& s) {
+  s.retired_ = true;
+  const auto u = static_cast<size_t>(s.upstream_);
+  if (udp_current_[u] == &s) udp_current_[u] = nullptr;
+  if (s.outstanding_ == 0) closeSocket(s);
+}
+
+void Forwarder::releaseSlot(UdpSocket& s, uint8_t slot) {
+  UdpSocket::Slot& sl = s.slots_[slot];
+  if (!sl.used) return;
+  sl.used = false;
+  --s.outstanding_;
+  if (s.retired_ && s.outstanding_ == 0) closeSocket(s);
+}
+
+void Forwarder::closeSocket(UdpSocket& s) {
+  if (s.fd_ < 0) return;
+  // close() also drops the epoll registration (the fd is never dup'ed): no EPOLL_CTL_DEL.
+  ::close(s.fd_);
+  s.fd_ = -1;
+  const auto u = static_cast<size_t>(s.upstream_);
+  if (udp_current_[u] == &s) udp_current_[u] = nullptr;
+  for (size_t i = 0; i < udp_sockets_.size(); ++i) {
+    if (udp_sockets_[i].get() != &s) continue;
+    // Deferred deletion: events of this round (and the caller's stack) may still refer to it.
+    loop_.post([keep = std::move(udp_sockets_[i])] {});
+    udp_sockets_[i] = std::move(udp_sockets_.back());
+    udp_sockets_.pop_back();
+    break;
+  }
+}
+
+void Forwarder::failSocket(UdpSocket& s) {
+  retireSocket(s);
+  // Copy the owners first: failing an attempt may start another one (on another socket) and
+  // release slots of this one.
+  std::array<uint64_t, kMaxUdpQueriesPerSocket> ids{};
+  size_t n = 0;
+  for (uint32_t i = 0; i < s.sent_; ++i) {
+    if (s.slots_[i].used) ids[n++] = s.slots_[i].flight;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    Flight* f = find(ids[i]);
+    if (f != nullptr && f->udp == &s) attemptFailed(*f, true);
+  }
+}
+
 void Forwarder::endAttempt(Flight& f) {
   if (f.timer != 0) {
     loop_.cancelTimer(f.timer);
     f.timer = 0;
   }
-  if (f.udp) {
-    // close() also drops the epoll registration (the fd is never dup'ed): no EPOLL_CTL_DEL.
-    ::close(f.udp->fd_);
-    f.udp->fd_ = -1;
-    loop_.post([keep = std::move(f.udp)] {});  // deferred deletion (events of this round)
-    f.udp.reset();
+  if (f.udp != nullptr) {
+    UdpSocket* s = f.udp;
+    f.udp = nullptr;
+    releaseSlot(*s, f.udp_slot);
   }
   if (f.ticket.conn != nullptr) {
     tcp_.cancel(f.ticket);
@@ -280,24 +396,42 @@ void Forwarder::onAttemptTimeout(uint64_t flight_id, uint64_t seq) {
   Flight* f = find(flight_id);
   if (f == nullptr || f->seq != seq) return;
   f->timer = 0;
+  // A lost exchange retires its socket: the retry goes out from another source port.
+  if (f->udp != nullptr) retireSocket(*f->udp);
   attemptFailed(*f, true);
 }
 
 void Forwarder::onUdpReadable(UdpSocket& s) {
-  Flight* f = find(s.flight_);
-  if (f == nullptr || f->udp.get() != &s) return;
+  if (!udp_bufs_) {
+    udp_bufs_ = std::make_unique_for_overwrite<uint8_t[]>(kUdpRecvBatch * dns::kMaxMessageSize);
+  }
+  std::array<mmsghdr, kUdpRecvBatch> msgs{};
+  std::array<iovec, kUdpRecvBatch> iov{};
+  for (size_t i = 0; i < kUdpRecvBatch; ++i) {
+    iov[i].iov_base = udp_bufs_.get() + i * dns::kMaxMessageSize;
+    iov[i].iov_len = dns::kMaxMessageSize;
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
   // Bounded per wakeup so a flood of strays cannot monopolise the loop (level-triggered epoll
   // brings us back).
-  for (int i = 0; i < 32; ++i) {
-    ssize_t r = ::recv(s.fd_, udp_buf_.data(), udp_buf_.size(), 0);
-    if (r < 0) {
+  for (int round = 0; round < 4 && s.fd_ >= 0; ++round) {
+    int n = ::recvmmsg(s.fd_, msgs.data(), kUdpRecvBatch, MSG_DONTWAIT, nullptr);
+    if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      attemptFailed(*f, true);  // ECONNREFUSED: ICMP port unreachable on the connected socket
+      failSocket(s);  // ECONNREFUSED: ICMP port unreachable on the connected socket
       return;
     }
-    if (handleReply(*f, dns::ByteView(udp_buf_.data(), static_cast<size_t>(r)), false)) return;
-    ++stats_.stray_replies;
+    for (int i = 0; i < n; ++i) {
+      const dns::ByteView msg(udp_bufs_.get() + size_t(i) * dns::kMaxMessageSize,
+                              msgs[size_t(i)].msg_len);
+      UdpSocket::Slot* slot =
+          msg.size() >= dns::kHeaderSize ? s.findSlot(dns::Header::read(msg).id) : nullptr;
+      Flight* f = slot != nullptr ? find(slot->flight) : nullptr;
+      if (f == nullptr || f->udp != &s || !handleReply(*f, msg, false)) ++stats_.stray_replies;
+    }
+    if (size_t(n) < kUdpRecvBatch) return;
   }
 }
 
@@ -392,6 +526,7 @@ void Forwarder::shutdown() {
     Flight* f = find(id);
     if (f != nullptr) finish(id, Result::Status::ServFail, {}, nullptr, f->upstream);
   }
+  while (!udp_sockets_.empty()) closeSocket(*udp_sockets_.back());
   tcp_.closeAll();
 }
 

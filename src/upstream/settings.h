@@ -19,13 +19,20 @@ struct Upstream {
 };
 
 /// The stanza's options. Defaults are CoreDNS's (spec §8.4) except max_connect_attempts.
+/// Upper bound of Settings::udp_queries_per_socket (the per-socket slot table is this big).
+inline constexpr uint32_t kMaxUdpQueriesPerSocket = 64;
+
 struct Settings {
   enum class Policy : uint8_t { Random, RoundRobin, Sequential };
 
   std::vector<Upstream> to;
   bool force_tcp = false;
   bool prefer_udp = false;
-  std::chrono::seconds expire{10};  // idle TCP connections are closed after this
+  std::chrono::seconds expire{10};  // idle TCP connections are closed after this; UDP sockets
+                                    // take no new queries after this age
+  /// Upstream UDP queries one socket (one random source port) carries before it is retired
+  /// (1..kMaxUdpQueriesPerSocket). Not a Corefile option: see forwarder.h.
+  uint32_t udp_queries_per_socket = 64;
   uint32_t max_fails = 2;           // down when consecutive failures > max_fails; 0 = never down
   /// 0 → default cap 2 × upstreams (spec §8.4 recommendation, not CoreDNS v1.13's unbounded).
   uint32_t max_connect_attempts = 0;

@@ -128,6 +128,11 @@ SharedForwardState::SharedForwardState(Settings s, ForwardObserver* health_obser
   if (settings_.attempt_timeout.count() <= 0 || settings_.overall_timeout.count() <= 0) {
     throw std::invalid_argument("forward: timeouts must be positive");
   }
+  if (settings_.udp_queries_per_socket == 0 ||
+      settings_.udp_queries_per_socket > kMaxUdpQueriesPerSocket) {
+    throw std::invalid_argument("forward: udp_queries_per_socket must be 1.." +
+                                std::to_string(kMaxUdpQueriesPerSocket));
+  }
   health_ = std::make_unique<Health[]>(addrs_.size());
   max_attempts_ = settings_.max_connect_attempts != 0 ? settings_.max_connect_attempts
                                                       : static_cast<uint32_t>(2 * addrs_.size());

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -256,6 +257,46 @@ TEST(NameCompare, CaseInsensitive) {
   EXPECT_FALSE(a.equalsIgnoreCase(mustParse("ww.example.org")));
   a.toLower();
   EXPECT_EQ(a.toString(), "www.example.org.");
+}
+
+TEST(NameCompare, AsciiLower8MatchesTheScalarVersionForEveryByte) {
+  for (unsigned b = 0; b < 256; ++b) {
+    for (unsigned pos = 0; pos < 8; ++pos) {
+      // The byte under test at `pos`, neighbours that could carry into it on either side.
+      uint8_t bytes[8] = {0xff, 0x40, 0x5b, 0x7f, 0x80, 0x41, 0x5a, 0x00};
+      bytes[pos] = static_cast<uint8_t>(b);
+      uint64_t w = 0;
+      std::memcpy(&w, bytes, 8);
+      const uint64_t lw = asciiLower8(w);
+      uint8_t out[8];
+      std::memcpy(out, &lw, 8);
+      for (unsigned i = 0; i < 8; ++i) ASSERT_EQ(out[i], asciiLower(bytes[i])) << b << " " << pos;
+    }
+  }
+}
+
+TEST(NameCompare, EqualityAndHashIgnoreCaseOnlyForLetters) {
+  // Names of 14..73 bytes: every alignment of the 8-byte steps and of the zero-padded tail.
+  for (size_t n = 1; n <= 60; ++n) {
+    std::string upper, lower;
+    for (size_t i = 0; i < n; ++i) {
+      upper += static_cast<char>('A' + i % 26);
+      lower += static_cast<char>('a' + i % 26);
+    }
+    Name a = mustParse(upper + ".Example.ORG"), b = mustParse(lower + ".example.org");
+    EXPECT_TRUE(a.equalsIgnoreCase(b)) << n;
+    EXPECT_EQ(a.hashLower(7), b.hashLower(7)) << n;
+    Name c = b;
+    c.data[c.len - 2] = static_cast<uint8_t>('h');  // last letter differs: "or" + 'h'
+    EXPECT_FALSE(b.equalsIgnoreCase(c)) << n;
+    EXPECT_NE(b.hashLower(7), c.hashLower(7)) << n;
+    // '@' (0x40) and '`' (0x60), '[' (0x5b) and '{' (0x7b) differ only in bit 5 but are not letters.
+    Name d = mustParse(lower + "@.x"), e = mustParse(lower + "`.x");
+    EXPECT_FALSE(d.equalsIgnoreCase(e)) << n;
+    Name f = mustParse(lower + "[.x"), g = mustParse(lower + "{.x");
+    EXPECT_FALSE(f.equalsIgnoreCase(g)) << n;
+  }
+  EXPECT_NE(mustParse("a.b").hashLower(1), mustParse("a.b").hashLower(2));  // seeded
 }
 
 TEST(NameCompare, IsSubdomainOf) {

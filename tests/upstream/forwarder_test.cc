@@ -334,15 +334,70 @@ TEST(Forwarder, AttemptsUseFreshIdsAndSourcePorts) {
   EXPECT_GE(ports.size(), 5u);
 }
 
-TEST(Forwarder, SourcePortsDifferBetweenQueries) {
+TEST(Forwarder, UdpQueriesShareAPooledSocketWithDistinctIds) {
   Responder r;
   Harness h(settingsFor({r.port()}));
   std::vector<ClientQuery> qs(8);
   for (size_t i = 0; i < qs.size(); ++i) qs[i].name = "p" + std::to_string(i) + ".example.org";
   for (const auto& o : h.resolveAll(qs)) ASSERT_EQ(o.status, Status::Ok);
+  std::set<uint16_t> ports, ids;
+  for (const auto& q : r.queries()) {
+    ports.insert(q.src_port);
+    ids.insert(q.id);
+  }
+  EXPECT_EQ(ports.size(), 1u);  // one socket, well under udp_queries_per_socket
+  EXPECT_EQ(ids.size(), 8u);    // IDs are unique among a socket's outstanding queries
+  EXPECT_EQ(h.stats().udp_sockets_opened, 1u);
+  EXPECT_EQ(h.obs.udp_misses.load(), 1);  // conn cache: one new socket, then reuse
+  EXPECT_EQ(h.obs.udp_hits.load(), 7);
+}
+
+TEST(Forwarder, SourcePortRotatesAfterTheQueryBoundAndSpentSocketsClose) {
+  Responder r;
+  Settings s = settingsFor({r.port()});
+  s.udp_queries_per_socket = 4;
+  Harness h(s);
+  std::vector<ClientQuery> qs(10);
+  for (size_t i = 0; i < qs.size(); ++i) qs[i].name = "r" + std::to_string(i) + ".example.org";
+  for (const auto& o : h.resolveAll(qs)) ASSERT_EQ(o.status, Status::Ok);
   std::set<uint16_t> ports;
   for (const auto& q : r.queries()) ports.insert(q.src_port);
-  EXPECT_GE(ports.size(), 7u);
+  EXPECT_EQ(ports.size(), 3u);  // 4 + 4 + 2
+  EXPECT_EQ(h.stats().udp_sockets_opened, 3u);
+  size_t open = 0;
+  h.onLoop([&] { open = h.fwd->udpSocketsOpen(); });
+  EXPECT_EQ(open, 1u);  // the two full sockets closed with their last reply; one takes queries
+}
+
+TEST(Forwarder, UdpSocketTakesNoNewQueriesAfterExpire) {
+  Responder r;
+  Settings s = settingsFor({r.port()});
+  s.expire = std::chrono::seconds(1);
+  Harness h(s);
+  ASSERT_EQ(h.resolveOne({.name = "a.example.org"}).status, Status::Ok);
+  ASSERT_EQ(h.resolveOne({.name = "b.example.org"}).status, Status::Ok);
+  EXPECT_EQ(h.stats().udp_sockets_opened, 1u);
+  std::this_thread::sleep_for(milliseconds(1100));
+  ASSERT_EQ(h.resolveOne({.name = "c.example.org"}).status, Status::Ok);
+  EXPECT_EQ(h.stats().udp_sockets_opened, 2u);
+  auto seen = r.queries();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].src_port, seen[1].src_port);
+  EXPECT_NE(seen[1].src_port, seen[2].src_port);
+}
+
+TEST(Forwarder, IcmpErrorOnASharedSocketFailsEveryQueryOnItQuickly) {
+  Settings s = settingsFor({closedPort()});
+  s.max_fails = 0;
+  Harness h(s);
+  std::vector<ClientQuery> qs(6);
+  for (size_t i = 0; i < qs.size(); ++i) qs[i].name = "c" + std::to_string(i) + ".example.org";
+  const auto start = std::chrono::steady_clock::now();
+  for (const auto& o : h.resolveAll(qs)) EXPECT_EQ(o.status, Status::ServFail);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(1000));
+  size_t open = 1;
+  h.onLoop([&] { open = h.fwd->udpSocketsOpen(); });
+  EXPECT_EQ(open, 0u);  // every socket that saw the error was retired and closed
 }
 
 TEST(Forwarder, ShutdownFailsPendingQueriesAndLaterOnes) {

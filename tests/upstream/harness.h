@@ -23,13 +23,13 @@ class CountingObserver final : public ForwardObserver {
   void onHealthcheckFailure(int) override { ++healthcheck_failures; }
   void onConnCache(int, std::string_view proto, bool hit) override {
     if (proto == "tcp") (hit ? tcp_hits : tcp_misses)++;
-    if (proto == "udp") ++udp_misses;
+    if (proto == "udp") (hit ? udp_hits : udp_misses)++;
   }
   void onAllUpstreamsDown() override { ++all_down; }
   void onMaxConcurrentReject() override { ++max_concurrent_rejects; }
 
   std::atomic<int> exchanges{0}, healthcheck_failures{0}, tcp_hits{0}, tcp_misses{0}, udp_misses{0},
-      all_down{0}, max_concurrent_rejects{0};
+      udp_hits{0}, all_down{0}, max_concurrent_rejects{0};
 };
 
 struct Outcome {
