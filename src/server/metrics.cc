@@ -236,9 +236,19 @@ class ForwardMetrics final : public upstream::ForwardObserver {
   }
   void onConnCache(int upstream, std::string_view proto, bool hit) override {
     if (upstream < 0 || size_t(upstream) >= to_.size()) return;
-    (hit ? conn_hits_ : conn_misses_)
-        .with({"forward", to_[size_t(upstream)], std::string(proto)})
-        .inc();
+    if (upstream >= 16 || (proto != "udp" && proto != "tcp")) {
+      (hit ? conn_hits_ : conn_misses_)
+          .with({"forward", to_[size_t(upstream)], std::string(proto)})
+          .inc();
+      return;
+    }
+    // Called once per upstream exchange: the handle is looked up (locks, builds labels) once.
+    auto& slot = conn_cache_[size_t(upstream)][(proto == "tcp" ? 2 : 0) + (hit ? 1 : 0)];
+    std::call_once(slot.once, [&] {
+      slot.c = (hit ? conn_hits_ : conn_misses_)
+                   .with({"forward", to_[size_t(upstream)], std::string(proto)});
+    });
+    slot.c.inc();
   }
   void onAllUpstreamsDown() override { broken_.with().inc(); }
   void onMaxConcurrentReject() override { rejects_.with().inc(); }
@@ -256,6 +266,11 @@ class ForwardMetrics final : public upstream::ForwardObserver {
   observability::CounterFamily& broken_;
   observability::CounterFamily& rejects_;
   std::array<std::array<Slot, 16>, 16> cache_;
+  struct CounterSlot {
+    std::once_flag once;
+    observability::Counter c;
+  };
+  std::array<std::array<CounterSlot, 4>, 16> conn_cache_;  // [upstream][tcp*2 + hit]
 };
 
 }  // namespace

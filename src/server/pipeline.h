@@ -85,7 +85,12 @@ class Pipeline {
 
  private:
   struct Pending;
-  void onUpstream(const std::shared_ptr<Pending>& p, const upstream::Result& r);
+  /// Pending records are pooled: a miss allocates none once the pool is warm. The forwarder
+  /// calls back exactly once per resolve(), and onUpstream gives the record back.
+  Pending* acquirePending();
+  void releasePending(Pending* p);
+  void onUpstream(Pending* p, const upstream::Result& r);
+  static constexpr size_t kPendingPoolMax = 4096;
   void refresh(const std::shared_ptr<WorkerPlan>& wp, size_t block, dns::ByteView pkt,
                const dns::Query& q);
   size_t finishFromUpstream(const upstream::Result& r, const dns::Query& q,
@@ -106,6 +111,7 @@ class Pipeline {
   std::vector<uint8_t> scratch_;
   uint64_t dropped_ = 0;
   std::atomic<size_t> inflight_{0};
+  std::vector<std::unique_ptr<Pending>> pending_free_;
 };
 
 }  // namespace nld::server

@@ -17,9 +17,12 @@ namespace nld::upstream {
 using Clock = net::Clock;
 
 /// One upstream query and everyone waiting for it.
+/// Records are pooled (Forwarder::flight_slots_) and reused with their vectors' capacity, so a
+/// miss allocates nothing here once the pool has grown to the peak number of flights.
 struct Forwarder::Flight {
-  uint64_t id = 0;
-  std::string key;
+  uint64_t id = 0;         // 0 while the record is free
+  uint64_t key_hash = 0;   // coalescing key hash
+  bool keyed = false;      // registered in by_key_ under key_hash
   std::vector<Callback> waiters;
 
   // What to ask (from the first client query of the flight).
@@ -96,18 +99,13 @@ constexpr size_t kUdpRecvBatch = 8;
 
 namespace {
 
-std::string coalescingKey(const dns::Query& q) {
-  std::string key;
-  const dns::Name& n = q.question.name;
-  key.reserve(n.len + 5);
-  for (size_t i = 0; i < n.len; ++i) key.push_back(static_cast<char>(dns::asciiLower(n.data[i])));
-  key.push_back(static_cast<char>(q.question.qtype >> 8));
-  key.push_back(static_cast<char>(q.question.qtype & 0xff));
-  key.push_back(static_cast<char>(q.question.qclass >> 8));
-  key.push_back(static_cast<char>(q.question.qclass & 0xff));
-  key.push_back(
-      static_cast<char>((q.edns.present && q.edns.dnssec_ok ? 1 : 0) | (q.header.cd() ? 2 : 0)));
-  return key;
+/// The coalescing key hash: lower-cased QNAME, QTYPE, QCLASS, DO, CD.
+uint64_t coalescingHash(uint64_t seed, const dns::Query& q) {
+  const uint64_t extra = (uint64_t{q.question.qtype} << 16) | q.question.qclass |
+                         (q.edns.present && q.edns.dnssec_ok ? 1ULL << 32 : 0) |
+                         (q.header.cd() ? 1ULL << 33 : 0);
+  uint64_t h = q.question.name.hashLower(seed) ^ (extra * 0x9e3779b97f4a7c15ULL);
+  return h ^ (h >> 29);
 }
 
 }  // namespace
@@ -118,13 +116,49 @@ Forwarder::Forwarder(net::EventLoop& loop, std::shared_ptr<SharedForwardState> s
       shared_(std::move(shared)),
       obs_(obs),
       tcp_(loop, *shared_, *this, obs),
-      udp_current_(shared_->upstreamCount(), nullptr) {}
+      udp_current_(shared_->upstreamCount(), nullptr),
+      hash_seed_(random64()) {}
 
 Forwarder::~Forwarder() { shutdown(); }
 
 Forwarder::Flight* Forwarder::find(uint64_t flight_id) {
-  auto it = flights_.find(flight_id);
-  return it == flights_.end() ? nullptr : it->second.get();
+  const uint64_t index = flight_id & 0xffffffffu;
+  if (index >= flight_slots_.size()) return nullptr;
+  Flight* f = flight_slots_[index].get();
+  return f->id == flight_id ? f : nullptr;
+}
+
+Forwarder::Flight& Forwarder::allocFlight() {
+  uint32_t index;
+  if (!free_flights_.empty()) {
+    index = free_flights_.back();
+    free_flights_.pop_back();
+  } else {
+    index = static_cast<uint32_t>(flight_slots_.size());
+    flight_slots_.push_back(std::make_unique<Flight>());
+  }
+  Flight& f = *flight_slots_[index];
+  // Ids are (generation << 32 | slot): never 0, never reused while a stale one may be around.
+  if (++flight_generation_ == 0) ++flight_generation_;
+  f.id = (flight_generation_ << 32) | index;
+  return f;
+}
+
+void Forwarder::releaseFlight(Flight& f, std::vector<Callback>&& waiters) {
+  const auto index = static_cast<uint32_t>(f.id & 0xffffffffu);
+  waiters.clear();
+  f.waiters = std::move(waiters);  // keep the capacity for the next flight
+  f.id = 0;
+  f.keyed = false;
+  f.attempts = 0;
+  f.next = 0;
+  f.down_seen = 0;
+  f.upstream = -1;
+  f.cached_retry_used = false;
+  f.udp = nullptr;
+  f.ticket = {};
+  f.timer = 0;
+  free_flights_.push_back(index);
 }
 
 void Forwarder::resolve(dns::ByteView query_pkt, const dns::Query& q, bool client_tcp,
@@ -144,47 +178,52 @@ void Forwarder::resolve(dns::ByteView query_pkt, const dns::Query& q, bool clien
     return;
   }
   ++inflight_;
-  std::string key = coalescingKey(q);
-  if (auto it = by_key_.find(key); it != by_key_.end()) {
+  const bool dnssec_ok = q.edns.present && q.edns.dnssec_ok;
+  const uint64_t key = coalescingHash(hash_seed_, q);
+  const uint64_t same = by_key_.find(key);
+  Flight* other = same != 0 ? find(same) : nullptr;
+  if (other != nullptr && other->question.qtype == q.question.qtype &&
+      other->question.qclass == q.question.qclass && other->dnssec_ok == dnssec_ok &&
+      ((other->flags & dns::flag::CD) != 0) == q.header.cd() &&
+      other->question.name.equalsIgnoreCase(q.question.name)) {
     ++stats_.coalesced;
-    flights_.at(it->second)->waiters.push_back(std::move(done));
+    other->waiters.push_back(std::move(done));
     return;
   }
 
   const Settings& s = shared_->settings();
-  auto f = std::make_unique<Flight>();
-  f->id = next_flight_++;
-  f->key = key;
-  f->waiters.push_back(std::move(done));
-  f->question.name = q.question.name;
-  f->question.qtype = q.question.qtype;
-  f->question.qclass = q.question.qclass;
-  f->flags = q.header.flags & (dns::flag::RD | dns::flag::CD | dns::flag::AD);
-  f->edns = true;  // always our own OPT (1232): lets the upstream answer large over UDP
-  f->dnssec_ok = q.edns.present && q.edns.dnssec_ok;
-  f->client_tcp = client_tcp;
-  f->deadline = Clock::now() + s.overall_timeout;
+  Flight& f = allocFlight();
+  f.key_hash = key;
+  // A hash collision with another in-flight question: this one simply is not coalesced.
+  f.keyed = same == 0;
+  f.waiters.push_back(std::move(done));
+  f.question.name = q.question.name;
+  f.question.qtype = q.question.qtype;
+  f.question.qclass = q.question.qclass;
+  f.flags = q.header.flags & (dns::flag::RD | dns::flag::CD | dns::flag::AD);
+  f.edns = true;  // always our own OPT (1232): lets the upstream answer large over UDP
+  f.dnssec_ok = dnssec_ok;
+  f.client_tcp = client_tcp;
+  f.deadline = Clock::now() + s.overall_timeout;
 
   const size_t n = shared_->upstreamCount();
-  f->order.resize(n);
-  for (size_t i = 0; i < n; ++i) f->order[i] = static_cast<int>(i);
+  f.order.resize(n);
+  for (size_t i = 0; i < n; ++i) f.order[i] = static_cast<int>(i);
   switch (s.policy) {
     case Settings::Policy::Random:
-      for (size_t i = n; i > 1; --i) std::swap(f->order[i - 1], f->order[randomBelow(i)]);
+      for (size_t i = n; i > 1; --i) std::swap(f.order[i - 1], f.order[randomBelow(i)]);
       break;
     case Settings::Policy::RoundRobin:
-      std::rotate(f->order.begin(),
-                  f->order.begin() + static_cast<ptrdiff_t>(shared_->nextRoundRobin() % n),
-                  f->order.end());
+      std::rotate(f.order.begin(),
+                  f.order.begin() + static_cast<ptrdiff_t>(shared_->nextRoundRobin() % n),
+                  f.order.end());
       break;
     case Settings::Policy::Sequential:
       break;
   }
 
-  Flight& ref = *f;
-  by_key_.emplace(std::move(key), f->id);
-  flights_.emplace(f->id, std::move(f));
-  startNextAttempt(ref);
+  if (f.keyed) by_key_.insert(key, f.id);
+  startNextAttempt(f);
 }
 
 void Forwarder::startNextAttempt(Flight& f) {
@@ -278,7 +317,9 @@ bool Forwarder::startExchange(Flight& f, int upstream, bool tcp, bool fresh_conn
   auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(f.deadline - Clock::now());
   auto t = std::min<std::chrono::nanoseconds>(shared_->settings().attempt_timeout, left);
   if (t.count() < 0) t = std::chrono::nanoseconds::zero();
-  f.timer = loop_.addTimer(t, [this, id = f.id, seq = f.seq] { onAttemptTimeout(id, seq); });
+  // Captures 16 bytes: std::function keeps them inline (no allocation). A cancelled timer never
+  // fires, and endAttempt cancels it, so a firing timer is the flight's current one.
+  f.timer = loop_.addTimer(t, [this, id = f.id] { onAttemptTimeout(id); });
   return true;
 }
 
@@ -392,9 +433,9 @@ void Forwarder::attemptFailed(Flight& f, bool record_failure) {
   startNextAttempt(f);
 }
 
-void Forwarder::onAttemptTimeout(uint64_t flight_id, uint64_t seq) {
+void Forwarder::onAttemptTimeout(uint64_t flight_id) {
   Flight* f = find(flight_id);
-  if (f == nullptr || f->seq != seq) return;
+  if (f == nullptr || f->timer == 0) return;
   f->timer = 0;
   // A lost exchange retires its socket: the retry goes out from another source port.
   if (f->udp != nullptr) retireSocket(*f->udp);
@@ -498,30 +539,37 @@ void Forwarder::onTcpFailed(uint64_t token, bool cached_close) {
 
 void Forwarder::finish(uint64_t flight_id, Result::Status status, dns::ByteView pkt,
                        const dns::Response* parsed, int upstream) {
-  auto it = flights_.find(flight_id);
-  if (it == flights_.end()) return;
-  std::unique_ptr<Flight> f = std::move(it->second);
-  flights_.erase(it);
-  by_key_.erase(f->key);
-  endAttempt(*f);
+  Flight* fp = find(flight_id);
+  if (fp == nullptr) return;
+  Flight& f = *fp;
+  if (f.keyed) by_key_.erase(f.key_hash);
+  f.keyed = false;
+  endAttempt(f);
+  // The record stays out of the free list until every waiter ran: a callback may resolve()
+  // again (a new flight gets another record) but cannot see this one (find() fails from here).
+  f.id = 0;
+  std::vector<Callback> waiters = std::move(f.waiters);
 
   Result r;
   r.status = status;
   r.packet = pkt;
   r.parsed = parsed;
   r.upstream = upstream;
-  for (auto& done : f->waiters) {
+  for (auto& done : waiters) {
     --inflight_;
     shared_->releaseConcurrent();
     done(r);
   }
+  f.id = flight_id;  // for releaseFlight's index
+  releaseFlight(f, std::move(waiters));
 }
 
 void Forwarder::shutdown() {
   shut_down_ = true;
   std::vector<uint64_t> ids;
-  ids.reserve(flights_.size());
-  for (const auto& [id, f] : flights_) ids.push_back(id);
+  for (const auto& f : flight_slots_) {
+    if (f->id != 0) ids.push_back(f->id);
+  }
   for (uint64_t id : ids) {
     Flight* f = find(id);
     if (f != nullptr) finish(id, Result::Status::ServFail, {}, nullptr, f->upstream);

@@ -27,6 +27,7 @@
 #include "upstream/settings.h"
 #include "upstream/shared_state.h"
 #include "upstream/tcp_pool.h"
+#include "upstream/u64_map.h"
 
 namespace nld::upstream {
 
@@ -95,7 +96,7 @@ class Forwarder final : public TcpSink {
   bool buildUpstreamQuery(Flight& f);
   void endAttempt(Flight& f);
   void attemptFailed(Flight& f, bool record_failure);
-  void onAttemptTimeout(uint64_t flight_id, uint64_t seq);
+  void onAttemptTimeout(uint64_t flight_id);
   void onUdpReadable(UdpSocket& s);
   /// The socket new UDP queries to `upstream` go out on (opened on demand); nullptr if none can
   /// be opened or it has no free ID.
@@ -111,14 +112,18 @@ class Forwarder final : public TcpSink {
   void finish(uint64_t flight_id, Result::Status status, dns::ByteView pkt,
               const dns::Response* parsed, int upstream);
   Flight* find(uint64_t flight_id);
+  Flight& allocFlight();
+  /// Returns a finished flight's record to the pool; `waiters` (emptied) gives back its capacity.
+  void releaseFlight(Flight& f, std::vector<Callback>&& waiters);
 
   net::EventLoop& loop_;
   std::shared_ptr<SharedForwardState> shared_;
   ForwardObserver* obs_;
   TcpPool tcp_;
-  std::unordered_map<uint64_t, std::unique_ptr<Flight>> flights_;
-  std::unordered_map<std::string, uint64_t> by_key_;
-  uint64_t next_flight_ = 1;
+  std::vector<std::unique_ptr<Flight>> flight_slots_;  // index = low 32 bits of a flight id
+  std::vector<uint32_t> free_flights_;
+  uint64_t flight_generation_ = 0;
+  U64Map by_key_;  // coalescing hash → flight id (in-flight, keyed flights only)
   size_t inflight_ = 0;
   bool shut_down_ = false;
   ForwarderStats stats_;
@@ -127,6 +132,7 @@ class Forwarder final : public TcpSink {
   /// recvmmsg buffers shared by every UDP socket of this worker (allocated on first use).
   std::unique_ptr<uint8_t[]> udp_bufs_;
   dns::Response resp_;            // reused parse of upstream replies
+  uint64_t hash_seed_;
 };
 
 }  // namespace nld::upstream
