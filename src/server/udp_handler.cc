@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -14,9 +15,9 @@ UdpHandler::UdpHandler(net::EventLoop& loop, Pipeline& pipeline, int fd, bool wi
       pipeline_(pipeline),
       fd_(fd),
       wildcard_(wildcard),
-      rbuf_(kBatch * kRecvSize),
-      sbuf_(kBatch * kRecvSize),
-      scratch_(dns::kMaxMessageSize),
+      rbuf_(std::make_unique_for_overwrite<uint8_t[]>(kBatch * kRecvSize)),
+      sbuf_(std::make_unique_for_overwrite<uint8_t[]>(kBatch * kRecvSize)),
+      scratch_(std::make_unique_for_overwrite<uint8_t[]>(dns::kMaxMessageSize)),
       alive_fd_(std::make_shared<int>(fd)) {}
 
 UdpHandler::~UdpHandler() {
@@ -81,7 +82,7 @@ void UdpHandler::onEvents(uint32_t) {
   // Bounded work per wakeup so one busy socket cannot starve the loop's other sockets/timers.
   for (int round = 0; round < 8; ++round) {
     for (int i = 0; i < kBatch; ++i) {
-      riov_[i].iov_base = rbuf_.data() + size_t(i) * kRecvSize;
+      riov_[i].iov_base = rbuf_.get() + size_t(i) * kRecvSize;
       riov_[i].iov_len = kRecvSize;
       std::memset(&rmsgs_[i].msg_hdr, 0, sizeof(msghdr));
       rmsgs_[i].msg_hdr.msg_name = &raddr_[i].storage;
@@ -104,19 +105,19 @@ void UdpHandler::onEvents(uint32_t) {
         continue;
       }
       current_ = i;
-      const dns::ByteView pkt(rbuf_.data() + size_t(i) * kRecvSize, rmsgs_[i].msg_len);
+      const dns::ByteView pkt(rbuf_.get() + size_t(i) * kRecvSize, rmsgs_[i].msg_len);
       size_t len = pipeline_.handle(pkt, raddr_[i], listener_, Proto::Udp,
-                                    dns::MutableBytes(scratch_), *this);
+                                    dns::MutableBytes(scratch_.get(), dns::kMaxMessageSize), *this);
       current_ = -1;
       if (len == 0 || len == Pipeline::kPending) continue;
       if (len > kRecvSize) {
         // Rare: an answer bigger than a batch slot (client advertised a large EDNS size).
         size_t cl = wildcard_ ? replyControl(rmsgs_[i].msg_hdr, sctl_[0].buf, sizeof(sctl_[0].buf)) : 0;
-        sendOne(raddr_[i], cl ? &sctl_[0] : nullptr, cl, dns::ByteView(scratch_.data(), len));
+        sendOne(raddr_[i], cl ? &sctl_[0] : nullptr, cl, dns::ByteView(scratch_.get(), len));
         continue;
       }
-      uint8_t* slot = sbuf_.data() + size_t(nsend) * kRecvSize;
-      std::memcpy(slot, scratch_.data(), len);
+      uint8_t* slot = sbuf_.get() + size_t(nsend) * kRecvSize;
+      std::memcpy(slot, scratch_.get(), len);
       siov_[nsend].iov_base = slot;
       siov_[nsend].iov_len = len;
       std::memset(&smsgs_[nsend].msg_hdr, 0, sizeof(msghdr));
@@ -163,23 +164,85 @@ void UdpHandler::sendOne(const SockAddr& to, const Control* ctl, size_t ctl_len,
   ::sendmsg(fd_, &m, MSG_DONTWAIT);
 }
 
+struct UdpHandler::AsyncState {
+  UdpHandler* handler = nullptr;
+  std::weak_ptr<int> alive;  // expired or -1 once the handler is gone (reload)
+  SockAddr peer;
+  Control ctl;
+  size_t ctl_len = 0;
+};
+
 Reply UdpHandler::make() {
   // Captures the peer and the reply source so the answer can be sent after this batch is gone.
-  struct State {
-    SockAddr peer;
-    Control ctl;
-    size_t ctl_len = 0;
-  };
-  auto st = std::make_shared<State>();
+  // One allocation: the lambda holds only a shared_ptr, which std::function keeps inline.
+  auto st = std::make_shared<AsyncState>();
+  st->handler = this;
+  st->alive = alive_fd_;
   st->peer = raddr_[current_];
   if (wildcard_) st->ctl_len = replyControl(rmsgs_[current_].msg_hdr, st->ctl.buf, sizeof(st->ctl.buf));
-  std::weak_ptr<int> alive = alive_fd_;
-  return [this, st, alive](dns::ByteView answer) {
-    auto a = alive.lock();
-    if (!a || *a < 0) return;  // the socket is gone (reload removed the listener)
+  return [st](dns::ByteView answer) {
+    auto a = st->alive.lock();
+    if (!a || *a < 0) return;    // the socket is gone (reload removed the listener)
     if (answer.empty()) return;  // dropped (malformed)
-    sendOne(st->peer, st->ctl_len ? &st->ctl : nullptr, st->ctl_len, answer);
+    st->handler->queueAsync(st->peer, st->ctl_len ? &st->ctl : nullptr, st->ctl_len, answer);
   };
+}
+
+void UdpHandler::queueAsync(const SockAddr& to, const Control* ctl, size_t ctl_len,
+                            dns::ByteView data) {
+  if (data.size() > kRecvSize) {  // rare: large EDNS answers go out on their own
+    sendOne(to, ctl, ctl_len, data);
+    return;
+  }
+  AsyncMsg& m = aq_.emplace_back();
+  m.peer = to;
+  m.ctl_len = ctl != nullptr ? ctl_len : 0;
+  if (m.ctl_len > 0) std::memcpy(m.ctl.buf, ctl->buf, m.ctl_len);
+  m.off = abuf_.size();
+  m.len = data.size();
+  abuf_.insert(abuf_.end(), data.begin(), data.end());
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  // Runs after this round's events (same-thread post: no wakeup write).
+  loop_.post([this, alive = std::weak_ptr<int>(alive_fd_)] {
+    auto a = alive.lock();
+    if (a && *a >= 0) flushAsync();
+  });
+}
+
+void UdpHandler::flushAsync() {
+  flush_posted_ = false;
+  size_t done = 0;
+  while (done < aq_.size()) {
+    const int m = static_cast<int>(std::min<size_t>(kBatch, aq_.size() - done));
+    for (int i = 0; i < m; ++i) {
+      AsyncMsg& a = aq_[done + size_t(i)];
+      siov_[i].iov_base = abuf_.data() + a.off;
+      siov_[i].iov_len = a.len;
+      std::memset(&smsgs_[i].msg_hdr, 0, sizeof(msghdr));
+      smsgs_[i].msg_hdr.msg_name = &a.peer.storage;
+      smsgs_[i].msg_hdr.msg_namelen = a.peer.len;
+      smsgs_[i].msg_hdr.msg_iov = &siov_[i];
+      smsgs_[i].msg_hdr.msg_iovlen = 1;
+      if (a.ctl_len > 0) {
+        smsgs_[i].msg_hdr.msg_control = a.ctl.buf;
+        smsgs_[i].msg_hdr.msg_controllen = a.ctl_len;
+      }
+    }
+    int sent = 0;
+    while (sent < m) {
+      int r = sendmmsg(fd_, smsgs_ + sent, unsigned(m - sent), MSG_DONTWAIT);
+      if (r <= 0) {
+        if (r < 0 && errno == EINTR) continue;
+        ++sent;  // full send buffer or unreachable client: drop this answer (UDP semantics)
+        continue;
+      }
+      sent += r;
+    }
+    done += size_t(m);
+  }
+  aq_.clear();
+  abuf_.clear();  // capacities stay: no allocation once warm
 }
 
 }  // namespace nld::server

@@ -36,6 +36,11 @@ class UdpHandler final : public net::IoHandler, public ReplyFactory {
     alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(in6_pktinfo))];
   };
   void sendOne(const SockAddr& to, const Control* ctl, size_t ctl_len, dns::ByteView data);
+  /// Queues an asynchronous answer (a cache miss answered later). Every answer queued while the
+  /// loop handles one round of events goes out with one sendmmsg from a posted flush task.
+  void queueAsync(const SockAddr& to, const Control* ctl, size_t ctl_len, dns::ByteView data);
+  void flushAsync();
+  struct AsyncState;  // what make()'s Reply captures
 
   net::EventLoop& loop_;
   Pipeline& pipeline_;
@@ -44,18 +49,29 @@ class UdpHandler final : public net::IoHandler, public ReplyFactory {
   size_t listener_ = 0;
   bool registered_ = false;
 
-  // Receive side.
-  std::vector<uint8_t> rbuf_;
+  // Receive side. Buffers are not value-initialised: pages are touched only when used (RSS).
+  std::unique_ptr<uint8_t[]> rbuf_;
   mmsghdr rmsgs_[kBatch];
   iovec riov_[kBatch];
   SockAddr raddr_[kBatch];
   Control rctl_[kBatch];
   // Send side.
-  std::vector<uint8_t> sbuf_;
+  std::unique_ptr<uint8_t[]> sbuf_;
   mmsghdr smsgs_[kBatch];
   iovec siov_[kBatch];
   Control sctl_[kBatch];
-  std::vector<uint8_t> scratch_;
+  std::unique_ptr<uint8_t[]> scratch_;
+  // Asynchronous answers waiting for the flush task.
+  struct AsyncMsg {
+    SockAddr peer;
+    Control ctl;
+    size_t ctl_len = 0;
+    size_t off = 0;  // in abuf_
+    size_t len = 0;
+  };
+  std::vector<AsyncMsg> aq_;
+  std::vector<uint8_t> abuf_;
+  bool flush_posted_ = false;
   int current_ = -1;  // index of the datagram being handled (for make())
   // Shared flag so replies that outlive this handler (reload) do nothing.
   std::shared_ptr<int> alive_fd_;
