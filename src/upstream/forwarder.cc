@@ -43,7 +43,8 @@ struct Forwarder::Flight {
   int upstream = -1;
   bool tcp = false;
   uint64_t seq = 0;
-  net::EventLoop::TimerId timer = 0;
+  net::EventLoop::TimerId timer = 0;  // a loop timer (clamped attempts only), or 0
+  bool in_fifo = false;               // the attempt's deadline is in Forwarder::deadlines_
   UdpSocket* udp = nullptr;  // owned by Forwarder::udp_sockets_; valid while the slot is ours
   uint8_t udp_slot = 0;
   TcpTicket ticket;
@@ -158,6 +159,7 @@ void Forwarder::releaseFlight(Flight& f, std::vector<Callback>&& waiters) {
   f.udp = nullptr;
   f.ticket = {};
   f.timer = 0;
+  f.in_fifo = false;
   free_flights_.push_back(index);
 }
 
@@ -317,9 +319,18 @@ bool Forwarder::startExchange(Flight& f, int upstream, bool tcp, bool fresh_conn
   auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(f.deadline - Clock::now());
   auto t = std::min<std::chrono::nanoseconds>(shared_->settings().attempt_timeout, left);
   if (t.count() < 0) t = std::chrono::nanoseconds::zero();
-  // Captures 16 bytes: std::function keeps them inline (no allocation). A cancelled timer never
-  // fires, and endAttempt cancels it, so a firing timer is the flight's current one.
-  f.timer = loop_.addTimer(t, [this, id = f.id] { onAttemptTimeout(id); });
+  if (t == shared_->settings().attempt_timeout) {
+    // The common case: every such deadline is now + the same timeout, so they expire in the
+    // order they were queued (one FIFO and one loop timer instead of a timer per exchange).
+    deadlines_.push_back(Deadline{Clock::now() + t, f.id, f.seq});
+    f.in_fifo = true;
+    armDeadlineTimer();
+  } else {
+    // Clamped by the overall budget: a loop timer. Captures 16 bytes, which std::function keeps
+    // inline. A cancelled timer never fires and endAttempt cancels it, so a firing timer is the
+    // flight's current one.
+    f.timer = loop_.addTimer(t, [this, id = f.id] { onAttemptTimeout(id); });
+  }
   return true;
 }
 
@@ -416,6 +427,12 @@ void Forwarder::endAttempt(Flight& f) {
     loop_.cancelTimer(f.timer);
     f.timer = 0;
   }
+  if (f.in_fifo) {
+    f.in_fifo = false;
+    // Answers come back roughly in order: drop the dead entries at the head now, so the FIFO
+    // stays as short as the number of attempts in flight.
+    while (!deadlines_.empty() && deadlineIsStale(deadlines_.front())) deadlines_.pop_front();
+  }
   if (f.udp != nullptr) {
     UdpSocket* s = f.udp;
     f.udp = nullptr;
@@ -437,9 +454,45 @@ void Forwarder::onAttemptTimeout(uint64_t flight_id) {
   Flight* f = find(flight_id);
   if (f == nullptr || f->timer == 0) return;
   f->timer = 0;
+  attemptTimedOut(*f);
+}
+
+void Forwarder::attemptTimedOut(Flight& f) {
   // A lost exchange retires its socket: the retry goes out from another source port.
-  if (f->udp != nullptr) retireSocket(*f->udp);
-  attemptFailed(*f, true);
+  if (f.udp != nullptr) retireSocket(*f.udp);
+  attemptFailed(f, true);
+}
+
+bool Forwarder::deadlineIsStale(const Deadline& d) {
+  const Flight* f = find(d.flight);
+  return f == nullptr || !f->in_fifo || f->seq != d.seq;
+}
+
+void Forwarder::armDeadlineTimer() {
+  if (deadline_timer_ != 0 || deadlines_.empty()) return;
+  const auto delay = std::max<std::chrono::nanoseconds>(
+      std::chrono::nanoseconds::zero(), deadlines_.front().at - Clock::now());
+  deadline_timer_ = loop_.addTimer(delay, [this] { onDeadlineTimer(); });
+}
+
+void Forwarder::onDeadlineTimer() {
+  deadline_timer_ = 0;
+  const auto now = Clock::now();
+  // Bounded: every pass pops one entry; entries pushed meanwhile expire after `now`.
+  while (!deadlines_.empty()) {
+    const Deadline d = deadlines_.front();
+    if (deadlineIsStale(d)) {
+      deadlines_.pop_front();
+      continue;
+    }
+    if (d.at > now) break;
+    deadlines_.pop_front();
+    Flight* f = find(d.flight);
+    if (f == nullptr) continue;  // cannot happen: not stale
+    f->in_fifo = false;
+    attemptTimedOut(*f);
+  }
+  armDeadlineTimer();
 }
 
 void Forwarder::onUdpReadable(UdpSocket& s) {
@@ -575,6 +628,9 @@ void Forwarder::shutdown() {
     if (f != nullptr) finish(id, Result::Status::ServFail, {}, nullptr, f->upstream);
   }
   while (!udp_sockets_.empty()) closeSocket(*udp_sockets_.back());
+  if (deadline_timer_ != 0) loop_.cancelTimer(deadline_timer_);
+  deadline_timer_ = 0;
+  deadlines_.clear();
   tcp_.closeAll();
 }
 

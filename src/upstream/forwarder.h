@@ -16,6 +16,7 @@
 // CoreDNS itself reuses its UDP sockets for `expire` without a query bound; unbound picks a new
 // port per query.
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -97,6 +98,16 @@ class Forwarder final : public TcpSink {
   void endAttempt(Flight& f);
   void attemptFailed(Flight& f, bool record_failure);
   void onAttemptTimeout(uint64_t flight_id);
+  void attemptTimedOut(Flight& f);
+  /// An attempt deadline with the full attempt timeout (see startExchange).
+  struct Deadline {
+    net::Clock::time_point at;
+    uint64_t flight;
+    uint64_t seq;
+  };
+  bool deadlineIsStale(const Deadline& d);
+  void armDeadlineTimer();
+  void onDeadlineTimer();
   void onUdpReadable(UdpSocket& s);
   /// The socket new UDP queries to `upstream` go out on (opened on demand); nullptr if none can
   /// be opened or it has no free ID.
@@ -123,6 +134,8 @@ class Forwarder final : public TcpSink {
   std::vector<std::unique_ptr<Flight>> flight_slots_;  // index = low 32 bits of a flight id
   std::vector<uint32_t> free_flights_;
   uint64_t flight_generation_ = 0;
+  std::deque<Deadline> deadlines_;  // FIFO: equal timeouts expire in queue order
+  net::EventLoop::TimerId deadline_timer_ = 0;
   U64Map by_key_;  // coalescing hash → flight id (in-flight, keyed flights only)
   size_t inflight_ = 0;
   bool shut_down_ = false;

@@ -313,6 +313,29 @@ TEST(Forwarder, SilentUpstreamGivesServFailWithinBudgetAndBoundedAttempts) {
   EXPECT_LE(r.count(), 4u);
 }
 
+TEST(Forwarder, ConcurrentAttemptTimeoutsFireTogetherAndRetryElsewhere) {
+  Responder silent, good(2);
+  silent.setMode(Mode::Drop);
+  Settings s = settingsFor({silent.port(), good.port()});
+  s.policy = Settings::Policy::Sequential;
+  s.attempt_timeout = milliseconds(200);
+  s.max_fails = 0;
+  Harness h(s);
+  std::vector<ClientQuery> qs(10);
+  for (size_t i = 0; i < qs.size(); ++i) qs[i].name = "t" + std::to_string(i) + ".example.org";
+  const auto start = std::chrono::steady_clock::now();
+  for (const auto& o : h.resolveAll(qs)) {
+    EXPECT_EQ(o.status, Status::Ok);
+    EXPECT_EQ(o.upstream, 1);
+    EXPECT_GE(o.elapsed, milliseconds(190));
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(1500));
+  EXPECT_EQ(h.stats().attempts, 20u);
+  EXPECT_EQ(silent.count(), 10u);
+  EXPECT_EQ(good.count(), 10u);
+  EXPECT_EQ(h.inflight(), 0u);
+}
+
 TEST(Forwarder, AttemptsUseFreshIdsAndSourcePorts) {
   Responder r;
   r.setMode(Mode::Drop);
