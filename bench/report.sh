@@ -46,6 +46,7 @@ for s in "${SERVER_LIST[@]}"; do
   done
   v=$(get "$s" rss_died); [[ -n $v ]] && r+="DIED during the RSS fill; "
   v=$(get "$s" lat_qps); [[ -n $v ]] && awk -v q="$v" 'BEGIN { exit !(q < 19000) }' && r+="LAT reached only $v q/s of 20000; "
+  v=$(get "$s" lat_stalls); [[ -n $v && $v != 0 ]] && r+="LAT: $v stall(s) where answers came > 1 ms late (longest $(get "$s" lat_stall_max_us) µs; a frozen vCPU, see bench/tail/README.md); "
   [[ -n $r ]] && echo "- $s: ${r%; }"
 done >"$REMARKS"
 
