@@ -39,7 +39,7 @@ REMARKS=$WORK/remarks.md
 for s in "${SERVER_LIST[@]}"; do
   r=""
   for sc in hit lat tcp miss; do
-    v=$(get "$s" "${sc}_lost"); [[ -n $v && $v != 0 ]] && r+="$sc lost $v of $(get "$s" "${sc}_sent"); "
+    v=$(get "$s" "${sc}_lost"); [[ -n $v && $v != 0 ]] && r+="$sc lost $v of $(get "$s" "${sc}_sent") (UDP receive-buffer drops in the namespace: $(get "$s" "${sc}_udp_drops"), of them at the upstream knotd: $(get "$s" "${sc}_upstream_drops")); "
     v=$(get "$s" "${sc}_errors"); [[ -n $v && $v != 0 ]] && r+="$sc $v non-NOERROR answers; "
     v=$(get "$s" "${sc}_error"); [[ -n $v ]] && r+="$sc failed ($v); "
     v=$(get "$s" "${sc}_died"); [[ -n $v ]] && r+="DIED during $sc; "

@@ -463,13 +463,26 @@ server_alive() { kill -0 "$SRV_PID" 2>/dev/null && [[ $(awk '{print $3}' "/proc/
 # measure name scenario outfile dnsperf-args... : CPU µs per answered query over one dnsperf run.
 # Returns 0 if measured, 1 if dnsperf failed (recorded as <sc>_error, the server may go on),
 # 2 if the server died (recorded as <sc>_died).
+# UDP datagrams the kernel dropped in the namespace for a full receive buffer: all sockets, and
+# knotd's (the upstream) alone. A lost query with a drop at knotd was lost upstream.
+udp_drops_all() { nsexec awk '$1 == "Udp:" { if (h) { print $6; exit } h = 1 }' /proc/net/snmp; }
+udp_drops_knotd() {
+  nsexec ss -uanmp 2>/dev/null | awk '/users:/ { u = $0; next }
+    /skmem/ { if (u ~ /"knotd"/ && match($0, /,d[0-9]+\)/)) s += substr($0, RSTART + 2, RLENGTH - 3); u = "" }
+    END { print s + 0 }'
+}
+
 measure() {
   local name=$1 sc=$2 out=$3
   shift 3
-  local c0 c1 rc=0
+  local c0 c1 rc=0 d0 d1 k0 k1
+  d0=$(udp_drops_all); k0=$(udp_drops_knotd)
   c0=$(server_cpu_us)
   run_dnsperf "$out" "$@" || rc=1
   c1=$(server_cpu_us)
+  d1=$(udp_drops_all); k1=$(udp_drops_knotd)
+  record "$name" "${sc}_udp_drops" "$(( ${d1:-0} - ${d0:-0} ))"
+  record "$name" "${sc}_upstream_drops" "$(( ${k1:-0} - ${k0:-0} ))"
   if ! server_alive; then
     log "  $name DIED during $sc; log tail:"
     tail -n 20 "$WORK/$name.log" >&2
@@ -512,8 +525,8 @@ combine_reps() {
     m=$(printf '%s\n' "${v[@]}" | sort -g | awk '{ a[NR] = $1 } END { printf "%.3f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
     record "$name" "${sc}_$k" "$m"
   done
-  for k in sent answered lost errors; do
-    m=""
+  for k in sent answered lost errors udp_drops upstream_drops; do
+    m=""""
     for ((i = 1; i <= n; i++)); do
       v=$(get "$name" "${sc}_r${i}_$k")
       [[ -n $v ]] && m=$(( ${m:-0} + v ))
