@@ -83,6 +83,29 @@ void EventLoop::post(Task fn) {
   (void)n;  // EAGAIN means the counter is already non-zero: the loop will wake anyway.
 }
 
+void EventLoop::requestRoundEnd(RoundEndHook* hook) {
+  // Rarely more than a handful of hooks per round: a linear check keeps it allocation-free.
+  if (std::find(round_end_.begin(), round_end_.end(), hook) == round_end_.end()) {
+    round_end_.push_back(hook);
+  }
+}
+
+void EventLoop::cancelRoundEnd(RoundEndHook* hook) {
+  round_end_.erase(std::remove(round_end_.begin(), round_end_.end(), hook), round_end_.end());
+  std::replace(running_round_end_.begin(), running_round_end_.end(), hook,
+               static_cast<RoundEndHook*>(nullptr));
+}
+
+void EventLoop::runRoundEnd() {
+  if (round_end_.empty()) return;
+  running_round_end_.swap(round_end_);
+  // By index: a hook may cancel a later one (cancelRoundEnd nulls it here).
+  for (size_t i = 0; i < running_round_end_.size(); ++i) {
+    if (RoundEndHook* h = running_round_end_[i]) h->onRoundEnd();
+  }
+  running_round_end_.clear();
+}
+
 void EventLoop::stop() {
   stop_ = true;
   uint64_t one = 1;
@@ -128,7 +151,8 @@ void EventLoop::run() {
   constexpr int kMaxEvents = 128;
   epoll_event events[kMaxEvents];
   while (!stop_) {
-    const int timeout = has_posted_.load(std::memory_order_acquire) ? 0 : nextTimeoutMs();
+    const int timeout =
+        has_posted_.load(std::memory_order_acquire) || !round_end_.empty() ? 0 : nextTimeoutMs();
     int n = epoll_wait(epfd_, events, kMaxEvents, timeout);
     now_ = Clock::now();
     if (n < 0) {
@@ -147,9 +171,11 @@ void EventLoop::run() {
     }
     runPosted();
     runTimers();
+    runRoundEnd();
   }
   // Drain tasks posted right before stop so no promise is left hanging.
   runPosted();
+  runRoundEnd();
   running_ = false;
 }
 

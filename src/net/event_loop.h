@@ -29,6 +29,18 @@ class IoHandler {
   virtual void onEvents(uint32_t events) = 0;
 };
 
+/// Work deferred to the end of the current loop round (e.g. flushing a batch of datagrams
+/// produced by many events with one sendmmsg).
+class RoundEndHook {
+ public:
+  /// Called on the loop thread once per requestRoundEnd(), after the round's events, posted
+  /// tasks and timers.
+  virtual void onRoundEnd() = 0;
+
+ protected:
+  ~RoundEndHook() = default;
+};
+
 class EventLoop {
  public:
   using TimerId = uint64_t;
@@ -52,6 +64,13 @@ class EventLoop {
   /// cancelTimer. Timers fire in deadline order; a cancelled timer never fires.
   TimerId addTimer(std::chrono::nanoseconds delay, Task fn);
   void cancelTimer(TimerId id);
+
+  /// Runs hook->onRoundEnd() at the end of this round (loop thread only; no allocation once
+  /// warm). Requests of a hook already pending are merged. A hook requested from inside an
+  /// onRoundEnd runs in the next round (which then does not block). A hook must call
+  /// cancelRoundEnd before it is destroyed.
+  void requestRoundEnd(RoundEndHook* hook);
+  void cancelRoundEnd(RoundEndHook* hook);
 
   /// Queues `fn` to run on the loop thread and wakes the loop. Thread-safe.
   void post(Task fn);
@@ -78,6 +97,7 @@ class EventLoop {
   int nextTimeoutMs() const;
   void runTimers();
   void runPosted();
+  void runRoundEnd();
 
   int epfd_ = -1;
   int wakefd_ = -1;
@@ -89,6 +109,9 @@ class EventLoop {
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
   std::unordered_map<TimerId, Task> timer_tasks_;
   TimerId next_timer_ = 1;
+
+  std::vector<RoundEndHook*> round_end_;
+  std::vector<RoundEndHook*> running_round_end_;
 
   std::atomic<bool> has_posted_{false};
   std::mutex posted_mu_;

@@ -21,6 +21,7 @@ UdpHandler::UdpHandler(net::EventLoop& loop, Pipeline& pipeline, int fd, bool wi
       alive_fd_(std::make_shared<int>(fd)) {}
 
 UdpHandler::~UdpHandler() {
+  loop_.cancelRoundEnd(this);
   stop();
   *alive_fd_ = -1;
   if (fd_ >= 0) ::close(fd_);
@@ -203,11 +204,7 @@ void UdpHandler::queueAsync(const SockAddr& to, const Control* ctl, size_t ctl_l
   abuf_.insert(abuf_.end(), data.begin(), data.end());
   if (flush_posted_) return;
   flush_posted_ = true;
-  // Runs after this round's events (same-thread post: no wakeup write).
-  loop_.post([this, alive = std::weak_ptr<int>(alive_fd_)] {
-    auto a = alive.lock();
-    if (a && *a >= 0) flushAsync();
-  });
+  loop_.requestRoundEnd(this);
 }
 
 void UdpHandler::flushAsync() {

@@ -12,7 +12,7 @@
 
 namespace nld::server {
 
-class UdpHandler final : public net::IoHandler, public ReplyFactory {
+class UdpHandler final : public net::IoHandler, public net::RoundEndHook, public ReplyFactory {
  public:
   static constexpr int kBatch = 32;
   static constexpr size_t kRecvSize = 4096;  // queries > 4096 bytes are dropped (MSG_TRUNC)
@@ -30,6 +30,8 @@ class UdpHandler final : public net::IoHandler, public ReplyFactory {
   void onEvents(uint32_t events) override;
   // ReplyFactory: a reply to the datagram currently being handled.
   Reply make() override;
+  // net::RoundEndHook: sends the asynchronous answers queued during this round.
+  void onRoundEnd() override { flushAsync(); }
 
  private:
   struct Control {
@@ -37,7 +39,7 @@ class UdpHandler final : public net::IoHandler, public ReplyFactory {
   };
   void sendOne(const SockAddr& to, const Control* ctl, size_t ctl_len, dns::ByteView data);
   /// Queues an asynchronous answer (a cache miss answered later). Every answer queued while the
-  /// loop handles one round of events goes out with one sendmmsg from a posted flush task.
+  /// loop handles one round of events goes out with one sendmmsg at the end of the round.
   void queueAsync(const SockAddr& to, const Control* ctl, size_t ctl_len, dns::ByteView data);
   void flushAsync();
   struct AsyncState;  // what make()'s Reply captures

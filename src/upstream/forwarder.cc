@@ -298,23 +298,19 @@ bool Forwarder::startExchange(Flight& f, int upstream, bool tcp, bool fresh_conn
       shared_->recordFailure(u);
       return false;
     }
-    ssize_t sent;
-    do {
-      sent = ::send(s->fd_, f.query.data(), f.query_len, 0);
-    } while (sent < 0 && errno == EINTR);
-    if (sent < 0) {
-      // Typically ECONNREFUSED: an ICMP error caused by an earlier query on this socket, reported
-      // here instead of to recv. It condemns the socket's outstanding queries as well.
-      failSocket(*s);
-      shared_->recordFailure(u);
-      return false;
-    }
     const uint32_t slot = s->sent_++;
     s->slots_[slot] = UdpSocket::Slot{f.id, f.qid, true};
     ++s->outstanding_;
     if (s->sent_ >= shared_->settings().udp_queries_per_socket) retireSocket(*s);
     f.udp = s;
     f.udp_slot = static_cast<uint8_t>(slot);
+    // Sent at the end of the loop round, with the round's other queries to this socket in one
+    // sendmmsg (flushSends).
+    sends_.push_back(PendingSend{f.id, f.seq});
+    if (!sends_requested_) {
+      sends_requested_ = true;
+      loop_.requestRoundEnd(this);
+    }
   }
   auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(f.deadline - Clock::now());
   auto t = std::min<std::chrono::nanoseconds>(shared_->settings().attempt_timeout, left);
@@ -373,6 +369,65 @@ Forwarder::UdpSocket* Forwarder::udpSocketFor(int upstream, uint16_t& qid) {
   }
   retireSocket(*s);  // astronomically unlikely; never reuse an outstanding ID
   return nullptr;
+}
+
+void Forwarder::flushSends() {
+  sends_requested_ = false;
+  sending_.swap(sends_);  // sends queued by failures below go to the next round
+  constexpr size_t kMax = 32;
+  std::array<mmsghdr, kMax> msgs{};
+  std::array<iovec, kMax> iov{};
+  std::array<uint64_t, kMax> owner{};
+  // The socket of an entry is its flight's current one, found through the flight: the entry
+  // holds no socket pointer (a socket failed and closed during this round is already gone).
+  auto current = [this](const PendingSend& p) -> Flight* {
+    Flight* f = find(p.flight);
+    return f != nullptr && f->seq == p.seq && !f->tcp && f->udp != nullptr ? f : nullptr;
+  };
+  size_t i = 0;
+  while (i < sending_.size()) {
+    Flight* first = current(sending_[i]);
+    if (first == nullptr) {
+      ++i;
+      continue;
+    }
+    UdpSocket* s = first->udp;
+    size_t m = 0;
+    for (; i < sending_.size() && m < kMax; ++i) {
+      Flight* f = current(sending_[i]);
+      if (f == nullptr) continue;  // the attempt ended meanwhile (failure, shutdown)
+      if (f->udp != s) break;      // the next group
+      iov[m].iov_base = f->query.data();
+      iov[m].iov_len = f->query_len;
+      msgs[m].msg_hdr = msghdr{};
+      msgs[m].msg_hdr.msg_iov = &iov[m];
+      msgs[m].msg_hdr.msg_iovlen = 1;
+      owner[m] = f->id;
+      ++m;
+    }
+    size_t sent = 0;
+    while (sent < m) {
+      const int r = ::sendmmsg(s->fd_, msgs.data() + sent, static_cast<unsigned>(m - sent), 0);
+      if (r > 0) {
+        sent += static_cast<size_t>(r);
+        continue;
+      }
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && errno == ECONNREFUSED) {
+        // An ICMP error caused by an earlier query on this socket, reported to this send: it
+        // condemns every query on the socket, sent or not.
+        failSocket(*s);
+        break;
+      }
+      // Any other error: the unsent ones fail (the sent ones wait for their answers).
+      for (size_t k = sent; k < m; ++k) {
+        Flight* f = find(owner[k]);
+        if (f != nullptr && f->udp == s) attemptFailed(*f, true);
+      }
+      break;
+    }
+  }
+  sending_.clear();
 }
 
 void Forwarder::retireSocket(UdpSocket& s) {
@@ -628,6 +683,9 @@ void Forwarder::shutdown() {
     if (f != nullptr) finish(id, Result::Status::ServFail, {}, nullptr, f->upstream);
   }
   while (!udp_sockets_.empty()) closeSocket(*udp_sockets_.back());
+  sends_.clear();
+  loop_.cancelRoundEnd(this);
+  sends_requested_ = false;
   if (deadline_timer_ != 0) loop_.cancelTimer(deadline_timer_);
   deadline_timer_ = 0;
   deadlines_.clear();

@@ -59,7 +59,7 @@ struct ForwarderStats {
 
 /// One forward stanza on one worker. Lives on, and is used only from, its EventLoop's thread
 /// (construct/destroy there too, or before the loop runs / after it stopped).
-class Forwarder final : public TcpSink {
+class Forwarder final : public TcpSink, public net::RoundEndHook {
  public:
   Forwarder(net::EventLoop& loop, std::shared_ptr<SharedForwardState> shared, ForwardObserver* obs);
   ~Forwarder() override;
@@ -80,6 +80,9 @@ class Forwarder final : public TcpSink {
   /// Upstream UDP sockets open right now (loop thread; for tests).
   size_t udpSocketsOpen() const { return udp_sockets_.size(); }
   const SharedForwardState& shared() const { return *shared_; }
+
+  // net::RoundEndHook: sends the UDP queries queued during this loop round.
+  void onRoundEnd() override { flushSends(); }
 
   // TcpSink (called by the TCP pool)
   void onTcpReply(uint64_t token, dns::ByteView msg) override;
@@ -118,6 +121,11 @@ class Forwarder final : public TcpSink {
   void closeSocket(UdpSocket& s);
   /// Fails every attempt outstanding on `s` (ICMP error on the connected socket).
   void failSocket(UdpSocket& s);
+  void flushSends();
+  struct PendingSend {
+    uint64_t flight;
+    uint64_t seq;  // the attempt (Flight::seq) whose query is to be sent
+  };
   /// Validates and delivers a reply to flight f. On UDP a mismatch is ignored (returns false).
   bool handleReply(Flight& f, dns::ByteView msg, bool tcp);
   void finish(uint64_t flight_id, Result::Status status, dns::ByteView pkt,
@@ -134,6 +142,9 @@ class Forwarder final : public TcpSink {
   std::vector<std::unique_ptr<Flight>> flight_slots_;  // index = low 32 bits of a flight id
   std::vector<uint32_t> free_flights_;
   uint64_t flight_generation_ = 0;
+  std::vector<PendingSend> sends_;    // UDP queries to send at the end of this round
+  std::vector<PendingSend> sending_;  // the batch being sent (capacity kept)
+  bool sends_requested_ = false;
   std::deque<Deadline> deadlines_;  // FIFO: equal timeouts expire in queue order
   net::EventLoop::TimerId deadline_timer_ = 0;
   U64Map by_key_;  // coalescing hash → flight id (in-flight, keyed flights only)

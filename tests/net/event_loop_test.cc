@@ -37,6 +37,46 @@ TEST(EventLoop, PostFromAnotherThreadRunsOnLoopThread) {
   EXPECT_EQ(ran_on, std::this_thread::get_id());
 }
 
+class CountingHook final : public RoundEndHook {
+ public:
+  explicit CountingHook(EventLoop& loop) : loop_(loop) {}
+  ~CountingHook() { loop_.cancelRoundEnd(this); }
+  void onRoundEnd() override {
+    ++runs;
+    if (again > 0) {
+      --again;
+      loop_.requestRoundEnd(this);  // next round
+    }
+  }
+  int runs = 0;
+  int again = 0;
+
+ private:
+  EventLoop& loop_;
+};
+
+TEST(EventLoop, RoundEndHooksRunOncePerRequestRoundAndCancelledOnesDoNot) {
+  EventLoop loop;
+  CountingHook a(loop), b(loop), c(loop);
+  b.again = 2;
+  loop.post([&] {
+    loop.requestRoundEnd(&a);
+    loop.requestRoundEnd(&a);  // merged
+    loop.requestRoundEnd(&b);
+    loop.requestRoundEnd(&c);
+    loop.cancelRoundEnd(&c);
+  });
+  // Requests made by hooks keep the loop from blocking: all of b's rounds finish long before
+  // this timer (the loop would otherwise sleep up to a second per round).
+  const auto start = std::chrono::steady_clock::now();
+  loop.addTimer(std::chrono::milliseconds(50), [&] { loop.stop(); });
+  loop.run();
+  EXPECT_EQ(a.runs, 1);
+  EXPECT_EQ(b.runs, 3);
+  EXPECT_EQ(c.runs, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(900));
+}
+
 class Reader final : public IoHandler {
  public:
   Reader(EventLoop& loop, int fd) : loop_(loop), fd_(fd) {}
