@@ -18,13 +18,32 @@ UdpHandler::UdpHandler(net::EventLoop& loop, Pipeline& pipeline, int fd, bool wi
       rbuf_(std::make_unique_for_overwrite<uint8_t[]>(kBatch * kRecvSize)),
       sbuf_(std::make_unique_for_overwrite<uint8_t[]>(kBatch * kRecvSize)),
       scratch_(std::make_unique_for_overwrite<uint8_t[]>(dns::kMaxMessageSize)),
-      alive_fd_(std::make_shared<int>(fd)) {}
+      alive_fd_(std::make_shared<int>(fd)) {
+  initReceive();
+}
 
 UdpHandler::~UdpHandler() {
   loop_.cancelRoundEnd(this);
   stop();
   *alive_fd_ = -1;
   if (fd_ >= 0) ::close(fd_);
+}
+
+void UdpHandler::initReceive() {
+  for (int i = 0; i < kBatch; ++i) {
+    riov_[i].iov_base = rbuf_.get() + size_t(i) * kRecvSize;
+    riov_[i].iov_len = kRecvSize;
+    std::memset(&rmsgs_[i], 0, sizeof(mmsghdr));
+    rmsgs_[i].msg_hdr.msg_name = &raddr_[i].storage;
+    rmsgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+    rmsgs_[i].msg_hdr.msg_iov = &riov_[i];
+    rmsgs_[i].msg_hdr.msg_iovlen = 1;
+    if (wildcard_) {
+      rmsgs_[i].msg_hdr.msg_control = rctl_[i].buf;
+      rmsgs_[i].msg_hdr.msg_controllen = sizeof(rctl_[i].buf);
+    }
+  }
+  rfilled_ = 0;
 }
 
 void UdpHandler::start() {
@@ -82,20 +101,14 @@ size_t replyControl(const msghdr& in, char* out, size_t out_size) {
 void UdpHandler::onEvents(uint32_t) {
   // Bounded work per wakeup so one busy socket cannot starve the loop's other sockets/timers.
   for (int round = 0; round < 8; ++round) {
-    for (int i = 0; i < kBatch; ++i) {
-      riov_[i].iov_base = rbuf_.get() + size_t(i) * kRecvSize;
-      riov_[i].iov_len = kRecvSize;
-      std::memset(&rmsgs_[i].msg_hdr, 0, sizeof(msghdr));
-      rmsgs_[i].msg_hdr.msg_name = &raddr_[i].storage;
+    // The kernel rewrites only the lengths and flags of the entries it filled: reset those.
+    for (int i = 0; i < rfilled_; ++i) {
       rmsgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
-      rmsgs_[i].msg_hdr.msg_iov = &riov_[i];
-      rmsgs_[i].msg_hdr.msg_iovlen = 1;
-      if (wildcard_) {
-        rmsgs_[i].msg_hdr.msg_control = rctl_[i].buf;
-        rmsgs_[i].msg_hdr.msg_controllen = sizeof(rctl_[i].buf);
-      }
+      rmsgs_[i].msg_hdr.msg_controllen = wildcard_ ? sizeof(rctl_[i].buf) : 0;
+      rmsgs_[i].msg_hdr.msg_flags = 0;
     }
     int n = recvmmsg(fd_, rmsgs_, kBatch, MSG_DONTWAIT, nullptr);
+    rfilled_ = n > 0 ? n : 0;
     if (n <= 0) return;  // EAGAIN (or an error we cannot act on): wait for the next event
 
     int nsend = 0;

@@ -37,6 +37,7 @@ class UdpHandler final : public net::IoHandler, public net::RoundEndHook, public
   struct Control {
     alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(in6_pktinfo))];
   };
+  void initReceive();
   void sendOne(const SockAddr& to, const Control* ctl, size_t ctl_len, dns::ByteView data);
   /// Queues an asynchronous answer (a cache miss answered later). Every answer queued while the
   /// loop handles one round of events goes out with one sendmmsg at the end of the round.
@@ -57,6 +58,7 @@ class UdpHandler final : public net::IoHandler, public net::RoundEndHook, public
   iovec riov_[kBatch];
   SockAddr raddr_[kBatch];
   Control rctl_[kBatch];
+  int rfilled_ = 0;  // entries the last recvmmsg filled (their lengths need a reset)
   // Send side.
   std::unique_ptr<uint8_t[]> sbuf_;
   mmsghdr smsgs_[kBatch];
