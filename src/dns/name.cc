@@ -95,6 +95,14 @@ namespace {
 /// read, so the result depends only on the name).
 uint64_t word(const std::array<uint8_t, kMaxNameLength>& d, size_t i, size_t len) {
   uint64_t w = 0;
+  if (i + 8 <= d.size()) {
+    // A fixed-size load (no memcpy call), then the bytes past `len` (stale data of an earlier,
+    // longer name) are masked off.
+    std::memcpy(&w, d.data() + i, 8);
+    const size_t left = len - i;
+    if (left < 8) w &= (uint64_t{1} << (8 * left)) - 1;
+    return w;
+  }
   std::memcpy(&w, d.data() + i, std::min<size_t>(8, len - i));
   return w;
 }

@@ -297,6 +297,21 @@ TEST(NameCompare, EqualityAndHashIgnoreCaseOnlyForLetters) {
     EXPECT_FALSE(f.equalsIgnoreCase(g)) << n;
   }
   EXPECT_NE(mustParse("a.b").hashLower(1), mustParse("a.b").hashLower(2));  // seeded
+  // Bytes past len (left over from a longer name) do not count.
+  Name x = mustParse("www.example.org"), y = mustParse("www.example.org");
+  for (size_t i = y.len; i < y.data.size(); ++i) y.data[i] = 0x41;
+  EXPECT_TRUE(x.equalsIgnoreCase(y));
+  EXPECT_EQ(x.hashLower(3), y.hashLower(3));
+  // The longest names take the tail path near the end of the array.
+  std::string longest;
+  for (int i = 0; i < 4; ++i) longest += std::string(i < 3 ? 63 : 61, 'A' + char(i)) + ".";
+  Name l1 = mustParse(longest), l2 = l1;
+  ASSERT_EQ(l1.len, 255);
+  l2.toLower();
+  EXPECT_TRUE(l1.equalsIgnoreCase(l2));
+  EXPECT_EQ(l1.hashLower(5), l2.hashLower(5));
+  l2.data[253] = 'z';
+  EXPECT_FALSE(l1.equalsIgnoreCase(l2));
 }
 
 TEST(NameCompare, IsSubdomainOf) {
