@@ -2,9 +2,11 @@
 // The cache key: lower-cased QNAME, QTYPE, QCLASS, DO and CD (spec §8.3 "Key", plus QCLASS as
 // CoreDNS HEAD does, spec §12.8). Hashing and comparison run on the hot path and never allocate.
 //
-// The hash is hand-written (FNV-1a 64 over the lower-cased name bytes, computed on the fly,
-// then a murmur3 finaliser so the low bits used for bucket selection are well mixed) because it
-// must lower-case while hashing and no library hash does that without a copy. A per-cache
+// The hash is hand-written (dns::Name::hashLower: 8 name bytes per multiply, lower-cased with
+// SWAR on the fly; then the type/class/flags and a murmur3 finaliser so the low bits used for
+// bucket selection are well mixed) because it must lower-case while hashing and no library hash
+// does that without a copy. (FNV-1a one byte at a time cost ~340 instructions for a 27-byte
+// key, 17 % of a cache hit.) A per-cache
 // random seed replaces the FNV offset basis so precomputed collision sets do not carry over
 // between processes; full key equality is verified on every lookup, so collisions cost time,
 // never correctness.
