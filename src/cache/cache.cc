@@ -188,7 +188,7 @@ LookupResult Cache::lookup(dns::ByteView /*query_pkt*/, const dns::Query& q,
     return {};
   }
   bump(f.denial ? st.hits_denial : st.hits_success);
-  e.referenced = true;
+  f.store->reference(f.index);  // CLOCK bit
   if (fresh) {
     res.kind = Kind::Hit;
     res.prefetch = shouldPrefetch(e, now);
@@ -213,7 +213,7 @@ LookupResult Cache::lookupStale(dns::ByteView /*query_pkt*/, const dns::Query& q
   res.denial = f.denial;
   res.length = render(e, q, now, !fresh, limit, out);
   if (res.length == 0) return {};
-  e.referenced = true;
+  f.store->reference(f.index);  // CLOCK bit
   res.kind = fresh ? Kind::Hit : Kind::Stale;
   if (!fresh) bump(stats_->served_stale);
   return res;
