@@ -7,6 +7,9 @@ function(nld_add_library name)
   target_include_directories(nld_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
   target_link_libraries(nld_${name} PUBLIC ${A_DEPS} PRIVATE nld_warnings nld_sanitizers)
   target_link_libraries(nld_${name} INTERFACE nld_sanitizers)
+  # One section per function/object so executables linked with --gc-sections (node-cache, for
+  # its idle RSS) keep only what they reference.
+  target_compile_options(nld_${name} PRIVATE -ffunction-sections -fdata-sections)
 endfunction()
 
 # nld_add_unit_test(NAME SOURCES ... DEPS ...): a GoogleTest binary registered with ctest under

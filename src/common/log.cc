@@ -1,44 +1,70 @@
 #include "common/log.h"
 
-#include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/stdout_sinks.h>
+#include <atomic>
+#include <cstdio>
+#include <iterator>
+
+#include <fmt/format.h>
 
 namespace nld::log {
 namespace {
 
-// CoreDNS prints levels as INFO, WARNING, ERROR, FATAL, DEBUG.
-class CoreDnsLevel final : public spdlog::custom_flag_formatter {
- public:
-  void format(const spdlog::details::log_msg& msg, const std::tm&,
-              spdlog::memory_buf_t& dest) override {
-    std::string_view s;
-    switch (msg.level) {
-      case spdlog::level::trace:
-      case spdlog::level::debug: s = "DEBUG"; break;
-      case spdlog::level::info: s = "INFO"; break;
-      case spdlog::level::warn: s = "WARNING"; break;
-      case spdlog::level::err: s = "ERROR"; break;
-      case spdlog::level::critical: s = "FATAL"; break;
-      default: s = "INFO"; break;
-    }
-    dest.append(s.data(), s.data() + s.size());
+std::atomic<int> g_min_level{static_cast<int>(Level::kInfo)};
+
+// CoreDNS prints levels as INFO, WARNING, ERROR, DEBUG.
+std::string_view levelName(Level level) {
+  switch (level) {
+    case Level::kDebug: return "DEBUG";
+    case Level::kInfo: return "INFO";
+    case Level::kWarning: return "WARNING";
+    case Level::kError: return "ERROR";
   }
-  std::unique_ptr<custom_flag_formatter> clone() const override {
-    return std::make_unique<CoreDnsLevel>();
-  }
-};
+  return "INFO";
+}
+
+void emit(const fmt::memory_buffer& line) {
+  // One locked fwrite + fflush per line: lines of concurrent threads never interleave, and the
+  // order against other stdio output on stdout is kept (the buffer is flushed at each line).
+  flockfile(stdout);
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fflush(stdout);
+  funlockfile(stdout);
+}
 
 }  // namespace
 
 void init(bool quiet) {
-  auto logger = std::make_shared<spdlog::logger>(
-      "nld", std::make_shared<spdlog::sinks::stdout_sink_mt>());
-  auto formatter = std::make_unique<spdlog::pattern_formatter>();
-  formatter->add_flag<CoreDnsLevel>('*').set_pattern("[%*] %v");
-  logger->set_formatter(std::move(formatter));
-  logger->set_level(quiet ? spdlog::level::warn : spdlog::level::info);
-  logger->flush_on(spdlog::level::info);
-  spdlog::set_default_logger(std::move(logger));
+  g_min_level.store(static_cast<int>(quiet ? Level::kWarning : Level::kInfo),
+                    std::memory_order_relaxed);
 }
 
+bool enabled(Level level) noexcept {
+  return static_cast<int>(level) >= g_min_level.load(std::memory_order_relaxed);
+}
+
+namespace detail {
+
+void write(Level level, fmt::string_view format, fmt::format_args args) noexcept {
+  try {
+    fmt::memory_buffer line;  // 500 bytes inline: a typical line does not allocate
+    const std::string_view name = levelName(level);
+    line.push_back('[');
+    line.append(name.data(), name.data() + name.size());
+    line.append(std::string_view("] "));
+    fmt::vformat_to(std::back_inserter(line), format, args);
+    line.push_back('\n');
+    emit(line);
+  } catch (const std::exception& e) {
+    // fmt throws only on runtime-checked specs (e.g. a dynamic width) or on allocation failure.
+    try {
+      fmt::memory_buffer line;
+      fmt::format_to(std::back_inserter(line), "[ERROR] log: cannot format '{}': {}\n",
+                     std::string_view(format.data(), format.size()), e.what());
+      emit(line);
+    } catch (...) {
+    }
+  }
+}
+
+}  // namespace detail
 }  // namespace nld::log

@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <charconv>
+#include <iterator>
 #include <cmath>
 #include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <system_error>
+
+#include <fmt/format.h>
 
 namespace nld::observability {
 
@@ -159,28 +162,49 @@ std::string formatValue(double v) {
   if (v == 0) {
     return std::signbit(v) ? "-0" : "0";
   }
-  char buf[64];
-  auto res = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::scientific);
-  std::string sci(buf, res.ptr);  // shortest round-trip, e.g. "-1.2345e+06"
+  // Shortest round-trip digits and decimal exponent (value = 0.d1d2... * 10^(exp + 1)). From
+  // fmt's "{}" (shortest round-trip, fixed or exponent form), normalised here, rather than
+  // std::to_chars(double): libstdc++'s floating_to_chars.o needs libm (fesetround), which would
+  // map ~0.4 MiB more into node-cache for this one scrape-time function.
+  const std::string shortest = fmt::format("{}", v);
+  std::string_view body = shortest;
   std::string sign;
-  std::string_view body = sci;
   if (body.front() == '-') {
     sign = "-";
     body.remove_prefix(1);
   }
   const size_t ePos = body.find('e');
-  std::string digits;
-  for (char c : body.substr(0, ePos)) {
-    if (c != '.') {
-      digits += c;
-    }
-  }
   int exp = 0;
-  std::from_chars(body.data() + ePos + 1 + (body[ePos + 1] == '+' ? 1 : 0), body.data() + body.size(),
-                  exp);
+  if (ePos != std::string_view::npos) {
+    const char* p = body.data() + ePos + 1;
+    if (*p == '+') ++p;
+    std::from_chars(p, body.data() + body.size(), exp);
+    body = body.substr(0, ePos);
+  }
+  const size_t dot = body.find('.');
+  int pointPos = static_cast<int>(dot == std::string_view::npos ? body.size() : dot);
+  std::string digits;
+  for (char c : body) {
+    if (c == '.') continue;
+    if (digits.empty() && c == '0') {
+      --pointPos;  // leading zero of "0.00025"
+      continue;
+    }
+    digits += c;
+  }
+  while (digits.size() > 1 && digits.back() == '0') digits.pop_back();  // "64000"
+  exp += pointPos - 1;
   // Go 'g' with shortest precision: %e if exp < -4 || exp >= 6 (eprec is forced to 6).
   if (exp < -4 || exp >= 6) {
-    return sci;  // C's %e layout (two-digit minimum exponent) matches Go's.
+    // C's %e layout (two-digit minimum exponent) matches Go's: "-1.2345e+06".
+    std::string sci = sign;
+    sci += digits[0];
+    if (digits.size() > 1) {
+      sci += '.';
+      sci.append(digits, 1);
+    }
+    fmt::format_to(std::back_inserter(sci), "e{}{:02}", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    return sci;
   }
   std::string out = sign;
   if (exp < 0) {
