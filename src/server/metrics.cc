@@ -97,9 +97,15 @@ void ServerMetrics::onQuery(size_t worker, const std::string& server, const std:
                             bool udp, int family, uint16_t qtype, bool dnssec_ok,
                             size_t req_size, uint8_t rcode, AnswerPlugin plugin,
                             size_t resp_size, double seconds) {
-  auto& slot = workers_[worker].zones[Key{&requests_, &server, &zone, 0}];
-  if (!slot) slot = std::make_unique<ZoneCounters>();
-  ZoneCounters& z = *slot;
+  PerWorker& w = workers_[worker];
+  if (w.last_zone_server != &server || w.last_zone != &zone) {
+    auto& slot = w.zones[Key{&requests_, &server, &zone, 0}];
+    if (!slot) slot = std::make_unique<ZoneCounters>();
+    w.last_zone_server = &server;
+    w.last_zone = &zone;
+    w.last_zone_counters = slot.get();
+  }
+  ZoneCounters& z = *w.last_zone_counters;
   const char* proto = udp ? "udp" : "tcp";
   const size_t fam = family == 2 ? 2 : 1;
   const size_t ti = typeIndex(qtype);
@@ -147,17 +153,23 @@ void ServerMetrics::onQuery(size_t worker, const std::string& server, const std:
 
 void ServerMetrics::onCacheLookup(size_t worker, const std::string& server,
                                   const std::string& zones, const CacheEvent& e) {
-  auto& slot = workers_[worker].caches[Key{&cache_requests_, &server, &zones, 0}];
-  if (!slot) {
-    slot = std::make_unique<CacheCounters>();
-    slot->requests = cache_requests_.with({server, zones, ""});
-    slot->hits_success = cache_hits_.with({server, zones, "", "success"});
-    slot->hits_denial = cache_hits_.with({server, zones, "", "denial"});
-    slot->misses = cache_misses_.with({server, zones, ""});
-    slot->stale = cache_stale_.with({server, zones, ""});
-    slot->prefetch = cache_prefetch_.with({server, zones, ""});
+  PerWorker& w = workers_[worker];
+  if (w.last_cache_server != &server || w.last_cache_zones != &zones) {
+    auto& slot = w.caches[Key{&cache_requests_, &server, &zones, 0}];
+    if (!slot) {
+      slot = std::make_unique<CacheCounters>();
+      slot->requests = cache_requests_.with({server, zones, ""});
+      slot->hits_success = cache_hits_.with({server, zones, "", "success"});
+      slot->hits_denial = cache_hits_.with({server, zones, "", "denial"});
+      slot->misses = cache_misses_.with({server, zones, ""});
+      slot->stale = cache_stale_.with({server, zones, ""});
+      slot->prefetch = cache_prefetch_.with({server, zones, ""});
+    }
+    w.last_cache_server = &server;
+    w.last_cache_zones = &zones;
+    w.last_cache_counters = slot.get();
   }
-  CacheCounters& c = *slot;
+  CacheCounters& c = *w.last_cache_counters;
   c.requests.inc();
   if (e.hit) {
     (e.denial ? c.hits_denial : c.hits_success).inc();

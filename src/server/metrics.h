@@ -94,6 +94,14 @@ class ServerMetrics {
     std::unordered_map<Key, observability::Histogram, KeyHash> histograms;
     std::unordered_map<Key, std::unique_ptr<ZoneCounters>, KeyHash> zones;
     std::unordered_map<Key, std::unique_ptr<CacheCounters>, KeyHash> caches;
+    // One-entry memos in front of `zones` and `caches`: consecutive queries of a worker nearly
+    // always hit the same block, so most queries skip the hash-map lookup.
+    const std::string* last_zone_server = nullptr;
+    const std::string* last_zone = nullptr;
+    ZoneCounters* last_zone_counters = nullptr;
+    const std::string* last_cache_server = nullptr;
+    const std::string* last_cache_zones = nullptr;
+    CacheCounters* last_cache_counters = nullptr;
   };
   static size_t typeIndex(uint16_t qtype);
   template <typename MakeLabels>
