@@ -722,6 +722,33 @@ FAILED=()
 for s in "${SERVER_LIST[@]}"; do
   bench_server "$s" || FAILED+=("$s")
 done
+# SCALE: 2 workers against 1, HIT, in alternating pairs of fresh servers so that drift of the
+# machine (other load, host steal) hits both alike; the verdict uses the median pair ratio.
+SCALE_PAIRS=0
+case $MODE in full) SCALE_PAIRS=4 ;; quick) SCALE_PAIRS=1 ;; esac
+if ((SCALE_PAIRS > 0)) && [[ ",$SERVERS," == *",node-cache-1w,"* && ",$SERVERS," == *",node-cache-2w,"* ]]; then
+  log "== scale: node-cache 2 workers vs 1, $SCALE_PAIRS alternating pairs"
+  ratios=()
+  for ((r = 1; r <= SCALE_PAIRS; r++)); do
+    for w in 1 2; do
+      nm=node-cache-${w}w
+      start_server "$nm" hit || { record scale failed "node-cache-${w}w did not start"; continue 2; }
+      prime "$nm"
+      measure "scale" "w${w}_r$r" "$WORK/out/scale-w$w-$r.txt" -d "$WORK/hit.txt" -c 16 -q 500 -l 3 -t 1
+      stop_server "$nm"
+    done
+    a=$(get scale "w1_r${r}_us"); b=$(get scale "w2_r${r}_us")
+    [[ -n $a && -n $b ]] && ratios+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b / a }')")
+  done
+  if ((${#ratios[@]} > 0)); then
+    record scale ratio_median "$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ a[NR] = $1 } END { printf "%.3f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')"
+    record scale ratio_min "$(printf '%s\n' "${ratios[@]}" | sort -g | head -n 1)"
+    record scale ratio_max "$(printf '%s\n' "${ratios[@]}" | sort -g | tail -n 1)"
+    record scale pairs "${#ratios[@]}"
+    log "  scale: 2w/1w CPU per query, pairs: ${ratios[*]} (median $(get scale ratio_median))"
+  fi
+fi
+
 ELAPSED=$(( $(date +%s) - START ))
 log "scenarios done in ${ELAPSED}s"
 
