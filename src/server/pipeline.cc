@@ -250,13 +250,15 @@ void Pipeline::refresh(const std::shared_ptr<WorkerPlan>& wp, size_t block, Byte
     auto copy = std::make_shared<std::pair<std::vector<uint8_t>, dns::Query>>(
         std::vector<uint8_t>(pkt.begin(), pkt.end()), q);
     auto keep = wp;
-    rt.forwarders[i]->resolve(ByteView(copy->first), copy->second, true,
-                              [keep, copy, block](const upstream::Result& r) {
-                                if (r.status != upstream::Result::Status::Ok) return;
-                                auto& c = keep->blocks[block].cache;
-                                if (c) c->insert(copy->second, r.packet, *r.parsed,
-                                                 net::Clock::now());
-                              });
+    rt.forwarders[i]->resolve(
+        ByteView(copy->first), copy->second, true,
+        [this, keep, copy, block](const upstream::Result& r) mutable {
+          if (r.status == upstream::Result::Status::Ok) {
+            auto& c = keep->blocks[block].cache;
+            if (c) c->insert(copy->second, r.packet, *r.parsed, net::Clock::now());
+          }
+          releasePlanRef(std::move(keep));  // not when the forwarder destroys this callback
+        });
     return;
   }
 }
@@ -309,8 +311,19 @@ Pipeline::Pending* Pipeline::acquirePending() {
   return p;
 }
 
+void Pipeline::releasePlanRef(std::shared_ptr<WorkerPlan>&& wp) {
+  // Called from inside a forwarder's callback: the last reference to an old generation (after a
+  // reload) must not destroy its forwarders synchronously, under the caller's feet. The posted
+  // task drops it in a later round. Otherwise (the usual case) just drop it.
+  if (wp && wp.use_count() == 1) {
+    loop_.post([keep = std::move(wp)] {});
+  } else {
+    wp.reset();
+  }
+}
+
 void Pipeline::releasePending(Pending* p) {
-  p->plan.reset();  // an old config generation must not be kept alive by the pool
+  releasePlanRef(std::move(p->plan));  // the pool must not keep a config generation alive
   p->reply = nullptr;
   p->pkt.clear();   // keeps its capacity
   if (pending_free_.size() < kPendingPoolMax) {

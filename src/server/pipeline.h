@@ -88,6 +88,8 @@ class Pipeline {
   /// Pending records are pooled: a miss allocates none once the pool is warm. The forwarder
   /// calls back exactly once per resolve(), and onUpstream gives the record back.
   Pending* acquirePending();
+  /// Drops a reference to a worker plan from inside a forwarder callback (see pipeline.cc).
+  void releasePlanRef(std::shared_ptr<WorkerPlan>&& wp);
   void releasePending(Pending* p);
   void onUpstream(Pending* p, const upstream::Result& r);
   static constexpr size_t kPendingPoolMax = 4096;

@@ -70,6 +70,8 @@ class Forwarder final : public TcpSink, public net::RoundEndHook {
   /// synchronously (e.g. Refused by max_concurrent). Identical in-flight queries on this worker
   /// (key: lower-cased QNAME, QTYPE, QCLASS, DO, CD) are sent upstream once and all waiters get
   /// the same reply (coalescing). `query_pkt` and `q` need to stay valid only during the call.
+  /// Neither running `done` nor destroying it may destroy this Forwarder (the forwarder still
+  /// uses its members after the callbacks; defer such destruction with EventLoop::post).
   void resolve(dns::ByteView query_pkt, const dns::Query& q, bool client_tcp, Callback done);
   /// Fails pending queries with ServFail and closes sockets (loop thread). Later resolve() calls
   /// fail with ServFail right away.
