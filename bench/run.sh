@@ -511,6 +511,13 @@ measure() {
   return 0
 }
 
+# median format values...: the median of the values, printed with the printf format.
+median() {
+  local f=$1
+  shift
+  printf '%s\n' "$@" | sort -g | awk -v f="$f" '{ a[NR] = $1 } END { printf f, (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
 # combine_reps name sc n: <sc>_us and <sc>_qps = median over the repetitions <sc>_r1..n; sent,
 # answered, lost, errors = sums; an error of any repetition is kept.
 combine_reps() {
@@ -522,7 +529,7 @@ combine_reps() {
       [[ -n $m ]] && v+=("$m")
     done
     ((${#v[@]} > 0)) || continue
-    m=$(printf '%s\n' "${v[@]}" | sort -g | awk '{ a[NR] = $1 } END { printf "%.3f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+    m=$(median %.3f "${v[@]}")
     record "$name" "${sc}_$k" "$m"
   done
   for k in sent answered lost errors udp_drops upstream_drops; do
@@ -573,6 +580,19 @@ perf_profile() {
   log "  perf profile ($sc): $rep.txt"
 }
 
+# rss_fill name tag count before: asks `count` new names, then records rss_<tag>_kib, _split and
+# _answered (plus `before`, the names cached by earlier fills).
+rss_fill() {
+  local name=$1 tag=$2 count=$3 before=$4 f
+  f=$(miss_file "rss$tag-$name" "$count")
+  run_dnsperf "$WORK/out/$name-rss$tag.txt" -d "$f" -n 1 -c 16 -q 200 -l 90 -t 2 || true
+  sleep 0.5
+  record "$name" "rss_${tag}_kib" "$(rss_kib)"
+  record "$name" "rss_${tag}_split" "$(rss_split)"
+  record "$name" "rss_${tag}_answered" "$(( $(perf_field "$WORK/out/$name-rss$tag.txt" "Queries completed") + before ))"
+  rm -f "$f"
+}
+
 # lat_run name rep: one LAT run (fixed 20k q/s on cached names); records lat_r<rep>_avg, _p50,
 # _p99, _p99.9 from the per-query latencies, and _stalls / _stall_max_us: episodes where answers
 # came more than 1 ms late (a frozen vCPU delays every answer in flight at once; see
@@ -619,7 +639,7 @@ combine_lat() {
       [[ -n $m ]] && v+=("$m")
     done
     ((${#v[@]} > 0)) || continue
-    record "$name" "lat_$k" "$(printf '%s\n' "${v[@]}" | sort -g | awk '{ a[NR] = $1 } END { printf "%.1f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')"
+    record "$name" "lat_$k" "$(median %.1f "${v[@]}")"
   done
   local stalls=0 smax=0
   for ((i = 1; i <= n; i++)); do
@@ -696,22 +716,8 @@ bench_server() {
   sleep 1
   record "$name" rss_idle_kib "$(rss_kib)"
   record "$name" rss_idle_split "$(rss_split)"
-  f=$(miss_file "rss10k-$name" 10000)
-  run_dnsperf "$WORK/out/$name-rss10k.txt" -d "$f" -n 1 -c 16 -q 200 -l 60 -t 2 || true
-  sleep 0.5
-  record "$name" rss_10k_kib "$(rss_kib)"
-  record "$name" rss_10k_split "$(rss_split)"
-  record "$name" rss_10k_answered "$(perf_field "$WORK/out/$name-rss10k.txt" "Queries completed")"
-  rm -f "$f"
-  if [[ $RSS_BIG == 1 ]]; then
-    f=$(miss_file "rss100k-$name" 90000)
-    run_dnsperf "$WORK/out/$name-rss100k.txt" -d "$f" -n 1 -c 16 -q 200 -l 90 -t 2 || true
-    sleep 0.5
-    record "$name" rss_100k_kib "$(rss_kib)"
-    record "$name" rss_100k_split "$(rss_split)"
-    record "$name" rss_100k_answered "$(( $(perf_field "$WORK/out/$name-rss100k.txt" "Queries completed") + 10000 ))"
-    rm -f "$f"
-  fi
+  rss_fill "$name" 10k 10000 0
+  [[ $RSS_BIG == 1 ]] && rss_fill "$name" 100k 90000 10000
   if ! server_alive; then record "$name" rss_died 1; log "  $name DIED during RSS"; fi
   stop_server "$name"
   return 0
@@ -741,7 +747,7 @@ if ((SCALE_PAIRS > 0)) && [[ ",$SERVERS," == *",node-cache-1w,"* && ",$SERVERS,"
     [[ -n $a && -n $b ]] && ratios+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b / a }')")
   done
   if ((${#ratios[@]} > 0)); then
-    record scale ratio_median "$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ a[NR] = $1 } END { printf "%.3f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')"
+    record scale ratio_median "$(median %.3f "${ratios[@]}")"
     record scale ratio_min "$(printf '%s\n' "${ratios[@]}" | sort -g | head -n 1)"
     record scale ratio_max "$(printf '%s\n' "${ratios[@]}" | sort -g | tail -n 1)"
     record scale pairs "${#ratios[@]}"

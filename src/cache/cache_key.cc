@@ -1,7 +1,5 @@
 #include "cache/cache_key.h"
 
-#include <cstring>
-
 namespace nld::cache {
 namespace {
 
@@ -26,20 +24,6 @@ uint64_t hashKey(uint64_t seed, const KeyView& key) {
                         (uint64_t{key.dnssec_ok ? 1u : 0u} << 32) |
                         (uint64_t{key.checking_disabled ? 1u : 0u} << 33);
   return finalize(key.name->hashLower(seed) ^ (rest * kFnvPrime));
-}
-
-bool wireEqualsIgnoreCase(const uint8_t* a, const uint8_t* b, size_t len) {
-  size_t i = 0;
-  for (; i + 8 <= len; i += 8) {
-    uint64_t x, y;
-    std::memcpy(&x, a + i, 8);
-    std::memcpy(&y, b + i, 8);
-    if (x != y && dns::asciiLower8(x) != dns::asciiLower8(y)) return false;
-  }
-  for (; i < len; ++i) {
-    if (a[i] != b[i] && dns::asciiLower(a[i]) != dns::asciiLower(b[i])) return false;
-  }
-  return true;
 }
 
 }  // namespace nld::cache

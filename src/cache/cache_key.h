@@ -29,7 +29,4 @@ struct KeyView {
 /// 64-bit hash of the key with `seed`. Thread-safe (pure).
 uint64_t hashKey(uint64_t seed, const KeyView& key);
 
-/// ASCII case-insensitive equality of `len` bytes of wire-form names.
-bool wireEqualsIgnoreCase(const uint8_t* a, const uint8_t* b, size_t len);
-
 }  // namespace nld::cache

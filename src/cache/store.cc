@@ -51,7 +51,7 @@ bool Store::matches(const Entry& e, uint64_t hash, const KeyView& key) const {
   return e.hash == hash && e.qtype == key.qtype && e.qclass == key.qclass &&
          e.dnssec_ok == key.dnssec_ok && e.checking_disabled == key.checking_disabled &&
          e.name_len == key.name->len &&
-         wireEqualsIgnoreCase(e.packet() + dns::kHeaderSize, key.name->data.data(), e.name_len);
+         dns::wireEqualsIgnoreCase(e.packet() + dns::kHeaderSize, key.name->data.data(), e.name_len);
 }
 
 uint32_t Store::find(uint64_t hash, const KeyView& key) const {

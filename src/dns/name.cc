@@ -108,15 +108,22 @@ uint64_t word(const std::array<uint8_t, kMaxNameLength>& d, size_t i, size_t len
 }
 }  // namespace
 
-bool Name::equalsIgnoreCase(const Name& other) const {
-  if (len != other.len) return false;
-  // Length bytes are <= 63 and therefore unaffected by asciiLower, so the whole wire form can be
-  // compared 8 bytes at a time.
-  for (size_t i = 0; i < len; i += 8) {
-    const uint64_t a = word(data, i, len), b = word(other.data, i, len);
-    if (a != b && asciiLower8(a) != asciiLower8(b)) return false;
+bool wireEqualsIgnoreCase(const uint8_t* a, const uint8_t* b, size_t len) {
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a + i, 8);
+    std::memcpy(&y, b + i, 8);
+    if (x != y && asciiLower8(x) != asciiLower8(y)) return false;
+  }
+  for (; i < len; ++i) {
+    if (a[i] != b[i] && asciiLower(a[i]) != asciiLower(b[i])) return false;
   }
   return true;
+}
+
+bool Name::equalsIgnoreCase(const Name& other) const {
+  return len == other.len && wireEqualsIgnoreCase(data.data(), other.data.data(), len);
 }
 
 uint64_t Name::hashLower(uint64_t seed) const {

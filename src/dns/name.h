@@ -38,6 +38,9 @@ inline void store32(uint8_t* p, uint32_t v) {
   p[3] = static_cast<uint8_t>(v);
 }
 inline uint8_t asciiLower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c; }
+/// ASCII case-insensitive equality of `len` bytes of wire-form names (length bytes are <= 63
+/// and unaffected by lower-casing, so whole names compare byte for byte); 8 bytes per step.
+bool wireEqualsIgnoreCase(const uint8_t* a, const uint8_t* b, size_t len);
 /// asciiLower of the 8 bytes of `x` at once (SWAR: no per-byte branches; hot path of the
 /// coalescing key and of reply matching).
 inline uint64_t asciiLower8(uint64_t x) {

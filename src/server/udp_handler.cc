@@ -215,13 +215,13 @@ void UdpHandler::queueAsync(const SockAddr& to, const Control* ctl, size_t ctl_l
   m.off = abuf_.size();
   m.len = data.size();
   abuf_.insert(abuf_.end(), data.begin(), data.end());
-  if (flush_posted_) return;
-  flush_posted_ = true;
+  if (flush_requested_) return;
+  flush_requested_ = true;
   loop_.requestRoundEnd(this);
 }
 
 void UdpHandler::flushAsync() {
-  flush_posted_ = false;
+  flush_requested_ = false;
   size_t done = 0;
   while (done < aq_.size()) {
     const int m = static_cast<int>(std::min<size_t>(kBatch, aq_.size() - done));

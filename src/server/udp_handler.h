@@ -75,7 +75,7 @@ class UdpHandler final : public net::IoHandler, public net::RoundEndHook, public
   };
   std::vector<AsyncMsg> aq_;
   std::vector<uint8_t> abuf_;
-  bool flush_posted_ = false;
+  bool flush_requested_ = false;
   int current_ = -1;  // index of the datagram being handled (for make())
   // Shared flag so replies that outlive this handler (reload) do nothing.
   std::shared_ptr<int> alive_fd_;

@@ -91,7 +91,6 @@ class Forwarder::UdpSocket final : public net::IoHandler {
   Clock::time_point opened_;
   uint32_t sent_ = 0;         // slots handed out (never reused: a socket is retired when full)
   uint32_t outstanding_ = 0;  // slots in use
-  bool retired_ = false;      // takes no new queries
   std::array<Slot, kMaxUdpQueriesPerSocket> slots_{};
 };
 
@@ -432,7 +431,7 @@ void Forwarder::flushSends() {
 }
 
 void Forwarder::retireSocket(UdpSocket& s) {
-  s.retired_ = true;
+  // Retired = no longer the upstream's current socket: it takes no new queries.
   const auto u = static_cast<size_t>(s.upstream_);
   if (udp_current_[u] == &s) udp_current_[u] = nullptr;
   if (s.outstanding_ == 0) closeSocket(s);
@@ -443,7 +442,7 @@ void Forwarder::releaseSlot(UdpSocket& s, uint8_t slot) {
   if (!sl.used) return;
   sl.used = false;
   --s.outstanding_;
-  if (s.retired_ && s.outstanding_ == 0) closeSocket(s);
+  if (s.outstanding_ == 0 && udp_current_[static_cast<size_t>(s.upstream_)] != &s) closeSocket(s);
 }
 
 void Forwarder::closeSocket(UdpSocket& s) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cache/store.h"
+#include "store_entry.h"
 #include "test_packets.h"
 
 namespace nld::cache::testing {
@@ -50,20 +51,7 @@ class StoreEviction : public ::testing::Test {
 
   /// An entry of exactly `blob_size` bytes (at least header + name + 4).
   Entry makeEntry(int k, Clock::time_point now, uint32_t duration, size_t blob_size = 0) {
-    const dns::Name& n = nameOf(k);
-    const size_t pkt = dns::kHeaderSize + n.len + 4;
-    Entry e;
-    e.blob_size = static_cast<uint32_t>(std::max(pkt, blob_size));
-    e.blob = std::make_unique<uint8_t[]>(e.blob_size);
-    std::memcpy(e.blob.get() + dns::kHeaderSize, n.data.data(), n.len);
-    e.pkt_len = static_cast<uint16_t>(pkt);
-    e.hash = hashOf(k);
-    e.inserted = now;
-    e.duration = duration;
-    e.qtype = dns::type::A;
-    e.qclass = dns::cls::IN;
-    e.name_len = n.len;
-    return e;
+    return makeStoreEntry(nameOf(k), hashOf(k), now, duration, blob_size);
   }
   uint32_t put(Store& s, int k, Clock::time_point now, uint32_t duration, size_t blob_size = 0) {
     return s.put(makeEntry(k, now, duration, blob_size), s.find(hashOf(k), keyOf(k)), now,

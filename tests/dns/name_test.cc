@@ -314,6 +314,25 @@ TEST(NameCompare, EqualityAndHashIgnoreCaseOnlyForLetters) {
   EXPECT_FALSE(l1.equalsIgnoreCase(l2));
 }
 
+TEST(NameCompare, WireEqualsIgnoreCaseAtEveryLengthAndPosition) {
+  for (size_t len = 0; len <= 40; ++len) {
+    std::vector<uint8_t> a(len), b(len);
+    for (size_t i = 0; i < len; ++i) {
+      a[i] = static_cast<uint8_t>('a' + i % 26);
+      b[i] = static_cast<uint8_t>('A' + i % 26);
+    }
+    EXPECT_TRUE(wireEqualsIgnoreCase(a.data(), b.data(), len)) << len;
+    for (size_t pos = 0; pos < len; ++pos) {
+      std::vector<uint8_t> c = b;
+      c[pos] = '@';  // a non-letter in its place
+      EXPECT_FALSE(wireEqualsIgnoreCase(a.data(), c.data(), len)) << len << " " << pos;
+      c = a;
+      c[pos] = static_cast<uint8_t>(a[pos] == 'z' ? 'y' : a[pos] + 1);  // another letter
+      EXPECT_FALSE(wireEqualsIgnoreCase(a.data(), c.data(), len)) << len << " " << pos;
+    }
+  }
+}
+
 TEST(NameCompare, IsSubdomainOf) {
   const Name zone = mustParse("Example.org");
   EXPECT_TRUE(mustParse("www.EXAMPLE.org").isSubdomainOf(zone));
