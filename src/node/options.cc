@@ -60,6 +60,8 @@ void define(flags::FlagSet& fs, RawFlags& r) {
   fs.addBool("default-config", &o.default_config, false,
              "serve the embedded default Corefile on 127.0.0.1:5353 (no interface, no iptables)");
   fs.addInt("workers", &o.workers, 0, "number of DNS worker threads (0 = one per CPU)");
+  fs.addString("statedir", &o.statedir, "/var/run/node-local-dns",
+               "directory for the handover socket, its locks and the cache snapshot (\"\" = none)");
 }
 
 uint16_t parsePort(const std::string& text, const char* flag_name) {

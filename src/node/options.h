@@ -57,6 +57,8 @@ struct Options {
   // Ours.
   bool default_config = false;            ///< -default-config: embedded Corefile on 127.0.0.1:5353
   int64_t workers = 0;                    ///< -workers (0 = one per CPU)
+  /// -statedir: handover socket and locks, cache snapshot ("" = none; see node/handover.h).
+  std::string statedir = "/var/run/node-local-dns";
 
   /// The Corefile node-cache writes and the DNS server loads: -conf if set, else -corefile.
   std::string output_corefile;

@@ -21,18 +21,21 @@ struct Server::Worker {
   TcpLimits tcp_limits;
   std::thread thread;
   struct Handlers {
-    std::unique_ptr<UdpHandler> udp;
-    std::unique_ptr<TcpListener> tcp;
+    std::vector<std::unique_ptr<UdpHandler>> udp;  // [0] this worker's group member, then extras
+    std::vector<std::unique_ptr<TcpListener>> tcp;
   };
   std::map<ListenerKey, Handlers> handlers;
 
   // Loop thread: switch to `plan`, adopting new sockets and dropping listeners that went away.
-  void apply(const std::shared_ptr<const Plan>& plan,
-             const std::map<ListenerKey, std::pair<int, int>>& fresh) {
+  void apply(const std::shared_ptr<const Plan>& plan, const std::map<ListenerKey, Group>& fresh) {
     for (const auto& [key, fds] : fresh) {
       Handlers h;
-      h.udp = std::make_unique<UdpHandler>(loop, pipeline, fds.first, isWildcard(key.first));
-      h.tcp = std::make_unique<TcpListener>(loop, pipeline, fds.second, tcp_limits);
+      for (int fd : fds.udp) {
+        h.udp.push_back(std::make_unique<UdpHandler>(loop, pipeline, fd, isWildcard(key.first)));
+      }
+      for (int fd : fds.tcp) {
+        h.tcp.push_back(std::make_unique<TcpListener>(loop, pipeline, fd, tcp_limits));
+      }
       handlers[key] = std::move(h);
     }
     pipeline.setPlan(plan);
@@ -44,25 +47,55 @@ struct Server::Worker {
       auto found = positions.find(it->first);
       if (found == positions.end()) {
         // Removed listener: stop now, destroy after this dispatch round.
-        it->second.udp->stop();
-        it->second.tcp->stop();
+        for (auto& u : it->second.udp) u->stop();
+        for (auto& t : it->second.tcp) t->stop();
         auto doomed = std::make_shared<Handlers>(std::move(it->second));
         loop.post([doomed] {});
         it = handlers.erase(it);
         continue;
       }
-      it->second.udp->setListener(found->second);
-      it->second.tcp->setListener(found->second);
-      it->second.udp->start();
-      it->second.tcp->start();
+      for (auto& u : it->second.udp) {
+        u->setListener(found->second);
+        if (!paused) u->start();
+      }
+      for (auto& t : it->second.tcp) {
+        t->setListener(found->second);
+        if (!paused) t->start();
+      }
       ++it;
     }
   }
 
+  void pause() {
+    paused = true;
+    for (auto& [key, h] : handlers) {
+      for (auto& u : h.udp) u->stop();
+      for (auto& t : h.tcp) t->drain();
+    }
+  }
+
+  void resume() {
+    paused = false;
+    for (auto& [key, h] : handlers) {
+      for (auto& u : h.udp) u->start();
+      for (auto& t : h.tcp) t->start();
+    }
+  }
+
+  size_t tcpConnections() const {
+    size_t n = 0;
+    for (const auto& [key, h] : handlers) {
+      for (const auto& t : h.tcp) n += t->connections();
+    }
+    return n;
+  }
+
+  bool paused = false;  // the listening sockets are read by a successor
+
   void shutdown() {
     for (auto& [key, h] : handlers) {
-      h.udp->stop();
-      h.tcp->stop();
+      for (auto& u : h.udp) u->stop();
+      for (auto& t : h.tcp) t->stop();
     }
     pipeline.shutdown();
   }
@@ -83,26 +116,36 @@ Server::~Server() { stop(); }
 
 void Server::load(const std::shared_ptr<const Plan>& plan) {
   std::lock_guard<std::mutex> lock(mu_);
-  // 1. Bind what is new, on the control thread, so a failure leaves everything as it was.
-  std::vector<std::map<ListenerKey, std::pair<int, int>>> fresh(workers_.size());
-  std::map<ListenerKey, bool> next;
+  // 1. Bind what is new, on the control thread, so a failure leaves everything as it was. A
+  //    listener handed over by a predecessor (node/handover.h) adopts its sockets instead: the
+  //    same kernel sockets, with whatever they have queued.
+  const size_t workers = workers_.size();
+  std::vector<std::map<ListenerKey, Group>> fresh(workers);
+  std::map<ListenerKey, Group> next;
+  std::map<ListenerKey, Group> created;  // closed again if anything fails
   try {
     for (const auto& l : plan->listeners) {
       ListenerKey key{l.address, l.port};
-      next[key] = true;
-      if (bound_.count(key)) continue;
-      for (size_t w = 0; w < workers_.size(); ++w) {
-        int u = bindUdp(l.address, l.port, options_.udp_rcvbuf, options_.udp_sndbuf);
-        int t = -1;
-        try {
-          t = listenTcp(l.address, l.port);
-        } catch (...) {
-          ::close(u);
-          throw;
-        }
-        fresh[w][key] = {u, t};
+      if (auto old = bound_.find(key); old != bound_.end()) {
+        next[key] = old->second;
+        continue;
       }
-      if (!attachQueryNameSteering(fresh[0][key].first, unsigned(workers_.size()))) {
+      Group& g = created[key];
+      g.udp = inheritedSockets().takeAll(SocketKind::DnsUdp, l.address, l.port);
+      g.tcp = inheritedSockets().takeAll(SocketKind::DnsTcp, l.address, l.port);
+      const bool inherited = !g.udp.empty() || !g.tcp.empty();
+      while (g.udp.size() < workers) {
+        g.udp.push_back(bindUdp(l.address, l.port, options_.udp_rcvbuf, options_.udp_sndbuf));
+      }
+      while (g.tcp.size() < workers) g.tcp.push_back(listenTcp(l.address, l.port));
+      if (inherited) {
+        log::info("listener {}: serving {} UDP and {} TCP sockets handed over", l.server_label,
+                  g.udp.size(), g.tcp.size());
+      }
+      for (size_t i = 0; i < g.udp.size(); ++i) fresh[i % workers][key].udp.push_back(g.udp[i]);
+      for (size_t i = 0; i < g.tcp.size(); ++i) fresh[i % workers][key].tcp.push_back(g.tcp[i]);
+      next[key] = g;
+      if (!attachQueryNameSteering(g.udp[0], unsigned(workers))) {
         for (auto& w : workers_) w->pipeline.setHandOffUdp(true);
         log::warn("listener {}: kernel refused the query-name steering program ({}); UDP "
                   "queries are spread by client address, so each worker's cache sees a share",
@@ -110,11 +153,9 @@ void Server::load(const std::shared_ptr<const Plan>& plan) {
       }
     }
   } catch (...) {
-    for (auto& m : fresh) {
-      for (auto& [k, fds] : m) {
-        ::close(fds.first);
-        ::close(fds.second);
-      }
+    for (auto& [k, g] : created) {
+      for (int fd : g.udp) ::close(fd);
+      for (int fd : g.tcp) ::close(fd);
     }
     throw;
   }
@@ -143,6 +184,48 @@ void Server::load(const std::shared_ptr<const Plan>& plan) {
   }
   bound_ = std::move(next);
   plan_ = plan;
+}
+
+void Server::onEveryWorker(const std::function<void(Worker&)>& f) {
+  std::vector<std::future<void>> done;
+  for (auto& w : workers_) {
+    auto prom = std::make_shared<std::promise<void>>();
+    done.push_back(prom->get_future());
+    Worker* wk = w.get();
+    wk->loop.post([wk, &f, prom] {
+      f(*wk);
+      prom->set_value();
+    });
+  }
+  for (auto& d : done) d.wait();
+}
+
+std::vector<PassedSocket> Server::listeningSockets() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<PassedSocket> out;
+  for (const auto& [key, g] : bound_) {
+    for (int fd : g.udp) out.push_back({SocketKind::DnsUdp, key.first, key.second, fd});
+    for (int fd : g.tcp) out.push_back({SocketKind::DnsTcp, key.first, key.second, fd});
+  }
+  return out;
+}
+
+void Server::pauseListeners() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (started_) onEveryWorker([](Worker& w) { w.pause(); });
+}
+
+void Server::resumeListeners() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (started_) onEveryWorker([](Worker& w) { w.resume(); });
+}
+
+size_t Server::tcpConnections() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!started_) return 0;
+  std::atomic<size_t> n{0};
+  onEveryWorker([&n](Worker& w) { n += w.tcpConnections(); });
+  return n.load();
 }
 
 void Server::stop() {

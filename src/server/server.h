@@ -3,6 +3,7 @@
 // forwarders) and its own SO_REUSEPORT UDP and TCP sockets on every listener. Configuration
 // changes (reload) are applied without dropping in-flight queries and without re-binding
 // listeners that did not change.
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -11,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/inherited_sockets.h"
 #include "net/event_loop.h"
 #include "server/metrics.h"
 #include "server/pipeline.h"
@@ -43,6 +45,18 @@ class Server {
   /// Stops accepting, fails queries still waiting on upstreams, joins the workers.
   void stop();
 
+  /// Zero-loss handover (node/handover.h). The listening sockets of every listener, DNS UDP and
+  /// TCP, each listener's in the order of its SO_REUSEPORT group. The fds stay ours. Any thread.
+  std::vector<PassedSocket> listeningSockets() const;
+  /// Stops reading every listening socket (the successor reads them now) while the sockets stay
+  /// open: answers to queries already accepted still leave through them, and TCP connections
+  /// already accepted are served until they fall idle, then closed. Control thread.
+  void pauseListeners();
+  /// Undoes pauseListeners() (the successor died before we exited). Control thread.
+  void resumeListeners();
+  /// TCP connections still open on every worker. Control thread (asks the workers).
+  size_t tcpConnections();
+
   std::shared_ptr<const Plan> plan() const;
   size_t workers() const { return workers_.size(); }
   /// Client queries waiting on upstreams, over all workers (any thread).
@@ -50,16 +64,22 @@ class Server {
 
  private:
   using ListenerKey = std::pair<std::string, uint16_t>;
-  struct Sockets {
-    std::vector<int> udp;  // one per worker
+  /// One listener's sockets in SO_REUSEPORT group order. Socket i belongs to worker i (the
+  /// steering program picks index hash % workers); sockets beyond the worker count were
+  /// inherited from a predecessor with more workers: they stay open (closing a group member
+  /// would drop what it queued and reorder the group) and are served by worker i % workers.
+  struct Group {
+    std::vector<int> udp;
     std::vector<int> tcp;
   };
   struct Worker;
+  /// Runs `f` on every worker's loop and waits for all.
+  void onEveryWorker(const std::function<void(Worker&)>& f);
 
   ServerMetrics& metrics_;
   ServerOptions options_;
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::map<ListenerKey, bool> bound_;  // listeners currently served
+  std::map<ListenerKey, Group> bound_;  // listeners currently served
   mutable std::mutex mu_;
   std::shared_ptr<const Plan> plan_;
   bool started_ = false;

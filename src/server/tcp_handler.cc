@@ -255,6 +255,13 @@ void TcpListener::stop() {
   conns_.clear();
 }
 
+void TcpListener::drain() {
+  if (registered_) {
+    loop_.remove(fd_);
+    registered_ = false;
+  }
+}
+
 void TcpListener::closed(TcpConnection* c) {
   for (auto it = conns_.begin(); it != conns_.end(); ++it) {
     if (it->get() == c) {

@@ -29,6 +29,9 @@ class TcpListener final : public net::IoHandler {
   ~TcpListener() override;
   void start();
   void stop();  // stops accepting and closes every connection
+  /// Stops accepting (the listening fd stays open: a successor may own the same socket) and
+  /// keeps serving the connections already accepted until they close.
+  void drain();
   void setListener(size_t index) { listener_ = index; }
   size_t listener() const { return listener_; }
   size_t connections() const { return conns_.size(); }

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstring>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -17,12 +18,21 @@
 #include "common/log.h"
 #include "common/random.h"
 #include "dns/message.h"
+#include "common/inherited_sockets.h"
 #include "node/config_sync.h"
+#include "node/handover.h"
 #include "node/host_setup.h"
 #include "server/plan.h"
 #include "server/socket_util.h"
 
 namespace nld::cmd {
+
+namespace {
+// How long a predecessor keeps serving what it accepted after a handover: queries waiting on
+// upstreams end within the forward timeout (5 s); TCP clients are given a little more to finish
+// pipelined queries before their connections are closed.
+constexpr std::chrono::seconds kHandoverDrain{8};
+}  // namespace
 
 App::App(node::Options options)
     : opt_(std::move(options)), registry_(observability::defaultRegistry()) {}
@@ -154,10 +164,12 @@ void App::writePidfile() {
 }
 
 void App::removePidfile() {
-  if (pidfile_written_) {
-    ::unlink(opt_.pidfile.c_str());
-    pidfile_written_ = false;
-  }
+  if (!pidfile_written_) return;
+  pidfile_written_ = false;
+  // Only while it still names us: after a handover it names the successor.
+  std::ifstream f(opt_.pidfile);
+  long pid = 0;
+  if (f >> pid && pid == long(getpid())) ::unlink(opt_.pidfile.c_str());
 }
 
 void App::teardownNetworking() {
@@ -228,8 +240,63 @@ bool App::loopDetected(std::string* message) const {
   return false;
 }
 
+std::optional<int> App::drainAfterHandover() {
+  // The successor reads our listening sockets now. Stop reading them; keep them open so answers
+  // to what we accepted still leave from them; finish queries waiting on upstreams and serve the
+  // TCP connections we accepted until they fall idle. The interface and the rules stay: the
+  // successor holds them (no teardown), and the pidfile names it.
+  server_->pauseListeners();
+  if (sync_) sync_->stop();
+  if (host_) host_->stopPeriodic();
+  const auto deadline = std::chrono::steady_clock::now() + kHandoverDrain;
+  size_t tcp = 0;
+  for (;;) {
+    if (handover_->takeSuccessorLost()) {
+      server_->resumeListeners();
+      if (sync_) sync_->start();
+      if (host_ && (opt_.setup_iptables || opt_.setup_interface)) {
+        host_->startPeriodic(opt_.sync_interval);
+      }
+      return std::nullopt;
+    }
+    tcp = server_->tcpConnections();
+    if ((server_->inflight() == 0 && tcp == 0) || std::chrono::steady_clock::now() >= deadline) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  log::info("Handover: drained (queries waiting on upstreams: {}, TCP connections: {}); exiting",
+            server_->inflight(), tcp);
+  stopping_ = true;
+  torn_down_ = true;  // the successor owns the interface and the rules
+  pidfile_written_ = false;
+  handover_->stop();
+  server_->stop();
+  if (http_) http_->stop();
+  if (node_metrics_) node_metrics_->stop();
+  for (auto& t : probes_) {
+    if (t.joinable()) t.join();
+  }
+  probes_.clear();
+  return 0;
+}
+
+int App::idleUntilSignal(const sigset_t& set) {
+  log::info("Not serving: this pod was replaced by the node-cache that now serves; waiting for "
+            "SIGTERM");
+  for (;;) {
+    int sig = sigwaitinfo(&set, nullptr);
+    if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) return 0;
+  }
+}
+
 int App::shutdown(int signo) {
   stopping_ = true;
+  if (handover_ && handover_->handedOver()) {
+    // Terminated while draining after a handover: the successor owns interface and rules.
+    torn_down_ = true;
+    pidfile_written_ = false;
+  }
   if (signo == SIGTERM && http_) {
     // Lameduck: health reports unhealthy while DNS keeps being served.
     http_->setLameduck(true);
@@ -262,6 +329,19 @@ int App::run() {
   for (int s : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP, SIGUSR2}) sigaddset(&set, s);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+
+  // 0. Zero-loss handover (node/handover.h): before anything binds, take the listening sockets
+  //    of a node-cache that is serving (a rollout with maxSurge), or become the owner.
+  if (!opt_.statedir.empty()) {
+    const char* uid = std::getenv("POD_UID");
+    handover_ = std::make_unique<node::Handover>(opt_.statedir, uid != nullptr ? uid : "");
+    try {
+      if (handover_->begin() == node::Handover::Start::Refused) return idleUntilSignal(set);
+    } catch (const std::exception& e) {
+      log::warn("State directory unusable, no handover: {}", e.what());
+      handover_.reset();
+    }
+  }
 
   // node-cache's own metrics endpoint (spec §8.11): setup errors count only if it started.
   bool node_metrics_ok = true;
@@ -338,6 +418,15 @@ int App::run() {
     teardownNetworking();
     return 1;
   }
+  if (size_t n = inheritedSockets().closeUnclaimed()) {
+    log::info("Handover: closed {} handed-over sockets the configuration does not use", n);
+  }
+  if (handover_) {
+    node::Handover::Hooks hooks;
+    hooks.snapshot = [] { return std::string(); };
+    hooks.sockets = [this] { return server_->listeningSockets(); };
+    handover_->serve(std::move(hooks));
+  }
   auto plan = server_->plan();
   for (const auto& l : plan->listeners) log::info("{}", l.server_label);
   log::info("nodelocaldns-{} (node-cache, {} workers)", NLD_VERSION, workers);
@@ -372,8 +461,11 @@ int App::run() {
   auto next_reload = std::chrono::steady_clock::now() + period;
 
   for (;;) {
-    timespec ts{0, 200 * 1000 * 1000};
+    timespec ts{0, 100 * 1000 * 1000};
     int sig = sigtimedwait(&set, nullptr, &ts);
+    if (handover_ && handover_->handedOver()) {
+      if (auto code = drainAfterHandover()) return *code;
+    }
     if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) {
       log::info("Received {}, shutting down", sig == SIGTERM ? "SIGTERM"
                                                : sig == SIGINT ? "SIGINT"

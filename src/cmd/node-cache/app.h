@@ -5,6 +5,8 @@
 // lameduck → in-flight queries finish → teardown → exit 0.
 #include <atomic>
 #include <memory>
+#include <optional>
+#include <signal.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +20,7 @@
 namespace nld::node {
 class HostSetup;
 class ConfigSync;
+class Handover;
 }  // namespace nld::node
 
 namespace nld::cmd {
@@ -41,6 +44,11 @@ class App {
   void setupError(std::string_view type);
   void teardownNetworking();
   int shutdown(int signo);
+  /// A successor serves from our sockets: stop reading, finish what was accepted, exit 0
+  /// without teardown. Returns nullopt if the successor died meanwhile (we serve again).
+  std::optional<int> drainAfterHandover();
+  /// The handover was refused (we are the pod our successor replaced): idle until a signal.
+  int idleUntilSignal(const sigset_t& set);
 
   node::Options opt_;
   observability::Registry& registry_;
@@ -52,6 +60,7 @@ class App {
   std::unique_ptr<observability::HttpServer> node_metrics_;  // -metrics-listen-address
   std::unique_ptr<node::HostSetup> host_;
   std::unique_ptr<node::ConfigSync> sync_;
+  std::unique_ptr<node::Handover> handover_;
   std::string fingerprint_;
   std::string failed_content_;  // last Corefile text that failed to load (tried once)
   std::chrono::milliseconds lameduck_{0};

@@ -1,0 +1,399 @@
+#include "node/handover.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "common/log.h"
+
+namespace nld::node {
+
+namespace {
+
+using Json = nlohmann::json;
+using SteadyClock = std::chrono::steady_clock;
+constexpr size_t kMaxMessage = 64 * 1024;
+
+std::string sysError(const std::string& what, const std::string& path) {
+  return what + " " + path + ": " + std::strerror(errno);
+}
+
+sockaddr_un unixAddress(const std::string& path) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(a.sun_path)) {
+    throw std::runtime_error("handover socket path too long: " + path);
+  }
+  std::memcpy(a.sun_path, path.data(), path.size());
+  return a;
+}
+
+int remainingMs(SteadyClock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+  return left.count() > 0 ? int(left.count()) : 0;
+}
+
+/// Sends one message (JSON text) with `fds` attached. False on any error.
+bool sendMessage(int fd, const Json& j, const std::vector<int>& fds = {}) {
+  std::string text = j.dump();
+  iovec iov{text.data(), text.size()};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  std::vector<char> control;
+  if (!fds.empty()) {
+    control.assign(CMSG_SPACE(sizeof(int) * fds.size()), 0);
+    m.msg_control = control.data();
+    m.msg_controllen = control.size();
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    if (c == nullptr) return false;
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  ssize_t n;
+  do {
+    n = ::sendmsg(fd, &m, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  return n == ssize_t(text.size());
+}
+
+enum class Recv { Ok, Eof, Timeout, Bad };
+
+/// Receives one message before `deadline`; attached fds are appended to `fds` (close-on-exec).
+/// A message that is not a JSON object, is truncated or carries fds of another kind is Bad (its
+/// fds are closed).
+Recv recvMessage(int fd, SteadyClock::time_point deadline, Json& out, std::vector<int>* fds,
+                 const std::atomic<bool>* stop = nullptr) {
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    int wait = std::min(remainingMs(deadline), 200);
+    int r = ::poll(&p, 1, wait);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Recv::Bad;
+    if (r == 0) {
+      if (remainingMs(deadline) == 0 || (stop != nullptr && stop->load())) return Recv::Timeout;
+      continue;
+    }
+    break;
+  }
+  std::vector<char> buf(kMaxMessage);
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 253)];
+  iovec iov{buf.data(), buf.size()};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = control;
+  m.msg_controllen = sizeof(control);
+  ssize_t n;
+  do {
+    n = ::recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  std::vector<int> got;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int f;
+        std::memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        got.push_back(f);
+      }
+    }
+  }
+  auto reject = [&](Recv why) {
+    for (int f : got) ::close(f);
+    return why;
+  };
+  if (n == 0) return reject(Recv::Eof);
+  if (n < 0 || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return reject(Recv::Bad);
+  try {
+    out = Json::parse(buf.data(), buf.data() + n);
+  } catch (const std::exception&) {
+    return reject(Recv::Bad);
+  }
+  if (!out.is_object() || (fds == nullptr && !got.empty())) return reject(Recv::Bad);
+  if (fds != nullptr) fds->insert(fds->end(), got.begin(), got.end());
+  return Recv::Ok;
+}
+
+int openLock(const std::string& path) {
+  int fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error(sysError("cannot open", path));
+  return fd;
+}
+
+}  // namespace
+
+Handover::Handover(std::string dir, std::string pod_uid, std::chrono::milliseconds timeout)
+    : dir_(std::move(dir)), pod_uid_(std::move(pod_uid)), timeout_(timeout) {}
+
+Handover::~Handover() {
+  stop();
+  for (int fd : {listen_fd_, predecessor_fd_, successor_fd_, owner_fd_}) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+void Handover::stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Handover::tryOwner() {
+  if (::flock(owner_fd_, LOCK_EX | LOCK_NB) == 0) {
+    owner_ = true;
+    return true;
+  }
+  if (errno != EWOULDBLOCK) throw std::runtime_error(sysError("cannot lock", dir_ + "/owner.lock"));
+  return false;
+}
+
+int Handover::connectOwner() {
+  const std::string path = dir_ + "/handover.sock";
+  sockaddr_un a = unixAddress(path);
+  int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+Handover::Start Handover::begin() {
+  if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) {
+    throw std::runtime_error(sysError("cannot create state directory", dir_));
+  }
+  owner_fd_ = openLock(dir_ + "/owner.lock");
+  if (tryOwner()) return Start::Fresh;
+
+  // Someone owns the listeners. Queue behind any other candidate.
+  successor_fd_ = openLock(dir_ + "/successor.lock");
+  if (::flock(successor_fd_, LOCK_EX | LOCK_NB) != 0) {
+    log::info("Handover: another successor is taking over from the running node-cache; waiting "
+              "for it");
+    while (::flock(successor_fd_, LOCK_EX) != 0) {
+      if (errno != EINTR) throw std::runtime_error(sysError("cannot lock", dir_ + "/successor.lock"));
+    }
+  }
+  if (tryOwner()) return Start::Fresh;  // the owner went away meanwhile
+
+  const auto deadline = SteadyClock::now() + timeout_;
+  for (;;) {
+    int fd = connectOwner();
+    if (fd < 0) {
+      // Not listening yet (it is itself still taking over) or gone: retry until the deadline.
+      if (tryOwner()) return Start::Fresh;
+      if (remainingMs(deadline) == 0) {
+        log::error("Handover: the running node-cache does not accept handovers on {}/handover.sock;"
+                   " binding our own sockets next to it",
+                   dir_);
+        return Start::Fresh;
+      }
+      ::usleep(50 * 1000);
+      continue;
+    }
+    Json hello = {{"hello", 1}, {"pid", int(::getpid())}, {"pod_uid", pod_uid_}};
+    if (!sendMessage(fd, hello)) {
+      ::close(fd);
+      continue;
+    }
+    std::vector<PassedSocket> sockets;
+    std::vector<int> fds;
+    for (;;) {
+      Json reply;
+      Recv r = recvMessage(fd, deadline, reply, &fds);
+      bool well_formed = r == Recv::Ok;
+      try {
+        if (well_formed && reply.contains("refused")) {
+          log::error("Handover: refused by the running node-cache (pid {}): {}",
+                     reply.value("pid", 0), reply["refused"].get<std::string>());
+          ::close(fd);
+          ::close(successor_fd_);  // let other candidates go ahead
+          successor_fd_ = -1;
+          return Start::Refused;
+        }
+        if (well_formed) {
+          const auto& list = reply.at("sockets");
+          for (const auto& s : list) {
+            PassedSocket p;
+            if (!parseSocketKind(s.at("kind").get<std::string>(), &p.kind)) {
+              throw std::runtime_error("unknown socket kind");
+            }
+            p.address = s.at("address").get<std::string>();
+            p.port = s.at("port").get<uint16_t>();
+            sockets.push_back(std::move(p));
+          }
+          if (!reply.value("more", false)) {
+            predecessor_.pid = reply.value("pid", 0);
+            predecessor_.pod_uid = reply.value("pod_uid", std::string());
+            predecessor_.snapshot = reply.value("snapshot", std::string());
+            if (sockets.size() != fds.size()) throw std::runtime_error("socket count mismatch");
+            break;
+          }
+          continue;
+        }
+      } catch (const std::exception& e) {
+        log::error("Handover: malformed reply from the running node-cache: {}", e.what());
+        well_formed = false;
+      }
+      for (int f : fds) ::close(f);
+      ::close(fd);
+      if (tryOwner()) return Start::Fresh;
+      log::error("Handover: no usable reply from the running node-cache ({}); binding our own "
+                 "sockets next to it",
+                 r == Recv::Timeout ? "timed out" : r == Recv::Eof ? "it closed the connection"
+                                                                   : "malformed message");
+      return Start::Fresh;
+    }
+    for (size_t i = 0; i < sockets.size(); ++i) sockets[i].fd = fds[i];
+    log::info("Handover: took {} listening sockets from node-cache pid {}", sockets.size(),
+              predecessor_.pid);
+    inheritedSockets().add(std::move(sockets));
+    predecessor_fd_ = fd;
+    return Start::Inherited;
+  }
+}
+
+void Handover::serve(Hooks hooks) {
+  if (predecessor_fd_ >= 0) {
+    if (!sendMessage(predecessor_fd_, Json{{"ready", 1}})) {
+      log::warn("Handover: could not tell node-cache pid {} that we serve (it has exited?)",
+                predecessor_.pid);
+    }
+  }
+  thread_ = std::thread([this, hooks = std::move(hooks)] { run(hooks); });
+}
+
+void Handover::becomeOwner() {
+  const std::string path = dir_ + "/handover.sock";
+  const std::string tmp = path + "." + std::to_string(::getpid());
+  ::unlink(tmp.c_str());
+  sockaddr_un a = unixAddress(tmp);
+  int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      ::chmod(tmp.c_str(), 0600) != 0 || ::listen(fd, 4) != 0 ||
+      ::rename(tmp.c_str(), path.c_str()) != 0) {
+    log::error("Handover: {}; successors will start without our sockets",
+               sysError("cannot listen on", path));
+    if (fd >= 0) ::close(fd);
+    ::unlink(tmp.c_str());
+  } else {
+    listen_fd_ = fd;
+  }
+  if (successor_fd_ >= 0) {
+    ::close(successor_fd_);  // the next candidate may go ahead now
+    successor_fd_ = -1;
+  }
+}
+
+void Handover::run(Hooks hooks) {
+  // Successor side: wait for the predecessor to exit (owner.lock), watching our connection.
+  while (!owner_ && !stop_) {
+    if (tryOwner()) break;
+    if (predecessor_fd_ >= 0) {
+      pollfd p{predecessor_fd_, POLLIN, 0};
+      if (::poll(&p, 1, 100) == 1) {
+        ::close(predecessor_fd_);  // it has exited (or closed): owner.lock follows at once
+        predecessor_fd_ = -1;
+      }
+    } else {
+      ::usleep(100 * 1000);
+    }
+  }
+  if (stop_) return;
+  if (predecessor_fd_ >= 0) {
+    ::close(predecessor_fd_);
+    predecessor_fd_ = -1;
+  }
+  becomeOwner();
+  while (!stop_ && listen_fd_ >= 0) {
+    pollfd p{listen_fd_, POLLIN, 0};
+    if (::poll(&p, 1, 200) != 1) continue;
+    int conn = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (conn < 0) continue;
+    serveOne(conn, hooks);
+    ::close(conn);
+  }
+}
+
+void Handover::serveOne(int conn, const Hooks& hooks) {
+  Json hello;
+  if (recvMessage(conn, SteadyClock::now() + timeout_, hello, nullptr, &stop_) != Recv::Ok ||
+      !hello.contains("hello")) {
+    log::warn("Handover: a candidate connected but sent no hello; ignored");
+    return;
+  }
+  int pid = 0;
+  std::string uid;
+  try {
+    pid = hello.value("pid", 0);
+    uid = hello.value("pod_uid", std::string());
+  } catch (const std::exception&) {
+    log::warn("Handover: malformed hello; ignored");
+    return;
+  }
+  const Json me = {{"pid", int(::getpid())}, {"pod_uid", pod_uid_}};
+  if (!uid.empty() && uid == predecessor_.pod_uid) {
+    Json refuse = me;
+    refuse["refused"] = "pod " + uid + " was replaced by this node-cache; not handing back";
+    sendMessage(conn, refuse);
+    log::info("Handover: refused node-cache pid {} of pod {}, the pod this one replaced", pid, uid);
+    return;
+  }
+  log::info("Handover: node-cache pid {} asks to take over", pid);
+  std::string snapshot = hooks.snapshot ? hooks.snapshot() : std::string();
+  std::vector<PassedSocket> sockets = hooks.sockets ? hooks.sockets() : std::vector<PassedSocket>{};
+  size_t sent = 0;
+  do {
+    size_t n = std::min(kMaxFdsPerMessage, sockets.size() - sent);
+    Json msg = me;
+    msg["sockets"] = Json::array();
+    std::vector<int> fds;
+    for (size_t i = sent; i < sent + n; ++i) {
+      msg["sockets"].push_back({{"kind", socketKindName(sockets[i].kind)},
+                                {"address", sockets[i].address},
+                                {"port", sockets[i].port}});
+      fds.push_back(sockets[i].fd);
+    }
+    sent += n;
+    msg["more"] = sent < sockets.size();
+    if (sent == sockets.size()) msg["snapshot"] = snapshot;
+    if (!sendMessage(conn, msg, fds)) {
+      log::warn("Handover: node-cache pid {} went away during the handover; still serving", pid);
+      return;
+    }
+  } while (sent < sockets.size());
+
+  Json ready;
+  Recv r = recvMessage(conn, SteadyClock::now() + timeout_, ready, nullptr, &stop_);
+  if (r != Recv::Ok || !ready.contains("ready")) {
+    log::warn("Handover: node-cache pid {} did not start serving ({}); still serving", pid,
+              r == Recv::Eof ? "it exited" : r == Recv::Timeout ? "timed out" : "malformed reply");
+    return;
+  }
+  log::info("Handover: node-cache pid {} serves now; draining and exiting", pid);
+  handed_over_ = true;
+  // Keep the connection until we exit: if the successor dies first, resume serving.
+  while (!stop_) {
+    pollfd p{conn, POLLIN, 0};
+    if (::poll(&p, 1, 200) == 1) {
+      log::error("Handover: node-cache pid {} exited before we did; resuming service", pid);
+      handed_over_ = false;
+      successor_lost_ = true;
+      return;
+    }
+  }
+}
+
+}  // namespace nld::node

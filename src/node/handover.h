@@ -1,0 +1,130 @@
+#pragma once
+// Zero-loss handover of a node's DNS listeners from a running node-cache (the owner) to a new
+// one (the successor), e.g. during a DaemonSet rollout with maxSurge 1 (docs/availability.md).
+//
+// Why passing the sockets (SCM_RIGHTS) rather than binding a second SO_REUSEPORT group member:
+// a UDP datagram or TCP connection sits in the queue of one particular socket; when the owner
+// closes its sockets, whatever they hold is lost. Passed sockets are the *same* kernel sockets,
+// so nothing queued is lost, the successor serves them the moment it has them, and the owner can
+// stop reading at any time after that. The query-name steering program stays attached to the
+// group; the successor re-attaches it for its own worker count.
+//
+// The state directory (-statedir) holds:
+//   owner.lock      flock'ed by the process that owns the listeners, for as long as it lives: the
+//                   kernel releases it however the process ends, so a stale file is no obstacle.
+//   successor.lock  flock'ed by the one process that is taking over; further candidates queue
+//                   on it (never two successors, never two owners).
+//   handover.sock   the owner's unix socket (SOCK_SEQPACKET, mode 0600 in a 0700 directory),
+//                   bound under a temporary name and renamed into place, so a candidate never
+//                   sees a half-set-up socket; a stale file from a dead owner is unlinked.
+//
+// Protocol on handover.sock, one JSON object per SOCK_SEQPACKET message:
+//   successor → owner  {"hello":1,"pid":P,"pod_uid":U}
+//   owner → successor  {"sockets":[{"kind":"dns-udp","address":A,"port":N},..],"more":B} with the
+//                      sockets as SCM_RIGHTS (≤ kMaxFdsPerMessage per message; "more" true until
+//                      the last), the last also {"snapshot":PATH,"pid":P,"pod_uid":U}
+//                  or  {"refused":"why"}
+//   successor → owner  {"ready":1}    — it serves from the passed sockets now.
+// The owner then stops reading, answers everything it already accepted and exits by itself
+// (the caller does that; see App). The connection stays open until one of them ends: if the
+// successor dies before the owner has exited, the owner resumes reading (it still holds every
+// socket) and keeps serving successors.
+//
+// Failure half-way: owner dies before its reply → the successor finds owner.lock free and starts
+// fresh (binds); owner dies after its reply → the successor serves and takes owner.lock when it
+// is released; successor dies before "ready" → the owner never stopped reading; owner hung → the
+// successor gives up after the timeout, binds its own sockets into the SO_REUSEPORT group and
+// takes over the group when the owner is gone.
+//
+// Pods: a DaemonSet pod whose container exits is restarted by the kubelet until the pod is
+// deleted. A predecessor that exits by itself after a handover would then come back and take the
+// listeners back from its successor. With POD_UID (downward API, metadata.uid) set, an owner
+// refuses a candidate from the pod it replaced; such a candidate idles until SIGTERM.
+//
+// Thread affinity: begin() on the main thread before anything binds; serve() starts one
+// background thread; the state accessors are atomics readable from any thread.
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/inherited_sockets.h"
+
+namespace nld::node {
+
+class Handover {
+ public:
+  static constexpr size_t kMaxFdsPerMessage = 200;  // SCM_MAX_FD is 253
+
+  struct Hooks {
+    /// Owner side, on the handover thread when a successor asks: writes a cache snapshot for it
+    /// and returns the path ("" for none).
+    std::function<std::string()> snapshot;
+    /// Owner side: the listening sockets to pass (they stay open here too).
+    std::function<std::vector<PassedSocket>()> sockets;
+  };
+  enum class Start {
+    Fresh,      // no predecessor handed sockets over: bind as usual
+    Inherited,  // the predecessor's sockets are in inheritedSockets()
+    Refused,    // the owner refused us (we are the pod it replaced): do not serve
+  };
+  struct Peer {
+    int pid = 0;
+    std::string pod_uid;
+    std::string snapshot;  // path written for us, or ""
+  };
+
+  /// @param dir the state directory (created 0700 if missing); @param pod_uid this process's
+  /// pod (may be empty); @param timeout how long one exchange with the other side may take.
+  Handover(std::string dir, std::string pod_uid,
+           std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  ~Handover();  // stops the thread; locks are released when the fds close
+  Handover(const Handover&) = delete;
+  Handover& operator=(const Handover&) = delete;
+
+  /// First thing at startup. Becomes the owner at once if none is alive, otherwise queues behind
+  /// other candidates and asks the owner for its sockets. Throws std::runtime_error if the state
+  /// directory cannot be used (the caller runs without handover then).
+  Start begin();
+  const Peer& predecessor() const { return predecessor_; }
+
+  /// Once serving: tells the predecessor (if any) that we serve, waits in the background until
+  /// we own the listeners (the predecessor has exited), then serves successors with `hooks`.
+  void serve(Hooks hooks);
+
+  /// Owner side: a successor serves from our sockets; drain and exit. Any thread.
+  bool handedOver() const { return handed_over_.load(); }
+  /// Owner side, after handedOver(): the successor died before we exited; the flag clears
+  /// handedOver() and this process must resume reading. Returns true once per loss. Any thread.
+  bool takeSuccessorLost() { return successor_lost_.exchange(false); }
+  /// True once this process holds owner.lock. Any thread.
+  bool owner() const { return owner_.load(); }
+
+  /// Stops the background thread (the owner is exiting). Idempotent.
+  void stop();
+
+ private:
+  void run(Hooks hooks);
+  bool tryOwner();
+  void becomeOwner();
+  void serveOne(int conn, const Hooks& hooks);
+  int connectOwner();
+
+  std::string dir_;
+  std::string pod_uid_;
+  std::chrono::milliseconds timeout_;
+  int owner_fd_ = -1;      // owner.lock
+  int successor_fd_ = -1;  // successor.lock (held while taking over)
+  int listen_fd_ = -1;     // handover.sock (owner)
+  int predecessor_fd_ = -1;  // our connection to the predecessor (successor side)
+  Peer predecessor_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> owner_{false};
+  std::atomic<bool> handed_over_{false};
+  std::atomic<bool> successor_lost_{false};
+};
+
+}  // namespace nld::node
