@@ -74,7 +74,7 @@ PIDS[$!]=1
 sleep 1
 
 nc_args=(-conf "$WORK/Corefile" -localip 127.0.0.1 -setupinterface=false -setupiptables=false
-         -workers 1 -metrics-listen-address 127.0.0.1:9353)
+         -workers 1 -metrics-listen-address 127.0.0.1:9353 -statedir=)
 perf_q() { ip netns exec "$NS" dnsperf -s 127.0.0.1 -p 5300 "$@"; }
 wait_up() {  # pid: until node-cache answers (≤ 30 s: valgrind starts slowly)
   local i

@@ -383,7 +383,8 @@ start_server() {
       local workers=${name#node-cache-}
       workers=${workers%w}
       launch "$name" srv "$NODE_CACHE" -conf "$(corefile "$mode")" -localip "$SRV_ADDR" -setupinterface=false \
-        -setupiptables=false -workers "$workers" -metrics-listen-address 127.0.0.1:9353 ;;
+        -setupiptables=false -workers "$workers" -metrics-listen-address 127.0.0.1:9353 \
+        -statedir= ;;  # no handover, no snapshot: every launch is a fresh, cold server
     dnsdist)
       cat >"$d/dnsdist.conf" <<EOF
 setSecurityPollSuffix("")

@@ -231,7 +231,7 @@ one_run() {  # server run#
   case $name in
     node-cache)
       launch srv srv "$NODE_CACHE" -conf "$WORK/Corefile" -localip 127.0.0.1 -setupinterface=false \
-        -setupiptables=false -workers "$WORKERS" -metrics-listen-address 127.0.0.1:9353 ;;
+        -setupiptables=false -workers "$WORKERS" -metrics-listen-address 127.0.0.1:9353 -statedir= ;;
     reflector) launch srv srv "$REFLECTOR" -a 127.0.0.1 -p 5300 -b 8388608 ;;
   esac
   pid=$LAST_PID

@@ -172,7 +172,9 @@ class Cluster:
         argv = [NODE_CACHE, "-localip", DNS_IP, "-conf", os.path.join(d, "Corefile"), "-basecorefile", base,
                 "-upstreamsvc", "kube-dns-upstream", "-pidfile", pidfile, "-setupinterface=true",
                 "-interfacename", "nodelocaldns", "-setupiptables=true",
-                "-metrics-listen-address", "127.0.0.1:9353"]
+                "-metrics-listen-address", "127.0.0.1:9353",
+                # each node has its own state dir (handover socket, cache snapshot), as on a node
+                "-statedir", os.path.join(d, "state")]
         name = f"node-cache-{node['name']}"
         proc = sb.spawn(name, argv, role=node["role"], env=env)
         self.caches[node["name"]] = proc

@@ -73,7 +73,9 @@ class NodeCache:
         self.metrics_addr = metrics_addr
         argv = [self.binary, "-conf", self.conf_path, "-basecorefile", self.base_path,
                 "-kubednscm", self.kubedns_dir, "-pidfile", self.pidfile,
-                "-setupinterface=false", "-setupiptables=false", "-localip", localip]
+                "-setupinterface=false", "-setupiptables=false", "-localip", localip,
+                # the default state dir is host-wide: tests run side by side keep their own
+                "-statedir", os.path.join(self.tmp, "state")]
         if metrics_addr:
             argv += ["-metrics-listen-address", metrics_addr]
         argv += list(flags)

@@ -7,7 +7,8 @@ waits, DNS/HTTP/Prometheus helpers), which is imported, not copied. What is adde
   * SysNs: a NetNs plus an optional veth pair (`nodelocaldns` / `nld-peer`) standing in for the
     node's link (this kernel has no dummy links), and /etc/netns/<ns>/resolv.conf so that
     `ip netns exec` shows node-cache a resolv.conf pointing at a test upstream;
-  * NodeCacheProc: node-cache with an explicit argv (no flags added behind the test's back);
+  * NodeCacheProc: node-cache with an explicit argv (nothing added behind the test's back but a
+    private -statedir, see NodeCacheProc);
   * the 12 iptables rules of spec §3.2 and a parser of `iptables-save` output.
 
 Run with Debian's /usr/bin/python3 as root. Environment: NLD_BUILD_DIR / NLD_NODE_CACHE as for the
@@ -335,13 +336,18 @@ class SysNs(h.NetNs):
 
 class NodeCacheProc:
     """node-cache run inside `ns` with exactly `args` (after the binary), env additions `env`;
-    output to <tmp>/node-cache.out. Nothing is added to the argv."""
+    output to <tmp>/<name>.out. The only flag added is `-statedir <tmp>/state` when `args` has
+    none: the default state directory is host-wide (the handover socket and the cache snapshot),
+    and tests run side by side must not hand over to each other."""
 
-    def __init__(self, ns, args, tmp, env=None):
+    def __init__(self, ns, args, tmp, env=None, name="node-cache"):
         self.binary = h.node_cache_binary()
         self.ns = ns
-        self.argv = ns.prefix() + [self.binary] + list(args)
-        self.out_path = os.path.join(tmp, "node-cache.out")
+        args = list(args)
+        if not any(a.lstrip("-").startswith("statedir") for a in args):
+            args += ["-statedir", os.path.join(tmp, "state")]
+        self.argv = ns.prefix() + [self.binary] + args
+        self.out_path = os.path.join(tmp, name + ".out")
         self._out = open(self.out_path, "w")
         full_env = dict(os.environ)
         full_env.update(env or {})
@@ -414,8 +420,8 @@ class SystemTestCase(unittest.TestCase):
         self.addCleanup(k.close)
         return k
 
-    def start_node_cache(self, ns, args, tmp, env=None):
-        nc = NodeCacheProc(ns, args, tmp, env)
+    def start_node_cache(self, ns, args, tmp, env=None, name="node-cache"):
+        nc = NodeCacheProc(ns, args, tmp, env, name)
         self.addCleanup(nc.close)
         return nc
 
