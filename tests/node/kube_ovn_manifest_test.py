@@ -66,10 +66,14 @@ def common_checks(docs, label):
           "%s: NET_ADMIN" % label)
     mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
     check(mounts == {"xtables-lock": "/run/xtables.lock", "config-volume": "/etc/coredns",
-                     "kube-dns-config": "/etc/kube-dns"}, "%s: mounts %s" % (label, mounts))
+                     "kube-dns-config": "/etc/kube-dns", "state": "/var/run/node-local-dns"},
+          "%s: mounts %s" % (label, mounts))
     vols = {v["name"]: v for v in pod.get("volumes", [])}
     check(vols.get("xtables-lock", {}).get("hostPath") ==
           {"path": "/run/xtables.lock", "type": "FileOrCreate"}, "%s: xtables lock" % label)
+    check(vols.get("state", {}).get("hostPath") ==
+          {"path": "/var/run/node-local-dns", "type": "DirectoryOrCreate"},
+          "%s: state dir (handover, snapshot)" % label)
     check(vols.get("kube-dns-config", {}).get("configMap") ==
           {"name": "kube-dns", "optional": True}, "%s: kube-dns volume" % label)
     check(vols.get("config-volume", {}).get("configMap", {}).get("items") ==
@@ -78,8 +82,15 @@ def common_checks(docs, label):
     check(probe.get("httpGet", {}).get("path") == "/health" and
           probe.get("httpGet", {}).get("port") == 8080 and probe.get("initialDelaySeconds") == 60
           and probe.get("timeoutSeconds") == 5, "%s: liveness probe %s" % (label, probe))
-    ports = sorted((p["containerPort"], p["protocol"]) for p in c.get("ports", []))
-    check(ports == [(53, "TCP"), (53, "UDP"), (9253, "TCP")], "%s: ports %s" % (label, ports))
+    # Zero-loss rollout: the new pod surges next to the old one, so no hostPorts (with
+    # hostNetwork, listed ports become hostPorts and block the surge pod's scheduling).
+    check(c.get("ports") is None, "%s: ports %s (they would be hostPorts)" % (label, c.get("ports")))
+    strategy = ds.get("spec", {}).get("updateStrategy", {})
+    check(strategy.get("rollingUpdate") == {"maxSurge": 1, "maxUnavailable": 0},
+          "%s: updateStrategy %s" % (label, strategy))
+    env = {e["name"]: e.get("valueFrom", {}) for e in c.get("env", [])}
+    check(env.get("POD_UID") == {"fieldRef": {"fieldPath": "metadata.uid"}},
+          "%s: POD_UID env %s" % (label, env))
     svc = find(docs, "Service", "node-local-dns")
     check(svc.get("spec", {}).get("clusterIP") == "None" and
           svc["spec"]["ports"][0]["port"] == 9253, "%s: metrics service" % label)
