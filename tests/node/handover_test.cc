@@ -1,0 +1,191 @@
+// The handover protocol between two Handover objects of this process (flock locks belong to open
+// file descriptions, so two objects on one state directory contend exactly like two processes).
+// The "listening sockets" passed are socketpair ends: what matters is that the successor gets
+// the same kernel socket (a byte written to the peer is readable from the received fd).
+#include "node/handover.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <string>
+#include <thread>
+
+#include "common/inherited_sockets.h"
+
+namespace nld::node {
+namespace {
+
+using namespace std::chrono_literals;
+
+class HandoverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/nld-handover-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = std::string(tmpl) + "/state";
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, pair_), 0);
+    inheritedSockets().closeUnclaimed();
+  }
+  void TearDown() override {
+    inheritedSockets().closeUnclaimed();
+    ::close(pair_[0]);
+    ::close(pair_[1]);
+    std::filesystem::remove_all(std::filesystem::path(dir_).parent_path());
+  }
+
+  Handover::Hooks hooks(std::string snapshot = "") {
+    Handover::Hooks h;
+    h.snapshot = [snapshot] { return snapshot; };
+    h.sockets = [this] {
+      return std::vector<PassedSocket>{{SocketKind::DnsUdp, "169.254.20.10", 53, pair_[0]}};
+    };
+    return h;
+  }
+
+  static bool eventually(const std::function<bool()>& pred) {
+    for (int i = 0; i < 500; ++i) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+
+  std::string dir_;
+  int pair_[2] = {-1, -1};
+};
+
+TEST_F(HandoverTest, FirstProcessOwnsAtOnce) {
+  Handover a(dir_, "");
+  EXPECT_EQ(a.begin(), Handover::Start::Fresh);
+  EXPECT_TRUE(a.owner());
+  EXPECT_EQ(inheritedSockets().size(), 0u);
+}
+
+TEST_F(HandoverTest, SuccessorTakesTheSameSocketsAndTheSnapshotPath) {
+  auto a = std::make_unique<Handover>(dir_, "pod-a");
+  ASSERT_EQ(a->begin(), Handover::Start::Fresh);
+  a->serve(hooks("/state/cache.snapshot"));
+
+  Handover b(dir_, "pod-b");
+  ASSERT_EQ(b.begin(), Handover::Start::Inherited);
+  EXPECT_FALSE(b.owner());
+  EXPECT_EQ(b.predecessor().pid, int(::getpid()));
+  EXPECT_EQ(b.predecessor().pod_uid, "pod-a");
+  EXPECT_EQ(b.predecessor().snapshot, "/state/cache.snapshot");
+  int fd = inheritedSockets().take(SocketKind::DnsUdp, "169.254.20.10", 53);
+  ASSERT_GE(fd, 0);
+  EXPECT_NE(fd, pair_[0]);
+  EXPECT_EQ(inheritedSockets().take(SocketKind::DnsUdp, "169.254.20.10", 53), -1);
+  // The same kernel socket: a datagram sent to the old end is read from the new fd.
+  ASSERT_EQ(::send(pair_[1], "q", 1, 0), 1);
+  char c = 0;
+  EXPECT_EQ(::recv(fd, &c, 1, 0), 1);
+  EXPECT_EQ(c, 'q');
+  ::close(fd);
+
+  EXPECT_FALSE(a->handedOver());  // not before the successor says it serves
+  b.serve(hooks());
+  EXPECT_TRUE(eventually([&] { return a->handedOver(); }));
+  a.reset();  // the predecessor exits: the successor becomes the owner
+  EXPECT_TRUE(eventually([&] { return b.owner(); }));
+  b.stop();
+}
+
+TEST_F(HandoverTest, OwnerRefusesThePodItReplaced) {
+  auto a = std::make_unique<Handover>(dir_, "pod-old");
+  ASSERT_EQ(a->begin(), Handover::Start::Fresh);
+  a->serve(hooks());
+  Handover b(dir_, "pod-new");
+  ASSERT_EQ(b.begin(), Handover::Start::Inherited);
+  inheritedSockets().closeUnclaimed();
+  b.serve(hooks());
+  ASSERT_TRUE(eventually([&] { return a->handedOver(); }));
+  a.reset();
+  ASSERT_TRUE(eventually([&] { return b.owner(); }));
+  // The old pod's container, restarted by the kubelet, must not take the node back...
+  Handover again(dir_, "pod-old");
+  EXPECT_EQ(again.begin(), Handover::Start::Refused);
+  EXPECT_FALSE(b.handedOver());
+  // ...and does not block a real successor (it released successor.lock).
+  Handover next(dir_, "pod-next");
+  EXPECT_EQ(next.begin(), Handover::Start::Inherited);
+}
+
+TEST_F(HandoverTest, SuccessorDeathBeforeReadyLeavesTheOwnerServing) {
+  Handover a(dir_, "");
+  ASSERT_EQ(a.begin(), Handover::Start::Fresh);
+  a.serve(hooks());
+  {
+    Handover b(dir_, "");
+    ASSERT_EQ(b.begin(), Handover::Start::Inherited);
+    inheritedSockets().closeUnclaimed();
+  }  // gone without serve(): no "ready"
+  std::this_thread::sleep_for(300ms);
+  EXPECT_FALSE(a.handedOver());
+  // And the next candidate is served normally.
+  Handover c(dir_, "");
+  EXPECT_EQ(c.begin(), Handover::Start::Inherited);
+}
+
+TEST_F(HandoverTest, SuccessorDeathAfterReadyMakesTheOwnerResume) {
+  Handover a(dir_, "");
+  ASSERT_EQ(a.begin(), Handover::Start::Fresh);
+  a.serve(hooks());
+  {
+    Handover b(dir_, "");
+    ASSERT_EQ(b.begin(), Handover::Start::Inherited);
+    inheritedSockets().closeUnclaimed();
+    b.serve(hooks());
+    ASSERT_TRUE(eventually([&] { return a.handedOver(); }));
+  }
+  EXPECT_TRUE(eventually([&] { return !a.handedOver(); }));
+  EXPECT_TRUE(a.takeSuccessorLost());
+  EXPECT_FALSE(a.takeSuccessorLost());  // reported once
+}
+
+TEST_F(HandoverTest, GarbageOnTheSocketIsIgnored) {
+  Handover a(dir_, "");
+  ASSERT_EQ(a.begin(), Handover::Start::Fresh);
+  a.serve(hooks());
+  ASSERT_TRUE(eventually([&] { return std::filesystem::exists(dir_ + "/handover.sock"); }));
+  const std::vector<std::string> junks = {"", "{", "[1,2]", "{\"hello\":\"x\",\"pid\":\"nope\"}",
+                                          std::string(70000, 'x')};
+  for (const auto& junk : junks) {
+    int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::string path = dir_ + "/handover.sock";
+    std::copy(path.begin(), path.end(), addr.sun_path);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    (void)::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL);
+    ::close(fd);
+  }
+  Handover b(dir_, "");
+  EXPECT_EQ(b.begin(), Handover::Start::Inherited);
+  EXPECT_FALSE(a.handedOver());
+}
+
+TEST_F(HandoverTest, StaleSocketFileIsNoObstacle) {
+  std::filesystem::create_directories(dir_);
+  { std::FILE* f = std::fopen((dir_ + "/handover.sock").c_str(), "w"); std::fclose(f); }
+  Handover a(dir_, "");
+  EXPECT_EQ(a.begin(), Handover::Start::Fresh);
+  a.serve(hooks());
+  Handover b(dir_, "");
+  EXPECT_EQ(b.begin(), Handover::Start::Inherited);
+}
+
+TEST_F(HandoverTest, UnusableStateDirectoryIsAClearError) {
+  Handover a("/proc/nld-no-such/state", "");
+  EXPECT_THROW(a.begin(), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace nld::node
