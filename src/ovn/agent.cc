@@ -83,8 +83,9 @@ int Agent::run(const std::atomic<bool>& stop) {
     if (now >= nextProbe) {
       probeRound();
       now = Clock::now();
-      nextProbe += options_.probeInterval;
-      if (nextProbe < now) nextProbe = now + options_.probeInterval;  // a slow round: do not burst
+      // Fixed rate; a round that ran into its timeout (a hung cache) is followed at once, never
+      // by a burst of catch-up rounds.
+      nextProbe = std::max(nextProbe + options_.probeInterval, now);
     }
     if (!client_.connected() && now >= nextConnect) {
       std::string err;

@@ -67,8 +67,9 @@ bool HealthTracker::observe(TimePoint now, bool ok) {
   }
   const Health before = state_;
   if (state_ != Health::kUnhealthy && fails_ >= options_.fall) {
-    // A healthy period shorter than stablePeriod means the cache is flapping: lengthen the hold.
-    if (state_ == Health::kHealthy && now - since_ < options_.stablePeriod) {
+    // A healthy period after a recovery shorter than stablePeriod means the cache is flapping:
+    // lengthen the hold. (The first healthy period after the agent started is no recovery.)
+    if (state_ == Health::kHealthy && recovered_ && now - since_ < options_.stablePeriod) {
       hold_ = std::min(options_.holdMax, hold_ * 2);
     } else {
       hold_ = options_.holdBase;
@@ -77,6 +78,7 @@ bool HealthTracker::observe(TimePoint now, bool ok) {
     since_ = now;
   } else if (state_ != Health::kHealthy && oks_ >= options_.rise && now - firstOk_ >= options_.riseMinSpan &&
              (state_ == Health::kUnknown || now - since_ >= hold_)) {
+    recovered_ = state_ == Health::kUnhealthy;
     state_ = Health::kHealthy;
     since_ = now;
   }

@@ -90,6 +90,7 @@ class HealthTracker {
   TimePoint firstOk_{};
   int oks_ = 0;
   int fails_ = 0;
+  bool recovered_ = false;  ///< the current healthy period followed an unhealthy one
   std::chrono::milliseconds hold_;
 };
 

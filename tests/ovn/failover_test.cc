@@ -56,6 +56,15 @@ TEST(HealthTracker, FallsAfterThreeConsecutiveFailures) {
   EXPECT_EQ(t.since(), c.now);
 }
 
+TEST(HealthTracker, FirstFailureAfterStartGetsTheBaseHold) {
+  HealthTracker t;
+  FakeClock c;
+  feed(t, c, 5, true);  // healthy since start, only 1 s: no recovery, so no flap
+  feed(t, c, 3, false);
+  ASSERT_EQ(t.state(), Health::kUnhealthy);
+  EXPECT_EQ(t.hold(), milliseconds(3000));
+}
+
 TEST(HealthTracker, UnknownCacheThatNeverAnswersGoesUnhealthy) {
   HealthTracker t;
   FakeClock c;
