@@ -6,6 +6,7 @@
 #include <cctype>
 #include <set>
 
+#include "ovn/failover.h"
 #include "ovn/ip.h"
 
 namespace nld::ovn {
@@ -191,7 +192,16 @@ std::string formatReport(const NbSnapshot& nb, const ReconcileConfig& config, co
       if (!isOwned(p) || it == p.externalIds.end() || it->second != n.name) continue;
       std::string hops;
       for (const auto& h : p.nexthops) hops += (hops.empty() ? "" : ",") + h;
-      out += fmt::format("    policy {} priority {} match \"{}\" {} {}\n", p.uuid, p.priority, p.match, p.action, hops);
+      std::string state;
+      if (isFailedOver(p)) {
+        // Accepted, not a problem: the node's agent found its cache dead (see failover.h).
+        auto to = p.externalIds.find(kFailoverToKey);
+        state = to == p.externalIds.end() || to->second.empty()
+                    ? " [cache unhealthy, no healthy neighbour]"
+                    : " [cache unhealthy, failed over to " + to->second + "]";
+      }
+      out += fmt::format("    policy {} priority {} match \"{}\" {} {}{}\n", p.uuid, p.priority, p.match, p.action, hops,
+                         state);
     }
   }
   if (findings.empty()) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "ovn/failover.h"
 #include "ovn/ip.h"
 
 namespace nld::ovn {
@@ -78,7 +79,10 @@ Plan computePlan(const NbSnapshot& nb, const ReconcileConfig& config) {
     bool keep = false;
     for (std::size_t i = 0; i < desired.size(); ++i) {
       // The first exact match is kept; later exact duplicates are deleted.
-      if (!satisfied[i] && policyMatches(p, desired[i], config.priority)) {
+      // A row the node's fail-over agent rerouted to neighbours counts as the desired one: `run`
+      // must not fight the agent (see failover.h for the row protocol).
+      if (!satisfied[i] &&
+          (policyMatches(p, desired[i], config.priority) || failoverAcceptable(p, desired[i], config.priority, nb))) {
         satisfied[i] = true;
         keep = true;
         break;

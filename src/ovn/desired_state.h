@@ -69,6 +69,8 @@ struct Plan {
   std::size_t changeCount() const { return deletes.size() + inserts.size() + (optionChange ? 1 : 0); }
 };
 
+/// An owned policy carrying the fail-over agent's marker is kept as long as
+/// failoverAcceptable() holds (its nexthops are current join IPs), never rewritten.
 /// If the node switch does not exist, no policy is inserted or deleted (only the option is
 /// reconciled): a wrong --node-switch must not wipe every node's policies.
 Plan computePlan(const NbSnapshot& nb, const ReconcileConfig& config);

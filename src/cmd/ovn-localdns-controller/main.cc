@@ -2,9 +2,13 @@
 // the OVN Northbound database (what kube-ovn-controller does for --node-local-dns-ip), as a
 // standalone, declarative reconciler. See docs/ovn-controller.md.
 //
-//   ovn-localdns-controller [flags] run|check [flags]
+//   ovn-localdns-controller [flags] run|check|agent [flags]
 //
-// Thread affinity: main thread runs the controller; the metrics HTTP server has its own thread.
+// `agent` is the per-node fail-over agent (src/ovn/agent.h): it probes the node's own cache and
+// reroutes that node's pods to healthy neighbours' caches while it does not answer.
+//
+// Thread affinity: main thread runs the controller (or the agent); the metrics HTTP server has its
+// own thread.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -15,6 +19,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -25,7 +30,9 @@
 #include "common/log.h"
 #include "common/random.h"
 #include "flags/flag_set.h"
+#include "ovn/agent.h"
 #include "ovn/controller.h"
+#include "ovn/dns_probe.h"
 #include "ovn/ip.h"
 #include "ovn/metrics.h"
 #include "ovsdb/remote.h"
@@ -51,6 +58,17 @@ struct Args {
   std::string sslKey;
   std::string sslCert;
   std::string sslCa;
+  // agent
+  std::string node;
+  std::chrono::nanoseconds probeInterval{};
+  std::chrono::nanoseconds probeTimeout{};
+  int64_t probePort = 53;
+  int64_t fall = 3;
+  int64_t rise = 4;
+  std::chrono::nanoseconds riseMin{};
+  std::chrono::nanoseconds hold{};
+  std::chrono::nanoseconds holdMax{};
+  int64_t neighbours = 3;
 };
 
 void defineFlags(nld::flags::FlagSet& fs, Args& a) {
@@ -73,6 +91,16 @@ void defineFlags(nld::flags::FlagSet& fs, Args& a) {
   fs.addString("ovn-nb-ssl-key", &a.sslKey, "", "private key for ssl: remotes");
   fs.addString("ovn-nb-ssl-cert", &a.sslCert, "", "certificate for ssl: remotes");
   fs.addString("ovn-nb-ssl-ca", &a.sslCa, "", "CA certificate for ssl: remotes");
+  fs.addString("node", &a.node, "", "agent: this node's name (its port on --node-switch is node-<name>)");
+  fs.addDuration("probe-interval", &a.probeInterval, 250ms, "agent: how often the local cache is probed");
+  fs.addDuration("probe-timeout", &a.probeTimeout, 300ms, "agent: how long a probe waits for the answers");
+  fs.addInt("probe-port", &a.probePort, 53, "agent: the cache's DNS port");
+  fs.addInt("fall", &a.fall, 3, "agent: consecutive failed probes that make the cache unhealthy");
+  fs.addInt("rise", &a.rise, 4, "agent: consecutive good probes that make it healthy again ...");
+  fs.addDuration("rise-min", &a.riseMin, 1s, "agent: ... spanning at least this long");
+  fs.addDuration("hold", &a.hold, 3s, "agent: minimum time failed over (doubles on every flap)");
+  fs.addDuration("hold-max", &a.holdMax, 60s, "agent: cap of the doubling hold");
+  fs.addInt("failover-neighbours", &a.neighbours, 3, "agent: how many healthy neighbours take over");
 }
 
 // `check` on a node: the policies are only half of the path; the cache must answer too. Sends
@@ -148,13 +176,17 @@ int main(int argc, char** argv) {
     }
   } catch (const nld::flags::HelpRequested&) {
     std::cout << fs.usage() << "\nCommands:\n  run    reconcile continuously (default)\n"
-              << "  check  report nodes, policies and problems; exit 1 if anything is wrong\n";
+              << "  check  report nodes, policies and problems; exit 1 if anything is wrong\n"
+              << "  agent  per-node fail-over: probe this node's cache, reroute its pods to healthy\n"
+              << "         neighbours' caches while it does not answer (needs --node)\n";
     return 0;
   } catch (const nld::flags::FlagError& e) {
     return fail(e.what());
   }
   if (!rest.empty()) return fail("unexpected argument \"" + rest.front() + "\"");
-  if (command != "run" && command != "check") return fail("unknown command \"" + command + "\" (want run or check)");
+  if (command != "run" && command != "check" && command != "agent") {
+    return fail("unknown command \"" + command + "\" (want run, check or agent)");
+  }
   nld::log::init(a.quiet);
 
   nld::ovn::ControllerOptions opts;
@@ -182,6 +214,46 @@ int main(int argc, char** argv) {
   opts.resyncInterval = std::chrono::duration_cast<std::chrono::milliseconds>(a.resync);
   opts.client.probeInterval = std::chrono::duration_cast<std::chrono::milliseconds>(a.probe);
   opts.client.ssl = {a.sslKey, a.sslCert, a.sslCa};
+
+  if (command == "agent") {
+    if (a.node.empty()) return fail("agent needs --node");
+    if (opts.config.dnsIps.empty()) return fail("agent needs --node-local-dns-ip");
+    if (a.probeInterval <= std::chrono::nanoseconds::zero() || a.probeTimeout <= std::chrono::nanoseconds::zero()) {
+      return fail("--probe-interval and --probe-timeout must be positive");
+    }
+    if (a.probePort < 1 || a.probePort > 65535) return fail("--probe-port must be in [1, 65535]");
+    if (a.fall < 1 || a.rise < 1) return fail("--fall and --rise must be at least 1");
+    if (a.neighbours < 1) return fail("--failover-neighbours must be at least 1");
+    if (a.hold < std::chrono::nanoseconds::zero() || a.holdMax < a.hold) return fail("need 0 <= --hold <= --hold-max");
+    using std::chrono::duration_cast;
+    using std::chrono::milliseconds;
+    nld::ovn::AgentOptions ao;
+    ao.config.node = a.node;
+    ao.config.reconcile = opts.config;
+    ao.config.maxNeighbours = static_cast<std::size_t>(a.neighbours);
+    ao.client = opts.client;
+    // A partitioned NB must not stall the probing for long (see Agent::run).
+    ao.client.connectTimeout = std::min(ao.client.connectTimeout, milliseconds(2000));
+    ao.health.fall = static_cast<int>(a.fall);
+    ao.health.rise = static_cast<int>(a.rise);
+    ao.health.riseMinSpan = duration_cast<milliseconds>(a.riseMin);
+    ao.health.holdBase = duration_cast<milliseconds>(a.hold);
+    ao.health.holdMax = duration_cast<milliseconds>(a.holdMax);
+    ao.probeInterval = duration_cast<milliseconds>(a.probeInterval);
+    nld::ovn::DnsProber prober(opts.config.dnsIps, static_cast<uint16_t>(a.probePort),
+                               duration_cast<milliseconds>(a.probeTimeout));
+    nld::ovn::Agent agent(std::move(ao), prober);
+    struct sigaction sa {};
+    sa.sa_handler = onSignal;
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+    nld::log::info("plugin/ovn: agent for node {} probing {} every {} ms", a.node, a.dnsIps,
+                   duration_cast<milliseconds>(a.probeInterval).count());
+    int rc = agent.run(gStop);
+    nld::log::info("plugin/ovn: agent stopped");
+    return rc;
+  }
 
   const std::vector<std::string> controller_dns_ips = opts.config.dnsIps;
   nld::ovn::Metrics metrics;
