@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -312,8 +313,10 @@ class HttpServer::Loop final : public net::IoHandler {
     Conn* victim = nullptr;
     for (auto& [id, c] : conns_) {
       if (id == keep) continue;
-      if (victim == nullptr || rank(c->phase) < rank(victim->phase) ||
-          (rank(c->phase) == rank(victim->phase) && c->since < victim->since)) {
+      // Ties on `since` (accepted in the same loop round) go by accept order (id).
+      if (victim == nullptr ||
+          std::tuple(rank(c->phase), c->since, c->id) <
+              std::tuple(rank(victim->phase), victim->since, victim->id)) {
         victim = c.get();
       }
     }
@@ -375,7 +378,7 @@ class HttpServer::Loop final : public net::IoHandler {
     if (c.timer != 0) loop_.cancelTimer(c.timer);
     c.timer = 0;
     loop_.remove(c.fd);
-    ::close(c.fd);
+    const int fd = c.fd;
     c.fd = -1;
     c.phase = Phase::kClosed;
     auto it = conns_.find(c.id);
@@ -383,7 +386,9 @@ class HttpServer::Loop final : public net::IoHandler {
     if (dead_.empty()) loop_.post([this] { dead_.clear(); });
     dead_.push_back(std::move(it->second));
     conns_.erase(it);
+    // Counted before the peer can see the close.
     owner_.stats_.connections.store(conns_.size(), std::memory_order_relaxed);
+    ::close(fd);
   }
 
   static void release(std::string& s) { std::string().swap(s); }
