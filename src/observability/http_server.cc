@@ -6,21 +6,25 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "common/log.h"
+#include "net/event_loop.h"
+#include "observability/http_request.h"
 
 namespace nld::observability {
 
 namespace {
 
-constexpr time_t kIoTimeoutSeconds = 5;  // CoreDNS: 5 s read/write/idle
 constexpr auto kProbeInterval = std::chrono::seconds(1);
 constexpr time_t kProbeTimeoutSeconds = 3;
 constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
@@ -73,12 +77,11 @@ ListenAddress parseListenAddress(std::string_view address) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// HttpServer
+// Sockets
 //
 // Hand-written rather than cpp-httplib: these endpoints answer two fixed GET paths a few times a
 // minute, and Debian's libcpp-httplib is built against OpenSSL, whose 3.4 MiB of mapped library
-// alone is half of node-cache's idle RSS budget (issue 6; see docs/benchmarks.md). One thread
-// accepts and answers each request in turn with short socket timeouts; `Connection: close`.
+// alone is half of node-cache's idle RSS budget (issue 6; see docs/benchmarks.md).
 
 namespace {
 
@@ -99,16 +102,6 @@ bool sendAll(int fd, const std::string& data) {
     off += static_cast<size_t>(n);
   }
   return true;
-}
-
-std::string response(int status, const char* reason, const std::string& type,
-                     const std::string& body, bool head) {
-  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\n";
-  out += "Content-Type: " + type + "\r\n";
-  out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-  out += "Connection: close\r\n\r\n";
-  if (!head) out += body;
-  return out;
 }
 
 // Resolves a listen host to socket addresses to try in order.
@@ -162,35 +155,12 @@ socklen_t sockLen(const sockaddr_storage& ss) {
 
 }  // namespace
 
-HttpServer::HttpServer(std::string address)
-    : address_(std::move(address)), listen_(parseListenAddress(address_)) {}
-
-HttpServer::~HttpServer() { stop(); }
-
-void HttpServer::enableHealth() { health_ = true; }
-
-void HttpServer::enableMetrics(const Registry& registry) {
-  if (metrics_ != nullptr && metrics_ != &registry) {
-    throw std::invalid_argument("metrics on " + address_ + ": already serving another registry");
-  }
-  metrics_ = &registry;
-}
-
-void HttpServer::enableHealthProbe(Histogram duration, Counter failures) {
-  probe_ = true;
-  probeDuration_ = duration;
-  probeFailures_ = failures;
-}
-
-void HttpServer::start() {
-  if (started_) {
-    return;
-  }
+int listenHttp(const std::string& address) {
+  const ListenAddress listen = parseListenAddress(address);
   std::string err;
-  const auto addrs = listenAddresses(listen_.host, listen_.port, &err);
-  int fd = -1;
+  const auto addrs = listenAddresses(listen.host, listen.port, &err);
   for (const auto& ss : addrs) {
-    fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
       err = std::strerror(errno);
       continue;
@@ -200,34 +170,580 @@ void HttpServer::start() {
     // No SO_REUSEPORT: a port already in use must be a clear bind error, not a silent share.
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
     if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &no, sizeof(no));
+    // Backlog 128: a burst of probes and scrapes waits in the kernel while the loop accepts.
     if (::bind(fd, reinterpret_cast<const sockaddr*>(&ss), sockLen(ss)) == 0 &&
-        ::listen(fd, 64) == 0) {
-      break;
+        ::listen(fd, 128) == 0) {
+      return fd;
     }
     err = std::strerror(errno);
     ::close(fd);
-    fd = -1;
   }
-  if (fd < 0) {
-    throw std::runtime_error("cannot listen on " + address_ + ": " +
-                             (err.empty() ? std::string("no usable address") : err));
+  throw std::runtime_error("cannot listen on " + address + ": " +
+                           (err.empty() ? std::string("no usable address") : err));
+}
+
+// ---------------------------------------------------------------------------------------------
+// HttpServer::Loop
+//
+// The listener thread's state. Connections move through phases, each with one deadline:
+//
+//   accept ─► kRequest ──head complete──► kWrite ──written, keep-alive──► kIdle ─first byte─► kRequest
+//                │                           │    └─written, close: unread input? kLinger : closed
+//                └─ requestTimeout           └─ writeTimeout                └─ idleTimeout
+//
+// kLinger half-closes (FIN after the response) and discards input for up to lingerTimeout, so
+// that closing a socket with unread bytes does not turn into an RST that destroys the response
+// on its way (what Go's closeWriteAndWait does). Deadline timers are lazy: a connection has at
+// most one EventLoop timer, armed for its earliest pending deadline; when it fires early (the
+// deadline moved later) it re-arms itself. So a busy keep-alive client does not grow the timer
+// queue. Closed connections are destroyed one loop round later (EventLoop::remove's contract).
+
+class HttpServer::Loop final : public net::IoHandler {
+ public:
+  Loop(HttpServer& owner, int listenFd) : owner_(owner), limits_(owner.limits_), listenFd_(listenFd) {
+    loop_.add(listenFd_, EPOLLIN, this);
   }
+
+  ~Loop() override {
+    for (auto& [id, c] : conns_) ::close(c->fd);
+    owner_.stats_.connections.store(0, std::memory_order_relaxed);
+    ::close(listenFd_);
+  }
+
+  void run() { loop_.run(); }
+  void stop() { loop_.stop(); }
+
+  // The listener is readable: accept what is queued (bounded per round).
+  void onEvents(uint32_t) override {
+    for (int i = 0; i < 64; ++i) {
+      const int fd = ::accept4(listenFd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        // EMFILE, ENFILE, ENOBUFS, ENOMEM (or anything unexpected): the connection stays in the
+        // backlog and the level-triggered listener would fire again at once. Pause instead.
+        pauseAccept(errno);
+        return;
+      }
+      acceptFailing_ = false;
+      addConnection(fd);
+    }
+  }
+
+ private:
+  enum class Phase : uint8_t { kRequest, kWrite, kIdle, kLinger, kClosed };
+  // How a connection ends after its response: kNow when nothing unread can be pending, kLinger
+  // when unread input may follow (a body, a malformed request).
+  enum class Close : uint8_t { kNo, kNow, kLinger };
+
+  struct Conn final : net::IoHandler {
+    Loop* loop = nullptr;
+    int fd = -1;
+    uint64_t id = 0;
+    Phase phase = Phase::kRequest;
+    uint32_t events = 0;             // current epoll mask
+    Close close = Close::kNo;        // what follows the response being written
+    net::Clock::time_point since;    // start of the phase: eviction order
+    net::Clock::time_point deadline; // end of the phase
+    net::Clock::time_point timerAt;  // deadline the armed timer fires at
+    net::EventLoop::TimerId timer = 0;  // 0: none armed
+    std::string in;                  // unparsed request bytes (empty capacity when idle)
+    std::string head;                // response status line and headers
+    std::shared_ptr<const std::string> body;  // response body (shared for /metrics)
+    size_t sent = 0;                 // bytes of head+body written
+
+    void onEvents(uint32_t ev) override { loop->onConnEvents(*this, ev); }
+  };
+
+  net::Clock::time_point now() const { return loop_.now(); }
+
+  void pauseAccept(int err) {
+    owner_.stats_.acceptBackoffs.fetch_add(1, std::memory_order_relaxed);
+    owner_.counters_.acceptBackoffs.inc();
+    if (!acceptFailing_) {  // one line per episode, not ten a second
+      log::warn("HTTP listener {}: accept failed: {}; pausing it for {} ms at a time until it "
+                "succeeds ({} connections open)",
+                owner_.address_, std::strerror(err), limits_.acceptBackoff.count(), conns_.size());
+      acceptFailing_ = true;
+    }
+    loop_.remove(listenFd_);
+    loop_.addTimer(limits_.acceptBackoff, [this] {
+      try {
+        loop_.add(listenFd_, EPOLLIN, this);
+      } catch (const std::exception&) {
+        pauseAccept(errno);  // still out of memory: try again later
+      }
+    });
+  }
+
+  void addConnection(int fd) {
+    auto c = std::make_unique<Conn>();
+    c->loop = this;
+    c->fd = fd;
+    c->id = nextId_++;
+    c->since = now();
+    c->deadline = c->since + limits_.requestTimeout;
+    c->events = EPOLLIN;
+    try {
+      loop_.add(fd, EPOLLIN, c.get());
+    } catch (const std::exception&) {
+      ::close(fd);
+      return;
+    }
+    Conn& ref = *c;
+    conns_.emplace(ref.id, std::move(c));
+    owner_.stats_.accepted.fetch_add(1, std::memory_order_relaxed);
+    owner_.stats_.connections.store(conns_.size(), std::memory_order_relaxed);
+    armTimer(ref);
+    if (conns_.size() > limits_.maxConnections) evictFor(ref.id);
+  }
+
+  // Closes the connection that matters least, never `keep` (the one just accepted): lingering
+  // ones first, then idle keep-alive ones, then the oldest still sending its request, then the
+  // oldest being written; oldest first within a phase.
+  void evictFor(uint64_t keep) {
+    auto rank = [](Phase p) {
+      switch (p) {
+        case Phase::kLinger: return 0;
+        case Phase::kIdle: return 1;
+        case Phase::kRequest: return 2;
+        default: return 3;
+      }
+    };
+    Conn* victim = nullptr;
+    for (auto& [id, c] : conns_) {
+      if (id == keep) continue;
+      // Ties on `since` (accepted in the same loop round) go by accept order (id).
+      if (victim == nullptr ||
+          std::tuple(rank(c->phase), c->since, c->id) <
+              std::tuple(rank(victim->phase), victim->since, victim->id)) {
+        victim = c.get();
+      }
+    }
+    if (victim == nullptr) return;
+    if (victim->phase != Phase::kLinger && victim->phase != Phase::kIdle) {
+      owner_.stats_.evicted.fetch_add(1, std::memory_order_relaxed);
+      owner_.counters_.evicted.inc();
+    }
+    closeConn(*victim);
+  }
+
+  void armTimer(Conn& c) {
+    if (c.timer != 0 && c.timerAt <= c.deadline) return;  // fires early enough; re-arms then
+    if (c.timer != 0) loop_.cancelTimer(c.timer);
+    c.timerAt = c.deadline;
+    const uint64_t id = c.id;
+    c.timer = loop_.addTimer(c.deadline - now(), [this, id] { onTimer(id); });
+  }
+
+  void onTimer(uint64_t id) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return;
+    Conn& c = *it->second;
+    c.timer = 0;
+    if (now() < c.deadline) {
+      armTimer(c);
+      return;
+    }
+    switch (c.phase) {
+      case Phase::kRequest:
+        owner_.stats_.requestTimeouts.fetch_add(1, std::memory_order_relaxed);
+        owner_.counters_.requestTimeout.inc();
+        break;
+      case Phase::kWrite:
+        owner_.stats_.writeTimeouts.fetch_add(1, std::memory_order_relaxed);
+        owner_.counters_.writeTimeout.inc();
+        break;
+      case Phase::kIdle:
+        owner_.stats_.idleTimeouts.fetch_add(1, std::memory_order_relaxed);
+        break;
+      default:
+        break;
+    }
+    closeConn(c);
+  }
+
+  void setEvents(Conn& c, uint32_t events) {
+    if (c.events == events) return;
+    try {
+      loop_.modify(c.fd, events, &c);
+      c.events = events;
+    } catch (const std::exception&) {
+      closeConn(c);
+    }
+  }
+
+  void closeConn(Conn& c) {
+    if (c.phase == Phase::kClosed) return;
+    if (c.timer != 0) loop_.cancelTimer(c.timer);
+    c.timer = 0;
+    loop_.remove(c.fd);
+    const int fd = c.fd;
+    c.fd = -1;
+    c.phase = Phase::kClosed;
+    auto it = conns_.find(c.id);
+    // Events of this round may still name the handler: destroy it after the round.
+    if (dead_.empty()) loop_.post([this] { dead_.clear(); });
+    dead_.push_back(std::move(it->second));
+    conns_.erase(it);
+    // Counted before the peer can see the close.
+    owner_.stats_.connections.store(conns_.size(), std::memory_order_relaxed);
+    ::close(fd);
+  }
+
+  static void release(std::string& s) { std::string().swap(s); }
+
+  void onConnEvents(Conn& c, uint32_t ev) {
+    switch (c.phase) {
+      case Phase::kRequest:
+      case Phase::kIdle:
+        readRequest(c);
+        break;
+      case Phase::kWrite:
+        if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0 && writeResponse(c)) serveBuffered(c, false);
+        break;
+      case Phase::kLinger:
+        drain(c);
+        break;
+      case Phase::kClosed:
+        break;
+    }
+  }
+
+  void readRequest(Conn& c) {
+    char buf[4096];
+    bool eof = false;
+    // Stop reading once the buffer exceeds the head limit: the parser then answers 431.
+    while (c.in.size() <= limits_.maxHeadBytes) {
+      const ssize_t n = ::recv(c.fd, buf, sizeof(buf), 0);
+      if (n > 0) {
+        if (c.phase == Phase::kIdle) {  // a keep-alive request starts: its own deadline
+          c.phase = Phase::kRequest;
+          c.since = now();
+          c.deadline = c.since + limits_.requestTimeout;
+          armTimer(c);
+        }
+        c.in.append(buf, static_cast<size_t>(n));
+        continue;
+      }
+      if (n == 0) {
+        eof = true;
+        break;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      closeConn(c);  // reset by the peer or failed
+      return;
+    }
+    serveBuffered(c, eof);
+  }
+
+  // Answers the requests buffered in c.in (several when pipelined) until one is incomplete, a
+  // response has to wait for the socket, or the connection closes. `eof`: the peer has shut
+  // down its sending side (it may still read our answer).
+  void serveBuffered(Conn& c, bool eof) {
+    while (c.phase == Phase::kRequest || c.phase == Phase::kIdle) {
+      if (c.in.empty()) {
+        if (eof) {
+          closeConn(c);
+        } else {
+          release(c.in);
+        }
+        return;
+      }
+      HttpRequest req;
+      size_t used = 0;
+      switch (parseHttpRequest(c.in, limits_.maxHeadBytes, &req, &used)) {
+        case HttpParse::kIncomplete:
+          if (eof) closeConn(c);  // gave up mid-request
+          return;
+        case HttpParse::kBad:
+          owner_.stats_.badRequests.fetch_add(1, std::memory_order_relaxed);
+          owner_.counters_.badRequest.inc();
+          release(c.in);
+          respond(c, Response{400, "Bad Request", kTextPlain, badRequest_}, false, 1,
+                  Close::kLinger);
+          return;
+        case HttpParse::kTooLarge:
+          owner_.stats_.tooLarge.fetch_add(1, std::memory_order_relaxed);
+          owner_.counters_.tooLarge.inc();
+          release(c.in);
+          respond(c, Response{431, "Request Header Fields Too Large", kTextPlain, tooLarge_},
+                  false, 1, Close::kLinger);
+          return;
+        case HttpParse::kComplete: {
+          // req's views point into c.in: route and copy what is needed before consuming it.
+          Response r = route(req);
+          const bool head = req.method == "HEAD";
+          const int minor = req.versionMinor;
+          Close close = Close::kNo;
+          if (req.hasBody) {
+            close = Close::kLinger;  // bodies are never read: answer, then drain and close
+          } else if (!req.keepAlive || eof) {
+            close = Close::kNow;
+          }
+          c.in.erase(0, used);
+          if (close == Close::kLinger) release(c.in);
+          respond(c, std::move(r), head, minor, close);
+          // Loops only if the response was written at once and the connection stays open.
+          break;
+        }
+      }
+    }
+  }
+
+  static constexpr const char* kTextPlain = "text/plain; charset=utf-8";
+
+  static std::shared_ptr<const std::string> staticBody(const char* text) {
+    return std::make_shared<const std::string>(text);
+  }
+
+  struct Response {
+    int status;
+    const char* reason;
+    const char* type;
+    std::shared_ptr<const std::string> body;
+  };
+
+  Response route(const HttpRequest& req) {
+    if (req.method != "GET" && req.method != "HEAD") {
+      return {405, "Method Not Allowed", kTextPlain, notAllowed_};
+    }
+    if (owner_.health_ && req.path == "/health") {
+      if (owner_.lameduck()) return {503, "Service Unavailable", kTextPlain, lameduck_};
+      return {200, "OK", kTextPlain, ok_};
+    }
+    if (owner_.metrics_ != nullptr && req.path == "/metrics") {
+      return {200, "OK", "text/plain; version=0.0.4; charset=utf-8", metricsBody()};
+    }
+    return {404, "Not Found", kTextPlain, notFound_};
+  }
+
+  // One render serves every response started within a second while an earlier one is still
+  // being written: N slow scrapers cost one copy per second of writeTimeout, not N copies.
+  std::shared_ptr<const std::string> metricsBody() {
+    if (auto last = lastMetrics_.lock(); last && now() - lastMetricsAt_ < std::chrono::seconds(1)) {
+      return last;
+    }
+    auto body = std::make_shared<const std::string>(owner_.metrics_->render());
+    lastMetrics_ = body;
+    lastMetricsAt_ = now();
+    return body;
+  }
+
+  // Starts writing a response (HEAD: headers only). The request has been removed from c.in.
+  void respond(Conn& c, Response r, bool head, int minor, Close close) {
+    c.head = "HTTP/1.1 " + std::to_string(r.status) + " " + r.reason + "\r\nContent-Type: " +
+             r.type + "\r\nContent-Length: " + std::to_string(r.body->size()) + "\r\n";
+    if (close != Close::kNo) {
+      c.head += "Connection: close\r\n";
+    } else if (minor == 0) {
+      c.head += "Connection: keep-alive\r\n";
+    }
+    c.head += "\r\n";
+    c.body = head ? nullptr : std::move(r.body);
+    c.sent = 0;
+    c.close = close;
+    c.phase = Phase::kWrite;
+    c.since = now();
+    c.deadline = c.since + limits_.writeTimeout;
+    writeResponse(c);
+  }
+
+  // Writes what the socket takes. Returns true when the response is complete and the
+  // connection is back to reading requests.
+  bool writeResponse(Conn& c) {
+    const size_t bodySize = c.body ? c.body->size() : 0;
+    const size_t total = c.head.size() + bodySize;
+    while (c.sent < total) {
+      iovec iov[2];
+      int n = 0;
+      if (c.sent < c.head.size()) {
+        iov[n++] = {c.head.data() + c.sent, c.head.size() - c.sent};
+        if (bodySize > 0) iov[n++] = {const_cast<char*>(c.body->data()), bodySize};
+      } else {
+        const size_t off = c.sent - c.head.size();
+        iov[n++] = {const_cast<char*>(c.body->data()) + off, bodySize - off};
+      }
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = static_cast<size_t>(n);
+      const ssize_t w = ::sendmsg(c.fd, &msg, MSG_NOSIGNAL);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          setEvents(c, EPOLLOUT);
+          if (c.phase == Phase::kWrite) armTimer(c);
+          return false;
+        }
+        closeConn(c);
+        return false;
+      }
+      c.sent += static_cast<size_t>(w);
+    }
+    owner_.stats_.answered.fetch_add(1, std::memory_order_relaxed);
+    release(c.head);
+    c.body.reset();
+    if (c.close == Close::kNow) {
+      closeConn(c);
+      return false;
+    }
+    if (c.close == Close::kLinger) {
+      startLinger(c);
+      return false;
+    }
+    c.phase = c.in.empty() ? Phase::kIdle : Phase::kRequest;
+    c.since = now();
+    c.deadline = c.since + (c.phase == Phase::kIdle ? limits_.idleTimeout : limits_.requestTimeout);
+    setEvents(c, EPOLLIN);
+    if (c.phase == Phase::kClosed) return false;
+    armTimer(c);
+    return true;
+  }
+
+  void startLinger(Conn& c) {
+    ::shutdown(c.fd, SHUT_WR);
+    release(c.in);
+    c.phase = Phase::kLinger;
+    c.since = now();
+    c.deadline = c.since + limits_.lingerTimeout;
+    setEvents(c, EPOLLIN);
+    if (c.phase == Phase::kClosed) return;
+    armTimer(c);
+    drain(c);
+  }
+
+  void drain(Conn& c) {
+    char buf[4096];
+    for (;;) {
+      const ssize_t n = ::recv(c.fd, buf, sizeof(buf), 0);
+      if (n > 0) continue;
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      closeConn(c);  // EOF or error: done
+      return;
+    }
+  }
+
+  HttpServer& owner_;
+  const HttpLimits limits_;
+  const int listenFd_;
+  net::EventLoop loop_;
+  std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
+  std::vector<std::unique_ptr<Conn>> dead_;
+  uint64_t nextId_ = 1;
+  bool acceptFailing_ = false;
+  std::weak_ptr<const std::string> lastMetrics_;
+  net::Clock::time_point lastMetricsAt_;
+  const std::shared_ptr<const std::string> ok_ = staticBody("OK");
+  const std::shared_ptr<const std::string> lameduck_ = staticBody("lameduck");
+  const std::shared_ptr<const std::string> notFound_ = staticBody("404 page not found\n");
+  const std::shared_ptr<const std::string> notAllowed_ = staticBody("method not allowed\n");
+  const std::shared_ptr<const std::string> badRequest_ = staticBody("400 Bad Request");
+  const std::shared_ptr<const std::string> tooLarge_ =
+      staticBody("431 Request Header Fields Too Large");
+};
+
+// ---------------------------------------------------------------------------------------------
+// HttpServer
+
+HttpServer::HttpServer(std::string address, HttpLimits limits)
+    : address_(std::move(address)), listen_(parseListenAddress(address_)), limits_(limits) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::enableHealth() { health_ = true; }
+
+void HttpServer::enableMetrics(Registry& registry) {
+  if (metrics_ != nullptr && metrics_ != &registry) {
+    throw std::invalid_argument("metrics on " + address_ + ": already serving another registry");
+  }
+  metrics_ = &registry;
+}
+
+void HttpServer::countLimitsInto(Registry& registry) {
+  if (counted_) return;
+  auto& dropped = registry.counter(
+      "nodelocaldns_http_connections_dropped_total",
+      "Connections of the health and metrics listeners closed at a limit: evicted for a new "
+      "connection, request or write deadline passed, malformed or oversized request.",
+      {"address", "reason"});
+  counters_.evicted = dropped.with({address_, "evicted"});
+  counters_.requestTimeout = dropped.with({address_, "request_timeout"});
+  counters_.writeTimeout = dropped.with({address_, "write_timeout"});
+  counters_.badRequest = dropped.with({address_, "bad_request"});
+  counters_.tooLarge = dropped.with({address_, "too_large"});
+  counters_.acceptBackoffs =
+      registry
+          .counter("nodelocaldns_http_accept_backoffs_total",
+                   "Times a health or metrics listener paused accepting because accept failed "
+                   "(out of file descriptors or memory).",
+                   {"address"})
+          .with({address_});
+  counted_ = true;
+}
+
+void HttpServer::enableHealthProbe(Histogram duration, Counter failures) {
+  probe_ = true;
+  probeDuration_ = duration;
+  probeFailures_ = failures;
+}
+
+HttpStats HttpServer::stats() const {
+  HttpStats s;
+  constexpr auto r = std::memory_order_relaxed;
+  s.accepted = stats_.accepted.load(r);
+  s.answered = stats_.answered.load(r);
+  s.evicted = stats_.evicted.load(r);
+  s.requestTimeouts = stats_.requestTimeouts.load(r);
+  s.writeTimeouts = stats_.writeTimeouts.load(r);
+  s.idleTimeouts = stats_.idleTimeouts.load(r);
+  s.badRequests = stats_.badRequests.load(r);
+  s.tooLarge = stats_.tooLarge.load(r);
+  s.acceptBackoffs = stats_.acceptBackoffs.load(r);
+  s.connections = stats_.connections.load(r);
+  return s;
+}
+
+void HttpServer::start() {
+  if (started_) {
+    return;
+  }
+  startOn(listenHttp(address_));
+}
+
+void HttpServer::startOn(int fd) {
+  if (started_) {
+    ::close(fd);
+    throw std::runtime_error("HTTP listener " + address_ + ": already started");
+  }
+  int accepting = 0;
+  int type = 0;
+  socklen_t len = sizeof(accepting);
+  socklen_t tlen = sizeof(type);
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || accepting == 0 ||
+      ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 || type != SOCK_STREAM) {
+    ::close(fd);
+    throw std::runtime_error("HTTP listener " + address_ + ": fd " + std::to_string(fd) +
+                             " is not a listening stream socket");
+  }
+  // An inherited socket may be blocking: accept must never block the loop.
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   sockaddr_storage bound{};
   socklen_t blen = sizeof(bound);
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &blen);
   const uint16_t port = bound.ss_family == AF_INET6
                             ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
                             : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) != 0) {
+  try {
+    loop_ = std::make_unique<Loop>(*this, fd);  // owns fd from here
+  } catch (const std::exception& e) {
     ::close(fd);
-    throw std::runtime_error("cannot listen on " + address_ + ": pipe: " + std::strerror(errno));
+    throw std::runtime_error("HTTP listener " + address_ + ": " + e.what());
   }
-  listenFd_ = fd;
-  wakeRead_ = pipefd[0];
-  wakeWrite_ = pipefd[1];
   boundPort_.store(port);
-  thread_ = std::thread([this] { serveLoop(); });
+  thread_ = std::thread([this] { loop_->run(); });
   started_ = true;
   if (probe_ && health_) {
     {
@@ -236,70 +752,6 @@ void HttpServer::start() {
     }
     probeThread_ = std::thread([this] { probeLoop(); });
   }
-}
-
-void HttpServer::serveLoop() {
-  for (;;) {
-    pollfd p[2] = {{listenFd_, POLLIN, 0}, {wakeRead_, POLLIN, 0}};
-    if (::poll(p, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    if (p[1].revents != 0) return;  // stop()
-    if ((p[0].revents & POLLIN) == 0) continue;
-    int c = ::accept4(listenFd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) continue;
-    serveConnection(c);
-    ::close(c);
-  }
-}
-
-void HttpServer::serveConnection(int fd) {
-  setTimeouts(fd, kIoTimeoutSeconds);
-  std::string req;
-  char buf[2048];
-  while (req.find("\r\n\r\n") == std::string::npos && req.find("\n\n") == std::string::npos) {
-    if (req.size() > 16384) {
-      sendAll(fd, response(431, "Request Header Fields Too Large", "text/plain", "", false));
-      return;
-    }
-    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // closed, timed out or failed: nothing to answer
-    req.append(buf, static_cast<size_t>(n));
-  }
-  // Request line: METHOD SP TARGET SP VERSION
-  const size_t eol = req.find_first_of("\r\n");
-  const std::string line = req.substr(0, eol);
-  const size_t sp1 = line.find(' ');
-  const size_t sp2 = sp1 == std::string::npos ? std::string::npos : line.find(' ', sp1 + 1);
-  if (sp1 == std::string::npos || sp2 == std::string::npos) {
-    sendAll(fd, response(400, "Bad Request", "text/plain", "bad request\n", false));
-    return;
-  }
-  const std::string method = line.substr(0, sp1);
-  std::string path = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  if (auto q = path.find('?'); q != std::string::npos) path.resize(q);
-  const bool head = method == "HEAD";
-  if (method != "GET" && !head) {
-    sendAll(fd, response(405, "Method Not Allowed", "text/plain", "method not allowed\n", false));
-    return;
-  }
-  if (health_ && path == "/health") {
-    if (lameduck()) {
-      sendAll(fd, response(503, "Service Unavailable", "text/plain; charset=utf-8", "lameduck",
-                           head));
-    } else {
-      sendAll(fd, response(200, "OK", "text/plain; charset=utf-8", "OK", head));
-    }
-    return;
-  }
-  if (metrics_ != nullptr && path == "/metrics") {
-    sendAll(fd, response(200, "OK", kMetricsContentType, metrics_->render(), head));
-    return;
-  }
-  sendAll(fd, response(404, "Not Found", "text/plain; charset=utf-8", "404 page not found\n",
-                       head));
 }
 
 void HttpServer::stop() {
@@ -314,16 +766,11 @@ void HttpServer::stop() {
     probeCv_.notify_all();
     probeThread_.join();
   }
-  const char x = 1;
-  ssize_t w = ::write(wakeWrite_, &x, 1);
-  (void)w;
+  loop_->stop();
   if (thread_.joinable()) {
     thread_.join();
   }
-  ::close(listenFd_);
-  ::close(wakeRead_);
-  ::close(wakeWrite_);
-  listenFd_ = wakeRead_ = wakeWrite_ = -1;
+  loop_.reset();  // closes the connections and the listening socket
   boundPort_.store(0);
   started_ = false;
 }
@@ -413,7 +860,7 @@ HttpServer& HttpEndpoints::addHealth(const std::string& address) {
   return s;
 }
 
-HttpServer& HttpEndpoints::addMetrics(const std::string& address, const Registry& registry) {
+HttpServer& HttpEndpoints::addMetrics(const std::string& address, Registry& registry) {
   HttpServer& s = serverFor(address);
   s.enableMetrics(registry);
   return s;
@@ -425,6 +872,15 @@ HttpServer* HttpEndpoints::find(const std::string& address) {
 }
 
 void HttpEndpoints::start() {
+  // The Corefile's listeners count their limit events into the registry they serve (health-only
+  // listeners into that of a metrics listener of the same set).
+  Registry* registry = nullptr;
+  for (auto& [key, s] : servers_) {
+    if (s->metrics_ != nullptr) registry = s->metrics_;
+  }
+  if (registry != nullptr) {
+    for (auto& [key, s] : servers_) s->countLimitsInto(*registry);
+  }
   try {
     for (auto& [key, s] : servers_) {
       s->start();

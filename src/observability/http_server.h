@@ -1,9 +1,31 @@
 #pragma once
 // The health (/health) and Prometheus (/metrics) HTTP listeners (spec §8.8, §8.10, §8.11).
-// A small blocking HTTP/1.1 server (one thread per listener, never a DNS worker); see
-// http_server.cc for why it is not cpp-httplib.
+//
+// Any pod on the node can connect to these ports, and the kubelet's liveness probe restarts the
+// cache when /health does not answer, so one slow or malicious client must not be able to hold
+// the listener. Design (details in http_server.cc):
+//   - One thread per listener running an epoll loop (nld::net::EventLoop) over non-blocking
+//     sockets; all connections of the listener are served concurrently by that thread, none
+//     gets a thread of its own. One loop per listener rather than one for all keeps the
+//     listeners independent (a large /metrics render on :9353 never delays :8080/health) and
+//     keeps HttpServer usable on its own (node-cache's -metrics-listen-address server); there are
+//     at most a handful of listeners per process.
+//   - Every connection has one deadline for its current phase, not per recv: the whole request
+//     head within HttpLimits::requestTimeout of accept (or of the first byte of a keep-alive
+//     request), the whole response within writeTimeout, idleTimeout between keep-alive requests.
+//   - At most HttpLimits::maxConnections per listener; a new connection over the cap evicts the
+//     connection that matters least (lingering, then idle keep-alive, then the oldest one still
+//     sending its request, then the oldest being written), as unbound and dnsdist do, so a fresh
+//     probe always gets in.
+//   - Buffers are allocated when bytes arrive and freed after each response, so an idle
+//     connection costs its socket and ~200 bytes; concurrent /metrics responses share one render.
+//   - accept() failing for lack of file descriptors or memory pauses the listener for
+//     acceptBackoff instead of spinning on the level-triggered event; counted, then recovers.
+// The request parser (http_request.h) is separate from the socket code and fuzzed.
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -26,13 +48,48 @@ struct ListenAddress {
 /// @throws std::invalid_argument with a message naming the address.
 ListenAddress parseListenAddress(std::string_view address);
 
+/// The one place where an HTTP listening socket is created: binds `address` (CoreDNS form, see
+/// parseListenAddress; "" host = dual-stack all addresses) with SO_REUSEADDR and no
+/// SO_REUSEPORT (a port in use is a clear error, not a silent share), non-blocking, close-on-exec,
+/// listening. Returns the fd; the caller owns it.
+/// @throws std::invalid_argument if `address` does not parse;
+///         std::runtime_error "cannot listen on <address>: <reason>" if the bind fails.
+int listenHttp(const std::string& address);
+
+/// Per-listener bounds (defaults as documented in docs/operator-guide.md). Worst-case memory of
+/// one listener: maxConnections x (maxHeadBytes + 4 KiB read slack + ~0.3 KiB) plus one /metrics
+/// render per second of writeTimeout.
+struct HttpLimits {
+  size_t maxConnections = 64;  // over it, the least valuable connection is evicted
+  size_t maxHeadBytes = 8192;  // request line + headers; longer: 431 and close
+  std::chrono::milliseconds requestTimeout{5000};  // whole request head, from accept
+  std::chrono::milliseconds writeTimeout{5000};    // whole response
+  std::chrono::milliseconds idleTimeout{5000};     // between keep-alive requests
+  std::chrono::milliseconds lingerTimeout{1000};   // draining unread input before close
+  std::chrono::milliseconds acceptBackoff{100};    // listener pause when accept lacks fds
+};
+
+/// Cumulative counts of one HttpServer (over restarts), plus its current connection count.
+struct HttpStats {
+  uint64_t accepted = 0;
+  uint64_t answered = 0;         // responses fully written (any status)
+  uint64_t evicted = 0;          // closed to make room for a new connection
+  uint64_t requestTimeouts = 0;  // request head not complete within requestTimeout
+  uint64_t writeTimeouts = 0;    // response not written within writeTimeout
+  uint64_t idleTimeouts = 0;     // keep-alive connections closed after idleTimeout
+  uint64_t badRequests = 0;      // 400
+  uint64_t tooLarge = 0;         // 431
+  uint64_t acceptBackoffs = 0;   // accept failed (EMFILE, ENFILE, ENOBUFS, ENOMEM): paused
+  size_t connections = 0;        // open now
+};
+
 /// One HTTP listener serving /health and/or /metrics. Configure (enable*) before start();
-/// start()/stop()/setLameduck()/port() may be called from any thread, but start/stop not
-/// concurrently with each other.
+/// start()/stop()/setLameduck()/port()/stats() may be called from any thread, but start/stop
+/// not concurrently with each other.
 class HttpServer {
  public:
   /// @throws std::invalid_argument if `address` does not parse.
-  explicit HttpServer(std::string address);
+  explicit HttpServer(std::string address, HttpLimits limits = {});
   ~HttpServer();  // stop()
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -41,14 +98,24 @@ class HttpServer {
   void enableHealth();
   /// Serves GET /metrics: registry.render() as text format 0.0.4. The registry must outlive us.
   /// @throws std::invalid_argument if a different registry is already served here.
-  void enableMetrics(const Registry& registry);
+  void enableMetrics(Registry& registry);
+  /// Counts connections dropped at a limit and accept back-offs in `registry`:
+  /// nodelocaldns_http_connections_dropped_total{address,reason} (reason: evicted,
+  /// request_timeout, write_timeout, bad_request, too_large) and
+  /// nodelocaldns_http_accept_backoffs_total{address}. Before start(); first call wins.
+  void countLimitsInto(Registry& registry);
   /// After start(), probes our own /health every second (3 s timeout), recording the duration
   /// and counting failures (CoreDNS health plugin's self-check); warns if it takes over 1 s.
   void enableHealthProbe(Histogram duration, Counter failures);
 
-  /// Binds and starts serving on a background thread.
+  /// Binds (listenHttp) and starts serving on a background thread.
   /// @throws std::runtime_error "cannot listen on <address>: <reason>" if the bind fails.
   void start();
+  /// Starts serving on an already-listening TCP socket (e.g. one inherited from a predecessor
+  /// process), taking ownership of it (closed by stop(), also if this throws). The address
+  /// given to the constructor is then only a label and the health probe's target.
+  /// @throws std::runtime_error if `fd` is not a listening stream socket.
+  void startOn(int listeningFd);
   /// Stops serving and joins the threads. Idempotent.
   void stop();
 
@@ -59,23 +126,41 @@ class HttpServer {
   const std::string& address() const { return address_; }
   bool servesHealth() const { return health_; }
   bool servesMetrics() const { return metrics_ != nullptr; }
+  bool countsLimits() const { return counted_; }
+  const HttpLimits& limits() const { return limits_; }
+  HttpStats stats() const;
 
  private:
+  class Loop;  // the epoll loop, its connections and their state machine (http_server.cc)
+  friend class Loop;
+  friend class HttpEndpoints;  // shares the metrics registry with health-only listeners
+
+  /// Counters of HttpStats, written by the loop thread, read by stats().
+  struct AtomicStats {
+    std::atomic<uint64_t> accepted{0}, answered{0}, evicted{0}, requestTimeouts{0},
+        writeTimeouts{0}, idleTimeouts{0}, badRequests{0}, tooLarge{0}, acceptBackoffs{0};
+    std::atomic<size_t> connections{0};
+  };
+  /// Registry handles of the limit counters (detached, i.e. no-ops, until countLimitsInto).
+  struct LimitCounters {
+    Counter evicted, requestTimeout, writeTimeout, badRequest, tooLarge, acceptBackoffs;
+  };
+
   void probeLoop();
-  void serveLoop();
-  void serveConnection(int fd);
 
   std::string address_;
   ListenAddress listen_;
-  int listenFd_ = -1;
-  int wakeRead_ = -1;
-  int wakeWrite_ = -1;
+  HttpLimits limits_;
+  std::unique_ptr<Loop> loop_;
   std::thread thread_;
   std::atomic<uint16_t> boundPort_{0};
   std::atomic<bool> lameduck_{false};
   bool health_ = false;
-  const Registry* metrics_ = nullptr;
+  Registry* metrics_ = nullptr;
   bool started_ = false;
+  bool counted_ = false;
+  AtomicStats stats_;
+  LimitCounters counters_;
 
   bool probe_ = false;
   Histogram probeDuration_;
@@ -93,8 +178,10 @@ class HttpEndpoints {
   /// Adds /health on `address`; returns its server (e.g. to enable the probe).
   HttpServer& addHealth(const std::string& address);
   /// Adds /metrics for `registry` on `address`.
-  HttpServer& addMetrics(const std::string& address, const Registry& registry);
-  /// Starts all servers; on a bind failure stops those already started and rethrows.
+  HttpServer& addMetrics(const std::string& address, Registry& registry);
+  /// Starts all servers; on a bind failure stops those already started and rethrows. If any
+  /// server serves /metrics, every server counts its limit events into that registry first
+  /// (HttpServer::countLimitsInto).
   void start();
   void stop();
   void setLameduck(bool on);

@@ -1,0 +1,166 @@
+#!/usr/bin/python3
+"""11. Slow, half-open, oversized and too many clients on the HTTP ports (issue 11): node-cache
+with `health` and `prometheus` in the Corefile and its own -metrics-listen-address. While 50
+clients per port send one byte a second of a request that never ends, `/health` and both
+`/metrics` answer 20 of 20 within 1 s (the kubelet's liveness probe); the trickling clients are
+cut off at the 5 s request deadline and counted; connections beyond the per-listener cap evict
+the oldest unfinished one so a fresh probe still gets in; an oversized head gets 431. Figures
+(answered, max latency, RSS before/after) are printed."""
+
+import socket
+import threading
+import time
+
+import harness as h
+
+TRICKLERS = 50        # slow clients per port
+PROBES = 20           # one GET per second per port
+PROBE_TIMEOUT = 1.0   # the kubelet's default probe timeout
+
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.setblocking(False)
+    return s
+
+
+def closed_by_peer(sock, timeout):
+    """True if the server closes sock (EOF or reset) within timeout; discards data meanwhile."""
+    sock.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            if not sock.recv(65536):
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+    return False
+
+
+class Trickler:
+    """`n` connections to each port that send one byte a second of an endless request head."""
+
+    HEAD = b"GET /health HTTP/1.1\r\nHost: slow\r\nX-Slow: " + b"a" * 64
+
+    def __init__(self, ports, n):
+        self.socks = [connect(p) for p in ports for _ in range(n)]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        i = 0
+        while not self.stop.is_set():
+            for s in self.socks:
+                try:
+                    s.send(self.HEAD[i % len(self.HEAD):][:1])
+                except OSError:
+                    pass  # cut off by the server: expected after 5 s
+            i += 1
+            self.stop.wait(1.0)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(timeout=5)
+        for s in self.socks:
+            s.close()
+
+
+class HttpAbuseTest(h.NodeCacheTestCase):
+    def setUp(self):
+        self.knot = self.start_knot()
+        self.port = h.free_port()
+        self.health = h.free_port()
+        self.prom = h.free_port()
+        corefile = """example.test:{port} {{
+    bind 127.0.0.1
+    cache 30
+    forward . 127.0.0.1:{knot}
+    health 127.0.0.1:{health}
+    prometheus 127.0.0.1:{prom}
+}}
+""".format(port=self.port, knot=self.knot.port, health=self.health, prom=self.prom)
+        self.nc = self.start_node_cache(corefile, ("127.0.0.1", self.port, "www.example.test"))
+        self.node_metrics = int(self.nc.metrics_addr.rsplit(":", 1)[1])
+        self.urls = {
+            "health": "http://127.0.0.1:%d/health" % self.health,
+            "prometheus": "http://127.0.0.1:%d/metrics" % self.prom,
+            "node-metrics": "http://127.0.0.1:%d/metrics" % self.node_metrics,
+        }
+
+    def probe_all(self, rounds):
+        """GET each URL once a second; returns {name: [(status, seconds), ...]}."""
+        results = {name: [] for name in self.urls}
+        for _ in range(rounds):
+            t_round = time.monotonic()
+            for name, url in self.urls.items():
+                t0 = time.monotonic()
+                try:
+                    status, _ = h.http_get(url, timeout=PROBE_TIMEOUT)
+                except OSError:  # timeout or refused
+                    status = None
+                results[name].append((status, time.monotonic() - t0))
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - t_round)))
+        return results
+
+    def test_trickling_clients_do_not_block_health_or_metrics(self):
+        rss0 = h.rss_kib(self.nc.pid)
+        cpu0 = self.nc.cpu_seconds()
+        trickler = Trickler([self.health, self.prom, self.node_metrics], TRICKLERS)
+        self.addCleanup(trickler.close)
+        results = self.probe_all(PROBES)
+        rss_during = h.rss_kib(self.nc.pid)
+        for name, res in results.items():
+            ok = [t for status, t in res if status == 200 and t < PROBE_TIMEOUT]
+            print("[ figures ] %s: %d/%d answered within %.0f s with %d trickling clients per "
+                  "port, max %.1f ms" % (name, len(ok), PROBES, PROBE_TIMEOUT, TRICKLERS,
+                                         1000 * max(t for _, t in res)))
+            self.assertEqual(len(ok), PROBES, "%s: %r\n%s" % (name, res, self.nc.output()[-2000:]))
+        # The tricklers were cut off at their 5 s request deadline (long before the 20 s here)
+        # and counted; the Corefile listeners count into the served registry.
+        still_open = [s for s in trickler.socks if not closed_by_peer(s, 2.0)]
+        self.assertEqual(still_open, [], "%d trickling clients still connected" % len(still_open))
+        samples = self.nc.metrics("127.0.0.1:%d" % self.prom)
+        dropped = h.metric_sum(samples, "nodelocaldns_http_connections_dropped_total",
+                               reason="request_timeout")
+        # health and prometheus listeners at least (node-cache's own listener counts only if the
+        # application registers it)
+        self.assertGreaterEqual(dropped, 2 * TRICKLERS, samples)
+        trickler.close()
+        rss1 = h.rss_kib(self.nc.pid)
+        print("[ figures ] RSS %d KiB before, %d KiB with %d trickling clients, %d KiB after; "
+              "CPU %.2f s over %d s" % (rss0, rss_during, 3 * TRICKLERS, rss1,
+                                        self.nc.cpu_seconds() - cpu0, PROBES))
+
+    def test_half_open_crowd_oversize_and_cap(self):
+        # More silent connections than the per-listener cap (64): the oldest unfinished ones are
+        # evicted, so the fresh probes below still get in at once.
+        silent = [connect(self.health) for _ in range(200)]
+        self.addCleanup(lambda: [s.close() for s in silent])
+        big = socket.create_connection(("127.0.0.1", self.health), timeout=5)
+        self.addCleanup(big.close)
+        big.sendall(b"GET /health HTTP/1.1\r\nX-Big: " + b"a" * 100000 + b"\r\n\r\n")
+        reply = big.recv(4096)
+        self.assertTrue(reply.startswith(b"HTTP/1.1 431 "), reply)
+        worst = 0.0
+        for _ in range(10):
+            t0 = time.monotonic()
+            status, body = h.http_get(self.urls["health"], timeout=PROBE_TIMEOUT)
+            worst = max(worst, time.monotonic() - t0)
+            self.assertEqual((status, body), (200, "OK"))
+        print("[ figures ] /health 10/10 with 200 silent connections on the port (cap 64), "
+              "max %.1f ms" % (1000 * worst))
+        samples = self.nc.metrics("127.0.0.1:%d" % self.prom)
+        evicted = h.metric_sum(samples, "nodelocaldns_http_connections_dropped_total",
+                               address="127.0.0.1:%d" % self.health, reason="evicted")
+        self.assertGreaterEqual(evicted, 200 - 64)
+        self.assertEqual(h.metric_sum(samples, "nodelocaldns_http_connections_dropped_total",
+                                      address="127.0.0.1:%d" % self.health,
+                                      reason="too_large"), 1)
+
+
+if __name__ == "__main__":
+    h.run_tests()
