@@ -14,8 +14,9 @@ namespace nld::server {
 
 struct Server::Worker {
   Worker(ServerMetrics& m, size_t idx, TcpLimits limits)
-      : index(idx), pipeline(loop, m, idx), tcp_limits(limits) {}
+      : index(idx), metrics(m), pipeline(loop, m, idx), tcp_limits(limits) {}
   size_t index;
+  ServerMetrics& metrics;
   net::EventLoop loop;
   Pipeline pipeline;
   TcpLimits tcp_limits;
@@ -32,7 +33,7 @@ struct Server::Worker {
     for (const auto& [key, fds] : fresh) {
       Handlers h;
       h.udp = std::make_unique<UdpHandler>(loop, pipeline, fds.first, isWildcard(key.first));
-      h.tcp = std::make_unique<TcpListener>(loop, pipeline, fds.second, tcp_limits);
+      h.tcp = std::make_unique<TcpListener>(loop, pipeline, fds.second, tcp_limits, &metrics);
       handlers[key] = std::move(h);
     }
     pipeline.setPlan(plan);
