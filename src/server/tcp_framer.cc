@@ -30,11 +30,11 @@ bool TcpFramer::next(dns::ByteView& msg) {
 void TcpFramer::pull(size_t want) {
   const size_t have = buf_.size() - buf_pos_;
   if (have >= want) return;
-  const size_t take = std::min(want - have, input_.size() - in_pos_);
-  if (take == 0) return;
   compact();
   // Sized for this frame: the 2-byte prefix first, then exactly the announced message.
   if (buf_.capacity() < want) buf_.reserve(want);
+  const size_t take = std::min(want - have, input_.size() - in_pos_);
+  if (take == 0) return;
   buf_.insert(buf_.end(), input_.begin() + static_cast<std::ptrdiff_t>(in_pos_),
               input_.begin() + static_cast<std::ptrdiff_t>(in_pos_ + take));
   in_pos_ += take;

@@ -1,6 +1,7 @@
 #include "server/tcp_handler.h"
 
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -47,9 +48,10 @@ class TcpConnection final : public net::IoHandler,
   void settle() {
     for (int round = 0; round < 16 && !closed_; ++round) {
       const bool quiet = inflight_ == 0 && out_.empty();
-      if (quiet && !in_quiet_) {
-        owner_.quiescentPush(this);
+      if (quiet && (!in_quiet_ || touched_)) {
+        owner_.quiescentPush(this);  // (re)enters at the end: the most recently active
         quiet_since_ = loop_.now();
+        touched_ = false;
       } else if (!quiet && in_quiet_) {
         owner_.quiescentRemove(this);
       }
@@ -222,6 +224,7 @@ class TcpConnection final : public net::IoHandler,
       if (!in_.next(msg)) return true;
       ++frames_taken_;
       served_any_ = true;
+      touched_ = true;  // active: back to the end of the quiescent list when quiet again
       last_progress_ = loop_.now();
       handleFrame(msg);
       if (closed_) return false;
@@ -341,6 +344,7 @@ class TcpConnection final : public net::IoHandler,
   bool batching_ = false;
   bool in_read_ = false;
   bool served_any_ = false;
+  bool touched_ = false;  // a query was taken since the connection was last put in the list
 };
 
 TcpListener::TcpListener(net::EventLoop& loop, Pipeline& pipeline, int fd, TcpLimits limits,
@@ -483,6 +487,10 @@ void TcpListener::onEvents(uint32_t) {
       const int err = errno;
       if (err == EINTR || err == ECONNABORTED) continue;
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        // accept() takes a descriptor before it looks at the queue, so EMFILE does not mean a
+        // connection is waiting: if none is, there is nothing to do (epoll reports the next).
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, 0) != 1) return;
         // Out of descriptors (or kernel memory): free one by evicting the idlest connection
         // and try again; with nothing to evict, leave epoll for a while (level-triggered, the
         // listener would be reported again at once: a busy loop).

@@ -74,6 +74,8 @@ class TcpListener final : public net::IoHandler {
   void drain(std::function<void()> on_drained = {});
   /// True once drain() was called and no connection is left.
   bool drained() const { return draining_ && conns_.empty(); }
+  /// The listening socket is in epoll (false while draining, stopped or backing off).
+  bool accepting() const { return registered_; }
   /// Bytes of connection buffers currently held (memory budget; tests and metrics).
   size_t bufferedBytes() const { return buffered_; }
 
