@@ -2,10 +2,12 @@
 
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -17,6 +19,24 @@
 namespace nld::server {
 
 using net::Clock;
+
+namespace {
+
+// Client TCP connections of the whole process (every worker and listener).
+std::atomic<size_t> g_connections{0};
+
+// How many descriptors client TCP connections may use together: the soft RLIMIT_NOFILE less a
+// reserve (a quarter, at least 64) for what must keep working when clients take the rest:
+// upstream sockets (a miss needs one), the listeners, the health and metrics servers.
+size_t connectionFdBudget() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
+  const size_t cur = size_t(rl.rlim_cur);
+  const size_t reserve = std::max<size_t>(64, cur / 4);
+  return cur > reserve ? cur - reserve : 0;
+}
+
+}  // namespace
 
 class TcpConnection final : public net::IoHandler,
                             public ReplyFactory,
@@ -405,7 +425,7 @@ void TcpListener::drain(std::function<void()> on_drained) {
 }
 
 void TcpListener::closed(TcpConnection* c) {
-  conns_.erase(c);
+  if (conns_.erase(c) > 0) g_connections.fetch_sub(1, std::memory_order_relaxed);
   if (draining_ && conns_.empty() && on_drained_) {
     loop_.post(std::move(on_drained_));  // not from inside the connection's own call
     on_drained_ = nullptr;
@@ -478,7 +498,8 @@ void TcpListener::pauseAccepting() {
 
 void TcpListener::onEvents(uint32_t) {
   if (!registered_) return;  // events fetched before the listener left epoll
-  int fd_evictions = 0;
+  bool evicted_last = false;
+  const size_t fd_budget = connectionFdBudget();  // follows a limit changed at run time
   for (int i = 0; i < 64; ++i) {
     SockAddr peer;
     peer.len = sizeof(peer.storage);
@@ -494,8 +515,9 @@ void TcpListener::onEvents(uint32_t) {
         // Out of descriptors (or kernel memory): free one by evicting the idlest connection
         // and try again; with nothing to evict, leave epoll for a while (level-triggered, the
         // listener would be reported again at once: a busy loop).
-        if (fd_evictions < 16 && evictIdlest()) {
-          ++fd_evictions;
+        // An eviction that did not help (another thread took the descriptor) backs off too.
+        if (!evicted_last && evictIdlest()) {
+          evicted_last = true;
           continue;
         }
         errno = err;
@@ -503,7 +525,10 @@ void TcpListener::onEvents(uint32_t) {
       }
       return;  // EAGAIN, or an error of this one connection attempt
     }
-    if (conns_.size() >= limits_.max_connections && !evictIdlest()) {
+    evicted_last = false;
+    const bool full = conns_.size() >= limits_.max_connections ||
+                      g_connections.load(std::memory_order_relaxed) >= fd_budget;
+    if (full && !evictIdlest()) {
       ::close(cfd);  // every connection is busy
       if (metrics_ != nullptr) metrics_->onTcpRefused();
       continue;
@@ -512,6 +537,7 @@ void TcpListener::onEvents(uint32_t) {
     setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     auto c = std::make_shared<TcpConnection>(*this, cfd, peer);
     conns_.emplace(c.get(), c);
+    g_connections.fetch_add(1, std::memory_order_relaxed);
     c->start();
   }
 }

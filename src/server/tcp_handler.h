@@ -17,7 +17,10 @@
 //    client sending a byte a second is closed after 3 s, not kept forever by resetting a timer
 //    on each byte); a connection waiting for its first query is closed after `first_read`, one
 //    waiting for a further query after `idle`, a busy one that makes no progress after `idle`.
-//  - Out of descriptors. accept() failing with EMFILE/ENFILE (or ENOBUFS/ENOMEM) first evicts
+//  - Descriptors for the rest. Client connections of the whole process use at most the soft
+//    RLIMIT_NOFILE less a reserve (a quarter, at least 64): over it the table counts as full,
+//    so upstream sockets, listeners and the health/metrics servers still get descriptors.
+//  - Out of descriptors anyway. accept() failing with EMFILE/ENFILE (or ENOBUFS/ENOMEM) first evicts
 //    the idlest connection to free a descriptor; if there is none, the listening socket leaves
 //    epoll for `accept_backoff` (level-triggered epoll would report it again at once: a busy
 //    loop on every core) and comes back after it. Counted in

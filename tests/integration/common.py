@@ -147,6 +147,15 @@ def cpu_seconds(pid):
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_kib(pid):
+    """Resident set size (VmRSS) of pid in KiB, from /proc/PID/status."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
 def _wait_proc(proc, timeout):
     try:
         return proc.wait(timeout=timeout)
