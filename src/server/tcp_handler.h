@@ -29,7 +29,7 @@
 //    wait for it; over `max_write_buffer` it is closed. All connections of a listener together
 //    hold at most `max_buffered` bytes of buffers; the connection that would go over is closed.
 //
-// Worst case per listener and worker: max_buffered + max_connections * (~0.6 KiB of connection
+// Worst case per listener and worker: max_buffered + max_connections * (< 1 KiB of connection
 // state), plus the 64 KiB answer scratch (docs/operator-guide.md).
 #include <chrono>
 #include <functional>
