@@ -31,6 +31,7 @@
 #include "server/plan.h"
 #include "server/socket_util.h"
 #include "server/tcp_handler.h"
+#include "server/udp_handler.h"
 #include "upstream/responder.h"
 
 namespace nld::server {
@@ -58,6 +59,7 @@ class TcpListenerTest : public ::testing::Test {
   void TearDown() override {
     if (thread_.joinable()) {
       onLoop([this] {
+        udp_.reset();
         listener_->stop();
         pipeline_.shutdown();
       });
@@ -170,6 +172,7 @@ class TcpListenerTest : public ::testing::Test {
   int lfd_ = -1;
   uint16_t port_ = 0;
   std::unique_ptr<TcpListener> listener_;
+  std::unique_ptr<UdpHandler> udp_;
   std::thread thread_;
   std::vector<int> clients_;
 };
@@ -389,6 +392,46 @@ TEST_F(TcpListenerTest, OutOfDescriptorsBacksOffInsteadOfSpinningAndRecovers) {
   EXPECT_TRUE(onLoop([this] { return listener_->accepting(); }));
   sendAll(c, queryFrame(12, "u.other."));
   EXPECT_FALSE(readAnswer(c).empty());
+}
+
+TEST_F(TcpListenerTest, UdpPauseReadingStillAnswersQueriesInFlight) {
+  up_.setDelay(300ms);
+  start({});
+  const int ufd = bindUdp("127.0.0.1", 0, 1 << 20, 1 << 20);
+  sockaddr_in ua{};
+  socklen_t ul = sizeof(ua);
+  ASSERT_EQ(::getsockname(ufd, reinterpret_cast<sockaddr*>(&ua), &ul), 0);
+  onLoop([&] {
+    udp_ = std::make_unique<UdpHandler>(loop_, pipeline_, ufd, false);
+    udp_->start();
+  });
+  const int c = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  clients_.push_back(c);
+  timeval tv{5, 0};
+  ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ASSERT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&ua), sizeof(ua)), 0);
+  const auto q1 = queryFrame(31, "inflight.example.test.");
+  ASSERT_GT(::send(c, q1.data() + 2, q1.size() - 2, 0), 0);
+  ASSERT_TRUE(up_.waitForQueries(1, 5s));
+
+  onLoop([&] {
+    udp_->pauseReading();
+    udp_->start();  // a reload re-applying the plan must not undo the pause
+  });
+  EXPECT_TRUE(onLoop([&] { return udp_->readingPaused(); }));
+  uint8_t buf[4096];
+  ssize_t n = ::recv(c, buf, sizeof(buf), 0);
+  ASSERT_GE(n, ssize_t(dns::kHeaderSize)) << "the answer to the query in flight was lost";
+  EXPECT_EQ(dns::load16(buf), 31);
+
+  // A query sent now stays in the socket for its next owner (read here, as the new process).
+  const auto q2 = queryFrame(32, "later.example.test.");
+  ASSERT_GT(::send(c, q2.data() + 2, q2.size() - 2, 0), 0);
+  pollfd p{ufd, POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  n = ::recv(ufd, buf, sizeof(buf), MSG_DONTWAIT);
+  ASSERT_EQ(n, ssize_t(q2.size() - 2)) << "the paused handler must not read the socket";
+  EXPECT_EQ(dns::load16(buf), 32);
 }
 
 }  // namespace
