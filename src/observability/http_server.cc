@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/inherited_sockets.h"
 #include "common/log.h"
 #include "net/event_loop.h"
 #include "observability/http_request.h"
@@ -709,7 +710,10 @@ void HttpServer::start() {
   if (started_) {
     return;
   }
-  startOn(listenHttp(address_));
+  // A listener handed over by a predecessor process (node/handover.h) is the same socket, with
+  // its accept queue: take it instead of binding (the port is still the predecessor's).
+  const int inherited = inheritedSockets().take(SocketKind::Http, address_, 0);
+  startOn(inherited >= 0 ? inherited : listenHttp(address_));
 }
 
 void HttpServer::startOn(int fd) {
@@ -743,6 +747,7 @@ void HttpServer::startOn(int fd) {
     throw std::runtime_error("HTTP listener " + address_ + ": " + e.what());
   }
   boundPort_.store(port);
+  fd_.store(fd);
   thread_ = std::thread([this] { loop_->run(); });
   started_ = true;
   if (probe_ && health_) {
@@ -770,6 +775,7 @@ void HttpServer::stop() {
   if (thread_.joinable()) {
     thread_.join();
   }
+  fd_.store(-1);
   loop_.reset();  // closes the connections and the listening socket
   boundPort_.store(0);
   started_ = false;
@@ -889,6 +895,14 @@ void HttpEndpoints::start() {
     stop();
     throw;
   }
+}
+
+std::vector<PassedSocket> HttpEndpoints::listeningSockets() const {
+  std::vector<PassedSocket> out;
+  for (const auto& [key, s] : servers_) {
+    if (int fd = s->listeningFd(); fd >= 0) out.push_back({SocketKind::Http, s->address(), 0, fd});
+  }
+  return out;
 }
 
 void HttpEndpoints::stop() {

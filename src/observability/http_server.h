@@ -34,6 +34,7 @@
 #include <string_view>
 #include <thread>
 
+#include "common/inherited_sockets.h"
 #include "observability/metrics.h"
 
 namespace nld::observability {
@@ -121,6 +122,9 @@ class HttpServer {
 
   void setLameduck(bool on) { lameduck_.store(on, std::memory_order_relaxed); }
   bool lameduck() const { return lameduck_.load(std::memory_order_relaxed); }
+  /// The listening socket while started (owned by us), else -1; for a handover to a successor
+  /// process, which gets its own copy of the same socket. Any thread.
+  int listeningFd() const { return fd_.load(); }
   /// The bound port (useful with port 0); 0 before start().
   uint16_t port() const { return boundPort_.load(); }
   const std::string& address() const { return address_; }
@@ -154,6 +158,7 @@ class HttpServer {
   std::unique_ptr<Loop> loop_;
   std::thread thread_;
   std::atomic<uint16_t> boundPort_{0};
+  std::atomic<int> fd_{-1};
   std::atomic<bool> lameduck_{false};
   bool health_ = false;
   Registry* metrics_ = nullptr;
@@ -185,6 +190,8 @@ class HttpEndpoints {
   void start();
   void stop();
   void setLameduck(bool on);
+  /// The listening sockets of the started servers (kind Http, address as added, port 0).
+  std::vector<PassedSocket> listeningSockets() const;
   /// The server for an address previously added (nullptr if none).
   HttpServer* find(const std::string& address);
   size_t size() const { return servers_.size(); }

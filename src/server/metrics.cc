@@ -48,6 +48,24 @@ ServerMetrics::ServerMetrics(observability::CorednsMetrics& m, size_t workers)
           "nodelocaldns_malformed_queries_total",
           "Queries dropped or answered FORMERR because they could not be parsed.")) {
   malformed_.with();
+  // Project-own counters (not in CoreDNS): the nodelocaldns_ prefix, like the one above.
+  tcp_accept_paused_ =
+      registry_
+          .counter("nodelocaldns_tcp_accept_paused_total",
+                   "Times a DNS TCP listener stopped accepting for a short while because "
+                   "accept() failed for lack of file descriptors or kernel memory (EMFILE, "
+                   "ENFILE, ENOBUFS, ENOMEM).")
+          .with();
+  tcp_evicted_ = registry_
+                     .counter("nodelocaldns_tcp_connections_evicted_total",
+                              "Idle DNS TCP client connections closed to make room for a new "
+                              "one (connection table full, or out of file descriptors).")
+                     .with();
+  tcp_refused_ = registry_
+                     .counter("nodelocaldns_tcp_connections_refused_total",
+                              "DNS TCP client connections closed at accept because the "
+                              "connection table was full of busy connections.")
+                     .with();
 }
 
 template <typename MakeLabels>

@@ -46,6 +46,11 @@ class ServerMetrics {
   void onPanic();
   void onMalformed();
 
+  /// TCP front end under pressure (tcp_handler.h); any worker thread.
+  void onTcpAcceptPaused() { tcp_accept_paused_.inc(); }
+  void onTcpEvicted() { tcp_evicted_.inc(); }
+  void onTcpRefused() { tcp_refused_.inc(); }
+
   /// The forwarder's metrics hooks for one stanza (process-wide; thread-safe).
   std::unique_ptr<upstream::ForwardObserver> forwardObserver(std::vector<std::string> to_labels);
 
@@ -131,6 +136,9 @@ class ServerMetrics {
   observability::CounterFamily& cache_evictions_;
   observability::GaugeFamily& cache_entries_;
   observability::CounterFamily& malformed_;
+  observability::Counter tcp_accept_paused_;
+  observability::Counter tcp_evicted_;
+  observability::Counter tcp_refused_;
 };
 
 std::string_view typeLabel(uint16_t qtype);

@@ -14,8 +14,9 @@ namespace nld::server {
 
 struct Server::Worker {
   Worker(ServerMetrics& m, size_t idx, TcpLimits limits)
-      : index(idx), pipeline(loop, m, idx), tcp_limits(limits) {}
+      : index(idx), metrics(m), pipeline(loop, m, idx), tcp_limits(limits) {}
   size_t index;
+  ServerMetrics& metrics;
   net::EventLoop loop;
   Pipeline pipeline;
   TcpLimits tcp_limits;
@@ -34,7 +35,7 @@ struct Server::Worker {
         h.udp.push_back(std::make_unique<UdpHandler>(loop, pipeline, fd, isWildcard(key.first)));
       }
       for (int fd : fds.tcp) {
-        h.tcp.push_back(std::make_unique<TcpListener>(loop, pipeline, fd, tcp_limits));
+        h.tcp.push_back(std::make_unique<TcpListener>(loop, pipeline, fd, tcp_limits, &metrics));
       }
       handlers[key] = std::move(h);
     }
@@ -54,31 +55,30 @@ struct Server::Worker {
         it = handlers.erase(it);
         continue;
       }
+      // start() leaves paused UDP sockets and draining TCP listeners alone (handover).
       for (auto& u : it->second.udp) {
         u->setListener(found->second);
-        if (!paused) u->start();
+        u->start();
       }
       for (auto& t : it->second.tcp) {
         t->setListener(found->second);
-        if (!paused) t->start();
+        t->start();
       }
       ++it;
     }
   }
 
   void pause() {
-    paused = true;
     for (auto& [key, h] : handlers) {
-      for (auto& u : h.udp) u->stop();
+      for (auto& u : h.udp) u->pauseReading();
       for (auto& t : h.tcp) t->drain();
     }
   }
 
   void resume() {
-    paused = false;
     for (auto& [key, h] : handlers) {
-      for (auto& u : h.udp) u->start();
-      for (auto& t : h.tcp) t->start();
+      for (auto& u : h.udp) u->resumeReading();
+      for (auto& t : h.tcp) t->undrain();
     }
   }
 
@@ -89,8 +89,6 @@ struct Server::Worker {
     }
     return n;
   }
-
-  bool paused = false;  // the listening sockets are read by a successor
 
   void shutdown() {
     for (auto& [key, h] : handlers) {

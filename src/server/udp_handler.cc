@@ -47,7 +47,7 @@ void UdpHandler::initReceive() {
 }
 
 void UdpHandler::start() {
-  if (!registered_) {
+  if (!registered_ && !paused_) {
     loop_.add(fd_, EPOLLIN, this);
     registered_ = true;
   }
@@ -58,6 +58,16 @@ void UdpHandler::stop() {
     loop_.remove(fd_);
     registered_ = false;
   }
+}
+
+void UdpHandler::pauseReading() {
+  paused_ = true;
+  stop();
+}
+
+void UdpHandler::resumeReading() {
+  paused_ = false;
+  start();
 }
 
 namespace {
@@ -99,6 +109,7 @@ size_t replyControl(const msghdr& in, char* out, size_t out_size) {
 }  // namespace
 
 void UdpHandler::onEvents(uint32_t) {
+  if (!registered_) return;  // fetched before stop()/pauseReading() in this round
   // Bounded work per wakeup so one busy socket cannot starve the loop's other sockets/timers.
   for (int round = 0; round < 8; ++round) {
     // The kernel rewrites only the lengths and flags of the entries it filled: reset those.

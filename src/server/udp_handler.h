@@ -23,6 +23,13 @@ class UdpHandler final : public net::IoHandler, public net::RoundEndHook, public
 
   void start();
   void stop();
+  /// Handover: stops reading the socket (it leaves epoll; another process may read the same
+  /// socket) but keeps it open, so answers to queries already in flight are still sent from it.
+  /// start() does not undo it (a reload re-applies the plan); resumeReading() does.
+  /// Loop thread only.
+  void pauseReading();
+  void resumeReading();
+  bool readingPaused() const { return paused_; }
   int fd() const { return fd_; }
   void setListener(size_t index) { listener_ = index; }
 
@@ -51,6 +58,7 @@ class UdpHandler final : public net::IoHandler, public net::RoundEndHook, public
   bool wildcard_;
   size_t listener_ = 0;
   bool registered_ = false;
+  bool paused_ = false;
 
   // Receive side. Buffers are not value-initialised: pages are touched only when used (RSS).
   std::unique_ptr<uint8_t[]> rbuf_;

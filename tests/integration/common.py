@@ -148,12 +148,12 @@ def cpu_seconds(pid):
 
 
 def rss_kib(pid):
-    """Resident set size of pid in KiB (VmRSS of /proc/PID/status)."""
+    """Resident set size (VmRSS) of pid in KiB, from /proc/PID/status."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
-    return 0
+    raise AssertionError("no VmRSS for pid %d" % pid)
 
 
 def _wait_proc(proc, timeout):

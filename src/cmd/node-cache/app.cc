@@ -71,6 +71,7 @@ void App::restartHttp(const config::Corefile& cf) {
     if (b.prometheus) sig += "m:" + *b.prometheus + ";";
   }
   lameduck_ = lameduck;
+  std::lock_guard<std::mutex> lock(http_mu_);  // against a handover listing the sockets
   if (http_ && sig == http_signature_) return;
   if (http_) http_->stop();
   http_ = std::make_unique<observability::HttpEndpoints>();
@@ -348,6 +349,7 @@ int App::run() {
   node_metrics_ = std::make_unique<observability::HttpServer>(
       opt_.default_config ? std::string("127.0.0.1:9353") : opt_.metrics_listen_address);
   node_metrics_->enableMetrics(registry_);
+  node_metrics_->countLimitsInto(registry_);
   try {
     node_metrics_->start();
   } catch (const std::exception& e) {
@@ -424,7 +426,18 @@ int App::run() {
   if (handover_) {
     node::Handover::Hooks hooks;
     hooks.snapshot = [] { return std::string(); };
-    hooks.sockets = [this] { return server_->listeningSockets(); };
+    hooks.sockets = [this] {
+      std::vector<PassedSocket> all = server_->listeningSockets();
+      std::lock_guard<std::mutex> lock(http_mu_);
+      if (http_) {
+        for (auto& s : http_->listeningSockets()) all.push_back(std::move(s));
+      }
+      if (node_metrics_ && node_metrics_->listeningFd() >= 0) {
+        all.push_back({SocketKind::Http, node_metrics_->address(), 0,
+                       node_metrics_->listeningFd()});
+      }
+      return all;
+    };
     handover_->serve(std::move(hooks));
   }
   auto plan = server_->plan();

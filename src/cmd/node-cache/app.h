@@ -5,6 +5,7 @@
 // lameduck → in-flight queries finish → teardown → exit 0.
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <signal.h>
 #include <string>
@@ -55,6 +56,7 @@ class App {
   std::unique_ptr<observability::CorednsMetrics> catalogue_;
   std::unique_ptr<server::ServerMetrics> server_metrics_;
   std::unique_ptr<server::Server> server_;
+  std::mutex http_mu_;  // guards http_ against the handover thread
   std::unique_ptr<observability::HttpEndpoints> http_;   // Corefile health/prometheus
   std::string http_signature_;
   std::unique_ptr<observability::HttpServer> node_metrics_;  // -metrics-listen-address

@@ -1,11 +1,28 @@
 // node-cache: a drop-in replacement for Kubernetes' k8s-dns-node-cache.
+#include <sys/resource.h>
+
 #include <cstdio>
 
 #include "cmd/node-cache/app.h"
 #include "common/log.h"
 #include "flags/flag_set.h"
 
+namespace {
+
+// The soft RLIMIT_NOFILE up to the hard limit, as Go's runtime does at start (since Go 1.19),
+// so the reference binary gets it too: with a container's usual 1024 soft limit, a thousand
+// TCP clients would otherwise use up the descriptors the upstream sockets need.
+void raiseFileLimit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+  rl.rlim_cur = rl.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &rl);  // best effort, like Go
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  raiseFileLimit();
   nld::node::Options opt;
   try {
     opt = nld::node::parseOptions(argc, argv);
