@@ -335,12 +335,17 @@ class SysNs(h.NetNs):
 
 class NodeCacheProc:
     """node-cache run inside `ns` with exactly `args` (after the binary), env additions `env`;
-    output to <tmp>/node-cache.out. Nothing is added to the argv."""
+    output to <tmp>/node-cache.out. Nothing is added to the argv except, unless `args` name one,
+    -statedir <tmp>/state: the default (/var/run/node-local-dns) is the host's, shared by every
+    test, and a snapshot left there by one test must not warm another's cache."""
 
     def __init__(self, ns, args, tmp, env=None):
         self.binary = h.node_cache_binary()
         self.ns = ns
-        self.argv = ns.prefix() + [self.binary] + list(args)
+        args = list(args)
+        if not any(a == "-statedir" or a.startswith("-statedir=") for a in args):
+            args += ["-statedir", os.path.join(tmp, "state")]
+        self.argv = ns.prefix() + [self.binary] + args
         self.out_path = os.path.join(tmp, "node-cache.out")
         self._out = open(self.out_path, "w")
         full_env = dict(os.environ)

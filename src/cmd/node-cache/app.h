@@ -41,6 +41,11 @@ class App {
   void setupError(std::string_view type);
   void teardownNetworking();
   int shutdown(int signo);
+  /// Creates -statedir (0700) if needed and loads its cache snapshot. Warns once if unusable.
+  void startWarm();
+  /// Writes the cache snapshot to -statedir; `final` logs the outcome at INFO. Failures are
+  /// logged once (a read-only state dir must not fill the log), then retried silently.
+  void writeSnapshot(bool final);
 
   node::Options opt_;
   observability::Registry& registry_;
@@ -57,6 +62,8 @@ class App {
   std::chrono::milliseconds lameduck_{0};
   std::vector<std::thread> probes_;
   std::atomic<bool> stopping_{false};
+  std::string snapshot_path_;  // <statedir>/cache.snapshot; "" = disabled
+  bool snapshot_warned_ = false;
   bool pidfile_written_ = false;
   bool torn_down_ = false;
 };
