@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -157,21 +158,27 @@ SnapshotBuffer::SnapshotBuffer(size_t max_bytes) : max_bytes_(max_bytes) {}
 
 bool SnapshotBuffer::add(const SnapshotEntry& e) {
   const size_t need = kSnapshotEntryFixed + e.packet.size() + e.ttl_offsets.size();
-  if (full_ || bytes_.size() + need > max_bytes_ || entries_ >= kMaxSnapshotEntries ||
+  if (full_ || size_ + need > max_bytes_ || entries_ >= kMaxSnapshotEntries ||
       e.packet.size() > UINT16_MAX || e.ttl_offsets.size() / 2 > UINT16_MAX) {
-    full_ = full_ || bytes_.size() + need > max_bytes_ || entries_ >= kMaxSnapshotEntries;
+    full_ = full_ || size_ + need > max_bytes_ || entries_ >= kMaxSnapshotEntries;
     return false;
   }
-  put32(bytes_, e.group);
-  put8(bytes_, static_cast<uint8_t>((e.denial ? 1 : 0) | (e.dnssec_ok ? 2 : 0) |
-                                    (e.checking_disabled ? 4 : 0)));
-  put16(bytes_, e.flags);
-  put32(bytes_, e.duration);
-  put64(bytes_, static_cast<uint64_t>(e.inserted_boot_ms));
-  put16(bytes_, static_cast<uint16_t>(e.packet.size()));
-  put16(bytes_, static_cast<uint16_t>(e.ttl_offsets.size() / 2));
-  bytes_.insert(bytes_.end(), e.packet.begin(), e.packet.end());
-  bytes_.insert(bytes_.end(), e.ttl_offsets.begin(), e.ttl_offsets.end());
+  if (chunks_.empty() || chunks_.back().capacity() - chunks_.back().size() < need) {
+    chunks_.emplace_back();
+    chunks_.back().reserve(std::max(kChunkBytes, need));
+  }
+  std::vector<uint8_t>& out = chunks_.back();
+  size_ += need;
+  put32(out, e.group);
+  put8(out, static_cast<uint8_t>((e.denial ? 1 : 0) | (e.dnssec_ok ? 2 : 0) |
+                                 (e.checking_disabled ? 4 : 0)));
+  put16(out, e.flags);
+  put32(out, e.duration);
+  put64(out, static_cast<uint64_t>(e.inserted_boot_ms));
+  put16(out, static_cast<uint16_t>(e.packet.size()));
+  put16(out, static_cast<uint16_t>(e.ttl_offsets.size() / 2));
+  out.insert(out.end(), e.packet.begin(), e.packet.end());
+  out.insert(out.end(), e.ttl_offsets.begin(), e.ttl_offsets.end());
   ++entries_;
   return true;
 }
@@ -203,7 +210,7 @@ std::vector<uint8_t> encodeSnapshot(const std::vector<std::string>& groups,
   }
   for (const SnapshotBuffer* p : parts) {
     entries += p->entries();
-    size += p->bytes().size();
+    size += p->size();
   }
   if (size > kMaxSnapshotBytes || entries > kMaxSnapshotEntries) {
     throw std::length_error("snapshot exceeds its size bounds");
@@ -227,7 +234,9 @@ std::vector<uint8_t> encodeSnapshot(const std::vector<std::string>& groups,
     put16(img, static_cast<uint16_t>(g.size()));
     img.insert(img.end(), g.begin(), g.end());
   }
-  for (const SnapshotBuffer* p : parts) img.insert(img.end(), p->bytes().begin(), p->bytes().end());
+  for (const SnapshotBuffer* p : parts) {
+    for (const auto& c : p->chunks()) img.insert(img.end(), c.begin(), c.end());
+  }
   dns::store32(img.data() + 56, crc32c(dns::ByteView(img).subspan(kSnapshotHeaderSize)));
   dns::store32(img.data() + 60, crc32c(dns::ByteView(img.data(), 60)));
   return img;

@@ -110,19 +110,25 @@ bool validSnapshotEntry(const SnapshotEntry& e, dns::Name& name, uint16_t& qtype
                         uint16_t& qclass);
 
 /// Accumulates encoded entries (one per worker while it exports its partitions), up to a byte
-/// budget. Not thread-safe: one owner at a time.
+/// budget. Kept in chunks of kChunkBytes so that growing never copies what is already encoded
+/// (a doubling vector would move megabytes inside one worker's slice). Not thread-safe: one
+/// owner at a time.
 class SnapshotBuffer {
  public:
+  static constexpr size_t kChunkBytes = size_t{256} << 10;
   explicit SnapshotBuffer(size_t max_bytes = kMaxSnapshotBytes - kSnapshotHeaderSize);
   /// Appends `e`; false (nothing appended) if it would exceed the budget or the entry cap.
   bool add(const SnapshotEntry& e);
   size_t entries() const { return entries_; }
+  size_t size() const { return size_; }
   bool full() const { return full_; }
-  const std::vector<uint8_t>& bytes() const { return bytes_; }
+  /// The encoded entries, in order, split at entry boundaries.
+  const std::vector<std::vector<uint8_t>>& chunks() const { return chunks_; }
 
  private:
-  std::vector<uint8_t> bytes_;
+  std::vector<std::vector<uint8_t>> chunks_;
   size_t max_bytes_;
+  size_t size_ = 0;
   size_t entries_ = 0;
   bool full_ = false;
 };

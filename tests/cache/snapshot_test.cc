@@ -296,7 +296,7 @@ TEST_F(SnapshotTest, WriterStopsAtItsBudget) {
   while (!cur.done() && !buf.full()) cur = a.exportSome(cur, 1000, oldClock(0), 0, buf);
   EXPECT_TRUE(buf.full());
   EXPECT_GT(buf.entries(), 0u);
-  EXPECT_LE(buf.bytes().size(), 2000u);
+  EXPECT_LE(buf.size(), 2000u);
   auto loaded = parse(encodeSnapshot({"g"}, {&buf}, kBoot, kBoot0), 0);
   ASSERT_TRUE(loaded.has_value());
   EXPECT_EQ(loaded->entries.size(), buf.entries());
