@@ -33,8 +33,9 @@ class WarmRestartTest(h.NodeCacheTestCase):
 
     def setUp(self):
         self.knot = self.start_knot(zones={"warm.test": warm_zone})
-        self.state = h.make_tmpdir("nld-it-warm-")
-        self.addCleanup(h.remove_tmpdir, self.state)
+        tmp = h.make_tmpdir("nld-it-warm-")
+        self.addCleanup(h.remove_tmpdir, tmp)
+        self.state = os.path.join(tmp, "state")  # node-cache creates it
         self.snapshot = os.path.join(self.state, "cache.snapshot")
         self.port = h.free_port()
         self.prom = h.free_port()
@@ -158,6 +159,7 @@ class WarmRestartTest(h.NodeCacheTestCase):
         self.assertEqual(self.knot.query_count(), before + 1, "cold cache asks upstream")
 
     def test_unwritable_statedir_warns_once_and_serves(self):
+        os.makedirs(self.state)
         blocker = os.path.join(self.state, "file")
         with open(blocker, "w") as f:
             f.write("not a directory")
