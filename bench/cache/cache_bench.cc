@@ -3,12 +3,15 @@
 // Run: build-*/bench/cache/cache_bench
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "cache/cache.h"
+#include "cache/snapshot.h"
 
 namespace nld::cache {
 namespace {
@@ -209,6 +212,75 @@ void BM_InsertExpiring(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// Cache snapshots (issue 10 "warm cache") of 100k entries: export in the workers' slices of
+// 1024 entries + encode + atomic write with fsync (Server::writeSnapshot's work), and read +
+// validate + import into a fresh cache (Server::loadSnapshot's). Counters: file bytes, entries,
+// and the longest single export slice (what a worker pauses for between rounds).
+constexpr size_t kSnapshotEntries = 100000;
+
+Settings bigSettings() {
+  Settings s;
+  s.success_capacity = 2 * kSnapshotEntries;
+  return s;
+}
+
+std::string snapshotPath() {
+  const char* dir = std::getenv("TMPDIR");
+  return std::string(dir ? dir : "/tmp") + "/nld-bench-cache.snapshot";
+}
+
+void BM_SnapshotWrite100k(benchmark::State& state) {
+  Cache c(bigSettings());
+  fill(c, kSnapshotEntries);
+  const std::string path = snapshotPath();
+  double bytes = 0, entries = 0, max_slice_us = 0, slice_us = 0, slices = 0;
+  for (auto _ : state) {
+    SnapshotBuffer buf;
+    Cache::ExportCursor cur;
+    ClockPair now = ClockPair::now();
+    now.steady = kT0 + std::chrono::seconds(1);
+    while (!cur.done()) {
+      const auto t = std::chrono::steady_clock::now();
+      cur = c.exportSome(cur, 1024, now, 0, buf);
+      const double us =
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t).count();
+      max_slice_us = std::max(max_slice_us, us);
+      slice_us += us;
+      ++slices;
+    }
+    auto img = encodeSnapshot({"bench"}, {&buf}, readBootId(), now.boot_hi_ms);
+    writeFileAtomically(path, img);
+    bytes = double(img.size());
+    entries = double(buf.entries());
+  }
+  state.counters["file_bytes"] = bytes;
+  state.counters["entries"] = entries;
+  state.counters["max_slice_us"] = max_slice_us;
+  state.counters["avg_slice_us"] = slices > 0 ? slice_us / slices : 0;
+}
+
+void BM_SnapshotLoad100k(benchmark::State& state) {
+  const std::string path = snapshotPath();
+  double loaded = 0;
+  for (auto _ : state) {
+    std::string why;
+    bool missing = false;
+    const ClockPair now = ClockPair::now();
+    auto snap = readSnapshotFile(path, readBootId(), now.boot_hi_ms, why, missing);
+    if (!snap) {
+      state.SkipWithError(("snapshot refused: " + why).c_str());
+      break;
+    }
+    Cache c(bigSettings());
+    size_t n = 0;
+    for (const auto& e : snap->entries) n += c.importEntry(e, now) ? 1 : 0;
+    loaded = double(n);
+  }
+  state.counters["entries"] = loaded;
+}
+
+BENCHMARK(BM_SnapshotWrite100k)->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(BM_SnapshotLoad100k)->Unit(benchmark::kMillisecond)->Iterations(5);
 BENCHMARK(BM_LookupHit);
 BENCHMARK(BM_LookupHitEdns);
 BENCHMARK(BM_LookupMiss);

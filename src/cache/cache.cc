@@ -285,6 +285,90 @@ uint32_t Cache::insert(const dns::Query& q, dns::ByteView resp_pkt, const dns::R
   return index == Store::kNone ? 0 : d.duration;
 }
 
+Cache::ExportCursor Cache::exportSome(ExportCursor cursor, size_t max_entries,
+                                      const ClockPair& now, uint32_t group,
+                                      SnapshotBuffer& writer) const {
+  size_t written = 0;
+  size_t looked = 0;
+  const size_t max_looked = std::max<size_t>(1, max_entries) * 4;
+  while (!cursor.done()) {
+    const Store& store = cursor.store == 0 ? success_ : denial_;
+    if (cursor.slot >= store.tableSize()) {
+      cursor = ExportCursor{static_cast<uint8_t>(cursor.store + 1), 0};
+      continue;
+    }
+    if (written >= max_entries || looked >= max_looked || writer.full()) break;
+    const uint32_t i = cursor.slot;
+    ++looked;
+    if (!store.inUse(i) || freshness(store.entry(i), now.steady) == Freshness::Dead) {
+      ++cursor.slot;
+      continue;
+    }
+    const Entry& e = store.entry(i);
+    SnapshotEntry se;
+    se.group = group;
+    se.denial = cursor.store == 1;
+    se.dnssec_ok = e.dnssec_ok;
+    se.checking_disabled = e.checking_disabled;
+    se.flags = e.flags;
+    se.duration = e.duration;
+    // Age rounded up to the millisecond, subtracted from a boot reading taken no later than the
+    // steady one: the recorded insertion is never later than the real one.
+    const auto age_ns = now.steady > e.inserted
+                            ? std::chrono::duration_cast<std::chrono::nanoseconds>(now.steady -
+                                                                                   e.inserted)
+                                  .count()
+                            : int64_t{0};
+    se.inserted_boot_ms = now.boot_lo_ms - (age_ns + 999'999) / 1'000'000;
+    se.packet = dns::ByteView(e.packet(), e.pkt_len);
+    se.ttl_offsets = dns::ByteView(e.packet() + e.pkt_len, size_t{e.rr_count} * 2);
+    if (!writer.add(se)) break;  // full (or an entry the format cannot hold): stop here
+    ++written;
+    ++cursor.slot;
+  }
+  return cursor;
+}
+
+bool Cache::importEntry(const SnapshotEntry& se, const ClockPair& now) {
+  dns::Name name;
+  uint16_t qtype = 0, qclass = 0;
+  if (!validSnapshotEntry(se, name, qtype, qclass) || se.duration == 0) return false;
+  if (disabled(name, se.denial)) return false;
+  const KeyView key{&name, qtype, qclass, se.dnssec_ok, se.checking_disabled};
+  const uint64_t hash = hashKey(seed_, key);
+  Store& store = se.denial ? denial_ : success_;
+  if (store.find(hash, key) != Store::kNone) return false;
+
+  // Age from a boot reading taken no earlier than the steady one, so it is never too small.
+  const int64_t age_ms = std::max<int64_t>(0, now.boot_hi_ms - se.inserted_boot_ms);
+  Entry e;
+  e.hash = hash;
+  e.inserted = now.steady - std::chrono::milliseconds(age_ms);
+  e.duration = se.duration;
+  if (store.isDead(e, now.steady)) return false;
+  e.blob_size = static_cast<uint32_t>(se.packet.size() + se.ttl_offsets.size());
+  e.blob = std::make_unique_for_overwrite<uint8_t[]>(e.blob_size);
+  std::memcpy(e.blob.get(), se.packet.data(), se.packet.size());
+  if (!se.ttl_offsets.empty()) {
+    std::memcpy(e.blob.get() + se.packet.size(), se.ttl_offsets.data(), se.ttl_offsets.size());
+  }
+  e.pkt_len = static_cast<uint16_t>(se.packet.size());
+  e.rr_count = static_cast<uint16_t>(se.ttl_offsets.size() / 2);
+  e.qtype = qtype;
+  e.qclass = qclass;
+  e.flags = se.flags & kStoredFlags;
+  e.name_len = name.len;
+  e.dnssec_ok = se.dnssec_ok;
+  e.checking_disabled = se.checking_disabled;
+
+  store.purge(now.steady, Store::kPurgePerInsert);
+  uint64_t evicted = 0;
+  const uint32_t index = store.put(std::move(e), Store::kNone, now.steady, evicted);
+  if (evicted > 0) bump(se.denial ? stats_->evictions_denial : stats_->evictions_success, evicted);
+  syncGauges();
+  return index != Store::kNone;
+}
+
 void Cache::syncGauges() {
   stats_->entries_success.store(success_.size(), std::memory_order_relaxed);
   stats_->entries_denial.store(denial_.size(), std::memory_order_relaxed);

@@ -25,6 +25,7 @@
 #include <memory>
 
 #include "cache/settings.h"
+#include "cache/snapshot.h"
 #include "cache/store.h"
 #include "dns/message.h"
 
@@ -110,6 +111,32 @@ class Cache {
   /// Inserting clears the entry's refresh-in-flight mark. Owner thread only.
   uint32_t insert(const dns::Query& q, dns::ByteView resp_pkt, const dns::Response& r,
                   Clock::time_point now);
+
+  /// Where an export stopped: the store (0 success, 1 denial, 2 done) and the slot in it.
+  struct ExportCursor {
+    uint8_t store = 0;
+    uint32_t slot = 0;
+    bool done() const { return store >= 2; }
+  };
+  /// Exports live entries (fresh, or stale within serve_stale) from `cursor` on into `writer`
+  /// with group `group`, until `max_entries` were written, 4 × max_entries slots were looked at,
+  /// both stores are done, or the writer is full. Returns where to continue: a worker exports
+  /// its partition in such slices between loop rounds instead of pausing for the whole cache.
+  /// Entries inserted, replaced or evicted between slices may be missed or seen once (a
+  /// snapshot is a best-effort copy); no entry is written twice within one store pass. Each
+  /// entry's insertion instant is converted to CLOCK_BOOTTIME with `now` (see ClockPair).
+  /// Owner thread only. Does not change the cache (no CLOCK bits, no stats).
+  ExportCursor exportSome(ExportCursor cursor, size_t max_entries, const ClockPair& now,
+                          uint32_t group, SnapshotBuffer& writer) const;
+
+  /// Stores a snapshot entry with the lifetime it has left: its insertion instant moves to the
+  /// steady clock with `now` (rounded so that it only gets older) and its original duration is
+  /// kept, so a TTL is never longer than it would have been without the round trip. Goes to the
+  /// success or denial store as recorded. Returns false and stores nothing if the entry is
+  /// invalid, dead for this cache, in a `disable`d zone, already present in that store (a live
+  /// answer wins) or does not fit. Counts evictions; updates the entries gauges. Owner thread
+  /// only.
+  bool importEntry(const SnapshotEntry& e, const ClockPair& now);
 
   /// Thread-safe to read; stable address for the Cache's lifetime.
   const Stats& stats() const { return *stats_; }

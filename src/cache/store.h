@@ -114,6 +114,10 @@ class Store {
   bool isDead(const Entry& e, Clock::time_point now) const;
 
   size_t size() const { return size_; }
+  /// Slots in the entry table (grown so far); valid indexes are [0, tableSize()).
+  size_t tableSize() const { return entries_.size(); }
+  /// True if slot `index` (< tableSize()) holds an entry.
+  bool inUse(uint32_t index) const { return (meta_[index] & kInUse) != 0; }
   size_t capacity() const { return capacity_; }
   size_t bytes() const { return bytes_; }
   size_t byteBudget() const { return byte_budget_; }

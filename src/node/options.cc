@@ -61,7 +61,9 @@ void define(flags::FlagSet& fs, RawFlags& r) {
              "serve the embedded default Corefile on 127.0.0.1:5353 (no interface, no iptables)");
   fs.addInt("workers", &o.workers, 0, "number of DNS worker threads (0 = one per CPU)");
   fs.addString("statedir", &o.statedir, "/var/run/node-local-dns",
-               "directory for the handover socket, its locks and the cache snapshot (\"\" = none)");
+               "directory for the handover socket and locks and the cache snapshot (\"\" = none)");
+  fs.addDuration("snapshotinterval", &o.snapshot_interval, std::chrono::seconds(60),
+                 "how often the cache snapshot in -statedir is rewritten");
 }
 
 uint16_t parsePort(const std::string& text, const char* flag_name) {
@@ -139,6 +141,10 @@ Options parseOptions(int argc, const char* const* argv) {
   if (o.sync_interval <= std::chrono::nanoseconds::zero()) {
     throw FlagError("invalid syncinterval specified - " +
                     flags::formatGoDuration(o.sync_interval) + ": must be positive");
+  }
+  if (o.snapshot_interval < std::chrono::milliseconds(100)) {
+    throw FlagError("invalid snapshotinterval specified - " +
+                    flags::formatGoDuration(o.snapshot_interval) + ": must be at least 100ms");
   }
   if (o.workers < 0 || o.workers > 1024) {
     throw FlagError("invalid workers specified - " + std::to_string(o.workers) +

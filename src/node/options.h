@@ -57,8 +57,11 @@ struct Options {
   // Ours.
   bool default_config = false;            ///< -default-config: embedded Corefile on 127.0.0.1:5353
   int64_t workers = 0;                    ///< -workers (0 = one per CPU)
-  /// -statedir: handover socket and locks, cache snapshot ("" = none; see node/handover.h).
+  /// -statedir: where node-cache keeps state across restarts (the cache snapshot; the handover
+  /// socket). "" disables it.
   std::string statedir = "/var/run/node-local-dns";
+  /// -snapshotinterval: how often the cache snapshot is rewritten while serving.
+  std::chrono::nanoseconds snapshot_interval = std::chrono::seconds(60);
 
   /// The Corefile node-cache writes and the DNS server loads: -conf if set, else -corefile.
   std::string output_corefile;

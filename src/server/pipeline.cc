@@ -46,12 +46,37 @@ void Pipeline::setPlan(const std::shared_ptr<const Plan>& plan) {
   for (size_t i = 0; i < plan->blocks.size(); ++i) {
     const BlockPlan& b = plan->blocks[i];
     BlockRuntime& rt = wp->blocks[i];
-    if (b.cache) rt.cache = std::make_unique<cache::Cache>(*b.cache);
+    if (b.cache && current_) {
+      // Reload: keep the cache of a block whose zones and cache settings did not change. Each
+      // old cache goes to at most one new block (moved out of the old generation, whose
+      // in-flight queries then simply do not insert their answers).
+      for (size_t j = 0; j < current_->blocks.size(); ++j) {
+        auto& old_cache = current_->blocks[j].cache;
+        const BlockPlan& ob = current_->plan->blocks[j];
+        if (!old_cache || ob.cache_identity != b.cache_identity ||
+            old_cache->settings().partitions != b.cache->partitions) {
+          continue;
+        }
+        rt.cache = std::move(old_cache);
+        if (ob.server_label != b.server_label || ob.zones_label != b.zones_label) {
+          // Same cache, new labels: move its share of the entries gauge along.
+          const auto& st = rt.cache->stats();
+          for (bool denial : {false, true}) {
+            const double n = double((denial ? st.entries_denial : st.entries_success)
+                                        .load(std::memory_order_relaxed));
+            metrics_.onCacheEntries(ob.server_label, ob.zones_label, denial, -n);
+            metrics_.onCacheEntries(b.server_label, b.zones_label, denial, n);
+          }
+        }
+        break;
+      }
+    }
+    if (b.cache && !rt.cache) rt.cache = std::make_unique<cache::Cache>(*b.cache);
     for (const auto& f : b.forwards) {
       rt.forwarders.push_back(std::make_unique<upstream::Forwarder>(loop_, f.shared, f.observer.get()));
     }
   }
-  // Entries of the previous generation's caches disappear with it (a reload drops the cache).
+  // Entries of the previous generation's caches that were not taken over disappear with it.
   if (current_) {
     for (size_t i = 0; i < current_->blocks.size(); ++i) {
       const auto& c = current_->blocks[i].cache;
@@ -65,6 +90,56 @@ void Pipeline::setPlan(const std::shared_ptr<const Plan>& plan) {
     }
   }
   current_ = std::move(wp);
+}
+
+bool Pipeline::exportSlice(SnapshotExport& st, size_t max_entries) {
+  if (!st.plan) st.plan = current_;
+  const auto now = cache::ClockPair::now();
+  const size_t blocks = st.plan ? st.plan->blocks.size() : 0;
+  while (st.block < blocks && !st.buffer.full()) {
+    const auto& c = st.plan->blocks[st.block].cache;  // null: no cache, or taken over by a reload
+    if (c && !st.cursor.done()) {
+      st.cursor = c->exportSome(st.cursor, max_entries, now, static_cast<uint32_t>(st.block),
+                                st.buffer);
+      if (!st.cursor.done()) return false;  // slice used up: continue in a later round
+    }
+    ++st.block;
+    st.cursor = {};
+  }
+  st.plan.reset();
+  return true;
+}
+
+size_t Pipeline::importSnapshot(const std::vector<const cache::SnapshotEntry*>& entries,
+                                const std::vector<size_t>& block_of_group) {
+  if (!current_) return 0;
+  const auto now = cache::ClockPair::now();
+  size_t stored = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> before(current_->blocks.size());
+  for (size_t i = 0; i < current_->blocks.size(); ++i) {
+    if (const auto& c = current_->blocks[i].cache) {
+      before[i] = {c->stats().entries_success.load(std::memory_order_relaxed),
+                   c->stats().entries_denial.load(std::memory_order_relaxed)};
+    }
+  }
+  for (const cache::SnapshotEntry* e : entries) {
+    if (e->group >= block_of_group.size()) continue;
+    const size_t b = block_of_group[e->group];
+    if (b >= current_->blocks.size() || !current_->blocks[b].cache) continue;
+    if (current_->blocks[b].cache->importEntry(*e, now)) ++stored;
+  }
+  for (size_t i = 0; i < current_->blocks.size(); ++i) {
+    const auto& c = current_->blocks[i].cache;
+    if (!c) continue;
+    const BlockPlan& bp = current_->plan->blocks[i];
+    const double ds = double(c->stats().entries_success.load(std::memory_order_relaxed)) -
+                      double(before[i].first);
+    const double dd = double(c->stats().entries_denial.load(std::memory_order_relaxed)) -
+                      double(before[i].second);
+    if (ds != 0) metrics_.onCacheEntries(bp.server_label, bp.zones_label, false, ds);
+    if (dd != 0) metrics_.onCacheEntries(bp.server_label, bp.zones_label, true, dd);
+  }
+  return stored;
 }
 
 void Pipeline::shutdown() {

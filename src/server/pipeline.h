@@ -45,6 +45,16 @@ struct WorkerPlan {
   ~WorkerPlan();
 };
 
+/// One worker's share of a cache snapshot being written, carried from slice to slice
+/// (Pipeline::exportSlice). Created on the control thread, then used on the worker's loop only.
+struct SnapshotExport {
+  explicit SnapshotExport(size_t max_bytes) : buffer(max_bytes) {}
+  std::shared_ptr<WorkerPlan> plan;  // the generation being exported, kept alive until done
+  size_t block = 0;
+  cache::Cache::ExportCursor cursor;
+  cache::SnapshotBuffer buffer;
+};
+
 class Pipeline {
  public:
   static constexpr size_t kPending = static_cast<size_t>(-1);
@@ -52,7 +62,10 @@ class Pipeline {
   Pipeline(net::EventLoop& loop, ServerMetrics& metrics, size_t worker_index);
   ~Pipeline();
 
-  /// Installs a new plan (loop thread). The previous one lives on while queries use it.
+  /// Installs a new plan (loop thread). The previous one lives on while queries use it. A block
+  /// whose cache_identity equals a block of the previous plan takes over that block's cache
+  /// (entries, stats) instead of starting cold: a reload only empties the caches whose zones or
+  /// settings changed.
   void setPlan(const std::shared_ptr<const Plan>& plan);
   const std::shared_ptr<WorkerPlan>& workerPlan() const { return current_; }
 
@@ -61,6 +74,17 @@ class Pipeline {
   /// bytes), 0 to send nothing, or kPending if `replies.make()` was taken and will answer.
   size_t handle(dns::ByteView pkt, const SockAddr& peer, size_t listener, Proto proto,
                 dns::MutableBytes out, ReplyFactory& replies, bool handed_off = false);
+
+  /// Exports up to `max_entries` more cache entries of the current plan into `st` (group =
+  /// block index). Returns true when every block is done (or the buffer is full); the caller
+  /// re-posts it otherwise, so queries are answered between slices. Drops `st.plan` when done
+  /// (here on the loop thread: the last reference to an old generation must die on its loop).
+  bool exportSlice(SnapshotExport& st, size_t max_entries);
+  /// Stores snapshot entries in the caches of the current plan: `block_of_group[e.group]` is
+  /// the block index (or SIZE_MAX: no matching block). Updates the cache entries gauges.
+  /// Returns how many were stored. Loop thread.
+  size_t importSnapshot(const std::vector<const cache::SnapshotEntry*>& entries,
+                        const std::vector<size_t>& block_of_group);
 
   /// Fails all queries waiting on upstreams (shutdown).
   void shutdown();

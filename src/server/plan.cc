@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "cache/snapshot.h"
 #include "common/log.h"
 #include "common/random.h"
 #include "fmt/format.h"
@@ -21,6 +22,17 @@ dns::Name nameOrThrow(const std::string& text) {
 std::string serverLabel(const std::string& address, uint16_t port) {
   if (address.find(':') != std::string::npos) return fmt::format("dns://[{}]:{}", address, port);
   return fmt::format("dns://{}:{}", address, port);
+}
+
+std::string blockCacheIdentity(const BlockPlan& b, const config::ServerBlock& sb) {
+  std::string id = "zones=";
+  for (const auto& k : sb.keys) id += fmt::format("{}:{},", k.zone, k.port);
+  id += " bind=";
+  for (const auto& a : sb.bind) id += a + ",";
+  id += " cache_zones=";
+  for (const auto& z : b.cache_zones) id += z.toString() + ",";
+  id += " " + cache::settingsFingerprint(*b.cache);
+  return id;
 }
 
 }  // namespace
@@ -159,6 +171,7 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
     if (sb.cache) {
       b.cache = toCacheSettings(*sb.cache, plan->workers);
       for (const auto& z : sb.cache->zones) b.cache_zones.push_back(nameOrThrow(z));
+      b.cache_identity = blockCacheIdentity(b, sb);
     }
     for (const auto& f : sb.forwards) {
       ForwardPlan fp;

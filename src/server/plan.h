@@ -62,6 +62,11 @@ struct BlockPlan {
   std::string server_label;  // the first listener serving the block (cache entries gauge)
   std::optional<cache::Settings> cache;
   std::vector<dns::Name> cache_zones;  // `cache TTL ZONES...`; empty = the block's zones
+  /// Which cache this block's entries belong to, for carrying a cache across a reload and for
+  /// snapshots: its zones with ports, bind addresses, cache zones and cache settings
+  /// (cache::settingsFingerprint) as canonical text. Empty without `cache`. Two blocks with
+  /// equal identities cache the same answers the same way.
+  std::string cache_identity;
   std::vector<ForwardPlan> forwards;
   bool errors = false;
   bool log = false;

@@ -5,10 +5,13 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <stdexcept>
 
+#include "cache/snapshot.h"
 #include "common/log.h"
+#include "fmt/format.h"
 
 namespace nld::server {
 
@@ -239,6 +242,145 @@ void Server::stop() {
   }
   started_ = false;
   workers_.clear();
+}
+
+namespace {
+
+// Bound for the workers to finish a snapshot export/import (they answer queries in between).
+constexpr auto kSnapshotWorkerTimeout = std::chrono::seconds(30);
+
+// Runs `step` on `loop` again and again (one call per loop round) until it returns true, then
+// fulfils `done`. The shared state lives as long as any posted round.
+struct Repeater : std::enable_shared_from_this<Repeater> {
+  net::EventLoop* loop = nullptr;
+  std::function<bool()> step;
+  std::promise<void> done;
+  void post() {
+    loop->post([self = shared_from_this()] {
+      if (self->step()) {
+        self->done.set_value();
+      } else {
+        self->post();
+      }
+    });
+  }
+};
+
+void waitAll(std::vector<std::future<void>>& done, const char* what) {
+  const auto deadline = std::chrono::steady_clock::now() + kSnapshotWorkerTimeout;
+  for (auto& d : done) {
+    if (d.wait_until(deadline) != std::future_status::ready) {
+      throw std::runtime_error(fmt::format("cache snapshot: workers did not finish the {} within "
+                                           "{} s", what, kSnapshotWorkerTimeout.count()));
+    }
+  }
+}
+
+}  // namespace
+
+size_t Server::writeSnapshot(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!started_ || !plan_) throw std::runtime_error("cache snapshot: server not running");
+  std::vector<std::string> groups;
+  size_t group_bytes = 0;
+  for (const auto& b : plan_->blocks) {
+    groups.push_back(b.cache_identity);
+    group_bytes += 2 + b.cache_identity.size();
+  }
+  const size_t budget =
+      (cache::kMaxSnapshotBytes - cache::kSnapshotHeaderSize - group_bytes) / workers_.size();
+  std::vector<std::shared_ptr<SnapshotExport>> parts;
+  std::vector<std::future<void>> done;
+  for (auto& w : workers_) {
+    auto st = std::make_shared<SnapshotExport>(budget);
+    auto r = std::make_shared<Repeater>();
+    r->loop = &w->loop;
+    Pipeline* p = &w->pipeline;
+    r->step = [p, st] { return p->exportSlice(*st, kSnapshotSliceEntries); };
+    done.push_back(r->done.get_future());
+    parts.push_back(st);
+    r->post();
+  }
+  waitAll(done, "export");
+  std::vector<const cache::SnapshotBuffer*> buffers;
+  size_t entries = 0;
+  for (const auto& st : parts) {
+    buffers.push_back(&st->buffer);
+    entries += st->buffer.entries();
+  }
+  const auto now = cache::ClockPair::now();
+  cache::writeFileAtomically(path, cache::encodeSnapshot(groups, buffers, cache::readBootId(),
+                                                         now.boot_hi_ms));
+  return entries;
+}
+
+size_t Server::loadSnapshot(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!started_ || !plan_) return 0;
+  const auto now = cache::ClockPair::now();
+  std::string why;
+  bool missing = false;
+  auto loaded = cache::readSnapshotFile(path, cache::readBootId(), now.boot_lo_ms, why, missing);
+  if (!loaded) {
+    if (missing) {
+      log::info("Cache snapshot: none at {}, starting cold", path);
+    } else {
+      log::warn("Cache snapshot {} refused: {}; starting cold", path, why);
+    }
+    return 0;
+  }
+  // Group (a block of the process that wrote it) → block of the current plan, by identity.
+  std::vector<size_t> block_of_group(loaded->groups.size(), SIZE_MAX);
+  for (size_t g = 0; g < loaded->groups.size(); ++g) {
+    if (loaded->groups[g].empty()) continue;
+    for (size_t b = 0; b < plan_->blocks.size(); ++b) {
+      if (plan_->blocks[b].cache_identity == loaded->groups[g]) {
+        block_of_group[g] = b;
+        break;
+      }
+    }
+  }
+  // Each name goes to the worker that owns it now (the stored packet starts with the header and
+  // the question name, which is all queryOwner reads).
+  auto shared = std::make_shared<cache::LoadedSnapshot>(std::move(*loaded));
+  std::vector<std::vector<const cache::SnapshotEntry*>> per_worker(workers_.size());
+  for (const auto& e : shared->entries) {
+    if (e.group < block_of_group.size() && block_of_group[e.group] != SIZE_MAX) {
+      per_worker[Pipeline::queryOwner(e.packet, workers_.size())].push_back(&e);
+    }
+  }
+  std::vector<std::future<void>> done;
+  auto stored = std::make_shared<std::vector<size_t>>(workers_.size(), 0);
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    auto r = std::make_shared<Repeater>();
+    r->loop = &workers_[w]->loop;
+    Pipeline* p = &workers_[w]->pipeline;
+    auto mine = std::make_shared<std::vector<const cache::SnapshotEntry*>>(std::move(per_worker[w]));
+    auto pos = std::make_shared<size_t>(0);
+    r->step = [p, mine, pos, shared, stored, w, block_of_group] {
+      // Slices of kSnapshotSliceEntries, like the export: the worker may already be serving.
+      const size_t end = std::min(mine->size(), *pos + kSnapshotSliceEntries);
+      std::vector<const cache::SnapshotEntry*> slice(mine->begin() + long(*pos),
+                                                     mine->begin() + long(end));
+      (*stored)[w] += p->importSnapshot(slice, block_of_group);
+      *pos = end;
+      return end == mine->size();
+    };
+    done.push_back(r->done.get_future());
+    r->post();
+  }
+  try {
+    waitAll(done, "import");
+  } catch (const std::exception& e) {
+    // The workers still own their counters: report nothing rather than read them racily.
+    log::warn("Cache snapshot {}: {}", path, e.what());
+    return 0;
+  }
+  size_t total = 0;
+  for (size_t n : *stored) total += n;
+  const int64_t age_s = std::max<int64_t>(0, now.boot_lo_ms - shared->written_boot_ms) / 1000;
+  log::info("Cache snapshot: loaded {} entries from {} (age {} s)", total, path, age_s);
+  return total;
 }
 
 size_t Server::inflight() const {

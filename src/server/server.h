@@ -42,6 +42,27 @@ class Server {
   /// Control thread only. Starts the workers on the first call.
   void load(const std::shared_ptr<const Plan>& plan);
 
+  /// Writes the cache entries of every worker to `path` as a snapshot (cache/snapshot.h).
+  /// Control thread, while serving. Each worker exports its partitions in slices of
+  /// kSnapshotSliceEntries entries posted to its own loop, so it keeps answering queries between
+  /// slices; the file is encoded and written atomically on the calling thread. Returns the
+  /// number of entries written. Throws std::runtime_error (file errors name the file, or the
+  /// workers did not finish within a bound). Serialised with load()/stop().
+  size_t writeSnapshot(const std::string& path);
+
+  /// Loads the snapshot at `path` into the caches of the current plan: an entry goes to the
+  /// block with the same cache identity and to the worker that owns its name under the current
+  /// worker count (Pipeline::queryOwner, as the kernel steers queries), so a snapshot written
+  /// with another -workers count loads correctly. Expired entries, entries of blocks that no
+  /// longer exist and keys already cached are skipped. Logs one line: "Cache snapshot: loaded N
+  /// entries from FILE (age S s)", or why the file was refused (then the cache stays cold), or
+  /// that there is none. Never throws for a bad file. Control thread, after the first load().
+  /// Returns the entries loaded.
+  size_t loadSnapshot(const std::string& path);
+
+  /// Entries a worker exports per slice (one loop round): bounded pause (~0.1 ms).
+  static constexpr size_t kSnapshotSliceEntries = 1024;
+
   /// Stops accepting, fails queries still waiting on upstreams, joins the workers.
   void stop();
 

@@ -39,7 +39,9 @@ class NodeCache:
     wrapper's template render, if it runs, reproduces it unchanged) into a private temp dir, with an
     empty -kubednscm dir. Host networking is never touched (-setupinterface=false
     -setupiptables=false). `probe` = (host, port, qname) queried until any DNS reply comes back.
-    stdout/stderr go to a file whose content is attached to failures via output()."""
+    stdout/stderr go to a file whose content is attached to failures via output(). Unless `flags`
+    name one, -statedir is <tmp>/state: the default (/var/run/node-local-dns) is shared by every
+    test on the host, and one test's cache snapshot must not warm another's cache."""
 
     def __init__(self, corefile, probe, flags=(), netns=None, localip="127.0.0.1",
                  metrics_addr=None, start_timeout=10.0, env=None, base_corefile=None,
@@ -78,7 +80,10 @@ class NodeCache:
                 "-statedir", os.path.join(self.tmp, "state")]
         if metrics_addr:
             argv += ["-metrics-listen-address", metrics_addr]
-        argv += list(flags)
+        flags = list(flags)
+        if not any(a == "-statedir" or a.startswith("-statedir=") for a in flags):
+            flags += ["-statedir", os.path.join(self.tmp, "state")]
+        argv += flags
         if netns:
             argv = netns.prefix() + argv
         self.argv = argv

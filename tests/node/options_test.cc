@@ -161,12 +161,26 @@ TEST(Options, HelpAndUsage) {
                            "-metrics-listen-address", "-setupiptables", "-basecorefile",
                            "-corefile", "-conf", "-kubednscm", "-upstreamsvc", "-health-port",
                            "-skipteardown", "-reloadwithsignal", "-pidfile", "-dns.port", "-p",
-                           "-version", "-quiet", "-plugins", "-default-config", "-workers"}) {
+                           "-version", "-quiet", "-plugins", "-default-config", "-workers",
+                           "-statedir", "-snapshotinterval"}) {
     const std::string n = std::string("  ") + name;
     EXPECT_TRUE(usage.find(n + " ") != std::string::npos || usage.find(n + "\n") != std::string::npos ||
                 usage.find(n + "\t") != std::string::npos)
         << name;
   }
+}
+
+TEST(Options, StateDirAndSnapshotInterval) {
+  Options d = parse({"-localip", "169.254.20.10"});
+  EXPECT_EQ(d.statedir, "/var/run/node-local-dns");
+  EXPECT_EQ(d.snapshot_interval, std::chrono::seconds(60));
+  Options o = parse({"-localip", "169.254.20.10", "-statedir", "/tmp/x", "-snapshotinterval",
+                     "500ms"});
+  EXPECT_EQ(o.statedir, "/tmp/x");
+  EXPECT_EQ(o.snapshot_interval, std::chrono::milliseconds(500));
+  EXPECT_EQ(parse({"-localip", "169.254.20.10", "-statedir="}).statedir, "");
+  EXPECT_THROW(parse({"-localip", "169.254.20.10", "-snapshotinterval", "10ms"}),
+               flags::FlagError);
 }
 
 TEST(LocalIp, Parse) {

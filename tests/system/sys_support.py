@@ -336,15 +336,16 @@ class SysNs(h.NetNs):
 
 class NodeCacheProc:
     """node-cache run inside `ns` with exactly `args` (after the binary), env additions `env`;
-    output to <tmp>/<name>.out. The only flag added is `-statedir <tmp>/state` when `args` has
-    none: the default state directory is host-wide (the handover socket and the cache snapshot),
-    and tests run side by side must not hand over to each other."""
+    output to <tmp>/<name>.out. Nothing is added to the argv except, unless `args` name one,
+    -statedir <tmp>/state: the default (/var/run/node-local-dns) is the host's, shared by every
+    test; tests run side by side must not hand over to each other, and a snapshot left there by
+    one test must not warm another's cache."""
 
     def __init__(self, ns, args, tmp, env=None, name="node-cache"):
         self.binary = h.node_cache_binary()
         self.ns = ns
         args = list(args)
-        if not any(a.lstrip("-").startswith("statedir") for a in args):
+        if not any(a == "-statedir" or a.startswith("-statedir=") for a in args):
             args += ["-statedir", os.path.join(tmp, "state")]
         self.argv = ns.prefix() + [self.binary] + args
         self.out_path = os.path.join(tmp, name + ".out")

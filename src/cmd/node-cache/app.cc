@@ -10,6 +10,7 @@
 #include <cstring>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -184,6 +185,55 @@ void App::teardownNetworking() {
   }
 }
 
+void App::startWarm() {
+  if (opt_.statedir.empty()) return;
+  snapshot_path_ = opt_.statedir + "/cache.snapshot";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(opt_.statedir, ec)) {
+    std::filesystem::create_directories(opt_.statedir, ec);
+    if (!ec) {
+      std::filesystem::permissions(opt_.statedir, std::filesystem::perms::owner_all,
+                                   std::filesystem::perm_options::replace, ec);
+    }
+    if (ec) {
+      log::warn("State dir {}: {}; serving without a cache snapshot", opt_.statedir,
+                ec.message());
+      snapshot_warned_ = true;
+      return;
+    }
+  }
+  try {
+    server_->loadSnapshot(snapshot_path_);
+  } catch (const std::exception& e) {
+    log::warn("Cache snapshot {}: {}; starting cold", snapshot_path_, e.what());
+  }
+}
+
+void App::writeSnapshot(bool final) {
+  if (snapshot_path_.empty()) return;
+  // The main thread (periodic, shutdown) and the handover thread (for a successor) write it.
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    const size_t n = server_->writeSnapshot(snapshot_path_);
+    if (final) {
+      std::error_code ec;
+      const auto bytes = std::filesystem::file_size(snapshot_path_, ec);
+      log::info("Cache snapshot: wrote {} entries to {} ({} bytes) in {} ms", n, snapshot_path_,
+                ec ? 0 : bytes,
+                std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - start)
+                    .count());
+    }
+    snapshot_warned_ = false;  // working again: a new failure is worth a line
+  } catch (const std::exception& e) {
+    if (!snapshot_warned_) {
+      log::warn("Cache snapshot not written: {}; serving on, will retry", e.what());
+    }
+    snapshot_warned_ = true;
+  }
+}
+
 void App::startLoopProbes() {
   auto plan = server_->plan();
   if (!plan) return;
@@ -312,6 +362,9 @@ int App::shutdown(int signo) {
     while (server_->inflight() > 0 && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    // Their answers are cached now: the successor starts with everything we had. (After a
+    // handover the successor owns the snapshot.)
+    if (!(handover_ && handover_->handedOver())) writeSnapshot(true);
   }
   server_->stop();
   if (http_) http_->stop();
@@ -423,9 +476,16 @@ int App::run() {
   if (size_t n = inheritedSockets().closeUnclaimed()) {
     log::info("Handover: closed {} handed-over sockets the configuration does not use", n);
   }
+  // 3b. Warm cache: the snapshot of the previous process (written for us at a handover, else
+  //     its last periodic one), before we tell a predecessor that we serve and before the
+  //     pidfile says "ready".
+  startWarm();
   if (handover_) {
     node::Handover::Hooks hooks;
-    hooks.snapshot = [] { return std::string(); };
+    hooks.snapshot = [this] {
+      writeSnapshot(false);  // the successor starts with everything we have now
+      return snapshot_path_;
+    };
     hooks.sockets = [this] {
       std::vector<PassedSocket> all = server_->listeningSockets();
       std::lock_guard<std::mutex> lock(http_mu_);
@@ -472,6 +532,12 @@ int App::run() {
   };
   auto period = reload_period();
   auto next_reload = std::chrono::steady_clock::now() + period;
+  // The periodic snapshot is what an unclean end (SIGKILL, OOM, crash) restarts from: at most
+  // -snapshotinterval (60 s by default) of new entries are lost. Written from this thread while
+  // the workers keep serving (they export in slices), so its cost does not pause DNS.
+  const auto snapshot_every =
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(opt_.snapshot_interval);
+  auto next_snapshot = std::chrono::steady_clock::now() + snapshot_every;
 
   for (;;) {
     timespec ts{0, 100 * 1000 * 1000};
@@ -494,6 +560,10 @@ int App::run() {
       log::error("{}", loop_msg);
       server_->stop();
       return 1;
+    }
+    if (!snapshot_path_.empty() && std::chrono::steady_clock::now() >= next_snapshot) {
+      writeSnapshot(false);
+      next_snapshot = std::chrono::steady_clock::now() + snapshot_every;
     }
     if (period.count() > 0 && std::chrono::steady_clock::now() >= next_reload) {
       reload("reload plugin: Corefile changed");

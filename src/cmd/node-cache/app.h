@@ -50,12 +50,18 @@ class App {
   std::optional<int> drainAfterHandover();
   /// The handover was refused (we are the pod our successor replaced): idle until a signal.
   int idleUntilSignal(const sigset_t& set);
+  /// Creates -statedir (0700) if needed and loads its cache snapshot. Warns once if unusable.
+  void startWarm();
+  /// Writes the cache snapshot to -statedir; `final` logs the outcome at INFO. Failures are
+  /// logged once (a read-only state dir must not fill the log), then retried silently.
+  void writeSnapshot(bool final);
 
   node::Options opt_;
   observability::Registry& registry_;
   std::unique_ptr<observability::CorednsMetrics> catalogue_;
   std::unique_ptr<server::ServerMetrics> server_metrics_;
   std::unique_ptr<server::Server> server_;
+  std::mutex snapshot_mu_;  // one snapshot writer at a time
   std::mutex http_mu_;  // guards http_ against the handover thread
   std::unique_ptr<observability::HttpEndpoints> http_;   // Corefile health/prometheus
   std::string http_signature_;
@@ -68,6 +74,8 @@ class App {
   std::chrono::milliseconds lameduck_{0};
   std::vector<std::thread> probes_;
   std::atomic<bool> stopping_{false};
+  std::string snapshot_path_;  // <statedir>/cache.snapshot; "" = disabled
+  bool snapshot_warned_ = false;
   bool pidfile_written_ = false;
   bool torn_down_ = false;
 };
