@@ -339,13 +339,15 @@ class NodeCacheProc:
     output to <tmp>/<name>.out. Nothing is added to the argv except, unless `args` name one,
     -statedir <tmp>/state: the default (/var/run/node-local-dns) is the host's, shared by every
     test; tests run side by side must not hand over to each other, and a snapshot left there by
-    one test must not warm another's cache."""
+    one test must not warm another's cache. `binary` runs another program with the same
+    interface (the reference k8s-dns-node-cache; then nothing is added)."""
 
-    def __init__(self, ns, args, tmp, env=None, name="node-cache"):
-        self.binary = h.node_cache_binary()
+    def __init__(self, ns, args, tmp, env=None, name="node-cache", binary=None):
+        self.binary = binary or h.node_cache_binary()
         self.ns = ns
         args = list(args)
-        if not any(a == "-statedir" or a.startswith("-statedir=") for a in args):
+        if binary is None and \
+                not any(a == "-statedir" or a.startswith("-statedir=") for a in args):
             args += ["-statedir", os.path.join(tmp, "state")]
         self.argv = ns.prefix() + [self.binary] + args
         self.out_path = os.path.join(tmp, name + ".out")

@@ -154,6 +154,76 @@ class HandoverTest(s.SystemTestCase):
         self.assertEqual(current.stop(), 0, current.context())
         self.assertEqual(self.ns.nodelocal_rules(), [], "rules after SIGTERM of the last owner")
 
+    def restart_under_load(self, start, seconds=10, restart_at=3.0):
+        """dnsperf at RATE for `seconds`; at `restart_at` the running process is replaced the
+        upstream way (SIGTERM, wait for its exit, start a new one). Returns (lost, sent)."""
+        qfile = os.path.join(self.tmp, "queries.txt")
+        with open(qfile, "w") as f:
+            f.write("".join("n%d.handover.test A\n" % i for i in range(NAMES)))
+        nc = start()
+        self.wait_serving(nc, self.ns, s.LOCAL_V4, self.pidfile, qname="n1.handover.test")
+        self.ns.run(["dnsperf", "-s", s.LOCAL_V4, "-d", qfile, "-n", "1", "-t", "2"], timeout=60)
+        out_path = os.path.join(self.tmp, "dnsperf-restart.out")
+        with open(out_path, "w") as out:
+            perf = subprocess.Popen(
+                self.ns.prefix() + ["dnsperf", "-s", s.LOCAL_V4, "-d", qfile, "-Q", str(RATE),
+                                    "-l", str(seconds), "-t", "2", "-c", "4",
+                                    "-q", "100000"],  # outstanding: keep sending while down
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        s.h._live_procs.append((perf, "dnsperf"))
+        self.addCleanup(s.h._kill_proc, perf)
+        time.sleep(restart_at)
+        self.assertEqual(nc.stop(), 0, nc.context())
+        nxt = start()
+        self.assertEqual(s.h._wait_proc(perf, seconds + 15), 0)
+        self.assertTrue(nxt.alive(), nxt.context())
+        nxt.stop()
+        with open(out_path) as f:
+            report = f.read()
+        sent = int(re.search(r"Queries sent:\s+(\d+)", report).group(1))
+        lost = int(re.search(r"Queries lost:\s+(\d+)", report).group(1))
+        return lost, sent
+
+    def test_restart_the_upstream_way_loses_queries(self):
+        """The comparison for docs/availability.md: a rollout as the upstream DaemonSet does it
+        (old process terminated, new one started) under the same load. With our binary and no
+        state directory, and with the real k8s-dns-node-cache when NLD_REFERENCE_NODE_CACHE is
+        set. Queries are lost in both (which also shows the 0 above is a real measurement).
+        The reference cannot put the address on a veth (it insists on a dummy link, which this
+        kernel lacks), so both run with -setupinterface=false and the address stays on the link:
+        the loss measured is the process's own stop and start."""
+        self.ns.ip("addr", "add", s.LOCAL_V4 + "/32", "dev", s.LINK)
+
+        def ours():
+            self.count += 1
+            args = ["-localip", s.LOCAL_V4, "-conf", self.conf, "-upstreamsvc",
+                    "kube-dns-upstream", "-pidfile", self.pidfile,
+                    "-basecorefile", os.path.join(self.tmp, "none", "base"),
+                    "-metrics-listen-address", METRICS, "-statedir=", "-setupinterface=false"]
+            return self.start_node_cache(self.ns, args, self.tmp, name="nc%d" % self.count)
+        lost, sent = self.restart_under_load(ours)
+        print("restart without handover (ours, -statedir=): %d of %d queries lost" % (lost, sent))
+        self.assertGreater(lost, 0, "a stop-then-start restart lost nothing?")
+        ref = os.environ.get("NLD_REFERENCE_NODE_CACHE")
+        if not ref or not os.access(ref, os.X_OK):
+            print("SKIPPED the reference binary: NLD_REFERENCE_NODE_CACHE not set")
+            return
+
+        def reference():
+            self.count += 1
+            args = ["-localip", s.LOCAL_V4, "-conf", self.conf, "-upstreamsvc",
+                    "kube-dns-upstream", "-pidfile", self.pidfile,
+                    "-basecorefile", os.path.join(self.tmp, "none", "base"),
+                    "-metrics-listen-address", METRICS, "-setupinterface=false"]
+            nc = s.NodeCacheProc(self.ns, args, self.tmp, name="ref%d" % self.count,
+                                 env={"KUBE_DNS_UPSTREAM_SERVICE_HOST": KNOT}, binary=ref)
+            self.addCleanup(nc.close)
+            return nc
+        lost, sent = self.restart_under_load(reference)
+        print("restart of the reference k8s-dns-node-cache 1.22.18: %d of %d queries lost"
+              % (lost, sent))
+        self.assertGreater(lost, 0)
+
     def test_queued_candidates_and_stale_socket(self):
         # A stale socket file (a dead owner's) is no obstacle.
         os.makedirs(self.state, mode=0o700, exist_ok=True)
