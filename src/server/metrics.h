@@ -45,6 +45,8 @@ class ServerMetrics {
 
   void onPanic();
   void onMalformed();
+  /// `n` errors-plugin lines were dropped by the rate limit (any thread).
+  void onLogSuppressed(uint64_t n);
 
   /// The forwarder's metrics hooks for one stanza (process-wide; thread-safe).
   std::unique_ptr<upstream::ForwardObserver> forwardObserver(std::vector<std::string> to_labels);
@@ -131,6 +133,7 @@ class ServerMetrics {
   observability::CounterFamily& cache_evictions_;
   observability::GaugeFamily& cache_entries_;
   observability::CounterFamily& malformed_;
+  observability::CounterFamily& log_suppressed_;
 };
 
 std::string_view typeLabel(uint16_t qtype);

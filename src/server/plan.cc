@@ -103,6 +103,11 @@ cache::Settings toCacheSettings(const config::CacheConfig& c, size_t partitions)
   return s;
 }
 
+std::shared_ptr<upstream::ConcurrencyLimit> defaultConcurrencyLimit() {
+  static const auto limit = std::make_shared<upstream::ConcurrencyLimit>(kDefaultMaxConcurrent);
+  return limit;
+}
+
 std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
                                       ServerMetrics* metrics) {
   auto plan = std::make_shared<Plan>();
@@ -139,13 +144,14 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
       }
     }
     b.errors = sb.errors;
-    b.log = sb.log;
-    // Parsed for compatibility, not (yet) implemented: say so instead of silently ignoring.
-    if (!sb.errors_config.consolidate.empty()) {
-      log::warn("{}:{}: plugin/errors: 'consolidate' is not implemented by nodelocaldns; every "
-                "error is logged individually",
-                sb.file, sb.line);
+    if (sb.errors) {
+      try {
+        b.errors_plugin = std::make_shared<ErrorsPlugin>(sb.errors_config);
+      } catch (const std::exception& e) {
+        throw std::runtime_error(fmt::format("{}:{}: {}", sb.file, sb.line, e.what()));
+      }
     }
+    b.log = sb.log;
     for (const auto& lc : sb.logs) {
       if (lc.format != config::kCommonLogFormat ||
           !(lc.classes.size() == 1 && lc.classes[0] == "all") ||
@@ -171,7 +177,8 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
       }
       for (const auto& t : fp.settings.to) fp.labels.push_back(t.label);
       if (metrics != nullptr) fp.observer = metrics->forwardObserver(fp.labels);
-      fp.shared = upstream::makeSharedState(fp.settings, fp.observer.get());
+      fp.shared =
+          upstream::makeSharedState(fp.settings, fp.observer.get(), defaultConcurrencyLimit());
       b.forwards.push_back(std::move(fp));
     }
     if (sb.loop && !sb.keys.empty()) {

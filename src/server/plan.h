@@ -13,6 +13,7 @@
 #include "cache/cache.h"
 #include "config/corefile.h"
 #include "dns/name.h"
+#include "server/errors.h"
 #include "upstream/forwarder.h"
 
 namespace nld::server {
@@ -64,6 +65,7 @@ struct BlockPlan {
   std::vector<dns::Name> cache_zones;  // `cache TTL ZONES...`; empty = the block's zones
   std::vector<ForwardPlan> forwards;
   bool errors = false;
+  std::shared_ptr<ErrorsPlugin> errors_plugin;  // its consolidate patterns (set when `errors`)
   bool log = false;
   bool metrics = false;  // block has `prometheus`
   std::shared_ptr<LoopDetector> loop;
@@ -82,6 +84,15 @@ struct Plan {
   std::vector<ListenerPlan> listeners;
   size_t workers = 1;
 };
+
+/// The default bound on client queries waiting on upstreams, process-wide: shared by every
+/// `forward` stanza without its own `max_concurrent` (CoreDNS: unbounded) and by all workers,
+/// across reloads. Over it a query is answered REFUSED at once and counted in
+/// coredns_forward_max_concurrent_rejects_total, as with `max_concurrent`. An in-flight query
+/// costs about 2 KiB (docs/operator-guide.md, "Memory bound"), so this is ~8 MiB at most: at a
+/// 2 s upstream latency still 2,000 misses a second, at 10 ms 400,000.
+inline constexpr int64_t kDefaultMaxConcurrent = 4096;
+std::shared_ptr<upstream::ConcurrencyLimit> defaultConcurrencyLimit();
 
 /// Builds a plan from a parsed Corefile. Starts the forwarders' health checking. Throws
 /// std::runtime_error for things only detectable here (e.g. an invalid zone name).

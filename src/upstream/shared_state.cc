@@ -117,8 +117,12 @@ bool isReplyTo(const uint8_t* p, size_t n, uint16_t id) {
 
 std::string_view policyName(Settings::Policy p) { return kPolicyNames[static_cast<int>(p)]; }
 
-SharedForwardState::SharedForwardState(Settings s, ForwardObserver* health_observer)
+SharedForwardState::SharedForwardState(Settings s, ForwardObserver* health_observer,
+                                       std::shared_ptr<ConcurrencyLimit> default_limit)
     : settings_(std::move(s)), observer_(health_observer) {
+  limit_ = settings_.max_concurrent != 0
+               ? std::make_shared<ConcurrencyLimit>(settings_.max_concurrent)
+               : std::move(default_limit);
   if (settings_.to.empty()) throw std::invalid_argument("forward: no upstream servers");
   for (const auto& u : settings_.to) addrs_.push_back(parseAddr(u));
   if (settings_.health_check_name.len == 0) {
@@ -171,21 +175,6 @@ void SharedForwardState::recordFailure(size_t i) {
     wakeup_ = true;
   }
   cv_.notify_one();
-}
-
-bool SharedForwardState::tryAcquireConcurrent() {
-  if (settings_.max_concurrent == 0) return true;
-  int64_t prev = concurrent_.fetch_add(1, std::memory_order_relaxed);
-  if (prev >= static_cast<int64_t>(settings_.max_concurrent)) {
-    concurrent_.fetch_sub(1, std::memory_order_relaxed);
-    return false;
-  }
-  return true;
-}
-
-void SharedForwardState::releaseConcurrent() {
-  if (settings_.max_concurrent == 0) return;
-  concurrent_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void SharedForwardState::healthLoop() {
@@ -284,8 +273,10 @@ bool SharedForwardState::probe(size_t i) {
   }
 }
 
-std::shared_ptr<SharedForwardState> makeSharedState(Settings s, ForwardObserver* health_observer) {
-  return std::make_shared<SharedForwardState>(std::move(s), health_observer);
+std::shared_ptr<SharedForwardState> makeSharedState(Settings s, ForwardObserver* health_observer,
+                                                    std::shared_ptr<ConcurrencyLimit> default_limit) {
+  return std::make_shared<SharedForwardState>(std::move(s), health_observer,
+                                              std::move(default_limit));
 }
 
 }  // namespace nld::upstream

@@ -30,8 +30,35 @@ class ForwardObserver {
   virtual void onConnCache(int upstream, std::string_view proto, bool hit) = 0;
   /// All upstreams were down when one was needed (coredns_forward_healthcheck_broken_total).
   virtual void onAllUpstreamsDown() = 0;
-  /// A query was refused by max_concurrent (coredns_forward_max_concurrent_rejects_total).
+  /// A query was refused by max_concurrent or by the default concurrency bound
+  /// (coredns_forward_max_concurrent_rejects_total).
   virtual void onMaxConcurrentReject() = 0;
+  /// A query was refused because the in-flight upstream query it would have joined already has
+  /// kMaxWaitersPerFlight waiters (nodelocaldns_forward_coalesce_rejects_total).
+  virtual void onCoalesceReject() = 0;
+};
+
+/// A count of in-flight client queries with a hard limit, shared by the Forwarders of every
+/// worker (and, for the default bound, by every stanza without its own `max_concurrent`).
+/// Lock-free; any thread.
+class ConcurrencyLimit {
+ public:
+  explicit ConcurrencyLimit(int64_t max) : max_(max) {}
+  /// False (and nothing acquired) when the limit is reached.
+  bool tryAcquire() {
+    if (count_.fetch_add(1, std::memory_order_relaxed) >= max_) {
+      count_.fetch_sub(1, std::memory_order_relaxed);
+      return false;
+    }
+    return true;
+  }
+  void release() { count_.fetch_sub(1, std::memory_order_relaxed); }
+  int64_t current() const { return count_.load(std::memory_order_relaxed); }
+  int64_t max() const { return max_; }
+
+ private:
+  const int64_t max_;
+  std::atomic<int64_t> count_{0};
 };
 
 /// A resolved upstream address.
@@ -47,7 +74,10 @@ class SharedForwardState {
  public:
   /// Throws std::invalid_argument for an empty upstream list or an unparseable address
   /// (configuration error). `health_observer` may be null; it must outlive this object.
-  SharedForwardState(Settings s, ForwardObserver* health_observer);
+  /// `default_limit` bounds the in-flight client queries when `s.max_concurrent` is 0 (null:
+  /// unbounded); with `max_concurrent` set the stanza has a limit of its own.
+  SharedForwardState(Settings s, ForwardObserver* health_observer,
+                     std::shared_ptr<ConcurrencyLimit> default_limit = nullptr);
   ~SharedForwardState();
   SharedForwardState(const SharedForwardState&) = delete;
   SharedForwardState& operator=(const SharedForwardState&) = delete;
@@ -73,9 +103,15 @@ class SharedForwardState {
   uint64_t nextRoundRobin() { return rr_.fetch_add(1, std::memory_order_relaxed); }
 
   /// max_concurrent accounting: false (and nothing acquired) when the limit would be exceeded.
-  bool tryAcquireConcurrent();
-  void releaseConcurrent();
-  int64_t concurrent() const { return concurrent_.load(std::memory_order_relaxed); }
+  bool tryAcquireConcurrent() { return !limit_ || limit_->tryAcquire(); }
+  void releaseConcurrent() {
+    if (limit_) limit_->release();
+  }
+  /// In-flight client queries counted by this stanza's limit (shared with other stanzas for the
+  /// default bound); 0 when unbounded.
+  int64_t concurrent() const { return limit_ ? limit_->current() : 0; }
+  /// The limit in force: `max_concurrent`, the default bound, or 0 (unbounded).
+  int64_t concurrencyLimit() const { return limit_ ? limit_->max() : 0; }
 
  private:
   struct Health {
@@ -92,7 +128,7 @@ class SharedForwardState {
   std::unique_ptr<Health[]> health_;
   uint32_t max_attempts_ = 0;
   std::atomic<uint64_t> rr_{0};
-  std::atomic<int64_t> concurrent_{0};
+  std::shared_ptr<ConcurrencyLimit> limit_;  // null: unbounded
   std::atomic<uint64_t> probes_sent_{0};
 
   std::mutex mu_;
@@ -104,7 +140,8 @@ class SharedForwardState {
 };
 
 /// Creates the shared state of a stanza and starts its health-check thread.
-std::shared_ptr<SharedForwardState> makeSharedState(Settings s,
-                                                    ForwardObserver* health_observer = nullptr);
+std::shared_ptr<SharedForwardState> makeSharedState(
+    Settings s, ForwardObserver* health_observer = nullptr,
+    std::shared_ptr<ConcurrencyLimit> default_limit = nullptr);
 
 }  // namespace nld::upstream
