@@ -77,7 +77,7 @@ upstream::Settings toUpstreamSettings(const config::ForwardConfig& f) {
   s.health_check = f.health_check;
   s.health_check_rd = f.health_check_recursion_desired;
   s.health_check_name = nameOrThrow(f.health_check_domain);
-  s.max_concurrent = f.max_concurrent;
+  s.max_concurrent = f.max_concurrent != 0 ? f.max_concurrent : kDefaultMaxConcurrent;
   s.failfast_all_unhealthy = f.failfast_all_unhealthy;
   return s;
 }
@@ -101,11 +101,6 @@ cache::Settings toCacheSettings(const config::CacheConfig& c, size_t partitions)
   for (const auto& z : c.disable_denial) s.disable_denial.push_back(nameOrThrow(z));
   s.partitions = std::max<size_t>(1, partitions);
   return s;
-}
-
-std::shared_ptr<upstream::ConcurrencyLimit> defaultConcurrencyLimit() {
-  static const auto limit = std::make_shared<upstream::ConcurrencyLimit>(kDefaultMaxConcurrent);
-  return limit;
 }
 
 std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
@@ -177,8 +172,7 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
       }
       for (const auto& t : fp.settings.to) fp.labels.push_back(t.label);
       if (metrics != nullptr) fp.observer = metrics->forwardObserver(fp.labels);
-      fp.shared =
-          upstream::makeSharedState(fp.settings, fp.observer.get(), defaultConcurrencyLimit());
+      fp.shared = upstream::makeSharedState(fp.settings, fp.observer.get());
       b.forwards.push_back(std::move(fp));
     }
     if (sb.loop && !sb.keys.empty()) {

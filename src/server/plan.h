@@ -85,14 +85,14 @@ struct Plan {
   size_t workers = 1;
 };
 
-/// The default bound on client queries waiting on upstreams, process-wide: shared by every
-/// `forward` stanza without its own `max_concurrent` (CoreDNS: unbounded) and by all workers,
-/// across reloads. Over it a query is answered REFUSED at once and counted in
-/// coredns_forward_max_concurrent_rejects_total, as with `max_concurrent`. An in-flight query
-/// costs about 2 KiB (docs/operator-guide.md, "Memory bound"), so this is ~8 MiB at most: at a
-/// 2 s upstream latency still 2,000 misses a second, at 10 ms 400,000.
-inline constexpr int64_t kDefaultMaxConcurrent = 4096;
-std::shared_ptr<upstream::ConcurrencyLimit> defaultConcurrencyLimit();
+/// The `max_concurrent` of a `forward` stanza that sets none (CoreDNS: unbounded): client
+/// queries waiting on the stanza's upstreams, over all workers. Over it a query is answered
+/// REFUSED at once and counted in coredns_forward_max_concurrent_rejects_total, as with
+/// `max_concurrent`. Per stanza, not process-wide, so that a flood towards one upstream cannot
+/// starve the others (the cluster zone keeps being resolved while `.` is flooded). An in-flight
+/// query costs about 2 KiB (docs/operator-guide.md, "Memory bound"): 4 MiB per stanza at most;
+/// at a 2 s upstream latency still 1,000 misses a second per stanza, at 10 ms 200,000.
+inline constexpr uint32_t kDefaultMaxConcurrent = 2048;
 
 /// Builds a plan from a parsed Corefile. Starts the forwarders' health checking. Throws
 /// std::runtime_error for things only detectable here (e.g. an invalid zone name).

@@ -117,12 +117,11 @@ bool isReplyTo(const uint8_t* p, size_t n, uint16_t id) {
 
 std::string_view policyName(Settings::Policy p) { return kPolicyNames[static_cast<int>(p)]; }
 
-SharedForwardState::SharedForwardState(Settings s, ForwardObserver* health_observer,
-                                       std::shared_ptr<ConcurrencyLimit> default_limit)
+SharedForwardState::SharedForwardState(Settings s, ForwardObserver* health_observer)
     : settings_(std::move(s)), observer_(health_observer) {
-  limit_ = settings_.max_concurrent != 0
-               ? std::make_shared<ConcurrencyLimit>(settings_.max_concurrent)
-               : std::move(default_limit);
+  if (settings_.max_concurrent != 0) {
+    limit_ = std::make_unique<ConcurrencyLimit>(settings_.max_concurrent);
+  }
   if (settings_.to.empty()) throw std::invalid_argument("forward: no upstream servers");
   for (const auto& u : settings_.to) addrs_.push_back(parseAddr(u));
   if (settings_.health_check_name.len == 0) {
@@ -273,10 +272,8 @@ bool SharedForwardState::probe(size_t i) {
   }
 }
 
-std::shared_ptr<SharedForwardState> makeSharedState(Settings s, ForwardObserver* health_observer,
-                                                    std::shared_ptr<ConcurrencyLimit> default_limit) {
-  return std::make_shared<SharedForwardState>(std::move(s), health_observer,
-                                              std::move(default_limit));
+std::shared_ptr<SharedForwardState> makeSharedState(Settings s, ForwardObserver* health_observer) {
+  return std::make_shared<SharedForwardState>(std::move(s), health_observer);
 }
 
 }  // namespace nld::upstream

@@ -30,17 +30,15 @@ class ForwardObserver {
   virtual void onConnCache(int upstream, std::string_view proto, bool hit) = 0;
   /// All upstreams were down when one was needed (coredns_forward_healthcheck_broken_total).
   virtual void onAllUpstreamsDown() = 0;
-  /// A query was refused by max_concurrent or by the default concurrency bound
-  /// (coredns_forward_max_concurrent_rejects_total).
+  /// A query was refused by max_concurrent (coredns_forward_max_concurrent_rejects_total).
   virtual void onMaxConcurrentReject() = 0;
   /// A query was refused because the in-flight upstream query it would have joined already has
   /// kMaxWaitersPerFlight waiters (nodelocaldns_forward_coalesce_rejects_total).
   virtual void onCoalesceReject() = 0;
 };
 
-/// A count of in-flight client queries with a hard limit, shared by the Forwarders of every
-/// worker (and, for the default bound, by every stanza without its own `max_concurrent`).
-/// Lock-free; any thread.
+/// A count of in-flight client queries with a hard limit (`max_concurrent`), shared by the
+/// Forwarders of every worker. Lock-free; any thread.
 class ConcurrencyLimit {
  public:
   explicit ConcurrencyLimit(int64_t max) : max_(max) {}
@@ -74,10 +72,7 @@ class SharedForwardState {
  public:
   /// Throws std::invalid_argument for an empty upstream list or an unparseable address
   /// (configuration error). `health_observer` may be null; it must outlive this object.
-  /// `default_limit` bounds the in-flight client queries when `s.max_concurrent` is 0 (null:
-  /// unbounded); with `max_concurrent` set the stanza has a limit of its own.
-  SharedForwardState(Settings s, ForwardObserver* health_observer,
-                     std::shared_ptr<ConcurrencyLimit> default_limit = nullptr);
+  SharedForwardState(Settings s, ForwardObserver* health_observer);
   ~SharedForwardState();
   SharedForwardState(const SharedForwardState&) = delete;
   SharedForwardState& operator=(const SharedForwardState&) = delete;
@@ -107,11 +102,8 @@ class SharedForwardState {
   void releaseConcurrent() {
     if (limit_) limit_->release();
   }
-  /// In-flight client queries counted by this stanza's limit (shared with other stanzas for the
-  /// default bound); 0 when unbounded.
+  /// In-flight client queries counted by max_concurrent; 0 when unbounded.
   int64_t concurrent() const { return limit_ ? limit_->current() : 0; }
-  /// The limit in force: `max_concurrent`, the default bound, or 0 (unbounded).
-  int64_t concurrencyLimit() const { return limit_ ? limit_->max() : 0; }
 
  private:
   struct Health {
@@ -128,7 +120,7 @@ class SharedForwardState {
   std::unique_ptr<Health[]> health_;
   uint32_t max_attempts_ = 0;
   std::atomic<uint64_t> rr_{0};
-  std::shared_ptr<ConcurrencyLimit> limit_;  // null: unbounded
+  std::unique_ptr<ConcurrencyLimit> limit_;  // null: max_concurrent 0, unbounded
   std::atomic<uint64_t> probes_sent_{0};
 
   std::mutex mu_;
@@ -140,8 +132,7 @@ class SharedForwardState {
 };
 
 /// Creates the shared state of a stanza and starts its health-check thread.
-std::shared_ptr<SharedForwardState> makeSharedState(
-    Settings s, ForwardObserver* health_observer = nullptr,
-    std::shared_ptr<ConcurrencyLimit> default_limit = nullptr);
+std::shared_ptr<SharedForwardState> makeSharedState(Settings s,
+                                                    ForwardObserver* health_observer = nullptr);
 
 }  // namespace nld::upstream
