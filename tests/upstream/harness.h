@@ -42,6 +42,7 @@ struct Outcome {
   bool tc = false;
   std::chrono::milliseconds elapsed{0};
   bool synchronous = false;  // the callback ran inside resolve()
+  std::string error;         // Result::error
 };
 
 struct ClientQuery {
@@ -69,6 +70,7 @@ class Harness {
   void onLoop(const std::function<void()>& fn);
   ForwarderStats stats();
   size_t inflight();
+  size_t flightRecords();
 
   CountingObserver obs;
   std::shared_ptr<SharedForwardState> shared;
