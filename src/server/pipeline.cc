@@ -430,7 +430,8 @@ void Pipeline::onUpstream(Pending* p, const upstream::Result& r) {
     if (r.status == upstream::Result::Status::Refused) rc = dns::rcode::Refused;
     len = dns::buildErrorResponse(client, p->query, rc, out);
     if (block.errors) {
-      // Also a fallback to REFUSED/SERVFAIL after a stale-verify miss has an error to report.
+      // r.error is empty when an upstream did answer but the answer was unusable here (a
+      // serve_stale verify that got SERVFAIL and found no stale entry).
       const std::string_view err = !r.error.empty() ? r.error : upstream::kErrUpstreamsFailed;
       error_log_.report(block.errors_plugin, static_cast<uint8_t>(rc), p->query.question.name,
                         p->query.question.qtype, err);
