@@ -52,10 +52,11 @@ struct ZoneKey {
   uint16_t port = 53;
 };
 
-/// `errors { consolidate DURATION REGEXP [LEVEL] }` entry. The REGEXP is Go RE2 syntax and is
-/// kept verbatim (not validated here: std::regex does not speak RE2).
+/// `errors { consolidate DURATION REGEXP [LEVEL] }` entry. The REGEXP is Go RE2 syntax, kept
+/// verbatim (validated with RE2 at parse time).
 struct ErrorsConsolidate {
   std::chrono::milliseconds period{0};
+  std::string period_text;  ///< Go's Duration.String() of period ("30s", "5m0s"), as CoreDNS prints it
   std::string pattern;
   std::string level = "error";  ///< warning | error | info | debug
 };

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include <re2/re2.h>
+
 #include "config/duration.h"
 #include "config/netutil.h"
 
@@ -67,8 +69,18 @@ void parseErrors(const Line& line, ServerBlock& block) {
         pluginError(sub.args[0], kPlugin, "consolidate duration must be positive");
       }
       c.period = std::chrono::duration_cast<std::chrono::milliseconds>(d);
+      c.period_text = formatDuration(d);
       c.pattern = sub.args[1].text;
       if (c.pattern.empty()) pluginError(sub.args[1], kPlugin, "consolidate needs a regexp");
+      {
+        // Compiled here only to report a bad pattern with its file:line; the server compiles
+        // its own copy (RE2 speaks Go's regexp syntax).
+        const re2::RE2 re(c.pattern, re2::RE2::Quiet);
+        if (!re.ok()) {
+          pluginError(sub.args[1], kPlugin,
+                      "consolidate: invalid regexp '" + c.pattern + "': " + re.error());
+        }
+      }
       if (sub.args.size() == 3) {
         const std::string& lvl = sub.args[2].text;
         if (lvl != "warning" && lvl != "error" && lvl != "info" && lvl != "debug") {

@@ -46,7 +46,10 @@ ServerMetrics::ServerMetrics(observability::CorednsMetrics& m, size_t workers)
       cache_entries_(m.cacheEntries),
       malformed_(m.registry.counter(
           "nodelocaldns_malformed_queries_total",
-          "Queries dropped or answered FORMERR because they could not be parsed.")) {
+          "Queries dropped or answered FORMERR because they could not be parsed.")),
+      log_suppressed_(m.registry.counter(
+          "nodelocaldns_log_lines_suppressed_total",
+          "errors plugin lines not printed because of the per-worker rate limit.")) {
   malformed_.with();
   // Project-own counters (not in CoreDNS): the nodelocaldns_ prefix, like the one above.
   tcp_accept_paused_ =
@@ -66,6 +69,7 @@ ServerMetrics::ServerMetrics(observability::CorednsMetrics& m, size_t workers)
                               "DNS TCP client connections closed at accept because the "
                               "connection table was full of busy connections.")
                      .with();
+  log_suppressed_.with();
 }
 
 template <typename MakeLabels>
@@ -223,6 +227,8 @@ void ServerMetrics::onCacheDrop(size_t worker, const std::string& server,
 void ServerMetrics::onPanic() { panics_.with().inc(); }
 void ServerMetrics::onMalformed() { malformed_.with().inc(); }
 
+void ServerMetrics::onLogSuppressed(uint64_t n) { log_suppressed_.with().add(n); }
+
 void ServerMetrics::enablePlugin(const std::string& server, const std::string& zone,
                                  const std::string& name) {
   plugin_enabled_.with({server, zone, "", name}).set(1);
@@ -239,9 +245,14 @@ class ForwardMetrics final : public upstream::ForwardObserver {
         conn_hits_(m.proxyConnCacheHits),
         conn_misses_(m.proxyConnCacheMisses),
         broken_(m.forwardHealthcheckBroken),
-        rejects_(m.forwardMaxConcurrentRejects) {
+        rejects_(m.forwardMaxConcurrentRejects),
+        coalesce_rejects_(m.registry.counter(
+            "nodelocaldns_forward_coalesce_rejects_total",
+            "Queries refused because the identical in-flight upstream query they would have "
+            "joined already had the maximum number of waiters.")) {
     broken_.with();
     rejects_.with();
+    coalesce_rejects_.with();
     for (const auto& t : to_) hc_failures_.with({"forward", t});
   }
 
@@ -282,6 +293,7 @@ class ForwardMetrics final : public upstream::ForwardObserver {
   }
   void onAllUpstreamsDown() override { broken_.with().inc(); }
   void onMaxConcurrentReject() override { rejects_.with().inc(); }
+  void onCoalesceReject() override { coalesce_rejects_.with().inc(); }
 
  private:
   struct Slot {
@@ -295,6 +307,7 @@ class ForwardMetrics final : public upstream::ForwardObserver {
   observability::CounterFamily& conn_misses_;
   observability::CounterFamily& broken_;
   observability::CounterFamily& rejects_;
+  observability::CounterFamily& coalesce_rejects_;
   std::array<std::array<Slot, 16>, 16> cache_;
   struct CounterSlot {
     std::once_flag once;

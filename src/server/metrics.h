@@ -45,6 +45,8 @@ class ServerMetrics {
 
   void onPanic();
   void onMalformed();
+  /// `n` errors-plugin lines were dropped by the rate limit (any thread).
+  void onLogSuppressed(uint64_t n);
 
   /// TCP front end under pressure (tcp_handler.h); any worker thread.
   void onTcpAcceptPaused() { tcp_accept_paused_.inc(); }
@@ -139,6 +141,7 @@ class ServerMetrics {
   observability::Counter tcp_accept_paused_;
   observability::Counter tcp_evicted_;
   observability::Counter tcp_refused_;
+  observability::CounterFamily& log_suppressed_;
 };
 
 std::string_view typeLabel(uint16_t qtype);

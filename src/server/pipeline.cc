@@ -1,5 +1,7 @@
 #include "server/pipeline.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -35,9 +37,39 @@ struct Pipeline::Pending {
 };
 
 Pipeline::Pipeline(net::EventLoop& loop, ServerMetrics& metrics, size_t worker_index)
-    : loop_(loop), metrics_(metrics), worker_(worker_index), scratch_(dns::kMaxMessageSize) {}
+    : loop_(loop),
+      metrics_(metrics),
+      worker_(worker_index),
+      scratch_(dns::kMaxMessageSize),
+      error_log_(loop, &metrics) {}
 
-Pipeline::~Pipeline() = default;
+Pipeline::~Pipeline() {
+  if (housekeeping_timer_ != 0) loop_.cancelTimer(housekeeping_timer_);
+}
+
+void Pipeline::noteMiss() {
+  ++misses_since_check_;
+  if (housekeeping_timer_ != 0) return;
+  if (inflight() >= kBurstInflight || misses_since_check_ >= kBurstMisses) {
+    misses_since_check_ = 0;
+    housekeeping_timer_ = loop_.addTimer(std::chrono::seconds(1), [this] { housekeeping(); });
+  }
+}
+
+void Pipeline::housekeeping() {
+  housekeeping_timer_ = 0;
+  const bool quiet = inflight() < kBurstInflight / 4 && misses_since_check_ < kBurstMisses / 4;
+  misses_since_check_ = 0;
+  if (!quiet) {
+    housekeeping_timer_ = loop_.addTimer(std::chrono::seconds(1), [this] { housekeeping(); });
+    return;
+  }
+  // The burst is over: the pools have shrunk back to their caps already (pending_free_ here,
+  // the flight pools in the forwarders); hand the free heap pages of every arena back to the
+  // kernel. A few milliseconds on this loop, once per burst.
+  malloc_trim(0);
+  ++trims_;
+}
 
 void Pipeline::setPlan(const std::shared_ptr<const Plan>& plan) {
   auto wp = std::make_shared<WorkerPlan>();
@@ -309,6 +341,7 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
   p->start = start;
   p->stale_verify = stale_verify;
   inflight_.fetch_add(1, std::memory_order_relaxed);
+  noteMiss();
   // 16 bytes of capture: std::function stores them inline (no allocation per miss).
   fwd->resolve(ByteView(p->pkt), p->query, !udp,
                [this, p](const upstream::Result& r) { onUpstream(p, r); });
@@ -471,9 +504,12 @@ void Pipeline::onUpstream(Pending* p, const upstream::Result& r) {
     if (r.status == upstream::Result::Status::FormErr) rc = dns::rcode::FormErr;
     if (r.status == upstream::Result::Status::Refused) rc = dns::rcode::Refused;
     len = dns::buildErrorResponse(client, p->query, rc, out);
-    if (block.errors && rc == dns::rcode::ServFail) {
-      log::error("plugin/errors: 2 {} {}: all upstreams failed or timed out",
-                 p->query.question.name.toString(), typeLabel(p->query.question.qtype));
+    if (block.errors) {
+      // r.error is empty when an upstream did answer but the answer was unusable here (a
+      // serve_stale verify that got SERVFAIL and found no stale entry).
+      const std::string_view err = !r.error.empty() ? r.error : upstream::kErrUpstreamsFailed;
+      error_log_.report(block.errors_plugin, static_cast<uint8_t>(rc), p->query.question.name,
+                        p->query.question.qtype, err);
     }
   }
   const auto took = net::Clock::now() - p->start;

@@ -13,6 +13,7 @@
 
 #include "dns/message.h"
 #include "net/event_loop.h"
+#include "server/errors.h"
 #include "server/plan.h"
 #include "server/socket_util.h"
 
@@ -104,6 +105,10 @@ class Pipeline {
   static size_t queryOwner(dns::ByteView pkt, size_t workers);
 
   uint64_t malformedDropped() const { return dropped_; }
+  /// The errors plugin's output of this worker (loop thread).
+  ErrorLog& errorLog() { return error_log_; }
+  /// Times this worker returned free heap memory to the kernel after a burst (loop thread).
+  uint64_t trims() const { return trims_; }
   /// Queries waiting on an upstream (any thread).
   size_t inflight() const { return inflight_.load(std::memory_order_relaxed); }
 
@@ -116,7 +121,17 @@ class Pipeline {
   void releasePlanRef(std::shared_ptr<WorkerPlan>&& wp);
   void releasePending(Pending* p);
   void onUpstream(Pending* p, const upstream::Result& r);
-  static constexpr size_t kPendingPoolMax = 4096;
+  /// Free Pending records kept for reuse (~1 KiB each): enough for the usual number of queries
+  /// in flight on a worker; the ones freed past it during a burst go back to the allocator.
+  static constexpr size_t kPendingPoolMax = 256;
+  /// After a burst of misses (this many in flight, or this many in a second), the worker checks
+  /// once a second whether it is quiet again and then returns the allocator's free memory to
+  /// the kernel (malloc_trim): glibc keeps freed heap memory, so without it the RSS of the peak
+  /// stays (140 MiB after the blackhole flood of issue 11).
+  static constexpr size_t kBurstInflight = 256;
+  static constexpr uint64_t kBurstMisses = 4096;
+  void noteMiss();
+  void housekeeping();
   void refresh(const std::shared_ptr<WorkerPlan>& wp, size_t block, dns::ByteView pkt,
                const dns::Query& q);
   size_t finishFromUpstream(const upstream::Result& r, const dns::Query& q,
@@ -136,8 +151,12 @@ class Pipeline {
   std::shared_ptr<WorkerPlan> current_;
   std::vector<uint8_t> scratch_;
   uint64_t dropped_ = 0;
+  uint64_t trims_ = 0;
   std::atomic<size_t> inflight_{0};
   std::vector<std::unique_ptr<Pending>> pending_free_;
+  ErrorLog error_log_;
+  uint64_t misses_since_check_ = 0;
+  net::EventLoop::TimerId housekeeping_timer_ = 0;
 };
 
 }  // namespace nld::server

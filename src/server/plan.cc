@@ -89,7 +89,7 @@ upstream::Settings toUpstreamSettings(const config::ForwardConfig& f) {
   s.health_check = f.health_check;
   s.health_check_rd = f.health_check_recursion_desired;
   s.health_check_name = nameOrThrow(f.health_check_domain);
-  s.max_concurrent = f.max_concurrent;
+  s.max_concurrent = f.max_concurrent != 0 ? f.max_concurrent : kDefaultMaxConcurrent;
   s.failfast_all_unhealthy = f.failfast_all_unhealthy;
   return s;
 }
@@ -151,13 +151,14 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
       }
     }
     b.errors = sb.errors;
-    b.log = sb.log;
-    // Parsed for compatibility, not (yet) implemented: say so instead of silently ignoring.
-    if (!sb.errors_config.consolidate.empty()) {
-      log::warn("{}:{}: plugin/errors: 'consolidate' is not implemented by nodelocaldns; every "
-                "error is logged individually",
-                sb.file, sb.line);
+    if (sb.errors) {
+      try {
+        b.errors_plugin = std::make_shared<ErrorsPlugin>(sb.errors_config);
+      } catch (const std::exception& e) {
+        throw std::runtime_error(fmt::format("{}:{}: {}", sb.file, sb.line, e.what()));
+      }
     }
+    b.log = sb.log;
     for (const auto& lc : sb.logs) {
       if (lc.format != config::kCommonLogFormat ||
           !(lc.classes.size() == 1 && lc.classes[0] == "all") ||

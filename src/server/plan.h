@@ -13,6 +13,7 @@
 #include "cache/cache.h"
 #include "config/corefile.h"
 #include "dns/name.h"
+#include "server/errors.h"
 #include "upstream/forwarder.h"
 
 namespace nld::server {
@@ -69,6 +70,7 @@ struct BlockPlan {
   std::string cache_identity;
   std::vector<ForwardPlan> forwards;
   bool errors = false;
+  std::shared_ptr<ErrorsPlugin> errors_plugin;  // its consolidate patterns (set when `errors`)
   bool log = false;
   bool metrics = false;  // block has `prometheus`
   std::shared_ptr<LoopDetector> loop;
@@ -87,6 +89,15 @@ struct Plan {
   std::vector<ListenerPlan> listeners;
   size_t workers = 1;
 };
+
+/// The `max_concurrent` of a `forward` stanza that sets none (CoreDNS: unbounded): client
+/// queries waiting on the stanza's upstreams, over all workers. Over it a query is answered
+/// REFUSED at once and counted in coredns_forward_max_concurrent_rejects_total, as with
+/// `max_concurrent`. Per stanza, not process-wide, so that a flood towards one upstream cannot
+/// starve the others (the cluster zone keeps being resolved while `.` is flooded). An in-flight
+/// query costs about 2 KiB (docs/operator-guide.md, "Memory bound"): 4 MiB per stanza at most;
+/// at a 2 s upstream latency still 1,000 misses a second per stanza, at 10 ms 200,000.
+inline constexpr uint32_t kDefaultMaxConcurrent = 2048;
 
 /// Builds a plan from a parsed Corefile. Starts the forwarders' health checking. Throws
 /// std::runtime_error for things only detectable here (e.g. an invalid zone name).

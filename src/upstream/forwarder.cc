@@ -125,7 +125,7 @@ Forwarder::Flight* Forwarder::find(uint64_t flight_id) {
   const uint64_t index = flight_id & 0xffffffffu;
   if (index >= flight_slots_.size()) return nullptr;
   Flight* f = flight_slots_[index].get();
-  return f->id == flight_id ? f : nullptr;
+  return f != nullptr && f->id == flight_id ? f : nullptr;
 }
 
 Forwarder::Flight& Forwarder::allocFlight() {
@@ -133,9 +133,16 @@ Forwarder::Flight& Forwarder::allocFlight() {
   if (!free_flights_.empty()) {
     index = free_flights_.back();
     free_flights_.pop_back();
+    if (flight_slots_[index]) {
+      --pooled_flights_;
+    } else {
+      flight_slots_[index] = std::make_unique<Flight>();
+      ++flight_records_;
+    }
   } else {
     index = static_cast<uint32_t>(flight_slots_.size());
     flight_slots_.push_back(std::make_unique<Flight>());
+    ++flight_records_;
   }
   Flight& f = *flight_slots_[index];
   // Ids are (generation << 32 | slot): never 0, never reused while a stale one may be around.
@@ -146,7 +153,18 @@ Forwarder::Flight& Forwarder::allocFlight() {
 
 void Forwarder::releaseFlight(Flight& f, std::vector<Callback>&& waiters) {
   const auto index = static_cast<uint32_t>(f.id & 0xffffffffu);
+  free_flights_.push_back(index);
+  if (pooled_flights_ >= kFlightPoolMax) {
+    // Past a burst: give the record back to the allocator instead of keeping the peak forever
+    // (the slot index stays, 8 bytes, so ids of late events still resolve to nothing).
+    flight_slots_[index].reset();
+    --flight_records_;
+    return;
+  }
+  ++pooled_flights_;
   waiters.clear();
+  // A flight that had many coalesced waiters does not keep their capacity.
+  if (waiters.capacity() > 8) std::vector<Callback>().swap(waiters);
   f.waiters = std::move(waiters);  // keep the capacity for the next flight
   f.id = 0;
   f.keyed = false;
@@ -159,7 +177,6 @@ void Forwarder::releaseFlight(Flight& f, std::vector<Callback>&& waiters) {
   f.ticket = {};
   f.timer = 0;
   f.in_fifo = false;
-  free_flights_.push_back(index);
 }
 
 void Forwarder::resolve(dns::ByteView query_pkt, const dns::Query& q, bool client_tcp,
@@ -168,6 +185,7 @@ void Forwarder::resolve(dns::ByteView query_pkt, const dns::Query& q, bool clien
   if (shut_down_) {
     Result r;
     r.status = Result::Status::ServFail;
+    r.error = kErrShutdown;
     done(r);
     return;
   }
@@ -175,6 +193,7 @@ void Forwarder::resolve(dns::ByteView query_pkt, const dns::Query& q, bool clien
     if (obs_) obs_->onMaxConcurrentReject();
     Result r;
     r.status = Result::Status::Refused;
+    r.error = kErrLimitExceeded;
     done(r);
     return;
   }
@@ -187,6 +206,17 @@ void Forwarder::resolve(dns::ByteView query_pkt, const dns::Query& q, bool clien
       other->question.qclass == q.question.qclass && other->dnssec_ok == dnssec_ok &&
       ((other->flags & dns::flag::CD) != 0) == q.header.cd() &&
       other->question.name.equalsIgnoreCase(q.question.name)) {
+    if (other->waiters.size() >= kMaxWaitersPerFlight) {
+      --inflight_;
+      shared_->releaseConcurrent();
+      ++stats_.coalesce_rejects;
+      if (obs_) obs_->onCoalesceReject();
+      Result r;
+      r.status = Result::Status::Refused;
+      r.error = kErrTooManyWaiters;
+      done(r);
+      return;
+    }
     ++stats_.coalesced;
     other->waiters.push_back(std::move(done));
     return;
@@ -663,6 +693,12 @@ void Forwarder::finish(uint64_t flight_id, Result::Status status, dns::ByteView 
   r.packet = pkt;
   r.parsed = parsed;
   r.upstream = upstream;
+  switch (status) {
+    case Result::Status::Ok: break;
+    case Result::Status::ServFail: r.error = shut_down_ ? kErrShutdown : kErrUpstreamsFailed; break;
+    case Result::Status::FormErr: r.error = kErrOtherQuestion; break;
+    case Result::Status::Refused: r.error = kErrLimitExceeded; break;
+  }
   for (auto& done : waiters) {
     --inflight_;
     shared_->releaseConcurrent();
@@ -676,7 +712,7 @@ void Forwarder::shutdown() {
   shut_down_ = true;
   std::vector<uint64_t> ids;
   for (const auto& f : flight_slots_) {
-    if (f->id != 0) ids.push_back(f->id);
+    if (f && f->id != 0) ids.push_back(f->id);
   }
   for (uint64_t id : ids) {
     Flight* f = find(id);

@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -31,6 +32,14 @@
 #include "upstream/u64_map.h"
 
 namespace nld::upstream {
+
+/// Client queries that may wait on one upstream query (coalescing). One more is refused: a
+/// single hot or attacked name cannot take the whole concurrency bound, and nothing queues
+/// without bound behind one exchange.
+inline constexpr size_t kMaxWaitersPerFlight = 1024;
+/// Free flight records kept for reuse per Forwarder; records freed beyond this are deleted, so
+/// the pool shrinks back after a burst (a record is ~1 KiB).
+inline constexpr size_t kFlightPoolMax = 256;
 
 /// Outcome of one forwarded query.
 struct Result {
@@ -44,7 +53,17 @@ struct Result {
   /// Index into Settings::to: the upstream that answered (Ok, FormErr) or was tried last
   /// (ServFail); -1 if none was tried.
   int upstream = -1;
+  /// Why it is not Ok, for the errors plugin's line (static text; empty for Ok).
+  std::string_view error;
 };
+
+/// Result::error texts.
+inline constexpr std::string_view kErrLimitExceeded = "concurrent queries exceeded maximum";
+inline constexpr std::string_view kErrTooManyWaiters =
+    "too many queries waiting for the same upstream answer";
+inline constexpr std::string_view kErrUpstreamsFailed = "all upstreams failed or timed out";
+inline constexpr std::string_view kErrShutdown = "forwarder shut down";
+inline constexpr std::string_view kErrOtherQuestion = "upstream answered another question";
 using Callback = std::function<void(const Result&)>;
 
 /// Counters of one Forwarder (loop thread only; for tests and debugging).
@@ -54,6 +73,7 @@ struct ForwarderStats {
   uint64_t udp_sockets_opened = 0;  // upstream UDP sockets created (each a new source port)
   uint64_t tcp_attempts = 0;
   uint64_t coalesced = 0;      // client queries that joined an in-flight upstream query
+  uint64_t coalesce_rejects = 0;  // refused: the flight they would join had kMaxWaitersPerFlight
   uint64_t stray_replies = 0;  // UDP datagrams ignored (wrong ID/question/unparseable)
 };
 
@@ -67,9 +87,10 @@ class Forwarder final : public TcpSink, public net::RoundEndHook {
   Forwarder& operator=(const Forwarder&) = delete;
 
   /// Forwards the client's query. `done` runs exactly once, on the loop thread, possibly
-  /// synchronously (e.g. Refused by max_concurrent). Identical in-flight queries on this worker
-  /// (key: lower-cased QNAME, QTYPE, QCLASS, DO, CD) are sent upstream once and all waiters get
-  /// the same reply (coalescing). `query_pkt` and `q` need to stay valid only during the call.
+  /// synchronously (e.g. Refused by max_concurrent or the default concurrency bound). Identical
+  /// in-flight queries on this worker (key: lower-cased QNAME, QTYPE, QCLASS, DO, CD) are sent
+  /// upstream once and all waiters get the same reply (coalescing), up to kMaxWaitersPerFlight
+  /// waiters (more are Refused). `query_pkt` and `q` need to stay valid only during the call.
   /// Neither running `done` nor destroying it may destroy this Forwarder (the forwarder still
   /// uses its members after the callbacks; defer such destruction with EventLoop::post).
   void resolve(dns::ByteView query_pkt, const dns::Query& q, bool client_tcp, Callback done);
@@ -79,6 +100,8 @@ class Forwarder final : public TcpSink, public net::RoundEndHook {
   /// Client queries waiting for a result on this worker.
   size_t inflight() const { return inflight_; }
   const ForwarderStats& stats() const { return stats_; }
+  /// Flight records allocated right now, in use or pooled (loop thread; for tests).
+  size_t flightRecords() const { return flight_records_; }
   /// Upstream UDP sockets open right now (loop thread; for tests).
   size_t udpSocketsOpen() const { return udp_sockets_.size(); }
   const SharedForwardState& shared() const { return *shared_; }
@@ -142,7 +165,9 @@ class Forwarder final : public TcpSink, public net::RoundEndHook {
   ForwardObserver* obs_;
   TcpPool tcp_;
   std::vector<std::unique_ptr<Flight>> flight_slots_;  // index = low 32 bits of a flight id
-  std::vector<uint32_t> free_flights_;
+  std::vector<uint32_t> free_flights_;  // free slots; their record may have been deleted
+  size_t flight_records_ = 0;           // non-null entries of flight_slots_
+  size_t pooled_flights_ = 0;           // free slots whose record is kept
   uint64_t flight_generation_ = 0;
   std::vector<PendingSend> sends_;    // UDP queries to send at the end of this round
   std::vector<PendingSend> sending_;  // the batch being sent (capacity kept)

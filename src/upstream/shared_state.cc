@@ -119,6 +119,9 @@ std::string_view policyName(Settings::Policy p) { return kPolicyNames[static_cas
 
 SharedForwardState::SharedForwardState(Settings s, ForwardObserver* health_observer)
     : settings_(std::move(s)), observer_(health_observer) {
+  if (settings_.max_concurrent != 0) {
+    limit_ = std::make_unique<ConcurrencyLimit>(settings_.max_concurrent);
+  }
   if (settings_.to.empty()) throw std::invalid_argument("forward: no upstream servers");
   for (const auto& u : settings_.to) addrs_.push_back(parseAddr(u));
   if (settings_.health_check_name.len == 0) {
@@ -171,21 +174,6 @@ void SharedForwardState::recordFailure(size_t i) {
     wakeup_ = true;
   }
   cv_.notify_one();
-}
-
-bool SharedForwardState::tryAcquireConcurrent() {
-  if (settings_.max_concurrent == 0) return true;
-  int64_t prev = concurrent_.fetch_add(1, std::memory_order_relaxed);
-  if (prev >= static_cast<int64_t>(settings_.max_concurrent)) {
-    concurrent_.fetch_sub(1, std::memory_order_relaxed);
-    return false;
-  }
-  return true;
-}
-
-void SharedForwardState::releaseConcurrent() {
-  if (settings_.max_concurrent == 0) return;
-  concurrent_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void SharedForwardState::healthLoop() {

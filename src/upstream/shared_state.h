@@ -32,6 +32,31 @@ class ForwardObserver {
   virtual void onAllUpstreamsDown() = 0;
   /// A query was refused by max_concurrent (coredns_forward_max_concurrent_rejects_total).
   virtual void onMaxConcurrentReject() = 0;
+  /// A query was refused because the in-flight upstream query it would have joined already has
+  /// kMaxWaitersPerFlight waiters (nodelocaldns_forward_coalesce_rejects_total).
+  virtual void onCoalesceReject() = 0;
+};
+
+/// A count of in-flight client queries with a hard limit (`max_concurrent`), shared by the
+/// Forwarders of every worker. Lock-free; any thread.
+class ConcurrencyLimit {
+ public:
+  explicit ConcurrencyLimit(int64_t max) : max_(max) {}
+  /// False (and nothing acquired) when the limit is reached.
+  bool tryAcquire() {
+    if (count_.fetch_add(1, std::memory_order_relaxed) >= max_) {
+      count_.fetch_sub(1, std::memory_order_relaxed);
+      return false;
+    }
+    return true;
+  }
+  void release() { count_.fetch_sub(1, std::memory_order_relaxed); }
+  int64_t current() const { return count_.load(std::memory_order_relaxed); }
+  int64_t max() const { return max_; }
+
+ private:
+  const int64_t max_;
+  std::atomic<int64_t> count_{0};
 };
 
 /// A resolved upstream address.
@@ -73,9 +98,12 @@ class SharedForwardState {
   uint64_t nextRoundRobin() { return rr_.fetch_add(1, std::memory_order_relaxed); }
 
   /// max_concurrent accounting: false (and nothing acquired) when the limit would be exceeded.
-  bool tryAcquireConcurrent();
-  void releaseConcurrent();
-  int64_t concurrent() const { return concurrent_.load(std::memory_order_relaxed); }
+  bool tryAcquireConcurrent() { return !limit_ || limit_->tryAcquire(); }
+  void releaseConcurrent() {
+    if (limit_) limit_->release();
+  }
+  /// In-flight client queries counted by max_concurrent; 0 when unbounded.
+  int64_t concurrent() const { return limit_ ? limit_->current() : 0; }
 
  private:
   struct Health {
@@ -92,7 +120,7 @@ class SharedForwardState {
   std::unique_ptr<Health[]> health_;
   uint32_t max_attempts_ = 0;
   std::atomic<uint64_t> rr_{0};
-  std::atomic<int64_t> concurrent_{0};
+  std::unique_ptr<ConcurrencyLimit> limit_;  // null: max_concurrent 0, unbounded
   std::atomic<uint64_t> probes_sent_{0};
 
   std::mutex mu_;

@@ -3,46 +3,16 @@
 #include "common/log.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdio>
 #include <string>
 #include <thread>
 #include <vector>
 
-namespace nld::log {
-namespace {
+#include "common/capture_stdout.h"
 
-// Redirects fd 1 to a temporary file for the lifetime of the object; text() returns what was written.
-class CaptureStdout {
- public:
-  CaptureStdout() {
-    std::fflush(stdout);
-    file_ = std::tmpfile();
-    saved_ = ::dup(1);
-    ::dup2(::fileno(file_), 1);
-  }
-  ~CaptureStdout() { restore(); if (file_) std::fclose(file_); }
-  std::string text() {
-    restore();
-    std::string out;
-    std::rewind(file_);
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof(buf), file_)) > 0) out.append(buf, n);
-    return out;
-  }
- private:
-  void restore() {
-    if (saved_ < 0) return;
-    std::fflush(stdout);
-    ::dup2(saved_, 1);
-    ::close(saved_);
-    saved_ = -1;
-  }
-  std::FILE* file_ = nullptr;
-  int saved_ = -1;
-};
+namespace nld::log {
+using nld::testing::CaptureStdout;
+namespace {
 
 TEST(Log, CorednsLineLayout) {
   init(false);

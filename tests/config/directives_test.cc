@@ -24,6 +24,9 @@ TEST(Errors, GoodForms) {
   EXPECT_EQ(b.errors_config.consolidate[0].pattern, ".* i/o timeout$");
   EXPECT_EQ(b.errors_config.consolidate[0].level, "warning");
   EXPECT_EQ(b.errors_config.consolidate[1].level, "error");
+  // As Go's Duration.String() prints it in the consolidated line.
+  EXPECT_EQ(b.errors_config.consolidate[0].period_text, "5m0s");
+  EXPECT_EQ(b.errors_config.consolidate[1].period_text, "30s");
 }
 
 TEST(Errors, BadForms) {
@@ -34,6 +37,12 @@ TEST(Errors, BadForms) {
                       "unknown log level argument in consolidate: loud");
   EXPECT_CONFIG_ERROR(". {\n errors {\n  stacktrace 1\n }\n}\n", 3, "Wrong argument count");
   EXPECT_CONFIG_ERROR(". {\n errors {\n  verbose\n }\n}\n", 3, "unknown property 'verbose'");
+  // Go RE2 syntax, checked at parse time with the line of the pattern.
+  EXPECT_CONFIG_ERROR(". {\n errors {\n  consolidate 5s \"(unclosed\"\n }\n}\n", 3,
+                      "plugin/errors: consolidate: invalid regexp '(unclosed': missing ): "
+                      "(unclosed");
+  EXPECT_CONFIG_ERROR(". {\n errors {\n  consolidate 5s a(?=b)\n }\n}\n", 3,
+                      "invalid regexp 'a(?=b)'");  // lookahead: not RE2
 }
 
 TEST(Log, Forms) {

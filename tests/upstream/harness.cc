@@ -64,6 +64,12 @@ size_t Harness::inflight() {
   return n;
 }
 
+size_t Harness::flightRecords() {
+  size_t n = 0;
+  onLoop([&] { n = fwd->flightRecords(); });
+  return n;
+}
+
 std::vector<Outcome> Harness::resolveAll(const std::vector<ClientQuery>& qs,
                                          std::chrono::milliseconds timeout) {
   struct State {
@@ -95,6 +101,7 @@ std::vector<Outcome> Harness::resolveAll(const std::vector<ClientQuery>& qs,
         o.status = r.status;
         o.upstream = r.upstream;
         o.synchronous = *in_resolve;
+        o.error = std::string(r.error);
         o.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
         if (r.status == Result::Status::Ok) {
           dns::Header h = dns::Header::read(r.packet);

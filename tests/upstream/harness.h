@@ -27,9 +27,10 @@ class CountingObserver final : public ForwardObserver {
   }
   void onAllUpstreamsDown() override { ++all_down; }
   void onMaxConcurrentReject() override { ++max_concurrent_rejects; }
+  void onCoalesceReject() override { ++coalesce_rejects; }
 
   std::atomic<int> exchanges{0}, healthcheck_failures{0}, tcp_hits{0}, tcp_misses{0}, udp_misses{0},
-      udp_hits{0}, all_down{0}, max_concurrent_rejects{0};
+      udp_hits{0}, all_down{0}, max_concurrent_rejects{0}, coalesce_rejects{0};
 };
 
 struct Outcome {
@@ -41,6 +42,7 @@ struct Outcome {
   bool tc = false;
   std::chrono::milliseconds elapsed{0};
   bool synchronous = false;  // the callback ran inside resolve()
+  std::string error;         // Result::error
 };
 
 struct ClientQuery {
@@ -68,6 +70,7 @@ class Harness {
   void onLoop(const std::function<void()>& fn);
   ForwarderStats stats();
   size_t inflight();
+  size_t flightRecords();
 
   CountingObserver obs;
   std::shared_ptr<SharedForwardState> shared;

@@ -213,11 +213,74 @@ TEST(ForwarderLimits, MaxConcurrentRefusesImmediately) {
   EXPECT_EQ(out[1].status, Status::Ok);
   EXPECT_EQ(out[2].status, Status::Refused);
   EXPECT_TRUE(out[2].synchronous);
+  EXPECT_EQ(out[2].error, kErrLimitExceeded);
   EXPECT_EQ(h.obs.max_concurrent_rejects.load(), 1);
   EXPECT_EQ(h.shared->concurrent(), 0);
   EXPECT_EQ(r.count(), 2u);
   // Slots are released: the next ones go through.
   for (const auto& o : h.resolveAll(distinctNames(2, "mc2"))) EXPECT_EQ(o.status, Status::Ok);
+}
+
+TEST(ForwarderLimits, CoalescedWaitersPerFlightAreCapped) {
+  Responder r;
+  r.setDelay(milliseconds(300));
+  Settings s = settingsFor({r.port()});
+  s.max_concurrent = 5000;  // the refused ones must give their slot back
+  Harness h(s);
+  // One flight, kMaxWaitersPerFlight waiters; the next two identical queries are refused at once.
+  std::vector<ClientQuery> qs(kMaxWaitersPerFlight + 2);
+  auto out = h.resolveAll(qs);
+  size_t ok = 0;
+  for (size_t i = 0; i < kMaxWaitersPerFlight; ++i) ok += out[i].status == Status::Ok;
+  EXPECT_EQ(ok, kMaxWaitersPerFlight);
+  for (size_t i = kMaxWaitersPerFlight; i < qs.size(); ++i) {
+    EXPECT_EQ(out[i].status, Status::Refused) << i;
+    EXPECT_TRUE(out[i].synchronous) << i;
+    EXPECT_EQ(out[i].error, kErrTooManyWaiters) << i;
+  }
+  EXPECT_EQ(r.count(), 1u);
+  EXPECT_EQ(h.obs.coalesce_rejects.load(), 2);
+  EXPECT_EQ(h.obs.max_concurrent_rejects.load(), 0);
+  EXPECT_EQ(h.stats().coalesce_rejects, 2u);
+  EXPECT_EQ(h.shared->concurrent(), 0);
+  EXPECT_EQ(h.inflight(), 0u);
+  // The cap is per flight: the next burst coalesces again.
+  EXPECT_EQ(h.resolveAll(std::vector<ClientQuery>(3))[2].status, Status::Ok);
+}
+
+TEST(ForwarderLimits, FailureCarriesItsErrorText) {
+  Responder r;
+  r.setMode(Mode::Drop);
+  Settings s = settingsFor({r.port()});
+  s.attempt_timeout = milliseconds(50);
+  s.overall_timeout = milliseconds(200);
+  Harness h(s);
+  auto o = h.resolveOne(ClientQuery{});
+  EXPECT_EQ(o.status, Status::ServFail);
+  EXPECT_EQ(o.error, kErrUpstreamsFailed);
+}
+
+TEST(ForwarderPool, FlightRecordsShrinkBackAfterABurst) {
+  Responder r;
+  r.setMode(Mode::Drop);  // a blackhole: the whole burst waits for its timeouts
+  Settings s = settingsFor({r.port()});
+  s.max_fails = 0;
+  s.attempt_timeout = milliseconds(100);
+  s.overall_timeout = milliseconds(300);
+  Harness h(s);
+  const size_t burst = kFlightPoolMax + 300;
+  for (const auto& o : h.resolveAll(distinctNames(burst, "burst"))) {
+    EXPECT_EQ(o.status, Status::ServFail);
+  }
+  // The records of the burst beyond the pool's cap went back to the allocator.
+  EXPECT_EQ(h.flightRecords(), kFlightPoolMax);
+  EXPECT_EQ(h.inflight(), 0u);
+  // Freed slots (reused first) and pooled ones work again.
+  r.setMode(Mode::Answer);
+  for (const auto& o : h.resolveAll(distinctNames(200, "again"))) {
+    EXPECT_EQ(o.status, Status::Ok);
+  }
+  EXPECT_EQ(h.flightRecords(), kFlightPoolMax);
 }
 
 TEST(ForwarderShared, WorkersShareRoundRobinAndConcurrency) {

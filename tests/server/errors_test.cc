@@ -1,0 +1,166 @@
+// The errors plugin: consolidate (CoreDNS semantics: first matching pattern, one line per
+// period, counted across reports) and the rate limit on the lines that are not consolidated.
+#include "server/errors.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "common/capture_stdout.h"
+#include "common/log.h"
+
+namespace nld::server {
+namespace {
+
+using nld::testing::CaptureStdout;
+using std::chrono::milliseconds;
+
+config::ErrorsConsolidate consolidate(std::string pattern, milliseconds period, std::string text,
+                                      std::string level = "error") {
+  config::ErrorsConsolidate c;
+  c.pattern = std::move(pattern);
+  c.period = period;
+  c.period_text = std::move(text);
+  c.level = std::move(level);
+  return c;
+}
+
+dns::Name name(const char* s) { return *dns::Name::fromString(s); }
+
+/// An event loop on its own thread; run() executes a function on it and waits.
+class LoopThread {
+ public:
+  LoopThread() : thread_([this] { loop.run(); }) {}
+  ~LoopThread() {
+    loop.stop();
+    thread_.join();
+  }
+  void run(const std::function<void()>& fn) {
+    std::promise<void> done;
+    loop.post([&] {
+      fn();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+  net::EventLoop loop;
+
+ private:
+  std::thread thread_;
+};
+
+/// Waits (bounded, 5 s) until `cap` has captured `what`; returns everything captured.
+std::string waitFor(CaptureStdout& cap, const std::string& what) {
+  for (int i = 0; i < 500; ++i) {
+    if (cap.peek().find(what) != std::string::npos) break;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return cap.text();
+}
+
+TEST(ErrorsPlugin, FirstMatchingPatternWinsUnanchored) {
+  config::ErrorsConfig cfg;
+  cfg.consolidate.push_back(consolidate("i/o timeout$", milliseconds(1000), "1s"));
+  cfg.consolidate.push_back(consolidate("^read udp", milliseconds(1000), "1s"));
+  cfg.consolidate.push_back(consolidate("(?i)UPSTREAMS", milliseconds(1000), "1s", "warning"));
+  ErrorsPlugin p(cfg);
+  ASSERT_EQ(p.patterns(), 3u);
+  auto* a = p.match("read udp 10.0.0.1:53: i/o timeout");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->text, "i/o timeout$");
+  auto* b = p.match("read udp 10.0.0.1:53: connection refused");
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->text, "^read udp");
+  auto* c = p.match("all upstreams failed or timed out");  // RE2 flags, as in Go
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->level, log::Level::kWarning);
+  EXPECT_EQ(p.match("i/o timeout and more"), nullptr);
+}
+
+TEST(ErrorsPlugin, BadPatternOrLevelThrows) {
+  config::ErrorsConfig cfg;
+  cfg.consolidate.push_back(consolidate("(unclosed", milliseconds(1000), "1s"));
+  EXPECT_THROW(ErrorsPlugin{cfg}, std::runtime_error);
+  cfg.consolidate[0] = consolidate("ok", milliseconds(1000), "1s", "loud");
+  EXPECT_THROW(ErrorsPlugin{cfg}, std::runtime_error);
+}
+
+TEST(ErrorLog, ConsolidatesMatchingErrorsIntoOneLinePerPeriod) {
+  log::init(false);
+  config::ErrorsConfig cfg;
+  cfg.consolidate.push_back(consolidate("failed or timed out$", milliseconds(50), "50ms",
+                                        "warning"));
+  auto plugin = std::make_shared<ErrorsPlugin>(cfg);
+  LoopThread lt;
+  std::unique_ptr<ErrorLog> el;
+  std::string text;
+  {
+    CaptureStdout cap;
+    lt.run([&] {
+      el = std::make_unique<ErrorLog>(lt.loop, nullptr);
+      for (int i = 0; i < 3; ++i) {
+        el->report(plugin, 2, name("a.example.org"), 1, "all upstreams failed or timed out");
+      }
+      el->report(plugin, 5, name("b.example.org"), 28, "concurrent queries exceeded maximum");
+    });
+    // The one that matches no pattern is printed at once, in CoreDNS's layout.
+    EXPECT_EQ(cap.peek(),
+              "[ERROR] plugin/errors: 5 b.example.org. AAAA: concurrent queries exceeded "
+              "maximum\n");
+    text = waitFor(cap, "errors like");
+  }
+  EXPECT_NE(text.find("[WARNING] plugin/errors: 3 errors like 'failed or timed out$' occurred "
+                      "in last 50ms\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("a.example.org"), std::string::npos) << text;
+  // The count starts again: the next period has its own line.
+  {
+    CaptureStdout cap;
+    lt.run([&] { el->report(plugin, 2, name("c.example.org"), 1, "x failed or timed out"); });
+    text = waitFor(cap, "errors like");
+  }
+  EXPECT_NE(text.find("[WARNING] plugin/errors: 1 errors like"), std::string::npos) << text;
+  lt.run([&] { el.reset(); });
+}
+
+TEST(ErrorLog, RateLimitsLinesAndSumsUpTheSuppressedOnes) {
+  log::init(false);
+  LoopThread lt;
+  std::unique_ptr<ErrorLog> el;
+  ErrorLog::Limits limits;
+  limits.per_second = 1e-6;  // no refill within the test
+  limits.burst = 5;
+  limits.summary = milliseconds(50);
+  std::string text;
+  {
+    CaptureStdout cap;
+    lt.run([&] {
+      el = std::make_unique<ErrorLog>(lt.loop, nullptr, limits);
+      for (int i = 0; i < 20; ++i) {
+        el->report(nullptr, 2, name("flood.example.org"), 1, "all upstreams failed or timed out");
+      }
+    });
+    const std::string first = cap.peek();
+    size_t lines = 0;
+    for (char c : first) lines += c == '\n';
+    EXPECT_EQ(lines, 5u) << first;
+    text = waitFor(cap, "suppressed");
+  }
+  EXPECT_NE(text.find("[WARNING] plugin/errors: 15 error lines suppressed"), std::string::npos)
+      << text;
+  uint64_t printed = 0, suppressed = 0;
+  lt.run([&] {
+    printed = el->printed();
+    suppressed = el->suppressed();
+    el.reset();
+  });
+  EXPECT_EQ(printed, 5u);
+  EXPECT_EQ(suppressed, 15u);
+}
+
+}  // namespace
+}  // namespace nld::server
