@@ -10,7 +10,7 @@
 # fuzz/<dir>/<NAME>.options file in the OSS-Fuzz format:
 #   [libfuzzer]
 #   max_len = 4096
-# (each `key = value` becomes -key=value; without the file, -max_len=4096).
+# (each `key = value` becomes -key=value, after the defaults -max_len=4096 -timeout=NLD_FUZZ_TIMEOUT).
 #
 # Usage: scripts/fuzz.sh [target-name-regex]
 # Environment:
@@ -61,10 +61,10 @@ run_one() {  # <dir> <name>: fuzzes one target, output to its log; exit status i
   local work="$build/run/$name" art="$build/artifacts/$name/"
   rm -rf "$work" "$art"
   mkdir -p "$work/corpus" "$art"
-  local -a flags=(-max_len=4096)
+  # Defaults first: a flag given again in the .options file wins (libFuzzer keeps the last one).
+  local -a flags=(-max_len=4096 -timeout="$input_timeout")
   local opts="$dir/$name.options"
   if [[ -f $opts ]]; then
-    flags=()
     local key value
     while IFS='=' read -r key value; do
       key=${key//[[:space:]]/}
@@ -75,8 +75,8 @@ run_one() {  # <dir> <name>: fuzzes one target, output to its log; exit status i
   fi
   # New inputs go to the first (scratch) corpus dir; the seed corpus in the source tree is only
   # read. -max_total_time counts from the start, so the seed replay is included in it.
-  "$build/$dir/$name" "${flags[@]}" -max_total_time="$seconds" -timeout="$input_timeout" \
-    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$art" \
+  "$build/$dir/$name" -rss_limit_mb=2048 "${flags[@]}" -max_total_time="$seconds" \
+    -print_final_stats=1 -artifact_prefix="$art" \
     "$work/corpus" "$dir/corpus" >"$work/log" 2>&1
 }
 
