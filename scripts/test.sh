@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs every test: the unit tests under ASan+UBSan, then the whole suite
-# (unit, fuzz-corpus replay, integration with real DNS servers, OVSDB, network namespaces) on the
-# regular build. Output ends with ctest's summary of the full suite.
+# Sets up, builds and runs every test: the unit tests under ASan+UBSan, node-cache under ASan
+# against real DNS servers, the unit tests and reload-under-load under ThreadSanitizer, every
+# libFuzzer target for a bounded time (scripts/fuzz.sh, NLD_FUZZ_SECONDS each), then the whole
+# suite (unit, fuzz-corpus replay, integration with real DNS servers, OVSDB, network namespaces)
+# on the regular build. Output ends with ctest's summary of the full suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -21,6 +23,21 @@ cmake --build build/asan-sys -j "$jobs" --target node-cache
 ASAN_OPTIONS=abort_on_error=1:detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build/asan-sys -R '^(integ_(positive|negative|truncation|transport|upstream_down|malformed|coalescing|policy|refused)|reload_under_load)$' \
   --output-on-failure
+
+echo "== ThreadSanitizer build: unit tests (event loops, workers and hand-offs, metrics, HTTP, config sync), node-cache through reloads under load"
+# One build dir for both (NLD_UNIT_ONLY off only registers the system tests). tsan.supp lists
+# third-party false positives only; halt_on_error turns the first report into a failure.
+tsan_options="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp"
+cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNLD_TSAN=ON -DNLD_UNIT_ONLY=OFF \
+  -DNLD_WERROR=ON >/dev/null
+cmake --build build/tsan -j "$jobs"
+TSAN_OPTIONS=$tsan_options ctest --test-dir build/tsan -L unit -j "$jobs" --output-on-failure
+# abort_on_error: a race report kills node-cache, which the test sees as a failure.
+TSAN_OPTIONS=$tsan_options:abort_on_error=1 \
+  ctest --test-dir build/tsan -R '^reload_under_load$' --output-on-failure
+
+echo "== fuzzing: every libFuzzer target, ${NLD_FUZZ_SECONDS:-60} s each"
+bash scripts/fuzz.sh
 
 echo "== regular build: every test"
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNLD_WERROR=ON >/dev/null

@@ -21,7 +21,9 @@ int msUntil(Clock::time_point deadline) {
 std::string describeError(const Json& e) {
   if (e.is_string()) return e.get<std::string>();
   if (e.is_object()) {
-    std::string s = e.value("error", std::string("error"));
+    // Server input: a member of the wrong type is shown as JSON, never thrown on.
+    auto err = e.find("error");
+    std::string s = err == e.end() ? "error" : err->is_string() ? err->get<std::string>() : err->dump();
     if (auto d = e.find("details"); d != e.end() && d->is_string()) s += ": " + d->get<std::string>();
     return s;
   }
@@ -66,6 +68,7 @@ void Client::disconnect(const std::string& why) {
   }
   framer_.reset();
   replies_.clear();
+  queued_.clear();
   probeSent_.reset();
 }
 
@@ -98,7 +101,9 @@ bool Client::connect(std::string* error) {
 }
 
 bool Client::tryRemote(const Remote& remote, std::string* error) {
-  stream_ = Stream::open(remote, options_.ssl, static_cast<int>(options_.connectTimeout.count()), error);
+  const int timeoutMs = static_cast<int>(options_.connectTimeout.count());
+  stream_ = options_.openStream ? options_.openStream(remote, options_.ssl, timeoutMs, error)
+                                : Stream::open(remote, options_.ssl, timeoutMs, error);
   if (!stream_) return false;
   lastRx_ = Clock::now();
   const auto deadline = Clock::now() + options_.connectTimeout;
@@ -118,9 +123,18 @@ bool Client::tryRemote(const Remote& remote, std::string* error) {
     if (result.is_array() && !result.empty() && result[0].is_object() && result[0].contains("rows") &&
         result[0]["rows"].is_array() && !result[0]["rows"].empty()) {
       const Json& row = result[0]["rows"][0];
-      const bool clustered = row.value("model", std::string()) == "clustered";
-      const bool leader = row.contains("leader") && row["leader"].is_boolean() && row["leader"].get<bool>();
-      const bool conn = !row.contains("connected") || !row["connected"].is_boolean() || row["connected"].get<bool>();
+      // Typed lookups only: a row or member of the wrong type reads as absent.
+      auto member = [&row](const char* name) -> const Json* {
+        if (!row.is_object()) return nullptr;
+        auto it = row.find(name);
+        return it == row.end() ? nullptr : &*it;
+      };
+      const Json* model = member("model");
+      const Json* leaderJ = member("leader");
+      const Json* connJ = member("connected");
+      const bool clustered = model && model->is_string() && model->get_ref<const std::string&>() == "clustered";
+      const bool leader = leaderJ && leaderJ->is_boolean() && leaderJ->get<bool>();
+      const bool conn = !connJ || !connJ->is_boolean() || connJ->get<bool>();
       if (clustered && (!leader || !conn)) {
         if (error) *error = "not leader of clustered database " + options_.database;
         return false;
@@ -169,6 +183,11 @@ bool Client::tryRemote(const Remote& remote, std::string* error) {
     if (error) *error = "bad monitor reply: " + why;
     return false;
   }
+  // Notifications that came in the same read as the reply apply on top of it, now.
+  if (!dispatchQueued()) {
+    if (error) *error = lastError_;
+    return false;
+  }
   return true;
 }
 
@@ -196,14 +215,33 @@ std::optional<Json> Client::waitReply(int64_t id, Clock::time_point deadline) {
       return r;
     }
     if (Clock::now() >= deadline) return std::nullopt;
+    awaited_ = id;
     readOnce(std::min(msUntil(deadline), 200));
+    awaited_.reset();
     checkProbe();
   }
   return std::nullopt;
 }
 
+bool Client::dispatchQueued() {
+  while (!queued_.empty() && stream_) {
+    Json j = Json::parse(queued_.front(), nullptr, false);
+    queued_.pop_front();
+    if (j.is_discarded() || !j.is_object()) {
+      disconnect("invalid JSON from server");
+      return false;
+    }
+    const bool awaitedReply = awaited_ && !j.contains("method") && j.contains("id") &&
+                              j["id"].is_number_integer() && j["id"].get<int64_t>() == *awaited_;
+    dispatch(std::move(j));
+    if (awaitedReply) break;
+  }
+  return stream_ != nullptr;
+}
+
 bool Client::readOnce(int timeoutMs) {
   if (!stream_) return false;
+  if (!queued_.empty()) return dispatchQueued();
   if (!stream_->hasBufferedData()) {
     pollfd p{stream_->fd(), POLLIN, 0};
     int r = ::poll(&p, 1, timeoutMs);
@@ -233,16 +271,8 @@ bool Client::readOnce(int timeoutMs) {
     }
     if (static_cast<std::size_t>(n) < sizeof buf && !stream_->hasBufferedData()) break;
   }
-  for (auto& m : messages) {
-    Json j = Json::parse(m, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) {
-      disconnect("invalid JSON from server");
-      return false;
-    }
-    dispatch(std::move(j));
-    if (!stream_) return false;
-  }
-  return true;
+  for (auto& m : messages) queued_.push_back(std::move(m));
+  return dispatchQueued();
 }
 
 void Client::dispatch(Json message) {
@@ -285,7 +315,7 @@ void Client::checkProbe() {
 
 bool Client::poll(std::chrono::milliseconds timeout) {
   if (!stream_) return false;
-  readOnce(static_cast<int>(timeout.count()));
+  readOnce(static_cast<int>(timeout.count()));  // queued messages first, without waiting
   checkProbe();
   return stream_ != nullptr;
 }

@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -40,6 +42,11 @@ struct ClientOptions {
   std::chrono::milliseconds connectTimeout{5000};
   /// Skip clustered servers that are not the leader (kube-ovn connects to the leader too).
   bool leaderOnly = true;
+  /// Opens the byte stream to a remote; empty means Stream::open. The fuzz target and unit tests
+  /// of the protocol handling substitute an in-memory server here (no sockets, no timing).
+  std::function<std::unique_ptr<Stream>(const Remote&, const SslOptions&, int timeoutMs,
+                                        std::string* error)>
+      openStream;
 };
 
 /// Outcome of a transaction.
@@ -124,8 +131,11 @@ class Client {
   int64_t sendRequest(const std::string& method, Json params);
   /// Reads until the reply to `id` arrives or the deadline passes.
   std::optional<Json> waitReply(int64_t id, std::chrono::steady_clock::time_point deadline);
-  /// Reads once (waiting up to timeoutMs) and dispatches complete messages.
+  /// Dispatches queued messages, or reads once (waiting up to timeoutMs) and dispatches the
+  /// complete messages read. Stops right after the reply awaited_ (the rest stays queued), so the
+  /// waiter acts on its reply before any later message is applied.
   bool readOnce(int timeoutMs);
+  bool dispatchQueued();
   void dispatch(Json message);
   void checkProbe();
 
@@ -137,6 +147,11 @@ class Client {
   std::size_t remoteIndex_ = 0;
   int64_t nextId_ = 1;
   std::map<int64_t, Json> replies_;
+  /// Framed messages not dispatched yet: those behind the reply a waitReply() returned. The
+  /// monitor reply must replace the replica before the update2 notifications that follow it in
+  /// the same read are applied, or they would be applied first and wiped by the reset.
+  std::deque<std::string> queued_;
+  std::optional<int64_t> awaited_;
   bool monitorCond_ = true;
   uint64_t connectCount_ = 0;
   std::string lastError_;
