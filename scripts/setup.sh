@@ -14,7 +14,7 @@ PACKAGES=(
   knot knot-dnsutils bind9-dnsutils python3 python3-dnspython python3-prometheus-client dnsperf
   dnsmasq-base unbound dnsdist knot-resolver
   # host networking
-  iproute2 iptables procps psmisc curl ethtool tcpdump
+  iproute2 iptables procps psmisc curl ethtool tcpdump xz-utils
   # OVN / OVS for the controller and end-to-end tests
   openvswitch-switch openvswitch-common ovn-central ovn-host ovn-common
   # manifests and plots
