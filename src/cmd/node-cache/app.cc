@@ -322,13 +322,7 @@ std::optional<int> App::drainAfterHandover() {
   torn_down_ = true;  // the successor owns the interface and the rules
   pidfile_written_ = false;
   handover_->stop();
-  server_->stop();
-  if (http_) http_->stop();
-  if (node_metrics_) node_metrics_->stop();
-  for (auto& t : probes_) {
-    if (t.joinable()) t.join();
-  }
-  probes_.clear();
+  stopServing();
   return 0;
 }
 
@@ -366,6 +360,11 @@ int App::shutdown(int signo) {
     // handover the successor owns the snapshot.)
     if (!(handover_ && handover_->handedOver())) writeSnapshot(true);
   }
+  stopServing();
+  return 0;
+}
+
+void App::stopServing() {
   server_->stop();
   if (http_) http_->stop();
   if (node_metrics_) node_metrics_->stop();
@@ -373,7 +372,6 @@ int App::shutdown(int signo) {
     if (t.joinable()) t.join();
   }
   probes_.clear();
-  return 0;
 }
 
 int App::run() {

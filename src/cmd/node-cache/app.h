@@ -45,6 +45,8 @@ class App {
   void setupError(std::string_view type);
   void teardownNetworking();
   int shutdown(int signo);
+  /// Stops the workers, the HTTP listeners and the loop probes (the end of every exit path).
+  void stopServing();
   /// A successor serves from our sockets: stop reading, finish what was accepted, exit 0
   /// without teardown. Returns nullopt if the successor died meanwhile (we serve again).
   std::optional<int> drainAfterHandover();
