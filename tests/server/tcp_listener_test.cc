@@ -349,6 +349,11 @@ class FdExhaustion {
 };
 
 TEST_F(TcpListenerTest, OutOfDescriptorsEvictsAnIdleConnectionToAccept) {
+#if defined(__SANITIZE_ADDRESS__)
+  // As below: UBSan's vptr check probes memory through a pipe(), which fails with every
+  // descriptor taken, and then reports a false "invalid vptr". The regular build runs it.
+  GTEST_SKIP() << "needs free descriptors under the sanitizers";
+#endif
   start({});
   const int idle = client();
   ASSERT_TRUE(eventually([this] { return listener_->connections() == 1; }));
