@@ -128,6 +128,10 @@ class Timeline:
         back = [t for t, i in self.answered if t > self.t_ready and i in self.by["node1"]]
         return (back[0] - self.t_ready) if back else None
 
+    def first_on_node2_after_kill(self):
+        moved = [t for t, i in self.answered if t > self.t_kill and i in self.by["node2"]]
+        return (moved[0] - self.t_kill) if moved else None
+
     def figures(self):
         p = f"[e2e] FIGURE {self.label}"
         log(f"{p} queries {len(self.queries)} answered {len(self.answered)} unanswered {self.lost}")
@@ -136,6 +140,8 @@ class Timeline:
         log(f"{p} kill_s {self.rel(self.t_kill):.2f} restart_s {self.rel(self.t_restart):.2f} "
             f"ready_s {self.rel(self.t_ready):.2f}")
         log(f"{p} longest_gap_s {self.longest:.3f} (from {self.rel(self.gap_at):.2f} s)")
+        moved = self.first_on_node2_after_kill()
+        log(f"{p} first_answer_from_node2_after_kill_s {'none' if moved is None else f'{moved:.3f}'}")
         back = self.first_on_node1_after_ready()
         log(f"{p} back_on_node1_after_ready_s {'none' if back is None else f'{back:.3f}'}")
         log(f"{p} nb_transactions_during_run {self.nb_writes}")
