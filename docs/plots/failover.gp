@@ -31,7 +31,7 @@ do for [run=1:2] {
   set arrow 2 from r, graph 0 to r, graph 1 nohead lc rgb "#555555" dt 3 lw 1.5
   set label 2 "restarted" at r, 2.75 right offset -0.4,0 tc rgb "#555555"
   set arrow 3 from d, graph 0 to d, graph 1 nohead lc rgb "#008800" dt 2 lw 1.5
-  set label 3 "answers\nin node1" at d, 2.75 offset 0.4,0 tc rgb "#008800"
+  set label 3 "node1's cache\nanswers" at d, 2.75 offset 0.4,0 tc rgb "#008800"
   if (run == 2) { set xlabel "seconds since pod1 started querying (one query every 50 ms)" }
   plot f using ($1+0.05):($3+$4) with boxes lc rgb "#e69f00" title "answered by node2 (via node2's ovn0)", \
        f using ($1+0.05):3 with boxes lc rgb "#0072b2" title "answered by node1", \
