@@ -31,7 +31,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sandbox import E2EError, Sandbox, reap_stale_runs, wait_until  # noqa: E402
-from kube_ovn_e2e import CONTROLLER, DNS_IP, NODES, POD, Capture, Cluster, Results, log  # noqa: E402
+from kube_ovn_e2e import (CONTROLLER, DNS_IP, NODES, OUR_LINK_NAMES, POD, Capture, Cluster, Results,  # noqa: E402
+                          log, root_links)
 
 LIMIT_S = 2.0
 KILL_AT, RESTART_AT, DURATION = 4.0, 12.0, 20.0
@@ -184,6 +185,7 @@ def main():
         return 1
     reap_stale_runs(log)
     t_begin = time.monotonic()
+    links_before = root_links()
     res = Results()
     sb = Sandbox(log)
     cl = None
@@ -282,7 +284,11 @@ def main():
             if cl.controller is not None:
                 cl.stop_controller()
         problems = sb.close(keep_logs_in=args.logs_dir)
-        res.check(not problems, "teardown", "\n".join(problems))
+        # Nothing of ours may appear in (or be left in) the root namespace: the chassis' taps
+        # (br-int, br-phy, ovs-netdev, ovn0) and the underlay live and die in the node namespaces.
+        problems += [f"interface {d} in the root namespace" for d in root_links() - links_before
+                     if d in OUR_LINK_NAMES or d.startswith(("h-", "genev_sys"))]
+        res.check(not problems, "teardown left nothing behind", "\n".join(problems))
     log(f"[e2e] {res.passed} passed, {len(res.failures)} failed in {time.monotonic() - t_begin:.1f}s")
     for f in res.failures:
         log(f"[e2e]   failed: {f}")
