@@ -20,6 +20,9 @@ again once its cache is back, no NB transaction.
 
 Each run's timeline (answers per 100 ms, by node) goes to a TSV (--timeline, --timeline-upstream);
 docs/plots/plot-failover.sh draws them (docs/availability.md).
+
+--fault hang: instead of SIGKILL and a restart, node1's cache is SIGSTOPped (a hung cache: its
+sockets still accept, nothing answers) and SIGCONTed at the same times; the same asserts.
 """
 import argparse
 import json
@@ -92,10 +95,10 @@ def reply_ids(lines, pod_ip):
 
 
 class Timeline:
-    """One run: pod1 queries every 50 ms for DURATION s; node1's cache is SIGKILLed at KILL_AT and
-    started again (`restart`, which returns once it answers in node1) at RESTART_AT."""
+    """One run: pod1 queries every 50 ms for DURATION s; `fault()` stops node1's cache answering
+    at KILL_AT (SIGKILL or SIGSTOP), `recover()` (returns once it answers in node1) at RESTART_AT."""
 
-    def __init__(self, sb, cl, label, restart):
+    def __init__(self, sb, cl, label, fault, recover):
         self.sb, self.label = sb, label
         caps = {n["name"]: Capture(sb, n["role"], f"tcpdump-{label}-{n['name']}") for n in NODES}
         c0 = nb_commits(sb)
@@ -105,11 +108,10 @@ class Timeline:
         self.start = start = json.loads(first[0])["start"]
         time.sleep(max(0.0, start + KILL_AT - time.monotonic()))
         self.t_kill = time.monotonic()
-        proc = cl.caches.pop("node1")
-        sb.stop(proc, "node-cache-node1", sig=signal.SIGKILL)
+        fault()
         time.sleep(max(0.0, start + RESTART_AT - time.monotonic()))
         self.t_restart = time.monotonic()
-        restart()
+        recover()
         self.t_ready = time.monotonic()
         wait_until(lambda: querier.poll() is not None, DURATION + 15, "querier to finish")
         self.nb_writes = nb_commits(sb) - c0
@@ -163,6 +165,29 @@ class Timeline:
                         f"{sum(1 for i in ids if i in self.by['node2'])}\t{sent}\n")
 
 
+def cache_answers(sb, role):
+    r = sb.sh(role, ["dig", "+time=1", "+tries=1", f"@{DNS_IP}", "kubernetes.default.svc.cluster.local"],
+              check=False, timeout=10)
+    return "status: NOERROR" in r.stdout
+
+
+def node1_fault(sb, cl, mode, binary):
+    """(fault, recover) for node1's cache: `kill` = SIGKILL, then start it again (`binary`);
+    `hang` = SIGSTOP, then SIGCONT. `recover` returns once the cache answers in node1."""
+    if mode == "kill":
+        return (lambda: sb.stop(cl.caches.pop("node1"), "node-cache-node1", sig=signal.SIGKILL),
+                lambda: cl.start_cache(NODES[0], binary=binary))
+
+    def resume():
+        os.kill(cl.caches["node1"].pid, signal.SIGCONT)
+        wait_until(lambda: cache_answers(sb, "node1"), 10, "node1's cache to answer after SIGCONT", interval=0.05)
+    return lambda: os.kill(cl.caches["node1"].pid, signal.SIGSTOP), resume
+
+
+FAULT_TEXT = {"kill": "node1's cache SIGKILLed, then started again",
+              "hang": "node1's cache SIGSTOPped (hung), then SIGCONTed"}
+
+
 def node_row_healthy(cl, node):
     rows = cl.policies(node["name"])
     return (len(rows) == 1 and rows[0]["nexthops"] == [node["ip"]]
@@ -177,6 +202,8 @@ def main():
                     help="also measure the upstream behaviour (agents stopped) in the same sandbox")
     ap.add_argument("--chassis", type=int, choices=(1, 2), default=2,
                     help="2 (default): each node its own chassis, Geneve between them; 1: both on one")
+    ap.add_argument("--fault", choices=("kill", "hang"), default="kill",
+                    help="kill: SIGKILL and restart node1's cache (default); hang: SIGSTOP and SIGCONT")
     ap.add_argument("--steady", type=float, default=10.0)
     ap.add_argument("--logs-dir")
     args = ap.parse_args()
@@ -215,7 +242,8 @@ def main():
         sb.sh("pod1", ["dig", "+time=2", "+tries=2", "kubernetes.default.svc.cluster.local"], check=False)
 
         # -- run 1: ours, the agents fail pod1 over to node2 and back -------------------------------
-        ours = Timeline(sb, cl, "ours", lambda: cl.start_cache(NODES[0]))
+        log(f"[e2e] run 1 (ours, agents running): {FAULT_TEXT[args.fault]}")
+        ours = Timeline(sb, cl, "ours", *node1_fault(sb, cl, args.fault, None))
         ours.figures()
         res.check(ours.longest <= LIMIT_S, f"longest gap without an answer {ours.longest:.3f} s <= {LIMIT_S} s "
                   f"(at {ours.rel(ours.gap_at):.2f} s; kill at {ours.rel(ours.t_kill):.2f} s)")
@@ -231,7 +259,8 @@ def main():
         tail = [i for t, i in ours.answered if t > ours.t_ready + LIMIT_S]
         res.check(tail and all(i in ours.by["node1"] for i in tail), "and stays on node1")
         if args.timeline:
-            ours.write_tsv(args.timeline, f"ours: node-cache + agent fail-over, {args.chassis} chassis; "
+            ours.write_tsv(args.timeline, f"ours: node-cache + agent fail-over, {args.chassis} chassis, "
+                           f"{FAULT_TEXT[args.fault]}; "
                            "answers per 100 ms by the node that answered (seen on its ovn0)")
 
         time.sleep(1)
@@ -257,7 +286,7 @@ def main():
                     f"{'is not set' if not REFERENCE else f'{REFERENCE!r} is not executable'}; "
                     "the upstream-behaviour run uses our node-cache without agent")
             log(f"[e2e] upstream-behaviour run: node1's cache is {what}, agents stopped")
-            up = Timeline(sb, cl, "upstream", lambda: cl.start_cache(NODES[0], binary=binary))
+            up = Timeline(sb, cl, "upstream", *node1_fault(sb, cl, args.fault, binary))
             up.figures()
             early = [t for t, _ in up.answered if up.t_kill + 0.1 < t < up.t_restart]
             res.check(not early, f"upstream behaviour: no answer between the kill and the restart "
@@ -269,7 +298,8 @@ def main():
             res.check(up.nb_writes == 0, f"upstream behaviour: no NB transaction ({up.nb_writes})")
             if args.timeline_upstream:
                 up.write_tsv(args.timeline_upstream, f"upstream behaviour: {what}, no fail-over, "
-                             f"{args.chassis} chassis; answers per 100 ms by the node that answered")
+                             f"{args.chassis} chassis, {FAULT_TEXT[args.fault]}; "
+                             "answers per 100 ms by the node that answered")
     except E2EError as e:
         res.failures.append(str(e))
         log(f"[e2e] ERROR {e}")
@@ -279,6 +309,11 @@ def main():
     finally:
         stop_agents()
         if cl is not None:
+            for p in cl.caches.values():  # a cache left SIGSTOPped by a failed hang run
+                try:
+                    os.kill(p.pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
             for n in list(cl.caches):
                 cl.stop_cache(n)
             if cl.controller is not None:

@@ -307,6 +307,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--logs-dir", help="copy the daemons' logs and configs here before the teardown")
     ap.add_argument("--capture-out", help="write the ovn0 capture lines of pod1's nslookup to this file")
+    ap.add_argument("--chassis", type=int, choices=(1, 2), default=1,
+                    help="1 (default): both nodes on one chassis; 2: each node its own, Geneve between them")
     args = ap.parse_args()
     if os.geteuid() != 0:
         log("[e2e] FAIL: must run as root (network namespaces, OVS, iptables)")
@@ -337,7 +339,7 @@ def main():
     created_ns = []
     cl = None
     try:
-        cl = Cluster(sb)
+        cl = Cluster(sb, chassis=args.chassis)
         cl.build()
         created_ns = list(sb.ns.values())
         node1, node2 = NODES
