@@ -116,6 +116,10 @@ class Timeline:
         wait_until(lambda: querier.poll() is not None, DURATION + 15, "querier to finish")
         self.nb_writes = nb_commits(sb) - c0
         lines = {k: c.stop() for k, c in caps.items()}
+        # tcpdump's own summary ("N packets dropped by kernel"): the by-node counts are only as
+        # complete as the captures.
+        self.capture_drops = {k: " ".join(re.findall(r"(\d+) packets? dropped by kernel", sb.read_log(c.name)))
+                              for k, c in caps.items()}
         out = [ln for ln in sb.read_log(f"querier-{label}").splitlines() if ln.startswith("{")]
         self.queries = {int(k): v for k, v in json.loads(out[-1])["queries"].items()}
         self.by = {k: reply_ids(v, POD["pod1"]["ip"]) for k, v in lines.items()}
@@ -123,6 +127,9 @@ class Timeline:
         times = [start] + [t for t, _ in self.answered] + [start + DURATION]
         self.longest, self.gap_at = max((b - a, a) for a, b in zip(times, times[1:]))
         self.lost = sum(1 for v in self.queries.values() if v[1] is None)
+        # Answered, but more than 1 s after the query: a hung cache answering its backlog on
+        # SIGCONT (a stub resolver has given up on those long before).
+        self.late = sum(1 for v in self.queries.values() if v[1] is not None and v[1] - v[0] > 1.0)
 
     def rel(self, t):
         return t - self.start
@@ -137,7 +144,10 @@ class Timeline:
 
     def figures(self):
         p = f"[e2e] FIGURE {self.label}"
-        log(f"{p} queries {len(self.queries)} answered {len(self.answered)} unanswered {self.lost}")
+        log(f"{p} queries {len(self.queries)} answered {len(self.answered)} unanswered {self.lost} "
+            f"answered_after_more_than_1s {self.late}")
+        log(f"{p} tcpdump_dropped_by_kernel node1 {self.capture_drops['node1'] or '?'} "
+            f"node2 {self.capture_drops['node2'] or '?'}")
         log(f"{p} answered_by node1 {sum(1 for _, i in self.answered if i in self.by['node1'])} "
             f"node2 {sum(1 for _, i in self.answered if i in self.by['node2'])}")
         log(f"{p} kill_s {self.rel(self.t_kill):.2f} restart_s {self.rel(self.t_restart):.2f} "
@@ -154,7 +164,8 @@ class Timeline:
             f.write(f"# {what}\n")
             f.write(f"# events\tkill={self.rel(self.t_kill):.2f}\trestart={self.rel(self.t_restart):.2f}\t"
                     f"ready={self.rel(self.t_ready):.2f}\n")
-            f.write(f"# queries {len(self.queries)}, unanswered {self.lost}, longest gap {self.longest:.3f} s, "
+            f.write(f"# queries {len(self.queries)}, unanswered {self.lost}, answered after > 1 s {self.late}, "
+                    f"longest gap {self.longest:.3f} s, "
                     f"NB transactions {self.nb_writes}\n")
             f.write("t_s\tanswers\tnode1\tnode2\tsent\n")
             for b in range(int(DURATION * 10)):
