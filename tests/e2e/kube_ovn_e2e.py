@@ -83,8 +83,8 @@ www 300 IN A 198.51.100.7
 
 
 # Interfaces the sandbox creates inside its namespaces; none may ever show up in the root namespace.
-OUR_LINK_NAMES = {"br-int", "ovs-netdev", "ovn0", "node2-ovn0", "nodelocaldns", "nodelocaldns-p", "ext0",
-                  "to-node1", "to-node2"}
+OUR_LINK_NAMES = {"br-int", "br-phy", "ul0", "ovs-netdev", "ovn0", "node2-ovn0", "nodelocaldns", "nodelocaldns-p",
+                  "ext0", "to-node1", "to-node2"}
 
 
 def root_links():
@@ -124,10 +124,13 @@ class Results:
 
 
 class Cluster:
-    """The sandbox plus our two binaries running in it."""
+    """The sandbox plus our two binaries running in it. `chassis=1`: node2 shares node1's chassis
+    (its ovn0 a veth on node1's br-int); `chassis=2`: each node is a chassis of its own, joined by
+    Geneve over a veth underlay (see sandbox.py)."""
 
-    def __init__(self, sb):
+    def __init__(self, sb, chassis=1):
         self.sb = sb
+        self.chassis = ("node1", "node2")[:chassis]
         self.caches = {}      # node name -> Popen
         self.controller = None
 
@@ -135,7 +138,9 @@ class Cluster:
     def build(self):
         sb = self.sb
         t0 = time.monotonic()
-        sb.start_ovs_ovn()
+        sb.start_ovs_ovn(self.chassis)
+        for n in NODES:
+            sb.node_chassis[n["name"]] = n["role"] if n["role"] in self.chassis else self.chassis[0]
         sb.build_logical_topology(PODS, NODES)
         sb.add_kube_dns_service(KUBE_DNS_VIP, POD["coredns"]["ip"])
         for n in NODES:
@@ -154,10 +159,21 @@ class Cluster:
                        {"cluster.local": CLUSTER_ZONE, "96.10.in-addr.arpa": REVERSE_ZONE})
         sb.start_knotd("knotd-external", "ext", [(n["stub_ip"], 53) for n in NODES],
                        {"example.net": EXTERNAL_ZONE})
-        log(f"[e2e] sandbox up in {time.monotonic() - t0:.1f}s (run dir {sb.dir})")
+        if len(self.chassis) > 1:
+            # node2 -> kube-dns VIP -> coredns pod on node1's chassis: the Geneve path works (the
+            # first packets also resolve the underlay ARP and install the datapath flows).
+            wait_until(lambda: "status: NOERROR" in sb.sh(
+                "node2", ["dig", "+time=1", "+tries=1", f"@{KUBE_DNS_VIP}", "kubernetes.default.svc.cluster.local"],
+                check=False, timeout=10).stdout, 20, "node2 to reach the kube-dns VIP over the Geneve tunnel",
+                interval=0.2)
+        log(f"[e2e] sandbox up with {len(self.chassis)} chassis in {time.monotonic() - t0:.1f}s (run dir {sb.dir})")
 
     # -- node-cache ------------------------------------------------------------------------------
-    def start_cache(self, node):
+    def start_cache(self, node, binary=None):
+        """Starts a node-cache on `node` as the DaemonSet does and waits until it answers there.
+        `binary`: another node-cache build to run instead of ours, e.g. the upstream
+        k8s-dns-node-cache (then without our -statedir flag, and with the KUBE_DNS_SERVICE_HOST it
+        needs)."""
         sb = self.sb
         d = sb.path(node["name"])
         os.makedirs(d, exist_ok=True)
@@ -166,15 +182,17 @@ class Cluster:
         pidfile = os.path.join(d, "node-cache.pid")
         if os.path.exists(pidfile):
             os.unlink(pidfile)
-        env = dict(sb.env, KUBE_DNS_UPSTREAM_SERVICE_HOST=KUBE_DNS_VIP, KUBE_DNS_UPSTREAM_SERVICE_PORT="53")
+        env = dict(sb.env, KUBE_DNS_UPSTREAM_SERVICE_HOST=KUBE_DNS_VIP, KUBE_DNS_UPSTREAM_SERVICE_PORT="53",
+                   KUBE_DNS_SERVICE_HOST=KUBE_DNS_VIP, KUBE_DNS_SERVICE_PORT="53")
         # The DaemonSet's args (deploy/kube-ovn/kustomization.yaml) plus the base Corefile path the
         # ConfigMap mount provides and the interface flags; the node namespace is the node's host.
-        argv = [NODE_CACHE, "-localip", DNS_IP, "-conf", os.path.join(d, "Corefile"), "-basecorefile", base,
+        argv = [binary or NODE_CACHE, "-localip", DNS_IP, "-conf", os.path.join(d, "Corefile"), "-basecorefile", base,
                 "-upstreamsvc", "kube-dns-upstream", "-pidfile", pidfile, "-setupinterface=true",
                 "-interfacename", "nodelocaldns", "-setupiptables=true",
-                "-metrics-listen-address", "127.0.0.1:9353",
-                # each node has its own state dir (handover socket, cache snapshot), as on a node
-                "-statedir", os.path.join(d, "state")]
+                "-metrics-listen-address", "127.0.0.1:9353"]
+        if binary is None:
+            # each node has its own state dir (handover socket, cache snapshot), as on a node
+            argv += ["-statedir", os.path.join(d, "state")]
         name = f"node-cache-{node['name']}"
         proc = sb.spawn(name, argv, role=node["role"], env=env)
         self.caches[node["name"]] = proc
@@ -187,7 +205,8 @@ class Cluster:
             r = sb.sh(node["role"], ["dig", "+time=1", "+tries=1", f"@{DNS_IP}", "kubernetes.default.svc.cluster.local"],
                       check=False, timeout=10)
             return "status: NOERROR" in r.stdout
-        wait_until(ready, 30, f"{name} to answer on {DNS_IP} in {node['name']}", interval=0.3)
+        # Polled often: the fail-over test measures from the moment this returns.
+        wait_until(ready, 30, f"{name} to answer on {DNS_IP} in {node['name']}", interval=0.05)
         return proc
 
     def stop_cache(self, node_name):
@@ -288,6 +307,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--logs-dir", help="copy the daemons' logs and configs here before the teardown")
     ap.add_argument("--capture-out", help="write the ovn0 capture lines of pod1's nslookup to this file")
+    ap.add_argument("--chassis", type=int, choices=(1, 2), default=1,
+                    help="1 (default): both nodes on one chassis; 2: each node its own, Geneve between them")
     args = ap.parse_args()
     if os.geteuid() != 0:
         log("[e2e] FAIL: must run as root (network namespaces, OVS, iptables)")
@@ -318,7 +339,7 @@ def main():
     created_ns = []
     cl = None
     try:
-        cl = Cluster(sb)
+        cl = Cluster(sb, chassis=args.chassis)
         cl.build()
         created_ns = list(sb.ns.values())
         node1, node2 = NODES

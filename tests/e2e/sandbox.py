@@ -1,20 +1,27 @@
-"""A Kube-OVN-shaped OVS/OVN cluster in network namespaces, for the end-to-end test.
+"""A Kube-OVN-shaped OVS/OVN cluster in network namespaces, for the end-to-end tests.
 
 Everything here is started by the harness itself (no system services) and recorded in a ledger
 (`Ledger`) as it is created, so that `Sandbox.close()` -- and, if the harness itself was killed,
 the next run's `reap_stale_runs()` -- can stop exactly what was started (by pid) and delete exactly
 what was created (namespaces, /etc/netns entries, run directory).
 
-Layout (one chassis; see docs/kube-ovn-e2e-capture.md for the diagram):
-  * root namespace: OVS's ovsdb-server, OVN NB/SB ovsdb-servers, ovn-northd (unix sockets only);
-  * `node1` namespace = node1's host network namespace: ovs-vswitchd (userspace datapath,
-    br-int datapath_type=netdev), ovn-controller, the OVS internal port `ovn0` (100.64.0.2/16),
-    the host ends of every pod veth, node-cache; routes 10.16.0.0/16 and 10.96.0.0/12 via
-    100.64.0.1 dev ovn0;
-  * `node2` namespace: node2's host namespace with its own `ovn0` (a veth whose peer is on br-int,
-    100.64.0.3/16) and its own node-cache;
-  * pod namespaces with eth0 (a veth to br-int), default route via 10.16.0.1 and the resolv.conf
-    kubelet writes (/etc/netns/<ns>/resolv.conf);
+Layout (see docs/kube-ovn-e2e-capture.md for the one-chassis diagram):
+  * root namespace: the OVN NB/SB ovsdb-servers and ovn-northd (unix sockets only);
+  * one namespace per chassis, named after the node whose host namespace it is (`node1`, and in
+    the two-chassis layout `node2`): the chassis' own OVS ovsdb-server, ovs-vswitchd (userspace
+    datapath, br-int datapath_type=netdev) and ovn-controller, each chassis with its own OVS/OVN
+    run, db and log directory (<run dir>/<chassis>/: the `br-int.mgmt` socket ovn-controller
+    talks OpenFlow over lives there, so two chassis must not share it); the OVS internal port
+    `ovn0` of that node; the host ends of its pods' veths; node-cache;
+  * two chassis: an "underlay" veth `ul0` between the two chassis namespaces, each end a port of
+    the chassis' `br-phy` (netdev bridge holding the chassis' tunnel IP, 192.168.77.<n>/24, which
+    is its ovn-encap-ip): ovn-controller builds Geneve tunnels between the chassis over it. The
+    userspace datapath's native tunnelling routes and ARPs through an OVS bridge, hence br-phy;
+  * one chassis: node2 has no chassis of its own; its `ovn0` is a veth whose peer is on node1's
+    br-int (100.64.0.3/16);
+  * each node routes 10.16.0.0/16 and 10.96.0.0/12 via 100.64.0.1 dev ovn0;
+  * pod namespaces with eth0 (a veth to its node's br-int), default route via 10.16.0.1 and the
+    resolv.conf kubelet writes (/etc/netns/<ns>/resolv.conf);
   * `ext` namespace: the stub "external" DNS server, one point-to-point veth to each node.
 Traffic only flows inside these namespaces (and over unix sockets).
 """
@@ -239,7 +246,8 @@ class Sandbox:
                         OVS_SYSCONFDIR=self.dir, OVS_PKGDATADIR="/usr/share/openvswitch",
                         OVN_RUNDIR=self.dir, OVN_LOGDIR=self.dir, OVN_DBDIR=self.dir,
                         OVN_SYSCONFDIR=self.dir)
-        self.ovs_db = f"unix:{self.dir}/db.sock"
+        self.chassis = {}       # chassis name -> {"role", "dir", "env", "db"} (see add_chassis)
+        self.node_chassis = {}  # node name -> the chassis its ovn0 and pods are plugged into
         self.nb_db = f"unix:{self.dir}/nb.sock"
         self.sb_db = f"unix:{self.dir}/sb.sock"
         self._closed = False
@@ -335,58 +343,114 @@ class Sandbox:
         return run(["ovn-nbctl", f"--db={self.nb_db}", "--timeout=20"] + list(args), check=check,
                    env=self.env).stdout
 
-    def vsctl(self, *args, check=True):
-        return run(["ovs-vsctl", f"--db={self.ovs_db}", "--timeout=20"] + list(args), check=check,
+    def vsctl(self, *args, check=True, chassis="node1"):
+        """ovs-vsctl against one chassis' own OVS database (default: node1's)."""
+        ch = self.chassis[chassis]
+        return run(["ovs-vsctl", f"--db={ch['db']}", "--timeout=20"] + list(args), check=check,
+                   env=ch["env"]).stdout
+
+    def sbctl(self, *args, check=True):
+        return run(["ovn-sbctl", f"--db={self.sb_db}", "--timeout=20"] + list(args), check=check,
                    env=self.env).stdout
 
-    def _ovsdb_server(self, name, db, schema, sock):
+    def _ovsdb_server(self, name, db, schema, sock, d=None, env=None):
+        d = d or self.dir
         run(["ovsdb-tool", "create", db, schema], env=self.env)
-        p = self.spawn(name, ["ovsdb-server", db, f"--remote=punix:{sock}", f"--unixctl={self.path(name + '.ctl')}",
-                              f"--pidfile={self.path(name + '.pid')}", "--no-chdir",
-                              f"--log-file={self.path(name + '.ovslog')}"])
+        p = self.spawn(name, ["ovsdb-server", db, f"--remote=punix:{sock}", f"--unixctl={os.path.join(d, name + '.ctl')}",
+                              f"--pidfile={os.path.join(d, name + '.pid')}", "--no-chdir",
+                              f"--log-file={os.path.join(d, name + '.ovslog')}"], env=env)
         wait_until(lambda: os.path.exists(sock) or p.poll() is not None, 10, f"{name} socket")
         if p.poll() is not None:
             raise E2EError(f"{name} exited ({p.returncode}):\n{self.read_log(name)}")
         return p
 
     # -- the cluster --------------------------------------------------------------------------
-    def start_ovs_ovn(self):
-        """OVS (userspace datapath) and OVN central + chassis, all with pid files in our run dir."""
-        self.add_netns("node1")
-        self._ovsdb_server("ovsdb-server", self.path("conf.db"), VSWITCH_SCHEMA, self.path("db.sock"))
-        self.vsctl("--no-wait", "init")
+    def start_ovs_ovn(self, chassis=("node1",)):
+        """OVN central, then one chassis per name in `chassis` (each in the namespace of the node of
+        that name). With two or more, the chassis are joined by Geneve over a veth underlay."""
+        self.start_ovn_central()
+        underlay = len(chassis) > 1
+        for name in chassis:
+            self.add_netns(name)
+        if underlay:
+            if len(chassis) != 2:
+                raise E2EError("the underlay is one veth: at most two chassis")
+            a, b = chassis
+            self.sh(a, ["ip", "link", "add", "ul0", "type", "veth", "peer", "name", "ul0", "netns", self.ns[b]])
+        for i, name in enumerate(chassis):
+            self.add_chassis(name, tunnel_ip=f"192.168.77.{i + 1}" if underlay else None)
+        expected = {f"chassis-{name}" for name in chassis}
+
+        def registered():
+            have = set(self.sbctl("--bare", "--columns=name", "list", "Chassis", check=False).split())
+            return expected <= have
+        wait_until(registered, 20, f"ovn-controller to register {', '.join(sorted(expected))} in the SB")
+        if underlay:
+            # Each chassis must have its Geneve tunnel port to the other before traffic crosses.
+            for name in chassis:
+                wait_until(lambda: "geneve" in self.vsctl("--bare", "--columns=type", "list", "Interface",
+                                                          chassis=name, check=False),
+                           20, f"ovn-controller to create {name}'s Geneve tunnel port")
+
+    def start_ovn_central(self):
+        """NB and SB ovsdb-servers and ovn-northd in the root namespace (unix sockets only)."""
         self._ovsdb_server("ovsdb-nb", self.path("nb.db"), NB_SCHEMA, self.path("nb.sock"))
         self._ovsdb_server("ovsdb-sb", self.path("sb.db"), SB_SCHEMA, self.path("sb.sock"))
         self.nbctl("init")
-        run(["ovn-sbctl", f"--db={self.sb_db}", "--timeout=20", "init"], env=self.env)
+        self.sbctl("init")
         self.spawn("ovn-northd", ["ovn-northd", f"--ovnnb-db={self.nb_db}", f"--ovnsb-db={self.sb_db}",
                                   f"--unixctl={self.path('northd.ctl')}", f"--pidfile={self.path('northd.pid')}",
                                   "--no-chdir", f"--log-file={self.path('northd.ovslog')}"])
-        # ovs-vswitchd lives in node1's namespace (the node's host namespace), so its taps (br-int,
-        # ovs-netdev, ovn0) and the pods' host veth ends are there and vanish with it. Stopping it
-        # with `exit --cleanup` removes the persistent taps of the userspace datapath.
-        ctl = self.path("ovs-vswitchd.ctl")
-        self.spawn("ovs-vswitchd", ["ovs-vswitchd", self.ovs_db, f"--unixctl={ctl}",
-                                    f"--pidfile={self.path('ovs-vswitchd.pid')}", "--no-chdir",
-                                    f"--log-file={self.path('ovs-vswitchd.ovslog')}"],
-                   role="node1", stop_cmd=["ovs-appctl", "-t", ctl, "exit", "--cleanup"])
-        wait_until(lambda: os.path.exists(ctl), 10, "ovs-vswitchd control socket")
+
+    def add_chassis(self, name, tunnel_ip=None):
+        """One chassis in namespace `name` (created by the caller): its OVS ovsdb-server,
+        ovs-vswitchd and ovn-controller, br-int (netdev), and with `tunnel_ip` br-phy holding the
+        underlay port `ul0` (already in the namespace) and that IP, used as ovn-encap-ip.
+
+        Every OVS/OVN tool of this chassis runs with OVS_RUNDIR/OVN_RUNDIR/... = <run dir>/<name>:
+        ovs-vswitchd puts `br-int.mgmt` there and ovn-controller connects to it from there, so each
+        chassis' pair finds its own. ovs-vswitchd lives in the node's namespace, so its taps
+        (br-int, br-phy, ovs-netdev, ovn0) and the pods' host veth ends are there and vanish with
+        it; it is stopped with `exit --cleanup`, which removes the userspace datapath's persistent
+        taps."""
+        d = self.path(name)
+        os.makedirs(d, exist_ok=True)
+        env = dict(self.env, OVS_RUNDIR=d, OVS_LOGDIR=d, OVS_DBDIR=d, OVS_SYSCONFDIR=d,
+                   OVN_RUNDIR=d, OVN_LOGDIR=d, OVN_DBDIR=d, OVN_SYSCONFDIR=d)
+        self.chassis[name] = {"role": name, "dir": d, "env": env, "db": f"unix:{d}/db.sock"}
+        self._ovsdb_server(f"ovsdb-server-{name}", os.path.join(d, "conf.db"), VSWITCH_SCHEMA,
+                           os.path.join(d, "db.sock"), d, env)
+        self.vsctl("--no-wait", "init", chassis=name)
+        ctl = os.path.join(d, "ovs-vswitchd.ctl")
+        self.spawn(f"ovs-vswitchd-{name}", ["ovs-vswitchd", self.chassis[name]["db"], f"--unixctl={ctl}",
+                                            f"--pidfile={os.path.join(d, 'ovs-vswitchd.pid')}", "--no-chdir",
+                                            f"--log-file={os.path.join(d, 'ovs-vswitchd.ovslog')}"],
+                   role=name, env=env, stop_cmd=["ovs-appctl", "-t", ctl, "exit", "--cleanup"])
+        wait_until(lambda: os.path.exists(ctl), 10, f"{name}'s ovs-vswitchd control socket")
         self.vsctl("add-br", "br-int", "--", "set", "Bridge", "br-int", "datapath_type=netdev",
-                   "fail-mode=secure", "other-config:disable-in-band=true")
-        self.vsctl("set", "Open_vSwitch", ".", "external_ids:system-id=chassis-node1",
+                   "fail-mode=secure", "other-config:disable-in-band=true", chassis=name)
+        encap_ip = "127.0.0.1"
+        if tunnel_ip:
+            self.vsctl("add-br", "br-phy", "--", "set", "Bridge", "br-phy", "datapath_type=netdev",
+                       "fail-mode=standalone", "other-config:disable-in-band=true", "--",
+                       "add-port", "br-phy", "ul0", chassis=name)
+            wait_until(lambda: self.sh(name, "ip link show br-phy", check=False).returncode == 0, 10,
+                       f"br-phy tap in {name}")
+            self._veth_offload_off(name, "ul0")
+            self.sh(name, "ip link set ul0 up")
+            self.sh(name, f"ip addr add {tunnel_ip}/24 dev br-phy")
+            self.sh(name, "ip link set br-phy up")
+            encap_ip = tunnel_ip
+        self.vsctl("set", "Open_vSwitch", ".", f"external_ids:system-id=chassis-{name}",
                    f"external_ids:ovn-remote={self.sb_db}", "external_ids:ovn-encap-type=geneve",
-                   "external_ids:ovn-encap-ip=127.0.0.1", "external_ids:ovn-bridge=br-int",
-                   "external_ids:ovn-bridge-datapath-type=netdev")
+                   f"external_ids:ovn-encap-ip={encap_ip}", "external_ids:ovn-bridge=br-int",
+                   "external_ids:ovn-bridge-datapath-type=netdev", chassis=name)
         # ovn-controller 23.03 has no --unixctl: its socket is $OVN_RUNDIR/ovn-controller.<pid>.ctl.
-        self.spawn("ovn-controller", ["ovn-controller", self.ovs_db,
-                                      f"--pidfile={self.path('ovn-controller.pid')}", "--no-chdir",
-                                      f"--log-file={self.path('ovn-controller.ovslog')}"],
-                   role="node1",
-                   stop_cmd=lambda pid: ["ovs-appctl", "-t", self.path(f"ovn-controller.{pid}.ctl"), "exit"])
-        wait_until(lambda: "chassis-node1" in run(["ovn-sbctl", f"--db={self.sb_db}", "--timeout=10",
-                                                   "--bare", "--columns=name", "list", "Chassis"],
-                                                  check=False, env=self.env).stdout,
-                   20, "ovn-controller to register chassis-node1 in the SB")
+        self.spawn(f"ovn-controller-{name}", ["ovn-controller", self.chassis[name]["db"],
+                                              f"--pidfile={os.path.join(d, 'ovn-controller.pid')}", "--no-chdir",
+                                              f"--log-file={os.path.join(d, 'ovn-controller.ovslog')}"],
+                   role=name, env=env,
+                   stop_cmd=lambda pid: ["ovs-appctl", "-t", os.path.join(d, f"ovn-controller.{pid}.ctl"), "exit"])
 
     def build_logical_topology(self, pods, nodes):
         """Router ovn-cluster, switches ovn-default/join, node LSPs, pod LSPs, port groups."""
@@ -422,41 +486,47 @@ class Sandbox:
         self.sh(role, f"ethtool -K {dev} tx off")
 
     def add_pod(self, pod):
-        """A pod namespace: eth0 (veth to br-int, iface-id=<pod>.<namespace>), kubelet's resolv.conf."""
+        """A pod namespace: eth0 (veth to its node's br-int, iface-id=<pod>.<namespace>), kubelet's
+        resolv.conf."""
         role = pod["role"]
+        ch = self.node_chassis[pod["node"]]
         self.add_netns(role)
         host = pod["host_dev"]
-        self.sh("node1", ["ip", "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", self.ns[role]])
+        self.sh(ch, ["ip", "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", self.ns[role]])
         self.sh(role, f"ip link set eth0 address {pod['mac']}")
         self.sh(role, f"ip addr add {pod['ip']}/16 dev eth0")
         self.sh(role, "ip link set eth0 up")
-        self.sh("node1", f"ip link set {host} up")
+        self.sh(ch, f"ip link set {host} up")
         self.sh(role, f"ip route add default via {pod['gw']}")
         self._veth_offload_off(role, "eth0")
-        self._veth_offload_off("node1", host)
-        self.vsctl("add-port", "br-int", host, "--", "set", "Interface", host, f"external_ids:iface-id={pod['lsp']}")
+        self._veth_offload_off(ch, host)
+        self.vsctl("add-port", "br-int", host, "--", "set", "Interface", host, f"external_ids:iface-id={pod['lsp']}",
+                   chassis=ch)
         if pod.get("resolv"):
             self.write_resolv_conf(role, pod["resolv"])
 
     def add_node_port(self, node):
-        """The node's join port: node1 gets the OVS internal port ovn0 (as Kube-OVN creates it);
-        node2 (same chassis) gets a veth named ovn0 in its namespace whose peer is on br-int."""
+        """The node's join port: a node with a chassis of its own (its namespace is the chassis')
+        gets the OVS internal port ovn0, as Kube-OVN creates it; a node sharing another node's
+        chassis gets a veth named ovn0 in its namespace whose peer is on that chassis' br-int."""
         name = node["name"]
         lsp = f"node-{name}"
-        if node["role"] == "node1":
+        ch = self.node_chassis[name]
+        if ch == node["role"]:
             self.vsctl("add-port", "br-int", "ovn0", "--", "set", "Interface", "ovn0", "type=internal",
-                       f"mac=\"{node['mac']}\"", f"external_ids:iface-id={lsp}")
-            wait_until(lambda: self.sh("node1", "ip link show ovn0", check=False).returncode == 0, 10,
-                       "ovn0 tap in node1")
+                       f"mac=\"{node['mac']}\"", f"external_ids:iface-id={lsp}", chassis=ch)
+            wait_until(lambda: self.sh(ch, "ip link show ovn0", check=False).returncode == 0, 10,
+                       f"ovn0 tap in {ch}")
         else:
             self.add_netns(node["role"])
             peer = node["peer_dev"]
-            self.sh("node1", ["ip", "link", "add", peer, "type", "veth", "peer", "name", "ovn0", "netns",
-                              self.ns[node["role"]]])
-            self.sh("node1", f"ip link set {peer} up")
-            self._veth_offload_off("node1", peer)
+            self.sh(ch, ["ip", "link", "add", peer, "type", "veth", "peer", "name", "ovn0", "netns",
+                         self.ns[node["role"]]])
+            self.sh(ch, f"ip link set {peer} up")
+            self._veth_offload_off(ch, peer)
             self._veth_offload_off(node["role"], "ovn0")
-            self.vsctl("add-port", "br-int", peer, "--", "set", "Interface", peer, f"external_ids:iface-id={lsp}")
+            self.vsctl("add-port", "br-int", peer, "--", "set", "Interface", peer, f"external_ids:iface-id={lsp}",
+                       chassis=ch)
         r = node["role"]
         self.sh(r, f"ip link set ovn0 address {node['mac']}")
         self.sh(r, f"ip addr add {node['ip']}/16 dev ovn0")
