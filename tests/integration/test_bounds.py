@@ -147,13 +147,15 @@ flooded.test:{port} {{
               "within %.2f s; %d 'exceeded' log lines"
               % (len(got), {k: rcodes.count(k) for k in set(rcodes)},
                  max(refused) if refused else -1, exceeded), flush=True)
+        mark = len(self.nc.output())
         got, _ = self.burst("consolidated.test", 10, collect_for=6.0)
-        time.sleep(3.0)  # one consolidate period and a bit
-        out = self.nc.output()
+        time.sleep(4.0)  # a consolidate period after the last failure, and a bit
+        out = self.nc.output()[mark:]
         single = re.findall(r".*consolidated\.test\. A:.*", out)
-        print("BOUNDS reference consolidate 2s, 10 failures: %d answers; %d single error lines "
+        print("BOUNDS reference consolidate 2s, 10 failures: %d answers %s; %d single error lines "
               "(first: %r), summary lines %s"
-              % (len(got), len(single), single[0] if single else None,
+              % (len(got), sorted(dns.rcode.to_text(rc) for rc, _ in got.values()), len(single),
+                 single[0] if single else None,
                  re.findall(r"\d+ errors like '[^']*' occurred in last 2s", out)), flush=True)
         n = 1500
         before = out.count("\n")

@@ -9,6 +9,7 @@ the oldest unfinished one so a fresh probe still gets in; an oversized head gets
 scenarios also run against the reference k8s-dns-node-cache on the same Corefile
 (docs/reliability.md); its figures are printed, not asserted on."""
 
+import selectors
 import socket
 import threading
 import time
@@ -26,20 +27,28 @@ def connect(port):
     return s
 
 
-def closed_by_peer(sock, timeout):
-    """True if the server closes sock (EOF or reset) within timeout; discards data meanwhile."""
-    sock.settimeout(timeout)
+def still_open(socks, timeout):
+    """The sockets of `socks` the server has not closed (EOF or reset) within timeout (one
+    deadline for all); data meanwhile is discarded."""
+    sel = selectors.DefaultSelector()
+    for s in socks:
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+    open_ = set(socks)
     deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            sock.settimeout(max(0.01, deadline - time.monotonic()))
-            if not sock.recv(65536):
-                return True
-    except (ConnectionResetError, BrokenPipeError):
-        return True
-    except socket.timeout:
-        return False
-    return False
+    while open_ and time.monotonic() < deadline:
+        for key, _ in sel.select(max(0.0, deadline - time.monotonic())):
+            try:
+                data = key.fileobj.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:  # reset
+                data = b""
+            if not data:
+                sel.unregister(key.fileobj)
+                open_.discard(key.fileobj)
+    sel.close()
+    return [s for s in socks if s in open_]
 
 
 class Trickler:
@@ -132,23 +141,25 @@ class HttpAbuseTest(h.NodeCacheTestCase):
             print("[ figures ] %s %s: %d/%d answered within %.0f s with %d trickling clients per "
                   "port, max %.1f ms" % (self.label, name, len(ok), PROBES, PROBE_TIMEOUT,
                                          TRICKLERS, 1000 * max(t for _, t in res)), flush=True)
-        still_open = [s for s in trickler.socks if not closed_by_peer(s, 2.0)]
+        trickler.stop.set()
+        trickler.thread.join(timeout=5)
+        left = still_open(trickler.socks, 2.0)
         trickler.close()
         rss1 = h.rss_kib(self.nc.pid)
         print("[ figures ] %s: RSS %d KiB before, %d KiB with %d trickling clients, %d KiB after; "
               "CPU %.2f s over %d s; %d of %d trickling clients still connected after %d s"
               % (self.label, rss0, rss_during, 3 * TRICKLERS, rss1, self.nc.cpu_seconds() - cpu0,
-                 PROBES, len(still_open), len(trickler.socks), PROBES + 2), flush=True)
-        return answered, still_open
+                 PROBES, len(left), len(trickler.socks), PROBES + 2), flush=True)
+        return answered, left
 
     def test_trickling_clients_do_not_block_health_or_metrics(self):
         self.start()
-        answered, still_open = self.trickle()
+        answered, left = self.trickle()
         for name, n in answered.items():
             self.assertEqual(n, PROBES, "%s\n%s" % (name, self.nc.output()[-2000:]))
         # The tricklers were cut off at their 5 s request deadline (long before the 20 s here)
         # and counted; the Corefile listeners count into the served registry.
-        self.assertEqual(still_open, [], "%d trickling clients still connected" % len(still_open))
+        self.assertEqual(left, [], "%d trickling clients still connected" % len(left))
         samples = self.nc.metrics("127.0.0.1:%d" % self.prom)
         dropped = h.metric_sum(samples, "nodelocaldns_http_connections_dropped_total",
                                reason="request_timeout")

@@ -189,8 +189,9 @@ class MalformedTest(h.NodeCacheTestCase):
         each; prints and returns {outcome: count} (FORMERR, no reply, other: rcode N) and whether
         a valid query over UDP and TCP is answered afterwards."""
         outcomes = {}
+        odd = []  # (kind, input, outcome) answered other than FORMERR or silence
 
-        def count(reply, kind):
+        def count(reply, kind, desc=None):
             if not reply:
                 key = "no reply"
             elif len(reply) < 12 or not struct.unpack("!H", reply[2:4])[0] & 0x8000:
@@ -201,13 +202,15 @@ class MalformedTest(h.NodeCacheTestCase):
                     "other: %s" % dns.rcode.to_text(rcode)
             outcomes.setdefault(kind, {}).setdefault(key, 0)
             outcomes[kind][key] += 1
+            if desc and key not in ("FORMERR", "no reply"):
+                odd.append((kind, desc, key))
 
-        for _, pkt in MALFORMED + [RESPONSE_PACKET]:
-            count(h.raw_udp_exchange(pkt, "127.0.0.1", self.port, timeout=0.5), "udp")
+        for desc, pkt in MALFORMED + [RESPONSE_PACKET]:
+            count(h.raw_udp_exchange(pkt, "127.0.0.1", self.port, timeout=0.5), "udp", desc)
             reply = h.raw_tcp_exchange(struct.pack("!H", len(pkt)) + pkt, "127.0.0.1", self.port,
                                        timeout=0.7)
             count(reply[2:2 + struct.unpack("!H", reply[:2])[0]] if reply and len(reply) >= 2
-                  else None, "tcp")
+                  else None, "tcp", desc)
         rng = random.Random(20261203)
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.settimeout(0.05)
@@ -235,8 +238,9 @@ class MalformedTest(h.NodeCacheTestCase):
             except Exception:  # noqa: BLE001 - reported, not raised
                 answering[proto] = False
         print("MALFORMED %s: %d malformed + 1 QR=1 over UDP and TCP, 400 random datagrams: %s; "
-              "alive %s, valid query answered afterwards %s"
-              % (label, len(MALFORMED), outcomes, self.nc.alive(), answering), flush=True)
+              "answered other than FORMERR: %s; alive %s, valid query answered afterwards %s"
+              % (label, len(MALFORMED), outcomes, odd or "none", self.nc.alive(), answering),
+              flush=True)
         return outcomes, answering
 
     def test_tally(self):
