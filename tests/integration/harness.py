@@ -10,6 +10,8 @@ Environment:
   NLD_BUILD_DIR   build tree; the binary is $NLD_BUILD_DIR/src/cmd/node-cache/node-cache
   NLD_NODE_CACHE  explicit path of the binary (overrides NLD_BUILD_DIR)
   NLD_IT_KEEP     if set, temp dirs are kept for post-mortem
+  NLD_REFERENCE_NODE_CACHE  the real k8s-dns-node-cache for the comparison runs
+                  (start_reference; skipped with a SKIPPED line when unset)
 """
 
 import os
