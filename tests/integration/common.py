@@ -90,6 +90,19 @@ def node_cache_binary():
                        "target or set NLD_NODE_CACHE" % (", ".join(candidates) or "nothing"))
 
 
+def reference_node_cache():
+    """Path of the real k8s-dns-node-cache ($NLD_REFERENCE_NODE_CACHE; scripts/test.sh unpacks
+    ../shared/reference into build/reference), which the abuse scenarios run a second time for
+    docs/reliability.md: it is measured, never judged (no assertion depends on its figures).
+    None, after a visible SKIPPED line, when it is not set or not executable."""
+    ref = os.environ.get("NLD_REFERENCE_NODE_CACHE")
+    if ref and os.path.isfile(ref) and os.access(ref, os.X_OK):
+        return ref
+    print("SKIPPED the reference binary: NLD_REFERENCE_NODE_CACHE %s"
+          % ("is not executable: " + ref if ref else "not set"), flush=True)
+    return None
+
+
 def free_port(host="127.0.0.1"):
     """A port that is currently free for both UDP and TCP on host (bind port 0, then check)."""
     for _ in range(100):

@@ -10,6 +10,8 @@ Environment:
   NLD_BUILD_DIR   build tree; the binary is $NLD_BUILD_DIR/src/cmd/node-cache/node-cache
   NLD_NODE_CACHE  explicit path of the binary (overrides NLD_BUILD_DIR)
   NLD_IT_KEEP     if set, temp dirs are kept for post-mortem
+  NLD_REFERENCE_NODE_CACHE  the real k8s-dns-node-cache for the comparison runs
+                  (start_reference; skipped with a SKIPPED line when unset)
 """
 
 import os
@@ -23,7 +25,7 @@ import dns.rcode
 from common import *  # noqa: F401,F403 - re-exported for the tests
 from common import (NetNs, _forget, _kill_proc, _live_procs, _wait_proc, ask, cpu_seconds,
                     die_with_parent, free_port, http_get, make_tmpdir, node_cache_binary,
-                    parse_metrics, remove_tmpdir, wait_until)
+                    parse_metrics, reference_node_cache, remove_tmpdir, wait_until)
 from upstreams import *  # noqa: F401,F403 - re-exported for the tests
 from upstreams import Knot, Responder
 
@@ -41,12 +43,19 @@ class NodeCache:
     -setupiptables=false). `probe` = (host, port, qname) queried until any DNS reply comes back.
     stdout/stderr go to a file whose content is attached to failures via output(). Unless `flags`
     name one, -statedir is <tmp>/state: the default (/var/run/node-local-dns) is shared by every
-    test on the host, and one test's cache snapshot must not warm another's cache."""
+    test on the host, and one test's cache snapshot must not warm another's cache.
+
+    `binary` runs another program with the same interface instead: the reference
+    k8s-dns-node-cache (reference_node_cache()). It gets the same argv minus -statedir (which it
+    does not know), and a kube-dns address in its environment (it refuses to start without one;
+    the ready Corefile makes it irrelevant). Its exit code on SIGTERM is not checked: the
+    reference is measured, not judged."""
 
     def __init__(self, corefile, probe, flags=(), netns=None, localip="127.0.0.1",
                  metrics_addr=None, start_timeout=10.0, env=None, base_corefile=None,
-                 kubedns_files=None):
-        self.binary = node_cache_binary()
+                 kubedns_files=None, binary=None):
+        self.reference = binary is not None
+        self.binary = binary or node_cache_binary()
         self.tmp = make_tmpdir("nld-it-nc-")
         self.netns = netns
         self.corefile = corefile
@@ -75,13 +84,13 @@ class NodeCache:
         self.metrics_addr = metrics_addr
         argv = [self.binary, "-conf", self.conf_path, "-basecorefile", self.base_path,
                 "-kubednscm", self.kubedns_dir, "-pidfile", self.pidfile,
-                "-setupinterface=false", "-setupiptables=false", "-localip", localip,
-                # the default state dir is host-wide: tests run side by side keep their own
-                "-statedir", os.path.join(self.tmp, "state")]
+                "-setupinterface=false", "-setupiptables=false", "-localip", localip]
         if metrics_addr:
             argv += ["-metrics-listen-address", metrics_addr]
         flags = list(flags)
-        if not any(a == "-statedir" or a.startswith("-statedir=") for a in flags):
+        # the default state dir is host-wide: tests run side by side keep their own
+        if not self.reference and \
+                not any(a == "-statedir" or a.startswith("-statedir=") for a in flags):
             flags += ["-statedir", os.path.join(self.tmp, "state")]
         argv += flags
         if netns:
@@ -90,6 +99,8 @@ class NodeCache:
         self.stopped = False
         self._out = open(self.out_path, "w")
         full_env = dict(os.environ)
+        if self.reference:
+            full_env.setdefault("KUBE_DNS_SERVICE_HOST", "127.0.0.1")
         full_env.update(env or {})
         self.proc = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=full_env,
@@ -218,12 +229,24 @@ class NodeCacheTestCase(unittest.TestCase):
         self.addCleanup(self._stop_node_cache, nc)
         return nc
 
+    def start_reference(self, corefile, probe, **kw):
+        """The reference k8s-dns-node-cache on the same Corefile and probe (no node-cache-only
+        flags in kw), or the test is skipped after a visible SKIPPED line when
+        NLD_REFERENCE_NODE_CACHE is unset."""
+        ref = reference_node_cache()
+        if ref is None:
+            raise unittest.SkipTest("reference k8s-dns-node-cache: NLD_REFERENCE_NODE_CACHE unset")
+        return self.start_node_cache(corefile, probe, binary=ref, **kw)
+
     def _stop_node_cache(self, nc):
         if nc.stopped:  # the test stopped it itself and checked the outcome
             nc.cleanup()
             return
         was_alive = nc.alive()
         rc = nc.stop()
+        if nc.reference:  # measured, not judged
+            nc.cleanup()
+            return
         try:
             if not was_alive:
                 raise AssertionError("node-cache died during the test (exit %s); output:\n%s"

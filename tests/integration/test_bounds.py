@@ -11,6 +11,10 @@
 - Without consolidate, error lines are rate limited per worker (100 a second after a burst of
   100) and the rest summed up in a "... error lines suppressed ..." line and counted in
   nodelocaldns_log_lines_suppressed_total.
+
+With NLD_REFERENCE_NODE_CACHE set, test_reference_bounds sends the same three bursts to the
+reference k8s-dns-node-cache (CoreDNS 1.10: max_concurrent and consolidate, no rate limit) and
+prints its figures (BOUNDS ... reference), for docs/reliability.md; nothing is asserted on them.
 """
 
 import re
@@ -34,7 +38,7 @@ class BoundsTest(h.NodeCacheTestCase):
         self.closed = h.free_port()  # nothing listens: ICMP port unreachable, fails at once
         self.port = h.free_port()
         self.prom = h.free_port()
-        corefile = """limited.test:{port} {{
+        self.corefile = """limited.test:{port} {{
     bind 127.0.0.1
     errors
     forward . 127.0.0.1:{sink} {{
@@ -55,8 +59,11 @@ flooded.test:{port} {{
     forward . 127.0.0.1:{closed}
 }}
 """.format(port=self.port, sink=self.sink.getsockname()[1], closed=self.closed, prom=self.prom)
-        self.nc = self.start_node_cache(corefile, ("127.0.0.1", self.port, "probe.flooded.test"),
-                                        flags=["-workers", "1"])
+        probe = ("127.0.0.1", self.port, "probe.flooded.test")
+        if self._testMethodName.startswith("test_reference_"):
+            self.nc = self.start_reference(self.corefile, probe)
+        else:
+            self.nc = self.start_node_cache(self.corefile, probe, flags=["-workers", "1"])
 
     def burst(self, zone, n, collect_for):
         """Sends n unique queries at once on one socket; returns ({qname: (rcode, seconds)},
@@ -129,6 +136,35 @@ flooded.test:{port} {{
                      what="nodelocaldns_log_lines_suppressed_total > 0")
         print("BOUNDS error lines: %d answers, %d lines printed, %s in the first summary line"
               % (len(got), lines, m.group(1)), flush=True)
+
+    def test_reference_bounds(self):
+        got, _ = self.burst("limited.test", 20, collect_for=8.0)
+        rcodes = sorted(dns.rcode.to_text(rc) for rc, _ in got.values())
+        refused = [t for rc, t in got.values() if rc == dns.rcode.REFUSED]
+        time.sleep(0.5)
+        exceeded = len(re.findall(r"concurrent queries exceeded maximum", self.nc.output()))
+        print("BOUNDS reference max_concurrent 5, 20 concurrent queries: %d answers %s, REFUSED "
+              "within %.2f s; %d 'exceeded' log lines"
+              % (len(got), {k: rcodes.count(k) for k in set(rcodes)},
+                 max(refused) if refused else -1, exceeded), flush=True)
+        mark = len(self.nc.output())
+        got, _ = self.burst("consolidated.test", 10, collect_for=6.0)
+        time.sleep(4.0)  # a consolidate period after the last failure, and a bit
+        out = self.nc.output()[mark:]
+        single = re.findall(r".*consolidated\.test\. A:.*", out)
+        print("BOUNDS reference consolidate 2s, 10 failures: %d answers %s; %d single error lines "
+              "(first: %r), summary lines %s"
+              % (len(got), sorted(dns.rcode.to_text(rc) for rc, _ in got.values()), len(single),
+                 single[0] if single else None,
+                 re.findall(r"\d+ errors like '[^']*' occurred in last 2s", out)), flush=True)
+        n = 1500
+        before = out.count("\n")
+        got, send_time = self.burst("flooded.test", n, collect_for=6.0)
+        time.sleep(1.0)
+        out = self.nc.output()
+        lines = len(re.findall(r"\[ERROR\] plugin/errors: 2 \S+\.flooded\.test\. A:", out))
+        print("BOUNDS reference error lines: %d answers, %d lines printed (%d log lines in all)"
+              % (len(got), lines, out.count("\n") - before), flush=True)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@ for SECONDS (fire and forget) while asking 30 cluster.local names again and agai
 the flood from /proc, counts its log lines, and asserts: peak RSS under 64 MiB, the RSS back near
 its pre-flood level once the flood has passed, the cached names answered, the default
 concurrency bound counted (blackhole). The figures are printed (FLOOD ... lines) for the report.
+
+With NLD_REFERENCE_NODE_CACHE set, the same two floods (one run each: it has no -workers) also
+hit the reference k8s-dns-node-cache on the same Corefile, for docs/reliability.md; its figures
+are printed as FLOOD ... reference lines and not asserted on.
 """
 
 import json
@@ -59,6 +63,7 @@ class FloodTest(h.NodeCacheTestCase):
         self.addCleanup(h.remove_tmpdir, self.tmp)
 
     def start(self, resolver, workers):
+        """Ours with -workers `workers`, or the reference when workers is None."""
         resolv = os.path.join(self.tmp, "resolv-%s.conf" % resolver)
         with open(resolv, "w") as f:
             f.write("nameserver %s\n" % resolver)
@@ -67,9 +72,11 @@ class FloodTest(h.NodeCacheTestCase):
                     .replace("__PILLAR__DNS__SERVER__", "")
                     .replace("__PILLAR__CLUSTER__DNS__", "127.0.0.1:%d" % KUBE_DNS_PORT)
                     .replace("__PILLAR__UPSTREAM__SERVERS__", resolv))
-        return self.start_node_cache(
-            corefile, (LOCAL_DNS, 53, "kubernetes.default.svc.cluster.local"), netns=self.ns,
-            localip=LOCAL_DNS, flags=["-workers", str(workers)])
+        probe = (LOCAL_DNS, 53, "kubernetes.default.svc.cluster.local")
+        if workers is None:
+            return self.start_reference(corefile, probe, netns=self.ns, localip=LOCAL_DNS)
+        return self.start_node_cache(corefile, probe, netns=self.ns, localip=LOCAL_DNS,
+                                     flags=["-workers", str(workers)])
 
     def metrics(self):
         status, body = self.ns.http_get("http://%s:9253/metrics" % LOCAL_DNS)
@@ -77,6 +84,7 @@ class FloodTest(h.NodeCacheTestCase):
         return h.parse_metrics(body)
 
     def run_flood(self, resolver, workers, what):
+        """The flood against ours (-workers `workers`) or the reference (workers None)."""
         nc = self.start(resolver, workers)
         for name in CACHED:  # warm the cache
             self.assertRcode(self.ns.dns(name, "A", LOCAL_DNS), dns.rcode.NOERROR, name)
@@ -121,14 +129,17 @@ class FloodTest(h.NodeCacheTestCase):
         lat = res["cached_lat_us"]
         pct = (lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] if lat else -1)
         rate = res["sent"] / res["elapsed"]
-        print("FLOOD %s workers=%d: sent %d in %.1f s (%.0f q/s); RSS before %.1f MiB, peak %.1f "
+        label = "reference" if workers is None else "workers=%d" % workers
+        print("FLOOD %s %s: sent %d in %.1f s (%.0f q/s); RSS before %.1f MiB, peak %.1f "
               "MiB (sampled max %.1f), after %.1f MiB; SERVFAIL %d REFUSED %d (limit rejects %d); "
               "cached %d/%d answered, latency p50 %d us p99 %d us max %d us; log lines during "
               "flood %d, suppressed %d; CPU %.1f s"
-              % (what, workers, res["sent"], res["elapsed"], rate, rss_before / 1024, peak / 1024,
+              % (what, label, res["sent"], res["elapsed"], rate, rss_before / 1024, peak / 1024,
                  max(samples or [0]) / 1024, after / 1024, servfail, refused, rejects,
                  res["cached_ok"], res["cached_asked"], pct(0.5), pct(0.99), pct(1.0) if lat else -1,
                  lines_flood, suppressed, cpu), flush=True)
+        if workers is None:
+            return  # the reference is measured, not judged
         self.assertGreater(rate, 0.75 * RATE, "the sender fell short of the flood rate")
         self.assertLess(peak, PEAK_LIMIT_KIB, "peak RSS %d KiB" % peak)
         self.assertLess(after, rss_before + AFTER_SLACK_KIB,
@@ -162,6 +173,12 @@ class FloodTest(h.NodeCacheTestCase):
 
     def test_icmp_w2(self):
         self.run_flood(CLOSED, 2, "icmp")
+
+    def test_reference_blackhole(self):
+        self.run_flood(BLACKHOLE, None, "blackhole")
+
+    def test_reference_icmp(self):
+        self.run_flood(CLOSED, None, "icmp")
 
 
 if __name__ == "__main__":

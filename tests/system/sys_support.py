@@ -428,6 +428,17 @@ class SystemTestCase(unittest.TestCase):
         self.addCleanup(nc.close)
         return nc
 
+    def start_reference(self, ns, args, tmp, env=None, name="reference"):
+        """The reference k8s-dns-node-cache with exactly `args` (none of ours-only flags), or the
+        test is skipped after a visible SKIPPED line when NLD_REFERENCE_NODE_CACHE is unset. It is
+        measured, not judged."""
+        ref = h.reference_node_cache()
+        if ref is None:
+            raise unittest.SkipTest("reference k8s-dns-node-cache: NLD_REFERENCE_NODE_CACHE unset")
+        nc = NodeCacheProc(ns, args, tmp, env, name, binary=ref)
+        self.addCleanup(nc.close)
+        return nc
+
     def wait_serving(self, nc, ns, server, pidfile, qname="kubernetes.default.svc.cluster.local",
                      timeout=15.0):
         """Waits until the pidfile holds nc's pid and `server` answers qname over UDP."""
