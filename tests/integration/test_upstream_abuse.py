@@ -434,18 +434,21 @@ class UpstreamAbuseTest(h.NodeCacheTestCase):
                 seen |= addresses(v[0])
                 self.assertEqual(addresses(v[0]), {GOOD_IP}, "forged answer accepted:\n%s" % v[0])
         time.sleep(0.4)  # the floods end
+        # a retry (an attempt whose real answer came after the attempt timeout, e.g. when the
+        # flood starved the responder) is fine; the cache hits below must not reach it
+        asked = sum(up.count(n) for n in names)
         hits = h.udp_burst(names, "127.0.0.1", self.port, timeout=5.0)
         for name, v in hits.items():
             self.assertIsNotNone(v, name)
             seen |= addresses(v[0])
             self.assertEqual(addresses(v[0]), {GOOD_IP}, "forged answer in the cache:\n%s" % v[0])
-        self.assertEqual(sum(up.count(n) for n in names), len(names),
-                         "cache hits went to the upstream")
+        self.assertEqual(sum(up.count(n) for n in names), asked, "cache hits went upstream")
         control = "control-%s.abuse.test." % uuid.uuid4().hex[:8]
         m, _ = self.ask(control)
         self.assertEqual(addresses(m), {FORGED_IP}, "control forgery not taken:\n%s" % m)
         figures = mem.figures()
-        report("spoofing", names=len(names), forged_sent=stats, forged_before_real=before_real,
+        report("spoofing", names=len(names), upstream_queries=asked,
+               forged_sent=stats, forged_before_real=before_real,
                addresses_seen=sorted(seen), **figures)
         for k, v in before_real.items():
             self.assertGreater(v, 0, "no %s forgery was sent before the real answer" % k)
