@@ -160,13 +160,23 @@ def cpu_seconds(pid):
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
-def rss_kib(pid):
-    """Resident set size (VmRSS) of pid in KiB, from /proc/PID/status."""
+def status_kib(pid, field):
+    """A KiB field of /proc/PID/status, e.g. "VmRSS" (resident now) or "VmHWM" (peak resident)."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise AssertionError("no VmRSS for pid %d" % pid)
+    raise AssertionError("no %s for pid %d" % (field, pid))
+
+
+def rss_kib(pid):
+    """Resident set size (VmRSS) of pid in KiB, from /proc/PID/status."""
+    return status_kib(pid, "VmRSS")
+
+
+def fd_count(pid):
+    """Open file descriptors of pid (entries of /proc/PID/fd)."""
+    return len(os.listdir("/proc/%d/fd" % pid))
 
 
 def _wait_proc(proc, timeout):
@@ -266,6 +276,59 @@ def raw_tcp_exchange(payload, host, port, timeout=2.0):
     finally:
         s.close()
     return b"".join(chunks)
+
+
+def set_rcvbuf(sock, size=4 << 20):
+    """A receive buffer of `size` bytes, beyond net.core.rmem_max as root (SO_RCVBUFFORCE), so
+    a burst of a few thousand datagrams is not dropped before a python reader gets to it."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE, size)
+    except (OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
+def udp_burst(names, host, port, rdtype="A", timeout=10.0, batch=200, pause=0.01, tick=None):
+    """Sends one query per name (distinct IDs, EDNS 1232) from one UDP socket in batches of
+    `batch` every `pause` s, then collects replies until each name has one or `timeout` s passed
+    since the first send. Returns {name: (reply Message, seconds from its send) or None}.
+    `tick()`, if given, runs about every 0.1 s while waiting (e.g. to sample /proc)."""
+    if len(names) > 65536:
+        raise ValueError("at most 65536 names (one ID each)")
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    set_rcvbuf(s)
+    s.settimeout(0.1)
+    pending = {}  # id -> (name, sent at)
+    out = {n: None for n in names}
+    try:
+        t0 = time.monotonic()
+        for i, name in enumerate(names):
+            q = make_query(name, rdtype, edns=0, qid=i)
+            s.sendto(q.to_wire(), (host, port))
+            pending[i] = (name, time.monotonic())
+            if (i + 1) % batch == 0:
+                time.sleep(pause)
+        last_tick = 0.0
+        while pending and time.monotonic() - t0 < timeout:
+            if tick is not None and time.monotonic() - last_tick >= 0.1:
+                tick()
+                last_tick = time.monotonic()
+            try:
+                wire = s.recv(65535)
+            except socket.timeout:
+                continue
+            try:
+                m = dns.message.from_wire(wire, ignore_trailing=True)
+            except Exception:  # noqa: BLE001 - an unparseable reply stays unanswered
+                continue
+            entry = pending.get(m.id)
+            if entry is None or not m.question or \
+                    m.question[0].name != dns.name.from_text(entry[0]):
+                continue
+            del pending[m.id]
+            out[entry[0]] = (m, time.monotonic() - entry[1])
+    finally:
+        s.close()
+    return out
 
 
 def recv_exact(conn, n):

@@ -1,6 +1,7 @@
 """Real upstreams for the node-cache integration tests: knotd serving generated zones (with
 mod-stats counters read through knotc) and a recording python UDP/TCP responder."""
 
+import heapq
 import os
 import re
 import socket
@@ -8,6 +9,7 @@ import struct
 import subprocess
 import threading
 import time
+import traceback
 
 import dns.flags
 import dns.message
@@ -17,7 +19,7 @@ import dns.rdatatype
 import dns.rrset
 
 from common import (_forget, _kill_proc, _live_procs, _wait_proc, ask, die_with_parent,
-                    free_port, make_tmpdir, recv_exact, remove_tmpdir, wait_until)
+                    free_port, make_tmpdir, recv_exact, remove_tmpdir, set_rcvbuf, wait_until)
 
 # ----------------------------------------------------------------------------------------------
 # Knot DNS upstream
@@ -258,21 +260,39 @@ zone:
 # Recording python upstream
 # ----------------------------------------------------------------------------------------------
 
+class Raw:
+    """A handler's reply sent byte for byte: over TCP without the 2-byte length prefix the
+    responder adds to a Message or bytes (so a test can send a prefix that lies), then the
+    connection is closed if `close`. Over UDP the bytes are the datagram."""
+
+    def __init__(self, data, close=False):
+        self.data = bytes(data)
+        self.close = close
+
+
 class Responder:
     """A tiny authoritative-ish DNS responder on UDP+TCP that records every query it receives as
     (transport, qname lower-case, qtype text, time). The reply is produced by `handler(query,
-    transport) -> dns.message.Message | bytes | None` (None → no reply); the default answers every
-    A query with `answer_ip` (TTL `ttl`) and NXDOMAIN+SOA for names starting with "nx".
-    Each request is handled on its own thread, after `delay` seconds."""
+    transport) -> dns.message.Message | bytes | Raw | None` (None → no reply; over TCP the
+    connection stays open and keeps being read); the default answers every A query with
+    `answer_ip` (TTL `ttl`) and NXDOMAIN+SOA for names starting with "nx".
+    Each request is handled on its own thread; with a `delay`, UDP replies are instead produced
+    by one scheduler thread when due (thousands of sleeping threads would fight over the GIL and
+    stall everything else in the test process), TCP ones after a sleep on the connection's
+    thread. `observer(query, transport, peer)`, if given, runs as soon as the query is parsed,
+    before the delay (e.g. to race the reply with forged ones). `tcp_accepted` counts accepted
+    TCP connections."""
 
     def __init__(self, host="127.0.0.1", port=None, answer_ip="192.0.2.1", ttl=60, delay=0.0,
-                 handler=None, tc_over_udp_names=()):
+                 handler=None, tc_over_udp_names=(), observer=None):
         self.host = host
         self.port = port or free_port(host)
         self.answer_ip = answer_ip
         self.ttl = ttl
         self.delay = delay
         self.handler = handler or self._default_handler
+        self.observer = observer
+        self.tcp_accepted = 0
         self.tc_over_udp_names = {n.lower().rstrip(".") + "." for n in tc_over_udp_names}
         self.lock = threading.Lock()
         self.log = []
@@ -280,13 +300,18 @@ class Responder:
         self.udp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.udp_sock.bind((host, self.port))
         self.udp_sock.settimeout(0.2)
+        set_rcvbuf(self.udp_sock)
         self.tcp_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.tcp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.tcp_sock.bind((host, self.port))
         self.tcp_sock.listen(64)
         self.tcp_sock.settimeout(0.2)
+        self._due = []  # heap of (time, seq, query, peer): delayed UDP replies
+        self._due_cv = threading.Condition()
+        self._seq = 0
         self._threads = [threading.Thread(target=self._udp_loop, daemon=True),
-                         threading.Thread(target=self._tcp_loop, daemon=True)]
+                         threading.Thread(target=self._tcp_loop, daemon=True),
+                         threading.Thread(target=self._udp_scheduler, daemon=True)]
         for t in self._threads:
             t.start()
 
@@ -300,16 +325,17 @@ class Responder:
         qname = q.question[0].name
         qtype = q.question[0].rdtype
         label0 = qname.labels[0].decode("ascii", "replace").lower() if qname.labels else ""
+        zone = qname if qname == dns.name.root else qname.parent()  # a health probe asks ". NS"
         if transport == "udp" and qname.to_text().lower() in self.tc_over_udp_names:
             r.flags |= dns.flags.TC
             return r
         if label0.startswith("nx"):
             r.set_rcode(dns.rcode.NXDOMAIN)
-            r.authority.append(soa_rrset(qname.parent(), ttl=self.ttl))
+            r.authority.append(soa_rrset(zone, ttl=self.ttl))
         elif qtype == dns.rdatatype.A:
             r.answer.append(dns.rrset.from_text(qname, self.ttl, "IN", "A", self.answer_ip))
         else:
-            r.authority.append(soa_rrset(qname.parent(), ttl=self.ttl))
+            r.authority.append(soa_rrset(zone, ttl=self.ttl))
         return r
 
     def _record(self, q, transport):
@@ -317,7 +343,8 @@ class Responder:
             self.log.append((transport, q.question[0].name.to_text().lower(),
                              dns.rdatatype.to_text(q.question[0].rdtype), time.monotonic()))
 
-    def _reply(self, wire, transport):
+    def _accept_query(self, wire, transport, peer):
+        """The parsed, recorded and observed query, or None for junk."""
         try:
             q = dns.message.from_wire(wire)
         except Exception:  # noqa: BLE001 - junk from the peer is ignored
@@ -325,14 +352,25 @@ class Responder:
         if not q.question:
             return None
         self._record(q, transport)
-        if self.delay:
-            time.sleep(self.delay)
+        if self.observer is not None:
+            self.observer(q, transport, peer)
+        return q
+
+    def _answer(self, q, transport):
         r = self.handler(q, transport)
-        if r is None:
-            return None
+        if r is None or isinstance(r, Raw):
+            return r
         if isinstance(r, (bytes, bytearray)):
             return bytes(r)
         return r.to_wire(max_size=65535)
+
+    def _reply(self, wire, transport, peer):
+        q = self._accept_query(wire, transport, peer)
+        if q is None:
+            return None
+        if self.delay:
+            time.sleep(self.delay)
+        return self._answer(q, transport)
 
     def _udp_loop(self):
         while not self._stop.is_set():
@@ -342,10 +380,41 @@ class Responder:
                 continue
             except OSError:
                 return
+            if self.delay:
+                q = self._accept_query(wire, "udp", peer)
+                if q is not None:
+                    with self._due_cv:
+                        self._seq += 1
+                        heapq.heappush(self._due, (time.monotonic() + self.delay, self._seq, q,
+                                                   peer))
+                        self._due_cv.notify()
+                continue
             threading.Thread(target=self._udp_one, args=(wire, peer), daemon=True).start()
 
+    def _udp_scheduler(self):
+        while not self._stop.is_set():
+            with self._due_cv:
+                if not self._due:
+                    self._due_cv.wait(0.2)
+                    continue
+                wait = self._due[0][0] - time.monotonic()
+                if wait > 0:
+                    self._due_cv.wait(min(wait, 0.2))
+                    continue
+                _, _, q, peer = heapq.heappop(self._due)
+            try:
+                out = self._answer(q, "udp")
+            except Exception:  # noqa: BLE001 - a broken handler must not stop later replies
+                traceback.print_exc()
+                continue
+            self._udp_send(out, peer)
+
     def _udp_one(self, wire, peer):
-        out = self._reply(wire, "udp")
+        self._udp_send(self._reply(wire, "udp", peer), peer)
+
+    def _udp_send(self, out, peer):
+        if isinstance(out, Raw):
+            out = out.data
         if out is not None and not self._stop.is_set():
             try:
                 self.udp_sock.sendto(out, peer)
@@ -360,11 +429,14 @@ class Responder:
                 continue
             except OSError:
                 return
+            with self.lock:
+                self.tcp_accepted += 1
             threading.Thread(target=self._tcp_conn, args=(conn,), daemon=True).start()
 
     def _tcp_conn(self, conn):
         conn.settimeout(10)
         try:
+            peer = conn.getpeername()
             while not self._stop.is_set():
                 hdr = recv_exact(conn, 2)
                 if hdr is None:
@@ -372,8 +444,12 @@ class Responder:
                 wire = recv_exact(conn, struct.unpack("!H", hdr)[0])
                 if wire is None:
                     return
-                out = self._reply(wire, "tcp")
-                if out is not None:
+                out = self._reply(wire, "tcp", peer)
+                if isinstance(out, Raw):
+                    conn.sendall(out.data)
+                    if out.close:
+                        return
+                elif out is not None:
                     conn.sendall(struct.pack("!H", len(out)) + out)
         except OSError:
             pass
@@ -393,6 +469,8 @@ class Responder:
 
     def close(self):
         self._stop.set()
+        with self._due_cv:
+            self._due_cv.notify()
         for s in (self.udp_sock, self.tcp_sock):
             try:
                 s.close()
@@ -406,6 +484,7 @@ def soa_rrset(zone, ttl=60, minimum=None):
     minimum = ttl if minimum is None else minimum
     if isinstance(zone, str):
         zone = dns.name.from_text(zone)
+    origin = "" if zone == dns.name.root else zone.to_text()  # "ns." under the root
     return dns.rrset.from_text(zone, ttl, "IN", "SOA",
                                "ns.%s hostmaster.%s 1 7200 1800 86400 %d"
-                               % (zone.to_text(), zone.to_text(), minimum))
+                               % (origin, origin, minimum))

@@ -77,6 +77,7 @@ TEST(Forwarder, UdpWrongQuestionIsNotAcceptedAndTimesOut) {
   r.setMode(Mode::WrongQuestion);
   Settings s = settingsFor({r.port()});
   s.attempt_timeout = milliseconds(150);
+  s.overall_timeout = milliseconds(300);  // the last attempt waits for the rest of the budget
   s.max_fails = 0;
   Harness h(s);
   Outcome o = h.resolveOne({});
@@ -202,6 +203,7 @@ TEST(Forwarder, TcpTimeoutRetiresTheConnection) {
   s.max_fails = 0;
   s.max_connect_attempts = 1;
   s.attempt_timeout = milliseconds(100);
+  s.overall_timeout = milliseconds(100);  // a last attempt waits for the whole budget
   Harness h(s);
   EXPECT_EQ(h.resolveOne({}).status, Status::ServFail);
   EXPECT_TRUE(eventually([&] { return r.tcpPeerCloses() == 1; }, milliseconds(2000)));
@@ -313,6 +315,24 @@ TEST(Forwarder, SilentUpstreamGivesServFailWithinBudgetAndBoundedAttempts) {
   EXPECT_LE(r.count(), 4u);
 }
 
+TEST(Forwarder, LastAttemptWaitsForTheRestOfTheBudget) {
+  // One upstream answering a little after the attempt timeout (a slow upstream, issue 11): the
+  // first attempt times out, the second (the last the cap allows) waits for the rest of the
+  // budget instead of another attempt timeout and gets the answer.
+  Responder r(4);
+  r.setDelay(milliseconds(300));
+  Settings s = settingsFor({r.port()});
+  s.attempt_timeout = milliseconds(200);
+  s.overall_timeout = milliseconds(1500);
+  s.max_fails = 0;
+  Harness h(s);
+  Outcome o = h.resolveOne({});
+  ASSERT_EQ(o.status, Status::Ok);
+  EXPECT_EQ(o.answer_tag, 4);
+  EXPECT_EQ(r.count(), 2u);  // default cap: 2 attempts per upstream
+  EXPECT_EQ(h.stats().attempts, 2u);
+}
+
 TEST(Forwarder, ConcurrentAttemptTimeoutsFireTogetherAndRetryElsewhere) {
   Responder silent, good(2);
   silent.setMode(Mode::Drop);
@@ -342,6 +362,7 @@ TEST(Forwarder, AttemptsUseFreshIdsAndSourcePorts) {
   Settings s = settingsFor({r.port()});
   s.max_connect_attempts = 6;
   s.attempt_timeout = milliseconds(30);
+  s.overall_timeout = milliseconds(180);  // the sixth attempt waits for the rest of it
   s.max_fails = 0;
   Harness h(s);
   EXPECT_EQ(h.resolveOne({}).status, Status::ServFail);

@@ -132,6 +132,7 @@ TEST(ForwarderHealth, MaxFailsZeroNeverProbes) {
   Settings s = settingsFor({a.port()});
   s.max_fails = 0;
   s.attempt_timeout = milliseconds(50);
+  s.overall_timeout = milliseconds(100);  // the last attempt waits for the rest of the budget
   Harness h(s);
   EXPECT_EQ(h.resolveOne({}).status, Status::ServFail);
   std::this_thread::sleep_for(milliseconds(200));
@@ -147,6 +148,7 @@ TEST(ForwarderHealth, AllDownPicksOneAnywayOrFailsFast) {
     Settings s = settingsFor({a.port()});
     s.max_fails = 1;
     s.attempt_timeout = milliseconds(50);
+    s.overall_timeout = milliseconds(100);  // the last attempt waits for the rest of it
     s.health_check = milliseconds(20);
     s.health_check_timeout = milliseconds(50);
     s.failfast_all_unhealthy = failfast;
