@@ -515,7 +515,7 @@ class HttpServer::Loop final : public net::IoHandler {
       return {200, "OK", kTextPlain, ok_};
     }
     if (owner_.metrics_ != nullptr && req.path == "/metrics") {
-      return {200, "OK", "text/plain; version=0.0.4; charset=utf-8", metricsBody()};
+      return {200, "OK", kMetricsContentType, metricsBody()};
     }
     return {404, "Not Found", kTextPlain, notFound_};
   }
