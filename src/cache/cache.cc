@@ -341,6 +341,9 @@ bool Cache::importEntry(const SnapshotEntry& se, const ClockPair& now) {
 
   // Age from a boot reading taken no earlier than the steady one, so it is never too small.
   const int64_t age_ms = std::max<int64_t>(0, now.boot_hi_ms - se.inserted_boot_ms);
+  // Dead beyond its duration and the serve-stale window: skip it before the time arithmetic (an
+  // insertion time from a hostile file could overflow the clock's nanoseconds; found by fuzzing).
+  if (age_ms / 1000 > int64_t(se.duration) + int64_t(stale_s_)) return false;
   Entry e;
   e.hash = hash;
   e.inserted = now.steady - std::chrono::milliseconds(age_ms);
