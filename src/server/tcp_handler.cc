@@ -396,34 +396,34 @@ void TcpListener::undrain() {
   if (started_) start();
 }
 
-void TcpListener::stop() {
-  started_ = false;
+void TcpListener::stopAccepting() {
   if (registered_) {
-    loop_.remove(fd_);
+    loop_.remove(fd_);  // the socket stays open (closed by the destructor)
     registered_ = false;
   }
   if (backoff_timer_ != 0) loop_.cancelTimer(backoff_timer_);
   backoff_timer_ = 0;
+}
+
+std::vector<std::shared_ptr<TcpConnection>> TcpListener::connectionList() const {
   std::vector<std::shared_ptr<TcpConnection>> conns;
   conns.reserve(conns_.size());
   for (const auto& [p, c] : conns_) conns.push_back(c);
-  for (const auto& c : conns) c->close();
+  return conns;
+}
+
+void TcpListener::stop() {
+  started_ = false;
+  stopAccepting();
+  for (const auto& c : connectionList()) c->close();
   conns_.clear();
 }
 
 void TcpListener::drain(std::function<void()> on_drained) {
   draining_ = true;
   on_drained_ = std::move(on_drained);
-  if (registered_) {
-    loop_.remove(fd_);  // the socket stays open: another process may accept on it
-    registered_ = false;
-  }
-  if (backoff_timer_ != 0) loop_.cancelTimer(backoff_timer_);
-  backoff_timer_ = 0;
-  std::vector<std::shared_ptr<TcpConnection>> conns;
-  conns.reserve(conns_.size());
-  for (const auto& [p, c] : conns_) conns.push_back(c);
-  for (const auto& c : conns) c->settle();  // idle ones close now, the others when idle
+  stopAccepting();  // another process may accept on the same socket meanwhile
+  for (const auto& c : connectionList()) c->settle();  // idle ones close now, the others when idle
   if (conns_.empty() && on_drained_) {
     loop_.post(std::move(on_drained_));
     on_drained_ = nullptr;

@@ -90,6 +90,10 @@ class TcpListener final : public net::IoHandler {
  private:
   friend class TcpConnection;
   void closed(TcpConnection* c);
+  /// Takes the listening socket out of epoll (it stays open) and cancels an accept back-off.
+  void stopAccepting();
+  /// A copy of the open connections (closing one edits conns_).
+  std::vector<std::shared_ptr<TcpConnection>> connectionList() const;
   /// Closes the connection that has been quiescent longest; false if none is.
   bool evictIdlest();
   void pauseAccepting();

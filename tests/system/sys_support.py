@@ -423,6 +423,16 @@ class SystemTestCase(unittest.TestCase):
         self.addCleanup(k.close)
         return k
 
+    def start_dnsperf(self, ns, args, out_path):
+        """dnsperf `args` (after the program name) in `ns`, output to out_path; killed at
+        cleanup. Returns the Popen."""
+        with open(out_path, "w") as out:
+            perf = subprocess.Popen(ns.prefix() + ["dnsperf"] + list(args), stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        h._live_procs.append((perf, "dnsperf"))
+        self.addCleanup(h._kill_proc, perf)
+        return perf
+
     def start_node_cache(self, ns, args, tmp, env=None, name="node-cache"):
         nc = NodeCacheProc(ns, args, tmp, env, name)
         self.addCleanup(nc.close)

@@ -93,13 +93,8 @@ class HandoverTest(s.SystemTestCase):
 
         seconds = 50
         perf_out = os.path.join(self.tmp, "dnsperf.out")
-        with open(perf_out, "w") as out:
-            perf = subprocess.Popen(
-                self.ns.prefix() + ["dnsperf", "-s", s.LOCAL_V4, "-d", qfile, "-Q", str(RATE),
-                                    "-l", str(seconds), "-t", "5", "-c", "4"],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        s.h._live_procs.append((perf, "dnsperf"))
-        self.addCleanup(s.h._kill_proc, perf)
+        perf = self.start_dnsperf(self.ns, ["-s", s.LOCAL_V4, "-d", qfile, "-Q", str(RATE),
+                                            "-l", str(seconds), "-t", "5", "-c", "4"], perf_out)
         t_start = time.monotonic()
         time.sleep(1.0)
 
@@ -164,14 +159,10 @@ class HandoverTest(s.SystemTestCase):
         self.wait_serving(nc, self.ns, s.LOCAL_V4, self.pidfile, qname="n1.handover.test")
         self.ns.run(["dnsperf", "-s", s.LOCAL_V4, "-d", qfile, "-n", "1", "-t", "2"], timeout=60)
         out_path = os.path.join(self.tmp, "dnsperf-restart.out")
-        with open(out_path, "w") as out:
-            perf = subprocess.Popen(
-                self.ns.prefix() + ["dnsperf", "-s", s.LOCAL_V4, "-d", qfile, "-Q", str(RATE),
-                                    "-l", str(seconds), "-t", "2", "-c", "4",
-                                    "-q", "100000"],  # outstanding: keep sending while down
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        s.h._live_procs.append((perf, "dnsperf"))
-        self.addCleanup(s.h._kill_proc, perf)
+        # -q: outstanding queries, so dnsperf keeps sending (and counting losses) while down
+        perf = self.start_dnsperf(self.ns, ["-s", s.LOCAL_V4, "-d", qfile, "-Q", str(RATE),
+                                            "-l", str(seconds), "-t", "2", "-c", "4",
+                                            "-q", "100000"], out_path)
         time.sleep(restart_at)
         self.assertEqual(nc.stop(), 0, nc.context())
         nxt = start()

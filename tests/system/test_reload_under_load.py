@@ -19,7 +19,6 @@ file), and the previous config keeps serving."""
 import os
 import re
 import signal
-import subprocess
 import time
 
 import sys_support as s
@@ -122,13 +121,8 @@ class ReloadUnderLoadTest(s.SystemTestCase):
         with open(qfile, "w") as f:
             f.write("\n".join(names) + "\n")
         perf_out = os.path.join(self.tmp, "dnsperf.out")
-        with open(perf_out, "w") as out:
-            perf = subprocess.Popen(
-                self.ns.prefix() + ["dnsperf", "-s", s.LOCAL_V4, "-d", qfile, "-Q", str(RATE),
-                                    "-l", str(SECONDS), "-t", "5"],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        s.h._live_procs.append((perf, "dnsperf"))
-        self.addCleanup(s.h._kill_proc, perf)
+        perf = self.start_dnsperf(self.ns, ["-s", s.LOCAL_V4, "-d", qfile, "-Q", str(RATE),
+                                            "-l", str(SECONDS), "-t", "5"], perf_out)
         t_start = time.monotonic()
         time.sleep(1.0)
 
