@@ -27,13 +27,15 @@ std::atomic<size_t> g_connections{0};
 
 // How many descriptors client TCP connections may use together: the soft RLIMIT_NOFILE less a
 // reserve (a quarter, at least 64) for what must keep working when clients take the rest:
-// upstream sockets (a miss needs one), the listeners, the health and metrics servers.
+// upstream sockets (a miss needs one), the listeners, the health and metrics servers. The
+// reserve never exceeds half: under a very low limit TCP still gets some connections (with a
+// budget of 0 every connection, even one accepted after an eviction, would be refused).
 size_t connectionFdBudget() {
   rlimit rl{};
   if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
   const size_t cur = size_t(rl.rlim_cur);
-  const size_t reserve = std::max<size_t>(64, cur / 4);
-  return cur > reserve ? cur - reserve : 0;
+  const size_t reserve = std::min(std::max<size_t>(64, cur / 4), cur / 2);
+  return cur - reserve;
 }
 
 }  // namespace
