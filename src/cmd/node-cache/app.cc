@@ -16,10 +16,11 @@
 #include <thread>
 
 #include "cmd/node-cache/default_corefile.h"
+#include "common/cpu_budget.h"
+#include "common/inherited_sockets.h"
 #include "common/log.h"
 #include "common/random.h"
 #include "dns/message.h"
-#include "common/inherited_sockets.h"
 #include "node/config_sync.h"
 #include "node/handover.h"
 #include "node/host_setup.h"
@@ -414,8 +415,17 @@ int App::run() {
   catalogue_ = std::make_unique<observability::CorednsMetrics>(registry_, build, node_metrics_ok);
   observability::registerProcessCollector(registry_);
 
-  size_t workers = opt_.workers > 0 ? size_t(opt_.workers)
-                                    : std::max(1u, std::thread::hardware_concurrency());
+  // Unset: as many workers as the CPU the process may use (affinity, cpuset, cgroup quota), so
+  // a DaemonSet limited to 500m on a 64-core node runs one worker, not 64 on half a core.
+  size_t workers = size_t(opt_.workers);
+  if (workers == 0) {
+    const CpuBudget cpu = detectCpuBudget();
+    workers = cpu.workers();
+    if (cpu.quota) {
+      log::info("CPU quota {:.2f} ({}), {} CPUs in the affinity mask: {} workers", *cpu.quota,
+                cpu.quota_source, cpu.affinity, workers);
+    }
+  }
   server_metrics_ = std::make_unique<server::ServerMetrics>(*catalogue_, workers);
   server::ServerOptions so;
   so.workers = workers;
