@@ -24,9 +24,9 @@ namespace {
 // compiled in but not supported by this replacement).
 const std::set<std::string, std::less<>> kKnownUnsupported = {
     "root",        "metadata",    "geoip",       "cancel",       "tls",        "quic",
-    "timeouts",    "multisocket", "nsid",        "bufsize",      "debug",      "trace",
+    "timeouts",    "multisocket", "nsid",        "debug",        "trace",
     "ready",       "pprof",       "dnstap",      "local",        "dns64",      "acl",
-    "any",         "chaos",       "loadbalance", "tsig",         "rewrite",    "header",
+    "any",         "chaos",       "tsig",        "rewrite",      "header",
     "dnssec",      "autopath",    "minimal",     "template",     "transfer",   "hosts",
     "route53",     "azure",       "clouddns",    "k8s_external", "kubernetes", "file",
     "auto",        "secondary",   "etcd",        "grpc",         "erratic",    "whoami",
@@ -109,7 +109,8 @@ ServerBlock buildBlock(const RawBlock& raw, const ParseOptions& options,
     const std::string& name = line.head.text;
     const bool supported = name == "errors" || name == "log" || name == "cache" ||
                            name == "forward" || name == "bind" || name == "reload" ||
-                           name == "loop" || name == "health" || name == "prometheus";
+                           name == "loop" || name == "health" || name == "prometheus" ||
+                           name == "bufsize" || name == "loadbalance";
     if (!supported) {
       if (kKnownUnsupported.count(name)) {
         failAt(line.head, "plugin '" + name + "' is not supported by node-cache");
@@ -135,6 +136,10 @@ ServerBlock buildBlock(const RawBlock& raw, const ParseOptions& options,
       parseLoop(line, b);
     } else if (name == "health") {
       parseHealth(line, b);
+    } else if (name == "bufsize") {
+      parseBufsize(line, b);
+    } else if (name == "loadbalance") {
+      parseLoadbalance(line, b);
     } else {
       parsePrometheus(line, b);
     }

@@ -151,6 +151,9 @@ struct ServerBlock {
   bool loop = false;
   std::optional<HealthConfig> health;
   std::optional<std::string> prometheus;  ///< listen address, e.g. ":9253"
+  /// `bufsize`: a client's EDNS UDP size above this is lowered to it (CoreDNS 1.10 semantics).
+  std::optional<uint16_t> bufsize;
+  bool loadbalance = false;  ///< `loadbalance [round_robin]`: address records shuffled
 };
 
 /// One listening endpoint (address, port) and the zones it serves → block index.

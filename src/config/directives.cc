@@ -282,4 +282,31 @@ void parsePrometheus(const Line& line, ServerBlock& block) {
   block.prometheus = addr;
 }
 
+void parseBufsize(const Line& line, ServerBlock& block) {
+  constexpr std::string_view kPlugin = "bufsize";
+  expectArgs(line, kPlugin, 0, 1);
+  expectNoBlock(line, kPlugin);
+  uint16_t size = 1232;  // CoreDNS's default: the DNS flag day 2020 value
+  if (!line.args.empty()) {
+    const auto v = parseUnsigned(line.args[0].text);
+    if (!v || *v < 512 || *v > 4096) {  // RFC 6891's range, as CoreDNS checks it
+      pluginError(line.args[0], kPlugin,
+                  "buffer size must be a number from 512 to 4096: '" + line.args[0].text + "'");
+    }
+    size = static_cast<uint16_t>(*v);
+  }
+  block.bufsize = size;  // several lines: the last one wins
+}
+
+void parseLoadbalance(const Line& line, ServerBlock& block) {
+  constexpr std::string_view kPlugin = "loadbalance";
+  expectArgs(line, kPlugin, 0, 1);
+  expectNoBlock(line, kPlugin);
+  if (!line.args.empty() && line.args[0].text != "round_robin") {
+    // CoreDNS 1.10 (the upstream image) knows only round_robin; `weighted` came later.
+    pluginError(line.args[0], kPlugin, "unknown policy: " + line.args[0].text);
+  }
+  block.loadbalance = true;
+}
+
 }  // namespace nld::config::detail

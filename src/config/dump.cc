@@ -106,6 +106,8 @@ std::string dump(const Corefile& cf) {
       o << "  health " << b.health->address << " lameduck " << dur(b.health->lameduck) << "\n";
     }
     if (b.prometheus) o << "  prometheus " << *b.prometheus << "\n";
+    if (b.bufsize) o << "  bufsize " << *b.bufsize << "\n";
+    if (b.loadbalance) o << "  loadbalance round_robin\n";
   }
   for (const auto& l : cf.listeners) {
     o << "listener " << (l.address.empty() ? "*" : l.address) << ":" << l.port << ":";

@@ -6,6 +6,8 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "common/random.h"
+#include "dns/shuffle.h"
 #include "server/metrics.h"
 
 namespace nld::server {
@@ -194,6 +196,16 @@ bool inZones(const dns::Name& name, const std::vector<dns::Name>& zones) {
   return false;
 }
 
+// The largest answer this client may get: its EDNS UDP size (512 without EDNS) over UDP, lowered
+// by the block's `bufsize` when the client sent an OPT (CoreDNS 1.10 rewrites only an existing
+// OPT); 64 KiB over TCP.
+size_t answerLimit(const BlockPlan& block, const dns::Query& q, bool udp) {
+  if (!udp) return dns::kMaxMessageSize;
+  const size_t limit = q.clientUdpSize();
+  if (block.bufsize != 0 && q.edns.present && limit > block.bufsize) return block.bufsize;
+  return limit;
+}
+
 }  // namespace
 
 size_t Pipeline::queryOwner(ByteView pkt, size_t workers) {
@@ -278,7 +290,7 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
   const size_t bi = zone->block;
   const BlockPlan& block = wp.plan->blocks[bi];
   const BlockRuntime& rt = wp.blocks[bi];
-  const size_t limit = udp ? q.clientUdpSize() : dns::kMaxMessageSize;
+  const size_t limit = answerLimit(block, q, udp);
 
   // loop: count our own probe coming back (spec §8.7).
   if (block.loop && q.question.qtype == dns::type::HINFO && block.loop->active.load() &&
@@ -300,6 +312,7 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
       if (lr.prefetch || lr.kind == cache::Kind::Stale) {
         refresh(current_, bi, pkt, q);
       }
+      if (block.loadbalance) dns::shuffleAddressRecords(out, lr.length, randomBelow);
       const uint8_t rcode = lr.length >= dns::kHeaderSize ? (out[3] & 0xf) : 0;
       const auto took = net::Clock::now() - start;
       if (block.log) logQuery(block, peer, q, proto, pkt.size(), out.first(lr.length), took);
@@ -448,7 +461,7 @@ void Pipeline::onUpstream(Pending* p, const upstream::Result& r) {
   const BlockPlan& block = plan.blocks[p->block];
   BlockRuntime& rt = wp.blocks[p->block];
   const bool udp = p->proto == Proto::Udp;
-  const size_t limit = udp ? p->query.clientUdpSize() : dns::kMaxMessageSize;
+  const size_t limit = answerLimit(block, p->query, udp);
   MutableBytes out(scratch_);
   ByteView client(p->pkt);
   size_t len = 0;
@@ -512,6 +525,7 @@ void Pipeline::onUpstream(Pending* p, const upstream::Result& r) {
                         p->query.question.qtype, err);
     }
   }
+  if (block.loadbalance) dns::shuffleAddressRecords(out, len, randomBelow);
   const auto took = net::Clock::now() - p->start;
   if (block.log) logQuery(block, p->peer, p->query, p->proto, p->pkt.size(), out.first(len), took);
   if (block.metrics) {

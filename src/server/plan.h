@@ -73,6 +73,8 @@ struct BlockPlan {
   std::shared_ptr<ErrorsPlugin> errors_plugin;  // its consolidate patterns (set when `errors`)
   bool log = false;
   bool metrics = false;  // block has `prometheus`
+  uint16_t bufsize = 0;  // `bufsize`: cap on a client's EDNS UDP size (0: none)
+  bool loadbalance = false;  // `loadbalance`: shuffle address records in every answer
   std::shared_ptr<LoopDetector> loop;
 };
 

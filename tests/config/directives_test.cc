@@ -45,6 +45,26 @@ TEST(Errors, BadForms) {
                       "invalid regexp 'a(?=b)'");  // lookahead: not RE2
 }
 
+TEST(Bufsize, FormsAndRange) {
+  EXPECT_FALSE(only(parse(". {\n forward . 1.1.1.1\n}\n")).bufsize.has_value());
+  EXPECT_EQ(only(parse(". {\n bufsize\n}\n")).bufsize, 1232);  // CoreDNS's default
+  EXPECT_EQ(only(parse(". {\n bufsize 512\n}\n")).bufsize, 512);
+  EXPECT_EQ(only(parse(". {\n bufsize 4096\n bufsize 1400\n}\n")).bufsize, 1400);
+  EXPECT_CONFIG_ERROR(". {\n bufsize 511\n}\n", 2, "buffer size must be a number from 512 to 4096");
+  EXPECT_CONFIG_ERROR(". {\n bufsize 4097\n}\n", 2, "from 512 to 4096: '4097'");
+  EXPECT_CONFIG_ERROR(". {\n bufsize big\n}\n", 2, "from 512 to 4096: 'big'");
+  EXPECT_CONFIG_ERROR(". {\n bufsize 512 1024\n}\n", 2, "Wrong argument count");
+}
+
+TEST(Loadbalance, RoundRobinOnly) {
+  EXPECT_FALSE(only(parse(". {\n forward . 1.1.1.1\n}\n")).loadbalance);
+  EXPECT_TRUE(only(parse(". {\n loadbalance\n}\n")).loadbalance);
+  EXPECT_TRUE(only(parse(". {\n loadbalance round_robin\n}\n")).loadbalance);
+  EXPECT_CONFIG_ERROR(". {\n loadbalance weighted /w\n}\n", 2, "Wrong argument count");
+  EXPECT_CONFIG_ERROR(". {\n loadbalance random\n}\n", 2, "unknown policy: random");
+  EXPECT_CONFIG_ERROR(". {\n loadbalance {\n }\n}\n", 2, "does not take a block");
+}
+
 TEST(Log, Forms) {
   const ServerBlock b =
       only(parse(". {\n log\n log example.org\n log a.org B.org \"{remote} {name}\" {\n  class "

@@ -86,6 +86,13 @@ def external_zone():
         "www 300 IN A 192.0.2.10",
         "www 300 IN A 192.0.2.11",
         "mutable 300 IN A 192.0.2.20",
+        "pool 300 IN A 192.0.2.31",
+        "pool 300 IN A 192.0.2.32",
+        "pool 300 IN A 192.0.2.33",
+        "pool 300 IN A 192.0.2.34",
+        "pool 300 IN AAAA 2001:db8::31",
+        "pool 300 IN AAAA 2001:db8::32",
+        "pool 300 IN AAAA 2001:db8::33",
         "*.uniq 300 IN A 192.0.2.99",
     ]
     for s in BIG_TXT:
