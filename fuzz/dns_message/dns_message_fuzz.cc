@@ -11,6 +11,7 @@
 
 #include "dns/message.h"
 #include "dns/name.h"
+#include "dns/shuffle.h"
 
 namespace {
 
@@ -119,10 +120,34 @@ void exerciseResponse(ByteView pkt) {
 
 }  // namespace
 
+// loadbalance on any bytes: stays inside the length, keeps the size; a message that parsed as
+// a response still parses after the shuffle, with the same records in number and type.
+uint64_t alternate(uint64_t bound) {
+  static uint64_t n = 0;
+  return (n++ * 7) % bound;
+}
+
+void exerciseShuffle(ByteView pkt) {
+  std::vector<uint8_t> copy(pkt.begin(), pkt.end());
+  copy.resize(pkt.size() + 16, 0xee);  // guard bytes past the length
+  shuffleAddressRecords(MutableBytes(copy), pkt.size(), alternate);
+  check(std::all_of(copy.begin() + long(pkt.size()), copy.end(), [](uint8_t b) { return b == 0xee; }),
+        "shuffle wrote past the length");
+  Response before, after;
+  if (parseResponse(pkt, before) != Error::None) return;
+  check(parseResponse(ByteView(copy.data(), pkt.size()), after) == Error::None,
+        "shuffled response no longer parses");
+  check(before.rrs.size() == after.rrs.size(), "shuffle changed the record count");
+  for (size_t i = 0; i < before.rrs.size(); ++i) {
+    check(before.rrs[i].type == after.rrs[i].type, "shuffle changed a record type");
+  }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ByteView pkt(data, size);
   exerciseQuery(pkt);
   exerciseResponse(pkt);
+  exerciseShuffle(pkt);
   // readName at every offset (bounded so one large input cannot dominate a fuzzing run).
   const size_t limit = std::min<size_t>(size, 2048);
   for (size_t off = 0; off < limit; ++off) exerciseName(pkt, off);
