@@ -1,7 +1,7 @@
 #pragma once
-// The DNS response cache (CoreDNS `cache` plugin semantics, spec §8.3, with the RFC fixes of
-// spec §9 and §12.8). Stores upstream responses in wire form and answers hits by copying bytes
-// and patching ID, question case, flags and TTLs in place — no allocation on a hit.
+// The DNS response cache (CoreDNS `cache` plugin semantics, with the deviations listed below).
+// Stores upstream responses in wire form and answers hits by copying bytes and patching ID,
+// question case, flags and TTLs in place — no allocation on a hit.
 //
 // Threading: one Cache per (server block, worker thread). All member functions must be called
 // from the owning worker thread only; there are no locks. The Stats counters are the exception:
@@ -10,7 +10,7 @@
 // the lifetime of the Cache, also across moves.
 //
 // Deviations from CoreDNS v1.13.2, on purpose:
-// - QCLASS is part of the key (CoreDNS HEAD, spec §12.8).
+// - QCLASS is part of the key (as CoreDNS HEAD, coredns/coredns#8272).
 // - A configured max TTL above 3600 s takes effect; negative TTL honours SOA MINIMUM (RFC 2308).
 // - Each RR keeps its own TTL, capped by the entry's duration, instead of all RRs flattened.
 // - Stale answers carry TTL 30 (RFC 8767 §4 recommends 30 s; CoreDNS sends 0, which RFC 8767

@@ -1,6 +1,6 @@
 #pragma once
-// The cache key: lower-cased QNAME, QTYPE, QCLASS, DO and CD (spec §8.3 "Key", plus QCLASS as
-// CoreDNS HEAD does, spec §12.8). Hashing and comparison run on the hot path and never allocate.
+// The cache key: lower-cased QNAME, QTYPE, QCLASS, DO and CD (QCLASS as CoreDNS HEAD,
+// coredns/coredns#8272). Hashing and comparison run on the hot path and never allocate.
 //
 // The hash is hand-written (dns::Name::hashLower: 8 name bytes per multiply, lower-cased with
 // SWAR on the fly; then the type/class/flags and a murmur3 finaliser so the low bits used for

@@ -1,5 +1,5 @@
 #pragma once
-// Configuration of one DNS response cache (the Corefile `cache` stanza, spec §8.3), already
+// Configuration of one DNS response cache (the Corefile `cache` stanza), already
 // validated by the config parser. Plain data; copied into each Cache.
 #include <cstddef>
 #include <cstdint>

@@ -1,6 +1,6 @@
 #pragma once
-// Where an upstream response is cached and for how long (spec §8.3 "TTL computation", made
-// RFC 2308-correct as recommended in spec §9). Pure functions: no state, any thread.
+// Where an upstream response is cached and for how long (CoreDNS cache plugin clamps, made
+// RFC 2308-correct). Pure functions: no state, any thread.
 #include <cstdint>
 
 #include "cache/settings.h"

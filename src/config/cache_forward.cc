@@ -1,4 +1,4 @@
-// cache and forward directive parsers (spec §8.3, §8.4).
+// cache and forward directive parsers (as CoreDNS plugin/cache, plugin/forward setup.go).
 #include <algorithm>
 #include <cctype>
 #include <limits>

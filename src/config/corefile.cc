@@ -20,8 +20,8 @@ std::string UpstreamAddress::label() const {
 namespace detail {
 namespace {
 
-// Directives CoreDNS knows but node-cache does not implement (spec §6: not compiled in, or
-// compiled in but not supported by this replacement).
+// Directives CoreDNS knows but node-cache does not implement (not compiled into upstream
+// node-cache, or compiled in but not supported by this replacement).
 const std::set<std::string, std::less<>> kKnownUnsupported = {
     "root",        "metadata",    "geoip",       "cancel",       "tls",        "quic",
     "timeouts",    "multisocket", "nsid",        "debug",        "trace",

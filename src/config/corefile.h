@@ -1,10 +1,10 @@
 #pragma once
 // Corefile parsing: turns CoreDNS/caddyfile text into a validated, typed, immutable configuration.
 //
-// Only the subset of CoreDNS that node-cache needs is accepted (spec §6, §8): the server-block
-// grammar (keys, braces, comments, quotes, {$ENV}, import, snippets, CIDR keys) and the directives
-// errors, log, cache, forward, bind, reload, loop, health and prometheus. Everything else is
-// refused with a `file:line: message` ConfigError, never silently ignored.
+// Only the subset of CoreDNS that node-cache needs is accepted: the server-block grammar (keys,
+// braces, comments, quotes, {$ENV}, import, snippets, CIDR keys) and the directives errors, log,
+// cache, forward, bind, reload, loop, health and prometheus. Everything else is refused with a
+// `file:line: message` ConfigError, never silently ignored.
 //
 // The grammar is hand-written because there is no C++ caddyfile library; CoreDNS's own parser is
 // the reference (coredns/caddy lexer.go, parse.go; plugin setup.go files).
@@ -81,7 +81,7 @@ inline constexpr std::string_view kCombinedLogFormat =
     "{remote}:{port} - {>id} \"{type} {class} {name} {proto} {size} {>do} {>bufsize}\" {rcode} "
     "{>rflags} {rsize} {duration} \"{>opcode}\"";
 
-/// `cache` (spec §8.3). Capacities are kept as written; the cache rounds them.
+/// `cache` (CoreDNS cache plugin). Capacities are kept as written; the cache rounds them.
 struct CacheConfig {
   std::vector<std::string> zones;  ///< the block's zones when none were given
   size_t success_capacity = 10000;
@@ -108,7 +108,7 @@ struct UpstreamAddress {
   std::string label() const;
 };
 
-/// One `forward` stanza (spec §8.4).
+/// One `forward` stanza (CoreDNS forward plugin).
 struct ForwardConfig {
   std::string from;                 ///< zone, fqdn lower-case
   std::vector<std::string> except;  ///< fqdn lower-case

@@ -1,4 +1,4 @@
-// errors, log, bind, reload, loop, health, prometheus (spec §8.1, 8.2, 8.5-8.8, 8.10).
+// errors, log, bind, reload, loop, health, prometheus (as the CoreDNS plugins' setup.go).
 #include "config/directives.h"
 
 #include <algorithm>

@@ -1,5 +1,5 @@
 #pragma once
-// Corefile tokens and the lexer (caddyfile rules, spec §6). Internal to nld::config.
+// Corefile tokens and the lexer (coredns/caddy caddyfile/lexer.go rules). Internal to nld::config.
 // Hand-written: there is no caddyfile lexer for C++, and the rules are a few lines.
 #include <string>
 #include <string_view>

@@ -96,7 +96,7 @@ enum class QueryStatus : uint8_t {
   BadVers,  // answer BADVERS: EDNS version != 0
 };
 
-/// Parses a query from a client. Accept rules (as CoreDNS/miekg, spec §7.2): QR=1 → Drop;
+/// Parses a query from a client. Accept rules (as miekg/dns acceptfunc.go): QR=1 → Drop;
 /// opcode != QUERY → NotImp; QDCOUNT != 1, ANCOUNT > 1, NSCOUNT > 1 or ARCOUNT > 2 → FormErr;
 /// unparseable question or records → FormErr; more than one OPT → FormErr; EDNS version != 0 →
 /// BadVers. Bytes after the last record are ignored. `out.question` is filled whenever the
@@ -132,7 +132,7 @@ struct Response {
 /// record are ignored (see `end`). Thread-compatible: no shared state.
 Error parseResponse(ByteView pkt, Response& out);
 
-/// Cache classification (spec §8.3 "Typify").
+/// Cache classification (CoreDNS plugin/pkg/response/typify.go).
 enum class ResponseType : uint8_t {
   NoError,      // answer present, or NOERROR without SOA/NS
   NoData,       // NOERROR, empty answer, SOA in authority

@@ -1,10 +1,10 @@
 #pragma once
-// Keeps the rendered Corefile in step with the base Corefile's directory and the kube-dns
-// ConfigMap directory (spec §4.4): polls both every `poll_interval` (default 10 s), re-renders on
-// change, writes the output atomically (temp file + rename, mode 0644) and calls on_written.
-// Unlike upstream node-cache, an invalid ConfigMap is never given up on (§12.5): the last good
-// config stays in use, the error is logged and counted once per distinct bad content, and the
-// directory keeps being polled so a corrected ConfigMap is picked up.
+// Keeps the rendered Corefile in step with the base Corefile's directory and the kube-dns ConfigMap
+// directory (as node-cache's initDNSConfigSync): polls both every `poll_interval` (default 10 s),
+// re-renders on change, writes the output atomically (temp file + rename, mode 0644) and calls
+// on_written. Unlike upstream node-cache, which stops watching a ConfigMap invalid at start, a bad
+// one is never given up on: the last good config stays in use, the error is logged and counted once
+// per distinct bad content, and the directory keeps being polled.
 //
 // Thread affinity: construct, initialSync() and start()/stop() from one owning thread (main).
 // pollOnce() may be called directly only while the poll thread is not running (tests). The

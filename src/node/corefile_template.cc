@@ -22,7 +22,7 @@ constexpr std::string_view kUpstreamPlaceholder = "__PILLAR__UPSTREAM__SERVERS__
 constexpr std::string_view kClusterDnsPlaceholder = "__PILLAR__CLUSTER__DNS__";
 constexpr std::string_view kLocalDnsPlaceholder = "__PILLAR__LOCAL__DNS__";
 constexpr std::string_view kDnsServerPlaceholder = "__PILLAR__DNS__SERVER__";
-// §4.1 step 3: replaced as one byte-exact unit when custom upstream servers are configured.
+// As configmap.go: replaced as one byte-exact unit when custom upstream servers are configured.
 constexpr std::string_view kTcpUpstreamBlock =
     "\n    forward . __PILLAR__UPSTREAM__SERVERS__ {\n            force_tcp\n    }\n";
 

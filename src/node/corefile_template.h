@@ -1,8 +1,8 @@
 #pragma once
 // Corefile templating of node-cache (kubernetes/dns:cmd/node-cache/app/configmap.go
-// updateCorefile) and the kube-dns ConfigMap directory loader (pkg/dns/config), spec §4.1-§4.3,
-// minus the upstream bugs: a missing upstream-service env var is a clear error (never `<nil>`),
-// and stub-domain blocks come out in sorted order (deterministic output).
+// updateCorefile) and the kube-dns ConfigMap directory loader (pkg/dns/config), minus the
+// upstream bugs: a missing upstream-service env var is a clear error (never `<nil>`), and
+// stub-domain blocks come out in sorted order (deterministic output).
 //
 // Thread affinity: free functions, no shared state; safe from any thread.
 #include <cstdint>
@@ -68,8 +68,8 @@ struct RenderOutput {
   std::vector<std::string> warnings;   ///< e.g. "Did not find TCP upstream block to replace, ..."
 };
 
-/// Renders the Corefile (§4.1 steps 3-7). Byte-exact replace-all; the force_tcp block of step 3 is
-/// replaced as one unit when custom upstreams are configured.
+/// Renders the Corefile: placeholders, then stub-domain blocks. Byte-exact replace-all; the
+/// force_tcp upstream block is replaced as one unit when custom upstreams are configured.
 /// @throws TemplateError if the base uses __PILLAR__CLUSTER__DNS__ and upstream_ip is missing
 ///         ("... environment variable KUBE_DNS_UPSTREAM_SERVICE_HOST is not set ...").
 RenderOutput renderCorefile(const RenderInput& in);

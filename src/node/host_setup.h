@@ -1,8 +1,8 @@
 #pragma once
-// Orchestrates node-cache's host side (spec §1, §3.3-§3.5, §13):
+// Orchestrates node-cache's host side (kubernetes/dns cmd/node-cache/app/cache_app.go):
 //   setupInterface()  before the DNS listeners bind (the local IPs must exist to bind them);
 //   setupRules()      after the listeners are up and the pidfile is written (NOTRACK rules
-//                     without a listening server black-hole node DNS, §3.5);
+//                     without a listening server black-hole node DNS);
 //   startPeriodic(i)  re-ensures rules (once enabled by setupRules) and the interface every i;
 //   teardown()        stops the periodic thread, removes every copy of every rule, then removes
 //                     the interface (or only our addresses on a link we do not own).

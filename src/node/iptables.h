@@ -1,7 +1,7 @@
 #pragma once
-// node-cache's iptables rules (spec §3.2): 12 rules per local IP, as data, and their maintenance
-// through the iptables binaries (iptables/ip6tables by family), so the backend (nft or legacy) is
-// whatever the image's iptables wrapper picks, as for kube-proxy.
+// node-cache's iptables rules (kubernetes/dns cache_app.go initIptables): 12 rules per local IP, as
+// data, and their maintenance through the iptables binaries (iptables/ip6tables by family), so the
+// backend (nft or legacy) is whatever the image's iptables wrapper picks, as for kube-proxy.
 //
 // ensure(): lists each table once (`iptables -w 5 -t <table> -S`) and inserts every missing rule
 // with ONE `iptables-restore -w 5 --noflush` batch of `-I <chain> 1 ...` lines in list order, so
@@ -46,7 +46,7 @@ struct IptablesRule {
   bool operator==(const IptablesRule& o) const;
 };
 
-/// The 12 rules per IP of spec §3.2, in the upstream's list order.
+/// The 12 rules per IP of upstream initIptables, in its list order.
 std::vector<IptablesRule> nodeLocalDnsRules(const std::vector<LocalIp>& ips, uint16_t dns_port,
                                             uint16_t health_port);
 

@@ -1,8 +1,8 @@
 #pragma once
-// The node-local interface (spec §3.1) over rtnetlink with libmnl: create a `dummy` link holding
-// one /32 or /128 per local IP, bring it UP, and remove it (or only our addresses) at teardown.
-// libmnl rather than shelling out to `ip`: no process per periodic check, and exact errno values
-// (EOPNOTSUPP when the kernel lacks CONFIG_DUMMY, EEXIST for an address already present).
+// The node-local interface (kubernetes/dns pkg/netif) over rtnetlink with libmnl: create a `dummy`
+// link holding one /32 or /128 per local IP, bring it UP, and remove it (or only our addresses) at
+// teardown. libmnl rather than shelling out to `ip`: no process per periodic check, and exact errno
+// values (EOPNOTSUPP when the kernel lacks CONFIG_DUMMY, EEXIST for an address already present).
 //
 // Ownership: a link we created, or a pre-existing link of kind `dummy` with our name (left by a
 // previous instance), is ours and teardown() deletes it. Any other pre-existing link (a veth, the

@@ -1,7 +1,7 @@
 #pragma once
-// The CoreDNS / node-cache metric catalogue (spec §8.3, §8.4, §8.6, §8.8, §8.10, §8.11): exact
-// names, help texts, types, label names and buckets, so dashboards and alerts written for
-// k8s-dns-node-cache keep working.
+// The CoreDNS / node-cache metric catalogue (from the CoreDNS v1.13 and node-cache code, not the
+// READMEs): exact names, help texts, types, label names and buckets, so dashboards and alerts
+// written for k8s-dns-node-cache keep working.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -25,7 +25,7 @@ struct BuildInfo {
 /// Families without labels are pre-created at 0, like Go's plain (non-vector) collectors.
 struct CorednsMetrics {
   /// @param withNodeCacheSetupErrors false when node-cache's own metrics listener failed to start
-  ///        (spec §8.11: the counter is then not registered at all).
+  ///        (as upstream node-cache, the counter is then not registered at all).
   explicit CorednsMetrics(Registry& registry = defaultRegistry(), const BuildInfo& build = {},
                           bool withNodeCacheSetupErrors = true);
 
@@ -47,7 +47,7 @@ struct CorednsMetrics {
 
   Registry& registry;
 
-  // plugin/metrics (§8.10)
+  // plugin/metrics
   GaugeFamily& buildInfo;          // coredns_build_info{version,revision,goversion} = 1
   CounterFamily& panics;           // coredns_panics_total
   CounterFamily& dnsRequests;      // {server,zone,view,proto,family,type}
@@ -58,7 +58,7 @@ struct CorednsMetrics {
   CounterFamily& dnsResponses;          // {server,zone,view,rcode,plugin}
   GaugeFamily& pluginEnabled;           // {server,zone,view,name} = 1
 
-  // plugin/cache (§8.3); type is "success" or "denial"
+  // plugin/cache; type is "success" or "denial"
   GaugeFamily& cacheEntries;        // {server,zones,view,type}
   CounterFamily& cacheRequests;     // {server,zones,view}
   CounterFamily& cacheHits;         // {server,zones,view,type}
@@ -68,7 +68,7 @@ struct CorednsMetrics {
   CounterFamily& cacheServedStale;  // {server,zones,view}
   CounterFamily& cacheEvictions;    // {server,zones,view,type}
 
-  // plugin/forward + pkg/proxy (§8.4)
+  // plugin/forward + pkg/proxy
   HistogramFamily& proxyRequestDuration;   // {proxy_name,to,rcode}
   CounterFamily& proxyHealthcheckFailures; // {proxy_name,to}
   CounterFamily& proxyConnCacheHits;       // {proxy_name,to,proto}
@@ -76,15 +76,15 @@ struct CorednsMetrics {
   CounterFamily& forwardHealthcheckBroken;     // no labels
   CounterFamily& forwardMaxConcurrentRejects;  // no labels
 
-  // plugin/reload (§8.6)
+  // plugin/reload
   CounterFamily& reloadFailed;       // no labels
   GaugeFamily& reloadVersionInfo;    // {hash,value} = 1
 
-  // plugin/health (§8.8)
+  // plugin/health
   HistogramFamily& healthRequestDuration;  // no labels
   CounterFamily& healthRequestFailures;    // no labels
 
-  // node-cache (§8.11): null if not registered. errortype in kSetupErrorTypes, pre-set to 0.
+  // node-cache: null if not registered. errortype in kSetupErrorTypes, pre-set to 0.
   CounterFamily* nodecacheSetupErrors;
   static constexpr std::string_view kSetupErrorTypes[] = {"iptables", "iptables_lock",
                                                           "interface_add", "interface_check",

@@ -1,5 +1,5 @@
 #pragma once
-// The health (/health) and Prometheus (/metrics) HTTP listeners (spec §8.8, §8.10, §8.11).
+// The health (/health) and Prometheus (/metrics) HTTP listeners.
 //
 // Any pod on the node can connect to these ports, and the kubelet's liveness probe restarts the
 // cache when /health does not answer, so one slow or malicious client must not be able to hold

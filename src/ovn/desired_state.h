@@ -1,6 +1,6 @@
 #pragma once
-// Desired NB state for NodeLocal DNS on Kube-OVN (spec §11.2/§11.3) and the diff against the
-// current snapshot. Pure logic: no I/O, fully unit-testable.
+// Desired NB state for NodeLocal DNS on Kube-OVN (as kube-ovn-controller's node.go) and the diff
+// against the current snapshot. Pure logic: no I/O, fully unit-testable.
 //
 //  * one Logical_Router_Policy per (node, family, DNS IP of that family) on the cluster router:
 //    priority P, match "ip4.src == $node.<n>_ip4 && ip4.dst == <dns>", action reroute,

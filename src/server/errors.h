@@ -1,5 +1,5 @@
 #pragma once
-// The `errors` plugin (CoreDNS plugin/errors, spec §8.1): the line a failed query leaves in the
+// The `errors` plugin (CoreDNS plugin/errors): the line a failed query leaves in the
 // log, "[ERROR] plugin/errors: <rcode> <qname> <qtype>: <error>".
 //
 // `consolidate DURATION REGEXP [LEVEL]` (CoreDNS semantics): an error whose text matches REGEXP

@@ -1,5 +1,5 @@
 #pragma once
-// The data path's CoreDNS metrics (spec §8.10, §8.3, §8.4) on top of the per-thread registry.
+// The data path's CoreDNS metrics (metrics, cache, forward plugins) over the per-thread registry.
 // Handles are created lazily per worker on first use of a label combination and kept in
 // per-worker maps, so steady-state queries only look up a handle and bump a thread-local slot
 // (no locks, no allocation).

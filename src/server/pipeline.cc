@@ -292,7 +292,7 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
   const BlockRuntime& rt = wp.blocks[bi];
   const size_t limit = answerLimit(block, q, udp);
 
-  // loop: count our own probe coming back (spec §8.7).
+  // loop: count our own probe coming back (CoreDNS plugin/loop).
   if (block.loop && q.question.qtype == dns::type::HINFO && block.loop->active.load() &&
       q.question.name.equalsIgnoreCase(block.loop->probe)) {
     block.loop->seen.fetch_add(1);
@@ -541,7 +541,7 @@ void Pipeline::onUpstream(Pending* p, const upstream::Result& r) {
 
 void Pipeline::logQuery(const BlockPlan&, const SockAddr& peer, const dns::Query& q, Proto proto,
                         size_t req_size, ByteView answer, std::chrono::nanoseconds took) {
-  // CoreDNS's default log format (spec §8.2):
+  // CoreDNS's default log format (plugin/log README):
   // {remote}:{port} - {>id} "{type} {class} {name} {proto} {size} {>do} {>bufsize}" {rcode}
   // {>rflags} {rsize} {duration}
   if (answer.size() < dns::kHeaderSize) return;

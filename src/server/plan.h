@@ -18,7 +18,7 @@
 
 namespace nld::server {
 
-/// Longest-suffix zone lookup for one listener (spec §7.3).
+/// Longest-suffix zone lookup for one listener (as CoreDNS core/dnsserver/server.go).
 class ZoneTable {
  public:
   struct Entry {
@@ -37,7 +37,7 @@ class ZoneTable {
   std::vector<Entry> entries_;  // sorted by label count, longest first
 };
 
-/// `loop` plugin state of one block (spec §8.7), shared by the workers.
+/// `loop` plugin state of one block (CoreDNS plugin/loop), shared by the workers.
 struct LoopDetector {
   dns::Name probe;             // HINFO <rand>.<rand>.<zone>
   std::string probe_text;

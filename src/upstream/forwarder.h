@@ -1,11 +1,11 @@
 #pragma once
-// The upstream forwarder: CoreDNS `forward` (spec §8.4) for one stanza on one worker thread.
+// The upstream forwarder: the CoreDNS `forward` plugin for one stanza on one worker thread.
 //
 // Per client query: coalescing of identical in-flight queries, policy-ordered upstream selection
-// skipping down upstreams, per-attempt and overall timeouts, a bounded number of attempts (the
-// CoreDNS busy-loop hazard, spec §12.9), UDP over a small per-worker pool of connected sockets
-// with kernel-random source ports and TC → TCP fallback, pipelined TCP (RFC 7766), our own OPT
-// towards the upstream (RFC 6891: the client's OPT is never forwarded).
+// skipping down upstreams, per-attempt and overall timeouts, a bounded number of attempts (CoreDNS
+// v1.13 spins on a fast-failing upstream, coredns/coredns#7723), UDP over a small per-worker pool
+// of connected sockets with kernel-random source ports and TC → TCP fallback, pipelined TCP
+// (RFC 7766), our own OPT towards the upstream (RFC 6891: the client's OPT is never forwarded).
 //
 // UDP sockets (RFC 5452 trade-off): a socket per exchange (socket + connect + epoll_ctl + close,
 // ~7 system calls and a kernel socket allocation per miss) cost more than half of a miss. A

@@ -1,6 +1,6 @@
 #pragma once
-// Settings of one `forward` stanza as the forwarder needs them (spec §8.4). The Corefile layer
-// converts its ForwardConfig into this; nothing here parses text.
+// Settings of one `forward` stanza as the forwarder needs them. The Corefile layer converts its
+// ForwardConfig into this; nothing here parses text.
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -18,7 +18,7 @@ struct Upstream {
   std::string label;  // "ip:port" as used in metric labels (`to`)
 };
 
-/// The stanza's options. Defaults are CoreDNS's (spec §8.4) except max_connect_attempts.
+/// The stanza's options. Defaults are CoreDNS's (forward README) except max_connect_attempts.
 /// Upper bound of Settings::udp_queries_per_socket (the per-socket slot table is this big).
 inline constexpr uint32_t kMaxUdpQueriesPerSocket = 64;
 
@@ -34,7 +34,7 @@ struct Settings {
   /// (1..kMaxUdpQueriesPerSocket). Not a Corefile option: see forwarder.h.
   uint32_t udp_queries_per_socket = 64;
   uint32_t max_fails = 2;           // down when consecutive failures > max_fails; 0 = never down
-  /// 0 → default cap 2 × upstreams (spec §8.4 recommendation, not CoreDNS v1.13's unbounded).
+  /// 0 → default cap 2 × upstreams (as CoreDNS HEAD, coredns/coredns#8365; v1.13: unbounded).
   uint32_t max_connect_attempts = 0;
   Policy policy = Policy::Random;
   std::chrono::milliseconds health_check{500};

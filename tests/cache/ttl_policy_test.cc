@@ -1,4 +1,4 @@
-// TTL and placement rules (spec §8.3 TTL computation, RFC 2308), checked through Cache::insert's
+// TTL and placement rules (CoreDNS cache plugin clamps, RFC 2308), checked through Cache::insert's
 // returned duration and through direct decide() calls.
 #include "cache/ttl_policy.h"
 

@@ -35,7 +35,7 @@ from upstreams import Knot, Responder
 
 class NodeCache:
     """Runs the node-cache binary on a Corefile (or, with base_corefile, on a template that the
-    node-cache wrapper renders, spec §4, with kube-dns ConfigMap files kubedns_files).
+    node-cache wrapper renders, as configmap.go, with kube-dns ConfigMap files kubedns_files).
 
     The Corefile is written both as the -conf file and as the -basecorefile (so the node-cache
     wrapper's template render, if it runs, reproduces it unchanged) into a private temp dir, with an

@@ -1,11 +1,11 @@
 #!/usr/bin/python3
-"""8. The upstream nodelocaldns.yaml Corefile (spec §5: four blocks, all :53) inside a network
+"""8. The upstream nodelocaldns.yaml Corefile (four blocks, all :53) inside a network
 namespace: 169.254.20.10 (node-local IP) and 10.96.0.10 (kube-dns ClusterIP, iptables mode) on the
 namespace's lo; knot plays kube-dns on 127.0.0.1:5300 (__PILLAR__CLUSTER__DNS__) and the node's
 upstream resolver on 127.0.0.1:53 (a resolv.conf for __PILLAR__UPSTREAM__SERVERS__). Cluster,
 reverse and external names over UDP and TCP on both bound addresses; force_tcp towards kube-dns;
 /health on :8080; Prometheus on :9253 and node-cache's own :9353. A second case lets node-cache's
-wrapper render the template itself (spec §4: -localip, $KUBE_DNS_UPSTREAM_SERVICE_HOST, the
+wrapper render the template itself (-localip, $KUBE_DNS_UPSTREAM_SERVICE_HOST, the
 kube-dns ConfigMap's upstreamNameservers)."""
 
 import os
@@ -117,7 +117,7 @@ class ManifestNetnsTest(h.NodeCacheTestCase):
                          % ({k: after[k] - mid[k] for k in after},))
 
     def test_wrapper_renders_template(self):
-        # Deployer substitutes only the domain; node-cache fills the rest (spec §4.1).
+        # Deployer substitutes only the domain; node-cache fills the rest (configmap.go).
         base = TEMPLATE.replace("__PILLAR__DNS__DOMAIN__", "cluster.local")
         nc = self.start_node_cache(
             None, (LOCAL_DNS, 53, "kubernetes.default.svc.cluster.local"), netns=self.ns,

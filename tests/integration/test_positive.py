@@ -107,7 +107,7 @@ class PositiveTest(h.NodeCacheTestCase):
                          % (hits_before, hits_after))
 
     def test_cache_hit_sets_aa(self):
-        # spec §8.3: AA is forced to 1 on every cache hit (CoreDNS parity for old glibc)
+        # AA is forced to 1 on every cache hit (CoreDNS cache plugin parity, for old glibc)
         name = "svc-43.ns-3.svc.cluster.local"
         self.q(name)
         hit = self.q(name)
@@ -196,7 +196,7 @@ class PositiveTest(h.NodeCacheTestCase):
         self._assert_echo("kubernetes.default.svc.cluster.local", 0x8888, "udp")
 
     def test_logs_and_sigterm(self):
-        # CoreDNS-style log lines on stdout; SIGTERM → exit 0 and the pidfile is removed (spec §1)
+        # CoreDNS-style log lines on stdout; SIGTERM → exit 0 and the pidfile is removed
         self.assertTrue(os.path.exists(self.nc.pidfile))
         wait_for_info = h.wait_until(
             lambda: [ln for ln in self.nc.output().splitlines() if ln.startswith("[INFO] ")],

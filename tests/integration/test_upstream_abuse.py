@@ -4,8 +4,8 @@ printing an `UPSTREAM-ABUSE <scenario>` line with its figures (answers, rcodes, 
 (VmHWM) / after, fds, CPU):
 
 1. The upstream answers SERVFAIL (passed on, cached for the cache's `servfail` duration, here
-   2 s, spec §7.8), REFUSED (passed on, never cached), garbage with the right ID (ignored over
-   UDP → SERVFAIL when the budget runs out; a failed attempt over TCP → SERVFAIL), TC=1 over UDP
+   2 s), REFUSED (passed on, never cached), garbage with the right ID (ignored over UDP →
+   SERVFAIL when the budget runs out; a failed attempt over TCP → SERVFAIL), TC=1 over UDP
    followed by a cut or short message over TCP (SERVFAIL), and a ~60 KB TXT answer (TC=1 within
    the client's UDP size, complete over TCP, from the cache too). Every time, once the upstream
    behaves, the next query gets the good answer: nothing invalid was cached.

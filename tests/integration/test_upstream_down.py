@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """5. Upstream down (a closed port): the client gets SERVFAIL within the forward budget (< 6 s),
 over UDP and TCP, with and without force_tcp (the fast-failing RST/ICMP case that makes CoreDNS
-spin, spec §8.4); the process does not spin (utime+stime over those seconds < 1 s), stays healthy
-(/health 200, other zones answer, /metrics scrapeable)."""
+spin, coredns/coredns#7723); the process does not spin (utime+stime over those seconds < 1 s), stays
+healthy (/health 200, other zones answer, /metrics scrapeable)."""
 
 import concurrent.futures
 import time
@@ -97,7 +97,7 @@ example.test:{port} {{
         self.run_failing("down.test", "udp", concurrency=20)
 
     def test_errors_plugin_logs_failure(self):
-        # spec §8.1: "[ERROR] plugin/errors: 2 <qname> <qtype>: <err>" on stdout
+        # CoreDNS errors plugin: "[ERROR] plugin/errors: 2 <qname> <qtype>: <err>" on stdout
         name, m, _ = self.one("down.test", "udp")
         self.assertRcode(m, dns.rcode.SERVFAIL)
         want = "[ERROR] plugin/errors: 2 %s. A:" % name

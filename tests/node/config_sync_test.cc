@@ -133,7 +133,7 @@ TEST(ConfigSync, InvalidConfigMapKeepsLastGoodAndIsRetried) {
   EXPECT_FALSE(sync.pollOnce());   // same bad content: not counted again
   EXPECT_EQ(f.errors.size(), 1u);
   writeFile(f.kube_dir / "stubDomains", R"({"other.local":["5.6.7.8"]})");
-  EXPECT_TRUE(sync.pollOnce());   // not given up on (upstream bug §12.5)
+  EXPECT_TRUE(sync.pollOnce());   // not given up on (upstream node-cache stops watching)
   EXPECT_NE(readFile(f.out).find("other.local:53 {"), std::string::npos);
   EXPECT_EQ(readFile(f.out).find("acme.local"), std::string::npos);
 }

@@ -9,7 +9,7 @@ waits, DNS/HTTP/Prometheus helpers), which is imported, not copied. What is adde
     `ip netns exec` shows node-cache a resolv.conf pointing at a test upstream;
   * NodeCacheProc: node-cache with an explicit argv (nothing added behind the test's back but a
     private -statedir, see NodeCacheProc);
-  * the 12 iptables rules of spec §3.2 and a parser of `iptables-save` output.
+  * upstream node-cache's 12 iptables rules and a parser of `iptables-save` output.
 
 Run with Debian's /usr/bin/python3 as root. Environment: NLD_BUILD_DIR / NLD_NODE_CACHE as for the
 harness; NLD_IT_KEEP=1 keeps the temp dirs.
@@ -143,11 +143,11 @@ def daemonset_argv(args, conf, pidfile):
 
 
 # ----------------------------------------------------------------------------------------------
-# iptables rules (spec §3.2)
+# iptables rules (as kubernetes/dns cmd/node-cache/app/cache_app.go initIptables)
 # ----------------------------------------------------------------------------------------------
 
 def expected_rules(ip, dns_port=53, health_port=8080):
-    """The 12 rules of spec §3.2 in list order, as normalised tuples
+    """The 12 rules of upstream initIptables in list order, as normalised tuples
     (table, chain, proto, src, dst, sport, dport, comment, target)."""
     p, hp = str(dns_port), str(health_port)
     s, a = COMMENT_SKIP, COMMENT_ALLOW
@@ -169,7 +169,7 @@ def expected_rules(ip, dns_port=53, health_port=8080):
 
 def expected_chains(ip, **kw):
     """{(table, chain): [rule, ...]} in in-chain order: each rule was inserted at position 1, so a
-    chain lists its rules in the reverse of the spec's list order."""
+    chain lists its rules in the reverse of the upstream's list order."""
     chains = {}
     for r in expected_rules(ip, **kw):
         chains.setdefault((r[0], r[1]), []).insert(0, r)
@@ -472,7 +472,7 @@ class SystemTestCase(unittest.TestCase):
         got = {k: v for k, v in ns.rules(v6).items() if v}
         want = expected_chains(ip)
         if got != want:
-            raise AssertionError("%s\n%s rules differ from spec §3.2:\nwant %s\ngot  %s\n"
+            raise AssertionError("%s\n%s rules differ from upstream's:\nwant %s\ngot  %s\n"
                                  "save output:\n%s" % (msg, "ip6tables" if v6 else "iptables",
                                                        want, got, ns.iptables_save(v6)))
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""node-cache as the Kube-OVN DaemonSet runs it, IPv4 (issue 3; spec §1, §3, §4, §5).
+"""node-cache as the Kube-OVN DaemonSet runs it, IPv4 (issue 3).
 
 In a network namespace: a veth `nodelocaldns` (the node's existing link; this kernel has no dummy
 links), knotd as kube-dns (10.96.0.10:53), as kube-dns-upstream (10.96.0.11:53, via
@@ -8,7 +8,7 @@ resolv.conf). node-cache gets the overlay's Corefile as -basecorefile and the Da
 args (paths moved into a temp dir) plus -basecorefile, -syncinterval 2, -metrics-listen-address.
 
 Checks: answers on 169.254.20.10 over UDP and TCP (cluster, reverse and external names); exactly
-the 12 iptables rules of spec §3.2 with both comments, in inserted order; GET /health 200;
+the 12 iptables rules of upstream node-cache with both comments, in inserted order; GET /health 200;
 setup_errors_total{interface_add} 0; a deleted rule comes back within the sync interval + 1 s;
 SIGTERM → exit 0, rules and 169.254.20.10 gone, the link still there, pidfile removed."""
 

@@ -2,7 +2,7 @@
 """node-cache as the DaemonSet runs it, IPv6 (-localip fd00::10): the same lifecycle as
 test_daemonset_v4 (answers over UDP/TCP, exactly 12 ip6tables rules with both comments, health,
 a deleted rule restored within the sync interval, SIGTERM teardown with the link kept). The
-overlay's Corefile gets the IPv6 form of the health address (`[fd00::10]:8080`, spec §5)."""
+overlay's Corefile gets the IPv6 form of the health address (`[fd00::10]:8080`)."""
 
 import sys_support as s
 import test_daemonset_v4 as v4

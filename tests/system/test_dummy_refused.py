@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """No `nodelocaldns` link exists, so node-cache must create a dummy link, which this kernel refuses
-(EOPNOTSUPP, see shared/testbed/NOTES.md). Spec §3.1 / issue 3 item 3: a clear error mentioning
+(EOPNOTSUPP: the test kernel has no dummy links). Issue 3 item 3: a clear error mentioning
 the dummy type, coredns_nodecache_setup_errors_total{errortype="interface_add"} counted on the
 node-cache metrics endpoint, and, when the address already exists elsewhere (169.254.20.10/32 on
 the namespace's lo), DNS keeps being served (and the iptables rules are installed). Without the

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""Flag validation as k8s-dns-node-cache's (spec §2, issue 3 item 1): every bad invocation exits 1
+"""Flag validation as k8s-dns-node-cache's (issue 3 item 1): every bad invocation exits 1
 with a one-line error naming the offending flag or value, before anything is touched (no
 iptables rule, no address on the link, no link created, no Corefile rendered, no pidfile).
-`-syncinterval=30s` (which crashes the upstream, spec §12 item 2) and `-syncinterval 30` are
+`-syncinterval=30s` (which crashes the upstream's ticker) and `-syncinterval 30` are
 accepted and mean 30 seconds: node-cache starts, installs its rules, and a rule deleted right
 after start is not put back within 3 s."""
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""`loop` detection tears down before exiting (spec §8.7, §12 item 11: the upstream exits without
-teardown and leaves NOTRACK rules that black-hole node DNS).
+"""`loop` detection tears down before exiting (unlike upstream node-cache, which exits
+without teardown and leaves NOTRACK rules that black-hole node DNS).
 
 The DaemonSet invocation with the overlay's Corefile, but the namespace's resolv.conf (the `.`
 block's upstream) points at 169.254.20.10 itself. The 12 rules are also pre-installed, as a

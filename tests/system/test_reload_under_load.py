@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Reload under load (issue 3 item 5; spec §1 signals, §8.6 reload).
+"""Reload under load (issue 3 item 5; SIGUSR1 and the CoreDNS reload plugin).
 
 node-cache in DaemonSet mode (interface + iptables, -localip 169.254.20.10) serves a Corefile given
 directly as -conf (-basecorefile points to a file that does not exist, so nothing is rendered).

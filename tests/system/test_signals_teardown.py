@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""SIGINT and SIGQUIT tear down like SIGTERM (spec §1 signal table, §3.4; issue 3 item 4): the
+"""SIGINT and SIGQUIT tear down like SIGTERM (as upstream node-cache; issue 3 item 4): the
 DaemonSet invocation, then the signal → exit 0, the 12 rules and 169.254.20.10 gone, the link
 (created by the test) kept, pidfile removed."""
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""-skipteardown (spec §2; the HA "two DaemonSets" setup, kubernetes/dns#324): the DaemonSet
+"""-skipteardown (the HA "two DaemonSets" setup, kubernetes/dns#324): the DaemonSet
 invocation plus -skipteardown; SIGTERM → exit 0, and the 12 iptables rules and 169.254.20.10 on
 the link stay where they were. The test then removes them itself (and deletes the namespace)."""
 

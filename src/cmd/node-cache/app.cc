@@ -79,7 +79,7 @@ void App::restartHttp(const config::Corefile& cf) {
   http_ = std::make_unique<observability::HttpEndpoints>();
   for (const auto& b : cf.blocks) {
     if (b.health) {
-      // The health plugin's self-check (spec §8.8): GET /health every second, timed.
+      // The health plugin's self-check (CoreDNS plugin/health): GET /health every second, timed.
       http_->addHealth(b.health->address)
           .enableHealthProbe(catalogue_->healthRequestDuration.with(),
                              catalogue_->healthRequestFailures.with());
@@ -243,7 +243,7 @@ void App::startLoopProbes() {
     std::shared_ptr<server::LoopDetector> ld = b.loop;
     probes_.emplace_back([this, ld] {
       // Send HINFO <rand>.<rand>.<zone> to our own listener until one exchange completes
-      // (spec §8.7); while it runs, the pipeline counts the probe name coming back.
+      // (CoreDNS plugin/loop); while it runs, the pipeline counts the probe name coming back.
       uint8_t q[512];
       for (int attempt = 0; attempt < 30 && !stopping_ && ld->active; ++attempt) {
         size_t n = dns::buildQuery(static_cast<uint16_t>(random64()), ld->probe, dns::type::HINFO,
@@ -396,7 +396,7 @@ int App::run() {
     }
   }
 
-  // node-cache's own metrics endpoint (spec §8.11): setup errors count only if it started.
+  // -metrics-listen-address, node-cache's own endpoint: setup errors count only if it started.
   bool node_metrics_ok = true;
   node_metrics_ = std::make_unique<observability::HttpServer>(
       opt_.default_config ? std::string("127.0.0.1:9353") : opt_.metrics_listen_address);
@@ -512,7 +512,7 @@ int App::run() {
   for (const auto& l : plan->listeners) log::info("{}", l.server_label);
   log::info("nodelocaldns-{} (node-cache, {} workers)", NLD_VERSION, workers);
 
-  // 4. Pidfile after every listener is up, then iptables (spec §1.6, §3.5).
+  // 4. Pidfile after every listener is up, then iptables (rules without a listener black-hole DNS).
   try {
     writePidfile();
   } catch (const std::exception& e) {
@@ -562,7 +562,7 @@ int App::run() {
     if (sig == SIGUSR1) reload("SIGUSR1");
     std::string loop_msg;
     if (loopDetected(&loop_msg)) {
-      // Unlike the upstream, tear down first: rules left behind black-hole node DNS (§12.11).
+      // Unlike the upstream, tear down first: rules left behind black-hole node DNS.
       removePidfile();
       teardownNetworking();
       log::error("{}", loop_msg);

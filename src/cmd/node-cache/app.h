@@ -1,6 +1,6 @@
 #pragma once
 // node-cache's process: the k8s-dns-node-cache wrapper (flags, Corefile templating, dummy
-// interface, iptables, pidfile, signals) around our DNS server. Startup order follows spec §1/§13:
+// interface, iptables, pidfile, signals) around our DNS server. Startup order as upstream's:
 // interface → render Corefile → bind listeners → pidfile → iptables → periodic re-check; SIGTERM:
 // lameduck → in-flight queries finish → teardown → exit 0.
 #include <atomic>
