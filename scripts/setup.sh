@@ -17,11 +17,17 @@ PACKAGES=(
   iproute2 iptables procps psmisc curl ethtool tcpdump xz-utils
   # OVN / OVS for the controller and end-to-end tests
   openvswitch-switch openvswitch-common ovn-central ovn-host ovn-common
-  # manifests and plots
-  gnuplot-nox python3-yaml
+  # manifests and plots; promtool (package prometheus) checks and unit-tests deploy/monitoring's
+  # alerting rules (its service is kept from starting like the others)
+  gnuplot-nox python3-yaml prometheus
 )
-# `kubectl kustomize` renders the manifests; any kubectl will do (some images ship one already).
+# `kubectl kustomize` renders the manifests. Our kustomizations need kustomize v4+ (`patches:`,
+# generator `options.labels`), i.e. kubectl 1.21 or later: Debian 12's kubernetes-client is 1.20
+# (kustomize v2: "json: unknown field options") and is only a fallback so the manifest tests
+# report that clearly. The machine images ship a current kubectl.
 command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
+# npm installs the manifest test's schema validators (below); some images ship Node.js with npm.
+command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -47,4 +53,15 @@ if ((${#missing[@]})); then
     { dpkg --configure -a && apt-get install -y -qq -f --no-install-recommends "${missing[@]}"; }
 else
   echo "setup: all ${#PACKAGES[@]} packages present"
+fi
+
+# The Kubernetes API schemas the manifest test validates against (tests/deploy/package.json pins
+# kubernetes-models, whose per-kind validators are generated from the API's OpenAPI schemas),
+# installed from the lock file into tests/deploy/node_modules (project-local, git-ignored).
+deploy_tests=$(cd "$(dirname "$0")/.." && pwd)/tests/deploy
+if [[ ! -d $deploy_tests/node_modules/kubernetes-models ]] ||
+   ! cmp -s "$deploy_tests/package-lock.json" "$deploy_tests/node_modules/.package-lock.json.installed"; then
+  echo "setup: npm ci in tests/deploy (kubernetes-models)"
+  (cd "$deploy_tests" && npm ci --no-audit --no-fund --loglevel=error --engine-strict=false >/dev/null &&
+   cp package-lock.json node_modules/.package-lock.json.installed)
 fi

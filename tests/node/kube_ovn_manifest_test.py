@@ -18,7 +18,7 @@ except ImportError:
 SRC = os.environ.get("NLD_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("NLD_BUILD_DIR") or os.path.join(SRC, "build")
-IMAGE = "ghcr.io/nodelocaldns/node-cache:0.1.0"
+IMAGE = "nodelocaldns/node-cache:0.1.0"
 failures = []
 
 
@@ -47,11 +47,11 @@ def find(docs, kind, name):
     return hits[0] if hits else {}
 
 
-def common_checks(docs, label):
+def common_checks(docs, label, extra=()):
     kinds = sorted("%s/%s" % (d["kind"], d["metadata"]["name"]) for d in docs)
-    check(kinds == ["ConfigMap/node-local-dns", "DaemonSet/node-local-dns",
-                    "Service/kube-dns-upstream", "Service/node-local-dns",
-                    "ServiceAccount/node-local-dns"], "%s: objects %s" % (label, kinds))
+    check(kinds == sorted(["ConfigMap/node-local-dns", "DaemonSet/node-local-dns",
+                           "Service/kube-dns-upstream", "Service/node-local-dns",
+                           "ServiceAccount/node-local-dns", *extra]), "%s: objects %s" % (label, kinds))
     for d in docs:
         check(d["metadata"].get("namespace") == "kube-system",
               "%s: %s not in kube-system" % (label, d["metadata"]["name"]))
@@ -111,7 +111,8 @@ check(corefile.count("forward . __PILLAR__CLUSTER__DNS__ {\n            force_tc
 
 # The Kube-OVN overlay: only the link-local IP, cluster values filled in.
 text, docs = render("kube-ovn")
-c, corefile = common_checks(docs, "deploy/kube-ovn")
+# It also deploys the policy writer its localdns-agent needs (tests/deploy checks its content).
+c, corefile = common_checks(docs, "deploy/kube-ovn", extra=["Deployment/ovn-localdns-controller"])
 check(c.get("args") == ["-localip", "169.254.20.10", "-conf", "/etc/Corefile", "-upstreamsvc",
                         "kube-dns-upstream", "-pidfile", "/tmp/node-cache.pid"],
       "deploy/kube-ovn: args %s" % c.get("args"))
