@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "common/random.h"
+#include "ovn/failover.h"
 
 namespace nld::ovn {
 
@@ -59,6 +60,12 @@ void Controller::publish(const NbSnapshot& nb, const std::vector<Finding>& findi
   metrics_.missingPortGroups = pg;
   metrics_.unconnectedUnderlaySwitches = underlay;
   metrics_.shadowingPolicies = shadow;
+  uint64_t failed_over = 0;
+  for (const auto& p : nb.policies) {
+    const auto it = p.externalIds.find(kFailoverStateKey);
+    if (it != p.externalIds.end() && it->second == kFailoverStateUnhealthy) ++failed_over;
+  }
+  metrics_.failedOverPolicies = failed_over;
   if (reported != lastReported_) {
     for (const auto& m : reported) log::warn("plugin/ovn: {}", m);
     lastReported_ = std::move(reported);

@@ -33,6 +33,10 @@ std::string Metrics::render() const {
         static_cast<int64_t>(unconnectedUnderlaySwitches.load()));
   gauge("nld_ovn_shadowing_policies", "Higher-priority policies that catch node pods' DNS traffic.",
         static_cast<int64_t>(shadowingPolicies.load()));
+  gauge("nld_ovn_failed_over_policies",
+        "Node-local DNS policies the fail-over agent rerouted to a neighbour's cache (nonzero: a "
+        "node's cache is down and its pods are served by another node).",
+        static_cast<int64_t>(failedOverPolicies.load()));
   gauge("nld_ovn_last_success_timestamp_seconds", "Unix time of the last pass that left the NB converged.",
         lastSuccessUnix.load());
   return out;

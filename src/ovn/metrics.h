@@ -25,6 +25,7 @@ struct Metrics {
   std::atomic<uint64_t> missingPortGroups{0};
   std::atomic<uint64_t> unconnectedUnderlaySwitches{0};
   std::atomic<uint64_t> shadowingPolicies{0};
+  std::atomic<uint64_t> failedOverPolicies{0};  ///< rows the agent rerouted to a neighbour
   std::atomic<int64_t> lastSuccessUnix{0};     ///< time of the last pass that left the NB converged
 
   /// Prometheus text exposition (version 0.0.4).

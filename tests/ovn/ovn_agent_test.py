@@ -179,6 +179,7 @@ def scenario_failover(tmp, nb, args):
     try:
         time.sleep(1)
         steady(nb, ctl, made.values(), args.steady, "healthy")
+        oct.check(ctl.metrics()["nld_ovn_failed_over_policies"] == 0, "nothing failed over yet")
 
         # 1. w1's cache killed: w1's pods go to the three healthy neighbours within 2 s.
         c0 = nb_commits(nb)
@@ -193,6 +194,8 @@ def scenario_failover(tmp, nb, args):
         r = oct.run_tool(nb, "check", f"--node-local-dns-ip={DNS4}")
         oct.check(r.returncode == 0 and "cache unhealthy, failed over to" in r.stdout,
                   f"check must accept a failed-over row: rc={r.returncode}\n{r.stdout}")
+        wait_until(lambda: ctl.metrics()["nld_ovn_failed_over_policies"] == 1, 10,
+                   what="run's gauge nld_ovn_failed_over_policies shows w1's row")
         m0 = ctl.metrics()
         time.sleep(2.5)
         oct.check(failed_over_to(nb, "w1") is not None, "run reverted the agent's row")
@@ -203,6 +206,8 @@ def scenario_failover(tmp, nb, args):
         w2.kill_cache()
         wait_until(lambda: failed_over_to(nb, "w2") == (["w3", "w4"], ["100.64.0.4", "100.64.0.5"]), 5,
                    interval=0.03, what="w2 failed over to w3,w4 only")
+        wait_until(lambda: ctl.metrics()["nld_ovn_failed_over_policies"] == 2, 10,
+                   what="the gauge counts both failed-over nodes")
         wait_until(lambda: failed_over_to(nb, "w1") == (["w3", "w4"], ["100.64.0.4", "100.64.0.5"]), 5,
                    interval=0.03, what="w1 no longer points at failed w2")
         steady(nb, ctl, made.values(), 3, "two_failed_over")
