@@ -266,7 +266,7 @@ log "$(grep -c '^# scrape ' "$RAW") scrapes, $(grep -c '^# scrape failed' "$RAW"
   printf 'cpu\t%s\n' "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
   printf 'loadavg_after\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
   printf 'node_cache\t%s\n' "$("$NODE_CACHE" -version 2>&1 | head -n 1)"
-  printf 'dnsperf\t%s\n' "$(dnsperf -h 2>&1 | awk '/^DNS Performance Testing Tool/ { print; exit }')"
+  printf 'dnsperf\t%s\n' "$(dnsperf -h 2>&1 | awk '/^Version/ { print $2; exit }')"
   printf 'knotd\t%s\n' "$(knotd --version 2>&1 | head -n 1)"
   for ph in "${PHASES[@]}"; do
     read -r name secs rate <<<"$ph"
