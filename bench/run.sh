@@ -90,20 +90,8 @@ UP_PORT=53
 NOTES=()
 
 # ---------------------------------------------------------------- cleanup -------------------
-stop_pid() {  # pid: TERM, wait ≤5 s (a zombie counts as gone), KILL, reap
-  local pid=$1 i state
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; unset "PIDS[$pid]"; return 0; }
-  kill -TERM "$pid" 2>/dev/null
-  for ((i = 0; i < 50; i++)); do
-    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || break
-    [[ $state == Z ]] && break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  unset "PIDS[$pid]"
-  return 0
-}
+# stop_pid, wait_answer, knot_conf, perf_field, noerror_count
+source "$SRC_DIR/bench/lib.sh"
 
 cleanup() {
   local rc=$? pid d
@@ -262,45 +250,9 @@ ZONE=bench.example
   echo "ns A $UP_ADDR"
   echo "* A 192.0.2.1"   # every other name exists: hit names, unique miss names
 } >"$WORK/knot/zones/$ZONE.zone"
-cat >"$WORK/knot/knot.conf" <<EOF
-server:
-    rundir: $WORK/knot/run
-    listen: $UP_ADDR@$UP_PORT
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-database:
-    storage: $WORK/knot/db
-log:
-  - target: stderr
-    any: warning
-template:
-  - id: default
-    storage: $WORK/knot/zones
-zone:
-  - domain: $ZONE
-    file: $ZONE.zone
-EOF
+knot_conf "$WORK/knot" "$UP_ADDR" "$UP_PORT" "$ZONE"
 
 nsexec() { ip netns exec "$NS" "$@"; }
-
-
-wait_answer() {  # addr port name tries(0.2 s each) [pid] -> 0 when a NOERROR answer comes back
-  local addr=$1 port=$2 name=$3 tries=$4 pid=${5:-} i
-  for ((i = 0; i < tries; i++)); do
-    if [[ -n $pid ]] && { ! kill -0 "$pid" 2>/dev/null || [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]]; }; then
-      wait "$pid" 2>/dev/null
-      log "process $pid exited (status $?) before answering"
-      return 1
-    fi
-    if nsexec dig +tries=1 +time=1 +retry=0 -p "$port" "@$addr" "$name" A 2>/dev/null |
-        grep -q 'status: NOERROR'; then
-      return 0
-    fi
-    sleep 0.2
-  done
-  return 1
-}
 
 launch knotd load knotd -c "$WORK/knot/knot.conf"
 KNOT_PID=$LAST_PID
@@ -337,10 +289,6 @@ run_dnsperf() {
   fi
   return 0
 }
-# field outfile key -> number after "key:" in dnsperf's statistics
-perf_field() { awk -v k="$2" 'index($0, k ":") { sub(".*" k ":[ \t]*", ""); print $1 + 0; exit }' "$1"; }
-noerror_count() { awk '/Response codes:/ { for (i = 1; i <= NF; i++) if ($i == "NOERROR") { print $(i + 1) + 0; exit } } END {}' "$1"; }
-
 record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
 get() { awk -F'\t' -v s="$1" -v k="$2" '$1 == s && $2 == k { v = $3 } END { print v }' "$RESULTS"; }
 
