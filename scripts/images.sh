@@ -9,7 +9,9 @@
 # the docs/man pages/locales left out as in debian:12-slim, and `podman import`ed as
 # localhost/nodelocaldns/debian-base:bookworm-<hash of the mmdebstrap arguments>. An image of
 # that name already in podman's store is reused, so a second run costs only the layers that
-# changed (the compile when sources changed). apt inside the build talks to the Debian mirror.
+# changed: after a source change the compile, through ccache in a build cache mount (podman keeps
+# it in /var/tmp/buildah-cache/nodelocaldns-ccache), only of what changed. apt inside the build
+# talks to the Debian mirror.
 #
 # podman runs with `--runtime runc` and lowered ulimits (crun and the default ulimits fail on this
 # machine kind, see docs/operator-guide.md "Images"), with the host's network for apt.
@@ -17,7 +19,7 @@
 #   usage: scripts/images.sh [--tag TAG] [--public-base] [--rebuild-base] [--no-cache]
 #     --public-base   use the Dockerfile's defaults (debian:12, debian:12-slim) from a registry
 #     --rebuild-base  make the local base image again even if one exists
-#     --no-cache      no podman layer cache (a cold build)
+#     --no-cache      no podman layer cache (the ccache mount stays; remove it for a cold build)
 # Environment: NLD_IMAGE_PREFIX (default localhost/nodelocaldns), NLD_DEBIAN_MIRROR (default
 # http://deb.debian.org/debian), BUILD_JOBS (compile jobs in the build stage, default ninja's).
 set -euo pipefail
