@@ -17,6 +17,9 @@ PACKAGES=(
   iproute2 iptables procps psmisc curl ethtool tcpdump xz-utils
   # OVN / OVS for the controller and end-to-end tests
   openvswitch-switch openvswitch-common ovn-central ovn-host ovn-common
+  # images (scripts/images.sh, tests/images): podman with runc (crun fails on this machine kind's
+  # hybrid cgroups), mmdebstrap for a base image made from Debian packages
+  podman runc mmdebstrap
   # manifests and plots; promtool (package prometheus) checks and unit-tests deploy/monitoring's
   # alerting rules (its service is kept from starting like the others)
   gnuplot-nox python3-yaml prometheus

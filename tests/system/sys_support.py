@@ -97,6 +97,22 @@ DEFAULT_DAEMONSET_ARGS = ["-localip", LOCAL_V4, "-conf", "/etc/Corefile", "-upst
                           "kube-dns-upstream", "-pidfile", "/tmp/node-cache.pid"]
 
 
+def kustomize(directory):
+    """The objects `kubectl kustomize <directory>` renders (what an operator would apply), parsed
+    with python3-yaml; None when kubectl or python3-yaml is missing or rendering fails."""
+    if not os.path.isdir(directory) or not shutil.which("kubectl"):
+        return None
+    try:
+        import yaml
+        r = subprocess.run(["kubectl", "kustomize", directory], capture_output=True, text=True,
+                           timeout=60)
+    except (ImportError, subprocess.TimeoutExpired):
+        return None
+    if r.returncode != 0:
+        return None
+    return [doc for doc in yaml.safe_load_all(r.stdout) if doc]
+
+
 def kube_ovn_overlay():
     """(Corefile text, DaemonSet container args, source description) of the Kube-OVN overlay.
 
@@ -104,25 +120,16 @@ def kube_ovn_overlay():
     apply, parsed with python3-yaml); falls back to deploy/kube-ovn/Corefile, then to the embedded
     copy of the same text."""
     overlay = os.path.join(SOURCE_DIR, "deploy", "kube-ovn")
-    if os.path.isdir(overlay) and shutil.which("kubectl"):
-        try:
-            import yaml
-            r = subprocess.run(["kubectl", "kustomize", overlay], capture_output=True, text=True,
-                               timeout=60)
-            if r.returncode == 0:
-                corefile, args = None, None
-                for doc in yaml.safe_load_all(r.stdout):
-                    if not doc:
-                        continue
-                    if doc.get("kind") == "ConfigMap" and \
-                            doc["metadata"]["name"] == "node-local-dns":
-                        corefile = doc["data"]["Corefile"]
-                    if doc.get("kind") == "DaemonSet":
-                        args = doc["spec"]["template"]["spec"]["containers"][0].get("args")
-                if corefile:
-                    return corefile, args or DEFAULT_DAEMONSET_ARGS, "kubectl kustomize " + overlay
-        except (ImportError, subprocess.TimeoutExpired):
-            pass
+    docs = kustomize(overlay)
+    if docs is not None:
+        corefile, args = None, None
+        for doc in docs:
+            if doc.get("kind") == "ConfigMap" and doc["metadata"]["name"] == "node-local-dns":
+                corefile = doc["data"]["Corefile"]
+            if doc.get("kind") == "DaemonSet":
+                args = doc["spec"]["template"]["spec"]["containers"][0].get("args")
+        if corefile:
+            return corefile, args or DEFAULT_DAEMONSET_ARGS, "kubectl kustomize " + overlay
     path = os.path.join(overlay, "Corefile")
     if os.path.isfile(path):
         with open(path) as f:
