@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "dns/message.h"
@@ -80,6 +81,20 @@ void exerciseQuery(ByteView pkt) {
     check(Header::read(built).qdcount == 0, "error response without question has qdcount");
   }
   if (st == QueryStatus::Ok) {
+    // The identity answer (id.server CH TXT): fits, re-parses with one TXT of the given text.
+    static const std::string kIdentity(300, 'i');  // longer than one TXT string: cut to 255
+    std::vector<uint8_t> txt(1024);
+    const size_t tn = buildTxtAnswer(pkt, q, kIdentity, txt);
+    check(tn > 0 && tn <= txt.size(), "txt answer length");
+    std::vector<uint8_t> tsmall(tn - 1);
+    check(buildTxtAnswer(pkt, q, kIdentity, tsmall) == 0, "txt answer into too small buffer");
+    Response tr;
+    check(parseResponse(ByteView(txt.data(), tn), tr) == Error::None, "txt answer does not re-parse");
+    check(questionMatches(tr.question, q.question), "txt answer question differs");
+    check(tr.header.ancount == 1 && tr.header.aa() && tr.rrs.size() == 1 &&
+              tr.rrs[0].type == type::TXT && load16(txt.data() + tr.rrs[0].ttl_offset + 4) == 256,
+          "txt answer record");
+    check(tr.edns.present == q.edns.present, "txt answer OPT presence");
     std::vector<uint8_t> up(600);
     const size_t un = buildQuery(0x1234, q.question.name, q.question.qtype, q.question.qclass,
                                  q.header.flags, true, kOurUdpSize, q.edns.dnssec_ok, up);

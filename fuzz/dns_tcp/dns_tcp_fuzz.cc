@@ -93,7 +93,7 @@ struct Server {
   observability::CorednsMetrics catalogue{registry};
   server::ServerMetrics metrics{catalogue, 1};
   net::EventLoop loop;
-  server::Pipeline pipeline{loop, metrics, 0};
+  server::Pipeline pipeline{loop, metrics, 0, "fuzz-identity"};  // id.server answered too
   std::unique_ptr<server::TcpListener> listener;
   uint16_t port = 0;
   std::thread thread;

@@ -287,14 +287,15 @@ bool questionMatches(const Question& a, const Question& b) {
   return a.qtype == b.qtype && a.qclass == b.qclass && a.name.equalsIgnoreCase(b.name);
 }
 
-size_t buildErrorResponse(ByteView query_pkt, const Query& query, uint16_t rcode,
-                          MutableBytes out) {
+namespace {
+
+// Header and question of a reply to `query` (see buildErrorResponse), without any record: the
+// shared start of the replies node-cache writes itself. Returns the length, 0 if no room.
+size_t writeReplyHead(ByteView query_pkt, const Query& query, uint16_t flags, uint16_t ancount,
+                      MutableBytes out) {
   if (out.size() < kHeaderSize) return 0;
   const Question& q = query.question;
   const bool has_question = q.name.len > 0 && q.end > q.name_offset;
-  const uint16_t flags = static_cast<uint16_t>(
-      flag::QR | flag::RA | (query.header.flags & (kOpcodeMask | flag::RD | flag::CD)) |
-      (rcode & kRcodeMask));
   size_t len = kHeaderSize;
   if (has_question) {
     const size_t qlen = size_t{q.name.len} + 4;
@@ -311,11 +312,49 @@ size_t buildErrorResponse(ByteView query_pkt, const Query& query, uint16_t rcode
     }
     len += qlen;
   }
-  writeHeader(out.data(), query.header.id, flags, has_question ? 1 : 0, 0, 0, 0);
+  writeHeader(out.data(), query.header.id, flags, has_question ? 1 : 0,
+              has_question ? ancount : 0, 0, 0);
+  return len;
+}
+
+uint16_t replyFlags(const Query& query, uint16_t extra) {
+  return static_cast<uint16_t>(flag::QR | flag::RA | extra |
+                               (query.header.flags & (kOpcodeMask | flag::RD | flag::CD)));
+}
+
+}  // namespace
+
+size_t buildErrorResponse(ByteView query_pkt, const Query& query, uint16_t rcode,
+                          MutableBytes out) {
+  const size_t len =
+      writeReplyHead(query_pkt, query, replyFlags(query, rcode & kRcodeMask), 0, out);
+  if (len == 0) return 0;
   if (query.edns.present) {
     return appendOpt(out, len, kOurUdpSize, query.edns.dnssec_ok,
                      static_cast<uint8_t>(rcode >> 4));
   }
+  return len;
+}
+
+size_t buildTxtAnswer(ByteView query_pkt, const Query& query, std::string_view text,
+                      MutableBytes out) {
+  const Question& q = query.question;
+  if (q.name.len == 0 || q.end <= q.name_offset) return 0;
+  const size_t n = std::min<size_t>(text.size(), 255);
+  size_t len = writeReplyHead(query_pkt, query, replyFlags(query, flag::AA), 1, out);
+  // Owner: a pointer to the question's name (offset 12); TTL 0: nobody may cache an identity.
+  const size_t rr = 2 + 2 + 2 + 4 + 2 + 1 + n;
+  if (len == 0 || out.size() - len < rr) return 0;
+  uint8_t* p = out.data() + len;
+  store16(p, 0xC000 | kHeaderSize);
+  store16(p + 2, type::TXT);
+  store16(p + 4, q.qclass);
+  store32(p + 6, 0);
+  store16(p + 10, static_cast<uint16_t>(1 + n));
+  p[12] = static_cast<uint8_t>(n);
+  if (n > 0) std::memcpy(p + 13, text.data(), n);
+  len += rr;
+  if (query.edns.present) return appendOpt(out, len, kOurUdpSize, query.edns.dnssec_ok);
   return len;
 }
 

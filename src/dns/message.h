@@ -11,6 +11,7 @@
 // static state), callable from any thread; objects are not synchronised.
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 #include "dns/name.h"
@@ -157,6 +158,13 @@ bool questionMatches(const Question& a, const Question& b);
 /// QNAME the client compressed is written in its decoded form (case still preserved).
 size_t buildErrorResponse(ByteView query_pkt, const Query& query, uint16_t rcode,
                           MutableBytes out);
+
+/// An authoritative (AA=1) NOERROR answer with one TXT record of one string, `text` (cut at 255
+/// bytes), TTL 0, owner and class those of the question: what node-cache answers to the RFC 4892
+/// identity queries. Header bits and the question as in buildErrorResponse; an OPT when the
+/// query had one. Returns 0 when the question did not parse or `out` is too small.
+size_t buildTxtAnswer(ByteView query_pkt, const Query& query, std::string_view text,
+                      MutableBytes out);
 
 /// An upstream query: `id`, the given header flag bits (RD, CD, AD), one question, and our own
 /// OPT (RFC 6891: OPT is hop-by-hop, the client's is never forwarded) when `edns` is true.

@@ -64,6 +64,9 @@ void define(flags::FlagSet& fs, RawFlags& r) {
                "directory for the handover socket and locks and the cache snapshot (\"\" = none)");
   fs.addDuration("snapshotinterval", &o.snapshot_interval, std::chrono::seconds(60),
                  "how often the cache snapshot in -statedir is rewritten");
+  fs.addString("probe-ready", &o.probe_ready, "",
+               "readiness probe: exit 0 only if the node-cache answering id.server CH TXT on this "
+               "ip:port is this pod (POD_UID, else the hostname); starts nothing");
 }
 
 uint16_t parsePort(const std::string& text, const char* flag_name) {
@@ -129,6 +132,7 @@ Options parseOptions(int argc, const char* const* argv) {
   if (!rest.empty()) throw FlagError("extra command line arguments: " + joinQuoted(rest));
   o.output_corefile = fs.isSet("conf") ? o.conf : o.corefile;
   if (o.version || o.plugins) return o;   // print and exit; nothing else matters
+  if (!o.probe_ready.empty()) return o;   // probe and exit: the serving flags do not apply
 
   if (o.default_config) {
     o.setup_interface = false;

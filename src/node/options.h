@@ -62,6 +62,9 @@ struct Options {
   std::string statedir = "/var/run/node-local-dns";
   /// -snapshotinterval: how often the cache snapshot is rewritten while serving.
   std::chrono::nanoseconds snapshot_interval = std::chrono::seconds(60);
+  /// -probe-ready ADDR: do not serve; ask the node-cache on ADDR (ip:port) who it is and exit 0
+  /// only if it is this process's identity (the readiness probe, cmd/node-cache/ready_probe.h).
+  std::string probe_ready;
 
   /// The Corefile node-cache writes and the DNS server loads: -conf if set, else -corefile.
   std::string output_corefile;
@@ -72,7 +75,8 @@ struct Options {
 };
 
 /// Parses and validates argv like node-cache: every -localip element an IP, all of one family,
-/// integer ports, no positional arguments. With -version or -plugins validation is skipped.
+/// integer ports, no positional arguments. With -version, -plugins or -probe-ready validation is
+/// skipped.
 /// With -default-config, -setupinterface/-setupiptables are forced off and -localip defaults to
 /// 127.0.0.1 and the port to 5353 unless given.
 /// @throws flags::FlagError with a one-line message; flags::HelpRequested for -h/-help.

@@ -38,10 +38,12 @@ struct Pipeline::Pending {
   bool stale_verify = false;  // serve_stale verify: fall back to the stale entry on failure
 };
 
-Pipeline::Pipeline(net::EventLoop& loop, ServerMetrics& metrics, size_t worker_index)
+Pipeline::Pipeline(net::EventLoop& loop, ServerMetrics& metrics, size_t worker_index,
+                   std::string identity)
     : loop_(loop),
       metrics_(metrics),
       worker_(worker_index),
+      identity_(std::move(identity)),
       scratch_(dns::kMaxMessageSize),
       error_log_(loop, &metrics) {}
 
@@ -206,7 +208,20 @@ size_t answerLimit(const BlockPlan& block, const dns::Query& q, bool udp) {
   return limit;
 }
 
+// The RFC 4892 identity names (hostname.bind. is BIND's older spelling of id.server.).
+const dns::Name kIdServer = *dns::Name::fromString("id.server.");
+const dns::Name kHostnameBind = *dns::Name::fromString("hostname.bind.");
+
 }  // namespace
+
+size_t Pipeline::answerIdentity(ByteView pkt, const dns::Query& q, MutableBytes out) const {
+  if (identity_.empty() || q.question.qtype != dns::type::TXT) return 0;
+  if (!q.question.name.equalsIgnoreCase(kIdServer) &&
+      !q.question.name.equalsIgnoreCase(kHostnameBind)) {
+    return 0;
+  }
+  return dns::buildTxtAnswer(pkt, q, identity_, out);
+}
 
 size_t Pipeline::queryOwner(ByteView pkt, size_t workers) {
   if (workers <= 1) return 0;
@@ -283,6 +298,17 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
       return finishError(dns::rcode::FormErr, kDropped);
     case dns::QueryStatus::NotImp: return finishError(dns::rcode::NotImp, kDropped);
     case dns::QueryStatus::BadVers: return finishError(dns::rcode::BadVers, kDropped);
+  }
+
+  // The identity queries (CH class: one compare on the usual IN path), before any block: they
+  // must name this process whatever the Corefile forwards (the reference forwards them).
+  if (q.question.qclass == dns::cls::CH) [[unlikely]] {
+    if (const size_t n = answerIdentity(pkt, q, out); n != 0) {
+      metrics_.onQuery(worker_, lp.server_label, kDropped, udp, peer.family(), q.question.qtype,
+                       q.edns.dnssec_ok, pkt.size(), dns::rcode::NoError, AnswerPlugin::None, n,
+                       std::chrono::duration<double>(net::Clock::now() - start).count());
+      return n;
+    }
   }
 
   const ZoneTable::Entry* zone = lp.zones.match(q.question.name, q.question.qtype);

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "dns/message.h"
@@ -60,7 +61,13 @@ class Pipeline {
  public:
   static constexpr size_t kPending = static_cast<size_t>(-1);
 
-  Pipeline(net::EventLoop& loop, ServerMetrics& metrics, size_t worker_index);
+  /// `identity`: the answer to the RFC 4892 identity queries (`id.server.` and `hostname.bind.`,
+  /// class CH, type TXT), which node-cache answers itself before any server block, so a client
+  /// (the readiness probe, `node-cache -probe-ready`) can tell WHICH process answered on an
+  /// address that an old and a new process share during a handover. Empty: not answered (the
+  /// query goes through the blocks like any other CH query).
+  Pipeline(net::EventLoop& loop, ServerMetrics& metrics, size_t worker_index,
+           std::string identity = {});
   ~Pipeline();
 
   /// Installs a new plan (loop thread). The previous one lives on while queries use it. A block
@@ -143,11 +150,15 @@ class Pipeline {
   void handOff(size_t owner, dns::ByteView pkt, const SockAddr& peer, size_t listener,
                Proto proto, Reply reply);
 
+  /// Answers an identity query (see the constructor) into `out`; 0 if `q` is not one.
+  size_t answerIdentity(dns::ByteView pkt, const dns::Query& q, dns::MutableBytes out) const;
+
   net::EventLoop& loop_;
   std::vector<Pipeline*> peers_;
   bool hand_off_udp_ = false;
   ServerMetrics& metrics_;
   size_t worker_;
+  std::string identity_;
   std::shared_ptr<WorkerPlan> current_;
   std::vector<uint8_t> scratch_;
   uint64_t dropped_ = 0;

@@ -16,8 +16,8 @@
 namespace nld::server {
 
 struct Server::Worker {
-  Worker(ServerMetrics& m, size_t idx, TcpLimits limits)
-      : index(idx), metrics(m), pipeline(loop, m, idx), tcp_limits(limits) {}
+  Worker(ServerMetrics& m, size_t idx, TcpLimits limits, const std::string& identity)
+      : index(idx), metrics(m), pipeline(loop, m, idx, identity), tcp_limits(limits) {}
   size_t index;
   ServerMetrics& metrics;
   net::EventLoop loop;
@@ -106,7 +106,7 @@ Server::Server(ServerMetrics& metrics, ServerOptions options)
     : metrics_(metrics), options_(options) {
   if (options_.workers == 0) options_.workers = 1;
   for (size_t i = 0; i < options_.workers; ++i) {
-    workers_.push_back(std::make_unique<Worker>(metrics_, i, options_.tcp));
+    workers_.push_back(std::make_unique<Worker>(metrics_, i, options_.tcp, options_.identity));
   }
   std::vector<Pipeline*> peers;
   for (auto& w : workers_) peers.push_back(&w->pipeline);

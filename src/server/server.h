@@ -27,6 +27,8 @@ struct ServerOptions {
   int udp_rcvbuf = 8 << 20;
   int udp_sndbuf = 4 << 20;
   TcpLimits tcp;
+  /// The process identity answered to `id.server.` / `hostname.bind.` CH TXT (Pipeline).
+  std::string identity;
 };
 
 class Server {

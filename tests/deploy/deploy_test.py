@@ -130,8 +130,14 @@ try:
                   "%s: updateStrategy %s" % (rel, ds["spec"]["updateStrategy"]))
             check(nc["livenessProbe"].get("httpGet") == {"host": local_ip, "path": "/health", "port": 8080},
                   "%s: liveness %s" % (rel, nc["livenessProbe"]))
-            check(nc.get("readinessProbe", {}).get("tcpSocket") == {"host": local_ip, "port": 53},
-                  "%s: readiness %s" % (rel, nc.get("readinessProbe")))
+            # Readiness: node-cache itself asks id.server CH TXT and wants its own POD_UID back.
+            ready = nc.get("readinessProbe", {})
+            check(ready.get("exec") == {"command": ["/node-cache", "-probe-ready", local_ip + ":53"]}
+                  and ready.get("periodSeconds") == 5 and ready.get("timeoutSeconds") == 3,
+                  "%s: readiness %s" % (rel, ready))
+            check({"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}
+                  in nc.get("env", []), "%s: POD_UID (the readiness probe's identity) %s"
+                  % (rel, nc.get("env")))
             res = nc.get("resources", {})
             check(set(res.get("requests", {})) == {"cpu", "memory"} and
                   set(res.get("limits", {})) == {"memory"},

@@ -118,6 +118,9 @@ check(c.get("args") == ["-localip", "169.254.20.10", "-conf", "/etc/Corefile", "
       "deploy/kube-ovn: args %s" % c.get("args"))
 check(c.get("livenessProbe", {}).get("httpGet", {}).get("host") == "169.254.20.10",
       "deploy/kube-ovn: probe host")
+check(c.get("readinessProbe", {}).get("exec", {}).get("command") ==
+      ["/node-cache", "-probe-ready", "169.254.20.10:53"],
+      "deploy/kube-ovn: readiness probe %s" % c.get("readinessProbe"))
 left = set(re.findall(r"__PILLAR__[A-Z_]*?__(?=[^A-Z_]|$)", text))
 check(left == {"__PILLAR__UPSTREAM__SERVERS__"},
       "deploy/kube-ovn: placeholders left in the manifest: %s" % sorted(left))

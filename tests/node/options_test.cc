@@ -162,7 +162,7 @@ TEST(Options, HelpAndUsage) {
                            "-corefile", "-conf", "-kubednscm", "-upstreamsvc", "-health-port",
                            "-skipteardown", "-reloadwithsignal", "-pidfile", "-dns.port", "-p",
                            "-version", "-quiet", "-plugins", "-default-config", "-workers",
-                           "-statedir", "-snapshotinterval"}) {
+                           "-statedir", "-snapshotinterval", "-probe-ready"}) {
     const std::string n = std::string("  ") + name;
     EXPECT_TRUE(usage.find(n + " ") != std::string::npos || usage.find(n + "\n") != std::string::npos ||
                 usage.find(n + "\t") != std::string::npos)
@@ -181,6 +181,13 @@ TEST(Options, StateDirAndSnapshotInterval) {
   EXPECT_EQ(parse({"-localip", "169.254.20.10", "-statedir="}).statedir, "");
   EXPECT_THROW(parse({"-localip", "169.254.20.10", "-snapshotinterval", "10ms"}),
                flags::FlagError);
+}
+
+TEST(Options, ProbeReadyNeedsNoServingFlags) {
+  // The readiness probe runs as `/node-cache -probe-ready 169.254.20.10:53`: no -localip.
+  EXPECT_EQ(parse({"-probe-ready", "169.254.20.10:53"}).probe_ready, "169.254.20.10:53");
+  EXPECT_EQ(parse({"-localip", "169.254.20.10"}).probe_ready, "");
+  EXPECT_THROW(parse({}), flags::FlagError) << "without -probe-ready, -localip is required";
 }
 
 TEST(LocalIp, Parse) {

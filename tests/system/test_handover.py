@@ -12,6 +12,9 @@ drains and exits by itself. Asserted:
     queries reach the upstream (the hit ratio before is ~100 %, so ≥ 95 % of it is kept);
   * the interface and the 12 rules are there throughout and exactly once; SIGTERM of the last
     process tears them down as before.
+Readiness across a handover (issue 13): `node-cache -probe-ready 169.254.20.10:53` passes only for
+the POD_UID of the process that answers there: the owner's before, the successor's once the owner
+stopped reading, the owner's again when a successor died and the owner resumed.
 Then the half-way failures: a candidate started while another is taking over waits its turn
 (never two owners), a stale socket file is no obstacle, and a successor that dies after it took
 the sockets leaves the predecessor serving (it resumes).
@@ -63,13 +66,27 @@ class HandoverTest(s.SystemTestCase):
         self.state = os.path.join(self.tmp, "state")
         self.count = 0
 
-    def start(self, workers, name=None):
+    def start(self, workers, name=None, uid=None):
         self.count += 1
         args = ["-localip", s.LOCAL_V4, "-conf", self.conf, "-upstreamsvc", "kube-dns-upstream",
                 "-pidfile", self.pidfile, "-basecorefile", os.path.join(self.tmp, "none", "base"),
                 "-metrics-listen-address", METRICS, "-statedir", self.state,
                 "-workers", str(workers)]
-        return self.start_node_cache(self.ns, args, self.tmp, name=name or "nc%d" % self.count)
+        return self.start_node_cache(self.ns, args, self.tmp, name=name or "nc%d" % self.count,
+                                     env={"POD_UID": uid} if uid else None)
+
+    def probe_ready(self, uid):
+        """Exit code and output of the DaemonSet's readiness probe run as pod `uid`."""
+        r = self.ns.run(["env", "POD_UID=" + uid, s.h.node_cache_binary(), "-probe-ready",
+                         s.LOCAL_V4 + ":53"], timeout=10)
+        return r.returncode, r.stdout + r.stderr
+
+    def assert_ready_only(self, uid, other, context):
+        rc, out = self.probe_ready(uid)
+        self.assertEqual(rc, 0, "%s: probe as %s: %s" % (context, uid, out))
+        rc, out = self.probe_ready(other)
+        self.assertEqual(rc, 1, "%s: probe as %s: %s" % (context, other, out))
+        self.assertIn('id.server "%s"' % uid, out)
 
     def wait_log(self, nc, needle, timeout):
         s.h.wait_until(lambda: needle in nc.output(), timeout, interval=0.02,
@@ -234,6 +251,20 @@ class HandoverTest(s.SystemTestCase):
         self.assertEqual(self.ask(proto="tcp"), ["192.0.2.2"])
         self.assert_rules_exact(self.ns, s.LOCAL_V4, msg="after queued handovers")
         self.assertEqual(survivor.stop(), 0, survivor.context())
+
+    def test_readiness_follows_the_handover(self):
+        old, new = "pod-uid-old", "pod-uid-new"
+        owner = self.start(1, uid=old)
+        self.wait_serving(owner, self.ns, s.LOCAL_V4, self.pidfile, qname="n1.handover.test")
+        self.assert_ready_only(old, new, "owner alone")
+        succ = self.start(2, uid=new)
+        # The owner stops reading once the successor serves: from then on only the new pod's
+        # process answers on the shared address, while the old one is still alive (draining).
+        self.wait_log(owner, "serves now; draining", 10)
+        self.assert_ready_only(new, old, "after the handover")
+        self.assertEqual(owner.wait_exit(15), 0, owner.context())
+        self.assert_ready_only(new, old, "after the predecessor exited")
+        self.assertEqual(succ.stop(), 0, succ.context())
 
     def test_successor_dies_predecessor_resumes(self):
         owner = self.start(2)

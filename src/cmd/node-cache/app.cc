@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "cmd/node-cache/default_corefile.h"
+#include "cmd/node-cache/ready_probe.h"
 #include "common/cpu_budget.h"
 #include "common/inherited_sockets.h"
 #include "common/log.h"
@@ -429,6 +430,9 @@ int App::run() {
   server_metrics_ = std::make_unique<server::ServerMetrics>(*catalogue_, workers);
   server::ServerOptions so;
   so.workers = workers;
+  // Answered to id.server CH TXT: the readiness probe (-probe-ready) tells its own pod by it.
+  so.identity = processIdentity();
+  log::info("Identity (id.server CH TXT): {}", so.identity);
   server_ = std::make_unique<server::Server>(*server_metrics_, so);
 
   // 1. Interface (before listeners: `bind` needs the addresses to be local).

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cmd/node-cache/app.h"
+#include "cmd/node-cache/ready_probe.h"
 #include "common/log.h"
 #include "flags/flag_set.h"
 
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
                 "  dns.log\n  dns.loop\n  dns.prometheus\n  dns.reload\n");
     return 0;
   }
+  if (!opt.probe_ready.empty()) return nld::cmd::probeReady(opt.probe_ready);
   nld::log::init(opt.quiet);
   nld::log::info("Starting node-cache image: nodelocaldns-{}", NLD_VERSION);
   try {
