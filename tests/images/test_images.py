@@ -3,7 +3,7 @@
 
 setUpClass builds both images with scripts/images.sh (podman; the base image made from Debian
 packages by mmdebstrap, or reused). Then:
-  * contents: `node-cache -version` carries the version and the source tree's commit; in each
+  * contents: `-version` of both binaries carries the version and the source tree's commit; in each
     image ldd resolves every library, there is no compiler and no -dev package, every package the
     build added to the base is the owner of a library the binary loads (or iptables, for
     node-cache) or one of their dependencies; the controller runs as 65534, node-cache as root;
@@ -187,8 +187,9 @@ class ImagesTest(s.SystemTestCase):
     # ------------------------------------------------------------------------------------------
 
     def test_contents(self):
-        out = in_image(self.images["node-cache"], "-version").strip()
-        self.assertEqual(out, "nodelocaldns node-cache %s (%s)" % (self.tag, self.revision))
+        for target, image in self.images.items():
+            out = in_image(image, "-version").strip()
+            self.assertEqual(out, "nodelocaldns %s %s (%s)" % (target, self.tag, self.revision))
         if self.base:
             base_packages = packages(self.base)
         for target, image in self.images.items():

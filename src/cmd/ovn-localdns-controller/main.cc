@@ -55,6 +55,7 @@ struct Args {
   bool dryRun = false;
   bool probeDns = true;
   bool quiet = false;
+  bool version = false;
   std::string sslKey;
   std::string sslCert;
   std::string sslCa;
@@ -86,6 +87,7 @@ void defineFlags(nld::flags::FlagSet& fs, Args& a) {
   fs.addDuration("inactivity-probe", &a.probe, 5s, "OVSDB echo probe interval (0 disables)");
   fs.addBool("dry-run", &a.dryRun, false, "print the transaction that would be sent and exit; change nothing");
   fs.addBool("quiet", &a.quiet, false, "suppress INFO logs");
+  fs.addBool("version", &a.version, false, "print the version and commit, then exit");
   fs.addBool("probe-dns", &a.probeDns, true,
              "check: also query every node-local DNS IP from this host (run check on a node)");
   fs.addString("ovn-nb-ssl-key", &a.sslKey, "", "private key for ssl: remotes");
@@ -182,6 +184,10 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const nld::flags::FlagError& e) {
     return fail(e.what());
+  }
+  if (a.version) {
+    std::printf("nodelocaldns ovn-localdns-controller %s (%s)\n", NLD_VERSION, NLD_REVISION);
+    return 0;
   }
   if (!rest.empty()) return fail("unexpected argument \"" + rest.front() + "\"");
   if (command != "run" && command != "check" && command != "agent") {
