@@ -3,8 +3,10 @@
 #
 # Inside a private network namespace (loopback only) it starts knotd as the authoritative
 # upstream (a generated zone whose wildcard answers every name), then for each server under test
-# — the reflector (the ceiling), node-cache with 1 and 2 workers, and the Debian peers dnsdist,
-# unbound, dnsmasq and knot-resolver as forwarding caches — pins the server to CPU 1 and
+# — the reflector (the ceiling), node-cache with 1 and 2 workers, the real k8s-dns-node-cache
+# (k8s-node-cache: the binary in $NLD_REFERENCE_NODE_CACHE, see ../shared/reference; skipped with
+# a line when unset) on the same Corefile, and the Debian peers dnsdist, unbound, dnsmasq and
+# knot-resolver as forwarding caches — pins the server to CPU 1 and
 # dnsperf + knotd to CPU 0 (cpuset cgroup) and measures:
 #   HIT   1,000 cached names, saturating (dnsperf -q 500): server CPU µs per answered query, lost
 #   MISS  every name new (wildcard): server CPU µs per answered query
@@ -17,7 +19,8 @@
 #   --quick    shorter scenarios (whole run under ~2 min)
 #   --smoke    ~2 s per scenario, node-cache (1 worker) and reflector only; checks that the harness
 #              works (answers counted, no loss for node-cache HIT); asserts no performance target
-#   --servers  subset of: reflector,node-cache-1w,node-cache-2w,dnsdist,unbound,dnsmasq,kresd
+#   --servers  subset of: reflector,node-cache-1w,node-cache-2w,k8s-node-cache,dnsdist,unbound,
+#              dnsmasq,kresd
 #   --out DIR  keep raw results there (default: a temp dir, removed at exit)
 #   --docs     write docs/benchmarks.png and the results block of docs/benchmarks.md
 #   --perf     also profile (perf record + perf stat) HIT of the reflector and node-cache, and
@@ -61,7 +64,7 @@ if [[ -z $SERVERS ]]; then
   if [[ $MODE == smoke ]]; then
     SERVERS=reflector,node-cache-1w
   else
-    SERVERS=reflector,node-cache-1w,node-cache-2w,dnsdist,unbound,dnsmasq,kresd
+    SERVERS=reflector,node-cache-1w,node-cache-2w,k8s-node-cache,dnsdist,unbound,dnsmasq,kresd
   fi
 fi
 IFS=, read -r -a SERVER_LIST <<<"$SERVERS"
@@ -319,9 +322,12 @@ EOF
 }
 
 # start_server name mode: writes the config, launches it pinned, waits for an answer.
+# Cache capacity is the same for every server that counts entries: node-cache's Corefile holds
+# 100,000 positive + 10,000 negative answers in RSS mode (10,000 + 10,000 otherwise, `cache 30`
+# sizes), so dnsdist's and dnsmasq's single caches get the sum.
 start_server() {
-  local name=$1 mode=$2 entries=10000
-  [[ $mode == rss ]] && entries=150000
+  local name=$1 mode=$2 entries=20000
+  [[ $mode == rss ]] && entries=110000
   local d=$WORK/srv-$name-$mode
   mkdir -p "$d"
   case $name in
@@ -333,6 +339,11 @@ start_server() {
       launch "$name" srv "$NODE_CACHE" -conf "$(corefile "$mode")" -localip "$SRV_ADDR" -setupinterface=false \
         -setupiptables=false -workers "$workers" -metrics-listen-address 127.0.0.1:9353 \
         -statedir= ;;  # no handover, no snapshot: every launch is a fresh, cold server
+    k8s-node-cache)
+      # The upstream binary on the same Corefile and flags (it has no -workers and no -statedir;
+      # Go uses every CPU of its cpuset, i.e. the one it is pinned to).
+      launch "$name" srv "$NLD_REFERENCE_NODE_CACHE" -conf "$(corefile "$mode")" -localip "$SRV_ADDR" \
+        -setupinterface=false -setupiptables=false -metrics-listen-address 127.0.0.1:9353 ;;
     dnsdist)
       cat >"$d/dnsdist.conf" <<EOF
 setSecurityPollSuffix("")
@@ -609,6 +620,12 @@ bench_server() {
     dnsdist|unbound|dnsmasq|kresd)
       local bin=$name
       command -v "$bin" >/dev/null || { record "$name" skipped "not installed"; log "  skipped: $bin not installed"; return 0; } ;;
+    k8s-node-cache)
+      if [[ -z ${NLD_REFERENCE_NODE_CACHE:-} || ! -x ${NLD_REFERENCE_NODE_CACHE:-} ]]; then
+        record "$name" skipped "NLD_REFERENCE_NODE_CACHE unset"
+        log "  SKIPPED the reference k8s-dns-node-cache: NLD_REFERENCE_NODE_CACHE is unset or not executable"
+        return 0
+      fi ;;
   esac
 
   # HIT, LAT, TCP, then MISS (last: it fills the cache with names nobody asks again, and some
