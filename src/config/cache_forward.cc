@@ -4,7 +4,7 @@
 #include <limits>
 
 #include "config/directives.h"
-#include "config/duration.h"
+#include "common/go_text.h"
 #include "config/netutil.h"
 #include "config/structure.h"
 

@@ -6,7 +6,7 @@
 #include <set>
 
 #include "config/directives.h"
-#include "config/duration.h"
+#include "common/go_text.h"
 #include "config/netutil.h"
 #include "config/structure.h"
 

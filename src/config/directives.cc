@@ -6,7 +6,7 @@
 
 #include <re2/re2.h>
 
-#include "config/duration.h"
+#include "common/go_text.h"
 #include "config/netutil.h"
 
 namespace nld::config::detail {
@@ -69,7 +69,7 @@ void parseErrors(const Line& line, ServerBlock& block) {
         pluginError(sub.args[0], kPlugin, "consolidate duration must be positive");
       }
       c.period = std::chrono::duration_cast<std::chrono::milliseconds>(d);
-      c.period_text = formatDuration(d);
+      c.period_text = formatGoDuration(d);
       c.pattern = sub.args[1].text;
       if (c.pattern.empty()) pluginError(sub.args[1], kPlugin, "consolidate needs a regexp");
       {

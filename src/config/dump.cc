@@ -4,7 +4,7 @@
 #include <sstream>
 
 #include "config/corefile.h"
-#include "config/duration.h"
+#include "common/go_text.h"
 
 namespace nld::config {
 
@@ -19,7 +19,7 @@ std::string join(const std::vector<std::string>& v) {
   return out;
 }
 
-std::string dur(std::chrono::nanoseconds d) { return detail::formatDuration(d); }
+std::string dur(std::chrono::nanoseconds d) { return formatGoDuration(d); }
 
 std::string rcodes(const std::vector<uint8_t>& v) {
   std::string out;

@@ -294,4 +294,11 @@ std::string FlagSet::usage() const {
   return out;
 }
 
+std::chrono::nanoseconds parseGoDuration(std::string_view text) {
+  std::string error;
+  const auto d = nld::parseGoDuration(text, &error);
+  if (!d) throw FlagError(error);
+  return *d;
+}
+
 }  // namespace nld::flags

@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/go_text.h"
+
 namespace nld::flags {
 
 /// A command-line error with Go's message ("flag provided but not defined: -x", ...).
@@ -78,14 +80,11 @@ class FlagSet {
   std::map<std::string, std::shared_ptr<Flag>> flags_;   // by name, aliases included
 };
 
-/// Parses a Go duration string ("300ms", "-1.5h", "1h2m3.5s", "0"), like time.ParseDuration.
+/// Parses a Go duration string like time.ParseDuration (common/go_text.h).
 /// @throws FlagError with Go's message, e.g. `time: missing unit in duration "5"`.
 std::chrono::nanoseconds parseGoDuration(std::string_view text);
 
-/// Formats a duration like Go's time.Duration.String(): "1m0s", "300ms", "1.5s", "0s".
-std::string formatGoDuration(std::chrono::nanoseconds d);
-
-/// Quotes like Go's %q / strconv.Quote for the ASCII subset ("a\"b" -> "\"a\\\"b\"").
-std::string goQuote(std::string_view text);
+using nld::formatGoDuration;
+using nld::goQuote;
 
 }  // namespace nld::flags

@@ -4,10 +4,11 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <utility>
 
-#include "flags/flag_set.h"
+#include "common/go_text.h"
 
-namespace nld::flags {
+namespace nld {
 namespace {
 
 constexpr uint64_t kMaxDuration = uint64_t{1} << 63;
@@ -60,9 +61,14 @@ std::string fmtFrac(uint64_t& v, int prec) {
 
 }  // namespace
 
-std::chrono::nanoseconds parseGoDuration(std::string_view text) {
+std::optional<std::chrono::nanoseconds> parseGoDuration(std::string_view text,
+                                                        std::string* error) {
   const std::string_view orig = text;
-  auto invalid = [&] { return FlagError("time: invalid duration " + timeQuote(orig)); };
+  auto fail = [&](std::string message) -> std::optional<std::chrono::nanoseconds> {
+    if (error != nullptr) *error = std::move(message);
+    return std::nullopt;
+  };
+  auto invalid = [&] { return fail("time: invalid duration " + timeQuote(orig)); };
   std::string_view s = text;
   bool neg = false;
   if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
@@ -70,17 +76,17 @@ std::chrono::nanoseconds parseGoDuration(std::string_view text) {
     s.remove_prefix(1);
   }
   if (s == "0") return std::chrono::nanoseconds{0};
-  if (s.empty()) throw invalid();
+  if (s.empty()) return invalid();
   uint64_t total = 0;
   while (!s.empty()) {
-    if (!(s[0] == '.' || isDigit(s[0]))) throw invalid();
+    if (!(s[0] == '.' || isDigit(s[0]))) return invalid();
     // Integer part (leadingInt: overflow is an error).
     uint64_t v = 0;
     size_t i = 0;
     for (; i < s.size() && isDigit(s[i]); ++i) {
-      if (v > (kMaxDuration - 1) / 10) throw invalid();
+      if (v > (kMaxDuration - 1) / 10) return invalid();
       v = v * 10 + static_cast<uint64_t>(s[i] - '0');
-      if (v > kMaxDuration) throw invalid();
+      if (v > kMaxDuration) return invalid();
     }
     const bool pre = i != 0;
     s.remove_prefix(i);
@@ -109,31 +115,31 @@ std::chrono::nanoseconds parseGoDuration(std::string_view text) {
       post = j != 0;
       s.remove_prefix(j);
     }
-    if (!pre && !post) throw invalid();
+    if (!pre && !post) return invalid();
     size_t k = 0;
     while (k < s.size() && s[k] != '.' && !isDigit(s[k])) ++k;
-    if (k == 0) throw FlagError("time: missing unit in duration " + timeQuote(orig));
+    if (k == 0) return fail("time: missing unit in duration " + timeQuote(orig));
     const std::string_view unit_text = s.substr(0, k);
     s.remove_prefix(k);
     const uint64_t unit = unitFor(unit_text);
     if (unit == 0) {
-      throw FlagError("time: unknown unit " + timeQuote(unit_text) + " in duration " +
-                      timeQuote(orig));
+      return fail("time: unknown unit " + timeQuote(unit_text) + " in duration " +
+                  timeQuote(orig));
     }
-    if (v > kMaxDuration / unit) throw invalid();
+    if (v > kMaxDuration / unit) return invalid();
     v *= unit;
     if (f > 0) {
       v += static_cast<uint64_t>(static_cast<double>(f) * (static_cast<double>(unit) / scale));
-      if (v > kMaxDuration) throw invalid();
+      if (v > kMaxDuration) return invalid();
     }
     total += v;
-    if (total > kMaxDuration) throw invalid();
+    if (total > kMaxDuration) return invalid();
   }
   if (neg) {
     // -(1<<63) is representable; negate via unsigned arithmetic to avoid overflow.
     return std::chrono::nanoseconds{static_cast<int64_t>(~total + 1)};
   }
-  if (total > kMaxDuration - 1) throw invalid();
+  if (total > kMaxDuration - 1) return invalid();
   return std::chrono::nanoseconds{static_cast<int64_t>(total)};
 }
 
@@ -194,4 +200,4 @@ std::string goQuote(std::string_view text) {
   return out;
 }
 
-}  // namespace nld::flags
+}  // namespace nld
