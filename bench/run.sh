@@ -24,8 +24,9 @@
 #   --out DIR  keep raw results there (default: a temp dir, removed at exit)
 #   --docs     write docs/benchmarks.png and the results block of docs/benchmarks.md
 #   --perf     also profile (perf record + perf stat) HIT of the reflector and node-cache, and
-#              MISS and TCP of node-cache (1 worker), in extra runs: out/perf-*.txt
-# Environment: NLD_BUILD_DIR (default <source>/build-bench), NLD_SOURCE_DIR.
+#              TCP of node-cache (1 and 2 workers), MISS of node-cache (1 worker), in extra runs: out/perf-*.txt
+# Environment: NLD_BUILD_DIR (default <source>/build-bench), NLD_SOURCE_DIR, NLD_BENCH_SERVER_CPUS
+# (the server's cpuset, default 1), NLD_REFERENCE_NODE_CACHE.
 #
 # Everything it starts runs inside the namespace on 127.0.0.x and is killed at exit (trap), also
 # on failure; the namespace and cgroups it made are removed.
@@ -110,7 +111,8 @@ cleanup() {
   for d in "${CG_DIRS[@]}"; do rmdir "$d" 2>/dev/null; done
   ip netns del "$NS" 2>/dev/null
   if [[ -n $OUT_DIR ]]; then
-    mkdir -p "$OUT_DIR" && cp -r "$WORK"/results.tsv "$WORK"/*.log "$WORK"/out "$OUT_DIR"/ 2>/dev/null
+    mkdir -p "$OUT_DIR" && cp -r "$WORK"/results.tsv "$WORK"/*.md "$WORK"/versions.txt "$WORK"/*.log "$WORK"/out \
+      "$OUT_DIR"/ 2>/dev/null
   fi
   rm -rf "$WORK"
   exit "$rc"
@@ -125,7 +127,7 @@ trap 'log "interrupted"; exit 130' INT TERM
 CPUS=$(nproc --all)
 CG_MODE=none
 declare -A CG_JOIN  # group -> space-separated cgroup dirs to join
-CPU_SRV=1
+CPU_SRV=${NLD_BENCH_SERVER_CPUS:-1}  # cpuset list; e.g. 0-1 to let the server use both CPUs (shared with the load)
 CPU_LOAD=0
 if ((CPUS < 2)); then
   NOTES+=("only $CPUS CPU: server and load share a core; figures are not comparable to 2-core runs")
@@ -333,11 +335,14 @@ start_server() {
   case $name in
     reflector)
       launch "$name" srv "$REFLECTOR" -a "$SRV_ADDR" -p "$SRV_PORT" -b 8388608 ;;
-    node-cache-1w|node-cache-2w)
-      local workers=${name#node-cache-}
+    node-cache-1w|node-cache-2w|node-cache-auto)
+      # node-cache-auto: -workers unset, so node-cache picks the count from the CPUs it may use
+      # (affinity/cpuset, cgroup CPU quota): 1 when pinned to one core.
+      local workers=${name#node-cache-} wflag=()
       workers=${workers%w}
+      [[ $workers != auto ]] && wflag=(-workers "$workers")
       launch "$name" srv "$NODE_CACHE" -conf "$(corefile "$mode")" -localip "$SRV_ADDR" -setupinterface=false \
-        -setupiptables=false -workers "$workers" -metrics-listen-address 127.0.0.1:9353 \
+        -setupiptables=false "${wflag[@]}" -metrics-listen-address 127.0.0.1:9353 \
         -statedir= ;;  # no handover, no snapshot: every launch is a fresh, cold server
     k8s-node-cache)
       # The upstream binary on the same Corefile and flags (it has no -workers and no -statedir;
@@ -654,7 +659,7 @@ bench_server() {
     perf_profile "$name" hit -d "$WORK/hit.txt" -c 16 -q 500 -l "$T_HIT" -t 1
   fi
 
-  if [[ $DO_PERF == 1 && $name == node-cache-1w ]]; then
+  if [[ $DO_PERF == 1 && $name == node-cache-* ]]; then
     prime "$name"
     perf_profile "$name" tcp -m tcp -d "$WORK/hit.txt" -c 4 -q 400 -l "$T_TCP" -t 2
   fi
@@ -694,30 +699,66 @@ FAILED=()
 for s in "${SERVER_LIST[@]}"; do
   bench_server "$s" || FAILED+=("$s")
 done
-# SCALE: 2 workers against 1, HIT, in alternating pairs of fresh servers so that drift of the
-# machine (other load, host steal) hits both alike; the verdict uses the median pair ratio.
+# SCALE: node-cache with -workers unset ("auto") and with 2 workers, each against 1 worker, on
+# the one pinned core: HIT and TCP CPU per query, in alternating triples of fresh servers so that
+# drift of the machine (other load, host steal) hits all alike; verdicts use the median of the
+# per-triple ratios. Then SCALE-2CPU: the server's cpuset widened to both CPUs (dnsperf and knotd
+# stay on CPU 0, so they compete with the second worker), HIT throughput with 1 and 2 workers.
 SCALE_PAIRS=0
 case $MODE in full) SCALE_PAIRS=4 ;; quick) SCALE_PAIRS=1 ;; esac
-if ((SCALE_PAIRS > 0)) && [[ ",$SERVERS," == *",node-cache-1w,"* && ",$SERVERS," == *",node-cache-2w,"* ]]; then
-  log "== scale: node-cache 2 workers vs 1, $SCALE_PAIRS alternating pairs"
-  ratios=()
+scale_ratio() {  # key num den -> records ratio_<key>_median/_min/_max over the pairs
+  local key=$1 num=$2 den=$3 r a b ratios=()
   for ((r = 1; r <= SCALE_PAIRS; r++)); do
-    for w in 1 2; do
-      nm=node-cache-${w}w
-      start_server "$nm" hit || { record scale failed "node-cache-${w}w did not start"; continue 2; }
-      prime "$nm"
-      measure "scale" "w${w}_r$r" "$WORK/out/scale-w$w-$r.txt" -d "$WORK/hit.txt" -c 16 -q 500 -l 3 -t 1
-      stop_server "$nm"
-    done
-    a=$(get scale "w1_r${r}_us"); b=$(get scale "w2_r${r}_us")
+    a=$(get scale "${den}_r${r}_us"); b=$(get scale "${num}_r${r}_us")
     [[ -n $a && -n $b ]] && ratios+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b / a }')")
   done
-  if ((${#ratios[@]} > 0)); then
-    record scale ratio_median "$(median %.3f "${ratios[@]}")"
-    record scale ratio_min "$(printf '%s\n' "${ratios[@]}" | sort -g | head -n 1)"
-    record scale ratio_max "$(printf '%s\n' "${ratios[@]}" | sort -g | tail -n 1)"
-    record scale pairs "${#ratios[@]}"
-    log "  scale: 2w/1w CPU per query, pairs: ${ratios[*]} (median $(get scale ratio_median))"
+  ((${#ratios[@]} > 0)) || return 0
+  record scale "ratio_${key}_median" "$(median %.3f "${ratios[@]}")"
+  record scale "ratio_${key}_min" "$(printf '%s\n' "${ratios[@]}" | sort -g | head -n 1)"
+  record scale "ratio_${key}_max" "$(printf '%s\n' "${ratios[@]}" | sort -g | tail -n 1)"
+  record scale "ratio_${key}_pairs" "${#ratios[@]}"
+  log "  scale $key: ${ratios[*]} (median $(get scale "ratio_${key}_median"))"
+}
+srv_cpus() {  # cpus: the server cpuset (cgroup modes only)
+  local d
+  case $CG_MODE in
+    v2) echo "$1" >"${CG_JOIN[srv]}/cpuset.cpus" ;;
+    v1) for d in ${CG_JOIN[srv]}; do [[ -f $d/cpuset.cpus ]] && echo "$1" >"$d/cpuset.cpus"; done ;;
+    *) return 1 ;;
+  esac
+}
+if ((SCALE_PAIRS > 0)) && [[ ",$SERVERS," == *",node-cache-1w,"* && ",$SERVERS," == *",node-cache-2w,"* ]]; then
+  log "== scale: node-cache -workers unset and 2 workers vs 1 worker on one core, $SCALE_PAIRS alternating triples"
+  for ((r = 1; r <= SCALE_PAIRS; r++)); do
+    for w in 1w auto 2w; do
+      nm=node-cache-$w
+      start_server "$nm" hit || { record scale failed "$nm did not start"; continue 2; }
+      record scale "workers_$w" "$(grep -o -m1 'node-cache, [0-9]* workers' "$WORK/$nm.log" | tr -dc 0-9)"
+      prime "$nm"
+      measure scale "${w}_r$r" "$WORK/out/scale-$w-$r.txt" -d "$WORK/hit.txt" -c 16 -q 500 -l 3 -t 1
+      prime "$nm"
+      measure scale "tcp${w}_r$r" "$WORK/out/scale-tcp$w-$r.txt" -m tcp -d "$WORK/hit.txt" -c 4 -q 400 -l 3 -t 2
+      stop_server "$nm"
+    done
+  done
+  scale_ratio auto auto 1w
+  scale_ratio 2w 2w 1w
+  scale_ratio tcp2w tcp2w tcp1w
+  if [[ $MODE == full ]] && ((CPUS >= 2)) && srv_cpus "0-$((CPUS - 1))"; then
+    log "== scale-2cpu: server on CPUs 0-$((CPUS - 1)) (shared with dnsperf and knotd), HIT throughput"
+    for ((r = 1; r <= 2; r++)); do
+      for w in 1w 2w auto; do
+        nm=node-cache-$w
+        start_server "$nm" hit || { record scale2 failed "$nm did not start"; continue 2; }
+        record scale2 "workers_$w" "$(grep -o -m1 'node-cache, [0-9]* workers' "$WORK/$nm.log" | tr -dc 0-9)"
+        prime "$nm"
+        measure scale2 "${w}_r$r" "$WORK/out/scale2-$w-$r.txt" -d "$WORK/hit.txt" -c 16 -q 500 -l 3 -t 1
+        stop_server "$nm"
+      done
+    done
+    srv_cpus "$CPU_SRV"
+    for w in 1w 2w auto; do combine_reps scale2 "$w" 2; done
+    log "  scale-2cpu: q/s 1w $(get scale2 1w_qps), 2w $(get scale2 2w_qps), auto $(get scale2 auto_qps)"
   fi
 fi
 

@@ -23,6 +23,9 @@ PACKAGES=(
   # manifests and plots; promtool (package prometheus) checks and unit-tests deploy/monitoring's
   # alerting rules (its service is kept from starting like the others)
   gnuplot-nox python3-yaml prometheus
+  # profiling, used by bench/run.sh --perf and bench/profile.sh (perf record/stat, callgrind,
+  # strace -c)
+  linux-perf valgrind strace
 )
 # `kubectl kustomize` renders the manifests. Our kustomizations need kustomize v4+ (`patches:`,
 # generator `options.labels`), i.e. kubectl 1.21 or later: Debian 12's kubernetes-client is 1.20

@@ -187,6 +187,7 @@ class UdpReflector {
 struct TcpConn {
   std::vector<uint8_t> in;
   std::vector<uint8_t> out;
+  bool want_out = false;  // EPOLLOUT in the registered mask
 };
 
 /// Reads what is available and reflects complete messages. Returns false to close.
@@ -200,6 +201,9 @@ bool serviceTcp(int fd, TcpConn& c, std::vector<uint8_t>& chunk) {
       return false;
     }
     c.in.insert(c.in.end(), chunk.begin(), chunk.begin() + r);
+    // A short read drained the socket: stop without the read that would return EAGAIN
+    // (level-triggered epoll reports whatever comes later; node-cache does the same).
+    if (static_cast<size_t>(r) < chunk.size()) break;
   }
   size_t pos = 0;
   while (c.in.size() - pos >= 2) {
@@ -289,11 +293,17 @@ int run(const Options& o) {
           conns.erase(it);
           continue;
         }
-        // Unsent answers: wait for room (EPOLLOUT) as well as for more queries.
-        epoll_event ev{};
-        ev.events = EPOLLIN | EPOLLRDHUP | (it->second.out.empty() ? 0u : uint32_t{EPOLLOUT});
-        ev.data.fd = fd;
-        epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+        // Unsent answers: wait for room (EPOLLOUT) as well as for more queries. The mask changes
+        // only when that state does (one epoll_ctl per change, not per event, as node-cache
+        // does), so the reflector stays the ceiling for TCP too.
+        const bool want_out = !it->second.out.empty();
+        if (want_out != it->second.want_out) {
+          it->second.want_out = want_out;
+          epoll_event ev{};
+          ev.events = EPOLLIN | EPOLLRDHUP | (want_out ? uint32_t{EPOLLOUT} : 0u);
+          ev.data.fd = fd;
+          epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+        }
       }
     }
   }

@@ -51,7 +51,6 @@ size_t Cache::partitionCapacity(size_t configured, size_t partitions) {
 
 Cache::Cache(Settings s)
     : settings_(validated(std::move(s))),
-      seed_(random64()),
       stale_s_(settings_.serve_stale_s.value_or(0)),
       stats_(std::make_unique<Stats>()),
       success_(partitionCapacity(settings_.success_capacity, settings_.partitions),
@@ -162,12 +161,11 @@ bool Cache::shouldPrefetch(Entry& e, Clock::time_point now) {
   return e.hits >= settings_.prefetch_amount && remaining <= threshold && takeRefresh(e, now);
 }
 
-LookupResult Cache::lookup(dns::ByteView /*query_pkt*/, const dns::Query& q,
+LookupResult Cache::lookup(dns::ByteView /*query_pkt*/, const dns::Query& q, uint64_t hash,
                            Clock::time_point now, size_t limit, dns::MutableBytes out) {
   Stats& st = *stats_;
   bump(st.requests);
   const KeyView key = keyOf(q);
-  const uint64_t hash = hashKey(seed_, key);
   bool fresh = false;
   Found f = findLive(key, hash, now, fresh);
   if (f.store == nullptr) {
@@ -201,10 +199,9 @@ LookupResult Cache::lookup(dns::ByteView /*query_pkt*/, const dns::Query& q,
   return res;
 }
 
-LookupResult Cache::lookupStale(dns::ByteView /*query_pkt*/, const dns::Query& q,
+LookupResult Cache::lookupStale(dns::ByteView /*query_pkt*/, const dns::Query& q, uint64_t hash,
                                 Clock::time_point now, size_t limit, dns::MutableBytes out) {
   const KeyView key = keyOf(q);
-  const uint64_t hash = hashKey(seed_, key);
   bool fresh = false;
   Found f = findLive(key, hash, now, fresh);
   if (f.store == nullptr) return {};
@@ -225,8 +222,8 @@ bool Cache::disabled(const dns::Name& name, bool denial) const {
                      [&](const dns::Name& z) { return name.isSubdomainOf(z); });
 }
 
-uint32_t Cache::insert(const dns::Query& q, dns::ByteView resp_pkt, const dns::Response& r,
-                       Clock::time_point now) {
+uint32_t Cache::insert(const dns::Query& q, uint64_t key_hash, dns::ByteView resp_pkt,
+                       const dns::Response& r, Clock::time_point now) {
   if (!r.header.qr() || r.header.qdcount != 1 || !dns::questionMatches(q.question, r.question)) {
     bump(stats_->drops);
     return 0;
@@ -257,7 +254,7 @@ uint32_t Cache::insert(const dns::Query& q, dns::ByteView resp_pkt, const dns::R
     ++count;
   }
   const KeyView key = keyOf(q);
-  e.hash = hashKey(seed_, key);
+  e.hash = key_hash;
   e.inserted = now;
   e.duration = d.duration;
   e.pkt_len = static_cast<uint16_t>(pkt_len);
@@ -335,7 +332,7 @@ bool Cache::importEntry(const SnapshotEntry& se, const ClockPair& now) {
   if (!validSnapshotEntry(se, name, qtype, qclass) || se.duration == 0) return false;
   if (disabled(name, se.denial)) return false;
   const KeyView key{&name, qtype, qclass, se.dnssec_ok, se.checking_disabled};
-  const uint64_t hash = hashKey(seed_, key);
+  const uint64_t hash = hashKey(dns::processKeySeed(), key);
   Store& store = se.denial ? denial_ : success_;
   if (store.find(hash, key) != Store::kNone) return false;
 

@@ -92,8 +92,14 @@ class Cache {
   ///        their case); @param q its parse; @param limit max response size (client UDP size, or
   ///        65535 for TCP); @param out buffer for the response, at least 65535 bytes.
   /// Owner thread only.
+  /// @param key_hash dns::keyHash(q), computed once per query by the caller (the pipeline
+  ///        shares it with the forwarder and insert); the overload without it computes it.
+  LookupResult lookup(dns::ByteView query_pkt, const dns::Query& q, uint64_t key_hash,
+                      Clock::time_point now, size_t limit, dns::MutableBytes out);
   LookupResult lookup(dns::ByteView query_pkt, const dns::Query& q, Clock::time_point now,
-                      size_t limit, dns::MutableBytes out);
+                      size_t limit, dns::MutableBytes out) {
+    return lookup(query_pkt, q, dns::keyHash(q), now, limit, out);
+  }
 
   /// serve_stale verify, after the upstream refresh failed: writes the entry as a Stale answer
   /// (or as a Hit if it has meanwhile been refreshed). Counts served_stale, not requests.
@@ -101,16 +107,24 @@ class Cache {
   /// upstream answer only if its rcode is NOERROR or NXDOMAIN and send it; otherwise (SERVFAIL,
   /// REFUSED, timeout...) do NOT insert it — a fresh cached SERVFAIL would shadow the stale
   /// entry — and answer with lookupStale(). Owner thread only.
+  LookupResult lookupStale(dns::ByteView query_pkt, const dns::Query& q, uint64_t key_hash,
+                           Clock::time_point now, size_t limit, dns::MutableBytes out);
   LookupResult lookupStale(dns::ByteView query_pkt, const dns::Query& q, Clock::time_point now,
-                           size_t limit, dns::MutableBytes out);
+                           size_t limit, dns::MutableBytes out) {
+    return lookupStale(query_pkt, q, dns::keyHash(q), now, limit, out);
+  }
 
   /// Stores an upstream response `resp_pkt` (parsed as `r`) for the client query `q`. Returns the
   /// duration in seconds it was stored for, 0 if it was not stored (TC=1, uncacheable type,
   /// disabled zone, duration 0, question mismatch — the latter counted in `drops` —, or too big
   /// for the byte budget). A NoError/Delegation insert removes the key from the denial store.
   /// Inserting clears the entry's refresh-in-flight mark. Owner thread only.
+  uint32_t insert(const dns::Query& q, uint64_t key_hash, dns::ByteView resp_pkt,
+                  const dns::Response& r, Clock::time_point now);
   uint32_t insert(const dns::Query& q, dns::ByteView resp_pkt, const dns::Response& r,
-                  Clock::time_point now);
+                  Clock::time_point now) {
+    return insert(q, dns::keyHash(q), resp_pkt, r, now);
+  }
 
   /// Where an export stopped: the store (0 success, 1 denial, 2 done) and the slot in it.
   struct ExportCursor {
@@ -169,7 +183,6 @@ class Cache {
   void syncGauges();
 
   Settings settings_;
-  uint64_t seed_ = 0;
   uint32_t stale_s_ = 0;
   std::unique_ptr<Stats> stats_;
   Store success_;

@@ -1,18 +1,11 @@
 #pragma once
-// The cache key: lower-cased QNAME, QTYPE, QCLASS, DO and CD (QCLASS as CoreDNS HEAD,
-// coredns/coredns#8272). Hashing and comparison run on the hot path and never allocate.
-//
-// The hash is hand-written (dns::Name::hashLower: 8 name bytes per multiply, lower-cased with
-// SWAR on the fly; then the type/class/flags and a murmur3 finaliser so the low bits used for
-// bucket selection are well mixed) because it must lower-case while hashing and no library hash
-// does that without a copy. (FNV-1a one byte at a time cost ~340 instructions for a 27-byte
-// key, 17 % of a cache hit.) A per-cache
-// random seed replaces the FNV offset basis so precomputed collision sets do not carry over
-// between processes; full key equality is verified on every lookup, so collisions cost time,
-// never correctness.
+// The cache key: lower-cased QNAME, QTYPE, QCLASS, DO and CD. Its hash is dns::keyHash (shared
+// with the forwarder's coalescing, so a miss hashes the name once); comparison runs on the hot
+// path and never allocates.
 #include <cstddef>
 #include <cstdint>
 
+#include "dns/key_hash.h"
 #include "dns/name.h"
 
 namespace nld::cache {
@@ -27,6 +20,9 @@ struct KeyView {
 };
 
 /// 64-bit hash of the key with `seed`. Thread-safe (pure).
-uint64_t hashKey(uint64_t seed, const KeyView& key);
+inline uint64_t hashKey(uint64_t seed, const KeyView& key) {
+  return dns::keyHash(seed, *key.name, key.qtype, key.qclass, key.dnssec_ok,
+                      key.checking_disabled);
+}
 
 }  // namespace nld::cache

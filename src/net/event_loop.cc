@@ -70,14 +70,18 @@ EventLoop::TimerId EventLoop::addTimer(std::chrono::nanoseconds delay, Task fn) 
 void EventLoop::cancelTimer(TimerId id) { timer_tasks_.erase(id); }
 
 void EventLoop::post(Task fn) {
+  bool first = false;
   {
     std::lock_guard<std::mutex> lock(posted_mu_);
     posted_.push_back(std::move(fn));
+    first = !has_posted_.exchange(true, std::memory_order_acq_rel);
   }
-  has_posted_.store(true, std::memory_order_release);
-  // From the loop's own thread no wakeup is needed: run() checks has_posted_ before it blocks.
-  // This saves a write(2) per deferred deletion on the query path.
-  if (inLoopThread()) return;
+  // One wakeup per batch: only the post that found the queue drained (runPosted clears the flag
+  // under the same lock) writes the eventfd; later ones ride on it, since the loop runs the whole
+  // queue when it wakes. TCP queries handed to another worker cost a write(2) and a cross-thread
+  // wakeup per batch instead of per query. From the loop's own thread no wakeup is needed:
+  // run() checks has_posted_ before it blocks (this saves a write per deferred deletion).
+  if (!first || inLoopThread()) return;
   uint64_t one = 1;
   ssize_t n = ::write(wakefd_, &one, sizeof(one));
   (void)n;  // EAGAIN means the counter is already non-zero: the loop will wake anyway.

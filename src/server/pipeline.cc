@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "common/random.h"
+#include "dns/key_hash.h"
 #include "dns/shuffle.h"
 #include "server/metrics.h"
 
@@ -31,6 +32,7 @@ struct Pipeline::Pending {
   const ZoneTable::Entry* zone = nullptr;
   std::vector<uint8_t> pkt;
   dns::Query query;
+  uint64_t key_hash = 0;  // dns::keyHash(query): the cache lookup's, reused by insert
   SockAddr peer;
   Proto proto = Proto::Udp;
   Reply reply;
@@ -49,6 +51,13 @@ Pipeline::Pipeline(net::EventLoop& loop, ServerMetrics& metrics, size_t worker_i
 
 Pipeline::~Pipeline() {
   if (housekeeping_timer_ != 0) loop_.cancelTimer(housekeeping_timer_);
+  loop_.cancelRoundEnd(&handoff_flush_);
+}
+
+void Pipeline::setPeers(std::vector<Pipeline*> peers) {
+  peers_ = std::move(peers);
+  outbox_.assign(peers_.size(), {});
+  returns_.assign(peers_.size(), {});
 }
 
 void Pipeline::noteMiss() {
@@ -236,31 +245,55 @@ size_t Pipeline::queryOwner(ByteView pkt, size_t workers) {
 
 void Pipeline::handOff(size_t owner, ByteView pkt, const SockAddr& peer, size_t listener,
                        Proto proto, Reply reply) {
-  auto copy = std::make_shared<std::vector<uint8_t>>(pkt.begin(), pkt.end());
-  net::EventLoop* origin = &loop_;
-  Pipeline* target = peers_[owner];
-  target->loop().post([target, origin, copy, peer, listener, proto, reply = std::move(reply)] {
-    // On the owner's loop: answer, then carry the bytes back to the connection's loop.
-    struct Back final : ReplyFactory {
-      net::EventLoop* origin;
-      Reply reply;
-      Reply make() override {
-        return [o = origin, r = reply](ByteView answer) {
-          auto bytes = std::make_shared<std::vector<uint8_t>>(answer.begin(), answer.end());
-          o->post([r, bytes] { r(ByteView(*bytes)); });
-        };
-      }
-    } back;
-    back.origin = origin;
-    back.reply = reply;
-    if (!target->current_ || listener >= target->current_->plan->listeners.size()) return;
-    size_t n = target->handle(ByteView(*copy), peer, listener, proto,
-                              MutableBytes(target->scratch_), back, /*handed_off=*/true);
-    if (n == kPending) return;
-    auto bytes = std::make_shared<std::vector<uint8_t>>(target->scratch_.begin(),
-                                                        target->scratch_.begin() + long(n));
-    origin->post([reply, bytes] { reply(ByteView(*bytes)); });
-  });
+  outbox_[owner].push_back(
+      HandOff{std::vector<uint8_t>(pkt.begin(), pkt.end()), peer, listener, proto, std::move(reply)});
+  loop_.requestRoundEnd(&handoff_flush_);
+}
+
+void Pipeline::takeHandOffs(size_t origin, std::vector<HandOff>& batch) {
+  // An answer produced later (a miss) is queued back from this loop as well.
+  struct Back final : ReplyFactory {
+    Pipeline* self = nullptr;
+    size_t origin = 0;
+    Reply reply;
+    Reply make() override {
+      return [s = self, o = origin, r = reply](ByteView answer) { s->queueReturn(o, r, answer); };
+    }
+  } back;
+  back.self = this;
+  back.origin = origin;
+  for (HandOff& h : batch) {
+    if (!current_ || h.listener >= current_->plan->listeners.size()) continue;
+    back.reply = std::move(h.reply);
+    const size_t n = handle(ByteView(h.pkt), h.peer, h.listener, h.proto,
+                            MutableBytes(scratch_), back, /*handed_off=*/true);
+    if (n == kPending) continue;
+    queueReturn(origin, std::move(back.reply), ByteView(scratch_.data(), n));
+  }
+}
+
+void Pipeline::queueReturn(size_t origin, Reply reply, ByteView answer) {
+  returns_[origin].push_back(
+      Returned{std::move(reply), std::vector<uint8_t>(answer.begin(), answer.end())});
+  loop_.requestRoundEnd(&handoff_flush_);
+}
+
+void Pipeline::flushHandOffs() {
+  for (size_t w = 0; w < peers_.size(); ++w) {
+    if (!outbox_[w].empty()) {
+      Pipeline* target = peers_[w];
+      target->loop().post([target, origin = worker_, batch = std::move(outbox_[w])]() mutable {
+        target->takeHandOffs(origin, batch);
+      });
+      outbox_[w].clear();  // moved from: make it empty for the next round
+    }
+    if (!returns_[w].empty()) {
+      peers_[w]->loop().post([batch = std::move(returns_[w])] {
+        for (const Returned& r : batch) r.reply(ByteView(r.answer));
+      });
+      returns_[w].clear();
+    }
+  }
 }
 
 size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Proto proto,
@@ -324,10 +357,13 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
     block.loop->seen.fetch_add(1);
   }
 
+  // One key hash per query, shared by the cache lookup, the forwarder's coalescing and the insert.
+  const uint64_t key_hash = dns::keyHash(q);
+
   // cache
   bool stale_verify = false;
   if (rt.cache && (block.cache_zones.empty() || inZones(q.question.name, block.cache_zones))) {
-    cache::LookupResult lr = rt.cache->lookup(pkt, q, loop_.now(), limit, out);
+    cache::LookupResult lr = rt.cache->lookup(pkt, q, key_hash, loop_.now(), limit, out);
     ServerMetrics::CacheEvent ev;
     ev.hit = lr.kind == cache::Kind::Hit || lr.kind == cache::Kind::Stale;
     ev.denial = lr.denial;
@@ -336,7 +372,7 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
     metrics_.onCacheLookup(worker_, lp.server_label, block.zones_label, ev);
     if (ev.hit) {
       if (lr.prefetch || lr.kind == cache::Kind::Stale) {
-        refresh(current_, bi, pkt, q);
+        refresh(current_, bi, pkt, q, key_hash);
       }
       if (block.loadbalance) dns::shuffleAddressRecords(out, lr.length, randomBelow);
       const uint8_t rcode = lr.length >= dns::kHeaderSize ? (out[3] & 0xf) : 0;
@@ -374,6 +410,7 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
   p->zone = zone;
   p->pkt.assign(pkt.begin(), pkt.end());
   p->query = q;
+  p->key_hash = key_hash;
   p->peer = peer;
   p->proto = proto;
   p->reply = replies.make();
@@ -382,13 +419,13 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
   inflight_.fetch_add(1, std::memory_order_relaxed);
   noteMiss();
   // 16 bytes of capture: std::function stores them inline (no allocation per miss).
-  fwd->resolve(ByteView(p->pkt), p->query, !udp,
+  fwd->resolve(ByteView(p->pkt), p->query, key_hash, !udp,
                [this, p](const upstream::Result& r) { onUpstream(p, r); });
   return kPending;
 }
 
 void Pipeline::refresh(const std::shared_ptr<WorkerPlan>& wp, size_t block, ByteView pkt,
-                       const dns::Query& q) {
+                       const dns::Query& q, uint64_t key_hash) {
   // Background refresh for prefetch / serve_stale: ask upstream, insert, answer nobody.
   const BlockPlan& b = wp->plan->blocks[block];
   const BlockRuntime& rt = wp->blocks[block];
@@ -398,11 +435,11 @@ void Pipeline::refresh(const std::shared_ptr<WorkerPlan>& wp, size_t block, Byte
         std::vector<uint8_t>(pkt.begin(), pkt.end()), q);
     auto keep = wp;
     rt.forwarders[i]->resolve(
-        ByteView(copy->first), copy->second, true,
-        [this, keep, copy, block](const upstream::Result& r) mutable {
+        ByteView(copy->first), copy->second, key_hash, true,
+        [this, keep, copy, block, key_hash](const upstream::Result& r) mutable {
           if (r.status == upstream::Result::Status::Ok) {
             auto& c = keep->blocks[block].cache;
-            if (c) c->insert(copy->second, r.packet, *r.parsed, net::Clock::now());
+            if (c) c->insert(copy->second, key_hash, r.packet, *r.parsed, net::Clock::now());
           }
           releasePlanRef(std::move(keep));  // not when the forwarder destroys this callback
         });
@@ -507,7 +544,7 @@ void Pipeline::onUpstream(Pending* p, const upstream::Result& r) {
       const auto ev_s = rt.cache->stats().evictions_success.load(std::memory_order_relaxed);
       const auto ev_d = rt.cache->stats().evictions_denial.load(std::memory_order_relaxed);
       const auto drops = rt.cache->stats().drops.load(std::memory_order_relaxed);
-      duration = rt.cache->insert(p->query, r.packet, *r.parsed, loop_.now());
+      duration = rt.cache->insert(p->query, p->key_hash, r.packet, *r.parsed, loop_.now());
       const auto& s = rt.cache->stats();
       const double ds = double(s.entries_success.load(std::memory_order_relaxed)) - double(before);
       const double dd = double(s.entries_denial.load(std::memory_order_relaxed)) - double(before_d);
@@ -527,7 +564,8 @@ void Pipeline::onUpstream(Pending* p, const upstream::Result& r) {
     plugin = AnswerPlugin::Forward;
   }
   if (len == 0 && p->stale_verify && rt.cache) {
-    cache::LookupResult lr = rt.cache->lookupStale(client, p->query, loop_.now(), limit, out);
+    cache::LookupResult lr =
+        rt.cache->lookupStale(client, p->query, p->key_hash, loop_.now(), limit, out);
     if (lr.length > 0) {
       len = lr.length;
       plugin = AnswerPlugin::Cache;

@@ -101,8 +101,9 @@ class Pipeline {
   /// has an owner worker (queryOwner): its cache partition and coalescing table are the ones
   /// that count. UDP queries reach the owner directly (the kernel steers them with a BPF
   /// program, see attachQueryNameSteering); TCP connections land anywhere, so a TCP query whose
-  /// owner is another worker is handed over with EventLoop::post and answered back the same way.
-  void setPeers(std::vector<Pipeline*> peers) { peers_ = std::move(peers); }
+  /// owner is another worker is handed over and answered back in batches: one EventLoop::post
+  /// per loop round and peer in each direction (see handOff).
+  void setPeers(std::vector<Pipeline*> peers);
   /// Also hand over UDP queries (when the kernel refused the steering program).
   void setHandOffUdp(bool on) { hand_off_udp_ = on; }
   net::EventLoop& loop() { return loop_; }
@@ -140,15 +141,43 @@ class Pipeline {
   void noteMiss();
   void housekeeping();
   void refresh(const std::shared_ptr<WorkerPlan>& wp, size_t block, dns::ByteView pkt,
-               const dns::Query& q);
+               const dns::Query& q, uint64_t key_hash);
   size_t finishFromUpstream(const upstream::Result& r, const dns::Query& q,
                             dns::ByteView client_pkt, uint32_t cap_ttl, size_t limit,
                             dns::MutableBytes out);
   void logQuery(const BlockPlan& b, const SockAddr& peer, const dns::Query& q, Proto proto,
                 size_t req_size, dns::ByteView answer, std::chrono::nanoseconds took);
 
+  // Hand-off of TCP queries to the worker that owns their name, and of the answers back.
+  // Queued per peer and posted once per loop round (a RoundEndHook): a post per query woke the
+  // peer for each one, and with workers sharing a core the scheduler then switched threads per
+  // query (multi-worker TCP cost 4x single-worker CPU per query; see docs/benchmarks.md).
+  struct HandOff {
+    std::vector<uint8_t> pkt;
+    SockAddr peer;
+    size_t listener = 0;
+    Proto proto = Proto::Tcp;
+    Reply reply;
+  };
+  struct Returned {
+    Reply reply;
+    std::vector<uint8_t> answer;  // empty: unanswerable, the connection closes
+  };
+  class HandOffFlush final : public net::RoundEndHook {
+   public:
+    explicit HandOffFlush(Pipeline& p) : p_(p) {}
+    void onRoundEnd() override { p_.flushHandOffs(); }
+
+   private:
+    Pipeline& p_;
+  };
   void handOff(size_t owner, dns::ByteView pkt, const SockAddr& peer, size_t listener,
                Proto proto, Reply reply);
+  /// On the owner's loop: answers a batch handed over by worker `origin`.
+  void takeHandOffs(size_t origin, std::vector<HandOff>& batch);
+  /// Queues an answer for worker `origin` (owner's loop thread).
+  void queueReturn(size_t origin, Reply reply, dns::ByteView answer);
+  void flushHandOffs();
 
   /// Answers an identity query (see the constructor) into `out`; 0 if `q` is not one.
   size_t answerIdentity(dns::ByteView pkt, const dns::Query& q, dns::MutableBytes out) const;
@@ -156,6 +185,9 @@ class Pipeline {
   net::EventLoop& loop_;
   std::vector<Pipeline*> peers_;
   bool hand_off_udp_ = false;
+  std::vector<std::vector<HandOff>> outbox_;    // by owner worker: queries to hand over
+  std::vector<std::vector<Returned>> returns_;  // by origin worker: answers to send back
+  HandOffFlush handoff_flush_{*this};
   ServerMetrics& metrics_;
   size_t worker_;
   std::string identity_;

@@ -41,12 +41,14 @@ size_t connectionFdBudget() {
 }  // namespace
 
 class TcpConnection final : public net::IoHandler,
+                            public net::RoundEndHook,
                             public ReplyFactory,
                             public std::enable_shared_from_this<TcpConnection> {
  public:
   TcpConnection(TcpListener& owner, int fd, SockAddr peer)
       : owner_(owner), loop_(owner.loop_), limits_(owner.limits_), fd_(fd), peer_(peer) {}
   ~TcpConnection() override {
+    if (flush_requested_) loop_.cancelRoundEnd(this);
     if (fd_ >= 0) ::close(fd_);
   }
 
@@ -138,6 +140,8 @@ class TcpConnection final : public net::IoHandler,
     if (closed_) return;
     closed_ = true;
     loop_.remove(fd_);
+    if (flush_requested_) loop_.cancelRoundEnd(this);
+    flush_requested_ = false;
     if (timer_) loop_.cancelTimer(timer_);
     timer_ = 0;
     ::shutdown(fd_, how);
@@ -276,8 +280,29 @@ class TcpConnection final : public net::IoHandler,
       return;
     }
     last_progress_ = loop_.now();
+    if (in_read_) {
+      enqueue(answer);  // answered synchronously inside a read: written at the read's end
+      return;
+    }
+    // Answers that arrive later (from the upstream, or from the worker that owns the name) come
+    // one posted task or upstream datagram at a time, often many in one loop round: they are
+    // buffered and written with one send() at the end of the round, not one send() each.
+    batching_ = true;
     enqueue(answer);
-    if (!in_read_) settle();
+    batching_ = false;
+    if (!closed_ && !flush_requested_) {
+      flush_requested_ = true;
+      loop_.requestRoundEnd(this);
+    }
+  }
+
+  // net::RoundEndHook: the answers that arrived in this round, in one write.
+  void onRoundEnd() override {
+    flush_requested_ = false;
+    if (closed_) return;
+    auto self = shared_from_this();  // stay alive through this call
+    if (!out_.empty()) flush();
+    settle();
   }
 
   void enqueue(dns::ByteView answer) {
@@ -364,6 +389,7 @@ class TcpConnection final : public net::IoHandler,
   bool want_write_ = false;
   bool reading_paused_ = false;
   bool batching_ = false;
+  bool flush_requested_ = false;  // a round-end write of later answers is pending
   bool in_read_ = false;
   bool served_any_ = false;
   bool touched_ = false;  // a query was taken since the connection was last put in the list

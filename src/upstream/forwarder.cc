@@ -97,27 +97,13 @@ class Forwarder::UdpSocket final : public net::IoHandler {
 /// recvmmsg batch per wakeup of one upstream UDP socket.
 constexpr size_t kUdpRecvBatch = 8;
 
-namespace {
-
-/// The coalescing key hash: lower-cased QNAME, QTYPE, QCLASS, DO, CD.
-uint64_t coalescingHash(uint64_t seed, const dns::Query& q) {
-  const uint64_t extra = (uint64_t{q.question.qtype} << 16) | q.question.qclass |
-                         (q.edns.present && q.edns.dnssec_ok ? 1ULL << 32 : 0) |
-                         (q.header.cd() ? 1ULL << 33 : 0);
-  uint64_t h = q.question.name.hashLower(seed) ^ (extra * 0x9e3779b97f4a7c15ULL);
-  return h ^ (h >> 29);
-}
-
-}  // namespace
-
 Forwarder::Forwarder(net::EventLoop& loop, std::shared_ptr<SharedForwardState> shared,
                      ForwardObserver* obs)
     : loop_(loop),
       shared_(std::move(shared)),
       obs_(obs),
       tcp_(loop, *shared_, *this, obs),
-      udp_current_(shared_->upstreamCount(), nullptr),
-      hash_seed_(random64()) {}
+      udp_current_(shared_->upstreamCount(), nullptr) {}
 
 Forwarder::~Forwarder() { shutdown(); }
 
@@ -179,8 +165,8 @@ void Forwarder::releaseFlight(Flight& f, std::vector<Callback>&& waiters) {
   f.in_fifo = false;
 }
 
-void Forwarder::resolve(dns::ByteView query_pkt, const dns::Query& q, bool client_tcp,
-                        Callback done) {
+void Forwarder::resolve(dns::ByteView query_pkt, const dns::Query& q, uint64_t key_hash,
+                        bool client_tcp, Callback done) {
   (void)query_pkt;  // the upstream query is rebuilt from `q` (own ID, own OPT)
   if (shut_down_) {
     Result r;
@@ -199,7 +185,7 @@ void Forwarder::resolve(dns::ByteView query_pkt, const dns::Query& q, bool clien
   }
   ++inflight_;
   const bool dnssec_ok = q.edns.present && q.edns.dnssec_ok;
-  const uint64_t key = coalescingHash(hash_seed_, q);
+  const uint64_t key = key_hash;  // coalescing key = cache key (dns/key_hash.h)
   const uint64_t same = by_key_.find(key);
   Flight* other = same != 0 ? find(same) : nullptr;
   if (other != nullptr && other->question.qtype == q.question.qtype &&

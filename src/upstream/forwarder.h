@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "dns/key_hash.h"
 #include "dns/message.h"
 #include "net/event_loop.h"
 #include "upstream/settings.h"
@@ -93,7 +94,13 @@ class Forwarder final : public TcpSink, public net::RoundEndHook {
   /// waiters (more are Refused). `query_pkt` and `q` need to stay valid only during the call.
   /// Neither running `done` nor destroying it may destroy this Forwarder (the forwarder still
   /// uses its members after the callbacks; defer such destruction with EventLoop::post).
-  void resolve(dns::ByteView query_pkt, const dns::Query& q, bool client_tcp, Callback done);
+  /// `key_hash` is dns::keyHash(q), computed once per query by the pipeline (the cache uses
+  /// the same value); the overload without it computes it.
+  void resolve(dns::ByteView query_pkt, const dns::Query& q, uint64_t key_hash, bool client_tcp,
+               Callback done);
+  void resolve(dns::ByteView query_pkt, const dns::Query& q, bool client_tcp, Callback done) {
+    resolve(query_pkt, q, dns::keyHash(q), client_tcp, std::move(done));
+  }
   /// Fails pending queries with ServFail and closes sockets (loop thread). Later resolve() calls
   /// fail with ServFail right away.
   void shutdown();
@@ -183,7 +190,6 @@ class Forwarder final : public TcpSink, public net::RoundEndHook {
   /// recvmmsg buffers shared by every UDP socket of this worker (allocated on first use).
   std::unique_ptr<uint8_t[]> udp_bufs_;
   dns::Response resp_;            // reused parse of upstream replies
-  uint64_t hash_seed_;
 };
 
 }  // namespace nld::upstream

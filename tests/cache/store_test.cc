@@ -114,6 +114,23 @@ TEST(CacheKey, HashIgnoresCaseAndSeesEveryField) {
   EXPECT_NE(hashKey(7, k), hashKey(7, v));
 }
 
+// The pipeline computes one hash per query and hands it to the cache and the forwarder; the
+// convenience overloads compute dns::keyHash(q). Both must agree with the cache's own key.
+TEST(CacheKey, QueryKeyHashIsTheCacheKeyWithTheProcessSeed) {
+  dns::Query q;
+  q.question.name = name("WWW.example.org");
+  q.question.qtype = dns::type::A;
+  q.question.qclass = dns::cls::IN;
+  const dns::Name lower = name("www.example.org");
+  KeyView k{&lower, dns::type::A, dns::cls::IN, false, false};
+  EXPECT_EQ(dns::keyHash(q), hashKey(dns::processKeySeed(), k));
+  q.edns.dnssec_ok = true;  // DO without an OPT record does not count
+  EXPECT_EQ(dns::keyHash(q), hashKey(dns::processKeySeed(), k));
+  q.edns.present = true;
+  k.dnssec_ok = true;
+  EXPECT_EQ(dns::keyHash(q), hashKey(dns::processKeySeed(), k));
+}
+
 TEST(CacheKey, WireEqualsIgnoreCase) {
   dns::Name a = name("AbC.org"), b = name("aBc.ORG"), c = name("abd.org");
   EXPECT_TRUE(dns::wireEqualsIgnoreCase(a.data.data(), b.data.data(), a.len));

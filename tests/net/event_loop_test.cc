@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -35,6 +36,30 @@ TEST(EventLoop, PostFromAnotherThreadRunsOnLoopThread) {
   loop.run();
   t.join();
   EXPECT_EQ(ran_on, std::this_thread::get_id());
+}
+
+// post() writes the wakeup eventfd only for the first task of a batch (the queue was drained);
+// the rest ride on that wakeup. Rounds of 1-5 posts, each round waiting until the loop ran them,
+// so every round starts with a drained queue and a loop that may be blocked in epoll_wait: a
+// lost wakeup would leave the loop asleep (up to a second per round, 400 rounds: the test would
+// hit ctest's timeout instead of finishing in milliseconds).
+TEST(EventLoop, BatchedPostsFromAnotherThreadAlwaysWakeTheLoop) {
+  EventLoop loop;
+  std::atomic<int> ran{0};
+  std::thread t([&] {
+    while (!loop.running()) std::this_thread::yield();
+    int expected = 0;
+    for (int round = 0; round < 400; ++round) {
+      const int k = 1 + round % 5;
+      for (int i = 0; i < k; ++i) loop.post([&] { ran.fetch_add(1); });
+      expected += k;
+      while (ran.load() < expected) std::this_thread::yield();
+    }
+    loop.post([&] { loop.stop(); });
+  });
+  loop.run();
+  t.join();
+  EXPECT_EQ(ran.load(), 400 / 5 * 15);
 }
 
 class CountingHook final : public RoundEndHook {
