@@ -503,11 +503,16 @@ class HttpServer::Loop final : public net::IoHandler {
   // phrase be empty, and clients ignore it.
   static const char* reasonPhrase(int status) {
     switch (status) {
-      case 200: return "OK";
-      case 404: return "Not Found";
-      case 500: return "Internal Server Error";
-      case 503: return "Service Unavailable";
-      default: return "";
+      case 200:
+        return "OK";
+      case 404:
+        return "Not Found";
+      case 500:
+        return "Internal Server Error";
+      case 503:
+        return "Service Unavailable";
+      default:
+        return "";
     }
   }
 

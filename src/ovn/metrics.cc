@@ -26,16 +26,15 @@ Metrics::Metrics()
                      "Failed connects, transactions and reconcile passes.")),
       connects(counter(registry_, "nld_ovn_connects_total",
                        "Successful connections (each is a full resync).")),
-      connected(gauge(registry_, "nld_ovn_connected",
-                      "1 if connected to the OVN Northbound database.")),
+      connected(
+          gauge(registry_, "nld_ovn_connected", "1 if connected to the OVN Northbound database.")),
       nodes(gauge(registry_, "nld_ovn_nodes", "Nodes found on the node switch.")),
       desiredPolicies(gauge(registry_, "nld_ovn_desired_policies",
                             "Local-DNS router policies that should exist.")),
       missingPortGroups(gauge(registry_, "nld_ovn_missing_port_groups",
                               "Nodes whose node port group does not exist.")),
-      unconnectedUnderlaySwitches(
-          gauge(registry_, "nld_ovn_unconnected_underlay_switches",
-                "Underlay switches not connected to the cluster router.")),
+      unconnectedUnderlaySwitches(gauge(registry_, "nld_ovn_unconnected_underlay_switches",
+                                        "Underlay switches not connected to the cluster router.")),
       shadowingPolicies(gauge(registry_, "nld_ovn_shadowing_policies",
                               "Higher-priority policies that catch node pods' DNS traffic.")),
       failedOverPolicies(gauge(
