@@ -1,6 +1,11 @@
 #include "ovn/metrics.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <map>
 #include <stdexcept>
@@ -69,6 +74,55 @@ TEST(OvnMetrics, TwoMetricsObjectsAreIndependent) {
   a.errors.inc();
   EXPECT_EQ(a.errors.value(), 1u);
   EXPECT_EQ(b.errors.value(), 0u);
+}
+
+// One HTTP/1.0 exchange with 127.0.0.1:port (the server closes after answering); the whole
+// response, or "" on a socket error. Bounded: 5 s receive timeout.
+std::string exchange(uint16_t port, const std::string& request) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "";
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0 &&
+      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size())) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+TEST(OvnMetricsServer, HealthzFollowsTheConnectionAndMetricsServeTheRegistry) {
+  Metrics m;
+  MetricsServer server(m);
+  server.start("127.0.0.1:0");
+  ASSERT_NE(server.port(), 0);
+  const std::string down = exchange(server.port(), "GET /healthz HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(down.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0), 0u) << down;
+  EXPECT_TRUE(contains(down, "\r\n\r\nnot connected to OVN NB\n")) << down;
+  m.connected.set(1);
+  const std::string up = exchange(server.port(), "GET /healthz HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(up.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << up;
+  EXPECT_TRUE(contains(up, "Content-Length: 3\r\n")) << up;
+  EXPECT_TRUE(contains(up, "\r\n\r\nok\n")) << up;
+  const std::string head = exchange(server.port(), "HEAD /healthz HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(head.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << head;
+  EXPECT_FALSE(contains(head, "ok\n")) << head;
+  m.transactions.inc();
+  const std::string metrics = exchange(server.port(), "GET /metrics HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(metrics.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << metrics;
+  EXPECT_TRUE(contains(metrics, "\nnld_ovn_transactions_total 1\n")) << metrics;
+  EXPECT_TRUE(contains(metrics, "\nnld_ovn_connected 1\n")) << metrics;
+  // node-cache's /health is not served here.
+  const std::string other = exchange(server.port(), "GET /health HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(other.rfind("HTTP/1.1 404 ", 0), 0u) << other;
 }
 
 TEST(OvnMetricsServer, MalformedAddressIsAClearError) {
