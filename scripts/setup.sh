@@ -9,7 +9,9 @@ PACKAGES=(
   # build
   build-essential cmake ninja-build pkg-config clang-14 libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libfmt-dev nlohmann-json3-dev libmnl-dev libcpp-httplib-dev libssl-dev libre2-dev
+  libfmt-dev nlohmann-json3-dev libmnl-dev libssl-dev libre2-dev
+  # the HTTP client of tests/observability (no binary links cpp-httplib)
+  libcpp-httplib-dev
   # real DNS peers and clients for tests and benchmarks
   knot knot-dnsutils bind9-dnsutils python3 python3-dnspython python3-prometheus-client dnsperf
   dnsmasq-base unbound dnsdist knot-resolver

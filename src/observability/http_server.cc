@@ -499,6 +499,23 @@ class HttpServer::Loop final : public net::IoHandler {
     return std::make_shared<const std::string>(text);
   }
 
+  // The reason phrases of the statuses a handler() is expected to answer; RFC 9112 §4 lets the
+  // phrase be empty, and clients ignore it.
+  static const char* reasonPhrase(int status) {
+    switch (status) {
+      case 200:
+        return "OK";
+      case 404:
+        return "Not Found";
+      case 500:
+        return "Internal Server Error";
+      case 503:
+        return "Service Unavailable";
+      default:
+        return "";
+    }
+  }
+
   struct Response {
     int status;
     const char* reason;
@@ -516,6 +533,11 @@ class HttpServer::Loop final : public net::IoHandler {
     }
     if (owner_.metrics_ != nullptr && req.path == "/metrics") {
       return {200, "OK", kMetricsContentType, metricsBody()};
+    }
+    if (auto it = owner_.handlers_.find(req.path); it != owner_.handlers_.end()) {
+      HttpResponse r = it->second();
+      return {r.status, reasonPhrase(r.status), kTextPlain,
+              std::make_shared<const std::string>(std::move(r.body))};
     }
     return {404, "Not Found", kTextPlain, notFound_};
   }
@@ -660,6 +682,18 @@ void HttpServer::enableMetrics(Registry& registry) {
     throw std::invalid_argument("metrics on " + address_ + ": already serving another registry");
   }
   metrics_ = &registry;
+}
+
+void HttpServer::handle(std::string path, std::function<HttpResponse()> handler) {
+  if (path.empty() || path.front() != '/') {
+    throw std::invalid_argument("HTTP listener " + address_ + ": path \"" + path +
+                                "\" does not start with '/'");
+  }
+  if ((health_ && path == "/health") || (metrics_ != nullptr && path == "/metrics") ||
+      handlers_.contains(path)) {
+    throw std::invalid_argument("HTTP listener " + address_ + ": " + path + " is already served");
+  }
+  handlers_.emplace(std::move(path), std::move(handler));
 }
 
 void HttpServer::countLimitsInto(Registry& registry) {

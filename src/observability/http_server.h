@@ -27,6 +27,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -70,6 +71,13 @@ struct HttpLimits {
   std::chrono::milliseconds acceptBackoff{100};    // listener pause when accept lacks fds
 };
 
+/// The answer of an endpoint added with HttpServer::handle(): a status (200, 503, ...) and a
+/// text/plain body.
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+};
+
 /// Cumulative counts of one HttpServer (over restarts), plus its current connection count.
 struct HttpStats {
   uint64_t accepted = 0;
@@ -100,6 +108,12 @@ class HttpServer {
   /// Serves GET /metrics: registry.render() as text format 0.0.4. The registry must outlive us.
   /// @throws std::invalid_argument if a different registry is already served here.
   void enableMetrics(Registry& registry);
+  /// Serves GET (and HEAD) `path` with handler(), called on the listener's loop thread for each
+  /// request: it must be quick and must not block (read atomics, format a short text). For
+  /// endpoints whose answer is not CoreDNS' /health, e.g. the OVN controller's /healthz.
+  /// Before start(). @throws std::invalid_argument if `path` does not start with '/' or is
+  /// already served (/health, /metrics or an earlier handler).
+  void handle(std::string path, std::function<HttpResponse()> handler);
   /// Counts connections dropped at a limit and accept back-offs in `registry`:
   /// nodelocaldns_http_connections_dropped_total{address,reason} (reason: evicted,
   /// request_timeout, write_timeout, bad_request, too_large) and
@@ -162,6 +176,7 @@ class HttpServer {
   std::atomic<bool> lameduck_{false};
   bool health_ = false;
   Registry* metrics_ = nullptr;
+  std::map<std::string, std::function<HttpResponse()>, std::less<>> handlers_;  // by path
   bool started_ = false;
   bool counted_ = false;
   AtomicStats stats_;

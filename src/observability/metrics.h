@@ -5,7 +5,7 @@
 // Hand-written instead of using prometheus-cpp (Debian: prometheus-cpp-dev): its counters are
 // shared atomics (one RMW per increment on a cache line every worker thread contends for), which
 // is exactly what the DNS fast path must avoid, and it would pull in a civetweb HTTP server next
-// to the cpp-httplib one we already use. Rendering the text format is ~150 lines.
+// to our own (http_server.h). Rendering the text format is ~150 lines.
 //
 // Model:
 //   - A Registry owns families (name, help, type, label names). Families live as long as the

@@ -32,13 +32,13 @@ Controller::Controller(ControllerOptions options, Metrics& metrics)
 bool Controller::connectLogged() {
   std::string err;
   if (!client_.connect(&err)) {
-    metrics_.errors++;
-    metrics_.connected = 0;
+    metrics_.errors.inc();
+    metrics_.connected.set(0);
     log::error("plugin/ovn: cannot connect to OVN NB: {}", err);
     return false;
   }
-  metrics_.connects++;
-  metrics_.connected = 1;
+  metrics_.connects.inc();
+  metrics_.connected.set(1);
   log::info("plugin/ovn: connected to {} ({} rows, {})", client_.currentRemote(), client_.replica().rowCount(),
             client_.usingMonitorCond() ? "monitor_cond" : "monitor");
   return true;
@@ -55,17 +55,17 @@ void Controller::publish(const NbSnapshot& nb, const std::vector<Finding>& findi
     if (f.kind == Finding::Kind::kShadowingPolicy) ++shadow;
     if (reportOnly(f.kind)) reported.push_back(f.message);
   }
-  metrics_.nodes = nb.nodes.size();
-  metrics_.desiredPolicies = desiredPolicies(nb, options_.config).size();
-  metrics_.missingPortGroups = pg;
-  metrics_.unconnectedUnderlaySwitches = underlay;
-  metrics_.shadowingPolicies = shadow;
+  metrics_.nodes.set(static_cast<double>(nb.nodes.size()));
+  metrics_.desiredPolicies.set(static_cast<double>(desiredPolicies(nb, options_.config).size()));
+  metrics_.missingPortGroups.set(static_cast<double>(pg));
+  metrics_.unconnectedUnderlaySwitches.set(static_cast<double>(underlay));
+  metrics_.shadowingPolicies.set(static_cast<double>(shadow));
   uint64_t failed_over = 0;
   for (const auto& p : nb.policies) {
     const auto it = p.externalIds.find(kFailoverStateKey);
     if (it != p.externalIds.end() && it->second == kFailoverStateUnhealthy) ++failed_over;
   }
-  metrics_.failedOverPolicies = failed_over;
+  metrics_.failedOverPolicies.set(static_cast<double>(failed_over));
   if (reported != lastReported_) {
     for (const auto& m : reported) log::warn("plugin/ovn: {}", m);
     lastReported_ = std::move(reported);
@@ -73,37 +73,37 @@ void Controller::publish(const NbSnapshot& nb, const std::vector<Finding>& findi
 }
 
 Controller::Pass Controller::reconcileOnce() {
-  metrics_.reconciliations++;
+  metrics_.reconciliations.inc();
   const auto& cfg = options_.config;
   const NbSnapshot nb = buildSnapshot(client_.replica(), cfg.router, cfg.nodeSwitch);
   const Plan plan = computePlan(nb, cfg);
   publish(nb, runChecks(nb, cfg, plan));
   if (plan.empty()) {
-    metrics_.lastSuccessUnix = static_cast<int64_t>(std::time(nullptr));
+    metrics_.lastSuccessUnix.set(static_cast<double>(std::time(nullptr)));
     return Pass::kConverged;
   }
   std::string err;
   auto ops = buildTransaction(plan, nb, cfg, &err);
   if (!ops) {
-    metrics_.errors++;
+    metrics_.errors.inc();
     log::error("plugin/ovn: cannot reconcile: {}", err);
     return Pass::kFailed;
   }
   auto res = client_.transact(*ops, options_.transactionTimeout);
   switch (res.status) {
     case ovsdb::TxnResult::Status::kOk:
-      metrics_.transactions++;
-      metrics_.changesApplied += plan.changeCount();
+      metrics_.transactions.inc();
+      metrics_.changesApplied.add(plan.changeCount());
       log::info("plugin/ovn: applied {} policy insert(s), {} delete(s){}", plan.inserts.size(), plan.deletes.size(),
                 plan.optionChange ? ", NB_Global option node_local_dns_ip=" + plan.optionValue.value_or("<removed>")
                                   : "");
       return Pass::kChanged;
     case ovsdb::TxnResult::Status::kConflict:
-      metrics_.conflicts++;
+      metrics_.conflicts.inc();
       log::info("plugin/ovn: concurrent NB change, recomputing");
       return Pass::kRetry;
     default:
-      metrics_.errors++;
+      metrics_.errors.inc();
       log::error("plugin/ovn: transaction failed: {}", res.error);
       return Pass::kFailed;
   }
@@ -120,7 +120,7 @@ int Controller::run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
     auto now = Clock::now();
     if (!client_.connected()) {
-      metrics_.connected = 0;
+      metrics_.connected.set(0);
       if (now < nextConnect) {
         client_.poll(milliseconds(0));
         auto wait = std::min<Clock::duration>(milliseconds(100), nextConnect - now);
@@ -139,8 +139,8 @@ int Controller::run(const std::atomic<bool>& stop) {
       lastSeq = client_.replica().seqno();
     }
     if (!client_.poll(milliseconds(100))) {
-      metrics_.connected = 0;
-      metrics_.errors++;
+      metrics_.connected.set(0);
+      metrics_.errors.inc();
       log::warn("plugin/ovn: lost connection to {}: {}", client_.currentRemote(), client_.lastError());
       nextConnect = Clock::now() + backoff.next();
       continue;
@@ -175,7 +175,7 @@ int Controller::run(const std::atomic<bool>& stop) {
     }
   }
   client_.disconnect("shutting down");
-  metrics_.connected = 0;
+  metrics_.connected.set(0);
   return 0;
 }
 

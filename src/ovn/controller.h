@@ -6,7 +6,7 @@
 // exponential backoff (1 s → 8 s) and resynchronises fully after every reconnect.
 //
 // Thread affinity: run()/check()/dryRun() are called on one thread (main); the Metrics object is
-// shared with the HTTP thread (atomics only).
+// read by the HTTP thread at scrape time (registry handles: thread-safe).
 #include <atomic>
 #include <chrono>
 #include <iosfwd>

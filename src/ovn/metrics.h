@@ -1,56 +1,80 @@
 #pragma once
-// Counters and gauges of the OVN controller, rendered in the Prometheus text format, and a small
-// HTTP server (cpp-httplib) for /metrics and /healthz on its own thread.
+// Counters and gauges of the OVN controller, kept in an observability::Registry of its own, and
+// the /metrics and /healthz listener (observability::HttpServer: one epoll loop thread with the
+// same connection limits as node-cache's listeners).
 //
-// Thread affinity: Metrics is written by the controller thread and read by the HTTP thread; all
-// fields are atomics. MetricsServer: start()/stop() from the main thread.
-#include <atomic>
+// The controller's names, types and HELP texts are the monitoring contract
+// (deploy/monitoring/nodelocaldns-rules.yaml, the dashboard): change them only together.
+//
+// Thread affinity: the handles are written by the controller thread and read by the listener's
+// loop thread at scrape time (the registry is thread-safe). MetricsServer: start()/stop() from
+// the main thread.
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <thread>
+
+#include "observability/http_server.h"
+#include "observability/metrics.h"
 
 namespace nld::ovn {
 
-struct Metrics {
-  std::atomic<uint64_t> reconciliations{0};    ///< reconcile passes run
-  std::atomic<uint64_t> transactions{0};       ///< transactions committed
-  std::atomic<uint64_t> changesApplied{0};     ///< policies inserted/deleted + option writes
-  std::atomic<uint64_t> conflicts{0};          ///< transactions whose wait failed (retried)
-  std::atomic<uint64_t> errors{0};             ///< failed passes/transactions/connects
-  std::atomic<uint64_t> connects{0};           ///< successful (re)connections
-  std::atomic<int> connected{0};               ///< 1 while connected to the NB
-  std::atomic<uint64_t> nodes{0};
-  std::atomic<uint64_t> desiredPolicies{0};
-  std::atomic<uint64_t> missingPortGroups{0};
-  std::atomic<uint64_t> unconnectedUnderlaySwitches{0};
-  std::atomic<uint64_t> shadowingPolicies{0};
-  std::atomic<uint64_t> failedOverPolicies{0};  ///< rows the agent rerouted to a neighbour
-  std::atomic<int64_t> lastSuccessUnix{0};     ///< time of the last pass that left the NB converged
+class Metrics {
+ public:
+  /// Registers every family in registry() with its value at 0 (so a scrape before the first
+  /// pass shows them all).
+  Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
 
+  /// What /metrics serves. A registry per Metrics object rather than the process-wide one, so
+  /// that tests can make several.
+  observability::Registry& registry() { return registry_; }
   /// Prometheus text exposition (version 0.0.4).
-  std::string render() const;
+  std::string render() const { return registry_.render(); }
+  /// True while connected to the NB (what /healthz answers).
+  bool isConnected() const { return connected.value() != 0; }
+
+ private:
+  observability::Registry registry_;  // declared first: the handles below point into it
+
+ public:
+  observability::Counter reconciliations;  ///< reconcile passes run
+  observability::Counter transactions;     ///< transactions committed
+  observability::Counter changesApplied;   ///< policies inserted/deleted + option writes
+  observability::Counter conflicts;        ///< transactions whose wait failed (retried)
+  observability::Counter errors;           ///< failed passes/transactions/connects
+  observability::Counter connects;         ///< successful (re)connections
+  observability::Gauge connected;          ///< 1 while connected to the NB
+  observability::Gauge nodes;
+  observability::Gauge desiredPolicies;
+  observability::Gauge missingPortGroups;
+  observability::Gauge unconnectedUnderlaySwitches;
+  observability::Gauge shadowingPolicies;
+  observability::Gauge failedOverPolicies;  ///< rows the agent rerouted to a neighbour
+  observability::Gauge lastSuccessUnix;     ///< time of the last pass that left the NB converged
 };
 
+/// GET /metrics (Metrics::render()) and GET /healthz: 200 "ok" while connected to the NB, else
+/// 503 (the Deployment's liveness and readiness probes).
 class MetricsServer {
  public:
-  explicit MetricsServer(const Metrics& metrics);
+  explicit MetricsServer(Metrics& metrics);
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
 
-  /// Binds "host:port", ":port" or "[v6]:port" and serves on a new thread.
-  /// @throws std::runtime_error if the address is malformed or cannot be bound (startup error).
+  /// Binds "host:port", ":port" (all addresses, dual-stack) or "[v6]:port" and serves on a new
+  /// thread. @throws std::invalid_argument if the address is malformed, std::runtime_error if it
+  /// cannot be bound (startup errors).
   void start(const std::string& address);
+  /// Stops serving and joins the thread. Idempotent.
   void stop();
-  int port() const { return port_; }
+  /// The bound port (useful with port 0); 0 before start().
+  uint16_t port() const { return server_ ? server_->port() : 0; }
 
  private:
-  struct Impl;
-  const Metrics& metrics_;
-  std::unique_ptr<Impl> impl_;
-  std::thread thread_;
-  int port_ = 0;
+  Metrics& metrics_;
+  std::unique_ptr<observability::HttpServer> server_;
 };
 
 }  // namespace nld::ovn

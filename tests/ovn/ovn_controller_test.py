@@ -15,7 +15,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
 
 BUILD = os.environ.get("NLD_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 BINARY = os.path.join(BUILD, "src/cmd/ovn-localdns-controller/ovn-localdns-controller")
@@ -147,10 +150,22 @@ class Controller:
                 return int(line.split("(port ")[1].rstrip(")"))
         return None
 
-    def metrics(self):
+    def exposition(self):
         port = wait_until(self.metrics_port, 10, "metrics port in log")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            text = r.read().decode()
+            return r.read().decode()
+
+    def healthz(self):
+        """(status, body) of GET /healthz."""
+        port = wait_until(self.metrics_port, 10, "metrics port in log")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def metrics(self):
+        text = self.exposition()
         values = {}
         for line in text.splitlines():
             if line and not line.startswith("#"):
@@ -203,6 +218,35 @@ def converged(nb, expected):
 # Scenarios
 
 
+# The controller's families: the monitoring contract (deploy/monitoring rules and dashboard).
+CONTROLLER_FAMILIES = {
+    "nld_ovn_reconciliations": "counter",
+    "nld_ovn_transactions": "counter",
+    "nld_ovn_changes_applied": "counter",
+    "nld_ovn_conflicts": "counter",
+    "nld_ovn_errors": "counter",
+    "nld_ovn_connects": "counter",
+    "nld_ovn_connected": "gauge",
+    "nld_ovn_nodes": "gauge",
+    "nld_ovn_desired_policies": "gauge",
+    "nld_ovn_missing_port_groups": "gauge",
+    "nld_ovn_unconnected_underlay_switches": "gauge",
+    "nld_ovn_shadowing_policies": "gauge",
+    "nld_ovn_failed_over_policies": "gauge",
+    "nld_ovn_last_success_timestamp_seconds": "gauge",
+}
+
+
+def check_exposition(ctl):
+    """/metrics parses with the official Prometheus client and has every family, typed and helped."""
+    families = {f.name: f for f in text_string_to_metric_families(ctl.exposition())}
+    for name, kind in CONTROLLER_FAMILIES.items():
+        check(name in families, f"family {name} missing from /metrics ({sorted(families)})")
+        check(families[name].type == kind, f"{name} is a {families[name].type}, not a {kind}")
+        check(families[name].documentation, f"{name} has no HELP")
+        check(len(families[name].samples) == 1, f"{name}: one unlabelled series")
+
+
 def scenario_basic(tmp, nb):
     nb.kube_ovn_base()
     nb.add_node("kube-ovn-worker", "100.64.0.2")
@@ -229,6 +273,10 @@ def scenario_basic(tmp, nb):
         check(m1["nld_ovn_reconciliations_total"] > m0["nld_ovn_reconciliations_total"], "resync passes ran")
         check(m1["nld_ovn_transactions_total"] == m0["nld_ovn_transactions_total"], "no new transactions")
         check(m1["nld_ovn_connected"] == 1, "connected gauge")
+        check(abs(m1["nld_ovn_last_success_timestamp_seconds"] - time.time()) < 60, "last success is now")
+        check(m1["nld_ovn_nodes"] == 2 and m1["nld_ovn_desired_policies"] == 2, f"gauges: {m1}")
+        check_exposition(ctl)
+        check(ctl.healthz() == (200, "ok\n"), f"/healthz while connected: {ctl.healthz()}")
         # Node removal removes its policies (and only those).
         nb.nbctl("lsp-del", "node-kube-ovn-control-plane")
         wait_until(lambda: converged(nb, expected[:1]), 15, "policies of the removed node deleted")
@@ -348,6 +396,7 @@ def scenario_restart(tmp, nb):
         wait_until(lambda: converged(nb, expected), 15, "initial policies")
         nb.stop()
         wait_until(lambda: ctl.metrics()["nld_ovn_connected"] == 0, 10, "controller notices the lost connection")
+        check(ctl.healthz() == (503, "not connected to OVN NB\n"), f"/healthz while disconnected: {ctl.healthz()}")
         time.sleep(1)
         nb.start()
         # While the controller was disconnected, the NB changed (a node added, a policy deleted).
@@ -358,6 +407,7 @@ def scenario_restart(tmp, nb):
         m = ctl.metrics()
         check(m["nld_ovn_connects_total"] >= 2, f"reconnected ({m['nld_ovn_connects_total']})")
         check(m["nld_ovn_connected"] == 1, "connected again")
+        check(ctl.healthz()[0] == 200, f"/healthz after reconnecting: {ctl.healthz()}")
         check(ctl.proc.poll() is None, "controller still running")
         # A hung server (SIGSTOP: socket open, nothing answers) is detected by the echo probe.
         nb.proc.send_signal(signal.SIGSTOP)
