@@ -224,6 +224,10 @@ std::string fingerprint(nftnl_rule* r) {
 
 // ---- netlink ----
 
+// Receive buffer: libmnl's recommended dump size (the kernel sizes dump messages up to what the
+// reader has asked for before, at most 32 KiB); a smaller one could truncate a message.
+constexpr size_t kReceiveBuffer = 32768;
+
 class NfSocket {
  public:
   bool open(std::chrono::milliseconds timeout, std::string* error) {
@@ -247,7 +251,7 @@ class NfSocket {
   // every answer message. ENOENT of the request is reported as *missing = true, not an error.
   bool dump(const std::function<nlmsghdr*(char*, uint32_t)>& build,
             const std::function<void(const nlmsghdr*)>& each, bool* missing, std::string* error) {
-    std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+    std::vector<char> buf(kReceiveBuffer);
     const uint32_t seq = nextSeq();
     nlmsghdr* nlh = build(buf.data(), seq);
     if (mnl_socket_sendto(sock_.get(), nlh, nlh->nlmsg_len) < 0) return sysFail("send", error);
@@ -274,8 +278,10 @@ class NfSocket {
 
   // Sends a batch whose messages (all with NLM_F_ACK) have sequence numbers first..last and waits
   // for every ack; the first error fails the call (the kernel aborts the whole transaction).
+  // *code (optional) receives the errno of the failed message.
   bool transact(nftnl_batch* batch, uint32_t first, uint32_t last,
-                const std::map<uint32_t, std::string>& what, std::string* error) {
+                const std::map<uint32_t, std::string>& what, std::string* error,
+                int* code = nullptr) {
     std::vector<iovec> iov(static_cast<size_t>(nftnl_batch_iovec_len(batch)));
     nftnl_batch_iovec(batch, iov.data(), static_cast<uint32_t>(iov.size()));
     sockaddr_nl snl{};
@@ -288,7 +294,7 @@ class NfSocket {
     if (sendmsg(mnl_socket_get_fd(sock_.get()), &msg, 0) < 0) return sysFail("send batch", error);
     size_t acked = 0;
     const size_t want = last - first + 1;
-    std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+    std::vector<char> buf(kReceiveBuffer);
     while (acked < want) {
       const ssize_t n = mnl_socket_recvfrom(sock_.get(), buf.data(), buf.size());
       if (n < 0) return sysFail("receive acks", error);
@@ -298,6 +304,7 @@ class NfSocket {
         if (m->nlmsg_type != NLMSG_ERROR) continue;
         const auto* e = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(m));
         if (e->error != 0) {
+          if (code) *code = -e->error;
           const auto it = what.find(m->nlmsg_seq);
           *error = std::string(std::strerror(-e->error)) +
                    (it != what.end() ? " (" + it->second + ")" : std::string());
@@ -505,8 +512,9 @@ bool Nftables::teardown() {
   nftnl_batch_update(batch.get());
   nftnl_batch_end(static_cast<char*>(nftnl_batch_buffer(batch.get())), sock.nextSeq());
   nftnl_batch_update(batch.get());
-  if (!sock.transact(batch.get(), seq, seq, {{seq, "delete table"}}, &error)) {
-    if (error.rfind(std::strerror(ENOENT), 0) == 0) return true;   // already gone
+  int code = 0;
+  if (!sock.transact(batch.get(), seq, seq, {{seq, "delete table"}}, &error, &code)) {
+    if (code == ENOENT) return true;   // already gone
     return fail("nftables: deleting table inet " + settings_.table + " failed: " + error);
   }
   log::info("nftables: deleted table inet {}", settings_.table);

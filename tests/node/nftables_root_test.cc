@@ -127,6 +127,13 @@ TEST(NftablesRoot, Ipv4TwoIpsIdempotentRepairTeardown) {
 
 TEST(NftablesRoot, Ipv6IdempotentRepairTeardown) { checkBackend({"fd00::10"}); }
 
+// 120 rules: the batch spans several libnftnl pages (sent as one iovec) and the dump several
+// receives.
+TEST(NftablesRoot, ManyAddressesSpanSeveralBatchPages) {
+  checkBackend({"fd00::1", "fd00::2", "fd00::3", "fd00::4", "fd00::5", "fd00::6", "fd00::7",
+                "fd00::8", "fd00::9", "fd00::a"});
+}
+
 TEST(NftablesRoot, ListTablesAndAutoChoice) {
   resetTables();
   std::vector<std::pair<std::string, std::string>> tables;
