@@ -8,6 +8,8 @@ forwarded upstream flow does (conntrack is live in the namespace: a pre-existing
 uses `ct state`), the table comes back within -syncinterval after `nft delete table`, the unrelated
 table is never touched and SIGTERM leaves `nft list ruleset` exactly as it was before the start.
 
+NftablesV6Test: the same for -localip fd00::10.
+
 KubeProxyTest: a kube-proxy-like `ip kube-proxy` table (nftables mode) DNATs the kube-dns IP
 10.96.0.10:53 to a pod IP where nothing listens; node-cache with -firewall=auto picks nftables
 because of it, binds 10.96.0.10 as well (-localip 169.254.20.10,10.96.0.10, like the upstream
@@ -25,6 +27,7 @@ import dns.rcode
 import daemonset_base as base
 import harness as h
 import sys_support as s
+import test_daemonset_v6 as v6
 
 TABLE = "node-local-dns"
 CHAINS = {"raw-prerouting", "raw-output", "filter-input", "filter-output"}
@@ -64,16 +67,17 @@ class NftablesTest(_NftBase):
         self.assertEqual(sorted(rule_comments(rules)),
                          sorted([s.COMMENT_SKIP] * 8 + [s.COMMENT_ALLOW] * 4))
         listing = self.ns.nft("list", "table", "inet", TABLE)
-        for want in ("ip daddr 169.254.20.10 udp dport 53 notrack",
-                     "ip daddr 169.254.20.10 tcp dport 53 notrack",
-                     "ip saddr 169.254.20.10 udp sport 53 notrack",
-                     "ip daddr 169.254.20.10 udp dport 53 accept",
-                     "ip saddr 169.254.20.10 tcp sport 53 accept",
-                     "ip daddr 169.254.20.10 tcp dport 8080 notrack",
+        ip = ("ip6 " if self.V6 else "ip ")
+        for want in (ip + "daddr %s udp dport 53 notrack",
+                     ip + "daddr %s tcp dport 53 notrack",
+                     ip + "saddr %s udp sport 53 notrack",
+                     ip + "daddr %s udp dport 53 accept",
+                     ip + "saddr %s tcp sport 53 accept",
+                     ip + "daddr %s tcp dport 8080 notrack",
                      "type filter hook prerouting priority raw",
                      "type filter hook input priority filter"):
-            self.assertIn(want, listing)
-        self.assertEqual(self.ns.nodelocal_rules(False), [], "iptables rules with nftables")
+            self.assertIn(want.replace("%s", self.LOCAL), listing)
+        self.assertEqual(self.ns.nodelocal_rules(self.V6), [], "iptables rules with nftables")
         self.assertIn("Firewall backend: nftables (-firewall=nftables)", self.nc.output())
 
         # Queries over both protocols: answered, and no conntrack entry for the local IP; the
@@ -81,7 +85,8 @@ class NftablesTest(_NftBase):
         for i, proto in enumerate(("udp", "tcp", "udp", "tcp")):
             r = self.q("nft-%d-%d.default.svc.cluster.local" % (os.getpid(), i), "A", proto)
             self.assertIn(r.rcode(), (dns.rcode.NOERROR, dns.rcode.NXDOMAIN))
-        local = [line for line in self.ns.conntrack() if "=" + s.LOCAL_V4 + " " in line]
+        family = ["-f", "ipv6"] if self.V6 else []
+        local = [line for line in self.ns.conntrack(*family) if "=" + self.LOCAL + " " in line]
         self.assertEqual(local, [], "conntrack entries for the local IP")
         flows = self.ns.conntrack()
         self.assertTrue(any("dport=53" in line for line in flows),
@@ -99,6 +104,16 @@ class NftablesTest(_NftBase):
         self.assertIsNone(self.ns.nft_rules("inet", TABLE))
         strip = lambda text: re.sub(r"counter packets \d+ bytes \d+", "counter", text)
         self.assertEqual(strip(self.ruleset()), strip(self.before))
+
+
+class NftablesV6Test(NftablesTest):
+    """The same with -localip fd00::10: ip6 matches in the same inet table."""
+    V6 = True
+    LOCAL = s.LOCAL_V6
+    HEALTH = "[fd00::10]:8080"
+
+    def base_corefile(self, text):
+        return v6.DaemonSetV6Test.base_corefile(self, text)
 
 
 class KubeProxyTest(_NftBase):
