@@ -68,6 +68,9 @@ std::string familyName(uint32_t family) {
   }
 }
 
+// libnftnl getters return nullptr for an attribute the kernel did not send.
+std::string orEmpty(const char* s) { return s ? s : ""; }
+
 // RAII for libnftnl objects and the mnl socket.
 struct RuleDeleter { void operator()(nftnl_rule* r) const { nftnl_rule_free(r); } };
 struct ChainDeleter { void operator()(nftnl_chain* c) const { nftnl_chain_free(c); } };
@@ -343,6 +346,11 @@ bool nftRuleSpecs(const std::vector<IptablesRule>& rules, std::vector<NftRuleSpe
 Nftables::Nftables(NftablesSettings settings, std::vector<IptablesRule> rules, ErrorCallback on_error)
     : settings_(std::move(settings)), rules_(std::move(rules)), on_error_(std::move(on_error)) {}
 
+int Nftables::failCount(std::string message) {
+  fail(std::move(message));
+  return -1;
+}
+
 bool Nftables::fail(std::string message) {
   log::error("{}", message);
   last_error_ = std::move(message);
@@ -356,12 +364,12 @@ int Nftables::ensure() {
   std::vector<Translated> wanted;
   for (const IptablesRule& r : rules_) {
     Translated t;
-    if (!translate(r, &t, &error)) return fail(error), -1;
+    if (!translate(r, &t, &error)) return failCount(error);
     wanted.push_back(std::move(t));
   }
   const std::string& table = settings_.table;
   NfSocket sock;
-  if (!sock.open(settings_.timeout, &error)) return fail("nftables: " + error), -1;
+  if (!sock.open(settings_.timeout, &error)) return failCount("nftables: " + error);
 
   // 1. What is there: our chains (name → hook, priority) and rules (fingerprints).
   std::map<std::string, std::pair<uint32_t, int32_t>> chains;
@@ -377,14 +385,14 @@ int Nftables::ensure() {
       [&](const nlmsghdr* m) {
         ChainPtr c(nftnl_chain_alloc());
         if (nftnl_chain_nlmsg_parse(m, c.get()) < 0) return;
-        if (table != nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TABLE)) return;
+        if (table != orEmpty(nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TABLE))) return;
         const bool base = nftnl_chain_is_set(c.get(), NFTNL_CHAIN_HOOKNUM);
-        chains[nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME)] = {
+        chains[orEmpty(nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME))] = {
             base ? nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_HOOKNUM) : ~0u,
             base ? nftnl_chain_get_s32(c.get(), NFTNL_CHAIN_PRIO) : 0};
       },
       &missing, &error);
-  if (!chains_ok) return fail("nftables: listing chains of inet " + table + ": " + error), -1;
+  if (!chains_ok) return failCount("nftables: listing chains of inet " + table + ": " + error);
   std::vector<std::string> have_rules;
   if (!chains.empty()) {
     const bool rules_ok = sock.dump(
@@ -398,11 +406,11 @@ int Nftables::ensure() {
         [&](const nlmsghdr* m) {
           RulePtr r(nftnl_rule_alloc());
           if (nftnl_rule_nlmsg_parse(m, r.get()) < 0) return;
-          if (table != nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE)) return;
+          if (table != orEmpty(nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE))) return;
           have_rules.push_back(fingerprint(r.get()));
         },
         &missing, &error);
-    if (!rules_ok) return fail("nftables: listing rules of inet " + table + ": " + error), -1;
+    if (!rules_ok) return failCount("nftables: listing rules of inet " + table + ": " + error);
   }
 
   // 2. Compare with what we want (as multisets: order inside a chain does not matter, the rules
@@ -485,7 +493,7 @@ int Nftables::ensure() {
   nftnl_batch_end(static_cast<char*>(nftnl_batch_buffer(batch.get())), sock.nextSeq());
   nftnl_batch_update(batch.get());
   if (!sock.transact(batch.get(), first, last, what, &error)) {
-    return fail("nftables: writing table inet " + table + " failed: " + error), -1;
+    return failCount("nftables: writing table inet " + table + " failed: " + error);
   }
   log::info("nftables: wrote table inet {} ({}): {} rules", table, why, wanted.size());
   for (const Translated& t : wanted) {
@@ -533,7 +541,7 @@ bool listNftTables(std::vector<std::pair<std::string, std::string>>* out, std::s
         TablePtr t(nftnl_table_alloc());
         if (nftnl_table_nlmsg_parse(m, t.get()) < 0) return;
         out->emplace_back(familyName(nftnl_table_get_u32(t.get(), NFTNL_TABLE_FAMILY)),
-                          nftnl_table_get_str(t.get(), NFTNL_TABLE_NAME));
+                          orEmpty(nftnl_table_get_str(t.get(), NFTNL_TABLE_NAME)));
       },
       nullptr, error);
 }

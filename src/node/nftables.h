@@ -70,6 +70,7 @@ class Nftables {
 
  private:
   bool fail(std::string message);
+  int failCount(std::string message);   // fail(), then -1 (ensure's error value)
 
   NftablesSettings settings_;
   std::vector<IptablesRule> rules_;

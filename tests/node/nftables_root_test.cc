@@ -134,6 +134,19 @@ TEST(NftablesRoot, ManyAddressesSpanSeveralBatchPages) {
                 "fd00::8", "fd00::9", "fd00::a"});
 }
 
+TEST(NftablesRoot, KernelRefusalIsAClearCountedError) {
+  resetTables();
+  NftablesSettings settings;
+  settings.table = std::string(300, 'x');   // over NFT_NAME_MAXLEN: the kernel refuses it
+  std::vector<std::string> errors;
+  Nftables n(settings, nodeLocalDnsRules(nftIps({"169.254.20.10"}), 53, 8080),
+             [&](std::string_view t) { errors.emplace_back(t); });
+  EXPECT_EQ(n.ensure(), -1);
+  EXPECT_NE(n.lastError().find("nftables:"), std::string::npos) << n.lastError();
+  EXPECT_EQ(errors, std::vector<std::string>{"iptables"});
+  EXPECT_EQ(ourRules(), std::vector<std::string>{});
+}
+
 TEST(NftablesRoot, ListTablesAndAutoChoice) {
   resetTables();
   std::vector<std::pair<std::string, std::string>> tables;
