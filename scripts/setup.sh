@@ -9,14 +9,14 @@ PACKAGES=(
   # build
   build-essential cmake ninja-build pkg-config clang-14 libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libfmt-dev nlohmann-json3-dev libmnl-dev libssl-dev libre2-dev
+  libfmt-dev nlohmann-json3-dev libmnl-dev libnftnl-dev libssl-dev libre2-dev
   # the HTTP client of tests/observability (no binary links cpp-httplib)
   libcpp-httplib-dev
   # real DNS peers and clients for tests and benchmarks
   knot knot-dnsutils bind9-dnsutils python3 python3-dnspython python3-prometheus-client dnsperf
   dnsmasq-base unbound dnsdist knot-resolver
   # host networking
-  iproute2 iptables procps psmisc curl ethtool tcpdump xz-utils
+  iproute2 iptables nftables conntrack procps psmisc curl ethtool tcpdump xz-utils
   # OVN / OVS for the controller and end-to-end tests
   openvswitch-switch openvswitch-common ovn-central ovn-host ovn-common
   # images (scripts/images.sh, tests/images): podman with runc (crun fails on this machine kind's

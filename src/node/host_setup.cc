@@ -13,10 +13,18 @@ HostSetupSettings HostSetupSettings::fromOptions(const Options& o) {
   s.dns_port = o.dns_port;
   s.health_port = o.health_port;
   s.iptables.family = o.family();
+  s.firewall = o.firewall;
   return s;
 }
 
 namespace {
+Firewall resolveFirewall(const HostSetupSettings& s) {
+  if (!s.setup_iptables) return Firewall::kIptables;
+  const FirewallChoice c = chooseFirewall(s.firewall);
+  log::info("Firewall backend: {} ({})", firewallName(c.firewall), c.reason);
+  return c.firewall;
+}
+
 IptablesSettings withFamily(IptablesSettings s, const std::vector<LocalIp>& ips) {
   if (s.family == 0 && !ips.empty()) s.family = ips.front().family;
   return s;
@@ -29,7 +37,15 @@ HostSetup::HostSetup(HostSetupSettings settings, ErrorCallback on_error)
       links_(on_error_),
       iptables_(withFamily(settings_.iptables, settings_.local_ips),
                 nodeLocalDnsRules(settings_.local_ips, settings_.dns_port, settings_.health_port),
+                on_error_),
+      firewall_(resolveFirewall(settings_)),
+      nftables_(settings_.nftables,
+                nodeLocalDnsRules(settings_.local_ips, settings_.dns_port, settings_.health_port),
                 on_error_) {}
+
+int HostSetup::ensureRules() {
+  return firewall_ == Firewall::kNftables ? nftables_.ensure() : iptables_.ensure();
+}
 
 HostSetup::~HostSetup() {
   std::thread t;
@@ -54,13 +70,13 @@ bool HostSetup::setupRules() {
   std::lock_guard<std::mutex> lock(work_mu_);
   rules_enabled_ = true;
   needs_teardown_ = true;
-  return iptables_.ensure() >= 0;
+  return ensureRules() >= 0;
 }
 
 bool HostSetup::ensureOnce() {
   std::lock_guard<std::mutex> lock(work_mu_);
   bool ok = true;
-  if (settings_.setup_iptables && rules_enabled_) ok = iptables_.ensure() >= 0 && ok;
+  if (settings_.setup_iptables && rules_enabled_) ok = ensureRules() >= 0 && ok;
   if (settings_.setup_interface) {
     needs_teardown_ = true;
     ok = links_.ensureInterface(settings_.interface_name, settings_.local_ips) && ok;
@@ -103,7 +119,13 @@ void HostSetup::teardown() {
   stopPeriodic();
   std::lock_guard<std::mutex> lock(work_mu_);
   if (!needs_teardown_) return;
-  if (settings_.setup_iptables) iptables_.teardown();
+  if (settings_.setup_iptables) {
+    if (firewall_ == Firewall::kNftables) {
+      nftables_.teardown();
+    } else {
+      iptables_.teardown();
+    }
+  }
   if (settings_.setup_interface) links_.teardown(settings_.interface_name, settings_.local_ips);
   rules_enabled_ = false;
   needs_teardown_ = false;

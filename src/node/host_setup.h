@@ -2,7 +2,8 @@
 // Orchestrates node-cache's host side (kubernetes/dns cmd/node-cache/app/cache_app.go):
 //   setupInterface()  before the DNS listeners bind (the local IPs must exist to bind them);
 //   setupRules()      after the listeners are up and the pidfile is written (NOTRACK rules
-//                     without a listening server black-hole node DNS);
+//                     without a listening server black-hole node DNS); the rules go through
+//                     iptables (Iptables) or our own nftables table (Nftables) per -firewall;
 //   startPeriodic(i)  re-ensures rules (once enabled by setupRules) and the interface every i;
 //   teardown()        stops the periodic thread, removes every copy of every rule, then removes
 //                     the interface (or only our addresses on a link we do not own).
@@ -24,6 +25,7 @@
 
 #include "node/iptables.h"
 #include "node/link_manager.h"
+#include "node/nftables.h"
 #include "node/options.h"
 
 namespace nld::node {
@@ -36,6 +38,10 @@ struct HostSetupSettings {
   uint16_t dns_port = 53;
   uint16_t health_port = 8080;
   IptablesSettings iptables;   ///< family is filled from local_ips if 0
+  /// -firewall; auto is resolved (chooseFirewall, logged) when HostSetup is constructed with
+  /// setup_iptables on.
+  Firewall firewall = Firewall::kIptables;
+  NftablesSettings nftables;
 
   /// The settings node-cache's flags imply.
   static HostSetupSettings fromOptions(const Options& options);
@@ -68,16 +74,21 @@ class HostSetup {
   void teardown();
 
   Iptables& iptables() { return iptables_; }
+  /// The backend in use: kIptables or kNftables (never kAuto).
+  Firewall firewall() const { return firewall_; }
   LinkManager& links() { return links_; }
 
  private:
   void run(std::chrono::nanoseconds interval);
+  int ensureRules();   // with work_mu_ held
 
   HostSetupSettings settings_;
   ErrorCallback on_error_;
   std::mutex work_mu_;   // serialises link/iptables work
   LinkManager links_;
   Iptables iptables_;
+  Firewall firewall_ = Firewall::kIptables;
+  Nftables nftables_;
   bool rules_enabled_ = false;
   bool needs_teardown_ = false;
 

@@ -19,6 +19,7 @@ struct RawFlags {
   Options o;
   std::string health_port = "8080";
   std::string dns_port = "53";
+  std::string firewall = "iptables";
 };
 
 void define(flags::FlagSet& fs, RawFlags& r) {
@@ -36,6 +37,10 @@ void define(flags::FlagSet& fs, RawFlags& r) {
                "address to serve metrics on");
   fs.addBool("setupiptables", &o.setup_iptables, true,
              "indicates whether iptables rules should be setup");
+  fs.addString("firewall", &r.firewall, "iptables",
+               "how the DNS traffic rules are installed: iptables, nftables (table inet "
+               "node-local-dns over netlink) or auto (nftables when kube-proxy's nft table exists "
+               "or no iptables binary is on PATH)");
   fs.addString("basecorefile", &o.base_corefile, "/etc/coredns/Corefile.base",
                "Path to the template Corefile for node-cache");
   fs.addString("corefile", &o.corefile, "/etc/Corefile",
@@ -94,6 +99,15 @@ std::string joinQuoted(const std::vector<std::string>& v) {
 
 }  // namespace
 
+std::string_view firewallName(Firewall f) {
+  switch (f) {
+    case Firewall::kIptables: return "iptables";
+    case Firewall::kNftables: return "nftables";
+    case Firewall::kAuto: return "auto";
+  }
+  return "iptables";
+}
+
 std::string LocalIp::canonical() const {
   char buf[INET6_ADDRSTRLEN] = {};
   if (inet_ntop(family, bytes.data(), buf, sizeof(buf)) == nullptr) return text;
@@ -139,6 +153,16 @@ Options parseOptions(int argc, const char* const* argv) {
     o.setup_iptables = false;
     if (!fs.isSet("localip")) o.localip = "127.0.0.1";
     if (!fs.isSet("dns.port")) r.dns_port = "5353";
+  }
+  if (r.firewall == "iptables") {
+    o.firewall = Firewall::kIptables;
+  } else if (r.firewall == "nftables") {
+    o.firewall = Firewall::kNftables;
+  } else if (r.firewall == "auto") {
+    o.firewall = Firewall::kAuto;
+  } else {
+    throw FlagError("invalid firewall specified - " + flags::goQuote(r.firewall) +
+                    ": must be iptables, nftables or auto");
   }
   o.health_port = parsePort(r.health_port, "health-port");
   o.dns_port = parsePort(r.dns_port, "dns.port");

@@ -28,6 +28,12 @@ struct LocalIp {
   static constexpr int kInet6 = 10;   // AF_INET6 on Linux; checked by a static_assert in the .cc
 };
 
+/// -firewall: which packet-filter interface carries the NOTRACK/ACCEPT rules.
+enum class Firewall { kIptables, kNftables, kAuto };
+
+/// "iptables", "nftables" or "auto".
+std::string_view firewallName(Firewall f);
+
 /// Parses one IP address (IPv4 dotted quad or IPv6 text, no zone). Returns false if invalid.
 bool parseLocalIp(std::string_view text, LocalIp* out);
 
@@ -40,6 +46,10 @@ struct Options {
   std::chrono::nanoseconds sync_interval = std::chrono::seconds(60);   ///< -syncinterval
   std::string metrics_listen_address = "0.0.0.0:9353";   ///< -metrics-listen-address
   bool setup_iptables = true;             ///< -setupiptables
+  /// -firewall: iptables (the upstream's rules through the iptables binaries), nftables (our own
+  /// `inet node-local-dns` table over netlink) or auto (nftables when kube-proxy runs in nftables
+  /// mode or no iptables binary is on PATH). -setupiptables=false disables either.
+  Firewall firewall = Firewall::kIptables;
   std::string base_corefile = "/etc/coredns/Corefile.base";   ///< -basecorefile
   std::string corefile = "/etc/Corefile"; ///< -corefile (output path unless -conf is given)
   std::string kubednscm;                  ///< -kubednscm ("" → /etc/kube-dns if it exists)

@@ -54,6 +54,19 @@ TEST(Options, Defaults) {
   EXPECT_FALSE(o.plugins);
   EXPECT_FALSE(o.default_config);
   EXPECT_EQ(o.workers, 0);
+  EXPECT_EQ(o.firewall, Firewall::kIptables);
+}
+
+TEST(Options, Firewall) {
+  EXPECT_EQ(parse({"-localip", "1.2.3.4", "-firewall", "nftables"}).firewall, Firewall::kNftables);
+  EXPECT_EQ(parse({"-localip", "1.2.3.4", "-firewall=auto"}).firewall, Firewall::kAuto);
+  EXPECT_EQ(parse({"-localip", "1.2.3.4", "--firewall", "iptables"}).firewall,
+            Firewall::kIptables);
+  EXPECT_EQ(errorOf({"-localip", "1.2.3.4", "-firewall", "nft"}),
+            "invalid firewall specified - \"nft\": must be iptables, nftables or auto");
+  EXPECT_EQ(errorOf({"-localip", "1.2.3.4", "-firewall", ""}),
+            "invalid firewall specified - \"\": must be iptables, nftables or auto");
+  EXPECT_EQ(firewallName(Firewall::kAuto), "auto");
 }
 
 TEST(Options, ManifestInvocation) {

@@ -16,6 +16,7 @@ harness; NLD_IT_KEEP=1 keeps the temp dirs.
 """
 
 import atexit
+import json
 import os
 import re
 import shlex
@@ -322,6 +323,32 @@ class SysNs(h.NetNs):
     def iptables(self, v6, *args):
         r = self.run(["ip6tables" if v6 else "iptables", "-w", "5"] + list(args))
         return r.returncode, r.stdout + r.stderr
+
+    def nft(self, *args, check=True):
+        """`nft ARGS` in the namespace; stdout (raises on failure when check)."""
+        r = self.run(["nft"] + list(args))
+        if check and r.returncode != 0:
+            raise AssertionError("nft %s in %s failed: %s" % (" ".join(args), self.name, r.stderr))
+        return r.stdout
+
+    def nft_rules(self, family, table):
+        """[(chain, rule text)] of `nft -j list table FAMILY TABLE` (rule text as `nft list`
+        prints it, without handles); None if the table does not exist."""
+        r = self.run(["nft", "-j", "list", "table", family, table])
+        if r.returncode != 0:
+            return None
+        out = []
+        for item in json.loads(r.stdout)["nftables"]:
+            if "rule" in item:
+                out.append((item["rule"]["chain"], item["rule"]))
+        return out
+
+    def conntrack(self, *args):
+        """Lines of `conntrack -L ARGS` in the namespace (flow entries only)."""
+        r = self.run(["conntrack", "-L"] + list(args))
+        if r.returncode != 0:
+            raise AssertionError("conntrack -L in %s failed: %s" % (self.name, r.stderr))
+        return [line for line in r.stdout.splitlines() if line.strip()]
 
     def flush_rules(self):
         for tool in ("iptables", "ip6tables"):
