@@ -144,7 +144,7 @@ class ReloadUnderLoadTest(s.SystemTestCase):
         self.assertLess(time.monotonic() - t_start, SECONDS - 2,
                         "the changes must happen while dnsperf runs (timings %s)" % timings)
 
-        rc = s.h._wait_proc(perf, SECONDS + 20)
+        rc = s.h.wait_proc(perf, SECONDS + 20)
         with open(perf_out) as f:
             report = f.read()
         self.assertEqual(rc, 0, "dnsperf exit code\n" + report)
