@@ -23,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -484,15 +483,10 @@ class SystemTestCase(unittest.TestCase):
                                                        want, got, ns.iptables_save(v6)))
 
     def wait_rules_exact(self, ns, ip, v6, timeout, msg=""):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.assert_rules_exact(ns, ip, v6, msg)
-                return
-            except AssertionError:
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(0.1)
+        def exact():
+            self.assert_rules_exact(ns, ip, v6, msg)  # raises (with the diff) until they are
+            return True
+        h.wait_until(exact, timeout, "exactly the 12 rules for %s" % ip, interval=0.1)
 
 
 def node_metric(ns, addr, name, **labels):

@@ -28,6 +28,7 @@ def wait_until(pred, timeout, what, interval=0.05):
         if time.monotonic() >= deadline:
             break
         time.sleep(interval)
-    raise WaitTimeout("timed out after %.1fs waiting for %s (last: %r%s)" %
+    raise WaitTimeout("timed out after %.1fs waiting for %s (last: %r)%s" %
                       (timeout, what, last,
-                       "; last error: %r" % last_exc if last_exc is not None else ""))
+                       "\nlast error: %s: %s" % (type(last_exc).__name__, last_exc)
+                       if last_exc is not None else ""))
