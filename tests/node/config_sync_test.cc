@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/eventually.h"
 #include "support/temp_dir.h"
 
 namespace nld::node {
@@ -180,7 +181,7 @@ TEST(ConfigSync, PollThreadPicksUpChangesAndStopsPromptly) {
   sync.start();
   sync.start();   // idempotent
   writeFile(f.kube_dir / "upstreamNameservers", R"(["1.0.0.1"])");
-  for (int i = 0; i < 200 && writes.load() < 2; ++i) std::this_thread::sleep_for(10ms);
+  test::eventually([&] { return writes.load() >= 2; }, 2000ms, 10ms);
   EXPECT_EQ(writes.load(), 2);
   EXPECT_NE(readFile(f.out).find("forward . 1.0.0.1\n"), std::string::npos);
   const auto t0 = std::chrono::steady_clock::now();
