@@ -24,6 +24,7 @@
 #include "server/pipeline.h"
 #include "server/plan.h"
 #include "support/counting_allocator.h"
+#include "support/packet_builder.h"
 
 namespace nld::server {
 namespace {
@@ -67,9 +68,10 @@ class Responder {
       dns::store16(buf + 6, 1);                        // ANCOUNT
       dns::store16(buf + 8, 0);
       dns::store16(buf + 10, 0);
-      const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x01, 0x2c, 0, 4, 192, 0, 2, 1};
-      std::memcpy(buf + len, rr, sizeof(rr));
-      len += sizeof(rr);
+      test::PacketBuilder rr;  // (this thread's allocations are not counted)
+      rr.pointer(12).rrBody(dns::type::A, dns::cls::IN, 300, {192, 0, 2, 1});
+      std::memcpy(buf + len, rr.bytes().data(), rr.size());
+      len += rr.size();
       ::sendto(fd_, buf, len, 0, reinterpret_cast<sockaddr*>(&from), fl);
     }
   }
