@@ -17,8 +17,9 @@ endfunction()
 function(nld_add_unit_test name)
   cmake_parse_arguments(A "" "" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${A_SOURCES})
-  target_link_libraries(${name} PRIVATE ${A_DEPS} GTest::gtest GTest::gmock GTest::gtest_main
-                        nld_warnings nld_sanitizers)
+  # nld_test_support: the shared C++ test helpers (tests/support, tests/README.md).
+  target_link_libraries(${name} PRIVATE ${A_DEPS} nld_test_support GTest::gtest GTest::gmock
+                        GTest::gtest_main nld_warnings nld_sanitizers)
   include(GoogleTest)
   gtest_discover_tests(${name} PROPERTIES LABELS unit TIMEOUT 120 DISCOVERY_TIMEOUT 60)
 endfunction()

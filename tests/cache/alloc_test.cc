@@ -1,6 +1,6 @@
-// A cache hit must not touch the heap: this binary replaces the global operator new/delete with
-// counting versions and asserts zero allocations across 1000 hits (with and without EDNS, fresh,
-// stale and truncated).
+// A cache hit must not touch the heap: this binary links the counting global operator new/delete
+// (support/counting_allocator.h) and asserts zero allocations across 1000 hits (with and without
+// EDNS, fresh, stale and truncated).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -8,29 +8,7 @@
 #include <new>
 
 #include "cache_fixture.h"
-
-namespace {
-std::atomic<uint64_t> g_allocations{0};
-std::atomic<uint64_t> g_deallocations{0};
-
-// Out of line so the compiler cannot pair an inlined malloc with a visible delete.
-[[gnu::noinline]] void* countedAlloc(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-[[gnu::noinline]] void countedFree(void* p) noexcept {
-  if (p) g_deallocations.fetch_add(1, std::memory_order_relaxed);
-  std::free(p);
-}
-}  // namespace
-
-void* operator new(std::size_t n) { return countedAlloc(n); }
-void* operator new[](std::size_t n) { return countedAlloc(n); }
-void operator delete(void* p) noexcept { countedFree(p); }
-void operator delete[](void* p) noexcept { countedFree(p); }
-void operator delete(void* p, std::size_t) noexcept { countedFree(p); }
-void operator delete[](void* p, std::size_t) noexcept { countedFree(p); }
+#include "support/counting_allocator.h"
 
 namespace nld::cache::testing {
 namespace {
@@ -39,10 +17,13 @@ using AllocTest = CacheTest;
 
 TEST_F(AllocTest, CountingAllocatorSeesAllocations) {
   // Guards the test itself: if the replacement were not linked, the next test could not fail.
-  uint64_t before = g_allocations.load();
+  uint64_t before = test::threadAllocations();
   auto* p = new std::vector<int>(100);
+  // The pointers escape, so the compiler cannot elide the two allocations (it may pair a new
+  // with its delete once the counting operator new lives in another translation unit).
+  asm volatile("" : : "g"(p), "g"(p->data()) : "memory");
   delete p;
-  EXPECT_GE(g_allocations.load() - before, 2u);
+  EXPECT_GE(test::threadAllocations() - before, 2u);
 }
 
 TEST_F(AllocTest, ThousandHitsAllocateNothing) {
@@ -63,8 +44,8 @@ TEST_F(AllocTest, ThousandHitsAllocateNothing) {
   TestQuery queries[] = {makeQuery("WWW.example.org"), makeQuery("www.example.org", e),
                          makeQuery("nx.example.org"), makeQuery("big.example.org"),
                          makeQuery("old.example.org")};
-  uint64_t allocs = g_allocations.load();
-  uint64_t frees = g_deallocations.load();
+  uint64_t allocs = test::threadAllocations();
+  uint64_t frees = test::threadDeallocations();
   size_t hits = 0, stale = 0, prefetch = 0;
   for (int i = 0; i < 1000; ++i) {
     const TestQuery& q = queries[i % 5];
@@ -73,8 +54,8 @@ TEST_F(AllocTest, ThousandHitsAllocateNothing) {
     stale += r.kind == Kind::Stale;
     prefetch += r.prefetch;
   }
-  EXPECT_EQ(g_allocations.load() - allocs, 0u);
-  EXPECT_EQ(g_deallocations.load() - frees, 0u);
+  EXPECT_EQ(test::threadAllocations() - allocs, 0u);
+  EXPECT_EQ(test::threadDeallocations() - frees, 0u);
   EXPECT_EQ(hits, 800u);
   EXPECT_EQ(stale, 200u);
   EXPECT_GT(prefetch, 0u);

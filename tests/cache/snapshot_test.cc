@@ -13,6 +13,7 @@
 #include <string>
 
 #include "cache_fixture.h"
+#include "support/temp_dir.h"
 
 namespace nld::cache::testing {
 namespace {
@@ -418,13 +419,8 @@ TEST_F(SnapshotTest, RefusesInvalidEntriesEvenWithGoodChecksums) {
 
 class SnapshotFileTest : public SnapshotTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/nld-snapshot-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
-  std::string dir_;
+  test::TempDir tmp_{"nld-snapshot-test-"};
+  const std::string dir_ = tmp_.path();
 };
 
 TEST_F(SnapshotFileTest, AtomicWriteThenRead) {

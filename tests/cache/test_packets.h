@@ -1,7 +1,7 @@
 #pragma once
-// Test-only DNS packet helpers for the cache tests: client queries via dns::buildQuery and a
-// small upstream-response builder (uncompressed names). Allocates freely; never on a test's
-// measured hit path.
+// Test-only DNS packet helpers for the cache tests: client queries via dns::buildQuery and
+// upstream responses (uncompressed names) written with the shared support/packet_builder.h.
+// Allocates freely; never on a test's measured hit path.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dns/message.h"
+#include "support/packet_builder.h"
 
 namespace nld::cache::testing {
 
@@ -52,19 +53,7 @@ struct Rr {
   std::vector<uint8_t> rdata = {192, 0, 2, 1};
 };
 
-inline std::vector<uint8_t> wireName(const std::string& text) {
-  dns::Name n = name(text);
-  return std::vector<uint8_t>(n.data.begin(), n.data.begin() + n.len);
-}
-
-inline void put16(std::vector<uint8_t>& v, uint16_t x) {
-  v.push_back(static_cast<uint8_t>(x >> 8));
-  v.push_back(static_cast<uint8_t>(x));
-}
-inline void put32(std::vector<uint8_t>& v, uint32_t x) {
-  put16(v, static_cast<uint16_t>(x >> 16));
-  put16(v, static_cast<uint16_t>(x));
-}
+using nld::test::wireName;
 
 inline Rr aRecord(const std::string& owner, uint32_t ttl, uint8_t last_octet = 1) {
   return Rr{owner, dns::type::A, ttl, {192, 0, 2, last_octet}};
@@ -72,15 +61,11 @@ inline Rr aRecord(const std::string& owner, uint32_t ttl, uint8_t last_octet = 1
 
 inline Rr soaRecord(const std::string& zone, uint32_t ttl, uint32_t minimum) {
   Rr rr{zone, dns::type::SOA, ttl, {}};
-  auto m = wireName("ns1." + zone);
-  auto r = wireName("hostmaster." + zone);
-  rr.rdata.insert(rr.rdata.end(), m.begin(), m.end());
-  rr.rdata.insert(rr.rdata.end(), r.begin(), r.end());
-  put32(rr.rdata, 2024010101);  // serial
-  put32(rr.rdata, 7200);        // refresh
-  put32(rr.rdata, 3600);        // retry
-  put32(rr.rdata, 1209600);     // expire
-  put32(rr.rdata, minimum);
+  nld::test::PacketBuilder b;
+  b.name("ns1." + zone).name("hostmaster." + zone);
+  b.u32(2024010101).u32(7200).u32(3600).u32(1209600);  // serial, refresh, retry, expire
+  b.u32(minimum);
+  rr.rdata = b.bytes();
   return rr;
 }
 
@@ -106,36 +91,17 @@ struct TestResponse {
 };
 
 inline TestResponse makeResponse(const ResponseSpec& s) {
-  TestResponse t;
-  auto& v = t.pkt;
-  put16(v, s.id);
-  put16(v, s.flags);
-  put16(v, 1);
-  put16(v, static_cast<uint16_t>(s.answer.size()));
-  put16(v, static_cast<uint16_t>(s.authority.size()));
-  put16(v, static_cast<uint16_t>(s.additional.size() + (s.opt ? 1 : 0)));
-  auto q = wireName(s.qname);
-  v.insert(v.end(), q.begin(), q.end());
-  put16(v, s.qtype);
-  put16(v, s.qclass);
+  nld::test::PacketBuilder b;
+  b.header(s.id, s.flags, 1, static_cast<uint16_t>(s.answer.size()),
+           static_cast<uint16_t>(s.authority.size()),
+           static_cast<uint16_t>(s.additional.size() + (s.opt ? 1 : 0)));
+  b.question(s.qname, s.qtype, s.qclass);
   for (const auto* section : {&s.answer, &s.authority, &s.additional}) {
-    for (const Rr& rr : *section) {
-      auto o = wireName(rr.owner);
-      v.insert(v.end(), o.begin(), o.end());
-      put16(v, rr.type);
-      put16(v, dns::cls::IN);
-      put32(v, rr.ttl);
-      put16(v, static_cast<uint16_t>(rr.rdata.size()));
-      v.insert(v.end(), rr.rdata.begin(), rr.rdata.end());
-    }
+    for (const Rr& rr : *section) b.name(rr.owner).rrBody(rr.type, dns::cls::IN, rr.ttl, rr.rdata);
   }
-  if (s.opt) {
-    v.push_back(0);
-    put16(v, dns::type::OPT);
-    put16(v, 4096);
-    put32(v, s.opt_do ? 0x8000u : 0u);
-    put16(v, 0);
-  }
+  if (s.opt) b.opt(4096, 0, 0, s.opt_do);
+  TestResponse t;
+  t.pkt = b.bytes();
   EXPECT_EQ(dns::parseResponse(t.view(), t.r), dns::Error::None);
   return t;
 }

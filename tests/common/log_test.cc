@@ -8,10 +8,10 @@
 #include <thread>
 #include <vector>
 
-#include "common/capture_stdout.h"
+#include "support/capture_stdout.h"
 
 namespace nld::log {
-using nld::testing::CaptureStdout;
+using nld::test::CaptureStdout;
 namespace {
 
 TEST(Log, CorednsLineLayout) {

@@ -9,7 +9,7 @@ namespace {
 using testing::errorOf;
 using testing::fakeOptions;
 using testing::parse;
-using testing::ScratchDir;
+using nld::test::TempDir;
 
 // kubernetes/kubernetes cluster/addons/dns/nodelocaldns/nodelocaldns.yaml (ConfigMap
 // node-local-dns, key Corefile), verbatim, with the YAML block indentation removed.
@@ -79,7 +79,7 @@ std::string manifestCorefile(const std::string& resolvConf) {
 }
 
 TEST(Manifest, ParsesIntoFourBlocksWithExactValues) {
-  ScratchDir dir;
+  TempDir dir("nld-config-");
   const std::string resolv =
       dir.write("resolv.conf",
                 "# generated\nsearch example.internal\nnameserver 192.168.1.1\n"
@@ -168,7 +168,7 @@ TEST(Manifest, ParsesIntoFourBlocksWithExactValues) {
 }
 
 TEST(Manifest, IptablesModeBindsBothAddresses) {
-  ScratchDir dir;
+  TempDir dir("nld-config-");
   const std::string resolv = dir.write("resolv.conf", "nameserver 8.8.8.8\n");
   std::string s = kManifestCorefile;
   replaceAll(s, "__PILLAR__LOCAL__DNS__", "169.254.20.10");
@@ -236,7 +236,7 @@ TEST(Fingerprint, IgnoresLayoutButNotValues) {
 }
 
 TEST(Files, LoadCorefileAndImportsRelativeToIt) {
-  ScratchDir dir;
+  TempDir dir("nld-config-");
   dir.write("conf.d/zones/a.conf", "a.example {\n forward . 10.0.0.1\n}\n");
   dir.write("conf.d/zones/b.conf", "b.example {\n forward . 10.0.0.2\n}\n");
   dir.write("conf.d/common", "errors\ncache 10\n");
@@ -253,7 +253,7 @@ TEST(Files, LoadCorefileAndImportsRelativeToIt) {
 }
 
 TEST(Files, ErrorsNameTheImportedFile) {
-  ScratchDir dir;
+  TempDir dir("nld-config-");
   dir.write("bad.conf", "\n\nfrobnicate\n");
   const std::string main = dir.write("Corefile", ". {\n import bad.conf\n}\n");
   try {
@@ -265,7 +265,7 @@ TEST(Files, ErrorsNameTheImportedFile) {
 }
 
 TEST(Files, MissingFiles) {
-  ScratchDir dir;
+  TempDir dir("nld-config-");
   try {
     loadCorefile(dir.path() + "/nope", fakeOptions());
     FAIL() << "expected an error";
@@ -286,7 +286,7 @@ TEST(Files, MissingFiles) {
 }
 
 TEST(Files, ImportCycleIsBounded) {
-  ScratchDir dir;
+  TempDir dir("nld-config-");
   const std::string main = dir.write("Corefile", ". {\n import loop.conf\n}\n");
   dir.write("loop.conf", "import loop.conf\n");
   try {

@@ -9,7 +9,7 @@ namespace {
 using testing::errorOf;
 using testing::fakeOptions;
 using testing::parse;
-using testing::ScratchDir;
+using nld::test::TempDir;
 
 const ServerBlock& only(const Corefile& cf) { return cf.blocks.at(0); }
 
@@ -219,7 +219,7 @@ TEST(Forward, FullBlock) {
 }
 
 TEST(Forward, ResolvConf) {
-  ScratchDir dir;
+  TempDir dir("nld-config-");
   const std::string good = dir.write("resolv.conf",
                                      "; comment\n#comment\ndomain x\nnameserver 10.0.0.1\n"
                                      "nameserver   fe80::1%eth1  \nnameserver\n");

@@ -6,26 +6,6 @@
 
 namespace nld::config::testing {
 
-ScratchDir::ScratchDir() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "nld-config-XXXXXX").string();
-  char* p = ::mkdtemp(tmpl.data());
-  if (!p) throw std::runtime_error("mkdtemp failed");
-  path_ = p;
-}
-
-ScratchDir::~ScratchDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
-std::string ScratchDir::write(const std::string& name, const std::string& content) const {
-  const std::string full = path_ + "/" + name;
-  std::filesystem::create_directories(std::filesystem::path(full).parent_path());
-  std::ofstream out(full, std::ios::binary);
-  out << content;
-  return full;
-}
-
 ParseOptions fakeOptions(std::map<std::string, std::string> env) {
   ParseOptions o;
   o.getenv = [env = std::move(env)](const std::string& name) -> std::optional<std::string> {

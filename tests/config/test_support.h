@@ -1,29 +1,15 @@
 #pragma once
-// Helpers shared by the config unit tests: a scratch directory, fake env/interfaces, and an
-// assertion that a Corefile is refused with a given line and message.
+// Helpers shared by the config unit tests (scratch directories: support/temp_dir.h): fake
+// env/interfaces, and an assertion that a Corefile is refused with a given line and message.
 #include <gtest/gtest.h>
 
 #include <map>
 #include <string>
 
 #include "config/corefile.h"
+#include "support/temp_dir.h"
 
 namespace nld::config::testing {
-
-/// A fresh directory under the test temp dir, removed in the destructor.
-class ScratchDir {
- public:
-  ScratchDir();
-  ~ScratchDir();
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const std::string& path() const { return path_; }
-  /// Writes `content` to path()/name and returns the full path.
-  std::string write(const std::string& name, const std::string& content) const;
-
- private:
-  std::string path_;
-};
 
 /// Options with a fake environment and fake interfaces (eth0: 10.0.0.5 + fe80::1%eth0,
 /// lo: 127.0.0.1 + ::1, empty0: no addresses).

@@ -1,6 +1,6 @@
 // Checks that the per-query hot path (parseQuery, readName, buildErrorResponse, buildQuery) and a
 // parseResponse into a reused Response perform no heap allocation. A separate binary, because it
-// replaces the global operator new to count allocations.
+// links the counting global operator new (support/counting_allocator.h).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -9,26 +9,7 @@
 
 #include "dns/message.h"
 #include "dnspython_packets.h"
-
-namespace {
-thread_local long g_allocations = 0;
-}  // namespace
-
-// noinline: keeps GCC's -Wmismatched-new-delete from pairing a new-expression with free().
-[[gnu::noinline]] void* operator new(std::size_t n) {
-  ++g_allocations;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-[[gnu::noinline]] void* operator new[](std::size_t n) {
-  ++g_allocations;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete[](void* p) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#include "support/counting_allocator.h"
 
 namespace nld::dns {
 namespace {
@@ -42,7 +23,7 @@ TEST(NoAllocation, HotPath) {
   ASSERT_EQ(parseResponse(response, r), Error::None);  // first parse may grow r.rrs
   std::vector<uint8_t> out(1024);
 
-  const long before = g_allocations;
+  const uint64_t before = test::threadAllocations();
   ASSERT_EQ(parseQuery(query, q), QueryStatus::Ok);
   Name n;
   size_t next = 0;
@@ -54,12 +35,12 @@ TEST(NoAllocation, HotPath) {
   ASSERT_EQ(parseResponse(response, r), Error::None);
   EXPECT_EQ(classify(r), ResponseType::NoError);
   EXPECT_TRUE(questionMatches(q.question, q.question));
-  const long after = g_allocations;
-  EXPECT_EQ(after - before, 0);
+  const uint64_t after = test::threadAllocations();
+  EXPECT_EQ(after - before, 0u);
 
   // The counter works: a vector allocation is seen.
   std::vector<int> v(3);
-  EXPECT_GT(g_allocations, after);
+  EXPECT_GT(test::threadAllocations(), after);
 }
 
 }  // namespace

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "dnspython_packets.h"
-#include "packet_builder.h"
+#include "support/packet_builder.h"
 
 namespace nld::dns {
 namespace {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "packet_builder.h"
+#include "support/packet_builder.h"
 
 namespace nld::dns {
 namespace {

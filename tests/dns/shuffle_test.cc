@@ -7,7 +7,7 @@
 
 #include "common/random.h"
 #include "dns/message.h"
-#include "packet_builder.h"
+#include "support/packet_builder.h"
 
 namespace nld::dns {
 namespace {

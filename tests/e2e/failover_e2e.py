@@ -32,8 +32,10 @@ import signal
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sandbox import E2EError, Sandbox, reap_stale_runs, wait_until  # noqa: E402
+from nldtest import WaitTimeout, wait_until  # noqa: E402
+from sandbox import E2EError, Sandbox, reap_stale_runs  # noqa: E402
 from kube_ovn_e2e import (CONTROLLER, DNS_IP, NODES, OUR_LINK_NAMES, POD, Capture, Cluster, Results,  # noqa: E402
                           log, root_links)
 
@@ -311,7 +313,7 @@ def main():
                 up.write_tsv(args.timeline_upstream, f"upstream behaviour: {what}, no fail-over, "
                              f"{args.chassis} chassis, {FAULT_TEXT[args.fault]}; "
                              "answers per 100 ms by the node that answered")
-    except E2EError as e:
+    except (E2EError, WaitTimeout) as e:
         res.failures.append(str(e))
         log(f"[e2e] ERROR {e}")
         for name in ("agent-node1", "agent-node2", "node-cache-node1", "ovn-localdns-controller",

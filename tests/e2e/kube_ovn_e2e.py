@@ -21,8 +21,10 @@ import signal
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sandbox import E2EError, Sandbox, parse_prometheus, reap_stale_runs, run, wait_until  # noqa: E402
+from nldtest import WaitTimeout, wait_until  # noqa: E402
+from sandbox import E2EError, Sandbox, parse_prometheus, reap_stale_runs, run  # noqa: E402
 
 SOURCE = os.environ.get("NLD_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
 BUILD = os.environ.get("NLD_BUILD_DIR", os.path.join(SOURCE, "build"))
@@ -487,7 +489,7 @@ def main():
             res.check(dig_ok(r, "kubernetes.default.svc.cluster.local", "10.96.0.1"),
                       f"controller restarted: pod1 answered again with no hand step "
                       f"({time.monotonic() - t_restart:.1f}s)", show(r))
-        except E2EError as e:
+        except (E2EError, WaitTimeout) as e:
             res.check(False, "controller restarted: node1's policy and pod1's DNS restored", str(e))
         r = cl.check_cmd()
         res.check(r.returncode == 0, "ovn-localdns-controller check exits 0 again after the restore", show(r))
@@ -501,7 +503,7 @@ def main():
         r = cl.check_cmd()
         res.check(r.returncode != 0, "ovn-localdns-controller check fails when node1's cache is missing",
                   show(r) + f"\n    command: {' '.join(cl.controller_args('check'))}")
-    except E2EError as e:
+    except (E2EError, WaitTimeout) as e:
         res.failures.append(str(e))
         log(f"[e2e] ERROR {e}")
         for name in ("node-cache-node1", "node-cache-node2", "ovn-localdns-controller"):

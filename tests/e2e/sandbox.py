@@ -33,8 +33,12 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from nldtest import wait_until  # noqa: E402
 
 LEDGER_DIR = "/run/nld-e2e"
 VSWITCH_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
@@ -44,18 +48,6 @@ SB_SCHEMA = "/usr/share/ovn/ovn-sb.ovsschema"
 
 class E2EError(Exception):
     """A step of the harness failed; the message says which and why."""
-
-
-def wait_until(pred, timeout, what, interval=0.1):
-    """Polls `pred` until it returns a truthy value (returned) or `timeout` seconds pass."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    raise E2EError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def run(argv, check=True, timeout=30, env=None, input_text=None):

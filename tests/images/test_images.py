@@ -377,7 +377,7 @@ class ImagesTest(s.SystemTestCase):
                            os.path.join(tmp, "nb.ctl"), "--no-chdir",
                            "--log-file=" + os.path.join(tmp, "ovsdb-server.log"), nb.db],
             stdout=log, stderr=subprocess.STDOUT, preexec_fn=h.die_with_parent)
-        h._live_procs.append((nb.proc, "ovsdb-server"))
+        h.track(nb.proc, "ovsdb-server")
         self.addCleanup(nb.stop)
         h.wait_until(lambda: subprocess.run(nb.nbctl_cmd("show"), capture_output=True,
                                             timeout=15).returncode == 0,

@@ -1,19 +1,14 @@
-"""Integration-test helpers shared by the harness modules: process bookkeeping, ports, DNS client,
-raw packets, HTTP/Prometheus parsing, network namespaces.
+"""Integration-test helpers shared by the harness modules: ports, DNS client, raw packets,
+HTTP/Prometheus parsing. Waiting, namespaces, process bookkeeping and temporary directories come
+from the test-support package tests/support/nldtest (harness.py re-exports them).
 
 Debian's /usr/bin/python3 (dnspython 2.3), stdlib otherwise. See harness.py for the environment.
 """
 
-import atexit
-import ctypes
 import glob
 import os
 import re
-import shutil
-import signal
 import socket
-import subprocess
-import tempfile
 import time
 import urllib.request
 
@@ -29,41 +24,6 @@ import dns.rrset
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("NLD_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
-
-_live_procs = []  # (Popen, description): killed at interpreter exit if a test leaked one
-_live_netns = []
-
-
-def _atexit_cleanup():
-    for proc, _ in list(_live_procs):
-        if proc.poll() is None:
-            try:
-                proc.kill()
-                proc.wait(timeout=5)
-            except Exception:
-                pass
-    for ns in list(_live_netns):
-        subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
-
-
-atexit.register(_atexit_cleanup)
-
-
-def _exit_on_sigterm(signum, frame):
-    raise SystemExit(128 + signum)  # so that cleanups and the atexit hook run
-
-
-signal.signal(signal.SIGTERM, _exit_on_sigterm)
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent():
-    """preexec_fn for children: SIGKILL them if the test process dies without cleaning up (e.g.
-    killed by ctest's timeout). Survives exec, including through `ip netns exec`."""
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
 
 # ----------------------------------------------------------------------------------------------
 # Generic helpers
@@ -123,33 +83,6 @@ def free_port(host="127.0.0.1"):
     raise RuntimeError("could not find a free port")
 
 
-def wait_until(pred, timeout, interval=0.05, what="condition"):
-    """Poll pred() until truthy or timeout (seconds); returns the value or raises AssertionError."""
-    deadline = time.monotonic() + timeout
-    last_exc = None
-    while time.monotonic() < deadline:
-        try:
-            v = pred()
-            if v:
-                return v
-        except Exception as e:  # noqa: BLE001 - polled predicate may fail until ready
-            last_exc = e
-        time.sleep(interval)
-    raise AssertionError("timed out after %.1fs waiting for %s%s" %
-                         (timeout, what, " (last error: %r)" % last_exc if last_exc else ""))
-
-
-def make_tmpdir(prefix):
-    d = tempfile.mkdtemp(prefix=prefix)
-    return d
-
-
-def remove_tmpdir(d):
-    if os.environ.get("NLD_IT_KEEP"):
-        return
-    shutil.rmtree(d, ignore_errors=True)
-
-
 def cpu_seconds(pid):
     """utime+stime of pid in seconds (from /proc/PID/stat)."""
     with open("/proc/%d/stat" % pid) as f:
@@ -177,26 +110,6 @@ def rss_kib(pid):
 def fd_count(pid):
     """Open file descriptors of pid (entries of /proc/PID/fd)."""
     return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def _wait_proc(proc, timeout):
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None
-
-
-def _kill_proc(proc):
-    if proc.poll() is None:
-        proc.kill()
-        _wait_proc(proc, 10)
-
-
-def _forget(proc):
-    for i, (p, _) in enumerate(_live_procs):
-        if p is proc:
-            del _live_procs[i]
-            return
 
 
 # ----------------------------------------------------------------------------------------------
@@ -386,62 +299,3 @@ def metric_sum(samples, name, **labels):
 
 def metric_names(samples):
     return {n for n, _, _ in samples}
-
-
-# ----------------------------------------------------------------------------------------------
-# Network namespace
-# ----------------------------------------------------------------------------------------------
-
-class NetNs:
-    """A network namespace `nld-it-<pid>-<n>` with lo up and extra /32 addresses on lo. Deleted by
-    close() (also at exit). Requires root."""
-
-    _counter = 0
-
-    def __init__(self, addresses=("169.254.20.10",)):
-        NetNs._counter += 1
-        self.name = "nld-it-%d-%d" % (os.getpid(), NetNs._counter)
-        subprocess.run(["ip", "netns", "add", self.name], check=True)
-        _live_netns.append(self.name)
-        try:
-            subprocess.run(["ip", "-n", self.name, "link", "set", "lo", "up"], check=True)
-            for a in addresses:
-                subprocess.run(["ip", "-n", self.name, "addr", "add", a + "/32", "dev", "lo"],
-                               check=True)
-        except Exception:
-            self.close()
-            raise
-
-    def prefix(self):
-        """argv prefix to run a command inside the namespace."""
-        return ["ip", "netns", "exec", self.name]
-
-    def run(self, argv, timeout=20, check=False):
-        return subprocess.run(self.prefix() + list(argv), capture_output=True, text=True,
-                              timeout=timeout, check=check)
-
-    def dns(self, name, rdtype, server, port=53, proto="udp", timeout=5.0, edns=None):
-        """A dnspython query run inside the namespace; returns the parsed reply."""
-        script = ("import sys, dns.message, dns.query\n"
-                  "q = dns.message.make_query(sys.argv[1], sys.argv[2], use_edns=%r)\n"
-                  "f = dns.query.udp if sys.argv[5] == 'udp' else dns.query.tcp\n"
-                  "r = f(q, sys.argv[3], port=int(sys.argv[4]), timeout=%r)\n"
-                  "print(r.to_wire().hex())\n" % (edns, timeout))
-        r = self.run(["/usr/bin/python3", "-c", script, name, rdtype, server, str(port), proto],
-                     timeout=timeout + 10)
-        if r.returncode != 0:
-            raise AssertionError("query %s %s @%s:%d/%s in %s failed: %s"
-                                 % (name, rdtype, server, port, proto, self.name, r.stderr))
-        return dns.message.from_wire(bytes.fromhex(r.stdout.strip()))
-
-    def http_get(self, url, timeout=5):
-        """(status, body) of a GET run with curl inside the namespace."""
-        r = self.run(["curl", "-s", "-m", str(timeout), "-o", "-", "-w", "\n%{http_code}", url],
-                     timeout=timeout + 10)
-        body, _, code = r.stdout.rpartition("\n")
-        return int(code or 0), body
-
-    def close(self):
-        if self.name in _live_netns:
-            subprocess.run(["ip", "netns", "del", self.name], stderr=subprocess.DEVNULL)
-            _live_netns.remove(self.name)

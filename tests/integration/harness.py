@@ -17,17 +17,21 @@ Environment:
 import os
 import signal
 import subprocess
+import sys
 import unittest
 
 import dns.exception
 import dns.rcode
 
-from common import *  # noqa: F401,F403 - re-exported for the tests
-from common import (NetNs, _forget, _kill_proc, _live_procs, _wait_proc, ask, cpu_seconds,
-                    die_with_parent, free_port, http_get, make_tmpdir, node_cache_binary,
-                    parse_metrics, reference_node_cache, remove_tmpdir, wait_until)
-from upstreams import *  # noqa: F401,F403 - re-exported for the tests
-from upstreams import Knot, Responder
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from nldtest import *  # noqa: F401,F403,E402 - re-exported for the tests
+from nldtest import (NetNs, die_with_parent, forget, kill_proc, make_tmpdir,  # noqa: E402
+                     remove_tmpdir, track, wait_proc, wait_until)
+from common import *  # noqa: F401,F403,E402 - re-exported for the tests
+from common import (ask, cpu_seconds, free_port, http_get, node_cache_binary,  # noqa: E402
+                    parse_metrics, reference_node_cache)
+from upstreams import *  # noqa: F401,F403,E402 - re-exported for the tests
+from upstreams import Knot, Responder  # noqa: E402
 
 # ----------------------------------------------------------------------------------------------
 # node-cache
@@ -105,7 +109,7 @@ class NodeCache:
         self.proc = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=full_env,
                                      preexec_fn=die_with_parent)
-        _live_procs.append((self.proc, "node-cache"))
+        track(self.proc, "node-cache")
         self.pid = self.proc.pid
         try:
             self._wait_ready(probe, start_timeout)
@@ -172,20 +176,20 @@ class NodeCache:
         self.stopped = True
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            rc = _wait_proc(self.proc, timeout)
+            rc = wait_proc(self.proc, timeout)
             if rc is None:
-                _kill_proc(self.proc)
+                kill_proc(self.proc)
         else:
             rc = self.proc.returncode
         self._finish()
         return rc
 
     def kill(self):
-        _kill_proc(self.proc)
+        kill_proc(self.proc)
         self._finish()
 
     def _finish(self):
-        _forget(self.proc)
+        forget(self.proc)
         if not self._out.closed:
             self._out.close()
 

@@ -7,6 +7,7 @@ import re
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -18,8 +19,10 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from common import (_forget, _kill_proc, _live_procs, _wait_proc, ask, die_with_parent,
-                    free_port, make_tmpdir, recv_exact, remove_tmpdir, set_rcvbuf, wait_until)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from nldtest import (die_with_parent, forget, kill_proc, make_tmpdir, remove_tmpdir,  # noqa: E402
+                     track, wait_proc, wait_until)
+from common import ask, free_port, recv_exact, set_rcvbuf  # noqa: E402
 
 # ----------------------------------------------------------------------------------------------
 # Knot DNS upstream
@@ -188,7 +191,7 @@ zone:
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
-        _live_procs.append((self.proc, "knotd"))
+        track(self.proc, "knotd")
         probe_zone = next(iter(self.zones))
 
         def ready():
@@ -254,9 +257,9 @@ zone:
         if self.proc is not None:
             if self.proc.poll() is None:
                 self.proc.terminate()
-                if _wait_proc(self.proc, 10) is None:
-                    _kill_proc(self.proc)
-            _forget(self.proc)
+                if wait_proc(self.proc, 10) is None:
+                    kill_proc(self.proc)
+            forget(self.proc)
             self.proc = None
         if getattr(self, "_log", None):
             self._log.close()

@@ -13,27 +13,14 @@
 #include <thread>
 #include <vector>
 
+#include "support/eventually.h"
+#include "support/temp_dir.h"
+
 namespace nld::node {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "nld-sync-test-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 void writeFile(const fs::path& p, const std::string& s) {
   std::ofstream(p, std::ios::binary | std::ios::trunc) << s;
@@ -50,10 +37,10 @@ constexpr const char* kBase =
     ".:53 {\n    bind __PILLAR__LOCAL__DNS__\n    forward . __PILLAR__UPSTREAM__SERVERS__\n}\n";
 
 struct Fixture {
-  TempDir tmp;
-  fs::path base_dir = tmp.path() / "coredns";
-  fs::path kube_dir = tmp.path() / "kube-dns";
-  fs::path out = tmp.path() / "Corefile";
+  test::TempDir tmp{"nld-sync-test-"};
+  fs::path base_dir = fs::path(tmp.path()) / "coredns";
+  fs::path kube_dir = fs::path(tmp.path()) / "kube-dns";
+  fs::path out = fs::path(tmp.path()) / "Corefile";
   std::vector<std::string> errors;
   std::vector<std::string> written;
 
@@ -92,7 +79,7 @@ TEST(ConfigSync, InitialRenderWritesAtomicallyWithMode0644) {
   EXPECT_TRUE(f.errors.empty());
   // No temp files left behind.
   int entries = 0;
-  for (const auto& e : fs::directory_iterator(f.tmp.path())) {
+  for (const auto& e : fs::directory_iterator(fs::path(f.tmp.path()))) {
     (void)e;
     ++entries;
   }
@@ -175,7 +162,7 @@ TEST(ConfigSync, MissingBaseFileAndUnwritableOutputAreErrors) {
   EXPECT_FALSE(sync.initialSync());
   EXPECT_EQ(errors.size(), 1u);
   ConfigSyncSettings s2 = f.settings();
-  s2.output_path = (f.tmp.path() / "no-such-dir" / "Corefile").string();
+  s2.output_path = (fs::path(f.tmp.path()) / "no-such-dir" / "Corefile").string();
   ConfigSync sync2(s2, nullptr, [&](std::string_view t) { errors.emplace_back(t); });
   EXPECT_FALSE(sync2.initialSync());
   EXPECT_EQ(errors.size(), 2u);
@@ -194,7 +181,7 @@ TEST(ConfigSync, PollThreadPicksUpChangesAndStopsPromptly) {
   sync.start();
   sync.start();   // idempotent
   writeFile(f.kube_dir / "upstreamNameservers", R"(["1.0.0.1"])");
-  for (int i = 0; i < 200 && writes.load() < 2; ++i) std::this_thread::sleep_for(10ms);
+  test::eventually([&] { return writes.load() >= 2; }, 2000ms, 10ms);
   EXPECT_EQ(writes.load(), 2);
   EXPECT_NE(readFile(f.out).find("forward . 1.0.0.1\n"), std::string::npos);
   const auto t0 = std::chrono::steady_clock::now();

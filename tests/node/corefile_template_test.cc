@@ -11,6 +11,7 @@
 #include <string>
 
 #include "node/sha256.h"
+#include "support/temp_dir.h"
 
 namespace nld::node {
 namespace {
@@ -204,39 +205,24 @@ TEST(Template, NameserverAndDomainValidation) {
   EXPECT_FALSE(isDns1123Subdomain("A.local"));
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "nld-node-test-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
 void writeFile(const fs::path& p, const std::string& s) {
   std::ofstream(p, std::ios::binary | std::ios::trunc) << s;
 }
 
 TEST(KubeDnsDir, LoadsLikeKubeletMount) {
-  TempDir dir;
-  EXPECT_EQ(loadKubeDnsConfigDir((dir.path() / "missing").string()).version, "");
-  EXPECT_EQ(loadKubeDnsConfigDir(dir.path().string()).version, "");
+  const test::TempDir tmp("nld-node-test-");
+  const fs::path dir = tmp.path();
+  EXPECT_EQ(loadKubeDnsConfigDir((dir / "missing").string()).version, "");
+  EXPECT_EQ(loadKubeDnsConfigDir(dir.string()).version, "");
   // kubelet layout: ..data → ..2026_xx; key files are symlinks into ..data.
-  fs::create_directory(dir.path() / "..2026_11_26");
-  writeFile(dir.path() / "..2026_11_26" / "upstreamNameservers", R"(["1.1.1.1"])");
-  writeFile(dir.path() / "..2026_11_26" / "stubDomains", R"({"acme.local":["1.2.3.4"]})");
-  fs::create_directory_symlink("..2026_11_26", dir.path() / "..data");
-  fs::create_symlink("..data/upstreamNameservers", dir.path() / "upstreamNameservers");
-  fs::create_symlink("..data/stubDomains", dir.path() / "stubDomains");
-  writeFile(dir.path() / ".hidden", "not json");
-  KubeDnsConfig c = loadKubeDnsConfigDir(dir.path().string());
+  fs::create_directory(dir / "..2026_11_26");
+  writeFile(dir / "..2026_11_26" / "upstreamNameservers", R"(["1.1.1.1"])");
+  writeFile(dir / "..2026_11_26" / "stubDomains", R"({"acme.local":["1.2.3.4"]})");
+  fs::create_directory_symlink("..2026_11_26", dir / "..data");
+  fs::create_symlink("..data/upstreamNameservers", dir / "upstreamNameservers");
+  fs::create_symlink("..data/stubDomains", dir / "stubDomains");
+  writeFile(dir / ".hidden", "not json");
+  KubeDnsConfig c = loadKubeDnsConfigDir(dir.string());
   EXPECT_EQ(c.upstream_nameservers, std::vector<std::string>{"1.1.1.1"});
   EXPECT_EQ(c.stub_domains.size(), 1u);
   Sha256 h;
@@ -244,11 +230,11 @@ TEST(KubeDnsDir, LoadsLikeKubeletMount) {
   h.update("stubDomains" + nul + R"({"acme.local":["1.2.3.4"]})" + nul + "upstreamNameservers" +
            nul + R"(["1.1.1.1"])" + nul);
   EXPECT_EQ(c.version, Sha256::toHex(h.finish()));
-  writeFile(dir.path() / "federations", "{bad");
-  EXPECT_THROW(loadKubeDnsConfigDir(dir.path().string()), TemplateError);
-  writeFile(dir.path() / "federations", "{}");
-  writeFile(dir.path() / "other", "\xff\xfe");
-  EXPECT_THROW(loadKubeDnsConfigDir(dir.path().string()), TemplateError);
+  writeFile(dir / "federations", "{bad");
+  EXPECT_THROW(loadKubeDnsConfigDir(dir.string()), TemplateError);
+  writeFile(dir / "federations", "{}");
+  writeFile(dir / "other", "\xff\xfe");
+  EXPECT_THROW(loadKubeDnsConfigDir(dir.string()), TemplateError);
 }
 
 TEST(Template, KubeOvnOverlayCorefileRendersWithoutEnv) {

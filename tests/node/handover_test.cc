@@ -18,18 +18,18 @@
 #include <thread>
 
 #include "common/inherited_sockets.h"
+#include "support/eventually.h"
+#include "support/temp_dir.h"
 
 namespace nld::node {
 namespace {
 
 using namespace std::chrono_literals;
+using nld::test::eventually;
 
 class HandoverTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/nld-handover-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = std::string(tmpl) + "/state";
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, pair_), 0);
     inheritedSockets().closeUnclaimed();
   }
@@ -37,7 +37,6 @@ class HandoverTest : public ::testing::Test {
     inheritedSockets().closeUnclaimed();
     ::close(pair_[0]);
     ::close(pair_[1]);
-    std::filesystem::remove_all(std::filesystem::path(dir_).parent_path());
   }
 
   Handover::Hooks hooks(std::string snapshot = "") {
@@ -49,15 +48,8 @@ class HandoverTest : public ::testing::Test {
     return h;
   }
 
-  static bool eventually(const std::function<bool()>& pred) {
-    for (int i = 0; i < 500; ++i) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(10ms);
-    }
-    return false;
-  }
-
-  std::string dir_;
+  test::TempDir tmp_{"nld-handover-"};
+  std::string dir_ = tmp_.path() + "/state";
   int pair_[2] = {-1, -1};
 };
 

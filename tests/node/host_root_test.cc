@@ -20,6 +20,7 @@
 #include "node/iptables.h"
 #include "node/link_manager.h"
 #include "node/process.h"
+#include "support/eventually.h"
 
 namespace nld::node {
 namespace {
@@ -305,16 +306,6 @@ TEST_F(VethTest, RemoveInterfaceDeletesLink) {
   EXPECT_FALSE(lm.lookup("nldv1").has_value());   // the peer goes with it
 }
 
-template <typename Pred>
-bool waitFor(Pred pred, std::chrono::milliseconds limit) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
-
 TEST_F(VethTest, HostSetupOrderPeriodicRepairAndTeardown) {
   Errors errors;
   HostSetupSettings s;
@@ -340,8 +331,9 @@ TEST_F(VethTest, HostSetupOrderPeriodicRepairAndTeardown) {
   for (const auto& a : rules[3].args()) del.push_back(a);
   run(del);
   run({"ip", "addr", "del", "169.254.20.10/32", "dev", "nldv0"});
-  EXPECT_TRUE(waitFor([&] { return host.iptables().countInstalled(rules[3]) == 1; }, 5s));
-  EXPECT_TRUE(waitFor([&] { return contains(host.links().addresses("nldv0"), "169.254.20.10/32"); }, 5s));
+  EXPECT_TRUE(test::eventually([&] { return host.iptables().countInstalled(rules[3]) == 1; }, 5s, 20ms));
+  EXPECT_TRUE(test::eventually(
+      [&] { return contains(host.links().addresses("nldv0"), "169.254.20.10/32"); }, 5s, 20ms));
 
   const auto t0 = std::chrono::steady_clock::now();
   host.teardown();

@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "observability/coredns_metrics.h"
 #include "observability/http_request.h"
+#include "support/eventually.h"
 
 namespace nld::observability {
 namespace {
@@ -257,16 +258,14 @@ TEST(HttpServer, HealthProbeRecordsDuration) {
   s.enableHealthProbe(dur.with(), fail.with());
   s.start();
   Histogram h = dur.with();
-  for (int i = 0; i < 50 && h.count() < 2; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  test::eventually([&] { return h.count() >= 2; }, std::chrono::seconds(5),
+                   std::chrono::milliseconds(100));
   EXPECT_GE(h.count(), 2u);
   EXPECT_EQ(fail.with().value(), 0u);
   s.setLameduck(true);  // the probe now gets 503: counted as a failure
   const uint64_t before = h.count();
-  for (int i = 0; i < 30 && fail.with().value() == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  test::eventually([&] { return fail.with().value() > 0; }, std::chrono::seconds(3),
+                   std::chrono::milliseconds(100));
   EXPECT_GE(fail.with().value(), 1u);
   EXPECT_GT(h.count(), before);
   s.stop();
@@ -771,13 +770,9 @@ TEST(HttpServerLimits, SlowReaderOfLargeMetricsHitsWriteDeadline) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   pollfd p{fd, POLLIN, 0};
-  bool closed = false;
   size_t got = 0;
-  for (int i = 0; i < 100 && !closed; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (s.stats().writeTimeouts == 1) closed = true;
-  }
-  EXPECT_TRUE(closed);
+  EXPECT_TRUE(test::eventually([&] { return s.stats().writeTimeouts == 1; },
+                               std::chrono::seconds(5), std::chrono::milliseconds(50)));
   while (poll(&p, 1, 2000) == 1) {  // drain what was sent; ends with EOF or reset
     char buf[65536];
     const ssize_t n = recv(fd, buf, sizeof(buf), 0);
@@ -905,10 +900,12 @@ TEST(HttpServerLimits, OutOfDescriptorsBacksOffAndRecovers) {
   EXPECT_EQ(statusOf(r), 200) << r;
   // The server counts an answer after its last write returns, so the client may read it first.
   Report after = ask();
-  for (int i = 0; i < 100 && after.answered < 1; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    after = ask();
-  }
+  test::eventually(
+      [&] {
+        after = ask();
+        return after.answered >= 1;
+      },
+      std::chrono::seconds(5), std::chrono::milliseconds(50));
   EXPECT_GE(after.answered, 1u);
   EXPECT_GE(after.accepted, 12u);
   ASSERT_EQ(write(cmd[1], "q", 1), 1);

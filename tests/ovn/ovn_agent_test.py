@@ -22,10 +22,11 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 sys.path.insert(0, os.path.join(HERE, "../integration"))
 sys.path.insert(0, HERE)
 
-from common import NetNs, _live_procs, _forget, _kill_proc, _wait_proc, die_with_parent, wait_until  # noqa: E402
+from nldtest import NetNs, die_with_parent, forget, kill_proc, track, wait_proc, wait_until  # noqa: E402
 from upstreams import Knot  # noqa: E402
 import ovn_controller_test as oct  # noqa: E402  (Nb, Controller, expected_policy, BINARY)
 
@@ -63,7 +64,7 @@ class Node:
 
     def kill_cache(self):
         self.knot.proc.send_signal(signal.SIGKILL)
-        _wait_proc(self.knot.proc, 10)
+        wait_proc(self.knot.proc, 10)
         self.knot.close()
         self.knot = None
 
@@ -72,19 +73,19 @@ class Node:
         argv = self.ns.prefix() + [oct.BINARY, "agent", f"--node={self.name}", f"--ovn-nb-addr={self.nb.remote}",
                                    f"--node-local-dns-ip={DNS4}"] + self.agent_flags
         self.agent = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
-        _live_procs.append((self.agent, f"agent {self.name}"))
+        track(self.agent, f"agent {self.name}")
 
     def stop_agent(self, sig=signal.SIGTERM):
         if self.agent is None:
             return
         if self.agent.poll() is None:
             self.agent.send_signal(sig)
-            if _wait_proc(self.agent, 10) is None:
-                _kill_proc(self.agent)
+            if wait_proc(self.agent, 10) is None:
+                kill_proc(self.agent)
                 oct.BAD_EXITS.append(f"agent {self.name}: did not stop on SIGTERM")
         if sig == signal.SIGTERM and self.agent.returncode != 0:
             oct.BAD_EXITS.append(f"agent {self.name}: exit code {self.agent.returncode}")
-        _forget(self.agent)
+        forget(self.agent)
         self.agent = None
         self.log.close()
 

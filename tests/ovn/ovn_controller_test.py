@@ -18,7 +18,12 @@ import time
 import urllib.error
 import urllib.request
 
+<<<<<<< HEAD
 from prometheus_client.parser import text_string_to_metric_families
+=======
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from nldtest import WaitTimeout, wait_until  # noqa: E402
+>>>>>>> testsupport
 
 BUILD = os.environ.get("NLD_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 BINARY = os.path.join(BUILD, "src/cmd/ovn-localdns-controller/ovn-localdns-controller")
@@ -37,17 +42,6 @@ BAD_EXITS = []  # controllers that did not exit cleanly (checked after every sce
 def check(cond, msg):
     if not cond:
         raise TestFailure(msg)
-
-
-def wait_until(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise TestFailure(f"timed out after {timeout}s waiting for: {what} (last: {last!r})")
 
 
 class Nb:
@@ -685,7 +679,7 @@ def main():
         check(not BAD_EXITS, "controller(s) exited uncleanly: " + "; ".join(BAD_EXITS))
         print(f"PASS {sys.argv[1]}")
         return 0
-    except TestFailure as e:
+    except (TestFailure, WaitTimeout) as e:
         print(f"FAIL {sys.argv[1]}: {e}", file=sys.stderr)
         for f in sorted(os.listdir(tmp)):
             if f.endswith(".log"):

@@ -9,13 +9,14 @@
 #include <string>
 #include <thread>
 
-#include "common/capture_stdout.h"
+#include "support/capture_stdout.h"
+#include "support/eventually.h"
 #include "common/log.h"
 
 namespace nld::server {
 namespace {
 
-using nld::testing::CaptureStdout;
+using nld::test::CaptureStdout;
 using std::chrono::milliseconds;
 
 config::ErrorsConsolidate consolidate(std::string pattern, milliseconds period, std::string text,
@@ -54,10 +55,8 @@ class LoopThread {
 
 /// Waits (bounded, 5 s) until `cap` has captured `what`; returns everything captured.
 std::string waitFor(CaptureStdout& cap, const std::string& what) {
-  for (int i = 0; i < 500; ++i) {
-    if (cap.peek().find(what) != std::string::npos) break;
-    std::this_thread::sleep_for(milliseconds(10));
-  }
+  test::eventually([&] { return cap.peek().find(what) != std::string::npos; }, milliseconds(5000),
+                   milliseconds(10));
   return cap.text();
 }
 

@@ -1,6 +1,9 @@
 // The cache-hit path of the server pipeline (parse → zone → cache → answer → metrics) must not
 // allocate: it runs once per query at full rate. A real upstream (a UDP responder thread on
-// loopback) fills the cache first; then 1000 hits run with a counting global operator new.
+// loopback) fills the cache first; then 1000 hits run with the counting global operator new
+// (support/counting_allocator.h). Its counters are per thread, so only the test thread's
+// allocations count: the forwarder's health-check thread may allocate at any time and is not part
+// of the hit path.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -20,46 +23,8 @@
 #include "server/metrics.h"
 #include "server/pipeline.h"
 #include "server/plan.h"
-
-namespace {
-// Only the test thread's allocations count: the forwarder's health-check thread may allocate
-// at any time and is not part of the hit path.
-thread_local bool g_counting = false;
-std::atomic<uint64_t> g_allocs{0};
-}  // namespace
-
-// Out of line so the compiler cannot pair an inlined malloc with a visible delete.
-[[gnu::noinline]] void* countedAlloc(std::size_t n) {
-  if (g_counting) g_allocs.fetch_add(1);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-[[gnu::noinline]] void countedFree(void* p) noexcept { std::free(p); }
-
-void* operator new(std::size_t n) { return countedAlloc(n); }
-void* operator new[](std::size_t n) { return countedAlloc(n); }
-void operator delete(void* p) noexcept { countedFree(p); }
-void operator delete[](void* p) noexcept { countedFree(p); }
-void operator delete(void* p, std::size_t) noexcept { countedFree(p); }
-void operator delete[](void* p, std::size_t) noexcept { countedFree(p); }
-// The nothrow forms too (std::stable_sort's temporary buffer uses them): every form that pairs
-// with the replaced deletes must come from the same allocator, or ASan reports a mismatch.
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return countedAlloc(n);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return countedAlloc(n);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void operator delete(void* p, const std::nothrow_t&) noexcept { countedFree(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { countedFree(p); }
+#include "support/counting_allocator.h"
+#include "support/packet_builder.h"
 
 namespace nld::server {
 namespace {
@@ -103,9 +68,10 @@ class Responder {
       dns::store16(buf + 6, 1);                        // ANCOUNT
       dns::store16(buf + 8, 0);
       dns::store16(buf + 10, 0);
-      const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x01, 0x2c, 0, 4, 192, 0, 2, 1};
-      std::memcpy(buf + len, rr, sizeof(rr));
-      len += sizeof(rr);
+      test::PacketBuilder rr;  // (this thread's allocations are not counted)
+      rr.pointer(12).rrBody(dns::type::A, dns::cls::IN, 300, {192, 0, 2, 1});
+      std::memcpy(buf + len, rr.bytes().data(), rr.size());
+      len += rr.size();
       ::sendto(fd_, buf, len, 0, reinterpret_cast<sockaddr*>(&from), fl);
     }
   }
@@ -164,8 +130,7 @@ TEST(HitPath, CacheHitAllocatesNothing) {
                       replies);
   ASSERT_GT(n, 12u);
   ASSERT_NE(n, Pipeline::kPending);
-  g_allocs = 0;
-  g_counting = true;
+  const uint64_t before = test::threadAllocations();
   size_t answered = 0;
   for (int i = 0; i < 1000; ++i) {
     query[0] = static_cast<uint8_t>(i);  // new ID each time
@@ -173,9 +138,9 @@ TEST(HitPath, CacheHitAllocatesNothing) {
                         replies);
     if (n != 0 && n != Pipeline::kPending && out[0] == query[0]) ++answered;
   }
-  g_counting = false;
+  const uint64_t allocations = test::threadAllocations() - before;
   EXPECT_EQ(answered, 1000u);
-  EXPECT_EQ(g_allocs.load(), 0u) << "heap allocations on the cache-hit path";
+  EXPECT_EQ(allocations, 0u) << "heap allocations on the cache-hit path";
   // The answer is a real hit: AA set by the cache, the client's case restored.
   dns::Header h = dns::Header::read(dns::ByteView(out.data(), n));
   EXPECT_TRUE(h.aa());

@@ -12,6 +12,7 @@
 #include "server/metrics.h"
 #include "server/pipeline.h"
 #include "server/plan.h"
+#include "support/packet_builder.h"
 
 namespace nld::server {
 namespace {
@@ -33,8 +34,9 @@ Packet exchange(const std::string& name) {
   p.response = p.query;
   p.response[2] |= 0x80;  // QR
   dns::store16(p.response.data() + 6, 1);
-  const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x01, 0x2c, 0, 4, 192, 0, 2, 1};
-  p.response.insert(p.response.end(), std::begin(rr), std::end(rr));
+  test::PacketBuilder rr;
+  rr.pointer(12).rrBody(dns::type::A, dns::cls::IN, 300, {192, 0, 2, 1});
+  p.response.insert(p.response.end(), rr.bytes().begin(), rr.bytes().end());
   EXPECT_EQ(dns::parseResponse(dns::ByteView(p.response), p.r), dns::Error::None);
   return p;
 }

@@ -32,6 +32,7 @@
 #include "server/socket_util.h"
 #include "server/tcp_handler.h"
 #include "server/udp_handler.h"
+#include "support/eventually.h"
 #include "upstream/responder.h"
 
 namespace nld::server {
@@ -90,12 +91,7 @@ class TcpListenerTest : public ::testing::Test {
 
   /// Polls `pred` on the loop thread until it holds (at most 5 s).
   bool eventually(const std::function<bool()>& pred) {
-    const auto until = std::chrono::steady_clock::now() + 5s;
-    while (std::chrono::steady_clock::now() < until) {
-      if (onLoop(pred)) return true;
-      std::this_thread::sleep_for(5ms);
-    }
-    return false;
+    return test::eventually([&] { return onLoop(pred); });
   }
 
   uint64_t counter(const std::string& name) {

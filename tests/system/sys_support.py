@@ -24,7 +24,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -390,7 +389,7 @@ class NodeCacheProc:
         full_env.update(env or {})
         self.proc = subprocess.Popen(self.argv, stdout=self._out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=full_env)
-        h._live_procs.append((self.proc, "node-cache"))
+        h.track(self.proc, "node-cache")
         self.pid = self.proc.pid
 
     def output(self):
@@ -410,21 +409,21 @@ class NodeCacheProc:
 
     def wait_exit(self, timeout):
         """Exit code, or None if still running after timeout."""
-        return h._wait_proc(self.proc, timeout)
+        return h.wait_proc(self.proc, timeout)
 
     def stop(self, timeout=15.0):
         """SIGTERM and wait; returns the exit code (None if it had to be killed)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            rc = h._wait_proc(self.proc, timeout)
+            rc = h.wait_proc(self.proc, timeout)
             if rc is None:
-                h._kill_proc(self.proc)
+                h.kill_proc(self.proc)
             return rc
         return self.proc.returncode
 
     def close(self):
-        h._kill_proc(self.proc)
-        h._forget(self.proc)
+        h.kill_proc(self.proc)
+        h.forget(self.proc)
         if not self._out.closed:
             self._out.close()
 
@@ -463,8 +462,8 @@ class SystemTestCase(unittest.TestCase):
         with open(out_path, "w") as out:
             perf = subprocess.Popen(ns.prefix() + ["dnsperf"] + list(args), stdout=out,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        h._live_procs.append((perf, "dnsperf"))
-        self.addCleanup(h._kill_proc, perf)
+        h.track(perf, "dnsperf")
+        self.addCleanup(h.kill_proc, perf)
         return perf
 
     def start_node_cache(self, ns, args, tmp, env=None, name="node-cache"):
@@ -511,15 +510,10 @@ class SystemTestCase(unittest.TestCase):
                                                        want, got, ns.iptables_save(v6)))
 
     def wait_rules_exact(self, ns, ip, v6, timeout, msg=""):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.assert_rules_exact(ns, ip, v6, msg)
-                return
-            except AssertionError:
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(0.1)
+        def exact():
+            self.assert_rules_exact(ns, ip, v6, msg)  # raises (with the diff) until they are
+            return True
+        h.wait_until(exact, timeout, "exactly the 12 rules for %s" % ip, interval=0.1)
 
 
 def node_metric(ns, addr, name, **labels):

@@ -145,7 +145,7 @@ class HandoverTest(s.SystemTestCase):
         self.assertLess(time.monotonic() - t_start, seconds - 2,
                         "the handovers must happen while dnsperf runs: %s" % figures)
 
-        rc = s.h._wait_proc(perf, seconds + 20)
+        rc = s.h.wait_proc(perf, seconds + 20)
         with open(perf_out) as f:
             report = f.read()
         print("handovers (workers, seconds to take over, upstream queries in the first second, "
@@ -183,7 +183,7 @@ class HandoverTest(s.SystemTestCase):
         time.sleep(restart_at)
         self.assertEqual(nc.stop(), 0, nc.context())
         nxt = start()
-        self.assertEqual(s.h._wait_proc(perf, seconds + 15), 0)
+        self.assertEqual(s.h.wait_proc(perf, seconds + 15), 0)
         self.assertTrue(nxt.alive(), nxt.context())
         nxt.stop()
         with open(out_path) as f:
@@ -276,8 +276,8 @@ class HandoverTest(s.SystemTestCase):
             "import socket,time\n"
             "c=socket.create_connection(('%s',53))\n"
             "time.sleep(6)\n" % s.LOCAL_V4], stdin=subprocess.DEVNULL)
-        s.h._live_procs.append((held, "tcp holder"))
-        self.addCleanup(s.h._kill_proc, held)
+        s.h.track(held, "tcp holder")
+        self.addCleanup(s.h.kill_proc, held)
         time.sleep(0.5)
         succ = self.start(1)
         self.wait_log(owner, "serves now; draining", 10)

@@ -98,14 +98,19 @@ class ReloadUnderLoadTest(s.SystemTestCase):
 
     def wait_probe(self, want, timeout, what):
         t0 = time.monotonic()
-        last = None
-        while time.monotonic() - t0 < timeout:
-            last = self.probe()
-            if last == want:
-                return time.monotonic() - t0
-            time.sleep(0.1)
-        raise AssertionError("%s: probe.test is %r after %.1fs, want %r\n%s"
-                             % (what, last, timeout, want, self.nc.context()))
+        seen = []
+
+        def probed():
+            seen.append(self.probe())
+            return seen[-1] == want
+
+        try:
+            s.h.wait_until(probed, timeout, "probe.test to be %r" % want, interval=0.1)
+        except AssertionError:
+            raise AssertionError("%s: probe.test is %r after %.1fs, want %r\n%s"
+                                 % (what, seen[-1] if seen else None, timeout, want,
+                                    self.nc.context()))
+        return time.monotonic() - t0
 
     def reload_failed(self):
         return s.node_metric(self.ns, METRICS, "coredns_reload_failed_total")
@@ -144,7 +149,7 @@ class ReloadUnderLoadTest(s.SystemTestCase):
         self.assertLess(time.monotonic() - t_start, SECONDS - 2,
                         "the changes must happen while dnsperf runs (timings %s)" % timings)
 
-        rc = s.h._wait_proc(perf, SECONDS + 20)
+        rc = s.h.wait_proc(perf, SECONDS + 20)
         with open(perf_out) as f:
             report = f.read()
         self.assertEqual(rc, 0, "dnsperf exit code\n" + report)

@@ -159,7 +159,7 @@ class ReferenceRestartTest(base.DaemonSetBase):
         t1 = time.monotonic()
         try:
             s.h.wait_until(lambda: self.rules_state() == "12 rules, 12 distinct",
-                           3 * base.SYNC + 6, interval=0.1)
+                           3 * base.SYNC + 6, "the 12 rules to converge", interval=0.1)
             converged = "12 of 12 %.2f s after release" % (time.monotonic() - t1)
         except AssertionError:
             converged = "%s %d s after release" % (self.rules_state(), 3 * base.SYNC + 6)

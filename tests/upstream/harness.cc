@@ -13,15 +13,6 @@ Settings settingsFor(const std::vector<uint16_t>& ports) {
   return s;
 }
 
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return pred();
-}
-
 Harness::Harness(Settings s) {
   shared = makeSharedState(std::move(s), &obs);
   fwd = std::make_unique<Forwarder>(loop, shared, &obs);

@@ -13,9 +13,12 @@
 
 #include "dns/message.h"
 #include "net/event_loop.h"
+#include "support/eventually.h"
 #include "upstream/forwarder.h"
 
 namespace nld::upstream::testing {
+
+using nld::test::eventually;
 
 class CountingObserver final : public ForwardObserver {
  public:
@@ -80,9 +83,6 @@ class Harness {
  private:
   std::thread thread_;
 };
-
-/// Polls `pred` until true or timeout.
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
 
 /// Settings with one 127.0.0.1 upstream per port.
 Settings settingsFor(const std::vector<uint16_t>& ports);

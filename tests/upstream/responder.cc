@@ -10,6 +10,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "support/eventually.h"
+
 namespace nld::upstream::testing {
 namespace {
 
@@ -140,12 +142,7 @@ size_t Responder::count() const {
   return seen_.size();
 }
 bool Responder::waitForQueries(size_t n, std::chrono::milliseconds timeout) const {
-  auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    if (count() >= n) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return count() >= n;
+  return test::eventually([&] { return count() >= n; }, timeout);
 }
 
 void Responder::run() {

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <string>
 
-namespace nld::testing {
+namespace nld::test {
 
 // Redirects fd 1 to a temporary file for the lifetime of the object; text() returns what was written.
 class CaptureStdout {
@@ -50,4 +50,4 @@ class CaptureStdout {
   int saved_ = -1;
 };
 
-}  // namespace nld::testing
+}  // namespace nld::test

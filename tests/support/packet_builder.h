@@ -1,12 +1,14 @@
 #pragma once
-// A tiny test-only DNS packet writer: appends raw fields so tests can build well-formed and
-// deliberately malformed messages byte by byte. Not for production use (no validation at all).
+// The test-only DNS packet writer (tests/README.md): appends raw fields so tests can build
+// well-formed and deliberately malformed messages byte by byte. Not for production use (no
+// validation at all). Client queries are built with the production dns::buildQuery instead,
+// so tests send what the server itself would.
 #include <cstdint>
 #include <initializer_list>
 #include <string_view>
 #include <vector>
 
-namespace nld::dns::test {
+namespace nld::test {
 
 class PacketBuilder {
  public:
@@ -24,7 +26,9 @@ class PacketBuilder {
     bytes_.push_back(static_cast<uint8_t>(v));
     return *this;
   }
-  PacketBuilder& u32(uint32_t v) { return u16(static_cast<uint16_t>(v >> 16)).u16(static_cast<uint16_t>(v)); }
+  PacketBuilder& u32(uint32_t v) {
+    return u16(static_cast<uint16_t>(v >> 16)).u16(static_cast<uint16_t>(v));
+  }
   PacketBuilder& raw(std::initializer_list<uint8_t> b) {
     bytes_.insert(bytes_.end(), b.begin(), b.end());
     return *this;
@@ -84,4 +88,4 @@ inline std::vector<uint8_t> wireName(std::string_view dotted) {
   return b.bytes();
 }
 
-}  // namespace nld::dns::test
+}  // namespace nld::test
