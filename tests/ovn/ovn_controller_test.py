@@ -18,12 +18,10 @@ import time
 import urllib.error
 import urllib.request
 
-<<<<<<< HEAD
 from prometheus_client.parser import text_string_to_metric_families
-=======
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from nldtest import WaitTimeout, wait_until  # noqa: E402
->>>>>>> testsupport
 
 BUILD = os.environ.get("NLD_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 BINARY = os.path.join(BUILD, "src/cmd/ovn-localdns-controller/ovn-localdns-controller")
