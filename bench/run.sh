@@ -703,7 +703,8 @@ done
 # the one pinned core: HIT and TCP CPU per query, in alternating triples of fresh servers so that
 # drift of the machine (other load, host steal) hits all alike; verdicts use the median of the
 # per-triple ratios. Then SCALE-2CPU: the server's cpuset widened to both CPUs (dnsperf and knotd
-# stay on CPU 0, so they compete with the second worker), HIT throughput with 1 and 2 workers.
+# stay on CPU 0, so they compete with the second worker): HIT throughput and TCP CPU per query
+# with 1 and 2 workers and with -workers unset (medians of 2 rounds).
 SCALE_PAIRS=0
 case $MODE in full) SCALE_PAIRS=4 ;; quick) SCALE_PAIRS=1 ;; esac
 scale_ratio() {  # key num den -> records ratio_<key>_median/_min/_max over the pairs
@@ -753,12 +754,14 @@ if ((SCALE_PAIRS > 0)) && [[ ",$SERVERS," == *",node-cache-1w,"* && ",$SERVERS,"
         record scale2 "workers_$w" "$(grep -o -m1 'node-cache, [0-9]* workers' "$WORK/$nm.log" | tr -dc 0-9)"
         prime "$nm"
         measure scale2 "${w}_r$r" "$WORK/out/scale2-$w-$r.txt" -d "$WORK/hit.txt" -c 16 -q 500 -l 3 -t 1
+        prime "$nm"
+        measure scale2 "tcp${w}_r$r" "$WORK/out/scale2-tcp$w-$r.txt" -m tcp -d "$WORK/hit.txt" -c 4 -q 400 -l 3 -t 2
         stop_server "$nm"
       done
     done
     srv_cpus "$CPU_SRV"
-    for w in 1w 2w auto; do combine_reps scale2 "$w" 2; done
-    log "  scale-2cpu: q/s 1w $(get scale2 1w_qps), 2w $(get scale2 2w_qps), auto $(get scale2 auto_qps)"
+    for w in 1w 2w auto tcp1w tcp2w tcpauto; do combine_reps scale2 "$w" 2; done
+    log "  scale-2cpu: HIT q/s 1w $(get scale2 1w_qps), 2w $(get scale2 2w_qps), auto $(get scale2 auto_qps); TCP µs/q 1w $(get scale2 tcp1w_us), 2w $(get scale2 tcp2w_us)"
   fi
 fi
 
