@@ -724,7 +724,9 @@ srv_cpus() {  # cpus: the server cpuset (cgroup modes only)
   local d
   case $CG_MODE in
     v2) echo "$1" >"${CG_JOIN[srv]}/cpuset.cpus" ;;
-    v1) for d in ${CG_JOIN[srv]}; do [[ -f $d/cpuset.cpus ]] && echo "$1" >"$d/cpuset.cpus"; done ;;
+    v1) for d in ${CG_JOIN[srv]}; do
+          if [[ -f $d/cpuset.cpus ]]; then echo "$1" >"$d/cpuset.cpus" || return 1; fi
+        done ;;
     *) return 1 ;;
   esac
 }
