@@ -6,7 +6,10 @@
 #   OUT_DIR/callgrind-hit.txt, callgrind-miss.txt: callgrind_annotate of the worker thread
 #     (self and inclusive), with instructions per query in the first line;
 #   OUT_DIR/strace-miss.txt: strace -c -f over MISS queries, with calls per query.
-# Environment: NLD_BUILD_DIR (default <source>/build-bench), NLD_SOURCE_DIR.
+# Environment: NLD_BUILD_DIR (default <source>/build-bench), NLD_SOURCE_DIR;
+#   NLD_PROFILE_MODES (default "hit miss strace": which of the three runs to do);
+#   NLD_PROFILE_RAW=1 also keeps the worker's raw callgrind file as OUT/callgrind-MODE.out
+#   (for `callgrind_annotate --tree=caller`: who calls malloc, clock_gettime, ...).
 #
 # Everything runs on 127.0.0.x inside a private network namespace that is deleted at exit; every
 # process started is killed at exit (trap), also on failure.
@@ -126,11 +129,14 @@ callgrind_run() {
     echo "== inclusive"
     callgrind_annotate --inclusive=yes "$best" 2>/dev/null | sed -n '/file:function/,$p' | sed -n '3,45p'
   } | cut -c1-220 >"$OUT/callgrind-$mode.txt"
+  [[ ${NLD_PROFILE_RAW:-0} == 1 ]] && cp "$best" "$OUT/callgrind-$mode.out"
   log "callgrind $mode: $OUT/callgrind-$mode.txt ($((bestn / (n > 0 ? n : 1))) instructions/query)"
 }
 
-callgrind_run hit
-callgrind_run miss
+MODES=" ${NLD_PROFILE_MODES:-hit miss strace} "
+[[ $MODES == *" hit "* ]] && callgrind_run hit
+[[ $MODES == *" miss "* ]] && callgrind_run miss
+[[ $MODES == *" strace "* ]] || exit 0
 
 # strace -c over misses.
 ip netns exec "$NS" "$NODE_CACHE" "${nc_args[@]}" >"$WORK/nc.log" 2>&1 &

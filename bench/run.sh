@@ -3,7 +3,8 @@
 #
 # Inside a private network namespace (loopback only) it starts knotd as the authoritative
 # upstream (a generated zone whose wildcard answers every name), then for each server under test
-# — the reflector (the ceiling), node-cache with 1 and 2 workers, the real k8s-dns-node-cache
+# — the reflector (the ceiling), the forward floor (the reflector relaying each query to knotd
+# and back: the four datagrams of a miss and nothing else; MISS only), node-cache with 1 and 2 workers, the real k8s-dns-node-cache
 # (k8s-node-cache: the binary in $NLD_REFERENCE_NODE_CACHE, see ../shared/reference; skipped with
 # a line when unset) on the same Corefile, and the Debian peers dnsdist, unbound, dnsmasq and
 # knot-resolver as forwarding caches — pins the server to CPU 1 and
@@ -19,7 +20,7 @@
 #   --quick    shorter scenarios (whole run under ~2 min)
 #   --smoke    ~2 s per scenario, node-cache (1 worker) and reflector only; checks that the harness
 #              works (answers counted, no loss for node-cache HIT); asserts no performance target
-#   --servers  subset of: reflector,node-cache-1w,node-cache-2w,k8s-node-cache,dnsdist,unbound,
+#   --servers  subset of: reflector,forward-floor,node-cache-1w,node-cache-2w,k8s-node-cache,dnsdist,unbound,
 #              dnsmasq,kresd
 #   --out DIR  keep raw results there (default: a temp dir, removed at exit)
 #   --docs     write docs/benchmarks.png and the results block of docs/benchmarks.md
@@ -65,7 +66,7 @@ if [[ -z $SERVERS ]]; then
   if [[ $MODE == smoke ]]; then
     SERVERS=reflector,node-cache-1w
   else
-    SERVERS=reflector,node-cache-1w,node-cache-2w,k8s-node-cache,dnsdist,unbound,dnsmasq,kresd
+    SERVERS=reflector,forward-floor,node-cache-1w,node-cache-2w,k8s-node-cache,dnsdist,unbound,dnsmasq,kresd
   fi
 fi
 IFS=, read -r -a SERVER_LIST <<<"$SERVERS"
@@ -335,6 +336,10 @@ start_server() {
   case $name in
     reflector)
       launch "$name" srv "$REFLECTOR" -a "$SRV_ADDR" -p "$SRV_PORT" -b 8388608 ;;
+    forward-floor)
+      # The reflector in forwarding mode: every query to the upstream and back, four datagrams
+      # and nothing else (no parsing, no cache): the floor of a forwarder's miss.
+      launch "$name" srv "$REFLECTOR" -a "$SRV_ADDR" -p "$SRV_PORT" -b 8388608 -f "$UP_ADDR:$UP_PORT" ;;
     node-cache-1w|node-cache-2w|node-cache-auto)
       # node-cache-auto: -workers unset, so node-cache picks the count from the CPUs it may use
       # (affinity/cpuset, cgroup CPU quota): 1 when pinned to one core.
@@ -632,6 +637,21 @@ bench_server() {
         return 0
       fi ;;
   esac
+
+  if [[ $name == forward-floor ]]; then  # MISS only: it has no cache, so no HIT, LAT or RSS
+    if ! start_server "$name" hit; then record "$name" failed "did not start"; return 1; fi
+    local r rc
+    for ((r = 1; r <= MISS_REPS; r++)); do
+      f=$(miss_file "$name-$r" "$MISS_NAMES")
+      measure "$name" "miss_r$r" "$WORK/out/$name-miss$r.txt" -d "$f" -n 1 -c 16 -q 500 -l "$T_MISS" -t 2
+      rc=$?
+      rm -f "$f"
+      ((rc == 2)) && { record "$name" miss_died 1; stop_server "$name"; return 1; }
+    done
+    combine_reps "$name" miss "$MISS_REPS"
+    stop_server "$name"
+    return 0
+  fi
 
   # HIT, LAT, TCP, then MISS (last: it fills the cache with names nobody asks again, and some
   # caches stop inserting when full) with the normal cache configuration.

@@ -82,6 +82,15 @@ observability::Counter& ServerMetrics::counter(size_t worker, observability::Cou
 }
 
 template <typename MakeLabels>
+observability::Gauge& ServerMetrics::gauge(size_t worker, observability::GaugeFamily& fam,
+                                           const Key& key, MakeLabels&& make) {
+  auto& m = workers_[worker].gauges;
+  auto it = m.find(key);
+  if (it == m.end()) it = m.emplace(key, fam.with(make())).first;
+  return it->second;
+}
+
+template <typename MakeLabels>
 observability::Histogram& ServerMetrics::histogram(size_t worker,
                                                    observability::HistogramFamily& fam,
                                                    const Key& key, MakeLabels&& make) {
@@ -202,11 +211,16 @@ void ServerMetrics::onCacheLookup(size_t worker, const std::string& server,
   if (e.prefetch) c.prefetch.inc();
 }
 
-void ServerMetrics::onCacheEntries(const std::string& server, const std::string& zones,
-                                   bool denial, double delta) {
-  // Gauges are shared atomics; entries change only on inserts/evictions (cache misses).
-  cache_entries_.with({server, zones, "", denial ? "denial" : "success"}).add(delta);
+void ServerMetrics::onCacheEntries(size_t worker, const std::string& server,
+                                   const std::string& zones, bool denial, double delta) {
+  // The gauge's cell is a shared atomic; the handle is this worker's (found by the label
+  // strings' addresses), so a miss's insert builds no label vector.
+  gauge(worker, cache_entries_, Key{&cache_entries_, &server, &zones, denial ? 1u : 0u}, [&] {
+    return std::vector<std::string>{server, zones, "", denial ? "denial" : "success"};
+  }).add(delta);
 }
+
+void ServerMetrics::forgetHandles(size_t worker) { workers_[worker] = PerWorker{}; }
 
 void ServerMetrics::onCacheEvictions(size_t worker, const std::string& server,
                                      const std::string& zones, bool denial, uint64_t n) {

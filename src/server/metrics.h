@@ -37,8 +37,14 @@ class ServerMetrics {
   };
   void onCacheLookup(size_t worker, const std::string& server, const std::string& zones,
                      const CacheEvent& e);
-  void onCacheEntries(const std::string& server, const std::string& zones, bool denial,
-                      double delta);
+  /// The entries gauge moves by `delta`. Loop thread of `worker` only (a miss's insert calls
+  /// it: the handle comes from the worker's map, no labels are built).
+  void onCacheEntries(size_t worker, const std::string& server, const std::string& zones,
+                      bool denial, double delta);
+  /// Drops `worker`'s handle caches. The pipeline calls it when it installs a new plan: the
+  /// caches are keyed by the addresses of the plan's label strings, and a later plan may
+  /// allocate its strings where a freed plan had its own. The series stay in the registry.
+  void forgetHandles(size_t worker);
   void onCacheEvictions(size_t worker, const std::string& server, const std::string& zones,
                         bool denial, uint64_t n);
   void onCacheDrop(size_t worker, const std::string& server, const std::string& zones);
@@ -99,6 +105,7 @@ class ServerMetrics {
   struct PerWorker {
     std::unordered_map<Key, observability::Counter, KeyHash> counters;
     std::unordered_map<Key, observability::Histogram, KeyHash> histograms;
+    std::unordered_map<Key, observability::Gauge, KeyHash> gauges;
     std::unordered_map<Key, std::unique_ptr<ZoneCounters>, KeyHash> zones;
     std::unordered_map<Key, std::unique_ptr<CacheCounters>, KeyHash> caches;
     // One-entry memos in front of `zones` and `caches`: consecutive queries of a worker nearly
@@ -114,6 +121,9 @@ class ServerMetrics {
   template <typename MakeLabels>
   observability::Counter& counter(size_t worker, observability::CounterFamily& fam,
                                   const Key& key, MakeLabels&& make);
+  template <typename MakeLabels>
+  observability::Gauge& gauge(size_t worker, observability::GaugeFamily& fam, const Key& key,
+                              MakeLabels&& make);
   template <typename MakeLabels>
   observability::Histogram& histogram(size_t worker, observability::HistogramFamily& fam,
                                       const Key& key, MakeLabels&& make);

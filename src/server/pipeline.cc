@@ -56,8 +56,10 @@ Pipeline::~Pipeline() {
 
 void Pipeline::setPeers(std::vector<Pipeline*> peers) {
   peers_ = std::move(peers);
-  outbox_.assign(peers_.size(), {});
-  returns_.assign(peers_.size(), {});
+  outbox_.clear();  // vectors of move-only entries: resized, not assigned copies
+  outbox_.resize(peers_.size());
+  returns_.clear();
+  returns_.resize(peers_.size());
 }
 
 void Pipeline::noteMiss() {
@@ -85,6 +87,9 @@ void Pipeline::housekeeping() {
 }
 
 void Pipeline::setPlan(const std::shared_ptr<const Plan>& plan) {
+  // Handles keyed by label-string addresses of a plan that may be gone (see forgetHandles).
+  // The generation being replaced stays alive below while its labels are still used.
+  metrics_.forgetHandles(worker_);
   auto wp = std::make_shared<WorkerPlan>();
   wp->plan = plan;
   wp->blocks.resize(plan->blocks.size());
@@ -109,8 +114,8 @@ void Pipeline::setPlan(const std::shared_ptr<const Plan>& plan) {
           for (bool denial : {false, true}) {
             const double n = double((denial ? st.entries_denial : st.entries_success)
                                         .load(std::memory_order_relaxed));
-            metrics_.onCacheEntries(ob.server_label, ob.zones_label, denial, -n);
-            metrics_.onCacheEntries(b.server_label, b.zones_label, denial, n);
+            metrics_.onCacheEntries(worker_, ob.server_label, ob.zones_label, denial, -n);
+            metrics_.onCacheEntries(worker_, b.server_label, b.zones_label, denial, n);
           }
         }
         break;
@@ -128,9 +133,9 @@ void Pipeline::setPlan(const std::shared_ptr<const Plan>& plan) {
       if (!c) continue;
       const BlockPlan& b = current_->plan->blocks[i];
       const auto& st = c->stats();
-      metrics_.onCacheEntries(b.server_label, b.zones_label, false,
+      metrics_.onCacheEntries(worker_, b.server_label, b.zones_label, false,
                               -double(st.entries_success.load(std::memory_order_relaxed)));
-      metrics_.onCacheEntries(b.server_label, b.zones_label, true,
+      metrics_.onCacheEntries(worker_, b.server_label, b.zones_label, true,
                               -double(st.entries_denial.load(std::memory_order_relaxed)));
     }
   }
@@ -181,8 +186,8 @@ size_t Pipeline::importSnapshot(const std::vector<const cache::SnapshotEntry*>& 
                       double(before[i].first);
     const double dd = double(c->stats().entries_denial.load(std::memory_order_relaxed)) -
                       double(before[i].second);
-    if (ds != 0) metrics_.onCacheEntries(bp.server_label, bp.zones_label, false, ds);
-    if (dd != 0) metrics_.onCacheEntries(bp.server_label, bp.zones_label, true, dd);
+    if (ds != 0) metrics_.onCacheEntries(worker_, bp.server_label, bp.zones_label, false, ds);
+    if (dd != 0) metrics_.onCacheEntries(worker_, bp.server_label, bp.zones_label, true, dd);
   }
   return stored;
 }
@@ -257,7 +262,10 @@ void Pipeline::takeHandOffs(size_t origin, std::vector<HandOff>& batch) {
     size_t origin = 0;
     Reply reply;
     Reply make() override {
-      return [s = self, o = origin, r = reply](ByteView answer) { s->queueReturn(o, r, answer); };
+      // make() is called at most once per handed-off query (a miss): the reply moves along.
+      return [s = self, o = origin, r = std::move(reply)](ByteView answer) mutable {
+        s->queueReturn(o, std::move(r), answer);
+      };
     }
   } back;
   back.self = this;
@@ -281,15 +289,17 @@ void Pipeline::queueReturn(size_t origin, Reply reply, ByteView answer) {
 void Pipeline::flushHandOffs() {
   for (size_t w = 0; w < peers_.size(); ++w) {
     if (!outbox_[w].empty()) {
+      // EventLoop tasks are std::function (copyable) and a batch holds move-only Replies: the
+      // batch travels in a shared_ptr, one allocation per batch (the task needed one anyway).
       Pipeline* target = peers_[w];
-      target->loop().post([target, origin = worker_, batch = std::move(outbox_[w])]() mutable {
-        target->takeHandOffs(origin, batch);
-      });
+      auto batch = std::make_shared<std::vector<HandOff>>(std::move(outbox_[w]));
+      target->loop().post([target, origin = worker_, batch] { target->takeHandOffs(origin, *batch); });
       outbox_[w].clear();  // moved from: make it empty for the next round
     }
     if (!returns_[w].empty()) {
-      peers_[w]->loop().post([batch = std::move(returns_[w])] {
-        for (const Returned& r : batch) r.reply(ByteView(r.answer));
+      auto batch = std::make_shared<std::vector<Returned>>(std::move(returns_[w]));
+      peers_[w]->loop().post([batch] {
+        for (const Returned& r : *batch) r.reply(ByteView(r.answer));
       });
       returns_[w].clear();
     }
@@ -548,8 +558,8 @@ void Pipeline::onUpstream(Pending* p, const upstream::Result& r) {
       const auto& s = rt.cache->stats();
       const double ds = double(s.entries_success.load(std::memory_order_relaxed)) - double(before);
       const double dd = double(s.entries_denial.load(std::memory_order_relaxed)) - double(before_d);
-      if (ds != 0) metrics_.onCacheEntries(block.server_label, block.zones_label, false, ds);
-      if (dd != 0) metrics_.onCacheEntries(block.server_label, block.zones_label, true, dd);
+      if (ds != 0) metrics_.onCacheEntries(worker_, block.server_label, block.zones_label, false, ds);
+      if (dd != 0) metrics_.onCacheEntries(worker_, block.server_label, block.zones_label, true, dd);
       if (auto n = s.evictions_success.load(std::memory_order_relaxed) - ev_s) {
         metrics_.onCacheEvictions(worker_, lp.server_label, block.zones_label, false, n);
       }

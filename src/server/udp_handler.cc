@@ -189,28 +189,37 @@ void UdpHandler::sendOne(const SockAddr& to, const Control* ctl, size_t ctl_len,
   ::sendmsg(fd_, &m, MSG_DONTWAIT);
 }
 
-struct UdpHandler::AsyncState {
-  UdpHandler* handler = nullptr;
-  std::weak_ptr<int> alive;  // expired or -1 once the handler is gone (reload)
-  SockAddr peer;
-  Control ctl;
-  size_t ctl_len = 0;
-};
-
 Reply UdpHandler::make() {
-  // Captures the peer and the reply source so the answer can be sent after this batch is gone.
-  // One allocation: the lambda holds only a shared_ptr, which std::function keeps inline.
-  auto st = std::make_shared<AsyncState>();
-  st->handler = this;
-  st->alive = alive_fd_;
-  st->peer = raddr_[current_];
-  if (wildcard_) st->ctl_len = replyControl(rmsgs_[current_].msg_hdr, st->ctl.buf, sizeof(st->ctl.buf));
-  return [st](dns::ByteView answer) {
-    auto a = st->alive.lock();
-    if (!a || *a < 0) return;    // the socket is gone (reload removed the listener)
-    if (answer.empty()) return;  // dropped (malformed)
-    st->handler->queueAsync(st->peer, st->ctl_len ? &st->ctl : nullptr, st->ctl_len, answer);
+  // Everything the answer needs after this batch is gone, held inside the Reply (104 bytes: no
+  // allocation per miss). The peer is kept as a sockaddr_in6-sized copy, not a SockAddr
+  // (sockaddr_storage, 128 bytes): UDP peers are IPv4 or IPv6.
+  struct ReplyTo {
+    UdpHandler* handler;
+    std::weak_ptr<int> alive;  // expired or -1 once the handler is gone (reload)
+    sockaddr_in6 peer;
+    socklen_t peer_len;
+    uint32_t ctl_len;
+    Control ctl;
+    void operator()(dns::ByteView answer) const {
+      auto a = alive.lock();
+      if (!a || *a < 0) return;    // the socket is gone (reload removed the listener)
+      if (answer.empty()) return;  // dropped (malformed)
+      SockAddr to;
+      std::memcpy(&to.storage, &peer, peer_len);
+      to.len = peer_len;
+      handler->queueAsync(to, ctl_len != 0 ? &ctl : nullptr, ctl_len, answer);
+    }
   };
+  static_assert(sizeof(ReplyTo) <= kReplyInline, "a UDP reply must not allocate");
+  const SockAddr& from = raddr_[current_];
+  ReplyTo r{this, alive_fd_, {}, 0, 0, {}};
+  r.peer_len = std::min<socklen_t>(from.len, sizeof(r.peer));
+  std::memcpy(&r.peer, &from.storage, r.peer_len);
+  if (wildcard_) {
+    r.ctl_len = static_cast<uint32_t>(
+        replyControl(rmsgs_[current_].msg_hdr, r.ctl.buf, sizeof(r.ctl.buf)));
+  }
+  return Reply(std::move(r));
 }
 
 void UdpHandler::queueAsync(const SockAddr& to, const Control* ctl, size_t ctl_len,

@@ -50,7 +50,6 @@ class UdpHandler final : public net::IoHandler, public net::RoundEndHook, public
   /// loop handles one round of events goes out with one sendmmsg at the end of the round.
   void queueAsync(const SockAddr& to, const Control* ctl, size_t ctl_len, dns::ByteView data);
   void flushAsync();
-  struct AsyncState;  // what make()'s Reply captures
 
   net::EventLoop& loop_;
   Pipeline& pipeline_;
