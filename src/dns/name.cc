@@ -137,6 +137,7 @@ uint64_t Name::hashLower(uint64_t seed) const {
 
 bool Name::isSubdomainOf(const Name& zone) const {
   if (zone.len == 0 || len == 0 || zone.len > len) return false;
+  if (zone.len == 1) return true;  // the root (`forward .`, `.:53`): every name, no label walk
   const size_t start = len - zone.len;
   // The suffix must begin on a label boundary.
   size_t pos = 0;
