@@ -12,7 +12,9 @@ DualStackIptablesTest: the rendered `bind` lists all four addresses and `health`
 all four are on the link; every address answers over UDP and TCP; iptables holds exactly the 12
 rules of each IPv4 address and ip6tables exactly those of each IPv6 address (inserted order);
 /health answers on the first IP only; coredns_dns_requests_total counts both client families
-(family="1" and "2", the upstream label); SIGTERM → exit 0, no rule in either family, no address.
+(family="1" and "2", the upstream label); the readiness probe passes on an address of either
+family; a successor started with the same flags takes every listener of both families (handover)
+and serves them with the rules unchanged; SIGTERM → exit 0, no rule in either family, no address.
 
 DualStackNftablesTest: the same with -firewall=nftables: one `inet node-local-dns` table with the
 48 rules (ip and ip6 matches), no iptables/ip6tables rule, gone after SIGTERM."""
@@ -87,6 +89,28 @@ class DualStackIptablesTest(base.DaemonSetBase):
         for family in ("1", "2"):
             n = s.node_metric(self.ns, self.metrics, "coredns_dns_requests_total", family=family)
             self.assertGreater(n, 0, "coredns_dns_requests_total{family=%s}" % family)
+
+        # -- readiness probe on an address of either family --
+        for addr in ("%s:53" % s.LOCAL_V4, "[%s]:53" % s.LOCAL_V6):
+            r = self.ns.run([s.h.node_cache_binary(), "-probe-ready", addr], timeout=10)
+            self.assertEqual(r.returncode, 0, "-probe-ready %s: %s" % (addr, r.stdout + r.stderr))
+
+        # -- handover: a successor with the same flags takes every socket of both families --
+        nxt = self.start_node_cache(self.ns, self.args, self.tmp, name="successor",
+                                    env={"KUBE_DNS_UPSTREAM_SERVICE_HOST": s.UPSTREAM_SVC_IP})
+        s.h.wait_until(lambda: "Handover: took" in nxt.output(), 10, interval=0.05,
+                       what="the successor took the sockets")
+        self.assertEqual(self.nc.wait_exit(15), 0, "predecessor after the handover\n"
+                         + self.nc.context())
+        self.assertNotIn("Handover: closed", nxt.output(),
+                         "handed-over sockets the successor did not use\n" + nxt.context())
+        self.nc = nxt
+        for ip in ALL:
+            for proto in ("udp", "tcp"):
+                m = self.ns.dns("www.example.test", "A", ip, 53, proto)
+                self.assertEqual(m.rcode(), dns.rcode.NOERROR,
+                                 "after the handover @%s/%s:\n%s" % (ip, proto, m))
+        self.assert_rules()
 
         # -- SIGTERM: both families torn down --
         self.assertEqual(self.nc.stop(), 0, "exit code on SIGTERM\n" + self.nc.context())
