@@ -22,8 +22,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   nld::node::RenderInput ri;
-  ri.base = ".:53 {\n    forward . __PILLAR__UPSTREAM__SERVERS__\n}\n";
-  ri.local_ips = "169.254.20.10";
+  // A dual-stack -localip and the upstream manifest's health line: stub blocks bind both
+  // families and the host:port placeholder takes the first IP; all of it must load.
+  ri.base = ".:53 {\n    bind __PILLAR__LOCAL__DNS__\n    forward . __PILLAR__UPSTREAM__SERVERS__\n"
+            "    health __PILLAR__LOCAL__DNS__:8080\n}\n";
+  ri.local_ips = "169.254.20.10 fd00::10";
   ri.kube_dns = kd;
   nld::node::RenderOutput out = nld::node::renderCorefile(ri);
   nld::config::ParseOptions po;

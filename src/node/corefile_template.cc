@@ -293,6 +293,20 @@ RenderOutput renderCorefile(const RenderInput& in) {
     }
     text = replaceAll(std::move(text), kClusterDnsPlaceholder, *in.upstream_ip);
   }
+  // In host:port position (`health __PILLAR__LOCAL__DNS__:8080`, also with the IPv6 brackets
+  // already written) the placeholder stands for ONE address: the first local IP, bracketed when it
+  // is IPv6. Upstream pastes the whole list there, which is only valid for a single IPv4 address
+  // (two addresses make `health` fail to parse, an IPv6 one lacks its brackets); with this, one
+  // template serves IPv4, IPv6 and dual-stack -localip lists, and health is on the first IP as
+  // with the upstream manifest's LOCAL_DNS. Everywhere else (`bind`) it is every local IP.
+  const std::string first = in.local_ips.substr(0, in.local_ips.find(' '));
+  if (!first.empty()) {
+    const std::string host_port =
+        (first.find(':') != std::string::npos ? "[" + first + "]" : first) + ":";
+    const std::string placeholder(kLocalDnsPlaceholder);
+    text = replaceAll(std::move(text), "[" + placeholder + "]:", host_port);
+    text = replaceAll(std::move(text), placeholder + ":", host_port);
+  }
   text = replaceAll(std::move(text), kLocalDnsPlaceholder, in.local_ips);
   text = replaceAll(std::move(text), kDnsServerPlaceholder, "");
   if (!in.kube_dns.stub_domains.empty() && !text.empty() && text.back() != '\n') text += '\n';

@@ -70,6 +70,9 @@ struct RenderOutput {
 
 /// Renders the Corefile: placeholders, then stub-domain blocks. Byte-exact replace-all; the
 /// force_tcp upstream block is replaced as one unit when custom upstreams are configured.
+/// __PILLAR__LOCAL__DNS__ is every local IP, except in host:port position (`__PILLAR__LOCAL__DNS__:`
+/// or `[__PILLAR__LOCAL__DNS__]:`, e.g. the `health` address) where it is the first local IP,
+/// bracketed if IPv6 (upstream pastes the whole list there; see docs/operator-guide.md).
 /// @throws TemplateError if the base uses __PILLAR__CLUSTER__DNS__ and upstream_ip is missing
 ///         ("... environment variable KUBE_DNS_UPSTREAM_SERVICE_HOST is not set ...").
 RenderOutput renderCorefile(const RenderInput& in);

@@ -1,5 +1,10 @@
 #include "node/host_setup.h"
 
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <iterator>
+
 #include "common/log.h"
 
 namespace nld::node {
@@ -12,7 +17,6 @@ HostSetupSettings HostSetupSettings::fromOptions(const Options& o) {
   s.local_ips = o.local_ips;
   s.dns_port = o.dns_port;
   s.health_port = o.health_port;
-  s.iptables.family = o.family();
   s.firewall = o.firewall;
   return s;
 }
@@ -25,9 +29,29 @@ Firewall resolveFirewall(const HostSetupSettings& s) {
   return c.firewall;
 }
 
-IptablesSettings withFamily(IptablesSettings s, const std::vector<LocalIp>& ips) {
-  if (s.family == 0 && !ips.empty()) s.family = ips.front().family;
-  return s;
+// One Iptables per family of `ips` (first IP's family first), each with the rules of its own
+// addresses: iptables refuses an IPv6 address and ip6tables an IPv4 one. Without any IP, one IPv4
+// runner with no rules, so iptables() always has something to return.
+std::vector<Iptables> iptablesPerFamily(const HostSetupSettings& s,
+                                        const Iptables::ErrorCallback& on_error) {
+  std::vector<int> families;
+  for (const LocalIp& ip : s.local_ips) {
+    if (std::find(families.begin(), families.end(), ip.family) == families.end()) {
+      families.push_back(ip.family);
+    }
+  }
+  if (families.empty()) families.push_back(AF_INET);
+  std::vector<Iptables> out;
+  for (const int family : families) {
+    std::vector<LocalIp> ips;
+    std::copy_if(s.local_ips.begin(), s.local_ips.end(), std::back_inserter(ips),
+                 [&](const LocalIp& ip) { return ip.family == family; });
+    IptablesSettings settings = s.iptables;
+    settings.family = family;
+    out.emplace_back(std::move(settings), nodeLocalDnsRules(ips, s.dns_port, s.health_port),
+                     on_error);
+  }
+  return out;
 }
 }  // namespace
 
@@ -35,16 +59,31 @@ HostSetup::HostSetup(HostSetupSettings settings, ErrorCallback on_error)
     : settings_(std::move(settings)),
       on_error_(std::move(on_error)),
       links_(on_error_),
-      iptables_(withFamily(settings_.iptables, settings_.local_ips),
-                nodeLocalDnsRules(settings_.local_ips, settings_.dns_port, settings_.health_port),
-                on_error_),
+      iptables_(iptablesPerFamily(settings_, on_error_)),
       firewall_(resolveFirewall(settings_)),
       nftables_(settings_.nftables,
                 nodeLocalDnsRules(settings_.local_ips, settings_.dns_port, settings_.health_port),
                 on_error_) {}
 
 int HostSetup::ensureRules() {
-  return firewall_ == Firewall::kNftables ? nftables_.ensure() : iptables_.ensure();
+  if (firewall_ == Firewall::kNftables) return nftables_.ensure();
+  // Every family is ensured even if another failed (a broken ip6tables must not keep the IPv4
+  // rules away); the error is already logged and counted by the failing runner.
+  int added = 0;
+  bool failed = false;
+  for (Iptables& runner : iptables_) {
+    const int n = runner.ensure();
+    failed = failed || n < 0;
+    added += n < 0 ? 0 : n;
+  }
+  return failed ? -1 : added;
+}
+
+Iptables* HostSetup::iptables(int family) {
+  for (Iptables& runner : iptables_) {
+    if (runner.family() == family) return &runner;
+  }
+  return nullptr;
 }
 
 HostSetup::~HostSetup() {
@@ -123,7 +162,7 @@ void HostSetup::teardown() {
     if (firewall_ == Firewall::kNftables) {
       nftables_.teardown();
     } else {
-      iptables_.teardown();
+      for (Iptables& runner : iptables_) runner.teardown();
     }
   }
   if (settings_.setup_interface) links_.teardown(settings_.interface_name, settings_.local_ips);

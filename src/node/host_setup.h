@@ -4,6 +4,9 @@
 //   setupRules()      after the listeners are up and the pidfile is written (NOTRACK rules
 //                     without a listening server black-hole node DNS); the rules go through
 //                     iptables (Iptables) or our own nftables table (Nftables) per -firewall;
+//                     with both families in -localip (dual-stack) the iptables backend runs
+//                     one Iptables per family (iptables for the IPv4 addresses' rules, ip6tables
+//                     for the IPv6 ones), and the `inet` nftables table holds both;
 //   startPeriodic(i)  re-ensures rules (once enabled by setupRules) and the interface every i;
 //   teardown()        stops the periodic thread, removes every copy of every rule, then removes
 //                     the interface (or only our addresses on a link we do not own).
@@ -37,7 +40,8 @@ struct HostSetupSettings {
   std::vector<LocalIp> local_ips;
   uint16_t dns_port = 53;
   uint16_t health_port = 8080;
-  IptablesSettings iptables;   ///< family is filled from local_ips if 0
+  /// Settings of every per-family Iptables; `family` is ignored (each runner gets its own).
+  IptablesSettings iptables;
   /// -firewall; auto is resolved (chooseFirewall, logged) when HostSetup is constructed with
   /// setup_iptables on.
   Firewall firewall = Firewall::kIptables;
@@ -73,7 +77,10 @@ class HostSetup {
   /// second call does nothing unless setup ran again in between.
   void teardown();
 
-  Iptables& iptables() { return iptables_; }
+  /// The iptables runner of the first local IP's family (the only one unless dual-stack).
+  Iptables& iptables() { return iptables_.front(); }
+  /// The iptables runner of `family` (AF_INET/AF_INET6), nullptr if no local IP has it.
+  Iptables* iptables(int family);
   /// The backend in use: kIptables or kNftables (never kAuto).
   Firewall firewall() const { return firewall_; }
   LinkManager& links() { return links_; }
@@ -86,7 +93,7 @@ class HostSetup {
   ErrorCallback on_error_;
   std::mutex work_mu_;   // serialises link/iptables work
   LinkManager links_;
-  Iptables iptables_;
+  std::vector<Iptables> iptables_;   // one per family of local_ips, first IP's family first
   Firewall firewall_ = Firewall::kIptables;
   Nftables nftables_;
   bool rules_enabled_ = false;

@@ -199,6 +199,7 @@ bool parseSavedRule(std::string_view line, const std::string& table, IptablesRul
 Iptables::Iptables(IptablesSettings settings, std::vector<IptablesRule> rules, ErrorCallback on_error)
     : settings_(std::move(settings)), rules_(std::move(rules)), on_error_(std::move(on_error)) {
   const bool v6 = settings_.family == LocalIp::kInet6;
+  settings_.family = v6 ? AF_INET6 : AF_INET;
   if (settings_.iptables_binary.empty()) settings_.iptables_binary = v6 ? "ip6tables" : "iptables";
   if (settings_.restore_binary.empty()) {
     settings_.restore_binary = v6 ? "ip6tables-restore" : "iptables-restore";

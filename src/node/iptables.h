@@ -61,7 +61,7 @@ std::vector<std::string> splitSavedLine(std::string_view line);
 std::string restoreQuote(std::string_view arg);
 
 struct IptablesSettings {
-  int family = 0;                              ///< AF_INET → iptables, AF_INET6 → ip6tables
+  int family = 0;                              ///< AF_INET (or 0) → iptables, AF_INET6 → ip6tables
   std::chrono::milliseconds command_timeout = std::chrono::seconds(30);
   int teardown_rounds = 16;                    ///< bound on delete/re-list rounds
   /// Binary names; empty = derived from the family ("iptables"/"ip6tables" and "-restore").
@@ -87,6 +87,8 @@ class Iptables {
   int countInstalled(const IptablesRule& rule);
 
   const std::vector<IptablesRule>& rules() const { return rules_; }
+  /// AF_INET (iptables) or AF_INET6 (ip6tables).
+  int family() const { return settings_.family; }
   const std::string& lastError() const { return last_error_; }
 
  private:

@@ -193,10 +193,8 @@ Options parseOptions(int argc, const char* const* argv) {
     if (!parseLocalIp(part, &ip)) {
       throw FlagError("invalid localip specified - " + flags::goQuote(part));
     }
-    if (!o.local_ips.empty() && ip.family != o.local_ips.front().family) {
-      throw FlagError("invalid localip specified - " + flags::goQuote(o.localip) +
-                      ": all addresses must be of the same IP family");
-    }
+    // IPv4 and IPv6 may be mixed (dual-stack in one process, issue 12; upstream refuses it): each
+    // address goes on the interface and gets its rules through its own family's tools.
     o.local_ips.push_back(std::move(ip));
     if (comma == std::string::npos) break;
     start = comma + 1;

@@ -40,7 +40,10 @@ bool parseLocalIp(std::string_view text, LocalIp* out);
 struct Options {
   // node-cache's own flags (kubernetes/dns:cmd/node-cache/main.go).
   std::string localip;                    ///< -localip, comma-separated, as given
-  std::vector<LocalIp> local_ips;         ///< parsed -localip elements (same family)
+  /// Parsed -localip elements, in order; IPv4 and IPv6 may be mixed (dual-stack). The first one
+  /// is the primary address: the health address in the rendered Corefile (__PILLAR__LOCAL__DNS__:
+  /// in host:port position), like the upstream manifest's single LOCAL_DNS.
+  std::vector<LocalIp> local_ips;
   bool setup_interface = true;            ///< -setupinterface
   std::string interface_name = "nodelocaldns";   ///< -interfacename
   std::chrono::nanoseconds sync_interval = std::chrono::seconds(60);   ///< -syncinterval
@@ -78,15 +81,15 @@ struct Options {
 
   /// The Corefile node-cache writes and the DNS server loads: -conf if set, else -corefile.
   std::string output_corefile;
-  /// AF_INET or AF_INET6 of the local IPs (0 if there are none).
+  /// AF_INET or AF_INET6 of the first (primary) local IP (0 if there are none).
   int family() const { return local_ips.empty() ? 0 : local_ips.front().family; }
   /// -localip with commas turned into spaces (__PILLAR__LOCAL__DNS__, stub-domain `bind`).
   std::string localIpsSpaceSeparated() const;
 };
 
-/// Parses and validates argv like node-cache: every -localip element an IP, all of one family,
-/// integer ports, no positional arguments. With -version, -plugins or -probe-ready validation is
-/// skipped.
+/// Parses and validates argv like node-cache: every -localip element an IP (IPv4 and IPv6 may be
+/// mixed, unlike upstream), integer ports, no positional arguments. With -version, -plugins or
+/// -probe-ready validation is skipped.
 /// With -default-config, -setupinterface/-setupiptables are forced off and -localip defaults to
 /// 127.0.0.1 and the port to 5353 unless given.
 /// @throws flags::FlagError with a one-line message; flags::HelpRequested for -h/-help.

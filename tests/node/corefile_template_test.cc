@@ -85,8 +85,45 @@ TEST(Template, EveryPlaceholderDefaultUpstream) {
   EXPECT_NE(out.text.find("    bind 169.254.20.10 10.96.0.10 \n"), std::string::npos);
   EXPECT_NE(out.text.find("    forward . 10.96.0.11 {\n            force_tcp\n    }\n"),
             std::string::npos);
-  EXPECT_NE(out.text.find("    health 169.254.20.10 10.96.0.10:8080\n"), std::string::npos);
+  // Upstream pastes the whole list ("health 169.254.20.10 10.96.0.10:8080", which `health`
+  // refuses); in host:port position we put the first local IP.
+  EXPECT_NE(out.text.find("    health 169.254.20.10:8080\n"), std::string::npos) << out.text;
   EXPECT_NE(out.text.find("    forward . /etc/resolv.conf\n"), std::string::npos);
+}
+
+TEST(Template, DualStackLocalIps) {
+  // -localip 169.254.20.10,10.96.0.10,fd00::10,fd00:96::a: `bind` gets every address, the
+  // host:port uses (health, a prometheus address) the first one.
+  RenderInput in = baseInput();
+  in.base = replaceAll(kBase, "prometheus :9253", "prometheus __PILLAR__LOCAL__DNS__:9253");
+  in.local_ips = "169.254.20.10 10.96.0.10 fd00::10 fd00:96::a";
+  std::string text = renderCorefile(in).text;
+  EXPECT_NE(text.find("    bind 169.254.20.10 10.96.0.10 fd00::10 fd00:96::a \n"),
+            std::string::npos) << text;
+  EXPECT_NE(text.find("    health 169.254.20.10:8080\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("    prometheus 169.254.20.10:9253\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("__PILLAR__"), std::string::npos) << text;
+
+  // IPv6 first: bracketed, whether the template has the brackets or not.
+  in.local_ips = "fd00::10 169.254.20.10";
+  text = renderCorefile(in).text;
+  EXPECT_NE(text.find("    health [fd00::10]:8080\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("    bind fd00::10 169.254.20.10 \n"), std::string::npos) << text;
+  in.base = replaceAll(kBase, "health __PILLAR__LOCAL__DNS__:8080",
+                       "health [__PILLAR__LOCAL__DNS__]:8080");
+  text = renderCorefile(in).text;
+  EXPECT_NE(text.find("    health [fd00::10]:8080\n"), std::string::npos) << text;
+  // ... and an IPv4 first address loses brackets written for IPv6.
+  in.local_ips = "169.254.20.10 fd00::10";
+  text = renderCorefile(in).text;
+  EXPECT_NE(text.find("    health 169.254.20.10:8080\n"), std::string::npos) << text;
+
+  // Stub-domain blocks bind every address too.
+  in.kube_dns.stub_domains = {{"acme.local", {"1.2.3.4"}}};
+  text = renderCorefile(in).text;
+  EXPECT_NE(text.find("acme.local:53 {\n    errors\n    cache 30\n"
+                      "    bind 169.254.20.10 fd00::10\n"),
+            std::string::npos) << text;
 }
 
 TEST(Template, MissingEnvVarIsAClearError) {

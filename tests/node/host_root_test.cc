@@ -345,6 +345,53 @@ TEST_F(VethTest, HostSetupOrderPeriodicRepairAndTeardown) {
   EXPECT_TRUE(errors.get().empty());
 }
 
+TEST_F(VethTest, HostSetupDualStackRulesPerFamily) {
+  // -localip 169.254.20.10,fd00::10: both addresses on the link, the IPv4 address's 12 rules
+  // through iptables and the IPv6 one's through ip6tables (neither tool takes the other family),
+  // a repair of either family by the periodic pass, and a teardown of both.
+  Errors errors;
+  HostSetupSettings s;
+  s.interface_name = "nldv0";
+  s.local_ips = ips({"169.254.20.10", "fd00::10"});
+  HostSetup host(s, std::ref(errors));
+  ASSERT_NE(host.iptables(AF_INET), nullptr);
+  ASSERT_NE(host.iptables(AF_INET6), nullptr);
+  EXPECT_EQ(&host.iptables(), host.iptables(AF_INET));   // the first IP's family
+  const auto v4 = nodeLocalDnsRules(ips({"169.254.20.10"}), 53, 8080);
+  const auto v6 = nodeLocalDnsRules(ips({"fd00::10"}), 53, 8080);
+  EXPECT_EQ(host.iptables(AF_INET)->rules(), v4);
+  EXPECT_EQ(host.iptables(AF_INET6)->rules(), v6);
+
+  ASSERT_TRUE(host.setupInterface());
+  const auto addrs = host.links().addresses("nldv0");
+  EXPECT_TRUE(contains(addrs, "169.254.20.10/32"));
+  EXPECT_TRUE(contains(addrs, "fd00::10/128"));
+  ASSERT_TRUE(host.setupRules());
+  EXPECT_EQ(savedRules("iptables-save", "raw"), expectedTable(v4, "raw", 32,
+                                                               {"PREROUTING", "OUTPUT"}, {}));
+  EXPECT_EQ(savedRules("ip6tables-save", "raw"), expectedTable(v6, "raw", 128,
+                                                                {"PREROUTING", "OUTPUT"}, {}));
+  EXPECT_EQ(savedRules("ip6tables-save", "filter"), expectedTable(v6, "filter", 128,
+                                                                   {"INPUT", "OUTPUT"}, {}));
+
+  // Someone deletes an IPv6 rule: one pass restores it and adds nothing on the IPv4 side.
+  std::vector<std::string> del{"ip6tables", "-w", "5", "-t", v6[1].table, "-D", v6[1].chain};
+  for (const auto& a : v6[1].args()) del.push_back(a);
+  run(del);
+  EXPECT_EQ(host.iptables(AF_INET6)->countInstalled(v6[1]), 0);
+  EXPECT_TRUE(host.ensureOnce());
+  for (const auto& r : v6) EXPECT_EQ(host.iptables(AF_INET6)->countInstalled(r), 1) << r.toString();
+  for (const auto& r : v4) EXPECT_EQ(host.iptables(AF_INET)->countInstalled(r), 1) << r.toString();
+
+  host.teardown();
+  for (const auto& r : v4) EXPECT_EQ(host.iptables(AF_INET)->countInstalled(r), 0) << r.toString();
+  for (const auto& r : v6) EXPECT_EQ(host.iptables(AF_INET6)->countInstalled(r), 0) << r.toString();
+  const auto left = host.links().addresses("nldv0");
+  EXPECT_FALSE(contains(left, "169.254.20.10/32"));
+  EXPECT_FALSE(contains(left, "fd00::10/128"));
+  EXPECT_TRUE(errors.get().empty());
+}
+
 TEST(HostSetupRoot, DisabledPartsDoNothing) {
   HostSetupSettings s;
   s.setup_interface = false;

@@ -42,6 +42,22 @@ TEST(NftRuleSpecs, Ipv6UsesCanonicalAddress) {
             "ip6 daddr fd00::10 udp dport 53 notrack comment \"NodeLocal DNS Cache: skip conntrack\"");
 }
 
+TEST(NftRuleSpecs, DualStackListHasBothFamiliesInOneTable) {
+  // -localip 169.254.20.10,fd00::10: the 12 rules of each address, each matching its own family.
+  std::vector<LocalIp> ips = one("169.254.20.10");
+  ips.push_back(one("fd00::10").front());
+  std::vector<NftRuleSpec> specs;
+  std::string error;
+  ASSERT_TRUE(nftRuleSpecs(nodeLocalDnsRules(ips, 53, 8080), &specs, &error)) << error;
+  ASSERT_EQ(specs.size(), 24u);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const std::string want = i < 12 ? "ip " : "ip6 ";
+    EXPECT_EQ(specs[i].text.rfind(want, 0), 0u) << i << ": " << specs[i].text;
+  }
+  EXPECT_EQ(specs[12].text.rfind("ip6 daddr fd00::10 tcp dport 53 notrack", 0), 0u)
+      << specs[12].text;
+}
+
 TEST(NftRuleSpecs, RejectsRulesOutsideItsChains) {
   std::vector<NftRuleSpec> specs;
   std::string error;

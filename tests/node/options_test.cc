@@ -80,6 +80,26 @@ TEST(Options, ManifestInvocation) {
   EXPECT_EQ(o.pidfile, "/tmp/node-cache.pid");
 }
 
+TEST(Options, DualStackLocalIps) {
+  // Issue 12: one node-cache serves both families; the order is kept and the first IP is the
+  // primary one (its family is family(), it is the health address of the rendered Corefile).
+  Options o = parse({"-localip", "169.254.20.10,10.96.0.10,fd00::10,fd00:96::a"});
+  ASSERT_EQ(o.local_ips.size(), 4u);
+  EXPECT_EQ(o.family(), AF_INET);
+  EXPECT_EQ(o.local_ips[0].text, "169.254.20.10");
+  EXPECT_EQ(o.local_ips[1].family, AF_INET);
+  EXPECT_EQ(o.local_ips[2].family, AF_INET6);
+  EXPECT_EQ(o.local_ips[2].hostPrefix(), 128);
+  EXPECT_EQ(o.local_ips[3].canonical(), "fd00:96::a");
+  EXPECT_EQ(o.localIpsSpaceSeparated(), "169.254.20.10 10.96.0.10 fd00::10 fd00:96::a");
+
+  Options v6first = parse({"-localip", "fd00::10,169.254.20.10", "-health-port", "8081"});
+  ASSERT_EQ(v6first.local_ips.size(), 2u);
+  EXPECT_EQ(v6first.family(), AF_INET6);   // the first IP decides
+  EXPECT_EQ(v6first.local_ips[1].family, AF_INET);
+  EXPECT_EQ(v6first.health_port, 8081);
+}
+
 TEST(Options, EveryFlag) {
   Options o = parse({"-localip=fd00::a,fd00::b", "-setupinterface=false", "-interfacename", "nld0",
                      "-syncinterval", "30", "-metrics-listen-address", "127.0.0.1:9999",
@@ -141,9 +161,14 @@ TEST(Options, ValidationErrors) {
   EXPECT_EQ(errorOf({"-localip", "1.2.3.4,"}), "invalid localip specified - \"\"");
   EXPECT_EQ(errorOf({"-localip", "nope"}), "invalid localip specified - \"nope\"");
   EXPECT_EQ(errorOf({"-localip", "1.2.3.4/32"}), "invalid localip specified - \"1.2.3.4/32\"");
-  EXPECT_EQ(errorOf({"-localip", "1.2.3.4,fd00::1"}),
-            "invalid localip specified - \"1.2.3.4,fd00::1\": all addresses must be of the same "
-            "IP family");
+  // A bad element of a mixed-family list is still named on its own.
+  EXPECT_EQ(errorOf({"-localip", "169.254.20.10,fd00::10,fd00::zz"}),
+            "invalid localip specified - \"fd00::zz\"");
+  EXPECT_EQ(errorOf({"-localip", "fd00::10,,169.254.20.10"}), "invalid localip specified - \"\"");
+  EXPECT_EQ(errorOf({"-localip", "169.254.20.10,[fd00::10]"}),
+            "invalid localip specified - \"[fd00::10]\"");
+  EXPECT_EQ(errorOf({"-localip", "169.254.20.10,fd00::10%eth0"}),
+            "invalid localip specified - \"fd00::10%eth0\"");
   EXPECT_EQ(errorOf({"-localip", "1.2.3.4", "-health-port", "http"}),
             "invalid health-port specified - \"http\": not an integer");
   EXPECT_EQ(errorOf({"-localip", "1.2.3.4", "-health-port", "70000"}),

@@ -176,10 +176,12 @@ def expected_rules(ip, dns_port=53, health_port=8080):
 
 def expected_chains(ip, **kw):
     """{(table, chain): [rule, ...]} in in-chain order: each rule was inserted at position 1, so a
-    chain lists its rules in the reverse of the upstream's list order."""
+    chain lists its rules in the reverse of the upstream's list order. `ip` is one address or a
+    list of them (the 12 rules of each, in -localip order)."""
     chains = {}
-    for r in expected_rules(ip, **kw):
-        chains.setdefault((r[0], r[1]), []).insert(0, r)
+    for one in ([ip] if isinstance(ip, str) else ip):
+        for r in expected_rules(one, **kw):
+            chains.setdefault((r[0], r[1]), []).insert(0, r)
     return chains
 
 
@@ -501,7 +503,8 @@ class SystemTestCase(unittest.TestCase):
             self.assertEqual(f.read().strip(), str(nc.pid), "pidfile content")
 
     def assert_rules_exact(self, ns, ip, v6=False, msg=""):
-        """The namespace's tables hold exactly the 12 rules for ip, in inserted order."""
+        """The namespace's tables hold exactly the 12 rules for ip (or for each of a list of
+        addresses), in inserted order."""
         got = {k: v for k, v in ns.rules(v6).items() if v}
         want = expected_chains(ip)
         if got != want:
@@ -513,7 +516,7 @@ class SystemTestCase(unittest.TestCase):
         def exact():
             self.assert_rules_exact(ns, ip, v6, msg)  # raises (with the diff) until they are
             return True
-        h.wait_until(exact, timeout, "exactly the 12 rules for %s" % ip, interval=0.1)
+        h.wait_until(exact, timeout, "exactly the 12 rules for %s" % (ip,), interval=0.1)
 
 
 def node_metric(ns, addr, name, **labels):

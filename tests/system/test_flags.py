@@ -21,8 +21,11 @@ COREFILE = """cluster.local:53 {
 
 # (description, flags replacing/adding to the good invocation, substrings the error must contain)
 BAD = [
-    ("mixed-family -localip", {"-localip": "169.254.20.10,fd00::10"}, ["localip"]),
-    ("mixed-family -localip (v6 first)", {"-localip": "fd00::10,169.254.20.10"}, ["localip"]),
+    # Mixed families are accepted (dual-stack, test_dualstack.py); a bad element is still named.
+    ("bad element in a dual-stack -localip", {"-localip": "169.254.20.10,fd00::zz"},
+     ["localip", "fd00::zz"]),
+    ("bracketed IPv6 in -localip", {"-localip": "[fd00::10],169.254.20.10"},
+     ["localip", "[fd00::10]"]),
     ("non-IP -localip", {"-localip": "not-an-ip"}, ["localip", "not-an-ip"]),
     ("empty element in -localip", {"-localip": "169.254.20.10,"}, ["localip"]),
     ("empty -localip", {"-localip": ""}, ["localip"]),
