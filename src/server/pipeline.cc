@@ -271,7 +271,13 @@ void Pipeline::takeHandOffs(size_t origin, std::vector<HandOff>& batch) {
   back.self = this;
   back.origin = origin;
   for (HandOff& h : batch) {
-    if (!current_ || h.listener >= current_->plan->listeners.size()) continue;
+    if (!current_ || h.listener >= current_->plan->listeners.size()) {
+      // A reload removed the listener meanwhile: nobody answers. The reply goes back empty
+      // (closing a TCP connection, as the removed listener's own connections are), not
+      // dropped here: a dropped reply would leave the connection counting a query in flight.
+      queueReturn(origin, std::move(h.reply), ByteView{});
+      continue;
+    }
     back.reply = std::move(h.reply);
     const size_t n = handle(ByteView(h.pkt), h.peer, h.listener, h.proto,
                             MutableBytes(scratch_), back, /*handed_off=*/true);
