@@ -23,9 +23,19 @@ class WakeHandler final : public IoHandler {
 };
 WakeHandler g_wake_sentinel;
 
+class SystemTime final : public TimeSource {
+ public:
+  Clock::time_point now() const override { return Clock::now(); }
+};
+
 }  // namespace
 
-EventLoop::EventLoop() {
+TimeSource& systemTime() {
+  static SystemTime t;
+  return t;
+}
+
+EventLoop::EventLoop(TimeSource& time) : time_(&time), now_(time.now()) {
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0) fail("epoll_create1");
   wakefd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -120,7 +130,7 @@ void EventLoop::stop() {
 int EventLoop::nextTimeoutMs() const {
   // Skip cancelled timers lazily in runTimers; here an upper bound is enough.
   if (timers_.empty()) return 1000;
-  auto d = timers_.top().deadline - Clock::now();
+  auto d = timers_.top().deadline - time_->now();
   if (d <= std::chrono::nanoseconds::zero()) return 0;
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count() + 1;
   return static_cast<int>(std::min<int64_t>(ms, 1000));
@@ -149,38 +159,46 @@ void EventLoop::runPosted() {
   running_posted_.clear();
 }
 
+void EventLoop::round(int timeout_ms) {
+  constexpr int kMaxEvents = 128;
+  epoll_event events[kMaxEvents];
+  const int timeout = has_posted_.load(std::memory_order_acquire) || !round_end_.empty()
+                          ? 0
+                          : std::min(timeout_ms, nextTimeoutMs());
+  int n = epoll_wait(epfd_, events, kMaxEvents, timeout);
+  now_ = time_->now();
+  if (n < 0) {
+    if (errno == EINTR) return;
+    fail("epoll_wait");
+  }
+  for (int i = 0; i < n; ++i) {
+    auto* h = static_cast<IoHandler*>(events[i].data.ptr);
+    if (h == &g_wake_sentinel) {
+      uint64_t v;
+      while (::read(wakefd_, &v, sizeof(v)) > 0) {
+      }
+      continue;
+    }
+    h->onEvents(events[i].events);
+  }
+  runPosted();
+  runTimers();
+  runRoundEnd();
+}
+
 void EventLoop::run() {
   owner_ = std::this_thread::get_id();
   running_ = true;
-  constexpr int kMaxEvents = 128;
-  epoll_event events[kMaxEvents];
-  while (!stop_) {
-    const int timeout =
-        has_posted_.load(std::memory_order_acquire) || !round_end_.empty() ? 0 : nextTimeoutMs();
-    int n = epoll_wait(epfd_, events, kMaxEvents, timeout);
-    now_ = Clock::now();
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail("epoll_wait");
-    }
-    for (int i = 0; i < n; ++i) {
-      auto* h = static_cast<IoHandler*>(events[i].data.ptr);
-      if (h == &g_wake_sentinel) {
-        uint64_t v;
-        while (::read(wakefd_, &v, sizeof(v)) > 0) {
-        }
-        continue;
-      }
-      h->onEvents(events[i].events);
-    }
-    runPosted();
-    runTimers();
-    runRoundEnd();
-  }
+  while (!stop_) round(1000);
   // Drain tasks posted right before stop so no promise is left hanging.
   runPosted();
   runRoundEnd();
   running_ = false;
+}
+
+void EventLoop::runOnce(std::chrono::milliseconds max_wait) {
+  owner_ = std::this_thread::get_id();
+  round(static_cast<int>(std::clamp<int64_t>(max_wait.count(), 0, 1000)));
 }
 
 }  // namespace nld::net

@@ -21,6 +21,20 @@ namespace nld::net {
 
 using Clock = std::chrono::steady_clock;
 
+/// Where a loop reads the time. The process uses systemTime() (the monotonic clock); tests give
+/// a loop a fake (tests/support/fake_time.h) and move time by hand, so timeouts, expiry and
+/// budgets are tested without sleeping. Everything on a loop reads the time through it
+/// (EventLoop::now() / clockNow()), never from steady_clock directly.
+class TimeSource {
+ public:
+  virtual Clock::time_point now() const = 0;
+
+ protected:
+  ~TimeSource() = default;
+};
+/// The monotonic clock (std::chrono::steady_clock).
+TimeSource& systemTime();
+
 /// Something that owns a file descriptor registered with a loop.
 class IoHandler {
  public:
@@ -46,7 +60,7 @@ class EventLoop {
   using TimerId = uint64_t;
   using Task = std::function<void()>;
 
-  EventLoop();
+  explicit EventLoop(TimeSource& time = systemTime());
   ~EventLoop();
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
@@ -77,11 +91,19 @@ class EventLoop {
 
   /// Runs until stop(). Must be called from the thread that will own the loop.
   void run();
+  /// One round, on the calling thread (which then owns the loop): waits up to `max_wait` for
+  /// events (less if a timer is due sooner by the loop's time source), then runs the events,
+  /// posted tasks, due timers and round-end hooks. For tests that drive a loop on fake time:
+  /// advance the fake, then runOnce(0ms) fires what became due.
+  void runOnce(std::chrono::milliseconds max_wait);
   /// Makes run() return after the current iteration. Thread-safe.
   void stop();
 
   /// Time at the start of the current loop iteration (cheap; loop thread only).
   Clock::time_point now() const { return now_; }
+  /// The time now, read from the loop's time source (a clock read; for durations and deadlines
+  /// that must not include the rest of the round).
+  Clock::time_point clockNow() const { return time_->now(); }
   bool inLoopThread() const { return std::this_thread::get_id() == owner_.load(); }
   bool running() const { return running_.load(); }
 
@@ -95,6 +117,7 @@ class EventLoop {
   };
 
   int nextTimeoutMs() const;
+  void round(int timeout_ms);
   void runTimers();
   void runPosted();
   void runRoundEnd();
@@ -104,7 +127,8 @@ class EventLoop {
   std::atomic<bool> running_{false};
   std::atomic<bool> stop_{false};
   std::atomic<std::thread::id> owner_{};
-  Clock::time_point now_ = Clock::now();
+  TimeSource* time_;
+  Clock::time_point now_;
 
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
   std::unordered_map<TimerId, Task> timer_tasks_;

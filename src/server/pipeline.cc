@@ -321,7 +321,7 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
       return kPending;
     }
   }
-  const auto start = net::Clock::now();
+  const auto start = loop_.clockNow();
   const WorkerPlan& wp = *current_;
   const ListenerPlan& lp = wp.plan->listeners[listener];
   const bool udp = proto == Proto::Udp;
@@ -333,7 +333,7 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
     metrics_.onQuery(worker_, lp.server_label, zone, udp, peer.family(), q.question.qtype,
                      q.edns.dnssec_ok, pkt.size(), static_cast<uint8_t>(rcode & 0xf),
                      AnswerPlugin::None, n,
-                     std::chrono::duration<double>(net::Clock::now() - start).count());
+                     std::chrono::duration<double>(loop_.clockNow() - start).count());
     return n;
   };
   switch (st) {
@@ -355,7 +355,7 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
     if (const size_t n = answerIdentity(pkt, q, out); n != 0) {
       metrics_.onQuery(worker_, lp.server_label, kDropped, udp, peer.family(), q.question.qtype,
                        q.edns.dnssec_ok, pkt.size(), dns::rcode::NoError, AnswerPlugin::None, n,
-                       std::chrono::duration<double>(net::Clock::now() - start).count());
+                       std::chrono::duration<double>(loop_.clockNow() - start).count());
       return n;
     }
   }
@@ -392,7 +392,7 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
       }
       if (block.loadbalance) dns::shuffleAddressRecords(out, lr.length, randomBelow);
       const uint8_t rcode = lr.length >= dns::kHeaderSize ? (out[3] & 0xf) : 0;
-      const auto took = net::Clock::now() - start;
+      const auto took = loop_.clockNow() - start;
       if (block.log) logQuery(block, peer, q, proto, pkt.size(), out.first(lr.length), took);
       if (block.metrics) {
         metrics_.onQuery(worker_, lp.server_label, zone->text, udp, peer.family(),
@@ -455,7 +455,7 @@ void Pipeline::refresh(const std::shared_ptr<WorkerPlan>& wp, size_t block, Byte
         [this, keep, copy, block, key_hash](const upstream::Result& r) mutable {
           if (r.status == upstream::Result::Status::Ok) {
             auto& c = keep->blocks[block].cache;
-            if (c) c->insert(copy->second, key_hash, r.packet, *r.parsed, net::Clock::now());
+            if (c) c->insert(copy->second, key_hash, r.packet, *r.parsed, loop_.clockNow());
           }
           releasePlanRef(std::move(keep));  // not when the forwarder destroys this callback
         });
@@ -606,7 +606,7 @@ void Pipeline::onUpstream(Pending* p, const upstream::Result& r) {
     }
   }
   if (block.loadbalance) dns::shuffleAddressRecords(out, len, randomBelow);
-  const auto took = net::Clock::now() - p->start;
+  const auto took = loop_.clockNow() - p->start;
   if (block.log) logQuery(block, p->peer, p->query, p->proto, p->pkt.size(), out.first(len), took);
   if (block.metrics) {
     metrics_.onQuery(worker_, lp.server_label, p->zone->text, udp, p->peer.family(),

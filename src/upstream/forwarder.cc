@@ -253,7 +253,7 @@ void Forwarder::resolve(dns::ByteView query_pkt, const dns::Query& q, uint64_t k
   f.edns = true;  // always our own OPT (1232): lets the upstream answer large over UDP
   f.dnssec_ok = dnssec_ok;
   f.client_tcp = client_tcp;
-  f.deadline = Clock::now() + s.overall_timeout;
+  f.deadline = loop_.clockNow() + s.overall_timeout;
 
   const size_t n = shared_->upstreamCount();
   f.order.resize(n);
@@ -281,7 +281,7 @@ void Forwarder::startNextAttempt(Flight& f) {
   // Bounded: every pass either starts an attempt (attempts grows, capped) or skips a down
   // upstream (at most n skips before the all-down branch starts one).
   for (;;) {
-    if (f.attempts >= shared_->maxAttempts() || Clock::now() >= f.deadline) {
+    if (f.attempts >= shared_->maxAttempts() || loop_.clockNow() >= f.deadline) {
       finish(f.id, Result::Status::ServFail, {}, nullptr, f.upstream);
       return;
     }
@@ -319,7 +319,7 @@ bool Forwarder::startExchange(Flight& f, int upstream, bool tcp, bool fresh_conn
   ++f.seq;
   ++stats_.attempts;
   // One clock read per exchange: its start, the budget left and its deadline.
-  const auto now = Clock::now();
+  const auto now = loop_.clockNow();
   f.started = now;
   const auto u = static_cast<size_t>(upstream);
   if (tcp) {
@@ -581,13 +581,13 @@ bool Forwarder::deadlineIsStale(const Deadline& d) {
 void Forwarder::armDeadlineTimer() {
   if (deadline_timer_ != 0 || deadlines_.empty()) return;
   const auto delay = std::max<std::chrono::nanoseconds>(
-      std::chrono::nanoseconds::zero(), deadlines_.front().at - Clock::now());
+      std::chrono::nanoseconds::zero(), deadlines_.front().at - loop_.clockNow());
   deadline_timer_ = loop_.addTimer(delay, [this] { onDeadlineTimer(); });
 }
 
 void Forwarder::onDeadlineTimer() {
   deadline_timer_ = 0;
-  const auto now = Clock::now();
+  const auto now = loop_.clockNow();
   // Bounded: every pass pops one entry; entries pushed meanwhile expire after `now`.
   while (!deadlines_.empty()) {
     const Deadline d = deadlines_.front();
@@ -670,7 +670,7 @@ bool Forwarder::handleReply(Flight& f, dns::ByteView msg, bool tcp) {
     return true;
   }
   if (obs_) {
-    const double secs = std::chrono::duration<double>(Clock::now() - f.started).count();
+    const double secs = std::chrono::duration<double>(loop_.clockNow() - f.started).count();
     obs_->onExchange(f.upstream, h.rcode(), secs);
   }
   finish(f.id, Result::Status::Ok, msg, &resp_, f.upstream);

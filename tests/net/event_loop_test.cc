@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/fake_time.h"
+
 namespace nld::net {
 namespace {
 
@@ -21,6 +23,29 @@ TEST(EventLoop, TimersFireInOrderAndCancelledOnesDoNot) {
   loop.addTimer(std::chrono::milliseconds(30), [&] { loop.stop(); });
   loop.run();
   EXPECT_EQ(fired, (std::vector<int>{1, 2}));
+}
+
+TEST(EventLoop, OnFakeTimeTimersFireExactlyWhenTheTimeIsAdvancedPastThem) {
+  test::FakeTime time;
+  EventLoop loop(time);
+  std::vector<int> fired;
+  const auto t0 = time.now();
+  loop.addTimer(std::chrono::seconds(30), [&] { fired.push_back(30); });
+  loop.addTimer(std::chrono::seconds(10), [&] { fired.push_back(10); });
+  loop.runOnce(std::chrono::milliseconds(0));
+  EXPECT_TRUE(fired.empty());
+  EXPECT_EQ(loop.now(), t0);
+  time.advance(std::chrono::milliseconds(9999));
+  loop.runOnce(std::chrono::milliseconds(0));
+  EXPECT_TRUE(fired.empty());  // 1 ms early
+  time.advance(std::chrono::milliseconds(1));
+  loop.runOnce(std::chrono::milliseconds(0));
+  EXPECT_EQ(fired, (std::vector<int>{10}));
+  EXPECT_EQ(loop.now(), t0 + std::chrono::seconds(10));
+  EXPECT_EQ(loop.clockNow(), t0 + std::chrono::seconds(10));
+  time.advance(std::chrono::seconds(60));
+  loop.runOnce(std::chrono::milliseconds(0));
+  EXPECT_EQ(fired, (std::vector<int>{10, 30}));
 }
 
 TEST(EventLoop, PostFromAnotherThreadRunsOnLoopThread) {
