@@ -6,7 +6,6 @@
 #include <utility>
 
 #include "cache/ttl_policy.h"
-#include "common/random.h"
 
 namespace nld::cache {
 namespace {

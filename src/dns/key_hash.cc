@@ -1,23 +1,9 @@
 #include "dns/key_hash.h"
 
+#include "common/hash.h"
 #include "common/random.h"
 
 namespace nld::dns {
-namespace {
-
-constexpr uint64_t kFnvPrime = 0x100000001b3ull;
-
-// murmur3 fmix64: full avalanche of the FNV state.
-inline uint64_t finalize(uint64_t h) {
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
-  return h;
-}
-
-}  // namespace
 
 uint64_t keyHash(uint64_t seed, const Name& name, uint16_t qtype, uint16_t qclass, bool dnssec_ok,
                  bool checking_disabled) {
@@ -26,7 +12,7 @@ uint64_t keyHash(uint64_t seed, const Name& name, uint16_t qtype, uint16_t qclas
   const uint64_t rest = (uint64_t{qtype} << 16) | qclass |
                         (uint64_t{dnssec_ok ? 1u : 0u} << 32) |
                         (uint64_t{checking_disabled ? 1u : 0u} << 33);
-  return finalize(name.hashLower(seed) ^ (rest * kFnvPrime));
+  return mixFinal(name.hashLower(seed) ^ (rest * kFnvPrime));
 }
 
 uint64_t processKeySeed() {

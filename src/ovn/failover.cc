@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "common/hash.h"
 #include "ovn/ip.h"
 
 namespace nld::ovn {
@@ -87,20 +88,11 @@ bool HealthTracker::observe(TimePoint now, bool ok) {
 
 uint64_t rendezvousScore(std::string_view self, std::string_view candidate) {
   // FNV-1a over "self\0candidate", then the splitmix64 finaliser to spread FNV's weak low bits.
-  uint64_t h = 1469598103934665603ULL;
-  auto mix = [&h](unsigned char c) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  };
-  for (unsigned char c : self) mix(c);
-  mix(0);
-  for (unsigned char c : candidate) mix(c);
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ULL;
-  h ^= h >> 27;
-  h *= 0x94d049bb133111ebULL;
-  h ^= h >> 31;
-  return h;
+  uint64_t h = kFnvOffset;
+  for (unsigned char c : self) h = fnv1aStep(h, c);
+  h = fnv1aStep(h, 0);
+  for (unsigned char c : candidate) h = fnv1aStep(h, c);
+  return mixFinal(h);
 }
 
 std::vector<std::string> rendezvousPick(std::string_view self, std::vector<std::string> candidates, std::size_t k) {
