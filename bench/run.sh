@@ -623,6 +623,20 @@ combine_lat() {
 }
 
 # ---------------------------------------------------------------- scenarios ---------------
+# MISS_REPS runs of fresh names on the running server, then stops it. 1 if the server died.
+miss_runs() {
+  local name=$1 r rc f
+  for ((r = 1; r <= MISS_REPS; r++)); do
+    f=$(miss_file "$name-$r" "$MISS_NAMES")
+    measure "$name" "miss_r$r" "$WORK/out/$name-miss$r.txt" -d "$f" -n 1 -c 16 -q 500 -l "$T_MISS" -t 2
+    rc=$?
+    rm -f "$f"
+    ((rc == 2)) && { record "$name" miss_died 1; stop_server "$name"; return 1; }
+  done
+  combine_reps "$name" miss "$MISS_REPS"
+  stop_server "$name"
+}
+
 bench_server() {
   local name=$1 f
   log "== $name"
@@ -640,17 +654,8 @@ bench_server() {
 
   if [[ $name == forward-floor ]]; then  # MISS only: it has no cache, so no HIT, LAT or RSS
     if ! start_server "$name" hit; then record "$name" failed "did not start"; return 1; fi
-    local r rc
-    for ((r = 1; r <= MISS_REPS; r++)); do
-      f=$(miss_file "$name-$r" "$MISS_NAMES")
-      measure "$name" "miss_r$r" "$WORK/out/$name-miss$r.txt" -d "$f" -n 1 -c 16 -q 500 -l "$T_MISS" -t 2
-      rc=$?
-      rm -f "$f"
-      ((rc == 2)) && { record "$name" miss_died 1; stop_server "$name"; return 1; }
-    done
-    combine_reps "$name" miss "$MISS_REPS"
-    stop_server "$name"
-    return 0
+    miss_runs "$name"
+    return
   fi
 
   # HIT, LAT, TCP, then MISS (last: it fills the cache with names nobody asks again, and some
@@ -698,15 +703,7 @@ bench_server() {
     perf_profile "$name" miss -d "$f" -n 1 -c 16 -q 500 -l "$T_MISS" -t 2
     rm -f "$f"
   fi
-  for ((r = 1; r <= MISS_REPS; r++)); do
-    f=$(miss_file "$name-$r" "$MISS_NAMES")
-    measure "$name" "miss_r$r" "$WORK/out/$name-miss$r.txt" -d "$f" -n 1 -c 16 -q 500 -l "$T_MISS" -t 2
-    rc=$?
-    rm -f "$f"
-    ((rc == 2)) && { record "$name" miss_died 1; stop_server "$name"; return 1; }
-  done
-  combine_reps "$name" miss "$MISS_REPS"
-  stop_server "$name"
+  miss_runs "$name" || return 1
 
   # RSS: fresh server with a cache sized for 100k names.
   if ! start_server "$name" rss; then record "$name" failed "did not start (rss config)"; return 1; fi

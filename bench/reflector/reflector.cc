@@ -130,6 +130,19 @@ int bindSocket(const Options& o, int type) {
   return fd;
 }
 
+/// Sends a batch; on a hard error (e.g. ENOBUFS) drops the rest, as a real server would.
+void sendAll(int fd, mmsghdr* msgs, unsigned n) {
+  unsigned sent = 0;
+  while (sent < n) {
+    int s = sendmmsg(fd, msgs + sent, n - sent, 0);
+    if (s < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    sent += static_cast<unsigned>(s);
+  }
+}
+
 /// Batch state for the UDP socket: preallocated, reused for every recvmmsg/sendmmsg.
 class UdpReflector {
  public:
@@ -171,15 +184,7 @@ class UdpReflector {
         sendMsgs_[out].msg_hdr.msg_iovlen = 1;
         ++out;
       }
-      unsigned sent = 0;
-      while (sent < out) {
-        int s = sendmmsg(fd_, sendMsgs_.data() + sent, out - sent, 0);
-        if (s < 0) {
-          if (errno == EINTR) continue;
-          break;  // e.g. ENOBUFS: drop the rest of the batch, as a real server would
-        }
-        sent += static_cast<unsigned>(s);
-      }
+      sendAll(fd_, sendMsgs_.data(), out);
       for (unsigned i = 0; i < kBatch; ++i) iov_[i].iov_base = bufs_[i].data();
       if (static_cast<unsigned>(n) < kBatch) return true;
     }
@@ -243,16 +248,7 @@ class UdpForwarder {
         sendMsgs_[out].msg_hdr.msg_iovlen = 1;
         ++out;
       }
-      const int out_fd = from_client ? upstream_ : client_;
-      unsigned sent = 0;
-      while (sent < out) {
-        int s = sendmmsg(out_fd, sendMsgs_.data() + sent, out - sent, 0);
-        if (s < 0) {
-          if (errno == EINTR) continue;
-          break;  // e.g. ENOBUFS: drop the rest of the batch
-        }
-        sent += static_cast<unsigned>(s);
-      }
+      sendAll(from_client ? upstream_ : client_, sendMsgs_.data(), out);
       if (static_cast<unsigned>(n) < kBatch) return true;
     }
   }
