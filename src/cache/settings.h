@@ -10,17 +10,27 @@
 
 namespace nld::cache {
 
+/// The `cache` plugin's defaults (CoreDNS cache README), in one place: the Corefile layer
+/// (config::CacheConfig) and Settings both start from these.
+namespace defaults {
+inline constexpr size_t kCapacity = 10000;  // per store (success, denial)
+inline constexpr uint32_t kSuccessMaxTtl = 3600, kDenialMaxTtl = 1800, kMinTtl = 5;
+inline constexpr uint32_t kServfailTtl = 5;
+inline constexpr uint32_t kPrefetchWindowS = 60, kPrefetchPercentage = 10;
+}  // namespace defaults
+
 struct Settings {
   /// Configured capacities (entries) of the two stores for the whole server block; each worker
   /// partition gets its share (see Cache::partitionCapacity).
-  size_t success_capacity = 10000, denial_capacity = 10000;
-  uint32_t success_max_ttl = 3600, success_min_ttl = 5, denial_max_ttl = 1800, denial_min_ttl = 5;
+  size_t success_capacity = defaults::kCapacity, denial_capacity = defaults::kCapacity;
+  uint32_t success_max_ttl = defaults::kSuccessMaxTtl, success_min_ttl = defaults::kMinTtl;
+  uint32_t denial_max_ttl = defaults::kDenialMaxTtl, denial_min_ttl = defaults::kMinTtl;
   /// How long an upstream SERVFAIL/NOTIMP is cached; 0 disables (RFC 2308 §7: at most 5 min).
-  uint32_t servfail_ttl = 5;
+  uint32_t servfail_ttl = defaults::kServfailTtl;
   /// `prefetch AMOUNT [DURATION [PCT%]]`; AMOUNT 0 disables prefetching.
   uint32_t prefetch_amount = 0;
-  uint32_t prefetch_window_s = 60;
-  uint32_t prefetch_percentage = 10;
+  uint32_t prefetch_window_s = defaults::kPrefetchWindowS;
+  uint32_t prefetch_percentage = defaults::kPrefetchPercentage;
   /// `serve_stale [DURATION [immediate|verify]]`; unset (or 0) disables serving stale answers.
   std::optional<uint32_t> serve_stale_s;
   bool serve_stale_verify = false;

@@ -23,6 +23,9 @@
 #include <utility>
 #include <vector>
 
+#include "cache/settings.h"  // the plugins' defaults (cache::defaults, upstream::defaults)
+#include "upstream/settings.h"
+
 namespace nld::config {
 
 /// A configuration error. what() is "file:line: message" (or "file: message" without a line).
@@ -84,16 +87,18 @@ inline constexpr std::string_view kCombinedLogFormat =
 /// `cache` (CoreDNS cache plugin). Capacities are kept as written; the cache rounds them.
 struct CacheConfig {
   std::vector<std::string> zones;  ///< the block's zones when none were given
-  size_t success_capacity = 10000;
-  uint32_t success_max_ttl = 3600, success_min_ttl = 5;
-  size_t denial_capacity = 10000;
-  uint32_t denial_max_ttl = 1800, denial_min_ttl = 5;
+  size_t success_capacity = cache::defaults::kCapacity;
+  uint32_t success_max_ttl = cache::defaults::kSuccessMaxTtl;
+  uint32_t success_min_ttl = cache::defaults::kMinTtl;
+  size_t denial_capacity = cache::defaults::kCapacity;
+  uint32_t denial_max_ttl = cache::defaults::kDenialMaxTtl;
+  uint32_t denial_min_ttl = cache::defaults::kMinTtl;
   uint32_t prefetch_amount = 0;
-  std::chrono::seconds prefetch_duration{60};
-  uint32_t prefetch_percentage = 10;
+  std::chrono::seconds prefetch_duration{cache::defaults::kPrefetchWindowS};
+  uint32_t prefetch_percentage = cache::defaults::kPrefetchPercentage;
   std::optional<std::chrono::seconds> serve_stale;
   bool serve_stale_verify = false;
-  std::chrono::seconds servfail_ttl{5};
+  std::chrono::seconds servfail_ttl{cache::defaults::kServfailTtl};
   std::vector<std::string> disable_success, disable_denial;
   bool keepttl = false;
 };
@@ -114,11 +119,11 @@ struct ForwardConfig {
   std::vector<std::string> except;  ///< fqdn lower-case
   std::vector<UpstreamAddress> to;
   bool force_tcp = false, prefer_udp = false;
-  std::chrono::seconds expire{10};
-  uint32_t max_fails = 2;
+  std::chrono::seconds expire = upstream::defaults::kExpire;
+  uint32_t max_fails = upstream::defaults::kMaxFails;
   uint32_t max_connect_attempts = 0;  ///< 0 = not configured (the forwarder picks its cap)
   Policy policy = Policy::Random;
-  std::chrono::milliseconds health_check{500};
+  std::chrono::milliseconds health_check = upstream::defaults::kHealthCheck;
   bool health_check_recursion_desired = true;
   std::string health_check_domain = ".";
   uint32_t max_concurrent = 0;  ///< 0 = unlimited
