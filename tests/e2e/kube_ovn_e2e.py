@@ -3,7 +3,9 @@
 the query and the reply visible on the node's `ovn0`, using our node-cache and
 ovn-localdns-controller binaries.
 
-Usage (as root): kube_ovn_e2e.py [--keep-going] [--capture-out FILE]
+Usage (as root): kube_ovn_e2e.py [--capture-out FILE] [--logs-dir DIR] [--chassis 1|2] [--dual-stack]
+`--dual-stack` (ctest `e2e_kube_ovn_dualstack`, issue 12 item 3): the cluster with IPv6 subnets
+and pods too, node-cache and the controller on 169.254.20.10,fd00::10 (dual_stack_checks).
 Env: NLD_BUILD_DIR (binaries), NLD_SOURCE_DIR (deploy/kube-ovn/Corefile), optional overrides
 NLD_E2E_NODE_CACHE and NLD_E2E_CONTROLLER (paths of the two binaries). Run by ctest as
 `e2e_kube_ovn` (labels e2e root). See sandbox.py for the topology and the cleanup guarantees.

@@ -23,6 +23,9 @@ Layout (see docs/kube-ovn-e2e-capture.md for the one-chassis diagram):
   * pod namespaces with eth0 (a veth to its node's br-int), default route via 10.16.0.1 and the
     resolv.conf kubelet writes (/etc/netns/<ns>/resolv.conf);
   * `ext` namespace: the stub "external" DNS server, one point-to-point veth to each node.
+  * dual-stack (build_logical_topology(dual_stack=True), nodes/pods with `ip6`): the IPv6
+    subnets of SUBNET6 on the router ports, a `::/0` route, pods with an IPv6 address and default
+    route, each node's ovn0 with its IPv6 join IP and a route to the IPv6 pod subnet.
 Traffic only flows inside these namespaces (and over unix sockets).
 """
 
