@@ -330,12 +330,14 @@ def show(r):
 
 
 class Capture:
-    """tcpdump on `ovn0` of a node namespace (--immediate-mode, or SIGINT loses buffered packets)."""
+    """tcpdump on `ovn0` of a node namespace (--immediate-mode, or SIGINT loses buffered packets).
+    `ip6`: IPv6 packets only (the dual-stack run); the default captures and returns IPv4 ones."""
 
-    def __init__(self, sb, role, name):
+    def __init__(self, sb, role, name, ip6=False):
         self.sb, self.name = sb, name
-        self.proc = sb.spawn(name, ["tcpdump", "-i", "ovn0", "--immediate-mode", "-nn", "-l", "port", "53"],
-                             role=role)
+        self.marker = " IP6 " if ip6 else " IP "
+        self.proc = sb.spawn(name, ["tcpdump", "-i", "ovn0", "--immediate-mode", "-nn", "-l"] +
+                             (["ip6", "and"] if ip6 else []) + ["port", "53"], role=role)
         wait_until(lambda: "listening on ovn0" in sb.read_log(name) or self.proc.poll() is not None, 10,
                    f"{name} to start")
         if self.proc.poll() is not None:
@@ -344,7 +346,7 @@ class Capture:
     def stop(self):
         time.sleep(0.5)
         self.sb.stop(self.proc, self.name, sig=signal.SIGINT)
-        return [ln for ln in self.sb.read_log(self.name).splitlines() if " IP " in ln]
+        return [ln for ln in self.sb.read_log(self.name).splitlines() if self.marker in ln]
 
 
 def ipv4_checks(sb, cl, res, args):
@@ -577,6 +579,8 @@ def dual_stack_checks(sb, cl, res, args):
 
     # -- each pod answered by its own node's cache, both families, both transports ----------------
     metrics0 = {n["name"]: family_requests(cl.cache_metrics(n), 2) for n in cl.nodes}
+    cap1 = Capture(sb, "node1", "tcpdump6-node1-ovn0", ip6=True)
+    cap2 = Capture(sb, "node2", "tcpdump6-node2-ovn0", ip6=True)
     for role, node in (("pod1", node1), ("pod2", node1), ("pod3", node2)):
         for server in (DNS_IP6, DNS_IP):
             for tcp in (False, True):
@@ -593,6 +597,23 @@ def dual_stack_checks(sb, cl, res, args):
     r = dig_at(sb, "pod1", DNS_IP6, "www.example.net")
     res.check(dig_at_ok(r, DNS_IP6, "www.example.net", "198.51.100.7"),
               f"pod1: dig @{DNS_IP6} www.example.net (external, stub upstream)", show(r))
+    lines1, lines2 = cap1.stop(), cap2.stop()
+    p1, p3 = POD_IP6["pod1"], POD_IP6["pod3"]
+    q_re = re.compile(rf"IP6 {re.escape(p1)}\.(\d+) > {re.escape(DNS_IP6)}\.53: (\d+)\+ .*A\? "
+                      r"kubernetes\.default\.svc\.cluster\.local\. ")
+    queries = [(m.group(1), m.group(2)) for m in (q_re.search(ln) for ln in lines1) if m]
+    replies = [ln for ln in lines1 for (port, qid) in queries
+               if re.search(rf"IP6 {re.escape(DNS_IP6)}\.53 > {re.escape(p1)}\.{port}: {qid}\S* .*A 10\.96\.0\.1", ln)]
+    res.check(bool(queries), f"node1 ovn0 capture: pod1's query {p1} > {DNS_IP6}.53 entering", "\n".join(lines1))
+    res.check(bool(replies), f"node1 ovn0 capture: the reply {DNS_IP6}.53 > {p1} leaving", "\n".join(lines1))
+    res.check(not any(p3 in ln for ln in lines1), "pod3's (node2) IPv6 packets never cross node1's ovn0",
+              "\n".join(ln for ln in lines1 if p3 in ln))
+    res.check(any(f"IP6 {p3}." in ln and f"> {DNS_IP6}.53" in ln for ln in lines2),
+              "node2 ovn0 capture: pod3's IPv6 query enters node2's own ovn0", "\n".join(lines2))
+    if args.capture_out:
+        with open(args.capture_out, "w") as f:
+            f.write(f"# dual-stack: pods' queries to {DNS_IP6}\n# node1 ovn0\n" + "\n".join(lines1) +
+                    "\n# node2 ovn0\n" + "\n".join(lines2) + "\n")
     for n in cl.nodes:
         after = family_requests(cl.cache_metrics(n), 2)
         res.check(after > metrics0[n["name"]], f"{n['name']}'s node-cache counted its pods' IPv6 queries "
