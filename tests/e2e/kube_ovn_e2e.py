@@ -224,7 +224,8 @@ class Cluster:
                    POD_UID=cache_identity(node["name"]))
         # The DaemonSet's args (deploy/kube-ovn/kustomization.yaml) plus the base Corefile path the
         # ConfigMap mount provides and the interface flags; the node namespace is the node's host.
-        argv = [binary or NODE_CACHE, "-localip", ",".join(self.dns_ips), "-conf", os.path.join(d, "Corefile"), "-basecorefile", base,
+        argv = [binary or NODE_CACHE, "-localip", ",".join(self.dns_ips), "-conf", os.path.join(d, "Corefile"),
+                "-basecorefile", base,
                 "-upstreamsvc", "kube-dns-upstream", "-pidfile", pidfile, "-setupinterface=true",
                 "-interfacename", "nodelocaldns", "-setupiptables=true",
                 "-metrics-listen-address", "127.0.0.1:9353"]
@@ -637,17 +638,18 @@ def dual_stack_checks(sb, cl, res, args):
         return r
 
     def restart_controller(dns_ips, kept_family, gone_family, kept_uuids):
+        flag = f"--node-local-dns-ip={','.join(dns_ips)}"
         cl.stop_controller()
         cl.start_controller(dns_ips)
         try:
             wait_until(lambda: not cl.policies(family=gone_family) and
                        len(cl.policies(family=kept_family)) == 2, 20,
-                       f"the controller with --node-local-dns-ip={','.join(dns_ips)} to drop the IPv{gone_family} policies")
+                       f"the controller with {flag} to drop the IPv{gone_family} policies")
         except WaitTimeout as e:
-            res.check(False, f"--node-local-dns-ip={','.join(dns_ips)}: IPv{gone_family} policies removed", str(e))
+            res.check(False, f"{flag}: IPv{gone_family} policies removed", str(e))
             return
         kept = {p["uuid"] for p in cl.policies(family=kept_family)}
-        res.check(kept == kept_uuids, f"--node-local-dns-ip={','.join(dns_ips)}: the IPv{gone_family} policies removed, "
+        res.check(kept == kept_uuids, f"{flag}: the IPv{gone_family} policies removed, "
                   f"the IPv{kept_family} ones untouched (same rows)", f"before {kept_uuids}\nafter {kept}")
         gone_ip, kept_ip = (DNS_IP6, DNS_IP) if gone_family == 6 else (DNS_IP, DNS_IP6)
         r = times_out(gone_ip)
