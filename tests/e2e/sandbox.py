@@ -23,6 +23,9 @@ Layout (see docs/kube-ovn-e2e-capture.md for the one-chassis diagram):
   * pod namespaces with eth0 (a veth to its node's br-int), default route via 10.16.0.1 and the
     resolv.conf kubelet writes (/etc/netns/<ns>/resolv.conf);
   * `ext` namespace: the stub "external" DNS server, one point-to-point veth to each node.
+  * dual-stack (build_logical_topology(dual_stack=True), nodes/pods with `ip6`): the IPv6
+    subnets of SUBNET6 on the router ports, a `::/0` route, pods with an IPv6 address and default
+    route, each node's ovn0 with its IPv6 join IP and a route to the IPv6 pod subnet.
 Traffic only flows inside these namespaces (and over unix sockets).
 """
 
@@ -44,6 +47,14 @@ LEDGER_DIR = "/run/nld-e2e"
 VSWITCH_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 NB_SCHEMA = "/usr/share/ovn/ovn-nb.ovsschema"
 SB_SCHEMA = "/usr/share/ovn/ovn-sb.ovsschema"
+
+# Kube-OVN's IPv6 subnets of a dual-stack cluster (the IPv4 ones are 10.16.0.0/16 and
+# 100.64.0.0/16): the pod switch and the join switch, the router port holding `gw`.
+SUBNET6 = {
+    "ovn-default": {"cidr": "fd00:10:16::/112", "gw": "fd00:10:16::1", "plen": 112,
+                    "gw_cidr": "fd00:10:16::1/112"},
+    "join": {"cidr": "fd00:100:64::/112", "gw": "fd00:100:64::1", "plen": 112, "gw_cidr": "fd00:100:64::1/112"},
+}
 
 
 class E2EError(Exception):
@@ -444,23 +455,32 @@ class Sandbox:
                    role=name, env=env,
                    stop_cmd=lambda pid: ["ovs-appctl", "-t", os.path.join(d, f"ovn-controller.{pid}.ctl"), "exit"])
 
-    def build_logical_topology(self, pods, nodes):
-        """Router ovn-cluster, switches ovn-default/join, node LSPs, pod LSPs, port groups."""
+    def build_logical_topology(self, pods, nodes, dual_stack=False):
+        """Router ovn-cluster, switches ovn-default/join, node LSPs, pod LSPs, port groups.
+        `dual_stack`: the router ports also get Kube-OVN's IPv6 subnets (SUBNET6), the router a
+        `::/0` route, and each node/pod LSP its `ip6` next to its IPv4 address, as Kube-OVN writes
+        a dual-stack LSP ("MAC 10.16.0.11 fd00:10:16::b"); northd then fills the port groups'
+        `_ip6` address sets the IPv6 policies match on."""
         nb = self.nbctl
         nb("lr-add", "ovn-cluster")
         for sw, lrp, mac, cidr in (("ovn-default", "ovn-cluster-ovn-default", "0a:00:00:10:00:01", "10.16.0.1/16"),
                                    ("join", "ovn-cluster-join", "0a:00:00:40:00:01", "100.64.0.1/16")):
             nb("ls-add", sw)
-            nb("lrp-add", "ovn-cluster", lrp, mac, cidr)
+            nb("lrp-add", "ovn-cluster", lrp, mac, cidr, *([SUBNET6[sw]["gw_cidr"]] if dual_stack else []))
             peer = f"{sw}-ovn-cluster"
             nb("lsp-add", sw, peer, "--", "lsp-set-type", peer, "router", "--", "lsp-set-addresses", peer,
                "router", "--", "lsp-set-options", peer, f"router-port={lrp}")
         nb("lr-route-add", "ovn-cluster", "0.0.0.0/0", "100.64.0.1")
+        if dual_stack:
+            nb("lr-route-add", "ovn-cluster", "::/0", SUBNET6["join"]["gw"])
+
+        def addrs(x):
+            return f"{x['mac']} {x['ip']}" + (f" {x['ip6']}" if dual_stack else "")
         for n in nodes:
             lsp = f"node-{n['name']}"
-            nb("lsp-add", "join", lsp, "--", "lsp-set-addresses", lsp, f"{n['mac']} {n['ip']}")
+            nb("lsp-add", "join", lsp, "--", "lsp-set-addresses", lsp, addrs(n))
         for p in pods:
-            nb("lsp-add", p["switch"], p["lsp"], "--", "lsp-set-addresses", p["lsp"], f"{p['mac']} {p['ip']}")
+            nb("lsp-add", p["switch"], p["lsp"], "--", "lsp-set-addresses", p["lsp"], addrs(p))
         for n in nodes:
             members = [p["lsp"] for p in pods if p["node"] == n["name"]]
             nb("pg-add", "node." + n["name"].replace("-", "."), *members)
@@ -490,6 +510,10 @@ class Sandbox:
         self.sh(role, "ip link set eth0 up")
         self.sh(ch, f"ip link set {host} up")
         self.sh(role, f"ip route add default via {pod['gw']}")
+        if pod.get("ip6"):
+            # nodad: the address is usable at once (no ~1 s tentative state); OVN owns uniqueness.
+            self.sh(role, f"ip -6 addr add {pod['ip6']}/{SUBNET6[pod['switch']]['plen']} dev eth0 nodad")
+            self.sh(role, f"ip -6 route add default via {SUBNET6[pod['switch']]['gw']}")
         self._veth_offload_off(role, "eth0")
         self._veth_offload_off(ch, host)
         self.vsctl("add-port", "br-int", host, "--", "set", "Interface", host, f"external_ids:iface-id={pod['lsp']}",
@@ -525,12 +549,18 @@ class Sandbox:
         self.sh(r, "ip link set ovn0 up")
         self.sh(r, "ip route add 10.16.0.0/16 via 100.64.0.1 dev ovn0")
         self.sh(r, "ip route add 10.96.0.0/12 via 100.64.0.1 dev ovn0")
+        if node.get("ip6"):
+            join6, pods6 = SUBNET6["join"], SUBNET6["ovn-default"]
+            self.sh(r, f"ip -6 addr add {node['ip6']}/{join6['plen']} dev ovn0 nodad")
+            self.sh(r, f"ip -6 route add {pods6['cidr']} via {join6['gw']} dev ovn0")
 
-    def add_local_dns_link(self, role, ip):
+    def add_local_dns_link(self, role, ip, ip6=None):
         """What node-cache would create as a dummy link `nodelocaldns` (this kernel has no dummy
-        driver): a veth end of that name holding ip/32 in the node namespace."""
+        driver): a veth end of that name holding ip/32 (and ip6/128) in the node namespace."""
         self.sh(role, "ip link add nodelocaldns type veth peer name nodelocaldns-p")
         self.sh(role, f"ip addr add {ip}/32 dev nodelocaldns")
+        if ip6:
+            self.sh(role, f"ip -6 addr add {ip6}/128 dev nodelocaldns nodad")
         self.sh(role, "ip link set nodelocaldns up")
         self.sh(role, "ip link set nodelocaldns-p up")
 
