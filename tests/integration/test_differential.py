@@ -432,15 +432,22 @@ class DifferentialTest(h.NodeCacheTestCase):
             return problems, "differs on purpose (%s): TTL %d vs %d" % (row, want_ref, want_ours)
         return problems, None
 
-    def compare_dns(self, sides):
-        ALLOWLIST["id.server. CH TXT, UDP"][1]["answer"] = (
+    def allowlist(self):
+        """ALLOWLIST completed with what is known only at run time: knot's identity, and the
+        records CoreDNS keeps in a truncated answer (the first that fit, in knot's order)."""
+        allow = {case: (row, dict(want)) for case, (row, want) in ALLOWLIST.items()}
+        allow["id.server. CH TXT, UDP"][1]["answer"] = (
             "id.server. CH TXT \"%s\"" % self.knot_identity(), "id.server. CH TXT \"%s\"" % POD_UID)
         for case, name, kept in (("TXT ~900 B, UDP, no EDNS (TC at 512)", "big", 4),
                                  ("TXT ~2400 B, UDP, EDNS 1232 (TC)", "huge", 9)):
             full = h.tcp(q(name + ".default.svc.cluster.local.", "TXT"), self.knot.host,
                          self.knot.port).to_wire()
-            records = summarize(full)[0]["answer"].split("; ")  # knot's order is the zone's
-            ALLOWLIST[case][1]["answer"] = ("; ".join(records[:kept]), "-")
+            records = summarize(full)[0]["answer"].split("; ")  # zone order = sorted order
+            allow[case][1]["answer"] = ("; ".join(records[:kept]), "-")
+        return allow
+
+    def compare_dns(self, sides):
+        allow = self.allowlist()
         for case, transport, make, port_key in CASES:
             query = make()
             wire = query if isinstance(query, bytes) else query.to_wire()
@@ -451,8 +458,8 @@ class DifferentialTest(h.NodeCacheTestCase):
             diffs = {k: (rs.get(k), os_.get(k)) for k in sorted(set(rs) | set(os_))
                      if rs.get(k) != os_.get(k)}
             verdict = "same"
-            if case in ALLOWLIST:
-                row, want = ALLOWLIST[case]
+            if case in allow:
+                row, want = allow[case]
                 if diffs != want:
                     verdict = "FAIL: want exactly the difference of row %s %s, got %s" % (
                         row, want, diffs)
@@ -478,12 +485,21 @@ class DifferentialTest(h.NodeCacheTestCase):
         return "".join(s.decode() for rrset in m.answer for rr in rrset for s in rr.strings)
 
     def compare_metrics(self, sides):
-        fams = {}
-        for side in ("reference", "ours"):
-            status, body = h.http_get("http://%s:%d/metrics" % (IP, sides[side]["prom"]))
-            self.assertEqual(status, 200, "%s /metrics" % side)
-            fams[side] = metric_families(body)
-        ref, ours = fams["reference"], fams["ours"]
+        """The Corefile's `prometheus` address, then -metrics-listen-address (node-cache's own
+        endpoint); the second lists only what differs from the first comparison's verdicts."""
+        seen = {}
+        for endpoint, url in (("prometheus", lambda p: "http://%s:%d/metrics" % (IP, p["prom"])),
+                              ("-metrics-listen-address",
+                               lambda p: "http://%s/metrics" % p["nc"].metrics_addr)):
+            fams = {}
+            for side in ("reference", "ours"):
+                status, body = h.http_get(url(sides[side]))
+                self.assertEqual(status, 200, "%s %s" % (side, url(sides[side])))
+                fams[side] = metric_families(body)
+            self.compare_families(endpoint, fams["reference"], fams["ours"], seen)
+
+    def compare_families(self, endpoint, ref, ours, seen):
+        area = "metrics" if endpoint == "prometheus" else "metrics (%s)" % endpoint
         for name in sorted(set(ref) | set(ours)):
             r, o = ref.get(name), ours.get(name)
             fmt = (lambda x: "absent" if x is None else
@@ -499,15 +515,19 @@ class DifferentialTest(h.NodeCacheTestCase):
                                if name.startswith(prefix) or name == prefix), None)
                 verdict = ("differs on purpose: %s" % reason) if reason else \
                     "FAIL: %s only" % ("reference" if o is None else "ours")
-            self.row("metrics", "`%s`" % name, fmt(r), fmt(o), verdict)
+            if seen.get(name) == (r, o, verdict):
+                continue  # same as on the first endpoint
+            seen[name] = (r, o, verdict)
+            self.row(area, "`%s`" % name, fmt(r), fmt(o), verdict)
 
     def compare_health(self, sides):
-        got = {}
-        for side in ("reference", "ours"):
-            status, body = h.http_get("http://%s:%d/health" % (IP, sides[side]["health"]))
-            got[side] = "%d %r" % (status, body)
-        self.row("health", "GET /health", got["reference"], got["ours"],
-                 "same" if got["reference"] == got["ours"] else "FAIL: differs")
+        for path in ("/health", "/other"):
+            got = {}
+            for side in ("reference", "ours"):
+                status, body = h.http_get("http://%s:%d%s" % (IP, sides[side]["health"], path))
+                got[side] = "%d %r" % (status, body.strip())
+            self.row("health", "GET " + path, got["reference"], got["ours"],
+                     "same" if got["reference"] == got["ours"] else "FAIL: differs")
 
     def test_dns_metrics_health(self):
         sides = self.start_pair()
