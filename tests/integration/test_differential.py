@@ -18,9 +18,10 @@ shaped like the upstream nodelocaldns ConfigMap, in front of one knotd with a zo
   exit non-zero (run inside a private network namespace, bounded); the messages are recorded.
 
 Every DNS difference is in ALLOWLIST / TTL_ALLOWLIST naming the row of docs/operator-guide.md's
-"Data path: where we differ from CoreDNS on purpose" table, or a "BUG:" reason (a difference the
-guide does not document: reported, not fixed here), and is asserted exactly (an allowlisted
-difference that does not occur, or another one, fails too); anything else fails the test.
+"Data path: where we differ from CoreDNS on purpose" table (test_guide_has_every_row checks that
+the row is there), or a "BUG:" reason (a difference the guide does not document: reported, not
+fixed here; none today), and is asserted exactly (an allowlisted difference that does not occur,
+or another one, fails too); anything else fails the test.
 
 The comparison table (markdown: case | reference | ours | verdict) is printed, and written to
 $NLD_DIFF_TABLE when set; docs/drop-in-comparison.md is one such run.
@@ -202,21 +203,13 @@ CASES = [
 
 # Case -> (guide row, {field: (reference value, our value)}): the differences the operator guide
 # documents, asserted exactly (an allowlisted difference that does not occur fails as well).
-# A reason starting with "BUG:" is a difference the guide does not document: reported to the
-# lead as a node-cache bug (src/ is not this test's to change), kept here so CI stays green
-# while it is open, and still asserted exactly, so a fix (or a new difference) shows up.
-# The four below are by design in src/dns/message.h (buildErrorResponse, truncateToQuestion,
-# appendOpt with our own UDP size) but missing from the guide's table: the bug is the missing
-# row (or the deviation itself, if CoreDNS's behaviour is to be matched).
-BUG_RA = ("BUG: ours sets RA on replies it makes itself (REFUSED, FORMERR, BADVERS; "
-          "buildErrorResponse); CoreDNS leaves RA clear there; not in the guide's table")
-BUG_QUESTION = ("BUG: ours echoes the (first) question in a FORMERR/BADVERS reply to a query "
-                "with QDCOUNT=2 / EDNS version 1; CoreDNS sends none; not in the guide's table")
-BUG_TC = ("BUG: a truncated UDP answer (TC=1) from ours keeps only header and question "
-          "(truncateToQuestion); CoreDNS keeps the records that fit; not in the guide's table")
-BUG_PAYLOAD = ("BUG: the OPT of ours' replies announces our UDP size (1232) whatever the client "
-               "sent; CoreDNS echoes the client's size (512 here, and 0 in its BADVERS reply, "
-               "read as 512 by RFC 6891); not in the guide's table")
+# The four rows below were first found by this test (reported as undocumented), then written
+# into the guide's table with their reasons; they are by design in src/dns/message.cc
+# (buildErrorResponse, truncateToQuestion, appendOpt with our own UDP size).
+ROW_RA = "RA on replies node-cache makes itself"
+ROW_QUESTION = "Question in FORMERR / BADVERS replies"
+ROW_TC = "Truncated UDP answers (TC=1)"
+ROW_PAYLOAD = "OPT payload size in replies"
 ALLOWLIST = {
     "id.server. CH TXT, UDP": (ROW_CHAOS, {
         "flags": ("QR RD", "QR AA RD RA"),
@@ -226,23 +219,23 @@ ALLOWLIST = {
         "flags": ("QR RD", "QR AA RD RA"),
         "answer": None,  # as id.server
     }),
-    "name outside every block, UDP": (BUG_RA, {"flags": ("QR RD", "QR RD RA")}),
-    "malformed: question truncated, UDP": (BUG_RA, {"flags": ("QR RD", "QR RD RA")}),
-    "malformed: QDCOUNT=0, TCP": (BUG_RA, {"flags": ("QR RD", "QR RD RA")}),
-    "malformed: QDCOUNT=2, UDP": (BUG_RA + " / " + BUG_QUESTION, {
+    "name outside every block, UDP": (ROW_RA, {"flags": ("QR RD", "QR RD RA")}),
+    "malformed: question truncated, UDP": (ROW_RA, {"flags": ("QR RD", "QR RD RA")}),
+    "malformed: QDCOUNT=0, TCP": (ROW_RA, {"flags": ("QR RD", "QR RD RA")}),
+    "malformed: QDCOUNT=2, UDP": (ROW_RA + " / " + ROW_QUESTION, {
         "flags": ("QR RD", "QR RD RA"), "counts": ("0/0/0/0", "1/0/0/0")}),
-    "EDNS version 1, UDP": (" / ".join((BUG_RA, BUG_QUESTION, BUG_PAYLOAD)), {
+    "EDNS version 1, UDP": (" / ".join((ROW_RA, ROW_QUESTION, ROW_PAYLOAD)), {
         "flags": ("QR RD", "QR RD RA"), "counts": ("0/0/0/1", "1/0/0/1"),
         "edns": ("v0 payload 0", "v0 payload 1232")}),
-    "TXT ~900 B, UDP, no EDNS (TC at 512)": (BUG_TC, {
+    "TXT ~900 B, UDP, no EDNS (TC at 512)": (ROW_TC, {
         "counts": ("1/4/0/0", "1/0/0/0"),
         "answer": None,  # filled at run time: the 4 first records vs none
     }),
-    "TXT ~900 B, UDP, EDNS 512 (TC)": (BUG_TC + " / " + BUG_PAYLOAD, {
+    "TXT ~900 B, UDP, EDNS 512 (TC)": (ROW_TC + " / " + ROW_PAYLOAD, {
         "counts": ("1/4/0/1", "1/0/0/1"), "edns": ("v0 payload 512", "v0 payload 1232"),
         "answer": None,  # filled at run time: the 4 first records vs none
     }),
-    "TXT ~2400 B, UDP, EDNS 1232 (TC)": (BUG_TC, {
+    "TXT ~2400 B, UDP, EDNS 1232 (TC)": (ROW_TC, {
         "counts": ("1/9/0/1", "1/0/0/1"),
         "answer": None,  # filled at run time: the 9 first records vs none
     }),
@@ -583,6 +576,19 @@ class DifferentialTest(h.NodeCacheTestCase):
         msg = next((ln for ln in lines if MESSAGE_RE.search(ln)), lines[-1] if lines else "")
         msg = re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ", "", msg.strip())
         return r.returncode, msg
+
+    def test_guide_has_every_row(self):
+        """Every guide row an allowlist names is a row of the operator guide's table."""
+        guide_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                  "docs", "operator-guide.md")
+        with open(guide_path, encoding="utf-8") as f:
+            first_cells = {line.split("|")[1].strip() for line in f
+                           if line.startswith("| ") and line.count("|") >= 3}
+        named = {v for k, v in globals().items() if k.startswith("ROW_")}
+        used = " ".join(row for row, _ in list(ALLOWLIST.values()) + list(TTL_ALLOWLIST.values()))
+        self.assertEqual(sorted(r for r in named if r not in used), [], "ROW_ constants unused")
+        missing = sorted(r for r in named if r not in first_cells)
+        self.assertEqual(missing, [], "rows named by the allowlists but not in the guide")
 
     def test_bad_flags(self):
         ns = self.start_netns(addresses=())
