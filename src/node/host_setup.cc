@@ -6,6 +6,7 @@
 #include <iterator>
 
 #include "common/log.h"
+#include "node/options.h"
 
 namespace nld::node {
 

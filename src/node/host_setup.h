@@ -29,9 +29,11 @@
 #include "node/iptables.h"
 #include "node/link_manager.h"
 #include "node/nftables.h"
-#include "node/options.h"
+#include "node/local_ip.h"
 
 namespace nld::node {
+
+struct Options;  // node/options.h: only fromOptions() reads it
 
 struct HostSetupSettings {
   bool setup_interface = true;

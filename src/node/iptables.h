@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-#include "node/options.h"
+#include "node/local_ip.h"
 
 namespace nld::node {
 

@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "node/iptables.h"
-#include "node/options.h"
+#include "node/local_ip.h"
 
 namespace nld::node {
 

@@ -8,8 +8,6 @@
 
 namespace nld::node {
 
-static_assert(LocalIp::kInet6 == AF_INET6);
-
 namespace {
 
 using flags::FlagError;
@@ -98,36 +96,6 @@ std::string joinQuoted(const std::vector<std::string>& v) {
 }
 
 }  // namespace
-
-std::string_view firewallName(Firewall f) {
-  switch (f) {
-    case Firewall::kIptables: return "iptables";
-    case Firewall::kNftables: return "nftables";
-    case Firewall::kAuto: return "auto";
-  }
-  return "iptables";
-}
-
-std::string LocalIp::canonical() const {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (inet_ntop(family, bytes.data(), buf, sizeof(buf)) == nullptr) return text;
-  return buf;
-}
-
-bool parseLocalIp(std::string_view text, LocalIp* out) {
-  const std::string s(text);
-  LocalIp ip;
-  ip.text = s;
-  if (inet_pton(AF_INET, s.c_str(), ip.bytes.data()) == 1) {
-    ip.family = AF_INET;
-  } else if (inet_pton(AF_INET6, s.c_str(), ip.bytes.data()) == 1) {
-    ip.family = AF_INET6;
-  } else {
-    return false;
-  }
-  *out = std::move(ip);
-  return true;
-}
 
 std::string Options::localIpsSpaceSeparated() const {
   std::string out = localip;
