@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <stdexcept>
 
 #include "common/log.h"
 #include "node/options.h"
@@ -33,8 +34,8 @@ Firewall resolveFirewall(const HostSetupSettings& s) {
 // One Iptables per family of `ips` (first IP's family first), each with the rules of its own
 // addresses: iptables refuses an IPv6 address and ip6tables an IPv4 one. Without any IP, one IPv4
 // runner with no rules, so iptables() always has something to return.
-std::vector<Iptables> iptablesPerFamily(const HostSetupSettings& s,
-                                        const Iptables::ErrorCallback& on_error) {
+std::vector<std::unique_ptr<RuleBackend>> iptablesPerFamily(
+    const HostSetupSettings& s, const Iptables::ErrorCallback& on_error) {
   std::vector<int> families;
   for (const LocalIp& ip : s.local_ips) {
     if (std::find(families.begin(), families.end(), ip.family) == families.end()) {
@@ -42,38 +43,50 @@ std::vector<Iptables> iptablesPerFamily(const HostSetupSettings& s,
     }
   }
   if (families.empty()) families.push_back(AF_INET);
-  std::vector<Iptables> out;
+  std::vector<std::unique_ptr<RuleBackend>> out;
   for (const int family : families) {
     std::vector<LocalIp> ips;
     std::copy_if(s.local_ips.begin(), s.local_ips.end(), std::back_inserter(ips),
                  [&](const LocalIp& ip) { return ip.family == family; });
     IptablesSettings settings = s.iptables;
     settings.family = family;
-    out.emplace_back(std::move(settings), nodeLocalDnsRules(ips, s.dns_port, s.health_port),
-                     on_error);
+    out.push_back(std::make_unique<Iptables>(
+        std::move(settings), nodeLocalDnsRules(ips, s.dns_port, s.health_port), on_error));
   }
   return out;
 }
 }  // namespace
 
+HostBackends HostSetup::realBackends(const HostSetupSettings& s, const ErrorCallback& on_error) {
+  HostBackends b;
+  b.links = std::make_unique<LinkManager>(on_error);
+  b.firewall = resolveFirewall(s);
+  if (b.firewall == Firewall::kNftables) {
+    b.rules.push_back(std::make_unique<Nftables>(
+        s.nftables, nodeLocalDnsRules(s.local_ips, s.dns_port, s.health_port), on_error));
+  } else {
+    b.rules = iptablesPerFamily(s, on_error);
+  }
+  return b;
+}
+
 HostSetup::HostSetup(HostSetupSettings settings, ErrorCallback on_error)
+    : HostSetup(settings, realBackends(settings, on_error), on_error) {}
+
+HostSetup::HostSetup(HostSetupSettings settings, HostBackends backends, ErrorCallback on_error)
     : settings_(std::move(settings)),
       on_error_(std::move(on_error)),
-      links_(on_error_),
-      iptables_(iptablesPerFamily(settings_, on_error_)),
-      firewall_(resolveFirewall(settings_)),
-      nftables_(settings_.nftables,
-                nodeLocalDnsRules(settings_.local_ips, settings_.dns_port, settings_.health_port),
-                on_error_) {}
+      links_(std::move(backends.links)),
+      rules_(std::move(backends.rules)),
+      firewall_(backends.firewall) {}
 
 int HostSetup::ensureRules() {
-  if (firewall_ == Firewall::kNftables) return nftables_.ensure();
-  // Every family is ensured even if another failed (a broken ip6tables must not keep the IPv4
-  // rules away); the error is already logged and counted by the failing runner.
+  // Every backend is ensured even if another failed (a broken ip6tables must not keep the IPv4
+  // rules away); the error is already logged and counted by the failing backend.
   int added = 0;
   bool failed = false;
-  for (Iptables& runner : iptables_) {
-    const int n = runner.ensure();
+  for (auto& backend : rules_) {
+    const int n = backend->ensure();
     failed = failed || n < 0;
     added += n < 0 ? 0 : n;
   }
@@ -81,10 +94,23 @@ int HostSetup::ensureRules() {
 }
 
 Iptables* HostSetup::iptables(int family) {
-  for (Iptables& runner : iptables_) {
-    if (runner.family() == family) return &runner;
+  for (auto& backend : rules_) {
+    auto* runner = dynamic_cast<Iptables*>(backend.get());
+    if (runner != nullptr && runner->family() == family) return runner;
   }
   return nullptr;
+}
+
+Iptables& HostSetup::iptables() {
+  auto* runner = rules_.empty() ? nullptr : dynamic_cast<Iptables*>(rules_.front().get());
+  if (runner == nullptr) throw std::logic_error("HostSetup: not the real iptables backend");
+  return *runner;
+}
+
+LinkManager& HostSetup::links() {
+  auto* real = dynamic_cast<LinkManager*>(links_.get());
+  if (real == nullptr) throw std::logic_error("HostSetup: not the real LinkManager");
+  return *real;
 }
 
 HostSetup::~HostSetup() {
@@ -102,7 +128,7 @@ bool HostSetup::setupInterface() {
   if (!settings_.setup_interface) return true;
   std::lock_guard<std::mutex> lock(work_mu_);
   needs_teardown_ = true;
-  return links_.ensureInterface(settings_.interface_name, settings_.local_ips);
+  return links_->ensureInterface(settings_.interface_name, settings_.local_ips);
 }
 
 bool HostSetup::setupRules() {
@@ -119,7 +145,7 @@ bool HostSetup::ensureOnce() {
   if (settings_.setup_iptables && rules_enabled_) ok = ensureRules() >= 0 && ok;
   if (settings_.setup_interface) {
     needs_teardown_ = true;
-    ok = links_.ensureInterface(settings_.interface_name, settings_.local_ips) && ok;
+    ok = links_->ensureInterface(settings_.interface_name, settings_.local_ips) && ok;
   }
   return ok;
 }
@@ -160,13 +186,9 @@ void HostSetup::teardown() {
   std::lock_guard<std::mutex> lock(work_mu_);
   if (!needs_teardown_) return;
   if (settings_.setup_iptables) {
-    if (firewall_ == Firewall::kNftables) {
-      nftables_.teardown();
-    } else {
-      for (Iptables& runner : iptables_) runner.teardown();
-    }
+    for (auto& backend : rules_) backend->teardown();
   }
-  if (settings_.setup_interface) links_.teardown(settings_.interface_name, settings_.local_ips);
+  if (settings_.setup_interface) links_->teardown(settings_.interface_name, settings_.local_ips);
   rules_enabled_ = false;
   needs_teardown_ = false;
 }

@@ -20,12 +20,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
+#include "node/backends.h"
 #include "node/iptables.h"
 #include "node/link_manager.h"
 #include "node/nftables.h"
@@ -34,6 +36,14 @@
 namespace nld::node {
 
 struct Options;  // node/options.h: only fromOptions() reads it
+
+/// What HostSetup drives: the interface holder and the rule backends, in the order they are
+/// ensured (seams: backends.h). realBackends() builds the real ones; tests pass fakes.
+struct HostBackends {
+  std::unique_ptr<InterfaceManager> links;
+  std::vector<std::unique_ptr<RuleBackend>> rules;
+  Firewall firewall = Firewall::kIptables;  ///< which kind `rules` are (never kAuto)
+};
 
 struct HostSetupSettings {
   bool setup_interface = true;
@@ -57,7 +67,12 @@ class HostSetup {
  public:
   using ErrorCallback = std::function<void(std::string_view errortype)>;
 
+  /// With the real backends (realBackends: LinkManager, one Iptables per family or Nftables).
   HostSetup(HostSetupSettings settings, ErrorCallback on_error = {});
+  HostSetup(HostSetupSettings settings, HostBackends backends, ErrorCallback on_error = {});
+  /// The real backends for `settings` (-firewall auto is resolved here and the choice logged).
+  static HostBackends realBackends(const HostSetupSettings& settings,
+                                   const ErrorCallback& on_error);
   ~HostSetup();   // stops the periodic thread; does NOT tear down (the caller decides, -skipteardown)
   HostSetup(const HostSetup&) = delete;
   HostSetup& operator=(const HostSetup&) = delete;
@@ -79,13 +94,15 @@ class HostSetup {
   /// second call does nothing unless setup ran again in between.
   void teardown();
 
+  // For the root tests of the real backends (they throw std::logic_error on fakes or in the
+  // other firewall mode).
   /// The iptables runner of the first local IP's family (the only one unless dual-stack).
-  Iptables& iptables() { return iptables_.front(); }
+  Iptables& iptables();
   /// The iptables runner of `family` (AF_INET/AF_INET6), nullptr if no local IP has it.
   Iptables* iptables(int family);
   /// The backend in use: kIptables or kNftables (never kAuto).
   Firewall firewall() const { return firewall_; }
-  LinkManager& links() { return links_; }
+  LinkManager& links();
 
  private:
   void run(std::chrono::nanoseconds interval);
@@ -94,10 +111,10 @@ class HostSetup {
   HostSetupSettings settings_;
   ErrorCallback on_error_;
   std::mutex work_mu_;   // serialises link/iptables work
-  LinkManager links_;
-  std::vector<Iptables> iptables_;   // one per family of local_ips, first IP's family first
+  std::unique_ptr<InterfaceManager> links_;
+  // Iptables: one per family of local_ips, first IP's family first; or one Nftables.
+  std::vector<std::unique_ptr<RuleBackend>> rules_;
   Firewall firewall_ = Firewall::kIptables;
-  Nftables nftables_;
   bool rules_enabled_ = false;
   bool needs_teardown_ = false;
 

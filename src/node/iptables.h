@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "node/backends.h"
 #include "node/local_ip.h"
 
 namespace nld::node {
@@ -69,7 +70,7 @@ struct IptablesSettings {
   std::string restore_binary;
 };
 
-class Iptables {
+class Iptables final : public RuleBackend {
  public:
   /// Receives "iptables_lock" when the error mentions the xtables lock, else "iptables".
   using ErrorCallback = std::function<void(std::string_view errortype)>;
@@ -78,9 +79,9 @@ class Iptables {
 
   /// Inserts every missing rule in one batch; logs `Added back nodelocaldns rule - <rule>` for
   /// each. @return the number of rules inserted, or -1 on error (logged and reported).
-  int ensure();
+  int ensure() override;
   /// Removes every copy of every rule. @return true if none remain.
-  bool teardown();
+  bool teardown() override;
   /// The rules currently in `table` (parseable ones only). @return false on error.
   bool listTable(const std::string& table, std::vector<IptablesRule>* out);
   /// How many copies of `rule` are installed now (-1 on error).

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "node/backends.h"
 #include "node/local_ip.h"
 
 namespace nld::node {
@@ -28,7 +29,7 @@ struct LinkInfo {
   bool up = false;    ///< IFF_UP
 };
 
-class LinkManager {
+class LinkManager final : public InterfaceManager {
  public:
   /// Receives "interface_add" (creation failed) or "interface_check" (lookup/address/up failed).
   using ErrorCallback = std::function<void(std::string_view errortype)>;
@@ -39,13 +40,13 @@ class LinkManager {
   /// prefix (an existing address is fine) and is UP. IPv6 addresses are added with IFA_F_NODAD so
   /// they are usable (bindable) at once. Logs `Added interface - <name>` on creation.
   /// @return true on success; false after logging and reporting the error.
-  bool ensureInterface(const std::string& name, const std::vector<LocalIp>& ips);
+  bool ensureInterface(const std::string& name, const std::vector<LocalIp>& ips) override;
   /// Deletes link `name`. Missing link → true.
   bool removeInterface(const std::string& name);
   /// Removes the given host addresses from link `name` (absent ones are fine).
   bool removeAddresses(const std::string& name, const std::vector<LocalIp>& ips);
   /// removeInterface() if the link is ours (see the file comment), else removeAddresses().
-  bool teardown(const std::string& name, const std::vector<LocalIp>& ips);
+  bool teardown(const std::string& name, const std::vector<LocalIp>& ips) override;
 
   /// Looks up a link; nullopt if it does not exist (or on error: see lastError()).
   std::optional<LinkInfo> lookup(const std::string& name);

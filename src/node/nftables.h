@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "node/iptables.h"
+#include "node/backends.h"
 #include "node/local_ip.h"
 
 namespace nld::node {
@@ -52,7 +53,7 @@ struct NftablesSettings {
   std::chrono::milliseconds timeout = std::chrono::seconds(5);   ///< per netlink receive
 };
 
-class Nftables {
+class Nftables final : public RuleBackend {
  public:
   using ErrorCallback = std::function<void(std::string_view errortype)>;
 
@@ -60,9 +61,9 @@ class Nftables {
 
   /// Leaves our table exactly as wanted. @return 0 if it already was, the number of rules written
   /// when it was (re)created, -1 on error (logged and reported).
-  int ensure();
+  int ensure() override;
   /// Deletes our table. @return true if it is gone (or was never there).
-  bool teardown();
+  bool teardown() override;
 
   const std::vector<IptablesRule>& rules() const { return rules_; }
   const std::string& table() const { return settings_.table; }
