@@ -201,6 +201,7 @@ Iptables::Iptables(IptablesSettings settings, std::vector<IptablesRule> rules, E
   const bool v6 = settings_.family == LocalIp::kInet6;
   settings_.family = v6 ? AF_INET6 : AF_INET;
   if (settings_.iptables_binary.empty()) settings_.iptables_binary = v6 ? "ip6tables" : "iptables";
+  if (settings_.runner == nullptr) settings_.runner = &systemProcesses();
   if (settings_.restore_binary.empty()) {
     settings_.restore_binary = v6 ? "ip6tables-restore" : "iptables-restore";
   }
@@ -223,8 +224,8 @@ std::vector<std::string> Iptables::tables() const {
 }
 
 bool Iptables::listTable(const std::string& table, std::vector<IptablesRule>* out) {
-  const ProcessResult res = runProcess({settings_.iptables_binary, "-w", "5", "-t", table, "-S"},
-                                       {}, settings_.command_timeout);
+  const ProcessResult res = settings_.runner->run(
+      {settings_.iptables_binary, "-w", "5", "-t", table, "-S"}, {}, settings_.command_timeout);
   if (!res.ok()) {
     return fail("Error listing " + settings_.iptables_binary + " table " + table + ": " +
                 oneLine(res.err.empty() ? "exit code " + std::to_string(res.exit_code) : res.err));
@@ -244,8 +245,8 @@ bool Iptables::listTable(const std::string& table, std::vector<IptablesRule>* ou
 }
 
 bool Iptables::restore(const std::string& batch) {
-  const ProcessResult res = runProcess({settings_.restore_binary, "-w", "5", "--noflush"}, batch,
-                                       settings_.command_timeout);
+  const ProcessResult res = settings_.runner->run(
+      {settings_.restore_binary, "-w", "5", "--noflush"}, batch, settings_.command_timeout);
   if (!res.ok()) {
     log::debug("{} input was:\n{}", settings_.restore_binary, batch);
     return fail("Error running " + settings_.restore_binary + ": " +

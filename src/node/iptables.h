@@ -19,6 +19,7 @@
 
 #include "node/backends.h"
 #include "node/local_ip.h"
+#include "node/process.h"
 
 namespace nld::node {
 
@@ -68,6 +69,8 @@ struct IptablesSettings {
   /// Binary names; empty = derived from the family ("iptables"/"ip6tables" and "-restore").
   std::string iptables_binary;
   std::string restore_binary;
+  /// Who runs the binaries; nullptr = systemProcesses() (tests pass a fake iptables).
+  ProcessRunner* runner = nullptr;
 };
 
 class Iptables final : public RuleBackend {

@@ -187,4 +187,19 @@ ProcessResult runProcess(const std::vector<std::string>& argv, const std::string
   return result;
 }
 
+namespace {
+class SystemProcesses final : public ProcessRunner {
+ public:
+  ProcessResult run(const std::vector<std::string>& argv, const std::string& input,
+                    std::chrono::milliseconds timeout) override {
+    return runProcess(argv, input, timeout);
+  }
+};
+}  // namespace
+
+ProcessRunner& systemProcesses() {
+  static SystemProcesses p;
+  return p;
+}
+
 }  // namespace nld::node

@@ -26,4 +26,15 @@ ProcessResult runProcess(const std::vector<std::string>& argv, const std::string
 /// Resolves a program name to an executable path ("" if not found).
 std::string findExecutable(const std::string& name);
 
+/// The seam for code that runs helper binaries (Iptables): systemProcesses() runs them for real
+/// (runProcess); unit tests give a fake that plays the binary (tests/node/iptables_fake_test.cc).
+class ProcessRunner {
+ public:
+  virtual ~ProcessRunner() = default;
+  virtual ProcessResult run(const std::vector<std::string>& argv, const std::string& input,
+                            std::chrono::milliseconds timeout) = 0;
+};
+/// runProcess() behind the ProcessRunner seam. Thread-safe.
+ProcessRunner& systemProcesses();
+
 }  // namespace nld::node
