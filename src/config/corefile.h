@@ -131,6 +131,20 @@ struct HealthConfig {
   std::chrono::milliseconds lameduck{0};
 };
 
+/// `hosts [FILE [ZONES...]] { INLINE; ttl; no_reverse; reload; fallthrough }` (CoreDNS plugin/hosts).
+/// Only the syntax is checked here; the file is read by the server (server/hosts.h).
+struct HostsConfig {
+  std::string file = "/etc/hosts";  ///< as written (relative: to the working directory, as CoreDNS)
+  std::vector<std::string> zones;   ///< the block's zones when none were given
+  std::vector<std::string> inline_lines;  ///< hosts-file lines from the block, tokens joined by ' '
+  uint32_t ttl = 3600;
+  bool reverse = true;                  ///< synthesise PTR answers (off with `no_reverse`)
+  std::chrono::nanoseconds reload{std::chrono::seconds(5)};  ///< 0 = never re-read the file
+  bool fallthrough = false;
+  std::vector<std::string> fallthrough_zones;  ///< empty with fallthrough = every name
+  int line = 0;  ///< where the directive is (for errors reading the file)
+};
+
 struct ReloadConfig {
   std::chrono::seconds interval{30}, jitter{15};
 };
@@ -154,6 +168,7 @@ struct ServerBlock {
   /// `bufsize`: a client's EDNS UDP size above this is lowered to it (CoreDNS 1.10 semantics).
   std::optional<uint16_t> bufsize;
   bool loadbalance = false;  ///< `loadbalance [round_robin]`: address records shuffled
+  std::optional<HostsConfig> hosts;
 };
 
 /// One listening endpoint (address, port) and the zones it serves → block index.

@@ -309,4 +309,63 @@ void parseLoadbalance(const Line& line, ServerBlock& block) {
   block.loadbalance = true;
 }
 
+HostsConfig parseHosts(const Line& line, const std::vector<std::string>& zones) {
+  // CoreDNS 1.10 plugin/hosts setup.go: `hosts [FILE [ZONES...]]`, then a block whose unknown
+  // lines are inline hosts-file entries (only before a `fallthrough` line).
+  constexpr std::string_view kPlugin = "hosts";
+  HostsConfig h;
+  h.line = line.head.line;
+  h.zones = zones;
+  if (!line.args.empty()) {
+    h.file = line.args[0].text;
+    if (h.file.empty()) pluginError(line.args[0], kPlugin, "empty hosts file name");
+    if (line.args.size() > 1) {
+      h.zones.clear();
+      for (size_t i = 1; i < line.args.size(); ++i) {
+        for (auto& z : zonesArg(line.args[i], kPlugin)) h.zones.push_back(std::move(z));
+      }
+    }
+  }
+  for (const Line& sub : line.block) {
+    expectNoBlock(sub, kPlugin);
+    const std::string& name = sub.head.text;
+    if (name == "fallthrough") {
+      h.fallthrough = true;
+      h.fallthrough_zones.clear();
+      for (const Token& t : sub.args) {
+        for (auto& z : zonesArg(t, kPlugin)) h.fallthrough_zones.push_back(std::move(z));
+      }
+    } else if (name == "no_reverse") {
+      h.reverse = false;
+    } else if (name == "ttl") {
+      if (sub.args.empty()) pluginError(sub.head, kPlugin, "ttl needs a time in second");
+      const auto v = parseUnsigned(sub.args[0].text);
+      if (!v) pluginError(sub.args[0], kPlugin, "ttl needs a number of second");
+      if (*v == 0 || *v > 65535) pluginError(sub.args[0], kPlugin, "ttl provided is invalid");
+      h.ttl = static_cast<uint32_t>(*v);
+    } else if (name == "reload") {
+      if (sub.args.size() != 1) {
+        pluginError(sub.head, kPlugin, "reload needs a duration (zero seconds to disable)");
+      }
+      auto d = parseGoDuration(sub.args[0].text);
+      if (!d) {
+        pluginError(sub.args[0], kPlugin,
+                    "invalid duration for reload '" + sub.args[0].text + "'");
+      }
+      if (*d < std::chrono::nanoseconds(0)) {
+        pluginError(sub.args[0], kPlugin,
+                    "invalid negative duration for reload '" + sub.args[0].text + "'");
+      }
+      h.reload = *d;
+    } else if (!h.fallthrough) {
+      std::string entry = name;
+      for (const Token& t : sub.args) entry += " " + t.text;
+      h.inline_lines.push_back(std::move(entry));
+    } else {
+      pluginError(sub.head, kPlugin, "unknown property '" + name + "'");
+    }
+  }
+  return h;
+}
+
 }  // namespace nld::config::detail

@@ -32,6 +32,8 @@ void parseHealth(const Line& line, ServerBlock& block);
 void parsePrometheus(const Line& line, ServerBlock& block);
 void parseBufsize(const Line& line, ServerBlock& block);
 void parseLoadbalance(const Line& line, ServerBlock& block);
+/// `zones` are the block's zones (the default for `hosts`).
+HostsConfig parseHosts(const Line& line, const std::vector<std::string>& zones);
 /// `zones` are the block's zones (the default for `cache`).
 CacheConfig parseCache(const Line& line, const std::vector<std::string>& zones);
 ForwardConfig parseForward(const Line& line);
