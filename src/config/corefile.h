@@ -145,6 +145,18 @@ struct HostsConfig {
   int line = 0;  ///< where the directive is (for errors reading the file)
 };
 
+/// `template CLASS TYPE [ZONES...] { match REGEX...; rcode CODE; fallthrough [ZONES...] }`
+/// (CoreDNS plugin/template, the subset node-cache implements: no answer/additional/authority
+/// records, which are refused at parse time).
+struct TemplateConfig {
+  uint16_t qclass = 255, qtype = 255;  ///< 255 = ANY
+  std::vector<std::string> zones;      ///< the block's zones when none were given
+  std::vector<std::string> match;      ///< Go RE2 regexes over the lower-case name; none = ".*"
+  uint8_t rcode = 0;
+  bool fallthrough = false;
+  std::vector<std::string> fallthrough_zones;  ///< empty with fallthrough = every name
+};
+
 struct ReloadConfig {
   std::chrono::seconds interval{30}, jitter{15};
 };
@@ -169,6 +181,7 @@ struct ServerBlock {
   std::optional<uint16_t> bufsize;
   bool loadbalance = false;  ///< `loadbalance [round_robin]`: address records shuffled
   std::optional<HostsConfig> hosts;
+  std::vector<TemplateConfig> templates;  ///< in file order (CoreDNS tries them in order)
 };
 
 /// One listening endpoint (address, port) and the zones it serves → block index.

@@ -309,6 +309,108 @@ void parseLoadbalance(const Line& line, ServerBlock& block) {
   block.loadbalance = true;
 }
 
+namespace {
+
+std::string upper(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  return s;
+}
+
+// miekg/dns StringToType for the types a template is written for; TYPEnnn for the rest.
+std::optional<uint16_t> typeFromString(const std::string& s) {
+  static const std::pair<const char*, uint16_t> kTypes[] = {
+      {"A", 1},      {"NS", 2},     {"CNAME", 5},  {"SOA", 6},    {"PTR", 12},   {"HINFO", 13},
+      {"MX", 15},    {"TXT", 16},   {"AAAA", 28},  {"SRV", 33},   {"NAPTR", 35}, {"DS", 43},
+      {"SSHFP", 44}, {"RRSIG", 46}, {"NSEC", 47},  {"DNSKEY", 48}, {"NSEC3", 50}, {"TLSA", 52},
+      {"SVCB", 64},  {"HTTPS", 65}, {"CAA", 257},  {"ANY", 255}};
+  for (const auto& [n, v] : kTypes) {
+    if (s == n) return v;
+  }
+  if (s.size() > 4 && s.compare(0, 4, "TYPE") == 0) {
+    const auto v = parseUnsigned(s.substr(4));
+    if (v && *v <= 65535) return static_cast<uint16_t>(*v);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+TemplateConfig parseTemplate(const Line& line, const std::vector<std::string>& zones) {
+  // CoreDNS 1.10 plugin/template setup.go, without the record sections (see TemplateConfig).
+  constexpr std::string_view kPlugin = "template";
+  TemplateConfig t;
+  if (line.args.size() < 2) argError(line.args.empty() ? line.head : line.args.back(), kPlugin);
+  const std::string cls = upper(line.args[0].text);
+  if (cls == "IN") {
+    t.qclass = 1;
+  } else if (cls == "CH" || cls == "CHAOS") {
+    t.qclass = 3;
+  } else if (cls == "HS") {
+    t.qclass = 4;
+  } else if (cls == "NONE") {
+    t.qclass = 254;
+  } else if (cls == "ANY") {
+    t.qclass = 255;
+  } else {
+    pluginError(line.args[0], kPlugin, "invalid query class " + line.args[0].text);
+  }
+  const auto type = typeFromString(upper(line.args[1].text));
+  if (!type) pluginError(line.args[1], kPlugin, "invalid RR class " + line.args[1].text);
+  t.qtype = *type;
+  t.zones = zones;
+  if (line.args.size() > 2) {
+    t.zones.clear();
+    for (size_t i = 2; i < line.args.size(); ++i) {
+      for (auto& z : zonesArg(line.args[i], kPlugin)) t.zones.push_back(std::move(z));
+    }
+  }
+  for (const Line& sub : line.block) {
+    expectNoBlock(sub, kPlugin);
+    const std::string& name = sub.head.text;
+    if (name == "match") {
+      if (sub.args.empty()) argError(sub.head, kPlugin);
+      for (const Token& r : sub.args) {
+        const re2::RE2 re(r.text, re2::RE2::Quiet);  // RE2 speaks Go's regexp syntax
+        if (!re.ok()) {
+          pluginError(r, kPlugin, "could not parse regex: " + r.text + ", " + re.error());
+        }
+        t.match.push_back(r.text);
+      }
+    } else if (name == "rcode") {
+      expectArgs(sub, kPlugin, 1, 1);
+      static const std::pair<const char*, uint8_t> kRcodes[] = {
+          {"NOERROR", 0}, {"FORMERR", 1},  {"SERVFAIL", 2}, {"NXDOMAIN", 3},
+          {"NOTIMP", 4},  {"REFUSED", 5},  {"YXDOMAIN", 6}, {"YXRRSET", 7},
+          {"NXRRSET", 8}, {"NOTAUTH", 9},  {"NOTZONE", 10}};
+      const std::string rc = upper(sub.args[0].text);
+      bool found = false;
+      for (const auto& [n, v] : kRcodes) {
+        if (rc == n) {
+          t.rcode = v;
+          found = true;
+        }
+      }
+      if (!found) pluginError(sub.args[0], kPlugin, "unknown rcode " + sub.args[0].text);
+    } else if (name == "fallthrough") {
+      t.fallthrough = true;
+      t.fallthrough_zones.clear();
+      for (const Token& z : sub.args) {
+        for (auto& n : zonesArg(z, kPlugin)) t.fallthrough_zones.push_back(std::move(n));
+      }
+    } else if (name == "upstream") {
+      // Deprecated and ignored by CoreDNS 1.10 as well.
+    } else if (name == "answer" || name == "additional" || name == "authority") {
+      pluginError(sub.head, kPlugin,
+                  "'" + name + "' records are not supported by node-cache (only match, rcode "
+                  "and fallthrough; see docs/operator-guide.md)");
+    } else {
+      argError(sub.head, kPlugin);
+    }
+  }
+  return t;
+}
+
 HostsConfig parseHosts(const Line& line, const std::vector<std::string>& zones) {
   // CoreDNS 1.10 plugin/hosts setup.go: `hosts [FILE [ZONES...]]`, then a block whose unknown
   // lines are inline hosts-file entries (only before a `fallthrough` line).

@@ -108,6 +108,17 @@ std::string dump(const Corefile& cf) {
     if (b.prometheus) o << "  prometheus " << *b.prometheus << "\n";
     if (b.bufsize) o << "  bufsize " << *b.bufsize << "\n";
     if (b.loadbalance) o << "  loadbalance round_robin\n";
+    for (const TemplateConfig& t : b.templates) {
+      o << "  template " << t.qclass << " " << t.qtype;
+      for (const auto& z : t.zones) o << " " << z;
+      o << " rcode " << int{t.rcode} << "\n";
+      for (const auto& m : t.match) o << "    match \"" << m << "\"\n";
+      if (t.fallthrough) {
+        o << "    fallthrough";
+        for (const auto& z : t.fallthrough_zones) o << " " << z;
+        o << "\n";
+      }
+    }
     if (b.hosts) {
       const HostsConfig& h = *b.hosts;
       o << "  hosts " << h.file;

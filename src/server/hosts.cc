@@ -65,6 +65,30 @@ const std::vector<std::string>& find(
 
 }  // namespace
 
+size_t writeAuthoritativeHead(dns::ByteView pkt, const dns::Query& q, uint8_t rcode,
+                              dns::MutableBytes out) {
+  // RD/CD and EDNS are the pipeline's business (as for an upstream answer).
+  const dns::Question& qs = q.question;
+  if (out.size() < dns::kHeaderSize + size_t{qs.name.len} + 4) return 0;
+  const uint16_t opcode_bits = q.header.flags & 0x7800;
+  dns::store16(out.data(), q.header.id);
+  dns::store16(out.data() + 2, dns::flag::QR | dns::flag::AA | opcode_bits | (rcode & 0xf));
+  dns::store16(out.data() + 4, 1);
+  dns::store16(out.data() + 6, 0);
+  dns::store16(out.data() + 8, 0);
+  dns::store16(out.data() + 10, 0);
+  size_t len = dns::kHeaderSize;
+  const size_t raw_len = qs.end - qs.name_offset;
+  if (raw_len == size_t{qs.name.len} + 4 && qs.end <= pkt.size()) {
+    std::memcpy(out.data() + len, pkt.data() + qs.name_offset, raw_len);  // the client's case
+  } else {
+    std::memcpy(out.data() + len, qs.name.data.data(), qs.name.len);
+    dns::store16(out.data() + len + qs.name.len, qs.qtype);
+    dns::store16(out.data() + len + qs.name.len + 2, qs.qclass);
+  }
+  return len + size_t{qs.name.len} + 4;
+}
+
 HostsMap parseHostsText(std::string_view text, const std::vector<dns::Name>& origins,
                         bool reverse) {
   HostsMap m;
@@ -250,27 +274,8 @@ HostsPlugin::Verdict HostsPlugin::lookup(dns::ByteView pkt, const dns::Query& q,
     }
   }
 
-  // The reply: header, the question as the client sent it (case kept), the answers. RD/CD and
-  // EDNS are the pipeline's business (as for an upstream answer).
-  if (out.size() < dns::kHeaderSize + size_t{qs.name.len} + 4) return Verdict::ServFail;
-  const uint16_t opcode_bits = q.header.flags & 0x7800;
-  const uint16_t flags = dns::flag::QR | dns::flag::AA | opcode_bits;
-  dns::store16(out.data(), q.header.id);
-  dns::store16(out.data() + 2, flags);
-  dns::store16(out.data() + 4, 1);
-  dns::store16(out.data() + 6, 0);
-  dns::store16(out.data() + 8, 0);
-  dns::store16(out.data() + 10, 0);
-  len = dns::kHeaderSize;
-  const size_t raw_len = qs.end - qs.name_offset;
-  if (raw_len == size_t{qs.name.len} + 4 && qs.end <= pkt.size()) {
-    std::memcpy(out.data() + len, pkt.data() + qs.name_offset, raw_len);
-  } else {
-    std::memcpy(out.data() + len, qs.name.data.data(), qs.name.len);
-    dns::store16(out.data() + len + qs.name.len, qs.qtype);
-    dns::store16(out.data() + len + qs.name.len + 2, qs.qclass);
-  }
-  len += size_t{qs.name.len} + 4;
+  len = writeAuthoritativeHead(pkt, q, dns::rcode::NoError, out);
+  if (len == 0) return Verdict::ServFail;
   uint16_t count = 0;
   for (const auto& rd : rdatas) {
     if (!appendRecord(out, len, owner, qtype, cfg_.ttl, reinterpret_cast<const uint8_t*>(rd.data()),

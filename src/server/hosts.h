@@ -56,6 +56,12 @@ HostsMap parseHostsText(std::string_view text, const std::vector<dns::Name>& ori
 /// 4 or 16 raw bytes (IPv4-mapped IPv6 → 4 bytes), or empty if it is not one.
 std::string addressFromReverse(const dns::Name& qname);
 
+/// Header (QR, AA, the query's opcode, `rcode`) and the question as the client sent it: the
+/// start of the answers the local plugins (hosts, template) write. Returns the length, 0 if
+/// `out` is too small.
+size_t writeAuthoritativeHead(dns::ByteView pkt, const dns::Query& q, uint8_t rcode,
+                              dns::MutableBytes out);
+
 class HostsPlugin {
  public:
   /// Reads the file once (a missing file is logged as a warning, as CoreDNS). Throws

@@ -347,10 +347,10 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
 
   const ZoneTable::Entry* zone = lp.zones.match(q.question.name, q.question.qtype);
   if (zone == nullptr) return finishError(dns::rcode::Refused, kDropped);
-  // A plugin's SERVFAIL return code (hosts' unknown name, "no next plugin"): CoreDNS's server
-  // writes it with SetRcode only, so without RA (as the reference answers).
-  auto finishPluginServFail = [&]() -> size_t {
-    const size_t len = finishError(dns::rcode::ServFail, zone->text);
+  // A plugin's error return code (hosts' unknown name, template's, "no next plugin"): CoreDNS's
+  // server writes it with SetRcode only, so without RA (as the reference answers).
+  auto finishPluginError = [&](uint8_t rcode) -> size_t {
+    const size_t len = finishError(rcode, zone->text);
     if (len >= dns::kHeaderSize) out[3] &= static_cast<uint8_t>(~(dns::flag::RA & 0xff));
     return len;
   };
@@ -397,12 +397,24 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
     stale_verify = lr.kind == cache::Kind::StaleVerify;
   }
 
+  // template (CoreDNS order: after cache, before hosts).
+  if (block.templates) {
+    const TemplatePlugin::Decision d = block.templates->decide(q);
+    if (d.verdict == TemplatePlugin::Verdict::Error) return finishPluginError(d.rcode);
+    if (d.verdict == TemplatePlugin::Verdict::Answer) {
+      const size_t n = writeAuthoritativeHead(pkt, q, d.rcode, MutableBytes(local_));
+      if (n == 0) return finishPluginError(dns::rcode::ServFail);
+      return finishLocal(lp, bi, zone->text, pkt, q, key_hash, peer, proto, limit, start,
+                         ByteView(local_.data(), n), out);
+    }
+  }
+
   // hosts (CoreDNS order: after cache, before forward).
   if (block.hosts) {
     size_t n = 0;
     switch (block.hosts->lookup(pkt, q, MutableBytes(local_), n)) {
       case HostsPlugin::Verdict::Next: break;
-      case HostsPlugin::Verdict::ServFail: return finishPluginServFail();
+      case HostsPlugin::Verdict::ServFail: return finishPluginError(dns::rcode::ServFail);
       case HostsPlugin::Verdict::Answer:
         return finishLocal(lp, bi, zone->text, pkt, q, key_hash, peer, proto, limit, start,
                            ByteView(local_.data(), n), out);
@@ -420,7 +432,7 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
   }
   if (fwd == nullptr) {
     // Nothing after the cache can answer: CoreDNS answers SERVFAIL ("no next plugin").
-    return finishPluginServFail();
+    return finishPluginError(dns::rcode::ServFail);
   }
 
   Pending* p = acquirePending();

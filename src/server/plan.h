@@ -15,6 +15,7 @@
 #include "dns/name.h"
 #include "server/errors.h"
 #include "server/hosts.h"
+#include "server/template.h"
 #include "upstream/forwarder.h"
 
 namespace nld::server {
@@ -78,6 +79,7 @@ struct BlockPlan {
   bool loadbalance = false;  // `loadbalance`: shuffle address records in every answer
   std::shared_ptr<LoopDetector> loop;
   std::shared_ptr<HostsPlugin> hosts;  // `hosts`: shared by the workers (see server/hosts.h)
+  std::shared_ptr<const TemplatePlugin> templates;  // every `template` line of the block
 };
 
 struct ListenerPlan {

@@ -117,6 +117,42 @@ TEST(Hosts, BadForms) {
   EXPECT_CONFIG_ERROR(". {\n hosts /h bad..zone\n}\n", 2, "plugin/hosts:");
 }
 
+TEST(Template, Forms) {
+  const ServerBlock b = only(parse(
+      "example.org cluster.local {\n template IN AAAA {\n  rcode NOERROR\n }\n"
+      " template any any svc.cluster.local.svc.cluster.local {\n  rcode nxdomain\n }\n"
+      " template ANY A example.org {\n  match ^a\\. ^b\\.\n  rcode NXDOMAIN\n  fallthrough\n }\n"
+      "}\n"));
+  ASSERT_EQ(b.templates.size(), 3u);
+  EXPECT_EQ(b.templates[0].qclass, 1);
+  EXPECT_EQ(b.templates[0].qtype, 28);
+  EXPECT_EQ(b.templates[0].zones, (std::vector<std::string>{"example.org.", "cluster.local."}));
+  EXPECT_EQ(b.templates[0].rcode, 0);
+  EXPECT_EQ(b.templates[1].qclass, 255);
+  EXPECT_EQ(b.templates[1].zones,
+            (std::vector<std::string>{"svc.cluster.local.svc.cluster.local."}));
+  EXPECT_EQ(b.templates[1].rcode, 3);
+  EXPECT_EQ(b.templates[2].match, (std::vector<std::string>{"^a\\.", "^b\\."}));
+  EXPECT_TRUE(b.templates[2].fallthrough);
+}
+
+TEST(Template, BadFormsAndTheRefusedSubset) {
+  EXPECT_CONFIG_ERROR(". {\n template IN\n}\n", 2, "plugin/template: Wrong argument count");
+  EXPECT_CONFIG_ERROR(". {\n template XX A\n}\n", 2, "invalid query class XX");
+  EXPECT_CONFIG_ERROR(". {\n template IN BOGUS\n}\n", 2, "invalid RR class BOGUS");
+  EXPECT_CONFIG_ERROR(". {\n template IN A {\n  rcode MAYBE\n }\n}\n", 3, "unknown rcode MAYBE");
+  EXPECT_CONFIG_ERROR(". {\n template IN A {\n  match \"(x\"\n }\n}\n", 3,
+                      "could not parse regex: (x");
+  EXPECT_CONFIG_ERROR(". {\n template IN A {\n  match\n }\n}\n", 3, "Wrong argument count");
+  EXPECT_CONFIG_ERROR(". {\n template IN A {\n  frob\n }\n}\n", 3, "Wrong argument count");
+  // Records are not implemented: refused with the line, never ignored.
+  for (const char* section : {"answer", "additional", "authority"}) {
+    EXPECT_CONFIG_ERROR(std::string(". {\n template IN A {\n\n  ") + section +
+                            " \"{{ .Name }} 60 IN A 10.0.0.1\"\n }\n}\n",
+                        4, "records are not supported by node-cache");
+  }
+}
+
 TEST(Log, Forms) {
   const ServerBlock b =
       only(parse(". {\n log\n log example.org\n log a.org B.org \"{remote} {name}\" {\n  class "
