@@ -10,6 +10,8 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config clang-14 libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libfmt-dev nlohmann-json3-dev libmnl-dev libnftnl-dev libssl-dev libre2-dev
+  # zone-file text of the `template` plugin's records (linked statically with libcrypto.a)
+  libldns-dev
   # the HTTP client of tests/observability (no binary links cpp-httplib)
   libcpp-httplib-dev
   # real DNS peers and clients for tests and benchmarks

@@ -145,13 +145,14 @@ struct HostsConfig {
   int line = 0;  ///< where the directive is (for errors reading the file)
 };
 
-/// `template CLASS TYPE [ZONES...] { match REGEX...; rcode CODE; fallthrough [ZONES...] }`
-/// (CoreDNS plugin/template, the subset node-cache implements: no answer/additional/authority
-/// records, which are refused at parse time).
+/// `template CLASS TYPE [ZONES...] { match REGEX...; answer|additional|authority RR; rcode CODE;
+/// fallthrough [ZONES...] }` (CoreDNS plugin/template). The RR texts are Go templates of the
+/// subset nld::GoTemplate implements (checked here; other actions are refused).
 struct TemplateConfig {
   uint16_t qclass = 255, qtype = 255;  ///< 255 = ANY
   std::vector<std::string> zones;      ///< the block's zones when none were given
   std::vector<std::string> match;      ///< Go RE2 regexes over the lower-case name; none = ".*"
+  std::vector<std::string> answer, additional, authority;  ///< RR templates, in file order
   uint8_t rcode = 0;
   bool fallthrough = false;
   std::vector<std::string> fallthrough_zones;  ///< empty with fallthrough = every name

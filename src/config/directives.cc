@@ -401,9 +401,15 @@ TemplateConfig parseTemplate(const Line& line, const std::vector<std::string>& z
     } else if (name == "upstream") {
       // Deprecated and ignored by CoreDNS 1.10 as well.
     } else if (name == "answer" || name == "additional" || name == "authority") {
-      pluginError(sub.head, kPlugin,
-                  "'" + name + "' records are not supported by node-cache (only match, rcode "
-                  "and fallthrough; see docs/operator-guide.md)");
+      if (sub.args.empty()) argError(sub.head, kPlugin);
+      for (const Token& a : sub.args) {
+        std::string error;
+        if (!GoTemplate::compile(a.text, &error)) {
+          pluginError(a, kPlugin, "could not compile template: " + a.text + ", " + error);
+        }
+        (name == "answer" ? t.answer : name == "additional" ? t.additional : t.authority)
+            .push_back(a.text);
+      }
     } else {
       argError(sub.head, kPlugin);
     }

@@ -113,6 +113,9 @@ std::string dump(const Corefile& cf) {
       for (const auto& z : t.zones) o << " " << z;
       o << " rcode " << int{t.rcode} << "\n";
       for (const auto& m : t.match) o << "    match \"" << m << "\"\n";
+      for (const auto& a : t.answer) o << "    answer \"" << a << "\"\n";
+      for (const auto& a : t.additional) o << "    additional \"" << a << "\"\n";
+      for (const auto& a : t.authority) o << "    authority \"" << a << "\"\n";
       if (t.fallthrough) {
         o << "    fallthrough";
         for (const auto& z : t.fallthrough_zones) o << " " << z;

@@ -399,13 +399,12 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
 
   // template (CoreDNS order: after cache, before hosts).
   if (block.templates) {
-    const TemplatePlugin::Decision d = block.templates->decide(q);
+    const TemplatePlugin::Decision d =
+        block.templates->decide(pkt, q, peer.ip(), MutableBytes(local_));
     if (d.verdict == TemplatePlugin::Verdict::Error) return finishPluginError(d.rcode);
     if (d.verdict == TemplatePlugin::Verdict::Answer) {
-      const size_t n = writeAuthoritativeHead(pkt, q, d.rcode, MutableBytes(local_));
-      if (n == 0) return finishPluginError(dns::rcode::ServFail);
       return finishLocal(lp, bi, zone->text, pkt, q, key_hash, peer, proto, limit, start,
-                         ByteView(local_.data(), n), out);
+                         ByteView(local_.data(), d.len), out);
     }
   }
 

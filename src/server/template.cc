@@ -1,8 +1,14 @@
 #include "server/template.h"
 
+#include <cstring>
 #include <stdexcept>
 
 #include "fmt/format.h"
+#include "server/hosts.h"
+#include "server/metrics.h"
+
+// Last: ldns's C headers define macros (bool helpers) that upset C++ headers included after it.
+#include <ldns/ldns.h>
 
 namespace nld::server {
 namespace {
@@ -28,7 +34,20 @@ TemplatePlugin::TemplatePlugin(const std::vector<config::TemplateConfig>& templa
     Template t;
     t.qclass = c.qclass;
     t.qtype = c.qtype;
-    for (const auto& z : c.zones) t.zones.push_back(zoneName(z));
+    for (const auto& z : c.zones) {
+      t.zones.push_back(zoneName(z));
+      t.zone_texts.push_back(z);
+    }
+    for (const auto* section : {&c.answer, &c.additional, &c.authority}) {
+      auto& dst = section == &c.answer ? t.answer : section == &c.additional ? t.additional
+                                                                                : t.authority;
+      for (const auto& text : *section) {
+        std::string error;
+        auto g = GoTemplate::compile(text, &error);
+        if (!g) throw std::runtime_error("plugin/template: could not compile template: " + error);
+        dst.push_back(std::move(*g));
+      }
+    }
     const std::vector<std::string> match = c.match.empty() ? std::vector<std::string>{".*"} : c.match;
     for (const auto& m : match) {
       auto re = std::make_unique<re2::RE2>(m, re2::RE2::Quiet);
@@ -42,9 +61,55 @@ TemplatePlugin::TemplatePlugin(const std::vector<config::TemplateConfig>& templa
     for (const auto& z : c.fallthrough_zones) t.fallthrough_zones.push_back(zoneName(z));
     templates_.push_back(std::move(t));
   }
+  origin_ = ldns_dname_new_frm_str(".");
 }
 
-TemplatePlugin::Decision TemplatePlugin::decide(const dns::Query& q) const {
+TemplatePlugin::~TemplatePlugin() {
+  if (origin_ != nullptr) ldns_rdf_deep_free(static_cast<ldns_rdf*>(origin_));
+}
+
+bool TemplatePlugin::appendRecord(const GoTemplate& tmpl, const GoTemplate::Data& data,
+                                  dns::MutableBytes out, size_t& len) const {
+  const auto text = tmpl.execute(data);
+  if (!text) return false;
+  ldns_rr* rr = nullptr;
+  const ldns_status st =
+      ldns_rr_new_frm_str(&rr, text->c_str(), 3600, static_cast<ldns_rdf*>(origin_), nullptr);
+  if (st != LDNS_STATUS_OK || rr == nullptr) return false;
+  ldns_buffer* buf = ldns_buffer_new(512);
+  bool ok = buf != nullptr && ldns_rr2buffer_wire(buf, rr, LDNS_SECTION_ANSWER) == LDNS_STATUS_OK;
+  if (ok) {
+    const size_t n = ldns_buffer_position(buf);
+    ok = len + n <= out.size();
+    if (ok) {
+      std::memcpy(out.data() + len, ldns_buffer_begin(buf), n);
+      len += n;
+    }
+  }
+  if (buf != nullptr) ldns_buffer_free(buf);
+  ldns_rr_free(rr);
+  return ok;
+}
+
+namespace {
+
+std::string_view className(uint16_t c) {
+  switch (c) {
+    case 1: return "IN";
+    case 2: return "CS";
+    case 3: return "CH";
+    case 4: return "HS";
+    case 254: return "NONE";
+    case 255: return "ANY";
+    default: return "";
+  }
+}
+
+}  // namespace
+
+TemplatePlugin::Decision TemplatePlugin::decide(dns::ByteView pkt, const dns::Query& q,
+                                                std::string_view remote,
+                                                dns::MutableBytes out) const {
   const dns::Question& qs = q.question;
   bool any_zone = false;
   for (const auto& t : templates_) any_zone = any_zone || inZones(qs.name, t.zones);
@@ -53,25 +118,62 @@ TemplatePlugin::Decision TemplatePlugin::decide(const dns::Query& q) const {
   lower.toLower();
   const std::string name = lower.toString();  // CoreDNS matches state.Name(): lower-case, fqdn
   for (const auto& t : templates_) {
-    if (!inZones(qs.name, t.zones)) continue;
+    // .Zone: the longest of the template's zones holding the name (plugin.Zones.Matches).
+    size_t zone = t.zones.size();
+    for (size_t i = 0; i < t.zones.size(); ++i) {
+      if (qs.name.isSubdomainOf(t.zones[i]) &&
+          (zone == t.zones.size() || t.zones[i].labelCount() > t.zones[zone].labelCount())) {
+        zone = i;
+      }
+    }
+    if (zone == t.zones.size()) continue;
     if (t.qclass != 255 && qs.qclass != 255 && qs.qclass != t.qclass) continue;
     if (t.qtype != 255 && qs.qtype != 255 && qs.qtype != t.qtype) continue;
-    bool matched = false;
+    const re2::RE2* matched = nullptr;
     for (const auto& re : t.regexes) {
       if (re2::RE2::PartialMatch(name, *re)) {  // Go's MatchString: unanchored
-        matched = true;
+        matched = re.get();
         break;
       }
     }
-    if (matched) {
-      if (t.rcode == dns::rcode::ServFail) return {Verdict::Error, t.rcode};
-      return {Verdict::Answer, t.rcode};
+    if (matched == nullptr) {
+      const bool through =
+          t.fallthrough && (t.fallthrough_zones.empty() || inZones(qs.name, t.fallthrough_zones));
+      // CoreDNS's handler returns the code NXDOMAIN here without writing a reply; what reaches
+      // the client from the upstream image is a bare SERVFAIL (checked by test_template.py).
+      if (!through) return {Verdict::Error, dns::rcode::ServFail, 0};
+      continue;
     }
-    const bool through =
-        t.fallthrough && (t.fallthrough_zones.empty() || inZones(qs.name, t.fallthrough_zones));
-    // CoreDNS's handler returns the code NXDOMAIN here without writing a reply; what reaches
-    // the client from the upstream image is a bare SERVFAIL (checked by test_template.py).
-    if (!through) return {Verdict::Error, dns::rcode::ServFail};
+    if (t.rcode == dns::rcode::ServFail) return {Verdict::Error, t.rcode, 0};
+
+    GoTemplate::Data data;
+    data.name = name;
+    data.zone = t.zone_texts[zone];
+    data.cls = className(qs.qclass);
+    const std::string type(typeLabel(qs.qtype));
+    data.type = type;
+    data.remote = remote;
+    if (!t.answer.empty() || !t.additional.empty() || !t.authority.empty()) {
+      const int groups = matched->NumberOfCapturingGroups();
+      std::vector<re2::StringPiece> sub(static_cast<size_t>(groups) + 1);
+      if (matched->Match(name, 0, name.size(), re2::RE2::UNANCHORED, sub.data(),
+                         static_cast<int>(sub.size()))) {
+        for (const auto& piece : sub) data.match.emplace_back(piece.data(), piece.size());
+        for (const auto& [group_name, index] : matched->NamedCapturingGroups()) {
+          data.group.emplace_back(group_name, data.match[static_cast<size_t>(index)]);
+        }
+      }
+    }
+    size_t len = writeAuthoritativeHead(pkt, q, t.rcode, out);
+    if (len == 0) return {Verdict::Error, dns::rcode::ServFail, 0};
+    const std::vector<GoTemplate>* sections[3] = {&t.answer, &t.authority, &t.additional};
+    for (size_t s = 0; s < 3; ++s) {
+      for (const GoTemplate& g : *sections[s]) {
+        if (!appendRecord(g, data, out, len)) return {Verdict::Error, dns::rcode::ServFail, 0};
+      }
+      dns::store16(out.data() + 6 + 2 * s, static_cast<uint16_t>(sections[s]->size()));
+    }
+    return {Verdict::Answer, t.rcode, len};
   }
   return {};
 }

@@ -145,12 +145,24 @@ TEST(Template, BadFormsAndTheRefusedSubset) {
                       "could not parse regex: (x");
   EXPECT_CONFIG_ERROR(". {\n template IN A {\n  match\n }\n}\n", 3, "Wrong argument count");
   EXPECT_CONFIG_ERROR(". {\n template IN A {\n  frob\n }\n}\n", 3, "Wrong argument count");
-  // Records are not implemented: refused with the line, never ignored.
+  // Record templates: compiled at parse time; actions outside the implemented subset are
+  // refused with the line, never ignored.
   for (const char* section : {"answer", "additional", "authority"}) {
+    const ServerBlock b = only(parse(std::string(". {\n template IN A {\n  ") + section +
+                                     " \"{{ .Name }} 60 IN A 10.0.0.{{ index .Match 1 }}\"\n }\n}\n"));
+    EXPECT_EQ(b.templates.at(0).answer.size() + b.templates.at(0).additional.size() +
+                  b.templates.at(0).authority.size(),
+              1u);
     EXPECT_CONFIG_ERROR(std::string(". {\n template IN A {\n\n  ") + section +
-                            " \"{{ .Name }} 60 IN A 10.0.0.1\"\n }\n}\n",
-                        4, "records are not supported by node-cache");
+                            " \"{{ .Message.Id }} 60 IN A 10.0.0.1\"\n }\n}\n",
+                        4, "could not compile template");
+    EXPECT_CONFIG_ERROR(std::string(". {\n template IN A {\n  ") + section + "\n }\n}\n", 3,
+                        "Wrong argument count");
   }
+  EXPECT_CONFIG_ERROR(". {\n template IN A {\n  answer \"{{ if .Name }}x{{ end }}\"\n }\n}\n", 3,
+                      "is not supported by node-cache");
+  EXPECT_CONFIG_ERROR(". {\n template IN A {\n  answer \"{{ .Name\"\n }\n}\n", 3,
+                      "unclosed action");
 }
 
 TEST(Log, Forms) {
