@@ -3,7 +3,7 @@
 //
 // Only the subset of CoreDNS that node-cache needs is accepted: the server-block grammar (keys,
 // braces, comments, quotes, {$ENV}, import, snippets, CIDR keys) and the directives errors, log,
-// cache, forward, bind, reload, loop, health and prometheus. Everything else is refused with a
+// cache, forward, bind, reload, loop, health, prometheus, bufsize, loadbalance, hosts and template. Everything else is refused with a
 // `file:line: message` ConfigError, never silently ignored.
 //
 // The grammar is hand-written because there is no C++ caddyfile library; CoreDNS's own parser is

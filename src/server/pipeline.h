@@ -1,6 +1,7 @@
 #pragma once
 // The query path of one worker: parse → pick the server block → (metrics, errors, log) → cache →
-// loop → forward, in CoreDNS's fixed plugin order. Runs on the worker's loop thread only.
+// loop → template → hosts → forward, in CoreDNS's fixed plugin order. Runs on the worker's loop
+// thread only.
 //
 // A query is answered either synchronously (errors, REFUSED, cache hits: the answer is written
 // into the caller's buffer, nothing is allocated) or asynchronously (cache miss: the forwarder
