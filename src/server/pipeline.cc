@@ -47,7 +47,6 @@ Pipeline::Pipeline(net::EventLoop& loop, ServerMetrics& metrics, size_t worker_i
       worker_(worker_index),
       identity_(std::move(identity)),
       scratch_(dns::kMaxMessageSize),
-      local_(dns::kMaxMessageSize),
       error_log_(loop, &metrics) {}
 
 Pipeline::~Pipeline() {
@@ -397,6 +396,9 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
     stale_verify = lr.kind == cache::Kind::StaleVerify;
   }
 
+  // Their answers are built in local_: 64 KiB allocated by the first block that has one of them
+  // (a zeroed buffer is resident memory: most Corefiles use neither plugin).
+  if ((block.templates || block.hosts) && local_.empty()) local_.resize(dns::kMaxMessageSize);
   // template (CoreDNS order: after cache, before hosts).
   if (block.templates) {
     const TemplatePlugin::Decision d =

@@ -204,7 +204,7 @@ class Pipeline {
   std::string identity_;
   std::shared_ptr<WorkerPlan> current_;
   std::vector<uint8_t> scratch_;
-  std::vector<uint8_t> local_;  // a plugin's answer before it is finished into `out`
+  std::vector<uint8_t> local_;  // a plugin's answer before it is finished into `out` (on demand)
   dns::Response local_parse_;
   uint64_t dropped_ = 0;
   uint64_t trims_ = 0;

@@ -1,5 +1,7 @@
 #include "server/template.h"
 
+#include <dlfcn.h>
+
 #include <cstring>
 #include <stdexcept>
 
@@ -7,8 +9,10 @@
 #include "server/hosts.h"
 #include "server/metrics.h"
 
-// Last: ldns's C headers define macros (bool helpers) that upset C++ headers included after it.
-#include <ldns/ldns.h>
+// A C header without extern "C" guards.
+extern "C" {
+#include <libzscanner/scanner.h>
+}
 
 namespace nld::server {
 namespace {
@@ -25,6 +29,46 @@ bool inZones(const dns::Name& n, const std::vector<dns::Name>& zones) {
     if (n.isSubdomainOf(z)) return true;
   }
   return false;
+}
+
+}  // namespace
+
+namespace {
+
+// libzscanner's entry points, resolved once per process (see CMakeLists.txt for why dlopen).
+struct Zscanner {
+  int (*init)(zs_scanner_t*, const char*, uint16_t, uint32_t) = nullptr;
+  int (*set_input_string)(zs_scanner_t*, const char*, size_t) = nullptr;
+  int (*parse_record)(zs_scanner_t*) = nullptr;
+  void (*deinit)(zs_scanner_t*) = nullptr;
+  std::string error;  // why it could not be loaded; empty = loaded
+};
+
+// The soname of Debian 12's libzscanner4 (Knot 3.2), whose scanner.h we compile against: the
+// struct layout must match, so no other major version is tried.
+constexpr const char* kZscannerSoname = "libzscanner.so.4";
+
+const Zscanner& zscanner() {
+  static const Zscanner z = [] {
+    Zscanner r;
+    void* h = ::dlopen(kZscannerSoname, RTLD_NOW | RTLD_LOCAL);  // never closed: process-wide
+    if (h == nullptr) {
+      const char* e = ::dlerror();
+      r.error = e != nullptr ? e : "dlopen failed";
+      return r;
+    }
+    auto sym = [&](const char* name) {
+      void* p = ::dlsym(h, name);
+      if (p == nullptr && r.error.empty()) r.error = std::string("missing symbol ") + name;
+      return p;
+    };
+    r.init = reinterpret_cast<decltype(r.init)>(sym("zs_init"));
+    r.set_input_string = reinterpret_cast<decltype(r.set_input_string)>(sym("zs_set_input_string"));
+    r.parse_record = reinterpret_cast<decltype(r.parse_record)>(sym("zs_parse_record"));
+    r.deinit = reinterpret_cast<decltype(r.deinit)>(sym("zs_deinit"));
+    return r;
+  }();
+  return z;
 }
 
 }  // namespace
@@ -59,35 +103,48 @@ TemplatePlugin::TemplatePlugin(const std::vector<config::TemplateConfig>& templa
     t.rcode = c.rcode;
     t.fallthrough = c.fallthrough;
     for (const auto& z : c.fallthrough_zones) t.fallthrough_zones.push_back(zoneName(z));
+    const bool records = !t.answer.empty() || !t.additional.empty() || !t.authority.empty();
     templates_.push_back(std::move(t));
+    if (records && !zscanner().error.empty()) {
+      throw std::runtime_error(fmt::format(
+          "plugin/template: answer/authority/additional records need Knot's zone-file scanner "
+          "({}, Debian package libzscanner4): {}",
+          kZscannerSoname, zscanner().error));
+    }
   }
-  origin_ = ldns_dname_new_frm_str(".");
 }
 
-TemplatePlugin::~TemplatePlugin() {
-  if (origin_ != nullptr) ldns_rdf_deep_free(static_cast<ldns_rdf*>(origin_));
-}
+TemplatePlugin::~TemplatePlugin() = default;
 
 bool TemplatePlugin::appendRecord(const GoTemplate& tmpl, const GoTemplate::Data& data,
                                   dns::MutableBytes out, size_t& len) const {
-  const auto text = tmpl.execute(data);
+  const Zscanner& zs = zscanner();  // loaded: checked by the constructor
+  auto text = tmpl.execute(data);
   if (!text) return false;
-  ldns_rr* rr = nullptr;
-  const ldns_status st =
-      ldns_rr_new_frm_str(&rr, text->c_str(), 3600, static_cast<ldns_rdf*>(origin_), nullptr);
-  if (st != LDNS_STATUS_OK || rr == nullptr) return false;
-  ldns_buffer* buf = ldns_buffer_new(512);
-  bool ok = buf != nullptr && ldns_rr2buffer_wire(buf, rr, LDNS_SECTION_ANSWER) == LDNS_STATUS_OK;
+  text->push_back('\n');
+  // One scanner per thread (it is ~200 KiB of buffers and not shareable): miekg/dns's
+  // dns.NewRR defaults, origin ".", class IN, TTL 3600; the first record of the text counts.
+  thread_local std::unique_ptr<zs_scanner_t> scanner = std::make_unique<zs_scanner_t>();
+  zs_scanner_t* sc = scanner.get();
+  if (zs.init(sc, ".", 1, 3600) != 0) return false;
+  bool ok = zs.set_input_string(sc, text->data(), text->size()) == 0 &&
+            zs.parse_record(sc) == 0 && sc->state == ZS_STATE_DATA;
   if (ok) {
-    const size_t n = ldns_buffer_position(buf);
-    ok = len + n <= out.size();
+    const size_t need = size_t{sc->r_owner_length} + 10 + sc->r_data_length;
+    ok = len + need <= out.size() && sc->r_data_length <= 65535;
     if (ok) {
-      std::memcpy(out.data() + len, ldns_buffer_begin(buf), n);
-      len += n;
+      uint8_t* p = out.data() + len;
+      std::memcpy(p, sc->r_owner, sc->r_owner_length);
+      p += sc->r_owner_length;
+      dns::store16(p, sc->r_type);
+      dns::store16(p + 2, sc->r_class);
+      dns::store32(p + 4, sc->r_ttl);
+      dns::store16(p + 8, static_cast<uint16_t>(sc->r_data_length));
+      std::memcpy(p + 10, sc->r_data, sc->r_data_length);
+      len += need;
     }
   }
-  if (buf != nullptr) ldns_buffer_free(buf);
-  ldns_rr_free(rr);
+  zs.deinit(sc);
   return ok;
 }
 

@@ -1,8 +1,9 @@
 #pragma once
 // The `template` plugin (CoreDNS 1.10 plugin/template): an rcode and records rendered from Go
 // templates (the subset nld::GoTemplate implements: .Name .Zone .Class .Type .Remote, index
-// .Match N, .Group.NAME) and parsed as zone-file text by ldns (miekg/dns's dns.NewRR in CoreDNS:
-// origin ".", default TTL 3600). It covers the operators' recipes: AAAA filtering
+// .Match N, .Group.NAME) and parsed as zone-file text by Knot's libzscanner (miekg/dns's
+// dns.NewRR in CoreDNS: origin ".", class IN, default TTL 3600), loaded with dlopen() by the
+// first plan that has records. It covers the operators' recipes: AAAA filtering
 // (`template IN AAAA . { rcode NOERROR }` → NODATA), NXDOMAIN for search-path junk
 // (`template ANY ANY svc.cluster.local.svc.cluster.local { rcode NXDOMAIN }` or a `match`
 // regex), and synthesised answers (`answer "{{ .Name }} 60 IN A 10.0.0.1"`).
@@ -35,8 +36,8 @@ namespace nld::server {
 
 class TemplatePlugin {
  public:
-  /// Throws std::runtime_error for a zone or regex the Corefile reader let through (it checks
-  /// both, so only on a programming error).
+  /// Throws std::runtime_error if a template has records and libzscanner cannot be loaded, or
+  /// for a zone, regex or template the Corefile reader let through (it checks them).
   explicit TemplatePlugin(const std::vector<config::TemplateConfig>& templates);
 
   ~TemplatePlugin();
@@ -69,7 +70,6 @@ class TemplatePlugin {
                     size_t& len) const;
 
   std::vector<Template> templates_;
-  void* origin_ = nullptr;  // ldns_rdf* of ".": the origin of relative names (as miekg/dns)
 };
 
 }  // namespace nld::server
