@@ -10,6 +10,9 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config clang-14 libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libfmt-dev nlohmann-json3-dev libmnl-dev libnftnl-dev libssl-dev libre2-dev
+  # zone-file text of the `template` plugin's records: Knot's libzscanner (header from
+  # libknot-dev; node-cache dlopen()s libzscanner.so.4 from libzscanner4)
+  libknot-dev libzscanner4
   # the HTTP client of tests/observability (no binary links cpp-httplib)
   libcpp-httplib-dev
   # real DNS peers and clients for tests and benchmarks

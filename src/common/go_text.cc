@@ -1,5 +1,6 @@
 // Go's time.ParseDuration / Duration.String and strconv.Quote (ASCII subset), hand-written so that
 // node-cache accepts and prints durations byte-for-byte like the Go binaries it replaces.
+#include <cctype>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -197,6 +198,146 @@ std::string goQuote(std::string_view text) {
     }
   }
   out += '"';
+  return out;
+}
+
+}  // namespace nld
+
+namespace nld {
+namespace {
+
+bool isGoSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+std::string_view trimSpace(std::string_view s) {
+  while (!s.empty() && isGoSpace(s.front())) s.remove_prefix(1);
+  while (!s.empty() && isGoSpace(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+std::vector<std::string_view> splitFields(std::string_view s) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && isGoSpace(s[i])) ++i;
+    const size_t start = i;
+    while (i < s.size() && !isGoSpace(s[i])) ++i;
+    if (i > start) out.push_back(s.substr(start, i - start));
+  }
+  return out;
+}
+
+bool isIdent(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
+  }
+  return !std::isdigit(static_cast<unsigned char>(s.front()));
+}
+
+}  // namespace
+
+std::optional<GoTemplate> GoTemplate::compile(std::string_view text, std::string* error) {
+  GoTemplate t;
+  auto fail = [&](const std::string& msg) -> std::optional<GoTemplate> {
+    if (error != nullptr) *error = msg;
+    return std::nullopt;
+  };
+  bool trim_next = false;
+  while (!text.empty()) {
+    const size_t open = text.find("{{");
+    std::string_view lit = text.substr(0, open);
+    if (trim_next) {
+      while (!lit.empty() && isGoSpace(lit.front())) lit.remove_prefix(1);
+    }
+    trim_next = false;
+    if (open == std::string_view::npos) {
+      if (!lit.empty()) t.parts_.push_back({Part::Kind::Text, std::string(lit), 0});
+      break;
+    }
+    const size_t close = text.find("}}", open + 2);
+    if (close == std::string_view::npos) return fail("unclosed action");
+    std::string_view action = text.substr(open + 2, close - open - 2);
+    // Go's trim markers: "{{- " and " -}}" (the space is part of the marker).
+    if (action.size() >= 2 && action[0] == '-' && isGoSpace(action[1])) {
+      while (!lit.empty() && isGoSpace(lit.back())) lit.remove_suffix(1);
+      action.remove_prefix(1);
+    }
+    if (action.size() >= 2 && action.back() == '-' && isGoSpace(action[action.size() - 2])) {
+      action.remove_suffix(1);
+      trim_next = true;
+    }
+    if (!lit.empty()) t.parts_.push_back({Part::Kind::Text, std::string(lit), 0});
+    const std::string_view a = trimSpace(action);
+    const std::vector<std::string_view> f = splitFields(a);
+    Part p{Part::Kind::Text, {}, 0};
+    if (f.size() == 1 && f[0] == ".Name") {
+      p.kind = Part::Kind::Name;
+    } else if (f.size() == 1 && f[0] == ".Zone") {
+      p.kind = Part::Kind::Zone;
+    } else if (f.size() == 1 && f[0] == ".Class") {
+      p.kind = Part::Kind::Class;
+    } else if (f.size() == 1 && f[0] == ".Type") {
+      p.kind = Part::Kind::Type;
+    } else if (f.size() == 1 && f[0] == ".Remote") {
+      p.kind = Part::Kind::Remote;
+    } else if (f.size() == 1 && f[0].substr(0, 7) == ".Group." && isIdent(f[0].substr(7))) {
+      p.kind = Part::Kind::Group;
+      p.text = std::string(f[0].substr(7));
+    } else if (f.size() == 3 && f[0] == "index" && f[1] == ".Match" && !f[2].empty() &&
+               f[2].size() <= 4 &&
+               f[2].find_first_not_of("0123456789") == std::string_view::npos) {
+      p.kind = Part::Kind::Match;
+      p.index = std::stoul(std::string(f[2]));
+    } else if (f.size() == 3 && f[0] == "index" && f[1] == ".Group" && f[2].size() >= 2 &&
+               f[2].front() == '"' && f[2].back() == '"' &&
+               f[2].find_first_of("\\\"", 1) == f[2].size() - 1) {
+      p.kind = Part::Kind::Group;
+      p.text = std::string(f[2].substr(1, f[2].size() - 2));
+      p.index = 1;  // `index` of a missing key is the empty string, not "<no value>"
+    } else {
+      return fail("template action '{{" + std::string(action) + "}}' is not supported by "
+                  "node-cache (only .Name, .Zone, .Class, .Type, .Remote, index .Match N, "
+                  ".Group.NAME)");
+    }
+    t.parts_.push_back(std::move(p));
+    text = text.substr(close + 2);
+  }
+  return t;
+}
+
+std::optional<std::string> GoTemplate::execute(const Data& d, std::string* error) const {
+  std::string out;
+  for (const Part& p : parts_) {
+    switch (p.kind) {
+      case Part::Kind::Text: out += p.text; break;
+      case Part::Kind::Name: out += d.name; break;
+      case Part::Kind::Zone: out += d.zone; break;
+      case Part::Kind::Class: out += d.cls; break;
+      case Part::Kind::Type: out += d.type; break;
+      case Part::Kind::Remote: out += d.remote; break;
+      case Part::Kind::Match:
+        if (p.index >= d.match.size()) {
+          if (error != nullptr) {
+            *error = "error calling index: index out of range: " + std::to_string(p.index);
+          }
+          return std::nullopt;
+        }
+        out += d.match[p.index];
+        break;
+      case Part::Kind::Group: {
+        bool found = false;
+        for (const auto& [k, v] : d.group) {
+          if (k == p.text) {
+            out += v;
+            found = true;
+            break;
+          }
+        }
+        if (!found && p.index == 0) out += "<no value>";  // Go's rendering of a missing map key
+        break;
+      }
+    }
+  }
   return out;
 }
 

@@ -5,7 +5,10 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <cstdint>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace nld {
 
@@ -20,5 +23,35 @@ std::string formatGoDuration(std::chrono::nanoseconds d);
 
 /// Quotes like Go's %q / strconv.Quote for the ASCII subset ("a\"b" -> "\"a\\\"b\"").
 std::string goQuote(std::string_view text);
+
+}  // namespace nld
+
+namespace nld {
+
+/// A Go text/template restricted to the actions the answers of CoreDNS's `template` plugin use:
+/// {{ .Name }}, {{ .Zone }}, {{ .Class }}, {{ .Type }}, {{ .Remote }}, {{ index .Match N }},
+/// {{ .Group.NAME }} and {{ index .Group "NAME" }} (spaces optional, `{{-`/`-}}` trim markers as
+/// Go). Anything else (pipelines, functions, .Message, .Question, .Meta, if/range...) is refused
+/// by compile() with a message naming the action, never silently ignored.
+class GoTemplate {
+ public:
+  struct Data {
+    std::string_view name, zone, cls, type, remote;
+    std::vector<std::string> match;                            // [0] = the whole match
+    std::vector<std::pair<std::string, std::string>> group;    // named groups
+  };
+  static std::optional<GoTemplate> compile(std::string_view text, std::string* error);
+  /// The text with the actions substituted; nullopt when Go's Execute fails (an index out of
+  /// range), with its message in `error`.
+  std::optional<std::string> execute(const Data& d, std::string* error = nullptr) const;
+
+ private:
+  struct Part {
+    enum class Kind : uint8_t { Text, Name, Zone, Class, Type, Remote, Match, Group } kind;
+    std::string text;  // Text: the text; Group: the group's name
+    size_t index = 0;  // Match
+  };
+  std::vector<Part> parts_;
+};
 
 }  // namespace nld

@@ -27,14 +27,14 @@ const std::set<std::string, std::less<>> kKnownUnsupported = {
     "timeouts",    "multisocket", "nsid",        "debug",        "trace",
     "ready",       "pprof",       "dnstap",      "local",        "dns64",      "acl",
     "any",         "chaos",       "tsig",        "rewrite",      "header",
-    "dnssec",      "autopath",    "minimal",     "template",     "transfer",   "hosts",
+    "dnssec",      "autopath",    "minimal",     "transfer",
     "route53",     "azure",       "clouddns",    "k8s_external", "kubernetes", "file",
     "auto",        "secondary",   "etcd",        "grpc",         "erratic",    "whoami",
     "on",          "sign",        "view",        "nomad",        "proxy",      "health_check",
     "grpc_server", "https",       "https3",      "forward_tls",  "federation", "dnssd"};
 
 const std::set<std::string, std::less<>> kOncePerBlock = {"errors", "cache", "prometheus", "reload",
-                                                          "loop"};
+                                                          "loop", "hosts"};
 
 struct KeyWithToken {
   ZoneKey key;
@@ -110,7 +110,8 @@ ServerBlock buildBlock(const RawBlock& raw, const ParseOptions& options,
     const bool supported = name == "errors" || name == "log" || name == "cache" ||
                            name == "forward" || name == "bind" || name == "reload" ||
                            name == "loop" || name == "health" || name == "prometheus" ||
-                           name == "bufsize" || name == "loadbalance";
+                           name == "bufsize" || name == "loadbalance" || name == "hosts" ||
+                           name == "template";
     if (!supported) {
       if (kKnownUnsupported.count(name)) {
         failAt(line.head, "plugin '" + name + "' is not supported by node-cache");
@@ -140,6 +141,10 @@ ServerBlock buildBlock(const RawBlock& raw, const ParseOptions& options,
       parseBufsize(line, b);
     } else if (name == "loadbalance") {
       parseLoadbalance(line, b);
+    } else if (name == "template") {
+      b.templates.push_back(parseTemplate(line, zones));
+    } else if (name == "hosts") {
+      b.hosts = parseHosts(line, zones);
     } else {
       parsePrometheus(line, b);
     }

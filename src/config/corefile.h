@@ -3,7 +3,7 @@
 //
 // Only the subset of CoreDNS that node-cache needs is accepted: the server-block grammar (keys,
 // braces, comments, quotes, {$ENV}, import, snippets, CIDR keys) and the directives errors, log,
-// cache, forward, bind, reload, loop, health and prometheus. Everything else is refused with a
+// cache, forward, bind, reload, loop, health, prometheus, bufsize, loadbalance, hosts and template. Everything else is refused with a
 // `file:line: message` ConfigError, never silently ignored.
 //
 // The grammar is hand-written because there is no C++ caddyfile library; CoreDNS's own parser is
@@ -136,6 +136,33 @@ struct HealthConfig {
   std::chrono::milliseconds lameduck{0};
 };
 
+/// `hosts [FILE [ZONES...]] { INLINE; ttl; no_reverse; reload; fallthrough }` (CoreDNS plugin/hosts).
+/// Only the syntax is checked here; the file is read by the server (server/hosts.h).
+struct HostsConfig {
+  std::string file = "/etc/hosts";  ///< as written (relative: to the working directory, as CoreDNS)
+  std::vector<std::string> zones;   ///< the block's zones when none were given
+  std::vector<std::string> inline_lines;  ///< hosts-file lines from the block, tokens joined by ' '
+  uint32_t ttl = 3600;
+  bool reverse = true;                  ///< synthesise PTR answers (off with `no_reverse`)
+  std::chrono::nanoseconds reload{std::chrono::seconds(5)};  ///< 0 = never re-read the file
+  bool fallthrough = false;
+  std::vector<std::string> fallthrough_zones;  ///< empty with fallthrough = every name
+  int line = 0;  ///< where the directive is (for errors reading the file)
+};
+
+/// `template CLASS TYPE [ZONES...] { match REGEX...; answer|additional|authority RR; rcode CODE;
+/// fallthrough [ZONES...] }` (CoreDNS plugin/template). The RR texts are Go templates of the
+/// subset nld::GoTemplate implements (checked here; other actions are refused).
+struct TemplateConfig {
+  uint16_t qclass = 255, qtype = 255;  ///< 255 = ANY
+  std::vector<std::string> zones;      ///< the block's zones when none were given
+  std::vector<std::string> match;      ///< Go RE2 regexes over the lower-case name; none = ".*"
+  std::vector<std::string> answer, additional, authority;  ///< RR templates, in file order
+  uint8_t rcode = 0;
+  bool fallthrough = false;
+  std::vector<std::string> fallthrough_zones;  ///< empty with fallthrough = every name
+};
+
 struct ReloadConfig {
   std::chrono::seconds interval{30}, jitter{15};
 };
@@ -159,6 +186,8 @@ struct ServerBlock {
   /// `bufsize`: a client's EDNS UDP size above this is lowered to it (CoreDNS 1.10 semantics).
   std::optional<uint16_t> bufsize;
   bool loadbalance = false;  ///< `loadbalance [round_robin]`: address records shuffled
+  std::optional<HostsConfig> hosts;
+  std::vector<TemplateConfig> templates;  ///< in file order (CoreDNS tries them in order)
 };
 
 /// One listening endpoint (address, port) and the zones it serves → block index.

@@ -309,4 +309,171 @@ void parseLoadbalance(const Line& line, ServerBlock& block) {
   block.loadbalance = true;
 }
 
+namespace {
+
+std::string upper(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  return s;
+}
+
+// miekg/dns StringToType for the types a template is written for; TYPEnnn for the rest.
+std::optional<uint16_t> typeFromString(const std::string& s) {
+  static const std::pair<const char*, uint16_t> kTypes[] = {
+      {"A", 1},      {"NS", 2},     {"CNAME", 5},  {"SOA", 6},    {"PTR", 12},   {"HINFO", 13},
+      {"MX", 15},    {"TXT", 16},   {"AAAA", 28},  {"SRV", 33},   {"NAPTR", 35}, {"DS", 43},
+      {"SSHFP", 44}, {"RRSIG", 46}, {"NSEC", 47},  {"DNSKEY", 48}, {"NSEC3", 50}, {"TLSA", 52},
+      {"SVCB", 64},  {"HTTPS", 65}, {"CAA", 257},  {"ANY", 255}};
+  for (const auto& [n, v] : kTypes) {
+    if (s == n) return v;
+  }
+  if (s.size() > 4 && s.compare(0, 4, "TYPE") == 0) {
+    const auto v = parseUnsigned(s.substr(4));
+    if (v && *v <= 65535) return static_cast<uint16_t>(*v);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+TemplateConfig parseTemplate(const Line& line, const std::vector<std::string>& zones) {
+  // CoreDNS 1.10 plugin/template setup.go, without the record sections (see TemplateConfig).
+  constexpr std::string_view kPlugin = "template";
+  TemplateConfig t;
+  if (line.args.size() < 2) argError(line.args.empty() ? line.head : line.args.back(), kPlugin);
+  const std::string cls = upper(line.args[0].text);
+  if (cls == "IN") {
+    t.qclass = 1;
+  } else if (cls == "CH" || cls == "CHAOS") {
+    t.qclass = 3;
+  } else if (cls == "HS") {
+    t.qclass = 4;
+  } else if (cls == "NONE") {
+    t.qclass = 254;
+  } else if (cls == "ANY") {
+    t.qclass = 255;
+  } else {
+    pluginError(line.args[0], kPlugin, "invalid query class " + line.args[0].text);
+  }
+  const auto type = typeFromString(upper(line.args[1].text));
+  if (!type) pluginError(line.args[1], kPlugin, "invalid RR class " + line.args[1].text);
+  t.qtype = *type;
+  t.zones = zones;
+  if (line.args.size() > 2) {
+    t.zones.clear();
+    for (size_t i = 2; i < line.args.size(); ++i) {
+      for (auto& z : zonesArg(line.args[i], kPlugin)) t.zones.push_back(std::move(z));
+    }
+  }
+  for (const Line& sub : line.block) {
+    expectNoBlock(sub, kPlugin);
+    const std::string& name = sub.head.text;
+    if (name == "match") {
+      if (sub.args.empty()) argError(sub.head, kPlugin);
+      for (const Token& r : sub.args) {
+        const re2::RE2 re(r.text, re2::RE2::Quiet);  // RE2 speaks Go's regexp syntax
+        if (!re.ok()) {
+          pluginError(r, kPlugin, "could not parse regex: " + r.text + ", " + re.error());
+        }
+        t.match.push_back(r.text);
+      }
+    } else if (name == "rcode") {
+      expectArgs(sub, kPlugin, 1, 1);
+      static const std::pair<const char*, uint8_t> kRcodes[] = {
+          {"NOERROR", 0}, {"FORMERR", 1},  {"SERVFAIL", 2}, {"NXDOMAIN", 3},
+          {"NOTIMP", 4},  {"REFUSED", 5},  {"YXDOMAIN", 6}, {"YXRRSET", 7},
+          {"NXRRSET", 8}, {"NOTAUTH", 9},  {"NOTZONE", 10}};
+      const std::string rc = upper(sub.args[0].text);
+      bool found = false;
+      for (const auto& [n, v] : kRcodes) {
+        if (rc == n) {
+          t.rcode = v;
+          found = true;
+        }
+      }
+      if (!found) pluginError(sub.args[0], kPlugin, "unknown rcode " + sub.args[0].text);
+    } else if (name == "fallthrough") {
+      t.fallthrough = true;
+      t.fallthrough_zones.clear();
+      for (const Token& z : sub.args) {
+        for (auto& n : zonesArg(z, kPlugin)) t.fallthrough_zones.push_back(std::move(n));
+      }
+    } else if (name == "upstream") {
+      // Deprecated and ignored by CoreDNS 1.10 as well.
+    } else if (name == "answer" || name == "additional" || name == "authority") {
+      if (sub.args.empty()) argError(sub.head, kPlugin);
+      for (const Token& a : sub.args) {
+        std::string error;
+        if (!GoTemplate::compile(a.text, &error)) {
+          pluginError(a, kPlugin, "could not compile template: " + a.text + ", " + error);
+        }
+        (name == "answer" ? t.answer : name == "additional" ? t.additional : t.authority)
+            .push_back(a.text);
+      }
+    } else {
+      argError(sub.head, kPlugin);
+    }
+  }
+  return t;
+}
+
+HostsConfig parseHosts(const Line& line, const std::vector<std::string>& zones) {
+  // CoreDNS 1.10 plugin/hosts setup.go: `hosts [FILE [ZONES...]]`, then a block whose unknown
+  // lines are inline hosts-file entries (only before a `fallthrough` line).
+  constexpr std::string_view kPlugin = "hosts";
+  HostsConfig h;
+  h.line = line.head.line;
+  h.zones = zones;
+  if (!line.args.empty()) {
+    h.file = line.args[0].text;
+    if (h.file.empty()) pluginError(line.args[0], kPlugin, "empty hosts file name");
+    if (line.args.size() > 1) {
+      h.zones.clear();
+      for (size_t i = 1; i < line.args.size(); ++i) {
+        for (auto& z : zonesArg(line.args[i], kPlugin)) h.zones.push_back(std::move(z));
+      }
+    }
+  }
+  for (const Line& sub : line.block) {
+    expectNoBlock(sub, kPlugin);
+    const std::string& name = sub.head.text;
+    if (name == "fallthrough") {
+      h.fallthrough = true;
+      h.fallthrough_zones.clear();
+      for (const Token& t : sub.args) {
+        for (auto& z : zonesArg(t, kPlugin)) h.fallthrough_zones.push_back(std::move(z));
+      }
+    } else if (name == "no_reverse") {
+      h.reverse = false;
+    } else if (name == "ttl") {
+      if (sub.args.empty()) pluginError(sub.head, kPlugin, "ttl needs a time in second");
+      const auto v = parseUnsigned(sub.args[0].text);
+      if (!v) pluginError(sub.args[0], kPlugin, "ttl needs a number of second");
+      if (*v == 0 || *v > 65535) pluginError(sub.args[0], kPlugin, "ttl provided is invalid");
+      h.ttl = static_cast<uint32_t>(*v);
+    } else if (name == "reload") {
+      if (sub.args.size() != 1) {
+        pluginError(sub.head, kPlugin, "reload needs a duration (zero seconds to disable)");
+      }
+      auto d = parseGoDuration(sub.args[0].text);
+      if (!d) {
+        pluginError(sub.args[0], kPlugin,
+                    "invalid duration for reload '" + sub.args[0].text + "'");
+      }
+      if (*d < std::chrono::nanoseconds(0)) {
+        pluginError(sub.args[0], kPlugin,
+                    "invalid negative duration for reload '" + sub.args[0].text + "'");
+      }
+      h.reload = *d;
+    } else if (!h.fallthrough) {
+      std::string entry = name;
+      for (const Token& t : sub.args) entry += " " + t.text;
+      h.inline_lines.push_back(std::move(entry));
+    } else {
+      pluginError(sub.head, kPlugin, "unknown property '" + name + "'");
+    }
+  }
+  return h;
+}
+
 }  // namespace nld::config::detail

@@ -32,6 +32,9 @@ void parseHealth(const Line& line, ServerBlock& block);
 void parsePrometheus(const Line& line, ServerBlock& block);
 void parseBufsize(const Line& line, ServerBlock& block);
 void parseLoadbalance(const Line& line, ServerBlock& block);
+/// `zones` are the block's zones (the default for `hosts`).
+TemplateConfig parseTemplate(const Line& line, const std::vector<std::string>& zones);
+HostsConfig parseHosts(const Line& line, const std::vector<std::string>& zones);
 /// `zones` are the block's zones (the default for `cache`).
 CacheConfig parseCache(const Line& line, const std::vector<std::string>& zones);
 ForwardConfig parseForward(const Line& line);

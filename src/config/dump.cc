@@ -108,6 +108,33 @@ std::string dump(const Corefile& cf) {
     if (b.prometheus) o << "  prometheus " << *b.prometheus << "\n";
     if (b.bufsize) o << "  bufsize " << *b.bufsize << "\n";
     if (b.loadbalance) o << "  loadbalance round_robin\n";
+    for (const TemplateConfig& t : b.templates) {
+      o << "  template " << t.qclass << " " << t.qtype;
+      for (const auto& z : t.zones) o << " " << z;
+      o << " rcode " << int{t.rcode} << "\n";
+      for (const auto& m : t.match) o << "    match \"" << m << "\"\n";
+      for (const auto& a : t.answer) o << "    answer \"" << a << "\"\n";
+      for (const auto& a : t.additional) o << "    additional \"" << a << "\"\n";
+      for (const auto& a : t.authority) o << "    authority \"" << a << "\"\n";
+      if (t.fallthrough) {
+        o << "    fallthrough";
+        for (const auto& z : t.fallthrough_zones) o << " " << z;
+        o << "\n";
+      }
+    }
+    if (b.hosts) {
+      const HostsConfig& h = *b.hosts;
+      o << "  hosts " << h.file;
+      for (const auto& z : h.zones) o << " " << z;
+      o << " ttl " << h.ttl << (h.reverse ? "" : " no_reverse") << " reload "
+        << formatGoDuration(h.reload) << "\n";
+      for (const auto& l : h.inline_lines) o << "    " << l << "\n";
+      if (h.fallthrough) {
+        o << "    fallthrough";
+        for (const auto& z : h.fallthrough_zones) o << " " << z;
+        o << "\n";
+      }
+    }
   }
   for (const auto& l : cf.listeners) {
     o << "listener " << (l.address.empty() ? "*" : l.address) << ":" << l.port << ":";

@@ -362,6 +362,13 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
 
   const ZoneTable::Entry* zone = lp.zones.match(q.question.name, q.question.qtype);
   if (zone == nullptr) return finishError(dns::rcode::Refused, kDropped);
+  // A plugin's error return code (hosts' unknown name, template's, "no next plugin"): CoreDNS's
+  // server writes it with SetRcode only, so without RA (as the reference answers).
+  auto finishPluginError = [&](uint8_t rcode) -> size_t {
+    const size_t len = finishError(rcode, zone->text);
+    if (len >= dns::kHeaderSize) out[3] &= static_cast<uint8_t>(~(dns::flag::RA & 0xff));
+    return len;
+  };
   const size_t bi = zone->block;
   const BlockPlan& block = wp.plan->blocks[bi];
   const BlockRuntime& rt = wp.blocks[bi];
@@ -405,6 +412,32 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
     stale_verify = lr.kind == cache::Kind::StaleVerify;
   }
 
+  // Their answers are built in local_: 64 KiB allocated by the first block that has one of them
+  // (a zeroed buffer is resident memory: most Corefiles use neither plugin).
+  if ((block.templates || block.hosts) && local_.empty()) local_.resize(dns::kMaxMessageSize);
+  // template (CoreDNS order: after cache, before hosts).
+  if (block.templates) {
+    const TemplatePlugin::Decision d =
+        block.templates->decide(pkt, q, peer.ip(), MutableBytes(local_));
+    if (d.verdict == TemplatePlugin::Verdict::Error) return finishPluginError(d.rcode);
+    if (d.verdict == TemplatePlugin::Verdict::Answer) {
+      return finishLocal(lp, bi, zone->text, pkt, q, key_hash, peer, proto, limit, start,
+                         ByteView(local_.data(), d.len), out);
+    }
+  }
+
+  // hosts (CoreDNS order: after cache, before forward).
+  if (block.hosts) {
+    size_t n = 0;
+    switch (block.hosts->lookup(pkt, q, MutableBytes(local_), n)) {
+      case HostsPlugin::Verdict::Next: break;
+      case HostsPlugin::Verdict::ServFail: return finishPluginError(dns::rcode::ServFail);
+      case HostsPlugin::Verdict::Answer:
+        return finishLocal(lp, bi, zone->text, pkt, q, key_hash, peer, proto, limit, start,
+                           ByteView(local_.data(), n), out);
+    }
+  }
+
   // forward: the first stanza whose FROM covers the name and whose except list does not.
   upstream::Forwarder* fwd = nullptr;
   for (size_t i = 0; i < block.forwards.size(); ++i) {
@@ -416,7 +449,7 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
   }
   if (fwd == nullptr) {
     // Nothing after the cache can answer: CoreDNS answers SERVFAIL ("no next plugin").
-    return finishError(dns::rcode::ServFail, zone->text);
+    return finishPluginError(dns::rcode::ServFail);
   }
 
   Pending* p = acquirePending();
@@ -533,6 +566,63 @@ void Pipeline::releasePending(Pending* p) {
   }
 }
 
+uint32_t Pipeline::cacheInsert(const ListenerPlan& lp, const BlockPlan& block, BlockRuntime& rt,
+                               const dns::Query& q, uint64_t key_hash,
+                               const upstream::Result& r) {
+  if (!rt.cache) return 0;
+  const auto before = rt.cache->stats().entries_success.load(std::memory_order_relaxed);
+  const auto before_d = rt.cache->stats().entries_denial.load(std::memory_order_relaxed);
+  const auto ev_s = rt.cache->stats().evictions_success.load(std::memory_order_relaxed);
+  const auto ev_d = rt.cache->stats().evictions_denial.load(std::memory_order_relaxed);
+  const auto drops = rt.cache->stats().drops.load(std::memory_order_relaxed);
+  const uint32_t duration = rt.cache->insert(q, key_hash, r.packet, *r.parsed, loop_.now());
+  const auto& s = rt.cache->stats();
+  const double ds = double(s.entries_success.load(std::memory_order_relaxed)) - double(before);
+  const double dd = double(s.entries_denial.load(std::memory_order_relaxed)) - double(before_d);
+  if (ds != 0) metrics_.onCacheEntries(worker_, block.server_label, block.zones_label, false, ds);
+  if (dd != 0) metrics_.onCacheEntries(worker_, block.server_label, block.zones_label, true, dd);
+  if (auto n = s.evictions_success.load(std::memory_order_relaxed) - ev_s) {
+    metrics_.onCacheEvictions(worker_, lp.server_label, block.zones_label, false, n);
+  }
+  if (auto n = s.evictions_denial.load(std::memory_order_relaxed) - ev_d) {
+    metrics_.onCacheEvictions(worker_, lp.server_label, block.zones_label, true, n);
+  }
+  if (s.drops.load(std::memory_order_relaxed) != drops) {
+    metrics_.onCacheDrop(worker_, lp.server_label, block.zones_label);
+  }
+  return duration;
+}
+
+size_t Pipeline::finishLocal(const ListenerPlan& lp, size_t bi, const std::string& zone,
+                             ByteView pkt, const dns::Query& q, uint64_t key_hash,
+                             const SockAddr& peer, Proto proto, size_t limit,
+                             net::Clock::time_point start, ByteView local, MutableBytes out) {
+  const BlockPlan& block = current_->plan->blocks[bi];
+  BlockRuntime& rt = current_->blocks[bi];
+  // Through the same steps as an upstream answer (CoreDNS's cache wraps the plugins after it):
+  // cached, TTLs capped to the cached duration, EDNS and truncation for this client.
+  size_t len = 0;
+  if (dns::parseResponse(local, local_parse_) == dns::Error::None) {
+    upstream::Result r;
+    r.status = upstream::Result::Status::Ok;
+    r.packet = local;
+    r.parsed = &local_parse_;
+    const uint32_t duration = cacheInsert(lp, block, rt, q, key_hash, r);
+    len = finishFromUpstream(r, q, pkt, duration, limit, out);
+  }
+  if (len == 0) len = dns::buildErrorResponse(pkt, q, dns::rcode::ServFail, out);
+  if (block.loadbalance) dns::shuffleAddressRecords(out, len, randomBelow);
+  const auto took = loop_.clockNow() - start;
+  if (block.log) logQuery(block, peer, q, proto, pkt.size(), out.first(len), took);
+  if (block.metrics) {
+    metrics_.onQuery(worker_, lp.server_label, zone, proto == Proto::Udp, peer.family(),
+                     q.question.qtype, q.edns.dnssec_ok, pkt.size(),
+                     len >= dns::kHeaderSize ? (out[3] & 0xf) : 0, AnswerPlugin::None, len,
+                     std::chrono::duration<double>(took).count());
+  }
+  return len;
+}
+
 void Pipeline::onUpstream(Pending* p, const upstream::Result& r) {
   WorkerPlan& wp = *p->plan;
   const Plan& plan = *wp.plan;
@@ -554,28 +644,7 @@ void Pipeline::onUpstream(Pending* p, const upstream::Result& r) {
        r.parsed->header.rcode() == dns::rcode::NxDomain);
   if (usable) {
     uint32_t duration = 0;
-    if (rt.cache) {
-      const auto before = rt.cache->stats().entries_success.load(std::memory_order_relaxed);
-      const auto before_d = rt.cache->stats().entries_denial.load(std::memory_order_relaxed);
-      const auto ev_s = rt.cache->stats().evictions_success.load(std::memory_order_relaxed);
-      const auto ev_d = rt.cache->stats().evictions_denial.load(std::memory_order_relaxed);
-      const auto drops = rt.cache->stats().drops.load(std::memory_order_relaxed);
-      duration = rt.cache->insert(p->query, p->key_hash, r.packet, *r.parsed, loop_.now());
-      const auto& s = rt.cache->stats();
-      const double ds = double(s.entries_success.load(std::memory_order_relaxed)) - double(before);
-      const double dd = double(s.entries_denial.load(std::memory_order_relaxed)) - double(before_d);
-      if (ds != 0) metrics_.onCacheEntries(worker_, block.server_label, block.zones_label, false, ds);
-      if (dd != 0) metrics_.onCacheEntries(worker_, block.server_label, block.zones_label, true, dd);
-      if (auto n = s.evictions_success.load(std::memory_order_relaxed) - ev_s) {
-        metrics_.onCacheEvictions(worker_, lp.server_label, block.zones_label, false, n);
-      }
-      if (auto n = s.evictions_denial.load(std::memory_order_relaxed) - ev_d) {
-        metrics_.onCacheEvictions(worker_, lp.server_label, block.zones_label, true, n);
-      }
-      if (s.drops.load(std::memory_order_relaxed) != drops) {
-        metrics_.onCacheDrop(worker_, lp.server_label, block.zones_label);
-      }
-    }
+    duration = cacheInsert(lp, block, rt, p->query, p->key_hash, r);
     len = finishFromUpstream(r, p->query, client, duration, limit, out);
     plugin = AnswerPlugin::Forward;
   }

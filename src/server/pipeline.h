@@ -1,6 +1,7 @@
 #pragma once
 // The query path of one worker: parse → pick the server block → (metrics, errors, log) → cache →
-// loop → forward, in CoreDNS's fixed plugin order. Runs on the worker's loop thread only.
+// loop → template → hosts → forward, in CoreDNS's fixed plugin order. Runs on the worker's loop
+// thread only.
 //
 // A query is answered either synchronously (errors, REFUSED, cache hits: the answer is written
 // into the caller's buffer, nothing is allocated) or asynchronously (cache miss: the forwarder
@@ -146,6 +147,16 @@ class Pipeline {
   void housekeeping();
   void refresh(const std::shared_ptr<WorkerPlan>& wp, size_t block, dns::ByteView pkt,
                const dns::Query& q, uint64_t key_hash);
+  /// Stores an answer in the block's cache (if any) and keeps the cache gauges and counters
+  /// true. Returns the duration it was stored for (0: not stored).
+  uint32_t cacheInsert(const ListenerPlan& lp, const BlockPlan& block, BlockRuntime& rt,
+                       const dns::Query& q, uint64_t key_hash, const upstream::Result& r);
+  /// A plugin's own answer `local` (hosts): cached like an upstream answer, then finished,
+  /// logged and counted as one. Returns its length in `out`.
+  size_t finishLocal(const ListenerPlan& lp, size_t block, const std::string& zone,
+                     dns::ByteView pkt, const dns::Query& q, uint64_t key_hash,
+                     const SockAddr& peer, Proto proto, size_t limit,
+                     net::Clock::time_point start, dns::ByteView local, dns::MutableBytes out);
   size_t finishFromUpstream(const upstream::Result& r, const dns::Query& q,
                             dns::ByteView client_pkt, uint32_t cap_ttl, size_t limit,
                             dns::MutableBytes out);
@@ -197,6 +208,8 @@ class Pipeline {
   std::string identity_;
   std::shared_ptr<WorkerPlan> current_;
   std::vector<uint8_t> scratch_;
+  std::vector<uint8_t> local_;  // a plugin's answer before it is finished into `out` (on demand)
+  dns::Response local_parse_;
   uint64_t dropped_ = 0;
   uint64_t trims_ = 0;
   std::atomic<size_t> inflight_{0};

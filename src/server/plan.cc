@@ -171,6 +171,16 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
     b.metrics = sb.prometheus.has_value();
     b.bufsize = sb.bufsize.value_or(0);
     b.loadbalance = sb.loadbalance;
+    if (!sb.templates.empty()) {
+      try {
+        b.templates = std::make_shared<const TemplatePlugin>(sb.templates);
+      } catch (const std::exception& e) {
+        throw std::runtime_error(fmt::format("{}:{}: {}", sb.file, sb.line, e.what()));
+      }
+    }
+    if (sb.hosts) {
+      b.hosts = std::make_shared<HostsPlugin>(*sb.hosts, fmt::format("{}:{}", sb.file, sb.hosts->line));
+    }
     if (sb.cache) {
       b.cache = toCacheSettings(*sb.cache, plan->workers);
       for (const auto& z : sb.cache->zones) b.cache_zones.push_back(nameOrThrow(z));

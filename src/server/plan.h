@@ -14,6 +14,8 @@
 #include "config/corefile.h"
 #include "dns/name.h"
 #include "server/errors.h"
+#include "server/hosts.h"
+#include "server/template.h"
 #include "upstream/forwarder.h"
 
 namespace nld::server {
@@ -76,6 +78,8 @@ struct BlockPlan {
   uint16_t bufsize = 0;  // `bufsize`: cap on a client's EDNS UDP size (0: none)
   bool loadbalance = false;  // `loadbalance`: shuffle address records in every answer
   std::shared_ptr<LoopDetector> loop;
+  std::shared_ptr<HostsPlugin> hosts;  // `hosts`: shared by the workers (see server/hosts.h)
+  std::shared_ptr<const TemplatePlugin> templates;  // every `template` line of the block
 };
 
 struct ListenerPlan {

@@ -65,6 +65,106 @@ TEST(Loadbalance, RoundRobinOnly) {
   EXPECT_CONFIG_ERROR(". {\n loadbalance {\n }\n}\n", 2, "does not take a block");
 }
 
+TEST(Hosts, Defaults) {
+  EXPECT_FALSE(only(parse(". {\n forward . 1.1.1.1\n}\n")).hosts.has_value());
+  const HostsConfig h = *only(parse("example.org cluster.local {\n hosts\n}\n")).hosts;
+  EXPECT_EQ(h.file, "/etc/hosts");
+  EXPECT_EQ(h.zones, (std::vector<std::string>{"example.org.", "cluster.local."}));
+  EXPECT_EQ(h.ttl, 3600u);
+  EXPECT_TRUE(h.reverse);
+  EXPECT_EQ(h.reload, std::chrono::seconds(5));
+  EXPECT_FALSE(h.fallthrough);
+  EXPECT_TRUE(h.inline_lines.empty());
+  EXPECT_EQ(h.line, 2);
+}
+
+TEST(Hosts, GoodForms) {
+  const HostsConfig h = *only(parse(
+      ". {\n hosts /tmp/h example.org 10.0.0.0/24 {\n  10.0.0.1   a.example.org b\n"
+      "  fd00::1 a.example.org\n  ttl 60\n  no_reverse\n  reload 0\n"
+      "  fallthrough example.org\n }\n}\n")).hosts;
+  EXPECT_EQ(h.file, "/tmp/h");
+  EXPECT_EQ(h.zones, (std::vector<std::string>{"example.org.", "0.0.10.in-addr.arpa."}));
+  EXPECT_EQ(h.inline_lines,
+            (std::vector<std::string>{"10.0.0.1 a.example.org b", "fd00::1 a.example.org"}));
+  EXPECT_EQ(h.ttl, 60u);
+  EXPECT_FALSE(h.reverse);
+  EXPECT_EQ(h.reload, std::chrono::seconds(0));
+  EXPECT_TRUE(h.fallthrough);
+  EXPECT_EQ(h.fallthrough_zones, (std::vector<std::string>{"example.org."}));
+  const HostsConfig all = *only(parse(". {\n hosts {\n  fallthrough\n }\n}\n")).hosts;
+  EXPECT_TRUE(all.fallthrough);
+  EXPECT_TRUE(all.fallthrough_zones.empty());
+}
+
+TEST(Hosts, BadForms) {
+  EXPECT_CONFIG_ERROR(". {\n hosts\n hosts\n}\n", 3,
+                      "plugin/hosts: this plugin can only be used once per Server Block");
+  EXPECT_CONFIG_ERROR(". {\n hosts {\n  ttl\n }\n}\n", 3, "ttl needs a time in second");
+  EXPECT_CONFIG_ERROR(". {\n hosts {\n  ttl x\n }\n}\n", 3, "ttl needs a number of second");
+  EXPECT_CONFIG_ERROR(". {\n hosts {\n  ttl 0\n }\n}\n", 3, "ttl provided is invalid");
+  EXPECT_CONFIG_ERROR(". {\n hosts {\n  ttl 65536\n }\n}\n", 3, "ttl provided is invalid");
+  EXPECT_CONFIG_ERROR(". {\n hosts {\n  reload\n }\n}\n", 3,
+                      "reload needs a duration (zero seconds to disable)");
+  EXPECT_CONFIG_ERROR(". {\n hosts {\n  reload soon\n }\n}\n", 3,
+                      "invalid duration for reload 'soon'");
+  EXPECT_CONFIG_ERROR(". {\n hosts {\n  reload -1s\n }\n}\n", 3,
+                      "invalid negative duration for reload '-1s'");
+  // Inline entries only before `fallthrough` (CoreDNS), else an unknown property.
+  EXPECT_CONFIG_ERROR(". {\n hosts {\n  fallthrough\n  10.0.0.1 a\n }\n}\n", 4,
+                      "plugin/hosts: unknown property '10.0.0.1'");
+  EXPECT_CONFIG_ERROR(". {\n hosts {\n  ttl 5 {\n  }\n }\n}\n", 3, "does not take a block");
+  EXPECT_CONFIG_ERROR(". {\n hosts /h bad..zone\n}\n", 2, "plugin/hosts:");
+}
+
+TEST(Template, Forms) {
+  const ServerBlock b = only(parse(
+      "example.org cluster.local {\n template IN AAAA {\n  rcode NOERROR\n }\n"
+      " template any any svc.cluster.local.svc.cluster.local {\n  rcode nxdomain\n }\n"
+      " template ANY A example.org {\n  match ^a\\. ^b\\.\n  rcode NXDOMAIN\n  fallthrough\n }\n"
+      "}\n"));
+  ASSERT_EQ(b.templates.size(), 3u);
+  EXPECT_EQ(b.templates[0].qclass, 1);
+  EXPECT_EQ(b.templates[0].qtype, 28);
+  EXPECT_EQ(b.templates[0].zones, (std::vector<std::string>{"example.org.", "cluster.local."}));
+  EXPECT_EQ(b.templates[0].rcode, 0);
+  EXPECT_EQ(b.templates[1].qclass, 255);
+  EXPECT_EQ(b.templates[1].zones,
+            (std::vector<std::string>{"svc.cluster.local.svc.cluster.local."}));
+  EXPECT_EQ(b.templates[1].rcode, 3);
+  EXPECT_EQ(b.templates[2].match, (std::vector<std::string>{"^a\\.", "^b\\."}));
+  EXPECT_TRUE(b.templates[2].fallthrough);
+}
+
+TEST(Template, BadFormsAndTheRefusedSubset) {
+  EXPECT_CONFIG_ERROR(". {\n template IN\n}\n", 2, "plugin/template: Wrong argument count");
+  EXPECT_CONFIG_ERROR(". {\n template XX A\n}\n", 2, "invalid query class XX");
+  EXPECT_CONFIG_ERROR(". {\n template IN BOGUS\n}\n", 2, "invalid RR class BOGUS");
+  EXPECT_CONFIG_ERROR(". {\n template IN A {\n  rcode MAYBE\n }\n}\n", 3, "unknown rcode MAYBE");
+  EXPECT_CONFIG_ERROR(". {\n template IN A {\n  match \"(x\"\n }\n}\n", 3,
+                      "could not parse regex: (x");
+  EXPECT_CONFIG_ERROR(". {\n template IN A {\n  match\n }\n}\n", 3, "Wrong argument count");
+  EXPECT_CONFIG_ERROR(". {\n template IN A {\n  frob\n }\n}\n", 3, "Wrong argument count");
+  // Record templates: compiled at parse time; actions outside the implemented subset are
+  // refused with the line, never ignored.
+  for (const char* section : {"answer", "additional", "authority"}) {
+    const ServerBlock b = only(parse(std::string(". {\n template IN A {\n  ") + section +
+                                     " \"{{ .Name }} 60 IN A 10.0.0.{{ index .Match 1 }}\"\n }\n}\n"));
+    EXPECT_EQ(b.templates.at(0).answer.size() + b.templates.at(0).additional.size() +
+                  b.templates.at(0).authority.size(),
+              1u);
+    EXPECT_CONFIG_ERROR(std::string(". {\n template IN A {\n\n  ") + section +
+                            " \"{{ .Message.Id }} 60 IN A 10.0.0.1\"\n }\n}\n",
+                        4, "could not compile template");
+    EXPECT_CONFIG_ERROR(std::string(". {\n template IN A {\n  ") + section + "\n }\n}\n", 3,
+                        "Wrong argument count");
+  }
+  EXPECT_CONFIG_ERROR(". {\n template IN A {\n  answer \"{{ if .Name }}x{{ end }}\"\n }\n}\n", 3,
+                      "is not supported by node-cache");
+  EXPECT_CONFIG_ERROR(". {\n template IN A {\n  answer \"{{ .Name\"\n }\n}\n", 3,
+                      "unclosed action");
+}
+
 TEST(Log, Forms) {
   const ServerBlock b =
       only(parse(". {\n log\n log example.org\n log a.org B.org \"{remote} {name}\" {\n  class "

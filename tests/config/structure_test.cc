@@ -172,8 +172,8 @@ TEST(Directives, UnknownAndUnsupported) {
   EXPECT_CONFIG_ERROR(". {\n ready\n}\n", 2, "plugin 'ready' is not supported by node-cache");
   EXPECT_CONFIG_ERROR(". {\n kubernetes cluster.local\n}\n", 2,
                       "plugin 'kubernetes' is not supported by node-cache");
-  EXPECT_CONFIG_ERROR(". {\n\n hosts {\n fallthrough\n }\n}\n", 3,
-                      "plugin 'hosts' is not supported");
+  EXPECT_CONFIG_ERROR(". {\n\n dns64 {\n translate_all\n }\n}\n", 3,
+                      "plugin 'dns64' is not supported");
   EXPECT_CONFIG_ERROR(". {\n rewrite name a b\n}\n", 2, "plugin 'rewrite' is not supported");
   EXPECT_CONFIG_ERROR(". {\n \"errors\" x\n}\n", 2, "plugin/errors: Wrong argument count");
 }
