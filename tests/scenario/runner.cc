@@ -34,6 +34,7 @@
 #include "support/eventually.h"
 #include "support/fake_time.h"
 #include "support/packet_builder.h"
+#include "upstream/forwarder.h"
 
 namespace nld::test::scenario {
 namespace {
@@ -357,6 +358,7 @@ class Runner {
       }
     }
     const auto& pkt = b.bytes();
+    const size_t waiting = forwarderInflight();
     if (s.tcp_fd < 0) {
       ::sendto(udp_.get(), pkt.data(), pkt.size(), 0, reinterpret_cast<const sockaddr*>(&s.from),
                sizeof s.from);
@@ -369,6 +371,20 @@ class Runner {
       }
     }
     last_.reset();
+    // Until the forwarder has taken the answer in: a background refresh (prefetch, serve_stale)
+    // answers no client that a later step could wait for, so without this the reply could be
+    // read only after the next time step and be stored at the later time. A truncated answer
+    // completes nothing (the forwarder retries over TCP; the next step waits for that).
+    if (!a.tc) turnUntil([&] { return forwarderInflight() < waiting; }, kArrival);
+  }
+
+  /// Client and refresh queries waiting in the forwarders of the current plan.
+  size_t forwarderInflight() const {
+    size_t n = 0;
+    for (const auto& b : pipeline_->workerPlan()->blocks) {
+      for (const auto& f : b.forwarders) n += f->inflight();
+    }
+    return n;
   }
 
   Client* nextUnchecked() {
