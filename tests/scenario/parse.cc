@@ -308,7 +308,13 @@ Scenario parseScenario(std::string_view text, const std::string& file) {
     if (w.size() < 2) c.fail("step needs a kind (query, upstream, time, client)");
     Step st;
     st.line = c.line;
-    const std::string& kind = w[1];
+    std::string kind = w[1];
+    if (kind.starts_with("upstream") && kind.size() > 8) {
+      // upstream2, upstream3: the second and third upstream (UPSTREAM2, UPSTREAM3).
+      st.upstream = number(c, std::string_view(kind).substr(8), "upstream number", kUpstreams);
+      if (st.upstream == 0) c.fail("upstreams are numbered from 1");
+      kind = "upstream";
+    }
     if (kind == "query") {
       st.kind = Step::Kind::Query;
       st.query = queryStep(c, w);

@@ -89,6 +89,21 @@ struct Seen {
   int tcp_fd = -1;  // the connection it came on; -1: UDP
 };
 
+/// A TCP connection to an upstream, and what it sent that is not a whole message yet.
+struct Conn {
+  Fd fd;
+  std::vector<uint8_t> in;
+};
+
+/// One upstream: a UDP socket and a TCP listener on one 127.0.0.1 port.
+struct Upstream {
+  Fd udp, listener;
+  uint16_t port = 0;
+  std::map<int, Conn> conns;
+  std::deque<Seen> arrived;  // received, not yet taken by an expect step
+  std::optional<Seen> last;  // the last seen query: what answer/drop act on
+};
+
 /// A client query handed to the pipeline, and its answer once there is one.
 struct Client {
   int line = 0;
@@ -126,18 +141,26 @@ class Runner {
   }
 
   void run() {
-    openUpstream();
+    for (auto& u : upstreams_) openUpstream(u);
+    // UPSTREAM is upstream 1, UPSTREAMn upstream n.
     std::string corefile = s_.corefile;
-    const std::string addr = "127.0.0.1:" + std::to_string(port_);
-    for (size_t p = corefile.find("UPSTREAM"); p != std::string::npos;
-         p = corefile.find("UPSTREAM", p + addr.size())) {
-      corefile.replace(p, 8, addr);
+    for (size_t p = corefile.find("UPSTREAM"); p != std::string::npos; p = corefile.find("UPSTREAM", p)) {
+      size_t end = p + 8;
+      size_t n = 1;
+      if (end < corefile.size() && corefile[end] >= '1' && corefile[end] <= '9') {
+        n = static_cast<size_t>(corefile[end++] - '0');
+      }
+      if (n > kUpstreams) fail(s_.corefile_line, "at most UPSTREAM" + std::to_string(kUpstreams));
+      const std::string addr = "127.0.0.1:" + std::to_string(upstreams_[n - 1].port);
+      corefile.replace(p, end - p, addr);
+      p += addr.size();
     }
     try {
       pipeline_ = std::make_unique<server::Pipeline>(loop_, metrics_, 0);
       pipeline_->setPlan(server::buildPlan(config::parseCorefile(corefile, s_.file), 1, &metrics_));
     } catch (const std::exception& e) {
-      fail(s_.corefile_line, std::string("the Corefile does not load: ") + e.what());
+      fail(s_.corefile_line, "the Corefile (its line 1 is this line) does not load: " +
+                                std::string(e.what()));
     }
     loop_.runOnce(milliseconds(0));
     for (const Step& st : s_.steps) {
@@ -145,10 +168,12 @@ class Runner {
         case Step::Kind::Query: query(st); break;
         case Step::Kind::UpstreamExpect: upstreamExpect(st); break;
         case Step::Kind::UpstreamAnswer: upstreamAnswer(st); break;
-        case Step::Kind::UpstreamDrop:
-          if (!last_) fail(st.line, "drop: the upstream has seen no query to drop");
-          last_.reset();
+        case Step::Kind::UpstreamDrop: {
+          Upstream& u = upstreams_[st.upstream - 1];
+          if (!u.last) fail(st.line, "drop: the upstream has seen no query to drop");
+          u.last.reset();
           break;
+        }
         case Step::Kind::Time:
           time_.advance(st.time);
           // Twice: a timer that fires may start work (a retry) whose round-end hook sends it.
@@ -165,7 +190,7 @@ class Runner {
     throw ScenarioError(s_.file + ":" + std::to_string(line) + ": " + what);
   }
 
-  void openUpstream() {
+  void openUpstream(Upstream& up) {
     // UDP first on an ephemeral port, then TCP on the same port (retried if that is taken).
     for (int attempt = 0; attempt < 20; ++attempt) {
       Fd u(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -180,9 +205,9 @@ class Runner {
       Fd t(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
       if (::bind(t.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) continue;
       if (::listen(t.get(), 16) != 0) continue;
-      port_ = ntohs(a.sin_port);
-      udp_ = std::move(u);
-      listener_ = std::move(t);
+      up.port = ntohs(a.sin_port);
+      up.udp = std::move(u);
+      up.listener = std::move(t);
       return;
     }
     throw ScenarioError(s_.file + ": no free port for the upstream on 127.0.0.1");
@@ -191,22 +216,26 @@ class Runner {
   /// Takes in what reached the upstream (non-blocking). Health probes of the forwarder (". NS"
   /// from its own thread, in real time, after a failure) are not part of any scenario: skipped.
   void pollUpstream() {
+    for (auto& u : upstreams_) poll(u);
+  }
+
+  void poll(Upstream& up) {
     uint8_t buf[dns::kMaxMessageSize];
     for (;;) {
       Seen s;
       socklen_t len = sizeof s.from;
-      const ssize_t n = ::recvfrom(udp_.get(), buf, sizeof buf, 0,
+      const ssize_t n = ::recvfrom(up.udp.get(), buf, sizeof buf, 0,
                                    reinterpret_cast<sockaddr*>(&s.from), &len);
       if (n < 0) break;
       s.pkt.assign(buf, buf + n);
-      take(std::move(s));
+      take(up, std::move(s));
     }
     for (;;) {
-      const int c = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      const int c = ::accept4(up.listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (c < 0) break;
-      conns_[c].fd = Fd(c);
+      up.conns[c].fd = Fd(c);
     }
-    for (auto& [fd, conn] : conns_) {
+    for (auto& [fd, conn] : up.conns) {
       for (;;) {
         const ssize_t n = ::read(fd, buf, sizeof buf);
         if (n <= 0) break;
@@ -219,18 +248,18 @@ class Runner {
         s.pkt.assign(conn.in.begin() + 2, conn.in.begin() + 2 + static_cast<ptrdiff_t>(m));
         s.tcp_fd = fd;
         conn.in.erase(conn.in.begin(), conn.in.begin() + 2 + static_cast<ptrdiff_t>(m));
-        take(std::move(s));
+        take(up, std::move(s));
       }
     }
   }
 
-  void take(Seen s) {
+  static void take(Upstream& up, Seen s) {
     if (dns::parseQuery(s.pkt, s.q) != dns::QueryStatus::Ok) {
-      arrived_.push_back(std::move(s));  // kept: a step expecting a query reports it
+      up.arrived.push_back(std::move(s));  // kept: a step expecting a query reports it
       return;
     }
     if (s.q.question.name.labelCount() == 0 && s.q.question.qtype == dns::type::NS) return;
-    arrived_.push_back(std::move(s));
+    up.arrived.push_back(std::move(s));
   }
 
   /// Turns the loop (and takes in upstream traffic) until `pred` holds, at most `limit`.
@@ -275,19 +304,20 @@ class Runner {
 
   void upstreamExpect(const Step& st) {
     const UpstreamExpectStep& e = st.upstream_expect;
+    Upstream& up = upstreams_[st.upstream - 1];
     if (e.nothing) {
-      turnUntil([&] { return !arrived_.empty(); }, kSettle);
-      if (!arrived_.empty()) {
-        fail(st.line, "expected no upstream query, got " + describe(arrived_.front()));
+      turnUntil([&] { return !up.arrived.empty(); }, kSettle);
+      if (!up.arrived.empty()) {
+        fail(st.line, "expected no upstream query, got " + describe(up.arrived.front()));
       }
       return;
     }
-    if (!turnUntil([&] { return !arrived_.empty(); }, kArrival)) {
+    if (!turnUntil([&] { return !up.arrived.empty(); }, kArrival)) {
       fail(st.line, "expected upstream query " + e.name + " " + typeName(e.qtype) +
                         ", none arrived");
     }
-    Seen s = std::move(arrived_.front());
-    arrived_.pop_front();
+    Seen s = std::move(up.arrived.front());
+    up.arrived.pop_front();
     const auto want = dns::Name::fromString(e.name);
     if (s.q.question.qtype != e.qtype || !s.q.question.name.equalsIgnoreCase(*want) ||
         (e.tcp && *e.tcp != (s.tcp_fd >= 0))) {
@@ -295,7 +325,7 @@ class Runner {
                         (e.tcp ? (*e.tcp ? " over TCP" : " over UDP") : "") + ", got " +
                         describe(s));
     }
-    last_ = std::move(s);
+    up.last = std::move(s);
   }
 
   static std::string describe(const Seen& s) {
@@ -306,9 +336,10 @@ class Runner {
   }
 
   void upstreamAnswer(const Step& st) {
-    if (!last_) fail(st.line, "answer: the upstream has seen no query to answer");
+    Upstream& up = upstreams_[st.upstream - 1];
+    if (!up.last) fail(st.line, "answer: the upstream has seen no query to answer");
     const UpstreamAnswerStep& a = st.upstream_answer;
-    const Seen& s = *last_;
+    const Seen& s = *up.last;
     size_t an = 0, ns = 0;
     for (const Record& r : a.records) (r.section == 0 ? an : ns) += 1;
     uint16_t flags = static_cast<uint16_t>(dns::flag::QR | dns::flag::RA | a.rcode |
@@ -360,7 +391,7 @@ class Runner {
     const auto& pkt = b.bytes();
     const size_t waiting = forwarderInflight();
     if (s.tcp_fd < 0) {
-      ::sendto(udp_.get(), pkt.data(), pkt.size(), 0, reinterpret_cast<const sockaddr*>(&s.from),
+      ::sendto(up.udp.get(), pkt.data(), pkt.size(), 0, reinterpret_cast<const sockaddr*>(&s.from),
                sizeof s.from);
     } else {
       std::vector<uint8_t> framed(2 + pkt.size());
@@ -370,7 +401,7 @@ class Runner {
         fail(st.line, std::string("answer over TCP: ") + std::strerror(errno));
       }
     }
-    last_.reset();
+    up.last.reset();
     // Until the forwarder has taken the answer in: a background refresh (prefetch, serve_stale)
     // answers no client that a later step could wait for, so without this the reply could be
     // read only after the next time step and be stored at the later time. A truncated answer
@@ -504,11 +535,6 @@ class Runner {
     }
   }
 
-  struct Conn {
-    Fd fd;
-    std::vector<uint8_t> in;
-  };
-
   const Scenario& s_;
   // Clients first: they must outlive the pipeline, whose shutdown answers them.
   std::vector<std::unique_ptr<Client>> clients_;
@@ -518,11 +544,7 @@ class Runner {
   observability::CorednsMetrics catalogue_;
   server::ServerMetrics metrics_;
   std::unique_ptr<server::Pipeline> pipeline_;
-  Fd udp_, listener_;
-  uint16_t port_ = 0;
-  std::map<int, Conn> conns_;
-  std::deque<Seen> arrived_;
-  std::optional<Seen> last_;
+  std::vector<Upstream> upstreams_ = std::vector<Upstream>(kUpstreams);
 };
 
 }  // namespace

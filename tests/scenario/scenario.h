@@ -73,12 +73,16 @@ struct Step {
   enum class Kind { Query, UpstreamExpect, UpstreamAnswer, UpstreamDrop, Time, ClientExpect };
   Kind kind = Kind::Query;
   int line = 0;
+  size_t upstream = 1;  // upstream steps: which (step upstream = 1, step upstream2 = 2, ...)
   QueryStep query;
   UpstreamExpectStep upstream_expect;
   UpstreamAnswerStep upstream_answer;
   std::chrono::milliseconds time{0};
   ClientExpectStep client_expect;
 };
+
+/// Upstreams a scenario can use: UPSTREAM (= UPSTREAM1), UPSTREAM2, UPSTREAM3.
+inline constexpr size_t kUpstreams = 3;
 
 struct Scenario {
   std::string file;

@@ -32,7 +32,7 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(ScenarioCases, ThereAreCases) {
-  EXPECT_GE(listScenarios(NLD_SCENARIO_DIR).size(), 9u);
+  EXPECT_GE(listScenarios(NLD_SCENARIO_DIR).size(), 10u);
 }
 
 /// The message of the ScenarioError `fn` throws ("" if it throws none).
@@ -127,7 +127,7 @@ TEST(ScenarioRun, ACorefileThatDoesNotLoadNamesItsBlock) {
   const std::string err = errorOf([] {
     runScenario(parseScenario("corefile:\n  .:53 {\n    nosuchplugin\n  }\n", "t.scn"));
   });
-  EXPECT_EQ(err.rfind("t.scn:2: the Corefile does not load: ", 0), 0u) << err;
+  EXPECT_EQ(err.rfind("t.scn:2: the Corefile (its line 1 is this line) does not load: ", 0), 0u) << err;
 }
 
 }  // namespace
