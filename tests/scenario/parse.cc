@@ -239,8 +239,12 @@ ClientExpectStep clientExpect(const Ctx& c, const std::vector<std::string>& w) {
         e.an = number(c, v, "an", 65535);
       } else if (key == "ns") {
         e.ns = number(c, v, "ns", 65535);
+      } else if (key == "qname") {
+        std::string n = checkedName(c, std::string(v));
+        if (!n.ends_with('.')) n += '.';
+        e.qname = n;
       } else {
-        c.fail("unknown client expect key '" + key + "' (ttl aa tc ad cd an ns)");
+        c.fail("unknown client expect key '" + key + "' (ttl aa tc ad cd an ns qname)");
       }
       ++i;
     } else {

@@ -504,6 +504,10 @@ class Runner {
     if (r.header.rcode() != e.rcode) {
       fail(line, which + ": got " + summary(c.answer) + ", expected " + rcodeName(e.rcode));
     }
+    if (e.qname && r.question.name.toString() != *e.qname) {
+      fail(line, which + ": question name " + r.question.name.toString() + ", expected " +
+                     *e.qname);
+    }
     bit(e.aa, r.header.aa(), "aa");
     bit(e.tc, r.header.tc(), "tc");
     bit(e.ad, r.header.ad(), "ad");

@@ -67,6 +67,7 @@ struct ClientExpectStep {
   std::optional<uint32_t> ttl;  // every answer and authority record has this TTL
   std::optional<bool> aa, tc, ad, cd;
   std::optional<size_t> an, ns;
+  std::optional<std::string> qname;  // the question name of the reply, case-sensitive
 };
 
 struct Step {

@@ -67,6 +67,8 @@ TEST(ScenarioParse, ErrorsNameFileAndLine) {
   EXPECT_EQ(err("step client expect NOERROR aa=2\n"), "t.scn:6: aa= takes 0 or 1, not '2'");
   EXPECT_EQ(err("step upstream answer NOERROR authority SOA example.org\n"),
             "t.scn:6: SOA needs ZONE MINIMUM");
+  EXPECT_EQ(err("step upstream4 drop\n"), "t.scn:6: bad upstream number '4'");
+  EXPECT_EQ(err("step upstream0 drop\n"), "t.scn:6: upstreams are numbered from 1");
   EXPECT_EQ(err("step walk\n"),
             "t.scn:6: unknown step 'walk' (query, upstream expect/answer/drop, time, client "
             "expect)");
@@ -114,6 +116,9 @@ TEST(ScenarioRun, AWrongExpectationFailsAtItsLine) {
             "t.scn:13: the query of line 11: got NOERROR an=1 ns=0, expected NXDOMAIN");
   EXPECT_EQ(run(std::string(kMissThenHit) + "step client expect nothing\n"),
             "t.scn:13: expected no answer, but the query of line 11 got NOERROR an=1 ns=0");
+  EXPECT_EQ(run(std::string(kMissThenHit) + "step client expect NOERROR qname=A.example.org\n"),
+            "t.scn:13: the query of line 11: question name a.example.org., expected "
+            "A.example.org.");
   EXPECT_EQ(run("step query a.example.org A\nstep upstream expect b.example.org A\n"),
             "t.scn:7: expected upstream query b.example.org A, got a.example.org. A over UDP");
   EXPECT_EQ(run("step query a.example.org A\nstep upstream expect nothing\n"),
