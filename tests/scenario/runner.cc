@@ -144,7 +144,8 @@ class Runner {
     for (auto& u : upstreams_) openUpstream(u);
     // UPSTREAM is upstream 1, UPSTREAMn upstream n.
     std::string corefile = s_.corefile;
-    for (size_t p = corefile.find("UPSTREAM"); p != std::string::npos; p = corefile.find("UPSTREAM", p)) {
+    for (size_t p = corefile.find("UPSTREAM"); p != std::string::npos;
+         p = corefile.find("UPSTREAM", p)) {
       size_t end = p + 8;
       size_t n = 1;
       if (end < corefile.size() && corefile[end] >= '1' && corefile[end] <= '9') {
@@ -290,7 +291,8 @@ class Runner {
     std::vector<uint8_t> out(dns::kMaxMessageSize);
     Replies replies(c.get());
     // A distinct client port per query, as separate clients would have.
-    const auto peer = server::makeSockAddr("127.0.0.1", static_cast<uint16_t>(40000 + clients_.size()));
+    const auto peer =
+        server::makeSockAddr("127.0.0.1", static_cast<uint16_t>(40000 + clients_.size()));
     const size_t n = pipeline_->handle(dns::ByteView(c->pkt), peer, 0,
                                        qs.tcp ? server::Proto::Tcp : server::Proto::Udp,
                                        dns::MutableBytes(out), replies);
@@ -463,7 +465,8 @@ class Runner {
   static std::string summary(const std::vector<uint8_t>& wire) {
     if (wire.empty()) return "nothing (the pipeline dropped it)";
     dns::Response r;
-    if (dns::parseResponse(dns::ByteView(wire), r) != dns::Error::None) return "an unparseable reply";
+    if (dns::parseResponse(dns::ByteView(wire), r) != dns::Error::None)
+      return "an unparseable reply";
     return rcodeName(r.header.rcode()) + " an=" + std::to_string(r.header.ancount) +
            " ns=" + std::to_string(r.header.nscount);
   }

@@ -132,7 +132,8 @@ TEST(ScenarioRun, ACorefileThatDoesNotLoadNamesItsBlock) {
   const std::string err = errorOf([] {
     runScenario(parseScenario("corefile:\n  .:53 {\n    nosuchplugin\n  }\n", "t.scn"));
   });
-  EXPECT_EQ(err.rfind("t.scn:2: the Corefile (its line 1 is this line) does not load: ", 0), 0u) << err;
+  EXPECT_EQ(err.rfind("t.scn:2: the Corefile (its line 1 is this line) does not load: ", 0), 0u)
+      << err;
 }
 
 }  // namespace
