@@ -170,8 +170,12 @@ UpstreamExpectStep upstreamExpect(const Ctx& c, const std::vector<std::string>& 
       e.tcp = true;
     } else if (w[i] == "udp") {
       e.tcp = false;
+    } else if (w[i].starts_with("do=")) {
+      e.dnssec_ok = flagValue(c, std::string_view(w[i]).substr(3), "do");
+    } else if (w[i].starts_with("cd=")) {
+      e.cd = flagValue(c, std::string_view(w[i]).substr(3), "cd");
     } else {
-      c.fail("unknown upstream expect option '" + w[i] + "' (tcp udp)");
+      c.fail("unknown upstream expect option '" + w[i] + "' (tcp udp do= cd=)");
     }
   }
   return e;
@@ -192,6 +196,9 @@ UpstreamAnswerStep upstreamAnswer(const Ctx& c, const std::vector<std::string>& 
       ++i;
     } else if (w[i] == "tc") {
       a.tc = true;
+      ++i;
+    } else if (w[i] == "ad") {
+      a.ad = true;
       ++i;
     } else if (w[i] == "authority") {
       section = 1;

@@ -327,6 +327,14 @@ class Runner {
                         (e.tcp ? (*e.tcp ? " over TCP" : " over UDP") : "") + ", got " +
                         describe(s));
     }
+    const auto bit = [&](std::optional<bool> expected, bool got, const char* name) {
+      if (expected && *expected != got) {
+        fail(st.line, std::string("upstream query ") + describe(s) + ": " + name + "=" +
+                          (got ? "1" : "0") + ", expected " + (*expected ? "1" : "0"));
+      }
+    };
+    bit(e.dnssec_ok, s.q.edns.dnssec_ok, "do");
+    bit(e.cd, s.q.header.cd(), "cd");
     up.last = std::move(s);
   }
 
@@ -348,6 +356,7 @@ class Runner {
                                            (s.q.header.flags & (dns::flag::RD | dns::flag::CD)));
     if (a.aa) flags |= dns::flag::AA;
     if (a.tc) flags |= dns::flag::TC;
+    if (a.ad) flags |= dns::flag::AD;
     PacketBuilder b;
     b.header(s.q.header.id, flags, 1, static_cast<uint16_t>(an), static_cast<uint16_t>(ns), 0);
     b.raw(std::vector<uint8_t>(s.pkt.begin() + dns::kHeaderSize,

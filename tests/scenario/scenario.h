@@ -49,12 +49,14 @@ struct UpstreamExpectStep {
   std::string name;
   uint16_t qtype = 0;
   std::optional<bool> tcp;  // unset: either transport
+  std::optional<bool> dnssec_ok, cd;  // the DO bit of its OPT, its CD bit
 };
 
 struct UpstreamAnswerStep {
   uint16_t rcode = 0;
   bool aa = false;
   bool tc = false;
+  bool ad = false;
   std::vector<Record> records;
 };
 

@@ -32,7 +32,7 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(ScenarioCases, ThereAreCases) {
-  EXPECT_GE(listScenarios(NLD_SCENARIO_DIR).size(), 13u);
+  EXPECT_GE(listScenarios(NLD_SCENARIO_DIR).size(), 14u);
 }
 
 /// The message of the ScenarioError `fn` throws ("" if it throws none).
