@@ -318,7 +318,7 @@ size_t writeReplyHead(ByteView query_pkt, const Query& query, uint16_t flags, ui
 }
 
 uint16_t replyFlags(const Query& query, uint16_t extra) {
-  return static_cast<uint16_t>(flag::QR | flag::RA | extra |
+  return static_cast<uint16_t>(flag::QR | extra |
                                (query.header.flags & (kOpcodeMask | flag::RD | flag::CD)));
 }
 
@@ -327,7 +327,7 @@ uint16_t replyFlags(const Query& query, uint16_t extra) {
 size_t buildErrorResponse(ByteView query_pkt, const Query& query, uint16_t rcode,
                           MutableBytes out) {
   const size_t len =
-      writeReplyHead(query_pkt, query, replyFlags(query, rcode & kRcodeMask), 0, out);
+      writeReplyHead(query_pkt, query, replyFlags(query, rcode & kRcodeMask), 0, out);  // no RA
   if (len == 0) return 0;
   if (query.edns.present) {
     return appendOpt(out, len, kOurUdpSize, query.edns.dnssec_ok,
@@ -341,7 +341,7 @@ size_t buildTxtAnswer(ByteView query_pkt, const Query& query, std::string_view t
   const Question& q = query.question;
   if (q.name.len == 0 || q.end <= q.name_offset) return 0;
   const size_t n = std::min<size_t>(text.size(), 255);
-  size_t len = writeReplyHead(query_pkt, query, replyFlags(query, flag::AA), 1, out);
+  size_t len = writeReplyHead(query_pkt, query, replyFlags(query, flag::AA | flag::RA), 1, out);
   // Owner: a pointer to the question's name (offset 12); TTL 0: nobody may cache an identity.
   const size_t rr = 2 + 2 + 2 + 4 + 2 + 1 + n;
   if (len == 0 || out.size() - len < rr) return 0;

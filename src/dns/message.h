@@ -151,7 +151,9 @@ bool questionMatches(const Question& a, const Question& b);
 
 // ---- builders: each writes into `out` and returns the length, or 0 if `out` is too small ----
 
-/// A reply carrying only an rcode: the query's ID, opcode, RD and CD, QR=1, RA=1; the question
+/// A reply carrying only an rcode: the query's ID, opcode, RD and CD, QR=1, RA=0 (as CoreDNS's
+/// server writes its own error replies, with SetRcode: REFUSED, FORMERR, BADVERS, NOTIMP and the
+/// SERVFAIL/REFUSED of a failed forward); the question
 /// copied byte-for-byte when the query's question parsed; an OPT (our UDP size, version 0, DO
 /// copied, extended rcode bits for rcodes > 15) when the query had one. Works for any
 /// QueryStatus except Drop (for FormErr from a question that did not parse: header only). A
@@ -161,8 +163,8 @@ size_t buildErrorResponse(ByteView query_pkt, const Query& query, uint16_t rcode
 
 /// An authoritative (AA=1) NOERROR answer with one TXT record of one string, `text` (cut at 255
 /// bytes), TTL 0, owner and class those of the question: what node-cache answers to the RFC 4892
-/// identity queries. Header bits and the question as in buildErrorResponse; an OPT when the
-/// query had one. Returns 0 when the question did not parse or `out` is too small.
+/// identity queries. Header bits (plus RA=1) and the question as in buildErrorResponse; an OPT
+/// when the query had one. Returns 0 when the question did not parse or `out` is too small.
 size_t buildTxtAnswer(ByteView query_pkt, const Query& query, std::string_view text,
                       MutableBytes out);
 

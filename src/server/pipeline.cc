@@ -362,13 +362,9 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
 
   const ZoneTable::Entry* zone = lp.zones.match(q.question.name, q.question.qtype);
   if (zone == nullptr) return finishError(dns::rcode::Refused, kDropped);
-  // A plugin's error return code (hosts' unknown name, template's, "no next plugin"): CoreDNS's
-  // server writes it with SetRcode only, so without RA (as the reference answers).
-  auto finishPluginError = [&](uint8_t rcode) -> size_t {
-    const size_t len = finishError(rcode, zone->text);
-    if (len >= dns::kHeaderSize) out[3] &= static_cast<uint8_t>(~(dns::flag::RA & 0xff));
-    return len;
-  };
+  // A plugin's error return code (hosts' unknown name, template's, "no next plugin"): written
+  // like every error reply of ours, as CoreDNS's server does (SetRcode: no RA).
+  auto finishPluginError = [&](uint8_t rcode) -> size_t { return finishError(rcode, zone->text); };
   const size_t bi = zone->block;
   const BlockPlan& block = wp.plan->blocks[bi];
   const BlockRuntime& rt = wp.blocks[bi];
