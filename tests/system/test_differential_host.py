@@ -216,6 +216,8 @@ class DifferentialHostTest(s.SystemTestCase):
         super().tearDownClass()
 
     def setUp(self):
+        if self._testMethodName == "test_guide_has_every_row":
+            return  # a check of the docs: no binary needed
         self.ref_bin = h.reference_node_cache()
         if self.ref_bin is None:
             self.skipTest("reference k8s-dns-node-cache: NLD_REFERENCE_NODE_CACHE unset")
