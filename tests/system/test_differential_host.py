@@ -13,7 +13,8 @@ flags) is tests/integration/test_differential.py.
   `iptables-save` (raw and filter, rules in order, comments; counters and comment lines dropped)
   line by line, and the link (`ip -d link show`: flags, state; addresses). This kernel has no
   dummy links (../shared/testbed/NOTES.md): the test makes `nodelocaldns` a veth end in both
-  namespaces, as the other system tests do, so "kind dummy" is not compared here.
+  namespaces, as the other system tests do, so "kind dummy" is not compared here; without any
+  link, both must fail the dummy create, say so and exit non-zero with no rule left.
 - Reload (`reload 2s` — both accept it): a block on a new port appended to -conf is served by
   both within the reload period; then an unparsable Corefile: both keep serving.
 - SIGTERM teardown (rules and addresses gone) and -skipteardown (both left).
@@ -442,6 +443,34 @@ class DifferentialHostTest(s.SystemTestCase):
         self.row("teardown", "-skipteardown, SIGTERM: rules and link left", state["reference"],
                  state["ours"])
         self.assertTrue(state["ours"].startswith("24 rules"), state["ours"])
+        self.check(set())
+
+    def test_no_link_dummy_refused(self):
+        """No `nodelocaldns` link and a kernel without dummy links (this test bed): both must
+        report the failed create and exit non-zero (nothing can bind the local IPs), leaving no
+        rule behind. Messages are recorded, not compared."""
+        got = {}
+        for side in SIDES:
+            ns = self.start_ns(veth=False)
+            base = os.path.join(self.tmp, side + "nolink", "base", "Corefile.base")
+            self.write(base, HOST_TEMPLATE)
+            args = ["-localip", ",".join(LOCALS), "-conf",
+                    os.path.join(self.tmp, side + "nolink", "Corefile"), "-basecorefile", base,
+                    "-upstreamsvc", "kube-dns-upstream", "-setupinterface", "-setupiptables",
+                    "-metrics-listen-address", "127.0.0.1:9353"]
+            proc = self.start(side, args, ns, "nolink", extra_ours=["-syncinterval", "1s"],
+                              extra_ref=["-syncinterval", "1ns"])
+            rc = proc.wait_exit(15)
+            rules = [ln for ln in iptables_lines(ns.iptables_save()) if ln.startswith("-A")]
+            line = log_line(proc.output(), r"(?i)interface.*(not supported|dummy)") or "-"
+            got[side] = ("exit %s, %d rules" % (rc, len(rules)), "`%s`" % line)
+        self.row("interface", "no link, kernel without dummy links: exit, rules left",
+                 got["reference"][0], got["ours"][0])
+        self.row("interface", "no link, kernel without dummy links: the error line",
+                 got["reference"][1], got["ours"][1], assert_same=False)
+        for side, (state, line) in got.items():
+            self.assertRegex(state, r"^exit [1-9]\d*, 0 rules$", side)
+            self.assertRegex(line, r"(?i)not supported|dummy", side)
         self.check(set())
 
     def test_guide_has_every_row(self):
