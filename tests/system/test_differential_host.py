@@ -15,6 +15,8 @@ flags) is tests/integration/test_differential.py.
   dummy links (../shared/testbed/NOTES.md): the test makes `nodelocaldns` a veth end in both
   namespaces, as the other system tests do, so "kind dummy" is not compared here; without any
   link, both must fail the dummy create, say so and exit non-zero with no rule left.
+- The same with -localip fd00::10 (the reference takes one family per process): ip6tables-save,
+  the link, SIGTERM teardown (DAD off on the veth, as on a NOARP dummy link).
 - Reload (`reload 2s` — both accept it): a block on a new port appended to -conf is served by
   both within the reload period; then an unparsable Corefile: both keep serving.
 - SIGTERM teardown (rules and addresses gone) and -skipteardown (both left).
@@ -102,6 +104,8 @@ UPSTREAM_NAMESERVERS = ["192.0.2.8", "192.0.2.9:5353"]
 HOST_TEMPLATE = UPSTREAM_TEMPLATE.replace(
     "__PILLAR__LOCAL__DNS__ __PILLAR__DNS__SERVER__", " ".join(LOCALS)).replace(
     "__PILLAR__LOCAL__DNS__:8080", s.LOCAL_V4 + ":8080").replace("    reload\n", "    reload 2s\n")
+HOST_TEMPLATE_V6 = HOST_TEMPLATE.replace(" ".join(LOCALS), s.LOCAL_V6).replace(
+    s.LOCAL_V4 + ":8080", "[%s]:8080" % s.LOCAL_V6)
 ADDED_BLOCK = "added.test:%d {\n    errors\n    bind %s\n    forward . %s\n}\n" % (
     RELOAD_PORT, s.LOCAL_V4, s.UPSTREAM_SVC_IP)
 BROKEN_BLOCK = "broken.test:53 {\n    nosuchplugin\n}\n"
@@ -328,18 +332,25 @@ class DifferentialHostTest(s.SystemTestCase):
 
     # ------------------------------------------------------------------------------------------
 
-    def host_pair(self, name, extra=()):
+    def host_pair(self, name, extra=(), v6=False):
         """Both binaries, each in its own namespace with a veth `nodelocaldns`, with
-        -setupinterface -setupiptables (iptables mode) on HOST_TEMPLATE; returns
-        {side: (ns, proc, conf)} once both have their 24 rules (12 per local IP). The reference's
-        -syncinterval is a Go duration multiplied by a second (1ns is 1 s); ours takes 1s."""
+        -setupinterface -setupiptables (iptables mode) on HOST_TEMPLATE (v6: HOST_TEMPLATE_V6,
+        -localip fd00::10, ip6tables); returns {side: (ns, proc, conf)} once both have their 12
+        rules per local IP. The reference's -syncinterval is a Go duration multiplied by a
+        second (1ns is 1 s); ours takes 1s."""
         pair = {}
+        local_ips = [s.LOCAL_V6] if v6 else LOCALS
         for side in SIDES:
             ns = self.start_ns(veth=True, resolv_conf="nameserver %s\n" % s.UPSTREAM_SVC_IP)
+            if v6:
+                # A dummy link is NOARP, so the kernel runs no DAD on its addresses; a veth does,
+                # and the reference (which adds them without `nodad`) could not bind a tentative
+                # address. Turning DAD off on the veth makes it behave like the dummy.
+                ns.run(["sysctl", "-qw", "net.ipv6.conf.%s.accept_dad=0" % s.LINK], check=True)
             base = os.path.join(self.tmp, side + name, "base", "Corefile.base")
-            self.write(base, HOST_TEMPLATE)
+            self.write(base, HOST_TEMPLATE_V6 if v6 else HOST_TEMPLATE)
             conf = os.path.join(self.tmp, side + name, "Corefile")
-            args = ["-localip", ",".join(LOCALS), "-conf", conf, "-basecorefile", base,
+            args = ["-localip", ",".join(local_ips), "-conf", conf, "-basecorefile", base,
                     "-upstreamsvc", "kube-dns-upstream", "-setupinterface", "-setupiptables",
                     "-pidfile", os.path.join(self.tmp, side + name, "pid"),
                     "-metrics-listen-address", "127.0.0.1:9353"] + list(extra)
@@ -350,16 +361,18 @@ class DifferentialHostTest(s.SystemTestCase):
             def ready(ns=ns, proc=proc):
                 if not proc.alive():
                     raise AssertionError("exited\n" + proc.context())
-                rules = [ln for ln in iptables_lines(ns.iptables_save()) if ln.startswith("-A")]
-                return len(rules) == 24
+                rules = [ln for ln in iptables_lines(ns.iptables_save(v6))
+                         if ln.startswith("-A")]
+                return len(rules) == 12 * len(local_ips)
             try:
-                h.wait_until(ready, 15, "%s: the 24 rules" % side, interval=0.2)
+                h.wait_until(ready, 15, "%s: the rules" % side, interval=0.2)
             except AssertionError as e:
                 raise AssertionError("%s\n%s" % (e, proc.context()))
         return pair
 
-    def compare_setup(self, pair):
-        saves = {side: iptables_lines(ns.iptables_save()) for side, (ns, _, _) in pair.items()}
+    def compare_setup(self, pair, v6=False):
+        area = "ip6tables-save" if v6 else "iptables-save"
+        saves = {side: iptables_lines(ns.iptables_save(v6)) for side, (ns, _, _) in pair.items()}
         for i in range(max(len(v) for v in saves.values())):
             ref = saves["reference"][i] if i < len(saves["reference"]) else "-"
             ours = saves["ours"][i] if i < len(saves["ours"]) else "-"
@@ -370,11 +383,10 @@ class DifferentialHostTest(s.SystemTestCase):
             if comment and ' -m comment --comment "%s"' % comment in ours:
                 allow = (ROW_COMMENTS, ("`%s`" % ours.replace(
                     ' -m comment --comment "%s"' % comment, ""), "`%s`" % ours))
-            self.row("iptables-save", "line %d" % (i + 1), "`%s`" % ref, "`%s`" % ours,
-                     allow=allow)
+            self.row(area, "line %d" % (i + 1), "`%s`" % ref, "`%s`" % ours, allow=allow)
         links = {side: link_view(ns) for side, (ns, _, _) in pair.items()}
-        self.row("interface", "`ip -d link show nodelocaldns` + addresses", links["reference"],
-                 links["ours"])
+        self.row("interface", "`ip -d link show nodelocaldns` + addresses%s"
+                 % (" (-localip fd00::10)" if v6 else ""), links["reference"], links["ours"])
 
     def serves_port(self, ns, port):
         r = ns.run(["kdig", "+time=1", "+retry=0", "-p", str(port), "@" + s.LOCAL_V4,
@@ -431,6 +443,24 @@ class DifferentialHostTest(s.SystemTestCase):
             if promised:
                 self.assertIsNotNone(got["ours"], "ours logs no line like %r\n%s"
                                      % (pattern, outputs["ours"][-4000:]))
+
+    def test_setup_teardown_ipv6(self):
+        """-localip fd00::10 (the reference takes one family per process): ip6tables-save and
+        the link, then SIGTERM removes rules and the address on both."""
+        pair = self.host_pair("v6", v6=True)
+        self.compare_setup(pair, v6=True)
+        for side, (ns, proc, _) in pair.items():
+            self.assertEqual(proc.stop(), 0, proc.context())
+        left = {}
+        for side, (ns, _, _) in pair.items():
+            rules = [ln for ln in iptables_lines(ns.iptables_save(True)) if ln.startswith("-A")]
+            left[side] = "%d rules; %s" % (len(rules), "fd00::10 left"
+                                           if s.LOCAL_V6 in ns.addresses(s.LINK) else
+                                           "fd00::10 removed")
+        self.row("teardown", "SIGTERM (-localip fd00::10): rules and address", left["reference"],
+                 left["ours"])
+        self.assertEqual(left["ours"], "0 rules; fd00::10 removed")
+        self.check(set())
 
     def test_skipteardown(self):
         pair = self.host_pair("skip", extra=["-skipteardown"])
