@@ -346,7 +346,15 @@ class DifferentialHostTest(s.SystemTestCase):
                 # A dummy link is NOARP, so the kernel runs no DAD on its addresses; a veth does,
                 # and the reference (which adds them without `nodad`) could not bind a tentative
                 # address. Turning DAD off on the veth makes it behave like the dummy.
+                # An address added before IPv6 is ready on the veth (carrier comes on
+                # asynchronously, through the kernel's link watch) stays tentative until then:
+                # wait for the link-local address, which the kernel adds at that moment.
                 ns.run(["sysctl", "-qw", "net.ipv6.conf.%s.accept_dad=0" % s.LINK], check=True)
+
+                def ipv6_ready(ns=ns):
+                    out = ns.ip("-6", "addr", "show", "dev", s.LINK)
+                    return "fe80:" in out and "tentative" not in out
+                h.wait_until(ipv6_ready, 5, "IPv6 ready on the veth")
             base = os.path.join(self.tmp, side + name, "base", "Corefile.base")
             self.write(base, HOST_TEMPLATE_V6 if v6 else HOST_TEMPLATE)
             conf = os.path.join(self.tmp, side + name, "Corefile")
@@ -403,7 +411,7 @@ class DifferentialHostTest(s.SystemTestCase):
             with open(conf, "a") as f:
                 f.write(ADDED_BLOCK)
         for side, (ns, proc, _) in pair.items():
-            h.wait_until(lambda: self.serves_port(ns, RELOAD_PORT), 6,
+            h.wait_until(lambda: self.serves_port(ns, RELOAD_PORT), 10,
                          "%s serves the added block" % side, interval=0.2)
         self.row("reload", "added block served within `reload 2s`", "yes", "yes")
         # A Corefile that does not parse: both log it and keep serving the last good one.
@@ -411,7 +419,7 @@ class DifferentialHostTest(s.SystemTestCase):
             with open(conf, "a") as f:
                 f.write(BROKEN_BLOCK)
         for side, (ns, proc, _) in pair.items():
-            h.wait_until(lambda: "nosuchplugin" in proc.output(), 6,
+            h.wait_until(lambda: "nosuchplugin" in proc.output(), 10,
                          "%s logs the parse error" % side, interval=0.2)
         kept = {side: "still served" if self.serves_port(ns, RELOAD_PORT) and proc.alive()
                 else "lost" for side, (ns, proc, _) in pair.items()}
