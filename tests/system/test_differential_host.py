@@ -310,14 +310,14 @@ class DifferentialHostTest(s.SystemTestCase):
             case += " (the reference's map order happened to be sorted)"
         self.row("Corefile", case, ", ".join(ref_keys), ", ".join(our_keys))
         self.assertEqual(sorted(ref_keys), sorted(our_keys), "the same blocks")
-        ref_d, our_d = dict(ref), dict(ours)
-        for key in our_keys:
-            a, b = ref_d[key], our_d[key]
-            only_ref = [x for x in a if x not in b]
-            only_ours = [x for x in b if x not in a]
-            self.row("Corefile", "block `%s`" % key,
-                     "; ".join(only_ref) if (only_ref or only_ours) else "; ".join(a),
-                     "; ".join(only_ours) if (only_ref or only_ours) else "; ".join(b))
+        self.compare_blocks("Corefile", ref, ours)
+        # The line that says what was rendered (the reference's last: its first render has no
+        # ConfigMap yet).
+        last = {side: [ln for ln in (TIMESTAMP.sub("", x) for x in procs[side].output()
+                                     .splitlines()) if "Updated Corefile with" in ln]
+                for side in SIDES}
+        self.row("Corefile", "log: the last `Updated Corefile with` line",
+                 (last["reference"] or ["absent"])[-1], (last["ours"] or ["absent"])[-1])
         # The reference's CoreDNS refuses the health line it rendered itself and exits; ours
         # serves (its listeners need the addresses on lo, which the namespace has).
         h.wait_until(lambda: not procs["reference"].alive() or
@@ -329,6 +329,18 @@ class DifferentialHostTest(s.SystemTestCase):
         self.row("Corefile", "the reference's CoreDNS on its own rendering", ref_verdict,
                  ours_verdict)
         self.check({"Corefile"})
+
+    def compare_blocks(self, area, ref, ours):
+        """A row per server block (by key, the reference's blocks first in its order): its
+        lines, or only the lines that differ."""
+        ref_d, our_d = dict(ref), dict(ours)
+        for key in [k for k, _ in ref] + [k for k, _ in ours if k not in ref_d]:
+            a, b = ref_d.get(key, ["(no such block)"]), our_d.get(key, ["(no such block)"])
+            only_ref = [x for x in a if x not in b]
+            only_ours = [x for x in b if x not in a]
+            self.row(area, "block `%s`" % key,
+                     "; ".join(only_ref) if (only_ref or only_ours) else "; ".join(a),
+                     "; ".join(only_ours) if (only_ref or only_ours) else "; ".join(b))
 
     # ------------------------------------------------------------------------------------------
 
@@ -379,6 +391,12 @@ class DifferentialHostTest(s.SystemTestCase):
         return pair
 
     def compare_setup(self, pair, v6=False):
+        texts = {}
+        for side, (_, _, conf) in pair.items():
+            with open(conf) as f:
+                texts[side] = corefile_blocks(f.read())
+        self.compare_blocks("Corefile (host template%s, no ConfigMap)" % (", v6" if v6 else ""),
+                            texts["reference"], texts["ours"])
         area = "ip6tables-save" if v6 else "iptables-save"
         saves = {side: iptables_lines(ns.iptables_save(v6)) for side, (ns, _, _) in pair.items()}
         for i in range(max(len(v) for v in saves.values())):
