@@ -191,7 +191,8 @@ def iptables_lines(text):
 
 def link_view(ns):
     """`ip -d link show nodelocaldns` reduced to what node-cache controls: flags, state and the
-    link kind; plus the IPv4/global addresses. 'absent' if the link is gone."""
+    link kind; plus its addresses other than the link-local one. 'absent' if the link is
+    gone."""
     if not ns.link_exists(s.LINK):
         return "absent"
     text = ns.ip("-d", "link", "show", "dev", s.LINK)
@@ -203,6 +204,7 @@ def link_view(ns):
 
 
 def log_line(output, pattern):
+    """The first line of `output` matching `pattern`, without its timestamp; None if none."""
     rx = re.compile(pattern)
     for line in output.splitlines():
         line = TIMESTAMP.sub("", line.strip())
