@@ -136,6 +136,7 @@ bool App::reload(const char* why) {
   try {
     cf = loadConfig();
   } catch (const std::exception& e) {
+    log::info("Reloading");  // CoreDNS's reload plugin: this line, then the outcome
     log::error("Corefile changed but reload failed: {}", e.what());
     catalogue_->reloadFailed.with().inc();
     failed_content_ = raw.empty() ? std::string(1, '\0') : raw;
@@ -143,6 +144,7 @@ bool App::reload(const char* why) {
   }
   failed_content_.clear();
   if (cf.fingerprint == fingerprint_) return true;  // whitespace/comments only
+  log::info("Reloading");
   try {
     applyConfig(std::move(cf));
   } catch (const std::exception& e) {
