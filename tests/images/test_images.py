@@ -12,7 +12,7 @@ packages by mmdebstrap, or reused). Then:
     host's /run/xtables.lock, the statedir as a private dir) with `podman run --network host`
     (in a network namespace this test made: nsenter --net) (veth `nodelocaldns`, knotd as kube-dns,
     kube-dns-upstream and the node's resolver): answers on 169.254.20.10 over UDP and TCP, /health
-    200, coredns_build_info carries the commit, exactly the 12 rules of spec §3.2; `podman stop`
+    200, coredns_build_info carries the commit, exactly the 12 rules upstream node-cache installs per local IP (kubernetes/dns cache_app.go); `podman stop`
     (SIGTERM) → exit 0, rules and address gone, link kept;
   * ovn-localdns-controller: the Deployment (`kubectl kustomize deploy/ovn-localdns-controller`):
     args with $(VAR)s expanded as the kubelet does (Kube-OVN's ovn-nb Service variables point at a

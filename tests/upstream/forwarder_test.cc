@@ -298,24 +298,6 @@ TEST(Forwarder, TcpPeerClosingEveryConnectionIsBoundedAtTheResponder) {
   EXPECT_EQ(r.tcpAccepts(), 2u);
 }
 
-TEST(Forwarder, LastAttemptWaitsForTheRestOfTheBudget) {
-  // One upstream answering a little after the attempt timeout (a slow upstream, issue 11): the
-  // first attempt times out, the second (the last the cap allows) waits for the rest of the
-  // budget instead of another attempt timeout and gets the answer.
-  Responder r(4);
-  r.setDelay(milliseconds(300));
-  Settings s = settingsFor({r.port()});
-  s.attempt_timeout = milliseconds(200);
-  s.overall_timeout = milliseconds(1500);
-  s.max_fails = 0;
-  Harness h(s);
-  Outcome o = h.resolveOne({});
-  ASSERT_EQ(o.status, Status::Ok);
-  EXPECT_EQ(o.answer_tag, 4);
-  EXPECT_EQ(r.count(), 2u);  // default cap: 2 attempts per upstream
-  EXPECT_EQ(h.stats().attempts, 2u);
-}
-
 TEST(Forwarder, ConcurrentAttemptTimeoutsFireTogetherAndRetryElsewhere) {
   Responder silent, good(2);
   silent.setMode(Mode::Drop);
