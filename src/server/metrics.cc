@@ -13,6 +13,8 @@ const char* pluginName(AnswerPlugin p) {
   switch (p) {
     case AnswerPlugin::Cache: return "cache";
     case AnswerPlugin::Forward: return "forward";
+    case AnswerPlugin::Hosts: return "hosts";
+    case AnswerPlugin::Template: return "template";
     default: return "";
   }
 }
@@ -155,7 +157,7 @@ void ServerMetrics::onQuery(size_t worker, const std::string& server, const std:
     z.do_requests.inc();
   }
   if (rcode < 16) {
-    const size_t xi = size_t(rcode) * 3 + size_t(plugin);
+    const size_t xi = size_t(rcode) * kAnswerPlugins + size_t(plugin);
     if (!z.responses_set[xi]) {
       z.responses[xi] = responses_.with({server, zone, "", rcodeLabel(rcode), pluginName(plugin)});
       z.responses_set[xi] = true;

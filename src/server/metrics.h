@@ -17,7 +17,10 @@
 
 namespace nld::server {
 
-enum class AnswerPlugin : uint8_t { None = 0, Cache = 1, Forward = 2 };
+/// The plugin that wrote an answer: coredns_dns_responses_total{plugin} ("" for the server's own
+/// error replies).
+enum class AnswerPlugin : uint8_t { None = 0, Cache = 1, Forward = 2, Hosts = 3, Template = 4 };
+inline constexpr size_t kAnswerPlugins = 5;
 
 class ServerMetrics {
  public:
@@ -93,8 +96,8 @@ class ServerMetrics {
     std::array<bool, 2 * 3 * kTypes> requests_set{};
     observability::Counter do_requests;
     bool do_set = false;
-    std::array<observability::Counter, 16 * 3> responses{};  // [rcode][plugin]
-    std::array<bool, 16 * 3> responses_set{};
+    std::array<observability::Counter, 16 * kAnswerPlugins> responses{};  // [rcode][plugin]
+    std::array<bool, 16 * kAnswerPlugins> responses_set{};
     observability::Histogram duration;
     std::array<observability::Histogram, 2> req_size{}, resp_size{};
     bool hist_set = false;

@@ -418,7 +418,7 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
     if (d.verdict == TemplatePlugin::Verdict::Error) return finishPluginError(d.rcode);
     if (d.verdict == TemplatePlugin::Verdict::Answer) {
       return finishLocal(lp, bi, zone->text, pkt, q, key_hash, peer, proto, limit, start,
-                         ByteView(local_.data(), d.len), out);
+                         ByteView(local_.data(), d.len), out, AnswerPlugin::Template);
     }
   }
 
@@ -430,7 +430,7 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
       case HostsPlugin::Verdict::ServFail: return finishPluginError(dns::rcode::ServFail);
       case HostsPlugin::Verdict::Answer:
         return finishLocal(lp, bi, zone->text, pkt, q, key_hash, peer, proto, limit, start,
-                           ByteView(local_.data(), n), out);
+                           ByteView(local_.data(), n), out, AnswerPlugin::Hosts);
     }
   }
 
@@ -592,7 +592,8 @@ uint32_t Pipeline::cacheInsert(const ListenerPlan& lp, const BlockPlan& block, B
 size_t Pipeline::finishLocal(const ListenerPlan& lp, size_t bi, const std::string& zone,
                              ByteView pkt, const dns::Query& q, uint64_t key_hash,
                              const SockAddr& peer, Proto proto, size_t limit,
-                             net::Clock::time_point start, ByteView local, MutableBytes out) {
+                             net::Clock::time_point start, ByteView local, MutableBytes out,
+                             AnswerPlugin plugin) {
   const BlockPlan& block = current_->plan->blocks[bi];
   BlockRuntime& rt = current_->blocks[bi];
   // Through the same steps as an upstream answer (CoreDNS's cache wraps the plugins after it):
@@ -613,7 +614,7 @@ size_t Pipeline::finishLocal(const ListenerPlan& lp, size_t bi, const std::strin
   if (block.metrics) {
     metrics_.onQuery(worker_, lp.server_label, zone, proto == Proto::Udp, peer.family(),
                      q.question.qtype, q.edns.dnssec_ok, pkt.size(),
-                     len >= dns::kHeaderSize ? (out[3] & 0xf) : 0, AnswerPlugin::None, len,
+                     len >= dns::kHeaderSize ? (out[3] & 0xf) : 0, plugin, len,
                      std::chrono::duration<double>(took).count());
   }
   return len;

@@ -23,6 +23,7 @@
 namespace nld::server {
 
 class ServerMetrics;
+enum class AnswerPlugin : uint8_t;  // server/metrics.h
 
 enum class Proto : uint8_t { Udp = 0, Tcp = 1 };
 
@@ -151,12 +152,13 @@ class Pipeline {
   /// true. Returns the duration it was stored for (0: not stored).
   uint32_t cacheInsert(const ListenerPlan& lp, const BlockPlan& block, BlockRuntime& rt,
                        const dns::Query& q, uint64_t key_hash, const upstream::Result& r);
-  /// A plugin's own answer `local` (hosts): cached like an upstream answer, then finished,
-  /// logged and counted as one. Returns its length in `out`.
+  /// A plugin's own answer `local` (hosts, template): cached like an upstream answer, then
+  /// finished, logged and counted as one, under `plugin`. Returns its length in `out`.
   size_t finishLocal(const ListenerPlan& lp, size_t block, const std::string& zone,
                      dns::ByteView pkt, const dns::Query& q, uint64_t key_hash,
                      const SockAddr& peer, Proto proto, size_t limit,
-                     net::Clock::time_point start, dns::ByteView local, dns::MutableBytes out);
+                     net::Clock::time_point start, dns::ByteView local, dns::MutableBytes out,
+                     AnswerPlugin plugin);
   size_t finishFromUpstream(const upstream::Result& r, const dns::Query& q,
                             dns::ByteView client_pkt, uint32_t cap_ttl, size_t limit,
                             dns::MutableBytes out);

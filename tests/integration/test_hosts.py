@@ -74,11 +74,13 @@ class HostsTest(h.NodeCacheTestCase):
 
     def start(self, reference):
         port = h.free_port()
+        self.prom = "127.0.0.1:%d" % h.free_port()
         hosts = self.write("hosts", HOSTS)
         hosts2 = self.write("hosts2", HOSTS2)
         cf = """example.test:{port} 0.0.10.in-addr.arpa:{port} {{
     bind 127.0.0.1
     errors
+    prometheus {prom}
     hosts {hosts} {{
         10.0.0.9 inline.example.test foo.example.test
         fd00::9 inline.example.test
@@ -95,7 +97,7 @@ hosts.test:{port} 9.10.in-addr.arpa:{port} {{
         no_reverse
     }}
 }}
-""".format(port=port, hosts=hosts, hosts2=hosts2, knot=self.knot.port)
+""".format(port=port, hosts=hosts, hosts2=hosts2, knot=self.knot.port, prom=self.prom)
         probe = ("127.0.0.1", port, "ns.example.test")
         if reference:
             self.start_reference(cf, probe)
@@ -164,6 +166,13 @@ hosts.test:{port} 9.10.in-addr.arpa:{port} {{
         self.assertEqual(ans("nope.hosts.test", "A")[0], "SERVFAIL")
         self.assertEqual(ans("nope.hosts.test", "A")[1], "QR RD")  # no AA, no RA
         self.assertEqual(ans("1.0.9.10.in-addr.arpa", "PTR")[0], "SERVFAIL")  # no_reverse
+        # coredns_dns_responses_total names the plugin that wrote the answer, as CoreDNS.
+        status, body = h.http_get("http://%s/metrics" % self.prom)
+        self.assertEqual(status, 200)
+        samples = h.parse_metrics(body)
+        for plugin in ("hosts", "forward"):
+            self.assertGreater(h.metric_sum(samples, "coredns_dns_responses_total", plugin=plugin,
+                                            zone="example.test."), 0, plugin)
         self.check_reload(port, hosts2)
 
     def test_reference_differential(self):
