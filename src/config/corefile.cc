@@ -26,7 +26,7 @@ const std::set<std::string, std::less<>> kKnownUnsupported = {
     "root",        "metadata",    "geoip",       "cancel",       "tls",        "quic",
     "timeouts",    "multisocket", "nsid",        "debug",        "trace",
     "ready",       "pprof",       "dnstap",      "local",        "dns64",      "acl",
-    "any",         "chaos",       "tsig",        "rewrite",      "header",
+    "any",         "chaos",       "tsig",        "header",
     "dnssec",      "autopath",    "minimal",     "template",     "transfer",   "hosts",
     "route53",     "azure",       "clouddns",    "k8s_external", "kubernetes", "file",
     "auto",        "secondary",   "etcd",        "grpc",         "erratic",    "whoami",
@@ -110,7 +110,7 @@ ServerBlock buildBlock(const RawBlock& raw, const ParseOptions& options,
     const bool supported = name == "errors" || name == "log" || name == "cache" ||
                            name == "forward" || name == "bind" || name == "reload" ||
                            name == "loop" || name == "health" || name == "prometheus" ||
-                           name == "bufsize" || name == "loadbalance";
+                           name == "bufsize" || name == "loadbalance" || name == "rewrite";
     if (!supported) {
       if (kKnownUnsupported.count(name)) {
         failAt(line.head, "plugin '" + name + "' is not supported by node-cache");
@@ -140,6 +140,8 @@ ServerBlock buildBlock(const RawBlock& raw, const ParseOptions& options,
       parseBufsize(line, b);
     } else if (name == "loadbalance") {
       parseLoadbalance(line, b);
+    } else if (name == "rewrite") {
+      parseRewrite(line, b);
     } else {
       parsePrometheus(line, b);
     }

@@ -159,6 +159,9 @@ struct ServerBlock {
   /// `bufsize`: a client's EDNS UDP size above this is lowered to it (CoreDNS 1.10 semantics).
   std::optional<uint16_t> bufsize;
   bool loadbalance = false;  ///< `loadbalance [round_robin]`: address records shuffled
+  /// `rewrite` rules in file order, each its arguments (a block's tokens flattened in, as
+  /// CoreDNS reads them); validated here, compiled by the server (dns::rewrite::Rewriter).
+  std::vector<std::vector<std::string>> rewrites;
 };
 
 /// One listening endpoint (address, port) and the zones it serves → block index.

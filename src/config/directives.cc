@@ -8,6 +8,7 @@
 
 #include "common/go_text.h"
 #include "config/netutil.h"
+#include "dns/rewrite.h"
 
 namespace nld::config::detail {
 
@@ -307,6 +308,33 @@ void parseLoadbalance(const Line& line, ServerBlock& block) {
     pluginError(line.args[0], kPlugin, "unknown policy: " + line.args[0].text);
   }
   block.loadbalance = true;
+}
+
+void parseRewrite(const Line& line, ServerBlock& block) {
+  constexpr std::string_view kPlugin = "rewrite";
+  std::vector<std::string> args;
+  for (const Token& t : line.args) args.push_back(t.text);
+  if (line.has_block) {
+    // CoreDNS reads a block only after fewer than two arguments (`rewrite [stop|continue] {`)
+    // and then takes all of its tokens as the rule's arguments.
+    if (args.size() >= 2) {
+      pluginError(line.open_brace, kPlugin, "a block follows only `rewrite`, `rewrite stop` or "
+                                            "`rewrite continue`");
+    }
+    for (const Line& sub : line.block) {
+      if (sub.has_block) pluginError(sub.open_brace, kPlugin, "nested blocks are not allowed");
+      args.push_back(sub.head.text);
+      for (const Token& t : sub.args) args.push_back(t.text);
+    }
+  }
+  try {
+    // Compiled here only to report a bad rule with its file:line; the server compiles its own.
+    dns::rewrite::Rewriter check;
+    check.addRule(args);
+  } catch (const std::invalid_argument& e) {
+    pluginError(line.head, kPlugin, e.what());
+  }
+  block.rewrites.push_back(std::move(args));
 }
 
 }  // namespace nld::config::detail

@@ -1,6 +1,7 @@
 // dump(): a deterministic, human-readable rendering of a parsed Corefile. It is also the input
 // of the fingerprint, so every configured value must appear in it (but no file names or lines:
 // moving a block or editing comments must not change the fingerprint).
+#include <iomanip>
 #include <sstream>
 
 #include "config/corefile.h"
@@ -108,6 +109,11 @@ std::string dump(const Corefile& cf) {
     if (b.prometheus) o << "  prometheus " << *b.prometheus << "\n";
     if (b.bufsize) o << "  bufsize " << *b.bufsize << "\n";
     if (b.loadbalance) o << "  loadbalance round_robin\n";
+    for (const auto& r : b.rewrites) {
+      o << "  rewrite";
+      for (const auto& a : r) o << " " << std::quoted(a);
+      o << "\n";
+    }
   }
   for (const auto& l : cf.listeners) {
     o << "listener " << (l.address.empty() ? "*" : l.address) << ":" << l.port << ":";

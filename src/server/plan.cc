@@ -171,6 +171,18 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
     b.metrics = sb.prometheus.has_value();
     b.bufsize = sb.bufsize.value_or(0);
     b.loadbalance = sb.loadbalance;
+    if (!sb.rewrites.empty()) {
+      auto rw = std::make_shared<dns::rewrite::Rewriter>();
+      for (const auto& args : sb.rewrites) {
+        try {
+          rw->addRule(args);
+        } catch (const std::exception& e) {  // validated by the Corefile reader already
+          throw std::runtime_error(fmt::format("{}:{}: plugin/rewrite: {}", sb.file, sb.line,
+                                               e.what()));
+        }
+      }
+      b.rewrite = std::move(rw);
+    }
     if (sb.cache) {
       b.cache = toCacheSettings(*sb.cache, plan->workers);
       for (const auto& z : sb.cache->zones) b.cache_zones.push_back(nameOrThrow(z));

@@ -13,6 +13,7 @@
 #include "cache/cache.h"
 #include "config/corefile.h"
 #include "dns/name.h"
+#include "dns/rewrite.h"
 #include "server/errors.h"
 #include "upstream/forwarder.h"
 
@@ -75,6 +76,9 @@ struct BlockPlan {
   bool metrics = false;  // block has `prometheus`
   uint16_t bufsize = 0;  // `bufsize`: cap on a client's EDNS UDP size (0: none)
   bool loadbalance = false;  // `loadbalance`: shuffle address records in every answer
+  /// `rewrite` rules (null: none). The cache keeps upstream answers to rewritten questions, so
+  /// a change of rules does not invalidate it (not part of cache_identity).
+  std::shared_ptr<const dns::rewrite::Rewriter> rewrite;
   std::shared_ptr<LoopDetector> loop;
 };
 
