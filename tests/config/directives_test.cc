@@ -65,6 +65,49 @@ TEST(Loadbalance, RoundRobinOnly) {
   EXPECT_CONFIG_ERROR(". {\n loadbalance {\n }\n}\n", 2, "does not take a block");
 }
 
+TEST(Rewrite, RulesKeptInOrderAndBlocksFlattened) {
+  const ServerBlock b = only(parse(
+      ". {\n rewrite name suffix .svc. .example.\n rewrite continue type ANY HINFO\n"
+      " rewrite stop {\n  name regex (.*)\\.a\\.$ {1}.b.\n  answer name (.*)\\.b\\.$ {1}.a.\n }\n}\n"));
+  ASSERT_EQ(b.rewrites.size(), 3u);
+  EXPECT_EQ(b.rewrites[0], (std::vector<std::string>{"name", "suffix", ".svc.", ".example."}));
+  EXPECT_EQ(b.rewrites[1], (std::vector<std::string>{"continue", "type", "ANY", "HINFO"}));
+  EXPECT_EQ(b.rewrites[2],
+            (std::vector<std::string>{"stop", "name", "regex", "(.*)\\.a\\.$", "{1}.b.", "answer",
+                                      "name", "(.*)\\.b\\.$", "{1}.a."}));
+}
+
+TEST(Rewrite, RefusedRulesNameTheirLine) {
+  const std::string head = ". {\n forward . 1.1.1.1\n";
+  EXPECT_CONFIG_ERROR(head + " rewrite edns0 local set 0xffee abcd\n}\n", 3,
+                      "plugin/rewrite: 'edns0' rules are not supported by node-cache");
+  EXPECT_CONFIG_ERROR(head + " rewrite ttl example.org. 10\n}\n", 3,
+                      "'ttl' rules are not supported by node-cache");
+  EXPECT_CONFIG_ERROR(head + " rewrite continue cname exact a. b.\n}\n", 3,
+                      "'cname' rules are not supported by node-cache");
+  EXPECT_CONFIG_ERROR(head + " rewrite rcode a. SERVFAIL NXDOMAIN\n}\n", 3,
+                      "'rcode' rules are not supported by node-cache");
+  EXPECT_CONFIG_ERROR(head + " rewrite name a.\n}\n", 3, "at least two arguments");
+  EXPECT_CONFIG_ERROR(head + " rewrite type A\n}\n", 3, "exactly two arguments");
+  EXPECT_CONFIG_ERROR(head + " rewrite type A BOGUS\n}\n", 3, "invalid type \"BOGUS\"");
+  EXPECT_CONFIG_ERROR(head + " rewrite class IN XX\n}\n", 3, "invalid class \"XX\"");
+  EXPECT_CONFIG_ERROR(head + " rewrite name fuzzy a. b.\n}\n", 3, "received: fuzzy");
+  EXPECT_CONFIG_ERROR(head + " rewrite name regex ( b.\n}\n", 3, "invalid regex pattern");
+  EXPECT_CONFIG_ERROR(head + " rewrite name regex (a) {2}.b.\n}\n", 3, "capture groups");
+  EXPECT_CONFIG_ERROR(head + " rewrite answer name a b\n}\n", 3, "must begin with a name rule");
+  EXPECT_CONFIG_ERROR(head + " rewrite name exact a. b. answer bogus x y\n}\n", 3,
+                      "invalid type \"bogus\" for answer rule");
+  EXPECT_CONFIG_ERROR(head + " rewrite name exact a. b. extra\n}\n", 3,
+                      "invalid arguments for a name rule's answer rule");
+  EXPECT_CONFIG_ERROR(head + " rewrite name suffix a. b. answer auto answer name x y\n}\n", 3,
+                      "cannot be combined");
+  EXPECT_CONFIG_ERROR(head + " rewrite name suffix a. b. {\n }\n}\n", 3,
+                      "a block follows only");
+  EXPECT_CONFIG_ERROR(head + " rewrite\n}\n", 3, "no rule type specified");
+  EXPECT_CONFIG_ERROR(head + " rewrite stop\n}\n", 3, "must begin with a rule type");
+  EXPECT_CONFIG_ERROR(head + " rewrite foo a b\n}\n", 3, "invalid rule type \"foo\"");
+}
+
 TEST(Log, Forms) {
   const ServerBlock b =
       only(parse(". {\n log\n log example.org\n log a.org B.org \"{remote} {name}\" {\n  class "
