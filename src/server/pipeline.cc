@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "common/log.h"
 #include "common/random.h"
@@ -412,12 +413,14 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
 
   // rewrite: CoreDNS's plugin order puts it after the cache (whose key stays the client's
   // question) and before forward; the answer is reverted in onUpstream.
-  dns::rewrite::Outcome rewrite;
+  // (An optional: a block without rules does not even construct an Outcome.)
+  std::optional<dns::rewrite::Outcome> rewrite;
   if (block.rewrite) {
     rewrite = block.rewrite->apply(q.question);
-    if (rewrite.invalid) return finishError(dns::rcode::ServFail, zone->text);
+    if (rewrite->invalid) return finishError(dns::rcode::ServFail, zone->text);
+    if (!rewrite->matched) rewrite.reset();
   }
-  const dns::Name& fwd_name = rewrite.matched ? rewrite.question.name : q.question.name;
+  const dns::Name& fwd_name = rewrite ? rewrite->question.name : q.question.name;
 
   // forward: the first stanza whose FROM covers the name and whose except list does not.
   upstream::Forwarder* fwd = nullptr;
@@ -437,9 +440,9 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
   // answers SERVFAIL synchronously, as CoreDNS does for a name it cannot pack).
   size_t rewrite_len = 0;
   dns::Query rewrite_query;
-  if (rewrite.matched) {
+  if (rewrite) {
     rewrite_buf_.resize(dns::kMaxMessageSize);
-    rewrite_len = dns::rewrite::Rewriter::buildRewrittenQuery(pkt, q, rewrite,
+    rewrite_len = dns::rewrite::Rewriter::buildRewrittenQuery(pkt, q, *rewrite,
                                                               MutableBytes(rewrite_buf_));
     if (rewrite_len == 0 ||
         dns::parseQuery(ByteView(rewrite_buf_.data(), rewrite_len), rewrite_query) !=
@@ -464,8 +467,8 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
   ByteView fwd_pkt(p->pkt);
   const dns::Query* fwd_query = &p->query;
   uint64_t fwd_hash = key_hash;
-  if (rewrite.matched) {
-    p->rewrite = std::move(rewrite);
+  if (rewrite) {
+    p->rewrite = std::move(*rewrite);
     p->fwd_pkt.assign(rewrite_buf_.begin(), rewrite_buf_.begin() + std::ptrdiff_t(rewrite_len));
     p->fwd_query = rewrite_query;
     fwd_pkt = ByteView(p->fwd_pkt);
