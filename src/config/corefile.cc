@@ -24,7 +24,7 @@ namespace {
 // node-cache, or compiled in but not supported by this replacement).
 const std::set<std::string, std::less<>> kKnownUnsupported = {
     "root",        "metadata",    "geoip",       "cancel",       "tls",        "quic",
-    "timeouts",    "multisocket", "nsid",        "debug",        "trace",
+    "multisocket", "nsid",        "debug",        "trace",
     "ready",       "pprof",       "dnstap",      "local",        "dns64",      "acl",
     "any",         "chaos",       "tsig",        "header",
     "dnssec",      "autopath",    "minimal",     "template",     "transfer",   "hosts",
@@ -110,7 +110,8 @@ ServerBlock buildBlock(const RawBlock& raw, const ParseOptions& options,
     const bool supported = name == "errors" || name == "log" || name == "cache" ||
                            name == "forward" || name == "bind" || name == "reload" ||
                            name == "loop" || name == "health" || name == "prometheus" ||
-                           name == "bufsize" || name == "loadbalance" || name == "rewrite";
+                           name == "bufsize" || name == "loadbalance" || name == "rewrite" ||
+                           name == "timeouts";
     if (!supported) {
       if (kKnownUnsupported.count(name)) {
         failAt(line.head, "plugin '" + name + "' is not supported by node-cache");
@@ -142,6 +143,8 @@ ServerBlock buildBlock(const RawBlock& raw, const ParseOptions& options,
       parseLoadbalance(line, b);
     } else if (name == "rewrite") {
       parseRewrite(line, b);
+    } else if (name == "timeouts") {
+      parseTimeouts(line, b);
     } else {
       parsePrometheus(line, b);
     }

@@ -136,6 +136,11 @@ struct HealthConfig {
   std::chrono::milliseconds lameduck{0};
 };
 
+/// `timeouts { read D; write D; idle D }` (CoreDNS plugin/timeouts): each 1 s .. 24 h.
+struct TimeoutsConfig {
+  std::optional<std::chrono::milliseconds> read, write, idle;
+};
+
 struct ReloadConfig {
   std::chrono::seconds interval{30}, jitter{15};
 };
@@ -162,6 +167,7 @@ struct ServerBlock {
   /// `rewrite` rules in file order, each its arguments (a block's tokens flattened in, as
   /// CoreDNS reads them); validated here, compiled by the server (dns::rewrite::Rewriter).
   std::vector<std::vector<std::string>> rewrites;
+  std::optional<TimeoutsConfig> timeouts;  ///< `timeouts`: the TCP deadlines of its listeners
 };
 
 /// One listening endpoint (address, port) and the zones it serves → block index.

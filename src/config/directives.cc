@@ -337,4 +337,41 @@ void parseRewrite(const Line& line, ServerBlock& block) {
   block.rewrites.push_back(std::move(args));
 }
 
+void parseTimeouts(const Line& line, ServerBlock& block) {
+  constexpr std::string_view kPlugin = "timeouts";
+  expectArgs(line, kPlugin, 0, 0);
+  TimeoutsConfig t = block.timeouts.value_or(TimeoutsConfig{});
+  for (const Line& sub : line.block) {
+    expectNoBlock(sub, kPlugin);
+    expectArgs(sub, kPlugin, 1, 1);
+    // CoreDNS's durations.NewDurationFromArg: a Go duration, or a plain number of seconds.
+    const std::string& text = sub.args[0].text;
+    std::optional<std::chrono::nanoseconds> d;
+    if (const auto secs = parseUnsigned(text)) {
+      d = std::chrono::seconds(*secs);
+    } else {
+      d = parseGoDuration(text);
+    }
+    if (!d) pluginError(sub.args[0], kPlugin, "invalid duration '" + text + "'");
+    if (*d < std::chrono::seconds(1) || *d > std::chrono::hours(24)) {
+      pluginError(sub.args[0], kPlugin,
+                  "timeout provided '" + formatGoDuration(*d) +
+                      "' needs to be between 1 second and 24 hours");
+    }
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+    const std::string& name = sub.head.text;
+    if (name == "read") {
+      t.read = ms;
+    } else if (name == "write") {
+      t.write = ms;
+    } else if (name == "idle") {
+      t.idle = ms;
+    } else {
+      pluginError(sub.head, kPlugin, "unknown option: '" + name + "'");
+    }
+  }
+  if (line.block.empty()) pluginError(line.head, kPlugin, "timeouts block with no timeouts specified");
+  block.timeouts = t;
+}
+
 }  // namespace nld::config::detail

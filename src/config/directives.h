@@ -33,6 +33,7 @@ void parsePrometheus(const Line& line, ServerBlock& block);
 void parseBufsize(const Line& line, ServerBlock& block);
 void parseLoadbalance(const Line& line, ServerBlock& block);
 void parseRewrite(const Line& line, ServerBlock& block);
+void parseTimeouts(const Line& line, ServerBlock& block);
 /// `zones` are the block's zones (the default for `cache`).
 CacheConfig parseCache(const Line& line, const std::vector<std::string>& zones);
 ForwardConfig parseForward(const Line& line);

@@ -109,6 +109,13 @@ std::string dump(const Corefile& cf) {
     if (b.prometheus) o << "  prometheus " << *b.prometheus << "\n";
     if (b.bufsize) o << "  bufsize " << *b.bufsize << "\n";
     if (b.loadbalance) o << "  loadbalance round_robin\n";
+    if (b.timeouts) {
+      o << "  timeouts";
+      if (b.timeouts->read) o << " read " << b.timeouts->read->count() << "ms";
+      if (b.timeouts->write) o << " write " << b.timeouts->write->count() << "ms";
+      if (b.timeouts->idle) o << " idle " << b.timeouts->idle->count() << "ms";
+      o << "\n";
+    }
     for (const auto& r : b.rewrites) {
       o << "  rewrite";
       for (const auto& a : r) o << " " << std::quoted(a);

@@ -128,7 +128,18 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
     lp.address = l.address;
     lp.port = l.port;
     lp.server_label = serverLabel(l.address, l.port);
-    for (const auto& [zone, block] : l.zones) lp.zones.add(nameOrThrow(zone), zone, block);
+    for (const auto& [zone, block] : l.zones) {
+      lp.zones.add(nameOrThrow(zone), zone, block);
+      if (const auto& t = cf.blocks[block].timeouts) {
+        if (t->read) lp.tcp_read = t->read;
+        if (t->idle) lp.tcp_idle = t->idle;
+        if (t->write) {
+          log::warn("{}:{}: plugin/timeouts: 'write' has no deadline of its own in node-cache; "
+                    "a TCP client that does not read its answers is closed by the idle deadline "
+                    "and the write-buffer bound", cf.blocks[block].file, cf.blocks[block].line);
+        }
+      }
+    }
     plan->listeners.push_back(std::move(lp));
   }
 

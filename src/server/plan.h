@@ -87,6 +87,9 @@ struct ListenerPlan {
   uint16_t port = 0;
   std::string server_label;  // "dns://169.254.20.10:53", "dns://:53"
   ZoneTable zones;
+  /// `timeouts` of the blocks served here (the last block that sets one wins, as CoreDNS's
+  /// server takes them): `read` → the TCP first-read and frame deadlines, `idle` → the idle one.
+  std::optional<std::chrono::milliseconds> tcp_read, tcp_idle;
 };
 
 struct Plan {

@@ -1,6 +1,8 @@
 // Directive syntax: good forms and bad forms (each bad one with its line number and message).
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "test_support.h"
 
 namespace nld::config {
@@ -106,6 +108,23 @@ TEST(Rewrite, RefusedRulesNameTheirLine) {
   EXPECT_CONFIG_ERROR(head + " rewrite\n}\n", 3, "no rule type specified");
   EXPECT_CONFIG_ERROR(head + " rewrite stop\n}\n", 3, "must begin with a rule type");
   EXPECT_CONFIG_ERROR(head + " rewrite foo a b\n}\n", 3, "invalid rule type \"foo\"");
+}
+
+TEST(Timeouts, Forms) {
+  const ServerBlock b = only(parse(". {\n timeouts {\n  read 2s\n  write 30\n  idle 1m\n }\n}\n"));
+  ASSERT_TRUE(b.timeouts.has_value());
+  EXPECT_EQ(b.timeouts->read, std::chrono::milliseconds(2000));
+  EXPECT_EQ(b.timeouts->write, std::chrono::milliseconds(30000));
+  EXPECT_EQ(b.timeouts->idle, std::chrono::milliseconds(60000));
+  EXPECT_FALSE(only(parse(". {\n forward . 1.1.1.1\n}\n")).timeouts.has_value());
+  EXPECT_CONFIG_ERROR(". {\n timeouts\n}\n", 2, "timeouts block with no timeouts specified");
+  EXPECT_CONFIG_ERROR(". {\n timeouts 5s\n}\n", 2, "Wrong argument count");
+  EXPECT_CONFIG_ERROR(". {\n timeouts {\n  read 500ms\n }\n}\n", 3,
+                      "timeout provided '500ms' needs to be between 1 second and 24 hours");
+  EXPECT_CONFIG_ERROR(". {\n timeouts {\n  idle 25h\n }\n}\n", 3, "between 1 second and 24 hours");
+  EXPECT_CONFIG_ERROR(". {\n timeouts {\n  read soon\n }\n}\n", 3, "invalid duration 'soon'");
+  EXPECT_CONFIG_ERROR(". {\n timeouts {\n  dial 5s\n }\n}\n", 3, "unknown option: 'dial'");
+  EXPECT_CONFIG_ERROR(". {\n timeouts {\n  read\n }\n}\n", 3, "Wrong argument count");
 }
 
 TEST(Log, Forms) {
