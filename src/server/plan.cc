@@ -133,11 +133,6 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
       if (const auto& t = cf.blocks[block].timeouts) {
         if (t->read) lp.tcp_read = t->read;
         if (t->idle) lp.tcp_idle = t->idle;
-        if (t->write) {
-          log::warn("{}:{}: plugin/timeouts: 'write' has no deadline of its own in node-cache; "
-                    "a TCP client that does not read its answers is closed by the idle deadline "
-                    "and the write-buffer bound", cf.blocks[block].file, cf.blocks[block].line);
-        }
       }
     }
     plan->listeners.push_back(std::move(lp));
@@ -182,6 +177,11 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
     b.metrics = sb.prometheus.has_value();
     b.bufsize = sb.bufsize.value_or(0);
     b.loadbalance = sb.loadbalance;
+    if (sb.timeouts && sb.timeouts->write) {
+      log::warn("{}:{}: plugin/timeouts: 'write' has no deadline of its own in node-cache; a TCP "
+                "client that does not read its answers is closed by the idle deadline and the "
+                "write-buffer bound", sb.file, sb.line);
+    }
     if (!sb.rewrites.empty()) {
       auto rw = std::make_shared<dns::rewrite::Rewriter>();
       for (const auto& args : sb.rewrites) {
