@@ -12,6 +12,7 @@
 
 #include "dns/message.h"
 #include "dns/name.h"
+#include "dns/rewrite.h"
 #include "dns/shuffle.h"
 
 namespace {
@@ -158,11 +159,62 @@ void exerciseShuffle(ByteView pkt) {
   }
 }
 
+// rewrite on any bytes: a query's rewritten copy re-parses with the rewritten question; an
+// answer reverted for a fixed client query stays inside its buffer and, when the input parsed
+// as a response, re-parses with the client's question.
+void exerciseRewrite(ByteView pkt) {
+  static const rewrite::Rewriter kRules = [] {
+    rewrite::Rewriter r;
+    r.addRule({"continue", "name", "suffix", ".svc.", ".svc.cluster.local.", "answer", "auto"});
+    r.addRule({"continue", "type", "ANY", "HINFO"});
+    r.addRule({"name", "regex", R"((.*)\.local\.$)", "{1}.example.", "answer", "name",
+               R"((.*)\.example\.$)", "{1}.local.", "answer", "value", "(.*)", "x.{1}"});
+    return r;
+  }();
+  Query q;
+  if (parseQuery(pkt, q) == QueryStatus::Ok) {
+    const rewrite::Outcome o = kRules.apply(q.question);
+    if (o.matched && !o.invalid) {
+      std::vector<uint8_t> up(kMaxMessageSize);
+      const size_t n = rewrite::Rewriter::buildRewrittenQuery(pkt, q, o, up);
+      if (n != 0) {
+        Query q2;
+        const QueryStatus st = parseQuery(ByteView(up.data(), n), q2);
+        check(st != QueryStatus::Ok || questionMatches(q2.question, o.question),
+              "rewritten query question differs");
+      }
+    }
+  }
+  static const std::vector<uint8_t> kClient = [] {
+    std::vector<uint8_t> b(512);
+    const size_t n = buildQuery(1, *Name::fromString("web.ns.svc."), type::A, cls::IN, 0x0100,
+                                true, 1232, false, b);
+    b.resize(n);
+    return b;
+  }();
+  Query client;
+  check(parseQuery(ByteView(kClient), client) == QueryStatus::Ok, "fixed client query");
+  const rewrite::Outcome o = kRules.apply(client.question);
+  std::vector<uint8_t> out(kMaxMessageSize + 16, 0xee);
+  const size_t n = rewrite::Rewriter::revertAnswer(
+      pkt, ByteView(kClient), client, o, MutableBytes(out.data(), kMaxMessageSize));
+  check(n <= kMaxMessageSize, "reverted answer length");
+  check(std::all_of(out.end() - 16, out.end(), [](uint8_t b) { return b == 0xee; }),
+        "revertAnswer wrote past its buffer");
+  Response r;
+  if (n == 0 || parseResponse(pkt, r) != Error::None) return;
+  Response back;
+  check(parseResponse(ByteView(out.data(), n), back) == Error::None,
+        "reverted answer does not re-parse");
+  check(questionMatches(back.question, client.question), "reverted answer question");
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ByteView pkt(data, size);
   exerciseQuery(pkt);
   exerciseResponse(pkt);
   exerciseShuffle(pkt);
+  exerciseRewrite(pkt);
   // readName at every offset (bounded so one large input cannot dominate a fuzzing run).
   const size_t limit = std::min<size_t>(size, 2048);
   for (size_t off = 0; off < limit; ++off) exerciseName(pkt, off);

@@ -24,9 +24,9 @@ namespace {
 // node-cache, or compiled in but not supported by this replacement).
 const std::set<std::string, std::less<>> kKnownUnsupported = {
     "root",        "metadata",    "geoip",       "cancel",       "tls",        "quic",
-    "timeouts",    "multisocket", "nsid",        "debug",        "trace",
+    "multisocket", "nsid",        "debug",        "trace",
     "ready",       "pprof",       "dnstap",      "local",        "dns64",      "acl",
-    "any",         "chaos",       "tsig",        "rewrite",      "header",
+    "any",         "chaos",       "tsig",        "header",
     "dnssec",      "autopath",    "minimal",     "transfer",
     "route53",     "azure",       "clouddns",    "k8s_external", "kubernetes", "file",
     "auto",        "secondary",   "etcd",        "grpc",         "erratic",    "whoami",
@@ -111,7 +111,7 @@ ServerBlock buildBlock(const RawBlock& raw, const ParseOptions& options,
                            name == "forward" || name == "bind" || name == "reload" ||
                            name == "loop" || name == "health" || name == "prometheus" ||
                            name == "bufsize" || name == "loadbalance" || name == "hosts" ||
-                           name == "template";
+                           name == "template" || name == "rewrite" || name == "timeouts";
     if (!supported) {
       if (kKnownUnsupported.count(name)) {
         failAt(line.head, "plugin '" + name + "' is not supported by node-cache");
@@ -145,6 +145,10 @@ ServerBlock buildBlock(const RawBlock& raw, const ParseOptions& options,
       b.templates.push_back(parseTemplate(line, zones));
     } else if (name == "hosts") {
       b.hosts = parseHosts(line, zones);
+    } else if (name == "rewrite") {
+      parseRewrite(line, b);
+    } else if (name == "timeouts") {
+      parseTimeouts(line, b);
     } else {
       parsePrometheus(line, b);
     }

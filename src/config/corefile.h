@@ -163,6 +163,11 @@ struct TemplateConfig {
   std::vector<std::string> fallthrough_zones;  ///< empty with fallthrough = every name
 };
 
+/// `timeouts { read D; write D; idle D }` (CoreDNS plugin/timeouts): each 1 s .. 24 h.
+struct TimeoutsConfig {
+  std::optional<std::chrono::milliseconds> read, write, idle;
+};
+
 struct ReloadConfig {
   std::chrono::seconds interval{30}, jitter{15};
 };
@@ -188,6 +193,10 @@ struct ServerBlock {
   bool loadbalance = false;  ///< `loadbalance [round_robin]`: address records shuffled
   std::optional<HostsConfig> hosts;
   std::vector<TemplateConfig> templates;  ///< in file order (CoreDNS tries them in order)
+  /// `rewrite` rules in file order, each its arguments (a block's tokens flattened in, as
+  /// CoreDNS reads them); validated here, compiled by the server (dns::rewrite::Rewriter).
+  std::vector<std::vector<std::string>> rewrites;
+  std::optional<TimeoutsConfig> timeouts;  ///< `timeouts`: the TCP deadlines of its listeners
 };
 
 /// One listening endpoint (address, port) and the zones it serves → block index.

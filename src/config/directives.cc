@@ -8,6 +8,7 @@
 
 #include "common/go_text.h"
 #include "config/netutil.h"
+#include "dns/rewrite.h"
 
 namespace nld::config::detail {
 
@@ -474,6 +475,70 @@ HostsConfig parseHosts(const Line& line, const std::vector<std::string>& zones) 
     }
   }
   return h;
+}
+
+void parseRewrite(const Line& line, ServerBlock& block) {
+  constexpr std::string_view kPlugin = "rewrite";
+  std::vector<std::string> args;
+  for (const Token& t : line.args) args.push_back(t.text);
+  if (line.has_block) {
+    // CoreDNS reads a block only after fewer than two arguments (`rewrite [stop|continue] {`)
+    // and then takes all of its tokens as the rule's arguments.
+    if (args.size() >= 2) {
+      pluginError(line.open_brace, kPlugin, "a block follows only `rewrite`, `rewrite stop` or "
+                                            "`rewrite continue`");
+    }
+    for (const Line& sub : line.block) {
+      if (sub.has_block) pluginError(sub.open_brace, kPlugin, "nested blocks are not allowed");
+      args.push_back(sub.head.text);
+      for (const Token& t : sub.args) args.push_back(t.text);
+    }
+  }
+  try {
+    // Compiled here only to report a bad rule with its file:line; the server compiles its own.
+    dns::rewrite::Rewriter check;
+    check.addRule(args);
+  } catch (const std::invalid_argument& e) {
+    pluginError(line.head, kPlugin, e.what());
+  }
+  block.rewrites.push_back(std::move(args));
+}
+
+void parseTimeouts(const Line& line, ServerBlock& block) {
+  constexpr std::string_view kPlugin = "timeouts";
+  expectArgs(line, kPlugin, 0, 0);
+  TimeoutsConfig t = block.timeouts.value_or(TimeoutsConfig{});
+  for (const Line& sub : line.block) {
+    expectNoBlock(sub, kPlugin);
+    expectArgs(sub, kPlugin, 1, 1);
+    // CoreDNS's durations.NewDurationFromArg: a Go duration, or a plain number of seconds.
+    const std::string& text = sub.args[0].text;
+    std::optional<std::chrono::nanoseconds> d;
+    if (const auto secs = parseUnsigned(text)) {
+      d = std::chrono::seconds(*secs);
+    } else {
+      d = parseGoDuration(text);
+    }
+    if (!d) pluginError(sub.args[0], kPlugin, "invalid duration '" + text + "'");
+    if (*d < std::chrono::seconds(1) || *d > std::chrono::hours(24)) {
+      pluginError(sub.args[0], kPlugin,
+                  "timeout provided '" + formatGoDuration(*d) +
+                      "' needs to be between 1 second and 24 hours");
+    }
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+    const std::string& name = sub.head.text;
+    if (name == "read") {
+      t.read = ms;
+    } else if (name == "write") {
+      t.write = ms;
+    } else if (name == "idle") {
+      t.idle = ms;
+    } else {
+      pluginError(sub.head, kPlugin, "unknown option: '" + name + "'");
+    }
+  }
+  if (line.block.empty()) pluginError(line.head, kPlugin, "timeouts block with no timeouts specified");
+  block.timeouts = t;
 }
 
 }  // namespace nld::config::detail

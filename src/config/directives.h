@@ -35,6 +35,8 @@ void parseLoadbalance(const Line& line, ServerBlock& block);
 /// `zones` are the block's zones (the default for `hosts`).
 TemplateConfig parseTemplate(const Line& line, const std::vector<std::string>& zones);
 HostsConfig parseHosts(const Line& line, const std::vector<std::string>& zones);
+void parseRewrite(const Line& line, ServerBlock& block);
+void parseTimeouts(const Line& line, ServerBlock& block);
 /// `zones` are the block's zones (the default for `cache`).
 CacheConfig parseCache(const Line& line, const std::vector<std::string>& zones);
 ForwardConfig parseForward(const Line& line);

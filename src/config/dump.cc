@@ -1,6 +1,7 @@
 // dump(): a deterministic, human-readable rendering of a parsed Corefile. It is also the input
 // of the fingerprint, so every configured value must appear in it (but no file names or lines:
 // moving a block or editing comments must not change the fingerprint).
+#include <iomanip>
 #include <sstream>
 
 #include "config/corefile.h"
@@ -134,6 +135,18 @@ std::string dump(const Corefile& cf) {
         for (const auto& z : h.fallthrough_zones) o << " " << z;
         o << "\n";
       }
+    }
+    if (b.timeouts) {
+      o << "  timeouts";
+      if (b.timeouts->read) o << " read " << b.timeouts->read->count() << "ms";
+      if (b.timeouts->write) o << " write " << b.timeouts->write->count() << "ms";
+      if (b.timeouts->idle) o << " idle " << b.timeouts->idle->count() << "ms";
+      o << "\n";
+    }
+    for (const auto& r : b.rewrites) {
+      o << "  rewrite";
+      for (const auto& a : r) o << " " << std::quoted(a);
+      o << "\n";
     }
   }
   for (const auto& l : cf.listeners) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "common/log.h"
 #include "common/random.h"
@@ -38,6 +39,11 @@ struct Pipeline::Pending {
   Reply reply;
   net::Clock::time_point start;
   bool stale_verify = false;  // serve_stale verify: fall back to the stale entry on failure
+  // rewrite: what the rules did, and the rewritten query that went upstream instead of
+  // pkt/query (which stay the client's: the cache and the answer are the client's question's).
+  dns::rewrite::Outcome rewrite;
+  std::vector<uint8_t> fwd_pkt;
+  dns::Query fwd_query;
 };
 
 Pipeline::Pipeline(net::EventLoop& loop, ServerMetrics& metrics, size_t worker_index,
@@ -434,18 +440,44 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
     }
   }
 
+  // rewrite: CoreDNS's plugin order puts it after the cache (whose key stays the client's
+  // question) and before forward; the answer is reverted in onUpstream.
+  // (An optional: a block without rules does not even construct an Outcome.)
+  std::optional<dns::rewrite::Outcome> rewrite;
+  if (block.rewrite) {
+    rewrite = block.rewrite->apply(q.question);
+    if (rewrite->invalid) return finishError(dns::rcode::ServFail, zone->text);
+    if (!rewrite->matched) rewrite.reset();
+  }
+  const dns::Name& fwd_name = rewrite ? rewrite->question.name : q.question.name;
+
   // forward: the first stanza whose FROM covers the name and whose except list does not.
   upstream::Forwarder* fwd = nullptr;
   for (size_t i = 0; i < block.forwards.size(); ++i) {
     const ForwardPlan& f = block.forwards[i];
-    if (!q.question.name.isSubdomainOf(f.from)) continue;
-    if (inZones(q.question.name, f.except) && !q.question.name.equalsIgnoreCase(f.from)) continue;
+    if (!fwd_name.isSubdomainOf(f.from)) continue;
+    if (inZones(fwd_name, f.except) && !fwd_name.equalsIgnoreCase(f.from)) continue;
     fwd = rt.forwarders[i].get();
     break;
   }
   if (fwd == nullptr) {
     // Nothing after the cache can answer: CoreDNS answers SERVFAIL ("no next plugin").
     return finishPluginError(dns::rcode::ServFail);
+  }
+
+  // The query that goes upstream when the rules rewrote it (before the Pending: a failure here
+  // answers SERVFAIL synchronously, as CoreDNS does for a name it cannot pack).
+  size_t rewrite_len = 0;
+  dns::Query rewrite_query;
+  if (rewrite) {
+    rewrite_buf_.resize(dns::kMaxMessageSize);
+    rewrite_len = dns::rewrite::Rewriter::buildRewrittenQuery(pkt, q, *rewrite,
+                                                              MutableBytes(rewrite_buf_));
+    if (rewrite_len == 0 ||
+        dns::parseQuery(ByteView(rewrite_buf_.data(), rewrite_len), rewrite_query) !=
+            dns::QueryStatus::Ok) {
+      return finishError(dns::rcode::ServFail, zone->text);
+    }
   }
 
   Pending* p = acquirePending();
@@ -461,10 +493,21 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
   p->reply = replies.make();
   p->start = start;
   p->stale_verify = stale_verify;
+  ByteView fwd_pkt(p->pkt);
+  const dns::Query* fwd_query = &p->query;
+  uint64_t fwd_hash = key_hash;
+  if (rewrite) {
+    p->rewrite = std::move(*rewrite);
+    p->fwd_pkt.assign(rewrite_buf_.begin(), rewrite_buf_.begin() + std::ptrdiff_t(rewrite_len));
+    p->fwd_query = rewrite_query;
+    fwd_pkt = ByteView(p->fwd_pkt);
+    fwd_query = &p->fwd_query;
+    fwd_hash = dns::keyHash(p->fwd_query);  // coalescing is by what goes upstream
+  }
   inflight_.fetch_add(1, std::memory_order_relaxed);
   noteMiss();
   // 16 bytes of capture: std::function stores them inline (no allocation per miss).
-  fwd->resolve(ByteView(p->pkt), p->query, key_hash, !udp,
+  fwd->resolve(fwd_pkt, *fwd_query, fwd_hash, !udp,
                [this, p](const upstream::Result& r) { onUpstream(p, r); });
   return kPending;
 }
@@ -474,17 +517,48 @@ void Pipeline::refresh(const std::shared_ptr<WorkerPlan>& wp, size_t block, Byte
   // Background refresh for prefetch / serve_stale: ask upstream, insert, answer nobody.
   const BlockPlan& b = wp->plan->blocks[block];
   const BlockRuntime& rt = wp->blocks[block];
+  // rewrite: the refresh asks upstream what a miss would ask (the rewritten question) and
+  // caches the answer reverted to the client's, as onUpstream does.
+  struct Copy {
+    std::vector<uint8_t> pkt, fwd_pkt;
+    dns::Query q, fwd_q;
+    dns::rewrite::Outcome rewrite;
+  };
+  auto copy = std::make_shared<Copy>();
+  if (b.rewrite) {
+    copy->rewrite = b.rewrite->apply(q.question);
+    if (copy->rewrite.invalid || (copy->rewrite.matched && !copy->rewrite.revert)) return;
+  }
+  const dns::Name& fwd_name =
+      copy->rewrite.matched ? copy->rewrite.question.name : q.question.name;
   for (size_t i = 0; i < b.forwards.size(); ++i) {
-    if (!q.question.name.isSubdomainOf(b.forwards[i].from)) continue;
-    auto copy = std::make_shared<std::pair<std::vector<uint8_t>, dns::Query>>(
-        std::vector<uint8_t>(pkt.begin(), pkt.end()), q);
+    if (!fwd_name.isSubdomainOf(b.forwards[i].from)) continue;
+    copy->pkt.assign(pkt.begin(), pkt.end());
+    copy->q = q;
+    ByteView fwd_pkt(copy->pkt);
+    const dns::Query* fwd_q = &copy->q;
+    uint64_t fwd_hash = key_hash;
+    if (copy->rewrite.matched) {
+      copy->fwd_pkt.resize(dns::kMaxMessageSize);
+      const size_t n = dns::rewrite::Rewriter::buildRewrittenQuery(
+          pkt, q, copy->rewrite, MutableBytes(copy->fwd_pkt));
+      copy->fwd_pkt.resize(n);
+      if (n == 0 || dns::parseQuery(ByteView(copy->fwd_pkt), copy->fwd_q) != dns::QueryStatus::Ok) {
+        return;
+      }
+      fwd_pkt = ByteView(copy->fwd_pkt);
+      fwd_q = &copy->fwd_q;
+      fwd_hash = dns::keyHash(copy->fwd_q);
+    }
     auto keep = wp;
     rt.forwarders[i]->resolve(
-        ByteView(copy->first), copy->second, key_hash, true,
-        [this, keep, copy, block, key_hash](const upstream::Result& r) mutable {
+        fwd_pkt, *fwd_q, fwd_hash, true,
+        [this, keep, copy, block, key_hash](const upstream::Result& upstream_result) mutable {
+          const upstream::Result r =
+              revertRewrite(ByteView(copy->pkt), copy->q, copy->rewrite, upstream_result);
           if (r.status == upstream::Result::Status::Ok) {
             auto& c = keep->blocks[block].cache;
-            if (c) c->insert(copy->second, key_hash, r.packet, *r.parsed, loop_.clockNow());
+            if (c) c->insert(copy->q, key_hash, r.packet, *r.parsed, loop_.clockNow());
           }
           releasePlanRef(std::move(keep));  // not when the forwarder destroys this callback
         });
@@ -555,6 +629,8 @@ void Pipeline::releasePending(Pending* p) {
   releasePlanRef(std::move(p->plan));  // the pool must not keep a config generation alive
   p->reply = nullptr;
   p->pkt.clear();   // keeps its capacity
+  p->rewrite.matched = p->rewrite.revert = false;
+  p->rewrite.responses.clear();
   if (pending_free_.size() < kPendingPoolMax) {
     pending_free_.emplace_back(p);
   } else {
@@ -620,7 +696,34 @@ size_t Pipeline::finishLocal(const ListenerPlan& lp, size_t bi, const std::strin
   return len;
 }
 
-void Pipeline::onUpstream(Pending* p, const upstream::Result& r) {
+upstream::Result Pipeline::revertRewrite(ByteView client_pkt, const dns::Query& client_q,
+                                         const dns::rewrite::Outcome& o,
+                                         const upstream::Result& r) {
+  if (!o.matched || !o.revert || r.status != upstream::Result::Status::Ok) return r;
+  rewrite_buf_.resize(dns::kMaxMessageSize);
+  const size_t n = dns::rewrite::Rewriter::revertAnswer(r.packet, client_pkt, client_q, o,
+                                                        MutableBytes(rewrite_buf_));
+  upstream::Result out = r;
+  if (n == 0 || dns::parseResponse(ByteView(rewrite_buf_.data(), n), rewrite_resp_) !=
+                    dns::Error::None) {
+    out.status = upstream::Result::Status::ServFail;
+    out.packet = {};
+    out.parsed = nullptr;
+    out.error = "plugin/rewrite: the answer could not be rebuilt for the client's question";
+    return out;
+  }
+  out.packet = ByteView(rewrite_buf_.data(), n);
+  out.parsed = &rewrite_resp_;
+  return out;
+}
+
+void Pipeline::onUpstream(Pending* p, const upstream::Result& upstream_result) {
+  // rewrite: the client gets, and the cache keeps under the client's question, the answer
+  // reverted to that question. Rules that matched but revert nothing (`continue` rules without
+  // answer rules) pass the rewritten answer through uncached, as CoreDNS writes it.
+  const upstream::Result r =
+      revertRewrite(ByteView(p->pkt), p->query, p->rewrite, upstream_result);
+  const bool as_rewritten = p->rewrite.matched && !p->rewrite.revert;
   WorkerPlan& wp = *p->plan;
   const Plan& plan = *wp.plan;
   const ListenerPlan& lp = plan.listeners[p->listener];
@@ -641,8 +744,10 @@ void Pipeline::onUpstream(Pending* p, const upstream::Result& r) {
        r.parsed->header.rcode() == dns::rcode::NxDomain);
   if (usable) {
     uint32_t duration = 0;
-    duration = cacheInsert(lp, block, rt, p->query, p->key_hash, r);
-    len = finishFromUpstream(r, p->query, client, duration, limit, out);
+    if (!as_rewritten) duration = cacheInsert(lp, block, rt, p->query, p->key_hash, r);
+    len = as_rewritten ? finishFromUpstream(r, p->fwd_query, ByteView(p->fwd_pkt), duration,
+                                            limit, out)
+                       : finishFromUpstream(r, p->query, client, duration, limit, out);
     plugin = AnswerPlugin::Forward;
   }
   if (len == 0 && p->stale_verify && rt.cache) {

@@ -134,7 +134,12 @@ class Pipeline {
   /// Drops a reference to a worker plan from inside a forwarder callback (see pipeline.cc).
   void releasePlanRef(std::shared_ptr<WorkerPlan>&& wp);
   void releasePending(Pending* p);
-  void onUpstream(Pending* p, const upstream::Result& r);
+  void onUpstream(Pending* p, const upstream::Result& upstream_result);
+  /// rewrite: `r` with its answer reverted for the client (question restored, answer rules
+  /// applied) into rewrite_buf_, or a ServFail result if that fails. `r` itself when the rules
+  /// did not rewrite this query.
+  upstream::Result revertRewrite(dns::ByteView client_pkt, const dns::Query& client_q,
+                                 const dns::rewrite::Outcome& o, const upstream::Result& r);
   /// Free Pending records kept for reuse (~1 KiB each): enough for the usual number of queries
   /// in flight on a worker; the ones freed past it during a burst go back to the allocator.
   static constexpr size_t kPendingPoolMax = 256;
@@ -212,6 +217,10 @@ class Pipeline {
   std::vector<uint8_t> scratch_;
   std::vector<uint8_t> local_;  // a plugin's answer before it is finished into `out` (on demand)
   dns::Response local_parse_;
+  // rewrite: the rewritten query being built, and a rewritten answer being reverted (both only
+  // when a block has `rewrite` rules).
+  std::vector<uint8_t> rewrite_buf_;
+  dns::Response rewrite_resp_;
   uint64_t dropped_ = 0;
   uint64_t trims_ = 0;
   std::atomic<size_t> inflight_{0};

@@ -128,7 +128,13 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
     lp.address = l.address;
     lp.port = l.port;
     lp.server_label = serverLabel(l.address, l.port);
-    for (const auto& [zone, block] : l.zones) lp.zones.add(nameOrThrow(zone), zone, block);
+    for (const auto& [zone, block] : l.zones) {
+      lp.zones.add(nameOrThrow(zone), zone, block);
+      if (const auto& t = cf.blocks[block].timeouts) {
+        if (t->read) lp.tcp_read = t->read;
+        if (t->idle) lp.tcp_idle = t->idle;
+      }
+    }
     plan->listeners.push_back(std::move(lp));
   }
 
@@ -180,6 +186,31 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
     }
     if (sb.hosts) {
       b.hosts = std::make_shared<HostsPlugin>(*sb.hosts, fmt::format("{}:{}", sb.file, sb.hosts->line));
+    }
+    if (sb.timeouts && sb.timeouts->write) {
+      log::warn("{}:{}: plugin/timeouts: 'write' has no deadline of its own in node-cache; a TCP "
+                "client that does not read its answers is closed by the idle deadline and the "
+                "write-buffer bound", sb.file, sb.line);
+    }
+    if (!sb.rewrites.empty() && (sb.hosts || !sb.templates.empty())) {
+      // CoreDNS runs rewrite before template and hosts; ours hands the rewritten question to
+      // forward only. Refused loudly rather than answered from the client's name.
+      throw std::runtime_error(fmt::format(
+          "{}:{}: plugin/rewrite: rewrite together with {} in one server block is not supported "
+          "by node-cache (the rewritten name would not reach it); put them in separate blocks",
+          sb.file, sb.line, sb.hosts ? "hosts" : "template"));
+    }
+    if (!sb.rewrites.empty()) {
+      auto rw = std::make_shared<dns::rewrite::Rewriter>();
+      for (const auto& args : sb.rewrites) {
+        try {
+          rw->addRule(args);
+        } catch (const std::exception& e) {  // validated by the Corefile reader already
+          throw std::runtime_error(fmt::format("{}:{}: plugin/rewrite: {}", sb.file, sb.line,
+                                               e.what()));
+        }
+      }
+      b.rewrite = std::move(rw);
     }
     if (sb.cache) {
       b.cache = toCacheSettings(*sb.cache, plan->workers);

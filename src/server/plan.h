@@ -13,6 +13,7 @@
 #include "cache/cache.h"
 #include "config/corefile.h"
 #include "dns/name.h"
+#include "dns/rewrite.h"
 #include "server/errors.h"
 #include "server/hosts.h"
 #include "server/template.h"
@@ -77,6 +78,9 @@ struct BlockPlan {
   bool metrics = false;  // block has `prometheus`
   uint16_t bufsize = 0;  // `bufsize`: cap on a client's EDNS UDP size (0: none)
   bool loadbalance = false;  // `loadbalance`: shuffle address records in every answer
+  /// `rewrite` rules (null: none). The cache keeps upstream answers to rewritten questions, so
+  /// a change of rules does not invalidate it (not part of cache_identity).
+  std::shared_ptr<const dns::rewrite::Rewriter> rewrite;
   std::shared_ptr<LoopDetector> loop;
   std::shared_ptr<HostsPlugin> hosts;  // `hosts`: shared by the workers (see server/hosts.h)
   std::shared_ptr<const TemplatePlugin> templates;  // every `template` line of the block
@@ -87,6 +91,9 @@ struct ListenerPlan {
   uint16_t port = 0;
   std::string server_label;  // "dns://169.254.20.10:53", "dns://:53"
   ZoneTable zones;
+  /// `timeouts` of the blocks served here (the last block that sets one wins, as CoreDNS's
+  /// server takes them): `read` → the TCP first-read and frame deadlines, `idle` → the idle one.
+  std::optional<std::chrono::milliseconds> tcp_read, tcp_idle;
 };
 
 struct Plan {

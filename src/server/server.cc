@@ -63,8 +63,11 @@ struct Server::Worker {
         u->setListener(found->second);
         u->start();
       }
+      const ListenerPlan& lp = plan->listeners[found->second];
       for (auto& t : it->second.tcp) {
         t->setListener(found->second);
+        t->setDeadlines(lp.tcp_read.value_or(tcp_limits.first_read),
+                        lp.tcp_read.value_or(tcp_limits.frame), lp.tcp_idle.value_or(tcp_limits.idle));
         t->start();
       }
       ++it;

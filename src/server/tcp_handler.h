@@ -65,6 +65,15 @@ class TcpListener final : public net::IoHandler {
   void start();
   void stop();  // stops accepting and closes every connection
   void setListener(size_t index) { listener_ = index; }
+  /// The `timeouts` plugin's deadlines for this listener (loop thread): `read` for a new
+  /// connection's first query and for a frame, `idle` between queries. Existing connections use
+  /// them from their next deadline on.
+  void setDeadlines(std::chrono::milliseconds first_read, std::chrono::milliseconds frame,
+                    std::chrono::milliseconds idle) {
+    limits_.first_read = first_read;
+    limits_.frame = frame;
+    limits_.idle = idle;
+  }
   size_t listener() const { return listener_; }
   size_t connections() const { return conns_.size(); }
   int fd() const { return fd_; }

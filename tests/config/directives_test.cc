@@ -1,6 +1,8 @@
 // Directive syntax: good forms and bad forms (each bad one with its line number and message).
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "test_support.h"
 
 namespace nld::config {
@@ -163,6 +165,66 @@ TEST(Template, BadFormsAndTheRefusedSubset) {
                       "is not supported by node-cache");
   EXPECT_CONFIG_ERROR(". {\n template IN A {\n  answer \"{{ .Name\"\n }\n}\n", 3,
                       "unclosed action");
+}
+
+TEST(Rewrite, RulesKeptInOrderAndBlocksFlattened) {
+  const ServerBlock b = only(parse(
+      ". {\n rewrite name suffix .svc. .example.\n rewrite continue type ANY HINFO\n"
+      " rewrite stop {\n  name regex (.*)\\.a\\.$ {1}.b.\n  answer name (.*)\\.b\\.$ {1}.a.\n }\n}\n"));
+  ASSERT_EQ(b.rewrites.size(), 3u);
+  EXPECT_EQ(b.rewrites[0], (std::vector<std::string>{"name", "suffix", ".svc.", ".example."}));
+  EXPECT_EQ(b.rewrites[1], (std::vector<std::string>{"continue", "type", "ANY", "HINFO"}));
+  EXPECT_EQ(b.rewrites[2],
+            (std::vector<std::string>{"stop", "name", "regex", "(.*)\\.a\\.$", "{1}.b.", "answer",
+                                      "name", "(.*)\\.b\\.$", "{1}.a."}));
+}
+
+TEST(Rewrite, RefusedRulesNameTheirLine) {
+  const std::string head = ". {\n forward . 1.1.1.1\n";
+  EXPECT_CONFIG_ERROR(head + " rewrite edns0 local set 0xffee abcd\n}\n", 3,
+                      "plugin/rewrite: 'edns0' rules are not supported by node-cache");
+  EXPECT_CONFIG_ERROR(head + " rewrite ttl example.org. 10\n}\n", 3,
+                      "'ttl' rules are not supported by node-cache");
+  EXPECT_CONFIG_ERROR(head + " rewrite continue cname exact a. b.\n}\n", 3,
+                      "'cname' rules are not supported by node-cache");
+  EXPECT_CONFIG_ERROR(head + " rewrite rcode a. SERVFAIL NXDOMAIN\n}\n", 3,
+                      "'rcode' rules are not supported by node-cache");
+  EXPECT_CONFIG_ERROR(head + " rewrite name a.\n}\n", 3, "at least two arguments");
+  EXPECT_CONFIG_ERROR(head + " rewrite type A\n}\n", 3, "exactly two arguments");
+  EXPECT_CONFIG_ERROR(head + " rewrite type A BOGUS\n}\n", 3, "invalid type \"BOGUS\"");
+  EXPECT_CONFIG_ERROR(head + " rewrite class IN XX\n}\n", 3, "invalid class \"XX\"");
+  EXPECT_CONFIG_ERROR(head + " rewrite name fuzzy a. b.\n}\n", 3, "received: fuzzy");
+  EXPECT_CONFIG_ERROR(head + " rewrite name regex ( b.\n}\n", 3, "invalid regex pattern");
+  EXPECT_CONFIG_ERROR(head + " rewrite name regex (a) {2}.b.\n}\n", 3, "capture groups");
+  EXPECT_CONFIG_ERROR(head + " rewrite answer name a b\n}\n", 3, "must begin with a name rule");
+  EXPECT_CONFIG_ERROR(head + " rewrite name exact a. b. answer bogus x y\n}\n", 3,
+                      "invalid type \"bogus\" for answer rule");
+  EXPECT_CONFIG_ERROR(head + " rewrite name exact a. b. extra\n}\n", 3,
+                      "invalid arguments for a name rule's answer rule");
+  EXPECT_CONFIG_ERROR(head + " rewrite name suffix a. b. answer auto answer name x y\n}\n", 3,
+                      "cannot be combined");
+  EXPECT_CONFIG_ERROR(head + " rewrite name suffix a. b. {\n }\n}\n", 3,
+                      "a block follows only");
+  EXPECT_CONFIG_ERROR(head + " rewrite\n}\n", 3, "no rule type specified");
+  EXPECT_CONFIG_ERROR(head + " rewrite stop\n}\n", 3, "must begin with a rule type");
+  EXPECT_CONFIG_ERROR(head + " rewrite foo a b\n}\n", 3, "invalid rule type \"foo\"");
+}
+
+TEST(Timeouts, Forms) {
+  const ServerBlock b = only(parse(". {\n timeouts {\n  read 2s\n  write 30\n  idle 1m\n }\n}\n"));
+  ASSERT_TRUE(b.timeouts.has_value());
+  EXPECT_EQ(b.timeouts->read, std::chrono::milliseconds(2000));
+  EXPECT_EQ(b.timeouts->write, std::chrono::milliseconds(30000));
+  EXPECT_EQ(b.timeouts->idle, std::chrono::milliseconds(60000));
+  EXPECT_FALSE(only(parse(". {\n forward . 1.1.1.1\n}\n")).timeouts.has_value());
+  EXPECT_CONFIG_ERROR(". {\n timeouts\n}\n", 2, "timeouts block with no timeouts specified");
+  EXPECT_CONFIG_ERROR(". {\n timeouts 5s\n}\n", 2, "Wrong argument count");
+  EXPECT_CONFIG_ERROR(". {\n timeouts {\n  read 500ms\n }\n}\n", 3,
+                      "timeout provided '500ms' needs to be between 1 second and 24 hours");
+  EXPECT_CONFIG_ERROR(". {\n timeouts {\n  idle 25h\n }\n}\n", 3, "between 1 second and 24 hours");
+  EXPECT_CONFIG_ERROR(". {\n timeouts {\n  read soon\n }\n}\n", 3, "invalid duration 'soon'");
+  EXPECT_CONFIG_ERROR(". {\n timeouts {\n  dial 5s\n }\n}\n", 3, "unknown option: 'dial'");
+  EXPECT_CONFIG_ERROR(". {\n timeouts {\n  read\n }\n}\n", 3, "Wrong argument count");
 }
 
 TEST(Log, Forms) {

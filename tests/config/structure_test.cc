@@ -174,7 +174,7 @@ TEST(Directives, UnknownAndUnsupported) {
                       "plugin 'kubernetes' is not supported by node-cache");
   EXPECT_CONFIG_ERROR(". {\n\n dns64 {\n translate_all\n }\n}\n", 3,
                       "plugin 'dns64' is not supported");
-  EXPECT_CONFIG_ERROR(". {\n rewrite name a b\n}\n", 2, "plugin 'rewrite' is not supported");
+  EXPECT_CONFIG_ERROR(". {\n dns64\n}\n", 2, "plugin 'dns64' is not supported");
   EXPECT_CONFIG_ERROR(". {\n \"errors\" x\n}\n", 2, "plugin/errors: Wrong argument count");
 }
 
