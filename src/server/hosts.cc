@@ -172,10 +172,7 @@ HostsPlugin::HostsPlugin(const config::HostsConfig& cfg, std::string where)
     log::warn("{}: plugin/hosts: Hosts file {} is a directory", where_, cfg_.file);
   }
   reloadIfChanged();
-  if (cfg_.reload.count() > 0) {
-    next_check_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count() +
-                         cfg_.reload.count());
-  }
+  if (cfg_.reload.count() > 0) next_check_ns_.store(kArmOnFirstQuery);
 }
 
 void HostsPlugin::reloadIfChanged() {
@@ -198,10 +195,14 @@ void HostsPlugin::reloadIfChanged() {
 
 size_t HostsPlugin::entries() const { return file_.load()->size() + inline_.size(); }
 
-void HostsPlugin::maybeReload() {
+void HostsPlugin::maybeReload(net::Clock::time_point now_tp) {
   int64_t due = next_check_ns_.load(std::memory_order_relaxed);
   if (due == 0) return;
-  const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+  const int64_t now = now_tp.time_since_epoch().count();
+  if (due == kArmOnFirstQuery) {  // the file was read at construction: the period starts now
+    next_check_ns_.compare_exchange_strong(due, now + cfg_.reload.count());
+    return;
+  }
   if (now < due) return;
   // One worker wins the period; the others keep answering from the current map.
   if (!next_check_ns_.compare_exchange_strong(due, now + cfg_.reload.count())) return;
@@ -231,12 +232,13 @@ bool appendRecord(dns::MutableBytes out, size_t& len, const dns::Name& owner, ui
 }  // namespace
 
 HostsPlugin::Verdict HostsPlugin::lookup(dns::ByteView pkt, const dns::Query& q,
-                                         dns::MutableBytes out, size_t& len) {
+                                         dns::MutableBytes out, size_t& len,
+                                         net::Clock::time_point now) {
   const dns::Question& qs = q.question;
   const uint16_t qtype = qs.qtype;
   // PTR zones need not be in the plugin's zones (CoreDNS).
   if (qtype != dns::type::PTR && !inZones(qs.name, origins_)) return Verdict::Next;
-  maybeReload();
+  maybeReload(now);
   const std::shared_ptr<const HostsMap> file = file_.load();
   const std::array<const HostsMap*, 2> maps = {file.get(), &inline_};  // file entries first
 

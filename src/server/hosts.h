@@ -32,6 +32,7 @@
 #include "config/corefile.h"
 #include "dns/message.h"
 #include "dns/name.h"
+#include "net/event_loop.h"
 
 namespace nld::server {
 
@@ -70,15 +71,17 @@ class HostsPlugin {
 
   enum class Verdict : uint8_t { Next, ServFail, Answer };
   /// Decides about query `q` (packet `pkt`). For Answer, writes a complete response (question
-  /// copied from `pkt`, no OPT) to `out` and sets `len`. `out` must hold 65535 bytes.
-  Verdict lookup(dns::ByteView pkt, const dns::Query& q, dns::MutableBytes out, size_t& len);
+  /// copied from `pkt`, no OPT) to `out` and sets `len`. `out` must hold 65535 bytes. `now` is
+  /// the calling worker loop's time (net::EventLoop::now()): the reload period runs on it.
+  Verdict lookup(dns::ByteView pkt, const dns::Query& q, dns::MutableBytes out, size_t& len,
+                 net::Clock::time_point now);
 
   /// Re-reads the file now if its mtime or size changed (the periodic check calls this).
   void reloadIfChanged();
   size_t entries() const;
 
  private:
-  void maybeReload();
+  void maybeReload(net::Clock::time_point now);
 
   config::HostsConfig cfg_;
   std::string where_;
@@ -88,7 +91,10 @@ class HostsPlugin {
   std::mutex reload_mu_;  // one reader of the file at a time; guards mtime_/size_
   int64_t mtime_ns_ = 0;
   int64_t size_ = 0;
-  std::atomic<int64_t> next_check_ns_{0};  // steady clock; 0 = check disabled
+  // Next file check, in the workers' loop time (ns); 0 = check disabled; kArmOnFirstQuery: the
+  // first query starts the first period (the plan is built off the loops, on no loop's clock).
+  static constexpr int64_t kArmOnFirstQuery = -1;
+  std::atomic<int64_t> next_check_ns_{0};
 };
 
 }  // namespace nld::server

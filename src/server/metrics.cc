@@ -74,29 +74,9 @@ ServerMetrics::ServerMetrics(observability::CorednsMetrics& m, size_t workers)
   log_suppressed_.with();
 }
 
-template <typename MakeLabels>
-observability::Counter& ServerMetrics::counter(size_t worker, observability::CounterFamily& fam,
-                                               const Key& key, MakeLabels&& make) {
-  auto& m = workers_[worker].counters;
-  auto it = m.find(key);
-  if (it == m.end()) it = m.emplace(key, fam.with(make())).first;
-  return it->second;
-}
-
-template <typename MakeLabels>
-observability::Gauge& ServerMetrics::gauge(size_t worker, observability::GaugeFamily& fam,
-                                           const Key& key, MakeLabels&& make) {
-  auto& m = workers_[worker].gauges;
-  auto it = m.find(key);
-  if (it == m.end()) it = m.emplace(key, fam.with(make())).first;
-  return it->second;
-}
-
-template <typename MakeLabels>
-observability::Histogram& ServerMetrics::histogram(size_t worker,
-                                                   observability::HistogramFamily& fam,
-                                                   const Key& key, MakeLabels&& make) {
-  auto& m = workers_[worker].histograms;
+template <typename Map, typename Family, typename MakeLabels>
+typename Map::mapped_type& ServerMetrics::cached(Map& m, Family& fam, const Key& key,
+                                                 MakeLabels&& make) {
   auto it = m.find(key);
   if (it == m.end()) it = m.emplace(key, fam.with(make())).first;
   return it->second;
@@ -164,7 +144,7 @@ void ServerMetrics::onQuery(size_t worker, const std::string& server, const std:
     }
     z.responses[xi].inc();
   } else {
-    counter(worker, responses_,
+    cached(workers_[worker].counters, responses_,
             Key{&responses_, &server, &zone, uint64_t(rcode) | (uint64_t(plugin) << 8)}, [&] {
               return std::vector<std::string>{server, zone, "", rcodeLabel(rcode),
                                               pluginName(plugin)};
@@ -217,7 +197,8 @@ void ServerMetrics::onCacheEntries(size_t worker, const std::string& server,
                                    const std::string& zones, bool denial, double delta) {
   // The gauge's cell is a shared atomic; the handle is this worker's (found by the label
   // strings' addresses), so a miss's insert builds no label vector.
-  gauge(worker, cache_entries_, Key{&cache_entries_, &server, &zones, denial ? 1u : 0u}, [&] {
+  const Key key{&cache_entries_, &server, &zones, denial ? 1u : 0u};
+  cached(workers_[worker].gauges, cache_entries_, key, [&] {
     return std::vector<std::string>{server, zones, "", denial ? "denial" : "success"};
   }).add(delta);
 }
@@ -226,17 +207,16 @@ void ServerMetrics::forgetHandles(size_t worker) { workers_[worker] = PerWorker{
 
 void ServerMetrics::onCacheEvictions(size_t worker, const std::string& server,
                                      const std::string& zones, bool denial, uint64_t n) {
-  counter(worker, cache_evictions_, Key{&cache_evictions_, &server, &zones, denial ? 1u : 0u},
-          [&] {
-            return std::vector<std::string>{server, zones, "", denial ? "denial" : "success"};
-          })
-      .add(n);
+  const Key key{&cache_evictions_, &server, &zones, denial ? 1u : 0u};
+  cached(workers_[worker].counters, cache_evictions_, key, [&] {
+    return std::vector<std::string>{server, zones, "", denial ? "denial" : "success"};
+  }).add(n);
 }
 
 void ServerMetrics::onCacheDrop(size_t worker, const std::string& server,
                                 const std::string& zones) {
-  counter(worker, cache_drops_, Key{&cache_drops_, &server, &zones, 0},
-          [&] { return std::vector<std::string>{server, zones, ""}; })
+  cached(workers_[worker].counters, cache_drops_, Key{&cache_drops_, &server, &zones, 0},
+         [&] { return std::vector<std::string>{server, zones, ""}; })
       .inc();
 }
 

@@ -107,7 +107,6 @@ class ServerMetrics {
   };
   struct PerWorker {
     std::unordered_map<Key, observability::Counter, KeyHash> counters;
-    std::unordered_map<Key, observability::Histogram, KeyHash> histograms;
     std::unordered_map<Key, observability::Gauge, KeyHash> gauges;
     std::unordered_map<Key, std::unique_ptr<ZoneCounters>, KeyHash> zones;
     std::unordered_map<Key, std::unique_ptr<CacheCounters>, KeyHash> caches;
@@ -121,15 +120,10 @@ class ServerMetrics {
     CacheCounters* last_cache_counters = nullptr;
   };
   static size_t typeIndex(uint16_t qtype);
-  template <typename MakeLabels>
-  observability::Counter& counter(size_t worker, observability::CounterFamily& fam,
-                                  const Key& key, MakeLabels&& make);
-  template <typename MakeLabels>
-  observability::Gauge& gauge(size_t worker, observability::GaugeFamily& fam, const Key& key,
-                              MakeLabels&& make);
-  template <typename MakeLabels>
-  observability::Histogram& histogram(size_t worker, observability::HistogramFamily& fam,
-                                      const Key& key, MakeLabels&& make);
+  /// The handle of `key` in one of a worker's maps, made from `fam` with make()'s labels the
+  /// first time.
+  template <typename Map, typename Family, typename MakeLabels>
+  static typename Map::mapped_type& cached(Map& m, Family& fam, const Key& key, MakeLabels&& make);
 
   observability::Registry& registry_;
   observability::CorednsMetrics& catalogue_;

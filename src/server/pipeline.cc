@@ -431,7 +431,7 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
   // hosts (CoreDNS order: after cache, before forward).
   if (block.hosts) {
     size_t n = 0;
-    switch (block.hosts->lookup(pkt, q, MutableBytes(local_), n)) {
+    switch (block.hosts->lookup(pkt, q, MutableBytes(local_), n, loop_.now())) {
       case HostsPlugin::Verdict::Next: break;
       case HostsPlugin::Verdict::ServFail: return finishPluginError(dns::rcode::ServFail);
       case HostsPlugin::Verdict::Answer:

@@ -299,3 +299,29 @@ def metric_sum(samples, name, **labels):
 
 def metric_names(samples):
     return {n for n, _, _ in samples}
+
+
+# ---- the differential suites (test_differential.py, tests/system/test_differential_host.py)
+
+def guide_table_rows():
+    """First cells of every table row of docs/operator-guide.md (where the differential suites
+    check that each allowlisted difference names a row of the "differ on purpose" table)."""
+    with open(os.path.join(SOURCE_DIR, "docs", "operator-guide.md"), encoding="utf-8") as f:
+        return {line.split("|")[1].strip() for line in f
+                if line.startswith("| ") and line.count("|") >= 3}
+
+
+def emit_diff_table(rows, env_var):
+    """The comparison table (markdown): printed, and appended to the file named by $env_var when
+    that is set (docs/drop-in-comparison.md is made from it)."""
+    lines = ["| Area | Case | Reference (1.22.18) | Ours | Verdict |", "|---|---|---|---|---|"]
+    for row in rows:
+        cells = [str(x).replace("|", "\\|").replace("\n", " ") for x in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    print(text, flush=True)
+    path = os.environ.get(env_var)
+    if path:
+        with open(path, "a") as f:
+            f.write(text)
+

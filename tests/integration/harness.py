@@ -242,6 +242,13 @@ class NodeCacheTestCase(unittest.TestCase):
             raise unittest.SkipTest("reference k8s-dns-node-cache: NLD_REFERENCE_NODE_CACHE unset")
         return self.start_node_cache(corefile, probe, binary=ref, **kw)
 
+    def start_side(self, corefile, probe, reference, **kw):
+        """start_reference (reference=True: skipped visibly without the binary) or
+        start_node_cache on the same Corefile: the two sides of a differential test."""
+        if reference:
+            return self.start_reference(corefile, probe, **kw)
+        return self.start_node_cache(corefile, probe, **kw)
+
     def _stop_node_cache(self, nc):
         if nc.stopped:  # the test stopped it itself and checked the outcome
             nc.cleanup()

@@ -377,7 +377,7 @@ class DifferentialTest(h.NodeCacheTestCase):
     @classmethod
     def tearDownClass(cls):
         if cls.rows:
-            emit(cls.rows)
+            h.emit_diff_table(cls.rows, "NLD_DIFF_TABLE")
         super().tearDownClass()
 
     def setUp(self):
@@ -575,11 +575,7 @@ class DifferentialTest(h.NodeCacheTestCase):
 
     def test_guide_has_every_row(self):
         """Every guide row an allowlist names is a row of the operator guide's table."""
-        guide_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                  "docs", "operator-guide.md")
-        with open(guide_path, encoding="utf-8") as f:
-            first_cells = {line.split("|")[1].strip() for line in f
-                           if line.startswith("| ") and line.count("|") >= 3}
+        first_cells = h.guide_table_rows()
         named = {v for k, v in globals().items() if k.startswith("ROW_")}
         used = " ".join(row for row, _ in list(ALLOWLIST.values()) + list(TTL_ALLOWLIST.values()))
         self.assertEqual(sorted(r for r in named if r not in used), [], "ROW_ constants unused")
@@ -598,19 +594,6 @@ class DifferentialTest(h.NodeCacheTestCase):
                      "FAIL: both must exit non-zero")
         self.assertEqual(self.failures, [], "\n".join(self.failures))
 
-
-def emit(rows):
-    """The markdown table: printed, and appended to $NLD_DIFF_TABLE when set."""
-    lines = ["| Area | Case | Reference (1.22.18) | Ours | Verdict |", "|---|---|---|---|---|"]
-    for row in rows:
-        cells = [str(x).replace("|", "\\|").replace("\n", " ") for x in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
-    print(text, flush=True)
-    path = os.environ.get("NLD_DIFF_TABLE")
-    if path:
-        with open(path, "a") as f:
-            f.write(text)
 
 
 if __name__ == "__main__":

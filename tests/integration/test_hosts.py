@@ -99,10 +99,7 @@ hosts.test:{port} 9.10.in-addr.arpa:{port} {{
 }}
 """.format(port=port, hosts=hosts, hosts2=hosts2, knot=self.knot.port, prom=self.prom)
         probe = ("127.0.0.1", port, "ns.example.test")
-        if reference:
-            self.start_reference(cf, probe)
-        else:
-            self.start_node_cache(cf, probe)
+        self.start_side(cf, probe, reference)
         return port, hosts2
 
     def answers(self, port):

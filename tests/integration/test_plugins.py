@@ -40,10 +40,7 @@ class PluginsTest(h.NodeCacheTestCase):
         port = h.free_port()
         probe = ("127.0.0.1", port, "ns.example.test")
         cf = self.corefile(port, plugins)
-        if reference:
-            self.start_reference(cf, probe)
-        else:
-            self.start_node_cache(cf, probe)
+        self.start_side(cf, probe, reference)
         return port
 
     def orders(self, port, rdtype, n=60):

@@ -46,10 +46,7 @@ class RewriteTest(h.NodeCacheTestCase):
 }}
 """.format(port=port, rules="\n    ".join(rules), knot=self.knot.port)
         probe = ("127.0.0.1", port, "ns.example.test")
-        if reference:
-            self.start_reference(cf, probe)
-        else:
-            self.start_node_cache(cf, probe)
+        self.start_side(cf, probe, reference)
         return port
 
     def expect(self, port, name, rdtype, rcode, question, answers, rdclass="IN"):

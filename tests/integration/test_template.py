@@ -72,10 +72,7 @@ class TemplateTest(h.NodeCacheTestCase):
 }}
 """.format(port=port, knot=self.knot.port)
         probe = ("127.0.0.1", port, "ns.example.test")
-        if reference:
-            self.start_reference(cf, probe)
-        else:
-            self.start_node_cache(cf, probe)
+        self.start_side(cf, probe, reference)
         return port
 
     def answers(self, port):

@@ -34,10 +34,7 @@ class TimeoutsTest(h.NodeCacheTestCase):
 }}
 """.format(port=port, timeouts=timeouts, knot=self.knot.port)
         probe = ("127.0.0.1", port, "ns.example.test")
-        if reference:
-            self.start_reference(cf, probe)
-        else:
-            self.start_node_cache(cf, probe)
+        self.start_side(cf, probe, reference)
         return port
 
     def connect(self, port):

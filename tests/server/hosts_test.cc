@@ -76,6 +76,7 @@ class HostsPluginTest : public ::testing::Test {
   test::TempDir dir_;
   std::string path_ = dir_.path() + "/hosts";
   std::vector<uint8_t> out_ = std::vector<uint8_t>(65535);
+  net::Clock::time_point now_{};  // the calling loop's time handed to lookup()
 
   void write(const std::string& text) {
     std::ofstream f(path_, std::ios::trunc);
@@ -95,7 +96,7 @@ class HostsPluginTest : public ::testing::Test {
     dns::Query q;
     EXPECT_EQ(dns::parseQuery(dns::ByteView(pkt), q), dns::QueryStatus::Ok);
     size_t len = 0;
-    const auto v = p.lookup(dns::ByteView(pkt), q, dns::MutableBytes(out_), len);
+    const auto v = p.lookup(dns::ByteView(pkt), q, dns::MutableBytes(out_), len, now_);
     if (v == HostsPlugin::Verdict::Answer) {
       dns::Response r;
       EXPECT_EQ(dns::parseResponse(dns::ByteView(out_.data(), len), r), dns::Error::None);
@@ -143,6 +144,21 @@ TEST_F(HostsPluginTest, ReloadOnChangeAndMissingFile) {
   c.file = dir_.path() + "/absent";
   HostsPlugin empty(c, "Corefile:2");  // a warning, not an error
   EXPECT_EQ(empty.entries(), 0u);
+}
+
+TEST_F(HostsPluginTest, TheReloadPeriodRunsOnTheWorkersLoopTime) {
+  write("10.0.0.1 a.example.org\n");
+  auto c = cfg();
+  c.reload = std::chrono::seconds(5);
+  HostsPlugin p(c, "Corefile:2");
+  now_ = net::Clock::time_point(std::chrono::hours(1000));  // a fake loop clock
+  EXPECT_EQ(ask(p, "a.example.org.", dns::type::A), HostsPlugin::Verdict::Answer);  // arms
+  write("10.0.0.2 b.example.org\n# another size\n");
+  now_ += std::chrono::milliseconds(4999);
+  EXPECT_EQ(ask(p, "b.example.org.", dns::type::A), HostsPlugin::Verdict::ServFail);  // not yet
+  now_ += std::chrono::milliseconds(1);
+  EXPECT_EQ(ask(p, "b.example.org.", dns::type::A), HostsPlugin::Verdict::Answer);  // re-read
+  EXPECT_EQ(ask(p, "a.example.org.", dns::type::A), HostsPlugin::Verdict::ServFail);
 }
 
 TEST(HostsPlan, RewriteWithHostsOrTemplateInOneBlockIsRefusedWithFileAndLine) {

@@ -46,54 +46,10 @@ SIDES = ("reference", "ours")
 
 # The upstream ConfigMap (kubernetes/dns cluster/addons/dns/nodelocaldns/nodelocaldns.yaml) as
 # it reaches node-cache: the deployer substituted __PILLAR__DNS__DOMAIN__ only (IPVS-mode
-# instructions), node-cache fills the rest.
-UPSTREAM_TEMPLATE = """cluster.local:53 {
-    errors
-    cache {
-            success 9984 30
-            denial 9984 5
-    }
-    reload
-    loop
-    bind __PILLAR__LOCAL__DNS__ __PILLAR__DNS__SERVER__
-    forward . __PILLAR__CLUSTER__DNS__ {
-            force_tcp
-    }
-    prometheus :9253
-    health __PILLAR__LOCAL__DNS__:8080
-    }
-in-addr.arpa:53 {
-    errors
-    cache 30
-    reload
-    loop
-    bind __PILLAR__LOCAL__DNS__ __PILLAR__DNS__SERVER__
-    forward . __PILLAR__CLUSTER__DNS__ {
-            force_tcp
-    }
-    prometheus :9253
-    }
-ip6.arpa:53 {
-    errors
-    cache 30
-    reload
-    loop
-    bind __PILLAR__LOCAL__DNS__ __PILLAR__DNS__SERVER__
-    forward . __PILLAR__CLUSTER__DNS__ {
-            force_tcp
-    }
-    prometheus :9253
-    }
-.:53 {
-    errors
-    cache 30
-    reload
-    loop
-    bind __PILLAR__LOCAL__DNS__ __PILLAR__DNS__SERVER__
-    forward . __PILLAR__UPSTREAM__SERVERS__
-    prometheus :9253
-    }
-"""
+# instructions), node-cache fills the rest. The one copy of that Corefile is the integration
+# tests' data file.
+with open(os.path.join(s.h.HERE, "data", "nodelocaldns.Corefile")) as _f:
+    UPSTREAM_TEMPLATE = _f.read().replace("__PILLAR__DNS__DOMAIN__", "cluster.local")
 STUB_DOMAINS = {"zeta.test": ["192.0.2.53:5353", "192.0.2.54"], "acme.local": ["192.0.2.1"],
                 "beta.example": ["192.0.2.2"]}
 UPSTREAM_NAMESERVERS = ["192.0.2.8", "192.0.2.9:5353"]
@@ -216,7 +172,7 @@ class DifferentialHostTest(s.SystemTestCase):
     @classmethod
     def tearDownClass(cls):
         if cls.rows:
-            emit(cls.rows)
+            s.h.emit_diff_table(cls.rows, "NLD_DIFF_HOST_TABLE")
         super().tearDownClass()
 
     def setUp(self):
@@ -529,29 +485,13 @@ class DifferentialHostTest(s.SystemTestCase):
         self.check(set())
 
     def test_guide_has_every_row(self):
-        guide_path = os.path.join(s.SOURCE_DIR, "docs", "operator-guide.md")
-        with open(guide_path, encoding="utf-8") as f:
-            first_cells = {line.split("|")[1].strip() for line in f
-                           if line.startswith("| ") and line.count("|") >= 3}
+        first_cells = s.h.guide_table_rows()
         named = {v for k, v in globals().items() if k.startswith("ROW_")}
         used = {row for row, _ in ALLOWLIST.values()} | {ROW_COMMENTS}  # (compare_setup)
         self.assertEqual(sorted(named - used), [], "ROW_ constants unused")
         self.assertEqual(sorted(r for r in named if r not in first_cells), [],
                          "rows named by the allowlist but not in the guide")
 
-
-def emit(rows):
-    """The markdown table: printed, and appended to $NLD_DIFF_HOST_TABLE when set."""
-    lines = ["| Area | Case | Reference (1.22.18) | Ours | Verdict |", "|---|---|---|---|---|"]
-    for row in rows:
-        cells = [str(x).replace("|", "\\|").replace("\n", " ") for x in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
-    print(text, flush=True)
-    path = os.environ.get("NLD_DIFF_HOST_TABLE")
-    if path:
-        with open(path, "a") as f:
-            f.write(text)
 
 
 if __name__ == "__main__":
