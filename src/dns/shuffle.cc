@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstring>
+#include <vector>
 
 #include "dns/message.h"
 
@@ -54,9 +55,7 @@ size_t shuffleGroup(MutableBytes msg, const Rec* recs, size_t n, uint16_t type,
   return count;
 }
 
-}  // namespace
-
-size_t shuffleAddressRecords(MutableBytes msg, size_t len, RandomBelow random_below) {
+size_t shuffleInPlace(MutableBytes msg, size_t len, RandomBelow random_below) {
   if (len < kHeaderSize || len > msg.size() || len > 0xffff) return 0;
   const ByteView view(msg.data(), len);
   if ((load16(msg.data() + 2) & 0xf) != rcode::NoError) return 0;
@@ -90,6 +89,27 @@ size_t shuffleAddressRecords(MutableBytes msg, size_t len, RandomBelow random_be
     total += shuffleGroup(msg, recs.data(), n, type::AAAA, random_below);
   }
   return total;
+}
+
+}  // namespace
+
+size_t shuffleAddressRecords(MutableBytes msg, size_t len, RandomBelow random_below) {
+  // A compression pointer may point into the TTL or RDATA of an address record (a hostile or
+  // broken upstream; the fuzzer found one): moving those bytes would leave a message that no
+  // longer parses. So the shuffle is checked, and undone when it broke the message. Buffers are
+  // per thread and reused: no allocation once warm.
+  if (len < kHeaderSize || len > msg.size()) return 0;
+  thread_local std::vector<uint8_t> backup;
+  thread_local Response check;
+  backup.assign(msg.data(), msg.data() + len);
+  const size_t n = shuffleInPlace(msg, len, random_below);
+  if (n == 0) return 0;
+  const bool parsed_before = parseResponse(ByteView(backup.data(), len), check) == Error::None;
+  if (parsed_before && parseResponse(ByteView(msg.data(), len), check) != Error::None) {
+    std::memcpy(msg.data(), backup.data(), len);
+    return 0;
+  }
+  return n;
 }
 
 }  // namespace nld::dns
