@@ -16,7 +16,8 @@ constexpr size_t kMinPerPartition = 4;
 constexpr uint32_t kMaxServfailTtl = 300;  // RFC 2308 §7
 constexpr uint16_t kStoredFlags = dns::flag::RA | dns::flag::AD | dns::kRcodeMask;
 
-// Relaxed load + store: the owner is the only writer, so no read-modify-write is needed.
+// Relaxed load + store: writers are serialised (one thread, or the partition's mutex), so no
+// read-modify-write is needed.
 inline void bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
   c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
@@ -52,6 +53,7 @@ Cache::Cache(Settings s)
     : settings_(validated(std::move(s))),
       stale_s_(settings_.serve_stale_s.value_or(0)),
       stats_(std::make_unique<Stats>()),
+      mu_(settings_.partitions > 1 ? std::make_unique<std::mutex>() : nullptr),
       success_(partitionCapacity(settings_.success_capacity, settings_.partitions),
                partitionCapacity(settings_.success_capacity, settings_.partitions) *
                    settings_.bytes_per_entry_budget,
@@ -74,7 +76,7 @@ Cache::Freshness Cache::freshness(const Entry& e, Clock::time_point now) const {
 }
 
 Cache::Found Cache::findLive(const KeyView& key, uint64_t hash, Clock::time_point now,
-                             bool& fresh) {
+                             bool& fresh, bool erase_dead) {
   Found stale;
   bool erased = false;
   for (Store* store : {&denial_, &success_}) {  // denial first, like CoreDNS
@@ -89,8 +91,10 @@ Cache::Found Cache::findLive(const KeyView& key, uint64_t hash, Clock::time_poin
         if (stale.store == nullptr) stale = Found{store, i, store == &denial_};
         break;
       case Freshness::Dead:
-        store->erase(i);
-        erased = true;
+        if (erase_dead) {
+          store->erase(i);
+          erased = true;
+        }
         break;
     }
   }
@@ -161,29 +165,35 @@ bool Cache::shouldPrefetch(Entry& e, Clock::time_point now) {
 }
 
 LookupResult Cache::lookup(dns::ByteView /*query_pkt*/, const dns::Query& q, uint64_t hash,
-                           Clock::time_point now, size_t limit, dns::MutableBytes out) {
+                           Clock::time_point now, size_t limit, dns::MutableBytes out,
+                           Access access) {
+  Guard guard(mu_.get());
+  const bool owner = access == Access::Owner;
   Stats& st = *stats_;
-  bump(st.requests);
   const KeyView key = keyOf(q);
   bool fresh = false;
-  Found f = findLive(key, hash, now, fresh);
-  if (f.store == nullptr) {
-    bump(st.misses);
+  Found f = findLive(key, hash, now, fresh, owner);
+  auto miss = [&]() -> LookupResult {
+    if (owner) {  // a peer's miss is counted by the owner it hands the query to
+      bump(st.requests);
+      bump(st.misses);
+    }
     return {};
-  }
+  };
+  if (f.store == nullptr) return miss();
   Entry& e = f.store->entry(f.index);
   LookupResult res;
   res.denial = f.denial;
   if (!fresh && settings_.serve_stale_verify) {
+    if (!owner) return {};  // the owner asks upstream first
+    bump(st.requests);
     bump(f.denial ? st.hits_denial : st.hits_success);
     res.kind = Kind::StaleVerify;
     return res;
   }
   res.length = render(e, q, now, !fresh, limit, out);
-  if (res.length == 0) {  // `out` too small: a caller bug, answer from upstream instead
-    bump(st.misses);
-    return {};
-  }
+  if (res.length == 0) return miss();  // `out` too small: a caller bug, answer from upstream
+  bump(st.requests);
   bump(f.denial ? st.hits_denial : st.hits_success);
   f.store->reference(f.index);  // CLOCK bit
   if (fresh) {
@@ -200,9 +210,10 @@ LookupResult Cache::lookup(dns::ByteView /*query_pkt*/, const dns::Query& q, uin
 
 LookupResult Cache::lookupStale(dns::ByteView /*query_pkt*/, const dns::Query& q, uint64_t hash,
                                 Clock::time_point now, size_t limit, dns::MutableBytes out) {
+  Guard guard(mu_.get());
   const KeyView key = keyOf(q);
   bool fresh = false;
-  Found f = findLive(key, hash, now, fresh);
+  Found f = findLive(key, hash, now, fresh, true);
   if (f.store == nullptr) return {};
   Entry& e = f.store->entry(f.index);
   LookupResult res;
@@ -223,6 +234,7 @@ bool Cache::disabled(const dns::Name& name, bool denial) const {
 
 uint32_t Cache::insert(const dns::Query& q, uint64_t key_hash, dns::ByteView resp_pkt,
                        const dns::Response& r, Clock::time_point now) {
+  Guard guard(mu_.get());
   if (!r.header.qr() || r.header.qdcount != 1 || !dns::questionMatches(q.question, r.question)) {
     bump(stats_->drops);
     return 0;
@@ -284,6 +296,7 @@ uint32_t Cache::insert(const dns::Query& q, uint64_t key_hash, dns::ByteView res
 Cache::ExportCursor Cache::exportSome(ExportCursor cursor, size_t max_entries,
                                       const ClockPair& now, uint32_t group,
                                       SnapshotBuffer& writer) const {
+  Guard guard(mu_.get());
   size_t written = 0;
   size_t looked = 0;
   const size_t max_looked = std::max<size_t>(1, max_entries) * 4;
@@ -326,6 +339,7 @@ Cache::ExportCursor Cache::exportSome(ExportCursor cursor, size_t max_entries,
 }
 
 bool Cache::importEntry(const SnapshotEntry& se, const ClockPair& now) {
+  Guard guard(mu_.get());
   dns::Name name;
   uint16_t qtype = 0, qclass = 0;
   if (!validSnapshotEntry(se, name, qtype, qclass) || se.duration == 0) return false;
@@ -374,6 +388,7 @@ void Cache::syncGauges() {
 }
 
 size_t Cache::memoryBytes() const {
+  Guard guard(mu_.get());
   return sizeof(*this) + sizeof(Stats) + success_.memoryBytes() + denial_.memoryBytes();
 }
 

@@ -3,11 +3,17 @@
 // Stores upstream responses in wire form and answers hits by copying bytes and patching ID,
 // question case, flags and TTLs in place — no allocation on a hit.
 //
-// Threading: one Cache per (server block, worker thread). All member functions must be called
-// from the owning worker thread only; there are no locks. The Stats counters are the exception:
-// they are atomics written by the owner (relaxed load + store, no read-modify-write) and may be
-// read from any thread (the metrics scraper) while the owner runs. Stats has a stable address for
-// the lifetime of the Cache, also across moves.
+// Threading: one Cache per (server block, worker thread): the partition of the names that worker
+// owns (the kernel steers a UDP query to its name's owner). The owner inserts, exports and
+// imports. With one partition (one worker) nothing else touches it and there is no lock. With
+// several, another worker may look up a partition too (Access::Peer): a TCP connection lands on
+// any worker, and reading the owner's partition answers its cache hits where it arrived instead
+// of handing every query over to the owner's thread and back (two thread switches per batch when
+// workers share a core). Then every public member function takes the partition's mutex; it is
+// uncontended except for that case (UDP never crosses), ~20 ns, and a peer holds it for one
+// lookup. The Stats counters are atomics written under that mutex (or by the only thread:
+// relaxed load + store, no read-modify-write) and may be read from any thread (the metrics
+// scraper). Stats has a stable address for the lifetime of the Cache, also across moves.
 //
 // Deviations from CoreDNS v1.13.2, on purpose:
 // - QCLASS is part of the key (as CoreDNS HEAD, coredns/coredns#8272).
@@ -23,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 
 #include "cache/settings.h"
 #include "cache/snapshot.h"
@@ -37,6 +44,18 @@ enum class Kind : uint8_t {
   Stale,        // expired answer (within serve_stale) written to `out` with TTL 30
   StaleVerify,  // serve_stale verify: an expired entry exists; ask upstream first, then call
                 // lookupStale() if that fails. `out` untouched.
+};
+
+/// Who looks up: the partition's owner, or another worker answering a query it received for a
+/// name this partition owns (see Threading above).
+enum class Access : uint8_t {
+  Owner,
+  /// Only a usable answer (Hit, or Stale in immediate serve_stale mode) is taken and counted:
+  /// a Miss, or an expired entry under serve_stale verify, returns Miss with nothing counted or
+  /// changed (no dead entry erased), because the peer then hands the query to the owner, which
+  /// looks up again and counts it once. A prefetch or stale refresh a peer is handed (`prefetch`)
+  /// must be carried out by the owner: the entry is marked refreshing.
+  Peer,
 };
 
 struct LookupResult {
@@ -91,11 +110,12 @@ class Cache {
   /// @param query_pkt the client's packet (the question bytes are taken from `q`, which keeps
   ///        their case); @param q its parse; @param limit max response size (client UDP size, or
   ///        65535 for TCP); @param out buffer for the response, at least 65535 bytes.
-  /// Owner thread only.
+  /// Owner thread, or a peer worker with Access::Peer.
   /// @param key_hash dns::keyHash(q), computed once per query by the caller (the pipeline
   ///        shares it with the forwarder and insert); the overload without it computes it.
   LookupResult lookup(dns::ByteView query_pkt, const dns::Query& q, uint64_t key_hash,
-                      Clock::time_point now, size_t limit, dns::MutableBytes out);
+                      Clock::time_point now, size_t limit, dns::MutableBytes out,
+                      Access access = Access::Owner);
   LookupResult lookup(dns::ByteView query_pkt, const dns::Query& q, Clock::time_point now,
                       size_t limit, dns::MutableBytes out) {
     return lookup(query_pkt, q, dns::keyHash(q), now, limit, out);
@@ -154,7 +174,7 @@ class Cache {
 
   /// Thread-safe to read; stable address for the Cache's lifetime.
   const Stats& stats() const { return *stats_; }
-  /// Bytes held by both stores (tables and packets). Owner thread only.
+  /// Bytes held by both stores (tables and packets).
   size_t memoryBytes() const;
   const Settings& settings() const { return settings_; }
   size_t successCapacity() const { return success_.capacity(); }
@@ -172,9 +192,26 @@ class Cache {
     bool denial = false;
   };
   enum class Freshness : uint8_t { Fresh, Stale, Dead };
+  /// Holds the partition's mutex, if it has one, for a scope.
+  class Guard {
+   public:
+    explicit Guard(std::mutex* mu) : mu_(mu) {
+      if (mu_ != nullptr) mu_->lock();
+    }
+    ~Guard() {
+      if (mu_ != nullptr) mu_->unlock();
+    }
+    Guard(const Guard&) = delete;
+    Guard& operator=(const Guard&) = delete;
+
+   private:
+    std::mutex* mu_;
+  };
 
   Freshness freshness(const Entry& e, Clock::time_point now) const;
-  Found findLive(const KeyView& key, uint64_t hash, Clock::time_point now, bool& fresh);
+  /// `erase_dead`: erase the dead entries met on the way (the owner; not a peer's lookup).
+  Found findLive(const KeyView& key, uint64_t hash, Clock::time_point now, bool& fresh,
+                 bool erase_dead);
   size_t render(const Entry& e, const dns::Query& q, Clock::time_point now, bool stale,
                 size_t limit, dns::MutableBytes out) const;
   bool takeRefresh(Entry& e, Clock::time_point now);
@@ -185,6 +222,8 @@ class Cache {
   Settings settings_;
   uint32_t stale_s_ = 0;
   std::unique_ptr<Stats> stats_;
+  /// Only with more than one partition (see Threading); heap-held so the Cache stays movable.
+  std::unique_ptr<std::mutex> mu_;
   Store success_;
   Store denial_;
 };

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <optional>
+#include <utility>
 
 #include "common/log.h"
 #include "common/random.h"
@@ -113,13 +114,14 @@ void Pipeline::setPlan(const std::shared_ptr<const Plan>& plan) {
             old_cache->settings().partitions != b.cache->partitions) {
           continue;
         }
+        BlockRuntime& old_rt = current_->blocks[j];
         rt.cache = std::move(old_cache);
+        rt.reported_success = std::exchange(old_rt.reported_success, 0);
+        rt.reported_denial = std::exchange(old_rt.reported_denial, 0);
         if (ob.server_label != b.server_label || ob.zones_label != b.zones_label) {
           // Same cache, new labels: move its share of the entries gauge along.
-          const auto& st = rt.cache->stats();
           for (bool denial : {false, true}) {
-            const double n = double((denial ? st.entries_denial : st.entries_success)
-                                        .load(std::memory_order_relaxed));
+            const double n = double(denial ? rt.reported_denial : rt.reported_success);
             metrics_.onCacheEntries(worker_, ob.server_label, ob.zones_label, denial, -n);
             metrics_.onCacheEntries(worker_, b.server_label, b.zones_label, denial, n);
           }
@@ -127,7 +129,7 @@ void Pipeline::setPlan(const std::shared_ptr<const Plan>& plan) {
         break;
       }
     }
-    if (b.cache && !rt.cache) rt.cache = std::make_unique<cache::Cache>(*b.cache);
+    if (b.cache && !rt.cache) rt.cache = std::make_shared<cache::Cache>(*b.cache);
     for (const auto& f : b.forwards) {
       rt.forwarders.push_back(std::make_unique<upstream::Forwarder>(loop_, f.shared, f.observer.get()));
     }
@@ -135,14 +137,13 @@ void Pipeline::setPlan(const std::shared_ptr<const Plan>& plan) {
   // Entries of the previous generation's caches that were not taken over disappear with it.
   if (current_) {
     for (size_t i = 0; i < current_->blocks.size(); ++i) {
-      const auto& c = current_->blocks[i].cache;
-      if (!c) continue;
+      BlockRuntime& old_rt = current_->blocks[i];
+      if (!old_rt.cache) continue;
       const BlockPlan& b = current_->plan->blocks[i];
-      const auto& st = c->stats();
       metrics_.onCacheEntries(worker_, b.server_label, b.zones_label, false,
-                              -double(st.entries_success.load(std::memory_order_relaxed)));
+                              -double(std::exchange(old_rt.reported_success, 0)));
       metrics_.onCacheEntries(worker_, b.server_label, b.zones_label, true,
-                              -double(st.entries_denial.load(std::memory_order_relaxed)));
+                              -double(std::exchange(old_rt.reported_denial, 0)));
     }
   }
   current_ = std::move(wp);
@@ -171,13 +172,6 @@ size_t Pipeline::importSnapshot(const std::vector<const cache::SnapshotEntry*>& 
   if (!current_) return 0;
   const auto now = cache::ClockPair::now();
   size_t stored = 0;
-  std::vector<std::pair<uint64_t, uint64_t>> before(current_->blocks.size());
-  for (size_t i = 0; i < current_->blocks.size(); ++i) {
-    if (const auto& c = current_->blocks[i].cache) {
-      before[i] = {c->stats().entries_success.load(std::memory_order_relaxed),
-                   c->stats().entries_denial.load(std::memory_order_relaxed)};
-    }
-  }
   for (const cache::SnapshotEntry* e : entries) {
     if (e->group >= block_of_group.size()) continue;
     const size_t b = block_of_group[e->group];
@@ -185,15 +179,7 @@ size_t Pipeline::importSnapshot(const std::vector<const cache::SnapshotEntry*>& 
     if (current_->blocks[b].cache->importEntry(*e, now)) ++stored;
   }
   for (size_t i = 0; i < current_->blocks.size(); ++i) {
-    const auto& c = current_->blocks[i].cache;
-    if (!c) continue;
-    const BlockPlan& bp = current_->plan->blocks[i];
-    const double ds = double(c->stats().entries_success.load(std::memory_order_relaxed)) -
-                      double(before[i].first);
-    const double dd = double(c->stats().entries_denial.load(std::memory_order_relaxed)) -
-                      double(before[i].second);
-    if (ds != 0) metrics_.onCacheEntries(worker_, bp.server_label, bp.zones_label, false, ds);
-    if (dd != 0) metrics_.onCacheEntries(worker_, bp.server_label, bp.zones_label, true, dd);
+    if (current_->blocks[i].cache) syncCacheGauges(current_->plan->blocks[i], current_->blocks[i]);
   }
   return stored;
 }
@@ -255,10 +241,48 @@ size_t Pipeline::queryOwner(ByteView pkt, size_t workers) {
 }
 
 void Pipeline::handOff(size_t owner, ByteView pkt, const SockAddr& peer, size_t listener,
-                       Proto proto, Reply reply) {
-  outbox_[owner].push_back(
-      HandOff{std::vector<uint8_t>(pkt.begin(), pkt.end()), peer, listener, proto, std::move(reply)});
+                       Proto proto, Reply reply, bool refresh_only) {
+  if (!refresh_only) ++handed_off_;
+  outbox_[owner].push_back(HandOff{std::vector<uint8_t>(pkt.begin(), pkt.end()), peer, listener,
+                                   proto, std::move(reply), refresh_only});
   loop_.requestRoundEnd(&handoff_flush_);
+}
+
+cache::Cache* Pipeline::peerCache(size_t block, size_t owner) const {
+  const PeerCaches* pc = peer_caches_.get();
+  if (pc == nullptr || pc->plan != current_->plan || block >= pc->blocks.size() ||
+      owner >= pc->blocks[block].size()) {
+    return nullptr;
+  }
+  return pc->blocks[block][owner].get();
+}
+
+void Pipeline::refreshHandedOff(const HandOff& h) {
+  // The peer answered from this worker's partition under the plan it had then; the refresh
+  // goes to the block that now serves the name (normally the same one).
+  if (!current_ || h.listener >= current_->plan->listeners.size()) return;
+  dns::Query q;
+  if (dns::parseQuery(ByteView(h.pkt), q) != dns::QueryStatus::Ok) return;
+  const ZoneTable::Entry* zone =
+      current_->plan->listeners[h.listener].zones.match(q.question.name, q.question.qtype);
+  if (zone == nullptr || !current_->blocks[zone->block].cache) return;
+  refresh(current_, zone->block, ByteView(h.pkt), q, dns::keyHash(q));
+}
+
+void Pipeline::syncCacheGauges(const BlockPlan& b, BlockRuntime& rt) {
+  const cache::Stats& st = rt.cache->stats();
+  const uint64_t success = st.entries_success.load(std::memory_order_relaxed);
+  const uint64_t denial = st.entries_denial.load(std::memory_order_relaxed);
+  if (success != rt.reported_success) [[unlikely]] {
+    metrics_.onCacheEntries(worker_, b.server_label, b.zones_label, false,
+                            double(success) - double(rt.reported_success));
+    rt.reported_success = success;
+  }
+  if (denial != rt.reported_denial) [[unlikely]] {
+    metrics_.onCacheEntries(worker_, b.server_label, b.zones_label, true,
+                            double(denial) - double(rt.reported_denial));
+    rt.reported_denial = denial;
+  }
 }
 
 void Pipeline::takeHandOffs(size_t origin, std::vector<HandOff>& batch) {
@@ -277,6 +301,10 @@ void Pipeline::takeHandOffs(size_t origin, std::vector<HandOff>& batch) {
   back.self = this;
   back.origin = origin;
   for (HandOff& h : batch) {
+    if (h.refresh_only) {
+      refreshHandedOff(h);
+      continue;
+    }
     if (!current_ || h.listener >= current_->plan->listeners.size()) {
       // A reload removed the listener meanwhile: nobody answers. The reply goes back empty
       // (closing a TCP connection, as the removed listener's own connections are), not
@@ -320,15 +348,15 @@ void Pipeline::flushHandOffs() {
 
 size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Proto proto,
                         MutableBytes out, ReplyFactory& replies, bool handed_off) {
+  // A query whose name another worker owns (TCP lands on any worker): answered here if it is a
+  // hit in the owner's partition, handed over to the owner otherwise (below, at the cache).
+  size_t owner = worker_;
   if (!handed_off && peers_.size() > 1 && (proto == Proto::Tcp || hand_off_udp_)) {
-    const size_t owner = queryOwner(pkt, peers_.size());
-    if (owner != worker_) {
-      handOff(owner, pkt, peer, listener, proto, replies.make());
-      return kPending;
-    }
+    owner = queryOwner(pkt, peers_.size());
   }
+  const bool remote = owner != worker_;
   const auto start = loop_.clockNow();
-  const WorkerPlan& wp = *current_;
+  WorkerPlan& wp = *current_;
   const ListenerPlan& lp = wp.plan->listeners[listener];
   const bool udp = proto == Proto::Udp;
 
@@ -373,22 +401,49 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
   auto finishPluginError = [&](uint8_t rcode) -> size_t { return finishError(rcode, zone->text); };
   const size_t bi = zone->block;
   const BlockPlan& block = wp.plan->blocks[bi];
-  const BlockRuntime& rt = wp.blocks[bi];
+  BlockRuntime& rt = wp.blocks[bi];
   const size_t limit = answerLimit(block, q, udp);
+  const bool cached =
+      rt.cache && (block.cache_zones.empty() || inZones(q.question.name, block.cache_zones));
 
-  // loop: count our own probe coming back (CoreDNS plugin/loop).
-  if (block.loop && q.question.qtype == dns::type::HINFO && block.loop->active.load() &&
-      q.question.name.equalsIgnoreCase(block.loop->probe)) {
-    block.loop->seen.fetch_add(1);
+  // The owner's partition, for a name another worker owns; without one (no cache, or the peer
+  // caches are not yet those of this plan) only the owner can answer.
+  cache::Cache* peer_cache = remote && cached ? peerCache(bi, owner) : nullptr;
+  if (remote && peer_cache == nullptr) {
+    handOff(owner, pkt, peer, listener, proto, replies.make());
+    return kPending;
   }
+
+  // loop: count our own probe coming back (CoreDNS plugin/loop). Where the query is answered:
+  // for a name another worker owns, once the owner's partition had the answer (else the owner
+  // counts it).
+  auto countLoopProbe = [&] {
+    if (block.loop && q.question.qtype == dns::type::HINFO && block.loop->active.load() &&
+        q.question.name.equalsIgnoreCase(block.loop->probe)) {
+      block.loop->seen.fetch_add(1);
+    }
+  };
+  if (!remote) countLoopProbe();
 
   // One key hash per query, shared by the cache lookup, the forwarder's coalescing and the insert.
   const uint64_t key_hash = dns::keyHash(q);
 
   // cache
   bool stale_verify = false;
-  if (rt.cache && (block.cache_zones.empty() || inZones(q.question.name, block.cache_zones))) {
-    cache::LookupResult lr = rt.cache->lookup(pkt, q, key_hash, loop_.now(), limit, out);
+  if (cached) {
+    cache::LookupResult lr;
+    if (remote) {
+      lr = peer_cache->lookup(pkt, q, key_hash, loop_.now(), limit, out, cache::Access::Peer);
+      if (lr.kind != cache::Kind::Hit && lr.kind != cache::Kind::Stale) {
+        handOff(owner, pkt, peer, listener, proto, replies.make());
+        return kPending;
+      }
+      ++peer_hits_;
+      countLoopProbe();
+    } else {
+      lr = rt.cache->lookup(pkt, q, key_hash, loop_.now(), limit, out);
+      syncCacheGauges(block, rt);  // a lookup erases the dead entries it meets
+    }
     ServerMetrics::CacheEvent ev;
     ev.hit = lr.kind == cache::Kind::Hit || lr.kind == cache::Kind::Stale;
     ev.denial = lr.denial;
@@ -397,7 +452,11 @@ size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Pro
     metrics_.onCacheLookup(worker_, lp.server_label, block.zones_label, ev);
     if (ev.hit) {
       if (lr.prefetch || lr.kind == cache::Kind::Stale) {
-        refresh(current_, bi, pkt, q, key_hash);
+        if (remote) {
+          handOff(owner, pkt, peer, listener, proto, Reply{}, /*refresh_only=*/true);
+        } else {
+          refresh(current_, bi, pkt, q, key_hash);
+        }
       }
       if (block.loadbalance) dns::shuffleAddressRecords(out, lr.length, randomBelow);
       const uint8_t rcode = lr.length >= dns::kHeaderSize ? (out[3] & 0xf) : 0;
@@ -557,8 +616,11 @@ void Pipeline::refresh(const std::shared_ptr<WorkerPlan>& wp, size_t block, Byte
           const upstream::Result r =
               revertRewrite(ByteView(copy->pkt), copy->q, copy->rewrite, upstream_result);
           if (r.status == upstream::Result::Status::Ok) {
-            auto& c = keep->blocks[block].cache;
-            if (c) c->insert(copy->q, key_hash, r.packet, *r.parsed, loop_.clockNow());
+            BlockRuntime& krt = keep->blocks[block];
+            if (krt.cache) {
+              krt.cache->insert(copy->q, key_hash, r.packet, *r.parsed, loop_.clockNow());
+              if (keep == current_) syncCacheGauges(keep->plan->blocks[block], krt);
+            }
           }
           releasePlanRef(std::move(keep));  // not when the forwarder destroys this callback
         });
@@ -639,20 +701,15 @@ void Pipeline::releasePending(Pending* p) {
 }
 
 uint32_t Pipeline::cacheInsert(const ListenerPlan& lp, const BlockPlan& block, BlockRuntime& rt,
-                               const dns::Query& q, uint64_t key_hash,
+                               bool current_generation, const dns::Query& q, uint64_t key_hash,
                                const upstream::Result& r) {
   if (!rt.cache) return 0;
-  const auto before = rt.cache->stats().entries_success.load(std::memory_order_relaxed);
-  const auto before_d = rt.cache->stats().entries_denial.load(std::memory_order_relaxed);
   const auto ev_s = rt.cache->stats().evictions_success.load(std::memory_order_relaxed);
   const auto ev_d = rt.cache->stats().evictions_denial.load(std::memory_order_relaxed);
   const auto drops = rt.cache->stats().drops.load(std::memory_order_relaxed);
   const uint32_t duration = rt.cache->insert(q, key_hash, r.packet, *r.parsed, loop_.now());
   const auto& s = rt.cache->stats();
-  const double ds = double(s.entries_success.load(std::memory_order_relaxed)) - double(before);
-  const double dd = double(s.entries_denial.load(std::memory_order_relaxed)) - double(before_d);
-  if (ds != 0) metrics_.onCacheEntries(worker_, block.server_label, block.zones_label, false, ds);
-  if (dd != 0) metrics_.onCacheEntries(worker_, block.server_label, block.zones_label, true, dd);
+  if (current_generation) syncCacheGauges(block, rt);
   if (auto n = s.evictions_success.load(std::memory_order_relaxed) - ev_s) {
     metrics_.onCacheEvictions(worker_, lp.server_label, block.zones_label, false, n);
   }
@@ -680,7 +737,7 @@ size_t Pipeline::finishLocal(const ListenerPlan& lp, size_t bi, const std::strin
     r.status = upstream::Result::Status::Ok;
     r.packet = local;
     r.parsed = &local_parse_;
-    const uint32_t duration = cacheInsert(lp, block, rt, q, key_hash, r);
+    const uint32_t duration = cacheInsert(lp, block, rt, true, q, key_hash, r);
     len = finishFromUpstream(r, q, pkt, duration, limit, out);
   }
   if (len == 0) len = dns::buildErrorResponse(pkt, q, dns::rcode::ServFail, out);
@@ -744,7 +801,7 @@ void Pipeline::onUpstream(Pending* p, const upstream::Result& upstream_result) {
        r.parsed->header.rcode() == dns::rcode::NxDomain);
   if (usable) {
     uint32_t duration = 0;
-    if (!as_rewritten) duration = cacheInsert(lp, block, rt, p->query, p->key_hash, r);
+    if (!as_rewritten) duration = cacheInsert(lp, block, rt, p->plan == current_, p->query, p->key_hash, r);
     len = as_rewritten ? finishFromUpstream(r, p->fwd_query, ByteView(p->fwd_pkt), duration,
                                             limit, out)
                        : finishFromUpstream(r, p->query, client, duration, limit, out);

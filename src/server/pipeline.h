@@ -42,8 +42,25 @@ class ReplyFactory {
 
 /// Per-worker runtime state of one block: its cache partition and forwarders.
 struct BlockRuntime {
-  std::unique_ptr<cache::Cache> cache;
+  /// Shared: other workers may look it up (PeerCaches), and a reload may hand it to the next
+  /// generation's block with the same cache identity.
+  std::shared_ptr<cache::Cache> cache;
   std::vector<std::unique_ptr<upstream::Forwarder>> forwarders;
+  /// The entries this worker has reported to the coredns_cache_entries gauge for `cache`: the
+  /// gauge is brought to the cache's own count after every change (Pipeline::syncCacheGauges).
+  uint64_t reported_success = 0;
+  uint64_t reported_denial = 0;
+};
+
+/// Every worker's cache partition of every block of one plan ([block][worker]; null where the
+/// block has no cache). A worker that receives a query for a name another worker owns (TCP
+/// lands on any worker) looks the owner's partition up itself (cache::Access::Peer) and answers
+/// a hit at once; only a miss is handed over. Built by the Server once every worker has installed
+/// `plan`, immutable, shared by all workers; a worker uses it only while its own plan is `plan`
+/// (until then, and for a miss, it hands over as before).
+struct PeerCaches {
+  std::shared_ptr<const Plan> plan;
+  std::vector<std::vector<std::shared_ptr<cache::Cache>>> blocks;
 };
 
 /// A worker's instantiation of a Plan. Kept alive by in-flight queries after a reload.
@@ -112,6 +129,12 @@ class Pipeline {
   void setPeers(std::vector<Pipeline*> peers);
   /// Also hand over UDP queries (when the kernel refused the steering program).
   void setHandOffUdp(bool on) { hand_off_udp_ = on; }
+  /// The partitions of every worker for the current plan (loop thread; see PeerCaches).
+  void setPeerCaches(std::shared_ptr<const PeerCaches> caches) { peer_caches_ = std::move(caches); }
+  /// Queries of names another worker owns: answered here from the owner's partition, and
+  /// handed over to the owner (loop thread; tests and benchmarks).
+  uint64_t peerHits() const { return peer_hits_; }
+  uint64_t handedOff() const { return handed_off_; }
   net::EventLoop& loop() { return loop_; }
 
   /// The owner worker of a query packet: FNV-1 over up to 32 bytes of the question name (ASCII
@@ -153,10 +176,19 @@ class Pipeline {
   void housekeeping();
   void refresh(const std::shared_ptr<WorkerPlan>& wp, size_t block, dns::ByteView pkt,
                const dns::Query& q, uint64_t key_hash);
+  /// The owner's partition of block `block` for a query owned by worker `owner`, if the peer
+  /// caches describe the current plan; null otherwise (the query is then handed over).
+  cache::Cache* peerCache(size_t block, size_t owner) const;
+  /// Brings this worker's share of the coredns_cache_entries gauge for block `b` to the cache's
+  /// count (after inserts, imports, and lookups that erased dead entries). Current plan only.
+  void syncCacheGauges(const BlockPlan& b, BlockRuntime& rt);
   /// Stores an answer in the block's cache (if any) and keeps the cache gauges and counters
-  /// true. Returns the duration it was stored for (0: not stored).
+  /// true. `current_generation`: `rt` belongs to the current plan (an answer of an older
+  /// generation lands in a cache whose share of the entries gauge setPlan already took off).
+  /// Returns the duration it was stored for (0: not stored).
   uint32_t cacheInsert(const ListenerPlan& lp, const BlockPlan& block, BlockRuntime& rt,
-                       const dns::Query& q, uint64_t key_hash, const upstream::Result& r);
+                       bool current_generation, const dns::Query& q, uint64_t key_hash,
+                       const upstream::Result& r);
   /// A plugin's own answer `local` (hosts, template): cached like an upstream answer, then
   /// finished, logged and counted as one, under `plugin`. Returns its length in `out`.
   size_t finishLocal(const ListenerPlan& lp, size_t block, const std::string& zone,
@@ -180,6 +212,9 @@ class Pipeline {
     size_t listener = 0;
     Proto proto = Proto::Tcp;
     Reply reply;
+    /// Not a query to answer: the prefetch or stale refresh of an entry this worker answered
+    /// from the owner's partition (the owner's forwarders and coalescing do it). No reply.
+    bool refresh_only = false;
   };
   struct Returned {
     Reply reply;
@@ -194,7 +229,9 @@ class Pipeline {
     Pipeline& p_;
   };
   void handOff(size_t owner, dns::ByteView pkt, const SockAddr& peer, size_t listener,
-               Proto proto, Reply reply);
+               Proto proto, Reply reply, bool refresh_only = false);
+  /// On the owner's loop: a handed-over refresh (HandOff::refresh_only).
+  void refreshHandedOff(const HandOff& h);
   /// On the owner's loop: answers a batch handed over by worker `origin`.
   void takeHandOffs(size_t origin, std::vector<HandOff>& batch);
   /// Queues an answer for worker `origin` (owner's loop thread).
@@ -207,6 +244,9 @@ class Pipeline {
   net::EventLoop& loop_;
   std::vector<Pipeline*> peers_;
   bool hand_off_udp_ = false;
+  std::shared_ptr<const PeerCaches> peer_caches_;
+  uint64_t peer_hits_ = 0;
+  uint64_t handed_off_ = 0;
   std::vector<std::vector<HandOff>> outbox_;    // by owner worker: queries to hand over
   std::vector<std::vector<Returned>> returns_;  // by origin worker: answers to send back
   HandOffFlush handoff_flush_{*this};

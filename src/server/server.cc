@@ -164,14 +164,17 @@ void Server::load(const std::shared_ptr<const Plan>& plan) {
     throw;
   }
 
-  // 2. Hand the plan to the workers (RCU-style) and wait until each has switched.
+  // 2. Hand the plan to the workers (RCU-style) and wait until each has switched. Each worker
+  //    reports the cache partitions it now uses (its own slot of `caches`).
+  std::vector<std::vector<std::shared_ptr<cache::Cache>>> caches(workers_.size());
+  auto collect = [](Worker& wk, std::vector<std::shared_ptr<cache::Cache>>& mine) {
+    for (const BlockRuntime& rt : wk.pipeline.workerPlan()->blocks) mine.push_back(rt.cache);
+  };
   if (!started_) {
     for (size_t w = 0; w < workers_.size(); ++w) {
       workers_[w]->apply(plan, fresh[w]);
-      Worker* wk = workers_[w].get();
-      wk->thread = std::thread([wk] { wk->loop.run(); });
+      collect(*workers_[w], caches[w]);
     }
-    started_ = true;
   } else {
     std::vector<std::future<void>> done;
     for (size_t w = 0; w < workers_.size(); ++w) {
@@ -179,12 +182,37 @@ void Server::load(const std::shared_ptr<const Plan>& plan) {
       done.push_back(prom->get_future());
       Worker* wk = workers_[w].get();
       auto f = fresh[w];
-      wk->loop.post([wk, plan, f, prom] {
+      wk->loop.post([wk, plan, f, prom, &collect, mine = &caches[w]] {
         wk->apply(plan, f);
+        collect(*wk, *mine);
         prom->set_value();
       });
     }
     for (auto& d : done) d.wait();
+  }
+  // 3. With several workers, every worker gets every worker's partitions of this plan, so a
+  //    query for a name another worker owns is answered from the owner's partition where it
+  //    arrived (Pipeline::handle). Until a worker has them it hands such queries over.
+  if (workers_.size() > 1) {
+    auto peer_caches = std::make_shared<PeerCaches>();
+    peer_caches->plan = plan;
+    peer_caches->blocks.resize(plan->blocks.size());
+    for (size_t b = 0; b < plan->blocks.size(); ++b) {
+      for (size_t w = 0; w < workers_.size(); ++w) peer_caches->blocks[b].push_back(caches[w][b]);
+    }
+    std::shared_ptr<const PeerCaches> shared = std::move(peer_caches);
+    if (!started_) {
+      for (auto& w : workers_) w->pipeline.setPeerCaches(shared);
+    } else {
+      onEveryWorker([&shared](Worker& w) { w.pipeline.setPeerCaches(shared); });
+    }
+  }
+  if (!started_) {
+    for (auto& w : workers_) {
+      Worker* wk = w.get();
+      wk->thread = std::thread([wk] { wk->loop.run(); });
+    }
+    started_ = true;
   }
   bound_ = std::move(next);
   plan_ = plan;
