@@ -8,7 +8,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/log.h"
 #include "config/corefile.h"
+#include "support/capture_stdout.h"
 #include "support/temp_dir.h"
 
 namespace nld::plan {
@@ -83,10 +85,23 @@ TEST(PlanRefusal, TheBlockOfAnImportedFileIsNamed) {
 
 TEST(PlanRefusal, WarningsDoNotRefuse) {
   // Parsed but only partly implemented: custom log formats and the `write` timeout are warned
-  // about, and the plan is built.
-  EXPECT_EQ(refusal(".:53 {\n log . \"{name}\"\n timeouts {\n  write 5s\n }\n"
-                    " forward . 127.0.0.1:9\n}\n"),
-            "");
+  // about, with the block's file:line, and the plan is built.
+  log::init(false);
+  std::string out;
+  {
+    test::CaptureStdout cap;
+    EXPECT_EQ(refusal("\n.:53 {\n log . \"{name}\"\n timeouts {\n  write 5s\n }\n"
+                      " forward . 127.0.0.1:9\n}\n"),
+              "");
+    out = cap.text();
+  }
+  EXPECT_NE(out.find("[WARNING] Corefile:2: plugin/log: custom names, formats and classes are "
+                     "not implemented"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("[WARNING] Corefile:2: plugin/timeouts: 'write' has no deadline"),
+            std::string::npos)
+      << out;
 }
 
 TEST(Plan, ListenersBlocksAndForwardSettings) {
