@@ -19,8 +19,8 @@
 #include "cache/cache_key.h"
 #include "cache/ttl_policy.h"
 #include "dns/message.h"
+#include "plan/plan.h"
 #include "server/pipeline.h"
-#include "server/plan.h"
 
 namespace nld::bench {
 namespace {
@@ -283,10 +283,10 @@ void BM_HashKey(benchmark::State& state) {
 }
 BENCHMARK(BM_HashKey);
 
-// ---- server::ZoneTable::match with node-local-dns's server blocks ----
+// ---- plan::ZoneTable::match with node-local-dns's server blocks ----
 
-server::ZoneTable nodeLocalZones() {
-  server::ZoneTable t;
+plan::ZoneTable nodeLocalZones() {
+  plan::ZoneTable t;
   size_t block = 0;
   for (const char* z : {"cluster.local.", "in-addr.arpa.", "ip6.arpa.", "."}) {
     dns::Name n = nameOf(z);
@@ -297,7 +297,7 @@ server::ZoneTable nodeLocalZones() {
 }
 
 void BM_ZoneMatch(benchmark::State& state) {
-  const server::ZoneTable zones = nodeLocalZones();
+  const plan::ZoneTable zones = nodeLocalZones();
   std::vector<ParsedQuery> qs;
   for (size_t i = 0; i < kRing; ++i) {
     qs.push_back(makeQuery(i % 2 ? host(i) : "svc-" + std::to_string(i) + ".ns.svc.cluster.local",
@@ -306,7 +306,7 @@ void BM_ZoneMatch(benchmark::State& state) {
   size_t i = 0;
   for (auto _ : state) {
     const ParsedQuery& q = qs[i++ % kRing];
-    const server::ZoneTable::Entry* e = zones.match(q.q.question.name, q.q.question.qtype);
+    const plan::ZoneTable::Entry* e = zones.match(q.q.question.name, q.q.question.qtype);
     if (e == nullptr) state.SkipWithError("no zone matched");
     benchmark::DoNotOptimize(e);
   }
@@ -319,7 +319,7 @@ BENCHMARK(BM_ZoneMatch);
 // cost, about 2 µs per query on the test machine, is not included.)
 
 void BM_HitPath(benchmark::State& state) {
-  const server::ZoneTable zones = nodeLocalZones();
+  const plan::ZoneTable zones = nodeLocalZones();
   cache::Cache c(benchSettings(10000));
   fillCache(c, kHotNames);
   std::vector<Bytes> pkts;
@@ -334,7 +334,7 @@ void BM_HitPath(benchmark::State& state) {
       state.SkipWithError("query did not parse");
       break;
     }
-    const server::ZoneTable::Entry* e = zones.match(q.question.name, q.question.qtype);
+    const plan::ZoneTable::Entry* e = zones.match(q.question.name, q.question.qtype);
     benchmark::DoNotOptimize(e);
     cache::LookupResult r =
         c.lookup(dns::ByteView(pkt), q, now, q.clientUdpSize(), dns::MutableBytes(out));

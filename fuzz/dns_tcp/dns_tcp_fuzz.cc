@@ -31,9 +31,9 @@
 #include "dns/name.h"
 #include "net/event_loop.h"
 #include "observability/coredns_metrics.h"
+#include "plan/plan.h"
 #include "server/metrics.h"
 #include "server/pipeline.h"
-#include "server/plan.h"
 #include "server/socket_util.h"
 #include "server/tcp_handler.h"
 
@@ -102,7 +102,7 @@ struct Server {
     // Timeouts far above any run, so closing is always the protocol's doing, not a timer's.
     const std::string text =
         "example.org:53 {\n  forward . 127.0.0.1:" + std::to_string(responder.port) + "\n}\n";
-    pipeline.setPlan(server::buildPlan(config::parseCorefile(text, "fuzz"), 1, &metrics));
+    pipeline.setPlan(plan::buildPlan(config::parseCorefile(text, "fuzz"), 1, &metrics));
     const int fd = server::listenTcp("127.0.0.1", 0);
     check(fd >= 0, "listen on 127.0.0.1");
     sockaddr_in a{};

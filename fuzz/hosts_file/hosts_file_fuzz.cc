@@ -1,4 +1,4 @@
-// Fuzz target: the hosts-file parser of the `hosts` plugin (server/hosts.h) on arbitrary bytes
+// Fuzz target: the hosts-file parser of the `hosts` plugin (plugin/hosts.h) on arbitrary bytes
 // (a hosts file is whatever the node's admin or a mounted ConfigMap put there), and the reverse
 // name decoder on names built from the input. Checks the parser's contract: every stored name
 // is a lower-case fully qualified name inside the zones, every address is 4 or 16 bytes, and
@@ -10,7 +10,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "server/hosts.h"
+#include "plugin/hosts.h"
 
 namespace {
 
@@ -46,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::vector<nld::dns::Name> zones = {*nld::dns::Name::fromString("example.org."),
                                              *nld::dns::Name::fromString("10.in-addr.arpa.")};
   for (const auto* z : {&root, &zones}) {
-    const nld::server::HostsMap m = nld::server::parseHostsText(text, *z, true);
+    const nld::plugin::HostsMap m = nld::plugin::parseHostsText(text, *z, true);
     const size_t forward = pairs(m.name4, *z) + pairs(m.name6, *z);
     size_t reverse = 0;
     for (const auto& [addr, names] : m.addr) {
@@ -54,14 +54,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       reverse += names.size();
     }
     check(forward == reverse, "reverse map out of step with the forward maps");
-    const nld::server::HostsMap nr = nld::server::parseHostsText(text, *z, false);
+    const nld::plugin::HostsMap nr = nld::plugin::parseHostsText(text, *z, false);
     check(nr.addr.empty(), "no_reverse filled the reverse map");
     check(nr.name4 == m.name4 && nr.name6 == m.name6, "no_reverse changed the forward maps");
   }
   // The reverse decoder on the input's first line taken as a name.
   const std::string_view first = text.substr(0, text.find('\n'));
   if (auto n = nld::dns::Name::fromString(first)) {
-    const std::string a = nld::server::addressFromReverse(*n);
+    const std::string a = nld::plugin::addressFromReverse(*n);
     check(a.empty() || a.size() == 4 || a.size() == 16, "bad decoded reverse address");
   }
   return 0;

@@ -1,4 +1,4 @@
-// Fuzz target: the `template` plugin's answer path (server/template.h) on arbitrary query
+// Fuzz target: the `template` plugin's answer path (plugin/template.h) on arbitrary query
 // packets. The query name is the untrusted part: it is matched by the regexes, substituted into
 // the record templates (.Name, index .Match, .Group) and the text parsed by ldns. Checks: no
 // crash, and every Answer is a complete response our own parser accepts, with the client's
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "dns/message.h"
-#include "server/template.h"
+#include "plugin/template.h"
 
 namespace {
 
@@ -21,8 +21,8 @@ void check(bool ok, const char* what) {
   }
 }
 
-const nld::server::TemplatePlugin& plugin() {
-  static const nld::server::TemplatePlugin p([] {
+const nld::plugin::TemplatePlugin& plugin() {
+  static const nld::plugin::TemplatePlugin p([] {
     std::vector<nld::config::TemplateConfig> ts(3);
     ts[0].qclass = 1;
     ts[0].qtype = 255;
@@ -53,7 +53,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (nld::dns::parseQuery(pkt, q) != nld::dns::QueryStatus::Ok) return 0;
   static std::vector<uint8_t> out(65535);
   const auto d = plugin().decide(pkt, q, "192.0.2.1", nld::dns::MutableBytes(out));
-  if (d.verdict != nld::server::TemplatePlugin::Verdict::Answer) return 0;
+  if (d.verdict != nld::plugin::TemplatePlugin::Verdict::Answer) return 0;
   check(d.len >= nld::dns::kHeaderSize && d.len <= out.size(), "answer length");
   nld::dns::Response r;
   check(nld::dns::parseResponse(nld::dns::ByteView(out.data(), d.len), r) == nld::dns::Error::None,

@@ -137,7 +137,7 @@ struct HealthConfig {
 };
 
 /// `hosts [FILE [ZONES...]] { INLINE; ttl; no_reverse; reload; fallthrough }` (CoreDNS plugin/hosts).
-/// Only the syntax is checked here; the file is read by the server (server/hosts.h).
+/// Only the syntax is checked here; the file is read by the plugin (plugin/hosts.h).
 struct HostsConfig {
   std::string file = "/etc/hosts";  ///< as written (relative: to the working directory, as CoreDNS)
   std::vector<std::string> zones;   ///< the block's zones when none were given

@@ -13,6 +13,7 @@
 
 #include "observability/coredns_metrics.h"
 #include "observability/metrics.h"
+#include "plan/plan.h"
 #include "upstream/forwarder.h"
 
 namespace nld::server {
@@ -22,7 +23,8 @@ namespace nld::server {
 enum class AnswerPlugin : uint8_t { None = 0, Cache = 1, Forward = 2, Hosts = 3, Template = 4 };
 inline constexpr size_t kAnswerPlugins = 5;
 
-class ServerMetrics {
+/// The forward observers of every Plan the daemon builds (plan::ForwardObservers).
+class ServerMetrics final : public plan::ForwardObservers {
  public:
   ServerMetrics(observability::CorednsMetrics& catalogue, size_t workers);
 
@@ -63,7 +65,8 @@ class ServerMetrics {
   void onTcpRefused() { tcp_refused_.inc(); }
 
   /// The forwarder's metrics hooks for one stanza (process-wide; thread-safe).
-  std::unique_ptr<upstream::ForwardObserver> forwardObserver(std::vector<std::string> to_labels);
+  std::unique_ptr<upstream::ForwardObserver> forwardObserver(
+      std::vector<std::string> to_labels) override;
 
   void enablePlugin(const std::string& server, const std::string& zone, const std::string& name);
 

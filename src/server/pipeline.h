@@ -16,11 +16,21 @@
 #include "common/unique_function.h"
 #include "dns/message.h"
 #include "net/event_loop.h"
+#include "plan/plan.h"
 #include "server/errors.h"
-#include "server/plan.h"
 #include "server/socket_util.h"
 
 namespace nld::server {
+
+// The data path reads the compiled plan (src/plan) and asks its plugins (src/plugin) throughout;
+// their names are brought in once here.
+using plan::BlockPlan;
+using plan::ForwardPlan;
+using plan::ListenerPlan;
+using plan::Plan;
+using plan::ZoneTable;
+using plugin::HostsPlugin;
+using plugin::TemplatePlugin;
 
 class ServerMetrics;
 enum class AnswerPlugin : uint8_t;  // server/metrics.h

@@ -14,9 +14,9 @@
 
 #include "common/inherited_sockets.h"
 #include "net/event_loop.h"
+#include "plan/plan.h"
 #include "server/metrics.h"
 #include "server/pipeline.h"
-#include "server/plan.h"
 #include "server/tcp_handler.h"
 #include "server/udp_handler.h"
 

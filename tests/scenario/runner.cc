@@ -27,10 +27,10 @@
 #include "dns/name.h"
 #include "net/event_loop.h"
 #include "observability/coredns_metrics.h"
+#include "plan/plan.h"
 #include "scenario/scenario.h"
 #include "server/metrics.h"
 #include "server/pipeline.h"
-#include "server/plan.h"
 #include "support/eventually.h"
 #include "support/fake_time.h"
 #include "support/packet_builder.h"
@@ -158,7 +158,7 @@ class Runner {
     }
     try {
       pipeline_ = std::make_unique<server::Pipeline>(loop_, metrics_, 0);
-      pipeline_->setPlan(server::buildPlan(config::parseCorefile(corefile, s_.file), 1, &metrics_));
+      pipeline_->setPlan(plan::buildPlan(config::parseCorefile(corefile, s_.file), 1, &metrics_));
     } catch (const std::exception& e) {
       fail(s_.corefile_line, "the Corefile (its line 1 is this line) does not load: " +
                                 std::string(e.what()));

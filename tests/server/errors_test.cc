@@ -1,5 +1,6 @@
-// The errors plugin: consolidate (CoreDNS semantics: first matching pattern, one line per
-// period, counted across reports) and the rate limit on the lines that are not consolidated.
+// The errors plugin's output: consolidate (CoreDNS semantics: one line per period, counted
+// across reports) and the rate limit on the lines that are not consolidated. The patterns
+// themselves: tests/plugin/errors_test.cc.
 #include "server/errors.h"
 
 #include <gtest/gtest.h>
@@ -17,6 +18,7 @@ namespace nld::server {
 namespace {
 
 using nld::test::CaptureStdout;
+using plugin::ErrorsPlugin;
 using std::chrono::milliseconds;
 
 config::ErrorsConsolidate consolidate(std::string pattern, milliseconds period, std::string text,
@@ -58,33 +60,6 @@ std::string waitFor(CaptureStdout& cap, const std::string& what) {
   test::eventually([&] { return cap.peek().find(what) != std::string::npos; }, milliseconds(5000),
                    milliseconds(10));
   return cap.text();
-}
-
-TEST(ErrorsPlugin, FirstMatchingPatternWinsUnanchored) {
-  config::ErrorsConfig cfg;
-  cfg.consolidate.push_back(consolidate("i/o timeout$", milliseconds(1000), "1s"));
-  cfg.consolidate.push_back(consolidate("^read udp", milliseconds(1000), "1s"));
-  cfg.consolidate.push_back(consolidate("(?i)UPSTREAMS", milliseconds(1000), "1s", "warning"));
-  ErrorsPlugin p(cfg);
-  ASSERT_EQ(p.patterns(), 3u);
-  auto* a = p.match("read udp 10.0.0.1:53: i/o timeout");
-  ASSERT_NE(a, nullptr);
-  EXPECT_EQ(a->text, "i/o timeout$");
-  auto* b = p.match("read udp 10.0.0.1:53: connection refused");
-  ASSERT_NE(b, nullptr);
-  EXPECT_EQ(b->text, "^read udp");
-  auto* c = p.match("all upstreams failed or timed out");  // RE2 flags, as in Go
-  ASSERT_NE(c, nullptr);
-  EXPECT_EQ(c->level, log::Level::kWarning);
-  EXPECT_EQ(p.match("i/o timeout and more"), nullptr);
-}
-
-TEST(ErrorsPlugin, BadPatternOrLevelThrows) {
-  config::ErrorsConfig cfg;
-  cfg.consolidate.push_back(consolidate("(unclosed", milliseconds(1000), "1s"));
-  EXPECT_THROW(ErrorsPlugin{cfg}, std::runtime_error);
-  cfg.consolidate[0] = consolidate("ok", milliseconds(1000), "1s", "loud");
-  EXPECT_THROW(ErrorsPlugin{cfg}, std::runtime_error);
 }
 
 TEST(ErrorLog, ConsolidatesMatchingErrorsIntoOneLinePerPeriod) {

@@ -20,9 +20,9 @@
 #include "config/corefile.h"
 #include "dns/message.h"
 #include "observability/coredns_metrics.h"
+#include "plan/plan.h"
 #include "server/metrics.h"
 #include "server/pipeline.h"
-#include "server/plan.h"
 #include "support/counting_allocator.h"
 #include "support/packet_builder.h"
 
@@ -103,7 +103,7 @@ TEST(HitPath, CacheHitAllocatesNothing) {
   observability::Registry registry;
   observability::CorednsMetrics catalogue(registry);
   ServerMetrics metrics(catalogue, 1);
-  auto plan = buildPlan(config::parseCorefile(text, "test"), 1, &metrics);
+  auto plan = plan::buildPlan(config::parseCorefile(text, "test"), 1, &metrics);
   net::EventLoop loop;
   Pipeline pipeline(loop, metrics, 0);
   pipeline.setPlan(plan);

@@ -9,9 +9,9 @@
 #include "config/corefile.h"
 #include "dns/message.h"
 #include "observability/coredns_metrics.h"
+#include "plan/plan.h"
 #include "server/metrics.h"
 #include "server/pipeline.h"
-#include "server/plan.h"
 
 namespace nld::server {
 namespace {
@@ -39,9 +39,9 @@ class IdentityTest : public ::testing::Test {
   // identity answer those queries are REFUSED.
   std::unique_ptr<Pipeline> make(const std::string& identity) {
     auto p = std::make_unique<Pipeline>(loop_, metrics_, 0, identity);
-    p->setPlan(buildPlan(config::parseCorefile("example.test:53 {\n  forward . 127.0.0.1:9\n}\n",
-                                               "test"),
-                         1, &metrics_));
+    p->setPlan(plan::buildPlan(
+        config::parseCorefile("example.test:53 {\n  forward . 127.0.0.1:9\n}\n", "test"), 1,
+        &metrics_));
     return p;
   }
 

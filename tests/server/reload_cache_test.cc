@@ -9,9 +9,9 @@
 #include "config/corefile.h"
 #include "dns/message.h"
 #include "observability/coredns_metrics.h"
+#include "plan/plan.h"
 #include "server/metrics.h"
 #include "server/pipeline.h"
-#include "server/plan.h"
 #include "support/packet_builder.h"
 
 namespace nld::server {
@@ -47,7 +47,7 @@ class ReloadCacheTest : public ::testing::Test {
   ~ReloadCacheTest() override { pipeline_.shutdown(); }
 
   void load(const std::string& corefile) {
-    pipeline_.setPlan(buildPlan(config::parseCorefile(corefile, "test"), 1, &metrics_));
+    pipeline_.setPlan(plan::buildPlan(config::parseCorefile(corefile, "test"), 1, &metrics_));
   }
   cache::Cache* cacheOf(size_t block) { return pipeline_.workerPlan()->blocks.at(block).cache.get(); }
   void fill(size_t block, const std::string& name) {

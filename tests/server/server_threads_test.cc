@@ -21,8 +21,8 @@
 #include "config/corefile.h"
 #include "dns/message.h"
 #include "observability/coredns_metrics.h"
+#include "plan/plan.h"
 #include "server/metrics.h"
-#include "server/plan.h"
 #include "server/server.h"
 #include "upstream/responder.h"
 
@@ -103,7 +103,8 @@ TEST(ServerThreads, TwoWorkersHandOffsScrapeAndReloadUnderLoad) {
   ServerOptions options;
   options.workers = 2;
   Server server(metrics, options);
-  server.load(buildPlan(config::parseCorefile(corefile(port, up.port(), 30), "test"), 2, &metrics));
+  server.load(
+      plan::buildPlan(config::parseCorefile(corefile(port, up.port(), 30), "test"), 2, &metrics));
 
   std::atomic<bool> done{false};
   std::atomic<int> scrapes{0};
@@ -116,7 +117,8 @@ TEST(ServerThreads, TwoWorkersHandOffsScrapeAndReloadUnderLoad) {
   std::atomic<int> reloads{0};
   std::thread control([&] {
     for (int i = 0; i < 6 && !done; ++i) {
-      server.load(buildPlan(config::parseCorefile(corefile(port, up.port(), 30 + i), "test"), 2, &metrics));
+      server.load(plan::buildPlan(
+          config::parseCorefile(corefile(port, up.port(), 30 + i), "test"), 2, &metrics));
       ++reloads;
     }
   });

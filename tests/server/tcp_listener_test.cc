@@ -26,9 +26,9 @@
 #include "config/corefile.h"
 #include "dns/message.h"
 #include "observability/coredns_metrics.h"
+#include "plan/plan.h"
 #include "server/metrics.h"
 #include "server/pipeline.h"
-#include "server/plan.h"
 #include "server/socket_util.h"
 #include "server/tcp_handler.h"
 #include "server/udp_handler.h"
@@ -45,7 +45,7 @@ class TcpListenerTest : public ::testing::Test {
   void start(TcpLimits limits) {
     const std::string text = "example.test:53 {\n  forward . 127.0.0.1:" +
                              std::to_string(up_.port()) + "\n}\n";
-    plan_ = buildPlan(config::parseCorefile(text, "test"), 1, &metrics_);
+    plan_ = plan::buildPlan(config::parseCorefile(text, "test"), 1, &metrics_);
     pipeline_.setPlan(plan_);
     lfd_ = listenTcp("127.0.0.1", 0);
     sockaddr_in a{};

@@ -25,7 +25,7 @@
 #include "node/config_sync.h"
 #include "node/handover.h"
 #include "node/host_setup.h"
-#include "server/plan.h"
+#include "plan/plan.h"
 #include "server/socket_util.h"
 
 namespace nld::cmd {
@@ -93,7 +93,7 @@ void App::restartHttp(const config::Corefile& cf) {
 
 void App::applyConfig(config::Corefile cf) {
   const std::string fp = cf.fingerprint;
-  auto plan = server::buildPlan(std::move(cf), server_->workers(), server_metrics_.get());
+  auto plan = plan::buildPlan(std::move(cf), server_->workers(), server_metrics_.get());
   server_->load(plan);  // binds new listeners first; throws without changing anything
   for (const auto& l : plan->listeners) {
     for (const auto& e : l.zones.entries()) {
@@ -243,7 +243,7 @@ void App::startLoopProbes() {
   if (!plan) return;
   for (const auto& b : plan->blocks) {
     if (!b.loop) continue;
-    std::shared_ptr<server::LoopDetector> ld = b.loop;
+    std::shared_ptr<plan::LoopDetector> ld = b.loop;
     probes_.emplace_back([this, ld] {
       // Send HINFO <rand>.<rand>.<zone> to our own listener until one exchange completes
       // (CoreDNS plugin/loop); while it runs, the pipeline counts the probe name coming back.

@@ -1,13 +1,13 @@
 // The template plugin's decisions (CoreDNS 1.10 plugin/template semantics) and its records
 // (Go templates rendered, parsed by libzscanner). The answers themselves are compared with the
 // reference binary in tests/integration/test_template.py.
-#include "server/template.h"
+#include "plugin/template.h"
 
 #include <gtest/gtest.h>
 
 #include <vector>
 
-namespace nld::server {
+namespace nld::plugin {
 namespace {
 
 using Verdict = TemplatePlugin::Verdict;
@@ -114,4 +114,4 @@ TEST(TemplatePlugin, Records) {
 }
 
 }  // namespace
-}  // namespace nld::server
+}  // namespace nld::plugin

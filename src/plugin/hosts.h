@@ -34,7 +34,7 @@
 #include "dns/name.h"
 #include "net/event_loop.h"
 
-namespace nld::server {
+namespace nld::plugin {
 
 /// One parsed hosts file (or the inline entries). Names are lower-case, fully qualified text
 /// (dns::Name::toString of the lower-cased name); addresses are 4 or 16 raw bytes (IPv4-mapped
@@ -97,4 +97,4 @@ class HostsPlugin {
   std::atomic<int64_t> next_check_ns_{0};
 };
 
-}  // namespace nld::server
+}  // namespace nld::plugin

@@ -1,4 +1,4 @@
-#include "server/hosts.h"
+#include "plugin/hosts.h"
 
 #include <arpa/inet.h>
 #include <sys/stat.h>
@@ -14,7 +14,7 @@
 #include "common/log.h"
 #include "fmt/format.h"
 
-namespace nld::server {
+namespace nld::plugin {
 namespace {
 
 bool isSpace(char c) {
@@ -290,4 +290,4 @@ HostsPlugin::Verdict HostsPlugin::lookup(dns::ByteView pkt, const dns::Query& q,
   return Verdict::Answer;
 }
 
-}  // namespace nld::server
+}  // namespace nld::plugin

@@ -1,11 +1,8 @@
 // The hosts-file parser and the plugin's verdicts (CoreDNS 1.10 plugin/hosts semantics). The
 // answers themselves are compared with the reference binary in tests/integration/test_hosts.py.
-#include "server/hosts.h"
+#include "plugin/hosts.h"
 
 #include "config/corefile.h"
-#include "observability/coredns_metrics.h"
-#include "server/metrics.h"
-#include "server/plan.h"
 
 #include <gtest/gtest.h>
 
@@ -14,7 +11,7 @@
 
 #include "support/temp_dir.h"
 
-namespace nld::server {
+namespace nld::plugin {
 namespace {
 
 dns::Name name(const char* s) { return *dns::Name::fromString(s); }
@@ -161,30 +158,5 @@ TEST_F(HostsPluginTest, TheReloadPeriodRunsOnTheWorkersLoopTime) {
   EXPECT_EQ(ask(p, "a.example.org.", dns::type::A), HostsPlugin::Verdict::ServFail);
 }
 
-TEST(HostsPlan, RewriteWithHostsOrTemplateInOneBlockIsRefusedWithFileAndLine) {
-  // CoreDNS runs rewrite before template and hosts; ours would not hand them the rewritten name,
-  // so the combination is refused at load instead of answering from the client's name.
-  observability::Registry registry;
-  observability::CorednsMetrics catalogue(registry);
-  ServerMetrics metrics(catalogue, 1);
-  for (const char* other :
-       {"hosts {\n  10.0.0.1 a.example.\n }", "template IN A {\n  rcode NXDOMAIN\n }"}) {
-    const std::string text = std::string(".:53 {\n rewrite name a.example. b.example.\n ") +
-                             other + "\n forward . 127.0.0.1:9\n}\n";
-    try {
-      buildPlan(config::parseCorefile(text, "Corefile"), 1, &metrics);
-      ADD_FAILURE() << "accepted: " << text;
-    } catch (const std::runtime_error& e) {
-      EXPECT_NE(std::string(e.what()).find("Corefile:1: plugin/rewrite: rewrite together with"),
-                std::string::npos)
-          << e.what();
-    }
-  }
-  // Each alone, or in separate blocks, loads.
-  EXPECT_NO_THROW(buildPlan(config::parseCorefile(
-      "a.:53 {\n rewrite name x.a. y.a.\n forward . 127.0.0.1:9\n}\n"
-      "b.:53 {\n hosts {\n  10.0.0.1 h.b.\n }\n}\n", "Corefile"), 1, &metrics));
-}
-
 }  // namespace
-}  // namespace nld::server
+}  // namespace nld::plugin

@@ -14,12 +14,12 @@
 #include "config/corefile.h"
 #include "dns/name.h"
 #include "dns/rewrite.h"
-#include "server/errors.h"
-#include "server/hosts.h"
-#include "server/template.h"
+#include "plugin/errors.h"
+#include "plugin/hosts.h"
+#include "plugin/template.h"
 #include "upstream/forwarder.h"
 
-namespace nld::server {
+namespace nld::plan {
 
 /// Longest-suffix zone lookup for one listener (as CoreDNS core/dnsserver/server.go).
 class ZoneTable {
@@ -73,7 +73,8 @@ struct BlockPlan {
   std::string cache_identity;
   std::vector<ForwardPlan> forwards;
   bool errors = false;
-  std::shared_ptr<ErrorsPlugin> errors_plugin;  // its consolidate patterns (set when `errors`)
+  /// its consolidate patterns (set when `errors`)
+  std::shared_ptr<plugin::ErrorsPlugin> errors_plugin;
   bool log = false;
   bool metrics = false;  // block has `prometheus`
   uint16_t bufsize = 0;  // `bufsize`: cap on a client's EDNS UDP size (0: none)
@@ -82,8 +83,8 @@ struct BlockPlan {
   /// a change of rules does not invalidate it (not part of cache_identity).
   std::shared_ptr<const dns::rewrite::Rewriter> rewrite;
   std::shared_ptr<LoopDetector> loop;
-  std::shared_ptr<HostsPlugin> hosts;  // `hosts`: shared by the workers (see server/hosts.h)
-  std::shared_ptr<const TemplatePlugin> templates;  // every `template` line of the block
+  std::shared_ptr<plugin::HostsPlugin> hosts;  // `hosts`: shared by the workers (plugin/hosts.h)
+  std::shared_ptr<const plugin::TemplatePlugin> templates;  // every `template` line of the block
 };
 
 struct ListenerPlan {
@@ -112,15 +113,26 @@ struct Plan {
 /// at a 2 s upstream latency still 1,000 misses a second per stanza, at 10 ms 200,000.
 inline constexpr uint32_t kDefaultMaxConcurrent = 2048;
 
-/// Builds a plan from a parsed Corefile. Starts the forwarders' health checking. Throws
-/// std::runtime_error for things only detectable here (e.g. an invalid zone name).
-class ServerMetrics;
+/// Where buildPlan gets the metric hooks of each forward stanza: server::ServerMetrics in the
+/// daemon. An interface so that the plan does not depend on the server that runs it.
+class ForwardObservers {
+ public:
+  virtual ~ForwardObservers() = default;
+  /// The observer of one stanza whose upstreams are labelled `to_labels` ("ip:port").
+  virtual std::unique_ptr<upstream::ForwardObserver> forwardObserver(
+      std::vector<std::string> to_labels) = 0;
+};
+
+/// Builds a plan from a parsed Corefile. Starts the forwarders' health checking. `observers`
+/// may be null (no forward metrics). Throws std::runtime_error "file:line: message" for what
+/// only the plan can refuse (a directive combination node-cache does not implement, a
+/// `forward` option it does not support, a plugin whose arguments do not compile).
 std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
-                                      ServerMetrics* metrics);
+                                      ForwardObservers* observers);
 
 /// Converts a parsed `forward` stanza to the forwarder's settings.
 upstream::Settings toUpstreamSettings(const config::ForwardConfig& f);
 /// Converts a parsed `cache` directive to the cache's settings for one worker partition.
 cache::Settings toCacheSettings(const config::CacheConfig& c, size_t partitions);
 
-}  // namespace nld::server
+}  // namespace nld::plan

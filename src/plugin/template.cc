@@ -1,4 +1,4 @@
-#include "server/template.h"
+#include "plugin/template.h"
 
 #include <dlfcn.h>
 
@@ -6,15 +6,15 @@
 #include <stdexcept>
 
 #include "fmt/format.h"
-#include "server/hosts.h"
-#include "server/metrics.h"
+#include "observability/coredns_metrics.h"
+#include "plugin/hosts.h"
 
 // A C header without extern "C" guards.
 extern "C" {
 #include <libzscanner/scanner.h>
 }
 
-namespace nld::server {
+namespace nld::plugin {
 namespace {
 
 dns::Name zoneName(const std::string& z) {
@@ -207,7 +207,7 @@ TemplatePlugin::Decision TemplatePlugin::decide(dns::ByteView pkt, const dns::Qu
     data.name = name;
     data.zone = t.zone_texts[zone];
     data.cls = className(qs.qclass);
-    const std::string type(typeLabel(qs.qtype));
+    const std::string type(observability::CorednsMetrics::typeLabel(qs.qtype));
     data.type = type;
     data.remote = remote;
     if (!t.answer.empty() || !t.additional.empty() || !t.authority.empty()) {
@@ -235,4 +235,4 @@ TemplatePlugin::Decision TemplatePlugin::decide(dns::ByteView pkt, const dns::Qu
   return {};
 }
 
-}  // namespace nld::server
+}  // namespace nld::plugin

@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 
-#include "server/plan.h"
+#include "plan/plan.h"
 
-namespace nld::server {
+namespace nld::plan {
 namespace {
 
 dns::Name n(const char* s) { return *dns::Name::fromString(s); }
@@ -38,4 +38,4 @@ TEST(ZoneTable, DsGoesToTheParentSide) {
 }
 
 }  // namespace
-}  // namespace nld::server
+}  // namespace nld::plan

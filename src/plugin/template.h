@@ -32,7 +32,7 @@
 #include "dns/message.h"
 #include "dns/name.h"
 
-namespace nld::server {
+namespace nld::plugin {
 
 class TemplatePlugin {
  public:
@@ -72,4 +72,4 @@ class TemplatePlugin {
   std::vector<Template> templates_;
 };
 
-}  // namespace nld::server
+}  // namespace nld::plugin

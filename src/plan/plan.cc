@@ -1,4 +1,4 @@
-#include "server/plan.h"
+#include "plan/plan.h"
 
 #include <algorithm>
 #include <stdexcept>
@@ -7,9 +7,8 @@
 #include "common/log.h"
 #include "common/random.h"
 #include "fmt/format.h"
-#include "server/metrics.h"
 
-namespace nld::server {
+namespace nld::plan {
 namespace {
 
 dns::Name nameOrThrow(const std::string& text) {
@@ -22,6 +21,17 @@ dns::Name nameOrThrow(const std::string& text) {
 std::string serverLabel(const std::string& address, uint16_t port) {
   if (address.find(':') != std::string::npos) return fmt::format("dns://[{}]:{}", address, port);
   return fmt::format("dns://{}:{}", address, port);
+}
+
+/// Runs `fn`, prefixing what it throws with the block's "file:line" (the block's first line; a
+/// Corefile error is found there, whatever directive inside the block it names).
+template <typename F>
+auto atBlock(const config::ServerBlock& sb, F&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("{}:{}: {}", sb.file, sb.line, e.what()));
+  }
 }
 
 std::string blockCacheIdentity(const BlockPlan& b, const config::ServerBlock& sb) {
@@ -116,7 +126,7 @@ cache::Settings toCacheSettings(const config::CacheConfig& c, size_t partitions)
 }
 
 std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
-                                      ServerMetrics* metrics) {
+                                      ForwardObservers* observers) {
   auto plan = std::make_shared<Plan>();
   plan->corefile = std::move(corefile);
   plan->workers = std::max<size_t>(1, workers);
@@ -129,7 +139,7 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
     lp.port = l.port;
     lp.server_label = serverLabel(l.address, l.port);
     for (const auto& [zone, block] : l.zones) {
-      lp.zones.add(nameOrThrow(zone), zone, block);
+      lp.zones.add(atBlock(cf.blocks[block], [&] { return nameOrThrow(zone); }), zone, block);
       if (const auto& t = cf.blocks[block].timeouts) {
         if (t->read) lp.tcp_read = t->read;
         if (t->idle) lp.tcp_idle = t->idle;
@@ -144,7 +154,7 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
     BlockPlan& b = plan->blocks[i];
     b.cfg = &sb;
     for (const auto& k : sb.keys) {
-      b.zones.push_back(nameOrThrow(k.zone));
+      b.zones.push_back(atBlock(sb, [&] { return nameOrThrow(k.zone); }));
       if (!b.zones_label.empty()) b.zones_label += ',';
       b.zones_label += k.zone;
     }
@@ -158,11 +168,8 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
     }
     b.errors = sb.errors;
     if (sb.errors) {
-      try {
-        b.errors_plugin = std::make_shared<ErrorsPlugin>(sb.errors_config);
-      } catch (const std::exception& e) {
-        throw std::runtime_error(fmt::format("{}:{}: {}", sb.file, sb.line, e.what()));
-      }
+      b.errors_plugin =
+          atBlock(sb, [&] { return std::make_shared<plugin::ErrorsPlugin>(sb.errors_config); });
     }
     b.log = sb.log;
     for (const auto& lc : sb.logs) {
@@ -178,14 +185,13 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
     b.bufsize = sb.bufsize.value_or(0);
     b.loadbalance = sb.loadbalance;
     if (!sb.templates.empty()) {
-      try {
-        b.templates = std::make_shared<const TemplatePlugin>(sb.templates);
-      } catch (const std::exception& e) {
-        throw std::runtime_error(fmt::format("{}:{}: {}", sb.file, sb.line, e.what()));
-      }
+      b.templates =
+          atBlock(sb, [&] { return std::make_shared<const plugin::TemplatePlugin>(sb.templates); });
     }
     if (sb.hosts) {
-      b.hosts = std::make_shared<HostsPlugin>(*sb.hosts, fmt::format("{}:{}", sb.file, sb.hosts->line));
+      // Located by the plugin itself, at the `hosts` line (its errors and warnings name it).
+      b.hosts = std::make_shared<plugin::HostsPlugin>(
+          *sb.hosts, fmt::format("{}:{}", sb.file, sb.hosts->line));
     }
     if (sb.timeouts && sb.timeouts->write) {
       log::warn("{}:{}: plugin/timeouts: 'write' has no deadline of its own in node-cache; a TCP "
@@ -213,21 +219,21 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
       b.rewrite = std::move(rw);
     }
     if (sb.cache) {
-      b.cache = toCacheSettings(*sb.cache, plan->workers);
-      for (const auto& z : sb.cache->zones) b.cache_zones.push_back(nameOrThrow(z));
+      b.cache = atBlock(sb, [&] { return toCacheSettings(*sb.cache, plan->workers); });
+      for (const auto& z : sb.cache->zones) {
+        b.cache_zones.push_back(atBlock(sb, [&] { return nameOrThrow(z); }));
+      }
       b.cache_identity = blockCacheIdentity(b, sb);
     }
     for (const auto& f : sb.forwards) {
       ForwardPlan fp;
-      fp.from = nameOrThrow(f.from);
-      for (const auto& e : f.except) fp.except.push_back(nameOrThrow(e));
-      try {
-        fp.settings = toUpstreamSettings(f);
-      } catch (const std::exception& e) {
-        throw std::runtime_error(fmt::format("{}:{}: {}", sb.file, sb.line, e.what()));
+      fp.from = atBlock(sb, [&] { return nameOrThrow(f.from); });
+      for (const auto& e : f.except) {
+        fp.except.push_back(atBlock(sb, [&] { return nameOrThrow(e); }));
       }
+      fp.settings = atBlock(sb, [&] { return toUpstreamSettings(f); });
       for (const auto& t : fp.settings.to) fp.labels.push_back(t.label);
-      if (metrics != nullptr) fp.observer = metrics->forwardObserver(fp.labels);
+      if (observers != nullptr) fp.observer = observers->forwardObserver(fp.labels);
       fp.shared = upstream::makeSharedState(fp.settings, fp.observer.get());
       b.forwards.push_back(std::move(fp));
     }
@@ -238,7 +244,7 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
                                    random64() % 10000000000000000000ull,
                                    zone == "." ? std::string() : zone);
       if (ld->probe_text.back() != '.') ld->probe_text += '.';
-      ld->probe = nameOrThrow(ld->probe_text);
+      ld->probe = atBlock(sb, [&] { return nameOrThrow(ld->probe_text); });
       ld->target_ip = sb.bind.empty() ? std::string("127.0.0.1") : sb.bind.front();
       ld->target_port = sb.keys.front().port;
       b.loop = std::move(ld);
@@ -247,4 +253,4 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
   return plan;
 }
 
-}  // namespace nld::server
+}  // namespace nld::plan
