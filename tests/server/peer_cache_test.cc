@@ -16,7 +16,7 @@
 #include "observability/coredns_metrics.h"
 #include "server/metrics.h"
 #include "server/pipeline.h"
-#include "server/plan.h"
+#include "plan/plan.h"
 #include "support/fake_time.h"
 #include "upstream/responder.h"
 
@@ -44,7 +44,7 @@ class PeerCacheTest : public ::testing::Test {
   }
 
   std::shared_ptr<const Plan> plan(const std::string& cache) {
-    return buildPlan(config::parseCorefile(".:53 {\n  cache " + cache + "\n  forward . 127.0.0.1:" +
+    return plan::buildPlan(config::parseCorefile(".:53 {\n  cache " + cache + "\n  forward . 127.0.0.1:" +
                                                std::to_string(upstream_.port()) + "\n}\n",
                                            "test"),
                      2, &metrics_);
