@@ -57,7 +57,7 @@ config::Corefile Daemon::loadConfig() const {
 }
 
 void Daemon::restartHttp(const config::Corefile& cf) {
-  // Signature of the endpoint set; unchanged → keep the running servers.
+  // Signature of the endpoint set; unchanged → keep the running set as it is.
   std::string sig;
   std::chrono::milliseconds lameduck{0};
   for (const auto& b : cf.blocks) {
@@ -70,17 +70,20 @@ void Daemon::restartHttp(const config::Corefile& cf) {
   lameduck_ = lameduck;
   std::lock_guard<std::mutex> lock(http_mu_);  // against a handover listing the sockets
   if (http_ && sig == http_signature_) return;
-  if (http_) http_->stop();
-  http_ = std::make_unique<observability::HttpEndpoints>();
+  auto fresh = std::make_unique<observability::HttpEndpoints>();
   for (const auto& b : cf.blocks) {
     if (b.health) {
       // The health plugin's self-check (CoreDNS plugin/health): GET /health every second, timed.
-      http_->addHealth(b.health->address)
+      fresh->addHealth(b.health->address)
           .enableHealthProbe(catalogue_->healthRequestDuration.with(),
                              catalogue_->healthRequestFailures.with());
     }
-    if (b.prometheus) http_->addMetrics(*b.prometheus, registry_);
+    if (b.prometheus) fresh->addMetrics(*b.prometheus, registry_);
   }
+  // Only what changed restarts: a listener whose address and role stay keeps its socket (no
+  // refused health checks or scrapes during a reload); the others stop before the new bind.
+  if (http_) fresh->keepRunning(*http_);
+  http_ = std::move(fresh);
   http_->start();
   http_signature_ = sig;
 }

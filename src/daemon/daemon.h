@@ -90,7 +90,7 @@ class Daemon {
   std::shared_ptr<const server::Plan> plan() const { return server_ ? server_->plan() : nullptr; }
   server::Server& server() { return *server_; }
   /// The Corefile's health/prometheus listeners (null before the first load).
-  const observability::HttpEndpoints* httpEndpoints() const { return http_.get(); }
+  observability::HttpEndpoints* httpEndpoints() { return http_.get(); }
   const std::string& snapshotPath() const { return snapshot_path_; }
   LoopProbes& loopProbes() { return loop_probes_; }
 

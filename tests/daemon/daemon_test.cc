@@ -5,6 +5,9 @@
 #include "daemon/daemon.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
@@ -261,26 +264,65 @@ TEST_F(DaemonTest, Sigusr1ReloadsAtOnce) {
   EXPECT_NE(out.text().find("[INFO] Reloading complete (SIGUSR1)"), std::string::npos);
 }
 
-TEST_F(DaemonTest, HttpEndpointsRestartOnlyWhenTheirSetChanges) {
-  const std::string health = "  health 127.0.0.1:" + std::to_string(test::freePort()) + "\n";
-  writeCorefile(corefileText("a.test", health));
+/// True if something accepts TCP connections on 127.0.0.1:port.
+bool listening(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+TEST_F(DaemonTest, ReloadRestartsOnlyTheHttpEndpointsThatChanged) {
+  auto line = [](const char* plugin, uint16_t port) {
+    return std::string("  ") + plugin + " 127.0.0.1:" + std::to_string(port) + "\n";
+  };
+  auto server = [&](uint16_t port) {
+    return daemon_->httpEndpoints()->find("127.0.0.1:" + std::to_string(port));
+  };
+  const uint16_t h1 = test::freePort(), h2 = test::freePort(), m1 = test::freePort(),
+                 m2 = test::freePort();
+  writeCorefile(corefileText("a.test", line("health", h1) + line("prometheus", m1)));
   make();
   ASSERT_EQ(daemon_->start(), Daemon::Started::Serving);
+  ASSERT_NE(daemon_->httpEndpoints(), nullptr);
   const auto* endpoints = daemon_->httpEndpoints();
-  ASSERT_NE(endpoints, nullptr);
-  EXPECT_EQ(endpoints->size(), 1u);
-  // Another zone, the same endpoints: the running listeners stay.
-  writeCorefile(corefileText("b.test", health));
+  EXPECT_TRUE(listening(h1));
+  EXPECT_TRUE(listening(m1));
+  // Another zone, the same endpoints: the running set stays as it is.
+  writeCorefile(corefileText("b.test", line("health", h1) + line("prometheus", m1)));
   daemon_->onSignal(SIGUSR1);
   EXPECT_EQ(daemon_->plan()->corefile.blocks.at(0).keys.at(0).zone, "b.test.");
   EXPECT_EQ(daemon_->httpEndpoints(), endpoints);
-  // A prometheus endpoint more: the set changed, its listeners are restarted.
-  const std::string metrics = "  prometheus 127.0.0.1:" + std::to_string(test::freePort()) + "\n";
-  writeCorefile(corefileText("b.test", health + metrics));
+  // The health endpoint moves: only it restarts; metrics keeps its server and socket.
+  observability::HttpServer* metrics = server(m1);
+  ASSERT_NE(metrics, nullptr);
+  const int metrics_fd = metrics->listeningFd();
+  writeCorefile(corefileText("b.test", line("health", h2) + line("prometheus", m1)));
   daemon_->onSignal(SIGUSR1);
-  ASSERT_NE(daemon_->httpEndpoints(), nullptr);
   EXPECT_NE(daemon_->httpEndpoints(), endpoints);
-  EXPECT_EQ(daemon_->httpEndpoints()->size(), 2u);
+  EXPECT_EQ(server(m1), metrics);
+  EXPECT_EQ(metrics->listeningFd(), metrics_fd);
+  EXPECT_EQ(server(h1), nullptr);
+  EXPECT_FALSE(listening(h1));
+  EXPECT_TRUE(listening(h2));
+  // A second metrics endpoint: it starts; both others go on untouched.
+  observability::HttpServer* health = server(h2);
+  ASSERT_NE(health, nullptr);
+  const int health_fd = health->listeningFd();
+  writeCorefile(corefileText("b.test", line("health", h2) + line("prometheus", m1)) +
+                "c.test:" + std::to_string(dns_port_) + " {\n  bind 127.0.0.1\n" +
+                line("prometheus", m2) + "}\n");
+  daemon_->onSignal(SIGUSR1);
+  EXPECT_EQ(daemon_->httpEndpoints()->size(), 3u);
+  EXPECT_EQ(server(h2), health);
+  EXPECT_EQ(health->listeningFd(), health_fd);
+  EXPECT_EQ(server(m1), metrics);
+  EXPECT_EQ(metrics->listeningFd(), metrics_fd);
+  EXPECT_TRUE(listening(m2));
 }
 
 TEST_F(DaemonTest, SnapshotIsWrittenOnItsPeriodAndAtShutdown) {
