@@ -389,13 +389,16 @@ Daemon::Started Daemon::start() {
                 "an IP",
                 opt_.upstream_svc, cs.upstream_env_name);
     }
-    const bool signal_reload = opt_.reload_with_signal;
+    std::function<void(int)> raise;
+    if (opt_.reload_with_signal) {
+      raise = env_.raise_signal ? env_.raise_signal : [](int signo) { ::kill(::getpid(), signo); };
+    }
     sync_ = std::make_unique<node::ConfigSync>(
         cs,
-        [signal_reload](const std::string& path, const std::string& text) {
+        [raise](const std::string& path, const std::string& text) {
           log::info("Using config file:\n{}", text);
           (void)path;
-          if (signal_reload) ::kill(::getpid(), SIGUSR1);
+          if (raise) raise(SIGUSR1);
         },
         [this](std::string_view t) { setupError(t); });
     if (::access(opt_.base_corefile.c_str(), R_OK) == 0) {

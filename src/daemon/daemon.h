@@ -13,7 +13,8 @@
 //
 // Seams (tests/daemon): the reload poll, the snapshot period and the loop-probe schedule read
 // Env::time; the host side goes through Env::host_backends (node/backends.h); signals are calls
-// to onSignal(); metrics go to Env::registry. Waits that depend on other processes or on queries
+// to onSignal() (and -reloadwithsignal raises through Env::raise_signal); metrics go to
+// Env::registry. Waits that depend on other processes or on queries
 // in flight (lameduck, graceful stop, handover drain) stay on the real clock.
 //
 // Thread affinity: one control thread calls start(), onSignal(), tick() and run(); the handover
@@ -52,6 +53,9 @@ struct Env {
   std::function<node::HostBackends(const node::HostSetupSettings&,
                                    const node::HostSetup::ErrorCallback&)>
       host_backends;
+  /// -reloadwithsignal: how a new rendering of the Corefile asks for a reload, from the config
+  /// sync thread (kill(getpid(), signo) when empty: the control loop takes it as a signal).
+  std::function<void(int signo)> raise_signal;
   /// Answered to id.server. CH TXT (cmd/node-cache/ready_probe.h: processIdentity()).
   std::string identity;
   /// build_info and the start-up line.

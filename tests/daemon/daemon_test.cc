@@ -11,8 +11,10 @@
 
 #include <csignal>
 #include <filesystem>
+#include <cstdio>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -128,6 +130,10 @@ class DaemonTest : public ::testing::Test {
     env.registry = &registry_;
     env.time = &time_;
     env.identity = "daemon-test";
+    env.raise_signal = [this](int signo) {
+      std::lock_guard<std::mutex> lock(raised_mu_);
+      raised_.push_back(signo);
+    };
     env.host_backends = [this](const node::HostSetupSettings&,
                                const node::HostSetup::ErrorCallback&) {
       node::HostBackends b;
@@ -147,6 +153,8 @@ class DaemonTest : public ::testing::Test {
   test::FakeTime time_;
   observability::Registry registry_;
   Journal journal_;
+  std::mutex raised_mu_;
+  std::vector<int> raised_;  // Env::raise_signal calls (the config sync thread may make them)
   std::unique_ptr<Daemon> daemon_;
 };
 
@@ -178,6 +186,35 @@ TEST_F(DaemonTest, BrokenCorefileAtStartFailsAfterUndoingTheInterface) {
             (std::vector<std::string>{"link.ensure nodelocaldns", "link.teardown nodelocaldns"}))
       << "no rules were set up yet (they follow the listeners)";
   EXPECT_FALSE(std::filesystem::exists(pidfile_));
+}
+
+TEST_F(DaemonTest, ServesTheRenderedBaseCorefileAndAsksForAReloadPerRender) {
+  const std::string base = dir_.write(
+      "base/Corefile.base", "a.test:" + std::to_string(dns_port_) +
+                                " {\n  bind __PILLAR__LOCAL__DNS__\n  forward . 127.0.0.1:9\n}\n");
+  make({"-basecorefile", base, "-kubednscm", dir_.file("no-kube-dns"), "-reloadwithsignal"});
+  ASSERT_EQ(daemon_->start(), Daemon::Started::Serving);
+  std::string text;
+  if (std::FILE* f = std::fopen(corefile_.c_str(), "rb")) {
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) text.append(buf, n);
+    std::fclose(f);
+  }
+  EXPECT_NE(text.find("bind 127.0.0.1\n"), std::string::npos) << text;
+  EXPECT_TRUE(serving());
+  std::lock_guard<std::mutex> lock(raised_mu_);
+  EXPECT_EQ(raised_, std::vector<int>{SIGUSR1}) << "-reloadwithsignal: one SIGUSR1 per render";
+}
+
+TEST_F(DaemonTest, WithoutReloadWithSignalARenderRaisesNothing) {
+  const std::string base = dir_.write(
+      "base/Corefile.base", "a.test:" + std::to_string(dns_port_) +
+                                " {\n  bind __PILLAR__LOCAL__DNS__\n  forward . 127.0.0.1:9\n}\n");
+  make({"-basecorefile", base, "-kubednscm", dir_.file("no-kube-dns")});
+  ASSERT_EQ(daemon_->start(), Daemon::Started::Serving);
+  EXPECT_TRUE(serving());
+  std::lock_guard<std::mutex> lock(raised_mu_);
+  EXPECT_TRUE(raised_.empty());
 }
 
 TEST_F(DaemonTest, ReloadPluginAppliesAChangedCorefileOnItsPeriod) {
