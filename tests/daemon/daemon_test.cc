@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/test_net.h"
+#include "support/udp_peer.h"
 #include "dns/message.h"
 #include "node/options.h"
 #include "support/capture_stdout.h"

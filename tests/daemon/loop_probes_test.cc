@@ -7,7 +7,7 @@
 #include <string>
 
 #include "config/corefile.h"
-#include "daemon/test_net.h"
+#include "support/udp_peer.h"
 #include "dns/message.h"
 #include "server/plan.h"
 #include "support/fake_time.h"

@@ -1,6 +1,7 @@
 #pragma once
-// Loopback sockets for the daemon tests: a UDP socket the test reads and answers from (a block's
-// listener for the loop probes, a fake upstream), and free ports for the daemon's listeners.
+// Test support: loopback UDP for tests that play the other side by hand — a socket the test reads
+// and answers from (a listener that probes reach, an upstream that sends a query back: the daemon
+// tests) — and free ports for listeners a test starts (UDP and TCP both free).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
