@@ -421,6 +421,22 @@ TEST_F(DaemonTest, SigtermRemovesThePidfileThenTearsDownThenStopsServing) {
   EXPECT_FALSE(serving());
 }
 
+TEST_F(DaemonTest, SigquitTearsDownWithoutTheFinalSnapshot) {
+  const std::string state = dir_.file("state");
+  writeCorefile(corefileText("a.test"));
+  make({"-setupinterface=true", "-setupiptables=true", "-statedir", state});
+  ASSERT_EQ(daemon_->start(), Daemon::Started::Serving);
+  journal_.calls.clear();
+  test::CaptureStdout out;
+  EXPECT_EQ(daemon_->onSignal(SIGQUIT), 0);
+  EXPECT_NE(out.text().find("[INFO] Received SIGQUIT, shutting down"), std::string::npos);
+  EXPECT_EQ(journal_.calls,
+            (std::vector<std::string>{"rules.teardown", "link.teardown nodelocaldns"}));
+  EXPECT_FALSE(std::filesystem::exists(state + "/cache.snapshot")) << "SIGQUIT: no graceful part";
+  EXPECT_FALSE(std::filesystem::exists(pidfile_));
+  EXPECT_FALSE(serving());
+}
+
 TEST_F(DaemonTest, SkipTeardownLeavesTheHostSideAlone) {
   writeCorefile(corefileText("a.test"));
   make({"-setupinterface=true", "-setupiptables=true", "-skipteardown"});
