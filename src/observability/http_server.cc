@@ -911,14 +911,40 @@ HttpServer* HttpEndpoints::find(const std::string& address) {
   return it == servers_.end() ? nullptr : it->second.get();
 }
 
+Registry* HttpEndpoints::limitRegistry() const {
+  Registry* registry = nullptr;
+  for (const auto& [key, s] : servers_) {
+    if (s->metrics_ != nullptr) registry = s->metrics_;
+  }
+  return registry;
+}
+
+size_t HttpEndpoints::keepRunning(HttpEndpoints& old) {
+  // A server is kept only if it would be configured exactly as the new one: the counters of a
+  // running server cannot be attached later (its loop thread reads them), so whether it counts
+  // limit events is part of its role.
+  const bool counting = limitRegistry() != nullptr;
+  size_t kept = 0;
+  for (auto& [key, s] : servers_) {
+    auto it = old.servers_.find(key);
+    if (it == old.servers_.end() || !it->second->started_) continue;
+    const HttpServer& o = *it->second;
+    if (o.health_ != s->health_ || o.metrics_ != s->metrics_ || o.probe_ != s->probe_ ||
+        o.counted_ != counting) {
+      continue;
+    }
+    s = std::move(it->second);
+    old.servers_.erase(it);
+    ++kept;
+  }
+  old.stop();
+  return kept;
+}
+
 void HttpEndpoints::start() {
   // The Corefile's listeners count their limit events into the registry they serve (health-only
   // listeners into that of a metrics listener of the same set).
-  Registry* registry = nullptr;
-  for (auto& [key, s] : servers_) {
-    if (s->metrics_ != nullptr) registry = s->metrics_;
-  }
-  if (registry != nullptr) {
+  if (Registry* registry = limitRegistry(); registry != nullptr) {
     for (auto& [key, s] : servers_) s->countLimitsInto(*registry);
   }
   try {

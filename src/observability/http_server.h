@@ -204,6 +204,11 @@ class HttpEndpoints {
   /// (HttpServer::countLimitsInto).
   void start();
   void stop();
+  /// Before start(), for a reload: takes over from `old` every started server whose address and
+  /// role equal one of this set's (health, metrics registry, health probe, limit counting), so
+  /// its listener, connections and probe go on untouched; then stops the rest of `old`. start()
+  /// starts only what is new. Returns how many servers were taken over.
+  size_t keepRunning(HttpEndpoints& old);
   void setLameduck(bool on);
   /// The listening sockets of the started servers (kind Http, address as added, port 0).
   std::vector<PassedSocket> listeningSockets() const;
@@ -213,6 +218,8 @@ class HttpEndpoints {
 
  private:
   HttpServer& serverFor(const std::string& address);
+  /// The registry the set's limit events count into (a metrics server's), or nullptr.
+  Registry* limitRegistry() const;
   std::map<std::string, std::unique_ptr<HttpServer>> servers_;  // key: normalised host:port
 };
 

@@ -249,6 +249,41 @@ TEST(HttpEndpoints, StartFailureStopsTheOthers) {
   EXPECT_EQ(ok.port(), 0);  // stopped again
 }
 
+TEST(HttpEndpoints, KeepRunningTakesOverOnlyServersWithTheSameAddressAndRole) {
+  Registry r;
+  HttpEndpoints old;
+  HttpServer& health = old.addHealth("127.0.0.1:0");  // health only in the new set too
+  HttpServer& change = old.addHealth("localhost:0");  // gains /metrics
+  old.start();
+  ASSERT_NE(health.port(), 0);
+
+  HttpEndpoints fresh;
+  fresh.addHealth("127.0.0.1:0");
+  fresh.addHealth("localhost:0");
+  fresh.addMetrics("localhost:0", r);
+  // A metrics listener makes every server of the set count limit events: the running health
+  // server does not, so it cannot be taken over as it is.
+  EXPECT_EQ(fresh.keepRunning(old), 0u);
+  EXPECT_EQ(change.port(), 0) << "the old set's servers not taken over are stopped";
+  EXPECT_EQ(health.port(), 0);
+
+  HttpEndpoints health_only;
+  HttpServer& h = health_only.addHealth("127.0.0.1:0");
+  health_only.start();
+  const uint16_t h_port = h.port();
+  HttpEndpoints again;
+  again.addHealth("127.0.0.1:0");
+  again.addHealth("localhost:0");  // new
+  EXPECT_EQ(again.keepRunning(health_only), 1u);
+  EXPECT_EQ(again.find("127.0.0.1:0"), &h) << "the running server itself, socket and all";
+  EXPECT_EQ(h.port(), h_port);
+  EXPECT_EQ(health_only.size(), 0u);
+  again.start();
+  EXPECT_EQ(get("127.0.0.1", h_port, "/health")->status, 200);
+  EXPECT_NE(again.find("localhost:0")->port(), 0);
+  again.stop();
+}
+
 TEST(HttpServer, HealthProbeRecordsDuration) {
   Registry r;
   auto& dur = r.histogram("probe_seconds", "h", {}, {0.25, 2.5});

@@ -1,11 +1,13 @@
-// node-cache: a drop-in replacement for Kubernetes' k8s-dns-node-cache.
+// node-cache: a drop-in replacement for Kubernetes' k8s-dns-node-cache. main only turns flags
+// into objects: the process itself (startup, signals, reload, teardown) is daemon::Daemon
+// (src/daemon/daemon.h).
 #include <sys/resource.h>
 
 #include <cstdio>
 
-#include "cmd/node-cache/app.h"
 #include "cmd/node-cache/ready_probe.h"
 #include "common/log.h"
+#include "daemon/daemon.h"
 #include "flags/flag_set.h"
 
 namespace {
@@ -48,8 +50,12 @@ int main(int argc, char** argv) {
   nld::log::init(opt.quiet);
   nld::log::info("Starting node-cache image: nodelocaldns-{}", NLD_VERSION);
   try {
-    nld::cmd::App app(std::move(opt));
-    return app.run();
+    nld::daemon::Env env;
+    env.identity = nld::cmd::processIdentity();
+    env.version = NLD_VERSION;
+    env.revision = NLD_REVISION;
+    nld::daemon::Daemon daemon(std::move(opt), std::move(env));
+    return daemon.run();
   } catch (const std::exception& e) {
     nld::log::error("fatal: {}", e.what());
     return 1;

@@ -5,7 +5,7 @@
 // /etc/resolv.conf; the cluster block keeps the manifest's cache settings.
 #include <string_view>
 
-namespace nld::cmd {
+namespace nld::daemon {
 
 inline constexpr std::string_view kDefaultCorefile = R"(cluster.local:5353 {
     errors
@@ -45,4 +45,4 @@ ip6.arpa:5353 {
     }
 )";
 
-}  // namespace nld::cmd
+}  // namespace nld::daemon

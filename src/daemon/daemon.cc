@@ -1,34 +1,27 @@
-#include "cmd/node-cache/app.h"
+#include "daemon/daemon.h"
 
-#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <csignal>
-#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <thread>
 
-#include "cmd/node-cache/default_corefile.h"
-#include "cmd/node-cache/ready_probe.h"
 #include "common/cpu_budget.h"
 #include "common/inherited_sockets.h"
 #include "common/log.h"
 #include "common/random.h"
-#include "dns/message.h"
+#include "daemon/default_corefile.h"
 #include "node/config_sync.h"
 #include "node/handover.h"
 #include "node/host_setup.h"
 #include "plan/plan.h"
-#include "server/socket_util.h"
 
-namespace nld::cmd {
+namespace nld::daemon {
 
 namespace {
 // How long a predecessor keeps serving what it accepted after a handover: queries waiting on
@@ -37,23 +30,24 @@ namespace {
 constexpr std::chrono::seconds kHandoverDrain{8};
 }  // namespace
 
-App::App(node::Options options)
-    : opt_(std::move(options)), registry_(observability::defaultRegistry()) {}
+Daemon::Daemon(node::Options options, Env env)
+    : opt_(std::move(options)),
+      env_(std::move(env)),
+      registry_(env_.registry != nullptr ? *env_.registry : observability::defaultRegistry()),
+      time_(env_.time != nullptr ? *env_.time : net::systemTime()),
+      loop_probes_(time_) {}
 
-App::~App() {
-  stopping_ = true;
-  for (auto& t : probes_) {
-    if (t.joinable()) t.join();
-  }
+Daemon::~Daemon() {
+  if (server_ && !stopped_) stopServing();
 }
 
-void App::setupError(std::string_view type) {
+void Daemon::setupError(std::string_view type) {
   if (catalogue_ && catalogue_->nodecacheSetupErrors != nullptr) {
     catalogue_->nodecacheSetupErrors->with({std::string(type)}).inc();
   }
 }
 
-config::Corefile App::loadConfig() const {
+config::Corefile Daemon::loadConfig() const {
   config::ParseOptions po;
   po.default_port = opt_.dns_port;
   if (opt_.default_config) {
@@ -62,8 +56,8 @@ config::Corefile App::loadConfig() const {
   return config::loadCorefile(opt_.output_corefile, po);
 }
 
-void App::restartHttp(const config::Corefile& cf) {
-  // Signature of the endpoint set; unchanged → keep the running servers.
+void Daemon::restartHttp(const config::Corefile& cf) {
+  // Signature of the endpoint set; unchanged → keep the running set as it is.
   std::string sig;
   std::chrono::milliseconds lameduck{0};
   for (const auto& b : cf.blocks) {
@@ -76,22 +70,25 @@ void App::restartHttp(const config::Corefile& cf) {
   lameduck_ = lameduck;
   std::lock_guard<std::mutex> lock(http_mu_);  // against a handover listing the sockets
   if (http_ && sig == http_signature_) return;
-  if (http_) http_->stop();
-  http_ = std::make_unique<observability::HttpEndpoints>();
+  auto fresh = std::make_unique<observability::HttpEndpoints>();
   for (const auto& b : cf.blocks) {
     if (b.health) {
       // The health plugin's self-check (CoreDNS plugin/health): GET /health every second, timed.
-      http_->addHealth(b.health->address)
+      fresh->addHealth(b.health->address)
           .enableHealthProbe(catalogue_->healthRequestDuration.with(),
                              catalogue_->healthRequestFailures.with());
     }
-    if (b.prometheus) http_->addMetrics(*b.prometheus, registry_);
+    if (b.prometheus) fresh->addMetrics(*b.prometheus, registry_);
   }
+  // Only what changed restarts: a listener whose address and role stay keeps its socket (no
+  // refused health checks or scrapes during a reload); the others stop before the new bind.
+  if (http_) fresh->keepRunning(*http_);
+  http_ = std::move(fresh);
   http_->start();
   http_signature_ = sig;
 }
 
-void App::applyConfig(config::Corefile cf) {
+void Daemon::applyConfig(config::Corefile cf) {
   const std::string fp = cf.fingerprint;
   auto plan = plan::buildPlan(std::move(cf), server_->workers(), server_metrics_.get());
   server_->load(plan);  // binds new listeners first; throws without changing anything
@@ -119,7 +116,7 @@ void App::applyConfig(config::Corefile cf) {
   catalogue_->reloadVersionInfo.with({"fnv1a64", fp}).set(1);
 }
 
-bool App::reload(const char* why) {
+bool Daemon::reload(const char* why) {
   // Like CoreDNS's reload plugin, a broken file is tried once per distinct content: polling the
   // same broken file again neither logs nor counts another failure.
   std::string raw;
@@ -154,11 +151,11 @@ bool App::reload(const char* why) {
     return false;
   }
   log::info("Reloading complete ({})", why);
-  startLoopProbes();
+  if (auto plan = server_->plan()) loop_probes_.start(LoopProbes::targetsOf(*plan));
   return true;
 }
 
-void App::writePidfile() {
+void Daemon::writePidfile() {
   if (opt_.pidfile.empty()) return;
   std::ofstream f(opt_.pidfile, std::ios::trunc);
   f << getpid() << "\n";
@@ -169,7 +166,7 @@ void App::writePidfile() {
   pidfile_written_ = true;
 }
 
-void App::removePidfile() {
+void Daemon::removePidfile() {
   if (!pidfile_written_) return;
   pidfile_written_ = false;
   // Only while it still names us: after a handover it names the successor.
@@ -178,7 +175,7 @@ void App::removePidfile() {
   if (f >> pid && pid == long(getpid())) ::unlink(opt_.pidfile.c_str());
 }
 
-void App::teardownNetworking() {
+void Daemon::teardownNetworking() {
   if (torn_down_) return;
   torn_down_ = true;
   if (host_ && !opt_.skip_teardown) {
@@ -189,7 +186,7 @@ void App::teardownNetworking() {
   }
 }
 
-void App::startWarm() {
+void Daemon::startWarm() {
   if (opt_.statedir.empty()) return;
   snapshot_path_ = opt_.statedir + "/cache.snapshot";
   std::error_code ec;
@@ -213,7 +210,7 @@ void App::startWarm() {
   }
 }
 
-void App::writeSnapshot(bool final) {
+void Daemon::writeSnapshot(bool final) {
   if (snapshot_path_.empty()) return;
   // The main thread (periodic, shutdown) and the handover thread (for a successor) write it.
   std::lock_guard<std::mutex> lock(snapshot_mu_);
@@ -238,64 +235,7 @@ void App::writeSnapshot(bool final) {
   }
 }
 
-void App::startLoopProbes() {
-  auto plan = server_->plan();
-  if (!plan) return;
-  for (const auto& b : plan->blocks) {
-    if (!b.loop) continue;
-    std::shared_ptr<plan::LoopDetector> ld = b.loop;
-    probes_.emplace_back([this, ld] {
-      // Send HINFO <rand>.<rand>.<zone> to our own listener until one exchange completes
-      // (CoreDNS plugin/loop); while it runs, the pipeline counts the probe name coming back.
-      uint8_t q[512];
-      for (int attempt = 0; attempt < 30 && !stopping_ && ld->active; ++attempt) {
-        size_t n = dns::buildQuery(static_cast<uint16_t>(random64()), ld->probe, dns::type::HINFO,
-                                   dns::cls::IN, dns::flag::RD, false, 0, false,
-                                   dns::MutableBytes(q, sizeof(q)));
-        server::SockAddr to;
-        try {
-          to = server::makeSockAddr(ld->target_ip, ld->target_port);
-        } catch (...) {
-          return;
-        }
-        int fd = ::socket(to.storage.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        if (fd < 0) return;
-        bool answered = false;
-        if (::connect(fd, to.get(), to.len) == 0 && ::send(fd, q, n, 0) == ssize_t(n)) {
-          pollfd p{fd, POLLIN, 0};
-          if (::poll(&p, 1, 2000) == 1) {
-            uint8_t buf[4096];
-            answered = ::recv(fd, buf, sizeof(buf), 0) > 0;
-          }
-        }
-        ::close(fd);
-        if (answered) break;
-        for (int i = 0; i < 10 && !stopping_; ++i) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-      }
-      ld->active = false;
-    });
-  }
-}
-
-bool App::loopDetected(std::string* message) const {
-  auto plan = server_->plan();
-  if (!plan) return false;
-  for (const auto& b : plan->blocks) {
-    if (b.loop && b.loop->seen.load() > 2) {
-      *message = fmt::format(
-          "plugin/loop: Loop ({}:{} -> {}:{}) detected for zone \"{}\", see "
-          "https://coredns.io/plugins/loop#troubleshooting. Query: \"HINFO {}\"",
-          b.loop->target_ip, b.loop->target_port, b.loop->target_ip, b.loop->target_port,
-          b.cfg->keys.front().zone, b.loop->probe_text);
-      return true;
-    }
-  }
-  return false;
-}
-
-std::optional<int> App::drainAfterHandover() {
+std::optional<int> Daemon::drainAfterHandover() {
   // The successor reads our listening sockets now. Stop reading them; keep them open so answers
   // to what we accepted still leave from them; finish queries waiting on upstreams and serve the
   // TCP connections we accepted until they fall idle. The interface and the rules stay: the
@@ -322,7 +262,6 @@ std::optional<int> App::drainAfterHandover() {
   }
   log::info("Handover: drained (queries waiting on upstreams: {}, TCP connections: {}); exiting",
             server_->inflight(), tcp);
-  stopping_ = true;
   torn_down_ = true;  // the successor owns the interface and the rules
   pidfile_written_ = false;
   handover_->stop();
@@ -330,17 +269,8 @@ std::optional<int> App::drainAfterHandover() {
   return 0;
 }
 
-int App::idleUntilSignal(const sigset_t& set) {
-  log::info("Not serving: this pod was replaced by the node-cache that now serves; waiting for "
-            "SIGTERM");
-  for (;;) {
-    int sig = sigwaitinfo(&set, nullptr);
-    if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) return 0;
-  }
-}
-
-int App::shutdown(int signo) {
-  stopping_ = true;
+int Daemon::shutdown(int signo) {
+  loop_probes_.stop();
   if (handover_ && handover_->handedOver()) {
     // Terminated while draining after a handover: the successor owns interface and rules.
     torn_down_ = true;
@@ -368,31 +298,27 @@ int App::shutdown(int signo) {
   return 0;
 }
 
-void App::stopServing() {
+void Daemon::stopServing() {
   server_->stop();
   if (http_) http_->stop();
   if (node_metrics_) node_metrics_->stop();
-  for (auto& t : probes_) {
-    if (t.joinable()) t.join();
-  }
-  probes_.clear();
+  loop_probes_.stop();
+  stopped_ = true;
 }
 
-int App::run() {
-  // Every thread created from here on inherits this mask; only the main loop takes signals.
-  sigset_t set;
-  sigemptyset(&set);
-  for (int s : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP, SIGUSR2}) sigaddset(&set, s);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
-
+Daemon::Started Daemon::start() {
   // 0. Zero-loss handover (node/handover.h): before anything binds, take the listening sockets
   //    of a node-cache that is serving (a rollout with maxSurge), or become the owner.
   if (!opt_.statedir.empty()) {
     const char* uid = std::getenv("POD_UID");
     handover_ = std::make_unique<node::Handover>(opt_.statedir, uid != nullptr ? uid : "");
     try {
-      if (handover_->begin() == node::Handover::Start::Refused) return idleUntilSignal(set);
+      if (handover_->begin() == node::Handover::Start::Refused) {
+        log::info("Not serving: this pod was replaced by the node-cache that now serves; "
+                  "waiting for SIGTERM");
+        idle_ = true;
+        return Started::Idle;
+      }
     } catch (const std::exception& e) {
       log::warn("State directory unusable, no handover: {}", e.what());
       handover_.reset();
@@ -413,8 +339,8 @@ int App::run() {
     node_metrics_ok = false;
   }
   observability::BuildInfo build;
-  build.version = NLD_VERSION;
-  build.revision = NLD_REVISION;
+  build.version = env_.version;
+  build.revision = env_.revision;
   catalogue_ = std::make_unique<observability::CorednsMetrics>(registry_, build, node_metrics_ok);
   observability::registerProcessCollector(registry_);
 
@@ -433,13 +359,16 @@ int App::run() {
   server::ServerOptions so;
   so.workers = workers;
   // Answered to id.server CH TXT: the readiness probe (-probe-ready) tells its own pod by it.
-  so.identity = processIdentity();
+  so.identity = env_.identity;
   log::info("Identity (id.server CH TXT): {}", so.identity);
   server_ = std::make_unique<server::Server>(*server_metrics_, so);
 
   // 1. Interface (before listeners: `bind` needs the addresses to be local).
   node::HostSetupSettings hs = node::HostSetupSettings::fromOptions(opt_);
-  host_ = std::make_unique<node::HostSetup>(hs, [this](std::string_view t) { setupError(t); });
+  node::HostSetup::ErrorCallback on_error = [this](std::string_view t) { setupError(t); };
+  node::HostBackends backends = env_.host_backends ? env_.host_backends(hs, on_error)
+                                                   : node::HostSetup::realBackends(hs, on_error);
+  host_ = std::make_unique<node::HostSetup>(hs, std::move(backends), on_error);
   if (opt_.setup_interface) host_->setupInterface();
 
   // 2. Render the Corefile from the template (and keep re-rendering on changes).
@@ -460,13 +389,16 @@ int App::run() {
                 "an IP",
                 opt_.upstream_svc, cs.upstream_env_name);
     }
-    const bool signal_reload = opt_.reload_with_signal;
+    std::function<void(int)> raise;
+    if (opt_.reload_with_signal) {
+      raise = env_.raise_signal ? env_.raise_signal : [](int signo) { ::kill(::getpid(), signo); };
+    }
     sync_ = std::make_unique<node::ConfigSync>(
         cs,
-        [signal_reload](const std::string& path, const std::string& text) {
+        [raise](const std::string& path, const std::string& text) {
           log::info("Using config file:\n{}", text);
           (void)path;
-          if (signal_reload) ::kill(::getpid(), SIGUSR1);
+          if (raise) raise(SIGUSR1);
         },
         [this](std::string_view t) { setupError(t); });
     if (::access(opt_.base_corefile.c_str(), R_OK) == 0) {
@@ -485,7 +417,7 @@ int App::run() {
     log::error("{}", e.what());
     if (sync_) sync_->stop();
     teardownNetworking();
-    return 1;
+    return Started::Failed;
   }
   if (size_t n = inheritedSockets().closeUnclaimed()) {
     log::info("Handover: closed {} handed-over sockets the configuration does not use", n);
@@ -516,7 +448,7 @@ int App::run() {
   }
   auto plan = server_->plan();
   for (const auto& l : plan->listeners) log::info("{}", l.server_label);
-  log::info("nodelocaldns-{} (node-cache, {} workers)", NLD_VERSION, workers);
+  log::info("nodelocaldns-{} (node-cache, {} workers)", env_.version, workers);
 
   // 4. Pidfile after every listener is up, then iptables (rules without a listener black-hole DNS).
   try {
@@ -528,69 +460,109 @@ int App::run() {
     host_->setupRules();
     host_->startPeriodic(opt_.sync_interval);
   }
-  startLoopProbes();
+  if (auto p = server_->plan()) loop_probes_.start(LoopProbes::targetsOf(*p));
 
-  // 5. Signals, reload polling and loop detection.
-  std::optional<config::ReloadConfig> reload_cfg;
+  // 5. The control loop's schedule: reload polling and the periodic snapshot.
+  reload_cfg_.reset();
   for (const auto& b : plan->corefile.blocks) {
-    if (b.reload) reload_cfg = b.reload;
+    if (b.reload) reload_cfg_ = b.reload;
   }
-  auto reload_period = [&] {
-    if (!reload_cfg) return std::chrono::milliseconds(0);
-    auto base = std::chrono::duration_cast<std::chrono::milliseconds>(reload_cfg->interval);
-    auto jitter = std::chrono::duration_cast<std::chrono::milliseconds>(reload_cfg->jitter);
-    auto j = jitter.count() > 0 ? int64_t(randomBelow(uint64_t(jitter.count()))) -
-                                      jitter.count() / 2
-                                : 0;
-    return base + std::chrono::milliseconds(j);
-  };
-  auto period = reload_period();
-  auto next_reload = std::chrono::steady_clock::now() + period;
+  scheduleReload();
   // The periodic snapshot is what an unclean end (SIGKILL, OOM, crash) restarts from: at most
   // -snapshotinterval (60 s by default) of new entries are lost. Written from this thread while
   // the workers keep serving (they export in slices), so its cost does not pause DNS.
-  const auto snapshot_every =
-      std::chrono::duration_cast<std::chrono::steady_clock::duration>(opt_.snapshot_interval);
-  auto next_snapshot = std::chrono::steady_clock::now() + snapshot_every;
+  next_snapshot_ =
+      time_.now() + std::chrono::duration_cast<net::Clock::duration>(opt_.snapshot_interval);
+  return Started::Serving;
+}
 
+void Daemon::scheduleReload() {
+  // The reload plugin's period: interval ± jitter/2, drawn again for every poll.
+  reload_period_ = std::chrono::milliseconds(0);
+  if (reload_cfg_) {
+    auto base = std::chrono::duration_cast<std::chrono::milliseconds>(reload_cfg_->interval);
+    auto jitter = std::chrono::duration_cast<std::chrono::milliseconds>(reload_cfg_->jitter);
+    auto j = jitter.count() > 0 ? int64_t(randomBelow(uint64_t(jitter.count()))) -
+                                      jitter.count() / 2
+                                : 0;
+    reload_period_ = base + std::chrono::milliseconds(j);
+  }
+  next_reload_ = time_.now() + reload_period_;
+}
+
+std::optional<int> Daemon::checkHandover() {
+  if (idle_ || !handover_ || !handover_->handedOver()) return std::nullopt;
+  return drainAfterHandover();
+}
+
+std::optional<int> Daemon::onSignal(int signo) {
+  if (signo == SIGTERM || signo == SIGINT || signo == SIGQUIT) {
+    if (idle_) return 0;
+    log::info("Received {}, shutting down", signo == SIGTERM  ? "SIGTERM"
+                                            : signo == SIGINT ? "SIGINT"
+                                                              : "SIGQUIT");
+    return shutdown(signo);
+  }
+  if (signo == SIGUSR1 && !idle_) reload("SIGUSR1");
+  return std::nullopt;  // SIGHUP, SIGUSR2: taken and ignored (CoreDNS reloads on SIGUSR1 only)
+}
+
+std::optional<int> Daemon::tick() {
+  if (idle_) return std::nullopt;
+  loop_probes_.tick();
+  if (auto loop_msg = loop_probes_.detected()) {
+    // Unlike the upstream, tear down first: rules left behind black-hole node DNS.
+    removePidfile();
+    teardownNetworking();
+    log::error("{}", *loop_msg);
+    server_->stop();
+    return 1;
+  }
+  if (!snapshot_path_.empty() && time_.now() >= next_snapshot_) {
+    writeSnapshot(false);
+    next_snapshot_ =
+        time_.now() + std::chrono::duration_cast<net::Clock::duration>(opt_.snapshot_interval);
+  }
+  if (reload_period_.count() > 0 && time_.now() >= next_reload_) {
+    reload("reload plugin: Corefile changed");
+    if (auto p = server_->plan()) {
+      reload_cfg_.reset();
+      for (const auto& b : p->corefile.blocks) {
+        if (b.reload) reload_cfg_ = b.reload;
+      }
+    }
+    scheduleReload();
+  }
+  return std::nullopt;
+}
+
+int Daemon::run() {
+  // Every thread created from here on inherits this mask; only the control loop takes signals.
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP, SIGUSR2}) sigaddset(&set, s);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  switch (start()) {
+    case Started::Failed:
+      return 1;
+    case Started::Idle:
+      for (;;) {
+        if (auto code = onSignal(sigwaitinfo(&set, nullptr))) return *code;
+      }
+    case Started::Serving:
+      break;
+  }
   for (;;) {
     timespec ts{0, 100 * 1000 * 1000};
-    int sig = sigtimedwait(&set, nullptr, &ts);
-    if (handover_ && handover_->handedOver()) {
-      if (auto code = drainAfterHandover()) return *code;
+    const int sig = sigtimedwait(&set, nullptr, &ts);
+    if (auto code = checkHandover()) return *code;
+    if (sig > 0) {
+      if (auto code = onSignal(sig)) return *code;
     }
-    if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) {
-      log::info("Received {}, shutting down", sig == SIGTERM ? "SIGTERM"
-                                               : sig == SIGINT ? "SIGINT"
-                                                               : "SIGQUIT");
-      return shutdown(sig);
-    }
-    if (sig == SIGUSR1) reload("SIGUSR1");
-    std::string loop_msg;
-    if (loopDetected(&loop_msg)) {
-      // Unlike the upstream, tear down first: rules left behind black-hole node DNS.
-      removePidfile();
-      teardownNetworking();
-      log::error("{}", loop_msg);
-      server_->stop();
-      return 1;
-    }
-    if (!snapshot_path_.empty() && std::chrono::steady_clock::now() >= next_snapshot) {
-      writeSnapshot(false);
-      next_snapshot = std::chrono::steady_clock::now() + snapshot_every;
-    }
-    if (period.count() > 0 && std::chrono::steady_clock::now() >= next_reload) {
-      reload("reload plugin: Corefile changed");
-      if (auto p = server_->plan()) {
-        reload_cfg.reset();
-        for (const auto& b : p->corefile.blocks) {
-          if (b.reload) reload_cfg = b.reload;
-        }
-      }
-      period = reload_period();
-      next_reload = std::chrono::steady_clock::now() + period;
-    }
+    if (auto code = tick()) return *code;
   }
 }
 
-}  // namespace nld::cmd
+}  // namespace nld::daemon

@@ -1,0 +1,90 @@
+#pragma once
+// Test support: loopback UDP for tests that play the other side by hand — a socket the test reads
+// and answers from (a listener that probes reach, an upstream that sends a query back: the daemon
+// tests) — and free ports for listeners a test starts (UDP and TCP both free).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <vector>
+
+namespace nld::test {
+
+/// A UDP socket bound to 127.0.0.1 (port 0: the kernel picks one).
+class UdpPeer {
+ public:
+  explicit UdpPeer(uint16_t port = 0) {
+    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+      throw std::runtime_error("UdpPeer: bind failed");
+    }
+    socklen_t len = sizeof(a);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+  ~UdpPeer() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  UdpPeer(const UdpPeer&) = delete;
+  UdpPeer& operator=(const UdpPeer&) = delete;
+
+  uint16_t port() const { return port_; }
+  /// The next datagram within `wait_ms` (0: only one already queued), and who sent it.
+  std::optional<std::vector<uint8_t>> receive(int wait_ms = 0) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, wait_ms) != 1) return std::nullopt;
+    std::vector<uint8_t> buf(65535);
+    socklen_t len = sizeof(from_);
+    const ssize_t n =
+        ::recvfrom(fd_, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from_), &len);
+    if (n < 0) return std::nullopt;
+    buf.resize(size_t(n));
+    return buf;
+  }
+  /// Sends `bytes` back to the sender of the last datagram received.
+  void reply(const std::vector<uint8_t>& bytes) {
+    ::sendto(fd_, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&from_),
+             sizeof(from_));
+  }
+  /// Sends `bytes` to 127.0.0.1:port.
+  void sendTo(uint16_t port, const std::vector<uint8_t>& bytes) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::sendto(fd_, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  sockaddr_in from_{};
+};
+
+/// A port free for both UDP and TCP on 127.0.0.1 right now (the kernel's choice for UDP, checked
+/// for TCP); a test binds it at once.
+inline uint16_t freePort() {
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    UdpPeer udp;
+    int t = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(udp.port());
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool ok = ::bind(t, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    ::close(t);
+    if (ok) return udp.port();
+  }
+  throw std::runtime_error("freePort: none found");
+}
+
+}  // namespace nld::test
