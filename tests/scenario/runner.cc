@@ -29,6 +29,7 @@
 #include "observability/coredns_metrics.h"
 #include "scenario/scenario.h"
 #include "server/metrics.h"
+#include "net/address.h"
 #include "server/pipeline.h"
 #include "server/plan.h"
 #include "support/eventually.h"
@@ -292,7 +293,7 @@ class Runner {
     Replies replies(c.get());
     // A distinct client port per query, as separate clients would have.
     const auto peer =
-        server::makeSockAddr("127.0.0.1", static_cast<uint16_t>(40000 + clients_.size()));
+        net::makeSockAddr("127.0.0.1", static_cast<uint16_t>(40000 + clients_.size()));
     const size_t n = pipeline_->handle(dns::ByteView(c->pkt), peer, 0,
                                        qs.tcp ? server::Proto::Tcp : server::Proto::Udp,
                                        dns::MutableBytes(out), replies);

@@ -26,7 +26,7 @@
 #include "node/handover.h"
 #include "node/host_setup.h"
 #include "server/plan.h"
-#include "server/socket_util.h"
+#include "net/address.h"
 
 namespace nld::cmd {
 
@@ -252,9 +252,9 @@ void App::startLoopProbes() {
         size_t n = dns::buildQuery(static_cast<uint16_t>(random64()), ld->probe, dns::type::HINFO,
                                    dns::cls::IN, dns::flag::RD, false, 0, false,
                                    dns::MutableBytes(q, sizeof(q)));
-        server::SockAddr to;
+        net::SockAddr to;
         try {
-          to = server::makeSockAddr(ld->target_ip, ld->target_port);
+          to = net::makeSockAddr(ld->target_ip, ld->target_port);
         } catch (...) {
           return;
         }
