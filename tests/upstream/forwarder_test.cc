@@ -432,7 +432,7 @@ TEST(Forwarder, BadSettingsThrowAtConfigTime) {
   v6.to[0].ip = "::1";
   v6.max_fails = 0;
   auto st = makeSharedState(v6);
-  EXPECT_EQ(st->addr(0).family, AF_INET6);
+  EXPECT_EQ(st->addr(0).af(), AF_INET6);
   EXPECT_EQ(st->maxAttempts(), 2u);
 }
 
