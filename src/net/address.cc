@@ -89,9 +89,12 @@ SockAddr makeSockAddr(const std::string& ip, uint16_t port) {
   throw std::runtime_error(fmt::format("not an IP address: '{}'", ip));
 }
 
-bool isIpLiteral(std::string_view ip) {
-  return ip.find('%') == std::string_view::npos && parseSockAddr(ip, 0).has_value();
+std::optional<SockAddr> parseIp(std::string_view ip) {
+  if (ip.find('%') != std::string_view::npos) return std::nullopt;
+  return parseSockAddr(ip, 0);
 }
+
+bool isIpLiteral(std::string_view ip) { return parseIp(ip).has_value(); }
 
 bool isWildcard(const std::string& ip) { return ip.empty() || ip == "0.0.0.0" || ip == "::"; }
 

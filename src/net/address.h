@@ -40,6 +40,10 @@ std::optional<SockAddr> parseSockAddr(std::string_view ip, uint16_t port);
 /// parseSockAddr that throws std::runtime_error("not an IP address: '<ip>'").
 SockAddr makeSockAddr(const std::string& ip, uint16_t port);
 
+/// A bare IP literal (no %zone) with port 0: the parser for code that wants the address itself
+/// (addressBytes, af) rather than somewhere to connect to. std::nullopt if not one.
+std::optional<SockAddr> parseIp(std::string_view ip);
+
 /// True if `ip` is an IPv4 or IPv6 literal (no zone).
 bool isIpLiteral(std::string_view ip);
 

@@ -15,8 +15,7 @@ namespace {
 // Parses into 16 bytes; returns the family (4/6) or 0. OVN addresses carry no %zone.
 int parse(const std::string& text, unsigned char out[16]) {
   std::memset(out, 0, 16);
-  if (text.find('%') != std::string::npos) return 0;
-  const auto a = net::parseSockAddr(text, 0);
+  const auto a = net::parseIp(text);
   if (!a) return 0;
   std::array<uint8_t, 16> bytes{};
   const size_t n = a->addressBytes(bytes);
