@@ -30,11 +30,11 @@
 #include "dns/message.h"
 #include "dns/name.h"
 #include "net/event_loop.h"
+#include "net/socket.h"
 #include "observability/coredns_metrics.h"
 #include "server/metrics.h"
 #include "server/pipeline.h"
 #include "server/plan.h"
-#include "net/socket.h"
 #include "server/tcp_handler.h"
 
 namespace {

@@ -42,7 +42,8 @@ struct Exchange {
 };
 
 void start(Exchange& x, const net::SockAddr& to) {
-  x.fd.reset(::socket(to.af(), (x.tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  x.fd.reset(
+      ::socket(to.af(), (x.tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!x.fd) return x.fail(std::strerror(errno));
   auto msg = DnsProber::message(x.id);
   if (::connect(x.fd.get(), to.get(), to.len) != 0) {
@@ -54,7 +55,8 @@ void start(Exchange& x, const net::SockAddr& to) {
     x.out.insert(x.out.end(), msg.begin(), msg.end());
     return;
   }
-  if (::send(x.fd.get(), msg.data(), msg.size(), 0) != ssize_t(msg.size())) x.fail(std::strerror(errno));
+  if (::send(x.fd.get(), msg.data(), msg.size(), 0) != ssize_t(msg.size()))
+    x.fail(std::strerror(errno));
 }
 
 void advance(Exchange& x, short revents) {

@@ -202,8 +202,8 @@ class SslStream : public Stream {
   SSL* ssl_;
 };
 
-std::unique_ptr<Stream> openSsl(net::Fd owned, const Remote& remote, const SslOptions& opts, int timeoutMs,
-                                std::string* error) {
+std::unique_ptr<Stream> openSsl(net::Fd owned, const Remote& remote, const SslOptions& opts,
+                                int timeoutMs, std::string* error) {
   if (opts.privateKey.empty() || opts.certificate.empty() || opts.caCert.empty()) {
     *error = "ssl remote " + remote.toString() +
              " needs --ovn-nb-ssl-key, --ovn-nb-ssl-cert and --ovn-nb-ssl-ca";
@@ -253,7 +253,8 @@ std::unique_ptr<Stream> Stream::open(const Remote& remote, const SslOptions& ssl
                                      std::string* error) {
   net::Fd fd = connectSocket(remote, timeoutMs, error);
   if (!fd) return nullptr;
-  if (remote.kind == Remote::Kind::kSsl) return openSsl(std::move(fd), remote, ssl, timeoutMs, error);
+  if (remote.kind == Remote::Kind::kSsl)
+    return openSsl(std::move(fd), remote, ssl, timeoutMs, error);
   return std::make_unique<SocketStream>(std::move(fd));
 }
 

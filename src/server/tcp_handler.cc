@@ -46,7 +46,11 @@ class TcpConnection final : public net::IoHandler,
                             public std::enable_shared_from_this<TcpConnection> {
  public:
   TcpConnection(TcpListener& owner, net::Fd fd, net::SockAddr peer)
-      : owner_(owner), loop_(owner.loop_), limits_(owner.limits_), fd_(std::move(fd)), peer_(peer) {}
+      : owner_(owner),
+        loop_(owner.loop_),
+        limits_(owner.limits_),
+        fd_(std::move(fd)),
+        peer_(peer) {}
   ~TcpConnection() override {
     if (flush_requested_) loop_.cancelRoundEnd(this);
   }
@@ -402,9 +406,7 @@ TcpListener::TcpListener(net::EventLoop& loop, Pipeline& pipeline, net::Fd fd, T
       metrics_(metrics),
       scratch_(std::make_unique_for_overwrite<uint8_t[]>(dns::kMaxMessageSize)) {}
 
-TcpListener::~TcpListener() {
-  stop();
-}
+TcpListener::~TcpListener() { stop(); }
 
 void TcpListener::start() {
   started_ = true;

@@ -14,9 +14,9 @@
 #include <exception>
 
 #include "common/log.h"
+#include "common/random.h"
 #include "net/address.h"
 #include "net/fd.h"
-#include "common/random.h"
 
 namespace nld::upstream {
 
@@ -79,7 +79,7 @@ class Forwarder::UdpSocket final : public net::IoHandler {
   UdpSocket(const UdpSocket&) = delete;
   UdpSocket& operator=(const UdpSocket&) = delete;
   void onEvents(uint32_t) override {
-    if (fd_.get() >= 0) fwd_->onUdpReadable(*this);
+    if (fd_) fwd_->onUdpReadable(*this);
   }
   /// The outstanding slot waiting for `qid`, or nullptr.
   Slot* findSlot(uint16_t qid) {
@@ -460,7 +460,8 @@ void Forwarder::flushSends() {
     }
     size_t sent = 0;
     while (sent < m) {
-      const int r = ::sendmmsg(s->fd_.get(), msgs.data() + sent, static_cast<unsigned>(m - sent), 0);
+      const int r =
+          ::sendmmsg(s->fd_.get(), msgs.data() + sent, static_cast<unsigned>(m - sent), 0);
       if (r > 0) {
         sent += static_cast<size_t>(r);
         continue;
@@ -499,7 +500,7 @@ void Forwarder::releaseSlot(UdpSocket& s, uint8_t slot) {
 }
 
 void Forwarder::closeSocket(UdpSocket& s) {
-  if (s.fd_.get() < 0) return;
+  if (!s.fd_) return;
   // close() also drops the epoll registration (the fd is never dup'ed): no EPOLL_CTL_DEL.
   s.fd_.reset();
   const auto u = static_cast<size_t>(s.upstream_);
@@ -616,7 +617,7 @@ void Forwarder::onUdpReadable(UdpSocket& s) {
   }
   // Bounded per wakeup so a flood of strays cannot monopolise the loop (level-triggered epoll
   // brings us back).
-  for (int round = 0; round < 4 && s.fd_.get() >= 0; ++round) {
+  for (int round = 0; round < 4 && s.fd_; ++round) {
     int n = ::recvmmsg(s.fd_.get(), msgs.data(), kUdpRecvBatch, MSG_DONTWAIT, nullptr);
     if (n < 0) {
       if (errno == EINTR) continue;

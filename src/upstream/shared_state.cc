@@ -200,7 +200,8 @@ bool SharedForwardState::probe(size_t i) {
   const net::SockAddr& a = addrs_[i];
   const bool tcp = settings_.force_tcp;
   const auto deadline = Clock::now() + settings_.health_check_timeout;
-  const net::Fd owned(::socket(a.af(), (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  const net::Fd owned(
+      ::socket(a.af(), (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!owned) return false;
   const int fd = owned.get();
 

@@ -9,10 +9,10 @@
 #include <unordered_map>
 
 #include "common/log.h"
-#include "net/address.h"
-#include "net/fd.h"
 #include "common/random.h"
 #include "dns/message.h"
+#include "net/address.h"
+#include "net/fd.h"
 
 namespace nld::upstream {
 
@@ -31,7 +31,7 @@ class TcpConn final : public net::IoHandler {
 
   void onEvents(uint32_t ev) override;
 
-  bool usable() const { return fd_.get() >= 0 && !draining_ && outstanding_.size() < kMaxPipelined; }
+  bool usable() const { return fd_ && !draining_ && outstanding_.size() < kMaxPipelined; }
   /// Appends one framed message; writes right away when possible. Never reports errors
   /// synchronously: a broken socket shows up as EPOLLERR/EPOLLHUP on the next loop round.
   void enqueue(dns::ByteView msg);
@@ -71,7 +71,7 @@ void TcpConn::enqueue(dns::ByteView msg) {
 }
 
 void TcpConn::flush() {
-  while (fd_.get() >= 0 && woff_ < wbuf_.size()) {
+  while (fd_ && woff_ < wbuf_.size()) {
     ssize_t w = ::send(fd_.get(), wbuf_.data() + woff_, wbuf_.size() - woff_, MSG_NOSIGNAL);
     if (w > 0) {
       woff_ += static_cast<size_t>(w);
@@ -87,7 +87,7 @@ void TcpConn::flush() {
 }
 
 void TcpConn::updateMask() {
-  if (fd_.get() < 0) return;
+  if (!fd_) return;
   uint32_t want = EPOLLIN | ((connecting_ || woff_ < wbuf_.size()) ? EPOLLOUT : 0u);
   if (want != mask_) {
     try {
@@ -100,7 +100,7 @@ void TcpConn::updateMask() {
 }
 
 void TcpConn::armIdle() {
-  if (idle_timer_ != 0 || fd_.get() < 0) return;
+  if (idle_timer_ != 0 || !fd_) return;
   TcpPool* pool = pool_;
   idle_timer_ = pool_->loop_.addTimer(pool_->shared_.settings().expire, [this, pool] {
     idle_timer_ = 0;
@@ -116,7 +116,7 @@ void TcpConn::cancelIdle() {
 }
 
 void TcpConn::onEvents(uint32_t ev) {
-  if (fd_.get() < 0) return;  // released; a stale event of the current dispatch round
+  if (!fd_) return;  // released; a stale event of the current dispatch round
   if (connecting_) {
     if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
     int err = 0;
@@ -130,7 +130,7 @@ void TcpConn::onEvents(uint32_t ev) {
   if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
     if (!readSome()) return;
   }
-  if (fd_.get() < 0) return;
+  if (!fd_) return;
   if (ev & EPOLLOUT) flush();
   updateMask();
 }
@@ -142,7 +142,7 @@ bool TcpConn::readSome() {
     if (r > 0) {
       rlen_ += static_cast<size_t>(r);
       processFrames();
-      if (fd_.get() < 0) return false;
+      if (!fd_) return false;
       continue;
     }
     if (r == 0) {
@@ -158,7 +158,7 @@ bool TcpConn::readSome() {
 
 void TcpConn::processFrames() {
   size_t pos = 0;
-  while (fd_.get() >= 0 && rlen_ - pos >= 2) {
+  while (fd_ && rlen_ - pos >= 2) {
     const size_t len = dns::load16(rbuf_.data() + pos);
     if (len < dns::kHeaderSize) {  // cannot be a DNS message: the stream is out of sync
       pool_->onConnBroken(this, false);
@@ -175,7 +175,7 @@ void TcpConn::processFrames() {
     if (outstanding_.empty()) {
       if (draining_) {
         pool_->sink_.onTcpReply(token, dns::ByteView(msg, len));
-        if (fd_.get() >= 0) pool_->release(this);
+        if (fd_) pool_->release(this);
         return;
       }
       armIdle();
@@ -184,7 +184,7 @@ void TcpConn::processFrames() {
     // buffer stays valid (deletion is deferred) and the loop re-checks fd_.get().
     pool_->sink_.onTcpReply(token, dns::ByteView(msg, len));
   }
-  if (fd_.get() < 0) return;
+  if (!fd_) return;
   if (pos > 0) {
     std::memmove(rbuf_.data(), rbuf_.data() + pos, rlen_ - pos);
     rlen_ -= pos;
@@ -275,14 +275,14 @@ void TcpPool::cancel(const TcpTicket& t) {
   if (t.conn == nullptr) return;
   TcpConn* c = t.conn;
   c->outstanding_.erase(t.id);
-  if (c->fd_.get() < 0) return;
+  if (!c->fd_) return;
   c->draining_ = true;  // it may be wedged: send nothing new on it
   if (c->outstanding_.empty()) release(c);
 }
 
 void TcpPool::release(TcpConn* c) {
   c->cancelIdle();
-  if (c->fd_.get() >= 0) {
+  if (c->fd_) {
     loop_.remove(c->fd_.get());
     c->fd_.reset();
   }

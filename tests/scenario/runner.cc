@@ -18,18 +18,18 @@
 #include <cstring>
 #include <deque>
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 #include <sstream>
 
 #include "config/corefile.h"
 #include "dns/message.h"
 #include "dns/name.h"
+#include "net/address.h"
 #include "net/event_loop.h"
 #include "observability/coredns_metrics.h"
 #include "scenario/scenario.h"
 #include "server/metrics.h"
-#include "net/address.h"
 #include "server/pipeline.h"
 #include "server/plan.h"
 #include "support/eventually.h"

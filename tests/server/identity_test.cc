@@ -8,9 +8,9 @@
 
 #include "config/corefile.h"
 #include "dns/message.h"
+#include "net/address.h"
 #include "observability/coredns_metrics.h"
 #include "server/metrics.h"
-#include "net/address.h"
 #include "server/pipeline.h"
 #include "server/plan.h"
 

@@ -3,6 +3,7 @@
 // only while a frame is incomplete, the per-frame deadline against trickling clients, and the
 // accept() back-off when the process runs out of descriptors.
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -14,7 +15,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <dirent.h>
 #include <functional>
 #include <future>
 #include <memory>
@@ -25,11 +25,11 @@
 
 #include "config/corefile.h"
 #include "dns/message.h"
+#include "net/socket.h"
 #include "observability/coredns_metrics.h"
 #include "server/metrics.h"
 #include "server/pipeline.h"
 #include "server/plan.h"
-#include "net/socket.h"
 #include "server/tcp_handler.h"
 #include "server/udp_handler.h"
 #include "support/eventually.h"
@@ -53,7 +53,8 @@ class TcpListenerTest : public ::testing::Test {
     socklen_t len = sizeof(a);
     ASSERT_EQ(::getsockname(lfd_, reinterpret_cast<sockaddr*>(&a), &len), 0);
     port_ = ntohs(a.sin_port);
-    listener_ = std::make_unique<TcpListener>(loop_, pipeline_, std::move(listening), limits, &metrics_);
+    listener_ =
+        std::make_unique<TcpListener>(loop_, pipeline_, std::move(listening), limits, &metrics_);
     listener_->start();
     thread_ = std::thread([this] { loop_.run(); });
   }
