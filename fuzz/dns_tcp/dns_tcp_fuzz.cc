@@ -30,11 +30,12 @@
 #include "dns/message.h"
 #include "dns/name.h"
 #include "net/event_loop.h"
+#include "net/socket.h"
 #include "observability/coredns_metrics.h"
 #include "plan/plan.h"
 #include "server/metrics.h"
 #include "server/pipeline.h"
-#include "server/socket_util.h"
+#include "net/socket.h"
 #include "server/tcp_handler.h"
 
 namespace {
@@ -103,8 +104,8 @@ struct Server {
     const std::string text =
         "example.org:53 {\n  forward . 127.0.0.1:" + std::to_string(responder.port) + "\n}\n";
     pipeline.setPlan(plan::buildPlan(config::parseCorefile(text, "fuzz"), 1, &metrics));
-    const int fd = server::listenTcp("127.0.0.1", 0);
-    check(fd >= 0, "listen on 127.0.0.1");
+    net::Fd listening = net::listenTcp("127.0.0.1", 0);
+    const int fd = listening.get();  // borrowed: the listener owns it
     sockaddr_in a{};
     socklen_t len = sizeof(a);
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
@@ -117,7 +118,7 @@ struct Server {
     // forwarder gives up on all end within one 5 s budget, so "closed after EOF" is checked
     // against one budget, not one per batch of 64 (a false report the CI fuzz run hit).
     limits.max_inflight_per_conn = 1024;
-    listener = std::make_unique<server::TcpListener>(loop, pipeline, fd, limits);
+    listener = std::make_unique<server::TcpListener>(loop, pipeline, std::move(listening), limits);
     listener->start();
     thread = std::thread([this] { loop.run(); });
     thread.detach();  // runs until the process exits

@@ -78,6 +78,8 @@ size_t InheritedSockets::closeUnclaimed() {
   auto& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);
   size_t n = r.sockets.size();
+  // Raw ints, not net::Fd: the registry holds descriptors in transit between processes (the
+  // handover) and their adopters, and common/ sits below net/ in the dependency order.
   for (const auto& s : r.sockets) ::close(s.fd);
   r.sockets.clear();
   return n;

@@ -9,6 +9,8 @@
 #include <array>
 #include <cstring>
 
+#include "net/address.h"
+
 namespace nld::config::detail {
 
 std::optional<std::string> canonicalIp(std::string_view s, bool allow_zone) {
@@ -21,22 +23,16 @@ std::optional<std::string> canonicalIp(std::string_view s, bool allow_zone) {
     if (zone.empty()) return std::nullopt;
   }
   if (addr.empty() || addr.size() > 45) return std::nullopt;
+  const auto ip = net::parseIp(addr);
+  if (!ip || (!zone.empty() && ip->af() != AF_INET6)) return std::nullopt;  // zones are IPv6's
+  // inet_ntop, not SockAddr::ip(): a v4-mapped IPv6 address keeps its ::ffff: form here.
+  std::array<uint8_t, 16> bytes{};
+  ip->addressBytes(bytes);
   char buf[INET6_ADDRSTRLEN];
-  if (zone.empty()) {
-    in_addr v4{};
-    if (::inet_pton(AF_INET, addr.c_str(), &v4) == 1) {
-      if (!::inet_ntop(AF_INET, &v4, buf, sizeof(buf))) return std::nullopt;
-      return std::string(buf);
-    }
-  }
-  in6_addr v6{};
-  if (::inet_pton(AF_INET6, addr.c_str(), &v6) == 1) {
-    if (!::inet_ntop(AF_INET6, &v6, buf, sizeof(buf))) return std::nullopt;
-    std::string out(buf);
-    if (!zone.empty()) out += "%" + zone;
-    return out;
-  }
-  return std::nullopt;
+  if (!::inet_ntop(ip->af(), bytes.data(), buf, sizeof(buf))) return std::nullopt;
+  std::string out(buf);
+  if (!zone.empty()) out += "%" + zone;
+  return out;
 }
 
 bool isIpv6(std::string_view ip) { return ip.find(':') != std::string_view::npos; }
@@ -149,10 +145,10 @@ std::optional<std::vector<std::string>> reverseZonesForCidr(std::string_view s,
       *error = bad;
       return zones;
     }
-    in_addr a{};
-    ::inet_pton(AF_INET, ip->c_str(), &a);
+    std::array<uint8_t, 16> a{};
+    net::parseIp(*ip)->addressBytes(a);  // *ip is a canonical IPv4 literal
     std::array<uint8_t, 4> b{};
-    std::memcpy(b.data(), &a, 4);
+    std::memcpy(b.data(), a.data(), 4);
     const unsigned p = static_cast<unsigned>(*prefix);
     const unsigned octets = (p + 7) / 8;    // round up to an octet boundary
     const unsigned extra = octets * 8 - p;  // host bits inside the last octet
@@ -176,12 +172,12 @@ std::optional<std::vector<std::string>> reverseZonesForCidr(std::string_view s,
     *error = bad;
     return zones;
   }
-  in6_addr a{};
-  ::inet_pton(AF_INET6, ip->c_str(), &a);
+  std::array<uint8_t, 16> a{};
+  net::parseIp(*ip)->addressBytes(a);  // *ip is a canonical IPv6 literal
   std::array<uint8_t, 32> nib{};
   for (unsigned i = 0; i < 16; ++i) {
-    nib[2 * i] = static_cast<uint8_t>(a.s6_addr[i] >> 4);
-    nib[2 * i + 1] = static_cast<uint8_t>(a.s6_addr[i] & 0x0f);
+    nib[2 * i] = static_cast<uint8_t>(a[i] >> 4);
+    nib[2 * i + 1] = static_cast<uint8_t>(a[i] & 0x0f);
   }
   const unsigned p = static_cast<unsigned>(*prefix);
   const unsigned nibbles = (p + 3) / 4;

@@ -19,6 +19,7 @@
 #include "node/config_sync.h"
 #include "node/handover.h"
 #include "node/host_setup.h"
+#include "net/address.h"
 #include "plan/plan.h"
 
 namespace nld::daemon {

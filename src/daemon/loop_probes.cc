@@ -9,7 +9,7 @@
 
 #include "common/random.h"
 #include "dns/message.h"
-#include "server/socket_util.h"
+#include "net/address.h"
 
 namespace nld::daemon {
 
@@ -49,9 +49,9 @@ void LoopProbes::finish(Probe& p, bool deactivate) {
 
 void LoopProbes::send(Probe& p, net::Clock::time_point now) {
   const plan::LoopDetector& ld = *p.target.detector;
-  server::SockAddr to;
+  net::SockAddr to;
   try {
-    to = server::makeSockAddr(ld.target_ip, ld.target_port);
+    to = net::makeSockAddr(ld.target_ip, ld.target_port);
   } catch (...) {
     // No address to probe: stop trying; the detector stays active (the pipeline keeps
     // counting, so a loop is still found if another path sends the probe name).

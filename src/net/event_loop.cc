@@ -36,38 +36,35 @@ TimeSource& systemTime() {
 }
 
 EventLoop::EventLoop(TimeSource& time) : time_(&time), now_(time.now()) {
-  epfd_ = epoll_create1(EPOLL_CLOEXEC);
-  if (epfd_ < 0) fail("epoll_create1");
-  wakefd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wakefd_ < 0) fail("eventfd");
+  epfd_.reset(epoll_create1(EPOLL_CLOEXEC));
+  if (!epfd_) fail("epoll_create1");
+  wakefd_.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!wakefd_) fail("eventfd");
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = &g_wake_sentinel;
-  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, &ev) < 0) fail("epoll_ctl(wakefd)");
+  if (epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, wakefd_.get(), &ev) < 0) fail("epoll_ctl(wakefd)");
 }
 
-EventLoop::~EventLoop() {
-  if (wakefd_ >= 0) ::close(wakefd_);
-  if (epfd_ >= 0) ::close(epfd_);
-}
+EventLoop::~EventLoop() = default;  // wakefd_ and epfd_ close themselves
 
 void EventLoop::add(int fd, uint32_t events, IoHandler* handler) {
   epoll_event ev{};
   ev.events = events;
   ev.data.ptr = handler;
-  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) fail("epoll_ctl(ADD)");
+  if (epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, fd, &ev) < 0) fail("epoll_ctl(ADD)");
 }
 
 void EventLoop::modify(int fd, uint32_t events, IoHandler* handler) {
   epoll_event ev{};
   ev.events = events;
   ev.data.ptr = handler;
-  if (epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) < 0) fail("epoll_ctl(MOD)");
+  if (epoll_ctl(epfd_.get(), EPOLL_CTL_MOD, fd, &ev) < 0) fail("epoll_ctl(MOD)");
 }
 
 void EventLoop::remove(int fd) {
   epoll_event ev{};
-  epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &ev);
+  epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, &ev);
 }
 
 EventLoop::TimerId EventLoop::addTimer(std::chrono::nanoseconds delay, Task fn) {
@@ -93,7 +90,7 @@ void EventLoop::post(Task fn) {
   // run() checks has_posted_ before it blocks (this saves a write per deferred deletion).
   if (!first || inLoopThread()) return;
   uint64_t one = 1;
-  ssize_t n = ::write(wakefd_, &one, sizeof(one));
+  ssize_t n = ::write(wakefd_.get(), &one, sizeof(one));
   (void)n;  // EAGAIN means the counter is already non-zero: the loop will wake anyway.
 }
 
@@ -123,7 +120,7 @@ void EventLoop::runRoundEnd() {
 void EventLoop::stop() {
   stop_ = true;
   uint64_t one = 1;
-  ssize_t n = ::write(wakefd_, &one, sizeof(one));
+  ssize_t n = ::write(wakefd_.get(), &one, sizeof(one));
   (void)n;
 }
 
@@ -165,7 +162,7 @@ void EventLoop::round(int timeout_ms) {
   const int timeout = has_posted_.load(std::memory_order_acquire) || !round_end_.empty()
                           ? 0
                           : std::min(timeout_ms, nextTimeoutMs());
-  int n = epoll_wait(epfd_, events, kMaxEvents, timeout);
+  int n = epoll_wait(epfd_.get(), events, kMaxEvents, timeout);
   now_ = time_->now();
   if (n < 0) {
     if (errno == EINTR) return;
@@ -175,7 +172,7 @@ void EventLoop::round(int timeout_ms) {
     auto* h = static_cast<IoHandler*>(events[i].data.ptr);
     if (h == &g_wake_sentinel) {
       uint64_t v;
-      while (::read(wakefd_, &v, sizeof(v)) > 0) {
+      while (::read(wakefd_.get(), &v, sizeof(v)) > 0) {
       }
       continue;
     }

@@ -17,6 +17,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "net/fd.h"
+
 namespace nld::net {
 
 using Clock = std::chrono::steady_clock;
@@ -122,8 +124,8 @@ class EventLoop {
   void runPosted();
   void runRoundEnd();
 
-  int epfd_ = -1;
-  int wakefd_ = -1;
+  Fd epfd_;
+  Fd wakefd_;
   std::atomic<bool> running_{false};
   std::atomic<bool> stop_{false};
   std::atomic<std::thread::id> owner_{};

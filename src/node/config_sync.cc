@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/log.h"
+#include "net/fd.h"
 #include "node/sha256.h"
 
 namespace nld::node {
@@ -19,11 +20,12 @@ namespace nld::node {
 void writeFileAtomically(const std::string& path, std::string_view text) {
   if (path.empty()) throw TemplateError("no output Corefile path (-conf / -corefile is empty)");
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw TemplateError("cannot create " + tmp + ": " + std::strerror(errno));
+  net::Fd owned(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!owned) throw TemplateError("cannot create " + tmp + ": " + std::strerror(errno));
+  const int fd = owned.get();
   auto fail = [&](const char* what) {
     const int err = errno;
-    ::close(fd);
+    owned.reset();
     ::unlink(tmp.c_str());
     return TemplateError(std::string(what) + " " + tmp + ": " + std::strerror(err));
   };
@@ -38,7 +40,7 @@ void writeFileAtomically(const std::string& path, std::string_view text) {
     done += static_cast<size_t>(n);
   }
   if (::fsync(fd) != 0) throw fail("cannot fsync");
-  if (::close(fd) != 0) {
+  if (owned.close() != 0) {  // write-back errors of the file surface here
     const int err = errno;
     ::unlink(tmp.c_str());
     throw TemplateError("cannot close " + tmp + ": " + std::strerror(err));

@@ -1,6 +1,5 @@
 #include "node/corefile_template.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <algorithm>
@@ -13,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "net/address.h"
 #include "node/sha256.h"
 
 namespace nld::node {
@@ -60,11 +60,7 @@ bool validUtf8(std::string_view s) {
   return true;
 }
 
-bool isIp(const std::string& s) {
-  std::array<uint8_t, 16> buf{};
-  return inet_pton(AF_INET, s.c_str(), buf.data()) == 1 ||
-         inet_pton(AF_INET6, s.c_str(), buf.data()) == 1;
-}
+bool isIp(const std::string& s) { return net::isIpLiteral(s); }
 
 bool validPort(std::string_view p) {
   if (p.empty() || p.size() > 5) return false;
@@ -116,22 +112,9 @@ std::optional<std::string> upstreamServiceIp(
   const std::string name = upstreamServiceEnvName(service);
   const char* value = getenv_fn ? getenv_fn(name.c_str()) : std::getenv(name.c_str());
   if (value == nullptr) return std::nullopt;
-  std::array<uint8_t, 16> buf{};
-  char text[INET6_ADDRSTRLEN] = {};
-  if (inet_pton(AF_INET, value, buf.data()) == 1) {
-    inet_ntop(AF_INET, buf.data(), text, sizeof(text));
-    return std::string(text);
-  }
-  if (inet_pton(AF_INET6, value, buf.data()) == 1) {
-    static constexpr std::array<uint8_t, 12> kMapped = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (std::equal(kMapped.begin(), kMapped.end(), buf.begin())) {   // Go prints ::ffff:a.b.c.d as v4
-      inet_ntop(AF_INET, buf.data() + 12, text, sizeof(text));
-    } else {
-      inet_ntop(AF_INET6, buf.data(), text, sizeof(text));
-    }
-    return std::string(text);
-  }
-  return std::nullopt;
+  const auto ip = net::parseIp(value);
+  if (!ip) return std::nullopt;
+  return ip->ip();  // canonical; ::ffff:a.b.c.d prints as a.b.c.d, as Go does
 }
 
 bool isValidNameserver(std::string_view server) {
@@ -140,17 +123,13 @@ bool isValidNameserver(std::string_view server) {
   if (!s.empty() && s[0] == '[') {
     const size_t close = s.find(']');
     if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':') return false;
-    const std::string host = s.substr(1, close - 1);
-    std::array<uint8_t, 16> buf{};
-    return inet_pton(AF_INET6, host.c_str(), buf.data()) == 1 &&
-           validPort(std::string_view(s).substr(close + 2));
+    const auto host = net::parseIp(std::string_view(s).substr(1, close - 1));
+    return host && host->af() == AF_INET6 && validPort(std::string_view(s).substr(close + 2));
   }
   const size_t colon = s.rfind(':');
   if (colon == std::string::npos || s.find(':') != colon) return false;
-  std::array<uint8_t, 16> buf{};
-  const std::string host = s.substr(0, colon);
-  return inet_pton(AF_INET, host.c_str(), buf.data()) == 1 &&
-         validPort(std::string_view(s).substr(colon + 1));
+  const auto host = net::parseIp(std::string_view(s).substr(0, colon));
+  return host && host->af() == AF_INET && validPort(std::string_view(s).substr(colon + 1));
 }
 
 bool isDns1123Subdomain(std::string_view name) {

@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "common/log.h"
+#include "net/fd.h"
 
 namespace nld::node {
 
@@ -73,7 +74,7 @@ enum class Recv { Ok, Eof, Timeout, Bad };
 /// Receives one message before `deadline`; attached fds are appended to `fds` (close-on-exec).
 /// A message that is not a JSON object, is truncated or carries fds of another kind is Bad (its
 /// fds are closed).
-Recv recvMessage(int fd, SteadyClock::time_point deadline, Json& out, std::vector<int>* fds,
+Recv recvMessage(int fd, SteadyClock::time_point deadline, Json& out, std::vector<net::Fd>* fds,
                  const std::atomic<bool>* stop = nullptr) {
   for (;;) {
     pollfd p{fd, POLLIN, 0};
@@ -99,21 +100,18 @@ Recv recvMessage(int fd, SteadyClock::time_point deadline, Json& out, std::vecto
   do {
     n = ::recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
   } while (n < 0 && errno == EINTR);
-  std::vector<int> got;
+  std::vector<net::Fd> got;  // closed unless the message is accepted
   for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
     if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
       size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
       for (size_t i = 0; i < count; ++i) {
         int f;
         std::memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        got.push_back(f);
+        got.emplace_back(f);
       }
     }
   }
-  auto reject = [&](Recv why) {
-    for (int f : got) ::close(f);
-    return why;
-  };
+  auto reject = [](Recv why) { return why; };
   if (n == 0) return reject(Recv::Eof);
   if (n < 0 || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return reject(Recv::Bad);
   try {
@@ -122,13 +120,15 @@ Recv recvMessage(int fd, SteadyClock::time_point deadline, Json& out, std::vecto
     return reject(Recv::Bad);
   }
   if (!out.is_object() || (fds == nullptr && !got.empty())) return reject(Recv::Bad);
-  if (fds != nullptr) fds->insert(fds->end(), got.begin(), got.end());
+  if (fds != nullptr) {
+    for (auto& f : got) fds->push_back(std::move(f));
+  }
   return Recv::Ok;
 }
 
-int openLock(const std::string& path) {
-  int fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::runtime_error(sysError("cannot open", path));
+net::Fd openLock(const std::string& path) {
+  net::Fd fd(::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600));
+  if (!fd) throw std::runtime_error(sysError("cannot open", path));
   return fd;
 }
 
@@ -137,12 +137,7 @@ int openLock(const std::string& path) {
 Handover::Handover(std::string dir, std::string pod_uid, std::chrono::milliseconds timeout)
     : dir_(std::move(dir)), pod_uid_(std::move(pod_uid)), timeout_(timeout) {}
 
-Handover::~Handover() {
-  stop();
-  for (int fd : {listen_fd_, predecessor_fd_, successor_fd_, owner_fd_}) {
-    if (fd >= 0) ::close(fd);
-  }
-}
+Handover::~Handover() { stop(); }  // the lock files and sockets close with their Fds
 
 void Handover::stop() {
   stop_ = true;
@@ -150,7 +145,7 @@ void Handover::stop() {
 }
 
 bool Handover::tryOwner() {
-  if (::flock(owner_fd_, LOCK_EX | LOCK_NB) == 0) {
+  if (::flock(owner_fd_.get(), LOCK_EX | LOCK_NB) == 0) {
     owner_ = true;
     return true;
   }
@@ -158,15 +153,12 @@ bool Handover::tryOwner() {
   return false;
 }
 
-int Handover::connectOwner() {
+net::Fd Handover::connectOwner() {
   const std::string path = dir_ + "/handover.sock";
   sockaddr_un a = unixAddress(path);
-  int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    ::close(fd);
-    return -1;
-  }
+  net::Fd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (!fd) return {};
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return {};
   return fd;
 }
 
@@ -179,10 +171,10 @@ Handover::Start Handover::begin() {
 
   // Someone owns the listeners. Queue behind any other candidate.
   successor_fd_ = openLock(dir_ + "/successor.lock");
-  if (::flock(successor_fd_, LOCK_EX | LOCK_NB) != 0) {
+  if (::flock(successor_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
     log::info("Handover: another successor is taking over from the running node-cache; waiting "
               "for it");
-    while (::flock(successor_fd_, LOCK_EX) != 0) {
+    while (::flock(successor_fd_.get(), LOCK_EX) != 0) {
       if (errno != EINTR) throw std::runtime_error(sysError("cannot lock", dir_ + "/successor.lock"));
     }
   }
@@ -190,8 +182,8 @@ Handover::Start Handover::begin() {
 
   const auto deadline = SteadyClock::now() + timeout_;
   for (;;) {
-    int fd = connectOwner();
-    if (fd < 0) {
+    net::Fd fd = connectOwner();
+    if (!fd) {
       // Not listening yet (it is itself still taking over) or gone: retry until the deadline.
       if (tryOwner()) return Start::Fresh;
       if (remainingMs(deadline) == 0) {
@@ -204,23 +196,18 @@ Handover::Start Handover::begin() {
       continue;
     }
     Json hello = {{"hello", 1}, {"pid", int(::getpid())}, {"pod_uid", pod_uid_}};
-    if (!sendMessage(fd, hello)) {
-      ::close(fd);
-      continue;
-    }
+    if (!sendMessage(fd.get(), hello)) continue;
     std::vector<PassedSocket> sockets;
-    std::vector<int> fds;
+    std::vector<net::Fd> fds;
     for (;;) {
       Json reply;
-      Recv r = recvMessage(fd, deadline, reply, &fds);
+      Recv r = recvMessage(fd.get(), deadline, reply, &fds);
       bool well_formed = r == Recv::Ok;
       try {
         if (well_formed && reply.contains("refused")) {
           log::error("Handover: refused by the running node-cache (pid {}): {}",
                      reply.value("pid", 0), reply["refused"].get<std::string>());
-          ::close(fd);
-          ::close(successor_fd_);  // let other candidates go ahead
-          successor_fd_ = -1;
+          successor_fd_.reset();  // let other candidates go ahead
           return Start::Refused;
         }
         if (well_formed) {
@@ -247,8 +234,8 @@ Handover::Start Handover::begin() {
         log::error("Handover: malformed reply from the running node-cache: {}", e.what());
         well_formed = false;
       }
-      for (int f : fds) ::close(f);
-      ::close(fd);
+      fds.clear();
+      fd.reset();
       if (tryOwner()) return Start::Fresh;
       log::error("Handover: no usable reply from the running node-cache ({}); binding our own "
                  "sockets next to it",
@@ -256,18 +243,20 @@ Handover::Start Handover::begin() {
                                                                    : "malformed message");
       return Start::Fresh;
     }
-    for (size_t i = 0; i < sockets.size(); ++i) sockets[i].fd = fds[i];
+    // PassedSocket carries a raw int: the registry (common/inherited_sockets.h) hands each one
+    // on to the listener that adopts it, which owns it from then on.
+    for (size_t i = 0; i < sockets.size(); ++i) sockets[i].fd = fds[i].release();
     log::info("Handover: took {} listening sockets from node-cache pid {}", sockets.size(),
               predecessor_.pid);
     inheritedSockets().add(std::move(sockets));
-    predecessor_fd_ = fd;
+    predecessor_fd_ = std::move(fd);
     return Start::Inherited;
   }
 }
 
 void Handover::serve(Hooks hooks) {
-  if (predecessor_fd_ >= 0) {
-    if (!sendMessage(predecessor_fd_, Json{{"ready", 1}})) {
+  if (predecessor_fd_) {
+    if (!sendMessage(predecessor_fd_.get(), Json{{"ready", 1}})) {
       log::warn("Handover: could not tell node-cache pid {} that we serve (it has exited?)",
                 predecessor_.pid);
     }
@@ -280,50 +269,42 @@ void Handover::becomeOwner() {
   const std::string tmp = path + "." + std::to_string(::getpid());
   ::unlink(tmp.c_str());
   sockaddr_un a = unixAddress(tmp);
-  int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  net::Fd owned(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  const int fd = owned.get();
   if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
       ::chmod(tmp.c_str(), 0600) != 0 || ::listen(fd, 4) != 0 ||
       ::rename(tmp.c_str(), path.c_str()) != 0) {
     log::error("Handover: {}; successors will start without our sockets",
                sysError("cannot listen on", path));
-    if (fd >= 0) ::close(fd);
     ::unlink(tmp.c_str());
   } else {
-    listen_fd_ = fd;
+    listen_fd_ = std::move(owned);
   }
-  if (successor_fd_ >= 0) {
-    ::close(successor_fd_);  // the next candidate may go ahead now
-    successor_fd_ = -1;
-  }
+  successor_fd_.reset();  // the next candidate may go ahead now
 }
 
 void Handover::run(Hooks hooks) {
   // Successor side: wait for the predecessor to exit (owner.lock), watching our connection.
   while (!owner_ && !stop_) {
     if (tryOwner()) break;
-    if (predecessor_fd_ >= 0) {
-      pollfd p{predecessor_fd_, POLLIN, 0};
+    if (predecessor_fd_) {
+      pollfd p{predecessor_fd_.get(), POLLIN, 0};
       if (::poll(&p, 1, 100) == 1) {
-        ::close(predecessor_fd_);  // it has exited (or closed): owner.lock follows at once
-        predecessor_fd_ = -1;
+        predecessor_fd_.reset();  // it has exited (or closed): owner.lock follows at once
       }
     } else {
       ::usleep(100 * 1000);
     }
   }
   if (stop_) return;
-  if (predecessor_fd_ >= 0) {
-    ::close(predecessor_fd_);
-    predecessor_fd_ = -1;
-  }
+  predecessor_fd_.reset();
   becomeOwner();
-  while (!stop_ && listen_fd_ >= 0) {
-    pollfd p{listen_fd_, POLLIN, 0};
+  while (!stop_ && listen_fd_) {
+    pollfd p{listen_fd_.get(), POLLIN, 0};
     if (::poll(&p, 1, 200) != 1) continue;
-    int conn = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (conn < 0) continue;
-    serveOne(conn, hooks);
-    ::close(conn);
+    const net::Fd conn(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!conn) continue;
+    serveOne(conn.get(), hooks);
   }
 }
 

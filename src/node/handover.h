@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "common/inherited_sockets.h"
+#include "net/fd.h"
 
 namespace nld::node {
 
@@ -110,15 +111,15 @@ class Handover {
   bool tryOwner();
   void becomeOwner();
   void serveOne(int conn, const Hooks& hooks);
-  int connectOwner();
+  net::Fd connectOwner();
 
   std::string dir_;
   std::string pod_uid_;
   std::chrono::milliseconds timeout_;
-  int owner_fd_ = -1;      // owner.lock
-  int successor_fd_ = -1;  // successor.lock (held while taking over)
-  int listen_fd_ = -1;     // handover.sock (owner)
-  int predecessor_fd_ = -1;  // our connection to the predecessor (successor side)
+  net::Fd owner_fd_;        // owner.lock
+  net::Fd successor_fd_;    // successor.lock (held while taking over)
+  net::Fd listen_fd_;       // handover.sock (owner)
+  net::Fd predecessor_fd_;  // our connection to the predecessor (successor side)
   Peer predecessor_;
   std::thread thread_;
   std::atomic<bool> stop_{false};

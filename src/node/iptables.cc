@@ -1,14 +1,12 @@
 #include "node/iptables.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <algorithm>
 #include <array>
 #include <charconv>
 #include <map>
 
 #include "common/log.h"
+#include "net/address.h"
 #include "node/process.h"
 
 namespace nld::node {
@@ -24,15 +22,13 @@ bool hostAddress(std::string_view text, std::array<uint8_t, 17>* out) {
     s.resize(slash);
   }
   out->fill(0);
-  if (inet_pton(AF_INET, s.c_str(), out->data() + 1) == 1) {
-    (*out)[0] = 4;
-    return prefix.empty() || prefix == "32";
-  }
-  if (inet_pton(AF_INET6, s.c_str(), out->data() + 1) == 1) {
-    (*out)[0] = 6;
-    return prefix.empty() || prefix == "128";
-  }
-  return false;
+  const auto ip = net::parseIp(s);
+  if (!ip) return false;
+  std::array<uint8_t, 16> bytes{};
+  const bool v4 = ip->addressBytes(bytes) == 4;
+  std::copy(bytes.begin(), bytes.end(), out->begin() + 1);
+  (*out)[0] = v4 ? 4 : 6;
+  return prefix.empty() || prefix == (v4 ? "32" : "128");
 }
 
 bool sameIp(const std::string& a, const std::string& b) {

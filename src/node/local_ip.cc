@@ -6,6 +6,8 @@
 
 #include <utility>
 
+#include "net/address.h"
+
 namespace nld::node {
 
 static_assert(LocalIp::kInet6 == AF_INET6);
@@ -29,13 +31,10 @@ bool parseLocalIp(std::string_view text, LocalIp* out) {
   const std::string s(text);
   LocalIp ip;
   ip.text = s;
-  if (inet_pton(AF_INET, s.c_str(), ip.bytes.data()) == 1) {
-    ip.family = AF_INET;
-  } else if (inet_pton(AF_INET6, s.c_str(), ip.bytes.data()) == 1) {
-    ip.family = AF_INET6;
-  } else {
-    return false;
-  }
+  const auto a = net::parseIp(s);
+  if (!a) return false;
+  a->addressBytes(ip.bytes);
+  ip.family = a->af();
   *out = std::move(ip);
   return true;
 }

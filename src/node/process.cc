@@ -15,22 +15,24 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "net/fd.h"
+
 extern char** environ;
 
 namespace nld::node {
 namespace {
 
 struct Pipe {
-  int fd[2] = {-1, -1};
-  ~Pipe() {
-    for (int f : fd) {
-      if (f >= 0) ::close(f);
-    }
+  net::Fd end[2];  // [0] read, [1] write
+  /// pipe2(O_CLOEXEC); false with errno set.
+  bool open() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return false;
+    end[0].reset(fds[0]);
+    end[1].reset(fds[1]);
+    return true;
   }
-  void closeEnd(int i) {
-    if (fd[i] >= 0) ::close(fd[i]);
-    fd[i] = -1;
-  }
+  void closeEnd(int i) { end[i].reset(); }
 };
 
 bool isExecutable(const std::string& path) {
@@ -69,16 +71,15 @@ ProcessResult runProcess(const std::vector<std::string>& argv, const std::string
     return result;
   }
   Pipe in, out, err;
-  if (::pipe2(in.fd, O_CLOEXEC) != 0 || ::pipe2(out.fd, O_CLOEXEC) != 0 ||
-      ::pipe2(err.fd, O_CLOEXEC) != 0) {
+  if (!in.open() || !out.open() || !err.open()) {
     result.err = std::string("pipe: ") + std::strerror(errno);
     return result;
   }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in.fd[0], 0);
-  posix_spawn_file_actions_adddup2(&actions, out.fd[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err.fd[1], 2);
+  posix_spawn_file_actions_adddup2(&actions, in.end[0].get(), 0);
+  posix_spawn_file_actions_adddup2(&actions, out.end[1].get(), 1);
+  posix_spawn_file_actions_adddup2(&actions, err.end[1].get(), 2);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none;
@@ -105,7 +106,7 @@ ProcessResult runProcess(const std::vector<std::string>& argv, const std::string
   out.closeEnd(1);
   err.closeEnd(1);
   if (input.empty()) in.closeEnd(1);
-  if (in.fd[1] >= 0) ::fcntl(in.fd[1], F_SETFL, O_NONBLOCK);
+  if (in.end[1]) ::fcntl(in.end[1].get(), F_SETFL, O_NONBLOCK);
 
   // A child that exits before reading all its input would raise SIGPIPE here and kill the whole
   // process: block it in this thread while writing and discard a pending one afterwards.
@@ -126,12 +127,12 @@ ProcessResult runProcess(const std::vector<std::string>& argv, const std::string
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   size_t written = 0;
   std::array<char, 4096> buf{};
-  while (out.fd[0] >= 0 || err.fd[0] >= 0) {
+  while (out.end[0] || err.end[0]) {
     std::array<pollfd, 3> fds{};
     nfds_t n = 0;
-    if (out.fd[0] >= 0) fds[n++] = {out.fd[0], POLLIN, 0};
-    if (err.fd[0] >= 0) fds[n++] = {err.fd[0], POLLIN, 0};
-    if (in.fd[1] >= 0) fds[n++] = {in.fd[1], POLLOUT, 0};
+    if (out.end[0]) fds[n++] = {out.end[0].get(), POLLIN, 0};
+    if (err.end[0]) fds[n++] = {err.end[0].get(), POLLIN, 0};
+    if (in.end[1]) fds[n++] = {in.end[1].get(), POLLOUT, 0};
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
@@ -142,14 +143,14 @@ ProcessResult runProcess(const std::vector<std::string>& argv, const std::string
     if (pr < 0 && errno != EINTR) break;
     for (nfds_t i = 0; i < n && pr > 0; ++i) {
       if (fds[i].revents == 0) continue;
-      if (fds[i].fd == in.fd[1]) {
-        const ssize_t w = ::write(in.fd[1], input.data() + written, input.size() - written);
+      if (fds[i].fd == in.end[1].get()) {
+        const ssize_t w = ::write(in.end[1].get(), input.data() + written, input.size() - written);
         if (w > 0) written += static_cast<size_t>(w);
         if (w < 0 && errno != EAGAIN && errno != EINTR) written = input.size();   // EPIPE: child gone
         if (written >= input.size()) in.closeEnd(1);
         continue;
       }
-      const bool is_out = fds[i].fd == out.fd[0];
+      const bool is_out = fds[i].fd == out.end[0].get();
       const ssize_t r = ::read(fds[i].fd, buf.data(), buf.size());
       if (r > 0) {
         (is_out ? result.out : result.err).append(buf.data(), static_cast<size_t>(r));

@@ -19,6 +19,7 @@
 
 #include "common/inherited_sockets.h"
 #include "common/log.h"
+#include "net/address.h"
 #include "net/event_loop.h"
 #include "observability/http_request.h"
 
@@ -106,29 +107,17 @@ bool sendAll(int fd, const std::string& data) {
 }
 
 // Resolves a listen host to socket addresses to try in order.
-std::vector<sockaddr_storage> listenAddresses(const std::string& host, uint16_t port,
-                                              std::string* err) {
-  std::vector<sockaddr_storage> out;
-  auto add4 = [&](const char* ip) {
-    sockaddr_storage ss{};
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(port);
-    inet_pton(AF_INET, ip, &a->sin_addr);
-    out.push_back(ss);
-  };
+std::vector<net::SockAddr> listenAddresses(const std::string& host, uint16_t port,
+                                           std::string* err) {
+  std::vector<net::SockAddr> out;
   if (host.empty()) {
-    sockaddr_storage ss{};
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(port);
-    a->sin6_addr = in6addr_any;
-    out.push_back(ss);   // all addresses, dual-stack
-    add4("0.0.0.0");     // IPv4 only where IPv6 is unavailable
+    out.push_back(net::makeSockAddr("::", port));       // all addresses, dual-stack
+    out.push_back(net::makeSockAddr("0.0.0.0", port));  // IPv4 only where IPv6 is unavailable
     return out;
   }
   if (host == "localhost") {
-    add4("127.0.0.1");   // Go resolves localhost to the IPv4 loopback for listeners
+    // Go resolves localhost to the IPv4 loopback for listeners.
+    out.push_back(net::makeSockAddr("127.0.0.1", port));
     return out;
   }
   addrinfo hints{};
@@ -142,42 +131,37 @@ std::vector<sockaddr_storage> listenAddresses(const std::string& host, uint16_t 
     return out;
   }
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    sockaddr_storage ss{};
-    std::memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-    out.push_back(ss);
+    if (ai->ai_addrlen > sizeof(sockaddr_storage)) continue;
+    net::SockAddr a;
+    std::memcpy(&a.storage, ai->ai_addr, ai->ai_addrlen);
+    a.len = ai->ai_addrlen;
+    out.push_back(a);
   }
   ::freeaddrinfo(res);
   return out;
 }
 
-socklen_t sockLen(const sockaddr_storage& ss) {
-  return ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-}
-
 }  // namespace
 
-int listenHttp(const std::string& address) {
+net::Fd listenHttp(const std::string& address) {
   const ListenAddress listen = parseListenAddress(address);
   std::string err;
   const auto addrs = listenAddresses(listen.host, listen.port, &err);
-  for (const auto& ss : addrs) {
-    int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
+  for (const auto& a : addrs) {
+    net::Fd owned(::socket(a.af(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!owned) {
       err = std::strerror(errno);
       continue;
     }
+    const int fd = owned.get();
     int yes = 1;
     int no = 0;
     // No SO_REUSEPORT: a port already in use must be a clear bind error, not a silent share.
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &no, sizeof(no));
+    if (a.af() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &no, sizeof(no));
     // Backlog 128: a burst of probes and scrapes waits in the kernel while the loop accepts.
-    if (::bind(fd, reinterpret_cast<const sockaddr*>(&ss), sockLen(ss)) == 0 &&
-        ::listen(fd, 128) == 0) {
-      return fd;
-    }
+    if (::bind(fd, a.get(), a.len) == 0 && ::listen(fd, 128) == 0) return owned;
     err = std::strerror(errno);
-    ::close(fd);
   }
   throw std::runtime_error("cannot listen on " + address + ": " +
                            (err.empty() ? std::string("no usable address") : err));
@@ -201,14 +185,13 @@ int listenHttp(const std::string& address) {
 
 class HttpServer::Loop final : public net::IoHandler {
  public:
-  Loop(HttpServer& owner, int listenFd) : owner_(owner), limits_(owner.limits_), listenFd_(listenFd) {
-    loop_.add(listenFd_, EPOLLIN, this);
+  Loop(HttpServer& owner, net::Fd listenFd)
+      : owner_(owner), limits_(owner.limits_), listenFd_(std::move(listenFd)) {
+    loop_.add(listenFd_.get(), EPOLLIN, this);
   }
 
-  ~Loop() override {
-    for (auto& [id, c] : conns_) ::close(c->fd);
+  ~Loop() override {  // the connections' and the listener's sockets close with the members
     owner_.stats_.connections.store(0, std::memory_order_relaxed);
-    ::close(listenFd_);
   }
 
   void run() { loop_.run(); }
@@ -217,8 +200,8 @@ class HttpServer::Loop final : public net::IoHandler {
   // The listener is readable: accept what is queued (bounded per round).
   void onEvents(uint32_t) override {
     for (int i = 0; i < 64; ++i) {
-      const int fd = ::accept4(listenFd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) {
+      net::Fd fd(::accept4(listenFd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+      if (!fd) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return;
         // EMFILE, ENFILE, ENOBUFS, ENOMEM (or anything unexpected): the connection stays in the
@@ -227,7 +210,7 @@ class HttpServer::Loop final : public net::IoHandler {
         return;
       }
       acceptFailing_ = false;
-      addConnection(fd);
+      addConnection(std::move(fd));
     }
   }
 
@@ -239,7 +222,7 @@ class HttpServer::Loop final : public net::IoHandler {
 
   struct Conn final : net::IoHandler {
     Loop* loop = nullptr;
-    int fd = -1;
+    net::Fd fd;
     uint64_t id = 0;
     Phase phase = Phase::kRequest;
     uint32_t events = 0;             // current epoll mask
@@ -267,29 +250,28 @@ class HttpServer::Loop final : public net::IoHandler {
                 owner_.address_, std::strerror(err), limits_.acceptBackoff.count(), conns_.size());
       acceptFailing_ = true;
     }
-    loop_.remove(listenFd_);
+    loop_.remove(listenFd_.get());
     loop_.addTimer(limits_.acceptBackoff, [this] {
       try {
-        loop_.add(listenFd_, EPOLLIN, this);
+        loop_.add(listenFd_.get(), EPOLLIN, this);
       } catch (const std::exception&) {
         pauseAccept(errno);  // still out of memory: try again later
       }
     });
   }
 
-  void addConnection(int fd) {
+  void addConnection(net::Fd fd) {
     auto c = std::make_unique<Conn>();
     c->loop = this;
-    c->fd = fd;
+    c->fd = std::move(fd);
     c->id = nextId_++;
     c->since = now();
     c->deadline = c->since + limits_.requestTimeout;
     c->events = EPOLLIN;
     try {
-      loop_.add(fd, EPOLLIN, c.get());
+      loop_.add(c->fd.get(), EPOLLIN, c.get());
     } catch (const std::exception&) {
-      ::close(fd);
-      return;
+      return;  // c and its socket go
     }
     Conn& ref = *c;
     conns_.emplace(ref.id, std::move(c));
@@ -367,7 +349,7 @@ class HttpServer::Loop final : public net::IoHandler {
   void setEvents(Conn& c, uint32_t events) {
     if (c.events == events) return;
     try {
-      loop_.modify(c.fd, events, &c);
+      loop_.modify(c.fd.get(), events, &c);
       c.events = events;
     } catch (const std::exception&) {
       closeConn(c);
@@ -378,9 +360,8 @@ class HttpServer::Loop final : public net::IoHandler {
     if (c.phase == Phase::kClosed) return;
     if (c.timer != 0) loop_.cancelTimer(c.timer);
     c.timer = 0;
-    loop_.remove(c.fd);
-    const int fd = c.fd;
-    c.fd = -1;
+    loop_.remove(c.fd.get());
+    net::Fd fd = std::move(c.fd);
     c.phase = Phase::kClosed;
     auto it = conns_.find(c.id);
     // Events of this round may still name the handler: destroy it after the round.
@@ -389,7 +370,7 @@ class HttpServer::Loop final : public net::IoHandler {
     conns_.erase(it);
     // Counted before the peer can see the close.
     owner_.stats_.connections.store(conns_.size(), std::memory_order_relaxed);
-    ::close(fd);
+    fd.reset();
   }
 
   static void release(std::string& s) { std::string().swap(s); }
@@ -416,7 +397,7 @@ class HttpServer::Loop final : public net::IoHandler {
     bool eof = false;
     // Stop reading once the buffer exceeds the head limit: the parser then answers 431.
     while (c.in.size() <= limits_.maxHeadBytes) {
-      const ssize_t n = ::recv(c.fd, buf, sizeof(buf), 0);
+      const ssize_t n = ::recv(c.fd.get(), buf, sizeof(buf), 0);
       if (n > 0) {
         if (c.phase == Phase::kIdle) {  // a keep-alive request starts: its own deadline
           c.phase = Phase::kRequest;
@@ -591,7 +572,7 @@ class HttpServer::Loop final : public net::IoHandler {
       msghdr msg{};
       msg.msg_iov = iov;
       msg.msg_iovlen = static_cast<size_t>(n);
-      const ssize_t w = ::sendmsg(c.fd, &msg, MSG_NOSIGNAL);
+      const ssize_t w = ::sendmsg(c.fd.get(), &msg, MSG_NOSIGNAL);
       if (w < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -625,7 +606,7 @@ class HttpServer::Loop final : public net::IoHandler {
   }
 
   void startLinger(Conn& c) {
-    ::shutdown(c.fd, SHUT_WR);
+    ::shutdown(c.fd.get(), SHUT_WR);
     release(c.in);
     c.phase = Phase::kLinger;
     c.since = now();
@@ -639,7 +620,7 @@ class HttpServer::Loop final : public net::IoHandler {
   void drain(Conn& c) {
     char buf[4096];
     for (;;) {
-      const ssize_t n = ::recv(c.fd, buf, sizeof(buf), 0);
+      const ssize_t n = ::recv(c.fd.get(), buf, sizeof(buf), 0);
       if (n > 0) continue;
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
@@ -650,7 +631,7 @@ class HttpServer::Loop final : public net::IoHandler {
 
   HttpServer& owner_;
   const HttpLimits limits_;
-  const int listenFd_;
+  const net::Fd listenFd_;
   net::EventLoop loop_;
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
   std::vector<std::unique_ptr<Conn>> dead_;
@@ -747,12 +728,12 @@ void HttpServer::start() {
   // A listener handed over by a predecessor process (node/handover.h) is the same socket, with
   // its accept queue: take it instead of binding (the port is still the predecessor's).
   const int inherited = inheritedSockets().take(SocketKind::Http, address_, 0);
-  startOn(inherited >= 0 ? inherited : listenHttp(address_));
+  startOn(inherited >= 0 ? net::Fd(inherited) : listenHttp(address_));
 }
 
-void HttpServer::startOn(int fd) {
+void HttpServer::startOn(net::Fd owned) {
+  const int fd = owned.get();  // borrowed for the checks; owned closes on every throw below
   if (started_) {
-    ::close(fd);
     throw std::runtime_error("HTTP listener " + address_ + ": already started");
   }
   int accepting = 0;
@@ -761,7 +742,6 @@ void HttpServer::startOn(int fd) {
   socklen_t tlen = sizeof(type);
   if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || accepting == 0 ||
       ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 || type != SOCK_STREAM) {
-    ::close(fd);
     throw std::runtime_error("HTTP listener " + address_ + ": fd " + std::to_string(fd) +
                              " is not a listening stream socket");
   }
@@ -775,9 +755,8 @@ void HttpServer::startOn(int fd) {
                             ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
                             : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   try {
-    loop_ = std::make_unique<Loop>(*this, fd);  // owns fd from here
+    loop_ = std::make_unique<Loop>(*this, std::move(owned));  // owns fd from here
   } catch (const std::exception& e) {
-    ::close(fd);
     throw std::runtime_error("HTTP listener " + address_ + ": " + e.what());
   }
   boundPort_.store(port);
@@ -822,11 +801,12 @@ bool probeOnce(const std::string& host, uint16_t port) {
   std::string err;
   auto addrs = listenAddresses(host, port, &err);
   if (addrs.empty()) return false;
-  const sockaddr_storage& ss = addrs.front();
-  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return false;
+  const net::SockAddr& to = addrs.front();
+  const net::Fd owned(::socket(to.af(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!owned) return false;
+  const int fd = owned.get();
   bool ok = false;
-  int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&ss), sockLen(ss));
+  int rc = ::connect(fd, to.get(), to.len);
   pollfd p{fd, POLLOUT, 0};
   if (rc == 0 || (errno == EINPROGRESS && ::poll(&p, 1, kProbeTimeoutSeconds * 1000) == 1)) {
     int soerr = 0;
@@ -851,7 +831,6 @@ bool probeOnce(const std::string& host, uint16_t port) {
       }
     }
   }
-  ::close(fd);
   return ok;
 }
 

@@ -36,6 +36,7 @@
 #include <thread>
 
 #include "common/inherited_sockets.h"
+#include "net/fd.h"
 #include "observability/metrics.h"
 
 namespace nld::observability {
@@ -53,10 +54,10 @@ ListenAddress parseListenAddress(std::string_view address);
 /// The one place where an HTTP listening socket is created: binds `address` (CoreDNS form, see
 /// parseListenAddress; "" host = dual-stack all addresses) with SO_REUSEADDR and no
 /// SO_REUSEPORT (a port in use is a clear error, not a silent share), non-blocking, close-on-exec,
-/// listening. Returns the fd; the caller owns it.
+/// listening.
 /// @throws std::invalid_argument if `address` does not parse;
 ///         std::runtime_error "cannot listen on <address>: <reason>" if the bind fails.
-int listenHttp(const std::string& address);
+net::Fd listenHttp(const std::string& address);
 
 /// Per-listener bounds (defaults as documented in docs/operator-guide.md). Worst-case memory of
 /// one listener: maxConnections x (maxHeadBytes + 4 KiB read slack + ~0.3 KiB) plus one /metrics
@@ -130,7 +131,7 @@ class HttpServer {
   /// process), taking ownership of it (closed by stop(), also if this throws). The address
   /// given to the constructor is then only a label and the health probe's target.
   /// @throws std::runtime_error if `fd` is not a listening stream socket.
-  void startOn(int listeningFd);
+  void startOn(net::Fd listeningFd);
   /// Stops serving and joins the threads. Idempotent.
   void stop();
 

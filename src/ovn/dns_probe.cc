@@ -1,6 +1,5 @@
 #include "ovn/dns_probe.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -11,31 +10,14 @@
 #include <cstring>
 
 #include "common/random.h"
+#include "net/address.h"
+#include "net/fd.h"
 
 namespace nld::ovn {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-bool toSockaddr(const std::string& ip, uint16_t port, sockaddr_storage* ss, socklen_t* len) {
-  *ss = {};
-  auto* s4 = reinterpret_cast<sockaddr_in*>(ss);
-  auto* s6 = reinterpret_cast<sockaddr_in6*>(ss);
-  if (inet_pton(AF_INET, ip.c_str(), &s4->sin_addr) == 1) {
-    s4->sin_family = AF_INET;
-    s4->sin_port = htons(port);
-    *len = sizeof(sockaddr_in);
-    return true;
-  }
-  if (inet_pton(AF_INET6, ip.c_str(), &s6->sin6_addr) == 1) {
-    s6->sin6_family = AF_INET6;
-    s6->sin6_port = htons(port);
-    *len = sizeof(sockaddr_in6);
-    return true;
-  }
-  return false;
-}
 
 bool validReply(const uint8_t* p, std::size_t n, uint16_t id) {
   return n >= 12 && p[0] == uint8_t(id >> 8) && p[1] == uint8_t(id) && (p[2] & 0x80) != 0;
@@ -44,7 +26,7 @@ bool validReply(const uint8_t* p, std::size_t n, uint16_t id) {
 // One UDP or TCP exchange, advanced by the round's poll loop.
 struct Exchange {
   bool tcp = false;
-  int fd = -1;
+  net::Fd fd;
   uint16_t id = 0;
   bool done = false;
   bool ok = false;
@@ -59,11 +41,12 @@ struct Exchange {
   }
 };
 
-void start(Exchange& x, const sockaddr_storage& ss, socklen_t len) {
-  x.fd = ::socket(ss.ss_family, (x.tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (x.fd < 0) return x.fail(std::strerror(errno));
+void start(Exchange& x, const net::SockAddr& to) {
+  x.fd.reset(
+      ::socket(to.af(), (x.tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!x.fd) return x.fail(std::strerror(errno));
   auto msg = DnsProber::message(x.id);
-  if (::connect(x.fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0) {
+  if (::connect(x.fd.get(), to.get(), to.len) != 0) {
     if (!(x.tcp && errno == EINPROGRESS)) return x.fail(std::strerror(errno));
     x.connecting = true;
   }
@@ -72,25 +55,26 @@ void start(Exchange& x, const sockaddr_storage& ss, socklen_t len) {
     x.out.insert(x.out.end(), msg.begin(), msg.end());
     return;
   }
-  if (::send(x.fd, msg.data(), msg.size(), 0) != ssize_t(msg.size())) x.fail(std::strerror(errno));
+  if (::send(x.fd.get(), msg.data(), msg.size(), 0) != ssize_t(msg.size()))
+    x.fail(std::strerror(errno));
 }
 
 void advance(Exchange& x, short revents) {
   if (x.tcp && x.connecting && (revents & (POLLOUT | POLLERR | POLLHUP)) != 0) {
     int err = 0;
     socklen_t el = sizeof(err);
-    ::getsockopt(x.fd, SOL_SOCKET, SO_ERROR, &err, &el);
+    ::getsockopt(x.fd.get(), SOL_SOCKET, SO_ERROR, &err, &el);
     if (err != 0) return x.fail(std::strerror(err));
     x.connecting = false;
   }
   if (x.tcp && !x.connecting && !x.out.empty()) {
-    ssize_t n = ::send(x.fd, x.out.data(), x.out.size(), MSG_NOSIGNAL);
+    ssize_t n = ::send(x.fd.get(), x.out.data(), x.out.size(), MSG_NOSIGNAL);
     if (n < 0 && errno != EAGAIN) return x.fail(std::strerror(errno));
     if (n > 0) x.out.erase(x.out.begin(), x.out.begin() + n);
   }
   if ((revents & (POLLIN | POLLERR | POLLHUP)) == 0) return;
   uint8_t buf[4096];
-  ssize_t n = ::recv(x.fd, buf, sizeof(buf), 0);
+  ssize_t n = ::recv(x.fd.get(), buf, sizeof(buf), 0);
   if (n < 0) {
     if (errno != EAGAIN) x.fail(std::strerror(errno));  // e.g. ECONNREFUSED from an ICMP error
     return;
@@ -128,17 +112,16 @@ std::vector<uint8_t> DnsProber::message(uint16_t id) {
 std::vector<ProbeResult> DnsProber::probe() {
   std::vector<Exchange> xs(ips_.size() * 2);
   for (std::size_t i = 0; i < ips_.size(); ++i) {
-    sockaddr_storage ss{};
-    socklen_t len = 0;
+    const auto to = net::parseSockAddr(ips_[i], port_);
     for (int t = 0; t < 2; ++t) {
       Exchange& x = xs[i * 2 + t];
       x.tcp = t == 1;
       x.id = static_cast<uint16_t>(random64());
-      if (!toSockaddr(ips_[i], port_, &ss, &len)) {
+      if (!to) {
         x.fail("not an IP address");
         continue;
       }
-      start(x, ss, len);
+      start(x, *to);
     }
   }
   const auto deadline = Clock::now() + timeout_;
@@ -149,7 +132,7 @@ std::vector<ProbeResult> DnsProber::probe() {
       if (x.done) continue;
       short events = POLLIN;
       if (x.tcp && (x.connecting || !x.out.empty())) events |= POLLOUT;
-      fds.push_back(pollfd{x.fd, events, 0});
+      fds.push_back(pollfd{x.fd.get(), events, 0});
       owners.push_back(&x);
     }
     if (fds.empty()) break;
@@ -170,10 +153,7 @@ std::vector<ProbeResult> DnsProber::probe() {
     if (!u.ok) out[i].why += "udp: " + (u.done ? u.why : timeoutText);
     if (!t.ok) out[i].why += std::string(out[i].why.empty() ? "" : "; ") + "tcp: " + (t.done ? t.why : timeoutText);
   }
-  for (auto& x : xs) {
-    if (x.fd >= 0) ::close(x.fd);
-  }
-  return out;
+  return out;  // the exchanges' sockets close with xs
 }
 
 }  // namespace nld::ovn

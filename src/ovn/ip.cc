@@ -2,19 +2,25 @@
 
 #include <arpa/inet.h>
 
+#include <array>
 #include <charconv>
 #include <cstring>
+
+#include "net/address.h"
 
 namespace nld::ovn {
 
 namespace {
 
-// Parses into 16 bytes; returns the family (4/6) or 0.
+// Parses into 16 bytes; returns the family (4/6) or 0. OVN addresses carry no %zone.
 int parse(const std::string& text, unsigned char out[16]) {
   std::memset(out, 0, 16);
-  if (inet_pton(AF_INET, text.c_str(), out) == 1) return 4;
-  if (inet_pton(AF_INET6, text.c_str(), out) == 1) return 6;
-  return 0;
+  const auto a = net::parseIp(text);
+  if (!a) return 0;
+  std::array<uint8_t, 16> bytes{};
+  const size_t n = a->addressBytes(bytes);
+  std::memcpy(out, bytes.data(), n);
+  return n == 4 ? 4 : 6;
 }
 
 }  // namespace

@@ -1,20 +1,11 @@
 #include "ovsdb/remote.h"
 
-#include <arpa/inet.h>
-
 #include <charconv>
 #include <stdexcept>
 
+#include "net/address.h"
+
 namespace nld::ovsdb {
-
-namespace {
-
-bool isIpLiteral(const std::string& host) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
-}
-
-}  // namespace
 
 std::string Remote::toString() const {
   switch (kind) {
@@ -58,7 +49,7 @@ Remote parseRemote(std::string_view text) {
   if (ec != std::errc() || p != portText.data() + portText.size() || port == 0 || port > 65535) {
     throw std::invalid_argument("remote \"" + whole + "\" has an invalid port");
   }
-  if (!isIpLiteral(host)) {
+  if (!net::isIpLiteral(host)) {
     throw std::invalid_argument("remote \"" + whole + "\": host must be an IPv4 or IPv6 address");
   }
   r.host = host;

@@ -1,6 +1,5 @@
 #include "ovsdb/stream.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,6 +13,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+
+#include "net/address.h"
+#include "net/fd.h"
 
 namespace nld::ovsdb {
 
@@ -38,8 +40,8 @@ bool waitFd(int fd, short events, int timeoutMs) {
   return r > 0;
 }
 
-// Opens a non-blocking connected socket, or -1 with *error set.
-int connectSocket(const Remote& remote, int timeoutMs, std::string* error) {
+// Opens a non-blocking connected socket, or an empty Fd with *error set.
+net::Fd connectSocket(const Remote& remote, int timeoutMs, std::string* error) {
   sockaddr_storage ss{};
   socklen_t len = 0;
   int family = AF_UNIX;
@@ -48,36 +50,27 @@ int connectSocket(const Remote& remote, int timeoutMs, std::string* error) {
     un.sun_family = AF_UNIX;
     if (remote.path.size() >= sizeof un.sun_path) {
       *error = "unix socket path too long: " + remote.path;
-      return -1;
+      return {};
     }
     std::memcpy(un.sun_path, remote.path.data(), remote.path.size());
     std::memcpy(&ss, &un, sizeof un);
     len = sizeof un;
   } else {
-    sockaddr_in in4{};
-    sockaddr_in6 in6{};
-    if (inet_pton(AF_INET, remote.host.c_str(), &in4.sin_addr) == 1) {
-      family = AF_INET;
-      in4.sin_family = AF_INET;
-      in4.sin_port = htons(remote.port);
-      std::memcpy(&ss, &in4, sizeof in4);
-      len = sizeof in4;
-    } else if (inet_pton(AF_INET6, remote.host.c_str(), &in6.sin6_addr) == 1) {
-      family = AF_INET6;
-      in6.sin6_family = AF_INET6;
-      in6.sin6_port = htons(remote.port);
-      std::memcpy(&ss, &in6, sizeof in6);
-      len = sizeof in6;
-    } else {
+    const auto ip = net::parseSockAddr(remote.host, remote.port);
+    if (!ip) {
       *error = "not an IP address: " + remote.host;
-      return -1;
+      return {};
     }
+    family = ip->af();
+    ss = ip->storage;
+    len = ip->len;
   }
-  int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
+  net::Fd owned(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!owned) {
     *error = errnoText("socket");
-    return -1;
+    return {};
   }
+  const int fd = owned.get();
   if (family != AF_UNIX) {
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -86,39 +79,36 @@ int connectSocket(const Remote& remote, int timeoutMs, std::string* error) {
   if (::connect(fd, sa, len) < 0) {
     if (errno != EINPROGRESS && errno != EAGAIN) {
       *error = errnoText(("connect " + remote.toString()).c_str());
-      ::close(fd);
-      return -1;
+      return {};
     }
     if (!waitFd(fd, POLLOUT, timeoutMs)) {
       *error = "connect " + remote.toString() + ": timed out";
-      ::close(fd);
-      return -1;
+      return {};
     }
     int soerr = 0;
     socklen_t sl = sizeof soerr;
     ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
     if (soerr != 0) {
       *error = "connect " + remote.toString() + ": " + std::strerror(soerr);
-      ::close(fd);
-      return -1;
+      return {};
     }
   }
-  return fd;
+  return owned;
 }
 
 class SocketStream : public Stream {
  public:
-  explicit SocketStream(int fd) : fd_(fd) {}
-  ~SocketStream() override { ::close(fd_); }
+  explicit SocketStream(net::Fd fd) : fd_(std::move(fd)) {}
+  ~SocketStream() override = default;
   SocketStream(const SocketStream&) = delete;
   SocketStream& operator=(const SocketStream&) = delete;
 
-  int fd() const override { return fd_; }
+  int fd() const override { return fd_.get(); }
 
   long read(char* buf, std::size_t len, std::string* error) override {
     ssize_t n;
     do {
-      n = ::recv(fd_, buf, len, 0);
+      n = ::recv(fd_.get(), buf, len, 0);
     } while (n < 0 && errno == EINTR);
     if (n > 0) return n;
     if (n == 0) {
@@ -132,14 +122,14 @@ class SocketStream : public Stream {
 
   bool writeAll(std::string_view data, int timeoutMs, std::string* error) override {
     while (!data.empty()) {
-      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      ssize_t n = ::send(fd_.get(), data.data(), data.size(), MSG_NOSIGNAL);
       if (n > 0) {
         data.remove_prefix(static_cast<std::size_t>(n));
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        if (!waitFd(fd_, POLLOUT, timeoutMs)) {
+        if (!waitFd(fd_.get(), POLLOUT, timeoutMs)) {
           *error = "send: timed out";
           return false;
         }
@@ -152,23 +142,22 @@ class SocketStream : public Stream {
   }
 
  private:
-  int fd_;
+  net::Fd fd_;
 };
 
 // TLS over a connected socket with OpenSSL (the OVS/OVN ssl: transport is plain TLS with
 // mutual certificate authentication; OpenSSL is what ovsdb-server itself uses).
 class SslStream : public Stream {
  public:
-  SslStream(int fd, SSL_CTX* ctx, SSL* ssl) : fd_(fd), ctx_(ctx), ssl_(ssl) {}
-  ~SslStream() override {
+  SslStream(net::Fd fd, SSL_CTX* ctx, SSL* ssl) : fd_(std::move(fd)), ctx_(ctx), ssl_(ssl) {}
+  ~SslStream() override {  // fd_ closes after the TLS objects are freed
     SSL_free(ssl_);
     SSL_CTX_free(ctx_);
-    ::close(fd_);
   }
   SslStream(const SslStream&) = delete;
   SslStream& operator=(const SslStream&) = delete;
 
-  int fd() const override { return fd_; }
+  int fd() const override { return fd_.get(); }
   bool hasBufferedData() const override { return SSL_pending(ssl_) > 0; }
 
   long read(char* buf, std::size_t len, std::string* error) override {
@@ -199,7 +188,7 @@ class SslStream : public Stream {
         *error = sslErrorText("SSL_write");
         return false;
       }
-      if (!waitFd(fd_, ev, timeoutMs)) {
+      if (!waitFd(fd_.get(), ev, timeoutMs)) {
         *error = "SSL_write: timed out";
         return false;
       }
@@ -208,29 +197,26 @@ class SslStream : public Stream {
   }
 
  private:
-  int fd_;
+  net::Fd fd_;
   SSL_CTX* ctx_;
   SSL* ssl_;
 };
 
-std::unique_ptr<Stream> openSsl(int fd, const Remote& remote, const SslOptions& opts, int timeoutMs,
-                                std::string* error) {
+std::unique_ptr<Stream> openSsl(net::Fd owned, const Remote& remote, const SslOptions& opts,
+                                int timeoutMs, std::string* error) {
   if (opts.privateKey.empty() || opts.certificate.empty() || opts.caCert.empty()) {
     *error = "ssl remote " + remote.toString() +
              " needs --ovn-nb-ssl-key, --ovn-nb-ssl-cert and --ovn-nb-ssl-ca";
-    ::close(fd);
     return nullptr;
   }
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
   if (ctx == nullptr) {
     *error = sslErrorText("SSL_CTX_new");
-    ::close(fd);
     return nullptr;
   }
   auto failCtx = [&](const char* what) -> std::unique_ptr<Stream> {
     *error = sslErrorText(what);
     SSL_CTX_free(ctx);
-    ::close(fd);
     return nullptr;
   };
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -240,6 +226,7 @@ std::unique_ptr<Stream> openSsl(int fd, const Remote& remote, const SslOptions& 
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   SSL* ssl = SSL_new(ctx);
   if (ssl == nullptr) return failCtx("SSL_new");
+  const int fd = owned.get();
   SSL_set_fd(ssl, fd);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
   while (true) {
@@ -254,21 +241,21 @@ std::unique_ptr<Stream> openSsl(int fd, const Remote& remote, const SslOptions& 
                        : "TLS handshake with " + remote.toString() + ": timed out";
       SSL_free(ssl);
       SSL_CTX_free(ctx);
-      ::close(fd);
       return nullptr;
     }
   }
-  return std::make_unique<SslStream>(fd, ctx, ssl);
+  return std::make_unique<SslStream>(std::move(owned), ctx, ssl);
 }
 
 }  // namespace
 
 std::unique_ptr<Stream> Stream::open(const Remote& remote, const SslOptions& ssl, int timeoutMs,
                                      std::string* error) {
-  int fd = connectSocket(remote, timeoutMs, error);
-  if (fd < 0) return nullptr;
-  if (remote.kind == Remote::Kind::kSsl) return openSsl(fd, remote, ssl, timeoutMs, error);
-  return std::make_unique<SocketStream>(fd);
+  net::Fd fd = connectSocket(remote, timeoutMs, error);
+  if (!fd) return nullptr;
+  if (remote.kind == Remote::Kind::kSsl)
+    return openSsl(std::move(fd), remote, ssl, timeoutMs, error);
+  return std::make_unique<SocketStream>(std::move(fd));
 }
 
 }  // namespace nld::ovsdb

@@ -1,6 +1,5 @@
 #include "plugin/hosts.h"
 
-#include <arpa/inet.h>
 #include <sys/stat.h>
 
 #include <array>
@@ -13,6 +12,7 @@
 
 #include "common/log.h"
 #include "fmt/format.h"
+#include "net/address.h"
 
 namespace nld::plugin {
 namespace {
@@ -26,15 +26,15 @@ bool isSpace(char c) {
 std::string parseAddress(std::string_view field) {
   if (const size_t pct = field.find('%'); pct != std::string_view::npos) field = field.substr(0, pct);
   if (field.empty() || field.size() > 64) return {};
-  const std::string s(field);
-  uint8_t buf[16];
-  if (inet_pton(AF_INET, s.c_str(), buf) == 1) return std::string(reinterpret_cast<char*>(buf), 4);
-  if (inet_pton(AF_INET6, s.c_str(), buf) == 1) {
-    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (std::memcmp(buf, kMapped, 12) == 0) return std::string(reinterpret_cast<char*>(buf + 12), 4);
-    return std::string(reinterpret_cast<char*>(buf), 16);
+  const auto ip = net::parseIp(field);
+  if (!ip) return {};
+  std::array<uint8_t, 16> buf{};
+  const size_t n = ip->addressBytes(buf);
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (n == 16 && std::memcmp(buf.data(), kMapped, 12) == 0) {
+    return std::string(reinterpret_cast<const char*>(buf.data() + 12), 4);
   }
-  return {};
+  return std::string(reinterpret_cast<const char*>(buf.data()), n);
 }
 
 bool inZones(const dns::Name& n, const std::vector<dns::Name>& zones) {

@@ -35,7 +35,7 @@ struct Pipeline::Pending {
   std::vector<uint8_t> pkt;
   dns::Query query;
   uint64_t key_hash = 0;  // dns::keyHash(query): the cache lookup's, reused by insert
-  SockAddr peer;
+  net::SockAddr peer;
   Proto proto = Proto::Udp;
   Reply reply;
   net::Clock::time_point start;
@@ -240,7 +240,7 @@ size_t Pipeline::queryOwner(ByteView pkt, size_t workers) {
   return h % workers;
 }
 
-void Pipeline::handOff(size_t owner, ByteView pkt, const SockAddr& peer, size_t listener,
+void Pipeline::handOff(size_t owner, ByteView pkt, const net::SockAddr& peer, size_t listener,
                        Proto proto, Reply reply, bool refresh_only) {
   if (!refresh_only) ++handed_off_;
   outbox_[owner].push_back(HandOff{std::vector<uint8_t>(pkt.begin(), pkt.end()), peer, listener,
@@ -346,7 +346,7 @@ void Pipeline::flushHandOffs() {
   }
 }
 
-size_t Pipeline::handle(ByteView pkt, const SockAddr& peer, size_t listener, Proto proto,
+size_t Pipeline::handle(ByteView pkt, const net::SockAddr& peer, size_t listener, Proto proto,
                         MutableBytes out, ReplyFactory& replies, bool handed_off) {
   // A query whose name another worker owns (TCP lands on any worker): answered here if it is a
   // hit in the owner's partition, handed over to the owner otherwise (below, at the cache).
@@ -724,7 +724,7 @@ uint32_t Pipeline::cacheInsert(const ListenerPlan& lp, const BlockPlan& block, B
 
 size_t Pipeline::finishLocal(const ListenerPlan& lp, size_t bi, const std::string& zone,
                              ByteView pkt, const dns::Query& q, uint64_t key_hash,
-                             const SockAddr& peer, Proto proto, size_t limit,
+                             const net::SockAddr& peer, Proto proto, size_t limit,
                              net::Clock::time_point start, ByteView local, MutableBytes out,
                              AnswerPlugin plugin) {
   const BlockPlan& block = current_->plan->blocks[bi];
@@ -847,7 +847,7 @@ void Pipeline::onUpstream(Pending* p, const upstream::Result& upstream_result) {
   releasePending(p);
 }
 
-void Pipeline::logQuery(const BlockPlan&, const SockAddr& peer, const dns::Query& q, Proto proto,
+void Pipeline::logQuery(const BlockPlan&, const net::SockAddr& peer, const dns::Query& q, Proto proto,
                         size_t req_size, ByteView answer, std::chrono::nanoseconds took) {
   // CoreDNS's default log format (plugin/log README):
   // {remote}:{port} - {>id} "{type} {class} {name} {proto} {size} {>do} {>bufsize}" {rcode}

@@ -18,7 +18,7 @@
 #include "net/event_loop.h"
 #include "plan/plan.h"
 #include "server/errors.h"
-#include "server/socket_util.h"
+#include "net/address.h"
 
 namespace nld::server {
 
@@ -113,7 +113,7 @@ class Pipeline {
   /// Handles one query received on listener `listener` (index into the current plan).
   /// Returns the length of a synchronous answer written to `out` (which must hold 65535
   /// bytes), 0 to send nothing, or kPending if `replies.make()` was taken and will answer.
-  size_t handle(dns::ByteView pkt, const SockAddr& peer, size_t listener, Proto proto,
+  size_t handle(dns::ByteView pkt, const net::SockAddr& peer, size_t listener, Proto proto,
                 dns::MutableBytes out, ReplyFactory& replies, bool handed_off = false);
 
   /// Exports up to `max_entries` more cache entries of the current plan into `st` (group =
@@ -203,13 +203,13 @@ class Pipeline {
   /// finished, logged and counted as one, under `plugin`. Returns its length in `out`.
   size_t finishLocal(const ListenerPlan& lp, size_t block, const std::string& zone,
                      dns::ByteView pkt, const dns::Query& q, uint64_t key_hash,
-                     const SockAddr& peer, Proto proto, size_t limit,
+                     const net::SockAddr& peer, Proto proto, size_t limit,
                      net::Clock::time_point start, dns::ByteView local, dns::MutableBytes out,
                      AnswerPlugin plugin);
   size_t finishFromUpstream(const upstream::Result& r, const dns::Query& q,
                             dns::ByteView client_pkt, uint32_t cap_ttl, size_t limit,
                             dns::MutableBytes out);
-  void logQuery(const BlockPlan& b, const SockAddr& peer, const dns::Query& q, Proto proto,
+  void logQuery(const BlockPlan& b, const net::SockAddr& peer, const dns::Query& q, Proto proto,
                 size_t req_size, dns::ByteView answer, std::chrono::nanoseconds took);
 
   // Hand-off of TCP queries to the worker that owns their name, and of the answers back.
@@ -218,7 +218,7 @@ class Pipeline {
   // query (multi-worker TCP cost 4x single-worker CPU per query; see docs/benchmarks.md).
   struct HandOff {
     std::vector<uint8_t> pkt;
-    SockAddr peer;
+    net::SockAddr peer;
     size_t listener = 0;
     Proto proto = Proto::Tcp;
     Reply reply;
@@ -238,7 +238,7 @@ class Pipeline {
    private:
     Pipeline& p_;
   };
-  void handOff(size_t owner, dns::ByteView pkt, const SockAddr& peer, size_t listener,
+  void handOff(size_t owner, dns::ByteView pkt, const net::SockAddr& peer, size_t listener,
                Proto proto, Reply reply, bool refresh_only = false);
   /// On the owner's loop: a handed-over refresh (HandOff::refresh_only).
   void refreshHandedOff(const HandOff& h);

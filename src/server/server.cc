@@ -12,6 +12,7 @@
 #include "cache/snapshot.h"
 #include "common/log.h"
 #include "fmt/format.h"
+#include "net/socket.h"
 
 namespace nld::server {
 
@@ -35,10 +36,10 @@ struct Server::Worker {
     for (const auto& [key, fds] : fresh) {
       Handlers h;
       for (int fd : fds.udp) {
-        h.udp.push_back(std::make_unique<UdpHandler>(loop, pipeline, fd, isWildcard(key.first)));
+        h.udp.push_back(std::make_unique<UdpHandler>(loop, pipeline, net::Fd(fd), net::isWildcard(key.first)));
       }
       for (int fd : fds.tcp) {
-        h.tcp.push_back(std::make_unique<TcpListener>(loop, pipeline, fd, tcp_limits, &metrics));
+        h.tcp.push_back(std::make_unique<TcpListener>(loop, pipeline, net::Fd(fd), tcp_limits, &metrics));
       }
       handlers[key] = std::move(h);
     }
@@ -139,9 +140,10 @@ void Server::load(const std::shared_ptr<const Plan>& plan) {
       g.tcp = inheritedSockets().takeAll(SocketKind::DnsTcp, l.address, l.port);
       const bool inherited = !g.udp.empty() || !g.tcp.empty();
       while (g.udp.size() < workers) {
-        g.udp.push_back(bindUdp(l.address, l.port, options_.udp_rcvbuf, options_.udp_sndbuf));
+        g.udp.push_back(
+            net::bindUdp(l.address, l.port, options_.udp_rcvbuf, options_.udp_sndbuf).release());
       }
-      while (g.tcp.size() < workers) g.tcp.push_back(listenTcp(l.address, l.port));
+      while (g.tcp.size() < workers) g.tcp.push_back(net::listenTcp(l.address, l.port).release());
       if (inherited) {
         log::info("listener {}: serving {} UDP and {} TCP sockets handed over", l.server_label,
                   g.udp.size(), g.tcp.size());
@@ -149,7 +151,7 @@ void Server::load(const std::shared_ptr<const Plan>& plan) {
       for (size_t i = 0; i < g.udp.size(); ++i) fresh[i % workers][key].udp.push_back(g.udp[i]);
       for (size_t i = 0; i < g.tcp.size(); ++i) fresh[i % workers][key].tcp.push_back(g.tcp[i]);
       next[key] = g;
-      if (!attachQueryNameSteering(g.udp[0], unsigned(workers))) {
+      if (!net::attachQueryNameSteering(g.udp[0], unsigned(workers))) {
         for (auto& w : workers_) w->pipeline.setHandOffUdp(true);
         log::warn("listener {}: kernel refused the query-name steering program ({}); UDP "
                   "queries are spread by client address, so each worker's cache sees a share",

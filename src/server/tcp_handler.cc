@@ -45,15 +45,18 @@ class TcpConnection final : public net::IoHandler,
                             public ReplyFactory,
                             public std::enable_shared_from_this<TcpConnection> {
  public:
-  TcpConnection(TcpListener& owner, int fd, SockAddr peer)
-      : owner_(owner), loop_(owner.loop_), limits_(owner.limits_), fd_(fd), peer_(peer) {}
+  TcpConnection(TcpListener& owner, net::Fd fd, net::SockAddr peer)
+      : owner_(owner),
+        loop_(owner.loop_),
+        limits_(owner.limits_),
+        fd_(std::move(fd)),
+        peer_(peer) {}
   ~TcpConnection() override {
     if (flush_requested_) loop_.cancelRoundEnd(this);
-    if (fd_ >= 0) ::close(fd_);
   }
 
   void start() {
-    loop_.add(fd_, EPOLLIN, this);
+    loop_.add(fd_.get(), EPOLLIN, this);
     quiet_since_ = last_progress_ = loop_.now();
     settle();
   }
@@ -139,14 +142,13 @@ class TcpConnection final : public net::IoHandler,
   void closeNow(int how) {
     if (closed_) return;
     closed_ = true;
-    loop_.remove(fd_);
+    loop_.remove(fd_.get());
     if (flush_requested_) loop_.cancelRoundEnd(this);
     flush_requested_ = false;
     if (timer_) loop_.cancelTimer(timer_);
     timer_ = 0;
-    ::shutdown(fd_, how);
-    ::close(fd_);
-    fd_ = -1;
+    ::shutdown(fd_.get(), how);
+    fd_.reset();
     in_.release();
     std::vector<uint8_t>().swap(out_);
     account();
@@ -212,7 +214,7 @@ class TcpConnection final : public net::IoHandler,
     if (in_.buffered() > 0 && !takeFrames()) return;
     for (int reads = 0; reads < 4; ++reads) {  // bounded work per event (level-triggered)
       uint8_t buf[16384];
-      ssize_t n = ::read(fd_, buf, sizeof(buf));
+      ssize_t n = ::read(fd_.get(), buf, sizeof(buf));
       if (n == 0) {
         // Client half-closed: answer what is in flight, then close (settle).
         peer_closed_ = true;
@@ -324,7 +326,7 @@ class TcpConnection final : public net::IoHandler,
 
   void flush() {
     while (out_pos_ < out_.size()) {
-      ssize_t n = ::send(fd_, out_.data() + out_pos_, out_.size() - out_pos_,
+      ssize_t n = ::send(fd_.get(), out_.data() + out_pos_, out_.size() - out_pos_,
                          MSG_DONTWAIT | MSG_NOSIGNAL);
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -365,14 +367,14 @@ class TcpConnection final : public net::IoHandler,
   }
   void updateMask() {
     uint32_t ev = (reading_paused_ ? 0u : uint32_t(EPOLLIN)) | (want_write_ ? uint32_t(EPOLLOUT) : 0u);
-    loop_.modify(fd_, ev, this);
+    loop_.modify(fd_.get(), ev, this);
   }
 
   TcpListener& owner_;
   net::EventLoop& loop_;
   const TcpLimits& limits_;
-  int fd_;
-  SockAddr peer_;
+  net::Fd fd_;
+  net::SockAddr peer_;
   TcpFramer in_;
   std::vector<uint8_t> out_;
   size_t out_pos_ = 0;
@@ -395,25 +397,22 @@ class TcpConnection final : public net::IoHandler,
   bool touched_ = false;  // a query was taken since the connection was last put in the list
 };
 
-TcpListener::TcpListener(net::EventLoop& loop, Pipeline& pipeline, int fd, TcpLimits limits,
+TcpListener::TcpListener(net::EventLoop& loop, Pipeline& pipeline, net::Fd fd, TcpLimits limits,
                          ServerMetrics* metrics)
     : loop_(loop),
       pipeline_(pipeline),
-      fd_(fd),
+      fd_(std::move(fd)),
       limits_(limits),
       metrics_(metrics),
       scratch_(std::make_unique_for_overwrite<uint8_t[]>(dns::kMaxMessageSize)) {}
 
-TcpListener::~TcpListener() {
-  stop();
-  if (fd_ >= 0) ::close(fd_);
-}
+TcpListener::~TcpListener() { stop(); }
 
 void TcpListener::start() {
   started_ = true;
   // Not while draining (a reload re-applies the plan) nor while backing off after EMFILE.
   if (!registered_ && !draining_ && backoff_timer_ == 0) {
-    loop_.add(fd_, EPOLLIN, this);
+    loop_.add(fd_.get(), EPOLLIN, this);
     registered_ = true;
   }
 }
@@ -426,7 +425,7 @@ void TcpListener::undrain() {
 
 void TcpListener::stopAccepting() {
   if (registered_) {
-    loop_.remove(fd_);  // the socket stays open (closed by the destructor)
+    loop_.remove(fd_.get());  // the socket stays open (closed by the destructor)
     registered_ = false;
   }
   if (backoff_timer_ != 0) loop_.cancelTimer(backoff_timer_);
@@ -508,7 +507,7 @@ bool TcpListener::evictIdlest() {
 void TcpListener::pauseAccepting() {
   const int err = errno;
   if (registered_) {
-    loop_.remove(fd_);
+    loop_.remove(fd_.get());
     registered_ = false;
   }
   if (metrics_ != nullptr) metrics_->onTcpAcceptPaused();
@@ -524,7 +523,7 @@ void TcpListener::pauseAccepting() {
   backoff_timer_ = loop_.addTimer(limits_.accept_backoff, [this] {
     backoff_timer_ = 0;
     if (started_ && !draining_ && !registered_) {
-      loop_.add(fd_, EPOLLIN, this);
+      loop_.add(fd_.get(), EPOLLIN, this);
       registered_ = true;
     }
   });
@@ -535,16 +534,16 @@ void TcpListener::onEvents(uint32_t) {
   bool evicted_last = false;
   const size_t fd_budget = connectionFdBudget();  // follows a limit changed at run time
   for (int i = 0; i < 64; ++i) {
-    SockAddr peer;
+    net::SockAddr peer;
     peer.len = sizeof(peer.storage);
-    int cfd = ::accept4(fd_, peer.get(), &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (cfd < 0) {
+    net::Fd cfd(::accept4(fd_.get(), peer.get(), &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!cfd) {
       const int err = errno;
       if (err == EINTR || err == ECONNABORTED) continue;
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         // accept() takes a descriptor before it looks at the queue, so EMFILE does not mean a
         // connection is waiting: if none is, there is nothing to do (epoll reports the next).
-        pollfd p{fd_, POLLIN, 0};
+        pollfd p{fd_.get(), POLLIN, 0};
         if (::poll(&p, 1, 0) != 1) return;
         // Out of descriptors (or kernel memory): free one by evicting the idlest connection
         // and try again; with nothing to evict, leave epoll for a while (level-triggered, the
@@ -563,13 +562,13 @@ void TcpListener::onEvents(uint32_t) {
     const bool full = conns_.size() >= limits_.max_connections ||
                       g_connections.load(std::memory_order_relaxed) >= fd_budget;
     if (full && !evictIdlest()) {
-      ::close(cfd);  // every connection is busy
+      cfd.reset();  // every connection is busy
       if (metrics_ != nullptr) metrics_->onTcpRefused();
       continue;
     }
     int one = 1;
-    setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    auto c = std::make_shared<TcpConnection>(*this, cfd, peer);
+    setsockopt(cfd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    auto c = std::make_shared<TcpConnection>(*this, std::move(cfd), peer);
     conns_.emplace(c.get(), c);
     g_connections.fetch_add(1, std::memory_order_relaxed);
     c->start();

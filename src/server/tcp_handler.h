@@ -37,6 +37,7 @@
 #include <unordered_map>
 
 #include "net/event_loop.h"
+#include "net/fd.h"
 #include "server/pipeline.h"
 
 namespace nld::server {
@@ -59,7 +60,7 @@ class TcpConnection;
 class TcpListener final : public net::IoHandler {
  public:
   /// Takes ownership of fd (a listening TCP socket). `metrics` may be null (tests).
-  TcpListener(net::EventLoop& loop, Pipeline& pipeline, int fd, TcpLimits limits,
+  TcpListener(net::EventLoop& loop, Pipeline& pipeline, net::Fd fd, TcpLimits limits,
               ServerMetrics* metrics = nullptr);
   ~TcpListener() override;
   void start();
@@ -76,7 +77,7 @@ class TcpListener final : public net::IoHandler {
   }
   size_t listener() const { return listener_; }
   size_t connections() const { return conns_.size(); }
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
 
   /// Handover (zero loss): stops accepting — the listening socket leaves epoll but stays open,
   /// another process may accept on the same socket — and closes each established connection as
@@ -112,7 +113,7 @@ class TcpListener final : public net::IoHandler {
 
   net::EventLoop& loop_;
   Pipeline& pipeline_;
-  int fd_;
+  net::Fd fd_;
   TcpLimits limits_;
   ServerMetrics* metrics_;
   size_t listener_ = 0;

@@ -10,23 +10,22 @@
 
 namespace nld::server {
 
-UdpHandler::UdpHandler(net::EventLoop& loop, Pipeline& pipeline, int fd, bool wildcard)
+UdpHandler::UdpHandler(net::EventLoop& loop, Pipeline& pipeline, net::Fd fd, bool wildcard)
     : loop_(loop),
       pipeline_(pipeline),
-      fd_(fd),
+      fd_(std::move(fd)),
       wildcard_(wildcard),
       rbuf_(std::make_unique_for_overwrite<uint8_t[]>(kBatch * kRecvSize)),
       sbuf_(std::make_unique_for_overwrite<uint8_t[]>(kBatch * kRecvSize)),
       scratch_(std::make_unique_for_overwrite<uint8_t[]>(dns::kMaxMessageSize)),
-      alive_fd_(std::make_shared<int>(fd)) {
+      alive_fd_(std::make_shared<int>(fd_.get())) {
   initReceive();
 }
 
 UdpHandler::~UdpHandler() {
   loop_.cancelRoundEnd(this);
   stop();
-  *alive_fd_ = -1;
-  if (fd_ >= 0) ::close(fd_);
+  *alive_fd_ = -1;  // fd_ closes after this body
 }
 
 void UdpHandler::initReceive() {
@@ -48,14 +47,14 @@ void UdpHandler::initReceive() {
 
 void UdpHandler::start() {
   if (!registered_ && !paused_) {
-    loop_.add(fd_, EPOLLIN, this);
+    loop_.add(fd_.get(), EPOLLIN, this);
     registered_ = true;
   }
 }
 
 void UdpHandler::stop() {
   if (registered_) {
-    loop_.remove(fd_);
+    loop_.remove(fd_.get());
     registered_ = false;
   }
 }
@@ -118,7 +117,7 @@ void UdpHandler::onEvents(uint32_t) {
       rmsgs_[i].msg_hdr.msg_controllen = wildcard_ ? sizeof(rctl_[i].buf) : 0;
       rmsgs_[i].msg_hdr.msg_flags = 0;
     }
-    int n = recvmmsg(fd_, rmsgs_, kBatch, MSG_DONTWAIT, nullptr);
+    int n = recvmmsg(fd_.get(), rmsgs_, kBatch, MSG_DONTWAIT, nullptr);
     rfilled_ = n > 0 ? n : 0;
     if (n <= 0) return;  // EAGAIN (or an error we cannot act on): wait for the next event
 
@@ -161,7 +160,7 @@ void UdpHandler::onEvents(uint32_t) {
     }
     int sent = 0;
     while (sent < nsend) {
-      int r = sendmmsg(fd_, smsgs_ + sent, unsigned(nsend - sent), MSG_DONTWAIT);
+      int r = sendmmsg(fd_.get(), smsgs_ + sent, unsigned(nsend - sent), MSG_DONTWAIT);
       if (r <= 0) {
         if (r < 0 && errno == EINTR) continue;
         // A full send buffer or an unreachable client: drop these answers (UDP semantics).
@@ -174,7 +173,7 @@ void UdpHandler::onEvents(uint32_t) {
   }
 }
 
-void UdpHandler::sendOne(const SockAddr& to, const Control* ctl, size_t ctl_len,
+void UdpHandler::sendOne(const net::SockAddr& to, const Control* ctl, size_t ctl_len,
                          dns::ByteView data) {
   iovec iov{const_cast<uint8_t*>(data.data()), data.size()};
   msghdr m{};
@@ -186,12 +185,12 @@ void UdpHandler::sendOne(const SockAddr& to, const Control* ctl, size_t ctl_len,
     m.msg_control = const_cast<char*>(ctl->buf);
     m.msg_controllen = ctl_len;
   }
-  ::sendmsg(fd_, &m, MSG_DONTWAIT);
+  ::sendmsg(fd_.get(), &m, MSG_DONTWAIT);
 }
 
 Reply UdpHandler::make() {
   // Everything the answer needs after this batch is gone, held inside the Reply (104 bytes: no
-  // allocation per miss). The peer is kept as a sockaddr_in6-sized copy, not a SockAddr
+  // allocation per miss). The peer is kept as a sockaddr_in6-sized copy, not a net::SockAddr
   // (sockaddr_storage, 128 bytes): UDP peers are IPv4 or IPv6.
   struct ReplyTo {
     UdpHandler* handler;
@@ -204,14 +203,14 @@ Reply UdpHandler::make() {
       auto a = alive.lock();
       if (!a || *a < 0) return;    // the socket is gone (reload removed the listener)
       if (answer.empty()) return;  // dropped (malformed)
-      SockAddr to;
+      net::SockAddr to;
       std::memcpy(&to.storage, &peer, peer_len);
       to.len = peer_len;
       handler->queueAsync(to, ctl_len != 0 ? &ctl : nullptr, ctl_len, answer);
     }
   };
   static_assert(sizeof(ReplyTo) <= kReplyInline, "a UDP reply must not allocate");
-  const SockAddr& from = raddr_[current_];
+  const net::SockAddr& from = raddr_[current_];
   ReplyTo r{this, alive_fd_, {}, 0, 0, {}};
   r.peer_len = std::min<socklen_t>(from.len, sizeof(r.peer));
   std::memcpy(&r.peer, &from.storage, r.peer_len);
@@ -222,7 +221,7 @@ Reply UdpHandler::make() {
   return Reply(std::move(r));
 }
 
-void UdpHandler::queueAsync(const SockAddr& to, const Control* ctl, size_t ctl_len,
+void UdpHandler::queueAsync(const net::SockAddr& to, const Control* ctl, size_t ctl_len,
                             dns::ByteView data) {
   if (data.size() > kRecvSize) {  // rare: large EDNS answers go out on their own
     sendOne(to, ctl, ctl_len, data);
@@ -261,7 +260,7 @@ void UdpHandler::flushAsync() {
     }
     int sent = 0;
     while (sent < m) {
-      int r = sendmmsg(fd_, smsgs_ + sent, unsigned(m - sent), MSG_DONTWAIT);
+      int r = sendmmsg(fd_.get(), smsgs_ + sent, unsigned(m - sent), MSG_DONTWAIT);
       if (r <= 0) {
         if (r < 0 && errno == EINTR) continue;
         ++sent;  // full send buffer or unreachable client: drop this answer (UDP semantics)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "net/event_loop.h"
+#include "net/fd.h"
 #include "server/pipeline.h"
 
 namespace nld::server {
@@ -18,7 +19,7 @@ class UdpHandler final : public net::IoHandler, public net::RoundEndHook, public
   static constexpr size_t kRecvSize = 4096;  // queries > 4096 bytes are dropped (MSG_TRUNC)
 
   /// Takes ownership of fd (a bound UDP socket). `wildcard` enables packet-info replies.
-  UdpHandler(net::EventLoop& loop, Pipeline& pipeline, int fd, bool wildcard);
+  UdpHandler(net::EventLoop& loop, Pipeline& pipeline, net::Fd fd, bool wildcard);
   ~UdpHandler() override;
 
   void start();
@@ -30,7 +31,7 @@ class UdpHandler final : public net::IoHandler, public net::RoundEndHook, public
   void pauseReading();
   void resumeReading();
   bool readingPaused() const { return paused_; }
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
   void setListener(size_t index) { listener_ = index; }
 
   // net::IoHandler
@@ -45,15 +46,15 @@ class UdpHandler final : public net::IoHandler, public net::RoundEndHook, public
     alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(in6_pktinfo))];
   };
   void initReceive();
-  void sendOne(const SockAddr& to, const Control* ctl, size_t ctl_len, dns::ByteView data);
+  void sendOne(const net::SockAddr& to, const Control* ctl, size_t ctl_len, dns::ByteView data);
   /// Queues an asynchronous answer (a cache miss answered later). Every answer queued while the
   /// loop handles one round of events goes out with one sendmmsg at the end of the round.
-  void queueAsync(const SockAddr& to, const Control* ctl, size_t ctl_len, dns::ByteView data);
+  void queueAsync(const net::SockAddr& to, const Control* ctl, size_t ctl_len, dns::ByteView data);
   void flushAsync();
 
   net::EventLoop& loop_;
   Pipeline& pipeline_;
-  int fd_;
+  net::Fd fd_;
   bool wildcard_;
   size_t listener_ = 0;
   bool registered_ = false;
@@ -63,7 +64,7 @@ class UdpHandler final : public net::IoHandler, public net::RoundEndHook, public
   std::unique_ptr<uint8_t[]> rbuf_;
   mmsghdr rmsgs_[kBatch];
   iovec riov_[kBatch];
-  SockAddr raddr_[kBatch];
+  net::SockAddr raddr_[kBatch];
   Control rctl_[kBatch];
   int rfilled_ = 0;  // entries the last recvmmsg filled (their lengths need a reset)
   // Send side.
@@ -74,7 +75,7 @@ class UdpHandler final : public net::IoHandler, public net::RoundEndHook, public
   std::unique_ptr<uint8_t[]> scratch_;
   // Asynchronous answers waiting for the flush task.
   struct AsyncMsg {
-    SockAddr peer;
+    net::SockAddr peer;
     Control ctl;
     size_t ctl_len = 0;
     size_t off = 0;  // in abuf_

@@ -15,6 +15,8 @@
 
 #include "common/log.h"
 #include "common/random.h"
+#include "net/address.h"
+#include "net/fd.h"
 
 namespace nld::upstream {
 
@@ -71,15 +73,13 @@ class Forwarder::UdpSocket final : public net::IoHandler {
     bool used = false;
   };
 
-  UdpSocket(Forwarder* fwd, int upstream, int fd, Clock::time_point opened)
-      : fwd_(fwd), upstream_(upstream), fd_(fd), opened_(opened) {}
-  ~UdpSocket() override {
-    if (fd_ >= 0) ::close(fd_);
-  }
+  UdpSocket(Forwarder* fwd, int upstream, net::Fd fd, Clock::time_point opened)
+      : fwd_(fwd), upstream_(upstream), fd_(std::move(fd)), opened_(opened) {}
+  ~UdpSocket() override = default;
   UdpSocket(const UdpSocket&) = delete;
   UdpSocket& operator=(const UdpSocket&) = delete;
   void onEvents(uint32_t) override {
-    if (fd_ >= 0) fwd_->onUdpReadable(*this);
+    if (fd_) fwd_->onUdpReadable(*this);
   }
   /// The outstanding slot waiting for `qid`, or nullptr.
   Slot* findSlot(uint16_t qid) {
@@ -118,7 +118,7 @@ class Forwarder::UdpSocket final : public net::IoHandler {
 
   Forwarder* fwd_;
   int upstream_;
-  int fd_;
+  net::Fd fd_;
   Clock::time_point opened_;
   uint32_t sent_ = 0;         // slots handed out (never reused: a socket is retired when full)
   uint32_t outstanding_ = 0;  // slots in use
@@ -392,16 +392,14 @@ Forwarder::UdpSocket* Forwarder::udpSocketFor(int upstream, uint16_t& qid) {
     s = nullptr;
   }
   if (s == nullptr) {
-    const UpstreamAddr& a = shared_->addr(u);
-    int fd = ::socket(a.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return nullptr;
+    const net::SockAddr& a = shared_->addr(u);
+    net::Fd owned(::socket(a.af(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!owned) return nullptr;
+    const int fd = owned.get();
     // connect(): the kernel binds a random ephemeral port (RFC 5452 §9.2) and drops datagrams
     // from any other source address or port.
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.len) < 0) {
-      ::close(fd);
-      return nullptr;
-    }
-    auto sock = std::make_shared<UdpSocket>(this, upstream, fd, loop_.now());  // owns fd now
+    if (::connect(fd, a.get(), a.len) < 0) return nullptr;
+    auto sock = std::make_shared<UdpSocket>(this, upstream, std::move(owned), loop_.now());
     try {
       loop_.add(fd, EPOLLIN, sock.get());
     } catch (const std::exception& e) {  // EventLoop reports epoll_ctl failure by throwing
@@ -462,7 +460,8 @@ void Forwarder::flushSends() {
     }
     size_t sent = 0;
     while (sent < m) {
-      const int r = ::sendmmsg(s->fd_, msgs.data() + sent, static_cast<unsigned>(m - sent), 0);
+      const int r =
+          ::sendmmsg(s->fd_.get(), msgs.data() + sent, static_cast<unsigned>(m - sent), 0);
       if (r > 0) {
         sent += static_cast<size_t>(r);
         continue;
@@ -501,10 +500,9 @@ void Forwarder::releaseSlot(UdpSocket& s, uint8_t slot) {
 }
 
 void Forwarder::closeSocket(UdpSocket& s) {
-  if (s.fd_ < 0) return;
+  if (!s.fd_) return;
   // close() also drops the epoll registration (the fd is never dup'ed): no EPOLL_CTL_DEL.
-  ::close(s.fd_);
-  s.fd_ = -1;
+  s.fd_.reset();
   const auto u = static_cast<size_t>(s.upstream_);
   if (udp_current_[u] == &s) udp_current_[u] = nullptr;
   for (size_t i = 0; i < udp_sockets_.size(); ++i) {
@@ -619,8 +617,8 @@ void Forwarder::onUdpReadable(UdpSocket& s) {
   }
   // Bounded per wakeup so a flood of strays cannot monopolise the loop (level-triggered epoll
   // brings us back).
-  for (int round = 0; round < 4 && s.fd_ >= 0; ++round) {
-    int n = ::recvmmsg(s.fd_, msgs.data(), kUdpRecvBatch, MSG_DONTWAIT, nullptr);
+  for (int round = 0; round < 4 && s.fd_; ++round) {
+    int n = ::recvmmsg(s.fd_.get(), msgs.data(), kUdpRecvBatch, MSG_DONTWAIT, nullptr);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;

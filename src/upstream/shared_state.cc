@@ -1,6 +1,5 @@
 #include "upstream/shared_state.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -14,6 +13,7 @@
 #include "common/log.h"
 #include "common/random.h"
 #include "dns/message.h"
+#include "net/fd.h"
 
 namespace nld::upstream {
 namespace {
@@ -22,40 +22,10 @@ using Clock = std::chrono::steady_clock;
 
 std::string_view kPolicyNames[] = {"random", "round_robin", "sequential"};
 
-UpstreamAddr parseAddr(const Upstream& u) {
-  UpstreamAddr a;
-  sockaddr_in v4{};
-  sockaddr_in6 v6{};
-  if (inet_pton(AF_INET, u.ip.c_str(), &v4.sin_addr) == 1) {
-    v4.sin_family = AF_INET;
-    v4.sin_port = htons(u.port);
-    a.len = sizeof(v4);
-    a.family = AF_INET;
-    std::memcpy(&a.addr, &v4, sizeof(v4));
-  } else if (inet_pton(AF_INET6, u.ip.c_str(), &v6.sin6_addr) == 1) {
-    v6.sin6_family = AF_INET6;
-    v6.sin6_port = htons(u.port);
-    a.len = sizeof(v6);
-    a.family = AF_INET6;
-    std::memcpy(&a.addr, &v6, sizeof(v6));
-  } else {
-    throw std::invalid_argument("forward: not an IP address: '" + u.ip + "'");
-  }
-  return a;
+net::SockAddr parseAddr(const Upstream& u) {
+  if (auto a = net::parseSockAddr(u.ip, u.port)) return *a;
+  throw std::invalid_argument("forward: not an IP address: '" + u.ip + "'");
 }
-
-class FdGuard {
- public:
-  explicit FdGuard(int fd) : fd_(fd) {}
-  ~FdGuard() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FdGuard(const FdGuard&) = delete;
-  FdGuard& operator=(const FdGuard&) = delete;
-
- private:
-  int fd_;
-};
 
 /// Waits for `events` on fd until `deadline`. False on timeout or poll error.
 bool waitFd(int fd, short events, Clock::time_point deadline) {
@@ -227,12 +197,13 @@ void SharedForwardState::healthLoop() {
 // Blocking sockets with poll() timeouts: this runs on the stanza's own health thread, never on a
 // worker loop, and a probe is one small exchange, so an event-driven version would buy nothing.
 bool SharedForwardState::probe(size_t i) {
-  const UpstreamAddr& a = addrs_[i];
+  const net::SockAddr& a = addrs_[i];
   const bool tcp = settings_.force_tcp;
   const auto deadline = Clock::now() + settings_.health_check_timeout;
-  int fd = ::socket(a.family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  FdGuard guard(fd);
+  const net::Fd owned(
+      ::socket(a.af(), (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!owned) return false;
+  const int fd = owned.get();
 
   uint8_t buf[2 + 512];
   const auto id = static_cast<uint16_t>(random64());
@@ -242,7 +213,7 @@ bool SharedForwardState::probe(size_t i) {
   if (len == 0) return false;
   dns::store16(buf, static_cast<uint16_t>(len));
 
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.len) < 0) {
+  if (::connect(fd, a.get(), a.len) < 0) {
     if (errno != EINPROGRESS) return false;
     if (!waitFd(fd, POLLOUT, deadline)) return false;
     int err = 0;

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "net/address.h"
 #include "upstream/settings.h"
 
 namespace nld::upstream {
@@ -60,12 +61,6 @@ class ConcurrencyLimit {
 };
 
 /// A resolved upstream address.
-struct UpstreamAddr {
-  sockaddr_storage addr{};
-  socklen_t len = 0;
-  int family = 0;
-};
-
 /// Shared per-stanza state. Thread-safe. Owns the health-check thread, which is stopped (within
 /// one probe timeout) by the destructor.
 class SharedForwardState {
@@ -79,7 +74,7 @@ class SharedForwardState {
 
   const Settings& settings() const { return settings_; }
   size_t upstreamCount() const { return addrs_.size(); }
-  const UpstreamAddr& addr(size_t i) const { return addrs_[i]; }
+  const net::SockAddr& addr(size_t i) const { return addrs_[i]; }
   /// Effective cap on exchange attempts per query.
   uint32_t maxAttempts() const { return max_attempts_; }
 
@@ -116,7 +111,7 @@ class SharedForwardState {
 
   Settings settings_;
   ForwardObserver* observer_;
-  std::vector<UpstreamAddr> addrs_;
+  std::vector<net::SockAddr> addrs_;
   std::unique_ptr<Health[]> health_;
   uint32_t max_attempts_ = 0;
   std::atomic<uint64_t> rr_{0};

@@ -11,6 +11,8 @@
 #include "common/log.h"
 #include "common/random.h"
 #include "dns/message.h"
+#include "net/address.h"
+#include "net/fd.h"
 
 namespace nld::upstream {
 
@@ -23,15 +25,13 @@ class TcpConn final : public net::IoHandler {
     bool reused;  // the connection had completed an exchange before this query was sent
   };
 
-  TcpConn(TcpPool& pool, int upstream, int fd, bool connecting)
-      : pool_(&pool), upstream_(upstream), fd_(fd), connecting_(connecting) {}
-  ~TcpConn() override {
-    if (fd_ >= 0) ::close(fd_);
-  }
+  TcpConn(TcpPool& pool, int upstream, net::Fd fd, bool connecting)
+      : pool_(&pool), upstream_(upstream), fd_(std::move(fd)), connecting_(connecting) {}
+  ~TcpConn() override = default;
 
   void onEvents(uint32_t ev) override;
 
-  bool usable() const { return fd_ >= 0 && !draining_ && outstanding_.size() < kMaxPipelined; }
+  bool usable() const { return fd_ && !draining_ && outstanding_.size() < kMaxPipelined; }
   /// Appends one framed message; writes right away when possible. Never reports errors
   /// synchronously: a broken socket shows up as EPOLLERR/EPOLLHUP on the next loop round.
   void enqueue(dns::ByteView msg);
@@ -44,7 +44,7 @@ class TcpConn final : public net::IoHandler {
 
   TcpPool* pool_;
   int upstream_;
-  int fd_;
+  net::Fd fd_;
   bool connecting_;
   bool draining_ = false;  // an attempt timed out on it: no new queries, close once empty
   uint32_t mask_ = 0;
@@ -71,8 +71,8 @@ void TcpConn::enqueue(dns::ByteView msg) {
 }
 
 void TcpConn::flush() {
-  while (fd_ >= 0 && woff_ < wbuf_.size()) {
-    ssize_t w = ::send(fd_, wbuf_.data() + woff_, wbuf_.size() - woff_, MSG_NOSIGNAL);
+  while (fd_ && woff_ < wbuf_.size()) {
+    ssize_t w = ::send(fd_.get(), wbuf_.data() + woff_, wbuf_.size() - woff_, MSG_NOSIGNAL);
     if (w > 0) {
       woff_ += static_cast<size_t>(w);
       continue;
@@ -87,11 +87,11 @@ void TcpConn::flush() {
 }
 
 void TcpConn::updateMask() {
-  if (fd_ < 0) return;
+  if (!fd_) return;
   uint32_t want = EPOLLIN | ((connecting_ || woff_ < wbuf_.size()) ? EPOLLOUT : 0u);
   if (want != mask_) {
     try {
-      pool_->loop_.modify(fd_, want, this);
+      pool_->loop_.modify(fd_.get(), want, this);
       mask_ = want;
     } catch (const std::exception& e) {  // cannot happen for a registered fd; keep the old mask
       log::error("plugin/forward: epoll modify failed: {}", e.what());
@@ -100,7 +100,7 @@ void TcpConn::updateMask() {
 }
 
 void TcpConn::armIdle() {
-  if (idle_timer_ != 0 || fd_ < 0) return;
+  if (idle_timer_ != 0 || !fd_) return;
   TcpPool* pool = pool_;
   idle_timer_ = pool_->loop_.addTimer(pool_->shared_.settings().expire, [this, pool] {
     idle_timer_ = 0;
@@ -116,12 +116,12 @@ void TcpConn::cancelIdle() {
 }
 
 void TcpConn::onEvents(uint32_t ev) {
-  if (fd_ < 0) return;  // released; a stale event of the current dispatch round
+  if (!fd_) return;  // released; a stale event of the current dispatch round
   if (connecting_) {
     if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
     int err = 0;
     socklen_t len = sizeof(err);
-    if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
+    if (::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
       pool_->onConnBroken(this, false);
       return;
     }
@@ -130,7 +130,7 @@ void TcpConn::onEvents(uint32_t ev) {
   if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
     if (!readSome()) return;
   }
-  if (fd_ < 0) return;
+  if (!fd_) return;
   if (ev & EPOLLOUT) flush();
   updateMask();
 }
@@ -138,11 +138,11 @@ void TcpConn::onEvents(uint32_t ev) {
 bool TcpConn::readSome() {
   for (;;) {
     if (rbuf_.size() - rlen_ < kReadChunk) rbuf_.resize(rlen_ + kReadChunk);
-    ssize_t r = ::recv(fd_, rbuf_.data() + rlen_, rbuf_.size() - rlen_, 0);
+    ssize_t r = ::recv(fd_.get(), rbuf_.data() + rlen_, rbuf_.size() - rlen_, 0);
     if (r > 0) {
       rlen_ += static_cast<size_t>(r);
       processFrames();
-      if (fd_ < 0) return false;
+      if (!fd_) return false;
       continue;
     }
     if (r == 0) {
@@ -158,7 +158,7 @@ bool TcpConn::readSome() {
 
 void TcpConn::processFrames() {
   size_t pos = 0;
-  while (fd_ >= 0 && rlen_ - pos >= 2) {
+  while (fd_ && rlen_ - pos >= 2) {
     const size_t len = dns::load16(rbuf_.data() + pos);
     if (len < dns::kHeaderSize) {  // cannot be a DNS message: the stream is out of sync
       pool_->onConnBroken(this, false);
@@ -175,16 +175,16 @@ void TcpConn::processFrames() {
     if (outstanding_.empty()) {
       if (draining_) {
         pool_->sink_.onTcpReply(token, dns::ByteView(msg, len));
-        if (fd_ >= 0) pool_->release(this);
+        if (fd_) pool_->release(this);
         return;
       }
       armIdle();
     }
     // The sink may send more queries on this connection or even close every connection; the
-    // buffer stays valid (deletion is deferred) and the loop re-checks fd_.
+    // buffer stays valid (deletion is deferred) and the loop re-checks fd_.get().
     pool_->sink_.onTcpReply(token, dns::ByteView(msg, len));
   }
-  if (fd_ < 0) return;
+  if (!fd_) return;
   if (pos > 0) {
     std::memmove(rbuf_.data(), rbuf_.data() + pos, rlen_ - pos);
     rlen_ -= pos;
@@ -235,18 +235,16 @@ TcpTicket TcpPool::send(int upstream, uint64_t token, dns::MutableBytes msg, boo
         return t;
       }
     }
-    const UpstreamAddr& a = shared_.addr(static_cast<size_t>(upstream));
-    int fd = ::socket(a.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return {};
+    const net::SockAddr& a = shared_.addr(static_cast<size_t>(upstream));
+    net::Fd owned(::socket(a.af(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!owned) return {};
+    const int fd = owned.get();  // borrowed: the connection owns it from here
     bool connecting = false;
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.len) < 0) {
-      if (errno != EINPROGRESS) {
-        ::close(fd);
-        return {};
-      }
+    if (::connect(fd, a.get(), a.len) < 0) {
+      if (errno != EINPROGRESS) return {};
       connecting = true;
     }
-    auto c = std::make_shared<TcpConn>(*this, upstream, fd, connecting);  // owns fd
+    auto c = std::make_shared<TcpConn>(*this, upstream, std::move(owned), connecting);
     c->mask_ = EPOLLIN | EPOLLOUT;
     try {
       loop_.add(fd, c->mask_, c.get());
@@ -277,17 +275,16 @@ void TcpPool::cancel(const TcpTicket& t) {
   if (t.conn == nullptr) return;
   TcpConn* c = t.conn;
   c->outstanding_.erase(t.id);
-  if (c->fd_ < 0) return;
+  if (!c->fd_) return;
   c->draining_ = true;  // it may be wedged: send nothing new on it
   if (c->outstanding_.empty()) release(c);
 }
 
 void TcpPool::release(TcpConn* c) {
   c->cancelIdle();
-  if (c->fd_ >= 0) {
-    loop_.remove(c->fd_);
-    ::close(c->fd_);
-    c->fd_ = -1;
+  if (c->fd_) {
+    loop_.remove(c->fd_.get());
+    c->fd_.reset();
   }
   auto& pool = pools_[static_cast<size_t>(c->upstream_)];
   for (auto it = pool.begin(); it != pool.end(); ++it) {

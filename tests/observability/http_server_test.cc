@@ -820,27 +820,29 @@ TEST(HttpServerLimits, SlowReaderOfLargeMetricsHitsWriteDeadline) {
 }
 
 TEST(HttpServerLimits, StartOnAnInheritedSocket) {
-  const int fd = listenHttp("127.0.0.1:0");
-  ASSERT_GE(fd, 0);
+  net::Fd fd = listenHttp("127.0.0.1:0");
+  ASSERT_TRUE(fd);
   HttpServer s("127.0.0.1:0");
   s.enableHealth();
-  s.startOn(fd);
+  s.startOn(std::move(fd));
   ASSERT_NE(s.port(), 0);
   auto res = get("127.0.0.1", s.port(), "/health");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   s.stop();
 
-  int notListening = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  net::Fd notListening(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int raw = notListening.get();
   HttpServer t("127.0.0.1:0");
   t.enableHealth();
   try {
-    t.startOn(notListening);  // takes ownership, closes it
+    t.startOn(std::move(notListening));  // takes ownership, closes it
     FAIL() << "expected std::runtime_error";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("not a listening stream socket"), std::string::npos)
         << e.what();
   }
+  EXPECT_EQ(::fcntl(raw, F_GETFD), -1) << "a refused socket is closed, not leaked";
   EXPECT_THROW(listenHttp("nonsense"), std::invalid_argument);
 }
 

@@ -18,13 +18,14 @@
 #include <cstring>
 #include <deque>
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 #include <sstream>
 
 #include "config/corefile.h"
 #include "dns/message.h"
 #include "dns/name.h"
+#include "net/address.h"
 #include "net/event_loop.h"
 #include "observability/coredns_metrics.h"
 #include "plan/plan.h"
@@ -292,7 +293,7 @@ class Runner {
     Replies replies(c.get());
     // A distinct client port per query, as separate clients would have.
     const auto peer =
-        server::makeSockAddr("127.0.0.1", static_cast<uint16_t>(40000 + clients_.size()));
+        net::makeSockAddr("127.0.0.1", static_cast<uint16_t>(40000 + clients_.size()));
     const size_t n = pipeline_->handle(dns::ByteView(c->pkt), peer, 0,
                                        qs.tcp ? server::Proto::Tcp : server::Proto::Udp,
                                        dns::MutableBytes(out), replies);

@@ -19,6 +19,7 @@
 
 #include "config/corefile.h"
 #include "dns/message.h"
+#include "net/address.h"
 #include "observability/coredns_metrics.h"
 #include "plan/plan.h"
 #include "server/metrics.h"
@@ -113,7 +114,7 @@ TEST(HitPath, CacheHitAllocatesNothing) {
   size_t qlen = dns::buildQuery(0x1234, name, dns::type::A, dns::cls::IN, dns::flag::RD, true,
                                 1232, false, dns::MutableBytes(query, sizeof(query)));
   ASSERT_GT(qlen, 0u);
-  SockAddr peer = makeSockAddr("127.0.0.1", 40000);
+  net::SockAddr peer = net::makeSockAddr("127.0.0.1", 40000);
   std::vector<uint8_t> out(dns::kMaxMessageSize);
   CollectReply replies(loop);
 

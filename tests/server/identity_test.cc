@@ -8,6 +8,7 @@
 
 #include "config/corefile.h"
 #include "dns/message.h"
+#include "net/address.h"
 #include "observability/coredns_metrics.h"
 #include "plan/plan.h"
 #include "server/metrics.h"
@@ -53,7 +54,7 @@ class IdentityTest : public ::testing::Test {
     Answer a;
     a.wire.resize(dns::kMaxMessageSize);
     NoReplies replies;
-    const size_t n = p.handle(dns::ByteView(q), makeSockAddr("127.0.0.1", 40000), 0, proto,
+    const size_t n = p.handle(dns::ByteView(q), net::makeSockAddr("127.0.0.1", 40000), 0, proto,
                               dns::MutableBytes(a.wire), replies);
     EXPECT_NE(n, Pipeline::kPending);
     a.wire.resize(n == Pipeline::kPending ? 0 : n);

@@ -94,7 +94,7 @@ class PeerCacheTest : public ::testing::Test {
     Capture replies;
     replies.slot = &answer;
     std::vector<uint8_t> out(dns::kMaxMessageSize);
-    const size_t n = pipes_[0]->handle(dns::ByteView(q), makeSockAddr("127.0.0.1", 40000), 0,
+    const size_t n = pipes_[0]->handle(dns::ByteView(q), net::makeSockAddr("127.0.0.1", 40000), 0,
                                        Proto::Tcp, dns::MutableBytes(out), replies);
     if (synchronous != nullptr) *synchronous = n != Pipeline::kPending;
     if (n != Pipeline::kPending) {

@@ -3,6 +3,7 @@
 // only while a frame is incomplete, the per-frame deadline against trickling clients, and the
 // accept() back-off when the process runs out of descriptors.
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -14,7 +15,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <dirent.h>
 #include <functional>
 #include <future>
 #include <memory>
@@ -25,11 +25,11 @@
 
 #include "config/corefile.h"
 #include "dns/message.h"
+#include "net/socket.h"
 #include "observability/coredns_metrics.h"
 #include "plan/plan.h"
 #include "server/metrics.h"
 #include "server/pipeline.h"
-#include "server/socket_util.h"
 #include "server/tcp_handler.h"
 #include "server/udp_handler.h"
 #include "support/eventually.h"
@@ -47,12 +47,14 @@ class TcpListenerTest : public ::testing::Test {
                              std::to_string(up_.port()) + "\n}\n";
     plan_ = plan::buildPlan(config::parseCorefile(text, "test"), 1, &metrics_);
     pipeline_.setPlan(plan_);
-    lfd_ = listenTcp("127.0.0.1", 0);
+    net::Fd listening = net::listenTcp("127.0.0.1", 0);
+    lfd_ = listening.get();  // borrowed: the listener owns it
     sockaddr_in a{};
     socklen_t len = sizeof(a);
     ASSERT_EQ(::getsockname(lfd_, reinterpret_cast<sockaddr*>(&a), &len), 0);
     port_ = ntohs(a.sin_port);
-    listener_ = std::make_unique<TcpListener>(loop_, pipeline_, lfd_, limits, &metrics_);
+    listener_ =
+        std::make_unique<TcpListener>(loop_, pipeline_, std::move(listening), limits, &metrics_);
     listener_->start();
     thread_ = std::thread([this] { loop_.run(); });
   }
@@ -398,12 +400,13 @@ TEST_F(TcpListenerTest, OutOfDescriptorsBacksOffInsteadOfSpinningAndRecovers) {
 TEST_F(TcpListenerTest, UdpPauseReadingStillAnswersQueriesInFlight) {
   up_.setDelay(300ms);
   start({});
-  const int ufd = bindUdp("127.0.0.1", 0, 1 << 20, 1 << 20);
+  net::Fd udp_fd = net::bindUdp("127.0.0.1", 0, 1 << 20, 1 << 20);
+  const int ufd = udp_fd.get();  // borrowed: the handler owns it
   sockaddr_in ua{};
   socklen_t ul = sizeof(ua);
   ASSERT_EQ(::getsockname(ufd, reinterpret_cast<sockaddr*>(&ua), &ul), 0);
   onLoop([&] {
-    udp_ = std::make_unique<UdpHandler>(loop_, pipeline_, ufd, false);
+    udp_ = std::make_unique<UdpHandler>(loop_, pipeline_, std::move(udp_fd), false);
     udp_->start();
   });
   const int c = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

@@ -432,8 +432,20 @@ TEST(Forwarder, BadSettingsThrowAtConfigTime) {
   v6.to[0].ip = "::1";
   v6.max_fails = 0;
   auto st = makeSharedState(v6);
-  EXPECT_EQ(st->addr(0).family, AF_INET6);
+  EXPECT_EQ(st->addr(0).af(), AF_INET6);
   EXPECT_EQ(st->maxAttempts(), 2u);
+}
+
+TEST(Forwarder, ZonedIpv6UpstreamGetsItsScope) {
+  // The Corefile parser keeps a %zone on a forward address (link-local upstreams); the upstream
+  // address is parsed by net::parseSockAddr, which turns the interface name into the scope id.
+  Settings zoned = settingsFor({53});
+  zoned.to[0].ip = "fe80::1%lo";
+  zoned.max_fails = 0;
+  auto st = makeSharedState(zoned);
+  ASSERT_EQ(st->addr(0).af(), AF_INET6);
+  EXPECT_NE(reinterpret_cast<const sockaddr_in6*>(&st->addr(0).storage)->sin6_scope_id, 0u);
+  EXPECT_EQ(st->addr(0).port(), 53);
 }
 
 TEST(Forwarder, Ipv6UpstreamOverLoopback) {

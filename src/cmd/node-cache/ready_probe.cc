@@ -16,7 +16,7 @@
 
 #include "common/random.h"
 #include "dns/message.h"
-#include "server/socket_util.h"
+#include "net/address.h"
 
 namespace nld::cmd {
 
@@ -28,7 +28,7 @@ constexpr int kTries = 2;
 constexpr std::chrono::milliseconds kTryTimeout{1000};
 
 // "ip:port" or "[v6]:port" → a socket address. Throws std::runtime_error with the reason.
-server::SockAddr parseAddress(const std::string& text) {
+net::SockAddr parseAddress(const std::string& text) {
   const size_t colon = text.rfind(':');
   if (colon == std::string::npos || colon + 1 == text.size()) {
     throw std::runtime_error("invalid address " + text + ": want ip:port");
@@ -45,7 +45,7 @@ server::SockAddr parseAddress(const std::string& text) {
   if (ec != std::errc() || end != p.data() + p.size() || port == 0 || port > 65535) {
     throw std::runtime_error("invalid address " + text + ": bad port");
   }
-  return server::makeSockAddr(host, static_cast<uint16_t>(port));
+  return net::makeSockAddr(host, static_cast<uint16_t>(port));
 }
 
 // The TXT of an identity answer (all its strings joined), or why there is none.
@@ -90,7 +90,7 @@ std::string processIdentity() {
 
 int probeReady(const std::string& address) {
   const std::string me = processIdentity();
-  server::SockAddr to;
+  net::SockAddr to;
   try {
     to = parseAddress(address);
   } catch (const std::exception& e) {

@@ -1,11 +1,7 @@
-#include "server/socket_util.h"
+#include "net/socket.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <linux/filter.h>
-#include <net/if.h>
 #include <netinet/tcp.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -13,71 +9,9 @@
 #include <vector>
 
 #include "fmt/format.h"
+#include "net/address.h"
 
-namespace nld::server {
-
-int SockAddr::family() const {
-  if (storage.ss_family == AF_INET) return 1;
-  const auto* s6 = reinterpret_cast<const sockaddr_in6*>(&storage);
-  return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) ? 1 : 2;
-}
-
-std::string SockAddr::ip() const {
-  char buf[INET6_ADDRSTRLEN] = {0};
-  if (storage.ss_family == AF_INET) {
-    const auto* s4 = reinterpret_cast<const sockaddr_in*>(&storage);
-    inet_ntop(AF_INET, &s4->sin_addr, buf, sizeof(buf));
-  } else if (storage.ss_family == AF_INET6) {
-    const auto* s6 = reinterpret_cast<const sockaddr_in6*>(&storage);
-    if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-      inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], buf, sizeof(buf));
-    } else {
-      inet_ntop(AF_INET6, &s6->sin6_addr, buf, sizeof(buf));
-    }
-  }
-  return buf;
-}
-
-uint16_t SockAddr::port() const {
-  if (storage.ss_family == AF_INET) {
-    return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
-  }
-  return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port);
-}
-
-std::string SockAddr::toString() const {
-  std::string i = ip();
-  if (i.find(':') != std::string::npos) return fmt::format("[{}]:{}", i, port());
-  return fmt::format("{}:{}", i, port());
-}
-
-SockAddr makeSockAddr(const std::string& ip_in, uint16_t port) {
-  SockAddr a;
-  std::string ip = ip_in;
-  std::string zone;
-  if (auto pct = ip.find('%'); pct != std::string::npos) {
-    zone = ip.substr(pct + 1);
-    ip.resize(pct);
-  }
-  auto* s4 = reinterpret_cast<sockaddr_in*>(&a.storage);
-  auto* s6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
-  if (inet_pton(AF_INET, ip.c_str(), &s4->sin_addr) == 1) {
-    s4->sin_family = AF_INET;
-    s4->sin_port = htons(port);
-    a.len = sizeof(sockaddr_in);
-    return a;
-  }
-  if (inet_pton(AF_INET6, ip.c_str(), &s6->sin6_addr) == 1) {
-    s6->sin6_family = AF_INET6;
-    s6->sin6_port = htons(port);
-    if (!zone.empty()) s6->sin6_scope_id = if_nametoindex(zone.c_str());
-    a.len = sizeof(sockaddr_in6);
-    return a;
-  }
-  throw std::runtime_error(fmt::format("not an IP address: '{}'", ip_in));
-}
-
-bool isWildcard(const std::string& ip) { return ip.empty() || ip == "0.0.0.0" || ip == "::"; }
+namespace nld::net {
 
 namespace {
 
@@ -87,33 +21,31 @@ namespace {
                                        std::strerror(e)));
 }
 
-int makeSocket(const std::string& ip, uint16_t port, int type, SockAddr& addr) {
-  addr = isWildcard(ip) ? makeSockAddr("::", port) : makeSockAddr(ip, port);
-  int fd = ::socket(addr.storage.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) fail("socket", ip, port);
+// fail() reads errno before it throws, so the Fd's close during unwinding cannot clobber it.
+Fd makeSocket(const std::string& ip, uint16_t port, int type) {
+  const SockAddr addr = isWildcard(ip) ? makeSockAddr("::", port) : makeSockAddr(ip, port);
+  Fd owned(::socket(addr.af(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!owned) fail("socket", ip, port);
+  const int fd = owned.get();
   int one = 1;
   int zero = 0;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
-    ::close(fd);
     fail("SO_REUSEPORT", ip, port);
   }
   if (addr.storage.ss_family == AF_INET6 && isWildcard(ip)) {
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
   }
   // Binding to an address not (yet) on this host must fail loudly, as in CoreDNS.
-  if (::bind(fd, addr.get(), addr.len) < 0) {
-    ::close(fd);
-    fail(type == SOCK_DGRAM ? "udp" : "tcp", ip, port);
-  }
-  return fd;
+  if (::bind(fd, addr.get(), addr.len) < 0) fail(type == SOCK_DGRAM ? "udp" : "tcp", ip, port);
+  return owned;
 }
 
 }  // namespace
 
-int bindUdp(const std::string& ip, uint16_t port, int rcvbuf_bytes, int sndbuf_bytes) {
-  SockAddr addr;
-  int fd = makeSocket(ip, port, SOCK_DGRAM, addr);
+Fd bindUdp(const std::string& ip, uint16_t port, int rcvbuf_bytes, int sndbuf_bytes) {
+  Fd owned = makeSocket(ip, port, SOCK_DGRAM);
+  const int fd = owned.get();
   // Large buffers: with the default ~208 KiB a burst of queries is dropped by the kernel
   // (testbed NOTES: dnsperf -q 500). SO_RCVBUFFORCE needs CAP_NET_ADMIN; fall back silently.
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf_bytes, sizeof(rcvbuf_bytes)) < 0) {
@@ -127,19 +59,15 @@ int bindUdp(const std::string& ip, uint16_t port, int rcvbuf_bytes, int sndbuf_b
     setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
     setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
   }
-  return fd;
+  return owned;
 }
 
-int listenTcp(const std::string& ip, uint16_t port) {
-  SockAddr addr;
-  int fd = makeSocket(ip, port, SOCK_STREAM, addr);
+Fd listenTcp(const std::string& ip, uint16_t port) {
+  Fd owned = makeSocket(ip, port, SOCK_STREAM);
   int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  if (::listen(fd, 1024) < 0) {
-    ::close(fd);
-    fail("tcp listen", ip, port);
-  }
-  return fd;
+  setsockopt(owned.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (::listen(owned.get(), 1024) < 0) fail("tcp listen", ip, port);
+  return owned;
 }
 
 bool attachQueryNameSteering(int fd, unsigned workers) {
@@ -183,4 +111,4 @@ bool attachQueryNameSteering(int fd, unsigned workers) {
   return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog, sizeof(fprog)) == 0;
 }
 
-}  // namespace nld::server
+}  // namespace nld::net
