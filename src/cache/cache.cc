@@ -174,7 +174,7 @@ LookupResult Cache::lookup(dns::ByteView /*query_pkt*/, const dns::Query& q, uin
   bool fresh = false;
   Found f = findLive(key, hash, now, fresh, owner);
   auto miss = [&]() -> LookupResult {
-    if (owner) {  // a peer's miss is counted by the owner it hands the query to
+    if (owner) {  // a peer's look is not counted (see Access::Peer)
       bump(st.requests);
       bump(st.misses);
     }
@@ -193,17 +193,19 @@ LookupResult Cache::lookup(dns::ByteView /*query_pkt*/, const dns::Query& q, uin
   }
   res.length = render(e, q, now, !fresh, limit, out);
   if (res.length == 0) return miss();  // `out` too small: a caller bug, answer from upstream
-  bump(st.requests);
-  bump(f.denial ? st.hits_denial : st.hits_success);
   f.store->reference(f.index);  // CLOCK bit
   if (fresh) {
     res.kind = Kind::Hit;
     res.prefetch = shouldPrefetch(e, now);
-    if (res.prefetch) bump(st.prefetches);
   } else {
     res.kind = Kind::Stale;
     res.prefetch = takeRefresh(e, now);
-    bump(st.served_stale);
+  }
+  if (owner) {
+    bump(st.requests);
+    bump(f.denial ? st.hits_denial : st.hits_success);
+    if (res.prefetch && fresh) bump(st.prefetches);
+    if (!fresh) bump(st.served_stale);
   }
   return res;
 }

@@ -50,11 +50,13 @@ enum class Kind : uint8_t {
 /// name this partition owns (see Threading above).
 enum class Access : uint8_t {
   Owner,
-  /// Only a usable answer (Hit, or Stale in immediate serve_stale mode) is taken and counted:
-  /// a Miss, or an expired entry under serve_stale verify, returns Miss with nothing counted or
-  /// changed (no dead entry erased), because the peer then hands the query to the owner, which
-  /// looks up again and counts it once. A prefetch or stale refresh a peer is handed (`prefetch`)
-  /// must be carried out by the owner: the entry is marked refreshing.
+  /// Only a usable answer (Hit, or Stale in immediate serve_stale mode) is taken: a Miss, or an
+  /// expired entry under serve_stale verify, returns Miss with nothing changed (no dead entry
+  /// erased), because the peer then hands the query to the owner, which looks up again. A peer's
+  /// look is not counted in Stats (whose lookup counters are the owner's; the peer's own worker
+  /// metrics count its answers), so it writes no line the owner writes on every lookup, beyond
+  /// the mutex and a CLOCK bit not yet set. A prefetch or stale refresh a peer is handed
+  /// (`prefetch`) must be carried out by the owner: the entry is marked refreshing.
   Peer,
 };
 

@@ -96,7 +96,11 @@ class Store {
   /// Index of the entry with this key, or kNone.
   uint32_t find(uint64_t hash, const KeyView& key) const;
   /// Sets the CLOCK bit of entry `index` (in use): called on every hit.
-  void reference(uint32_t index) { meta_[index] |= kReferenced; }
+  /// Writes only when the bit is clear: a hot entry's slot word stays unwritten, so its cache line
+  /// is not dirtied on every hit (and not moved between cores when another worker reads it).
+  void reference(uint32_t index) {
+    if ((meta_[index] & kReferenced) == 0) meta_[index] |= kReferenced;
+  }
   bool referenced(uint32_t index) const { return (meta_[index] & kReferenced) != 0; }
   Entry& entry(uint32_t index) { return entries_[index]; }
   const Entry& entry(uint32_t index) const { return entries_[index]; }

@@ -146,11 +146,14 @@ TEST_F(PeerCacheTest, AHitInTheOwnersPartitionIsAnsweredWhereTheQueryArrived) {
   EXPECT_EQ(pipes_[0]->handedOff(), 1u);
   EXPECT_EQ(pipes_[0]->peerHits(), 1u);
   EXPECT_EQ(upstream_.count(), 1u);
-  // Counted once each: the miss by the owner, the hit by the partition (whoever read it).
+  // The partition counts the owner's looks only (the miss); the hit is worker 0's, in its
+  // metrics.
   const cache::Stats& st = pipes_[1]->workerPlan()->blocks[0].cache->stats();
-  EXPECT_EQ(st.requests.load(), 2u);
+  EXPECT_EQ(st.requests.load(), 1u);
   EXPECT_EQ(st.misses.load(), 1u);
-  EXPECT_EQ(st.hits_success.load(), 1u);
+  EXPECT_EQ(st.hits_success.load(), 0u);
+  EXPECT_EQ(catalogue_.cacheHits.with({"dns://:53", ".", "", "success"}).value(), 1);
+  EXPECT_EQ(catalogue_.cacheMisses.with({"dns://:53", ".", ""}).value(), 1);
   // Worker 0's own partition never saw the name.
   EXPECT_EQ(pipes_[0]->workerPlan()->blocks[0].cache->stats().requests.load(), 0u);
 }
@@ -197,7 +200,7 @@ TEST_F(PeerCacheTest, APrefetchDueOnAPeerHitIsCarriedOutByTheOwner) {
   EXPECT_TRUE(sync) << "the hit is answered at once";
   EXPECT_TRUE(runUntil([&] { return upstream_.count() == 2; })) << "the owner refreshed it";
   EXPECT_EQ(pipes_[0]->handedOff(), 1u) << "the refresh is not a handed-over query";
-  EXPECT_EQ(pipes_[1]->workerPlan()->blocks[0].cache->stats().prefetches.load(), 1u);
+  EXPECT_EQ(catalogue_.cachePrefetch.with({"dns://:53", ".", ""}).value(), 1);
 }
 
 // The entries gauge follows the partition's own count through every change, including a lookup
