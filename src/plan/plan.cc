@@ -139,7 +139,10 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
     lp.port = l.port;
     lp.server_label = serverLabel(l.address, l.port);
     for (const auto& [zone, block] : l.zones) {
-      lp.zones.add(atBlock(cf.blocks[block], [&] { return nameOrThrow(zone); }), zone, block);
+      // A copy: clang 14 (the fuzz build) cannot capture a structured binding in a lambda.
+      const std::string& zone_text = zone;
+      lp.zones.add(atBlock(cf.blocks[block], [&] { return nameOrThrow(zone_text); }), zone,
+                   block);
       if (const auto& t = cf.blocks[block].timeouts) {
         if (t->read) lp.tcp_read = t->read;
         if (t->idle) lp.tcp_idle = t->idle;
