@@ -92,7 +92,9 @@ TARGETS=$WORK/targets.md
       -v stp="$(get scale ratio_tcp2w_pairs)" -v t1="$(get node-cache-1w tcp_us)" -v t2="$(get node-cache-2w tcp_us)" \
       -v tl="$(get node-cache-1w tcp_lost)" -v tl2="$(get node-cache-2w tcp_lost)" \
       -v q1="$(get scale2 1w_qps)" -v q2="$(get scale2 2w_qps)" -v qa="$(get scale2 auto_qps)" -v wauto2="$(get scale2 workers_auto)" \
-      -v u1="$(get scale2 tcp1w_us)" -v u2="$(get scale2 tcp2w_us)" -v kh="$(get k8s-node-cache hit_us)" -v ff="$(get forward-floor miss_us)" -v rs="$(get node-cache-1w rss_start_kib)" -v ri="$ri" -v r10="$r10" -v r100="$r100" '
+      -v u1="$(get scale2 tcp1w_us)" -v u2="$(get scale2 tcp2w_us)" -v kh="$(get k8s-node-cache hit_us)" -v ff="$(get forward-floor miss_us)" \
+      -v pp="$(get pairs ratio_p99_median)" -v ppmin="$(get pairs ratio_p99_min)" -v ppmax="$(get pairs ratio_p99_max)" -v ppn="$(get pairs ratio_p99_pairs)" \
+      -v pm="$(get pairs ratio_miss_median)" -v pmmin="$(get pairs ratio_miss_min)" -v pmmax="$(get pairs ratio_miss_max)" -v pmn="$(get pairs ratio_miss_pairs)" -v rs="$(get node-cache-1w rss_start_kib)" -v ri="$ri" -v r10="$r10" -v r100="$r100" '
     function line(what, got, ok) { printf "| %s | %s | %s |\n", what, got, ok }
     # Ratios move about ±7 % between runs: a verdict that close to its limit says so.
     function cmp(a, lim, exact,   v) {
@@ -107,13 +109,21 @@ TARGETS=$WORK/targets.md
       x = (h == "" || rh == "") ? "" : h / rh
       line("cache hit ≤ 1.25× reflector CPU/query", x == "" ? "–" : sprintf("%.2f×", x), cmp(x, 1.25))
       x = (m == "" || rh == "") ? "" : m / rh
-      line("miss ≤ 2× reflector CPU/query", x == "" ? "–" : sprintf("%.2f×", x), cmp(x, 2))
+      # With alternating pairs measured (PAIRS in run.sh), the verdict is their median; the
+      # single-run ratio of the table is shown beside it.
+      if (pm != "") {
+        line("miss ≤ 2× reflector CPU/query",
+             sprintf("%.2f× (median of %d alternating pairs, %.2f–%.2f; table %s)", pm, pmn, pmmin, pmmax, x == "" ? "–" : sprintf("%.2f×", x)), cmp(pm, 2))
+      } else line("miss ≤ 2× reflector CPU/query", x == "" ? "–" : sprintf("%.2f×", x), cmp(x, 2))
       if (ff != "" && m != "" && rh != "") {
         line("(info) the floor of a miss: forward floor (4 datagrams, no logic) vs reflector; node-cache miss vs that floor",
              sprintf("floor %.2f× reflector; node-cache miss %.2f× the floor (%s vs %s µs)", ff / rh, m / ff, m, ff), "–")
       }
       x = (p == "" || rp == "") ? "" : p / rp
-      line("p99 @ 20k q/s ≤ 1.3× reflector", x == "" ? "–" : sprintf("%.2f× (%s µs vs %s µs)", x, p, rp), cmp(x, 1.3))
+      if (pp != "") {
+        line("p99 @ 20k q/s ≤ 1.3× reflector",
+             sprintf("%.2f× (median of %d alternating pairs, %.2f–%.2f; table %s)", pp, ppn, ppmin, ppmax, x == "" ? "–" : sprintf("%.2f×, %s µs vs %s µs", x, p, rp)), cmp(pp, 1.3))
+      } else line("p99 @ 20k q/s ≤ 1.3× reflector", x == "" ? "–" : sprintf("%.2f× (%s µs vs %s µs)", x, p, rp), cmp(x, 1.3))
       line("RSS idle ≤ 6 MiB", ri == "" ? "–" : sprintf("%.1f MiB", ri / 1024), cmp(ri == "" ? "" : ri / 1024, 6, 1))
       line("RSS with 10k names ≤ 12 MiB", r10 == "" ? "–" : sprintf("%.1f MiB", r10 / 1024), cmp(r10 == "" ? "" : r10 / 1024, 12, 1))
       line("RSS with 100k names ≤ 48 MiB", r100 == "" ? "–" : sprintf("%.1f MiB", r100 / 1024), cmp(r100 == "" ? "" : r100 / 1024, 48, 1))

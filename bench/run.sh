@@ -722,6 +722,48 @@ FAILED=()
 for s in "${SERVER_LIST[@]}"; do
   bench_server "$s" || FAILED+=("$s")
 done
+# PAIRS: the p99 and miss targets compare node-cache (1 worker) with the reflector, but the two
+# were measured minutes apart above, and on this kind of machine a frozen vCPU now and then
+# (bench/tail/README.md) moves one run's p99 by 10× (2026-12-03, an A/B of two commits: the
+# reflector's own p99 ranged 151–3402 µs over six quick runs, the code unchanged). So both are
+# measured again in alternating pairs of fresh servers (reflector, node-cache, reflector, ...):
+# LAT, then a MISS run on new names (for the reflector a "miss" costs what a hit does: it has no
+# upstream). The verdicts use the median of the per-pair ratios and print their range; the table
+# keeps the single-run figures.
+PAIR_REPS=0
+case $MODE in full) PAIR_REPS=4 ;; quick) PAIR_REPS=2 ;; esac
+pair_ratio() {  # key -> records ratio_<key>_median/_min/_max/_pairs under "pairs"
+  local key=$1 r a b ratios=()
+  for ((r = 1; r <= PAIR_REPS; r++)); do
+    a=$(get pairs "reflector_${key}_r$r"); b=$(get pairs "node-cache-1w_${key}_r$r")
+    [[ -n $a && -n $b ]] && ratios+=("$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) printf "%.3f", b / a }')")
+  done
+  ((${#ratios[@]} > 0)) || return 0
+  record pairs "ratio_${key}_median" "$(median %.3f "${ratios[@]}")"
+  record pairs "ratio_${key}_min" "$(printf '%s\n' "${ratios[@]}" | sort -g | head -n 1)"
+  record pairs "ratio_${key}_max" "$(printf '%s\n' "${ratios[@]}" | sort -g | tail -n 1)"
+  record pairs "ratio_${key}_pairs" "${#ratios[@]}"
+  log "  pairs $key: ${ratios[*]} (median $(get pairs "ratio_${key}_median"))"
+}
+if ((PAIR_REPS > 0)) && [[ ",$SERVERS," == *",reflector,"* && ",$SERVERS," == *",node-cache-1w,"* ]]; then
+  log "== pairs: p99 and miss, reflector and node-cache (1 worker) in $PAIR_REPS alternating pairs"
+  for ((r = 1; r <= PAIR_REPS; r++)); do
+    for nm in reflector node-cache-1w; do
+      start_server "$nm" hit || { record pairs failed "$nm did not start"; continue 2; }
+      prime "$nm"
+      lat_run "$nm" "p$r"
+      record pairs "${nm}_p99_r$r" "$(get "$nm" "lat_rp${r}_p99")"
+      f=$(miss_file "$nm-p$r" "$MISS_NAMES")
+      measure "$nm" "miss_p$r" "$WORK/out/$nm-missp$r.txt" -d "$f" -n 1 -c 16 -q 500 -l "$T_MISS" -t 2
+      rm -f "$f"
+      record pairs "${nm}_miss_r$r" "$(get "$nm" "miss_p${r}_us")"
+      stop_server "$nm"
+    done
+  done
+  pair_ratio p99
+  pair_ratio miss
+fi
+
 # SCALE: node-cache with -workers unset ("auto") and with 2 workers, each against 1 worker, on
 # the one pinned core: HIT and TCP CPU per query, in alternating triples of fresh servers so that
 # drift of the machine (other load, host steal) hits all alike; verdicts use the median of the
