@@ -12,6 +12,7 @@
 
 #include "cache/cache.h"
 #include "cache/snapshot.h"
+#include "dns/key_hash.h"
 
 namespace nld::cache {
 namespace {
@@ -81,7 +82,7 @@ void fill(Cache& c, size_t n) {
     if (dns::parseResponse(dns::ByteView(pkt), r) != dns::Error::None) {
       throw std::runtime_error("bench: response did not parse");
     }
-    c.insert(q.q, dns::ByteView(pkt), r, kT0);
+    c.insert(q.q, dns::keyHash(q.q), dns::ByteView(pkt), r, kT0);
   }
 }
 
@@ -94,8 +95,8 @@ void hitBench(benchmark::State& state, bool edns) {
   size_t i = 0;
   for (auto _ : state) {
     const Query& q = qs[i++ & 63];
-    LookupResult r = c.lookup(dns::ByteView(q.bytes), q.q, kT0 + std::chrono::seconds(10), 1232,
-                              dns::MutableBytes(out));
+    LookupResult r = c.lookup(dns::ByteView(q.bytes), q.q, dns::keyHash(q.q),
+                              kT0 + std::chrono::seconds(10), 1232, dns::MutableBytes(out));
     if (r.kind != Kind::Hit) state.SkipWithError("expected a hit");
     benchmark::DoNotOptimize(r);
   }
@@ -114,7 +115,8 @@ void BM_LookupMiss(benchmark::State& state) {
   size_t i = 0;
   for (auto _ : state) {
     const Query& q = qs[i++ & 63];
-    LookupResult r = c.lookup(dns::ByteView(q.bytes), q.q, kT0, 1232, dns::MutableBytes(out));
+    LookupResult r =
+        c.lookup(dns::ByteView(q.bytes), q.q, dns::keyHash(q.q), kT0, 1232, dns::MutableBytes(out));
     benchmark::DoNotOptimize(r);
   }
   state.SetItemsProcessed(state.iterations());
@@ -137,7 +139,7 @@ void BM_Insert(benchmark::State& state) {
   size_t i = 0;
   for (auto _ : state) {
     size_t k = i++ % kNames;
-    uint32_t d = c.insert(qs[k].q, dns::ByteView(pkts[k]), rs[k], kT0);
+    uint32_t d = c.insert(qs[k].q, dns::keyHash(qs[k].q), dns::ByteView(pkts[k]), rs[k], kT0);
     benchmark::DoNotOptimize(d);
   }
   state.SetItemsProcessed(state.iterations());
@@ -169,15 +171,18 @@ void BM_InsertEvictWithHotHits(benchmark::State& state) {
     if (dns::parseResponse(dns::ByteView(pkt), hr) != dns::Error::None) {
       throw std::runtime_error("bench: response did not parse");
     }
-    c.insert(hot.back().q, dns::ByteView(pkt), hr, kT0);
+    c.insert(hot.back().q, dns::keyHash(hot.back().q), dns::ByteView(pkt), hr, kT0);
   }
   std::vector<uint8_t> out(dns::kMaxMessageSize);
   size_t i = 0;
   for (auto _ : state) {
     const size_t k = i++;
-    uint32_t d = c.insert(qs[k % kCold].q, dns::ByteView(pkts[k % kCold]), rs[k % kCold], kT0);
+    const Query& cold = qs[k % kCold];
+    uint32_t d =
+        c.insert(cold.q, dns::keyHash(cold.q), dns::ByteView(pkts[k % kCold]), rs[k % kCold], kT0);
     const Query& h = hot[k % kHot];
-    LookupResult r = c.lookup(dns::ByteView(h.bytes), h.q, kT0, 1232, dns::MutableBytes(out));
+    LookupResult r =
+        c.lookup(dns::ByteView(h.bytes), h.q, dns::keyHash(h.q), kT0, 1232, dns::MutableBytes(out));
     if (d == 0 || r.kind != Kind::Hit) state.SkipWithError("hot name evicted or insert refused");
     benchmark::DoNotOptimize(r);
   }
@@ -205,7 +210,9 @@ void BM_InsertExpiring(benchmark::State& state) {
   for (auto _ : state) {
     const size_t k = i++;
     const auto now = kT0 + std::chrono::milliseconds(k);
-    uint32_t d = c.insert(qs[k % kNames].q, dns::ByteView(pkts[k % kNames]), rs[k % kNames], now);
+    const Query& q = qs[k % kNames];
+    uint32_t d =
+        c.insert(q.q, dns::keyHash(q.q), dns::ByteView(pkts[k % kNames]), rs[k % kNames], now);
     benchmark::DoNotOptimize(d);
   }
   state.counters["evictions"] = static_cast<double>(c.stats().evictions_success.load());

@@ -18,6 +18,7 @@
 #include "cache/cache.h"
 #include "cache/cache_key.h"
 #include "cache/ttl_policy.h"
+#include "dns/key_hash.h"
 #include "dns/message.h"
 #include "plan/plan.h"
 #include "server/pipeline.h"
@@ -157,7 +158,7 @@ void fillCache(cache::Cache& c, size_t n) {
     ParsedQuery q = makeQuery(host(i), false);
     Bytes pkt = makeResponse(host(i), 2, false);
     dns::Response r = parsed(pkt);
-    if (c.insert(q.q, dns::ByteView(pkt), r, kT0) == 0) {
+    if (c.insert(q.q, dns::keyHash(q.q), dns::ByteView(pkt), r, kT0) == 0) {
       throw std::runtime_error("bench: cache refused an insert");
     }
   }
@@ -174,8 +175,8 @@ void BM_CacheLookupHit(benchmark::State& state) {
   size_t i = 0;
   for (auto _ : state) {
     const ParsedQuery& q = qs[i++ % kRing];
-    cache::LookupResult r =
-        c.lookup(dns::ByteView(q.bytes), q.q, now, q.q.clientUdpSize(), dns::MutableBytes(out));
+    cache::LookupResult r = c.lookup(dns::ByteView(q.bytes), q.q, dns::keyHash(q.q), now,
+                                     q.q.clientUdpSize(), dns::MutableBytes(out));
     if (r.kind != cache::Kind::Hit) state.SkipWithError("expected a hit");
     benchmark::DoNotOptimize(r);
     benchmark::DoNotOptimize(out.data());
@@ -205,7 +206,7 @@ void BM_CacheInsert(benchmark::State& state) {
   size_t i = 0;
   for (auto _ : state) {
     size_t k = i++ % names;
-    uint32_t d = c.insert(qs[k].q, dns::ByteView(pkts[k]), rs[k], kT0);
+    uint32_t d = c.insert(qs[k].q, dns::keyHash(qs[k].q), dns::ByteView(pkts[k]), rs[k], kT0);
     if (d == 0) state.SkipWithError("insert refused");
     benchmark::DoNotOptimize(d);
   }
@@ -336,8 +337,8 @@ void BM_HitPath(benchmark::State& state) {
     }
     const plan::ZoneTable::Entry* e = zones.match(q.question.name, q.question.qtype);
     benchmark::DoNotOptimize(e);
-    cache::LookupResult r =
-        c.lookup(dns::ByteView(pkt), q, now, q.clientUdpSize(), dns::MutableBytes(out));
+    cache::LookupResult r = c.lookup(dns::ByteView(pkt), q, dns::keyHash(q), now,
+                                     q.clientUdpSize(), dns::MutableBytes(out));
     if (r.kind != cache::Kind::Hit) state.SkipWithError("expected a hit");
     benchmark::DoNotOptimize(out.data());
   }

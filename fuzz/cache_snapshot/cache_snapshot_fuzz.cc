@@ -14,6 +14,7 @@
 
 #include "cache/cache.h"
 #include "cache/snapshot.h"
+#include "dns/key_hash.h"
 
 namespace {
 
@@ -64,8 +65,9 @@ void exercise(std::vector<uint8_t> img) {
     if (qlen == 0) continue;
     dns::Query q;
     if (dns::parseQuery(dns::ByteView(qbuf, qlen), q) != dns::QueryStatus::Ok) continue;
+    const uint64_t key_hash = dns::keyHash(q);
     for (size_t limit : {size_t{512}, size_t{65535}}) {
-      LookupResult r = c.lookup(dns::ByteView(qbuf, qlen), q, at.steady, limit,
+      LookupResult r = c.lookup(dns::ByteView(qbuf, qlen), q, key_hash, at.steady, limit,
                                 dns::MutableBytes(out));
       if (r.kind == Kind::Hit || r.kind == Kind::Stale) {
         check(r.length >= dns::kHeaderSize && r.length <= limit, "hit length out of range");

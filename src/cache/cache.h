@@ -114,14 +114,11 @@ class Cache {
   ///        65535 for TCP); @param out buffer for the response, at least 65535 bytes.
   /// Owner thread, or a peer worker with Access::Peer.
   /// @param key_hash dns::keyHash(q), computed once per query by the caller (the pipeline
-  ///        shares it with the forwarder and insert); the overload without it computes it.
+  ///        shares it with the forwarder, insert and lookupStale); every caller passes it, so
+  ///        tests and benchmarks run the code path production runs.
   LookupResult lookup(dns::ByteView query_pkt, const dns::Query& q, uint64_t key_hash,
                       Clock::time_point now, size_t limit, dns::MutableBytes out,
                       Access access = Access::Owner);
-  LookupResult lookup(dns::ByteView query_pkt, const dns::Query& q, Clock::time_point now,
-                      size_t limit, dns::MutableBytes out) {
-    return lookup(query_pkt, q, dns::keyHash(q), now, limit, out);
-  }
 
   /// serve_stale verify, after the upstream refresh failed: writes the entry as a Stale answer
   /// (or as a Hit if it has meanwhile been refreshed). Counts served_stale, not requests.
@@ -131,10 +128,6 @@ class Cache {
   /// entry — and answer with lookupStale(). Owner thread only.
   LookupResult lookupStale(dns::ByteView query_pkt, const dns::Query& q, uint64_t key_hash,
                            Clock::time_point now, size_t limit, dns::MutableBytes out);
-  LookupResult lookupStale(dns::ByteView query_pkt, const dns::Query& q, Clock::time_point now,
-                           size_t limit, dns::MutableBytes out) {
-    return lookupStale(query_pkt, q, dns::keyHash(q), now, limit, out);
-  }
 
   /// Stores an upstream response `resp_pkt` (parsed as `r`) for the client query `q`. Returns the
   /// duration in seconds it was stored for, 0 if it was not stored (TC=1, uncacheable type,
@@ -143,10 +136,6 @@ class Cache {
   /// Inserting clears the entry's refresh-in-flight mark. Owner thread only.
   uint32_t insert(const dns::Query& q, uint64_t key_hash, dns::ByteView resp_pkt,
                   const dns::Response& r, Clock::time_point now);
-  uint32_t insert(const dns::Query& q, dns::ByteView resp_pkt, const dns::Response& r,
-                  Clock::time_point now) {
-    return insert(q, dns::keyHash(q), resp_pkt, r, now);
-  }
 
   /// Where an export stopped: the store (0 success, 1 denial, 2 done) and the slot in it.
   struct ExportCursor {

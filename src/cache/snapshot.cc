@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "fmt/format.h"
+#include "net/fd.h"
 
 namespace nld::cache {
 namespace {
@@ -249,35 +250,26 @@ void writeFileAtomically(const std::string& path, const std::vector<uint8_t>& im
     ::unlink(tmp.c_str());
     throw std::runtime_error(fmt::format("{} {}: {}", what, tmp, std::strerror(err)));
   };
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) {
+  net::Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd) {
     const int err = errno;
     throw std::runtime_error(fmt::format("create {}: {}", tmp, std::strerror(err)));
   }
   size_t done = 0;
   while (done < image.size()) {
-    const ssize_t n = ::write(fd, image.data() + done, image.size() - done);
+    const ssize_t n = ::write(fd.get(), image.data() + done, image.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ::close(fd);
-      fail("write");
-    }
+    if (n <= 0) fail("write");
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) {
-    ::close(fd);
-    fail("fsync");
-  }
-  if (::close(fd) != 0) fail("close");
+  if (::fsync(fd.get()) != 0) fail("fsync");
+  if (fd.close() != 0) fail("close");
   if (::rename(tmp.c_str(), path.c_str()) != 0) fail("rename");
   // Make the rename itself durable: a crash right after must not bring the old file back.
   const size_t slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  const net::Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dfd) ::fsync(dfd.get());
 }
 
 std::optional<LoadedSnapshot> parseSnapshot(std::vector<uint8_t> bytes, const BootId& boot,
@@ -407,38 +399,34 @@ std::optional<LoadedSnapshot> readSnapshotFile(const std::string& path, const Bo
                                                int64_t now_boot_ms, std::string& why,
                                                bool& missing) {
   missing = false;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) {
+  const net::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) {
     missing = errno == ENOENT;
     why = std::strerror(errno);
     return std::nullopt;
   }
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
     why = "not a regular file";
     return std::nullopt;
   }
   if (static_cast<uint64_t>(st.st_size) > kMaxSnapshotBytes) {
-    ::close(fd);
     why = fmt::format("too large: {} bytes, limit {}", st.st_size, kMaxSnapshotBytes);
     return std::nullopt;
   }
   std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
   size_t done = 0;
   while (done < bytes.size()) {
-    const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+    const ssize_t n = ::read(fd.get(), bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       const int err = errno;
-      ::close(fd);
       why = fmt::format("read: {}", std::strerror(err));
       return std::nullopt;
     }
     if (n == 0) break;  // shrank while reading: parse what is there (it will be refused)
     done += static_cast<size_t>(n);
   }
-  ::close(fd);
   bytes.resize(done);
   return parseSnapshot(std::move(bytes), boot, now_boot_ms, why);
 }

@@ -78,8 +78,7 @@ size_t InheritedSockets::closeUnclaimed() {
   auto& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);
   size_t n = r.sockets.size();
-  // Raw ints, not net::Fd: the registry holds descriptors in transit between processes (the
-  // handover) and their adopters, and common/ sits below net/ in the dependency order.
+  // Raw close: fds handed over by SCM_RIGHTS that no binder adopted; common/ is below net::Fd.
   for (const auto& s : r.sockets) ::close(s.fd);
   r.sockets.clear();
   return n;

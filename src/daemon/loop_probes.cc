@@ -1,9 +1,9 @@
 #include "daemon/loop_probes.h"
 
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <cerrno>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -41,8 +41,7 @@ void LoopProbes::start(std::vector<Target> targets) {
 }
 
 void LoopProbes::finish(Probe& p, bool deactivate) {
-  if (p.fd >= 0) ::close(p.fd);
-  p.fd = -1;
+  p.fd.reset();
   p.done = true;
   if (deactivate) p.target.detector->active = false;
 }
@@ -58,8 +57,8 @@ void LoopProbes::send(Probe& p, net::Clock::time_point now) {
     finish(p, false);
     return;
   }
-  int fd = ::socket(to.storage.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) {
+  net::Fd fd(::socket(to.storage.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) {
     finish(p, false);
     return;
   }
@@ -68,12 +67,11 @@ void LoopProbes::send(Probe& p, net::Clock::time_point now) {
                                    dns::cls::IN, dns::flag::RD, false, 0, false,
                                    dns::MutableBytes(q, sizeof(q)));
   ++p.attempts;
-  if (::connect(fd, to.get(), to.len) != 0 || ::send(fd, q, n, 0) != ssize_t(n)) {
-    ::close(fd);
+  if (::connect(fd.get(), to.get(), to.len) != 0 || ::send(fd.get(), q, n, 0) != ssize_t(n)) {
     p.next_send = now + kPause;  // not sent: as an exchange that failed at once
     return;
   }
-  p.fd = fd;
+  p.fd = std::move(fd);
   p.sent_at = now;
 }
 
@@ -81,9 +79,9 @@ void LoopProbes::tick() {
   const auto now = time_.now();
   for (auto& p : probes_) {
     if (p.done) continue;
-    if (p.fd >= 0) {
+    if (p.fd) {
       uint8_t buf[4096];
-      const ssize_t r = ::recv(p.fd, buf, sizeof(buf), MSG_DONTWAIT);
+      const ssize_t r = ::recv(p.fd.get(), buf, sizeof(buf), MSG_DONTWAIT);
       if (r > 0) {
         finish(p, true);  // one exchange completed: no loop on this path
         continue;
@@ -91,8 +89,7 @@ void LoopProbes::tick() {
       const bool waiting = r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
       if (waiting && now < p.sent_at + kAnswerWait) continue;
       // Timed out, or the socket reported an error (ICMP unreachable): pause, then again.
-      ::close(p.fd);
-      p.fd = -1;
+      p.fd.reset();
       p.next_send = now + kPause;
     }
     if (!p.target.detector->active || p.attempts >= kAttempts) {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "net/event_loop.h"
+#include "net/fd.h"
 #include "plan/plan.h"
 
 namespace nld::daemon {
@@ -65,7 +66,7 @@ class LoopProbes {
  private:
   struct Probe {
     Target target;
-    int fd = -1;            // the exchange in flight, -1 between exchanges
+    net::Fd fd;             // the exchange in flight, empty between exchanges
     int attempts = 0;       // sends so far
     net::Clock::time_point sent_at{};
     net::Clock::time_point next_send{};

@@ -1,7 +1,6 @@
 #include "server/server.h"
 
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -32,14 +31,16 @@ struct Server::Worker {
   std::map<ListenerKey, Handlers> handlers;
 
   // Loop thread: switch to `plan`, adopting new sockets and dropping listeners that went away.
-  void apply(const std::shared_ptr<const Plan>& plan, const std::map<ListenerKey, Group>& fresh) {
-    for (const auto& [key, fds] : fresh) {
+  void apply(const std::shared_ptr<const Plan>& plan, std::map<ListenerKey, GroupFds>& fresh) {
+    for (auto& [key, fds] : fresh) {
       Handlers h;
-      for (int fd : fds.udp) {
-        h.udp.push_back(std::make_unique<UdpHandler>(loop, pipeline, net::Fd(fd), net::isWildcard(key.first)));
+      for (net::Fd& fd : fds.udp) {
+        h.udp.push_back(std::make_unique<UdpHandler>(loop, pipeline, std::move(fd),
+                                                     net::isWildcard(key.first)));
       }
-      for (int fd : fds.tcp) {
-        h.tcp.push_back(std::make_unique<TcpListener>(loop, pipeline, net::Fd(fd), tcp_limits, &metrics));
+      for (net::Fd& fd : fds.tcp) {
+        h.tcp.push_back(
+            std::make_unique<TcpListener>(loop, pipeline, std::move(fd), tcp_limits, &metrics));
       }
       handlers[key] = std::move(h);
     }
@@ -125,45 +126,47 @@ void Server::load(const std::shared_ptr<const Plan>& plan) {
   //    listener handed over by a predecessor (node/handover.h) adopts its sockets instead: the
   //    same kernel sockets, with whatever they have queued.
   const size_t workers = workers_.size();
-  std::vector<std::map<ListenerKey, Group>> fresh(workers);
+  // The new sockets, owned until each worker's handlers adopt them: if a bind fails below, they
+  // close as `fresh` goes out of scope.
+  std::vector<std::map<ListenerKey, GroupFds>> fresh(workers);
   std::map<ListenerKey, Group> next;
-  std::map<ListenerKey, Group> created;  // closed again if anything fails
-  try {
-    for (const auto& l : plan->listeners) {
-      ListenerKey key{l.address, l.port};
-      if (auto old = bound_.find(key); old != bound_.end()) {
-        next[key] = old->second;
-        continue;
-      }
-      Group& g = created[key];
-      g.udp = inheritedSockets().takeAll(SocketKind::DnsUdp, l.address, l.port);
-      g.tcp = inheritedSockets().takeAll(SocketKind::DnsTcp, l.address, l.port);
-      const bool inherited = !g.udp.empty() || !g.tcp.empty();
-      while (g.udp.size() < workers) {
-        g.udp.push_back(
-            net::bindUdp(l.address, l.port, options_.udp_rcvbuf, options_.udp_sndbuf).release());
-      }
-      while (g.tcp.size() < workers) g.tcp.push_back(net::listenTcp(l.address, l.port).release());
-      if (inherited) {
-        log::info("listener {}: serving {} UDP and {} TCP sockets handed over", l.server_label,
-                  g.udp.size(), g.tcp.size());
-      }
-      for (size_t i = 0; i < g.udp.size(); ++i) fresh[i % workers][key].udp.push_back(g.udp[i]);
-      for (size_t i = 0; i < g.tcp.size(); ++i) fresh[i % workers][key].tcp.push_back(g.tcp[i]);
-      next[key] = g;
-      if (!net::attachQueryNameSteering(g.udp[0], unsigned(workers))) {
-        for (auto& w : workers_) w->pipeline.setHandOffUdp(true);
-        log::warn("listener {}: kernel refused the query-name steering program ({}); UDP "
-                  "queries are spread by client address, so each worker's cache sees a share",
-                  l.server_label, std::strerror(errno));
-      }
+  for (const auto& l : plan->listeners) {
+    ListenerKey key{l.address, l.port};
+    if (auto old = bound_.find(key); old != bound_.end()) {
+      next[key] = old->second;
+      continue;
     }
-  } catch (...) {
-    for (auto& [k, g] : created) {
-      for (int fd : g.udp) ::close(fd);
-      for (int fd : g.tcp) ::close(fd);
+    GroupFds g;
+    for (int fd : inheritedSockets().takeAll(SocketKind::DnsUdp, l.address, l.port)) {
+      g.udp.emplace_back(fd);
     }
-    throw;
+    for (int fd : inheritedSockets().takeAll(SocketKind::DnsTcp, l.address, l.port)) {
+      g.tcp.emplace_back(fd);
+    }
+    const bool inherited = !g.udp.empty() || !g.tcp.empty();
+    while (g.udp.size() < workers) {
+      g.udp.push_back(net::bindUdp(l.address, l.port, options_.udp_rcvbuf, options_.udp_sndbuf));
+    }
+    while (g.tcp.size() < workers) g.tcp.push_back(net::listenTcp(l.address, l.port));
+    if (inherited) {
+      log::info("listener {}: serving {} UDP and {} TCP sockets handed over", l.server_label,
+                g.udp.size(), g.tcp.size());
+    }
+    Group& view = next[key];
+    for (const net::Fd& fd : g.udp) view.udp.push_back(fd.get());
+    for (const net::Fd& fd : g.tcp) view.tcp.push_back(fd.get());
+    if (!net::attachQueryNameSteering(view.udp[0], unsigned(workers))) {
+      for (auto& w : workers_) w->pipeline.setHandOffUdp(true);
+      log::warn("listener {}: kernel refused the query-name steering program ({}); UDP "
+                "queries are spread by client address, so each worker's cache sees a share",
+                l.server_label, std::strerror(errno));
+    }
+    for (size_t i = 0; i < g.udp.size(); ++i) {
+      fresh[i % workers][key].udp.push_back(std::move(g.udp[i]));
+    }
+    for (size_t i = 0; i < g.tcp.size(); ++i) {
+      fresh[i % workers][key].tcp.push_back(std::move(g.tcp[i]));
+    }
   }
 
   // 2. Hand the plan to the workers (RCU-style) and wait until each has switched. Each worker
@@ -183,9 +186,10 @@ void Server::load(const std::shared_ptr<const Plan>& plan) {
       auto prom = std::make_shared<std::promise<void>>();
       done.push_back(prom->get_future());
       Worker* wk = workers_[w].get();
-      auto f = fresh[w];
+      // Shared: EventLoop::Task is a std::function, which must be copyable.
+      auto f = std::make_shared<std::map<ListenerKey, GroupFds>>(std::move(fresh[w]));
       wk->loop.post([wk, plan, f, prom, &collect, mine = &caches[w]] {
-        wk->apply(plan, f);
+        wk->apply(plan, *f);
         collect(*wk, *mine);
         prom->set_value();
       });

@@ -14,6 +14,7 @@
 
 #include "common/inherited_sockets.h"
 #include "net/event_loop.h"
+#include "net/fd.h"
 #include "plan/plan.h"
 #include "server/metrics.h"
 #include "server/pipeline.h"
@@ -91,9 +92,16 @@ class Server {
   /// steering program picks index hash % workers); sockets beyond the worker count were
   /// inherited from a predecessor with more workers: they stay open (closing a group member
   /// would drop what it queued and reorder the group) and are served by worker i % workers.
+  /// The ints are borrowed: each socket is owned by the worker handler that serves it.
   struct Group {
     std::vector<int> udp;
     std::vector<int> tcp;
+  };
+  /// Sockets load() bound or adopted, owned until a worker's handlers take them (Worker::apply);
+  /// on a failed load they close with it.
+  struct GroupFds {
+    std::vector<net::Fd> udp;
+    std::vector<net::Fd> tcp;
   };
   struct Worker;
   /// Runs `f` on every worker's loop and waits for all.

@@ -49,7 +49,8 @@ TEST_F(AllocTest, ThousandHitsAllocateNothing) {
   size_t hits = 0, stale = 0, prefetch = 0;
   for (int i = 0; i < 1000; ++i) {
     const TestQuery& q = queries[i % 5];
-    LookupResult r = c.lookup(q.view(), q.q, at(20 + i / 10), 512, dns::MutableBytes(buf_));
+    LookupResult r =
+        c.lookup(q.view(), q.q, dns::keyHash(q.q), at(20 + i / 10), 512, dns::MutableBytes(buf_));
     hits += r.kind == Kind::Hit;
     stale += r.kind == Kind::Stale;
     prefetch += r.prefetch;

@@ -1,6 +1,7 @@
 #pragma once
 // Shared fixture for the cache tests: fake time (no sleeping), a 64 KiB output buffer and
-// one-line insert/lookup helpers.
+// one-line insert/lookup helpers. Tests hand the cache dns::keyHash(q) as the pipeline does
+// (computed once per query); the cache has no overload that hashes for them.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "cache/cache.h"
+#include "dns/key_hash.h"
 #include "test_packets.h"
 
 namespace nld::cache::testing {
@@ -41,11 +43,11 @@ class CacheTest : public ::testing::Test {
     o.qclass = spec.qclass;
     TestQuery q = makeQuery(spec.qname, o);
     TestResponse r = makeResponse(spec);
-    return c.insert(q.q, r.view(), r.r, at(t));
+    return c.insert(q.q, dns::keyHash(q.q), r.view(), r.r, at(t));
   }
 
   LookupResult get(Cache& c, const TestQuery& q, int64_t t, size_t limit = 65535) {
-    return c.lookup(q.view(), q.q, at(t), limit, dns::MutableBytes(buf_));
+    return c.lookup(q.view(), q.q, dns::keyHash(q.q), at(t), limit, dns::MutableBytes(buf_));
   }
 
   Output out(const LookupResult& res) { return readOutput(buf_, res.length); }

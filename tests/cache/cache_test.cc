@@ -35,8 +35,9 @@ TEST_F(CacheTest, TtlCountsDownAndEntryExpires) {
   EXPECT_EQ(out(get(c, q, 0)).ttls, std::vector<uint32_t>{300});
   EXPECT_EQ(out(get(c, q, 100)).ttls, std::vector<uint32_t>{200});
   // Sub-second elapsed time is floored.
-  LookupResult res = c.lookup(q.view(), q.q, at(100) + std::chrono::milliseconds(999), 65535,
-                              dns::MutableBytes(buf_));
+  LookupResult res =
+      c.lookup(q.view(), q.q, dns::keyHash(q.q), at(100) + std::chrono::milliseconds(999), 65535,
+               dns::MutableBytes(buf_));
   EXPECT_EQ(out(res).ttls, std::vector<uint32_t>{200});
   EXPECT_EQ(out(get(c, q, 299)).ttls, std::vector<uint32_t>{1});
   EXPECT_EQ(get(c, q, 300).kind, Kind::Miss);
@@ -296,7 +297,8 @@ TEST_F(CacheTest, SmallOutputBufferIsAMissNotACrash) {
   put(c, positive("www.example.org", 300));
   TestQuery q = makeQuery("www.example.org");
   std::vector<uint8_t> tiny(20);
-  LookupResult res = c.lookup(q.view(), q.q, at(0), 512, dns::MutableBytes(tiny));
+  LookupResult res =
+      c.lookup(q.view(), q.q, dns::keyHash(q.q), at(0), 512, dns::MutableBytes(tiny));
   EXPECT_EQ(res.kind, Kind::Miss);
 }
 

@@ -144,7 +144,8 @@ TEST_F(CacheTest, ServeStaleVerify) {
   EXPECT_EQ(buf_[0], 0xAB);  // nothing written
   EXPECT_EQ(load(c.stats().served_stale), 0u);
   // Upstream failed: serve the stale entry.
-  LookupResult s = c.lookupStale(q.view(), q.q, at(25), 512, dns::MutableBytes(buf_));
+  LookupResult s =
+      c.lookupStale(q.view(), q.q, dns::keyHash(q.q), at(25), 512, dns::MutableBytes(buf_));
   ASSERT_EQ(s.kind, Kind::Stale);
   EXPECT_EQ(out(s).ttls, std::vector<uint32_t>{kStaleTtl});
   EXPECT_EQ(load(c.stats().served_stale), 1u);
@@ -152,10 +153,14 @@ TEST_F(CacheTest, ServeStaleVerify) {
   // Upstream succeeded instead: the refreshed entry is a normal hit.
   put(c, positive("www.example.org", 300), {}, 30);
   EXPECT_EQ(get(c, q, 31).kind, Kind::Hit);
-  EXPECT_EQ(c.lookupStale(q.view(), q.q, at(31), 512, dns::MutableBytes(buf_)).kind, Kind::Hit);
+  EXPECT_EQ(
+      c.lookupStale(q.view(), q.q, dns::keyHash(q.q), at(31), 512, dns::MutableBytes(buf_)).kind,
+      Kind::Hit);
   // Nothing cached at all: lookupStale misses.
   TestQuery other = makeQuery("other.example.org");
-  EXPECT_EQ(c.lookupStale(other.view(), other.q, at(31), 512, dns::MutableBytes(buf_)).kind,
+  EXPECT_EQ(c.lookupStale(other.view(), other.q, dns::keyHash(other.q), at(31), 512,
+                          dns::MutableBytes(buf_))
+                .kind,
             Kind::Miss);
 }
 

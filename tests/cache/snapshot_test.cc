@@ -4,6 +4,8 @@
 #include "cache/snapshot.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +15,8 @@
 #include <string>
 
 #include "cache_fixture.h"
+#include "net/fd.h"
+#include "support/open_fds.h"
 #include "support/temp_dir.h"
 
 namespace nld::cache::testing {
@@ -71,7 +75,7 @@ class SnapshotTest : public CacheTest {
   }
 
   LookupResult getAt(Cache& c, const TestQuery& q, Clock::time_point t) {
-    return c.lookup(q.view(), q.q, t, 65535, dns::MutableBytes(buf_));
+    return c.lookup(q.view(), q.q, dns::keyHash(q.q), t, 65535, dns::MutableBytes(buf_));
   }
 
   // Small image with a few different entries, for the refusal cases.
@@ -166,7 +170,7 @@ TEST_F(SnapshotTest, TtlNeverExtendedWhateverTheSubSecondPhase) {
         ResponseSpec spec = positive("t.example.org", 100);
         TestQuery q = makeQuery(spec.qname);
         TestResponse r = makeResponse(spec);
-        a.insert(q.q, r.view(), r.r, t0_ + std::chrono::milliseconds(ins));
+        a.insert(q.q, dns::keyHash(q.q), r.view(), r.r, t0_ + std::chrono::milliseconds(ins));
         SnapshotBuffer buf;
         ClockPair ex = oldClock(20'000 + exp);
         ex.boot_hi_ms += 1;  // a real reading brackets the steady one
@@ -244,7 +248,7 @@ TEST_F(SnapshotTest, ImportNeverReplacesALiveEntry) {
   ResponseSpec fresh = positive("x.example.org", 30);
   TestQuery q = makeQuery(fresh.qname);
   TestResponse r = makeResponse(fresh);
-  b.insert(q.q, r.view(), r.r, newSteady(500));
+  b.insert(q.q, dns::keyHash(q.q), r.view(), r.r, newSteady(500));
   EXPECT_FALSE(b.importEntry(loaded->entries[0], newClock(1000)));
   auto res = getAt(b, q, newSteady(1000));
   ASSERT_EQ(res.kind, Kind::Hit);
@@ -445,17 +449,66 @@ TEST_F(SnapshotFileTest, AtomicWriteThenRead) {
   EXPECT_THROW(writeFileAtomically(dir_ + "/no/such/dir/cache.snapshot", img), std::runtime_error);
 }
 
+// Makes a sparse file one byte over the reader's limit (no disk used).
+void makeOversizeFile(const std::string& path) {
+  const net::Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+  ASSERT_TRUE(fd);
+  ASSERT_EQ(::ftruncate(fd.get(), off_t(kMaxSnapshotBytes) + 1), 0);
+}
+
 TEST_F(SnapshotFileTest, RefusesOversizeFileWithoutReadingIt) {
   const std::string path = dir_ + "/big.snapshot";
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT, 0600);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(::ftruncate(fd, off_t(kMaxSnapshotBytes) + 1), 0);  // sparse: no disk used
-  ::close(fd);
+  makeOversizeFile(path);
   std::string why;
   bool missing = false;
   EXPECT_FALSE(readSnapshotFile(path, kBoot, kBoot0, why, missing).has_value());
   EXPECT_FALSE(missing);
   EXPECT_NE(why.find("too large"), std::string::npos) << why;
+}
+
+// The writer and the reader close their descriptor on every exit: success, each refusal and
+// each error (the descriptors are net::Fd owners; before they were closed by hand per path).
+TEST_F(SnapshotFileTest, EveryExitClosesTheDescriptor) {
+  const auto img = smallImage();
+  const std::string path = dir_ + "/cache.snapshot";
+  makeOversizeFile(dir_ + "/big.snapshot");
+  ASSERT_EQ(::mkdir((dir_ + "/taken").c_str(), 0700), 0);
+  const size_t before = test::openFdCount();
+
+  writeFileAtomically(path, img);
+  // The rename onto a directory fails after the temporary file was written and closed.
+  EXPECT_THROW(writeFileAtomically(dir_ + "/taken", img), std::runtime_error);
+  {
+    // A write fails while the file is open: a file size limit of 16 bytes (EFBIG; SIGXFSZ,
+    // which would end the process, is ignored meanwhile).
+    rlimit saved{};
+    ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+    struct sigaction ignore {}, old {};
+    ignore.sa_handler = SIG_IGN;
+    ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &old), 0);
+    rlimit small = saved;
+    small.rlim_cur = 16;
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+    std::string error = "(no exception)";
+    try {
+      writeFileAtomically(dir_ + "/limited.snapshot", img);
+    } catch (const std::runtime_error& e) {
+      error = e.what();
+    }
+    ::setrlimit(RLIMIT_FSIZE, &saved);  // before any assertion prints
+    ::sigaction(SIGXFSZ, &old, nullptr);
+    EXPECT_EQ(error.rfind("write ", 0), 0u) << error;
+  }
+  std::string why;
+  bool missing = false;
+  EXPECT_TRUE(readSnapshotFile(path, kBoot, kBoot0 + 1000, why, missing).has_value()) << why;
+  EXPECT_FALSE(readSnapshotFile(dir_ + "/taken", kBoot, kBoot0, why, missing).has_value());
+  EXPECT_EQ(why, "not a regular file");
+  EXPECT_FALSE(readSnapshotFile(dir_ + "/big.snapshot", kBoot, kBoot0, why, missing).has_value());
+  EXPECT_FALSE(readSnapshotFile(dir_ + "/none", kBoot, kBoot0, why, missing).has_value());
+  EXPECT_TRUE(missing);
+
+  EXPECT_EQ(test::openFdCount(), before);
 }
 
 TEST(SnapshotSettings, FingerprintCoversEverySettingButPartitions) {

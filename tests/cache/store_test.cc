@@ -114,8 +114,8 @@ TEST(CacheKey, HashIgnoresCaseAndSeesEveryField) {
   EXPECT_NE(hashKey(7, k), hashKey(7, v));
 }
 
-// The pipeline computes one hash per query and hands it to the cache and the forwarder; the
-// convenience overloads compute dns::keyHash(q). Both must agree with the cache's own key.
+// The pipeline computes one hash per query (dns::keyHash) and hands it to the cache and the
+// forwarder. It must agree with the cache's own key.
 TEST(CacheKey, QueryKeyHashIsTheCacheKeyWithTheProcessSeed) {
   dns::Query q;
   q.question.name = name("WWW.example.org");

@@ -132,11 +132,11 @@ TEST_F(TtlPolicy, MismatchedQuestionIsDropped) {
   Cache c(Settings{});
   TestQuery q = makeQuery("a.example.org");
   TestResponse other = makeResponse(positive("b.example.org", 300));
-  EXPECT_EQ(c.insert(q.q, other.view(), other.r, at(0)), 0u);
+  EXPECT_EQ(c.insert(q.q, dns::keyHash(q.q), other.view(), other.r, at(0)), 0u);
   ResponseSpec aaaa = positive("a.example.org", 300);
   aaaa.qtype = dns::type::AAAA;
   TestResponse wrong_type = makeResponse(aaaa);
-  EXPECT_EQ(c.insert(q.q, wrong_type.view(), wrong_type.r, at(0)), 0u);
+  EXPECT_EQ(c.insert(q.q, dns::keyHash(q.q), wrong_type.view(), wrong_type.r, at(0)), 0u);
   EXPECT_EQ(c.stats().drops.load(), 2u);
   EXPECT_EQ(get(c, q, 0).kind, Kind::Miss);
 }

@@ -8,21 +8,13 @@
 #include <string>
 
 #include "common/log.h"
+#include "support/errors_config.h"
 
 namespace nld::plugin {
 namespace {
 
+using nld::test::consolidate;
 using std::chrono::milliseconds;
-
-config::ErrorsConsolidate consolidate(std::string pattern, milliseconds period, std::string text,
-                                      std::string level = "error") {
-  config::ErrorsConsolidate c;
-  c.pattern = std::move(pattern);
-  c.period = period;
-  c.period_text = std::move(text);
-  c.level = std::move(level);
-  return c;
-}
 
 TEST(ErrorsPlugin, FirstMatchingPatternWinsUnanchored) {
   config::ErrorsConfig cfg;

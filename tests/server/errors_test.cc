@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "support/capture_stdout.h"
+#include "support/errors_config.h"
 #include "support/eventually.h"
 #include "common/log.h"
 
@@ -18,18 +19,9 @@ namespace nld::server {
 namespace {
 
 using nld::test::CaptureStdout;
+using nld::test::consolidate;
 using plugin::ErrorsPlugin;
 using std::chrono::milliseconds;
-
-config::ErrorsConsolidate consolidate(std::string pattern, milliseconds period, std::string text,
-                                      std::string level = "error") {
-  config::ErrorsConsolidate c;
-  c.pattern = std::move(pattern);
-  c.period = period;
-  c.period_text = std::move(text);
-  c.level = std::move(level);
-  return c;
-}
 
 dns::Name name(const char* s) { return *dns::Name::fromString(s); }
 

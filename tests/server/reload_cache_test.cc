@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "config/corefile.h"
+#include "dns/key_hash.h"
 #include "dns/message.h"
 #include "observability/coredns_metrics.h"
 #include "plan/plan.h"
@@ -52,13 +53,17 @@ class ReloadCacheTest : public ::testing::Test {
   cache::Cache* cacheOf(size_t block) { return pipeline_.workerPlan()->blocks.at(block).cache.get(); }
   void fill(size_t block, const std::string& name) {
     Packet p = exchange(name);
-    ASSERT_GT(cacheOf(block)->insert(p.q, dns::ByteView(p.response), p.r, loop_.now()), 0u);
+    ASSERT_GT(
+        cacheOf(block)->insert(p.q, dns::keyHash(p.q), dns::ByteView(p.response), p.r, loop_.now()),
+        0u);
   }
   bool hit(size_t block, const std::string& name) {
     Packet p = exchange(name);
     std::vector<uint8_t> out(dns::kMaxMessageSize);
-    return cacheOf(block)->lookup(dns::ByteView(p.query), p.q, loop_.now(), 65535,
-                                  dns::MutableBytes(out)).kind == cache::Kind::Hit;
+    return cacheOf(block)
+               ->lookup(dns::ByteView(p.query), p.q, dns::keyHash(p.q), loop_.now(), 65535,
+                        dns::MutableBytes(out))
+               .kind == cache::Kind::Hit;
   }
 
   observability::Registry registry_;

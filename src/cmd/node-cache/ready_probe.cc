@@ -17,6 +17,7 @@
 #include "common/random.h"
 #include "dns/message.h"
 #include "net/address.h"
+#include "net/fd.h"
 
 namespace nld::cmd {
 
@@ -101,10 +102,9 @@ int probeReady(const std::string& address) {
     std::fprintf(stderr, "not ready: no identity (POD_UID unset and no hostname)\n");
     return 1;
   }
-  const int fd = ::socket(to.get()->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || ::connect(fd, to.get(), to.len) != 0) {
+  const net::Fd fd(::socket(to.get()->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd || ::connect(fd.get(), to.get(), to.len) != 0) {
     std::fprintf(stderr, "not ready: socket to %s: %s\n", address.c_str(), std::strerror(errno));
-    if (fd >= 0) ::close(fd);
     return 1;
   }
   static const dns::Name kIdServer = *dns::Name::fromString("id.server.");
@@ -116,7 +116,7 @@ int probeReady(const std::string& address) {
     std::vector<uint8_t> q(dns::kHeaderSize + kIdServer.len + 4);
     q.resize(dns::buildQuery(ids.back(), kIdServer, dns::type::TXT, dns::cls::CH, 0, false, 0,
                              false, dns::MutableBytes(q)));
-    if (::send(fd, q.data(), q.size(), 0) < 0) {
+    if (::send(fd.get(), q.data(), q.size(), 0) < 0) {
       why = std::string("send: ") + std::strerror(errno);  // e.g. ICMP refused of the last try
     }
     const auto deadline = std::chrono::steady_clock::now() + kTryTimeout;
@@ -124,9 +124,9 @@ int probeReady(const std::string& address) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
-      pollfd pfd{fd, POLLIN, 0};
+      pollfd pfd{fd.get(), POLLIN, 0};
       if (::poll(&pfd, 1, int(left.count())) <= 0) break;
-      const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+      const ssize_t n = ::recv(fd.get(), buf.data(), buf.size(), 0);
       if (n < 0) {
         why = std::string("recv: ") + std::strerror(errno);  // ECONNREFUSED: nobody listens
         break;
@@ -137,7 +137,6 @@ int probeReady(const std::string& address) {
       std::string txt;
       if (!identityOf(dns::ByteView(buf.data(), size_t(n)), &txt, &why)) continue;
       if (txt == me) {
-        ::close(fd);
         std::printf("ready: %s answers as %s\n", address.c_str(), me.c_str());
         return 0;
       }
@@ -145,7 +144,6 @@ int probeReady(const std::string& address) {
             "\")";
     }
   }
-  ::close(fd);
   std::fprintf(stderr, "not ready: %s: %s\n", address.c_str(), why.c_str());
   return 1;
 }

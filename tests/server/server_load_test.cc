@@ -1,0 +1,77 @@
+// Server::load binds every new listener on the control thread before it changes anything. When
+// a bind fails, the sockets that load already bound for the new plan are closed again (they are
+// net::Fd owners until the workers' handlers adopt them) and the running configuration is left
+// as it was.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "config/corefile.h"
+#include "net/fd.h"
+#include "observability/coredns_metrics.h"
+#include "plan/plan.h"
+#include "server/metrics.h"
+#include "server/server.h"
+#include "support/open_fds.h"
+#include "support/udp_peer.h"
+
+namespace nld::server {
+namespace {
+
+std::string block(uint16_t port) {
+  // Port 9 (discard) is never asked: no query is sent in this test.
+  return ".:" + std::to_string(port) + " {\n  bind 127.0.0.1\n  forward . 127.0.0.1:9\n}\n";
+}
+
+// A plain TCP listener on 127.0.0.1:port, without SO_REUSEPORT: the server's listenTcp there
+// fails with EADDRINUSE (its UDP binds on the port still succeed).
+net::Fd holdTcpPort(uint16_t port) {
+  net::Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (!fd || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      ::listen(fd.get(), 1) != 0) {
+    throw std::runtime_error("cannot hold TCP port " + std::to_string(port));
+  }
+  return fd;
+}
+
+TEST(ServerLoad, FailedBindClosesWhatTheLoadBoundAndChangesNothing) {
+  const uint16_t good = test::freePort();
+  uint16_t taken = test::freePort();
+  while (taken == good) taken = test::freePort();
+  net::Fd blocker = holdTcpPort(taken);
+
+  observability::Registry registry;
+  observability::CorednsMetrics catalogue(registry);
+  ServerMetrics metrics(catalogue, 2);
+  ServerOptions options;
+  options.workers = 2;
+  Server server(metrics, options);
+  // Listeners bind in order of first appearance: `good` (2 UDP + 2 TCP sockets) binds, then
+  // `taken` binds its 2 UDP sockets and fails on TCP.
+  const auto plan =
+      plan::buildPlan(config::parseCorefile(block(good) + block(taken), "test"), 2, &metrics);
+
+  const size_t before = test::openFdCount();
+  EXPECT_THROW(server.load(plan), std::runtime_error);
+  EXPECT_EQ(test::openFdCount(), before);
+  EXPECT_EQ(server.plan(), nullptr);
+  EXPECT_TRUE(server.listeningSockets().empty());
+
+  // With the port free the same plan loads: every listener, both workers, UDP and TCP.
+  blocker.reset();
+  server.load(plan);
+  EXPECT_EQ(server.plan(), plan);
+  EXPECT_EQ(server.listeningSockets().size(), 8u);
+  server.stop();
+}
+
+}  // namespace
+}  // namespace nld::server
