@@ -62,13 +62,8 @@ std::string fmtFrac(uint64_t& v, int prec) {
 
 }  // namespace
 
-std::optional<std::chrono::nanoseconds> parseGoDuration(std::string_view text,
-                                                        std::string* error) {
+Result<std::chrono::nanoseconds> parseGoDuration(std::string_view text) {
   const std::string_view orig = text;
-  auto fail = [&](std::string message) -> std::optional<std::chrono::nanoseconds> {
-    if (error != nullptr) *error = std::move(message);
-    return std::nullopt;
-  };
   auto invalid = [&] { return fail("time: invalid duration " + timeQuote(orig)); };
   std::string_view s = text;
   bool neg = false;
@@ -236,12 +231,8 @@ bool isIdent(std::string_view s) {
 
 }  // namespace
 
-std::optional<GoTemplate> GoTemplate::compile(std::string_view text, std::string* error) {
+Result<GoTemplate> GoTemplate::compile(std::string_view text) {
   GoTemplate t;
-  auto fail = [&](const std::string& msg) -> std::optional<GoTemplate> {
-    if (error != nullptr) *error = msg;
-    return std::nullopt;
-  };
   bool trim_next = false;
   while (!text.empty()) {
     const size_t open = text.find("{{");
@@ -305,7 +296,7 @@ std::optional<GoTemplate> GoTemplate::compile(std::string_view text, std::string
   return t;
 }
 
-std::optional<std::string> GoTemplate::execute(const Data& d, std::string* error) const {
+Result<std::string> GoTemplate::execute(const Data& d) const {
   std::string out;
   for (const Part& p : parts_) {
     switch (p.kind) {
@@ -317,10 +308,7 @@ std::optional<std::string> GoTemplate::execute(const Data& d, std::string* error
       case Part::Kind::Remote: out += d.remote; break;
       case Part::Kind::Match:
         if (p.index >= d.match.size()) {
-          if (error != nullptr) {
-            *error = "error calling index: index out of range: " + std::to_string(p.index);
-          }
-          return std::nullopt;
+          return fail("error calling index: index out of range: " + std::to_string(p.index));
         }
         out += d.match[p.index];
         break;

@@ -3,20 +3,19 @@
 // that node-cache and the controller accept and print durations and quoted values byte for byte
 // like the Go binaries they replace. The one implementation for flags and the Corefile.
 #include <chrono>
-#include <optional>
 #include <string>
 #include <cstdint>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "common/result.h"
+
 namespace nld {
 
 /// Parses a Go duration ("300ms", "-1.5h", "1h2m3.5s", "0") exactly like time.ParseDuration.
-/// On failure returns nullopt and, if `error` is given, Go's message (e.g.
-/// `time: missing unit in duration "5"`).
-std::optional<std::chrono::nanoseconds> parseGoDuration(std::string_view text,
-                                                        std::string* error = nullptr);
+/// On failure the error is Go's message (e.g. `time: missing unit in duration "5"`).
+Result<std::chrono::nanoseconds> parseGoDuration(std::string_view text);
 
 /// Formats like Go's time.Duration.String(): "1m0s", "300ms", "1.5s", "1.5\u00b5s", "0s".
 std::string formatGoDuration(std::chrono::nanoseconds d);
@@ -40,10 +39,10 @@ class GoTemplate {
     std::vector<std::string> match;                            // [0] = the whole match
     std::vector<std::pair<std::string, std::string>> group;    // named groups
   };
-  static std::optional<GoTemplate> compile(std::string_view text, std::string* error);
-  /// The text with the actions substituted; nullopt when Go's Execute fails (an index out of
-  /// range), with its message in `error`.
-  std::optional<std::string> execute(const Data& d, std::string* error = nullptr) const;
+  static Result<GoTemplate> compile(std::string_view text);
+  /// The text with the actions substituted; an error when Go's Execute fails (an index out of
+  /// range), with Go's message.
+  Result<std::string> execute(const Data& d) const;
 
  private:
   struct Part {

@@ -50,6 +50,8 @@ void secureRandomBytes(void* buf, unsigned long len) {
     ssize_t n = getrandom(p, len, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
+      // Exception, not Result: no caller can go on without its seed (getrandom fails only on a
+      // broken kernel); it ends start-up at the catch in main.
       throw std::runtime_error(std::string("getrandom: ") + std::strerror(errno));
     }
     p += n;

@@ -175,10 +175,10 @@ namespace {
 
 // resolv.conf: `nameserver IP` lines (zone ids stripped), port 53.
 std::vector<UpstreamAddress> upstreamsFromResolvConf(const Token& t) {
-  std::string error;
-  auto text = readWholeFile(t.text, &error);
+  auto text = readWholeFile(t.text);
   if (!text) {
-    pluginError(t, kForward, "not an IP address or file: \"" + t.text + "\" (" + error + ")");
+    pluginError(t, kForward, "not an IP address or file: \"" + t.text + "\" (" +
+                                 text.error().message() + ")");
   }
   std::vector<UpstreamAddress> out;
   size_t pos = 0;
@@ -229,12 +229,13 @@ std::vector<UpstreamAddress> parseTo(const Token& t) {
     }
   }
   if (s.empty()) pluginError(t, kForward, "invalid address: \"" + t.text + "\"");
-  std::string host, port;
-  if (!splitHostPort(s, &host, &port)) {
-    auto ip = canonicalIp(host);
+  if (auto hp = splitHostPort(s)) {
+    auto ip = canonicalIp(hp->host);
     if (ip) {
-      auto p = parsePort(port);
-      if (!p || *p == 0) pluginError(t, kForward, "invalid port '" + port + "' in " + t.text);
+      auto p = parsePort(hp->port);
+      if (!p || *p == 0) {
+        pluginError(t, kForward, "invalid port '" + hp->port + "' in " + t.text);
+      }
       return {UpstreamAddress{*ip, *p}};
     }
   } else if (auto ip = canonicalIp(s)) {
@@ -353,8 +354,7 @@ ForwardConfig parseForward(const Line& line) {
         } else if (o == "domain") {
           if (i + 1 >= sub.args.size()) argError(sub.args[i], kForward);
           const Token& dom = sub.args[++i];
-          std::string error;
-          auto n = normalizeName(dom.text, &error);
+          auto n = normalizeName(dom.text);
           if (!n) pluginError(dom, kForward, "health_check: invalid domain name " + dom.text);
           f.health_check_domain = *n;
         } else {

@@ -68,18 +68,10 @@ std::vector<KeyWithToken> parseKey(const Token& t, const ParseOptions& options) 
       s.resize(colon);
     }
   }
-  std::string error;
-  std::vector<std::string> zones;
-  if (auto rev = reverseZonesForCidr(s, &error)) {
-    if (rev->empty()) failAt(t, "server block key '" + t.text + "': " + error);
-    zones = std::move(*rev);
-  } else {
-    auto n = normalizeName(s, &error);
-    if (!n) failAt(t, "server block key '" + t.text + "': " + error);
-    zones.push_back(*n);
-  }
+  auto zones = normalizeZones(s);
+  if (!zones) failAt(t, "server block key '" + t.text + "': " + zones.error().message());
   std::vector<KeyWithToken> out;
-  for (auto& z : zones) out.push_back(KeyWithToken{ZoneKey{std::move(z), port}, t});
+  for (auto& z : *zones) out.push_back(KeyWithToken{ZoneKey{std::move(z), port}, t});
   return out;
 }
 
@@ -236,9 +228,8 @@ Corefile parseCorefile(std::string_view text, const std::string& filename,
 }
 
 Corefile loadCorefile(const std::string& path, const ParseOptions& options) {
-  std::string error;
-  auto text = detail::readWholeFile(path, &error);
-  if (!text) throw ConfigError(path + ": cannot read Corefile: " + error);
+  auto text = detail::readWholeFile(path);
+  if (!text) throw ConfigError(path + ": cannot read Corefile: " + text.error().message());
   return parseCorefile(*text, path, options);
 }
 

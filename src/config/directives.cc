@@ -47,10 +47,9 @@ std::chrono::nanoseconds durationArg(const Token& t, std::string_view plugin,
 }
 
 std::vector<std::string> zonesArg(const Token& t, std::string_view plugin) {
-  std::string error;
-  auto zones = normalizeZones(t.text, &error);
-  if (zones.empty()) pluginError(t, plugin, error);
-  return zones;
+  auto zones = normalizeZones(t.text);
+  if (!zones) pluginError(t, plugin, zones.error().message());
+  return std::move(*zones);
 }
 
 void parseErrors(const Line& line, ServerBlock& block) {
@@ -232,12 +231,12 @@ namespace {
 
 // Listen address of health/prometheus: Go net.SplitHostPort plus a numeric port.
 void checkListenAddress(const Token& t, std::string_view plugin) {
-  std::string host, port;
-  if (auto err = splitHostPort(t.text, &host, &port)) pluginError(t, plugin, *err);
+  auto hp = splitHostPort(t.text);
+  if (!hp) pluginError(t, plugin, hp.error().message());
+  const auto& [host, port] = *hp;
   if (!parsePort(port)) pluginError(t, plugin, "invalid port '" + port + "' in " + t.text);
   if (host.empty() || canonicalIp(host)) return;
-  std::string error;
-  if (!normalizeName(host, &error) || host.find('*') != std::string::npos) {
+  if (!normalizeName(host) || host.find('*') != std::string::npos) {
     pluginError(t, plugin, "invalid host '" + host + "' in " + t.text);
   }
 }
@@ -404,9 +403,9 @@ TemplateConfig parseTemplate(const Line& line, const std::vector<std::string>& z
     } else if (name == "answer" || name == "additional" || name == "authority") {
       if (sub.args.empty()) argError(sub.head, kPlugin);
       for (const Token& a : sub.args) {
-        std::string error;
-        if (!GoTemplate::compile(a.text, &error)) {
-          pluginError(a, kPlugin, "could not compile template: " + a.text + ", " + error);
+        if (auto compiled = GoTemplate::compile(a.text); !compiled) {
+          pluginError(a, kPlugin,
+                      "could not compile template: " + a.text + ", " + compiled.error().message());
         }
         (name == "answer" ? t.answer : name == "additional" ? t.additional : t.authority)
             .push_back(a.text);
@@ -516,8 +515,8 @@ void parseTimeouts(const Line& line, ServerBlock& block) {
     std::optional<std::chrono::nanoseconds> d;
     if (const auto secs = parseUnsigned(text)) {
       d = std::chrono::seconds(*secs);
-    } else {
-      d = parseGoDuration(text);
+    } else if (const auto go = parseGoDuration(text)) {
+      d = *go;
     }
     if (!d) pluginError(sub.args[0], kPlugin, "invalid duration '" + text + "'");
     if (*d < std::chrono::seconds(1) || *d > std::chrono::hours(24)) {

@@ -11,6 +11,8 @@ void failAt(const std::string& file, int line, std::string_view msg) {
   if (line > 0) s += ":" + std::to_string(line);
   s += ": ";
   s += msg;
+  // Exception, not Result (see common/result.h): a Corefile error abandons a parse many frames
+  // deep (imports, snippets, blocks, plugin options) and reaches parseCorefile's caller whole.
   throw ConfigError(s);
 }
 

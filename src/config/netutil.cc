@@ -67,39 +67,36 @@ std::optional<uint16_t> parsePort(std::string_view s) {
   return static_cast<uint16_t>(*v);
 }
 
-std::optional<std::string> splitHostPort(std::string_view s, std::string* host, std::string* port) {
+Result<HostPort> splitHostPort(std::string_view s) {
   const std::string quoted = "address " + std::string(s);
   const size_t colon = s.rfind(':');
-  if (colon == std::string_view::npos) return quoted + ": missing port in address";
+  if (colon == std::string_view::npos) return fail(quoted + ": missing port in address");
   std::string_view h;
   if (!s.empty() && s.front() == '[') {
     const size_t end = s.find(']');
-    if (end == std::string_view::npos) return quoted + ": missing ']' in address";
-    if (end + 1 == s.size()) return quoted + ": missing port in address";
-    if (end + 1 != colon) return quoted + ": unexpected character after ']'";
+    if (end == std::string_view::npos) return fail(quoted + ": missing ']' in address");
+    if (end + 1 == s.size()) return fail(quoted + ": missing port in address");
+    if (end + 1 != colon) return fail(quoted + ": unexpected character after ']'");
     h = s.substr(1, end - 1);
   } else {
     h = s.substr(0, colon);
-    if (h.find(':') != std::string_view::npos) return quoted + ": too many colons in address";
+    if (h.find(':') != std::string_view::npos) {
+      return fail(quoted + ": too many colons in address");
+    }
   }
   if (h.find_first_of("[]") != std::string_view::npos) {
-    return quoted + ": unexpected '[' or ']' in address";
+    return fail(quoted + ": unexpected '[' or ']' in address");
   }
-  *host = std::string(h);
-  *port = std::string(s.substr(colon + 1));
-  return std::nullopt;
+  return HostPort{std::string(h), std::string(s.substr(colon + 1))};
 }
 
-std::optional<std::string> normalizeName(std::string_view name, std::string* error) {
+Result<std::string> normalizeName(std::string_view name) {
   std::string out;
   out.reserve(name.size() + 1);
   for (char c : name) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                     c == '-' || c == '_' || c == '*' || c == '.';
-    if (!ok) {
-      *error = "'" + std::string(name) + "' is not a valid domain name";
-      return std::nullopt;
-    }
+    if (!ok) return fail("'" + std::string(name) + "' is not a valid domain name");
     out += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
   }
   if (out.empty() || out == ".") return std::string(".");
@@ -109,15 +106,11 @@ std::optional<std::string> normalizeName(std::string_view name, std::string* err
   while (start < out.size()) {
     const size_t dot = out.find('.', start);
     const size_t len = dot - start;
-    if (len == 0 || len > 63) {
-      *error = "'" + std::string(name) + "' is not a valid domain name";
-      return std::nullopt;
-    }
+    if (len == 0 || len > 63) return fail("'" + std::string(name) + "' is not a valid domain name");
     start = dot + 1;
   }
   if (out.size() + 1 > 255) {
-    *error = "'" + std::string(name) + "' is too long (more than 255 octets)";
-    return std::nullopt;
+    return fail("'" + std::string(name) + "' is too long (more than 255 octets)");
   }
   return out;
 }
@@ -128,23 +121,16 @@ constexpr char kHex[] = "0123456789abcdef";
 
 }  // namespace
 
-std::optional<std::vector<std::string>> reverseZonesForCidr(std::string_view s,
-                                                            std::string* error) {
+std::optional<Result<std::vector<std::string>>> reverseZonesForCidr(std::string_view s) {
   const size_t slash = s.find('/');
   if (slash == std::string_view::npos) return std::nullopt;
   const std::string bad = "'" + std::string(s) + "' is not a valid CIDR";
   auto ip = canonicalIp(s.substr(0, slash), false);
   auto prefix = parseUnsigned(s.substr(slash + 1));
-  if (!ip || !prefix || s.size() - slash > 4) {
-    *error = bad;
-    return std::vector<std::string>{};
-  }
+  if (!ip || !prefix || s.size() - slash > 4) return fail(bad);
   std::vector<std::string> zones;
   if (!isIpv6(*ip)) {
-    if (*prefix > 32) {
-      *error = bad;
-      return zones;
-    }
+    if (*prefix > 32) return fail(bad);
     std::array<uint8_t, 16> a{};
     net::parseIp(*ip)->addressBytes(a);  // *ip is a canonical IPv4 literal
     std::array<uint8_t, 4> b{};
@@ -168,10 +154,7 @@ std::optional<std::vector<std::string>> reverseZonesForCidr(std::string_view s,
     }
     return zones;
   }
-  if (*prefix > 128) {
-    *error = bad;
-    return zones;
-  }
+  if (*prefix > 128) return fail(bad);
   std::array<uint8_t, 16> a{};
   net::parseIp(*ip)->addressBytes(a);  // *ip is a canonical IPv6 literal
   std::array<uint8_t, 32> nib{};
@@ -201,15 +184,11 @@ std::optional<std::vector<std::string>> reverseZonesForCidr(std::string_view s,
   return zones;
 }
 
-std::vector<std::string> normalizeZones(std::string_view s, std::string* error) {
-  std::string err;
-  if (auto rev = reverseZonesForCidr(s, &err)) {
-    if (rev->empty()) *error = err;
-    return *rev;
-  }
-  auto n = normalizeName(s, error);
-  if (!n) return {};
-  return {*n};
+Result<std::vector<std::string>> normalizeZones(std::string_view s) {
+  if (auto rev = reverseZonesForCidr(s)) return std::move(*rev);
+  auto n = normalizeName(s);
+  if (!n) return fail(std::move(n).error());
+  return std::vector<std::string>{std::move(*n)};
 }
 
 std::optional<std::vector<std::string>> systemInterfaceAddresses(const std::string& iface) {

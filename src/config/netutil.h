@@ -1,11 +1,14 @@
 #pragma once
 // Address, zone and host:port helpers for the Corefile parser. Internal to nld::config.
-// Error-returning (std::nullopt / message) rather than throwing: callers attach file:line.
+// Failures return nld::Result (the message) rather than throwing: callers attach file:line.
+// std::optional without a message means "not this kind of thing" (not an IP, not a number).
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "common/result.h"
 
 namespace nld::config::detail {
 
@@ -25,22 +28,25 @@ std::optional<uint64_t> parseUnsigned(std::string_view s);
 /// Parses a decimal integer with optional sign (Go strconv.Atoi on 64-bit).
 std::optional<int64_t> parseSigned(std::string_view s);
 
-/// Go net.SplitHostPort: "host:port", "[v6]:port". Returns an error message on failure.
-std::optional<std::string> splitHostPort(std::string_view s, std::string* host, std::string* port);
+struct HostPort {
+  std::string host;
+  std::string port;
+};
+
+/// Go net.SplitHostPort: "host:port", "[v6]:port"; the error is Go's message.
+Result<HostPort> splitHostPort(std::string_view s);
 
 /// Makes `name` fully qualified and lower-case after checking it is a plausible domain name.
-/// Returns an error message in *error on failure.
-std::optional<std::string> normalizeName(std::string_view name, std::string* error);
+Result<std::string> normalizeName(std::string_view name);
 
 /// If `s` is a CIDR ("10.0.0.0/8", "fd00::/8"), returns the reverse zones covering it (prefixes
-/// not on an octet/nibble boundary expand to several zones). std::nullopt if `s` is not a
-/// CIDR at all; throws nothing: a malformed CIDR yields an error message in *error and an empty
-/// vector.
-std::optional<std::vector<std::string>> reverseZonesForCidr(std::string_view s, std::string* error);
+/// not on an octet/nibble boundary expand to several zones), or why the CIDR is malformed.
+/// std::nullopt if `s` is not a CIDR at all (no '/').
+std::optional<Result<std::vector<std::string>>> reverseZonesForCidr(std::string_view s);
 
 /// Normalizes a zone as CoreDNS's plugin.Host(...).NormalizeExact() does: CIDRs expand to
-/// reverse zones, names become fqdn lower-case. Empty vector + *error on failure.
-std::vector<std::string> normalizeZones(std::string_view s, std::string* error);
+/// reverse zones, names become fqdn lower-case.
+Result<std::vector<std::string>> normalizeZones(std::string_view s);
 
 /// Addresses of `iface` from getifaddrs(3); IPv6 link-local ones get "%iface".
 /// std::nullopt if there is no such interface.

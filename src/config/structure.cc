@@ -16,35 +16,22 @@
 
 namespace nld::config::detail {
 
-std::optional<std::string> readWholeFile(const std::string& path, std::string* error) {
+Result<std::string> readWholeFile(const std::string& path) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    *error = std::strerror(errno);
-    return std::nullopt;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    *error = "not a regular file";
-    return std::nullopt;
-  }
+  if (::stat(path.c_str(), &st) != 0) return fail(std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return fail("not a regular file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *error = std::strerror(errno);
-    return std::nullopt;
-  }
+  if (!in) return fail(std::strerror(errno));
   std::string out;
   char buf[65536];
   while (in) {
     in.read(buf, sizeof(buf));
     out.append(buf, static_cast<size_t>(in.gcount()));
     if (out.size() > kMaxFileSize) {
-      *error = "file larger than " + std::to_string(kMaxFileSize) + " bytes";
-      return std::nullopt;
+      return fail("file larger than " + std::to_string(kMaxFileSize) + " bytes");
     }
   }
-  if (in.bad()) {
-    *error = "read error";
-    return std::nullopt;
-  }
+  if (in.bad()) return fail("read error");
   return out;
 }
 
@@ -228,9 +215,8 @@ class StructureParser {
         failAt(at, "maximum number of file imports (" + std::to_string(kMaxFileExpansions) +
                        ") exceeded");
       }
-      std::string error;
-      auto text = readWholeFile(file, &error);
-      if (!text) failAt(at, "Could not import " + file + ": " + error);
+      auto text = readWholeFile(file);
+      if (!text) failAt(at, "Could not import " + file + ": " + text.error().message());
       auto toks = lex(*text, file);
       addTokens(toks.size(), at);
       for (auto& t : toks) tokens->push_back(std::move(t));

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/result.h"
 #include "config/corefile.h"
 #include "config/lexer.h"
 
@@ -42,8 +43,8 @@ std::string substituteEnv(const std::string& s, const ParseOptions& options, con
 std::vector<RawBlock> parseStructure(std::string_view text, const std::string& filename,
                                      const ParseOptions& options);
 
-/// Reads a whole regular file (at most kMaxFileSize bytes). On failure returns std::nullopt and
-/// sets *error to a reason ("no such file", "not a regular file", ...).
-std::optional<std::string> readWholeFile(const std::string& path, std::string* error);
+/// Reads a whole regular file (at most kMaxFileSize bytes), or why not ("No such file or
+/// directory", "not a regular file", ...).
+Result<std::string> readWholeFile(const std::string& path);
 
 }  // namespace nld::config::detail

@@ -295,9 +295,8 @@ std::string FlagSet::usage() const {
 }
 
 std::chrono::nanoseconds parseGoDuration(std::string_view text) {
-  std::string error;
-  const auto d = nld::parseGoDuration(text, &error);
-  if (!d) throw FlagError(error);
+  auto d = nld::parseGoDuration(text);
+  if (!d) throw FlagError(std::move(d).error().message());
   return *d;
 }
 

@@ -86,6 +86,8 @@ std::optional<SockAddr> parseSockAddr(std::string_view text, uint16_t port) {
 
 SockAddr makeSockAddr(const std::string& ip, uint16_t port) {
   if (auto a = parseSockAddr(ip, port)) return *a;
+  // Exception: callers pass addresses already validated (flags, Corefile) or literals, so a bad
+  // one is a bug; parseSockAddr is the non-throwing form for untrusted text.
   throw std::runtime_error(fmt::format("not an IP address: '{}'", ip));
 }
 

@@ -12,6 +12,9 @@
 namespace nld::net {
 namespace {
 
+// Exception, not Result: epoll_create1/epoll_ctl/eventfd fail only when the process is out of
+// descriptors or memory; start-up cannot go on, and the few callers that can (tcp_pool,
+// forwarder) catch it where they say why.
 [[noreturn]] void fail(const char* what) {
   throw std::runtime_error(std::string(what) + ": " + std::strerror(errno));
 }

@@ -15,6 +15,8 @@ namespace nld::net {
 
 namespace {
 
+// Exception, not Result: a listener that cannot be bound ends start-up like CoreDNS's
+// "listen tcp ...: bind: ..." exit; the message is complete here, callers only catch it.
 [[noreturn]] void fail(const std::string& what, const std::string& ip, uint16_t port) {
   int e = errno;
   throw std::runtime_error(fmt::format("listen {} {}:{}: {}", what, ip.empty() ? "*" : ip, port,

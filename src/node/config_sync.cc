@@ -17,39 +17,40 @@
 
 namespace nld::node {
 
-void writeFileAtomically(const std::string& path, std::string_view text) {
-  if (path.empty()) throw TemplateError("no output Corefile path (-conf / -corefile is empty)");
+Result<void> writeFileAtomically(const std::string& path, std::string_view text) {
+  if (path.empty()) return fail("no output Corefile path (-conf / -corefile is empty)");
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   net::Fd owned(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!owned) throw TemplateError("cannot create " + tmp + ": " + std::strerror(errno));
+  if (!owned) return fail("cannot create " + tmp + ": " + std::strerror(errno));
   const int fd = owned.get();
-  auto fail = [&](const char* what) {
+  auto failStep = [&](const char* what) {
     const int err = errno;
     owned.reset();
     ::unlink(tmp.c_str());
-    return TemplateError(std::string(what) + " " + tmp + ": " + std::strerror(err));
+    return fail(std::string(what) + " " + tmp + ": " + std::strerror(err));
   };
-  if (::fchmod(fd, 0644) != 0) throw fail("cannot chmod");   // independent of the umask
+  if (::fchmod(fd, 0644) != 0) return failStep("cannot chmod");   // independent of the umask
   size_t done = 0;
   while (done < text.size()) {
     const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw fail("cannot write");
+      return failStep("cannot write");
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) throw fail("cannot fsync");
+  if (::fsync(fd) != 0) return failStep("cannot fsync");
   if (owned.close() != 0) {  // write-back errors of the file surface here
     const int err = errno;
     ::unlink(tmp.c_str());
-    throw TemplateError("cannot close " + tmp + ": " + std::strerror(err));
+    return fail("cannot close " + tmp + ": " + std::strerror(err));
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
-    throw TemplateError("cannot rename " + tmp + " to " + path + ": " + std::strerror(err));
+    return fail("cannot rename " + tmp + " to " + path + ": " + std::strerror(err));
   }
+  return {};
 }
 
 ConfigSync::ConfigSync(ConfigSyncSettings settings, OnWritten on_written, OnError on_error)
@@ -96,17 +97,16 @@ bool ConfigSync::loadKubeDns(bool force) {
   const std::string fp = dirFingerprint(settings_.kube_dns_dir);
   if (!force && fp == kube_fingerprint_) return false;
   kube_fingerprint_ = fp;
-  try {
-    KubeDnsConfig cfg = loadKubeDnsConfigDir(settings_.kube_dns_dir);
-    std::lock_guard<std::mutex> lock(mu_);
-    const bool changed = !(cfg == kube_dns_);
-    kube_dns_ = std::move(cfg);
-    return changed;
-  } catch (const TemplateError& e) {
+  auto cfg = loadKubeDnsConfigDir(settings_.kube_dns_dir);
+  if (!cfg) {
     error(std::string("Failed to load kube-dns config from ") + settings_.kube_dns_dir + ": " +
-          e.what() + " (keeping the last good config, will retry)");
+          cfg.error().message() + " (keeping the last good config, will retry)");
     return false;
   }
+  std::lock_guard<std::mutex> lock(mu_);
+  const bool changed = !(*cfg == kube_dns_);
+  kube_dns_ = std::move(*cfg);
+  return changed;
 }
 
 bool ConfigSync::renderAndWrite() {
@@ -127,24 +127,21 @@ bool ConfigSync::renderAndWrite() {
   in.upstream_env_name = settings_.upstream_env_name;
   in.local_port = settings_.local_port;
   in.kube_dns = currentKubeDns();
-  RenderOutput out;
-  try {
-    out = renderCorefile(in);
-  } catch (const TemplateError& e) {
+  auto rendered = renderCorefile(in);
+  if (!rendered) {
     render_failed_ = true;
-    error(std::string("Failed to render Corefile: ") + e.what());
+    error("Failed to render Corefile: " + rendered.error().message());
     return false;
   }
+  RenderOutput& out = *rendered;
   for (const auto& w : out.warnings) log::warn("{}", w);
   if (last_written_ && *last_written_ == out.text) {
     render_failed_ = false;
     return false;   // unchanged: no write, no reload
   }
-  try {
-    writeFileAtomically(settings_.output_path, out.text);
-  } catch (const TemplateError& e) {
+  if (auto written = writeFileAtomically(settings_.output_path, out.text); !written) {
     render_failed_ = true;
-    error(std::string("Failed to write Corefile: ") + e.what());
+    error("Failed to write Corefile: " + written.error().message());
     return false;
   }
   render_failed_ = false;

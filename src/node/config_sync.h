@@ -20,6 +20,7 @@
 #include <string_view>
 #include <thread>
 
+#include "common/result.h"
 #include "node/corefile_template.h"
 
 namespace nld::node {
@@ -91,7 +92,7 @@ class ConfigSync {
 };
 
 /// Writes `text` to `path` atomically: temp file in the same directory, mode 0644, fsync, rename.
-/// @throws TemplateError on failure (the old file is left untouched).
-void writeFileAtomically(const std::string& path, std::string_view text);
+/// On failure the old file is left untouched and the error says which step failed.
+Result<void> writeFileAtomically(const std::string& path, std::string_view text);
 
 }  // namespace nld::node

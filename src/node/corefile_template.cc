@@ -72,12 +72,12 @@ bool validPort(std::string_view p) {
   return v >= 1 && v <= 65535;
 }
 
-std::string readFile(const std::filesystem::path& p) {
+Result<std::string> readFile(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
-  if (!in) throw TemplateError("cannot read " + p.string());
+  if (!in) return fail("cannot read " + p.string());
   std::ostringstream ss;
   ss << in.rdbuf();
-  if (in.bad()) throw TemplateError("cannot read " + p.string());
+  if (in.bad()) return fail("cannot read " + p.string());
   return ss.str();
 }
 
@@ -149,31 +149,31 @@ bool isDns1123Subdomain(std::string_view name) {
   }
 }
 
-KubeDnsConfig parseKubeDnsConfig(std::string_view stub_domains_json,
-                                 std::string_view upstream_nameservers_json) {
+Result<KubeDnsConfig> parseKubeDnsConfig(std::string_view stub_domains_json,
+                                         std::string_view upstream_nameservers_json) {
   KubeDnsConfig cfg;
   if (!stub_domains_json.empty()) {
     nlohmann::json j;
-    try {
+    try {   // nlohmann reports a parse error (with its position) only by throwing
       j = nlohmann::json::parse(stub_domains_json);
     } catch (const nlohmann::json::exception& e) {
-      throw TemplateError(std::string("invalid stubDomains: bad JSON: ") + e.what());
+      return fail(std::string("invalid stubDomains: bad JSON: ") + e.what());
     }
-    if (!j.is_object()) throw TemplateError("invalid stubDomains: not a JSON object");
+    if (!j.is_object()) return fail("invalid stubDomains: not a JSON object");
     for (const auto& [domain, servers] : j.items()) {
       if (!isDns1123Subdomain(domain)) {
-        throw TemplateError("invalid stubDomains: domain \"" + domain +
-                            "\" is not a valid DNS-1123 subdomain");
+        return fail("invalid stubDomains: domain \"" + domain +
+                    "\" is not a valid DNS-1123 subdomain");
       }
       if (!servers.is_array() || servers.empty()) {
-        throw TemplateError("invalid stubDomains: \"" + domain +
-                            "\" must map to a non-empty array of nameservers");
+        return fail("invalid stubDomains: \"" + domain +
+                    "\" must map to a non-empty array of nameservers");
       }
       std::vector<std::string> list;
       for (const auto& s : servers) {
         if (!s.is_string() || !isValidNameserver(s.get<std::string>())) {
-          throw TemplateError("invalid stubDomains: nameserver " + s.dump() + " for \"" + domain +
-                              "\" is not an IP or IP:port");
+          return fail("invalid stubDomains: nameserver " + s.dump() + " for \"" + domain +
+                      "\" is not an IP or IP:port");
         }
         list.push_back(s.get<std::string>());
       }
@@ -182,20 +182,20 @@ KubeDnsConfig parseKubeDnsConfig(std::string_view stub_domains_json,
   }
   if (!upstream_nameservers_json.empty()) {
     nlohmann::json j;
-    try {
+    try {   // as above
       j = nlohmann::json::parse(upstream_nameservers_json);
     } catch (const nlohmann::json::exception& e) {
-      throw TemplateError(std::string("invalid upstreamNameservers: bad JSON: ") + e.what());
+      return fail(std::string("invalid upstreamNameservers: bad JSON: ") + e.what());
     }
-    if (!j.is_array()) throw TemplateError("invalid upstreamNameservers: not a JSON array");
+    if (!j.is_array()) return fail("invalid upstreamNameservers: not a JSON array");
     if (j.size() > 3) {
-      throw TemplateError("invalid upstreamNameservers: " + std::to_string(j.size()) +
-                          " servers given, at most 3 are allowed");
+      return fail("invalid upstreamNameservers: " + std::to_string(j.size()) +
+                  " servers given, at most 3 are allowed");
     }
     for (const auto& s : j) {
       if (!s.is_string() || !isValidNameserver(s.get<std::string>())) {
-        throw TemplateError("invalid upstreamNameservers: " + s.dump() +
-                            " is not an IP or IP:port");
+        return fail("invalid upstreamNameservers: " + s.dump() +
+                    " is not an IP or IP:port");
       }
       cfg.upstream_nameservers.push_back(s.get<std::string>());
     }
@@ -203,37 +203,44 @@ KubeDnsConfig parseKubeDnsConfig(std::string_view stub_domains_json,
   return cfg;
 }
 
-KubeDnsConfig loadKubeDnsConfigDir(const std::string& dir) {
+Result<KubeDnsConfig> loadKubeDnsConfigDir(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::exists(dir, ec)) return {};
-  if (!fs::is_directory(dir, ec)) throw TemplateError("kube-dns config path " + dir + " is not a directory");
+  if (!fs::exists(dir, ec)) return KubeDnsConfig{};
+  if (!fs::is_directory(dir, ec)) {
+    return fail("kube-dns config path " + dir + " is not a directory");
+  }
   std::map<std::string, std::string> files;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (name.empty() || name[0] == '.') continue;   // dotfiles, incl. the kubelet's ..data links
     std::error_code type_ec;
     if (fs::is_directory(it->path(), type_ec)) continue;   // non-recursive
-    std::string content = readFile(it->path());
-    if (!validUtf8(content)) throw TemplateError("kube-dns config file " + name + " is not valid UTF-8");
-    files[name] = std::move(content);
+    auto content = readFile(it->path());
+    if (!content) return fail(std::move(content).error());
+    if (!validUtf8(*content)) {
+      return fail("kube-dns config file " + name + " is not valid UTF-8");
+    }
+    files[name] = std::move(*content);
   }
-  if (ec) throw TemplateError("cannot list kube-dns config directory " + dir + ": " + ec.message());
-  if (files.empty()) return {};
+  if (ec) return fail("cannot list kube-dns config directory " + dir + ": " + ec.message());
+  if (files.empty()) return KubeDnsConfig{};
   auto get = [&](const char* key) {
     auto it = files.find(key);
     return it == files.end() ? std::string() : it->second;
   };
-  KubeDnsConfig cfg = parseKubeDnsConfig(get("stubDomains"), get("upstreamNameservers"));
+  auto parsed = parseKubeDnsConfig(get("stubDomains"), get("upstreamNameservers"));
+  if (!parsed) return parsed;
+  KubeDnsConfig cfg = std::move(*parsed);
   const std::string federations = get("federations");
   if (!federations.empty()) {
-    try {
-      if (!nlohmann::json::parse(federations).is_object()) {
-        throw TemplateError("invalid federations: not a JSON object");
-      }
+    bool object = false;
+    try {   // as in parseKubeDnsConfig: nlohmann's parse errors come only as exceptions
+      object = nlohmann::json::parse(federations).is_object();
     } catch (const nlohmann::json::exception& e) {
-      throw TemplateError(std::string("invalid federations: bad JSON: ") + e.what());
+      return fail(std::string("invalid federations: bad JSON: ") + e.what());
     }
+    if (!object) return fail("invalid federations: not a JSON object");
   }
   Sha256 hash;
   for (const auto& [name, content] : files) {   // sorted by name, like kube-dns
@@ -246,7 +253,7 @@ KubeDnsConfig loadKubeDnsConfigDir(const std::string& dir) {
   return cfg;
 }
 
-RenderOutput renderCorefile(const RenderInput& in) {
+Result<RenderOutput> renderCorefile(const RenderInput& in) {
   RenderOutput out;
   std::string text = in.base;
   std::string servers;
@@ -265,7 +272,7 @@ RenderOutput renderCorefile(const RenderInput& in) {
     if (!in.upstream_ip) {
       const std::string env = in.upstream_env_name.empty() ? "<upstream service>_SERVICE_HOST"
                                                            : in.upstream_env_name;
-      throw TemplateError(
+      return fail(
           "the Corefile template uses __PILLAR__CLUSTER__DNS__ but the environment variable " +
           env + " is not set to an IP address (the upstream Service must exist before the pod "
           "starts and enableServiceLinks must not be false)");

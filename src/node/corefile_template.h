@@ -9,15 +9,16 @@
 #include <functional>
 #include <map>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/result.h"
+
 namespace nld::node {
 
-/// A template or ConfigMap error (startup/config path only, never the packet path).
-struct TemplateError : std::runtime_error { using runtime_error::runtime_error; };
+// Template and ConfigMap errors are nld::Result errors (startup/config path only, never the
+// packet path): the caller (ConfigSync) logs them and keeps the last good config.
 
 /// The kube-dns ConfigMap keys node-cache uses.
 struct KubeDnsConfig {
@@ -40,13 +41,13 @@ std::optional<std::string> upstreamServiceIp(
 
 /// Loads a kube-dns ConfigMap mounted as a directory (non-recursive, dotfiles skipped, UTF-8
 /// required; keys `stubDomains`, `upstreamNameservers`, `federations` (validated as JSON object
-/// only)). A missing or empty directory yields an empty config with version "".
-/// @throws TemplateError naming the file/key on unreadable files, bad JSON or failed validation.
-KubeDnsConfig loadKubeDnsConfigDir(const std::string& dir);
+/// only)). A missing or empty directory yields an empty config with version "". The error names
+/// the file/key on unreadable files, bad JSON or failed validation.
+Result<KubeDnsConfig> loadKubeDnsConfigDir(const std::string& dir);
 
 /// Parses/validates the two keys from their JSON texts (exposed for tests). Empty text = absent.
-KubeDnsConfig parseKubeDnsConfig(std::string_view stub_domains_json,
-                                 std::string_view upstream_nameservers_json);
+Result<KubeDnsConfig> parseKubeDnsConfig(std::string_view stub_domains_json,
+                                         std::string_view upstream_nameservers_json);
 
 /// True for IP, IPv4:port, [IPv6]:port with port 1-65535 (what node-cache's forward accepts).
 bool isValidNameserver(std::string_view server);
@@ -73,9 +74,9 @@ struct RenderOutput {
 /// __PILLAR__LOCAL__DNS__ is every local IP, except in host:port position (`__PILLAR__LOCAL__DNS__:`
 /// or `[__PILLAR__LOCAL__DNS__]:`, e.g. the `health` address) where it is the first local IP,
 /// bracketed if IPv6 (upstream pastes the whole list there; see docs/operator-guide.md).
-/// @throws TemplateError if the base uses __PILLAR__CLUSTER__DNS__ and upstream_ip is missing
-///         ("... environment variable KUBE_DNS_UPSTREAM_SERVICE_HOST is not set ...").
-RenderOutput renderCorefile(const RenderInput& in);
+/// An error if the base uses __PILLAR__CLUSTER__DNS__ and upstream_ip is missing
+/// ("... environment variable KUBE_DNS_UPSTREAM_SERVICE_HOST is not set ...").
+Result<RenderOutput> renderCorefile(const RenderInput& in);
 
 /// Replaces every occurrence of `from` in `text` with `to` (Go strings.ReplaceAll).
 std::string replaceAll(std::string text, std::string_view from, std::string_view to);

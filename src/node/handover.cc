@@ -32,6 +32,8 @@ sockaddr_un unixAddress(const std::string& path) {
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
   if (path.size() >= sizeof(a.sun_path)) {
+    // Handover's start-up failures are exceptions: node-cache cannot run without its state
+    // directory and locks; the catch at the top (main) reports them and exits.
     throw std::runtime_error("handover socket path too long: " + path);
   }
   std::memcpy(a.sun_path, path.data(), path.size());
@@ -215,6 +217,7 @@ Handover::Start Handover::begin() {
           for (const auto& s : list) {
             PassedSocket p;
             if (!parseSocketKind(s.at("kind").get<std::string>(), &p.kind)) {
+              // Joins nlohmann's own exceptions (at(), get<>()) in the catch below.
               throw std::runtime_error("unknown socket kind");
             }
             p.address = s.at("address").get<std::string>();

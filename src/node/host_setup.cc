@@ -101,6 +101,7 @@ Iptables* HostSetup::iptables(int family) {
   return nullptr;
 }
 
+// std::logic_error: test hooks called on the wrong backend are programming errors.
 Iptables& HostSetup::iptables() {
   auto* runner = rules_.empty() ? nullptr : dynamic_cast<Iptables*>(rules_.front().get());
   if (runner == nullptr) throw std::logic_error("HostSetup: not the real iptables backend");

@@ -92,44 +92,38 @@ struct Translated {
   std::string comment;
 };
 
-bool translate(const IptablesRule& r, Translated* out, std::string* error) {
+Result<Translated> translate(const IptablesRule& r) {
   Translated t;
   t.chain = chainFor(r);
   if (t.chain == nullptr) {
-    *error = "nftables: no chain for iptables " + r.table + "/" + r.chain;
-    return false;
+    return fail("nftables: no chain for iptables " + r.table + "/" + r.chain);
   }
-  if (r.source.empty() == r.destination.empty() || (r.source_port != 0) == (r.destination_port != 0)) {
-    *error = "nftables: rule needs exactly one of source/destination: " + r.toString();
-    return false;
+  if (r.source.empty() == r.destination.empty() ||
+      (r.source_port != 0) == (r.destination_port != 0)) {
+    return fail("nftables: rule needs exactly one of source/destination: " + r.toString());
   }
   t.match_source = !r.source.empty();
   if (t.match_source != (r.source_port != 0)) {
-    *error = "nftables: rule mixes source and destination: " + r.toString();
-    return false;
+    return fail("nftables: rule mixes source and destination: " + r.toString());
   }
   if (!parseLocalIp(t.match_source ? r.source : r.destination, &t.ip)) {
-    *error = "nftables: not an IP address in " + r.toString();
-    return false;
+    return fail("nftables: not an IP address in " + r.toString());
   }
   if (r.protocol == "tcp") {
     t.l4proto = IPPROTO_TCP;
   } else if (r.protocol == "udp") {
     t.l4proto = IPPROTO_UDP;
   } else {
-    *error = "nftables: protocol " + r.protocol + " in " + r.toString();
-    return false;
+    return fail("nftables: protocol " + r.protocol + " in " + r.toString());
   }
   t.port = t.match_source ? r.source_port : r.destination_port;
   if (r.target == "NOTRACK") {
     t.notrack = true;
   } else if (r.target != "ACCEPT") {
-    *error = "nftables: target " + r.target + " in " + r.toString();
-    return false;
+    return fail("nftables: target " + r.target + " in " + r.toString());
   }
   t.comment = r.comment;
-  *out = std::move(t);
-  return true;
+  return t;
 }
 
 std::string specText(const Translated& t) {
@@ -233,31 +227,31 @@ constexpr size_t kReceiveBuffer = 32768;
 
 class NfSocket {
  public:
-  bool open(std::chrono::milliseconds timeout, std::string* error) {
+  Result<void> open(std::chrono::milliseconds timeout) {
     sock_.reset(mnl_socket_open(NETLINK_NETFILTER));
-    if (!sock_) return sysFail("netlink socket", error);
-    if (mnl_socket_bind(sock_.get(), 0, MNL_SOCKET_AUTOPID) < 0) return sysFail("bind", error);
+    if (!sock_) return sysFail("netlink socket");
+    if (mnl_socket_bind(sock_.get(), 0, MNL_SOCKET_AUTOPID) < 0) return sysFail("bind");
     timeval tv{};
     tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
     tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
     if (setsockopt(mnl_socket_get_fd(sock_.get()), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
-      return sysFail("SO_RCVTIMEO", error);
+      return sysFail("SO_RCVTIMEO");
     }
     portid_ = mnl_socket_get_portid(sock_.get());
     seq_ = static_cast<uint32_t>(time(nullptr)) | 1u;   // never 0 (0 = "none yet" in ensure)
-    return true;
+    return {};
   }
 
   uint32_t nextSeq() { return seq_++; }
 
   // Sends one dump request built by `build` (given the buffer and the seq) and calls `each` for
   // every answer message. ENOENT of the request is reported as *missing = true, not an error.
-  bool dump(const std::function<nlmsghdr*(char*, uint32_t)>& build,
-            const std::function<void(const nlmsghdr*)>& each, bool* missing, std::string* error) {
+  Result<void> dump(const std::function<nlmsghdr*(char*, uint32_t)>& build,
+                    const std::function<void(const nlmsghdr*)>& each, bool* missing) {
     std::vector<char> buf(kReceiveBuffer);
     const uint32_t seq = nextSeq();
     nlmsghdr* nlh = build(buf.data(), seq);
-    if (mnl_socket_sendto(sock_.get(), nlh, nlh->nlmsg_len) < 0) return sysFail("send", error);
+    if (mnl_socket_sendto(sock_.get(), nlh, nlh->nlmsg_len) < 0) return sysFail("send");
     if (missing) *missing = false;
     struct Ctx { const std::function<void(const nlmsghdr*)>* each; } ctx{&each};
     const auto cb = [](const nlmsghdr* m, void* data) -> int {
@@ -266,15 +260,15 @@ class NfSocket {
     };
     while (true) {
       const ssize_t n = mnl_socket_recvfrom(sock_.get(), buf.data(), buf.size());
-      if (n < 0) return sysFail("receive", error);
+      if (n < 0) return sysFail("receive");
       const int ret = mnl_cb_run(buf.data(), static_cast<size_t>(n), seq, portid_, cb, &ctx);
-      if (ret == MNL_CB_STOP) return true;
+      if (ret == MNL_CB_STOP) return {};
       if (ret < 0) {
         if (errno == ENOENT && missing) {
           *missing = true;
-          return true;
+          return {};
         }
-        return sysFail("dump", error);
+        return sysFail("dump");
       }
     }
   }
@@ -282,9 +276,8 @@ class NfSocket {
   // Sends a batch whose messages (all with NLM_F_ACK) have sequence numbers first..last and waits
   // for every ack; the first error fails the call (the kernel aborts the whole transaction).
   // *code (optional) receives the errno of the failed message.
-  bool transact(nftnl_batch* batch, uint32_t first, uint32_t last,
-                const std::map<uint32_t, std::string>& what, std::string* error,
-                int* code = nullptr) {
+  Result<void> transact(nftnl_batch* batch, uint32_t first, uint32_t last,
+                        const std::map<uint32_t, std::string>& what, int* code = nullptr) {
     std::vector<iovec> iov(static_cast<size_t>(nftnl_batch_iovec_len(batch)));
     nftnl_batch_iovec(batch, iov.data(), static_cast<uint32_t>(iov.size()));
     sockaddr_nl snl{};
@@ -294,13 +287,13 @@ class NfSocket {
     msg.msg_namelen = sizeof(snl);
     msg.msg_iov = iov.data();
     msg.msg_iovlen = iov.size();
-    if (sendmsg(mnl_socket_get_fd(sock_.get()), &msg, 0) < 0) return sysFail("send batch", error);
+    if (sendmsg(mnl_socket_get_fd(sock_.get()), &msg, 0) < 0) return sysFail("send batch");
     size_t acked = 0;
     const size_t want = last - first + 1;
     std::vector<char> buf(kReceiveBuffer);
     while (acked < want) {
       const ssize_t n = mnl_socket_recvfrom(sock_.get(), buf.data(), buf.size());
-      if (n < 0) return sysFail("receive acks", error);
+      if (n < 0) return sysFail("receive acks");
       int len = static_cast<int>(n);
       for (auto* m = reinterpret_cast<nlmsghdr*>(buf.data()); mnl_nlmsg_ok(m, len);
            m = mnl_nlmsg_next(m, &len)) {
@@ -309,20 +302,18 @@ class NfSocket {
         if (e->error != 0) {
           if (code) *code = -e->error;
           const auto it = what.find(m->nlmsg_seq);
-          *error = std::string(std::strerror(-e->error)) +
-                   (it != what.end() ? " (" + it->second + ")" : std::string());
-          return false;
+          return fail(std::string(std::strerror(-e->error)) +
+                      (it != what.end() ? " (" + it->second + ")" : std::string()));
         }
         ++acked;
       }
     }
-    return true;
+    return {};
   }
 
  private:
-  static bool sysFail(const char* what, std::string* error) {
-    *error = std::string("netlink ") + what + ": " + std::strerror(errno);
-    return false;
+  static tl::unexpected<Error> sysFail(const char* what) {
+    return fail(std::string("netlink ") + what + ": " + std::strerror(errno));
   }
 
   std::unique_ptr<mnl_socket, SocketDeleter> sock_;
@@ -332,15 +323,14 @@ class NfSocket {
 
 }  // namespace
 
-bool nftRuleSpecs(const std::vector<IptablesRule>& rules, std::vector<NftRuleSpec>* out,
-                  std::string* error) {
-  out->clear();
+Result<std::vector<NftRuleSpec>> nftRuleSpecs(const std::vector<IptablesRule>& rules) {
+  std::vector<NftRuleSpec> out;
   for (const IptablesRule& r : rules) {
-    Translated t;
-    if (!translate(r, &t, error)) return false;
-    out->push_back({t.chain->name, specText(t)});
+    auto t = translate(r);
+    if (!t) return fail(std::move(t).error());
+    out.push_back({t->chain->name, specText(*t)});
   }
-  return true;
+  return out;
 }
 
 Nftables::Nftables(NftablesSettings settings, std::vector<IptablesRule> rules, ErrorCallback on_error)
@@ -360,21 +350,22 @@ bool Nftables::fail(std::string message) {
 
 int Nftables::ensure() {
   last_error_.clear();
-  std::string error;
   std::vector<Translated> wanted;
   for (const IptablesRule& r : rules_) {
-    Translated t;
-    if (!translate(r, &t, &error)) return failCount(error);
-    wanted.push_back(std::move(t));
+    auto t = translate(r);
+    if (!t) return failCount(std::move(t).error().message());
+    wanted.push_back(std::move(*t));
   }
   const std::string& table = settings_.table;
   NfSocket sock;
-  if (!sock.open(settings_.timeout, &error)) return failCount("nftables: " + error);
+  if (auto opened = sock.open(settings_.timeout); !opened) {
+    return failCount("nftables: " + opened.error().message());
+  }
 
   // 1. What is there: our chains (name → hook, priority) and rules (fingerprints).
   std::map<std::string, std::pair<uint32_t, int32_t>> chains;
   bool missing = false;
-  const bool chains_ok = sock.dump(
+  const auto chains_ok = sock.dump(
       [&](char* buf, uint32_t seq) {
         nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN, NFPROTO_INET, NLM_F_DUMP, seq);
         ChainPtr c(nftnl_chain_alloc());
@@ -391,11 +382,14 @@ int Nftables::ensure() {
             base ? nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_HOOKNUM) : ~0u,
             base ? nftnl_chain_get_s32(c.get(), NFTNL_CHAIN_PRIO) : 0};
       },
-      &missing, &error);
-  if (!chains_ok) return failCount("nftables: listing chains of inet " + table + ": " + error);
+      &missing);
+  if (!chains_ok) {
+    return failCount("nftables: listing chains of inet " + table + ": " +
+                     chains_ok.error().message());
+  }
   std::vector<std::string> have_rules;
   if (!chains.empty()) {
-    const bool rules_ok = sock.dump(
+    const auto rules_ok = sock.dump(
         [&](char* buf, uint32_t seq) {
           nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, seq);
           RulePtr r(nftnl_rule_alloc());
@@ -409,8 +403,11 @@ int Nftables::ensure() {
           if (table != orEmpty(nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE))) return;
           have_rules.push_back(fingerprint(r.get()));
         },
-        &missing, &error);
-    if (!rules_ok) return failCount("nftables: listing rules of inet " + table + ": " + error);
+        &missing);
+    if (!rules_ok) {
+      return failCount("nftables: listing rules of inet " + table + ": " +
+                       rules_ok.error().message());
+    }
   }
 
   // 2. Compare with what we want (as multisets: order inside a chain does not matter, the rules
@@ -492,8 +489,9 @@ int Nftables::ensure() {
   const uint32_t last = seq;
   nftnl_batch_end(static_cast<char*>(nftnl_batch_buffer(batch.get())), sock.nextSeq());
   nftnl_batch_update(batch.get());
-  if (!sock.transact(batch.get(), first, last, what, &error)) {
-    return failCount("nftables: writing table inet " + table + " failed: " + error);
+  if (auto written = sock.transact(batch.get(), first, last, what); !written) {
+    return failCount("nftables: writing table inet " + table + " failed: " +
+                     written.error().message());
   }
   log::info("nftables: wrote table inet {} ({}): {} rules", table, why, wanted.size());
   for (const Translated& t : wanted) {
@@ -504,9 +502,10 @@ int Nftables::ensure() {
 
 bool Nftables::teardown() {
   last_error_.clear();
-  std::string error;
   NfSocket sock;
-  if (!sock.open(settings_.timeout, &error)) return fail("nftables: " + error);
+  if (auto opened = sock.open(settings_.timeout); !opened) {
+    return fail("nftables: " + opened.error().message());
+  }
   std::unique_ptr<nftnl_batch, BatchDeleter> batch(
       nftnl_batch_alloc(MNL_SOCKET_BUFFER_SIZE, MNL_SOCKET_BUFFER_SIZE));
   nftnl_batch_begin(static_cast<char*>(nftnl_batch_buffer(batch.get())), sock.nextSeq());
@@ -521,29 +520,33 @@ bool Nftables::teardown() {
   nftnl_batch_end(static_cast<char*>(nftnl_batch_buffer(batch.get())), sock.nextSeq());
   nftnl_batch_update(batch.get());
   int code = 0;
-  if (!sock.transact(batch.get(), seq, seq, {{seq, "delete table"}}, &error, &code)) {
+  if (auto deleted = sock.transact(batch.get(), seq, seq, {{seq, "delete table"}}, &code);
+      !deleted) {
     if (code == ENOENT) return true;   // already gone
-    return fail("nftables: deleting table inet " + settings_.table + " failed: " + error);
+    return fail("nftables: deleting table inet " + settings_.table + " failed: " +
+                deleted.error().message());
   }
   log::info("nftables: deleted table inet {}", settings_.table);
   return true;
 }
 
-bool listNftTables(std::vector<std::pair<std::string, std::string>>* out, std::string* error) {
-  out->clear();
+Result<std::vector<std::pair<std::string, std::string>>> listNftTables() {
+  std::vector<std::pair<std::string, std::string>> out;
   NfSocket sock;
-  if (!sock.open(std::chrono::seconds(5), error)) return false;
-  return sock.dump(
+  if (auto opened = sock.open(std::chrono::seconds(5)); !opened) return fail(opened.error());
+  auto listed = sock.dump(
       [](char* buf, uint32_t seq) {
         return nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_UNSPEC, NLM_F_DUMP, seq);
       },
       [&](const nlmsghdr* m) {
         TablePtr t(nftnl_table_alloc());
         if (nftnl_table_nlmsg_parse(m, t.get()) < 0) return;
-        out->emplace_back(familyName(nftnl_table_get_u32(t.get(), NFTNL_TABLE_FAMILY)),
-                          orEmpty(nftnl_table_get_str(t.get(), NFTNL_TABLE_NAME)));
+        out.emplace_back(familyName(nftnl_table_get_u32(t.get(), NFTNL_TABLE_FAMILY)),
+                         orEmpty(nftnl_table_get_str(t.get(), NFTNL_TABLE_NAME)));
       },
-      nullptr, error);
+      nullptr);
+  if (!listed) return fail(std::move(listed).error());
+  return out;
 }
 
 bool binaryOnPath(std::string_view name) {
@@ -585,8 +588,11 @@ FirewallChoice chooseFirewall(Firewall requested) {
   if (requested != Firewall::kAuto) return chooseFirewallFrom(requested, {}, {}, true);
   std::vector<std::pair<std::string, std::string>> tables;
   std::string error;
-  if (!listNftTables(&tables, &error)) tables.clear();
-  else error.clear();
+  if (auto listed = listNftTables()) {
+    tables = std::move(*listed);
+  } else {
+    error = std::move(listed).error().message();
+  }
   return chooseFirewallFrom(requested, tables, error, binaryOnPath("iptables"));
 }
 

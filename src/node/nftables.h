@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/result.h"
 #include "node/iptables.h"
 #include "node/backends.h"
 #include "node/local_ip.h"
@@ -43,10 +44,9 @@ struct NftRuleSpec {
   std::string text;    ///< e.g. `ip daddr 169.254.20.10 udp dport 53 notrack comment "..."`
 };
 
-/// The nft form of every rule (same order); false (and *error) for a rule the translation does not
-/// know (a table/chain/target outside the four chains above), which is a programming error.
-bool nftRuleSpecs(const std::vector<IptablesRule>& rules, std::vector<NftRuleSpec>* out,
-                  std::string* error);
+/// The nft form of every rule (same order); an error for a rule the translation does not know (a
+/// table/chain/target outside the four chains above), which is a programming error.
+Result<std::vector<NftRuleSpec>> nftRuleSpecs(const std::vector<IptablesRule>& rules);
 
 struct NftablesSettings {
   std::string table = std::string(kNftTableName);   ///< name of our inet table
@@ -80,8 +80,8 @@ class Nftables final : public RuleBackend {
 };
 
 /// Names of the nftables tables of every family, as (family, name), family being "ip", "ip6",
-/// "inet", "arp", "bridge" or "netdev". @return false (and *error) if the kernel cannot be asked.
-bool listNftTables(std::vector<std::pair<std::string, std::string>>* out, std::string* error);
+/// "inet", "arp", "bridge" or "netdev"; an error if the kernel cannot be asked.
+Result<std::vector<std::pair<std::string, std::string>>> listNftTables();
 
 /// True if an executable `name` is in one of PATH's directories (PATH unset: /usr/sbin:/sbin:...).
 bool binaryOnPath(std::string_view name);

@@ -78,6 +78,7 @@ uint16_t parsePort(const std::string& text, const char* flag_name) {
   bool ok = i < text.size() && text.size() - i <= 10;
   for (size_t j = i; ok && j < text.size(); ++j) ok = text[j] >= '0' && text[j] <= '9';
   if (!ok) {
+    // FlagError: this is the command line itself, whose errors unwind to main (usage + exit 2).
     throw FlagError(std::string("invalid ") + flag_name + " specified - " + flags::goQuote(text) +
                     ": not an integer");
   }

@@ -8,6 +8,7 @@
 namespace nld::plugin {
 namespace {
 
+// Throws, as ErrorsPlugin's constructor does: settings the Corefile parser already validated.
 log::Level levelOf(const std::string& name) {
   if (name == "error") return log::Level::kError;
   if (name == "warning") return log::Level::kWarning;

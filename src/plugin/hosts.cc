@@ -44,6 +44,7 @@ bool inZones(const dns::Name& n, const std::vector<dns::Name>& zones) {
   return false;
 }
 
+// Throws, as HostsPlugin's constructor does: zones the Corefile parser already normalized.
 std::vector<dns::Name> toNames(const std::vector<std::string>& zones) {
   std::vector<dns::Name> out;
   for (const auto& z : zones) {
@@ -164,6 +165,7 @@ HostsPlugin::HostsPlugin(const config::HostsConfig& cfg, std::string where)
   struct stat st {};
   if (::stat(cfg_.file.c_str(), &st) != 0) {
     if (errno != ENOENT) {
+      // A constructor failure (no Result): plan.cc's atBlock adds file:line, as CoreDNS's setup.
       throw std::runtime_error(fmt::format("{}: plugin/hosts: unable to access hosts file '{}': {}",
                                            where_, cfg_.file, std::strerror(errno)));
     }

@@ -17,6 +17,8 @@ extern "C" {
 namespace nld::plugin {
 namespace {
 
+// Plugin constructors throw: a constructor has no Result, and the Corefile parser has already
+// validated these settings; the plan build (plan.cc atBlock) adds the block's file:line.
 dns::Name zoneName(const std::string& z) {
   auto n = dns::Name::fromString(z);
   if (!n) throw std::runtime_error(fmt::format("plugin/template: invalid zone name '{}'", z));
@@ -86,9 +88,11 @@ TemplatePlugin::TemplatePlugin(const std::vector<config::TemplateConfig>& templa
       auto& dst = section == &c.answer ? t.answer : section == &c.additional ? t.additional
                                                                                 : t.authority;
       for (const auto& text : *section) {
-        std::string error;
-        auto g = GoTemplate::compile(text, &error);
-        if (!g) throw std::runtime_error("plugin/template: could not compile template: " + error);
+        auto g = GoTemplate::compile(text);
+        if (!g) {
+          throw std::runtime_error("plugin/template: could not compile template: " +
+                                   g.error().message());
+        }
         dst.push_back(std::move(*g));
       }
     }

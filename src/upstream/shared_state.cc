@@ -22,6 +22,8 @@ using Clock = std::chrono::steady_clock;
 
 std::string_view kPolicyNames[] = {"random", "round_robin", "sequential"};
 
+// The constructor's checks throw std::invalid_argument: a constructor has no Result, and the
+// Corefile parser has already refused these settings with file:line, so reaching them is a bug.
 net::SockAddr parseAddr(const Upstream& u) {
   if (auto a = net::parseSockAddr(u.ip, u.port)) return *a;
   throw std::invalid_argument("forward: not an IP address: '" + u.ip + "'");

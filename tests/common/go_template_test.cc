@@ -20,12 +20,11 @@ GoTemplate::Data data() {
 }
 
 std::string render(const char* text) {
-  std::string error;
-  auto t = GoTemplate::compile(text, &error);
-  EXPECT_TRUE(t.has_value()) << error;
+  auto t = GoTemplate::compile(text);
+  EXPECT_TRUE(t.ok()) << t.error().message();
   if (!t) return "<compile error>";
-  auto out = t->execute(data(), &error);
-  return out ? *out : "<error: " + error + ">";
+  auto out = t->execute(data());
+  return out ? *out : "<error: " + out.error().message() + ">";
 }
 
 TEST(GoTemplate, Actions) {
@@ -50,9 +49,9 @@ TEST(GoTemplate, RefusedActions) {
                            "{{ .Name | printf \"%s\" }}", "{{ index .Match -1 }}",
                            "{{ index .Group x }}", "{{ .Group. }}", "{{ .Name", "{{}}",
                            "{{ /* comment */ }}", "{{ .Meta \"x\" }}"}) {
-    std::string error;
-    EXPECT_FALSE(GoTemplate::compile(text, &error).has_value()) << text;
-    EXPECT_FALSE(error.empty()) << text;
+    auto t = GoTemplate::compile(text);
+    ASSERT_FALSE(t.ok()) << text;
+    EXPECT_FALSE(t.error().message().empty()) << text;
   }
 }
 

@@ -79,7 +79,7 @@ TEST(Template, UpstreamIpFromEnv) {
 }
 
 TEST(Template, EveryPlaceholderDefaultUpstream) {
-  RenderOutput out = renderCorefile(baseInput());
+  RenderOutput out = renderCorefile(baseInput()).value();
   EXPECT_TRUE(out.warnings.empty());
   EXPECT_EQ(out.text.find("__PILLAR__"), std::string::npos);
   EXPECT_NE(out.text.find("    bind 169.254.20.10 10.96.0.10 \n"), std::string::npos);
@@ -97,7 +97,7 @@ TEST(Template, DualStackLocalIps) {
   RenderInput in = baseInput();
   in.base = replaceAll(kBase, "prometheus :9253", "prometheus __PILLAR__LOCAL__DNS__:9253");
   in.local_ips = "169.254.20.10 10.96.0.10 fd00::10 fd00:96::a";
-  std::string text = renderCorefile(in).text;
+  std::string text = renderCorefile(in).value().text;
   EXPECT_NE(text.find("    bind 169.254.20.10 10.96.0.10 fd00::10 fd00:96::a \n"),
             std::string::npos) << text;
   EXPECT_NE(text.find("    health 169.254.20.10:8080\n"), std::string::npos) << text;
@@ -106,21 +106,21 @@ TEST(Template, DualStackLocalIps) {
 
   // IPv6 first: bracketed, whether the template has the brackets or not.
   in.local_ips = "fd00::10 169.254.20.10";
-  text = renderCorefile(in).text;
+  text = renderCorefile(in).value().text;
   EXPECT_NE(text.find("    health [fd00::10]:8080\n"), std::string::npos) << text;
   EXPECT_NE(text.find("    bind fd00::10 169.254.20.10 \n"), std::string::npos) << text;
   in.base = replaceAll(kBase, "health __PILLAR__LOCAL__DNS__:8080",
                        "health [__PILLAR__LOCAL__DNS__]:8080");
-  text = renderCorefile(in).text;
+  text = renderCorefile(in).value().text;
   EXPECT_NE(text.find("    health [fd00::10]:8080\n"), std::string::npos) << text;
   // ... and an IPv4 first address loses brackets written for IPv6.
   in.local_ips = "169.254.20.10 fd00::10";
-  text = renderCorefile(in).text;
+  text = renderCorefile(in).value().text;
   EXPECT_NE(text.find("    health 169.254.20.10:8080\n"), std::string::npos) << text;
 
   // Stub-domain blocks bind every address too.
   in.kube_dns.stub_domains = {{"acme.local", {"1.2.3.4"}}};
-  text = renderCorefile(in).text;
+  text = renderCorefile(in).value().text;
   EXPECT_NE(text.find("acme.local:53 {\n    errors\n    cache 30\n"
                       "    bind 169.254.20.10 fd00::10\n"),
             std::string::npos) << text;
@@ -129,15 +129,12 @@ TEST(Template, DualStackLocalIps) {
 TEST(Template, MissingEnvVarIsAClearError) {
   RenderInput in = baseInput();
   in.upstream_ip.reset();
-  try {
-    renderCorefile(in);
-    FAIL() << "expected TemplateError";
-  } catch (const TemplateError& e) {
-    EXPECT_NE(std::string(e.what()).find("KUBE_DNS_UPSTREAM_SERVICE_HOST"), std::string::npos);
-  }
+  const auto failed = renderCorefile(in);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.error().message().find("KUBE_DNS_UPSTREAM_SERVICE_HOST"), std::string::npos);
   // Without the placeholder (IPVS / Kube-OVN mode, deployer substituted it) no IP is needed.
   in.base = replaceAll(kBase, "__PILLAR__CLUSTER__DNS__", "10.96.0.10");
-  RenderOutput out = renderCorefile(in);
+  RenderOutput out = renderCorefile(in).value();
   EXPECT_EQ(out.text.find("<nil>"), std::string::npos);
   EXPECT_NE(out.text.find("forward . 10.96.0.10 {"), std::string::npos);
 }
@@ -145,7 +142,7 @@ TEST(Template, MissingEnvVarIsAClearError) {
 TEST(Template, UpstreamNameserversWithoutForceTcpBlockWarns) {
   RenderInput in = baseInput();
   in.kube_dns.upstream_nameservers = {"1.1.1.1", "8.8.8.8:53"};
-  RenderOutput out = renderCorefile(in);
+  RenderOutput out = renderCorefile(in).value();
   ASSERT_EQ(out.warnings.size(), 1u);
   EXPECT_EQ(out.warnings[0],
             "Did not find TCP upstream block to replace, assuming upstreams already use UDP.");
@@ -159,7 +156,7 @@ TEST(Template, UpstreamNameserversReplaceForceTcpBlockByteExact) {
                        "    forward . __PILLAR__UPSTREAM__SERVERS__ {\n            force_tcp\n"
                        "    }\n");
   in.kube_dns.upstream_nameservers = {"1.1.1.1"};
-  RenderOutput out = renderCorefile(in);
+  RenderOutput out = renderCorefile(in).value();
   EXPECT_TRUE(out.warnings.empty());
   EXPECT_NE(out.text.find("    loop\n    bind 169.254.20.10 10.96.0.10 \n    forward . 1.1.1.1\n"
                           "    prometheus :9253\n"),
@@ -168,14 +165,14 @@ TEST(Template, UpstreamNameserversReplaceForceTcpBlockByteExact) {
   EXPECT_NE(out.text.find("    forward . 10.96.0.11 {\n            force_tcp\n"), std::string::npos);
   // Without custom upstreams the same template keeps force_tcp towards /etc/resolv.conf.
   in.kube_dns.upstream_nameservers.clear();
-  out = renderCorefile(in);
+  out = renderCorefile(in).value();
   EXPECT_NE(out.text.find("forward . /etc/resolv.conf {\n            force_tcp\n    }\n"),
             std::string::npos);
   // A differently indented block is not the byte-exact block: plain replacement plus warning.
   in.base = replaceAll(kBase, "    forward . __PILLAR__UPSTREAM__SERVERS__\n",
                        "    forward . __PILLAR__UPSTREAM__SERVERS__ {\n        force_tcp\n    }\n");
   in.kube_dns.upstream_nameservers = {"1.1.1.1"};
-  out = renderCorefile(in);
+  out = renderCorefile(in).value();
   EXPECT_EQ(out.warnings.size(), 1u);
   EXPECT_NE(out.text.find("forward . 1.1.1.1 {\n        force_tcp\n"), std::string::npos);
 }
@@ -185,7 +182,7 @@ TEST(Template, StubDomainsSortedBlocks) {
   in.local_port = 5353;
   in.kube_dns.stub_domains = {{"zeta.local", {"10.0.0.2"}},
                               {"acme.local", {"1.2.3.4", "5.6.7.8:5300"}}};
-  RenderOutput out = renderCorefile(in);
+  RenderOutput out = renderCorefile(in).value();
   const std::string expected_tail =
       "acme.local:5353 {\n    errors\n    cache 30\n    bind 169.254.20.10 10.96.0.10\n"
       "    forward . 1.2.3.4 5.6.7.8:5300\n}\n"
@@ -194,21 +191,18 @@ TEST(Template, StubDomainsSortedBlocks) {
   ASSERT_GE(out.text.size(), expected_tail.size());
   EXPECT_EQ(out.text.substr(out.text.size() - expected_tail.size()), expected_tail);
   EXPECT_EQ(out.text.substr(0, out.text.size() - expected_tail.size()),
-            renderCorefile(baseInput()).text);
+            renderCorefile(baseInput()).value().text);
 }
 
 TEST(Template, ParseKubeDnsConfig) {
   KubeDnsConfig c = parseKubeDnsConfig(R"({"acme.local": ["1.2.3.4", "[fd00::1]:53"]})",
-                                       R"(["8.8.8.8", "fd00::2", "1.1.1.1:5353"])");
+                                       R"(["8.8.8.8", "fd00::2", "1.1.1.1:5353"])")
+                        .value();
   EXPECT_EQ(c.stub_domains.at("acme.local").size(), 2u);
   EXPECT_EQ(c.upstream_nameservers.size(), 3u);
   auto err = [](const char* stub, const char* up) -> std::string {
-    try {
-      parseKubeDnsConfig(stub, up);
-    } catch (const TemplateError& e) {
-      return e.what();
-    }
-    return "<no error>";
+    auto parsed = parseKubeDnsConfig(stub, up);
+    return parsed ? std::string("<no error>") : parsed.error().message();
   };
   EXPECT_NE(err("{", "").find("invalid stubDomains: bad JSON"), std::string::npos);
   EXPECT_EQ(err("[]", ""), "invalid stubDomains: not a JSON object");
@@ -249,8 +243,8 @@ void writeFile(const fs::path& p, const std::string& s) {
 TEST(KubeDnsDir, LoadsLikeKubeletMount) {
   const test::TempDir tmp("nld-node-test-");
   const fs::path dir = tmp.path();
-  EXPECT_EQ(loadKubeDnsConfigDir((dir / "missing").string()).version, "");
-  EXPECT_EQ(loadKubeDnsConfigDir(dir.string()).version, "");
+  EXPECT_EQ(loadKubeDnsConfigDir((dir / "missing").string()).value().version, "");
+  EXPECT_EQ(loadKubeDnsConfigDir(dir.string()).value().version, "");
   // kubelet layout: ..data → ..2026_xx; key files are symlinks into ..data.
   fs::create_directory(dir / "..2026_11_26");
   writeFile(dir / "..2026_11_26" / "upstreamNameservers", R"(["1.1.1.1"])");
@@ -259,7 +253,7 @@ TEST(KubeDnsDir, LoadsLikeKubeletMount) {
   fs::create_symlink("..data/upstreamNameservers", dir / "upstreamNameservers");
   fs::create_symlink("..data/stubDomains", dir / "stubDomains");
   writeFile(dir / ".hidden", "not json");
-  KubeDnsConfig c = loadKubeDnsConfigDir(dir.string());
+  KubeDnsConfig c = loadKubeDnsConfigDir(dir.string()).value();
   EXPECT_EQ(c.upstream_nameservers, std::vector<std::string>{"1.1.1.1"});
   EXPECT_EQ(c.stub_domains.size(), 1u);
   Sha256 h;
@@ -268,10 +262,19 @@ TEST(KubeDnsDir, LoadsLikeKubeletMount) {
            nul + R"(["1.1.1.1"])" + nul);
   EXPECT_EQ(c.version, Sha256::toHex(h.finish()));
   writeFile(dir / "federations", "{bad");
-  EXPECT_THROW(loadKubeDnsConfigDir(dir.string()), TemplateError);
+  auto bad = loadKubeDnsConfigDir(dir.string());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message().rfind("invalid federations: bad JSON: ", 0), 0u)
+      << bad.error().message();
+  writeFile(dir / "federations", "[]");
+  bad = loadKubeDnsConfigDir(dir.string());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message(), "invalid federations: not a JSON object");
   writeFile(dir / "federations", "{}");
   writeFile(dir / "other", "\xff\xfe");
-  EXPECT_THROW(loadKubeDnsConfigDir(dir.string()), TemplateError);
+  bad = loadKubeDnsConfigDir(dir.string());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message(), "kube-dns config file other is not valid UTF-8");
 }
 
 TEST(Template, KubeOvnOverlayCorefileRendersWithoutEnv) {
@@ -283,11 +286,11 @@ TEST(Template, KubeOvnOverlayCorefileRendersWithoutEnv) {
   input.base = ss.str();
   input.local_ips = "169.254.20.10";
   input.upstream_env_name = "KUBE_DNS_UPSTREAM_SERVICE_HOST";   // unset: not needed in this mode
-  RenderOutput out = renderCorefile(input);
+  RenderOutput out = renderCorefile(input).value();
   EXPECT_EQ(out.text.find("__PILLAR__"), std::string::npos);
   EXPECT_NE(out.text.find("    forward . /etc/resolv.conf\n"), std::string::npos);
   input.kube_dns.upstream_nameservers = {"1.1.1.1"};
-  out = renderCorefile(input);
+  out = renderCorefile(input).value();
   EXPECT_NE(out.text.find("    forward . 1.1.1.1\n"), std::string::npos);
   EXPECT_EQ(out.warnings.size(), 1u);   // the manifest has no force_tcp on the upstream line
 }

@@ -62,11 +62,11 @@ std::vector<std::string> ourRules() {
 }
 
 std::vector<std::string> wantedRules(const std::vector<IptablesRule>& rules) {
-  std::vector<NftRuleSpec> specs;
-  std::string error;
-  EXPECT_TRUE(nftRuleSpecs(rules, &specs, &error)) << error;
+  const auto specs = nftRuleSpecs(rules);
+  EXPECT_TRUE(specs.ok()) << specs.error().message();
   std::vector<std::string> out;
-  for (const auto& s : specs) out.push_back(s.chain + ": " + s.text);
+  if (!specs) return out;
+  for (const auto& s : *specs) out.push_back(s.chain + ": " + s.text);
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -149,16 +149,16 @@ TEST(NftablesRoot, KernelRefusalIsAClearCountedError) {
 
 TEST(NftablesRoot, ListTablesAndAutoChoice) {
   resetTables();
-  std::vector<std::pair<std::string, std::string>> tables;
-  std::string error;
-  ASSERT_TRUE(listNftTables(&tables, &error)) << error;
+  auto tables = listNftTables();
+  ASSERT_TRUE(tables.ok()) << tables.error().message();
   EXPECT_EQ(chooseFirewall(Firewall::kAuto).firewall,
             binaryOnPath("iptables") ? Firewall::kIptables : Firewall::kNftables);
   ASSERT_TRUE(nft({"add", "table", "ip", "kube-proxy"}).ok());
-  ASSERT_TRUE(listNftTables(&tables, &error)) << error;
-  EXPECT_NE(std::find(tables.begin(), tables.end(), std::make_pair(std::string("ip"),
-                                                                   std::string("kube-proxy"))),
-            tables.end());
+  tables = listNftTables();
+  ASSERT_TRUE(tables.ok()) << tables.error().message();
+  EXPECT_NE(std::find(tables->begin(), tables->end(), std::make_pair(std::string("ip"),
+                                                                     std::string("kube-proxy"))),
+            tables->end());
   const FirewallChoice c = chooseFirewall(Firewall::kAuto);
   EXPECT_EQ(c.firewall, Firewall::kNftables);
   EXPECT_EQ(c.reason, "kube-proxy runs in nftables mode (table ip kube-proxy exists)");

@@ -18,9 +18,9 @@ std::vector<LocalIp> one(const char* text) {
 
 TEST(NftRuleSpecs, TranslatesEveryIptablesRuleOneToOne) {
   const auto rules = nodeLocalDnsRules(one("169.254.20.10"), 53, 8080);
-  std::vector<NftRuleSpec> specs;
-  std::string error;
-  ASSERT_TRUE(nftRuleSpecs(rules, &specs, &error)) << error;
+  const auto specs_or = nftRuleSpecs(rules);
+  ASSERT_TRUE(specs_or.ok()) << specs_or.error().message();
+  const std::vector<NftRuleSpec>& specs = *specs_or;
   ASSERT_EQ(specs.size(), rules.size());
   const std::string skip = " comment \"NodeLocal DNS Cache: skip conntrack\"";
   const std::string allow = " comment \"NodeLocal DNS Cache: allow DNS traffic\"";
@@ -35,9 +35,9 @@ TEST(NftRuleSpecs, TranslatesEveryIptablesRuleOneToOne) {
 }
 
 TEST(NftRuleSpecs, Ipv6UsesCanonicalAddress) {
-  std::vector<NftRuleSpec> specs;
-  std::string error;
-  ASSERT_TRUE(nftRuleSpecs(nodeLocalDnsRules(one("fd00:0::10"), 53, 8080), &specs, &error));
+  const auto specs_or = nftRuleSpecs(nodeLocalDnsRules(one("fd00:0::10"), 53, 8080));
+  ASSERT_TRUE(specs_or.ok()) << specs_or.error().message();
+  const std::vector<NftRuleSpec>& specs = *specs_or;
   EXPECT_EQ(specs[1].text,
             "ip6 daddr fd00::10 udp dport 53 notrack comment \"NodeLocal DNS Cache: skip conntrack\"");
 }
@@ -46,9 +46,9 @@ TEST(NftRuleSpecs, DualStackListHasBothFamiliesInOneTable) {
   // -localip 169.254.20.10,fd00::10: the 12 rules of each address, each matching its own family.
   std::vector<LocalIp> ips = one("169.254.20.10");
   ips.push_back(one("fd00::10").front());
-  std::vector<NftRuleSpec> specs;
-  std::string error;
-  ASSERT_TRUE(nftRuleSpecs(nodeLocalDnsRules(ips, 53, 8080), &specs, &error)) << error;
+  const auto specs_or = nftRuleSpecs(nodeLocalDnsRules(ips, 53, 8080));
+  ASSERT_TRUE(specs_or.ok()) << specs_or.error().message();
+  const std::vector<NftRuleSpec>& specs = *specs_or;
   ASSERT_EQ(specs.size(), 24u);
   for (size_t i = 0; i < specs.size(); ++i) {
     const std::string want = i < 12 ? "ip " : "ip6 ";
@@ -59,17 +59,18 @@ TEST(NftRuleSpecs, DualStackListHasBothFamiliesInOneTable) {
 }
 
 TEST(NftRuleSpecs, RejectsRulesOutsideItsChains) {
-  std::vector<NftRuleSpec> specs;
-  std::string error;
   IptablesRule r{"nat", "PREROUTING", "udp", "", "10.0.0.1", 0, 53, "DNAT", ""};
-  EXPECT_FALSE(nftRuleSpecs({r}, &specs, &error));
-  EXPECT_EQ(error, "nftables: no chain for iptables nat/PREROUTING");
+  auto specs = nftRuleSpecs({r});
+  ASSERT_FALSE(specs.ok());
+  EXPECT_EQ(specs.error().message(), "nftables: no chain for iptables nat/PREROUTING");
   r = {"raw", "OUTPUT", "sctp", "", "10.0.0.1", 0, 53, "NOTRACK", ""};
-  EXPECT_FALSE(nftRuleSpecs({r}, &specs, &error));
+  specs = nftRuleSpecs({r});
+  ASSERT_FALSE(specs.ok());
+  EXPECT_EQ(specs.error().message(), "nftables: protocol sctp in " + r.toString());
   r = {"raw", "OUTPUT", "udp", "", "10.0.0.1", 0, 53, "DROP", ""};
-  EXPECT_FALSE(nftRuleSpecs({r}, &specs, &error));
+  EXPECT_FALSE(nftRuleSpecs({r}).ok());
   r = {"raw", "OUTPUT", "udp", "10.0.0.1", "", 0, 53, "NOTRACK", ""};   // saddr with dport
-  EXPECT_FALSE(nftRuleSpecs({r}, &specs, &error));
+  EXPECT_FALSE(nftRuleSpecs({r}).ok());
 }
 
 TEST(ChooseFirewall, ExplicitChoicesAreKept) {
