@@ -76,9 +76,9 @@ class Daemon {
 
   /// How start() ended.
   enum class Started {
-    Serving,  // listeners up: call tick()/onSignal()
-    Idle,     // the handover owner refused us (we are the pod it replaced): wait for SIGTERM
-    Failed,   // broken config or a port conflict: exit 1 (the host side is undone)
+    kServing,  // listeners up: call tick()/onSignal()
+    kIdle,     // the handover owner refused us (we are the pod it replaced): wait for SIGTERM
+    kFailed,   // broken config or a port conflict: exit 1 (the host side is undone)
   };
   /// Steps 0–4 of the startup.
   Started start();

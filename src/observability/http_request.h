@@ -13,13 +13,13 @@ struct HttpRequest {
   std::string_view method;  // "GET", "HEAD", ... (a token, case-sensitive as in RFC 9110)
   std::string_view target;  // request-target as sent, e.g. "/metrics?x=1"
   std::string_view path;    // target without the query ("/metrics")
-  int versionMinor = 1;     // HTTP/1.<minor>
+  int version_minor = 1;     // HTTP/1.<minor>
   /// The connection may serve another request after this one: HTTP/1.1 unless "Connection:
   /// close", HTTP/1.0 only with "Connection: keep-alive".
-  bool keepAlive = true;
+  bool keep_alive = true;
   /// The request announces a body (Content-Length > 0 or any Transfer-Encoding). The listeners
   /// never read bodies: they answer and close the connection.
-  bool hasBody = false;
+  bool has_body = false;
 };
 
 enum class HttpParse {
@@ -34,7 +34,7 @@ enum class HttpParse {
 /// `token SP target SP HTTP/1.<digit>`, control characters in it, header lines without a colon,
 /// whitespace before the colon, obsolete line folding, a non-numeric or conflicting
 /// Content-Length. `maxHeadBytes` bounds everything up to and including the blank line.
-HttpParse parseHttpRequest(std::string_view data, size_t maxHeadBytes, HttpRequest* req,
+HttpParse parseHttpRequest(std::string_view data, size_t max_head_bytes, HttpRequest* req,
                            size_t* consumed);
 
 }  // namespace nld::observability

@@ -25,8 +25,8 @@ struct AgentOptions {
   AgentConfig config;
   ovsdb::ClientOptions client;
   HealthOptions health;
-  std::chrono::milliseconds probeInterval{250};
-  std::chrono::milliseconds transactionTimeout{5000};
+  std::chrono::milliseconds probe_interval{250};
+  std::chrono::milliseconds transaction_timeout{5000};
 };
 
 class Agent {
@@ -45,8 +45,8 @@ class Agent {
   Prober& prober_;
   ovsdb::Client client_;
   std::vector<HealthTracker> trackers_;  ///< one per config.reconcile.dnsIps entry
-  std::vector<std::string> lastWhy_;     ///< last failure reason per DNS IP (for the log)
-  std::vector<std::string> lastNotes_;
+  std::vector<std::string> last_why_;     ///< last failure reason per DNS IP (for the log)
+  std::vector<std::string> last_notes_;
   bool dirty_ = true;
 };
 
