@@ -5,7 +5,7 @@
 // in-memory ScriptedStream (tests/ovsdb/scripted_stream.h): no sockets, no clocks.
 //
 // Input layout: byte 0 selects the read chunk (1..4096 bytes per read: partial messages),
-// byte 1 flags (bit 0: leaderOnly); the rest is the server's turns separated by NUL bytes, one
+// byte 1 flags (bit 0: leader_only); the rest is the server's turns separated by NUL bytes, one
 // turn answering each client request, with "$ID" replaced by the request's id.
 #include <chrono>
 #include <cstddef>

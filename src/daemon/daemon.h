@@ -143,7 +143,7 @@ class Daemon {
   bool snapshot_warned_ = false;
   bool pidfile_written_ = false;
   bool torn_down_ = false;
-  bool idle_ = false;      // start() returned Idle
+  bool idle_ = false;      // start() returned kIdle
   bool stopped_ = false;   // stopServing() ran
   // Control-loop schedule (time_).
   std::optional<config::ReloadConfig> reload_cfg_;

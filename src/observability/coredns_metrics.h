@@ -24,7 +24,7 @@ struct BuildInfo {
 /// Members are family references; the server creates handles from them at configuration time.
 /// Families without labels are pre-created at 0, like Go's plain (non-vector) collectors.
 struct CorednsMetrics {
-  /// @param withNodeCacheSetupErrors false when node-cache's own metrics listener failed to start
+  /// @param with_node_cache_setup_errors false when node-cache's own metrics listener failed to start
   ///        (as upstream node-cache, the counter is then not registered at all).
   explicit CorednsMetrics(Registry& registry = defaultRegistry(), const BuildInfo& build = {},
                           bool with_node_cache_setup_errors = true);

@@ -26,14 +26,14 @@ enum class HttpParse {
   kIncomplete,  // the head has not ended yet and is within the limit: read more
   kComplete,    // *req filled, *consumed = bytes of the head (including its blank line)
   kBad,         // malformed head: answer 400 and close
-  kTooLarge,    // head longer than maxHeadBytes: answer 431 and close
+  kTooLarge,    // head longer than max_head_bytes: answer 431 and close
 };
 
 /// Parses one request head at the start of `data` (leading empty lines are skipped, as RFC 9112
 /// §2.2 allows). Line ends are CRLF or a bare LF. Rejected as kBad: a request line that is not
 /// `token SP target SP HTTP/1.<digit>`, control characters in it, header lines without a colon,
 /// whitespace before the colon, obsolete line folding, a non-numeric or conflicting
-/// Content-Length. `maxHeadBytes` bounds everything up to and including the blank line.
+/// Content-Length. `max_head_bytes` bounds everything up to and including the blank line.
 HttpParse parseHttpRequest(std::string_view data, size_t max_head_bytes, HttpRequest* req,
                            size_t* consumed);
 

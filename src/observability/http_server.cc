@@ -174,9 +174,9 @@ net::Fd listenHttp(const std::string& address) {
 //
 //   accept ─► kRequest ──head complete──► kWrite ──written, keep-alive──► kIdle ─first byte─► kRequest
 //                │                           │    └─written, close: unread input? kLinger : closed
-//                └─ requestTimeout           └─ writeTimeout                └─ idleTimeout
+//                └─ request_timeout           └─ write_timeout                └─ idle_timeout
 //
-// kLinger half-closes (FIN after the response) and discards input for up to lingerTimeout, so
+// kLinger half-closes (FIN after the response) and discards input for up to linger_timeout, so
 // that closing a socket with unread bytes does not turn into an RST that destroys the response
 // on its way (what Go's closeWriteAndWait does). Deadline timers are lazy: a connection has at
 // most one EventLoop timer, armed for its earliest pending deadline; when it fires early (the
@@ -524,7 +524,7 @@ class HttpServer::Loop final : public net::IoHandler {
   }
 
   // One render serves every response started within a second while an earlier one is still
-  // being written: N slow scrapers cost one copy per second of writeTimeout, not N copies.
+  // being written: N slow scrapers cost one copy per second of write_timeout, not N copies.
   std::shared_ptr<const std::string> metricsBody() {
     if (auto last = last_metrics_.lock(); last && now() - last_metrics_at_ < std::chrono::seconds(1)) {
       return last;

@@ -11,16 +11,16 @@
 //     keeps HttpServer usable on its own (node-cache's -metrics-listen-address server); there are
 //     at most a handful of listeners per process.
 //   - Every connection has one deadline for its current phase, not per recv: the whole request
-//     head within HttpLimits::requestTimeout of accept (or of the first byte of a keep-alive
-//     request), the whole response within writeTimeout, idleTimeout between keep-alive requests.
-//   - At most HttpLimits::maxConnections per listener; a new connection over the cap evicts the
+//     head within HttpLimits::request_timeout of accept (or of the first byte of a keep-alive
+//     request), the whole response within write_timeout, idle_timeout between keep-alive requests.
+//   - At most HttpLimits::max_connections per listener; a new connection over the cap evicts the
 //     connection that matters least (lingering, then idle keep-alive, then the oldest one still
 //     sending its request, then the oldest being written), as unbound and dnsdist do, so a fresh
 //     probe always gets in.
 //   - Buffers are allocated when bytes arrive and freed after each response, so an idle
 //     connection costs its socket and ~200 bytes; concurrent /metrics responses share one render.
 //   - accept() failing for lack of file descriptors or memory pauses the listener for
-//     acceptBackoff instead of spinning on the level-triggered event; counted, then recovers.
+//     accept_backoff instead of spinning on the level-triggered event; counted, then recovers.
 // The request parser (http_request.h) is separate from the socket code and fuzzed.
 #include <atomic>
 #include <chrono>
@@ -60,8 +60,8 @@ ListenAddress parseListenAddress(std::string_view address);
 net::Fd listenHttp(const std::string& address);
 
 /// Per-listener bounds (defaults as documented in docs/operator-guide.md). Worst-case memory of
-/// one listener: maxConnections x (maxHeadBytes + 4 KiB read slack + ~0.3 KiB) plus one /metrics
-/// render per second of writeTimeout.
+/// one listener: max_connections x (max_head_bytes + 4 KiB read slack + ~0.3 KiB) plus one /metrics
+/// render per second of write_timeout.
 struct HttpLimits {
   size_t max_connections = 64;  // over it, the least valuable connection is evicted
   size_t max_head_bytes = 8192;  // request line + headers; longer: 431 and close
@@ -84,9 +84,9 @@ struct HttpStats {
   uint64_t accepted = 0;
   uint64_t answered = 0;         // responses fully written (any status)
   uint64_t evicted = 0;          // closed to make room for a new connection
-  uint64_t request_timeouts = 0;  // request head not complete within requestTimeout
-  uint64_t write_timeouts = 0;    // response not written within writeTimeout
-  uint64_t idle_timeouts = 0;     // keep-alive connections closed after idleTimeout
+  uint64_t request_timeouts = 0;  // request head not complete within request_timeout
+  uint64_t write_timeouts = 0;    // response not written within write_timeout
+  uint64_t idle_timeouts = 0;     // keep-alive connections closed after idle_timeout
   uint64_t bad_requests = 0;      // 400
   uint64_t too_large = 0;         // 431
   uint64_t accept_backoffs = 0;   // accept failed (EMFILE, ENFILE, ENOBUFS, ENOMEM): paused

@@ -31,7 +31,7 @@ class Core : public std::enable_shared_from_this<Core> {
   uint32_t next_slot = 0;
 
   /// Allocates `n` consecutive slots inside one chunk; the last one holds a double if
-  /// `lastIsDouble`. Caller holds mu. @throws std::length_error when the registry is full.
+  /// `last_is_double`. Caller holds mu. @throws std::length_error when the registry is full.
   uint32_t allocSlotsLocked(uint32_t n, bool last_is_double) {
     if (n == 0 || n > kChunkSlots) {
       throw std::length_error("metrics: series needs too many slots");

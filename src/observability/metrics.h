@@ -161,7 +161,7 @@ class Histogram {
     }
     std::atomic<uint64_t>& b = detail::localSlot(core_, registry_id_, base_ + bucket);
     detail::addLocal(b, 1);
-    // The sum slot follows the nBounds_+1 bucket slots in the same chunk; it holds double bits.
+    // The sum slot follows the n_bounds_+1 bucket slots in the same chunk; it holds double bits.
     std::atomic<uint64_t>& s = detail::localSlot(core_, registry_id_, base_ + n_bounds_ + 1);
     const double sum = std::bit_cast<double>(s.load(std::memory_order_relaxed)) + v;
     s.store(std::bit_cast<uint64_t>(sum), std::memory_order_relaxed);

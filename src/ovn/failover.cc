@@ -68,7 +68,7 @@ bool HealthTracker::observe(TimePoint now, bool ok) {
   }
   const Health before = state_;
   if (state_ != Health::kUnhealthy && fails_ >= options_.fall) {
-    // A healthy period after a recovery shorter than stablePeriod means the cache is flapping:
+    // A healthy period after a recovery shorter than stable_period means the cache is flapping:
     // lengthen the hold. (The first healthy period after the agent started is no recovery.)
     if (state_ == Health::kHealthy && recovered_ && now - since_ < options_.stable_period) {
       hold_ = std::min(options_.hold_max, hold_ * 2);

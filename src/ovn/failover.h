@@ -59,14 +59,14 @@ struct HealthOptions {
   std::chrono::milliseconds hold_base{3000};       ///< minimum time unhealthy before healthy again
   std::chrono::milliseconds hold_max{60000};       ///< cap of the doubling hold (flap damping)
   /// A healthy period shorter than this counts as a flap: the next hold doubles. Longer: the hold
-  /// returns to holdBase.
+  /// returns to hold_base.
   std::chrono::milliseconds stable_period{30000};
 };
 
 /// Turns a stream of probe-round results into Unknown → Healthy/Unhealthy decisions. Going
 /// unhealthy is fast (`fall` rounds, availability first); going healthy needs `rise` good rounds
-/// over `riseMinSpan` and the hold time to have passed since the node went unhealthy. The hold
-/// doubles (up to holdMax) each time the cache fails again within `stablePeriod` of recovering, so
+/// over `rise_min_span` and the hold time to have passed since the node went unhealthy. The hold
+/// doubles (up to hold_max) each time the cache fails again within `stable_period` of recovering, so
 /// a flapping cache produces at most two NB writes per hold period.
 class HealthTracker {
  public:
@@ -106,7 +106,7 @@ uint64_t rendezvousScore(std::string_view self, std::string_view candidate);
 /// healthy ones, and one neighbour's change moves only the nodes that ranked it.
 std::vector<std::string> rendezvousPick(std::string_view self, std::vector<std::string> candidates, std::size_t k);
 
-/// Nodes (other than `self`) whose row for `dnsIp` has the healthy shape (the node's own join IP
+/// Nodes (other than `self`) whose row for `dns_ip` has the healthy shape (the node's own join IP
 /// as the only nexthop, no fail-over marker), in name order.
 std::vector<std::string> healthyNeighbours(const NbSnapshot& nb, const ReconcileConfig& config, const std::string& self,
                                            const std::string& dns_ip);

@@ -131,7 +131,7 @@ class Client {
   int64_t sendRequest(const std::string& method, Json params);
   /// Reads until the reply to `id` arrives or the deadline passes.
   std::optional<Json> waitReply(int64_t id, std::chrono::steady_clock::time_point deadline);
-  /// Dispatches queued messages, or reads once (waiting up to timeoutMs) and dispatches the
+  /// Dispatches queued messages, or reads once (waiting up to timeout_ms) and dispatches the
   /// complete messages read. Stops right after the reply awaited_ (the rest stays queued), so the
   /// waiter acts on its reply before any later message is applied.
   bool readOnce(int timeout_ms);

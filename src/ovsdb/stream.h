@@ -23,7 +23,7 @@ class Stream {
  public:
   virtual ~Stream() = default;
 
-  /// Connects (and completes the TLS handshake for ssl:) within timeoutMs.
+  /// Connects (and completes the TLS handshake for ssl:) within timeout_ms.
   /// @return the stream, or nullptr with *error set.
   static std::unique_ptr<Stream> open(const Remote& remote, const SslOptions& ssl, int timeout_ms,
                                       std::string* error);
@@ -35,7 +35,7 @@ class Stream {
   /// error (*error set).
   virtual long read(char* buf, std::size_t len, std::string* error) = 0;
 
-  /// Writes all of data, waiting up to timeoutMs for socket space. @return false on error.
+  /// Writes all of data, waiting up to timeout_ms for socket space. @return false on error.
   virtual bool writeAll(std::string_view data, int timeout_ms, std::string* error) = 0;
 
   /// True if decrypted bytes are buffered inside the stream (TLS) so read() has data without the

@@ -501,7 +501,7 @@ struct Client {
     return ::send(fd, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
   }
 
-  /// Reads one response (head + Content-Length body) within `timeoutMs`; "" if none came.
+  /// Reads one response (head + Content-Length body) within `timeout_ms`; "" if none came.
   std::string response(int timeout_ms = 5000) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {
@@ -521,7 +521,7 @@ struct Client {
     }
   }
 
-  /// True if the server closes (EOF or reset) within `timeoutMs`; discards data meanwhile.
+  /// True if the server closes (EOF or reset) within `timeout_ms`; discards data meanwhile.
   bool closedByPeer(int timeout_ms) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {

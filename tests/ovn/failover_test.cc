@@ -131,7 +131,7 @@ TEST(HealthTracker, FlappingDoublesTheHoldUpToTheCapAndALongHealthyPeriodResetsI
   }
   EXPECT_EQ(holds, (std::vector<long>{3000, 6000, 12000, 20000, 20000, 20000, 20000, 20000}));
   EXPECT_EQ(changes, 16);  // two transitions per cycle, whatever the flapping rate
-  // Healthy for longer than stablePeriod: the next failure gets the base hold again.
+  // Healthy for longer than stable_period: the next failure gets the base hold again.
   c.tick(milliseconds(31000));
   feed(t, c, 3, false);
   EXPECT_EQ(t.hold(), milliseconds(3000));

@@ -1,5 +1,5 @@
 #pragma once
-// An in-memory OVSDB "server" for ovsdb::Client, plugged in through ClientOptions::openStream:
+// An in-memory OVSDB "server" for ovsdb::Client, plugged in through ClientOptions::open_stream:
 // a script of server turns, one per client request. When the client sends a request (a message
 // with "method" and an "id"), the next turn's bytes become readable, with every "$ID" replaced by
 // that request's id; replies the client sends (to "echo") consume no turn. Bytes are handed out
