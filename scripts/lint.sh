@@ -59,7 +59,8 @@ run_tidy() {
   # A finding is "path:line:col: error: message [check]"; a header's findings repeat once per
   # including unit: print each once.
   local findings
-  findings=$(grep -E '^/.*:[0-9]+:[0-9]+: (error|warning): .*\[[a-z0-9.,-]+\]$' "$log" |
+  findings=$(sed 's/\x1b\[[0-9;]*m//g' "$log" |
+             grep -E '^/.*:[0-9]+:[0-9]+: (error|warning): .*\[[a-z0-9.,-]+\]$' |
              sed "s|^$PWD/||" | sort -u || true)
   if [[ -n $findings ]]; then
     echo "$findings"
