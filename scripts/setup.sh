@@ -10,6 +10,8 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config clang-14 libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libfmt-dev nlohmann-json3-dev libexpected-dev libmnl-dev libnftnl-dev libssl-dev libre2-dev
+  # static checks (scripts/lint.sh: .clang-tidy, .clang-format)
+  clang-tidy-14 clang-format-14
   # zone-file text of the `template` plugin's records: Knot's libzscanner (header from
   # libknot-dev; node-cache dlopen()s libzscanner.so.4 from libzscanner4)
   libknot-dev libzscanner4

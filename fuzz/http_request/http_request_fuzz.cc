@@ -48,15 +48,15 @@ void exercise(std::string_view data, size_t limit) {
       check(!req.method.empty() && inside(req.method, head), "method outside the head");
       check(!req.target.empty() && inside(req.target, head), "target outside the head");
       check(req.target.starts_with(req.path), "path not a prefix of the target");
-      check(req.versionMinor >= 0 && req.versionMinor <= 9, "version out of range");
+      check(req.version_minor >= 0 && req.version_minor <= 9, "version out of range");
       // The head alone parses the same; one byte less is not complete.
       HttpRequest again;
-      size_t usedAgain = 0;
-      check(parseHttpRequest(head, limit, &again, &usedAgain) == HttpParse::kComplete &&
-                usedAgain == used && again.keepAlive == req.keepAlive &&
-                again.hasBody == req.hasBody,
+      size_t used_again = 0;
+      check(parseHttpRequest(head, limit, &again, &used_again) == HttpParse::kComplete &&
+                used_again == used && again.keep_alive == req.keep_alive &&
+                again.has_body == req.has_body,
             "head alone parses differently");
-      const HttpParse shorter = parseHttpRequest(head.substr(0, used - 1), limit, &again, &usedAgain);
+      const HttpParse shorter = parseHttpRequest(head.substr(0, used - 1), limit, &again, &used_again);
       check(shorter == HttpParse::kIncomplete, "complete before its last byte");
       break;
     }

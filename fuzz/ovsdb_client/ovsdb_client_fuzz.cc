@@ -5,7 +5,7 @@
 // in-memory ScriptedStream (tests/ovsdb/scripted_stream.h): no sockets, no clocks.
 //
 // Input layout: byte 0 selects the read chunk (1..4096 bytes per read: partial messages),
-// byte 1 flags (bit 0: leaderOnly); the rest is the server's turns separated by NUL bytes, one
+// byte 1 flags (bit 0: leader_only); the rest is the server's turns separated by NUL bytes, one
 // turn answering each client request, with "$ID" replaced by the request's id.
 #include <chrono>
 #include <cstddef>
@@ -41,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
   nld::ovsdb::testing::ServerScript script;
   script.chunk = 1 + static_cast<std::size_t>(data[0]) * 16;
-  const bool leaderOnly = (data[1] & 1) != 0;
+  const bool leader_only = (data[1] & 1) != 0;
   std::string_view rest(static_cast<const char*>(static_cast<const void*>(data + 2)), size - 2);
   for (;;) {
     const std::size_t nul = rest.find('\0');
@@ -51,7 +51,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   auto options = nld::ovsdb::testing::scriptedOptions(script);
-  options.leaderOnly = leaderOnly;
+  options.leader_only = leader_only;
   options.monitor = {{"NB_Global", {}},
                      {"Logical_Router", {"name", "policies"}},
                      {"Logical_Router_Policy", {}},

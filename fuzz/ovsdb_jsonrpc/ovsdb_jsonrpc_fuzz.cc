@@ -74,8 +74,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   nld::ovn::ReconcileConfig cfg;
-  cfg.dnsIps = {"169.254.20.10", "fd00::a"};
-  auto nb = nld::ovn::buildSnapshot(replica, cfg.router, cfg.nodeSwitch);
+  cfg.dns_ips = {"169.254.20.10", "fd00::a"};
+  auto nb = nld::ovn::buildSnapshot(replica, cfg.router, cfg.node_switch);
   auto plan = nld::ovn::computePlan(nb, cfg);
   auto findings = nld::ovn::runChecks(nb, cfg, plan);
   (void)nld::ovn::formatReport(nb, cfg, findings);

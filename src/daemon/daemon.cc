@@ -43,8 +43,8 @@ Daemon::~Daemon() {
 }
 
 void Daemon::setupError(std::string_view type) {
-  if (catalogue_ && catalogue_->nodecacheSetupErrors != nullptr) {
-    catalogue_->nodecacheSetupErrors->with({std::string(type)}).inc();
+  if (catalogue_ && catalogue_->nodecache_setup_errors != nullptr) {
+    catalogue_->nodecache_setup_errors->with({std::string(type)}).inc();
   }
 }
 
@@ -76,8 +76,8 @@ void Daemon::restartHttp(const config::Corefile& cf) {
     if (b.health) {
       // The health plugin's self-check (CoreDNS plugin/health): GET /health every second, timed.
       fresh->addHealth(b.health->address)
-          .enableHealthProbe(catalogue_->healthRequestDuration.with(),
-                             catalogue_->healthRequestFailures.with());
+          .enableHealthProbe(catalogue_->health_request_duration.with(),
+                             catalogue_->health_request_failures.with());
     }
     if (b.prometheus) fresh->addMetrics(*b.prometheus, registry_);
   }
@@ -112,9 +112,9 @@ void Daemon::applyConfig(config::Corefile cf) {
   } catch (const std::exception& e) {
     log::error("health/prometheus listener: {}", e.what());
   }
-  if (!fingerprint_.empty()) catalogue_->reloadVersionInfo.with({"fnv1a64", fingerprint_}).set(0);
+  if (!fingerprint_.empty()) catalogue_->reload_version_info.with({"fnv1a64", fingerprint_}).set(0);
   fingerprint_ = fp;
-  catalogue_->reloadVersionInfo.with({"fnv1a64", fp}).set(1);
+  catalogue_->reload_version_info.with({"fnv1a64", fp}).set(1);
 }
 
 bool Daemon::reload(const char* why) {
@@ -136,7 +136,7 @@ bool Daemon::reload(const char* why) {
   } catch (const std::exception& e) {
     log::info("Reloading");  // CoreDNS's reload plugin: this line, then the outcome
     log::error("Corefile changed but reload failed: {}", e.what());
-    catalogue_->reloadFailed.with().inc();
+    catalogue_->reload_failed.with().inc();
     failed_content_ = raw.empty() ? std::string(1, '\0') : raw;
     return false;
   }
@@ -147,7 +147,7 @@ bool Daemon::reload(const char* why) {
     applyConfig(std::move(cf));
   } catch (const std::exception& e) {
     log::error("Corefile changed but reload failed: {}", e.what());
-    catalogue_->reloadFailed.with().inc();
+    catalogue_->reload_failed.with().inc();
     failed_content_ = raw.empty() ? std::string(1, '\0') : raw;
     return false;
   }
@@ -318,7 +318,7 @@ Daemon::Started Daemon::start() {
         log::info("Not serving: this pod was replaced by the node-cache that now serves; "
                   "waiting for SIGTERM");
         idle_ = true;
-        return Started::Idle;
+        return Started::kIdle;
       }
     } catch (const std::exception& e) {
       log::warn("State directory unusable, no handover: {}", e.what());
@@ -418,7 +418,7 @@ Daemon::Started Daemon::start() {
     log::error("{}", e.what());
     if (sync_) sync_->stop();
     teardownNetworking();
-    return Started::Failed;
+    return Started::kFailed;
   }
   if (size_t n = inheritedSockets().closeUnclaimed()) {
     log::info("Handover: closed {} handed-over sockets the configuration does not use", n);
@@ -474,7 +474,7 @@ Daemon::Started Daemon::start() {
   // the workers keep serving (they export in slices), so its cost does not pause DNS.
   next_snapshot_ =
       time_.now() + std::chrono::duration_cast<net::Clock::duration>(opt_.snapshot_interval);
-  return Started::Serving;
+  return Started::kServing;
 }
 
 void Daemon::scheduleReload() {
@@ -546,13 +546,13 @@ int Daemon::run() {
   ::signal(SIGPIPE, SIG_IGN);
 
   switch (start()) {
-    case Started::Failed:
+    case Started::kFailed:
       return 1;
-    case Started::Idle:
+    case Started::kIdle:
       for (;;) {
         if (auto code = onSignal(sigwaitinfo(&set, nullptr))) return *code;
       }
-    case Started::Serving:
+    case Started::kServing:
       break;
   }
   for (;;) {

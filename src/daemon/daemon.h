@@ -76,9 +76,9 @@ class Daemon {
 
   /// How start() ended.
   enum class Started {
-    Serving,  // listeners up: call tick()/onSignal()
-    Idle,     // the handover owner refused us (we are the pod it replaced): wait for SIGTERM
-    Failed,   // broken config or a port conflict: exit 1 (the host side is undone)
+    kServing,  // listeners up: call tick()/onSignal()
+    kIdle,     // the handover owner refused us (we are the pod it replaced): wait for SIGTERM
+    kFailed,   // broken config or a port conflict: exit 1 (the host side is undone)
   };
   /// Steps 0–4 of the startup.
   Started start();
@@ -143,7 +143,7 @@ class Daemon {
   bool snapshot_warned_ = false;
   bool pidfile_written_ = false;
   bool torn_down_ = false;
-  bool idle_ = false;      // start() returned Idle
+  bool idle_ = false;      // start() returned kIdle
   bool stopped_ = false;   // stopServing() ran
   // Control-loop schedule (time_).
   std::optional<config::ReloadConfig> reload_cfg_;

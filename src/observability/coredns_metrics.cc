@@ -69,9 +69,9 @@ std::string CorednsMetrics::compilerVersion() {
 #endif
 }
 
-CorednsMetrics::CorednsMetrics(Registry& r, const BuildInfo& build, bool withNodeCacheSetupErrors)
+CorednsMetrics::CorednsMetrics(Registry& r, const BuildInfo& build, bool with_node_cache_setup_errors)
     : registry(r),
-      buildInfo(r.gauge("coredns_build_info",
+      build_info(r.gauge("coredns_build_info",
                         "A metric with a constant '1' value labeled by version, revision, and "
                         "goversion from which CoreDNS was built.",
                         {"version", "revision", "goversion"})),
@@ -140,37 +140,37 @@ CorednsMetrics::CorednsMetrics(Registry& r, const BuildInfo& build, bool withNod
           r.counter("coredns_forward_max_concurrent_rejects_total",
                     "Counter of the number of queries rejected because the concurrent queries "
                     "were at maximum.")),
-      reloadFailed(r.counter("coredns_reload_failed_total",
+      reload_failed(r.counter("coredns_reload_failed_total",
                              "Counter of the number of failed reload attempts.")),
-      reloadVersionInfo(r.gauge("coredns_reload_version_info",
+      reload_version_info(r.gauge("coredns_reload_version_info",
                                 "A metric with a constant '1' value labeled by hash, and value "
                                 "which type of hash generated.",
                                 {"hash", "value"})),
-      healthRequestDuration(r.histogram("coredns_health_request_duration_seconds",
+      health_request_duration(r.histogram("coredns_health_request_duration_seconds",
                                         "Histogram of the time (in seconds) each request took.",
                                         {}, healthBuckets())),
-      healthRequestFailures(r.counter("coredns_health_request_failures_total",
+      health_request_failures(r.counter("coredns_health_request_failures_total",
                                       "The number of times the health check failed.")),
-      nodecacheSetupErrors(nullptr) {
+      nodecache_setup_errors(nullptr) {
   BuildInfo b = build;
   if (b.goversion.empty()) {
     b.goversion = compilerVersion();
   }
-  buildInfo.with({b.version, b.revision, b.goversion}).set(1);
+  build_info.with({b.version, b.revision, b.goversion}).set(1);
   // Plain (label-less) collectors exist at 0 from registration, as in Go.
   panics.with();
   forwardHealthcheckBroken.with();
   forwardMaxConcurrentRejects.with();
-  reloadFailed.with();
-  healthRequestFailures.with();
-  healthRequestDuration.with();
-  if (withNodeCacheSetupErrors) {
-    nodecacheSetupErrors =
+  reload_failed.with();
+  health_request_failures.with();
+  health_request_duration.with();
+  if (with_node_cache_setup_errors) {
+    nodecache_setup_errors =
         &r.counter("coredns_nodecache_setup_errors_total",
                    "The number of errors during periodic network setup for node-cache",
                    {"errortype"});
     for (std::string_view t : kSetupErrorTypes) {
-      nodecacheSetupErrors->with({std::string(t)});
+      nodecache_setup_errors->with({std::string(t)});
     }
   }
 }

@@ -24,10 +24,10 @@ struct BuildInfo {
 /// Members are family references; the server creates handles from them at configuration time.
 /// Families without labels are pre-created at 0, like Go's plain (non-vector) collectors.
 struct CorednsMetrics {
-  /// @param withNodeCacheSetupErrors false when node-cache's own metrics listener failed to start
+  /// @param with_node_cache_setup_errors false when node-cache's own metrics listener failed to start
   ///        (as upstream node-cache, the counter is then not registered at all).
   explicit CorednsMetrics(Registry& registry = defaultRegistry(), const BuildInfo& build = {},
-                          bool withNodeCacheSetupErrors = true);
+                          bool with_node_cache_setup_errors = true);
 
   /// Request-duration buckets: 0.00025 * 2^k seconds, k = 0..15 (0.25 ms .. 8.192 s).
   static std::vector<double> durationBuckets();
@@ -48,7 +48,7 @@ struct CorednsMetrics {
   Registry& registry;
 
   // plugin/metrics
-  GaugeFamily& buildInfo;          // coredns_build_info{version,revision,goversion} = 1
+  GaugeFamily& build_info;          // coredns_build_info{version,revision,goversion} = 1
   CounterFamily& panics;           // coredns_panics_total
   CounterFamily& dnsRequests;      // {server,zone,view,proto,family,type}
   HistogramFamily& dnsRequestDuration;  // {server,zone,view}
@@ -77,15 +77,15 @@ struct CorednsMetrics {
   CounterFamily& forwardMaxConcurrentRejects;  // no labels
 
   // plugin/reload
-  CounterFamily& reloadFailed;       // no labels
-  GaugeFamily& reloadVersionInfo;    // {hash,value} = 1
+  CounterFamily& reload_failed;       // no labels
+  GaugeFamily& reload_version_info;    // {hash,value} = 1
 
   // plugin/health
-  HistogramFamily& healthRequestDuration;  // no labels
-  CounterFamily& healthRequestFailures;    // no labels
+  HistogramFamily& health_request_duration;  // no labels
+  CounterFamily& health_request_failures;    // no labels
 
   // node-cache: null if not registered. errortype in kSetupErrorTypes, pre-set to 0.
-  CounterFamily* nodecacheSetupErrors;
+  CounterFamily* nodecache_setup_errors;
   static constexpr std::string_view kSetupErrorTypes[] = {"iptables", "iptables_lock",
                                                           "interface_add", "interface_check",
                                                           "configmap"};

@@ -59,35 +59,35 @@ bool parseRequestLine(std::string_view line, HttpRequest* req) {
       version[7] > '9') {
     return false;
   }
-  req->versionMinor = version[7] - '0';
+  req->version_minor = version[7] - '0';
   req->path = req->target.substr(0, req->target.find('?'));
   return true;
 }
 
 }  // namespace
 
-HttpParse parseHttpRequest(std::string_view data, size_t maxHeadBytes, HttpRequest* req,
+HttpParse parseHttpRequest(std::string_view data, size_t max_head_bytes, HttpRequest* req,
                            size_t* consumed) {
-  const std::string_view window = data.substr(0, maxHeadBytes);
+  const std::string_view window = data.substr(0, max_head_bytes);
   HttpRequest out;
-  bool sawRequestLine = false;
-  bool connClose = false;
-  bool connKeepAlive = false;
-  bool haveLength = false;
-  uint64_t contentLength = 0;
+  bool saw_request_line = false;
+  bool conn_close = false;
+  bool conn_keep_alive = false;
+  bool have_length = false;
+  uint64_t content_length = 0;
   size_t pos = 0;
   for (;;) {
     const size_t nl = window.find('\n', pos);
     if (nl == std::string_view::npos) {
-      return data.size() >= maxHeadBytes ? HttpParse::kTooLarge : HttpParse::kIncomplete;
+      return data.size() >= max_head_bytes ? HttpParse::kTooLarge : HttpParse::kIncomplete;
     }
     std::string_view line = window.substr(pos, nl - pos);
     pos = nl + 1;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (!sawRequestLine) {
+    if (!saw_request_line) {
       if (line.empty()) continue;  // leading empty lines before the request line
       if (!parseRequestLine(line, &out)) return HttpParse::kBad;
-      sawRequestLine = true;
+      saw_request_line = true;
       continue;
     }
     if (line.empty()) break;  // end of the head
@@ -105,8 +105,8 @@ HttpParse parseHttpRequest(std::string_view data, size_t maxHeadBytes, HttpReque
       while (!rest.empty()) {
         const size_t comma = rest.find(',');
         const std::string_view tok = trimOws(rest.substr(0, comma));
-        if (iequals(tok, "close")) connClose = true;
-        if (iequals(tok, "keep-alive")) connKeepAlive = true;
+        if (iequals(tok, "close")) conn_close = true;
+        if (iequals(tok, "keep-alive")) conn_keep_alive = true;
         rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
       }
     } else if (iequals(name, "Content-Length")) {
@@ -116,15 +116,15 @@ HttpParse parseHttpRequest(std::string_view data, size_t maxHeadBytes, HttpReque
         if (c < '0' || c > '9') return HttpParse::kBad;
         n = n * 10 + static_cast<uint64_t>(c - '0');
       }
-      if (haveLength && n != contentLength) return HttpParse::kBad;  // request smuggling shape
-      haveLength = true;
-      contentLength = n;
+      if (have_length && n != content_length) return HttpParse::kBad;  // request smuggling shape
+      have_length = true;
+      content_length = n;
     } else if (iequals(name, "Transfer-Encoding")) {
-      out.hasBody = true;
+      out.has_body = true;
     }
   }
-  if (contentLength > 0) out.hasBody = true;
-  out.keepAlive = !connClose && (out.versionMinor >= 1 || connKeepAlive);
+  if (content_length > 0) out.has_body = true;
+  out.keep_alive = !conn_close && (out.version_minor >= 1 || conn_keep_alive);
   *req = out;
   *consumed = pos;
   return HttpParse::kComplete;

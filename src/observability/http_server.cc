@@ -38,7 +38,7 @@ std::string keyOf(const ListenAddress& a) { return a.host + "|" + std::to_string
 ListenAddress parseListenAddress(std::string_view address) {
   const std::string quoted = "listen address \"" + std::string(address) + "\"";
   ListenAddress out;
-  std::string_view portText;
+  std::string_view port_text;
   if (address.starts_with('[')) {
     const auto close = address.find(']');
     if (close == std::string_view::npos || close + 1 >= address.size() ||
@@ -49,7 +49,7 @@ ListenAddress parseListenAddress(std::string_view address) {
     if (out.host.empty()) {
       throw std::invalid_argument(quoted + ": empty IPv6 address");
     }
-    portText = address.substr(close + 2);
+    port_text = address.substr(close + 2);
   } else {
     const auto colon = address.rfind(':');
     if (colon == std::string_view::npos) {
@@ -59,13 +59,13 @@ ListenAddress parseListenAddress(std::string_view address) {
     if (out.host.find(':') != std::string::npos) {
       throw std::invalid_argument(quoted + ": IPv6 addresses must be in brackets");
     }
-    portText = address.substr(colon + 1);
+    port_text = address.substr(colon + 1);
   }
-  if (portText.empty() || portText.size() > 5) {
+  if (port_text.empty() || port_text.size() > 5) {
     throw std::invalid_argument(quoted + ": invalid port");
   }
   uint32_t port = 0;
-  for (char c : portText) {
+  for (char c : port_text) {
     if (c < '0' || c > '9') {
       throw std::invalid_argument(quoted + ": invalid port");
     }
@@ -124,8 +124,8 @@ std::vector<net::SockAddr> listenAddresses(const std::string& host, uint16_t por
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV;
   addrinfo* res = nullptr;
-  const std::string portText = std::to_string(port);
-  int rc = ::getaddrinfo(host.c_str(), portText.c_str(), &hints, &res);
+  const std::string port_text = std::to_string(port);
+  int rc = ::getaddrinfo(host.c_str(), port_text.c_str(), &hints, &res);
   if (rc != 0) {
     *err = std::string("address not resolvable or not available (") + gai_strerror(rc) + ")";
     return out;
@@ -174,9 +174,9 @@ net::Fd listenHttp(const std::string& address) {
 //
 //   accept ─► kRequest ──head complete──► kWrite ──written, keep-alive──► kIdle ─first byte─► kRequest
 //                │                           │    └─written, close: unread input? kLinger : closed
-//                └─ requestTimeout           └─ writeTimeout                └─ idleTimeout
+//                └─ request_timeout           └─ write_timeout                └─ idle_timeout
 //
-// kLinger half-closes (FIN after the response) and discards input for up to lingerTimeout, so
+// kLinger half-closes (FIN after the response) and discards input for up to linger_timeout, so
 // that closing a socket with unread bytes does not turn into an RST that destroys the response
 // on its way (what Go's closeWriteAndWait does). Deadline timers are lazy: a connection has at
 // most one EventLoop timer, armed for its earliest pending deadline; when it fires early (the
@@ -185,9 +185,9 @@ net::Fd listenHttp(const std::string& address) {
 
 class HttpServer::Loop final : public net::IoHandler {
  public:
-  Loop(HttpServer& owner, net::Fd listenFd)
-      : owner_(owner), limits_(owner.limits_), listenFd_(std::move(listenFd)) {
-    loop_.add(listenFd_.get(), EPOLLIN, this);
+  Loop(HttpServer& owner, net::Fd listen_fd)
+      : owner_(owner), limits_(owner.limits_), listen_fd_(std::move(listen_fd)) {
+    loop_.add(listen_fd_.get(), EPOLLIN, this);
   }
 
   ~Loop() override {  // the connections' and the listener's sockets close with the members
@@ -200,7 +200,7 @@ class HttpServer::Loop final : public net::IoHandler {
   // The listener is readable: accept what is queued (bounded per round).
   void onEvents(uint32_t) override {
     for (int i = 0; i < 64; ++i) {
-      net::Fd fd(::accept4(listenFd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+      net::Fd fd(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
       if (!fd) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return;
@@ -209,7 +209,7 @@ class HttpServer::Loop final : public net::IoHandler {
         pauseAccept(errno);
         return;
       }
-      acceptFailing_ = false;
+      accept_failing_ = false;
       addConnection(std::move(fd));
     }
   }
@@ -229,7 +229,7 @@ class HttpServer::Loop final : public net::IoHandler {
     Close close = Close::kNo;        // what follows the response being written
     net::Clock::time_point since;    // start of the phase: eviction order
     net::Clock::time_point deadline; // end of the phase
-    net::Clock::time_point timerAt;  // deadline the armed timer fires at
+    net::Clock::time_point timer_at;  // deadline the armed timer fires at
     net::EventLoop::TimerId timer = 0;  // 0: none armed
     std::string in;                  // unparsed request bytes (empty capacity when idle)
     std::string head;                // response status line and headers
@@ -242,18 +242,18 @@ class HttpServer::Loop final : public net::IoHandler {
   net::Clock::time_point now() const { return loop_.now(); }
 
   void pauseAccept(int err) {
-    owner_.stats_.acceptBackoffs.fetch_add(1, std::memory_order_relaxed);
-    owner_.counters_.acceptBackoffs.inc();
-    if (!acceptFailing_) {  // one line per episode, not ten a second
+    owner_.stats_.accept_backoffs.fetch_add(1, std::memory_order_relaxed);
+    owner_.counters_.accept_backoffs.inc();
+    if (!accept_failing_) {  // one line per episode, not ten a second
       log::warn("HTTP listener {}: accept failed: {}; pausing it for {} ms at a time until it "
                 "succeeds ({} connections open)",
-                owner_.address_, std::strerror(err), limits_.acceptBackoff.count(), conns_.size());
-      acceptFailing_ = true;
+                owner_.address_, std::strerror(err), limits_.accept_backoff.count(), conns_.size());
+      accept_failing_ = true;
     }
-    loop_.remove(listenFd_.get());
-    loop_.addTimer(limits_.acceptBackoff, [this] {
+    loop_.remove(listen_fd_.get());
+    loop_.addTimer(limits_.accept_backoff, [this] {
       try {
-        loop_.add(listenFd_.get(), EPOLLIN, this);
+        loop_.add(listen_fd_.get(), EPOLLIN, this);
       } catch (const std::exception&) {
         pauseAccept(errno);  // still out of memory: try again later
       }
@@ -264,9 +264,9 @@ class HttpServer::Loop final : public net::IoHandler {
     auto c = std::make_unique<Conn>();
     c->loop = this;
     c->fd = std::move(fd);
-    c->id = nextId_++;
+    c->id = next_id_++;
     c->since = now();
-    c->deadline = c->since + limits_.requestTimeout;
+    c->deadline = c->since + limits_.request_timeout;
     c->events = EPOLLIN;
     try {
       loop_.add(c->fd.get(), EPOLLIN, c.get());
@@ -278,7 +278,7 @@ class HttpServer::Loop final : public net::IoHandler {
     owner_.stats_.accepted.fetch_add(1, std::memory_order_relaxed);
     owner_.stats_.connections.store(conns_.size(), std::memory_order_relaxed);
     armTimer(ref);
-    if (conns_.size() > limits_.maxConnections) evictFor(ref.id);
+    if (conns_.size() > limits_.max_connections) evictFor(ref.id);
   }
 
   // Closes the connection that matters least, never `keep` (the one just accepted): lingering
@@ -312,9 +312,9 @@ class HttpServer::Loop final : public net::IoHandler {
   }
 
   void armTimer(Conn& c) {
-    if (c.timer != 0 && c.timerAt <= c.deadline) return;  // fires early enough; re-arms then
+    if (c.timer != 0 && c.timer_at <= c.deadline) return;  // fires early enough; re-arms then
     if (c.timer != 0) loop_.cancelTimer(c.timer);
-    c.timerAt = c.deadline;
+    c.timer_at = c.deadline;
     const uint64_t id = c.id;
     c.timer = loop_.addTimer(c.deadline - now(), [this, id] { onTimer(id); });
   }
@@ -330,15 +330,15 @@ class HttpServer::Loop final : public net::IoHandler {
     }
     switch (c.phase) {
       case Phase::kRequest:
-        owner_.stats_.requestTimeouts.fetch_add(1, std::memory_order_relaxed);
-        owner_.counters_.requestTimeout.inc();
+        owner_.stats_.request_timeouts.fetch_add(1, std::memory_order_relaxed);
+        owner_.counters_.request_timeout.inc();
         break;
       case Phase::kWrite:
-        owner_.stats_.writeTimeouts.fetch_add(1, std::memory_order_relaxed);
-        owner_.counters_.writeTimeout.inc();
+        owner_.stats_.write_timeouts.fetch_add(1, std::memory_order_relaxed);
+        owner_.counters_.write_timeout.inc();
         break;
       case Phase::kIdle:
-        owner_.stats_.idleTimeouts.fetch_add(1, std::memory_order_relaxed);
+        owner_.stats_.idle_timeouts.fetch_add(1, std::memory_order_relaxed);
         break;
       default:
         break;
@@ -396,13 +396,13 @@ class HttpServer::Loop final : public net::IoHandler {
     char buf[4096];
     bool eof = false;
     // Stop reading once the buffer exceeds the head limit: the parser then answers 431.
-    while (c.in.size() <= limits_.maxHeadBytes) {
+    while (c.in.size() <= limits_.max_head_bytes) {
       const ssize_t n = ::recv(c.fd.get(), buf, sizeof(buf), 0);
       if (n > 0) {
         if (c.phase == Phase::kIdle) {  // a keep-alive request starts: its own deadline
           c.phase = Phase::kRequest;
           c.since = now();
-          c.deadline = c.since + limits_.requestTimeout;
+          c.deadline = c.since + limits_.request_timeout;
           armTimer(c);
         }
         c.in.append(buf, static_cast<size_t>(n));
@@ -435,33 +435,33 @@ class HttpServer::Loop final : public net::IoHandler {
       }
       HttpRequest req;
       size_t used = 0;
-      switch (parseHttpRequest(c.in, limits_.maxHeadBytes, &req, &used)) {
+      switch (parseHttpRequest(c.in, limits_.max_head_bytes, &req, &used)) {
         case HttpParse::kIncomplete:
           if (eof) closeConn(c);  // gave up mid-request
           return;
         case HttpParse::kBad:
-          owner_.stats_.badRequests.fetch_add(1, std::memory_order_relaxed);
-          owner_.counters_.badRequest.inc();
+          owner_.stats_.bad_requests.fetch_add(1, std::memory_order_relaxed);
+          owner_.counters_.bad_request.inc();
           release(c.in);
-          respond(c, Response{400, "Bad Request", kTextPlain, badRequest_}, false, 1,
+          respond(c, Response{400, "Bad Request", kTextPlain, bad_request_}, false, 1,
                   Close::kLinger);
           return;
         case HttpParse::kTooLarge:
-          owner_.stats_.tooLarge.fetch_add(1, std::memory_order_relaxed);
-          owner_.counters_.tooLarge.inc();
+          owner_.stats_.too_large.fetch_add(1, std::memory_order_relaxed);
+          owner_.counters_.too_large.inc();
           release(c.in);
-          respond(c, Response{431, "Request Header Fields Too Large", kTextPlain, tooLarge_},
+          respond(c, Response{431, "Request Header Fields Too Large", kTextPlain, too_large_},
                   false, 1, Close::kLinger);
           return;
         case HttpParse::kComplete: {
           // req's views point into c.in: route and copy what is needed before consuming it.
           Response r = route(req);
           const bool head = req.method == "HEAD";
-          const int minor = req.versionMinor;
+          const int minor = req.version_minor;
           Close close = Close::kNo;
-          if (req.hasBody) {
+          if (req.has_body) {
             close = Close::kLinger;  // bodies are never read: answer, then drain and close
-          } else if (!req.keepAlive || eof) {
+          } else if (!req.keep_alive || eof) {
             close = Close::kNow;
           }
           c.in.erase(0, used);
@@ -506,7 +506,7 @@ class HttpServer::Loop final : public net::IoHandler {
 
   Response route(const HttpRequest& req) {
     if (req.method != "GET" && req.method != "HEAD") {
-      return {405, "Method Not Allowed", kTextPlain, notAllowed_};
+      return {405, "Method Not Allowed", kTextPlain, not_allowed_};
     }
     if (owner_.health_ && req.path == "/health") {
       if (owner_.lameduck()) return {503, "Service Unavailable", kTextPlain, lameduck_};
@@ -520,18 +520,18 @@ class HttpServer::Loop final : public net::IoHandler {
       return {r.status, reasonPhrase(r.status), kTextPlain,
               std::make_shared<const std::string>(std::move(r.body))};
     }
-    return {404, "Not Found", kTextPlain, notFound_};
+    return {404, "Not Found", kTextPlain, not_found_};
   }
 
   // One render serves every response started within a second while an earlier one is still
-  // being written: N slow scrapers cost one copy per second of writeTimeout, not N copies.
+  // being written: N slow scrapers cost one copy per second of write_timeout, not N copies.
   std::shared_ptr<const std::string> metricsBody() {
-    if (auto last = lastMetrics_.lock(); last && now() - lastMetricsAt_ < std::chrono::seconds(1)) {
+    if (auto last = last_metrics_.lock(); last && now() - last_metrics_at_ < std::chrono::seconds(1)) {
       return last;
     }
     auto body = std::make_shared<const std::string>(owner_.metrics_->render());
-    lastMetrics_ = body;
-    lastMetricsAt_ = now();
+    last_metrics_ = body;
+    last_metrics_at_ = now();
     return body;
   }
 
@@ -550,24 +550,24 @@ class HttpServer::Loop final : public net::IoHandler {
     c.close = close;
     c.phase = Phase::kWrite;
     c.since = now();
-    c.deadline = c.since + limits_.writeTimeout;
+    c.deadline = c.since + limits_.write_timeout;
     writeResponse(c);
   }
 
   // Writes what the socket takes. Returns true when the response is complete and the
   // connection is back to reading requests.
   bool writeResponse(Conn& c) {
-    const size_t bodySize = c.body ? c.body->size() : 0;
-    const size_t total = c.head.size() + bodySize;
+    const size_t body_size = c.body ? c.body->size() : 0;
+    const size_t total = c.head.size() + body_size;
     while (c.sent < total) {
       iovec iov[2];
       int n = 0;
       if (c.sent < c.head.size()) {
         iov[n++] = {c.head.data() + c.sent, c.head.size() - c.sent};
-        if (bodySize > 0) iov[n++] = {const_cast<char*>(c.body->data()), bodySize};
+        if (body_size > 0) iov[n++] = {const_cast<char*>(c.body->data()), body_size};
       } else {
         const size_t off = c.sent - c.head.size();
-        iov[n++] = {const_cast<char*>(c.body->data()) + off, bodySize - off};
+        iov[n++] = {const_cast<char*>(c.body->data()) + off, body_size - off};
       }
       msghdr msg{};
       msg.msg_iov = iov;
@@ -598,7 +598,7 @@ class HttpServer::Loop final : public net::IoHandler {
     }
     c.phase = c.in.empty() ? Phase::kIdle : Phase::kRequest;
     c.since = now();
-    c.deadline = c.since + (c.phase == Phase::kIdle ? limits_.idleTimeout : limits_.requestTimeout);
+    c.deadline = c.since + (c.phase == Phase::kIdle ? limits_.idle_timeout : limits_.request_timeout);
     setEvents(c, EPOLLIN);
     if (c.phase == Phase::kClosed) return false;
     armTimer(c);
@@ -610,7 +610,7 @@ class HttpServer::Loop final : public net::IoHandler {
     release(c.in);
     c.phase = Phase::kLinger;
     c.since = now();
-    c.deadline = c.since + limits_.lingerTimeout;
+    c.deadline = c.since + limits_.linger_timeout;
     setEvents(c, EPOLLIN);
     if (c.phase == Phase::kClosed) return;
     armTimer(c);
@@ -631,20 +631,20 @@ class HttpServer::Loop final : public net::IoHandler {
 
   HttpServer& owner_;
   const HttpLimits limits_;
-  const net::Fd listenFd_;
+  const net::Fd listen_fd_;
   net::EventLoop loop_;
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
   std::vector<std::unique_ptr<Conn>> dead_;
-  uint64_t nextId_ = 1;
-  bool acceptFailing_ = false;
-  std::weak_ptr<const std::string> lastMetrics_;
-  net::Clock::time_point lastMetricsAt_;
+  uint64_t next_id_ = 1;
+  bool accept_failing_ = false;
+  std::weak_ptr<const std::string> last_metrics_;
+  net::Clock::time_point last_metrics_at_;
   const std::shared_ptr<const std::string> ok_ = staticBody("OK");
   const std::shared_ptr<const std::string> lameduck_ = staticBody("lameduck");
-  const std::shared_ptr<const std::string> notFound_ = staticBody("404 page not found\n");
-  const std::shared_ptr<const std::string> notAllowed_ = staticBody("method not allowed\n");
-  const std::shared_ptr<const std::string> badRequest_ = staticBody("400 Bad Request");
-  const std::shared_ptr<const std::string> tooLarge_ =
+  const std::shared_ptr<const std::string> not_found_ = staticBody("404 page not found\n");
+  const std::shared_ptr<const std::string> not_allowed_ = staticBody("method not allowed\n");
+  const std::shared_ptr<const std::string> bad_request_ = staticBody("400 Bad Request");
+  const std::shared_ptr<const std::string> too_large_ =
       staticBody("431 Request Header Fields Too Large");
 };
 
@@ -685,11 +685,11 @@ void HttpServer::countLimitsInto(Registry& registry) {
       "connection, request or write deadline passed, malformed or oversized request.",
       {"address", "reason"});
   counters_.evicted = dropped.with({address_, "evicted"});
-  counters_.requestTimeout = dropped.with({address_, "request_timeout"});
-  counters_.writeTimeout = dropped.with({address_, "write_timeout"});
-  counters_.badRequest = dropped.with({address_, "bad_request"});
-  counters_.tooLarge = dropped.with({address_, "too_large"});
-  counters_.acceptBackoffs =
+  counters_.request_timeout = dropped.with({address_, "request_timeout"});
+  counters_.write_timeout = dropped.with({address_, "write_timeout"});
+  counters_.bad_request = dropped.with({address_, "bad_request"});
+  counters_.too_large = dropped.with({address_, "too_large"});
+  counters_.accept_backoffs =
       registry
           .counter("nodelocaldns_http_accept_backoffs_total",
                    "Times a health or metrics listener paused accepting because accept failed "
@@ -701,23 +701,23 @@ void HttpServer::countLimitsInto(Registry& registry) {
 
 void HttpServer::enableHealthProbe(Histogram duration, Counter failures) {
   probe_ = true;
-  probeDuration_ = duration;
-  probeFailures_ = failures;
+  probe_duration_ = duration;
+  probe_failures_ = failures;
 }
 
 HttpStats HttpServer::stats() const {
   HttpStats s;
-  constexpr auto r = std::memory_order_relaxed;
-  s.accepted = stats_.accepted.load(r);
-  s.answered = stats_.answered.load(r);
-  s.evicted = stats_.evicted.load(r);
-  s.requestTimeouts = stats_.requestTimeouts.load(r);
-  s.writeTimeouts = stats_.writeTimeouts.load(r);
-  s.idleTimeouts = stats_.idleTimeouts.load(r);
-  s.badRequests = stats_.badRequests.load(r);
-  s.tooLarge = stats_.tooLarge.load(r);
-  s.acceptBackoffs = stats_.acceptBackoffs.load(r);
-  s.connections = stats_.connections.load(r);
+  constexpr auto kRelaxed = std::memory_order_relaxed;
+  s.accepted = stats_.accepted.load(kRelaxed);
+  s.answered = stats_.answered.load(kRelaxed);
+  s.evicted = stats_.evicted.load(kRelaxed);
+  s.request_timeouts = stats_.request_timeouts.load(kRelaxed);
+  s.write_timeouts = stats_.write_timeouts.load(kRelaxed);
+  s.idle_timeouts = stats_.idle_timeouts.load(kRelaxed);
+  s.bad_requests = stats_.bad_requests.load(kRelaxed);
+  s.too_large = stats_.too_large.load(kRelaxed);
+  s.accept_backoffs = stats_.accept_backoffs.load(kRelaxed);
+  s.connections = stats_.connections.load(kRelaxed);
   return s;
 }
 
@@ -759,16 +759,16 @@ void HttpServer::startOn(net::Fd owned) {
   } catch (const std::exception& e) {
     throw std::runtime_error("HTTP listener " + address_ + ": " + e.what());
   }
-  boundPort_.store(port);
+  bound_port_.store(port);
   fd_.store(fd);
   thread_ = std::thread([this] { loop_->run(); });
   started_ = true;
   if (probe_ && health_) {
     {
-      std::lock_guard lock(probeMu_);
-      probeStop_ = false;
+      std::lock_guard lock(probe_mu_);
+      probe_stop_ = false;
     }
-    probeThread_ = std::thread([this] { probeLoop(); });
+    probe_thread_ = std::thread([this] { probeLoop(); });
   }
 }
 
@@ -776,13 +776,13 @@ void HttpServer::stop() {
   if (!started_) {
     return;
   }
-  if (probeThread_.joinable()) {
+  if (probe_thread_.joinable()) {
     {
-      std::lock_guard lock(probeMu_);
-      probeStop_ = true;
+      std::lock_guard lock(probe_mu_);
+      probe_stop_ = true;
     }
-    probeCv_.notify_all();
-    probeThread_.join();
+    probe_cv_.notify_all();
+    probe_thread_.join();
   }
   loop_->stop();
   if (thread_.joinable()) {
@@ -790,7 +790,7 @@ void HttpServer::stop() {
   }
   fd_.store(-1);
   loop_.reset();  // closes the connections and the listening socket
-  boundPort_.store(0);
+  bound_port_.store(0);
   started_ = false;
 }
 
@@ -815,8 +815,8 @@ bool probeOnce(const std::string& host, uint16_t port) {
     if (soerr == 0) {
       ::fcntl(fd, F_SETFL, 0);  // blocking, bounded by the timeouts below
       setTimeouts(fd, kProbeTimeoutSeconds);
-      const std::string hostHeader = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-      if (sendAll(fd, "GET /health HTTP/1.1\r\nHost: " + hostHeader + ":" + std::to_string(port) +
+      const std::string host_header = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+      if (sendAll(fd, "GET /health HTTP/1.1\r\nHost: " + host_header + ":" + std::to_string(port) +
                           "\r\nConnection: close\r\n\r\n")) {
         char buf[64];
         std::string got;
@@ -843,16 +843,16 @@ void HttpServer::probeLoop() {
   const uint16_t p = port();
   const std::string url = "http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
                           ":" + std::to_string(p) + "/health";
-  std::unique_lock lock(probeMu_);
-  while (!probeCv_.wait_for(lock, kProbeInterval, [this] { return probeStop_; })) {
+  std::unique_lock lock(probe_mu_);
+  while (!probe_cv_.wait_for(lock, kProbeInterval, [this] { return probe_stop_; })) {
     lock.unlock();
     const auto t0 = std::chrono::steady_clock::now();
     const bool ok = probeOnce(host, p);
     const std::chrono::duration<double> took = std::chrono::steady_clock::now() - t0;
     if (!ok) {
-      probeFailures_.inc();
+      probe_failures_.inc();
     }
-    probeDuration_.observe(took.count());
+    probe_duration_.observe(took.count());
     if (took > std::chrono::seconds(1)) {
       log::warn("plugin/health: Local health request to \"{}\" took more than 1s: {:.3f}s", url,
                 took.count());

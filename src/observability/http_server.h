@@ -11,16 +11,16 @@
 //     keeps HttpServer usable on its own (node-cache's -metrics-listen-address server); there are
 //     at most a handful of listeners per process.
 //   - Every connection has one deadline for its current phase, not per recv: the whole request
-//     head within HttpLimits::requestTimeout of accept (or of the first byte of a keep-alive
-//     request), the whole response within writeTimeout, idleTimeout between keep-alive requests.
-//   - At most HttpLimits::maxConnections per listener; a new connection over the cap evicts the
+//     head within HttpLimits::request_timeout of accept (or of the first byte of a keep-alive
+//     request), the whole response within write_timeout, idle_timeout between keep-alive requests.
+//   - At most HttpLimits::max_connections per listener; a new connection over the cap evicts the
 //     connection that matters least (lingering, then idle keep-alive, then the oldest one still
 //     sending its request, then the oldest being written), as unbound and dnsdist do, so a fresh
 //     probe always gets in.
 //   - Buffers are allocated when bytes arrive and freed after each response, so an idle
 //     connection costs its socket and ~200 bytes; concurrent /metrics responses share one render.
 //   - accept() failing for lack of file descriptors or memory pauses the listener for
-//     acceptBackoff instead of spinning on the level-triggered event; counted, then recovers.
+//     accept_backoff instead of spinning on the level-triggered event; counted, then recovers.
 // The request parser (http_request.h) is separate from the socket code and fuzzed.
 #include <atomic>
 #include <chrono>
@@ -60,16 +60,16 @@ ListenAddress parseListenAddress(std::string_view address);
 net::Fd listenHttp(const std::string& address);
 
 /// Per-listener bounds (defaults as documented in docs/operator-guide.md). Worst-case memory of
-/// one listener: maxConnections x (maxHeadBytes + 4 KiB read slack + ~0.3 KiB) plus one /metrics
-/// render per second of writeTimeout.
+/// one listener: max_connections x (max_head_bytes + 4 KiB read slack + ~0.3 KiB) plus one /metrics
+/// render per second of write_timeout.
 struct HttpLimits {
-  size_t maxConnections = 64;  // over it, the least valuable connection is evicted
-  size_t maxHeadBytes = 8192;  // request line + headers; longer: 431 and close
-  std::chrono::milliseconds requestTimeout{5000};  // whole request head, from accept
-  std::chrono::milliseconds writeTimeout{5000};    // whole response
-  std::chrono::milliseconds idleTimeout{5000};     // between keep-alive requests
-  std::chrono::milliseconds lingerTimeout{1000};   // draining unread input before close
-  std::chrono::milliseconds acceptBackoff{100};    // listener pause when accept lacks fds
+  size_t max_connections = 64;  // over it, the least valuable connection is evicted
+  size_t max_head_bytes = 8192;  // request line + headers; longer: 431 and close
+  std::chrono::milliseconds request_timeout{5000};  // whole request head, from accept
+  std::chrono::milliseconds write_timeout{5000};    // whole response
+  std::chrono::milliseconds idle_timeout{5000};     // between keep-alive requests
+  std::chrono::milliseconds linger_timeout{1000};   // draining unread input before close
+  std::chrono::milliseconds accept_backoff{100};    // listener pause when accept lacks fds
 };
 
 /// The answer of an endpoint added with HttpServer::handle(): a status (200, 503, ...) and a
@@ -84,12 +84,12 @@ struct HttpStats {
   uint64_t accepted = 0;
   uint64_t answered = 0;         // responses fully written (any status)
   uint64_t evicted = 0;          // closed to make room for a new connection
-  uint64_t requestTimeouts = 0;  // request head not complete within requestTimeout
-  uint64_t writeTimeouts = 0;    // response not written within writeTimeout
-  uint64_t idleTimeouts = 0;     // keep-alive connections closed after idleTimeout
-  uint64_t badRequests = 0;      // 400
-  uint64_t tooLarge = 0;         // 431
-  uint64_t acceptBackoffs = 0;   // accept failed (EMFILE, ENFILE, ENOBUFS, ENOMEM): paused
+  uint64_t request_timeouts = 0;  // request head not complete within request_timeout
+  uint64_t write_timeouts = 0;    // response not written within write_timeout
+  uint64_t idle_timeouts = 0;     // keep-alive connections closed after idle_timeout
+  uint64_t bad_requests = 0;      // 400
+  uint64_t too_large = 0;         // 431
+  uint64_t accept_backoffs = 0;   // accept failed (EMFILE, ENFILE, ENOBUFS, ENOMEM): paused
   size_t connections = 0;        // open now
 };
 
@@ -131,7 +131,7 @@ class HttpServer {
   /// process), taking ownership of it (closed by stop(), also if this throws). The address
   /// given to the constructor is then only a label and the health probe's target.
   /// @throws std::runtime_error if `fd` is not a listening stream socket.
-  void startOn(net::Fd listeningFd);
+  void startOn(net::Fd listening_fd);
   /// Stops serving and joins the threads. Idempotent.
   void stop();
 
@@ -141,7 +141,7 @@ class HttpServer {
   /// process, which gets its own copy of the same socket. Any thread.
   int listeningFd() const { return fd_.load(); }
   /// The bound port (useful with port 0); 0 before start().
-  uint16_t port() const { return boundPort_.load(); }
+  uint16_t port() const { return bound_port_.load(); }
   const std::string& address() const { return address_; }
   bool servesHealth() const { return health_; }
   bool servesMetrics() const { return metrics_ != nullptr; }
@@ -156,13 +156,13 @@ class HttpServer {
 
   /// Counters of HttpStats, written by the loop thread, read by stats().
   struct AtomicStats {
-    std::atomic<uint64_t> accepted{0}, answered{0}, evicted{0}, requestTimeouts{0},
-        writeTimeouts{0}, idleTimeouts{0}, badRequests{0}, tooLarge{0}, acceptBackoffs{0};
+    std::atomic<uint64_t> accepted{0}, answered{0}, evicted{0}, request_timeouts{0},
+        write_timeouts{0}, idle_timeouts{0}, bad_requests{0}, too_large{0}, accept_backoffs{0};
     std::atomic<size_t> connections{0};
   };
   /// Registry handles of the limit counters (detached, i.e. no-ops, until countLimitsInto).
   struct LimitCounters {
-    Counter evicted, requestTimeout, writeTimeout, badRequest, tooLarge, acceptBackoffs;
+    Counter evicted, request_timeout, write_timeout, bad_request, too_large, accept_backoffs;
   };
 
   void probeLoop();
@@ -172,7 +172,7 @@ class HttpServer {
   HttpLimits limits_;
   std::unique_ptr<Loop> loop_;
   std::thread thread_;
-  std::atomic<uint16_t> boundPort_{0};
+  std::atomic<uint16_t> bound_port_{0};
   std::atomic<int> fd_{-1};
   std::atomic<bool> lameduck_{false};
   bool health_ = false;
@@ -184,12 +184,12 @@ class HttpServer {
   LimitCounters counters_;
 
   bool probe_ = false;
-  Histogram probeDuration_;
-  Counter probeFailures_;
-  std::thread probeThread_;
-  std::mutex probeMu_;
-  std::condition_variable probeCv_;
-  bool probeStop_ = false;
+  Histogram probe_duration_;
+  Counter probe_failures_;
+  std::thread probe_thread_;
+  std::mutex probe_mu_;
+  std::condition_variable probe_cv_;
+  bool probe_stop_ = false;
 };
 
 /// The set of HTTP listeners of the process: equal addresses share one HttpServer (CoreDNS

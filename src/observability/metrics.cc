@@ -19,35 +19,35 @@ namespace detail {
 /// (a thread keeps the Core alive until it exits, so folding into `retired` is always safe).
 class Core : public std::enable_shared_from_this<Core> {
  public:
-  explicit Core(uint64_t id) : id_(id) {}
+  explicit Core(uint64_t registry_id) : id(registry_id) {}
 
-  const uint64_t id_;
+  const uint64_t id;
   /// Guards everything below and all family maps. Recursive so that a scrape-time callback may
   /// read a handle's value() without deadlocking.
   mutable std::recursive_mutex mu;
   std::vector<Shard*> shards;     // live threads' shards
   std::vector<uint64_t> retired;  // per slot: folded values of exited threads
-  std::vector<uint8_t> isDouble;  // per slot: 1 if the slot holds double bits (histogram sums)
-  uint32_t nextSlot = 0;
+  std::vector<uint8_t> is_double;  // per slot: 1 if the slot holds double bits (histogram sums)
+  uint32_t next_slot = 0;
 
   /// Allocates `n` consecutive slots inside one chunk; the last one holds a double if
-  /// `lastIsDouble`. Caller holds mu. @throws std::length_error when the registry is full.
-  uint32_t allocSlotsLocked(uint32_t n, bool lastIsDouble) {
+  /// `last_is_double`. Caller holds mu. @throws std::length_error when the registry is full.
+  uint32_t allocSlotsLocked(uint32_t n, bool last_is_double) {
     if (n == 0 || n > kChunkSlots) {
       throw std::length_error("metrics: series needs too many slots");
     }
-    uint32_t base = nextSlot;
+    uint32_t base = next_slot;
     if (base % kChunkSlots + n > kChunkSlots) {
       base = (base / kChunkSlots + 1) * kChunkSlots;
     }
     if (static_cast<uint64_t>(base) + n > static_cast<uint64_t>(kChunkSlots) * kMaxChunks) {
       throw std::length_error("metrics: registry is full (too many series)");
     }
-    nextSlot = base + n;
-    retired.resize(nextSlot, 0);
-    isDouble.resize(nextSlot, 0);
-    if (lastIsDouble) {
-      isDouble[base + n - 1] = 1;
+    next_slot = base + n;
+    retired.resize(next_slot, 0);
+    is_double.resize(next_slot, 0);
+    if (last_is_double) {
+      is_double[base + n - 1] = 1;
     }
     return base;
   }
@@ -81,12 +81,12 @@ class Core : public std::enable_shared_from_this<Core> {
   /// Folds an exiting thread's shard into `retired` and forgets it.
   void retire(Shard* shard) {
     std::lock_guard lock(mu);
-    for (uint32_t slot = 0; slot < nextSlot; ++slot) {
+    for (uint32_t slot = 0; slot < next_slot; ++slot) {
       const uint64_t v = shardValue(shard, slot);
       if (v == 0) {
         continue;
       }
-      if (isDouble[slot] != 0) {
+      if (is_double[slot] != 0) {
         retired[slot] = std::bit_cast<uint64_t>(std::bit_cast<double>(retired[slot]) +
                                                 std::bit_cast<double>(v));
       } else {
@@ -108,36 +108,36 @@ namespace {
 /// Owns the calling thread's shards (one per registry used); folds them on thread exit.
 struct ThreadShards {
   struct Entry {
-    uint64_t registryId;
+    uint64_t registry_id;
     std::shared_ptr<Core> core;
     std::unique_ptr<Shard> shard;
   };
   std::vector<Entry> entries;
 
   ~ThreadShards() {
-    tlsCache = TlsCache{};
+    tls_cache = TlsCache{};
     for (auto& e : entries) {
       e.core->retire(e.shard.get());
     }
   }
 };
 
-thread_local ThreadShards tThreadShards;
+thread_local ThreadShards t_thread_shards;
 
 }  // namespace
 
-Shard& slowShard(Core* core, uint64_t registryId) {
-  for (auto& e : tThreadShards.entries) {
-    if (e.registryId == registryId) {
-      tlsCache = TlsCache{registryId, e.shard.get()};
+Shard& slowShard(Core* core, uint64_t registry_id) {
+  for (auto& e : t_thread_shards.entries) {
+    if (e.registry_id == registry_id) {
+      tls_cache = TlsCache{registry_id, e.shard.get()};
       return *e.shard;
     }
   }
   auto shard = std::make_unique<Shard>();
   Shard* raw = shard.get();
   core->registerShard(raw);
-  tThreadShards.entries.push_back({registryId, core->shared_from_this(), std::move(shard)});
-  tlsCache = TlsCache{registryId, raw};
+  t_thread_shards.entries.push_back({registry_id, core->shared_from_this(), std::move(shard)});
+  tls_cache = TlsCache{registry_id, raw};
   return *raw;
 }
 
@@ -173,27 +173,27 @@ std::string formatValue(double v) {
     sign = "-";
     body.remove_prefix(1);
   }
-  const size_t ePos = body.find('e');
+  const size_t e_pos = body.find('e');
   int exp = 0;
-  if (ePos != std::string_view::npos) {
-    const char* p = body.data() + ePos + 1;
+  if (e_pos != std::string_view::npos) {
+    const char* p = body.data() + e_pos + 1;
     if (*p == '+') ++p;
     std::from_chars(p, body.data() + body.size(), exp);
-    body = body.substr(0, ePos);
+    body = body.substr(0, e_pos);
   }
   const size_t dot = body.find('.');
-  int pointPos = static_cast<int>(dot == std::string_view::npos ? body.size() : dot);
+  int point_pos = static_cast<int>(dot == std::string_view::npos ? body.size() : dot);
   std::string digits;
   for (char c : body) {
     if (c == '.') continue;
     if (digits.empty() && c == '0') {
-      --pointPos;  // leading zero of "0.00025"
+      --point_pos;  // leading zero of "0.00025"
       continue;
     }
     digits += c;
   }
   while (digits.size() > 1 && digits.back() == '0') digits.pop_back();  // "64000"
-  exp += pointPos - 1;
+  exp += point_pos - 1;
   // Go 'g' with shortest precision: %e if exp < -4 || exp >= 6 (eprec is forced to 6).
   if (exp < -4 || exp >= 6) {
     // C's %e layout (two-digit minimum exponent) matches Go's: "-1.2345e+06".
@@ -213,14 +213,14 @@ std::string formatValue(double v) {
     out += digits;
     return out;
   }
-  const auto intLen = static_cast<size_t>(exp) + 1;
-  if (digits.size() <= intLen) {
+  const auto int_len = static_cast<size_t>(exp) + 1;
+  if (digits.size() <= int_len) {
     out += digits;
-    out.append(intLen - digits.size(), '0');
+    out.append(int_len - digits.size(), '0');
   } else {
-    out += digits.substr(0, intLen);
+    out += digits.substr(0, int_len);
     out += '.';
-    out += digits.substr(intLen);
+    out += digits.substr(int_len);
   }
   return out;
 }
@@ -311,9 +311,9 @@ void appendSample(std::string& out, const std::string& name, std::string_view su
 
 const char* typeName(MetricType t) {
   switch (t) {
-    case MetricType::Counter: return "counter";
-    case MetricType::Gauge: return "gauge";
-    case MetricType::Histogram: return "histogram";
+    case MetricType::kCounter: return "counter";
+    case MetricType::kGauge: return "gauge";
+    case MetricType::kHistogram: return "histogram";
   }
   return "untyped";
 }
@@ -341,7 +341,7 @@ double Histogram::sum() const {
     return 0;
   }
   std::lock_guard lock(core_->mu);
-  return core_->readDoubleLocked(base_ + nBounds_ + 1);
+  return core_->readDoubleLocked(base_ + n_bounds_ + 1);
 }
 
 std::vector<uint64_t> Histogram::cumulativeCounts() const {
@@ -351,7 +351,7 @@ std::vector<uint64_t> Histogram::cumulativeCounts() const {
   std::lock_guard lock(core_->mu);
   std::vector<uint64_t> out;
   uint64_t acc = 0;
-  for (uint32_t i = 0; i <= nBounds_; ++i) {
+  for (uint32_t i = 0; i <= n_bounds_; ++i) {
     acc += core_->readU64Locked(base_ + i);
     out.push_back(acc);
   }
@@ -361,31 +361,31 @@ std::vector<uint64_t> Histogram::cumulativeCounts() const {
 // ---------------------------------------------------------------------------------------------
 // Families
 
-Family::Family(std::shared_ptr<detail::Core> core, uint64_t registryId, std::string name,
-               std::string help, MetricType type, std::vector<std::string> labelNames)
+Family::Family(std::shared_ptr<detail::Core> core, uint64_t registry_id, std::string name,
+               std::string help, MetricType type, std::vector<std::string> label_names)
     : core_(std::move(core)),
-      registryId_(registryId),
+      registry_id_(registry_id),
       name_(std::move(name)),
       help_(std::move(help)),
       type_(type),
-      labelNames_(std::move(labelNames)) {
-  for (size_t i = 0; i < labelNames_.size(); ++i) {
-    sortedLabelIndex_.push_back(i);
+      label_names_(std::move(label_names)) {
+  for (size_t i = 0; i < label_names_.size(); ++i) {
+    sorted_label_index_.push_back(i);
   }
-  std::sort(sortedLabelIndex_.begin(), sortedLabelIndex_.end(),
-            [this](size_t a, size_t b) { return labelNames_[a] < labelNames_[b]; });
+  std::sort(sorted_label_index_.begin(), sorted_label_index_.end(),
+            [this](size_t a, size_t b) { return label_names_[a] < label_names_[b]; });
 }
 
-std::vector<std::string> Family::seriesKey(const std::vector<std::string>& labelValues) const {
-  if (labelValues.size() != labelNames_.size()) {
+std::vector<std::string> Family::seriesKey(const std::vector<std::string>& label_values) const {
+  if (label_values.size() != label_names_.size()) {
     throw std::invalid_argument("metric " + name_ + ": expected " +
-                                std::to_string(labelNames_.size()) + " label values, got " +
-                                std::to_string(labelValues.size()));
+                                std::to_string(label_names_.size()) + " label values, got " +
+                                std::to_string(label_values.size()));
   }
   std::vector<std::string> key;
-  key.reserve(labelValues.size());
-  for (size_t idx : sortedLabelIndex_) {
-    key.push_back(labelValues[idx]);
+  key.reserve(label_values.size());
+  for (size_t idx : sorted_label_index_) {
+    key.push_back(label_values[idx]);
   }
   return key;
 }
@@ -394,7 +394,7 @@ std::string Family::labelPrefix(const std::vector<std::string>& key) const {
   std::string out;
   for (size_t i = 0; i < key.size(); ++i) {
     out += i == 0 ? '{' : ',';
-    out += labelNames_[sortedLabelIndex_[i]];
+    out += label_names_[sorted_label_index_[i]];
     out += "=\"";
     out += escapeLabelValue(key[i]);
     out += '"';
@@ -402,8 +402,8 @@ std::string Family::labelPrefix(const std::vector<std::string>& key) const {
   return out;
 }
 
-Counter CounterFamily::with(const std::vector<std::string>& labelValues) {
-  auto key = seriesKey(labelValues);
+Counter CounterFamily::with(const std::vector<std::string>& label_values) {
+  auto key = seriesKey(label_values);
   std::lock_guard lock(core_->mu);
   auto it = series_.find(key);
   if (it == series_.end()) {
@@ -413,15 +413,15 @@ Counter CounterFamily::with(const std::vector<std::string>& labelValues) {
   } else if (it->second.callback) {
     throw std::invalid_argument("metric " + name_ + ": series is a callback series");
   }
-  return Counter(core_.get(), registryId_, it->second.slot);
+  return Counter(core_.get(), registry_id_, it->second.slot);
 }
 
-void CounterFamily::withCallback(const std::vector<std::string>& labelValues,
+void CounterFamily::withCallback(const std::vector<std::string>& label_values,
                                  std::function<double()> fn) {
   if (!fn) {
     throw std::invalid_argument("metric " + name_ + ": empty callback");
   }
-  auto key = seriesKey(labelValues);
+  auto key = seriesKey(label_values);
   std::lock_guard lock(core_->mu);
   auto it = series_.find(key);
   if (it != series_.end() && !it->second.callback) {
@@ -442,8 +442,8 @@ void CounterFamily::renderLocked(std::string& out) const {
   }
 }
 
-Gauge GaugeFamily::with(const std::vector<std::string>& labelValues) {
-  auto key = seriesKey(labelValues);
+Gauge GaugeFamily::with(const std::vector<std::string>& label_values) {
+  auto key = seriesKey(label_values);
   std::lock_guard lock(core_->mu);
   auto& cell = series_[key];
   if (!cell) {
@@ -454,12 +454,12 @@ Gauge GaugeFamily::with(const std::vector<std::string>& labelValues) {
   return Gauge(cell.get());
 }
 
-void GaugeFamily::withCallback(const std::vector<std::string>& labelValues,
+void GaugeFamily::withCallback(const std::vector<std::string>& label_values,
                                std::function<double()> fn) {
   if (!fn) {
     throw std::invalid_argument("metric " + name_ + ": empty callback");
   }
-  auto key = seriesKey(labelValues);
+  auto key = seriesKey(label_values);
   std::lock_guard lock(core_->mu);
   auto& cell = series_[key];
   if (cell && !cell->callback) {
@@ -482,15 +482,15 @@ void GaugeFamily::renderLocked(std::string& out) const {
   }
 }
 
-HistogramFamily::HistogramFamily(std::shared_ptr<detail::Core> core, uint64_t registryId,
+HistogramFamily::HistogramFamily(std::shared_ptr<detail::Core> core, uint64_t registry_id,
                                  std::string name, std::string help,
-                                 std::vector<std::string> labelNames, std::vector<double> bounds)
-    : Family(std::move(core), registryId, std::move(name), std::move(help),
-             MetricType::Histogram, std::move(labelNames)),
+                                 std::vector<std::string> label_names, std::vector<double> bounds)
+    : Family(std::move(core), registry_id, std::move(name), std::move(help),
+             MetricType::kHistogram, std::move(label_names)),
       bounds_(std::move(bounds)) {}
 
-Histogram HistogramFamily::with(const std::vector<std::string>& labelValues) {
-  auto key = seriesKey(labelValues);
+Histogram HistogramFamily::with(const std::vector<std::string>& label_values) {
+  auto key = seriesKey(label_values);
   const auto nb = static_cast<uint32_t>(bounds_.size());
   std::lock_guard lock(core_->mu);
   auto it = series_.find(key);
@@ -498,7 +498,7 @@ Histogram HistogramFamily::with(const std::vector<std::string>& labelValues) {
     // nb bucket slots + the +Inf bucket + the sum (double bits), all in one chunk.
     it = series_.emplace(std::move(key), core_->allocSlotsLocked(nb + 2, true)).first;
   }
-  return Histogram(core_.get(), registryId_, it->second, bounds_.data(), nb);
+  return Histogram(core_.get(), registry_id_, it->second, bounds_.data(), nb);
 }
 
 void HistogramFamily::renderLocked(std::string& out) const {
@@ -509,14 +509,14 @@ void HistogramFamily::renderLocked(std::string& out) const {
   const auto nb = static_cast<uint32_t>(bounds_.size());
   for (const auto& [key, base] : series_) {
     const std::string prefix = labelPrefix(key);
-    const std::string bucketPrefix = prefix.empty() ? std::string("{") : prefix + ",";
+    const std::string bucket_prefix = prefix.empty() ? std::string("{") : prefix + ",";
     uint64_t acc = 0;
     for (uint32_t i = 0; i <= nb; ++i) {
       acc += core_->readU64Locked(base + i);
       const std::string le = i < nb ? formatValue(bounds_[i]) : "+Inf";
       out += name_;
       out += "_bucket";
-      out += bucketPrefix;
+      out += bucket_prefix;
       out += "le=\"";
       out += le;
       out += "\"} ";
@@ -532,20 +532,20 @@ void HistogramFamily::renderLocked(std::string& out) const {
 // Registry
 
 namespace {
-std::atomic<uint64_t> gNextRegistryId{1};
+std::atomic<uint64_t> g_next_registry_id{1};
 
-void checkNames(const std::string& name, const std::vector<std::string>& labelNames,
+void checkNames(const std::string& name, const std::vector<std::string>& label_names,
                 bool histogram) {
   if (!validMetricName(name)) {
     throw std::invalid_argument("invalid metric name \"" + name + "\"");
   }
-  for (size_t i = 0; i < labelNames.size(); ++i) {
-    const auto& l = labelNames[i];
+  for (size_t i = 0; i < label_names.size(); ++i) {
+    const auto& l = label_names[i];
     if (!validLabelName(l) || (histogram && l == "le")) {
       throw std::invalid_argument("metric " + name + ": invalid label name \"" + l + "\"");
     }
     for (size_t j = 0; j < i; ++j) {
-      if (labelNames[j] == l) {
+      if (label_names[j] == l) {
         throw std::invalid_argument("metric " + name + ": duplicate label name \"" + l + "\"");
       }
     }
@@ -554,18 +554,18 @@ void checkNames(const std::string& name, const std::vector<std::string>& labelNa
 }  // namespace
 
 Registry::Registry()
-    : core_(std::make_shared<detail::Core>(gNextRegistryId.fetch_add(1))), id_(core_->id_) {}
+    : core_(std::make_shared<detail::Core>(g_next_registry_id.fetch_add(1))), id_(core_->id) {}
 
 Registry::~Registry() = default;
 
 Family* Registry::findLocked(const std::string& name, MetricType type,
-                             const std::vector<std::string>& labelNames) const {
+                             const std::vector<std::string>& label_names) const {
   auto it = families_.find(name);
   if (it == families_.end()) {
     return nullptr;
   }
   Family* f = it->second.get();
-  if (f->type() != type || f->labelNames() != labelNames) {
+  if (f->type() != type || f->labelNames() != label_names) {
     throw std::invalid_argument("metric " + name + " already registered as a " +
                                 typeName(f->type()) + " with other labels or type");
   }
@@ -573,33 +573,33 @@ Family* Registry::findLocked(const std::string& name, MetricType type,
 }
 
 CounterFamily& Registry::counter(const std::string& name, const std::string& help,
-                                 const std::vector<std::string>& labelNames) {
-  checkNames(name, labelNames, false);
+                                 const std::vector<std::string>& label_names) {
+  checkNames(name, label_names, false);
   std::lock_guard lock(core_->mu);
-  if (Family* f = findLocked(name, MetricType::Counter, labelNames)) {
+  if (Family* f = findLocked(name, MetricType::kCounter, label_names)) {
     return static_cast<CounterFamily&>(*f);
   }
-  auto* f = new CounterFamily(core_, id_, name, help, MetricType::Counter, labelNames);
+  auto* f = new CounterFamily(core_, id_, name, help, MetricType::kCounter, label_names);
   families_.emplace(name, std::unique_ptr<Family>(f));
   return *f;
 }
 
 GaugeFamily& Registry::gauge(const std::string& name, const std::string& help,
-                             const std::vector<std::string>& labelNames) {
-  checkNames(name, labelNames, false);
+                             const std::vector<std::string>& label_names) {
+  checkNames(name, label_names, false);
   std::lock_guard lock(core_->mu);
-  if (Family* f = findLocked(name, MetricType::Gauge, labelNames)) {
+  if (Family* f = findLocked(name, MetricType::kGauge, label_names)) {
     return static_cast<GaugeFamily&>(*f);
   }
-  auto* f = new GaugeFamily(core_, id_, name, help, MetricType::Gauge, labelNames);
+  auto* f = new GaugeFamily(core_, id_, name, help, MetricType::kGauge, label_names);
   families_.emplace(name, std::unique_ptr<Family>(f));
   return *f;
 }
 
 HistogramFamily& Registry::histogram(const std::string& name, const std::string& help,
-                                     const std::vector<std::string>& labelNames,
+                                     const std::vector<std::string>& label_names,
                                      const std::vector<double>& bounds) {
-  checkNames(name, labelNames, true);
+  checkNames(name, label_names, true);
   std::vector<double> b = bounds;
   if (!b.empty() && std::isinf(b.back()) && b.back() > 0) {
     b.pop_back();
@@ -614,14 +614,14 @@ HistogramFamily& Registry::histogram(const std::string& name, const std::string&
     throw std::invalid_argument("metric " + name + ": too many buckets");
   }
   std::lock_guard lock(core_->mu);
-  if (Family* f = findLocked(name, MetricType::Histogram, labelNames)) {
+  if (Family* f = findLocked(name, MetricType::kHistogram, label_names)) {
     auto& h = static_cast<HistogramFamily&>(*f);
     if (h.bounds() != b) {
       throw std::invalid_argument("metric " + name + " already registered with other buckets");
     }
     return h;
   }
-  auto* f = new HistogramFamily(core_, id_, name, help, labelNames, std::move(b));
+  auto* f = new HistogramFamily(core_, id_, name, help, label_names, std::move(b));
   families_.emplace(name, std::unique_ptr<Family>(f));
   return *f;
 }

@@ -57,21 +57,21 @@ struct Shard {
 class Core;  // registry internals (metrics.cc)
 
 struct TlsCache {
-  uint64_t registryId = 0;
+  uint64_t registry_id = 0;
   Shard* shard = nullptr;
 };
 /// Last shard used by this thread: the common case (one registry) is one compare.
-inline thread_local constinit TlsCache tlsCache{};
+inline thread_local constinit TlsCache tls_cache{};
 
 /// Slow path: finds or creates (and registers) this thread's shard for the registry.
-Shard& slowShard(Core* core, uint64_t registryId);
+Shard& slowShard(Core* core, uint64_t registry_id);
 /// Allocates chunk `index` of the calling thread's shard (first use of that chunk on the thread).
 Chunk* allocChunk(Shard& shard, uint32_t index);
 
-inline std::atomic<uint64_t>& localSlot(Core* core, uint64_t registryId, uint32_t slot) {
-  Shard* shard = tlsCache.shard;
-  if (tlsCache.registryId != registryId) [[unlikely]] {
-    shard = &slowShard(core, registryId);
+inline std::atomic<uint64_t>& localSlot(Core* core, uint64_t registry_id, uint32_t slot) {
+  Shard* shard = tls_cache.shard;
+  if (tls_cache.registry_id != registry_id) [[unlikely]] {
+    shard = &slowShard(core, registry_id);
   }
   const uint32_t index = slot / kChunkSlots;
   Chunk* chunk = shard->chunks[index].load(std::memory_order_relaxed);  // written by us only
@@ -93,7 +93,7 @@ struct GaugeCell {
 
 }  // namespace detail
 
-enum class MetricType { Counter, Gauge, Histogram };
+enum class MetricType { kCounter, kGauge, kHistogram };
 
 /// Monotonic counter handle. Copyable, 24 bytes. inc()/add() may be called from any thread,
 /// lock-free and allocation-free (except the first use of a registry on a new thread).
@@ -104,7 +104,7 @@ class Counter {
   void inc() { add(1); }
   void add(uint64_t n) {
     if (core_ != nullptr) {
-      detail::addLocal(detail::localSlot(core_, registryId_, slot_), n);
+      detail::addLocal(detail::localSlot(core_, registry_id_, slot_), n);
     }
   }
   /// Sum over all threads (locks the registry; for tests and control code, not the fast path).
@@ -112,10 +112,10 @@ class Counter {
 
  private:
   friend class CounterFamily;
-  Counter(detail::Core* core, uint64_t registryId, uint32_t slot)
-      : core_(core), registryId_(registryId), slot_(slot) {}
+  Counter(detail::Core* core, uint64_t registry_id, uint32_t slot)
+      : core_(core), registry_id_(registry_id), slot_(slot) {}
   detail::Core* core_ = nullptr;
-  uint64_t registryId_ = 0;
+  uint64_t registry_id_ = 0;
   uint32_t slot_ = 0;
 };
 
@@ -156,13 +156,13 @@ class Histogram {
       return;
     }
     uint32_t bucket = 0;
-    while (bucket < nBounds_ && !(v <= bounds_[bucket])) {  // NaN ends in +Inf
+    while (bucket < n_bounds_ && !(v <= bounds_[bucket])) {  // NaN ends in +Inf
       ++bucket;
     }
-    std::atomic<uint64_t>& b = detail::localSlot(core_, registryId_, base_ + bucket);
+    std::atomic<uint64_t>& b = detail::localSlot(core_, registry_id_, base_ + bucket);
     detail::addLocal(b, 1);
-    // The sum slot follows the nBounds_+1 bucket slots in the same chunk; it holds double bits.
-    std::atomic<uint64_t>& s = detail::localSlot(core_, registryId_, base_ + nBounds_ + 1);
+    // The sum slot follows the n_bounds_+1 bucket slots in the same chunk; it holds double bits.
+    std::atomic<uint64_t>& s = detail::localSlot(core_, registry_id_, base_ + n_bounds_ + 1);
     const double sum = std::bit_cast<double>(s.load(std::memory_order_relaxed)) + v;
     s.store(std::bit_cast<uint64_t>(sum), std::memory_order_relaxed);
   }
@@ -175,14 +175,14 @@ class Histogram {
 
  private:
   friend class HistogramFamily;
-  Histogram(detail::Core* core, uint64_t registryId, uint32_t base, const double* bounds,
-            uint32_t nBounds)
-      : core_(core), registryId_(registryId), bounds_(bounds), base_(base), nBounds_(nBounds) {}
+  Histogram(detail::Core* core, uint64_t registry_id, uint32_t base, const double* bounds,
+            uint32_t n_bounds)
+      : core_(core), registry_id_(registry_id), bounds_(bounds), base_(base), n_bounds_(n_bounds) {}
   detail::Core* core_ = nullptr;
-  uint64_t registryId_ = 0;
+  uint64_t registry_id_ = 0;
   const double* bounds_ = nullptr;
   uint32_t base_ = 0;
-  uint32_t nBounds_ = 0;
+  uint32_t n_bounds_ = 0;
 };
 
 /// Common part of a metric family. Not copyable; owned by its Registry.
@@ -195,25 +195,25 @@ class Family {
   const std::string& name() const { return name_; }
   const std::string& help() const { return help_; }
   MetricType type() const { return type_; }
-  const std::vector<std::string>& labelNames() const { return labelNames_; }
+  const std::vector<std::string>& labelNames() const { return label_names_; }
 
  protected:
-  Family(std::shared_ptr<detail::Core> core, uint64_t registryId, std::string name,
-         std::string help, MetricType type, std::vector<std::string> labelNames);
+  Family(std::shared_ptr<detail::Core> core, uint64_t registry_id, std::string name,
+         std::string help, MetricType type, std::vector<std::string> label_names);
 
   /// Validates the count of label values and returns them reordered by label name (the
   /// exposition order), which is also the series' sort key. Throws std::invalid_argument.
-  std::vector<std::string> seriesKey(const std::vector<std::string>& labelValues) const;
+  std::vector<std::string> seriesKey(const std::vector<std::string>& label_values) const;
   /// `{a="x",b="y"` without the closing brace (empty string for no labels).
   std::string labelPrefix(const std::vector<std::string>& key) const;
 
   std::shared_ptr<detail::Core> core_;
-  uint64_t registryId_;
+  uint64_t registry_id_;
   std::string name_;
   std::string help_;
   MetricType type_;
-  std::vector<std::string> labelNames_;
-  std::vector<size_t> sortedLabelIndex_;  // label indices ordered by label name
+  std::vector<std::string> label_names_;
+  std::vector<size_t> sorted_label_index_;  // label indices ordered by label name
 
  private:
   friend class Registry;
@@ -227,10 +227,10 @@ class CounterFamily final : public Family {
   /// Returns the handle of the series with these label values (in label-name declaration order),
   /// creating it at 0 if needed (so it is rendered as 0 before any increment).
   /// @throws std::invalid_argument if the number of values differs from the label names.
-  Counter with(const std::vector<std::string>& labelValues = {});
+  Counter with(const std::vector<std::string>& label_values = {});
   /// Adds a series whose value is fn() at scrape time (e.g. process CPU seconds). fn runs on the
   /// scraping thread under the registry lock: it must not call into the same registry.
-  void withCallback(const std::vector<std::string>& labelValues, std::function<double()> fn);
+  void withCallback(const std::vector<std::string>& label_values, std::function<double()> fn);
 
  private:
   friend class Registry;
@@ -247,10 +247,10 @@ class CounterFamily final : public Family {
 class GaugeFamily final : public Family {
  public:
   /// Handle of the series with these label values, created at 0 if needed.
-  Gauge with(const std::vector<std::string>& labelValues = {});
+  Gauge with(const std::vector<std::string>& label_values = {});
   /// Series whose value is fn() at scrape time (runs on the scraping thread under the registry
   /// lock; must not call into the same registry). Replaces an existing callback for the labels.
-  void withCallback(const std::vector<std::string>& labelValues, std::function<double()> fn);
+  void withCallback(const std::vector<std::string>& label_values, std::function<double()> fn);
 
  private:
   friend class Registry;
@@ -263,13 +263,13 @@ class GaugeFamily final : public Family {
 class HistogramFamily final : public Family {
  public:
   /// Handle of the series with these label values, created empty if needed.
-  Histogram with(const std::vector<std::string>& labelValues = {});
+  Histogram with(const std::vector<std::string>& label_values = {});
   const std::vector<double>& bounds() const { return bounds_; }
 
  private:
   friend class Registry;
-  HistogramFamily(std::shared_ptr<detail::Core> core, uint64_t registryId, std::string name,
-                  std::string help, std::vector<std::string> labelNames,
+  HistogramFamily(std::shared_ptr<detail::Core> core, uint64_t registry_id, std::string name,
+                  std::string help, std::vector<std::string> label_names,
                   std::vector<double> bounds);
   void renderLocked(std::string& out) const override;
   std::vector<double> bounds_;  // strictly increasing, finite; +Inf implicit
@@ -288,15 +288,15 @@ class Registry {
   /// @throws std::invalid_argument on an invalid name/label name, or if `name` already exists
   ///         with a different type or label names.
   CounterFamily& counter(const std::string& name, const std::string& help,
-                         const std::vector<std::string>& labelNames = {});
+                         const std::vector<std::string>& label_names = {});
   /// Registers (or returns the existing) gauge family. Same rules as counter().
   GaugeFamily& gauge(const std::string& name, const std::string& help,
-                     const std::vector<std::string>& labelNames = {});
+                     const std::vector<std::string>& label_names = {});
   /// Registers (or returns the existing) histogram family. `bounds` are the bucket upper bounds,
   /// strictly increasing (a trailing +Inf is dropped; it is always implicit). Re-registration
   /// must use the same labels and bounds. @throws std::invalid_argument.
   HistogramFamily& histogram(const std::string& name, const std::string& help,
-                             const std::vector<std::string>& labelNames,
+                             const std::vector<std::string>& label_names,
                              const std::vector<double>& bounds);
 
   /// Prometheus text exposition format 0.0.4: families sorted by name, series sorted by label
@@ -305,7 +305,7 @@ class Registry {
 
  private:
   Family* findLocked(const std::string& name, MetricType type,
-                     const std::vector<std::string>& labelNames) const;
+                     const std::vector<std::string>& label_names) const;
   std::shared_ptr<detail::Core> core_;
   uint64_t id_;
   std::map<std::string, std::unique_ptr<Family>> families_;

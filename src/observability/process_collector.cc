@@ -37,8 +37,8 @@ std::vector<std::string> selfStatFields() {
   return fields;
 }
 
-double statField(const std::vector<std::string>& fields, size_t fieldNumber) {
-  const size_t idx = fieldNumber - 3;
+double statField(const std::vector<std::string>& fields, size_t field_number) {
+  const size_t idx = field_number - 3;
   if (idx >= fields.size()) {
     return kNaN;
   }

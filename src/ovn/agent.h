@@ -1,6 +1,6 @@
 #pragma once
 // `ovn-localdns-controller agent`: the per-node fail-over agent (issue 10 §3). Probes the node's
-// own cache every probeInterval (Prober), feeds one HealthTracker per DNS IP, keeps an OVSDB
+// own cache every probe_interval (Prober), feeds one HealthTracker per DNS IP, keeps an OVSDB
 // replica of the NB (the same tables as `run`) and, whenever the desired shape of its own node's
 // rows differs from the NB (a health change, a neighbour's change, a reconnect), updates them in
 // one wait-guarded transaction. Nothing is written while nothing changes. See failover.h for the
@@ -25,8 +25,8 @@ struct AgentOptions {
   AgentConfig config;
   ovsdb::ClientOptions client;
   HealthOptions health;
-  std::chrono::milliseconds probeInterval{250};
-  std::chrono::milliseconds transactionTimeout{5000};
+  std::chrono::milliseconds probe_interval{250};
+  std::chrono::milliseconds transaction_timeout{5000};
 };
 
 class Agent {
@@ -44,9 +44,9 @@ class Agent {
   AgentOptions options_;
   Prober& prober_;
   ovsdb::Client client_;
-  std::vector<HealthTracker> trackers_;  ///< one per config.reconcile.dnsIps entry
-  std::vector<std::string> lastWhy_;     ///< last failure reason per DNS IP (for the log)
-  std::vector<std::string> lastNotes_;
+  std::vector<HealthTracker> trackers_;  ///< one per config.reconcile.dns_ips entry
+  std::vector<std::string> last_why_;     ///< last failure reason per DNS IP (for the log)
+  std::vector<std::string> last_notes_;
   bool dirty_ = true;
 };
 

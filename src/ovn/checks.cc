@@ -19,11 +19,11 @@ std::optional<std::vector<std::string>> resolveOperand(const NbSnapshot& nb, con
   if (op.empty()) return std::nullopt;
   if (op[0] != '$') return std::vector<std::string>{op};
   const std::string name = op.substr(1);
-  if (auto it = nb.addressSets.find(name); it != nb.addressSets.end()) return it->second;
+  if (auto it = nb.address_sets.find(name); it != nb.address_sets.end()) return it->second;
   for (const char* suffix : {"_ip4", "_ip6"}) {
     if (name.ends_with(suffix)) {
-      auto it = nb.portGroups.find(name.substr(0, name.size() - 4));
-      if (it != nb.portGroups.end()) return it->second;
+      auto it = nb.port_groups.find(name.substr(0, name.size() - 4));
+      if (it != nb.port_groups.end()) return it->second;
     }
   }
   return std::nullopt;
@@ -62,14 +62,14 @@ std::vector<std::string> matchOperands(const std::string& match, const std::stri
   const std::string suffix = "." + field;
   std::size_t pos = 0;
   while ((pos = match.find(suffix, pos)) != std::string::npos) {
-    const std::size_t fieldEnd = pos + suffix.size();
-    const bool prefixOk = (pos >= 3 && (match.compare(pos - 3, 3, "ip4") == 0 || match.compare(pos - 3, 3, "ip6") == 0) &&
+    const std::size_t field_end = pos + suffix.size();
+    const bool prefix_ok = (pos >= 3 && (match.compare(pos - 3, 3, "ip4") == 0 || match.compare(pos - 3, 3, "ip6") == 0) &&
                            (pos == 3 || !std::isalnum(static_cast<unsigned char>(match[pos - 4])))) ||
                           (pos >= 2 && match.compare(pos - 2, 2, "ip") == 0 &&
                            (pos == 2 || !std::isalnum(static_cast<unsigned char>(match[pos - 3]))));
-    pos = fieldEnd;
-    if (!prefixOk) continue;
-    std::size_t i = fieldEnd;
+    pos = field_end;
+    if (!prefix_ok) continue;
+    std::size_t i = field_end;
     while (i < match.size() && match[i] == ' ') ++i;
     if (match.compare(i, 2, "==") != 0) continue;
     i += 2;
@@ -100,13 +100,13 @@ std::vector<std::string> matchOperands(const std::string& match, const std::stri
 std::vector<Finding> runChecks(const NbSnapshot& nb, const ReconcileConfig& config, const Plan& plan) {
   std::vector<Finding> out;
   using K = Finding::Kind;
-  if (!nb.routerUuid) out.push_back({K::kRouterMissing, config.router, "logical router " + config.router + " not found"});
-  if (!nb.nodeSwitchFound) {
-    out.push_back({K::kNodeSwitchMissing, config.nodeSwitch, "logical switch " + config.nodeSwitch + " not found"});
+  if (!nb.router_uuid) out.push_back({K::kRouterMissing, config.router, "logical router " + config.router + " not found"});
+  if (!nb.node_switch_found) {
+    out.push_back({K::kNodeSwitchMissing, config.node_switch, "logical switch " + config.node_switch + " not found"});
   }
   for (const auto& n : nb.nodes) {
     const std::string pg = portGroupName(n.name);
-    if (nb.portGroups.count(pg) == 0 && !config.dnsIps.empty()) {
+    if (nb.port_groups.count(pg) == 0 && !config.dns_ips.empty()) {
       out.push_back({K::kPortGroupMissing, n.name,
                      fmt::format("node {}: port group {} does not exist (its policies cannot match)", n.name, pg)});
     }
@@ -119,15 +119,15 @@ std::vector<Finding> runChecks(const NbSnapshot& nb, const ReconcileConfig& conf
   for (const auto& p : plan.deletes) {
     out.push_back({K::kPolicyWrong, p.uuid,
                    fmt::format("policy {} (node {}, priority {}, match \"{}\") is stale or wrong", p.uuid,
-                               p.externalIds.count("node") ? p.externalIds.at("node") : "?", p.priority, p.match)});
+                               p.external_ids.count("node") ? p.external_ids.at("node") : "?", p.priority, p.match)});
   }
-  if (plan.optionChange) {
+  if (plan.option_change) {
     out.push_back({K::kOptionWrong, "NB_Global",
-                   fmt::format("NB_Global options:node_local_dns_ip is \"{}\", want \"{}\"", nb.dnsOption.value_or("<unset>"),
-                               plan.optionValue.value_or("<unset>"))});
+                   fmt::format("NB_Global options:node_local_dns_ip is \"{}\", want \"{}\"", nb.dns_option.value_or("<unset>"),
+                               plan.option_value.value_or("<unset>"))});
   }
-  for (const auto& sw : nb.underlaySwitches) {
-    if (!sw.connectedToRouter) {
+  for (const auto& sw : nb.underlay_switches) {
+    if (!sw.connected_to_router) {
       out.push_back({K::kUnderlayUnconnected, sw.name,
                      fmt::format("underlay switch {} has a localnet port but no router port on {} "
                                  "(u2oInterconnection off): its pods cannot reach node-local DNS",
@@ -136,7 +136,7 @@ std::vector<Finding> runChecks(const NbSnapshot& nb, const ReconcileConfig& conf
   }
   // Higher-priority policies whose source overlaps a node's pods and whose destination (if
   // constrained and resolvable) includes a DNS IP: they win over the local-DNS reroute.
-  if (!config.dnsIps.empty()) {
+  if (!config.dns_ips.empty()) {
     for (const auto& p : nb.policies) {
       if (p.priority <= config.priority || isOwned(p)) continue;
       const auto src = matchOperands(p.match, "src");
@@ -144,31 +144,31 @@ std::vector<Finding> runChecks(const NbSnapshot& nb, const ReconcileConfig& conf
       const auto dst = matchOperands(p.match, "dst");
       if (!dst.empty()) {
         bool unknown = false;
-        std::vector<std::string> dstIps;
+        std::vector<std::string> dst_ips;
         for (const auto& d : dst) {
           auto r = resolveOperand(nb, d);
           if (!r) {
             unknown = true;
             break;
           }
-          dstIps.insert(dstIps.end(), r->begin(), r->end());
+          dst_ips.insert(dst_ips.end(), r->begin(), r->end());
         }
-        if (!unknown && !anyContained(config.dnsIps, dstIps)) continue;
+        if (!unknown && !anyContained(config.dns_ips, dst_ips)) continue;
       }
-      std::set<std::string> hitNodes;
+      std::set<std::string> hit_nodes;
       for (const auto& n : nb.nodes) {
         const std::string pg = portGroupName(n.name);
-        auto pgIt = nb.portGroups.find(pg);
+        auto pg_it = nb.port_groups.find(pg);
         for (const auto& s : src) {
           if (s == "$" + pg + "_ip4" || s == "$" + pg + "_ip6") {
-            hitNodes.insert(n.name);
+            hit_nodes.insert(n.name);
             continue;
           }
           auto r = resolveOperand(nb, s);
-          if (r && pgIt != nb.portGroups.end() && anyContained(pgIt->second, *r)) hitNodes.insert(n.name);
+          if (r && pg_it != nb.port_groups.end() && anyContained(pg_it->second, *r)) hit_nodes.insert(n.name);
         }
       }
-      for (const auto& node : hitNodes) {
+      for (const auto& node : hit_nodes) {
         out.push_back({K::kShadowingPolicy, p.uuid,
                        fmt::format("policy {} (priority {} > {}, action {}, match \"{}\") catches pods of node {} "
                                    "before the node-local DNS reroute",
@@ -181,22 +181,22 @@ std::vector<Finding> runChecks(const NbSnapshot& nb, const ReconcileConfig& conf
 
 std::string formatReport(const NbSnapshot& nb, const ReconcileConfig& config, const std::vector<Finding>& findings) {
   std::string out;
-  out += fmt::format("router {}: {}\n", config.router, nb.routerUuid ? *nb.routerUuid : "NOT FOUND");
-  out += fmt::format("NB_Global options:node_local_dns_ip: {}\n", nb.dnsOption.value_or("<unset>"));
-  out += fmt::format("nodes on switch {}: {}\n", config.nodeSwitch, nb.nodes.size());
+  out += fmt::format("router {}: {}\n", config.router, nb.router_uuid ? *nb.router_uuid : "NOT FOUND");
+  out += fmt::format("NB_Global options:node_local_dns_ip: {}\n", nb.dns_option.value_or("<unset>"));
+  out += fmt::format("nodes on switch {}: {}\n", config.node_switch, nb.nodes.size());
   for (const auto& n : nb.nodes) {
     out += fmt::format("  node {} join {}{}{} port group {}\n", n.name, n.ip4.empty() ? "-" : n.ip4,
                        n.ip6.empty() ? "" : " ", n.ip6, portGroupName(n.name));
     for (const auto& p : nb.policies) {
-      auto it = p.externalIds.find("node");
-      if (!isOwned(p) || it == p.externalIds.end() || it->second != n.name) continue;
+      auto it = p.external_ids.find("node");
+      if (!isOwned(p) || it == p.external_ids.end() || it->second != n.name) continue;
       std::string hops;
       for (const auto& h : p.nexthops) hops += (hops.empty() ? "" : ",") + h;
       std::string state;
       if (isFailedOver(p)) {
         // Accepted, not a problem: the node's agent found its cache dead (see failover.h).
-        auto to = p.externalIds.find(kFailoverToKey);
-        state = to == p.externalIds.end() || to->second.empty()
+        auto to = p.external_ids.find(kFailoverToKey);
+        state = to == p.external_ids.end() || to->second.empty()
                     ? " [cache unhealthy, no healthy neighbour]"
                     : " [cache unhealthy, failed over to " + to->second + "]";
       }

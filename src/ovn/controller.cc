@@ -56,30 +56,30 @@ void Controller::publish(const NbSnapshot& nb, const std::vector<Finding>& findi
     if (reportOnly(f.kind)) reported.push_back(f.message);
   }
   metrics_.nodes.set(static_cast<double>(nb.nodes.size()));
-  metrics_.desiredPolicies.set(static_cast<double>(desiredPolicies(nb, options_.config).size()));
-  metrics_.missingPortGroups.set(static_cast<double>(pg));
-  metrics_.unconnectedUnderlaySwitches.set(static_cast<double>(underlay));
-  metrics_.shadowingPolicies.set(static_cast<double>(shadow));
+  metrics_.desired_policies.set(static_cast<double>(desiredPolicies(nb, options_.config).size()));
+  metrics_.missing_port_groups.set(static_cast<double>(pg));
+  metrics_.unconnected_underlay_switches.set(static_cast<double>(underlay));
+  metrics_.shadowing_policies.set(static_cast<double>(shadow));
   uint64_t failed_over = 0;
   for (const auto& p : nb.policies) {
-    const auto it = p.externalIds.find(kFailoverStateKey);
-    if (it != p.externalIds.end() && it->second == kFailoverStateUnhealthy) ++failed_over;
+    const auto it = p.external_ids.find(kFailoverStateKey);
+    if (it != p.external_ids.end() && it->second == kFailoverStateUnhealthy) ++failed_over;
   }
-  metrics_.failedOverPolicies.set(static_cast<double>(failed_over));
-  if (reported != lastReported_) {
+  metrics_.failed_over_policies.set(static_cast<double>(failed_over));
+  if (reported != last_reported_) {
     for (const auto& m : reported) log::warn("plugin/ovn: {}", m);
-    lastReported_ = std::move(reported);
+    last_reported_ = std::move(reported);
   }
 }
 
 Controller::Pass Controller::reconcileOnce() {
   metrics_.reconciliations.inc();
   const auto& cfg = options_.config;
-  const NbSnapshot nb = buildSnapshot(client_.replica(), cfg.router, cfg.nodeSwitch);
+  const NbSnapshot nb = buildSnapshot(client_.replica(), cfg.router, cfg.node_switch);
   const Plan plan = computePlan(nb, cfg);
   publish(nb, runChecks(nb, cfg, plan));
   if (plan.empty()) {
-    metrics_.lastSuccessUnix.set(static_cast<double>(std::time(nullptr)));
+    metrics_.last_success_unix.set(static_cast<double>(std::time(nullptr)));
     return Pass::kConverged;
   }
   std::string err;
@@ -89,13 +89,13 @@ Controller::Pass Controller::reconcileOnce() {
     log::error("plugin/ovn: cannot reconcile: {}", err);
     return Pass::kFailed;
   }
-  auto res = client_.transact(*ops, options_.transactionTimeout);
+  auto res = client_.transact(*ops, options_.transaction_timeout);
   switch (res.status) {
     case ovsdb::TxnResult::Status::kOk:
       metrics_.transactions.inc();
-      metrics_.changesApplied.add(plan.changeCount());
+      metrics_.changes_applied.add(plan.changeCount());
       log::info("plugin/ovn: applied {} policy insert(s), {} delete(s){}", plan.inserts.size(), plan.deletes.size(),
-                plan.optionChange ? ", NB_Global option node_local_dns_ip=" + plan.optionValue.value_or("<removed>")
+                plan.option_change ? ", NB_Global option node_local_dns_ip=" + plan.option_value.value_or("<removed>")
                                   : "");
       return Pass::kChanged;
     case ovsdb::TxnResult::Status::kConflict:
@@ -111,55 +111,55 @@ Controller::Pass Controller::reconcileOnce() {
 
 int Controller::run(const std::atomic<bool>& stop) {
   ovsdb::Backoff backoff;
-  auto nextConnect = Clock::now();
+  auto next_connect = Clock::now();
   bool dirty = true;
-  auto dueAt = Clock::now();
-  auto firstDirty = Clock::now();
-  uint64_t lastSeq = 0;
-  auto lastResync = Clock::now();
+  auto due_at = Clock::now();
+  auto first_dirty = Clock::now();
+  uint64_t last_seq = 0;
+  auto last_resync = Clock::now();
   while (!stop.load()) {
     auto now = Clock::now();
     if (!client_.connected()) {
       metrics_.connected.set(0);
-      if (now < nextConnect) {
+      if (now < next_connect) {
         client_.poll(milliseconds(0));
-        auto wait = std::min<Clock::duration>(milliseconds(100), nextConnect - now);
+        auto wait = std::min<Clock::duration>(milliseconds(100), next_connect - now);
         std::this_thread::sleep_for(wait);
         continue;
       }
       if (!connectLogged()) {
         auto d = backoff.next();
         log::info("plugin/ovn: retrying in {} ms", d.count());
-        nextConnect = Clock::now() + d;
+        next_connect = Clock::now() + d;
         continue;
       }
       backoff.reset();
       dirty = true;
-      dueAt = firstDirty = Clock::now();
-      lastSeq = client_.replica().seqno();
+      due_at = first_dirty = Clock::now();
+      last_seq = client_.replica().seqno();
     }
     if (!client_.poll(milliseconds(100))) {
       metrics_.connected.set(0);
       metrics_.errors.inc();
       log::warn("plugin/ovn: lost connection to {}: {}", client_.currentRemote(), client_.lastError());
-      nextConnect = Clock::now() + backoff.next();
+      next_connect = Clock::now() + backoff.next();
       continue;
     }
     now = Clock::now();
-    if (client_.replica().seqno() != lastSeq) {
-      lastSeq = client_.replica().seqno();
-      if (!dirty) firstDirty = now;
+    if (client_.replica().seqno() != last_seq) {
+      last_seq = client_.replica().seqno();
+      if (!dirty) first_dirty = now;
       dirty = true;
       // Trailing debounce, but never postpone a pass by more than 10 debounce periods.
-      dueAt = std::min(now + options_.debounce, firstDirty + 10 * options_.debounce);
+      due_at = std::min(now + options_.debounce, first_dirty + 10 * options_.debounce);
     }
-    if (now - lastResync >= options_.resyncInterval) {
-      lastResync = now;
-      if (!dirty) firstDirty = now;
+    if (now - last_resync >= options_.resync_interval) {
+      last_resync = now;
+      if (!dirty) first_dirty = now;
       dirty = true;
-      dueAt = now;
+      due_at = now;
     }
-    if (!dirty || now < dueAt) continue;
+    if (!dirty || now < due_at) continue;
     switch (reconcileOnce()) {
       case Pass::kConverged:
       case Pass::kChanged:
@@ -167,10 +167,10 @@ int Controller::run(const std::atomic<bool>& stop) {
         break;
       case Pass::kRetry:
         // Let the other writer's update arrive; jitter so racing controllers do not collide again.
-        dueAt = Clock::now() + milliseconds(100 + static_cast<int64_t>(randomBelow(400)));
+        due_at = Clock::now() + milliseconds(100 + static_cast<int64_t>(randomBelow(400)));
         break;
       case Pass::kFailed:
-        dueAt = Clock::now() + milliseconds(2000);
+        due_at = Clock::now() + milliseconds(2000);
         break;
     }
   }
@@ -182,7 +182,7 @@ int Controller::run(const std::atomic<bool>& stop) {
 int Controller::check(std::ostream& out) {
   if (!connectLogged()) return 1;
   const auto& cfg = options_.config;
-  const NbSnapshot nb = buildSnapshot(client_.replica(), cfg.router, cfg.nodeSwitch);
+  const NbSnapshot nb = buildSnapshot(client_.replica(), cfg.router, cfg.node_switch);
   const Plan plan = computePlan(nb, cfg);
   const auto findings = runChecks(nb, cfg, plan);
   out << formatReport(nb, cfg, findings);
@@ -193,7 +193,7 @@ int Controller::check(std::ostream& out) {
 int Controller::dryRun(std::ostream& out) {
   if (!connectLogged()) return 1;
   const auto& cfg = options_.config;
-  const NbSnapshot nb = buildSnapshot(client_.replica(), cfg.router, cfg.nodeSwitch);
+  const NbSnapshot nb = buildSnapshot(client_.replica(), cfg.router, cfg.node_switch);
   const Plan plan = computePlan(nb, cfg);
   publish(nb, runChecks(nb, cfg, plan));
   if (plan.empty()) {

@@ -23,9 +23,9 @@ namespace nld::ovn {
 struct ControllerOptions {
   ReconcileConfig config;
   ovsdb::ClientOptions client;
-  std::chrono::milliseconds resyncInterval{60000};
+  std::chrono::milliseconds resync_interval{60000};
   std::chrono::milliseconds debounce{200};
-  std::chrono::milliseconds transactionTimeout{10000};
+  std::chrono::milliseconds transaction_timeout{10000};
 };
 
 class Controller {
@@ -52,7 +52,7 @@ class Controller {
   ControllerOptions options_;
   Metrics& metrics_;
   ovsdb::Client client_;
-  std::vector<std::string> lastReported_;
+  std::vector<std::string> last_reported_;
 };
 
 }  // namespace nld::ovn

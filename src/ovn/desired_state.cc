@@ -16,9 +16,9 @@ std::string portGroupName(const std::string& node) {
   return pg;
 }
 
-std::string policyMatch(const std::string& node, int family, const std::string& dnsIp) {
+std::string policyMatch(const std::string& node, int family, const std::string& dns_ip) {
   const std::string ip = family == 6 ? "ip6" : "ip4";
-  return ip + ".src == $" + portGroupName(node) + "_" + ip + " && " + ip + ".dst == " + dnsIp;
+  return ip + ".src == $" + portGroupName(node) + "_" + ip + " && " + ip + ".dst == " + dns_ip;
 }
 
 std::map<std::string, std::string> policyExternalIds(const std::string& node, int family) {
@@ -29,9 +29,9 @@ std::map<std::string, std::string> policyExternalIds(const std::string& node, in
 }
 
 bool isOwned(const Policy& policy) {
-  auto it = policy.externalIds.find("isLocalDnsCache");
-  auto vendor = policy.externalIds.find("vendor");
-  return it != policy.externalIds.end() && it->second == "true" && vendor != policy.externalIds.end() &&
+  auto it = policy.external_ids.find("isLocalDnsCache");
+  auto vendor = policy.external_ids.find("vendor");
+  return it != policy.external_ids.end() && it->second == "true" && vendor != policy.external_ids.end() &&
          vendor->second == "kube-ovn";
 }
 
@@ -41,15 +41,15 @@ std::vector<DesiredPolicy> desiredPolicies(const NbSnapshot& nb, const Reconcile
     for (int family : {4, 6}) {
       const std::string& join = family == 4 ? node.ip4 : node.ip6;
       if (join.empty()) continue;
-      for (const auto& dns : config.dnsIps) {
+      for (const auto& dns : config.dns_ips) {
         if (ipFamily(dns) != family) continue;
         DesiredPolicy d;
         d.node = node.name;
         d.family = family;
-        d.dnsIp = dns;
+        d.dns_ip = dns;
         d.match = policyMatch(node.name, family, dns);
         d.nexthop = join;
-        d.externalIds = policyExternalIds(node.name, family);
+        d.external_ids = policyExternalIds(node.name, family);
         out.push_back(std::move(d));
       }
     }
@@ -61,9 +61,9 @@ bool policyMatches(const Policy& existing, const DesiredPolicy& desired, int64_t
   if (existing.priority != priority || existing.action != "reroute" || existing.match != desired.match) return false;
   if (existing.nexthops != std::vector<std::string>{desired.nexthop}) return false;
   if (existing.nexthop.has_value()) return false;
-  for (const auto& [k, v] : desired.externalIds) {
-    auto it = existing.externalIds.find(k);
-    if (it == existing.externalIds.end() || it->second != v) return false;
+  for (const auto& [k, v] : desired.external_ids) {
+    auto it = existing.external_ids.find(k);
+    if (it == existing.external_ids.end() || it->second != v) return false;
   }
   return true;
 }
@@ -74,7 +74,7 @@ Plan computePlan(const NbSnapshot& nb, const ReconcileConfig& config) {
   std::vector<bool> satisfied(desired.size(), false);
   // Without the node switch there is no node list to compare against: a wrong --node-switch must
   // not look like "every node is gone" and wipe the policies. Leave them alone (check reports it).
-  for (const auto& p : nb.nodeSwitchFound ? nb.policies : std::vector<Policy>{}) {
+  for (const auto& p : nb.node_switch_found ? nb.policies : std::vector<Policy>{}) {
     if (!isOwned(p)) continue;
     bool keep = false;
     for (std::size_t i = 0; i < desired.size(); ++i) {
@@ -94,14 +94,14 @@ Plan computePlan(const NbSnapshot& nb, const ReconcileConfig& config) {
     if (!satisfied[i]) plan.inserts.push_back(desired[i]);
   }
   std::optional<std::string> want;
-  if (!config.dnsIps.empty()) {
+  if (!config.dns_ips.empty()) {
     std::string joined;
-    for (const auto& ip : config.dnsIps) joined += (joined.empty() ? "" : ",") + ip;
+    for (const auto& ip : config.dns_ips) joined += (joined.empty() ? "" : ",") + ip;
     want = joined;
   }
-  if (want != nb.dnsOption) {
-    plan.optionChange = true;
-    plan.optionValue = want;
+  if (want != nb.dns_option) {
+    plan.option_change = true;
+    plan.option_value = want;
   }
   return plan;
 }
@@ -110,17 +110,17 @@ std::optional<Json> buildTransaction(const Plan& plan, const NbSnapshot& nb, con
                                      std::string* error) {
   Json ops = Json::array();
   if (!plan.deletes.empty() || !plan.inserts.empty()) {
-    if (!nb.routerUuid) {
+    if (!nb.router_uuid) {
       if (error) *error = "logical router " + config.router + " not found";
       return std::nullopt;
     }
     std::vector<Json> current;
-    for (const auto& u : nb.routerPolicyUuids) current.push_back(ovsdb::makeUuid(u));
-    const Json whereRouter = Json::array({Json::array({"_uuid", "==", ovsdb::makeUuid(*nb.routerUuid)})});
+    for (const auto& u : nb.router_policy_uuids) current.push_back(ovsdb::makeUuid(u));
+    const Json where_router = Json::array({Json::array({"_uuid", "==", ovsdb::makeUuid(*nb.router_uuid)})});
     ops.push_back({{"op", "wait"},
                    {"timeout", 0},
                    {"table", "Logical_Router"},
-                   {"where", whereRouter},
+                   {"where", where_router},
                    {"columns", Json::array({"policies"})},
                    {"until", "=="},
                    {"rows", Json::array({Json{{"policies", ovsdb::makeSet(current)}}})}});
@@ -136,7 +136,7 @@ std::optional<Json> buildTransaction(const Plan& plan, const NbSnapshot& nb, con
                        {"match", d.match},
                        {"action", "reroute"},
                        {"nexthops", ovsdb::makeStringSet({d.nexthop})},
-                       {"external_ids", ovsdb::makeStringMap(d.externalIds)}}}});
+                       {"external_ids", ovsdb::makeStringMap(d.external_ids)}}}});
       named.push_back(ovsdb::makeNamedUuid(name));
     }
     Json mutations = Json::array();
@@ -147,20 +147,20 @@ std::optional<Json> buildTransaction(const Plan& plan, const NbSnapshot& nb, con
       mutations.push_back(Json::array({"policies", "delete", ovsdb::makeSet(del)}));
     }
     if (!named.empty()) mutations.push_back(Json::array({"policies", "insert", ovsdb::makeSet(named)}));
-    ops.push_back({{"op", "mutate"}, {"table", "Logical_Router"}, {"where", whereRouter}, {"mutations", mutations}});
+    ops.push_back({{"op", "mutate"}, {"table", "Logical_Router"}, {"where", where_router}, {"mutations", mutations}});
   }
-  if (plan.optionChange) {
-    if (nb.nbGlobalUuid) {
+  if (plan.option_change) {
+    if (nb.nb_global_uuid) {
       Json mutations = Json::array({Json::array({"options", "delete", ovsdb::makeStringSet({"node_local_dns_ip"})})});
-      if (plan.optionValue) {
+      if (plan.option_value) {
         mutations.push_back(
-            Json::array({"options", "insert", ovsdb::makeStringMap({{"node_local_dns_ip", *plan.optionValue}})}));
+            Json::array({"options", "insert", ovsdb::makeStringMap({{"node_local_dns_ip", *plan.option_value}})}));
       }
       ops.push_back({{"op", "mutate"},
                      {"table", "NB_Global"},
-                     {"where", Json::array({Json::array({"_uuid", "==", ovsdb::makeUuid(*nb.nbGlobalUuid)})})},
+                     {"where", Json::array({Json::array({"_uuid", "==", ovsdb::makeUuid(*nb.nb_global_uuid)})})},
                      {"mutations", mutations}});
-    } else if (plan.optionValue) {
+    } else if (plan.option_value) {
       // No NB_Global row yet (ovn-northd/ovn-nbctl create it): create it, unless someone else
       // did in the meantime.
       ops.push_back({{"op", "wait"},
@@ -172,7 +172,7 @@ std::optional<Json> buildTransaction(const Plan& plan, const NbSnapshot& nb, con
                      {"rows", Json::array()}});
       ops.push_back({{"op", "insert"},
                      {"table", "NB_Global"},
-                     {"row", {{"options", ovsdb::makeStringMap({{"node_local_dns_ip", *plan.optionValue}})}}}});
+                     {"row", {{"options", ovsdb::makeStringMap({{"node_local_dns_ip", *plan.option_value}})}}}});
     }
   }
   return ops;

@@ -26,25 +26,25 @@ namespace nld::ovn {
 
 struct ReconcileConfig {
   std::string router = "ovn-cluster";
-  std::string nodeSwitch = "join";
+  std::string node_switch = "join";
   int64_t priority = 30000;
-  std::vector<std::string> dnsIps;  ///< validated IP literals, in flag order
+  std::vector<std::string> dns_ips;  ///< validated IP literals, in flag order
 };
 
 struct DesiredPolicy {
   std::string node;
   int family = 4;
-  std::string dnsIp;
+  std::string dns_ip;
   std::string match;
   std::string nexthop;
-  std::map<std::string, std::string> externalIds;
+  std::map<std::string, std::string> external_ids;
 };
 
 /// "node.<node>" with every '-' replaced by '.' (kube-ovn's node port group name).
 std::string portGroupName(const std::string& node);
 
 /// "ip4.src == $node.<n>_ip4 && ip4.dst == <dns>" (ip6 likewise).
-std::string policyMatch(const std::string& node, int family, const std::string& dnsIp);
+std::string policyMatch(const std::string& node, int family, const std::string& dns_ip);
 
 /// external_ids of the node's policies of one family.
 std::map<std::string, std::string> policyExternalIds(const std::string& node, int family);
@@ -63,10 +63,10 @@ bool policyMatches(const Policy& existing, const DesiredPolicy& desired, int64_t
 struct Plan {
   std::vector<Policy> deletes;           ///< owned policies to remove (wrong, duplicate or stale)
   std::vector<DesiredPolicy> inserts;    ///< desired policies missing
-  bool optionChange = false;             ///< NB_Global option must be set/removed
-  std::optional<std::string> optionValue;  ///< new value; nullopt = remove the key
-  bool empty() const { return deletes.empty() && inserts.empty() && !optionChange; }
-  std::size_t changeCount() const { return deletes.size() + inserts.size() + (optionChange ? 1 : 0); }
+  bool option_change = false;             ///< NB_Global option must be set/removed
+  std::optional<std::string> option_value;  ///< new value; nullopt = remove the key
+  bool empty() const { return deletes.empty() && inserts.empty() && !option_change; }
+  std::size_t changeCount() const { return deletes.size() + inserts.size() + (option_change ? 1 : 0); }
 };
 
 /// An owned policy carrying the fail-over agent's marker is kept as long as

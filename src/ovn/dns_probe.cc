@@ -145,13 +145,13 @@ std::vector<ProbeResult> DnsProber::probe() {
     }
   }
   std::vector<ProbeResult> out(ips_.size());
-  const std::string timeoutText = "no answer within " + std::to_string(timeout_.count()) + " ms";
+  const std::string timeout_text = "no answer within " + std::to_string(timeout_.count()) + " ms";
   for (std::size_t i = 0; i < ips_.size(); ++i) {
     const Exchange& u = xs[i * 2];
     const Exchange& t = xs[i * 2 + 1];
     out[i].ok = u.ok && t.ok;
-    if (!u.ok) out[i].why += "udp: " + (u.done ? u.why : timeoutText);
-    if (!t.ok) out[i].why += std::string(out[i].why.empty() ? "" : "; ") + "tcp: " + (t.done ? t.why : timeoutText);
+    if (!u.ok) out[i].why += "udp: " + (u.done ? u.why : timeout_text);
+    if (!t.ok) out[i].why += std::string(out[i].why.empty() ? "" : "; ") + "tcp: " + (t.done ? t.why : timeout_text);
   }
   return out;  // the exchanges' sockets close with xs
 }

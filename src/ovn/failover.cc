@@ -11,8 +11,8 @@ namespace nld::ovn {
 using ovsdb::Json;
 
 bool isFailedOver(const Policy& policy) {
-  auto it = policy.externalIds.find(kFailoverStateKey);
-  return it != policy.externalIds.end() && it->second == kFailoverStateUnhealthy;
+  auto it = policy.external_ids.find(kFailoverStateKey);
+  return it != policy.external_ids.end() && it->second == kFailoverStateUnhealthy;
 }
 
 namespace {
@@ -22,9 +22,9 @@ const std::string& joinOf(const NodeJoin& n, int family) { return family == 6 ? 
 bool baseShapeMatches(const Policy& existing, const DesiredPolicy& desired, int64_t priority) {
   if (existing.priority != priority || existing.action != "reroute" || existing.match != desired.match) return false;
   if (existing.nexthop.has_value()) return false;
-  for (const auto& [k, v] : desired.externalIds) {
-    auto it = existing.externalIds.find(k);
-    if (it == existing.externalIds.end() || it->second != v) return false;
+  for (const auto& [k, v] : desired.external_ids) {
+    auto it = existing.external_ids.find(k);
+    if (it == existing.external_ids.end() || it->second != v) return false;
   }
   return true;
 }
@@ -60,7 +60,7 @@ const char* healthName(Health h) {
 bool HealthTracker::observe(TimePoint now, bool ok) {
   if (ok) {
     fails_ = 0;
-    if (oks_ == 0) firstOk_ = now;
+    if (oks_ == 0) first_ok_ = now;
     ++oks_;
   } else {
     oks_ = 0;
@@ -68,16 +68,16 @@ bool HealthTracker::observe(TimePoint now, bool ok) {
   }
   const Health before = state_;
   if (state_ != Health::kUnhealthy && fails_ >= options_.fall) {
-    // A healthy period after a recovery shorter than stablePeriod means the cache is flapping:
+    // A healthy period after a recovery shorter than stable_period means the cache is flapping:
     // lengthen the hold. (The first healthy period after the agent started is no recovery.)
-    if (state_ == Health::kHealthy && recovered_ && now - since_ < options_.stablePeriod) {
-      hold_ = std::min(options_.holdMax, hold_ * 2);
+    if (state_ == Health::kHealthy && recovered_ && now - since_ < options_.stable_period) {
+      hold_ = std::min(options_.hold_max, hold_ * 2);
     } else {
-      hold_ = options_.holdBase;
+      hold_ = options_.hold_base;
     }
     state_ = Health::kUnhealthy;
     since_ = now;
-  } else if (state_ != Health::kHealthy && oks_ >= options_.rise && now - firstOk_ >= options_.riseMinSpan &&
+  } else if (state_ != Health::kHealthy && oks_ >= options_.rise && now - first_ok_ >= options_.rise_min_span &&
              (state_ == Health::kUnknown || now - since_ >= hold_)) {
     recovered_ = state_ == Health::kUnhealthy;
     state_ = Health::kHealthy;
@@ -110,15 +110,15 @@ std::vector<std::string> rendezvousPick(std::string_view self, std::vector<std::
 }
 
 std::vector<std::string> healthyNeighbours(const NbSnapshot& nb, const ReconcileConfig& config, const std::string& self,
-                                           const std::string& dnsIp) {
-  const int family = ipFamily(dnsIp);
+                                           const std::string& dns_ip) {
+  const int family = ipFamily(dns_ip);
   std::vector<std::string> out;
   for (const auto& n : nb.nodes) {
     if (n.name == self || joinOf(n, family).empty()) continue;
-    const std::string match = policyMatch(n.name, family, dnsIp);
+    const std::string match = policyMatch(n.name, family, dns_ip);
     for (const auto& p : nb.policies) {
-      auto node = p.externalIds.find("node");
-      if (!isOwned(p) || node == p.externalIds.end() || node->second != n.name || p.match != match ||
+      auto node = p.external_ids.find("node");
+      if (!isOwned(p) || node == p.external_ids.end() || node->second != n.name || p.match != match ||
           p.priority != config.priority || p.action != "reroute") {
         continue;
       }
@@ -136,24 +136,24 @@ AgentPlan planAgent(const NbSnapshot& nb, const AgentConfig& config, const std::
   const auto self = std::find_if(nb.nodes.begin(), nb.nodes.end(), [&](const NodeJoin& n) { return n.name == config.node; });
   if (self == nb.nodes.end()) {
     plan.notes.push_back("node " + config.node + " has no port node-" + config.node + " on switch " +
-                         config.reconcile.nodeSwitch + " (yet)");
+                         config.reconcile.node_switch + " (yet)");
     return plan;
   }
-  for (const auto& dnsIp : config.reconcile.dnsIps) {
-    auto h = health.find(dnsIp);
+  for (const auto& dns_ip : config.reconcile.dns_ips) {
+    auto h = health.find(dns_ip);
     if (h == health.end() || h->second == Health::kUnknown) continue;
-    const int family = ipFamily(dnsIp);
-    const std::string& ownJoin = joinOf(*self, family);
-    if (ownJoin.empty()) {
-      plan.notes.push_back("node " + config.node + " has no IPv" + std::to_string(family) + " join IP: " + dnsIp +
+    const int family = ipFamily(dns_ip);
+    const std::string& own_join = joinOf(*self, family);
+    if (own_join.empty()) {
+      plan.notes.push_back("node " + config.node + " has no IPv" + std::to_string(family) + " join IP: " + dns_ip +
                            " is not rerouted on this node");
       continue;
     }
-    const std::string match = policyMatch(config.node, family, dnsIp);
+    const std::string match = policyMatch(config.node, family, dns_ip);
     std::vector<const Policy*> own;
     for (const auto& p : nb.policies) {
-      auto node = p.externalIds.find("node");
-      if (isOwned(p) && node != p.externalIds.end() && node->second == config.node && p.match == match &&
+      auto node = p.external_ids.find("node");
+      if (isOwned(p) && node != p.external_ids.end() && node->second == config.node && p.match == match &&
           p.priority == config.reconcile.priority && p.action == "reroute") {
         own.push_back(&p);
       }
@@ -166,10 +166,10 @@ AgentPlan planAgent(const NbSnapshot& nb, const AgentConfig& config, const std::
     std::vector<std::string> nexthops;
     std::vector<std::string> picked;
     if (h->second == Health::kHealthy) {
-      nexthops = {ownJoin};
+      nexthops = {own_join};
     } else {
-      picked = rendezvousPick(config.node, healthyNeighbours(nb, config.reconcile, config.node, dnsIp),
-                              config.maxNeighbours);
+      picked = rendezvousPick(config.node, healthyNeighbours(nb, config.reconcile, config.node, dns_ip),
+                              config.max_neighbours);
       for (const auto& name : picked) {
         for (const auto& n : nb.nodes) {
           if (n.name == name) nexthops.push_back(joinOf(n, family));
@@ -177,24 +177,24 @@ AgentPlan planAgent(const NbSnapshot& nb, const AgentConfig& config, const std::
       }
       // No healthy neighbour: the own (dead) cache is still the best bet -- it may come back, and
       // pointing at another dead cache gains nothing. The marker stays so others skip this node.
-      if (nexthops.empty()) nexthops = {ownJoin};
+      if (nexthops.empty()) nexthops = {own_join};
     }
     std::sort(nexthops.begin(), nexthops.end());
     for (const Policy* p : own) {
-      auto ids = p->externalIds;
+      auto ids = p->external_ids;
       ids.erase(kFailoverStateKey);
       ids.erase(kFailoverToKey);
-      std::string describe = "healthy: nexthop " + ownJoin;
+      std::string describe = "healthy: nexthop " + own_join;
       if (h->second == Health::kUnhealthy) {
         ids[kFailoverStateKey] = kFailoverStateUnhealthy;
         ids[kFailoverToKey] = joinComma(picked);
-        describe = picked.empty() ? "unhealthy, no healthy neighbour: nexthop stays " + ownJoin
+        describe = picked.empty() ? "unhealthy, no healthy neighbour: nexthop stays " + own_join
                                   : "unhealthy: failed over to " + joinComma(picked) + " (" + joinComma(nexthops) + ")";
       }
       auto current = p->nexthops;
       std::sort(current.begin(), current.end());
-      if (current == nexthops && ids == p->externalIds && !p->nexthop.has_value()) continue;
-      plan.updates.push_back(RowUpdate{*p, nexthops, std::move(ids), dnsIp + " " + describe});
+      if (current == nexthops && ids == p->external_ids && !p->nexthop.has_value()) continue;
+      plan.updates.push_back(RowUpdate{*p, nexthops, std::move(ids), dns_ip + " " + describe});
     }
   }
   return plan;
@@ -211,14 +211,14 @@ Json buildAgentTransaction(const std::vector<RowUpdate>& updates) {
                    {"columns", Json::array({"nexthops", "external_ids"})},
                    {"until", "=="},
                    {"rows", Json::array({Json{{"nexthops", ovsdb::makeStringSet(u.current.nexthops)},
-                                              {"external_ids", ovsdb::makeStringMap(u.current.externalIds)}}})}});
+                                              {"external_ids", ovsdb::makeStringMap(u.current.external_ids)}}})}});
     ops.push_back({{"op", "update"},
                    {"table", "Logical_Router_Policy"},
                    {"where", where},
                    {"row",
                     {{"nexthops", ovsdb::makeStringSet(u.nexthops)},
                      {"nexthop", ovsdb::makeSet({})},
-                     {"external_ids", ovsdb::makeStringMap(u.externalIds)}}}});
+                     {"external_ids", ovsdb::makeStringMap(u.external_ids)}}}});
   }
   return ops;
 }

@@ -55,24 +55,24 @@ const char* healthName(Health h);
 struct HealthOptions {
   int fall = 3;                                   ///< consecutive failed rounds → unhealthy
   int rise = 4;                                   ///< consecutive good rounds → healthy ...
-  std::chrono::milliseconds riseMinSpan{1000};    ///< ... spanning at least this long
-  std::chrono::milliseconds holdBase{3000};       ///< minimum time unhealthy before healthy again
-  std::chrono::milliseconds holdMax{60000};       ///< cap of the doubling hold (flap damping)
+  std::chrono::milliseconds rise_min_span{1000};    ///< ... spanning at least this long
+  std::chrono::milliseconds hold_base{3000};       ///< minimum time unhealthy before healthy again
+  std::chrono::milliseconds hold_max{60000};       ///< cap of the doubling hold (flap damping)
   /// A healthy period shorter than this counts as a flap: the next hold doubles. Longer: the hold
-  /// returns to holdBase.
-  std::chrono::milliseconds stablePeriod{30000};
+  /// returns to hold_base.
+  std::chrono::milliseconds stable_period{30000};
 };
 
 /// Turns a stream of probe-round results into Unknown → Healthy/Unhealthy decisions. Going
 /// unhealthy is fast (`fall` rounds, availability first); going healthy needs `rise` good rounds
-/// over `riseMinSpan` and the hold time to have passed since the node went unhealthy. The hold
-/// doubles (up to holdMax) each time the cache fails again within `stablePeriod` of recovering, so
+/// over `rise_min_span` and the hold time to have passed since the node went unhealthy. The hold
+/// doubles (up to hold_max) each time the cache fails again within `stable_period` of recovering, so
 /// a flapping cache produces at most two NB writes per hold period.
 class HealthTracker {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
 
-  explicit HealthTracker(HealthOptions options = {}) : options_(options), hold_(options.holdBase) {}
+  explicit HealthTracker(HealthOptions options = {}) : options_(options), hold_(options.hold_base) {}
 
   /// Feeds the result of one probe round observed at `now`. @return true if state() changed.
   bool observe(TimePoint now, bool ok);
@@ -87,7 +87,7 @@ class HealthTracker {
   HealthOptions options_;
   Health state_ = Health::kUnknown;
   TimePoint since_{};
-  TimePoint firstOk_{};
+  TimePoint first_ok_{};
   int oks_ = 0;
   int fails_ = 0;
   bool recovered_ = false;  ///< the current healthy period followed an unhealthy one
@@ -106,10 +106,10 @@ uint64_t rendezvousScore(std::string_view self, std::string_view candidate);
 /// healthy ones, and one neighbour's change moves only the nodes that ranked it.
 std::vector<std::string> rendezvousPick(std::string_view self, std::vector<std::string> candidates, std::size_t k);
 
-/// Nodes (other than `self`) whose row for `dnsIp` has the healthy shape (the node's own join IP
+/// Nodes (other than `self`) whose row for `dns_ip` has the healthy shape (the node's own join IP
 /// as the only nexthop, no fail-over marker), in name order.
 std::vector<std::string> healthyNeighbours(const NbSnapshot& nb, const ReconcileConfig& config, const std::string& self,
-                                           const std::string& dnsIp);
+                                           const std::string& dns_ip);
 
 // ---------------------------------------------------------------------------------------------
 // What the agent writes
@@ -117,14 +117,14 @@ std::vector<std::string> healthyNeighbours(const NbSnapshot& nb, const Reconcile
 struct AgentConfig {
   std::string node;
   ReconcileConfig reconcile;
-  std::size_t maxNeighbours = 3;
+  std::size_t max_neighbours = 3;
 };
 
 /// One in-place update of an own row.
 struct RowUpdate {
   Policy current;
   std::vector<std::string> nexthops;                 ///< sorted
-  std::map<std::string, std::string> externalIds;
+  std::map<std::string, std::string> external_ids;
   std::string describe;                              ///< for the log: "healthy" / "failed over to a,b"
 };
 

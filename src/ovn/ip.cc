@@ -39,8 +39,8 @@ std::optional<std::string> canonicalIp(const std::string& ip) {
   return std::string(buf);
 }
 
-bool ipInCidr(const std::string& ip, const std::string& cidrOrIp) {
-  std::string net = cidrOrIp;
+bool ipInCidr(const std::string& ip, const std::string& cidr_or_ip) {
+  std::string net = cidr_or_ip;
   int prefix = -1;
   if (auto slash = net.find('/'); slash != std::string::npos) {
     std::string p = net.substr(slash + 1);

@@ -13,8 +13,8 @@ int ipFamily(const std::string& ip);
 /// or nullopt if it is not an IP.
 std::optional<std::string> canonicalIp(const std::string& ip);
 
-/// True if `ip` lies inside `cidrOrIp` ("10.0.0.0/8", "10.1.2.3", "fd00::/64"). Different
+/// True if `ip` lies inside `cidr_or_ip` ("10.0.0.0/8", "10.1.2.3", "fd00::/64"). Different
 /// families or malformed input → false.
-bool ipInCidr(const std::string& ip, const std::string& cidrOrIp);
+bool ipInCidr(const std::string& ip, const std::string& cidr_or_ip);
 
 }  // namespace nld::ovn

@@ -18,7 +18,7 @@ Metrics::Metrics()
     : reconciliations(counter(registry_, "nld_ovn_reconciliations_total", "Reconcile passes run.")),
       transactions(
           counter(registry_, "nld_ovn_transactions_total", "OVSDB transactions committed.")),
-      changesApplied(counter(registry_, "nld_ovn_changes_applied_total",
+      changes_applied(counter(registry_, "nld_ovn_changes_applied_total",
                              "Policies inserted or deleted and NB_Global option writes.")),
       conflicts(counter(registry_, "nld_ovn_conflicts_total",
                         "Transactions aborted by a concurrent change and retried.")),
@@ -29,19 +29,19 @@ Metrics::Metrics()
       connected(
           gauge(registry_, "nld_ovn_connected", "1 if connected to the OVN Northbound database.")),
       nodes(gauge(registry_, "nld_ovn_nodes", "Nodes found on the node switch.")),
-      desiredPolicies(gauge(registry_, "nld_ovn_desired_policies",
+      desired_policies(gauge(registry_, "nld_ovn_desired_policies",
                             "Local-DNS router policies that should exist.")),
-      missingPortGroups(gauge(registry_, "nld_ovn_missing_port_groups",
+      missing_port_groups(gauge(registry_, "nld_ovn_missing_port_groups",
                               "Nodes whose node port group does not exist.")),
-      unconnectedUnderlaySwitches(gauge(registry_, "nld_ovn_unconnected_underlay_switches",
+      unconnected_underlay_switches(gauge(registry_, "nld_ovn_unconnected_underlay_switches",
                                         "Underlay switches not connected to the cluster router.")),
-      shadowingPolicies(gauge(registry_, "nld_ovn_shadowing_policies",
+      shadowing_policies(gauge(registry_, "nld_ovn_shadowing_policies",
                               "Higher-priority policies that catch node pods' DNS traffic.")),
-      failedOverPolicies(gauge(
+      failed_over_policies(gauge(
           registry_, "nld_ovn_failed_over_policies",
           "Node-local DNS policies the fail-over agent rerouted to a neighbour's cache (nonzero: a "
           "node's cache is down and its pods are served by another node).")),
-      lastSuccessUnix(gauge(registry_, "nld_ovn_last_success_timestamp_seconds",
+      last_success_unix(gauge(registry_, "nld_ovn_last_success_timestamp_seconds",
                             "Unix time of the last pass that left the NB converged.")) {}
 
 MetricsServer::MetricsServer(Metrics& metrics) : metrics_(metrics) {}

@@ -40,18 +40,18 @@ class Metrics {
  public:
   observability::Counter reconciliations;  ///< reconcile passes run
   observability::Counter transactions;     ///< transactions committed
-  observability::Counter changesApplied;   ///< policies inserted/deleted + option writes
+  observability::Counter changes_applied;   ///< policies inserted/deleted + option writes
   observability::Counter conflicts;        ///< transactions whose wait failed (retried)
   observability::Counter errors;           ///< failed passes/transactions/connects
   observability::Counter connects;         ///< successful (re)connections
   observability::Gauge connected;          ///< 1 while connected to the NB
   observability::Gauge nodes;
-  observability::Gauge desiredPolicies;
-  observability::Gauge missingPortGroups;
-  observability::Gauge unconnectedUnderlaySwitches;
-  observability::Gauge shadowingPolicies;
-  observability::Gauge failedOverPolicies;  ///< rows the agent rerouted to a neighbour
-  observability::Gauge lastSuccessUnix;     ///< time of the last pass that left the NB converged
+  observability::Gauge desired_policies;
+  observability::Gauge missing_port_groups;
+  observability::Gauge unconnected_underlay_switches;
+  observability::Gauge shadowing_policies;
+  observability::Gauge failed_over_policies;  ///< rows the agent rerouted to a neighbour
+  observability::Gauge last_success_unix;     ///< time of the last pass that left the NB converged
 };
 
 /// GET /metrics (Metrics::render()) and GET /healthz: 200 "ok" while connected to the NB, else

@@ -47,34 +47,34 @@ std::vector<std::string> ipsFromAddresses(const std::vector<std::string>& addres
 }
 
 NbSnapshot buildSnapshot(const ovsdb::Replica& replica, const std::string& router,
-                         const std::string& nodeSwitch) {
+                         const std::string& node_switch) {
   NbSnapshot s;
   const auto& lsps = replica.table("Logical_Switch_Port");
-  auto lspIps = [&](const std::string& uuid) {
+  auto lsp_ips = [&](const std::string& uuid) {
     const auto* row = replica.row("Logical_Switch_Port", uuid);
     return row ? ipsFromAddresses(ovsdb::stringSet(column(*row, "addresses"))) : std::vector<std::string>{};
   };
 
   // NB_Global (a singleton; take the first row).
   for (const auto& [uuid, row] : replica.table("NB_Global")) {
-    s.nbGlobalUuid = uuid;
+    s.nb_global_uuid = uuid;
     auto opts = ovsdb::stringMap(column(row, "options"));
-    if (auto it = opts.find("node_local_dns_ip"); it != opts.end()) s.dnsOption = it->second;
+    if (auto it = opts.find("node_local_dns_ip"); it != opts.end()) s.dns_option = it->second;
     break;
   }
 
   // The cluster router, its ports and policies.
-  std::set<std::string> routerPortNames;
+  std::set<std::string> router_port_names;
   for (const auto& [uuid, row] : replica.table("Logical_Router")) {
     if (str(column(row, "name")) != router) continue;
-    s.routerUuid = uuid;
-    s.routerPolicyUuids = ovsdb::uuidSet(column(row, "policies"));
-    for (const auto& portUuid : ovsdb::uuidSet(column(row, "ports"))) {
-      if (const auto* p = replica.row("Logical_Router_Port", portUuid)) routerPortNames.insert(str(column(*p, "name")));
+    s.router_uuid = uuid;
+    s.router_policy_uuids = ovsdb::uuidSet(column(row, "policies"));
+    for (const auto& port_uuid : ovsdb::uuidSet(column(row, "ports"))) {
+      if (const auto* p = replica.row("Logical_Router_Port", port_uuid)) router_port_names.insert(str(column(*p, "name")));
     }
     break;
   }
-  for (const auto& uuid : s.routerPolicyUuids) {
+  for (const auto& uuid : s.router_policy_uuids) {
     const auto* row = replica.row("Logical_Router_Policy", uuid);
     if (row == nullptr) continue;
     Policy p;
@@ -84,7 +84,7 @@ NbSnapshot buildSnapshot(const ovsdb::Replica& replica, const std::string& route
     p.action = str(column(*row, "action"));
     p.nexthops = ovsdb::stringSet(column(*row, "nexthops"));
     p.nexthop = ovsdb::optionalString(column(*row, "nexthop"));
-    p.externalIds = ovsdb::stringMap(column(*row, "external_ids"));
+    p.external_ids = ovsdb::stringMap(column(*row, "external_ids"));
     s.policies.push_back(std::move(p));
   }
   std::sort(s.policies.begin(), s.policies.end(), [](const Policy& a, const Policy& b) { return a.uuid < b.uuid; });
@@ -93,18 +93,18 @@ NbSnapshot buildSnapshot(const ovsdb::Replica& replica, const std::string& route
   for (const auto& [uuid, row] : replica.table("Logical_Switch")) {
     const std::string name = str(column(row, "name"));
     const auto ports = ovsdb::uuidSet(column(row, "ports"));
-    if (name == nodeSwitch) {
-      s.nodeSwitchFound = true;
+    if (name == node_switch) {
+      s.node_switch_found = true;
       for (const auto& pu : ports) {
         auto it = lsps.find(pu);
         if (it == lsps.end()) continue;
         const std::string pname = str(column(it->second, "name"));
-        const std::size_t prefixLen = std::char_traits<char>::length(kNodePortPrefix);
-        if (!pname.starts_with(kNodePortPrefix) || pname.size() == prefixLen) continue;
+        const std::size_t prefix_len = std::char_traits<char>::length(kNodePortPrefix);
+        if (!pname.starts_with(kNodePortPrefix) || pname.size() == prefix_len) continue;
         NodeJoin n;
-        n.name = pname.substr(prefixLen);
+        n.name = pname.substr(prefix_len);
         n.port = pname;
-        for (const auto& ip : lspIps(pu)) {
+        for (const auto& ip : lsp_ips(pu)) {
           if (ipFamily(ip) == 4 && n.ip4.empty()) n.ip4 = ip;
           if (ipFamily(ip) == 6 && n.ip6.empty()) n.ip6 = ip;
         }
@@ -121,23 +121,23 @@ NbSnapshot buildSnapshot(const ovsdb::Replica& replica, const std::string& route
       if (type == "router") {
         auto opts = ovsdb::stringMap(column(it->second, "options"));
         auto rp = opts.find("router-port");
-        if (rp != opts.end() && routerPortNames.count(rp->second) != 0) connected = true;
+        if (rp != opts.end() && router_port_names.count(rp->second) != 0) connected = true;
       }
     }
-    if (localnet) s.underlaySwitches.push_back(UnderlaySwitch{name, connected});
+    if (localnet) s.underlay_switches.push_back(UnderlaySwitch{name, connected});
   }
   std::sort(s.nodes.begin(), s.nodes.end(), [](const NodeJoin& a, const NodeJoin& b) { return a.name < b.name; });
-  std::sort(s.underlaySwitches.begin(), s.underlaySwitches.end(),
+  std::sort(s.underlay_switches.begin(), s.underlay_switches.end(),
             [](const UnderlaySwitch& a, const UnderlaySwitch& b) { return a.name < b.name; });
 
   for (const auto& [uuid, row] : replica.table("Port_Group")) {
-    auto& ips = s.portGroups[str(column(row, "name"))];
+    auto& ips = s.port_groups[str(column(row, "name"))];
     for (const auto& pu : ovsdb::uuidSet(column(row, "ports"))) {
-      for (auto& ip : lspIps(pu)) ips.push_back(std::move(ip));
+      for (auto& ip : lsp_ips(pu)) ips.push_back(std::move(ip));
     }
   }
   for (const auto& [uuid, row] : replica.table("Address_Set")) {
-    s.addressSets[str(column(row, "name"))] = ovsdb::stringSet(column(row, "addresses"));
+    s.address_sets[str(column(row, "name"))] = ovsdb::stringSet(column(row, "addresses"));
   }
   return s;
 }

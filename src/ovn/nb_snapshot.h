@@ -32,7 +32,7 @@ struct Policy {
   std::string action;
   std::vector<std::string> nexthops;
   std::optional<std::string> nexthop;  ///< deprecated single-nexthop column
-  std::map<std::string, std::string> externalIds;
+  std::map<std::string, std::string> external_ids;
 };
 
 /// A logical switch with at least one localnet port (an underlay subnet).
@@ -40,22 +40,22 @@ struct UnderlaySwitch {
   std::string name;
   /// True if one of its router-type ports peers with a port of the cluster router
   /// (u2oInterconnection on).
-  bool connectedToRouter = false;
+  bool connected_to_router = false;
 };
 
 struct NbSnapshot {
-  std::optional<std::string> routerUuid;     ///< cluster router, if it exists
-  std::vector<std::string> routerPolicyUuids;  ///< the router's policies column, as stored
+  std::optional<std::string> router_uuid;     ///< cluster router, if it exists
+  std::vector<std::string> router_policy_uuids;  ///< the router's policies column, as stored
   std::vector<Policy> policies;              ///< rows of those policies (sorted by uuid)
-  bool nodeSwitchFound = false;
+  bool node_switch_found = false;
   std::vector<NodeJoin> nodes;               ///< sorted by name
   /// Port group name → IPs of its member ports.
-  std::map<std::string, std::vector<std::string>> portGroups;
+  std::map<std::string, std::vector<std::string>> port_groups;
   /// Address_Set name → addresses.
-  std::map<std::string, std::vector<std::string>> addressSets;
-  std::optional<std::string> nbGlobalUuid;
-  std::optional<std::string> dnsOption;      ///< NB_Global.options:node_local_dns_ip
-  std::vector<UnderlaySwitch> underlaySwitches;
+  std::map<std::string, std::vector<std::string>> address_sets;
+  std::optional<std::string> nb_global_uuid;
+  std::optional<std::string> dns_option;      ///< NB_Global.options:node_local_dns_ip
+  std::vector<UnderlaySwitch> underlay_switches;
 };
 
 /// The tables and columns the controller monitors (for ovsdb::ClientOptions::monitor).
@@ -67,6 +67,6 @@ std::vector<std::string> ipsFromAddresses(const std::vector<std::string>& addres
 
 /// Builds the snapshot from the replica. Missing router or switch leave the fields empty.
 NbSnapshot buildSnapshot(const ovsdb::Replica& replica, const std::string& router,
-                         const std::string& nodeSwitch);
+                         const std::string& node_switch);
 
 }  // namespace nld::ovn

@@ -58,18 +58,18 @@ Client::~Client() = default;
 
 std::string Client::currentRemote() const {
   if (options_.remotes.empty()) return {};
-  return options_.remotes[remoteIndex_ % options_.remotes.size()].toString();
+  return options_.remotes[remote_index_ % options_.remotes.size()].toString();
 }
 
 void Client::disconnect(const std::string& why) {
   if (stream_) {
-    lastError_ = why;
+    last_error_ = why;
     stream_.reset();
   }
   framer_.reset();
   replies_.clear();
   queued_.clear();
-  probeSent_.reset();
+  probe_sent_.reset();
 }
 
 bool Client::connect(std::string* error) {
@@ -82,11 +82,11 @@ bool Client::connect(std::string* error) {
   }
   for (std::size_t i = 0; i < n; ++i) {
     // Start with the remote that worked last; move on from it if it fails.
-    std::size_t idx = (remoteIndex_ + i) % n;
+    std::size_t idx = (remote_index_ + i) % n;
     std::string why;
     if (tryRemote(options_.remotes[idx], &why)) {
-      remoteIndex_ = idx;
-      ++connectCount_;
+      remote_index_ = idx;
+      ++connect_count_;
       return true;
     }
     disconnect(why);
@@ -94,28 +94,28 @@ bool Client::connect(std::string* error) {
     if (!all.empty()) all += "; ";
     all += options_.remotes[idx].toString() + ": " + why;
   }
-  remoteIndex_ = (remoteIndex_ + 1) % n;
-  lastError_ = all;
+  remote_index_ = (remote_index_ + 1) % n;
+  last_error_ = all;
   if (error) *error = all;
   return false;
 }
 
 bool Client::tryRemote(const Remote& remote, std::string* error) {
-  const int timeoutMs = static_cast<int>(options_.connectTimeout.count());
-  stream_ = options_.openStream ? options_.openStream(remote, options_.ssl, timeoutMs, error)
-                                : Stream::open(remote, options_.ssl, timeoutMs, error);
+  const int timeout_ms = static_cast<int>(options_.connect_timeout.count());
+  stream_ = options_.open_stream ? options_.open_stream(remote, options_.ssl, timeout_ms, error)
+                                : Stream::open(remote, options_.ssl, timeout_ms, error);
   if (!stream_) return false;
-  lastRx_ = Clock::now();
-  const auto deadline = Clock::now() + options_.connectTimeout;
+  last_rx_ = Clock::now();
+  const auto deadline = Clock::now() + options_.connect_timeout;
 
-  if (options_.leaderOnly) {
+  if (options_.leader_only) {
     Json select = {{"op", "select"},
                    {"table", "Database"},
                    {"where", Json::array({Json::array({"name", "==", options_.database})})},
                    {"columns", Json::array({"leader", "model", "connected"})}};
     auto reply = waitReply(sendRequest("transact", Json::array({"_Server", select})), deadline);
     if (!reply) {
-      if (error) *error = stream_ ? "no reply to _Server query" : lastError_;
+      if (error) *error = stream_ ? "no reply to _Server query" : last_error_;
       return false;
     }
     // Servers without a _Server database (or standalone ones) are accepted as they are.
@@ -130,11 +130,11 @@ bool Client::tryRemote(const Remote& remote, std::string* error) {
         return it == row.end() ? nullptr : &*it;
       };
       const Json* model = member("model");
-      const Json* leaderJ = member("leader");
-      const Json* connJ = member("connected");
+      const Json* leader_j = member("leader");
+      const Json* conn_j = member("connected");
       const bool clustered = model && model->is_string() && model->get_ref<const std::string&>() == "clustered";
-      const bool leader = leaderJ && leaderJ->is_boolean() && leaderJ->get<bool>();
-      const bool conn = !connJ || !connJ->is_boolean() || connJ->get<bool>();
+      const bool leader = leader_j && leader_j->is_boolean() && leader_j->get<bool>();
+      const bool conn = !conn_j || !conn_j->is_boolean() || conn_j->get<bool>();
       if (clustered && (!leader || !conn)) {
         if (error) *error = "not leader of clustered database " + options_.database;
         return false;
@@ -142,33 +142,33 @@ bool Client::tryRemote(const Remote& remote, std::string* error) {
     }
   }
 
-  auto schemaReply = waitReply(sendRequest("get_schema", Json::array({options_.database})), deadline);
-  if (!schemaReply) {
-    if (error) *error = stream_ ? "no reply to get_schema" : lastError_;
+  auto schema_reply = waitReply(sendRequest("get_schema", Json::array({options_.database})), deadline);
+  if (!schema_reply) {
+    if (error) *error = stream_ ? "no reply to get_schema" : last_error_;
     return false;
   }
-  if (!(*schemaReply)["error"].is_null()) {
-    if (error) *error = "get_schema: " + describeError((*schemaReply)["error"]);
+  if (!(*schema_reply)["error"].is_null()) {
+    if (error) *error = "get_schema: " + describeError((*schema_reply)["error"]);
     return false;
   }
-  auto schema = Schema::fromJson((*schemaReply)["result"], error);
+  auto schema = Schema::fromJson((*schema_reply)["result"], error);
   if (!schema) return false;
   schema_ = std::move(*schema);
 
-  monitorCond_ = true;
+  monitor_cond_ = true;
   auto reply = waitReply(sendRequest("monitor_cond", Json::array({options_.database, "nld",
                                                                    buildMonitorRequests(options_.monitor, schema_, true)})),
                          deadline);
   if (reply && !(*reply)["error"].is_null()) {
     // Servers older than OVS 2.6 only know RFC 7047 "monitor".
     log::debug("ovsdb: monitor_cond refused ({}), falling back to monitor", describeError((*reply)["error"]));
-    monitorCond_ = false;
+    monitor_cond_ = false;
     reply = waitReply(sendRequest("monitor", Json::array({options_.database, "nld",
                                                           buildMonitorRequests(options_.monitor, schema_, false)})),
                       deadline);
   }
   if (!reply) {
-    if (error) *error = stream_ ? "no reply to monitor request" : lastError_;
+    if (error) *error = stream_ ? "no reply to monitor request" : last_error_;
     return false;
   }
   if (!(*reply)["error"].is_null()) {
@@ -177,7 +177,7 @@ bool Client::tryRemote(const Remote& remote, std::string* error) {
   }
   replica_.clear();
   std::string why;
-  bool ok = monitorCond_ ? replica_.applyUpdate2((*reply)["result"], schema_, &why)
+  bool ok = monitor_cond_ ? replica_.applyUpdate2((*reply)["result"], schema_, &why)
                          : replica_.applyUpdate((*reply)["result"], &why);
   if (!ok) {
     if (error) *error = "bad monitor reply: " + why;
@@ -185,7 +185,7 @@ bool Client::tryRemote(const Remote& remote, std::string* error) {
   }
   // Notifications that came in the same read as the reply apply on top of it, now.
   if (!dispatchQueued()) {
-    if (error) *error = lastError_;
+    if (error) *error = last_error_;
     return false;
   }
   return true;
@@ -202,7 +202,7 @@ bool Client::send(const Json& message) {
 }
 
 int64_t Client::sendRequest(const std::string& method, Json params) {
-  const int64_t id = nextId_++;
+  const int64_t id = next_id_++;
   send(Json{{"method", method}, {"params", std::move(params)}, {"id", id}});
   return id;
 }
@@ -231,20 +231,20 @@ bool Client::dispatchQueued() {
       disconnect("invalid JSON from server");
       return false;
     }
-    const bool awaitedReply = awaited_ && !j.contains("method") && j.contains("id") &&
+    const bool awaited_reply = awaited_ && !j.contains("method") && j.contains("id") &&
                               j["id"].is_number_integer() && j["id"].get<int64_t>() == *awaited_;
     dispatch(std::move(j));
-    if (awaitedReply) break;
+    if (awaited_reply) break;
   }
   return stream_ != nullptr;
 }
 
-bool Client::readOnce(int timeoutMs) {
+bool Client::readOnce(int timeout_ms) {
   if (!stream_) return false;
   if (!queued_.empty()) return dispatchQueued();
   if (!stream_->hasBufferedData()) {
     pollfd p{stream_->fd(), POLLIN, 0};
-    int r = ::poll(&p, 1, timeoutMs);
+    int r = ::poll(&p, 1, timeout_ms);
     if (r < 0 && errno != EINTR) {
       disconnect("poll failed");
       return false;
@@ -262,8 +262,8 @@ bool Client::readOnce(int timeoutMs) {
       return false;
     }
     if (n == 0) break;
-    lastRx_ = Clock::now();
-    probeSent_.reset();
+    last_rx_ = Clock::now();
+    probe_sent_.reset();
     auto st = framer_.feed(std::string_view(buf, static_cast<std::size_t>(n)), messages);
     if (st != JsonFramer::Status::kOk) {
       disconnect(st == JsonFramer::Status::kTooLarge ? "JSON-RPC message too large" : "JSON-RPC framing error");
@@ -298,17 +298,17 @@ void Client::dispatch(Json message) {
 }
 
 void Client::checkProbe() {
-  if (!stream_ || options_.probeInterval.count() <= 0) return;
+  if (!stream_ || options_.probe_interval.count() <= 0) return;
   const auto now = Clock::now();
-  if (probeSent_) {
-    if (now - *probeSent_ >= options_.probeInterval) {
+  if (probe_sent_) {
+    if (now - *probe_sent_ >= options_.probe_interval) {
       disconnect("inactivity probe: no reply to echo after " +
-                 std::to_string(options_.probeInterval.count()) + " ms");
+                 std::to_string(options_.probe_interval.count()) + " ms");
     }
     return;
   }
-  if (now - lastRx_ >= options_.probeInterval) {
-    probeSent_ = now;
+  if (now - last_rx_ >= options_.probe_interval) {
+    probe_sent_ = now;
     send(Json{{"method", "echo"}, {"params", Json::array()}, {"id", "echo"}});
   }
 }
@@ -335,7 +335,7 @@ TxnResult Client::transact(const Json& operations, std::chrono::milliseconds tim
       res.status = TxnResult::Status::kTimeout;
       res.error = "no reply to transaction";
     } else {
-      res.error = lastError_;
+      res.error = last_error_;
     }
     return res;
   }
@@ -357,12 +357,12 @@ TxnResult Client::transact(const Json& operations, std::chrono::milliseconds tim
     const Json& r = res.reply[i];
     if (!r.is_object() || !r.contains("error") || r["error"].is_null()) continue;
     res.error = describeError(r);
-    const bool waitOp = i < operations.size() && operations[i].is_object() &&
+    const bool wait_op = i < operations.size() && operations[i].is_object() &&
                         operations[i].value("op", std::string()) == "wait";
     if (mentionsNotLeader(res.error)) {
       res.status = TxnResult::Status::kNotLeader;
       disconnect("server is not the leader");
-    } else if (waitOp && r["error"] == "timed out") {
+    } else if (wait_op && r["error"] == "timed out") {
       res.status = TxnResult::Status::kConflict;
     } else {
       res.status = TxnResult::Status::kError;

@@ -38,15 +38,15 @@ struct ClientOptions {
   /// are skipped.
   std::map<std::string, std::vector<std::string>> monitor;
   /// Send an echo after this much silence; drop the connection after as much again.
-  std::chrono::milliseconds probeInterval{5000};
-  std::chrono::milliseconds connectTimeout{5000};
+  std::chrono::milliseconds probe_interval{5000};
+  std::chrono::milliseconds connect_timeout{5000};
   /// Skip clustered servers that are not the leader (kube-ovn connects to the leader too).
-  bool leaderOnly = true;
+  bool leader_only = true;
   /// Opens the byte stream to a remote; empty means Stream::open. The fuzz target and unit tests
   /// of the protocol handling substitute an in-memory server here (no sockets, no timing).
-  std::function<std::unique_ptr<Stream>(const Remote&, const SslOptions&, int timeoutMs,
+  std::function<std::unique_ptr<Stream>(const Remote&, const SslOptions&, int timeout_ms,
                                         std::string* error)>
-      openStream;
+      open_stream;
 };
 
 /// Outcome of a transaction.
@@ -105,7 +105,7 @@ class Client {
   std::string currentRemote() const;
 
   /// Why the last connection was dropped (empty if never).
-  const std::string& lastError() const { return lastError_; }
+  const std::string& lastError() const { return last_error_; }
 
   /// Waits up to `timeout` for server messages and processes all available ones (updates,
   /// echo requests); sends and checks the inactivity probe.
@@ -120,10 +120,10 @@ class Client {
   const Schema& schema() const { return schema_; }
 
   /// Number of successful connects so far (each one is a full resync).
-  uint64_t connectCount() const { return connectCount_; }
+  uint64_t connectCount() const { return connect_count_; }
 
   /// True if monitor_cond was accepted (false: plain monitor fallback).
-  bool usingMonitorCond() const { return monitorCond_; }
+  bool usingMonitorCond() const { return monitor_cond_; }
 
  private:
   bool tryRemote(const Remote& remote, std::string* error);
@@ -131,10 +131,10 @@ class Client {
   int64_t sendRequest(const std::string& method, Json params);
   /// Reads until the reply to `id` arrives or the deadline passes.
   std::optional<Json> waitReply(int64_t id, std::chrono::steady_clock::time_point deadline);
-  /// Dispatches queued messages, or reads once (waiting up to timeoutMs) and dispatches the
+  /// Dispatches queued messages, or reads once (waiting up to timeout_ms) and dispatches the
   /// complete messages read. Stops right after the reply awaited_ (the rest stays queued), so the
   /// waiter acts on its reply before any later message is applied.
-  bool readOnce(int timeoutMs);
+  bool readOnce(int timeout_ms);
   bool dispatchQueued();
   void dispatch(Json message);
   void checkProbe();
@@ -144,19 +144,19 @@ class Client {
   JsonFramer framer_;
   Replica replica_;
   Schema schema_;
-  std::size_t remoteIndex_ = 0;
-  int64_t nextId_ = 1;
+  std::size_t remote_index_ = 0;
+  int64_t next_id_ = 1;
   std::map<int64_t, Json> replies_;
   /// Framed messages not dispatched yet: those behind the reply a waitReply() returned. The
   /// monitor reply must replace the replica before the update2 notifications that follow it in
   /// the same read are applied, or they would be applied first and wiped by the reset.
   std::deque<std::string> queued_;
   std::optional<int64_t> awaited_;
-  bool monitorCond_ = true;
-  uint64_t connectCount_ = 0;
-  std::string lastError_;
-  std::chrono::steady_clock::time_point lastRx_{};
-  std::optional<std::chrono::steady_clock::time_point> probeSent_;
+  bool monitor_cond_ = true;
+  uint64_t connect_count_ = 0;
+  std::string last_error_;
+  std::chrono::steady_clock::time_point last_rx_{};
+  std::optional<std::chrono::steady_clock::time_point> probe_sent_;
 };
 
 /// Builds the monitor_cond "params" third element from ClientOptions::monitor and a schema.

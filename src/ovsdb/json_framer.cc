@@ -2,12 +2,12 @@
 
 namespace nld::ovsdb {
 
-JsonFramer::JsonFramer(std::size_t maxMessageBytes) : maxMessageBytes_(maxMessageBytes) {}
+JsonFramer::JsonFramer(std::size_t max_message_bytes) : max_message_bytes_(max_message_bytes) {}
 
 void JsonFramer::reset() {
   buf_.clear();
   depth_ = 0;
-  inString_ = false;
+  in_string_ = false;
   escape_ = false;
   error_ = Status::kOk;
 }
@@ -27,24 +27,24 @@ JsonFramer::Status JsonFramer::feed(std::string_view bytes, std::vector<std::str
       continue;
     }
     buf_.push_back(c);
-    if (buf_.size() > maxMessageBytes_) {
+    if (buf_.size() > max_message_bytes_) {
       error_ = Status::kTooLarge;
       buf_.clear();
       return error_;
     }
-    if (inString_) {
+    if (in_string_) {
       if (escape_) {
         escape_ = false;
       } else if (c == '\\') {
         escape_ = true;
       } else if (c == '"') {
-        inString_ = false;
+        in_string_ = false;
       }
       continue;
     }
     switch (c) {
       case '"':
-        inString_ = true;
+        in_string_ = true;
         break;
       case '{':
       case '[':

@@ -24,7 +24,7 @@ class JsonFramer {
     kSyntax,    ///< a byte outside any JSON object/array that is not whitespace
   };
 
-  explicit JsonFramer(std::size_t maxMessageBytes = kDefaultMaxMessageBytes);
+  explicit JsonFramer(std::size_t max_message_bytes = kDefaultMaxMessageBytes);
 
   /// Appends bytes and moves every complete top-level JSON object/array into `out`.
   /// After an error status the framer stays in error until reset().
@@ -37,10 +37,10 @@ class JsonFramer {
   std::size_t buffered() const { return buf_.size(); }
 
  private:
-  std::size_t maxMessageBytes_;
+  std::size_t max_message_bytes_;
   std::string buf_;       // bytes of the current, incomplete message (starts at '{' or '[')
   int depth_ = 0;
-  bool inString_ = false;
+  bool in_string_ = false;
   bool escape_ = false;
   Status error_ = Status::kOk;
 };

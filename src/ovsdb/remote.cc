@@ -42,11 +42,11 @@ Remote parseRemote(std::string_view text) {
     throw std::invalid_argument("remote \"" + whole + "\" needs HOST:PORT");
   }
   std::string host(rest.substr(0, colon));
-  std::string_view portText = rest.substr(colon + 1);
+  std::string_view port_text = rest.substr(colon + 1);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   unsigned port = 0;
-  auto [p, ec] = std::from_chars(portText.data(), portText.data() + portText.size(), port);
-  if (ec != std::errc() || p != portText.data() + portText.size() || port == 0 || port > 65535) {
+  auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || p != port_text.data() + port_text.size() || port == 0 || port > 65535) {
     throw std::invalid_argument("remote \"" + whole + "\" has an invalid port");
   }
   if (!net::isIpLiteral(host)) {

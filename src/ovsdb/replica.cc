@@ -33,8 +33,8 @@ const Replica::Table& Replica::table(const std::string& name) const {
   return it == tables_.end() ? kEmpty : it->second;
 }
 
-const Replica::Row* Replica::row(const std::string& tableName, const std::string& uuid) const {
-  const auto& t = table(tableName);
+const Replica::Row* Replica::row(const std::string& table_name, const std::string& uuid) const {
+  const auto& t = table(table_name);
   auto it = t.find(uuid);
   return it == t.end() ? nullptr : &it->second;
 }
@@ -45,28 +45,28 @@ std::size_t Replica::rowCount() const {
   return n;
 }
 
-bool Replica::applyUpdate(const Json& tableUpdates, std::string* error) {
-  if (!tableUpdates.is_object()) return fail(error, "table-updates is not an object");
+bool Replica::applyUpdate(const Json& table_updates, std::string* error) {
+  if (!table_updates.is_object()) return fail(error, "table-updates is not an object");
   bool changed = false;
-  for (auto tableNameIt = tableUpdates.begin(); tableNameIt != tableUpdates.end(); ++tableNameIt) {
-    const std::string& tableName = tableNameIt.key();
-    const Json& rows = tableNameIt.value();
-    if (!rows.is_object()) return fail(error, "table-update for " + tableName + " is not an object");
-    auto& t = tables_[tableName];
-    for (auto uuidIt = rows.begin(); uuidIt != rows.end(); ++uuidIt) {
-      const std::string& uuid = uuidIt.key();
-      const Json& ru = uuidIt.value();
+  for (auto table_name_it = table_updates.begin(); table_name_it != table_updates.end(); ++table_name_it) {
+    const std::string& table_name = table_name_it.key();
+    const Json& rows = table_name_it.value();
+    if (!rows.is_object()) return fail(error, "table-update for " + table_name + " is not an object");
+    auto& t = tables_[table_name];
+    for (auto uuid_it = rows.begin(); uuid_it != rows.end(); ++uuid_it) {
+      const std::string& uuid = uuid_it.key();
+      const Json& ru = uuid_it.value();
       if (!ru.is_object()) return fail(error, "row-update " + uuid + " is not an object");
-      const Json& newRow = column(ru, "new");
-      if (newRow.is_null()) {
+      const Json& new_row = column(ru, "new");
+      if (new_row.is_null()) {
         changed |= t.erase(uuid) != 0;
         continue;
       }
-      if (!newRow.is_object()) return fail(error, "row-update " + uuid + " \"new\" is not an object");
+      if (!new_row.is_object()) return fail(error, "row-update " + uuid + " \"new\" is not an object");
       // "new" holds every monitored column for inserts, only changed ones for modifications.
       auto& row = t[uuid];
       if (!row.is_object()) row = Json::object();
-      for (auto colIt = newRow.begin(); colIt != newRow.end(); ++colIt) row[colIt.key()] = colIt.value();
+      for (auto col_it = new_row.begin(); col_it != new_row.end(); ++col_it) row[col_it.key()] = col_it.value();
       changed = true;
     }
   }
@@ -74,21 +74,21 @@ bool Replica::applyUpdate(const Json& tableUpdates, std::string* error) {
   return true;
 }
 
-bool Replica::applyUpdate2(const Json& tableUpdates2, const Schema& schema, std::string* error) {
-  if (!tableUpdates2.is_object()) return fail(error, "table-updates2 is not an object");
+bool Replica::applyUpdate2(const Json& table_updates2, const Schema& schema, std::string* error) {
+  if (!table_updates2.is_object()) return fail(error, "table-updates2 is not an object");
   bool changed = false;
   bool ok = true;
-  for (auto tableNameIt = tableUpdates2.begin(); tableNameIt != tableUpdates2.end(); ++tableNameIt) {
-    const std::string& tableName = tableNameIt.key();
-    const Json& rows = tableNameIt.value();
+  for (auto table_name_it = table_updates2.begin(); table_name_it != table_updates2.end(); ++table_name_it) {
+    const std::string& table_name = table_name_it.key();
+    const Json& rows = table_name_it.value();
     if (!rows.is_object()) {
-      ok = fail(error, "table-update2 for " + tableName + " is not an object");
+      ok = fail(error, "table-update2 for " + table_name + " is not an object");
       break;
     }
-    auto& t = tables_[tableName];
-    for (auto uuidIt = rows.begin(); uuidIt != rows.end(); ++uuidIt) {
-      const std::string& uuid = uuidIt.key();
-      const Json& ru = uuidIt.value();
+    auto& t = tables_[table_name];
+    for (auto uuid_it = rows.begin(); uuid_it != rows.end(); ++uuid_it) {
+      const std::string& uuid = uuid_it.key();
+      const Json& ru = uuid_it.value();
       if (!ru.is_object() || ru.size() != 1) {
         ok = fail(error, "row-update2 " + uuid + " must have exactly one member");
         break;
@@ -112,12 +112,12 @@ bool Replica::applyUpdate2(const Json& tableUpdates2, const Schema& schema, std:
         }
         auto& row = t[uuid];
         if (!row.is_object()) row = Json::object();
-        for (auto colIt = body.begin(); colIt != body.end(); ++colIt) {
-          const std::string& col = colIt.key();
-          const Json& diff = colIt.value();
-          auto next = applyDiff(column(row, col), diff, schema.kind(tableName, col));
+        for (auto col_it = body.begin(); col_it != body.end(); ++col_it) {
+          const std::string& col = col_it.key();
+          const Json& diff = col_it.value();
+          auto next = applyDiff(column(row, col), diff, schema.kind(table_name, col));
           if (!next) {
-            ok = fail(error, "bad modify difference for " + tableName + "." + col);
+            ok = fail(error, "bad modify difference for " + table_name + "." + col);
             break;
           }
           row[col] = std::move(*next);

@@ -23,11 +23,11 @@ class Replica {
 
   /// Applies a <table-updates> object (RFC 7047 §4.1.6, "monitor" reply / "update").
   /// On malformed input returns false with *error set; rows processed before the error stay.
-  bool applyUpdate(const Json& tableUpdates, std::string* error);
+  bool applyUpdate(const Json& table_updates, std::string* error);
 
   /// Applies a <table-updates2> object (monitor_cond reply / "update2"); `schema` gives the column
   /// kinds needed for "modify" differences.
-  bool applyUpdate2(const Json& tableUpdates2, const Schema& schema, std::string* error);
+  bool applyUpdate2(const Json& table_updates2, const Schema& schema, std::string* error);
 
   /// The rows of a table, or an empty table if nothing was received for it.
   const Table& table(const std::string& name) const;

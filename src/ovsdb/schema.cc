@@ -30,14 +30,14 @@ std::optional<Schema> Schema::fromJson(const Json& schema, std::string* error) {
   }
   Schema s;
   if (auto it = schema.find("name"); it != schema.end() && it->is_string()) s.name_ = it->get<std::string>();
-  for (auto tableIt = schema["tables"].begin(); tableIt != schema["tables"].end(); ++tableIt) {
-    const std::string& table = tableIt.key();
-    const Json& def = tableIt.value();
+  for (auto table_it = schema["tables"].begin(); table_it != schema["tables"].end(); ++table_it) {
+    const std::string& table = table_it.key();
+    const Json& def = table_it.value();
     auto& cols = s.tables_[table];
     if (!def.is_object() || !def.contains("columns") || !def["columns"].is_object()) continue;
-    for (auto colIt = def["columns"].begin(); colIt != def["columns"].end(); ++colIt) {
-      const std::string& col = colIt.key();
-      const Json& cdef = colIt.value();
+    for (auto col_it = def["columns"].begin(); col_it != def["columns"].end(); ++col_it) {
+      const std::string& col = col_it.key();
+      const Json& cdef = col_it.value();
       cols[col] = cdef.is_object() && cdef.contains("type") ? kindOfType(cdef["type"]) : ColumnKind::kScalar;
     }
   }

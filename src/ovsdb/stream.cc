@@ -31,17 +31,17 @@ std::string sslErrorText(const char* what) {
   return std::string(what) + ": " + buf;
 }
 
-bool waitFd(int fd, short events, int timeoutMs) {
+bool waitFd(int fd, short events, int timeout_ms) {
   pollfd p{fd, events, 0};
   int r;
   do {
-    r = ::poll(&p, 1, timeoutMs);
+    r = ::poll(&p, 1, timeout_ms);
   } while (r < 0 && errno == EINTR);
   return r > 0;
 }
 
 // Opens a non-blocking connected socket, or an empty Fd with *error set.
-net::Fd connectSocket(const Remote& remote, int timeoutMs, std::string* error) {
+net::Fd connectSocket(const Remote& remote, int timeout_ms, std::string* error) {
   sockaddr_storage ss{};
   socklen_t len = 0;
   int family = AF_UNIX;
@@ -81,7 +81,7 @@ net::Fd connectSocket(const Remote& remote, int timeoutMs, std::string* error) {
       *error = errnoText(("connect " + remote.toString()).c_str());
       return {};
     }
-    if (!waitFd(fd, POLLOUT, timeoutMs)) {
+    if (!waitFd(fd, POLLOUT, timeout_ms)) {
       *error = "connect " + remote.toString() + ": timed out";
       return {};
     }
@@ -120,7 +120,7 @@ class SocketStream : public Stream {
     return -1;
   }
 
-  bool writeAll(std::string_view data, int timeoutMs, std::string* error) override {
+  bool writeAll(std::string_view data, int timeout_ms, std::string* error) override {
     while (!data.empty()) {
       ssize_t n = ::send(fd_.get(), data.data(), data.size(), MSG_NOSIGNAL);
       if (n > 0) {
@@ -129,7 +129,7 @@ class SocketStream : public Stream {
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        if (!waitFd(fd_.get(), POLLOUT, timeoutMs)) {
+        if (!waitFd(fd_.get(), POLLOUT, timeout_ms)) {
           *error = "send: timed out";
           return false;
         }
@@ -174,7 +174,7 @@ class SslStream : public Stream {
     return -1;
   }
 
-  bool writeAll(std::string_view data, int timeoutMs, std::string* error) override {
+  bool writeAll(std::string_view data, int timeout_ms, std::string* error) override {
     while (!data.empty()) {
       ERR_clear_error();
       int n = SSL_write(ssl_, data.data(), static_cast<int>(data.size() > 1u << 20 ? 1u << 20 : data.size()));
@@ -188,7 +188,7 @@ class SslStream : public Stream {
         *error = sslErrorText("SSL_write");
         return false;
       }
-      if (!waitFd(fd_.get(), ev, timeoutMs)) {
+      if (!waitFd(fd_.get(), ev, timeout_ms)) {
         *error = "SSL_write: timed out";
         return false;
       }
@@ -203,8 +203,8 @@ class SslStream : public Stream {
 };
 
 std::unique_ptr<Stream> openSsl(net::Fd owned, const Remote& remote, const SslOptions& opts,
-                                int timeoutMs, std::string* error) {
-  if (opts.privateKey.empty() || opts.certificate.empty() || opts.caCert.empty()) {
+                                int timeout_ms, std::string* error) {
+  if (opts.private_key.empty() || opts.certificate.empty() || opts.ca_cert.empty()) {
     *error = "ssl remote " + remote.toString() +
              " needs --ovn-nb-ssl-key, --ovn-nb-ssl-cert and --ovn-nb-ssl-ca";
     return nullptr;
@@ -214,21 +214,21 @@ std::unique_ptr<Stream> openSsl(net::Fd owned, const Remote& remote, const SslOp
     *error = sslErrorText("SSL_CTX_new");
     return nullptr;
   }
-  auto failCtx = [&](const char* what) -> std::unique_ptr<Stream> {
+  auto fail_ctx = [&](const char* what) -> std::unique_ptr<Stream> {
     *error = sslErrorText(what);
     SSL_CTX_free(ctx);
     return nullptr;
   };
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  if (SSL_CTX_use_certificate_chain_file(ctx, opts.certificate.c_str()) != 1) return failCtx("certificate");
-  if (SSL_CTX_use_PrivateKey_file(ctx, opts.privateKey.c_str(), SSL_FILETYPE_PEM) != 1) return failCtx("private key");
-  if (SSL_CTX_load_verify_locations(ctx, opts.caCert.c_str(), nullptr) != 1) return failCtx("CA certificate");
+  if (SSL_CTX_use_certificate_chain_file(ctx, opts.certificate.c_str()) != 1) return fail_ctx("certificate");
+  if (SSL_CTX_use_PrivateKey_file(ctx, opts.private_key.c_str(), SSL_FILETYPE_PEM) != 1) return fail_ctx("private key");
+  if (SSL_CTX_load_verify_locations(ctx, opts.ca_cert.c_str(), nullptr) != 1) return fail_ctx("CA certificate");
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   SSL* ssl = SSL_new(ctx);
-  if (ssl == nullptr) return failCtx("SSL_new");
+  if (ssl == nullptr) return fail_ctx("SSL_new");
   const int fd = owned.get();
   SSL_set_fd(ssl, fd);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (true) {
     ERR_clear_error();
     int r = SSL_connect(ssl);
@@ -249,12 +249,12 @@ std::unique_ptr<Stream> openSsl(net::Fd owned, const Remote& remote, const SslOp
 
 }  // namespace
 
-std::unique_ptr<Stream> Stream::open(const Remote& remote, const SslOptions& ssl, int timeoutMs,
+std::unique_ptr<Stream> Stream::open(const Remote& remote, const SslOptions& ssl, int timeout_ms,
                                      std::string* error) {
-  net::Fd fd = connectSocket(remote, timeoutMs, error);
+  net::Fd fd = connectSocket(remote, timeout_ms, error);
   if (!fd) return nullptr;
   if (remote.kind == Remote::Kind::kSsl)
-    return openSsl(std::move(fd), remote, ssl, timeoutMs, error);
+    return openSsl(std::move(fd), remote, ssl, timeout_ms, error);
   return std::make_unique<SocketStream>(std::move(fd));
 }
 

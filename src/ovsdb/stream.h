@@ -14,18 +14,18 @@ namespace nld::ovsdb {
 
 /// Files for ssl: remotes (kube-ovn's --ovn-nb-ssl-key/cert/ca, i.e. ovn-nbctl -p/-c/-C).
 struct SslOptions {
-  std::string privateKey;
+  std::string private_key;
   std::string certificate;
-  std::string caCert;
+  std::string ca_cert;
 };
 
 class Stream {
  public:
   virtual ~Stream() = default;
 
-  /// Connects (and completes the TLS handshake for ssl:) within timeoutMs.
+  /// Connects (and completes the TLS handshake for ssl:) within timeout_ms.
   /// @return the stream, or nullptr with *error set.
-  static std::unique_ptr<Stream> open(const Remote& remote, const SslOptions& ssl, int timeoutMs,
+  static std::unique_ptr<Stream> open(const Remote& remote, const SslOptions& ssl, int timeout_ms,
                                       std::string* error);
 
   /// File descriptor to poll for POLLIN.
@@ -35,8 +35,8 @@ class Stream {
   /// error (*error set).
   virtual long read(char* buf, std::size_t len, std::string* error) = 0;
 
-  /// Writes all of data, waiting up to timeoutMs for socket space. @return false on error.
-  virtual bool writeAll(std::string_view data, int timeoutMs, std::string* error) = 0;
+  /// Writes all of data, waiting up to timeout_ms for socket space. @return false on error.
+  virtual bool writeAll(std::string_view data, int timeout_ms, std::string* error) = 0;
 
   /// True if decrypted bytes are buffered inside the stream (TLS) so read() has data without the
   /// fd becoming readable.

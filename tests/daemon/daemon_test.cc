@@ -161,7 +161,7 @@ class DaemonTest : public ::testing::Test {
 TEST_F(DaemonTest, StartsServingWritesThePidfileAndHandlesNoSignalItDoesNotKnow) {
   writeCorefile(corefileText("a.test"));
   make();
-  ASSERT_EQ(daemon_->start(), Daemon::Started::Serving);
+  ASSERT_EQ(daemon_->start(), Daemon::Started::kServing);
   EXPECT_TRUE(serving());
   std::ifstream pid(pidfile_);
   long n = 0;
@@ -179,7 +179,7 @@ TEST_F(DaemonTest, BrokenCorefileAtStartFailsAfterUndoingTheInterface) {
   writeCorefile("a.test:" + std::to_string(dns_port_) + " {\n  forward\n}\n");
   make({"-setupinterface=true"});
   test::CaptureStdout out;
-  EXPECT_EQ(daemon_->start(), Daemon::Started::Failed);
+  EXPECT_EQ(daemon_->start(), Daemon::Started::kFailed);
   const std::string log = out.text();
   EXPECT_NE(log.find("[ERROR] " + corefile_ + ":2"), std::string::npos) << log;
   EXPECT_EQ(journal_.calls,
@@ -193,7 +193,7 @@ TEST_F(DaemonTest, ServesTheRenderedBaseCorefileAndAsksForAReloadPerRender) {
       "base/Corefile.base", "a.test:" + std::to_string(dns_port_) +
                                 " {\n  bind __PILLAR__LOCAL__DNS__\n  forward . 127.0.0.1:9\n}\n");
   make({"-basecorefile", base, "-kubednscm", dir_.file("no-kube-dns"), "-reloadwithsignal"});
-  ASSERT_EQ(daemon_->start(), Daemon::Started::Serving);
+  ASSERT_EQ(daemon_->start(), Daemon::Started::kServing);
   std::string text;
   if (std::FILE* f = std::fopen(corefile_.c_str(), "rb")) {
     char buf[4096];
@@ -211,7 +211,7 @@ TEST_F(DaemonTest, WithoutReloadWithSignalARenderRaisesNothing) {
       "base/Corefile.base", "a.test:" + std::to_string(dns_port_) +
                                 " {\n  bind __PILLAR__LOCAL__DNS__\n  forward . 127.0.0.1:9\n}\n");
   make({"-basecorefile", base, "-kubednscm", dir_.file("no-kube-dns")});
-  ASSERT_EQ(daemon_->start(), Daemon::Started::Serving);
+  ASSERT_EQ(daemon_->start(), Daemon::Started::kServing);
   EXPECT_TRUE(serving());
   std::lock_guard<std::mutex> lock(raised_mu_);
   EXPECT_TRUE(raised_.empty());
@@ -220,7 +220,7 @@ TEST_F(DaemonTest, WithoutReloadWithSignalARenderRaisesNothing) {
 TEST_F(DaemonTest, ReloadPluginAppliesAChangedCorefileOnItsPeriod) {
   writeCorefile(corefileText("a.test", "  reload 2s 1s\n"));
   make();
-  ASSERT_EQ(daemon_->start(), Daemon::Started::Serving);
+  ASSERT_EQ(daemon_->start(), Daemon::Started::kServing);
   const auto before = daemon_->plan();
   writeCorefile(corefileText("b.test", "  reload 2s 1s\n"));
   // interval 2 s, jitter 1 s: the poll comes between 1.5 s and 2.5 s.
@@ -243,7 +243,7 @@ TEST_F(DaemonTest, ReloadPluginAppliesAChangedCorefileOnItsPeriod) {
 TEST_F(DaemonTest, UnchangedCorefileIsNotReloaded) {
   writeCorefile(corefileText("a.test", "  reload 2s 1s\n"));
   make();
-  ASSERT_EQ(daemon_->start(), Daemon::Started::Serving);
+  ASSERT_EQ(daemon_->start(), Daemon::Started::kServing);
   const auto before = daemon_->plan();
   test::CaptureStdout out;
   time_.advance(3s);
@@ -260,7 +260,7 @@ TEST_F(DaemonTest, UnchangedCorefileIsNotReloaded) {
 TEST_F(DaemonTest, BrokenCorefileIsRefusedWithFileAndLineAndTheOldPlanKeepsServing) {
   writeCorefile(corefileText("a.test", "  reload 2s 1s\n"));
   make();
-  ASSERT_EQ(daemon_->start(), Daemon::Started::Serving);
+  ASSERT_EQ(daemon_->start(), Daemon::Started::kServing);
   const auto before = daemon_->plan();
   writeCorefile("a.test:" + std::to_string(dns_port_) + " {\n  reload 2s 1s\n  forward\n}\n");
   test::CaptureStdout out;
@@ -289,7 +289,7 @@ TEST_F(DaemonTest, BrokenCorefileIsRefusedWithFileAndLineAndTheOldPlanKeepsServi
 TEST_F(DaemonTest, Sigusr1ReloadsAtOnce) {
   writeCorefile(corefileText("a.test"));
   make();
-  ASSERT_EQ(daemon_->start(), Daemon::Started::Serving);
+  ASSERT_EQ(daemon_->start(), Daemon::Started::kServing);
   writeCorefile(corefileText("b.test"));
   time_.advance(1h);
   daemon_->tick();
@@ -324,7 +324,7 @@ TEST_F(DaemonTest, ReloadRestartsOnlyTheHttpEndpointsThatChanged) {
                  m2 = test::freePort();
   writeCorefile(corefileText("a.test", line("health", h1) + line("prometheus", m1)));
   make();
-  ASSERT_EQ(daemon_->start(), Daemon::Started::Serving);
+  ASSERT_EQ(daemon_->start(), Daemon::Started::kServing);
   ASSERT_NE(daemon_->httpEndpoints(), nullptr);
   const auto* endpoints = daemon_->httpEndpoints();
   EXPECT_TRUE(listening(h1));
@@ -366,7 +366,7 @@ TEST_F(DaemonTest, SnapshotIsWrittenOnItsPeriodAndAtShutdown) {
   const std::string state = dir_.file("state");
   writeCorefile(corefileText("a.test"));
   make({"-statedir", state, "-snapshotinterval", "10s"});
-  ASSERT_EQ(daemon_->start(), Daemon::Started::Serving);
+  ASSERT_EQ(daemon_->start(), Daemon::Started::kServing);
   const std::string snapshot = state + "/cache.snapshot";
   EXPECT_EQ(daemon_->snapshotPath(), snapshot);
   EXPECT_EQ(std::filesystem::status(state).permissions() & std::filesystem::perms::all,
@@ -396,7 +396,7 @@ TEST_F(DaemonTest, SigtermRemovesThePidfileThenTearsDownThenStopsServing) {
   const std::string state = dir_.file("state");
   writeCorefile(corefileText("a.test"));
   make({"-setupinterface=true", "-setupiptables=true", "-statedir", state});
-  ASSERT_EQ(daemon_->start(), Daemon::Started::Serving);
+  ASSERT_EQ(daemon_->start(), Daemon::Started::kServing);
   EXPECT_EQ(journal_.calls,
             (std::vector<std::string>{"link.ensure nodelocaldns", "rules.ensure"}))
       << "interface before the listeners, rules after the pidfile";
@@ -425,7 +425,7 @@ TEST_F(DaemonTest, SigquitTearsDownWithoutTheFinalSnapshot) {
   const std::string state = dir_.file("state");
   writeCorefile(corefileText("a.test"));
   make({"-setupinterface=true", "-setupiptables=true", "-statedir", state});
-  ASSERT_EQ(daemon_->start(), Daemon::Started::Serving);
+  ASSERT_EQ(daemon_->start(), Daemon::Started::kServing);
   journal_.calls.clear();
   test::CaptureStdout out;
   EXPECT_EQ(daemon_->onSignal(SIGQUIT), 0);
@@ -440,7 +440,7 @@ TEST_F(DaemonTest, SigquitTearsDownWithoutTheFinalSnapshot) {
 TEST_F(DaemonTest, SkipTeardownLeavesTheHostSideAlone) {
   writeCorefile(corefileText("a.test"));
   make({"-setupinterface=true", "-setupiptables=true", "-skipteardown"});
-  ASSERT_EQ(daemon_->start(), Daemon::Started::Serving);
+  ASSERT_EQ(daemon_->start(), Daemon::Started::kServing);
   journal_.calls.clear();
   test::CaptureStdout out;
   EXPECT_EQ(daemon_->onSignal(SIGINT), 0);
@@ -458,7 +458,7 @@ TEST_F(DaemonTest, LoopIsDetectedTornDownAndExitsOne) {
                 " {\n  bind 127.0.0.1\n  loop\n  forward . 127.0.0.1:" +
                 std::to_string(upstream.port()) + "\n}\n");
   make({"-setupinterface=true", "-setupiptables=true"});
-  ASSERT_EQ(daemon_->start(), Daemon::Started::Serving);
+  ASSERT_EQ(daemon_->start(), Daemon::Started::kServing);
   journal_.calls.clear();
   auto probe = upstream.receive(5000);
   ASSERT_TRUE(probe.has_value()) << "the probe was forwarded";

@@ -16,44 +16,44 @@ struct Expected {
 
 // Written from the CoreDNS v1.13 and node-cache code (READMEs list labels the code lacks).
 const std::vector<Expected> kCatalogue = {
-    {"coredns_build_info", MetricType::Gauge, {"version", "revision", "goversion"}},
-    {"coredns_panics_total", MetricType::Counter, {}},
+    {"coredns_build_info", MetricType::kGauge, {"version", "revision", "goversion"}},
+    {"coredns_panics_total", MetricType::kCounter, {}},
     {"coredns_dns_requests_total",
-     MetricType::Counter,
+     MetricType::kCounter,
      {"server", "zone", "view", "proto", "family", "type"}},
-    {"coredns_dns_request_duration_seconds", MetricType::Histogram, {"server", "zone", "view"}},
-    {"coredns_dns_request_size_bytes", MetricType::Histogram, {"server", "zone", "view", "proto"}},
+    {"coredns_dns_request_duration_seconds", MetricType::kHistogram, {"server", "zone", "view"}},
+    {"coredns_dns_request_size_bytes", MetricType::kHistogram, {"server", "zone", "view", "proto"}},
     {"coredns_dns_response_size_bytes",
-     MetricType::Histogram,
+     MetricType::kHistogram,
      {"server", "zone", "view", "proto"}},
-    {"coredns_dns_do_requests_total", MetricType::Counter, {"server", "zone", "view"}},
+    {"coredns_dns_do_requests_total", MetricType::kCounter, {"server", "zone", "view"}},
     {"coredns_dns_responses_total",
-     MetricType::Counter,
+     MetricType::kCounter,
      {"server", "zone", "view", "rcode", "plugin"}},
-    {"coredns_plugin_enabled", MetricType::Gauge, {"server", "zone", "view", "name"}},
-    {"coredns_cache_entries", MetricType::Gauge, {"server", "zones", "view", "type"}},
-    {"coredns_cache_requests_total", MetricType::Counter, {"server", "zones", "view"}},
-    {"coredns_cache_hits_total", MetricType::Counter, {"server", "zones", "view", "type"}},
-    {"coredns_cache_misses_total", MetricType::Counter, {"server", "zones", "view"}},
-    {"coredns_cache_prefetch_total", MetricType::Counter, {"server", "zones", "view"}},
-    {"coredns_cache_drops_total", MetricType::Counter, {"server", "zones", "view"}},
-    {"coredns_cache_served_stale_total", MetricType::Counter, {"server", "zones", "view"}},
-    {"coredns_cache_evictions_total", MetricType::Counter, {"server", "zones", "view", "type"}},
+    {"coredns_plugin_enabled", MetricType::kGauge, {"server", "zone", "view", "name"}},
+    {"coredns_cache_entries", MetricType::kGauge, {"server", "zones", "view", "type"}},
+    {"coredns_cache_requests_total", MetricType::kCounter, {"server", "zones", "view"}},
+    {"coredns_cache_hits_total", MetricType::kCounter, {"server", "zones", "view", "type"}},
+    {"coredns_cache_misses_total", MetricType::kCounter, {"server", "zones", "view"}},
+    {"coredns_cache_prefetch_total", MetricType::kCounter, {"server", "zones", "view"}},
+    {"coredns_cache_drops_total", MetricType::kCounter, {"server", "zones", "view"}},
+    {"coredns_cache_served_stale_total", MetricType::kCounter, {"server", "zones", "view"}},
+    {"coredns_cache_evictions_total", MetricType::kCounter, {"server", "zones", "view", "type"}},
     {"coredns_proxy_request_duration_seconds",
-     MetricType::Histogram,
+     MetricType::kHistogram,
      {"proxy_name", "to", "rcode"}},
-    {"coredns_proxy_healthcheck_failures_total", MetricType::Counter, {"proxy_name", "to"}},
-    {"coredns_proxy_conn_cache_hits_total", MetricType::Counter, {"proxy_name", "to", "proto"}},
+    {"coredns_proxy_healthcheck_failures_total", MetricType::kCounter, {"proxy_name", "to"}},
+    {"coredns_proxy_conn_cache_hits_total", MetricType::kCounter, {"proxy_name", "to", "proto"}},
     {"coredns_proxy_conn_cache_misses_total",
-     MetricType::Counter,
+     MetricType::kCounter,
      {"proxy_name", "to", "proto"}},
-    {"coredns_forward_healthcheck_broken_total", MetricType::Counter, {}},
-    {"coredns_forward_max_concurrent_rejects_total", MetricType::Counter, {}},
-    {"coredns_reload_failed_total", MetricType::Counter, {}},
-    {"coredns_reload_version_info", MetricType::Gauge, {"hash", "value"}},
-    {"coredns_health_request_duration_seconds", MetricType::Histogram, {}},
-    {"coredns_health_request_failures_total", MetricType::Counter, {}},
-    {"coredns_nodecache_setup_errors_total", MetricType::Counter, {"errortype"}},
+    {"coredns_forward_healthcheck_broken_total", MetricType::kCounter, {}},
+    {"coredns_forward_max_concurrent_rejects_total", MetricType::kCounter, {}},
+    {"coredns_reload_failed_total", MetricType::kCounter, {}},
+    {"coredns_reload_version_info", MetricType::kGauge, {"hash", "value"}},
+    {"coredns_health_request_duration_seconds", MetricType::kHistogram, {}},
+    {"coredns_health_request_failures_total", MetricType::kCounter, {}},
+    {"coredns_nodecache_setup_errors_total", MetricType::kCounter, {"errortype"}},
 };
 
 TEST(CorednsMetrics, EveryFamilyFromTheSpecIsRegisteredWithItsTypeAndLabels) {
@@ -64,13 +64,13 @@ TEST(CorednsMetrics, EveryFamilyFromTheSpecIsRegisteredWithItsTypeAndLabels) {
     // Re-registering with the expected type and labels must return the existing family (it
     // throws if the type or label names differ).
     switch (e.type) {
-      case MetricType::Counter:
+      case MetricType::kCounter:
         EXPECT_EQ(r.counter(e.name, "x", e.labels).labelNames(), e.labels);
         break;
-      case MetricType::Gauge:
+      case MetricType::kGauge:
         EXPECT_EQ(r.gauge(e.name, "x", e.labels).labelNames(), e.labels);
         break;
-      case MetricType::Histogram:
+      case MetricType::kHistogram:
         EXPECT_THROW(r.counter(e.name, "x", e.labels), std::invalid_argument);
         break;
     }
@@ -81,7 +81,7 @@ TEST(CorednsMetrics, EveryFamilyFromTheSpecIsRegisteredWithItsTypeAndLabels) {
   EXPECT_EQ(&m.proxyRequestDuration,
             &r.histogram("coredns_proxy_request_duration_seconds", "x",
                          {"proxy_name", "to", "rcode"}, CorednsMetrics::durationBuckets()));
-  EXPECT_EQ(&m.healthRequestDuration,
+  EXPECT_EQ(&m.health_request_duration,
             &r.histogram("coredns_health_request_duration_seconds", "x", {},
                          {0.00025, 0.0025, 0.025, 0.25, 2.5}));
   const std::vector<double> sizes = {0,    100,  200,  300,  400,  511,  1023,
@@ -122,7 +122,7 @@ TEST(CorednsMetrics, PreInitialisedSeriesAndBuildInfo) {
   // Vector families without series are not rendered (as in the Go client).
   EXPECT_EQ(text.find("coredns_dns_requests_total"), std::string::npos);
 
-  m.nodecacheSetupErrors->with({"iptables"}).inc();
+  m.nodecache_setup_errors->with({"iptables"}).inc();
   m.dnsRequests.with({"dns://169.254.20.10:53", ".", "", "udp", "1", "A"}).inc();
   const std::string after = r.render();
   EXPECT_NE(after.find("coredns_nodecache_setup_errors_total{errortype=\"iptables\"} 1\n"),
@@ -136,7 +136,7 @@ TEST(CorednsMetrics, PreInitialisedSeriesAndBuildInfo) {
 TEST(CorednsMetrics, WithoutNodeCacheSetupErrors) {
   Registry r;
   CorednsMetrics m(r, {}, false);
-  EXPECT_EQ(m.nodecacheSetupErrors, nullptr);
+  EXPECT_EQ(m.nodecache_setup_errors, nullptr);
   EXPECT_EQ(r.render().find("coredns_nodecache_setup_errors_total"), std::string::npos);
   EXPECT_NE(r.render().find("goversion=\"" + CorednsMetrics::compilerVersion() + "\""),
             std::string::npos);
@@ -190,7 +190,7 @@ TEST(CorednsMetrics, SecondInstanceSharesFamilies) {
   CorednsMetrics a(r);
   CorednsMetrics b(r);
   EXPECT_EQ(&a.dnsRequests, &b.dnsRequests);
-  EXPECT_EQ(a.nodecacheSetupErrors, b.nodecacheSetupErrors);
+  EXPECT_EQ(a.nodecache_setup_errors, b.nodecache_setup_errors);
 }
 
 }  // namespace

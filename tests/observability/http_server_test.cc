@@ -334,7 +334,7 @@ TEST(HttpServer, ExpositionParsesWithPrometheusClient) {
   m.proxyRequestDuration.with({"forward", "10.96.0.10:53", "NOERROR"}).observe(0.02);
   m.cacheEntries.with({server, "cluster.local.", "", "success"}).set(12);
   m.pluginEnabled.with({server, "cluster.local.", "", "cache"}).set(1);
-  m.reloadVersionInfo.with({"sha512", "ab\"c\\d"}).set(1);  // escaping must round-trip
+  m.reload_version_info.with({"sha512", "ab\"c\\d"}).set(1);  // escaping must round-trip
 
   HttpServer s("127.0.0.1:0");
   s.enableMetrics(r);
@@ -380,35 +380,35 @@ TEST(HttpRequestParser, ParsesRequestLineAndHeaders) {
   EXPECT_EQ(r.method, "GET");
   EXPECT_EQ(r.target, "/metrics?name[]=x");
   EXPECT_EQ(r.path, "/metrics");
-  EXPECT_EQ(r.versionMinor, 1);
-  EXPECT_TRUE(r.keepAlive);
-  EXPECT_FALSE(r.hasBody);
+  EXPECT_EQ(r.version_minor, 1);
+  EXPECT_TRUE(r.keep_alive);
+  EXPECT_FALSE(r.has_body);
 }
 
 TEST(HttpRequestParser, KeepAliveRules) {
   HttpRequest r;
   ASSERT_EQ(parse("GET / HTTP/1.1\r\nConnection: Close\r\n\r\n", &r), HttpParse::kComplete);
-  EXPECT_FALSE(r.keepAlive);
+  EXPECT_FALSE(r.keep_alive);
   ASSERT_EQ(parse("GET / HTTP/1.0\r\n\r\n", &r), HttpParse::kComplete);
-  EXPECT_FALSE(r.keepAlive);
+  EXPECT_FALSE(r.keep_alive);
   ASSERT_EQ(parse("GET / HTTP/1.0\r\nconnection: foo, Keep-Alive\r\n\r\n", &r),
             HttpParse::kComplete);
-  EXPECT_TRUE(r.keepAlive);
+  EXPECT_TRUE(r.keep_alive);
   ASSERT_EQ(parse("GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n", &r),
             HttpParse::kComplete);
-  EXPECT_FALSE(r.keepAlive);
+  EXPECT_FALSE(r.keep_alive);
 }
 
 TEST(HttpRequestParser, BodiesAreFlagged) {
   HttpRequest r;
   ASSERT_EQ(parse("POST /health HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", &r),
             HttpParse::kComplete);
-  EXPECT_TRUE(r.hasBody);
+  EXPECT_TRUE(r.has_body);
   ASSERT_EQ(parse("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &r), HttpParse::kComplete);
-  EXPECT_TRUE(r.hasBody);
+  EXPECT_TRUE(r.has_body);
   ASSERT_EQ(parse("GET / HTTP/1.1\r\nContent-Length: 0\r\ncontent-length: 0\r\n\r\n", &r),
             HttpParse::kComplete);
-  EXPECT_FALSE(r.hasBody);
+  EXPECT_FALSE(r.has_body);
 }
 
 TEST(HttpRequestParser, LenientLineEndsAndLeadingBlankLines) {
@@ -457,8 +457,10 @@ TEST(HttpRequestParser, RejectsMalformedHeads) {
     SCOPED_TRACE(bad);
     EXPECT_EQ(parse(bad), HttpParse::kBad);
   }
-  // A NUL inside the target (string literals cannot hold it above).
-  EXPECT_EQ(parse(std::string("GET /a\0b HTTP/1.1\r\n\r\n", 22)), HttpParse::kBad);
+  // A NUL inside the target (the literals above end at one). The length is the literal's: one
+  // more (22) took its terminating NUL after the blank line too.
+  using namespace std::string_literals;
+  EXPECT_EQ(parse("GET /a\0b HTTP/1.1\r\n\r\n"s), HttpParse::kBad);
 }
 
 TEST(HttpRequestParser, HeadLimit) {
@@ -501,15 +503,15 @@ struct Client {
     return ::send(fd, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
   }
 
-  /// Reads one response (head + Content-Length body) within `timeoutMs`; "" if none came.
-  std::string response(int timeoutMs = 5000) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+  /// Reads one response (head + Content-Length body) within `timeout_ms`; "" if none came.
+  std::string response(int timeout_ms = 5000) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {
       const size_t end = buffered.find("\r\n\r\n");
       if (end != std::string::npos) {
         const size_t cl = buffered.find("Content-Length: ");
         const size_t len = cl < end ? std::stoul(buffered.substr(cl + 16)) : 0;
-        const bool head = sentHead;
+        const bool head = sent_head;
         if (head || buffered.size() >= end + 4 + len) {
           const size_t total = end + 4 + (head ? 0 : len);
           std::string out = buffered.substr(0, total);
@@ -521,9 +523,9 @@ struct Client {
     }
   }
 
-  /// True if the server closes (EOF or reset) within `timeoutMs`; discards data meanwhile.
-  bool closedByPeer(int timeoutMs) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+  /// True if the server closes (EOF or reset) within `timeout_ms`; discards data meanwhile.
+  bool closedByPeer(int timeout_ms) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {
       if (!readSome(until)) return eof;
     }
@@ -547,7 +549,7 @@ struct Client {
 
   std::string buffered;
   bool eof = false;
-  bool sentHead = false;
+  bool sent_head = false;
 };
 
 int statusOf(const std::string& response) {
@@ -577,7 +579,7 @@ TEST(HttpServerLimits, KeepAliveAndPipelinedRequests) {
   EXPECT_EQ(s.stats().answered, 3u);
   // HTTP/1.0 closes by default; HEAD has no body.
   Client d(s.port());
-  d.sentHead = true;
+  d.sent_head = true;
   ASSERT_TRUE(d.send("HEAD /health HTTP/1.0\r\n\r\n"));
   std::string r4 = d.response();
   EXPECT_EQ(statusOf(r4), 200) << r4;
@@ -588,7 +590,7 @@ TEST(HttpServerLimits, KeepAliveAndPipelinedRequests) {
 
 TEST(HttpServerLimits, IdleKeepAliveConnectionIsClosed) {
   HttpLimits limits;
-  limits.idleTimeout = std::chrono::milliseconds(200);
+  limits.idle_timeout = std::chrono::milliseconds(200);
   HttpServer s("127.0.0.1:0", limits);
   s.enableHealth();
   s.start();
@@ -596,8 +598,8 @@ TEST(HttpServerLimits, IdleKeepAliveConnectionIsClosed) {
   ASSERT_TRUE(c.send("GET /health HTTP/1.1\r\n\r\n"));
   EXPECT_EQ(statusOf(c.response()), 200);
   EXPECT_TRUE(c.closedByPeer(5000));
-  EXPECT_EQ(s.stats().idleTimeouts, 1u);
-  EXPECT_EQ(s.stats().requestTimeouts, 0u);
+  EXPECT_EQ(s.stats().idle_timeouts, 1u);
+  EXPECT_EQ(s.stats().request_timeouts, 0u);
 }
 
 TEST(HttpServerLimits, TricklingClientsDoNotDelayHealth) {
@@ -606,9 +608,9 @@ TEST(HttpServerLimits, TricklingClientsDoNotDelayHealth) {
   HttpServer s("127.0.0.1:0");
   s.enableHealth();
   s.start();
-  const int kTricklers = 50;
+  const int k_tricklers = 50;
   std::vector<std::unique_ptr<Client>> tricklers;
-  for (int i = 0; i < kTricklers; ++i) tricklers.push_back(std::make_unique<Client>(s.port()));
+  for (int i = 0; i < k_tricklers; ++i) tricklers.push_back(std::make_unique<Client>(s.port()));
   std::atomic<bool> stop{false};
   std::thread trickle([&] {
     const std::string request = "GET /health HTTP/1.1\r\nHost: slow\r\nX-Slow: ";
@@ -621,12 +623,12 @@ TEST(HttpServerLimits, TricklingClientsDoNotDelayHealth) {
   });
   const auto started = std::chrono::steady_clock::now();
   int ok = 0;
-  double maxMs = 0;
+  double max_ms = 0;
   for (int i = 0; i < 10; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     auto res = get("127.0.0.1", s.port(), "/health");
     const std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - t0;
-    maxMs = std::max(maxMs, took.count());
+    max_ms = std::max(max_ms, took.count());
     if (res && res->status == 200 && res->body == "OK") ++ok;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
@@ -635,20 +637,20 @@ TEST(HttpServerLimits, TricklingClientsDoNotDelayHealth) {
   // Generous bound: all ten answered before the tricklers' own 5 s deadline came up.
   EXPECT_LT(series.count(), 5.0);
   std::printf("[ figures ] /health %d/10 answered with %d trickling clients, max %.1f ms\n", ok,
-              kTricklers, maxMs);
+              k_tricklers, max_ms);
   // The tricklers are then cut off at their request deadline, each counted once.
   int closed = 0;
   for (auto& t : tricklers) closed += t->closedByPeer(10000) ? 1 : 0;
   stop = true;
   trickle.join();
-  EXPECT_EQ(closed, kTricklers);
-  EXPECT_EQ(s.stats().requestTimeouts, static_cast<uint64_t>(kTricklers));
+  EXPECT_EQ(closed, k_tricklers);
+  EXPECT_EQ(s.stats().request_timeouts, static_cast<uint64_t>(k_tricklers));
   EXPECT_EQ(s.stats().connections, 0u);
 }
 
 TEST(HttpServerLimits, HalfOpenClients) {
   HttpLimits limits;
-  limits.requestTimeout = std::chrono::milliseconds(300);
+  limits.request_timeout = std::chrono::milliseconds(300);
   HttpServer s("127.0.0.1:0", limits);
   s.enableHealth();
   s.start();
@@ -659,18 +661,18 @@ TEST(HttpServerLimits, HalfOpenClients) {
   ASSERT_TRUE(answered.send("GET /health HTTP/1.1\r\n\r\n"));
   ::shutdown(answered.fd, SHUT_WR);
   // Half a request, then shut down: closed without an answer.
-  Client gaveUp(s.port());
-  ASSERT_TRUE(gaveUp.send("GET /hea"));
-  ::shutdown(gaveUp.fd, SHUT_WR);
+  Client gave_up(s.port());
+  ASSERT_TRUE(gave_up.send("GET /hea"));
+  ::shutdown(gave_up.fd, SHUT_WR);
 
   const std::string r = answered.response();
   EXPECT_EQ(statusOf(r), 200) << r;
   EXPECT_TRUE(answered.closedByPeer(5000));
-  EXPECT_TRUE(gaveUp.closedByPeer(5000));
-  EXPECT_TRUE(gaveUp.buffered.empty()) << gaveUp.buffered;
+  EXPECT_TRUE(gave_up.closedByPeer(5000));
+  EXPECT_TRUE(gave_up.buffered.empty()) << gave_up.buffered;
   EXPECT_TRUE(silent.closedByPeer(5000));
   EXPECT_TRUE(silent.buffered.empty());
-  EXPECT_EQ(s.stats().requestTimeouts, 1u);
+  EXPECT_EQ(s.stats().request_timeouts, 1u);
   EXPECT_EQ(statusOf([&] {
               Client c(s.port());
               c.send("GET /health HTTP/1.1\r\n\r\n");
@@ -714,8 +716,8 @@ TEST(HttpServerLimits, OversizeAndMalformedRequests) {
     EXPECT_TRUE(c.closedByPeer(5000));
   }
   const HttpStats st = s.stats();
-  EXPECT_EQ(st.tooLarge, 2u);
-  EXPECT_EQ(st.badRequests, 1u);
+  EXPECT_EQ(st.too_large, 2u);
+  EXPECT_EQ(st.bad_requests, 1u);
   const std::string text = reg.render();
   EXPECT_NE(text.find("nodelocaldns_http_connections_dropped_total{address=\"127.0.0.1:0\","
                       "reason=\"too_large\"} 2\n"),
@@ -741,9 +743,9 @@ int probeAndClose(uint16_t port) {
 
 TEST(HttpServerLimits, FullTableEvictsIdleThenOldestUnfinished) {
   HttpLimits limits;
-  limits.maxConnections = 8;
-  limits.requestTimeout = std::chrono::seconds(60);  // only eviction can close them here
-  limits.idleTimeout = std::chrono::seconds(60);
+  limits.max_connections = 8;
+  limits.request_timeout = std::chrono::seconds(60);  // only eviction can close them here
+  limits.idle_timeout = std::chrono::seconds(60);
   HttpServer s("127.0.0.1:0", limits);
   s.enableHealth();
   s.start();
@@ -784,7 +786,7 @@ TEST(HttpServerLimits, SlowReaderOfLargeMetricsHitsWriteDeadline) {
                         {"label"});
   for (int i = 0; i < 4000; ++i) fam.with({std::to_string(i) + std::string(2048, 'x')}).inc();
   HttpLimits limits;
-  limits.writeTimeout = std::chrono::milliseconds(500);
+  limits.write_timeout = std::chrono::milliseconds(500);
   HttpServer s("127.0.0.1:0", limits);
   s.enableHealth();
   s.enableMetrics(r);
@@ -806,7 +808,7 @@ TEST(HttpServerLimits, SlowReaderOfLargeMetricsHitsWriteDeadline) {
   EXPECT_EQ(res->status, 200);
   pollfd p{fd, POLLIN, 0};
   size_t got = 0;
-  EXPECT_TRUE(test::eventually([&] { return s.stats().writeTimeouts == 1; },
+  EXPECT_TRUE(test::eventually([&] { return s.stats().write_timeouts == 1; },
                                std::chrono::seconds(5), std::chrono::milliseconds(50)));
   while (poll(&p, 1, 2000) == 1) {  // drain what was sent; ends with EOF or reset
     char buf[65536];
@@ -816,7 +818,7 @@ TEST(HttpServerLimits, SlowReaderOfLargeMetricsHitsWriteDeadline) {
   }
   EXPECT_LT(got, r.render().size());  // the response was not completed
   close(fd);
-  EXPECT_EQ(s.stats().writeTimeouts, 1u);
+  EXPECT_EQ(s.stats().write_timeouts, 1u);
 }
 
 TEST(HttpServerLimits, StartOnAnInheritedSocket) {
@@ -831,12 +833,12 @@ TEST(HttpServerLimits, StartOnAnInheritedSocket) {
   EXPECT_EQ(res->status, 200);
   s.stop();
 
-  net::Fd notListening(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  const int raw = notListening.get();
+  net::Fd not_listening(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int raw = not_listening.get();
   HttpServer t("127.0.0.1:0");
   t.enableHealth();
   try {
-    t.startOn(std::move(notListening));  // takes ownership, closes it
+    t.startOn(std::move(not_listening));  // takes ownership, closes it
     FAIL() << "expected std::runtime_error";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("not a listening stream socket"), std::string::npos)
@@ -850,8 +852,8 @@ TEST(HttpServerLimits, StartOnAnInheritedSocket) {
 // the lowest free number below the limit; descriptors already open above it stay valid).
 rlim_t limitLeaving(int spare) {
   int fd = 0;
-  for (int freeSeen = 0;; ++fd) {
-    if (fcntl(fd, F_GETFD) == -1 && ++freeSeen == spare) break;
+  for (int free_seen = 0;; ++fd) {
+    if (fcntl(fd, F_GETFD) == -1 && ++free_seen == spare) break;
   }
   return static_cast<rlim_t>(fd + 1);
 }
@@ -871,7 +873,7 @@ TEST(HttpServerLimits, OutOfDescriptorsBacksOffAndRecovers) {
   struct Report {
     uint16_t port;
     uint64_t backoffs, accepted, answered;
-    double cpuSeconds;
+    double cpu_seconds;
   };
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
@@ -879,8 +881,8 @@ TEST(HttpServerLimits, OutOfDescriptorsBacksOffAndRecovers) {
     close(cmd[1]);
     close(rep[0]);
     HttpLimits limits;
-    limits.maxConnections = 1000;  // the descriptor limit, not the cap, is what bites here
-    limits.requestTimeout = std::chrono::seconds(30);
+    limits.max_connections = 1000;  // the descriptor limit, not the cap, is what bites here
+    limits.request_timeout = std::chrono::seconds(30);
     HttpServer s("127.0.0.1:0", limits);
     s.enableHealth();
     s.start();
@@ -892,7 +894,7 @@ TEST(HttpServerLimits, OutOfDescriptorsBacksOffAndRecovers) {
       rusage ru{};
       getrusage(RUSAGE_SELF, &ru);
       const HttpStats st = s.stats();
-      Report r{s.port(), st.acceptBackoffs, st.accepted, st.answered,
+      Report r{s.port(), st.accept_backoffs, st.accepted, st.answered,
                static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                    static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6};
       if (write(rep[1], &r, sizeof(r)) != sizeof(r)) _exit(4);
@@ -925,7 +927,7 @@ TEST(HttpServerLimits, OutOfDescriptorsBacksOffAndRecovers) {
     EXPECT_LT(during.backoffs - start.backoffs, 100u);
     std::printf("[ figures ] EMFILE: %llu back-offs in ~1 s, server CPU %.3f s over it\n",
                 static_cast<unsigned long long>(during.backoffs - start.backoffs),
-                during.cpuSeconds - start.cpuSeconds);
+                during.cpu_seconds - start.cpu_seconds);
   }  // the clients close: descriptors free up
   // Recovered: a fresh request is accepted and answered (the backlog drains first).
   std::string r;

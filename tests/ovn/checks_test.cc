@@ -16,18 +16,18 @@ bool has(const std::vector<Finding>& f, Finding::Kind k) {
 
 NbSnapshot healthy(const ReconcileConfig& cfg) {
   NbSnapshot nb;
-  nb.routerUuid = "r";
-  nb.nodeSwitchFound = true;
+  nb.router_uuid = "r";
+  nb.node_switch_found = true;
   nb.nodes = {NodeJoin{"w1", "node-w1", "100.64.0.2", ""}};
-  nb.portGroups["node.w1"] = {"10.16.0.5"};
-  nb.dnsOption = "169.254.20.10";
+  nb.port_groups["node.w1"] = {"10.16.0.5"};
+  nb.dns_option = "169.254.20.10";
   Policy p;
   p.uuid = "p1";
   p.priority = 30000;
   p.match = policyMatch("w1", 4, "169.254.20.10");
   p.action = "reroute";
   p.nexthops = {"100.64.0.2"};
-  p.externalIds = policyExternalIds("w1", 4);
+  p.external_ids = policyExternalIds("w1", 4);
   nb.policies.push_back(p);
   (void)cfg;
   return nb;
@@ -35,7 +35,7 @@ NbSnapshot healthy(const ReconcileConfig& cfg) {
 
 ReconcileConfig cfg4() {
   ReconcileConfig c;
-  c.dnsIps = {"169.254.20.10"};
+  c.dns_ips = {"169.254.20.10"};
   return c;
 }
 
@@ -73,9 +73,9 @@ TEST(Checks, HealthyHasNoFindings) {
 TEST(Checks, ReportsMissingThings) {
   auto cfg = cfg4();
   auto nb = healthy(cfg);
-  nb.portGroups.clear();
+  nb.port_groups.clear();
   nb.policies.clear();
-  nb.underlaySwitches = {UnderlaySwitch{"vlan1", false}, UnderlaySwitch{"vlan2", true}};
+  nb.underlay_switches = {UnderlaySwitch{"vlan1", false}, UnderlaySwitch{"vlan2", true}};
   auto f = runChecks(nb, cfg, computePlan(nb, cfg));
   EXPECT_TRUE(has(f, Finding::Kind::kPortGroupMissing));
   EXPECT_TRUE(has(f, Finding::Kind::kPolicyMissing));
@@ -97,7 +97,7 @@ TEST(Checks, ShadowingHigherPriorityPolicy) {
   eip.priority = 31000;
   eip.action = "reroute";
   eip.match = "ip4.src == $eip_pods";
-  nb.addressSets["eip_pods"] = {"10.16.0.0/24"};
+  nb.address_sets["eip_pods"] = {"10.16.0.0/24"};
   nb.policies.push_back(eip);
   EXPECT_TRUE(has(runChecks(nb, cfg, computePlan(nb, cfg)), Finding::Kind::kShadowingPolicy));
   // Lower priority: harmless.

@@ -7,9 +7,9 @@ namespace {
 
 NbSnapshot twoNodes() {
   NbSnapshot nb;
-  nb.routerUuid = "r1";
-  nb.nodeSwitchFound = true;
-  nb.nbGlobalUuid = "g1";
+  nb.router_uuid = "r1";
+  nb.node_switch_found = true;
+  nb.nb_global_uuid = "g1";
   nb.nodes = {NodeJoin{"kube-ovn-worker", "node-kube-ovn-worker", "100.64.0.2", "fd00:100:64::2"},
               NodeJoin{"master", "node-master", "100.64.0.3", ""}};
   return nb;
@@ -17,7 +17,7 @@ NbSnapshot twoNodes() {
 
 ReconcileConfig dual() {
   ReconcileConfig c;
-  c.dnsIps = {"169.254.20.10", "fd00::a"};
+  c.dns_ips = {"169.254.20.10", "fd00::a"};
   return c;
 }
 
@@ -28,7 +28,7 @@ Policy fromDesired(const DesiredPolicy& d, std::string uuid) {
   p.match = d.match;
   p.action = "reroute";
   p.nexthops = {d.nexthop};
-  p.externalIds = d.externalIds;
+  p.external_ids = d.external_ids;
   return p;
 }
 
@@ -47,13 +47,13 @@ TEST(DesiredState, OnePolicyPerNodeFamilyAndDnsIp) {
   EXPECT_EQ(d[0].nexthop, "100.64.0.2");
   EXPECT_EQ(d[1].family, 6);
   EXPECT_EQ(d[1].nexthop, "fd00:100:64::2");
-  EXPECT_EQ(d[1].externalIds.at("address-family"), "6");
+  EXPECT_EQ(d[1].external_ids.at("address-family"), "6");
   EXPECT_EQ(d[2].node, "master");
-  EXPECT_EQ(d[2].externalIds, (std::map<std::string, std::string>{
+  EXPECT_EQ(d[2].external_ids, (std::map<std::string, std::string>{
                                   {"vendor", "kube-ovn"}, {"node", "master"}, {"address-family", "4"},
                                   {"isLocalDnsCache", "true"}}));
   ReconcileConfig two4;
-  two4.dnsIps = {"169.254.20.10", "169.254.20.11"};
+  two4.dns_ips = {"169.254.20.10", "169.254.20.11"};
   EXPECT_EQ(desiredPolicies(twoNodes(), two4).size(), 4u);
 }
 
@@ -62,7 +62,7 @@ TEST(DesiredState, ConvergedSnapshotGivesEmptyPlan) {
   auto cfg = dual();
   int i = 0;
   for (const auto& d : desiredPolicies(nb, cfg)) nb.policies.push_back(fromDesired(d, "p" + std::to_string(i++)));
-  nb.dnsOption = "169.254.20.10,fd00::a";
+  nb.dns_option = "169.254.20.10,fd00::a";
   auto plan = computePlan(nb, cfg);
   EXPECT_TRUE(plan.empty());
   std::string err;
@@ -76,7 +76,7 @@ TEST(DesiredState, DualStackNeverDeletesOtherFamily) {
   auto cfg = dual();
   auto desired = desiredPolicies(nb, cfg);
   nb.policies.push_back(fromDesired(desired[1], "v6"));  // only the v6 one exists
-  nb.dnsOption = "169.254.20.10,fd00::a";
+  nb.dns_option = "169.254.20.10,fd00::a";
   auto plan = computePlan(nb, cfg);
   EXPECT_TRUE(plan.deletes.empty());
   EXPECT_EQ(plan.inserts.size(), 2u);
@@ -86,20 +86,20 @@ TEST(DesiredState, DualStackNeverDeletesOtherFamily) {
 TEST(DesiredState, DeletesWrongDuplicateAndStaleOwnedOnly) {
   auto nb = twoNodes();
   ReconcileConfig cfg;
-  cfg.dnsIps = {"169.254.20.10"};
+  cfg.dns_ips = {"169.254.20.10"};
   auto desired = desiredPolicies(nb, cfg);
   ASSERT_EQ(desired.size(), 2u);
   nb.policies.push_back(fromDesired(desired[0], "good"));
   nb.policies.push_back(fromDesired(desired[0], "dup"));
-  auto wrongHop = fromDesired(desired[1], "wronghop");
-  wrongHop.nexthops = {"100.64.0.99"};
-  nb.policies.push_back(wrongHop);
+  auto wrong_hop = fromDesired(desired[1], "wronghop");
+  wrong_hop.nexthops = {"100.64.0.99"};
+  nb.policies.push_back(wrong_hop);
   auto stale = fromDesired(desired[1], "stale");
-  stale.externalIds["node"] = "gone";
+  stale.external_ids["node"] = "gone";
   stale.match = policyMatch("gone", 4, "169.254.20.10");
   nb.policies.push_back(stale);
   auto v6 = fromDesired(desired[0], "v6owned");  // owned v6 policy while no v6 DNS IP configured
-  v6.externalIds["address-family"] = "6";
+  v6.external_ids["address-family"] = "6";
   v6.match = policyMatch("kube-ovn-worker", 6, "fd00::a");
   nb.policies.push_back(v6);
   Policy foreign;
@@ -107,16 +107,16 @@ TEST(DesiredState, DeletesWrongDuplicateAndStaleOwnedOnly) {
   foreign.priority = 30000;
   foreign.match = "ip4.dst == 172.18.0.2";
   foreign.action = "reroute";
-  foreign.externalIds = {{"vendor", "kube-ovn"}, {"node", "gone"}};
+  foreign.external_ids = {{"vendor", "kube-ovn"}, {"node", "gone"}};
   nb.policies.push_back(foreign);
-  nb.dnsOption = "169.254.20.10";
+  nb.dns_option = "169.254.20.10";
   auto plan = computePlan(nb, cfg);
   std::vector<std::string> deleted;
   for (const auto& p : plan.deletes) deleted.push_back(p.uuid);
   EXPECT_EQ(deleted, (std::vector<std::string>{"dup", "wronghop", "stale", "v6owned"}));
   ASSERT_EQ(plan.inserts.size(), 1u);
   EXPECT_EQ(plan.inserts[0].node, "master");
-  EXPECT_FALSE(plan.optionChange);
+  EXPECT_FALSE(plan.option_change);
 }
 
 TEST(DesiredState, MissingNodeSwitchDeletesNothing) {
@@ -125,29 +125,29 @@ TEST(DesiredState, MissingNodeSwitchDeletesNothing) {
   int i = 0;
   for (const auto& d : desiredPolicies(nb, cfg)) nb.policies.push_back(fromDesired(d, "p" + std::to_string(i++)));
   nb.nodes.clear();
-  nb.nodeSwitchFound = false;
-  nb.dnsOption = "169.254.20.10,fd00::a";
+  nb.node_switch_found = false;
+  nb.dns_option = "169.254.20.10,fd00::a";
   EXPECT_TRUE(computePlan(nb, cfg).empty());
-  nb.nodeSwitchFound = true;  // switch present but empty: every node is really gone
+  nb.node_switch_found = true;  // switch present but empty: every node is really gone
   EXPECT_EQ(computePlan(nb, cfg).deletes.size(), 3u);
 }
 
 TEST(DesiredState, OptionSetAndRemoved) {
   auto nb = twoNodes();
   auto plan = computePlan(nb, dual());
-  EXPECT_TRUE(plan.optionChange);
-  EXPECT_EQ(plan.optionValue, "169.254.20.10,fd00::a");
-  nb.dnsOption = "1.2.3.4";
+  EXPECT_TRUE(plan.option_change);
+  EXPECT_EQ(plan.option_value, "169.254.20.10,fd00::a");
+  nb.dns_option = "1.2.3.4";
   plan = computePlan(nb, ReconcileConfig{});
-  EXPECT_TRUE(plan.optionChange);
-  EXPECT_EQ(plan.optionValue, std::nullopt);
-  nb.dnsOption.reset();
+  EXPECT_TRUE(plan.option_change);
+  EXPECT_EQ(plan.option_value, std::nullopt);
+  nb.dns_option.reset();
   EXPECT_TRUE(computePlan(nb, ReconcileConfig{}).empty());
 }
 
 TEST(DesiredState, TransactionIsGuardedByWait) {
   auto nb = twoNodes();
-  nb.routerPolicyUuids = {"existing"};
+  nb.router_policy_uuids = {"existing"};
   auto cfg = dual();
   auto plan = computePlan(nb, cfg);
   std::string err;
@@ -164,7 +164,7 @@ TEST(DesiredState, TransactionIsGuardedByWait) {
   EXPECT_EQ((*ops)[1]["row"]["nexthops"], ovsdb::Json::parse(R"(["set",["100.64.0.2"]])"));
   EXPECT_EQ(ops->back()["table"], "NB_Global");
 
-  nb.routerUuid.reset();
+  nb.router_uuid.reset();
   EXPECT_FALSE(buildTransaction(plan, nb, cfg, &err));
   EXPECT_NE(err.find("ovn-cluster"), std::string::npos);
 }

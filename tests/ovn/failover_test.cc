@@ -113,7 +113,7 @@ TEST(HealthTracker, OneFailureResetsTheRise) {
 
 TEST(HealthTracker, FlappingDoublesTheHoldUpToTheCapAndALongHealthyPeriodResetsIt) {
   HealthOptions o;
-  o.holdMax = milliseconds(20000);
+  o.hold_max = milliseconds(20000);
   HealthTracker t(o);
   FakeClock c;
   feed(t, c, 5, true);
@@ -131,7 +131,7 @@ TEST(HealthTracker, FlappingDoublesTheHoldUpToTheCapAndALongHealthyPeriodResetsI
   }
   EXPECT_EQ(holds, (std::vector<long>{3000, 6000, 12000, 20000, 20000, 20000, 20000, 20000}));
   EXPECT_EQ(changes, 16);  // two transitions per cycle, whatever the flapping rate
-  // Healthy for longer than stablePeriod: the next failure gets the base hold again.
+  // Healthy for longer than stable_period: the next failure gets the base hold again.
   c.tick(milliseconds(31000));
   feed(t, c, 3, false);
   EXPECT_EQ(t.hold(), milliseconds(3000));
@@ -198,14 +198,14 @@ Policy healthyRow(const std::string& node, const std::string& join, const std::s
   p.match = policyMatch(node, 4, kDns);
   p.action = "reroute";
   p.nexthops = {join};
-  p.externalIds = policyExternalIds(node, 4);
+  p.external_ids = policyExternalIds(node, 4);
   return p;
 }
 
 NbSnapshot cluster(int n) {
   NbSnapshot nb;
-  nb.routerUuid = "r";
-  nb.nodeSwitchFound = true;
+  nb.router_uuid = "r";
+  nb.node_switch_found = true;
   for (int i = 1; i <= n; ++i) {
     const std::string name = "n" + std::to_string(i);
     const std::string join = "100.64.0." + std::to_string(i + 1);
@@ -218,7 +218,7 @@ NbSnapshot cluster(int n) {
 AgentConfig agentFor(const std::string& node) {
   AgentConfig c;
   c.node = node;
-  c.reconcile.dnsIps = {kDns};
+  c.reconcile.dns_ips = {kDns};
   return c;
 }
 
@@ -242,57 +242,57 @@ TEST(AgentPlan, UnhealthyFailsOverToRendezvousChosenHealthyNeighbours) {
   for (const auto& p : picked) joins.push_back("100.64.0." + std::to_string(std::stoi(p.substr(1)) + 1));
   std::sort(joins.begin(), joins.end());
   EXPECT_EQ(u.nexthops, joins);
-  EXPECT_EQ(u.externalIds.at(kFailoverStateKey), "unhealthy");
-  EXPECT_EQ(u.externalIds.at(kFailoverToKey), picked[0] + "," + picked[1] + "," + picked[2]);
-  for (const auto& [k, v] : policyExternalIds("n1", 4)) EXPECT_EQ(u.externalIds.at(k), v);
+  EXPECT_EQ(u.external_ids.at(kFailoverStateKey), "unhealthy");
+  EXPECT_EQ(u.external_ids.at(kFailoverToKey), picked[0] + "," + picked[1] + "," + picked[2]);
+  for (const auto& [k, v] : policyExternalIds("n1", 4)) EXPECT_EQ(u.external_ids.at(k), v);
 
   // Applied: the next plan is empty (no churn), and run's computePlan accepts the row.
   nb.policies[0].nexthops = u.nexthops;
-  nb.policies[0].externalIds = u.externalIds;
+  nb.policies[0].external_ids = u.external_ids;
   EXPECT_TRUE(planAgent(nb, agentFor("n1"), health(Health::kUnhealthy)).updates.empty());
   ReconcileConfig rc;
-  rc.dnsIps = {kDns};
-  nb.dnsOption = kDns;
+  rc.dns_ips = {kDns};
+  nb.dns_option = kDns;
   EXPECT_TRUE(computePlan(nb, rc).empty());
 
   // Healthy again: exactly Kube-OVN's shape (markers removed, own nexthop).
   auto back = planAgent(nb, agentFor("n1"), health(Health::kHealthy));
   ASSERT_EQ(back.updates.size(), 1u);
   EXPECT_EQ(back.updates[0].nexthops, std::vector<std::string>{"100.64.0.2"});
-  EXPECT_EQ(back.updates[0].externalIds, policyExternalIds("n1", 4));
+  EXPECT_EQ(back.updates[0].external_ids, policyExternalIds("n1", 4));
 }
 
 TEST(AgentPlan, FailedOverNeighboursAreNotChosenAndNoHealthyNeighbourKeepsOwnNexthop) {
   auto nb = cluster(3);
   // n2 failed over (marker), n3 points elsewhere: neither is healthy.
-  nb.policies[1].externalIds[kFailoverStateKey] = "unhealthy";
+  nb.policies[1].external_ids[kFailoverStateKey] = "unhealthy";
   nb.policies[2].nexthops = {"100.64.0.2"};
   EXPECT_TRUE(healthyNeighbours(nb, agentFor("n1").reconcile, "n1", kDns).empty());
   auto plan = planAgent(nb, agentFor("n1"), health(Health::kUnhealthy));
   ASSERT_EQ(plan.updates.size(), 1u);
   EXPECT_EQ(plan.updates[0].nexthops, std::vector<std::string>{"100.64.0.2"});
-  EXPECT_EQ(plan.updates[0].externalIds.at(kFailoverStateKey), "unhealthy");
-  EXPECT_EQ(plan.updates[0].externalIds.at(kFailoverToKey), "");
+  EXPECT_EQ(plan.updates[0].external_ids.at(kFailoverStateKey), "unhealthy");
+  EXPECT_EQ(plan.updates[0].external_ids.at(kFailoverToKey), "");
   // n3 becomes healthy again: n1 moves to it.
   nb.policies[2].nexthops = {"100.64.0.4"};
-  nb.policies[0].externalIds = plan.updates[0].externalIds;
+  nb.policies[0].external_ids = plan.updates[0].external_ids;
   auto moved = planAgent(nb, agentFor("n1"), health(Health::kUnhealthy));
   ASSERT_EQ(moved.updates.size(), 1u);
   EXPECT_EQ(moved.updates[0].nexthops, std::vector<std::string>{"100.64.0.4"});
-  EXPECT_EQ(moved.updates[0].externalIds.at(kFailoverToKey), "n3");
+  EXPECT_EQ(moved.updates[0].external_ids.at(kFailoverToKey), "n3");
 }
 
 TEST(AgentPlan, TouchesOnlyOwnRowsAndKeepsForeignExternalIds) {
   auto nb = cluster(3);
-  nb.policies[0].externalIds["someone-elses"] = "x";
+  nb.policies[0].external_ids["someone-elses"] = "x";
   // A foreign (not owned) policy with n1's match is never touched.
   Policy foreign = healthyRow("n1", "100.64.0.2", "f");
-  foreign.externalIds.erase("isLocalDnsCache");
+  foreign.external_ids.erase("isLocalDnsCache");
   nb.policies.push_back(foreign);
   auto plan = planAgent(nb, agentFor("n1"), health(Health::kUnhealthy));
   ASSERT_EQ(plan.updates.size(), 1u);
   EXPECT_EQ(plan.updates[0].current.uuid, "u1");
-  EXPECT_EQ(plan.updates[0].externalIds.at("someone-elses"), "x");
+  EXPECT_EQ(plan.updates[0].external_ids.at("someone-elses"), "x");
 }
 
 TEST(AgentPlan, MissingNodeOrRowIsANoteNotAWrite) {
@@ -325,13 +325,13 @@ TEST(AgentPlan, TransactionIsGuardedByAWaitOnTheRow) {
 TEST(FailoverAcceptable, OnlyMarkedRowsWithCurrentJoinIps) {
   auto nb = cluster(3);
   ReconcileConfig rc;
-  rc.dnsIps = {kDns};
-  nb.dnsOption = kDns;
+  rc.dns_ips = {kDns};
+  nb.dns_option = kDns;
   const auto desired = desiredPolicies(nb, rc);
   Policy p = nb.policies[0];
   p.nexthops = {"100.64.0.3", "100.64.0.4"};
   EXPECT_FALSE(failoverAcceptable(p, desired[0], 30000, nb));  // no marker: run restores it
-  p.externalIds[kFailoverStateKey] = kFailoverStateUnhealthy;
+  p.external_ids[kFailoverStateKey] = kFailoverStateUnhealthy;
   EXPECT_TRUE(failoverAcceptable(p, desired[0], 30000, nb));
   p.nexthops = {"100.64.0.3", "100.64.9.9"};  // a node that is gone
   EXPECT_FALSE(failoverAcceptable(p, desired[0], 30000, nb));

@@ -52,10 +52,10 @@ TEST(OvnMetrics, UpdatesShowInTheExposition) {
   Metrics m;
   m.reconciliations.inc();
   m.reconciliations.inc();
-  m.changesApplied.add(5);
+  m.changes_applied.add(5);
   m.connected.set(1);
   m.nodes.set(3);
-  m.lastSuccessUnix.set(1700000000);
+  m.last_success_unix.set(1700000000);
   const std::string text = m.render();
   EXPECT_TRUE(contains(text, "\nnld_ovn_reconciliations_total 2\n")) << text;
   EXPECT_TRUE(contains(text, "\nnld_ovn_changes_applied_total 5\n")) << text;

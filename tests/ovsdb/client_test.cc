@@ -13,12 +13,12 @@ namespace {
 
 using testing::ServerScript;
 
-const char* kSchemaReply = R"({"id":$ID,"error":null,"result":{"name":"OVN_Northbound","tables":{
+constexpr const char* kSchemaReply = R"({"id":$ID,"error":null,"result":{"name":"OVN_Northbound","tables":{
   "Logical_Router":{"columns":{"name":{"type":"string"},
     "policies":{"type":{"key":{"type":"uuid"},"min":0,"max":"unlimited"}}}}}}})";
-const char* kLeaderReply =
+constexpr const char* kLeaderReply =
     R"({"id":$ID,"error":null,"result":[{"rows":[{"leader":true,"model":"clustered","connected":true}]}]})";
-const char* kMonitorReply = R"({"id":$ID,"error":null,"result":{"Logical_Router":{"r1":{"initial":{
+constexpr const char* kMonitorReply = R"({"id":$ID,"error":null,"result":{"Logical_Router":{"r1":{"initial":{
   "name":"ovn-cluster","policies":["set",[["uuid","p1"]]]}}}}})";
 
 ClientOptions options(ServerScript& script) {
@@ -100,7 +100,7 @@ TEST(ClientScripted, MonitorFallbackAndBadNotificationDisconnects) {
                   R"({"method":"update","params":["nld",{"Logical_Router":7}]})"
                   R"({"id":$ID,"error":null,"result":[{}]})"};
   auto o = options(script);
-  o.leaderOnly = false;
+  o.leader_only = false;
   Client c(o);
   std::string err;
   ASSERT_TRUE(c.connect(&err)) << err;

@@ -38,9 +38,9 @@ TEST(Datum, SetDiffIsSymmetricDifference) {
   ASSERT_TRUE(opt);
   EXPECT_TRUE(stringSet(*opt).empty());
   // From a default (absent) value.
-  auto fromNull = applyDiff(Json(), Json("y"), ColumnKind::kSet);
-  ASSERT_TRUE(fromNull);
-  EXPECT_EQ(stringSet(*fromNull), std::vector<std::string>{"y"});
+  auto from_null = applyDiff(Json(), Json("y"), ColumnKind::kSet);
+  ASSERT_TRUE(from_null);
+  EXPECT_EQ(stringSet(*from_null), std::vector<std::string>{"y"});
 }
 
 TEST(Datum, MapDiffAddsRemovesAndUpdates) {

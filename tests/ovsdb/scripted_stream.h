@@ -1,5 +1,5 @@
 #pragma once
-// An in-memory OVSDB "server" for ovsdb::Client, plugged in through ClientOptions::openStream:
+// An in-memory OVSDB "server" for ovsdb::Client, plugged in through ClientOptions::open_stream:
 // a script of server turns, one per client request. When the client sends a request (a message
 // with "method" and an "id"), the next turn's bytes become readable, with every "$ID" replaced by
 // that request's id; replies the client sends (to "echo") consume no turn. Bytes are handed out
@@ -81,9 +81,9 @@ class ScriptedStream final : public Stream {
 inline ClientOptions scriptedOptions(ServerScript& script) {
   ClientOptions o;
   o.remotes = {Remote{Remote::Kind::kUnix, "/scripted", "", 0}};
-  o.probeInterval = std::chrono::milliseconds(0);
-  o.connectTimeout = std::chrono::hours(1);
-  o.openStream = [&script](const Remote&, const SslOptions&, int, std::string*) -> std::unique_ptr<Stream> {
+  o.probe_interval = std::chrono::milliseconds(0);
+  o.connect_timeout = std::chrono::hours(1);
+  o.open_stream = [&script](const Remote&, const SslOptions&, int, std::string*) -> std::unique_ptr<Stream> {
     ++script.opens;
     return std::make_unique<ScriptedStream>(script);
   };

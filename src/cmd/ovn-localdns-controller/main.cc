@@ -39,69 +39,69 @@
 
 namespace {
 
-std::atomic<bool> gStop{false};
+std::atomic<bool> g_stop{false};
 
-void onSignal(int) { gStop.store(true); }
+void onSignal(int) { g_stop.store(true); }
 
 struct Args {
-  std::string nbAddr;
-  std::string dnsIps;
+  std::string nb_addr;
+  std::string dns_ips;
   std::string router;
-  std::string nodeSwitch;
+  std::string node_switch;
   int64_t priority = 30000;
-  std::string metricsAddr;
+  std::string metrics_addr;
   std::chrono::nanoseconds resync{};
   std::chrono::nanoseconds probe{};
-  bool dryRun = false;
-  bool probeDns = true;
+  bool dry_run = false;
+  bool probe_dns = true;
   bool quiet = false;
   bool version = false;
-  std::string sslKey;
-  std::string sslCert;
-  std::string sslCa;
+  std::string ssl_key;
+  std::string ssl_cert;
+  std::string ssl_ca;
   // agent
   std::string node;
-  std::chrono::nanoseconds probeInterval{};
-  std::chrono::nanoseconds probeTimeout{};
-  int64_t probePort = 53;
+  std::chrono::nanoseconds probe_interval{};
+  std::chrono::nanoseconds probe_timeout{};
+  int64_t probe_port = 53;
   int64_t fall = 3;
   int64_t rise = 4;
-  std::chrono::nanoseconds riseMin{};
+  std::chrono::nanoseconds rise_min{};
   std::chrono::nanoseconds hold{};
-  std::chrono::nanoseconds holdMax{};
+  std::chrono::nanoseconds hold_max{};
   int64_t neighbours = 3;
 };
 
 void defineFlags(nld::flags::FlagSet& fs, Args& a) {
   using namespace std::chrono_literals;
-  fs.addString("ovn-nb-addr", &a.nbAddr, "unix:/var/run/ovn/ovnnb_db.sock",
+  fs.addString("ovn-nb-addr", &a.nb_addr, "unix:/var/run/ovn/ovnnb_db.sock",
                "OVN Northbound remotes, comma-separated (unix:PATH, tcp:IP:PORT, ssl:IP:PORT)");
-  fs.addString("node-local-dns-ip", &a.dnsIps, "",
+  fs.addString("node-local-dns-ip", &a.dns_ips, "",
                "NodeLocal DNS IPs, comma-separated, IPv4 and/or IPv6 (empty: remove the policies)");
   fs.addString("cluster-router", &a.router, "ovn-cluster", "the default VPC logical router");
-  fs.addString("node-switch", &a.nodeSwitch, "join", "the logical switch holding the node-<node> ports");
+  fs.addString("node-switch", &a.node_switch, "join", "the logical switch holding the node-<node> ports");
   fs.addInt("policy-priority", &a.priority, 30000, "priority of the reroute policies (kube-ovn uses 30000)");
-  fs.addString("metrics-addr", &a.metricsAddr, ":10667",
+  fs.addString("metrics-addr", &a.metrics_addr, ":10667",
                "address for /metrics and /healthz (run only; empty disables)");
   fs.addDuration("resync-interval", &a.resync, 60s, "full reconcile period even without NB changes");
   fs.addDuration("inactivity-probe", &a.probe, 5s, "OVSDB echo probe interval (0 disables)");
-  fs.addBool("dry-run", &a.dryRun, false, "print the transaction that would be sent and exit; change nothing");
+  fs.addBool("dry-run", &a.dry_run, false, "print the transaction that would be sent and exit; change nothing");
   fs.addBool("quiet", &a.quiet, false, "suppress INFO logs");
   fs.addBool("version", &a.version, false, "print the version and commit, then exit");
-  fs.addBool("probe-dns", &a.probeDns, true,
+  fs.addBool("probe-dns", &a.probe_dns, true,
              "check: also query every node-local DNS IP from this host (run check on a node)");
-  fs.addString("ovn-nb-ssl-key", &a.sslKey, "", "private key for ssl: remotes");
-  fs.addString("ovn-nb-ssl-cert", &a.sslCert, "", "certificate for ssl: remotes");
-  fs.addString("ovn-nb-ssl-ca", &a.sslCa, "", "CA certificate for ssl: remotes");
+  fs.addString("ovn-nb-ssl-key", &a.ssl_key, "", "private key for ssl: remotes");
+  fs.addString("ovn-nb-ssl-cert", &a.ssl_cert, "", "certificate for ssl: remotes");
+  fs.addString("ovn-nb-ssl-ca", &a.ssl_ca, "", "CA certificate for ssl: remotes");
   fs.addString("node", &a.node, "", "agent: this node's name (its port on --node-switch is node-<name>)");
-  fs.addDuration("probe-interval", &a.probeInterval, 250ms, "agent: how often the local cache is probed");
-  fs.addDuration("probe-timeout", &a.probeTimeout, 300ms, "agent: how long a probe waits for the answers");
-  fs.addInt("probe-port", &a.probePort, 53, "agent: the cache's DNS port");
+  fs.addDuration("probe-interval", &a.probe_interval, 250ms, "agent: how often the local cache is probed");
+  fs.addDuration("probe-timeout", &a.probe_timeout, 300ms, "agent: how long a probe waits for the answers");
+  fs.addInt("probe-port", &a.probe_port, 53, "agent: the cache's DNS port");
   fs.addInt("fall", &a.fall, 3, "agent: consecutive failed probes that make the cache unhealthy");
   fs.addInt("rise", &a.rise, 4, "agent: consecutive good probes that make it healthy again ...");
-  fs.addDuration("rise-min", &a.riseMin, 1s, "agent: ... spanning at least this long");
+  fs.addDuration("rise-min", &a.rise_min, 1s, "agent: ... spanning at least this long");
   fs.addDuration("hold", &a.hold, 3s, "agent: minimum time failed over (doubles on every flap)");
-  fs.addDuration("hold-max", &a.holdMax, 60s, "agent: cap of the doubling hold");
+  fs.addDuration("hold-max", &a.hold_max, 60s, "agent: cap of the doubling hold");
   fs.addInt("failover-neighbours", &a.neighbours, 3, "agent: how many healthy neighbours take over");
 }
 
@@ -197,17 +197,17 @@ int main(int argc, char** argv) {
 
   nld::ovn::ControllerOptions opts;
   try {
-    opts.client.remotes = nld::ovsdb::parseRemotes(a.nbAddr);
+    opts.client.remotes = nld::ovsdb::parseRemotes(a.nb_addr);
   } catch (const std::invalid_argument& e) {
     return fail(std::string("invalid --ovn-nb-addr: ") + e.what());
   }
-  if (!a.dnsIps.empty()) {
+  if (!a.dns_ips.empty()) {
     std::size_t start = 0;
     while (true) {
-      auto comma = a.dnsIps.find(',', start);
-      std::string ip = a.dnsIps.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      auto comma = a.dns_ips.find(',', start);
+      std::string ip = a.dns_ips.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
       if (nld::ovn::ipFamily(ip) == 0) return fail("invalid --node-local-dns-ip \"" + ip + "\": not an IP address");
-      opts.config.dnsIps.push_back(ip);
+      opts.config.dns_ips.push_back(ip);
       if (comma == std::string::npos) break;
       start = comma + 1;
     }
@@ -215,58 +215,58 @@ int main(int argc, char** argv) {
   if (a.priority < 0 || a.priority > 32767) return fail("--policy-priority must be in [0, 32767]");
   if (a.resync <= std::chrono::nanoseconds::zero()) return fail("--resync-interval must be positive");
   opts.config.router = a.router;
-  opts.config.nodeSwitch = a.nodeSwitch;
+  opts.config.node_switch = a.node_switch;
   opts.config.priority = a.priority;
-  opts.resyncInterval = std::chrono::duration_cast<std::chrono::milliseconds>(a.resync);
-  opts.client.probeInterval = std::chrono::duration_cast<std::chrono::milliseconds>(a.probe);
-  opts.client.ssl = {a.sslKey, a.sslCert, a.sslCa};
+  opts.resync_interval = std::chrono::duration_cast<std::chrono::milliseconds>(a.resync);
+  opts.client.probe_interval = std::chrono::duration_cast<std::chrono::milliseconds>(a.probe);
+  opts.client.ssl = {a.ssl_key, a.ssl_cert, a.ssl_ca};
 
   if (command == "agent") {
     if (a.node.empty()) return fail("agent needs --node");
-    if (opts.config.dnsIps.empty()) return fail("agent needs --node-local-dns-ip");
-    if (a.probeInterval <= std::chrono::nanoseconds::zero() || a.probeTimeout <= std::chrono::nanoseconds::zero()) {
+    if (opts.config.dns_ips.empty()) return fail("agent needs --node-local-dns-ip");
+    if (a.probe_interval <= std::chrono::nanoseconds::zero() || a.probe_timeout <= std::chrono::nanoseconds::zero()) {
       return fail("--probe-interval and --probe-timeout must be positive");
     }
-    if (a.probePort < 1 || a.probePort > 65535) return fail("--probe-port must be in [1, 65535]");
+    if (a.probe_port < 1 || a.probe_port > 65535) return fail("--probe-port must be in [1, 65535]");
     if (a.fall < 1 || a.rise < 1) return fail("--fall and --rise must be at least 1");
     if (a.neighbours < 1) return fail("--failover-neighbours must be at least 1");
-    if (a.hold < std::chrono::nanoseconds::zero() || a.holdMax < a.hold) return fail("need 0 <= --hold <= --hold-max");
+    if (a.hold < std::chrono::nanoseconds::zero() || a.hold_max < a.hold) return fail("need 0 <= --hold <= --hold-max");
     using std::chrono::duration_cast;
     using std::chrono::milliseconds;
     nld::ovn::AgentOptions ao;
     ao.config.node = a.node;
     ao.config.reconcile = opts.config;
-    ao.config.maxNeighbours = static_cast<std::size_t>(a.neighbours);
+    ao.config.max_neighbours = static_cast<std::size_t>(a.neighbours);
     ao.client = opts.client;
     // A partitioned NB must not stall the probing for long (see Agent::run).
-    ao.client.connectTimeout = std::min(ao.client.connectTimeout, milliseconds(2000));
+    ao.client.connect_timeout = std::min(ao.client.connect_timeout, milliseconds(2000));
     ao.health.fall = static_cast<int>(a.fall);
     ao.health.rise = static_cast<int>(a.rise);
-    ao.health.riseMinSpan = duration_cast<milliseconds>(a.riseMin);
-    ao.health.holdBase = duration_cast<milliseconds>(a.hold);
-    ao.health.holdMax = duration_cast<milliseconds>(a.holdMax);
-    ao.probeInterval = duration_cast<milliseconds>(a.probeInterval);
-    nld::ovn::DnsProber prober(opts.config.dnsIps, static_cast<uint16_t>(a.probePort),
-                               duration_cast<milliseconds>(a.probeTimeout));
+    ao.health.rise_min_span = duration_cast<milliseconds>(a.rise_min);
+    ao.health.hold_base = duration_cast<milliseconds>(a.hold);
+    ao.health.hold_max = duration_cast<milliseconds>(a.hold_max);
+    ao.probe_interval = duration_cast<milliseconds>(a.probe_interval);
+    nld::ovn::DnsProber prober(opts.config.dns_ips, static_cast<uint16_t>(a.probe_port),
+                               duration_cast<milliseconds>(a.probe_timeout));
     nld::ovn::Agent agent(std::move(ao), prober);
     struct sigaction sa {};
     sa.sa_handler = onSignal;
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
     signal(SIGPIPE, SIG_IGN);
-    nld::log::info("plugin/ovn: agent for node {} probing {} every {} ms", a.node, a.dnsIps,
-                   duration_cast<milliseconds>(a.probeInterval).count());
-    int rc = agent.run(gStop);
+    nld::log::info("plugin/ovn: agent for node {} probing {} every {} ms", a.node, a.dns_ips,
+                   duration_cast<milliseconds>(a.probe_interval).count());
+    int rc = agent.run(g_stop);
     nld::log::info("plugin/ovn: agent stopped");
     return rc;
   }
 
-  const std::vector<std::string> controller_dns_ips = opts.config.dnsIps;
+  const std::vector<std::string> controller_dns_ips = opts.config.dns_ips;
   nld::ovn::Metrics metrics;
   nld::ovn::Controller controller(std::move(opts), metrics);
   if (command == "check") {
     int rc = controller.check(std::cout);
-    if (a.probeDns) {
+    if (a.probe_dns) {
       for (const auto& ip : controller_dns_ips) {
         std::string why;
         if (probeDns(ip, &why)) {
@@ -281,23 +281,23 @@ int main(int argc, char** argv) {
     }
     return rc;
   }
-  if (a.dryRun) return controller.dryRun(std::cout);
+  if (a.dry_run) return controller.dryRun(std::cout);
 
   nld::ovn::MetricsServer server(metrics);
-  if (!a.metricsAddr.empty()) {
+  if (!a.metrics_addr.empty()) {
     try {
-      server.start(a.metricsAddr);
+      server.start(a.metrics_addr);
     } catch (const std::exception& e) {
       return fail(e.what());
     }
-    nld::log::info("plugin/ovn: metrics on {} (port {})", a.metricsAddr, server.port());
+    nld::log::info("plugin/ovn: metrics on {} (port {})", a.metrics_addr, server.port());
   }
   struct sigaction sa {};
   sa.sa_handler = onSignal;
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  int rc = controller.run(gStop);
+  int rc = controller.run(g_stop);
   server.stop();
   nld::log::info("plugin/ovn: stopped");
   return rc;
