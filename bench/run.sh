@@ -14,6 +14,9 @@
 #   LAT   fixed 20,000 queries/s on cached names: avg / p50 / p99 / p99.9 from per-query latencies
 #   TCP   cached names over a few pipelined TCP connections: server CPU µs per answered query
 #   RSS   VmRSS idle, after 10k and after 100k distinct names (cache sized for 100k)
+#   PAIRS LAT and MISS again, reflector and node-cache (1 worker) alternating: the p99 and miss
+#         verdicts use the medians of the per-pair ratios (one frozen vCPU moves a run's p99 10×)
+#   SCALE / SCALE-2CPU  node-cache -workers unset / 2 against 1 worker, alternating triples
 # Every figure is also printed as a ratio to the reflector measured in the same run.
 #
 # Usage: bench/run.sh [--quick | --smoke] [--servers a,b,...] [--out DIR] [--docs]
@@ -51,7 +54,7 @@ while [[ $# -gt 0 ]]; do
     --out) OUT_DIR=${2:?--out needs a directory}; shift ;;
     --docs) WRITE_DOCS=1 ;;
     --perf) DO_PERF=1 ;;
-    -h|--help) sed -n '2,26p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,33p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "run.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
