@@ -735,18 +735,21 @@ done
 # keeps the single-run figures.
 PAIR_REPS=0
 case $MODE in full) PAIR_REPS=4 ;; quick) PAIR_REPS=2 ;; esac
-pair_ratio() {  # key -> records ratio_<key>_median/_min/_max/_pairs under "pairs"
-  local key=$1 r a b ratios=()
-  for ((r = 1; r <= PAIR_REPS; r++)); do
-    a=$(get pairs "reflector_${key}_r$r"); b=$(get pairs "node-cache-1w_${key}_r$r")
+# ratio_of section key reps num den: the per-round ratios num/den of section's values (num and den
+# are value names with @ for the round number, 1..reps), recorded in section as
+# ratio_<key>_median/_min/_max/_pairs; the verdicts use the median and print the range.
+ratio_of() {
+  local sec=$1 key=$2 reps=$3 num=$4 den=$5 r a b ratios=()
+  for ((r = 1; r <= reps; r++)); do
+    a=$(get "$sec" "${den//@/$r}"); b=$(get "$sec" "${num//@/$r}")
     [[ -n $a && -n $b ]] && ratios+=("$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) printf "%.3f", b / a }')")
   done
   ((${#ratios[@]} > 0)) || return 0
-  record pairs "ratio_${key}_median" "$(median %.3f "${ratios[@]}")"
-  record pairs "ratio_${key}_min" "$(printf '%s\n' "${ratios[@]}" | sort -g | head -n 1)"
-  record pairs "ratio_${key}_max" "$(printf '%s\n' "${ratios[@]}" | sort -g | tail -n 1)"
-  record pairs "ratio_${key}_pairs" "${#ratios[@]}"
-  log "  pairs $key: ${ratios[*]} (median $(get pairs "ratio_${key}_median"))"
+  record "$sec" "ratio_${key}_median" "$(median %.3f "${ratios[@]}")"
+  record "$sec" "ratio_${key}_min" "$(printf '%s\n' "${ratios[@]}" | sort -g | head -n 1)"
+  record "$sec" "ratio_${key}_max" "$(printf '%s\n' "${ratios[@]}" | sort -g | tail -n 1)"
+  record "$sec" "ratio_${key}_pairs" "${#ratios[@]}"
+  log "  $sec $key: ${ratios[*]} (median $(get "$sec" "ratio_${key}_median"))"
 }
 if ((PAIR_REPS > 0)) && [[ ",$SERVERS," == *",reflector,"* && ",$SERVERS," == *",node-cache-1w,"* ]]; then
   log "== pairs: p99 and miss, reflector and node-cache (1 worker) in $PAIR_REPS alternating pairs"
@@ -763,8 +766,8 @@ if ((PAIR_REPS > 0)) && [[ ",$SERVERS," == *",reflector,"* && ",$SERVERS," == *"
       stop_server "$nm"
     done
   done
-  pair_ratio p99
-  pair_ratio miss
+  ratio_of pairs p99 "$PAIR_REPS" "node-cache-1w_p99_r@" "reflector_p99_r@"
+  ratio_of pairs miss "$PAIR_REPS" "node-cache-1w_miss_r@" "reflector_miss_r@"
 fi
 
 # SCALE: node-cache with -workers unset ("auto") and with 2 workers, each against 1 worker, on
@@ -775,19 +778,6 @@ fi
 # with 1 and 2 workers and with -workers unset (medians of 2 rounds).
 SCALE_PAIRS=0
 case $MODE in full) SCALE_PAIRS=4 ;; quick) SCALE_PAIRS=1 ;; esac
-scale_ratio() {  # key num den -> records ratio_<key>_median/_min/_max over the pairs
-  local key=$1 num=$2 den=$3 r a b ratios=()
-  for ((r = 1; r <= SCALE_PAIRS; r++)); do
-    a=$(get scale "${den}_r${r}_us"); b=$(get scale "${num}_r${r}_us")
-    [[ -n $a && -n $b ]] && ratios+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b / a }')")
-  done
-  ((${#ratios[@]} > 0)) || return 0
-  record scale "ratio_${key}_median" "$(median %.3f "${ratios[@]}")"
-  record scale "ratio_${key}_min" "$(printf '%s\n' "${ratios[@]}" | sort -g | head -n 1)"
-  record scale "ratio_${key}_max" "$(printf '%s\n' "${ratios[@]}" | sort -g | tail -n 1)"
-  record scale "ratio_${key}_pairs" "${#ratios[@]}"
-  log "  scale $key: ${ratios[*]} (median $(get scale "ratio_${key}_median"))"
-}
 srv_cpus() {  # cpus: the server cpuset (cgroup modes only)
   local d
   case $CG_MODE in
@@ -812,9 +802,9 @@ if ((SCALE_PAIRS > 0)) && [[ ",$SERVERS," == *",node-cache-1w,"* && ",$SERVERS,"
       stop_server "$nm"
     done
   done
-  scale_ratio auto auto 1w
-  scale_ratio 2w 2w 1w
-  scale_ratio tcp2w tcp2w tcp1w
+  ratio_of scale auto "$SCALE_PAIRS" "auto_r@_us" "1w_r@_us"
+  ratio_of scale 2w "$SCALE_PAIRS" "2w_r@_us" "1w_r@_us"
+  ratio_of scale tcp2w "$SCALE_PAIRS" "tcp2w_r@_us" "tcp1w_r@_us"
   if [[ $MODE == full ]] && ((CPUS >= 2)) && srv_cpus "0-$((CPUS - 1))"; then
     log "== scale-2cpu: server on CPUs 0-$((CPUS - 1)) (shared with dnsperf and knotd), HIT throughput"
     for ((r = 1; r <= 2; r++)); do

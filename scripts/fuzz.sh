@@ -14,7 +14,7 @@
 #
 # Usage: scripts/fuzz.sh [target-name-regex]
 # Environment:
-#   NLD_FUZZ_SECONDS  time per target after the corpus is loaded (default 60)
+#   NLD_FUZZ_SECONDS  time per target after the corpus is loaded (default 30: two targets at once, the CI budget)
 #   NLD_FUZZ_JOBS     targets fuzzed at once (default 2: the CI machine has two cores)
 #   NLD_FUZZ_BUILD    build directory (default build/fuzz)
 #   NLD_FUZZ_TIMEOUT  seconds one input may take before it counts as a hang (default 10)
@@ -28,7 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds=${NLD_FUZZ_SECONDS:-60}
+seconds=${NLD_FUZZ_SECONDS:-30}
 jobs=${NLD_FUZZ_JOBS:-2}
 build=${NLD_FUZZ_BUILD:-build/fuzz}
 input_timeout=${NLD_FUZZ_TIMEOUT:-10}

@@ -36,7 +36,7 @@ TSAN_OPTIONS=$tsan_options ctest --test-dir build/tsan -L unit -j "$jobs" --outp
 TSAN_OPTIONS=$tsan_options:abort_on_error=1 \
   ctest --test-dir build/tsan -R '^reload_under_load$' --output-on-failure
 
-echo "== fuzzing: every libFuzzer target, ${NLD_FUZZ_SECONDS:-60} s each"
+echo "== fuzzing: every libFuzzer target, ${NLD_FUZZ_SECONDS:-30} s each"
 bash scripts/fuzz.sh
 
 # The real k8s-dns-node-cache (../shared/reference, never shipped) for the tests that compare
