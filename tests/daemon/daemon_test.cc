@@ -80,7 +80,7 @@ std::string askIdentity(uint16_t port) {
   auto r = client.receive(1000);
   if (!r) return "";
   dns::Response resp;
-  if (dns::parseResponse(dns::ByteView(*r), resp) != dns::Error::None) return "?";
+  if (dns::parseResponse(dns::ByteView(*r), resp) != dns::Error::kNone) return "?";
   for (const auto& rr : resp.rrs) {
     if (rr.section != 0 || rr.type != dns::type::TXT) continue;
     const uint8_t* base = r->data() + rr.ttl_offset;

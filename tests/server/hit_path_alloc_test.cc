@@ -38,9 +38,9 @@ class Responder {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
     socklen_t len = sizeof(a);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    EXPECT_EQ(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len), 0);
     port_ = ntohs(a.sin_port);
     thread_ = std::thread([this] { run(); });
   }
@@ -62,7 +62,7 @@ class Responder {
       ssize_t n = ::recvfrom(fd_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &fl);
       if (n < 12) continue;
       dns::Query q;
-      if (dns::parseQuery(dns::ByteView(buf, size_t(n)), q) != dns::QueryStatus::Ok) continue;
+      if (dns::parseQuery(dns::ByteView(buf, size_t(n)), q) != dns::QueryStatus::kOk) continue;
       // Reply: header + question as sent + one A record pointing at the question name.
       size_t len = q.question.end;
       buf[2] = static_cast<uint8_t>(buf[2] | 0x84);  // QR, AA
@@ -119,7 +119,7 @@ TEST(HitPath, CacheHitAllocatesNothing) {
   CollectReply replies(loop);
 
   // Miss: goes to the real upstream; the loop runs until the answer arrives.
-  size_t n = pipeline.handle(dns::ByteView(query, qlen), peer, 0, Proto::Udp,
+  size_t n = pipeline.handle(dns::ByteView(query, qlen), peer, 0, Proto::kUdp,
                              dns::MutableBytes(out), replies);
   ASSERT_EQ(n, Pipeline::kPending);
   loop.addTimer(std::chrono::seconds(5), [&] { loop.stop(); });
@@ -127,7 +127,7 @@ TEST(HitPath, CacheHitAllocatesNothing) {
   ASSERT_GE(replies.answer_.size(), 12u) << "no answer from the upstream";
 
   // Warm-up hit (creates metric handles and this thread's shards), then count.
-  n = pipeline.handle(dns::ByteView(query, qlen), peer, 0, Proto::Udp, dns::MutableBytes(out),
+  n = pipeline.handle(dns::ByteView(query, qlen), peer, 0, Proto::kUdp, dns::MutableBytes(out),
                       replies);
   ASSERT_GT(n, 12u);
   ASSERT_NE(n, Pipeline::kPending);
@@ -135,7 +135,7 @@ TEST(HitPath, CacheHitAllocatesNothing) {
   size_t answered = 0;
   for (int i = 0; i < 1000; ++i) {
     query[0] = static_cast<uint8_t>(i);  // new ID each time
-    n = pipeline.handle(dns::ByteView(query, qlen), peer, 0, Proto::Udp, dns::MutableBytes(out),
+    n = pipeline.handle(dns::ByteView(query, qlen), peer, 0, Proto::kUdp, dns::MutableBytes(out),
                         replies);
     if (n != 0 && n != Pipeline::kPending && out[0] == query[0]) ++answered;
   }

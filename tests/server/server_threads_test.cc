@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,15 +37,16 @@ uint16_t freeTcpUdpPort() {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
   socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
   ::close(fd);
+  if (!ok) throw std::runtime_error("freeTcpUdpPort: cannot bind a loopback TCP socket");
   return ntohs(a.sin_port);
 }
 
-std::string corefile(uint16_t port, uint16_t upstream, int cacheSeconds) {
-  return ".:" + std::to_string(port) + " {\n  bind 127.0.0.1\n  cache " + std::to_string(cacheSeconds) +
+std::string corefile(uint16_t port, uint16_t upstream, int cache_seconds) {
+  return ".:" + std::to_string(port) + " {\n  bind 127.0.0.1\n  cache " + std::to_string(cache_seconds) +
          "\n  forward . 127.0.0.1:" + std::to_string(upstream) + "\n}\n";
 }
 

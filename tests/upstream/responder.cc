@@ -75,9 +75,12 @@ uint16_t closedPort() {
   for (int i = 0; i < 50; ++i) {
     int u = ::socket(AF_INET, SOCK_DGRAM, 0);
     sockaddr_in a = loopback(0);
-    ::bind(u, reinterpret_cast<sockaddr*>(&a), sizeof(a));
     socklen_t len = sizeof(a);
-    ::getsockname(u, reinterpret_cast<sockaddr*>(&a), &len);
+    if (::bind(u, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+        ::getsockname(u, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      ::close(u);
+      continue;
+    }
     int t = ::socket(AF_INET, SOCK_STREAM, 0);
     bool ok = ::bind(t, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
     ::close(t);
@@ -232,7 +235,7 @@ bool Responder::onTcpReadable(Conn& c) {
       m = mode_;
     }
     handle(msg.data(), msg.size(), true, &c, nullptr);
-    if (m == Mode::CloseTcp || (m == Mode::CloseSecondOnConn && c.queries >= 2)) {
+    if (m == Mode::kCloseTcp || (m == Mode::kCloseSecondOnConn && c.queries >= 2)) {
       return false;
     }
   }
@@ -265,12 +268,12 @@ void Responder::handle(const uint8_t* q, size_t n, bool tcp, Conn* c, const sock
 
   std::vector<std::vector<uint8_t>> out;
   switch (m) {
-    case Mode::Answer:
+    case Mode::kAnswer:
       out.push_back(reply(q, qend, tag_, 0, true));
       break;
-    case Mode::Drop:
+    case Mode::kDrop:
       break;
-    case Mode::WrongIdFirst: {
+    case Mode::kWrongIdFirst: {
       auto good = reply(q, qend, tag_, 0, true);
       if (!tcp && good.size() > 14) {
         std::vector<uint8_t> wrong_id(good);
@@ -285,18 +288,18 @@ void Responder::handle(const uint8_t* q, size_t n, bool tcp, Conn* c, const sock
       out.push_back(good);
       break;
     }
-    case Mode::WrongQuestion: {
+    case Mode::kWrongQuestion: {
       auto r = reply(q, qend, tag_, 0, true);
       r[13] = r[13] == 'z' ? 'y' : 'z';
       out.push_back(r);
       break;
     }
-    case Mode::Truncate:
+    case Mode::kTruncate:
       out.push_back(tcp ? reply(q, qend, tag_, 0, true) : reply(q, qend, tag_, 0x0200, false));
       break;
-    case Mode::CloseTcp:
+    case Mode::kCloseTcp:
       break;
-    case Mode::CloseSecondOnConn:
+    case Mode::kCloseSecondOnConn:
       if (!tcp || c->queries < 2) out.push_back(reply(q, qend, tag_, 0, true));
       break;
   }
