@@ -87,11 +87,11 @@ class CollectReply final : public ReplyFactory {
   explicit CollectReply(net::EventLoop& loop) : loop_(loop) {}
   Reply make() override {
     return [this](dns::ByteView a) {
-      answer_.assign(a.begin(), a.end());
+      answer.assign(a.begin(), a.end());
       loop_.stop();
     };
   }
-  std::vector<uint8_t> answer_;
+  std::vector<uint8_t> answer;
 
  private:
   net::EventLoop& loop_;
@@ -124,7 +124,7 @@ TEST(HitPath, CacheHitAllocatesNothing) {
   ASSERT_EQ(n, Pipeline::kPending);
   loop.addTimer(std::chrono::seconds(5), [&] { loop.stop(); });
   loop.run();
-  ASSERT_GE(replies.answer_.size(), 12u) << "no answer from the upstream";
+  ASSERT_GE(replies.answer.size(), 12u) << "no answer from the upstream";
 
   // Warm-up hit (creates metric handles and this thread's shards), then count.
   n = pipeline.handle(dns::ByteView(query, qlen), peer, 0, Proto::kUdp, dns::MutableBytes(out),
