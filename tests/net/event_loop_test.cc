@@ -132,10 +132,10 @@ class Reader final : public IoHandler {
   Reader(EventLoop& loop, int fd) : loop_(loop), fd_(fd) {}
   void onEvents(uint32_t) override {
     char buf[16];
-    n_ = ::read(fd_, buf, sizeof(buf));
+    n = ::read(fd_, buf, sizeof(buf));
     loop_.stop();
   }
-  ssize_t n_ = -1;
+  ssize_t n = -1;
 
  private:
   EventLoop& loop_;
@@ -150,7 +150,7 @@ TEST(EventLoop, DispatchesReadableSocket) {
   loop.add(sv[0], EPOLLIN, &r);
   ASSERT_EQ(::write(sv[1], "hello", 5), 5);
   loop.run();
-  EXPECT_EQ(r.n_, 5);
+  EXPECT_EQ(r.n, 5);
   loop.remove(sv[0]);
   ::close(sv[0]);
   ::close(sv[1]);
