@@ -20,6 +20,7 @@
 
 #include "config/corefile.h"
 #include "dns/message.h"
+#include "net/fd.h"
 #include "observability/coredns_metrics.h"
 #include "plan/plan.h"
 #include "server/metrics.h"
@@ -32,14 +33,13 @@ namespace {
 uint16_t freeTcpUdpPort() {
   // The kernel picks a free TCP port; the test then binds TCP and UDP to it (a clash with another
   // process in between is possible but not likely, and fails the test loudly, not silently).
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const net::Fd fd(::socket(AF_INET, SOCK_STREAM, 0));
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a));
   socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
+  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len);
   return ntohs(a.sin_port);
 }
 
@@ -59,7 +59,8 @@ std::vector<uint8_t> query(uint16_t id, const std::string& name) {
 
 // Sends `count` pipelined queries on one TCP connection and returns the IDs of the answers.
 std::set<uint16_t> tcpPipelined(uint16_t port, int conn, int count) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const net::Fd owned(::socket(AF_INET, SOCK_STREAM, 0));
+  const int fd = owned.get();
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -90,7 +91,6 @@ std::set<uint16_t> tcpPipelined(uint16_t port, int conn, int count) {
     }
     in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(off));
   }
-  ::close(fd);
   return ids;
 }
 
