@@ -58,16 +58,16 @@ TEST(Replica, Update2InitialInsertModifyDelete) {
 TEST(Replica, Update2RejectsMalformed) {
   auto schema = testSchema();
   Replica r;
-  auto expectError = [&](const char* update, const std::string& message) {
+  auto expect_error = [&](const char* update, const std::string& message) {
     auto applied = r.applyUpdate2(Json::parse(update), schema);
     ASSERT_FALSE(applied) << update;
     EXPECT_EQ(applied.error().message(), message) << update;
   };
-  expectError("[]", "table-updates2 is not an object");
-  expectError(R"({"R":{"u1":{"bogus":{}}}})", "unknown row-update2 member \"bogus\"");
-  expectError(R"({"R":{"u1":{"insert":{},"delete":null}}})",
+  expect_error("[]", "table-updates2 is not an object");
+  expect_error(R"({"R":{"u1":{"bogus":{}}}})", "unknown row-update2 member \"bogus\"");
+  expect_error(R"({"R":{"u1":{"insert":{},"delete":null}}})",
               "row-update2 u1 must have exactly one member");
-  expectError(R"({"R":{"u1":{"modify":{"options":"notamap"}}}})",
+  expect_error(R"({"R":{"u1":{"modify":{"options":"notamap"}}}})",
               "bad modify difference for R.options");
 }
 

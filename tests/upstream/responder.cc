@@ -75,7 +75,7 @@ uint16_t closedPort() {
   for (int i = 0; i < 50; ++i) {
     const net::Fd u(::socket(AF_INET, SOCK_DGRAM, 0));
     sockaddr_in a = loopback(0);
-    ::bind(u.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    if (::bind(u.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) continue;
     socklen_t len = sizeof(a);
     ::getsockname(u.get(), reinterpret_cast<sockaddr*>(&a), &len);
     const net::Fd t(::socket(AF_INET, SOCK_STREAM, 0));
