@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "common/inherited_sockets.h"
+#include "net/fd.h"
 #include "support/eventually.h"
 #include "support/temp_dir.h"
 
@@ -30,27 +31,26 @@ using nld::test::eventually;
 class HandoverTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, pair_), 0);
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+    pair_[0].reset(sv[0]);
+    pair_[1].reset(sv[1]);
     inheritedSockets().closeUnclaimed();
   }
-  void TearDown() override {
-    inheritedSockets().closeUnclaimed();
-    ::close(pair_[0]);
-    ::close(pair_[1]);
-  }
+  void TearDown() override { inheritedSockets().closeUnclaimed(); }
 
   Handover::Hooks hooks(std::string snapshot = "") {
     Handover::Hooks h;
     h.snapshot = [snapshot] { return snapshot; };
     h.sockets = [this] {
-      return std::vector<PassedSocket>{{SocketKind::kDnsUdp, "169.254.20.10", 53, pair_[0]}};
+      return std::vector<PassedSocket>{{SocketKind::kDnsUdp, "169.254.20.10", 53, pair_[0].get()}};
     };
     return h;
   }
 
   test::TempDir tmp_{"nld-handover-"};
   std::string dir_ = tmp_.path() + "/state";
-  int pair_[2] = {-1, -1};
+  net::Fd pair_[2];
 };
 
 TEST_F(HandoverTest, FirstProcessOwnsAtOnce) {
@@ -71,16 +71,16 @@ TEST_F(HandoverTest, SuccessorTakesTheSameSocketsAndTheSnapshotPath) {
   EXPECT_EQ(b.predecessor().pid, int(::getpid()));
   EXPECT_EQ(b.predecessor().pod_uid, "pod-a");
   EXPECT_EQ(b.predecessor().snapshot, "/state/cache.snapshot");
-  int fd = inheritedSockets().take(SocketKind::kDnsUdp, "169.254.20.10", 53);
-  ASSERT_GE(fd, 0);
-  EXPECT_NE(fd, pair_[0]);
+  net::Fd fd(inheritedSockets().take(SocketKind::kDnsUdp, "169.254.20.10", 53));
+  ASSERT_TRUE(fd);
+  EXPECT_NE(fd.get(), pair_[0].get());
   EXPECT_EQ(inheritedSockets().take(SocketKind::kDnsUdp, "169.254.20.10", 53), -1);
   // The same kernel socket: a datagram sent to the old end is read from the new fd.
-  ASSERT_EQ(::send(pair_[1], "q", 1, 0), 1);
+  ASSERT_EQ(::send(pair_[1].get(), "q", 1, 0), 1);
   char c = 0;
-  EXPECT_EQ(::recv(fd, &c, 1, 0), 1);
+  EXPECT_EQ(::recv(fd.get(), &c, 1, 0), 1);
   EXPECT_EQ(c, 'q');
-  ::close(fd);
+  fd.reset();
 
   EXPECT_FALSE(a->handedOver());  // not before the successor says it serves
   b.serve(hooks());
@@ -150,14 +150,13 @@ TEST_F(HandoverTest, GarbageOnTheSocketIsIgnored) {
   const std::vector<std::string> junks = {"", "{", "[1,2]", "{\"hello\":\"x\",\"pid\":\"nope\"}",
                                           std::string(70000, 'x')};
   for (const auto& junk : junks) {
-    int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    net::Fd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     std::string path = dir_ + "/handover.sock";
     std::copy(path.begin(), path.end(), addr.sun_path);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    (void)::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL);
-    ::close(fd);
+    ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    (void)::send(fd.get(), junk.data(), junk.size(), MSG_NOSIGNAL);
   }
   Handover b(dir_, "");
   EXPECT_EQ(b.begin(), Handover::Start::kInherited);

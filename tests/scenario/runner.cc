@@ -27,6 +27,7 @@
 #include "dns/name.h"
 #include "net/address.h"
 #include "net/event_loop.h"
+#include "net/fd.h"
 #include "observability/coredns_metrics.h"
 #include "plan/plan.h"
 #include "scenario/scenario.h"
@@ -65,22 +66,7 @@ std::string rcodeName(uint16_t r) {
   return r < 6 ? kNames[r] : "RCODE" + std::to_string(r);
 }
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Fd& operator=(Fd&& o) noexcept {
-    std::swap(fd_, o.fd_);
-    return *this;
-  }
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using net::Fd;
 
 /// A query the upstream received.
 struct Seen {

@@ -15,11 +15,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 #include <thread>
 
 #include "config/corefile.h"
 #include "dns/message.h"
 #include "net/address.h"
+#include "net/fd.h"
 #include "observability/coredns_metrics.h"
 #include "plan/plan.h"
 #include "server/metrics.h"
@@ -34,20 +36,21 @@ namespace {
 class Responder {
  public:
   Responder() {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
+    fd_.reset(::socket(AF_INET, SOCK_DGRAM, 0));
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+      throw std::runtime_error("responder: bind");
+    }
     socklen_t len = sizeof(a);
-    EXPECT_EQ(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    EXPECT_EQ(::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len), 0);
     port_ = ntohs(a.sin_port);
     thread_ = std::thread([this] { run(); });
   }
   ~Responder() {
     stop_ = true;
     thread_.join();
-    ::close(fd_);
   }
   uint16_t port() const { return port_; }
 
@@ -55,11 +58,12 @@ class Responder {
   void run() {
     uint8_t buf[4096];
     while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
+      pollfd p{fd_.get(), POLLIN, 0};
       if (::poll(&p, 1, 50) != 1) continue;
       sockaddr_storage from{};
       socklen_t fl = sizeof(from);
-      ssize_t n = ::recvfrom(fd_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &fl);
+      ssize_t n =
+          ::recvfrom(fd_.get(), buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &fl);
       if (n < 12) continue;
       dns::Query q;
       if (dns::parseQuery(dns::ByteView(buf, size_t(n)), q) != dns::QueryStatus::kOk) continue;
@@ -73,10 +77,10 @@ class Responder {
       rr.pointer(12).rrBody(dns::type::A, dns::cls::IN, 300, {192, 0, 2, 1});
       std::memcpy(buf + len, rr.bytes().data(), rr.size());
       len += rr.size();
-      ::sendto(fd_, buf, len, 0, reinterpret_cast<sockaddr*>(&from), fl);
+      ::sendto(fd_.get(), buf, len, 0, reinterpret_cast<sockaddr*>(&from), fl);
     }
   }
-  int fd_ = -1;
+  net::Fd fd_;
   uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
   std::thread thread_;

@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "net/fd.h"
 #include "upstream/harness.h"
 #include "upstream/responder.h"
 
@@ -450,12 +451,12 @@ TEST(Forwarder, ZonedIpv6UpstreamGetsItsScope) {
 
 TEST(Forwarder, Ipv6UpstreamOverLoopback) {
   // An IPv6 UDP responder on [::1] (skipped when the host has no IPv6 loopback).
-  int fd = ::socket(AF_INET6, SOCK_DGRAM, 0);
+  net::Fd owned(::socket(AF_INET6, SOCK_DGRAM, 0));
+  const int fd = owned.get();
   sockaddr_in6 a{};
   a.sin6_family = AF_INET6;
   a.sin6_addr = in6addr_loopback;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    if (fd >= 0) ::close(fd);
+  if (!owned || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
     GTEST_SKIP() << "no IPv6 loopback";
   }
   socklen_t len = sizeof(a);
@@ -486,7 +487,6 @@ TEST(Forwarder, Ipv6UpstreamOverLoopback) {
     EXPECT_EQ(o.reply_qname, "www.example.org.");
   }
   server.join();
-  ::close(fd);
 }
 
 }  // namespace

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "net/fd.h"
+
 namespace nld::upstream::testing {
 
 enum class Mode {
@@ -61,7 +63,7 @@ class Responder {
 
  private:
   struct Conn {
-    int fd = -1;
+    net::Fd fd;
     int number = 0;
     uint16_t peer_port = 0;
     size_t queries = 0;
@@ -85,8 +87,8 @@ class Responder {
 
   uint8_t tag_;
   uint16_t port_ = 0;
-  int udp_fd_ = -1;
-  int listen_fd_ = -1;
+  net::Fd udp_fd_;
+  net::Fd listen_fd_;
   std::vector<Conn> conns_;  // responder thread only
   std::vector<Pending> delayed_;
   std::vector<Pending> held_;
