@@ -14,9 +14,11 @@
 #   --fix        apply clang-tidy's fixes (the naming check renames a declaration and every use in
 #                the units it sees; review the diff, rebuild, and rerun the script)
 #   file-regex   check only the source files whose path matches. Default: clang-tidy over src/
-#                (2 min 8 s with -j2 on the 2-core CI machine; tests/ fuzz/ bench/ would add about
-#                as much again: run them with `scripts/lint.sh /tests/ /fuzz/ /bench/`),
-#                clang-format over src/ tests/ fuzz/ bench/
+#                (76 units: 6.0 CPU-minutes, about 3 min with -j2 on the idle 2-core CI machine;
+#                measured 2026-12-04), which scripts/test.sh runs. tests/ fuzz/ bench/ (109 units,
+#                gtest-heavy) cost about 8.5 CPU-minutes more, which would take the CI step past
+#                its 3.5-minute budget: run them with `scripts/lint.sh /tests/ /fuzz/ /bench/`
+#                after renaming anything. clang-format: over src/ tests/ fuzz/ bench/
 # Environment:
 #   NLD_LINT_TIDY    1 (default): run clang-tidy; 0: skip it
 #   NLD_LINT_FORMAT  1 (default): run the clang-format check; 0: skip it

@@ -66,7 +66,7 @@ Query query(const std::string& qname, bool edns) {
   size_t len = dns::buildQuery(0x1234, nameOf(qname), dns::type::A, dns::cls::IN, dns::flag::RD,
                                edns, 1232, false, dns::MutableBytes(out.bytes));
   out.bytes.resize(len);
-  if (dns::parseQuery(dns::ByteView(out.bytes), out.q) != dns::QueryStatus::Ok) {
+  if (dns::parseQuery(dns::ByteView(out.bytes), out.q) != dns::QueryStatus::kOk) {
     throw std::runtime_error("bench: query did not parse");
   }
   return out;
@@ -79,7 +79,7 @@ void fill(Cache& c, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     Query q = query(host(i), false);
     std::vector<uint8_t> pkt = response(host(i));
-    if (dns::parseResponse(dns::ByteView(pkt), r) != dns::Error::None) {
+    if (dns::parseResponse(dns::ByteView(pkt), r) != dns::Error::kNone) {
       throw std::runtime_error("bench: response did not parse");
     }
     c.insert(q.q, dns::keyHash(q.q), dns::ByteView(pkt), r, kT0);
@@ -97,7 +97,7 @@ void hitBench(benchmark::State& state, bool edns) {
     const Query& q = qs[i++ & 63];
     LookupResult r = c.lookup(dns::ByteView(q.bytes), q.q, dns::keyHash(q.q),
                               kT0 + std::chrono::seconds(10), 1232, dns::MutableBytes(out));
-    if (r.kind != Kind::Hit) state.SkipWithError("expected a hit");
+    if (r.kind != Kind::kHit) state.SkipWithError("expected a hit");
     benchmark::DoNotOptimize(r);
   }
   state.SetItemsProcessed(state.iterations());
@@ -132,7 +132,7 @@ void BM_Insert(benchmark::State& state) {
   for (size_t i = 0; i < kNames; ++i) {
     qs.push_back(query(host(i), false));
     pkts.push_back(response(host(i)));
-    if (dns::parseResponse(dns::ByteView(pkts.back()), rs[i]) != dns::Error::None) {
+    if (dns::parseResponse(dns::ByteView(pkts.back()), rs[i]) != dns::Error::kNone) {
       throw std::runtime_error("bench: response did not parse");
     }
   }
@@ -158,7 +158,7 @@ void BM_InsertEvictWithHotHits(benchmark::State& state) {
   for (size_t i = 0; i < kCold; ++i) {
     qs.push_back(query(host(i), false));
     pkts.push_back(response(host(i)));
-    if (dns::parseResponse(dns::ByteView(pkts.back()), rs[i]) != dns::Error::None) {
+    if (dns::parseResponse(dns::ByteView(pkts.back()), rs[i]) != dns::Error::kNone) {
       throw std::runtime_error("bench: response did not parse");
     }
   }
@@ -168,7 +168,7 @@ void BM_InsertEvictWithHotHits(benchmark::State& state) {
     const std::string name = "hot-" + host(i);
     hot.push_back(query(name, false));
     std::vector<uint8_t> pkt = response(name);
-    if (dns::parseResponse(dns::ByteView(pkt), hr) != dns::Error::None) {
+    if (dns::parseResponse(dns::ByteView(pkt), hr) != dns::Error::kNone) {
       throw std::runtime_error("bench: response did not parse");
     }
     c.insert(hot.back().q, dns::keyHash(hot.back().q), dns::ByteView(pkt), hr, kT0);
@@ -183,7 +183,7 @@ void BM_InsertEvictWithHotHits(benchmark::State& state) {
     const Query& h = hot[k % kHot];
     LookupResult r =
         c.lookup(dns::ByteView(h.bytes), h.q, dns::keyHash(h.q), kT0, 1232, dns::MutableBytes(out));
-    if (d == 0 || r.kind != Kind::Hit) state.SkipWithError("hot name evicted or insert refused");
+    if (d == 0 || r.kind != Kind::kHit) state.SkipWithError("hot name evicted or insert refused");
     benchmark::DoNotOptimize(r);
   }
   state.SetItemsProcessed(state.iterations());
@@ -202,7 +202,7 @@ void BM_InsertExpiring(benchmark::State& state) {
   for (size_t i = 0; i < kNames; ++i) {
     qs.push_back(query(host(i), false));
     pkts.push_back(response(host(i)));
-    if (dns::parseResponse(dns::ByteView(pkts.back()), rs[i]) != dns::Error::None) {
+    if (dns::parseResponse(dns::ByteView(pkts.back()), rs[i]) != dns::Error::kNone) {
       throw std::runtime_error("bench: response did not parse");
     }
   }

@@ -63,7 +63,7 @@ ParsedQuery makeQuery(const std::string& qname, bool edns, uint16_t id = 0x1234)
                                dns::kOurUdpSize, false, dns::MutableBytes(out.bytes));
   if (len == 0) throw std::runtime_error("bench: buildQuery failed");
   out.bytes.resize(len);
-  if (dns::parseQuery(dns::ByteView(out.bytes), out.q) != dns::QueryStatus::Ok) {
+  if (dns::parseQuery(dns::ByteView(out.bytes), out.q) != dns::QueryStatus::kOk) {
     throw std::runtime_error("bench: query did not parse");
   }
   return out;
@@ -104,7 +104,7 @@ Bytes makeResponse(const std::string& qname, unsigned answers, bool edns) {
 dns::Response parsed(const Bytes& pkt) {
   dns::Response r;
   dns::Error e = dns::parseResponse(dns::ByteView(pkt), r);
-  if (e != dns::Error::None) {
+  if (e != dns::Error::kNone) {
     throw std::runtime_error("bench: response did not parse: " + std::string(dns::errorString(e)));
   }
   return r;
@@ -120,7 +120,7 @@ void BM_ParseQuery(benchmark::State& state) {
   size_t i = 0;
   for (auto _ : state) {
     dns::QueryStatus s = dns::parseQuery(dns::ByteView(pkts[i++ % kRing]), q);
-    if (s != dns::QueryStatus::Ok) state.SkipWithError("query did not parse");
+    if (s != dns::QueryStatus::kOk) state.SkipWithError("query did not parse");
     benchmark::DoNotOptimize(q);
   }
   state.SetItemsProcessed(state.iterations());
@@ -137,7 +137,7 @@ void BM_ParseResponse(benchmark::State& state) {
   size_t i = 0;
   for (auto _ : state) {
     dns::Error e = dns::parseResponse(dns::ByteView(pkts[i++ % kRing]), r);
-    if (e != dns::Error::None) state.SkipWithError("response did not parse");
+    if (e != dns::Error::kNone) state.SkipWithError("response did not parse");
     benchmark::DoNotOptimize(r);
   }
   state.SetItemsProcessed(state.iterations());
@@ -177,7 +177,7 @@ void BM_CacheLookupHit(benchmark::State& state) {
     const ParsedQuery& q = qs[i++ % kRing];
     cache::LookupResult r = c.lookup(dns::ByteView(q.bytes), q.q, dns::keyHash(q.q), now,
                                      q.q.clientUdpSize(), dns::MutableBytes(out));
-    if (r.kind != cache::Kind::Hit) state.SkipWithError("expected a hit");
+    if (r.kind != cache::Kind::kHit) state.SkipWithError("expected a hit");
     benchmark::DoNotOptimize(r);
     benchmark::DoNotOptimize(out.data());
   }
@@ -331,7 +331,7 @@ void BM_HitPath(benchmark::State& state) {
   size_t i = 0;
   for (auto _ : state) {
     const Bytes& pkt = pkts[i++ % kRing];
-    if (dns::parseQuery(dns::ByteView(pkt), q) != dns::QueryStatus::Ok) {
+    if (dns::parseQuery(dns::ByteView(pkt), q) != dns::QueryStatus::kOk) {
       state.SkipWithError("query did not parse");
       break;
     }
@@ -339,7 +339,7 @@ void BM_HitPath(benchmark::State& state) {
     benchmark::DoNotOptimize(e);
     cache::LookupResult r = c.lookup(dns::ByteView(pkt), q, dns::keyHash(q), now,
                                      q.clientUdpSize(), dns::MutableBytes(out));
-    if (r.kind != cache::Kind::Hit) state.SkipWithError("expected a hit");
+    if (r.kind != cache::Kind::kHit) state.SkipWithError("expected a hit");
     benchmark::DoNotOptimize(out.data());
   }
   state.SetItemsProcessed(state.iterations());

@@ -179,12 +179,12 @@ class UdpReflector {
         bufs_[i][2] ^= kQrBit;
         iov_[out].iov_base = bufs_[i].data();
         iov_[out].iov_len = len;
-        sendMsgs_[out].msg_hdr = msgs_[i].msg_hdr;
-        sendMsgs_[out].msg_hdr.msg_iov = &iov_[out];
-        sendMsgs_[out].msg_hdr.msg_iovlen = 1;
+        send_msgs_[out].msg_hdr = msgs_[i].msg_hdr;
+        send_msgs_[out].msg_hdr.msg_iov = &iov_[out];
+        send_msgs_[out].msg_hdr.msg_iovlen = 1;
         ++out;
       }
-      sendAll(fd_, sendMsgs_.data(), out);
+      sendAll(fd_, send_msgs_.data(), out);
       for (unsigned i = 0; i < kBatch; ++i) iov_[i].iov_base = bufs_[i].data();
       if (static_cast<unsigned>(n) < kBatch) return true;
     }
@@ -196,7 +196,7 @@ class UdpReflector {
   std::array<iovec, kBatch> iov_{};
   std::array<sockaddr_in, kBatch> peers_{};
   std::array<mmsghdr, kBatch> msgs_{};
-  std::array<mmsghdr, kBatch> sendMsgs_{};
+  std::array<mmsghdr, kBatch> send_msgs_{};
 };
 
 /// Forwarding mode: client queries out to the upstream, answers back (see the header).
@@ -230,7 +230,7 @@ class UdpForwarder {
         if (len < 12) continue;
         uint8_t* b = bufs_[i].data();
         const uint16_t id = static_cast<uint16_t>((b[0] << 8) | b[1]);
-        sendMsgs_[out].msg_hdr = msghdr{};
+        send_msgs_[out].msg_hdr = msghdr{};
         if (from_client) {  // remember the client under a fresh slot; the slot is the new ID
           const uint16_t slot = next_slot_++;
           slots_[slot] = Slot{peers_[i], id};
@@ -240,15 +240,15 @@ class UdpForwarder {
           Slot& s = slots_[id];
           b[0] = static_cast<uint8_t>(s.id >> 8);
           b[1] = static_cast<uint8_t>(s.id);
-          sendMsgs_[out].msg_hdr.msg_name = &s.peer;
-          sendMsgs_[out].msg_hdr.msg_namelen = sizeof s.peer;
+          send_msgs_[out].msg_hdr.msg_name = &s.peer;
+          send_msgs_[out].msg_hdr.msg_namelen = sizeof s.peer;
         }
         send_iov_[out] = iovec{b, len};
-        sendMsgs_[out].msg_hdr.msg_iov = &send_iov_[out];
-        sendMsgs_[out].msg_hdr.msg_iovlen = 1;
+        send_msgs_[out].msg_hdr.msg_iov = &send_iov_[out];
+        send_msgs_[out].msg_hdr.msg_iovlen = 1;
         ++out;
       }
-      sendAll(from_client ? upstream_ : client_, sendMsgs_.data(), out);
+      sendAll(from_client ? upstream_ : client_, send_msgs_.data(), out);
       if (static_cast<unsigned>(n) < kBatch) return true;
     }
   }
@@ -267,7 +267,7 @@ class UdpForwarder {
   std::array<iovec, kBatch> send_iov_{};
   std::array<sockaddr_in, kBatch> peers_{};
   std::array<mmsghdr, kBatch> msgs_{};
-  std::array<mmsghdr, kBatch> sendMsgs_{};
+  std::array<mmsghdr, kBatch> send_msgs_{};
 };
 
 /// The connected upstream socket of forwarding mode ("ADDR:PORT", IPv4).

@@ -64,12 +64,12 @@ void exercise(std::vector<uint8_t> img) {
                                         1232, e.dnssec_ok, dns::MutableBytes(qbuf, sizeof(qbuf)));
     if (qlen == 0) continue;
     dns::Query q;
-    if (dns::parseQuery(dns::ByteView(qbuf, qlen), q) != dns::QueryStatus::Ok) continue;
+    if (dns::parseQuery(dns::ByteView(qbuf, qlen), q) != dns::QueryStatus::kOk) continue;
     const uint64_t key_hash = dns::keyHash(q);
     for (size_t limit : {size_t{512}, size_t{65535}}) {
       LookupResult r = c.lookup(dns::ByteView(qbuf, qlen), q, key_hash, at.steady, limit,
                                 dns::MutableBytes(out));
-      if (r.kind == Kind::Hit || r.kind == Kind::Stale) {
+      if (r.kind == Kind::kHit || r.kind == Kind::kStale) {
         check(r.length >= dns::kHeaderSize && r.length <= limit, "hit length out of range");
       }
     }

@@ -8,7 +8,7 @@
 #include "config/corefile.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const nld::config::ParseOptions options = [] {
+  static const nld::config::ParseOptions kOptions = [] {
     nld::config::ParseOptions o;
     o.allow_file_imports = false;  // never read the host's files
     o.getenv = [](const std::string& name) -> std::optional<std::string> {
@@ -27,7 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }();
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   try {
-    const nld::config::Corefile cf = nld::config::parseCorefile(text, "fuzz", options);
+    const nld::config::Corefile cf = nld::config::parseCorefile(text, "fuzz", kOptions);
     (void)nld::config::dump(cf);
   } catch (const nld::config::ConfigError&) {
   }

@@ -33,7 +33,7 @@ void exerciseName(ByteView pkt, size_t offset) {
   size_t skip_next = 0;
   const Error e2 = skipName(pkt, offset, skip_next);
   check(e == e2, "readName and skipName disagree");
-  if (e != Error::None) return;
+  if (e != Error::kNone) return;
   check(next == skip_next, "readName and skipName end differently");
   check(n.len >= 1 && n.len <= kMaxNameLength, "name length out of range");
   check(next > offset && next <= pkt.size(), "next out of range");
@@ -47,7 +47,7 @@ void exerciseName(ByteView pkt, size_t offset) {
 void exerciseQuery(ByteView pkt) {
   Query q;
   const QueryStatus st = parseQuery(pkt, q);
-  if (st == QueryStatus::Drop) return;
+  if (st == QueryStatus::kDrop) return;
   if (q.question.name.len > 0) {
     check(q.question.end <= pkt.size() && q.question.name_offset == kHeaderSize,
           "question outside packet");
@@ -58,9 +58,9 @@ void exerciseQuery(ByteView pkt) {
   check(q.clientUdpSize() >= kMinUdpSize, "client UDP size below 512");
   uint16_t rc = rcode::ServFail;
   switch (st) {
-    case QueryStatus::FormErr: rc = rcode::FormErr; break;
-    case QueryStatus::NotImp: rc = rcode::NotImp; break;
-    case QueryStatus::BadVers: rc = rcode::BadVers; break;
+    case QueryStatus::kFormErr: rc = rcode::FormErr; break;
+    case QueryStatus::kNotImp: rc = rcode::NotImp; break;
+    case QueryStatus::kBadVers: rc = rcode::BadVers; break;
     default: break;
   }
   std::vector<uint8_t> out(1024);
@@ -71,7 +71,7 @@ void exerciseQuery(ByteView pkt) {
   Response r;
   const ByteView built(out.data(), n);
   if (q.question.name.len > 0) {
-    check(parseResponse(built, r) == Error::None, "built error response does not re-parse");
+    check(parseResponse(built, r) == Error::kNone, "built error response does not re-parse");
     check(questionMatches(r.question, q.question), "error response question differs");
     check(r.edns.present == q.edns.present, "error response OPT presence");
     const uint16_t full_rcode =
@@ -81,7 +81,7 @@ void exerciseQuery(ByteView pkt) {
   } else {
     check(Header::read(built).qdcount == 0, "error response without question has qdcount");
   }
-  if (st == QueryStatus::Ok) {
+  if (st == QueryStatus::kOk) {
     // The identity answer (id.server CH TXT): fits, re-parses with one TXT of the given text.
     static const std::string kIdentity(300, 'i');  // longer than one TXT string: cut to 255
     std::vector<uint8_t> txt(1024);
@@ -90,7 +90,7 @@ void exerciseQuery(ByteView pkt) {
     std::vector<uint8_t> tsmall(tn - 1);
     check(buildTxtAnswer(pkt, q, kIdentity, tsmall) == 0, "txt answer into too small buffer");
     Response tr;
-    check(parseResponse(ByteView(txt.data(), tn), tr) == Error::None, "txt answer does not re-parse");
+    check(parseResponse(ByteView(txt.data(), tn), tr) == Error::kNone, "txt answer does not re-parse");
     check(questionMatches(tr.question, q.question), "txt answer question differs");
     check(tr.header.ancount == 1 && tr.header.aa() && tr.rrs.size() == 1 &&
               tr.rrs[0].type == type::TXT && load16(txt.data() + tr.rrs[0].ttl_offset + 4) == 256,
@@ -101,14 +101,14 @@ void exerciseQuery(ByteView pkt) {
                                  q.header.flags, true, kOurUdpSize, q.edns.dnssec_ok, up);
     check(un > 0 && un <= up.size(), "buildQuery length");
     Query q2;
-    check(parseQuery(ByteView(up.data(), un), q2) == QueryStatus::Ok, "built query re-parse");
+    check(parseQuery(ByteView(up.data(), un), q2) == QueryStatus::kOk, "built query re-parse");
     check(questionMatches(q.question, q2.question), "built query question differs");
   }
 }
 
 void exerciseResponse(ByteView pkt) {
   Response r;
-  if (parseResponse(pkt, r) != Error::None) return;
+  if (parseResponse(pkt, r) != Error::kNone) return;
   check(r.end <= pkt.size() && r.question.end <= r.end, "response end");
   for (const RrInfo& rr : r.rrs) {
     check(rr.ttl_offset + 4 <= r.end && rr.section <= 2, "rr ttl offset");
@@ -123,14 +123,14 @@ void exerciseResponse(ByteView pkt) {
   const size_t stripped = stripOpt(buf, buf.size(), r);
   check(stripped > 0 && stripped <= buf.size(), "stripOpt length");
   Response r2;
-  check(parseResponse(ByteView(buf.data(), stripped), r2) == Error::None, "stripped re-parse");
+  check(parseResponse(ByteView(buf.data(), stripped), r2) == Error::kNone, "stripped re-parse");
   check(!r2.edns.present, "OPT left after stripOpt");
 
   std::vector<uint8_t> buf2(pkt.begin(), pkt.end());
   const size_t tn = truncateToQuestion(buf2, r.question.end);
   check(tn == r.question.end, "truncateToQuestion length");
   Response r3;
-  check(parseResponse(ByteView(buf2.data(), tn), r3) == Error::None, "truncated re-parse");
+  check(parseResponse(ByteView(buf2.data(), tn), r3) == Error::kNone, "truncated re-parse");
   check(r3.header.tc() && r3.rrs.empty(), "truncated response content");
 }
 
@@ -150,8 +150,8 @@ void exerciseShuffle(ByteView pkt) {
   check(std::all_of(copy.begin() + long(pkt.size()), copy.end(), [](uint8_t b) { return b == 0xee; }),
         "shuffle wrote past the length");
   Response before, after;
-  if (parseResponse(pkt, before) != Error::None) return;
-  check(parseResponse(ByteView(copy.data(), pkt.size()), after) == Error::None,
+  if (parseResponse(pkt, before) != Error::kNone) return;
+  check(parseResponse(ByteView(copy.data(), pkt.size()), after) == Error::kNone,
         "shuffled response no longer parses");
   check(before.rrs.size() == after.rrs.size(), "shuffle changed the record count");
   for (size_t i = 0; i < before.rrs.size(); ++i) {
@@ -172,7 +172,7 @@ void exerciseRewrite(ByteView pkt) {
     return r;
   }();
   Query q;
-  if (parseQuery(pkt, q) == QueryStatus::Ok) {
+  if (parseQuery(pkt, q) == QueryStatus::kOk) {
     const rewrite::Outcome o = kRules.apply(q.question);
     if (o.matched && !o.invalid) {
       std::vector<uint8_t> up(kMaxMessageSize);
@@ -180,7 +180,7 @@ void exerciseRewrite(ByteView pkt) {
       if (n != 0) {
         Query q2;
         const QueryStatus st = parseQuery(ByteView(up.data(), n), q2);
-        check(st != QueryStatus::Ok || questionMatches(q2.question, o.question),
+        check(st != QueryStatus::kOk || questionMatches(q2.question, o.question),
               "rewritten query question differs");
       }
     }
@@ -193,7 +193,7 @@ void exerciseRewrite(ByteView pkt) {
     return b;
   }();
   Query client;
-  check(parseQuery(ByteView(kClient), client) == QueryStatus::Ok, "fixed client query");
+  check(parseQuery(ByteView(kClient), client) == QueryStatus::kOk, "fixed client query");
   const rewrite::Outcome o = kRules.apply(client.question);
   std::vector<uint8_t> out(kMaxMessageSize + 16, 0xee);
   const size_t n = rewrite::Rewriter::revertAnswer(
@@ -202,9 +202,9 @@ void exerciseRewrite(ByteView pkt) {
   check(std::all_of(out.end() - 16, out.end(), [](uint8_t b) { return b == 0xee; }),
         "revertAnswer wrote past its buffer");
   Response r;
-  if (n == 0 || parseResponse(pkt, r) != Error::None) return;
+  if (n == 0 || parseResponse(pkt, r) != Error::kNone) return;
   Response back;
-  check(parseResponse(ByteView(out.data(), n), back) == Error::None,
+  check(parseResponse(ByteView(out.data(), n), back) == Error::kNone,
         "reverted answer does not re-parse");
   check(questionMatches(back.question, client.question), "reverted answer question");
 }

@@ -74,7 +74,7 @@ struct Responder {
         // of odd queries (extra records, TC=1) would be refused by the forwarder's answer checks
         // and the query would wait out its 5 s upstream budget instead.
         dns::Query q;
-        if (n < 12 || dns::parseQuery(dns::ByteView(buf, size_t(n)), q) != dns::QueryStatus::Ok) continue;
+        if (n < 12 || dns::parseQuery(dns::ByteView(buf, size_t(n)), q) != dns::QueryStatus::kOk) continue;
         n = static_cast<ssize_t>(q.question.end);
         buf[2] = static_cast<uint8_t>((buf[2] & 0x79) | 0x80);  // QR, opcode and RD kept, TC/AA off
         buf[3] = 0x80;                                          // RA, NOERROR
@@ -199,8 +199,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ++answers;
   }
   // For writing seeds: DNS_TCP_FUZZ_VERBOSE=1 shows what each input got.
-  static const bool verbose = std::getenv("DNS_TCP_FUZZ_VERBOSE") != nullptr;
-  if (verbose) std::fprintf(stderr, "dns_tcp_fuzz: %zu frames sent, %zu answers\n", frames, answers);
+  static const bool kVerbose = std::getenv("DNS_TCP_FUZZ_VERBOSE") != nullptr;
+  if (kVerbose) std::fprintf(stderr, "dns_tcp_fuzz: %zu frames sent, %zu answers\n", frames, answers);
   check(answers <= frames, "more answers than queries");
   check(s.connections() == 0, "connection left open after close");
   return 0;

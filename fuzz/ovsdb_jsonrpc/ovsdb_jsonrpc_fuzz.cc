@@ -42,8 +42,7 @@ const nld::ovsdb::Schema& fuzzSchema() {
         "ports":{"type":{"key":{"type":"uuid"},"min":0,"max":"unlimited"}}}},
       "Address_Set":{"columns":{"name":{"type":"string"},
         "addresses":{"type":{"key":"string","min":0,"max":"unlimited"}}}}}})";
-    std::string err;
-    return *nld::ovsdb::Schema::fromJson(Json::parse(text), &err);
+    return *nld::ovsdb::Schema::fromJson(Json::parse(text));
   }();
   return kSchema;
 }
@@ -63,14 +62,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto& m : messages) {
     Json j = Json::parse(m, nullptr, false);
     if (j.is_discarded() || !j.is_object()) continue;
-    std::string err;
     auto method = j.find("method");
     auto params = j.find("params");
     if (method != j.end() && params != j.end() && params->is_array() && params->size() == 2) {
-      if (*method == "update2") replica.applyUpdate2((*params)[1], fuzzSchema(), &err);
-      if (*method == "update") replica.applyUpdate((*params)[1], &err);
+      if (*method == "update2") (void)replica.applyUpdate2((*params)[1], fuzzSchema());
+      if (*method == "update") (void)replica.applyUpdate((*params)[1]);
     } else if (auto result = j.find("result"); result != j.end()) {
-      replica.applyUpdate2(*result, fuzzSchema(), &err);
+      (void)replica.applyUpdate2(*result, fuzzSchema());
     }
   }
   nld::ovn::ReconcileConfig cfg;
@@ -79,7 +77,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto plan = nld::ovn::computePlan(nb, cfg);
   auto findings = nld::ovn::runChecks(nb, cfg, plan);
   (void)nld::ovn::formatReport(nb, cfg, findings);
-  std::string err;
-  (void)nld::ovn::buildTransaction(plan, nb, cfg, &err);
+  (void)nld::ovn::buildTransaction(plan, nb, cfg);
   return 0;
 }

@@ -22,7 +22,7 @@ void check(bool ok, const char* what) {
 }
 
 const nld::plugin::TemplatePlugin& plugin() {
-  static const nld::plugin::TemplatePlugin p([] {
+  static const nld::plugin::TemplatePlugin kPlugin([] {
     std::vector<nld::config::TemplateConfig> ts(3);
     ts[0].qclass = 1;
     ts[0].qtype = 255;
@@ -42,7 +42,7 @@ const nld::plugin::TemplatePlugin& plugin() {
     ts[2].fallthrough = true;
     return ts;
   }());
-  return p;
+  return kPlugin;
 }
 
 }  // namespace
@@ -50,13 +50,13 @@ const nld::plugin::TemplatePlugin& plugin() {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const nld::dns::ByteView pkt(data, size);
   nld::dns::Query q;
-  if (nld::dns::parseQuery(pkt, q) != nld::dns::QueryStatus::Ok) return 0;
+  if (nld::dns::parseQuery(pkt, q) != nld::dns::QueryStatus::kOk) return 0;
   static std::vector<uint8_t> out(65535);
   const auto d = plugin().decide(pkt, q, "192.0.2.1", nld::dns::MutableBytes(out));
-  if (d.verdict != nld::plugin::TemplatePlugin::Verdict::Answer) return 0;
+  if (d.verdict != nld::plugin::TemplatePlugin::Verdict::kAnswer) return 0;
   check(d.len >= nld::dns::kHeaderSize && d.len <= out.size(), "answer length");
   nld::dns::Response r;
-  check(nld::dns::parseResponse(nld::dns::ByteView(out.data(), d.len), r) == nld::dns::Error::None,
+  check(nld::dns::parseResponse(nld::dns::ByteView(out.data(), d.len), r) == nld::dns::Error::kNone,
         "answer does not parse");
   check(r.question.qtype == q.question.qtype, "question type changed");
   check(r.question.name.equalsIgnoreCase(q.question.name), "question name changed");

@@ -69,10 +69,10 @@ Cache& Cache::operator=(Cache&&) noexcept = default;
 
 Cache::Freshness Cache::freshness(const Entry& e, Clock::time_point now) const {
   uint32_t elapsed = e.elapsed(now);
-  if (elapsed < e.duration) return Freshness::Fresh;
+  if (elapsed < e.duration) return Freshness::kFresh;
   // CoreDNS: stale while -ttl < staleUpTo, ttl = duration - elapsed.
-  if (stale_s_ > 0 && uint64_t{elapsed} - e.duration < stale_s_) return Freshness::Stale;
-  return Freshness::Dead;
+  if (stale_s_ > 0 && uint64_t{elapsed} - e.duration < stale_s_) return Freshness::kStale;
+  return Freshness::kDead;
 }
 
 Cache::Found Cache::findLive(const KeyView& key, uint64_t hash, Clock::time_point now,
@@ -83,14 +83,14 @@ Cache::Found Cache::findLive(const KeyView& key, uint64_t hash, Clock::time_poin
     uint32_t i = store->find(hash, key);
     if (i == Store::kNone) continue;
     switch (freshness(store->entry(i), now)) {
-      case Freshness::Fresh:
+      case Freshness::kFresh:
         if (erased) syncGauges();
         fresh = true;
         return Found{store, i, store == &denial_};
-      case Freshness::Stale:
+      case Freshness::kStale:
         if (stale.store == nullptr) stale = Found{store, i, store == &denial_};
         break;
-      case Freshness::Dead:
+      case Freshness::kDead:
         if (erase_dead) {
           store->erase(i);
           erased = true;
@@ -168,13 +168,13 @@ LookupResult Cache::lookup(dns::ByteView /*query_pkt*/, const dns::Query& q, uin
                            Clock::time_point now, size_t limit, dns::MutableBytes out,
                            Access access) {
   Guard guard(mu_.get());
-  const bool owner = access == Access::Owner;
+  const bool owner = access == Access::kOwner;
   Stats& st = *stats_;
   const KeyView key = keyOf(q);
   bool fresh = false;
   Found f = findLive(key, hash, now, fresh, owner);
   auto miss = [&]() -> LookupResult {
-    if (owner) {  // a peer's look is not counted (see Access::Peer)
+    if (owner) {  // a peer's look is not counted (see Access::kPeer)
       bump(st.requests);
       bump(st.misses);
     }
@@ -188,17 +188,17 @@ LookupResult Cache::lookup(dns::ByteView /*query_pkt*/, const dns::Query& q, uin
     if (!owner) return {};  // the owner asks upstream first
     bump(st.requests);
     bump(f.denial ? st.hits_denial : st.hits_success);
-    res.kind = Kind::StaleVerify;
+    res.kind = Kind::kStaleVerify;
     return res;
   }
   res.length = render(e, q, now, !fresh, limit, out);
   if (res.length == 0) return miss();  // `out` too small: a caller bug, answer from upstream
   f.store->reference(f.index);  // CLOCK bit
   if (fresh) {
-    res.kind = Kind::Hit;
+    res.kind = Kind::kHit;
     res.prefetch = shouldPrefetch(e, now);
   } else {
-    res.kind = Kind::Stale;
+    res.kind = Kind::kStale;
     res.prefetch = takeRefresh(e, now);
   }
   if (owner) {
@@ -223,7 +223,7 @@ LookupResult Cache::lookupStale(dns::ByteView /*query_pkt*/, const dns::Query& q
   res.length = render(e, q, now, !fresh, limit, out);
   if (res.length == 0) return {};
   f.store->reference(f.index);  // CLOCK bit
-  res.kind = fresh ? Kind::Hit : Kind::Stale;
+  res.kind = fresh ? Kind::kHit : Kind::kStale;
   if (!fresh) bump(stats_->served_stale);
   return res;
 }
@@ -244,8 +244,8 @@ uint32_t Cache::insert(const dns::Query& q, uint64_t key_hash, dns::ByteView res
   if (r.header.tc()) return 0;
   if (r.end > resp_pkt.size() || r.end > dns::kMaxMessageSize) return 0;
   const Decision d = decide(settings_, r, dns::classify(r));
-  if (d.placement == Placement::None || d.duration == 0) return 0;
-  const bool denial = d.placement == Placement::Denial;
+  if (d.placement == Placement::kNone || d.duration == 0) return 0;
+  const bool denial = d.placement == Placement::kDenial;
   if (disabled(q.question.name, denial)) return 0;
   // Hits overwrite the question name in place, so it must be the first, uncompressed name.
   const size_t name_len = r.question.name.len;
@@ -311,7 +311,7 @@ Cache::ExportCursor Cache::exportSome(ExportCursor cursor, size_t max_entries,
     if (written >= max_entries || looked >= max_looked || writer.full()) break;
     const uint32_t i = cursor.slot;
     ++looked;
-    if (!store.inUse(i) || freshness(store.entry(i), now.steady) == Freshness::Dead) {
+    if (!store.inUse(i) || freshness(store.entry(i), now.steady) == Freshness::kDead) {
       ++cursor.slot;
       continue;
     }

@@ -6,7 +6,7 @@
 // Threading: one Cache per (server block, worker thread): the partition of the names that worker
 // owns (the kernel steers a UDP query to its name's owner). The owner inserts, exports and
 // imports. With one partition (one worker) nothing else touches it and there is no lock. With
-// several, another worker may look up a partition too (Access::Peer): a TCP connection lands on
+// several, another worker may look up a partition too (Access::kPeer): a TCP connection lands on
 // any worker, and reading the owner's partition answers its cache hits where it arrived instead
 // of handing every query over to the owner's thread and back (two thread switches per batch when
 // workers share a core). Then every public member function takes the partition's mutex; it is
@@ -39,17 +39,17 @@
 namespace nld::cache {
 
 enum class Kind : uint8_t {
-  Miss,         // nothing usable; `out` untouched
-  Hit,          // fresh answer written to `out`
-  Stale,        // expired answer (within serve_stale) written to `out` with TTL 30
-  StaleVerify,  // serve_stale verify: an expired entry exists; ask upstream first, then call
+  kMiss,         // nothing usable; `out` untouched
+  kHit,          // fresh answer written to `out`
+  kStale,        // expired answer (within serve_stale) written to `out` with TTL 30
+  kStaleVerify,  // serve_stale verify: an expired entry exists; ask upstream first, then call
                 // lookupStale() if that fails. `out` untouched.
 };
 
 /// Who looks up: the partition's owner, or another worker answering a query it received for a
 /// name this partition owns (see Threading above).
 enum class Access : uint8_t {
-  Owner,
+  kOwner,
   /// Only a usable answer (Hit, or Stale in immediate serve_stale mode) is taken: a Miss, or an
   /// expired entry under serve_stale verify, returns Miss with nothing changed (no dead entry
   /// erased), because the peer then hands the query to the owner, which looks up again. A peer's
@@ -57,11 +57,11 @@ enum class Access : uint8_t {
   /// metrics count its answers), so it writes no line the owner writes on every lookup, beyond
   /// the mutex and a CLOCK bit not yet set. A prefetch or stale refresh a peer is handed
   /// (`prefetch`) must be carried out by the owner: the entry is marked refreshing.
-  Peer,
+  kPeer,
 };
 
 struct LookupResult {
-  Kind kind = Kind::Miss;
+  Kind kind = Kind::kMiss;
   size_t length = 0;  // bytes written to `out` (Hit, Stale)
   /// The caller should refresh this key in the background (and insert the answer): set on a
   /// Hit when the prefetch conditions hold, and on a Stale answer (immediate mode). Only one
@@ -112,13 +112,13 @@ class Cache {
   /// @param query_pkt the client's packet (the question bytes are taken from `q`, which keeps
   ///        their case); @param q its parse; @param limit max response size (client UDP size, or
   ///        65535 for TCP); @param out buffer for the response, at least 65535 bytes.
-  /// Owner thread, or a peer worker with Access::Peer.
+  /// Owner thread, or a peer worker with Access::kPeer.
   /// @param key_hash dns::keyHash(q), computed once per query by the caller (the pipeline
   ///        shares it with the forwarder, insert and lookupStale); every caller passes it, so
   ///        tests and benchmarks run the code path production runs.
   LookupResult lookup(dns::ByteView query_pkt, const dns::Query& q, uint64_t key_hash,
                       Clock::time_point now, size_t limit, dns::MutableBytes out,
-                      Access access = Access::Owner);
+                      Access access = Access::kOwner);
 
   /// serve_stale verify, after the upstream refresh failed: writes the entry as a Stale answer
   /// (or as a Hit if it has meanwhile been refreshed). Counts served_stale, not requests.
@@ -182,7 +182,7 @@ class Cache {
     uint32_t index = Store::kNone;
     bool denial = false;
   };
-  enum class Freshness : uint8_t { Fresh, Stale, Dead };
+  enum class Freshness : uint8_t { kFresh, kStale, kDead };
   /// Holds the partition's mutex, if it has one, for a scope.
   class Guard {
    public:

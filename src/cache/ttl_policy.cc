@@ -15,25 +15,25 @@ Decision decide(const Settings& s, const dns::Response& r, dns::ResponseType typ
   using dns::ResponseType;
   const bool has_rrs = !r.rrs.empty();
   switch (type) {
-    case ResponseType::NoError: {
+    case ResponseType::kNoError: {
       uint32_t msg = has_rrs ? sane(r.min_ttl) : kDefaultShortTtl;
-      return {Placement::Success, clampTtl(msg, s.success_min_ttl, s.success_max_ttl)};
+      return {Placement::kSuccess, clampTtl(msg, s.success_min_ttl, s.success_max_ttl)};
     }
-    case ResponseType::Delegation:
-      return {Placement::Success,
+    case ResponseType::kDelegation:
+      return {Placement::kSuccess,
               clampTtl(kDefaultShortTtl, s.success_min_ttl, s.success_max_ttl)};
-    case ResponseType::NameError:
-    case ResponseType::NoData: {
+    case ResponseType::kNameError:
+    case ResponseType::kNoData: {
       uint32_t neg = has_rrs ? sane(r.min_ttl) : kDefaultShortTtl;
       if (r.has_soa) neg = std::min(neg, sane(r.soa_minimum));
-      return {Placement::Denial, clampTtl(neg, s.denial_min_ttl, s.denial_max_ttl)};
+      return {Placement::kDenial, clampTtl(neg, s.denial_min_ttl, s.denial_max_ttl)};
     }
-    case ResponseType::ServerError:
+    case ResponseType::kServerError:
       if (s.servfail_ttl == 0) return {};
-      return {Placement::Denial, s.servfail_ttl};
-    case ResponseType::OtherError:
-    case ResponseType::Meta:
-    case ResponseType::Update:
+      return {Placement::kDenial, s.servfail_ttl};
+    case ResponseType::kOtherError:
+    case ResponseType::kMeta:
+    case ResponseType::kUpdate:
       return {};
   }
   return {};

@@ -8,11 +8,11 @@
 
 namespace nld::cache {
 
-enum class Placement : uint8_t { None, Success, Denial };
+enum class Placement : uint8_t { kNone, kSuccess, kDenial };
 
 struct Decision {
-  Placement placement = Placement::None;
-  uint32_t duration = 0;  // seconds; 0 with Placement::None
+  Placement placement = Placement::kNone;
+  uint32_t duration = 0;  // seconds; 0 with Placement::kNone
 };
 
 /// TTL used when a response carries no records, or for types whose records say nothing about

@@ -242,7 +242,7 @@ Result<GoTemplate> GoTemplate::compile(std::string_view text) {
     }
     trim_next = false;
     if (open == std::string_view::npos) {
-      if (!lit.empty()) t.parts_.push_back({Part::Kind::Text, std::string(lit), 0});
+      if (!lit.empty()) t.parts_.push_back({Part::Kind::kText, std::string(lit), 0});
       break;
     }
     const size_t close = text.find("}}", open + 2);
@@ -257,32 +257,32 @@ Result<GoTemplate> GoTemplate::compile(std::string_view text) {
       action.remove_suffix(1);
       trim_next = true;
     }
-    if (!lit.empty()) t.parts_.push_back({Part::Kind::Text, std::string(lit), 0});
+    if (!lit.empty()) t.parts_.push_back({Part::Kind::kText, std::string(lit), 0});
     const std::string_view a = trimSpace(action);
     const std::vector<std::string_view> f = splitFields(a);
-    Part p{Part::Kind::Text, {}, 0};
+    Part p{Part::Kind::kText, {}, 0};
     if (f.size() == 1 && f[0] == ".Name") {
-      p.kind = Part::Kind::Name;
+      p.kind = Part::Kind::kName;
     } else if (f.size() == 1 && f[0] == ".Zone") {
-      p.kind = Part::Kind::Zone;
+      p.kind = Part::Kind::kZone;
     } else if (f.size() == 1 && f[0] == ".Class") {
-      p.kind = Part::Kind::Class;
+      p.kind = Part::Kind::kClass;
     } else if (f.size() == 1 && f[0] == ".Type") {
-      p.kind = Part::Kind::Type;
+      p.kind = Part::Kind::kType;
     } else if (f.size() == 1 && f[0] == ".Remote") {
-      p.kind = Part::Kind::Remote;
+      p.kind = Part::Kind::kRemote;
     } else if (f.size() == 1 && f[0].substr(0, 7) == ".Group." && isIdent(f[0].substr(7))) {
-      p.kind = Part::Kind::Group;
+      p.kind = Part::Kind::kGroup;
       p.text = std::string(f[0].substr(7));
     } else if (f.size() == 3 && f[0] == "index" && f[1] == ".Match" && !f[2].empty() &&
                f[2].size() <= 4 &&
                f[2].find_first_not_of("0123456789") == std::string_view::npos) {
-      p.kind = Part::Kind::Match;
+      p.kind = Part::Kind::kMatch;
       p.index = std::stoul(std::string(f[2]));
     } else if (f.size() == 3 && f[0] == "index" && f[1] == ".Group" && f[2].size() >= 2 &&
                f[2].front() == '"' && f[2].back() == '"' &&
                f[2].find_first_of("\\\"", 1) == f[2].size() - 1) {
-      p.kind = Part::Kind::Group;
+      p.kind = Part::Kind::kGroup;
       p.text = std::string(f[2].substr(1, f[2].size() - 2));
       p.index = 1;  // `index` of a missing key is the empty string, not "<no value>"
     } else {
@@ -300,19 +300,19 @@ Result<std::string> GoTemplate::execute(const Data& d) const {
   std::string out;
   for (const Part& p : parts_) {
     switch (p.kind) {
-      case Part::Kind::Text: out += p.text; break;
-      case Part::Kind::Name: out += d.name; break;
-      case Part::Kind::Zone: out += d.zone; break;
-      case Part::Kind::Class: out += d.cls; break;
-      case Part::Kind::Type: out += d.type; break;
-      case Part::Kind::Remote: out += d.remote; break;
-      case Part::Kind::Match:
+      case Part::Kind::kText: out += p.text; break;
+      case Part::Kind::kName: out += d.name; break;
+      case Part::Kind::kZone: out += d.zone; break;
+      case Part::Kind::kClass: out += d.cls; break;
+      case Part::Kind::kType: out += d.type; break;
+      case Part::Kind::kRemote: out += d.remote; break;
+      case Part::Kind::kMatch:
         if (p.index >= d.match.size()) {
           return fail("error calling index: index out of range: " + std::to_string(p.index));
         }
         out += d.match[p.index];
         break;
-      case Part::Kind::Group: {
+      case Part::Kind::kGroup: {
         bool found = false;
         for (const auto& [k, v] : d.group) {
           if (k == p.text) {

@@ -46,7 +46,7 @@ class GoTemplate {
 
  private:
   struct Part {
-    enum class Kind : uint8_t { Text, Name, Zone, Class, Type, Remote, Match, Group } kind;
+    enum class Kind : uint8_t { kText, kName, kZone, kClass, kType, kRemote, kMatch, kGroup } kind;
     std::string text;  // Text: the text; Group: the group's name
     size_t index = 0;  // Match
   };

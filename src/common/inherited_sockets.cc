@@ -22,15 +22,15 @@ Registry& registry() {
 
 const char* socketKindName(SocketKind kind) {
   switch (kind) {
-    case SocketKind::DnsUdp: return "dns-udp";
-    case SocketKind::DnsTcp: return "dns-tcp";
-    case SocketKind::Http: return "http";
+    case SocketKind::kDnsUdp: return "dns-udp";
+    case SocketKind::kDnsTcp: return "dns-tcp";
+    case SocketKind::kHttp: return "http";
   }
   return "?";
 }
 
 bool parseSocketKind(const std::string& text, SocketKind* out) {
-  for (SocketKind k : {SocketKind::DnsUdp, SocketKind::DnsTcp, SocketKind::Http}) {
+  for (SocketKind k : {SocketKind::kDnsUdp, SocketKind::kDnsTcp, SocketKind::kHttp}) {
     if (text == socketKindName(k)) {
       *out = k;
       return true;

@@ -16,7 +16,7 @@
 namespace nld {
 
 /// What a passed socket is; part of the handover protocol (the text is sent on the wire).
-enum class SocketKind : uint8_t { DnsUdp, DnsTcp, Http };
+enum class SocketKind : uint8_t { kDnsUdp, kDnsTcp, kHttp };
 const char* socketKindName(SocketKind kind);
 /// Parses socketKindName()'s text. Returns false for anything else.
 bool parseSocketKind(const std::string& text, SocketKind* out);
@@ -24,7 +24,7 @@ bool parseSocketKind(const std::string& text, SocketKind* out);
 /// One listening socket. `address` is the configured address text ("" for the wildcard) and
 /// `port` the port, exactly as the binder names them, so the successor finds its own listeners.
 struct PassedSocket {
-  SocketKind kind = SocketKind::DnsUdp;
+  SocketKind kind = SocketKind::kDnsUdp;
   std::string address;
   uint16_t port = 0;
   int fd = -1;

@@ -43,11 +43,11 @@ size_t capacityArg(const Token& t) {
 }
 
 // success|denial CAPACITY [TTL [MINTTL]]
-void capTtl(const Line& sub, size_t& cap, uint32_t& maxTtl, uint32_t& minTtl) {
+void capTtl(const Line& sub, size_t& cap, uint32_t& max_ttl, uint32_t& min_ttl) {
   expectArgs(sub, kCache, 1, 3);
   cap = capacityArg(sub.args[0]);
-  if (sub.args.size() > 1) maxTtl = ttlArg(sub.args[1]);
-  if (sub.args.size() > 2) minTtl = minTtlArg(sub.args[2]);
+  if (sub.args.size() > 1) max_ttl = ttlArg(sub.args[1]);
+  if (sub.args.size() > 2) min_ttl = minTtlArg(sub.args[2]);
 }
 
 std::chrono::seconds toSeconds(std::chrono::nanoseconds d) {
@@ -182,13 +182,13 @@ std::vector<UpstreamAddress> upstreamsFromResolvConf(const Token& t) {
   }
   std::vector<UpstreamAddress> out;
   size_t pos = 0;
-  int lineNo = 0;
+  int line_no = 0;
   while (pos < text->size()) {
     size_t end = text->find('\n', pos);
     if (end == std::string::npos) end = text->size();
     const std::string line = text->substr(pos, end - pos);
     pos = end + 1;
-    ++lineNo;
+    ++line_no;
     std::vector<std::string> f;
     size_t i = 0;
     while (i < line.size()) {
@@ -205,7 +205,7 @@ std::vector<UpstreamAddress> upstreamsFromResolvConf(const Token& t) {
     if (!c) {
       pluginError(
           t, kForward,
-          t.text + ":" + std::to_string(lineNo) + ": invalid nameserver address '" + f[1] + "'");
+          t.text + ":" + std::to_string(line_no) + ": invalid nameserver address '" + f[1] + "'");
     }
     out.push_back(UpstreamAddress{*c, 53});
   }
@@ -331,11 +331,11 @@ ForwardConfig parseForward(const Line& line) {
       expectArgs(sub, kForward, 1, 1);
       const std::string& p = sub.args[0].text;
       if (p == "random") {
-        f.policy = Policy::Random;
+        f.policy = Policy::kRandom;
       } else if (p == "round_robin") {
-        f.policy = Policy::RoundRobin;
+        f.policy = Policy::kRoundRobin;
       } else if (p == "sequential") {
-        f.policy = Policy::Sequential;
+        f.policy = Policy::kSequential;
       } else {
         pluginError(sub.args[0], kForward, "unknown policy '" + p + "'");
       }

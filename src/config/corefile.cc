@@ -82,14 +82,14 @@ std::string keyString(const std::string& zone, uint16_t port, const std::string&
 }
 
 ServerBlock buildBlock(const RawBlock& raw, const ParseOptions& options,
-                       std::vector<Token>& keyTokens) {
+                       std::vector<Token>& key_tokens) {
   ServerBlock b;
   b.file = raw.keys.front().file;
   b.line = raw.keys.front().line;
   for (const Token& kt : raw.keys) {
     for (auto& k : parseKey(kt, options)) {
       b.keys.push_back(std::move(k.key));
-      keyTokens.push_back(std::move(k.token));
+      key_tokens.push_back(std::move(k.token));
     }
   }
   std::vector<std::string> zones;
@@ -148,28 +148,28 @@ ServerBlock buildBlock(const RawBlock& raw, const ParseOptions& options,
   return b;
 }
 
-void buildListeners(Corefile& cf, const std::vector<std::vector<Token>>& keyTokens) {
+void buildListeners(Corefile& cf, const std::vector<std::vector<Token>>& key_tokens) {
   // (address, port) → listener index; per listener zone → key token (for overlap errors).
   std::map<std::pair<std::string, uint16_t>, size_t> index;
-  std::vector<std::map<std::string, Token>> zoneTokens;
+  std::vector<std::map<std::string, Token>> zone_tokens;
   for (size_t bi = 0; bi < cf.blocks.size(); ++bi) {
     const ServerBlock& b = cf.blocks[bi];
     const std::vector<std::string> addrs = b.bind.empty() ? std::vector<std::string>{""} : b.bind;
     for (size_t ki = 0; ki < b.keys.size(); ++ki) {
       const ZoneKey& k = b.keys[ki];
-      const Token& kt = keyTokens[bi][ki];
+      const Token& kt = key_tokens[bi][ki];
       for (const auto& addr : addrs) {
         auto [it, inserted] = index.emplace(std::make_pair(addr, k.port), cf.listeners.size());
         if (inserted) {
           cf.listeners.push_back(Listener{addr, k.port, {}});
-          zoneTokens.emplace_back();
+          zone_tokens.emplace_back();
         }
         Listener& l = cf.listeners[it->second];
-        if (zoneTokens[it->second].count(k.zone)) {
+        if (zone_tokens[it->second].count(k.zone)) {
           failAt(kt,
                  "cannot serve " + keyString(k.zone, k.port, addr) + " - it is already defined");
         }
-        zoneTokens[it->second].emplace(k.zone, kt);
+        zone_tokens[it->second].emplace(k.zone, kt);
         l.zones.emplace_back(k.zone, bi);
       }
     }
@@ -181,8 +181,8 @@ void buildListeners(Corefile& cf, const std::vector<std::vector<Token>>& keyToke
     auto w = index.find({std::string(), l.port});
     if (w == index.end()) continue;
     for (const auto& [zone, bi] : l.zones) {
-      if (zoneTokens[w->second].count(zone)) {
-        const Token& at = zoneTokens[li].at(zone);
+      if (zone_tokens[w->second].count(zone)) {
+        const Token& at = zone_tokens[li].at(zone);
         failAt(at, "cannot serve " + keyString(zone, l.port, l.address) +
                        " - zone overlap listener capacity with " + keyString(zone, l.port, ""));
       }
@@ -217,12 +217,12 @@ Corefile parseCorefile(std::string_view text, const std::string& filename,
   std::vector<RawBlock> raw = parseStructure(text, filename, options);
   if (raw.empty()) failAt(filename, 0, "no server blocks found (empty Corefile)");
   Corefile cf;
-  std::vector<std::vector<Token>> keyTokens;
+  std::vector<std::vector<Token>> key_tokens;
   for (const RawBlock& r : raw) {
-    keyTokens.emplace_back();
-    cf.blocks.push_back(buildBlock(r, options, keyTokens.back()));
+    key_tokens.emplace_back();
+    cf.blocks.push_back(buildBlock(r, options, key_tokens.back()));
   }
-  buildListeners(cf, keyTokens);
+  buildListeners(cf, key_tokens);
   cf.fingerprint = fnv1a64Hex(dump(cf));
   return cf;
 }

@@ -103,7 +103,7 @@ struct CacheConfig {
   bool keepttl = false;
 };
 
-enum class Policy { Random, RoundRobin, Sequential };
+enum class Policy { kRandom, kRoundRobin, kSequential };
 
 /// An upstream nameserver. `ip` is canonical text; a link-local IPv6 may carry "%zone".
 struct UpstreamAddress {
@@ -122,7 +122,7 @@ struct ForwardConfig {
   std::chrono::seconds expire = upstream::defaults::kExpire;
   uint32_t max_fails = upstream::defaults::kMaxFails;
   uint32_t max_connect_attempts = 0;  ///< 0 = not configured (the forwarder picks its cap)
-  Policy policy = Policy::Random;
+  Policy policy = Policy::kRandom;
   std::chrono::milliseconds health_check = upstream::defaults::kHealthCheck;
   bool health_check_recursion_desired = true;
   std::string health_check_domain = ".";

@@ -102,9 +102,9 @@ void parseLog(const Line& line, ServerBlock& block) {
   const auto& a = line.args;
   if (!a.empty()) {
     // CoreDNS: one arg = a name; more = names... then the format.
-    const size_t nameCount = a.size() == 1 ? 1 : a.size() - 1;
+    const size_t name_count = a.size() == 1 ? 1 : a.size() - 1;
     cfg.names.clear();
-    for (size_t i = 0; i < nameCount; ++i) {
+    for (size_t i = 0; i < name_count; ++i) {
       for (auto& z : zonesArg(a[i], kPlugin)) cfg.names.push_back(std::move(z));
     }
     if (a.size() > 1) {
@@ -147,11 +147,11 @@ std::vector<std::string> resolveBindArgs(const std::vector<Token>& args,
   std::vector<std::string> out;
   for (const Token& t : args) {
     // Interface names take priority over IP literals (CoreDNS listIP).
-    std::optional<std::vector<std::string>> ifaceAddrs = options.interface_addresses
+    std::optional<std::vector<std::string>> iface_addrs = options.interface_addresses
                                                              ? options.interface_addresses(t.text)
                                                              : systemInterfaceAddresses(t.text);
-    if (ifaceAddrs) {
-      for (const auto& a : *ifaceAddrs) {
+    if (iface_addrs) {
+      for (const auto& a : *iface_addrs) {
         auto c = canonicalIp(a);
         if (!c) pluginError(t, "bind", "interface " + t.text + " has a bad address '" + a + "'");
         out.push_back(*c);

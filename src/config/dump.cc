@@ -33,11 +33,11 @@ std::string rcodes(const std::vector<uint8_t>& v) {
 
 const char* policyName(Policy p) {
   switch (p) {
-    case Policy::Random:
+    case Policy::kRandom:
       return "random";
-    case Policy::RoundRobin:
+    case Policy::kRoundRobin:
       return "round_robin";
-    case Policy::Sequential:
+    case Policy::kSequential:
       return "sequential";
   }
   return "?";

@@ -25,7 +25,7 @@ bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' ||
 std::vector<Token> lex(std::string_view text, const std::string& file) {
   std::vector<Token> out;
   int line = 1;
-  int prevEnd = 0;
+  int prev_end = 0;
   size_t i = 0;
   const size_t n = text.size();
   while (i < n) {
@@ -84,8 +84,8 @@ std::vector<Token> lex(std::string_view text, const std::string& file) {
       }
     }
     t.end_line = line;
-    t.newline = out.empty() || t.line > prevEnd;
-    prevEnd = t.end_line;
+    t.newline = out.empty() || t.line > prev_end;
+    prev_end = t.end_line;
     out.push_back(std::move(t));
   }
   return out;

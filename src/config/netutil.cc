@@ -212,9 +212,9 @@ std::optional<std::vector<std::string>> systemInterfaceAddresses(const std::stri
       std::string a(buf);
       const uint8_t b0 = sin6.sin6_addr.s6_addr[0];
       const uint8_t b1 = sin6.sin6_addr.s6_addr[1];
-      const bool linkLocalUnicast = b0 == 0xfe && (b1 & 0xc0) == 0x80;
-      const bool linkLocalMulticast = b0 == 0xff && (b1 & 0x0f) == 0x02;
-      if (linkLocalUnicast || linkLocalMulticast) a += "%" + iface;
+      const bool link_local_unicast = b0 == 0xfe && (b1 & 0xc0) == 0x80;
+      const bool link_local_multicast = b0 == 0xff && (b1 & 0x0f) == 0x02;
+      if (link_local_unicast || link_local_multicast) a += "%" + iface;
       out.push_back(std::move(a));
     }
   }

@@ -148,14 +148,14 @@ class StructureParser {
   }
 
   // Reads the arguments of `import` (same line) and splices the snippet or files.
-  void doImport(const Token& importTok, int level) {
+  void doImport(const Token& import_tok, int level) {
     std::vector<Token> args;
     while (const Token* p = stream_.peek()) {
       if (p->newline || isOpen(*p) || isClose(*p)) break;
       args.push_back(stream_.take());
     }
     if (args.size() != 1) {
-      failAt(importTok, "Import takes only one argument (glob pattern or file)");
+      failAt(import_tok, "Import takes only one argument (glob pattern or file)");
     }
     if (level + 1 > kMaxImportNesting) {
       failAt(args[0], "import nested more than " + std::to_string(kMaxImportNesting) +
@@ -234,12 +234,12 @@ class StructureParser {
 
   // Returns false for snippet definitions and key-less trailing imports (nothing to keep).
   bool parseServerBlock(RawBlock& b) {
-    bool expectingAnother = false;
+    bool expecting_another = false;
     bool braced = false;
     while (true) {
       const Token* p = stream_.peek();
       if (!p) {
-        if (expectingAnother) failAt(stream_.last(), "unexpected EOF, expected another address");
+        if (expecting_another) failAt(stream_.last(), "unexpected EOF, expected another address");
         break;
       }
       int level = 0;
@@ -249,7 +249,7 @@ class StructureParser {
         continue;
       }
       if (isOpen(t)) {
-        if (expectingAnother) {
+        if (expecting_another) {
           failAt(t, "Expected another address but had '{' - check for extra comma");
         }
         braced = true;
@@ -259,7 +259,7 @@ class StructureParser {
       t = env(std::move(t));
       std::string v = t.text;
       if (!v.empty()) {
-        expectingAnother = v.back() == ',';
+        expecting_another = v.back() == ',';
         // Keys may also be comma-separated inside one token ("a.org,b.org").
         size_t start = 0;
         while (start <= v.size()) {
@@ -275,10 +275,10 @@ class StructureParser {
       }
       const Token* next = stream_.peek();
       if (!next) {
-        if (expectingAnother) failAt(t, "unexpected EOF, expected another address");
+        if (expecting_another) failAt(t, "unexpected EOF, expected another address");
         break;
       }
-      if (!expectingAnother && next->newline && !isOpen(*next)) break;
+      if (!expecting_another && next->newline && !isOpen(*next)) break;
     }
     if (!braced) {
       if (const Token* p = stream_.peek(); p && isOpen(*p)) {

@@ -314,7 +314,7 @@ Daemon::Started Daemon::start() {
     const char* uid = std::getenv("POD_UID");
     handover_ = std::make_unique<node::Handover>(opt_.statedir, uid != nullptr ? uid : "");
     try {
-      if (handover_->begin() == node::Handover::Start::Refused) {
+      if (handover_->begin() == node::Handover::Start::kRefused) {
         log::info("Not serving: this pod was replaced by the node-cache that now serves; "
                   "waiting for SIGTERM");
         idle_ = true;
@@ -440,7 +440,7 @@ Daemon::Started Daemon::start() {
         for (auto& s : http_->listeningSockets()) all.push_back(std::move(s));
       }
       if (node_metrics_ && node_metrics_->listeningFd() >= 0) {
-        all.push_back({SocketKind::Http, node_metrics_->address(), 0,
+        all.push_back({SocketKind::kHttp, node_metrics_->address(), 0,
                        node_metrics_->listeningFd()});
       }
       return all;

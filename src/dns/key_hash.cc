@@ -16,12 +16,12 @@ uint64_t keyHash(uint64_t seed, const Name& name, uint16_t qtype, uint16_t qclas
 }
 
 uint64_t processKeySeed() {
-  static const uint64_t seed = [] {
+  static const uint64_t kSeed = [] {
     uint64_t s = 0;
     secureRandomBytes(&s, sizeof s);
     return s;
   }();
-  return seed;
+  return kSeed;
 }
 
 }  // namespace nld::dns

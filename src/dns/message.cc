@@ -26,8 +26,8 @@ struct RrView {
 
 Error readRr(ByteView msg, size_t offset, RrView& rr) {
   size_t p = 0;
-  if (const Error e = skipName(msg, offset, p); e != Error::None) return e;
-  if (p + kRrFixedSize > msg.size()) return Error::Truncated;
+  if (const Error e = skipName(msg, offset, p); e != Error::kNone) return e;
+  if (p + kRrFixedSize > msg.size()) return Error::kTruncated;
   const uint8_t* b = msg.data() + p;
   rr.name_offset = offset;
   rr.type = load16(b);
@@ -36,8 +36,8 @@ Error readRr(ByteView msg, size_t offset, RrView& rr) {
   rr.ttl_offset = p + 4;
   rr.rdata_offset = p + kRrFixedSize;
   rr.end = rr.rdata_offset + load16(b + 8);
-  if (rr.end > msg.size()) return Error::Truncated;
-  return Error::None;
+  if (rr.end > msg.size()) return Error::kTruncated;
+  return Error::kNone;
 }
 
 /// True if the (already validated) name at `offset` is the root name, following pointers.
@@ -52,12 +52,12 @@ bool isRootName(ByteView msg, size_t offset) {
 
 /// Validates an OPT RR (owner root, well-formed option list) and fills `edns`.
 Error readOpt(ByteView msg, const RrView& rr, Edns& edns) {
-  if (!isRootName(msg, rr.name_offset)) return Error::BadOpt;
+  if (!isRootName(msg, rr.name_offset)) return Error::kBadOpt;
   size_t p = rr.rdata_offset;
   while (p < rr.end) {
-    if (p + 4 > rr.end) return Error::BadOpt;
+    if (p + 4 > rr.end) return Error::kBadOpt;
     p += 4 + size_t{load16(msg.data() + p + 2)};
-    if (p > rr.end) return Error::BadOpt;
+    if (p > rr.end) return Error::kBadOpt;
   }
   edns.present = true;
   edns.udp_size = rr.rclass;
@@ -66,15 +66,15 @@ Error readOpt(ByteView msg, const RrView& rr, Edns& edns) {
   edns.dnssec_ok = (rr.ttl & 0x8000u) != 0;
   edns.rr_offset = rr.name_offset;
   edns.rr_len = rr.end - rr.name_offset;
-  return Error::None;
+  return Error::kNone;
 }
 
 /// The name at `offset` must be valid and end exactly at `end`.
 Error checkNameFills(ByteView msg, size_t offset, size_t end) {
-  if (offset >= end) return Error::BadRdata;
+  if (offset >= end) return Error::kBadRdata;
   size_t n = 0;
-  if (const Error e = skipName(msg, offset, n); e != Error::None) return e;
-  return n == end ? Error::None : Error::BadRdata;
+  if (const Error e = skipName(msg, offset, n); e != Error::kNone) return e;
+  return n == end ? Error::kNone : Error::kBadRdata;
 }
 
 /// Validates the RDATA of the types whose RDATA holds (possibly compressed) names, so later
@@ -86,24 +86,24 @@ Error checkRdata(ByteView msg, const RrView& rr, uint32_t& soa_minimum) {
     case type::PTR:
       return checkNameFills(msg, rr.rdata_offset, rr.end);
     case type::MX:
-      if (rr.end < rr.rdata_offset + 3) return Error::BadRdata;
+      if (rr.end < rr.rdata_offset + 3) return Error::kBadRdata;
       return checkNameFills(msg, rr.rdata_offset + 2, rr.end);
     case type::SRV:
-      if (rr.end < rr.rdata_offset + 7) return Error::BadRdata;
+      if (rr.end < rr.rdata_offset + 7) return Error::kBadRdata;
       return checkNameFills(msg, rr.rdata_offset + 6, rr.end);
     case type::SOA: {
       size_t p = 0;
-      if (rr.rdata_offset >= rr.end) return Error::BadRdata;
-      if (const Error e = skipName(msg, rr.rdata_offset, p); e != Error::None) return e;  // MNAME
-      if (p >= rr.end) return Error::BadRdata;
-      if (const Error e = skipName(msg, p, p); e != Error::None) return e;  // RNAME
+      if (rr.rdata_offset >= rr.end) return Error::kBadRdata;
+      if (const Error e = skipName(msg, rr.rdata_offset, p); e != Error::kNone) return e;  // MNAME
+      if (p >= rr.end) return Error::kBadRdata;
+      if (const Error e = skipName(msg, p, p); e != Error::kNone) return e;  // RNAME
       // SERIAL REFRESH RETRY EXPIRE MINIMUM
-      if (p + 20 != rr.end) return Error::BadRdata;
+      if (p + 20 != rr.end) return Error::kBadRdata;
       soa_minimum = load32(msg.data() + rr.end - 4);
-      return Error::None;
+      return Error::kNone;
     }
     default:
-      return Error::None;
+      return Error::kNone;
   }
 }
 
@@ -113,19 +113,19 @@ uint32_t effectiveTtl(uint32_t ttl) { return (ttl & 0x80000000u) ? 0 : ttl; }
 /// Parses the question at offset 12 into `q`.
 Error readQuestion(ByteView msg, Question& q) {
   size_t p = 0;
-  if (const Error e = readName(msg, kHeaderSize, q.name, p); e != Error::None) {
+  if (const Error e = readName(msg, kHeaderSize, q.name, p); e != Error::kNone) {
     q.name.len = 0;
     return e;
   }
   if (p + 4 > msg.size()) {
     q.name.len = 0;
-    return Error::Truncated;
+    return Error::kTruncated;
   }
   q.qtype = load16(msg.data() + p);
   q.qclass = load16(msg.data() + p + 2);
   q.name_offset = kHeaderSize;
   q.end = p + 4;
-  return Error::None;
+  return Error::kNone;
 }
 
 void writeHeader(uint8_t* p, uint16_t id, uint16_t flags, uint16_t qd, uint16_t an, uint16_t ns,
@@ -164,46 +164,46 @@ QueryStatus parseQuery(ByteView pkt, Query& out) {
   out.edns = Edns{};
   if (pkt.size() < kHeaderSize) {
     out.header = Header{};
-    return QueryStatus::Drop;
+    return QueryStatus::kDrop;
   }
   out.header = Header::read(pkt);
   const Header& h = out.header;
-  if (h.qr()) return QueryStatus::Drop;
+  if (h.qr()) return QueryStatus::kDrop;
 
   // The question is parsed even when the message is rejected, so the error can echo it.
-  const bool question_ok = h.qdcount >= 1 && readQuestion(pkt, out.question) == Error::None;
-  if (h.opcode() != 0) return QueryStatus::NotImp;
+  const bool question_ok = h.qdcount >= 1 && readQuestion(pkt, out.question) == Error::kNone;
+  if (h.opcode() != 0) return QueryStatus::kNotImp;
   if (h.qdcount != 1 || h.ancount > 1 || h.nscount > 1 || h.arcount > 2) {
-    return QueryStatus::FormErr;
+    return QueryStatus::kFormErr;
   }
-  if (!question_ok) return QueryStatus::FormErr;
+  if (!question_ok) return QueryStatus::kFormErr;
 
   size_t pos = out.question.end;
   const unsigned non_additional = unsigned{h.ancount} + h.nscount;
   for (unsigned i = 0; i < non_additional; ++i) {
     RrView rr;
-    if (readRr(pkt, pos, rr) != Error::None) return QueryStatus::FormErr;
-    if (rr.type == type::OPT) return QueryStatus::FormErr;  // OPT only in additional
+    if (readRr(pkt, pos, rr) != Error::kNone) return QueryStatus::kFormErr;
+    if (rr.type == type::OPT) return QueryStatus::kFormErr;  // OPT only in additional
     pos = rr.end;
   }
   for (unsigned i = 0; i < h.arcount; ++i) {
     RrView rr;
-    if (readRr(pkt, pos, rr) != Error::None) {
+    if (readRr(pkt, pos, rr) != Error::kNone) {
       out.edns = Edns{};
-      return QueryStatus::FormErr;
+      return QueryStatus::kFormErr;
     }
     if (rr.type == type::OPT) {
       // A second OPT, or a malformed one: FORMERR without echoing any OPT.
-      if (out.edns.present || readOpt(pkt, rr, out.edns) != Error::None) {
+      if (out.edns.present || readOpt(pkt, rr, out.edns) != Error::kNone) {
         out.edns = Edns{};
-        return QueryStatus::FormErr;
+        return QueryStatus::kFormErr;
       }
     }
     // Other additional records (TSIG, SIG(0), ...) are skipped.
     pos = rr.end;
   }
-  if (out.edns.present && out.edns.version != 0) return QueryStatus::BadVers;
-  return QueryStatus::Ok;
+  if (out.edns.present && out.edns.version != 0) return QueryStatus::kBadVers;
+  return QueryStatus::kOk;
 }
 
 Error parseResponse(ByteView pkt, Response& out) {
@@ -220,12 +220,12 @@ Error parseResponse(ByteView pkt, Response& out) {
   out.end = 0;
   if (pkt.size() < kHeaderSize) {
     out.header = Header{};
-    return Error::Truncated;
+    return Error::kTruncated;
   }
   out.header = Header::read(pkt);
   const Header& h = out.header;
-  if (!h.qr() || h.qdcount != 1) return Error::BadCount;
-  if (const Error e = readQuestion(pkt, out.question); e != Error::None) return e;
+  if (!h.qr() || h.qdcount != 1) return Error::kBadCount;
+  if (const Error e = readQuestion(pkt, out.question); e != Error::kNone) return e;
 
   size_t pos = out.question.end;
   const size_t counts[3] = {h.ancount, h.nscount, h.arcount};
@@ -236,15 +236,15 @@ Error parseResponse(ByteView pkt, Response& out) {
   for (uint8_t section = 0; section < 3; ++section) {
     for (size_t i = 0; i < counts[section]; ++i) {
       RrView rr;
-      if (const Error e = readRr(pkt, pos, rr); e != Error::None) return e;
+      if (const Error e = readRr(pkt, pos, rr); e != Error::kNone) return e;
       pos = rr.end;
       if (rr.type == type::OPT) {
-        if (section != 2 || out.edns.present) return Error::BadOpt;
-        if (const Error e = readOpt(pkt, rr, out.edns); e != Error::None) return e;
+        if (section != 2 || out.edns.present) return Error::kBadOpt;
+        if (const Error e = readOpt(pkt, rr, out.edns); e != Error::kNone) return e;
         continue;
       }
       uint32_t soa_minimum = 0;
-      if (const Error e = checkRdata(pkt, rr, soa_minimum); e != Error::None) return e;
+      if (const Error e = checkRdata(pkt, rr, soa_minimum); e != Error::kNone) return e;
       const uint32_t ttl = effectiveTtl(rr.ttl);
       out.rrs.push_back(RrInfo{static_cast<uint32_t>(rr.ttl_offset), rr.type, section});
       min_ttl = any_rr ? std::min(min_ttl, ttl) : ttl;
@@ -262,25 +262,25 @@ Error parseResponse(ByteView pkt, Response& out) {
   }
   out.min_ttl = min_ttl;
   out.end = pos;
-  return Error::None;
+  return Error::kNone;
 }
 
 ResponseType classify(const Response& r) {
   const uint8_t opcode = r.header.opcode();
-  if (opcode == 5) return ResponseType::Update;
+  if (opcode == 5) return ResponseType::kUpdate;
   if (opcode == 4 || r.question.qtype == type::AXFR || r.question.qtype == type::IXFR) {
-    return ResponseType::Meta;
+    return ResponseType::kMeta;
   }
   uint16_t rc = r.header.rcode();
   if (r.edns.present) rc = static_cast<uint16_t>(rc | (uint16_t{r.edns.ext_rcode} << 4));
-  if (rc == rcode::NoError && r.header.ancount > 0) return ResponseType::NoError;
+  if (rc == rcode::NoError && r.header.ancount > 0) return ResponseType::kNoError;
   if (r.has_soa) {
-    if (rc == rcode::NoError) return ResponseType::NoData;
-    if (rc == rcode::NxDomain) return ResponseType::NameError;
+    if (rc == rcode::NoError) return ResponseType::kNoData;
+    if (rc == rcode::NxDomain) return ResponseType::kNameError;
   }
-  if (rc == rcode::ServFail || rc == rcode::NotImp) return ResponseType::ServerError;
-  if (rc == rcode::NoError) return r.has_ns ? ResponseType::Delegation : ResponseType::NoError;
-  return ResponseType::OtherError;
+  if (rc == rcode::ServFail || rc == rcode::NotImp) return ResponseType::kServerError;
+  if (rc == rcode::NoError) return r.has_ns ? ResponseType::kDelegation : ResponseType::kNoError;
+  return ResponseType::kOtherError;
 }
 
 bool questionMatches(const Question& a, const Question& b) {

@@ -90,11 +90,11 @@ struct Query {
 };
 
 enum class QueryStatus : uint8_t {
-  Ok,       // exactly one question, parsed; edns parsed if present
-  Drop,     // send nothing: shorter than a header, or QR=1 (it is a response)
-  FormErr,  // answer FORMERR: counts out of range, bad question, bad/duplicate OPT, bad names
-  NotImp,   // answer NOTIMP: opcode other than QUERY
-  BadVers,  // answer BADVERS: EDNS version != 0
+  kOk,       // exactly one question, parsed; edns parsed if present
+  kDrop,     // send nothing: shorter than a header, or QR=1 (it is a response)
+  kFormErr,  // answer FORMERR: counts out of range, bad question, bad/duplicate OPT, bad names
+  kNotImp,   // answer NOTIMP: opcode other than QUERY
+  kBadVers,  // answer BADVERS: EDNS version != 0
 };
 
 /// Parses a query from a client. Accept rules (as miekg/dns acceptfunc.go): QR=1 → Drop;
@@ -135,14 +135,14 @@ Error parseResponse(ByteView pkt, Response& out);
 
 /// Cache classification (CoreDNS plugin/pkg/response/typify.go).
 enum class ResponseType : uint8_t {
-  NoError,      // answer present, or NOERROR without SOA/NS
-  NoData,       // NOERROR, empty answer, SOA in authority
-  NameError,    // NXDOMAIN with SOA in authority
-  ServerError,  // SERVFAIL or NOTIMP
-  Delegation,   // NOERROR, empty answer, NS in authority
-  OtherError,   // REFUSED, FORMERR, NXDOMAIN without SOA, ... (never cached)
-  Meta,         // AXFR/IXFR, NOTIFY (never cached)
-  Update,       // opcode UPDATE (never cached)
+  kNoError,      // answer present, or NOERROR without SOA/NS
+  kNoData,       // NOERROR, empty answer, SOA in authority
+  kNameError,    // NXDOMAIN with SOA in authority
+  kServerError,  // SERVFAIL or NOTIMP
+  kDelegation,   // NOERROR, empty answer, NS in authority
+  kOtherError,   // REFUSED, FORMERR, NXDOMAIN without SOA, ... (never cached)
+  kMeta,         // AXFR/IXFR, NOTIFY (never cached)
+  kUpdate,       // opcode UPDATE (never cached)
 };
 ResponseType classify(const Response& r);
 

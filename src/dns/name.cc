@@ -34,25 +34,25 @@ bool isDigit(char c) { return c >= '0' && c <= '9'; }
 
 std::string_view errorString(Error e) {
   switch (e) {
-    case Error::None:
+    case Error::kNone:
       return "no error";
-    case Error::Truncated:
+    case Error::kTruncated:
       return "message truncated";
-    case Error::LabelTooLong:
+    case Error::kLabelTooLong:
       return "label longer than 63 bytes";
-    case Error::NameTooLong:
+    case Error::kNameTooLong:
       return "name longer than 255 bytes";
-    case Error::BadPointer:
+    case Error::kBadPointer:
       return "compression pointer not pointing backwards";
-    case Error::PointerLoop:
+    case Error::kPointerLoop:
       return "too many compression pointers";
-    case Error::BadLabelType:
+    case Error::kBadLabelType:
       return "unsupported label type";
-    case Error::BadCount:
+    case Error::kBadCount:
       return "bad section count";
-    case Error::BadOpt:
+    case Error::kBadOpt:
       return "bad OPT record";
-    case Error::BadRdata:
+    case Error::kBadRdata:
       return "RDATA inconsistent with RDLENGTH";
   }
   return "unknown error";
@@ -228,36 +228,36 @@ Error readName(ByteView msg, size_t offset, Name& out, size_t& next) {
   // Bytes a run may use: the message for the first run; after a jump, only bytes before the
   // pointer that jumped (a compressor only points at names written completely before).
   size_t limit = size;
-  size_t outLen = 0;
+  size_t out_len = 0;
   int jumps = 0;
   bool jumped = false;
   for (;;) {
-    if (pos >= limit) return jumped ? Error::BadPointer : Error::Truncated;
+    if (pos >= limit) return jumped ? Error::kBadPointer : Error::kTruncated;
     const uint8_t l = base[pos];
     switch (l & 0xC0) {
       case 0x00: {
         if (l == 0) {
-          if (outLen + 1 > kMaxNameLength) return Error::NameTooLong;
-          out.data[outLen++] = 0;
-          out.len = static_cast<uint8_t>(outLen);
+          if (out_len + 1 > kMaxNameLength) return Error::kNameTooLong;
+          out.data[out_len++] = 0;
+          out.len = static_cast<uint8_t>(out_len);
           if (!jumped) next = pos + 1;
-          return Error::None;
+          return Error::kNone;
         }
-        if (pos + 1 + l > limit) return jumped ? Error::BadPointer : Error::Truncated;
+        if (pos + 1 + l > limit) return jumped ? Error::kBadPointer : Error::kTruncated;
         // +1 length byte, +1 for the root label that must still follow.
-        if (outLen + 1 + l + 1 > kMaxNameLength) return Error::NameTooLong;
-        out.data[outLen] = l;
-        std::memcpy(out.data.data() + outLen + 1, base + pos + 1, l);
-        outLen += size_t{l} + 1;
+        if (out_len + 1 + l + 1 > kMaxNameLength) return Error::kNameTooLong;
+        out.data[out_len] = l;
+        std::memcpy(out.data.data() + out_len + 1, base + pos + 1, l);
+        out_len += size_t{l} + 1;
         pos += size_t{l} + 1;
         break;
       }
       case 0xC0: {
-        if (pos + 1 >= limit) return jumped ? Error::BadPointer : Error::Truncated;
+        if (pos + 1 >= limit) return jumped ? Error::kBadPointer : Error::kTruncated;
         const size_t target = (size_t{l & 0x3Fu} << 8) | base[pos + 1];
         // Strictly before the run of labels being read: guarantees termination.
-        if (target >= segment) return Error::BadPointer;
-        if (++jumps > kMaxPointerJumps) return Error::PointerLoop;
+        if (target >= segment) return Error::kBadPointer;
+        if (++jumps > kMaxPointerJumps) return Error::kPointerLoop;
         if (!jumped) {
           next = pos + 2;
           jumped = true;
@@ -267,7 +267,7 @@ Error readName(ByteView msg, size_t offset, Name& out, size_t& next) {
         break;
       }
       default:
-        return Error::BadLabelType;
+        return Error::kBadLabelType;
     }
   }
 }
@@ -284,26 +284,26 @@ Error skipName(ByteView msg, size_t offset, size_t& next) {
   int jumps = 0;
   bool jumped = false;
   for (;;) {
-    if (pos >= limit) return jumped ? Error::BadPointer : Error::Truncated;
+    if (pos >= limit) return jumped ? Error::kBadPointer : Error::kTruncated;
     const uint8_t l = base[pos];
     switch (l & 0xC0) {
       case 0x00: {
         if (l == 0) {
           if (!jumped) next = pos + 1;
-          return Error::None;
+          return Error::kNone;
         }
-        if (pos + 1 + l > limit) return jumped ? Error::BadPointer : Error::Truncated;
+        if (pos + 1 + l > limit) return jumped ? Error::kBadPointer : Error::kTruncated;
         total += size_t{l} + 1;
-        if (total + 1 > kMaxNameLength) return Error::NameTooLong;
+        if (total + 1 > kMaxNameLength) return Error::kNameTooLong;
         pos += size_t{l} + 1;
         break;
       }
       case 0xC0: {
-        if (pos + 1 >= limit) return jumped ? Error::BadPointer : Error::Truncated;
+        if (pos + 1 >= limit) return jumped ? Error::kBadPointer : Error::kTruncated;
         const size_t target = (size_t{l & 0x3Fu} << 8) | base[pos + 1];
         // Strictly before the run of labels being read: guarantees termination.
-        if (target >= segment) return Error::BadPointer;
-        if (++jumps > kMaxPointerJumps) return Error::PointerLoop;
+        if (target >= segment) return Error::kBadPointer;
+        if (++jumps > kMaxPointerJumps) return Error::kPointerLoop;
         if (!jumped) {
           next = pos + 2;
           jumped = true;
@@ -313,7 +313,7 @@ Error skipName(ByteView msg, size_t offset, size_t& next) {
         break;
       }
       default:
-        return Error::BadLabelType;
+        return Error::kBadLabelType;
     }
   }
 }

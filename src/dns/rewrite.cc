@@ -89,7 +89,7 @@ std::vector<ResponseRule> parseAnswers(const std::vector<std::string>& args, siz
     }
     if (args.size() - i < 2) fail(kind + " answer rule for name rule: 2 arguments required");
     ResponseRule r;
-    r.kind = kind == "name" ? ResponseRule::Kind::Name : ResponseRule::Kind::Value;
+    r.kind = kind == "name" ? ResponseRule::Kind::kName : ResponseRule::Kind::kValue;
     r.replacement = normalizeName(args[i + 1]);
     r.pattern = compile(args[i], r.replacement);
     rules.push_back(std::move(r));
@@ -105,40 +105,40 @@ std::vector<ResponseRule> parseAnswers(const std::vector<std::string>& args, siz
 Rule parseName(const std::vector<std::string>& a) {
   Rule r;
   if (a.size() == 2) {
-    r.match = Rule::Match::Exact;
+    r.match = Rule::Match::kExact;
     r.from = normalizeName(a[0]);
     r.to = normalizeName(a[1]);
   } else {
     const std::string m = lower(a[0]);
     if (m == "exact") {
-      r.match = Rule::Match::Exact;
+      r.match = Rule::Match::kExact;
     } else if (m == "prefix") {
-      r.match = Rule::Match::Prefix;
+      r.match = Rule::Match::kPrefix;
     } else if (m == "suffix") {
-      r.match = Rule::Match::Suffix;
+      r.match = Rule::Match::kSuffix;
     } else if (m == "substring") {
-      r.match = Rule::Match::Substring;
+      r.match = Rule::Match::kSubstring;
     } else if (m == "regex") {
-      r.match = Rule::Match::Regex;
+      r.match = Rule::Match::kRegex;
     } else {
       fail("name rule supports only exact, prefix, suffix, substring, and regex name matching, "
            "received: " + a[0]);
     }
-    if (r.match == Rule::Match::Regex) {
+    if (r.match == Rule::Match::kRegex) {
       r.to = normalizeName(a[2]);
       r.re = compile(a[1], r.to);
       r.from = a[1];
     } else {
       r.from = lower(a[1]);
       r.to = lower(a[2]);
-      if (r.match == Rule::Match::Exact || r.match == Rule::Match::Suffix) {
+      if (r.match == Rule::Match::kExact || r.match == Rule::Match::kSuffix) {
         if (r.from.empty() || r.from.back() != '.') r.from += '.';
         if (r.to.empty() || r.to.back() != '.') r.to += '.';
       }
     }
   }
   if (a.size() > 3) r.answers = parseAnswers(a, 3, &r.answer_auto);
-  if (r.match == Rule::Match::Exact) {
+  if (r.match == Rule::Match::kExact) {
     // CoreDNS 1.10 reverts an exact rule's answers by itself: owners matching TO (compiled as
     // an unanchored pattern, dots and all) become FROM.
     ResponseRule back;
@@ -151,19 +151,19 @@ Rule parseName(const std::vector<std::string>& a) {
 
 bool nameMatches(const Rule& r, const std::string& name, std::string* out) {
   switch (r.match) {
-    case Rule::Match::Exact:
+    case Rule::Match::kExact:
       if (name != r.from) return false;
       *out = r.to;
       return true;
-    case Rule::Match::Prefix:
+    case Rule::Match::kPrefix:
       if (!name.starts_with(r.from)) return false;
       *out = r.to + name.substr(r.from.size());
       return true;
-    case Rule::Match::Suffix:
+    case Rule::Match::kSuffix:
       if (!name.ends_with(r.from)) return false;
       *out = name.substr(0, name.size() - r.from.size()) + r.to;
       return true;
-    case Rule::Match::Substring: {
+    case Rule::Match::kSubstring: {
       if (r.from.empty() || name.find(r.from) == std::string::npos) return false;
       std::string s = name;
       for (size_t at = s.find(r.from); at != std::string::npos;
@@ -173,7 +173,7 @@ bool nameMatches(const Rule& r, const std::string& name, std::string* out) {
       *out = std::move(s);
       return true;
     }
-    case Rule::Match::Regex: {
+    case Rule::Match::kRegex: {
       bool matched = false;
       std::string s = substituteGroups(*r.re, name, r.to, &matched);
       if (!matched) return false;
@@ -242,7 +242,7 @@ void Rewriter::addRule(const std::vector<std::string>& args) {
   if (type == "name") {
     if (rest.size() < 2) fail("name rules must have at least two arguments");
     r = parseName(rest);
-    r.field = Rule::Field::Name;
+    r.field = Rule::Field::kName;
   } else if (type == "type" || type == "class") {
     if (rest.size() != 2) fail(type + " rules must have exactly two arguments");
     auto parse = type == "type" ? typeFromString : classFromString;
@@ -250,7 +250,7 @@ void Rewriter::addRule(const std::vector<std::string>& args) {
     if (!from) fail("invalid " + type + " \"" + rest[0] + "\"");
     const auto to = parse(rest[1]);
     if (!to) fail("invalid " + type + " \"" + rest[1] + "\"");
-    r.field = type == "type" ? Rule::Field::Type : Rule::Field::Class;
+    r.field = type == "type" ? Rule::Field::kType : Rule::Field::kClass;
     r.from_code = *from;
     r.to_code = *to;
   } else {
@@ -265,10 +265,10 @@ Outcome Rewriter::apply(const Question& q) const {
   o.question = q;
   bool stopped = false;
   for (const Rule& r : rules_) {
-    if (r.field == Rule::Field::Type) {
+    if (r.field == Rule::Field::kType) {
       if (o.question.qtype != r.from_code) continue;
       o.question.qtype = r.to_code;
-    } else if (r.field == Rule::Field::Class) {
+    } else if (r.field == Rule::Field::kClass) {
       if (o.question.qclass != r.from_code) continue;
       o.question.qclass = r.to_code;
     } else {
@@ -287,7 +287,7 @@ Outcome Rewriter::apply(const Question& q) const {
         back.remap_from = after;
         back.remap_to = before;
         ResponseRule value = back;
-        value.kind = ResponseRule::Kind::Value;
+        value.kind = ResponseRule::Kind::kValue;
         o.responses.push_back(std::move(back));
         o.responses.push_back(std::move(value));
       }
@@ -355,7 +355,7 @@ bool copyName(ByteView msg, size_t* off, MutableBytes out, size_t* at, const Out
               ResponseRule::Kind kind) {
   Name n;
   size_t next = 0;
-  if (readName(msg, *off, n, next) != Error::None) return false;
+  if (readName(msg, *off, n, next) != Error::kNone) return false;
   *off = next;
   if (o != nullptr) n = rewriteName(*o, kind, n);
   return put(out, at, n.data.data(), n.len);
@@ -398,7 +398,7 @@ size_t Rewriter::revertAnswer(ByteView answer, ByteView client_pkt, const Query&
   size_t off = kHeaderSize;
   for (uint16_t i = 0; i < h.qdcount; ++i) {  // skip the answer's own (rewritten) question
     size_t next = 0;
-    if (skipName(answer, off, next) != Error::None || next + 4 > answer.size()) return 0;
+    if (skipName(answer, off, next) != Error::kNone || next + 4 > answer.size()) return 0;
     off = next + 4;
   }
   const size_t counts[3] = {h.ancount, h.nscount, h.arcount};
@@ -406,7 +406,7 @@ size_t Rewriter::revertAnswer(ByteView answer, ByteView client_pkt, const Query&
     // Response rules touch the answer section only (CoreDNS 1.10's ResponseReverter).
     const Outcome* rules = section == 0 ? &o : nullptr;
     for (size_t i = 0; i < counts[section]; ++i) {
-      if (!copyName(answer, &off, out, &at, rules, ResponseRule::Kind::Name)) return 0;
+      if (!copyName(answer, &off, out, &at, rules, ResponseRule::Kind::kName)) return 0;
       if (off + 10 > answer.size()) return 0;
       const uint16_t t = load16(answer.data() + off);
       const size_t rdlen = load16(answer.data() + off + 8);
@@ -425,7 +425,7 @@ size_t Rewriter::revertAnswer(ByteView answer, ByteView client_pkt, const Query&
         p += shape->prefix;
         for (int n = 0; n < shape->names; ++n) {
           const Outcome* vr = n == shape->value_name ? rules : nullptr;
-          if (!copyName(answer, &p, out, &at, vr, ResponseRule::Kind::Value)) return 0;
+          if (!copyName(answer, &p, out, &at, vr, ResponseRule::Kind::kValue)) return 0;
         }
         if (p > rdata + rdlen) return 0;
         if (!put(out, &at, answer.data() + p, rdata + rdlen - p)) return 0;  // SOA's numbers

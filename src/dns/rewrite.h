@@ -38,19 +38,19 @@ namespace nld::dns::rewrite {
 
 /// One rule that CoreDNS would answer with on the way back (ResponseRule).
 struct ResponseRule {
-  enum class Kind : uint8_t { Name, Value };
-  Kind kind = Kind::Name;
+  enum class Kind : uint8_t { kName, kValue };
+  Kind kind = Kind::kName;
   std::shared_ptr<const re2::RE2> pattern;  // null: a remap of `from` to `to` (answer auto)
   std::string replacement;
   std::string remap_from, remap_to;  // answer auto: exact (case-insensitive) name map
 };
 
 struct Rule {
-  enum class Field : uint8_t { Name, Type, Class };
-  enum class Match : uint8_t { Exact, Prefix, Suffix, Substring, Regex };
+  enum class Field : uint8_t { kName, kType, kClass };
+  enum class Match : uint8_t { kExact, kPrefix, kSuffix, kSubstring, kRegex };
   bool stop = true;
-  Field field = Field::Name;
-  Match match = Match::Exact;
+  Field field = Field::kName;
+  Match match = Match::kExact;
   std::string from, to;  // name rules: lower-cased, as CoreDNS normalises them
   std::shared_ptr<const re2::RE2> re;  // regex rules
   uint16_t from_code = 0, to_code = 0;  // type and class rules

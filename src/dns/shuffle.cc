@@ -62,7 +62,7 @@ size_t shuffleInPlace(MutableBytes msg, size_t len, RandomBelow random_below) {
   size_t off = kHeaderSize;
   for (uint16_t i = 0, qd = load16(msg.data() + 4); i < qd; ++i) {
     size_t next = 0;
-    if (skipName(view, off, next) != Error::None || next + 4 > len) return 0;
+    if (skipName(view, off, next) != Error::kNone || next + 4 > len) return 0;
     off = next + 4;
   }
   size_t total = 0;
@@ -72,7 +72,7 @@ size_t shuffleInPlace(MutableBytes msg, size_t len, RandomBelow random_below) {
     size_t n = 0;
     for (uint16_t i = 0; i < count; ++i) {
       size_t next = 0;
-      if (skipName(view, off, next) != Error::None || next + 10 > len) return total;
+      if (skipName(view, off, next) != Error::kNone || next + 10 > len) return total;
       Rec r;
       r.owner = uint16_t(off);
       r.owner_len = uint16_t(next - off);
@@ -104,8 +104,8 @@ size_t shuffleAddressRecords(MutableBytes msg, size_t len, RandomBelow random_be
   backup.assign(msg.data(), msg.data() + len);
   const size_t n = shuffleInPlace(msg, len, random_below);
   if (n == 0) return 0;
-  const bool parsed_before = parseResponse(ByteView(backup.data(), len), check) == Error::None;
-  if (parsed_before && parseResponse(ByteView(msg.data(), len), check) != Error::None) {
+  const bool parsed_before = parseResponse(ByteView(backup.data(), len), check) == Error::kNone;
+  if (parsed_before && parseResponse(ByteView(msg.data(), len), check) != Error::kNone) {
     std::memcpy(msg.data(), backup.data(), len);
     return 0;
   }

@@ -23,23 +23,23 @@ Result<void> writeFileAtomically(const std::string& path, std::string_view text)
   net::Fd owned(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!owned) return fail("cannot create " + tmp + ": " + std::strerror(errno));
   const int fd = owned.get();
-  auto failStep = [&](const char* what) {
+  auto fail_step = [&](const char* what) {
     const int err = errno;
     owned.reset();
     ::unlink(tmp.c_str());
     return fail(std::string(what) + " " + tmp + ": " + std::strerror(err));
   };
-  if (::fchmod(fd, 0644) != 0) return failStep("cannot chmod");   // independent of the umask
+  if (::fchmod(fd, 0644) != 0) return fail_step("cannot chmod");   // independent of the umask
   size_t done = 0;
   while (done < text.size()) {
     const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return failStep("cannot write");
+      return fail_step("cannot write");
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) return failStep("cannot fsync");
+  if (::fsync(fd) != 0) return fail_step("cannot fsync");
   if (owned.close() != 0) {  // write-back errors of the file surface here
     const int err = errno;
     ::unlink(tmp.c_str());

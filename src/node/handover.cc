@@ -71,7 +71,7 @@ bool sendMessage(int fd, const Json& j, const std::vector<int>& fds = {}) {
   return n == ssize_t(text.size());
 }
 
-enum class Recv { Ok, Eof, Timeout, Bad };
+enum class Recv { kOk, kEof, kTimeout, kBad };
 
 /// Receives one message before `deadline`; attached fds are appended to `fds` (close-on-exec).
 /// A message that is not a JSON object, is truncated or carries fds of another kind is Bad (its
@@ -83,9 +83,9 @@ Recv recvMessage(int fd, SteadyClock::time_point deadline, Json& out, std::vecto
     int wait = std::min(remainingMs(deadline), 200);
     int r = ::poll(&p, 1, wait);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return Recv::Bad;
+    if (r < 0) return Recv::kBad;
     if (r == 0) {
-      if (remainingMs(deadline) == 0 || (stop != nullptr && stop->load())) return Recv::Timeout;
+      if (remainingMs(deadline) == 0 || (stop != nullptr && stop->load())) return Recv::kTimeout;
       continue;
     }
     break;
@@ -114,18 +114,18 @@ Recv recvMessage(int fd, SteadyClock::time_point deadline, Json& out, std::vecto
     }
   }
   auto reject = [](Recv why) { return why; };
-  if (n == 0) return reject(Recv::Eof);
-  if (n < 0 || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return reject(Recv::Bad);
+  if (n == 0) return reject(Recv::kEof);
+  if (n < 0 || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return reject(Recv::kBad);
   try {
     out = Json::parse(buf.data(), buf.data() + n);
   } catch (const std::exception&) {
-    return reject(Recv::Bad);
+    return reject(Recv::kBad);
   }
-  if (!out.is_object() || (fds == nullptr && !got.empty())) return reject(Recv::Bad);
+  if (!out.is_object() || (fds == nullptr && !got.empty())) return reject(Recv::kBad);
   if (fds != nullptr) {
     for (auto& f : got) fds->push_back(std::move(f));
   }
-  return Recv::Ok;
+  return Recv::kOk;
 }
 
 net::Fd openLock(const std::string& path) {
@@ -169,7 +169,7 @@ Handover::Start Handover::begin() {
     throw std::runtime_error(sysError("cannot create state directory", dir_));
   }
   owner_fd_ = openLock(dir_ + "/owner.lock");
-  if (tryOwner()) return Start::Fresh;
+  if (tryOwner()) return Start::kFresh;
 
   // Someone owns the listeners. Queue behind any other candidate.
   successor_fd_ = openLock(dir_ + "/successor.lock");
@@ -180,19 +180,19 @@ Handover::Start Handover::begin() {
       if (errno != EINTR) throw std::runtime_error(sysError("cannot lock", dir_ + "/successor.lock"));
     }
   }
-  if (tryOwner()) return Start::Fresh;  // the owner went away meanwhile
+  if (tryOwner()) return Start::kFresh;  // the owner went away meanwhile
 
   const auto deadline = SteadyClock::now() + timeout_;
   for (;;) {
     net::Fd fd = connectOwner();
     if (!fd) {
       // Not listening yet (it is itself still taking over) or gone: retry until the deadline.
-      if (tryOwner()) return Start::Fresh;
+      if (tryOwner()) return Start::kFresh;
       if (remainingMs(deadline) == 0) {
         log::error("Handover: the running node-cache does not accept handovers on {}/handover.sock;"
                    " binding our own sockets next to it",
                    dir_);
-        return Start::Fresh;
+        return Start::kFresh;
       }
       ::usleep(50 * 1000);
       continue;
@@ -204,13 +204,13 @@ Handover::Start Handover::begin() {
     for (;;) {
       Json reply;
       Recv r = recvMessage(fd.get(), deadline, reply, &fds);
-      bool well_formed = r == Recv::Ok;
+      bool well_formed = r == Recv::kOk;
       try {
         if (well_formed && reply.contains("refused")) {
           log::error("Handover: refused by the running node-cache (pid {}): {}",
                      reply.value("pid", 0), reply["refused"].get<std::string>());
           successor_fd_.reset();  // let other candidates go ahead
-          return Start::Refused;
+          return Start::kRefused;
         }
         if (well_formed) {
           const auto& list = reply.at("sockets");
@@ -239,12 +239,12 @@ Handover::Start Handover::begin() {
       }
       fds.clear();
       fd.reset();
-      if (tryOwner()) return Start::Fresh;
+      if (tryOwner()) return Start::kFresh;
       log::error("Handover: no usable reply from the running node-cache ({}); binding our own "
                  "sockets next to it",
-                 r == Recv::Timeout ? "timed out" : r == Recv::Eof ? "it closed the connection"
+                 r == Recv::kTimeout ? "timed out" : r == Recv::kEof ? "it closed the connection"
                                                                    : "malformed message");
-      return Start::Fresh;
+      return Start::kFresh;
     }
     // PassedSocket carries a raw int: the registry (common/inherited_sockets.h) hands each one
     // on to the listener that adopts it, which owns it from then on.
@@ -253,7 +253,7 @@ Handover::Start Handover::begin() {
               predecessor_.pid);
     inheritedSockets().add(std::move(sockets));
     predecessor_fd_ = std::move(fd);
-    return Start::Inherited;
+    return Start::kInherited;
   }
 }
 
@@ -313,7 +313,7 @@ void Handover::run(Hooks hooks) {
 
 void Handover::serveOne(int conn, const Hooks& hooks) {
   Json hello;
-  if (recvMessage(conn, SteadyClock::now() + timeout_, hello, nullptr, &stop_) != Recv::Ok ||
+  if (recvMessage(conn, SteadyClock::now() + timeout_, hello, nullptr, &stop_) != Recv::kOk ||
       !hello.contains("hello")) {
     log::warn("Handover: a candidate connected but sent no hello; ignored");
     return;
@@ -361,9 +361,9 @@ void Handover::serveOne(int conn, const Hooks& hooks) {
 
   Json ready;
   Recv r = recvMessage(conn, SteadyClock::now() + timeout_, ready, nullptr, &stop_);
-  if (r != Recv::Ok || !ready.contains("ready")) {
+  if (r != Recv::kOk || !ready.contains("ready")) {
     log::warn("Handover: node-cache pid {} did not start serving ({}); still serving", pid,
-              r == Recv::Eof ? "it exited" : r == Recv::Timeout ? "timed out" : "malformed reply");
+              r == Recv::kEof ? "it exited" : r == Recv::kTimeout ? "timed out" : "malformed reply");
     return;
   }
   log::info("Handover: node-cache pid {} serves now; draining and exiting", pid);

@@ -67,9 +67,9 @@ class Handover {
     std::function<std::vector<PassedSocket>()> sockets;
   };
   enum class Start {
-    Fresh,      // no predecessor handed sockets over: bind as usual
-    Inherited,  // the predecessor's sockets are in inheritedSockets()
-    Refused,    // the owner refused us (we are the pod it replaced): do not serve
+    kFresh,      // no predecessor handed sockets over: bind as usual
+    kInherited,  // the predecessor's sockets are in inheritedSockets()
+    kRefused,    // the owner refused us (we are the pod it replaced): do not serve
   };
   struct Peer {
     int pid = 0;

@@ -447,7 +447,7 @@ int Nftables::ensure() {
   nftnl_batch_update(batch.get());
   // Every message gets the socket's next sequence number; they are consecutive, first..last.
   uint32_t first = 0, seq = 0;
-  auto tableMsg = [&](uint16_t type, uint16_t flags, const char* desc) {
+  auto table_msg = [&](uint16_t type, uint16_t flags, const char* desc) {
     TablePtr t(nftnl_table_alloc());
     nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, table.c_str());
     seq = sock.nextSeq();
@@ -458,9 +458,9 @@ int Nftables::ensure() {
     what[seq] = desc;
     nftnl_batch_update(batch.get());
   };
-  tableMsg(NFT_MSG_NEWTABLE, NLM_F_CREATE, "add table");
-  tableMsg(NFT_MSG_DELTABLE, 0, "delete table");
-  tableMsg(NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL, "create table");
+  table_msg(NFT_MSG_NEWTABLE, NLM_F_CREATE, "add table");
+  table_msg(NFT_MSG_DELTABLE, 0, "delete table");
+  table_msg(NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL, "create table");
   for (const ChainDef& c : kChains) {
     ChainPtr ch(nftnl_chain_alloc());
     nftnl_chain_set_str(ch.get(), NFTNL_CHAIN_TABLE, table.c_str());

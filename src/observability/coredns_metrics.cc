@@ -76,67 +76,67 @@ CorednsMetrics::CorednsMetrics(Registry& r, const BuildInfo& build, bool with_no
                         "goversion from which CoreDNS was built.",
                         {"version", "revision", "goversion"})),
       panics(r.counter("coredns_panics_total", "A metrics that counts the number of panics.")),
-      dnsRequests(r.counter("coredns_dns_requests_total",
+      dns_requests(r.counter("coredns_dns_requests_total",
                             "Counter of DNS requests made per zone, protocol and family.",
                             {"server", "zone", "view", "proto", "family", "type"})),
-      dnsRequestDuration(
+      dns_request_duration(
           r.histogram("coredns_dns_request_duration_seconds",
                       "Histogram of the time (in seconds) each request took per zone.",
                       kServerLabels, durationBuckets())),
-      dnsRequestSize(r.histogram("coredns_dns_request_size_bytes",
+      dns_request_size(r.histogram("coredns_dns_request_size_bytes",
                                  "Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone "
                                  "and protocol.",
                                  {"server", "zone", "view", "proto"}, sizeBuckets())),
-      dnsResponseSize(r.histogram("coredns_dns_response_size_bytes",
+      dns_response_size(r.histogram("coredns_dns_response_size_bytes",
                                   "Size of the returned response in bytes.",
                                   {"server", "zone", "view", "proto"}, sizeBuckets())),
-      dnsDoRequests(r.counter("coredns_dns_do_requests_total",
+      dns_do_requests(r.counter("coredns_dns_do_requests_total",
                               "Counter of DNS requests with DO bit set per zone.", kServerLabels)),
-      dnsResponses(r.counter("coredns_dns_responses_total", "Counter of response status codes.",
+      dns_responses(r.counter("coredns_dns_responses_total", "Counter of response status codes.",
                              {"server", "zone", "view", "rcode", "plugin"})),
-      pluginEnabled(r.gauge("coredns_plugin_enabled",
+      plugin_enabled(r.gauge("coredns_plugin_enabled",
                             "A metric that indicates whether a plugin is enabled on per server "
                             "and zone basis.",
                             {"server", "zone", "view", "name"})),
-      cacheEntries(r.gauge("coredns_cache_entries", "The number of elements in the cache.",
+      cache_entries(r.gauge("coredns_cache_entries", "The number of elements in the cache.",
                            kCacheTypeLabels)),
-      cacheRequests(
+      cache_requests(
           r.counter("coredns_cache_requests_total", "The count of cache requests.", kCacheLabels)),
-      cacheHits(r.counter("coredns_cache_hits_total", "The count of cache hits.",
+      cache_hits(r.counter("coredns_cache_hits_total", "The count of cache hits.",
                           kCacheTypeLabels)),
-      cacheMisses(r.counter("coredns_cache_misses_total",
+      cache_misses(r.counter("coredns_cache_misses_total",
                             "The count of cache misses. Deprecated, derive misses from cache "
                             "hits/requests counters.",
                             kCacheLabels)),
-      cachePrefetch(r.counter("coredns_cache_prefetch_total",
+      cache_prefetch(r.counter("coredns_cache_prefetch_total",
                               "The number of times the cache has prefetched a cached item.",
                               kCacheLabels)),
-      cacheDrops(r.counter("coredns_cache_drops_total",
+      cache_drops(r.counter("coredns_cache_drops_total",
                            "The number responses that are not cached, because the reply is "
                            "malformed.",
                            kCacheLabels)),
-      cacheServedStale(r.counter("coredns_cache_served_stale_total",
+      cache_served_stale(r.counter("coredns_cache_served_stale_total",
                                  "The number of requests served from stale cache entries.",
                                  kCacheLabels)),
-      cacheEvictions(r.counter("coredns_cache_evictions_total", "The count of cache evictions.",
+      cache_evictions(r.counter("coredns_cache_evictions_total", "The count of cache evictions.",
                                kCacheTypeLabels)),
-      proxyRequestDuration(r.histogram("coredns_proxy_request_duration_seconds",
+      proxy_request_duration(r.histogram("coredns_proxy_request_duration_seconds",
                                        "Histogram of the time each request took.",
                                        {"proxy_name", "to", "rcode"}, durationBuckets())),
-      proxyHealthcheckFailures(r.counter("coredns_proxy_healthcheck_failures_total",
+      proxy_healthcheck_failures(r.counter("coredns_proxy_healthcheck_failures_total",
                                          "Counter of the number of failed healthchecks.",
                                          {"proxy_name", "to"})),
-      proxyConnCacheHits(r.counter("coredns_proxy_conn_cache_hits_total",
+      proxy_conn_cache_hits(r.counter("coredns_proxy_conn_cache_hits_total",
                                    "Counter of connection cache hits per upstream and protocol.",
                                    {"proxy_name", "to", "proto"})),
-      proxyConnCacheMisses(
+      proxy_conn_cache_misses(
           r.counter("coredns_proxy_conn_cache_misses_total",
                     "Counter of connection cache misses per upstream and protocol.",
                     {"proxy_name", "to", "proto"})),
-      forwardHealthcheckBroken(
+      forward_healthcheck_broken(
           r.counter("coredns_forward_healthcheck_broken_total",
                     "Counter of the number of complete failures of the healthchecks.")),
-      forwardMaxConcurrentRejects(
+      forward_max_concurrent_rejects(
           r.counter("coredns_forward_max_concurrent_rejects_total",
                     "Counter of the number of queries rejected because the concurrent queries "
                     "were at maximum.")),
@@ -159,8 +159,8 @@ CorednsMetrics::CorednsMetrics(Registry& r, const BuildInfo& build, bool with_no
   build_info.with({b.version, b.revision, b.goversion}).set(1);
   // Plain (label-less) collectors exist at 0 from registration, as in Go.
   panics.with();
-  forwardHealthcheckBroken.with();
-  forwardMaxConcurrentRejects.with();
+  forward_healthcheck_broken.with();
+  forward_max_concurrent_rejects.with();
   reload_failed.with();
   health_request_failures.with();
   health_request_duration.with();

@@ -50,31 +50,31 @@ struct CorednsMetrics {
   // plugin/metrics
   GaugeFamily& build_info;          // coredns_build_info{version,revision,goversion} = 1
   CounterFamily& panics;           // coredns_panics_total
-  CounterFamily& dnsRequests;      // {server,zone,view,proto,family,type}
-  HistogramFamily& dnsRequestDuration;  // {server,zone,view}
-  HistogramFamily& dnsRequestSize;      // {server,zone,view,proto}
-  HistogramFamily& dnsResponseSize;     // {server,zone,view,proto}
-  CounterFamily& dnsDoRequests;         // {server,zone,view}
-  CounterFamily& dnsResponses;          // {server,zone,view,rcode,plugin}
-  GaugeFamily& pluginEnabled;           // {server,zone,view,name} = 1
+  CounterFamily& dns_requests;      // {server,zone,view,proto,family,type}
+  HistogramFamily& dns_request_duration;  // {server,zone,view}
+  HistogramFamily& dns_request_size;      // {server,zone,view,proto}
+  HistogramFamily& dns_response_size;     // {server,zone,view,proto}
+  CounterFamily& dns_do_requests;         // {server,zone,view}
+  CounterFamily& dns_responses;          // {server,zone,view,rcode,plugin}
+  GaugeFamily& plugin_enabled;           // {server,zone,view,name} = 1
 
   // plugin/cache; type is "success" or "denial"
-  GaugeFamily& cacheEntries;        // {server,zones,view,type}
-  CounterFamily& cacheRequests;     // {server,zones,view}
-  CounterFamily& cacheHits;         // {server,zones,view,type}
-  CounterFamily& cacheMisses;       // {server,zones,view}
-  CounterFamily& cachePrefetch;     // {server,zones,view}
-  CounterFamily& cacheDrops;        // {server,zones,view}
-  CounterFamily& cacheServedStale;  // {server,zones,view}
-  CounterFamily& cacheEvictions;    // {server,zones,view,type}
+  GaugeFamily& cache_entries;        // {server,zones,view,type}
+  CounterFamily& cache_requests;     // {server,zones,view}
+  CounterFamily& cache_hits;         // {server,zones,view,type}
+  CounterFamily& cache_misses;       // {server,zones,view}
+  CounterFamily& cache_prefetch;     // {server,zones,view}
+  CounterFamily& cache_drops;        // {server,zones,view}
+  CounterFamily& cache_served_stale;  // {server,zones,view}
+  CounterFamily& cache_evictions;    // {server,zones,view,type}
 
   // plugin/forward + pkg/proxy
-  HistogramFamily& proxyRequestDuration;   // {proxy_name,to,rcode}
-  CounterFamily& proxyHealthcheckFailures; // {proxy_name,to}
-  CounterFamily& proxyConnCacheHits;       // {proxy_name,to,proto}
-  CounterFamily& proxyConnCacheMisses;     // {proxy_name,to,proto}
-  CounterFamily& forwardHealthcheckBroken;     // no labels
-  CounterFamily& forwardMaxConcurrentRejects;  // no labels
+  HistogramFamily& proxy_request_duration;   // {proxy_name,to,rcode}
+  CounterFamily& proxy_healthcheck_failures; // {proxy_name,to}
+  CounterFamily& proxy_conn_cache_hits;       // {proxy_name,to,proto}
+  CounterFamily& proxy_conn_cache_misses;     // {proxy_name,to,proto}
+  CounterFamily& forward_healthcheck_broken;     // no labels
+  CounterFamily& forward_max_concurrent_rejects;  // no labels
 
   // plugin/reload
   CounterFamily& reload_failed;       // no labels

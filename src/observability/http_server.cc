@@ -727,7 +727,7 @@ void HttpServer::start() {
   }
   // A listener handed over by a predecessor process (node/handover.h) is the same socket, with
   // its accept queue: take it instead of binding (the port is still the predecessor's).
-  const int inherited = inheritedSockets().take(SocketKind::Http, address_, 0);
+  const int inherited = inheritedSockets().take(SocketKind::kHttp, address_, 0);
   startOn(inherited >= 0 ? net::Fd(inherited) : listenHttp(address_));
 }
 
@@ -939,7 +939,7 @@ void HttpEndpoints::start() {
 std::vector<PassedSocket> HttpEndpoints::listeningSockets() const {
   std::vector<PassedSocket> out;
   for (const auto& [key, s] : servers_) {
-    if (int fd = s->listeningFd(); fd >= 0) out.push_back({SocketKind::Http, s->address(), 0, fd});
+    if (int fd = s->listeningFd(); fd >= 0) out.push_back({SocketKind::kHttp, s->address(), 0, fd});
   }
   return out;
 }

@@ -88,8 +88,7 @@ int Agent::run(const std::atomic<bool>& stop) {
       next_probe = std::max(next_probe + options_.probe_interval, now);
     }
     if (!client_.connected() && now >= next_connect) {
-      std::string err;
-      if (client_.connect(&err)) {
+      if (auto connected = client_.connect()) {
         backoff.reset();
         log::info("plugin/ovn: agent: connected to {} ({} rows)", client_.currentRemote(), client_.replica().rowCount());
         dirty_ = true;
@@ -97,7 +96,8 @@ int Agent::run(const std::atomic<bool>& stop) {
         last_seq = client_.replica().seqno();
       } else {
         const auto d = backoff.next();
-        log::error("plugin/ovn: agent: cannot connect to OVN NB: {}; retrying in {} ms", err, d.count());
+        log::error("plugin/ovn: agent: cannot connect to OVN NB: {}; retrying in {} ms",
+                   connected.error().message(), d.count());
         next_connect = Clock::now() + d;
       }
       continue;  // the connect may have taken a while: probe first if due

@@ -30,11 +30,10 @@ Controller::Controller(ControllerOptions options, Metrics& metrics)
       }()) {}
 
 bool Controller::connectLogged() {
-  std::string err;
-  if (!client_.connect(&err)) {
+  if (auto connected = client_.connect(); !connected) {
     metrics_.errors.inc();
     metrics_.connected.set(0);
-    log::error("plugin/ovn: cannot connect to OVN NB: {}", err);
+    log::error("plugin/ovn: cannot connect to OVN NB: {}", connected.error().message());
     return false;
   }
   metrics_.connects.inc();
@@ -82,11 +81,10 @@ Controller::Pass Controller::reconcileOnce() {
     metrics_.last_success_unix.set(static_cast<double>(std::time(nullptr)));
     return Pass::kConverged;
   }
-  std::string err;
-  auto ops = buildTransaction(plan, nb, cfg, &err);
+  auto ops = buildTransaction(plan, nb, cfg);
   if (!ops) {
     metrics_.errors.inc();
-    log::error("plugin/ovn: cannot reconcile: {}", err);
+    log::error("plugin/ovn: cannot reconcile: {}", ops.error().message());
     return Pass::kFailed;
   }
   auto res = client_.transact(*ops, options_.transaction_timeout);
@@ -200,10 +198,9 @@ int Controller::dryRun(std::ostream& out) {
     log::info("plugin/ovn: dry run: NB already converged, nothing to write");
     return 0;
   }
-  std::string err;
-  auto ops = buildTransaction(plan, nb, cfg, &err);
+  auto ops = buildTransaction(plan, nb, cfg);
   if (!ops) {
-    log::error("plugin/ovn: dry run: cannot reconcile: {}", err);
+    log::error("plugin/ovn: dry run: cannot reconcile: {}", ops.error().message());
     return 1;
   }
   ovsdb::Json params = ovsdb::Json::array({client_.schema().name().empty() ? "OVN_Northbound" : client_.schema().name()});

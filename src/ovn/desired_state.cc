@@ -106,14 +106,11 @@ Plan computePlan(const NbSnapshot& nb, const ReconcileConfig& config) {
   return plan;
 }
 
-std::optional<Json> buildTransaction(const Plan& plan, const NbSnapshot& nb, const ReconcileConfig& config,
-                                     std::string* error) {
+Result<Json> buildTransaction(const Plan& plan, const NbSnapshot& nb,
+                              const ReconcileConfig& config) {
   Json ops = Json::array();
   if (!plan.deletes.empty() || !plan.inserts.empty()) {
-    if (!nb.router_uuid) {
-      if (error) *error = "logical router " + config.router + " not found";
-      return std::nullopt;
-    }
+    if (!nb.router_uuid) return fail("logical router " + config.router + " not found");
     std::vector<Json> current;
     for (const auto& u : nb.router_policy_uuids) current.push_back(ovsdb::makeUuid(u));
     const Json where_router = Json::array({Json::array({"_uuid", "==", ovsdb::makeUuid(*nb.router_uuid)})});

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "common/result.h"
 #include "ovn/nb_snapshot.h"
 #include "ovsdb/datum.h"
 
@@ -78,8 +79,8 @@ Plan computePlan(const NbSnapshot& nb, const ReconcileConfig& config);
 /// The transact operations implementing `plan`, guarded by "wait" operations on the router's
 /// policies column (and on NB_Global's absence when inserting it) so a concurrent writer makes
 /// the transaction fail instead of duplicating policies.
-/// @return nullopt with *error if the plan cannot be applied (e.g. no cluster router).
-std::optional<ovsdb::Json> buildTransaction(const Plan& plan, const NbSnapshot& nb,
-                                            const ReconcileConfig& config, std::string* error);
+/// @return the operations, or an error if the plan cannot be applied (e.g. no cluster router).
+Result<ovsdb::Json> buildTransaction(const Plan& plan, const NbSnapshot& nb,
+                                     const ReconcileConfig& config);
 
 }  // namespace nld::ovn

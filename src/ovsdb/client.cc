@@ -72,23 +72,21 @@ void Client::disconnect(const std::string& why) {
   probe_sent_.reset();
 }
 
-bool Client::connect(std::string* error) {
+Result<void> Client::connect() {
   disconnect("reconnecting");
   std::string all;
   const std::size_t n = options_.remotes.size();
-  if (n == 0) {
-    if (error) *error = "no OVSDB remote configured";
-    return false;
-  }
+  if (n == 0) return fail("no OVSDB remote configured");
   for (std::size_t i = 0; i < n; ++i) {
     // Start with the remote that worked last; move on from it if it fails.
     std::size_t idx = (remote_index_ + i) % n;
-    std::string why;
-    if (tryRemote(options_.remotes[idx], &why)) {
+    auto tried = tryRemote(options_.remotes[idx]);
+    if (tried) {
       remote_index_ = idx;
       ++connect_count_;
-      return true;
+      return {};
     }
+    const std::string& why = tried.error().message();
     disconnect(why);
     if (n > 1) log::info("ovsdb: skipping {}: {}", options_.remotes[idx].toString(), why);
     if (!all.empty()) all += "; ";
@@ -96,15 +94,15 @@ bool Client::connect(std::string* error) {
   }
   remote_index_ = (remote_index_ + 1) % n;
   last_error_ = all;
-  if (error) *error = all;
-  return false;
+  return fail(std::move(all));
 }
 
-bool Client::tryRemote(const Remote& remote, std::string* error) {
+Result<void> Client::tryRemote(const Remote& remote) {
   const int timeout_ms = static_cast<int>(options_.connect_timeout.count());
-  stream_ = options_.open_stream ? options_.open_stream(remote, options_.ssl, timeout_ms, error)
-                                : Stream::open(remote, options_.ssl, timeout_ms, error);
-  if (!stream_) return false;
+  auto opened = options_.open_stream ? options_.open_stream(remote, options_.ssl, timeout_ms)
+                                     : Stream::open(remote, options_.ssl, timeout_ms);
+  if (!opened) return fail(std::move(opened).error());
+  stream_ = std::move(*opened);
   last_rx_ = Clock::now();
   const auto deadline = Clock::now() + options_.connect_timeout;
 
@@ -114,10 +112,7 @@ bool Client::tryRemote(const Remote& remote, std::string* error) {
                    {"where", Json::array({Json::array({"name", "==", options_.database})})},
                    {"columns", Json::array({"leader", "model", "connected"})}};
     auto reply = waitReply(sendRequest("transact", Json::array({"_Server", select})), deadline);
-    if (!reply) {
-      if (error) *error = stream_ ? "no reply to _Server query" : last_error_;
-      return false;
-    }
+    if (!reply) return fail(stream_ ? "no reply to _Server query" : last_error_);
     // Servers without a _Server database (or standalone ones) are accepted as they are.
     const Json& result = (*reply)["result"];
     if (result.is_array() && !result.empty() && result[0].is_object() && result[0].contains("rows") &&
@@ -136,23 +131,18 @@ bool Client::tryRemote(const Remote& remote, std::string* error) {
       const bool leader = leader_j && leader_j->is_boolean() && leader_j->get<bool>();
       const bool conn = !conn_j || !conn_j->is_boolean() || conn_j->get<bool>();
       if (clustered && (!leader || !conn)) {
-        if (error) *error = "not leader of clustered database " + options_.database;
-        return false;
+        return fail("not leader of clustered database " + options_.database);
       }
     }
   }
 
   auto schema_reply = waitReply(sendRequest("get_schema", Json::array({options_.database})), deadline);
-  if (!schema_reply) {
-    if (error) *error = stream_ ? "no reply to get_schema" : last_error_;
-    return false;
-  }
+  if (!schema_reply) return fail(stream_ ? "no reply to get_schema" : last_error_);
   if (!(*schema_reply)["error"].is_null()) {
-    if (error) *error = "get_schema: " + describeError((*schema_reply)["error"]);
-    return false;
+    return fail("get_schema: " + describeError((*schema_reply)["error"]));
   }
-  auto schema = Schema::fromJson((*schema_reply)["result"], error);
-  if (!schema) return false;
+  auto schema = Schema::fromJson((*schema_reply)["result"]);
+  if (!schema) return fail(std::move(schema).error());
   schema_ = std::move(*schema);
 
   monitor_cond_ = true;
@@ -167,35 +157,21 @@ bool Client::tryRemote(const Remote& remote, std::string* error) {
                                                           buildMonitorRequests(options_.monitor, schema_, false)})),
                       deadline);
   }
-  if (!reply) {
-    if (error) *error = stream_ ? "no reply to monitor request" : last_error_;
-    return false;
-  }
-  if (!(*reply)["error"].is_null()) {
-    if (error) *error = "monitor: " + describeError((*reply)["error"]);
-    return false;
-  }
+  if (!reply) return fail(stream_ ? "no reply to monitor request" : last_error_);
+  if (!(*reply)["error"].is_null()) return fail("monitor: " + describeError((*reply)["error"]));
   replica_.clear();
-  std::string why;
-  bool ok = monitor_cond_ ? replica_.applyUpdate2((*reply)["result"], schema_, &why)
-                         : replica_.applyUpdate((*reply)["result"], &why);
-  if (!ok) {
-    if (error) *error = "bad monitor reply: " + why;
-    return false;
-  }
+  auto applied = monitor_cond_ ? replica_.applyUpdate2((*reply)["result"], schema_)
+                               : replica_.applyUpdate((*reply)["result"]);
+  if (!applied) return fail("bad monitor reply: " + applied.error().message());
   // Notifications that came in the same read as the reply apply on top of it, now.
-  if (!dispatchQueued()) {
-    if (error) *error = last_error_;
-    return false;
-  }
-  return true;
+  if (!dispatchQueued()) return fail(last_error_);
+  return {};
 }
 
 bool Client::send(const Json& message) {
   if (!stream_) return false;
-  std::string err;
-  if (!stream_->writeAll(message.dump(), 5000, &err)) {
-    disconnect(err);
+  if (auto written = stream_->writeAll(message.dump(), 5000); !written) {
+    disconnect(written.error().message());
     return false;
   }
   return true;
@@ -255,21 +231,21 @@ bool Client::readOnce(int timeout_ms) {
   std::vector<std::string> messages;
   // Drain what is readable now (bounded so one busy server cannot starve the caller).
   for (int i = 0; i < 64 && stream_; ++i) {
-    std::string err;
-    long n = stream_->read(buf, sizeof buf, &err);
-    if (n < 0) {
-      disconnect(err);
+    auto got = stream_->read(buf, sizeof buf);
+    if (!got) {
+      disconnect(got.error().message());
       return false;
     }
+    const std::size_t n = *got;
     if (n == 0) break;
     last_rx_ = Clock::now();
     probe_sent_.reset();
-    auto st = framer_.feed(std::string_view(buf, static_cast<std::size_t>(n)), messages);
+    auto st = framer_.feed(std::string_view(buf, n), messages);
     if (st != JsonFramer::Status::kOk) {
       disconnect(st == JsonFramer::Status::kTooLarge ? "JSON-RPC message too large" : "JSON-RPC framing error");
       return false;
     }
-    if (static_cast<std::size_t>(n) < sizeof buf && !stream_->hasBufferedData()) break;
+    if (n < sizeof buf && !stream_->hasBufferedData()) break;
   }
   for (auto& m : messages) queued_.push_back(std::move(m));
   return dispatchQueued();
@@ -283,10 +259,10 @@ void Client::dispatch(Json message) {
     if (m == "echo") {
       send(Json{{"result", params}, {"error", nullptr}, {"id", message["id"]}});
     } else if ((m == "update" || m == "update2") && params.is_array() && params.size() == 2) {
-      std::string why;
-      bool ok = m == "update2" ? replica_.applyUpdate2(params[1], schema_, &why)
-                               : replica_.applyUpdate(params[1], &why);
-      if (!ok) disconnect("bad " + m + " notification: " + why);  // resync on reconnect
+      auto applied = m == "update2" ? replica_.applyUpdate2(params[1], schema_)
+                                    : replica_.applyUpdate(params[1]);
+      // A bad notification drops the connection: the next connect() resyncs.
+      if (!applied) disconnect("bad " + m + " notification: " + applied.error().message());
     } else if (!message["id"].is_null()) {
       send(Json{{"result", nullptr}, {"error", "unknown method"}, {"id", message["id"]}});
     }

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "common/result.h"
 #include "ovsdb/datum.h"
 #include "ovsdb/json_framer.h"
 #include "ovsdb/remote.h"
@@ -44,8 +45,7 @@ struct ClientOptions {
   bool leader_only = true;
   /// Opens the byte stream to a remote; empty means Stream::open. The fuzz target and unit tests
   /// of the protocol handling substitute an in-memory server here (no sockets, no timing).
-  std::function<std::unique_ptr<Stream>(const Remote&, const SslOptions&, int timeout_ms,
-                                        std::string* error)>
+  std::function<Result<std::unique_ptr<Stream>>(const Remote&, const SslOptions&, int timeout_ms)>
       open_stream;
 };
 
@@ -93,8 +93,8 @@ class Client {
 
   /// Tries every remote once, starting after the one used last, until one accepts (is the leader
   /// for clustered databases, serves the database, and the monitor succeeds).
-  /// @return false with *error listing why each remote failed.
-  bool connect(std::string* error);
+  /// @return an error listing why each remote failed.
+  Result<void> connect();
 
   /// Closes the connection (the replica is kept until the next connect()).
   void disconnect(const std::string& why);
@@ -126,7 +126,7 @@ class Client {
   bool usingMonitorCond() const { return monitor_cond_; }
 
  private:
-  bool tryRemote(const Remote& remote, std::string* error);
+  Result<void> tryRemote(const Remote& remote);
   bool send(const Json& message);
   int64_t sendRequest(const std::string& method, Json params);
   /// Reads until the reply to `id` arrives or the deadline passes.

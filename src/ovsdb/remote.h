@@ -2,7 +2,8 @@
 // OVSDB remote addresses as ovn-nbctl/kube-ovn write them: "unix:PATH", "tcp:HOST:PORT",
 // "ssl:HOST:PORT" (HOST may be an IPv6 literal, bracketed or not), comma-separated for a cluster.
 //
-// Thread affinity: pure functions. Parsing errors throw std::invalid_argument (startup only).
+// Thread affinity: pure functions.
+// Parsing throws std::invalid_argument: remotes are a startup flag; main's one catch exits.
 #include <cstdint>
 #include <string>
 #include <string_view>

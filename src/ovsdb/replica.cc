@@ -9,11 +9,6 @@ const Json& nullJson() {
   return kNull;
 }
 
-bool fail(std::string* error, std::string msg) {
-  if (error) *error = std::move(msg);
-  return false;
-}
-
 }  // namespace
 
 const Json& column(const Replica::Row& row, const std::string& name) {
@@ -45,24 +40,24 @@ std::size_t Replica::rowCount() const {
   return n;
 }
 
-bool Replica::applyUpdate(const Json& table_updates, std::string* error) {
-  if (!table_updates.is_object()) return fail(error, "table-updates is not an object");
+Result<void> Replica::applyUpdate(const Json& table_updates) {
+  if (!table_updates.is_object()) return fail("table-updates is not an object");
   bool changed = false;
   for (auto table_name_it = table_updates.begin(); table_name_it != table_updates.end(); ++table_name_it) {
     const std::string& table_name = table_name_it.key();
     const Json& rows = table_name_it.value();
-    if (!rows.is_object()) return fail(error, "table-update for " + table_name + " is not an object");
+    if (!rows.is_object()) return fail("table-update for " + table_name + " is not an object");
     auto& t = tables_[table_name];
     for (auto uuid_it = rows.begin(); uuid_it != rows.end(); ++uuid_it) {
       const std::string& uuid = uuid_it.key();
       const Json& ru = uuid_it.value();
-      if (!ru.is_object()) return fail(error, "row-update " + uuid + " is not an object");
+      if (!ru.is_object()) return fail("row-update " + uuid + " is not an object");
       const Json& new_row = column(ru, "new");
       if (new_row.is_null()) {
         changed |= t.erase(uuid) != 0;
         continue;
       }
-      if (!new_row.is_object()) return fail(error, "row-update " + uuid + " \"new\" is not an object");
+      if (!new_row.is_object()) return fail("row-update " + uuid + " \"new\" is not an object");
       // "new" holds every monitored column for inserts, only changed ones for modifications.
       auto& row = t[uuid];
       if (!row.is_object()) row = Json::object();
@@ -71,18 +66,18 @@ bool Replica::applyUpdate(const Json& table_updates, std::string* error) {
     }
   }
   if (changed) ++seqno_;
-  return true;
+  return {};
 }
 
-bool Replica::applyUpdate2(const Json& table_updates2, const Schema& schema, std::string* error) {
-  if (!table_updates2.is_object()) return fail(error, "table-updates2 is not an object");
+Result<void> Replica::applyUpdate2(const Json& table_updates2, const Schema& schema) {
+  if (!table_updates2.is_object()) return fail("table-updates2 is not an object");
   bool changed = false;
-  bool ok = true;
+  Result<void> result;
   for (auto table_name_it = table_updates2.begin(); table_name_it != table_updates2.end(); ++table_name_it) {
     const std::string& table_name = table_name_it.key();
     const Json& rows = table_name_it.value();
     if (!rows.is_object()) {
-      ok = fail(error, "table-update2 for " + table_name + " is not an object");
+      result = fail("table-update2 for " + table_name + " is not an object");
       break;
     }
     auto& t = tables_[table_name];
@@ -90,7 +85,7 @@ bool Replica::applyUpdate2(const Json& table_updates2, const Schema& schema, std
       const std::string& uuid = uuid_it.key();
       const Json& ru = uuid_it.value();
       if (!ru.is_object() || ru.size() != 1) {
-        ok = fail(error, "row-update2 " + uuid + " must have exactly one member");
+        result = fail("row-update2 " + uuid + " must have exactly one member");
         break;
       }
       const auto first = ru.begin();
@@ -100,14 +95,14 @@ bool Replica::applyUpdate2(const Json& table_updates2, const Schema& schema, std
         changed |= t.erase(uuid) != 0;
       } else if (op == "initial" || op == "insert") {
         if (!body.is_object()) {
-          ok = fail(error, "row-update2 " + uuid + " row is not an object");
+          result = fail("row-update2 " + uuid + " row is not an object");
           break;
         }
         t[uuid] = body;
         changed = true;
       } else if (op == "modify") {
         if (!body.is_object()) {
-          ok = fail(error, "row-update2 " + uuid + " row is not an object");
+          result = fail("row-update2 " + uuid + " row is not an object");
           break;
         }
         auto& row = t[uuid];
@@ -117,22 +112,22 @@ bool Replica::applyUpdate2(const Json& table_updates2, const Schema& schema, std
           const Json& diff = col_it.value();
           auto next = applyDiff(column(row, col), diff, schema.kind(table_name, col));
           if (!next) {
-            ok = fail(error, "bad modify difference for " + table_name + "." + col);
+            result = fail("bad modify difference for " + table_name + "." + col);
             break;
           }
           row[col] = std::move(*next);
         }
         changed = true;
-        if (!ok) break;
+        if (!result) break;
       } else {
-        ok = fail(error, "unknown row-update2 member \"" + op + "\"");
+        result = fail("unknown row-update2 member \"" + op + "\"");
         break;
       }
     }
-    if (!ok) break;
+    if (!result) break;
   }
   if (changed) ++seqno_;
-  return ok;
+  return result;
 }
 
 }  // namespace nld::ovsdb

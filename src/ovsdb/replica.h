@@ -8,6 +8,7 @@
 #include <map>
 #include <string>
 
+#include "common/result.h"
 #include "ovsdb/datum.h"
 #include "ovsdb/schema.h"
 
@@ -22,12 +23,12 @@ class Replica {
   void clear();
 
   /// Applies a <table-updates> object (RFC 7047 §4.1.6, "monitor" reply / "update").
-  /// On malformed input returns false with *error set; rows processed before the error stay.
-  bool applyUpdate(const Json& table_updates, std::string* error);
+  /// On malformed input returns an error; rows processed before the error stay.
+  Result<void> applyUpdate(const Json& table_updates);
 
   /// Applies a <table-updates2> object (monitor_cond reply / "update2"); `schema` gives the column
   /// kinds needed for "modify" differences.
-  bool applyUpdate2(const Json& table_updates2, const Schema& schema, std::string* error);
+  Result<void> applyUpdate2(const Json& table_updates2, const Schema& schema);
 
   /// The rows of a table, or an empty table if nothing was received for it.
   const Table& table(const std::string& name) const;

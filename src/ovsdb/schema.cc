@@ -23,10 +23,9 @@ ColumnKind kindOfType(const Json& type) {
 
 }  // namespace
 
-std::optional<Schema> Schema::fromJson(const Json& schema, std::string* error) {
+Result<Schema> Schema::fromJson(const Json& schema) {
   if (!schema.is_object() || !schema.contains("tables") || !schema["tables"].is_object()) {
-    if (error) *error = "schema has no \"tables\" object";
-    return std::nullopt;
+    return fail("schema has no \"tables\" object");
   }
   Schema s;
   if (auto it = schema.find("name"); it != schema.end() && it->is_string()) s.name_ = it->get<std::string>();

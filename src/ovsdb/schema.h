@@ -4,9 +4,9 @@
 //
 // Thread affinity: immutable after construction; safe to read from any thread.
 #include <map>
-#include <optional>
 #include <string>
 
+#include "common/result.h"
 #include "ovsdb/datum.h"
 
 namespace nld::ovsdb {
@@ -16,8 +16,8 @@ class Schema {
   Schema() = default;
 
   /// Parses a <database-schema> object (the result of get_schema).
-  /// @return nullopt with *error set if the object is not a schema.
-  static std::optional<Schema> fromJson(const Json& schema, std::string* error);
+  /// @return the schema, or an error if the object is not a schema.
+  static Result<Schema> fromJson(const Json& schema);
 
   const std::string& name() const { return name_; }
   bool hasTable(const std::string& table) const { return tables_.count(table) != 0; }

@@ -40,8 +40,8 @@ bool waitFd(int fd, short events, int timeout_ms) {
   return r > 0;
 }
 
-// Opens a non-blocking connected socket, or an empty Fd with *error set.
-net::Fd connectSocket(const Remote& remote, int timeout_ms, std::string* error) {
+// Opens a non-blocking connected socket.
+Result<net::Fd> connectSocket(const Remote& remote, int timeout_ms) {
   sockaddr_storage ss{};
   socklen_t len = 0;
   int family = AF_UNIX;
@@ -49,8 +49,7 @@ net::Fd connectSocket(const Remote& remote, int timeout_ms, std::string* error) 
     sockaddr_un un{};
     un.sun_family = AF_UNIX;
     if (remote.path.size() >= sizeof un.sun_path) {
-      *error = "unix socket path too long: " + remote.path;
-      return {};
+      return fail("unix socket path too long: " + remote.path);
     }
     std::memcpy(un.sun_path, remote.path.data(), remote.path.size());
     std::memcpy(&ss, &un, sizeof un);
@@ -58,8 +57,7 @@ net::Fd connectSocket(const Remote& remote, int timeout_ms, std::string* error) 
   } else {
     const auto ip = net::parseSockAddr(remote.host, remote.port);
     if (!ip) {
-      *error = "not an IP address: " + remote.host;
-      return {};
+      return fail("not an IP address: " + remote.host);
     }
     family = ip->af();
     ss = ip->storage;
@@ -67,8 +65,7 @@ net::Fd connectSocket(const Remote& remote, int timeout_ms, std::string* error) 
   }
   net::Fd owned(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!owned) {
-    *error = errnoText("socket");
-    return {};
+    return fail(errnoText("socket"));
   }
   const int fd = owned.get();
   if (family != AF_UNIX) {
@@ -78,19 +75,16 @@ net::Fd connectSocket(const Remote& remote, int timeout_ms, std::string* error) 
   sockaddr* sa = static_cast<sockaddr*>(static_cast<void*>(&ss));
   if (::connect(fd, sa, len) < 0) {
     if (errno != EINPROGRESS && errno != EAGAIN) {
-      *error = errnoText(("connect " + remote.toString()).c_str());
-      return {};
+      return fail(errnoText(("connect " + remote.toString()).c_str()));
     }
     if (!waitFd(fd, POLLOUT, timeout_ms)) {
-      *error = "connect " + remote.toString() + ": timed out";
-      return {};
+      return fail("connect " + remote.toString() + ": timed out");
     }
     int soerr = 0;
     socklen_t sl = sizeof soerr;
     ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
     if (soerr != 0) {
-      *error = "connect " + remote.toString() + ": " + std::strerror(soerr);
-      return {};
+      return fail("connect " + remote.toString() + ": " + std::strerror(soerr));
     }
   }
   return owned;
@@ -105,22 +99,18 @@ class SocketStream : public Stream {
 
   int fd() const override { return fd_.get(); }
 
-  long read(char* buf, std::size_t len, std::string* error) override {
+  Result<std::size_t> read(char* buf, std::size_t len) override {
     ssize_t n;
     do {
       n = ::recv(fd_.get(), buf, len, 0);
     } while (n < 0 && errno == EINTR);
-    if (n > 0) return n;
-    if (n == 0) {
-      *error = "connection closed by server";
-      return -1;
-    }
+    if (n > 0) return static_cast<std::size_t>(n);
+    if (n == 0) return fail("connection closed by server");
     if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-    *error = errnoText("recv");
-    return -1;
+    return fail(errnoText("recv"));
   }
 
-  bool writeAll(std::string_view data, int timeout_ms, std::string* error) override {
+  Result<void> writeAll(std::string_view data, int timeout_ms) override {
     while (!data.empty()) {
       ssize_t n = ::send(fd_.get(), data.data(), data.size(), MSG_NOSIGNAL);
       if (n > 0) {
@@ -129,16 +119,12 @@ class SocketStream : public Stream {
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        if (!waitFd(fd_.get(), POLLOUT, timeout_ms)) {
-          *error = "send: timed out";
-          return false;
-        }
+        if (!waitFd(fd_.get(), POLLOUT, timeout_ms)) return fail("send: timed out");
         continue;
       }
-      *error = errnoText("send");
-      return false;
+      return fail(errnoText("send"));
     }
-    return true;
+    return {};
   }
 
  private:
@@ -160,21 +146,17 @@ class SslStream : public Stream {
   int fd() const override { return fd_.get(); }
   bool hasBufferedData() const override { return SSL_pending(ssl_) > 0; }
 
-  long read(char* buf, std::size_t len, std::string* error) override {
+  Result<std::size_t> read(char* buf, std::size_t len) override {
     ERR_clear_error();
     int n = SSL_read(ssl_, buf, static_cast<int>(len > 1u << 20 ? 1u << 20 : len));
-    if (n > 0) return n;
+    if (n > 0) return static_cast<std::size_t>(n);
     int e = SSL_get_error(ssl_, n);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
-    if (e == SSL_ERROR_ZERO_RETURN) {
-      *error = "connection closed by server";
-    } else {
-      *error = sslErrorText("SSL_read");
-    }
-    return -1;
+    if (e == SSL_ERROR_ZERO_RETURN) return fail("connection closed by server");
+    return fail(sslErrorText("SSL_read"));
   }
 
-  bool writeAll(std::string_view data, int timeout_ms, std::string* error) override {
+  Result<void> writeAll(std::string_view data, int timeout_ms) override {
     while (!data.empty()) {
       ERR_clear_error();
       int n = SSL_write(ssl_, data.data(), static_cast<int>(data.size() > 1u << 20 ? 1u << 20 : data.size()));
@@ -184,16 +166,10 @@ class SslStream : public Stream {
       }
       int e = SSL_get_error(ssl_, n);
       short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
-      if (ev == 0) {
-        *error = sslErrorText("SSL_write");
-        return false;
-      }
-      if (!waitFd(fd_.get(), ev, timeout_ms)) {
-        *error = "SSL_write: timed out";
-        return false;
-      }
+      if (ev == 0) return fail(sslErrorText("SSL_write"));
+      if (!waitFd(fd_.get(), ev, timeout_ms)) return fail("SSL_write: timed out");
     }
-    return true;
+    return {};
   }
 
  private:
@@ -202,22 +178,18 @@ class SslStream : public Stream {
   SSL* ssl_;
 };
 
-std::unique_ptr<Stream> openSsl(net::Fd owned, const Remote& remote, const SslOptions& opts,
-                                int timeout_ms, std::string* error) {
+Result<std::unique_ptr<Stream>> openSsl(net::Fd owned, const Remote& remote, const SslOptions& opts,
+                                        int timeout_ms) {
   if (opts.private_key.empty() || opts.certificate.empty() || opts.ca_cert.empty()) {
-    *error = "ssl remote " + remote.toString() +
-             " needs --ovn-nb-ssl-key, --ovn-nb-ssl-cert and --ovn-nb-ssl-ca";
-    return nullptr;
+    return fail("ssl remote " + remote.toString() +
+                " needs --ovn-nb-ssl-key, --ovn-nb-ssl-cert and --ovn-nb-ssl-ca");
   }
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  if (ctx == nullptr) {
-    *error = sslErrorText("SSL_CTX_new");
-    return nullptr;
-  }
-  auto fail_ctx = [&](const char* what) -> std::unique_ptr<Stream> {
-    *error = sslErrorText(what);
+  if (ctx == nullptr) return fail(sslErrorText("SSL_CTX_new"));
+  auto fail_ctx = [&](const char* what) -> Result<std::unique_ptr<Stream>> {
+    std::string why = sslErrorText(what);
     SSL_CTX_free(ctx);
-    return nullptr;
+    return fail(std::move(why));
   };
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   if (SSL_CTX_use_certificate_chain_file(ctx, opts.certificate.c_str()) != 1) return fail_ctx("certificate");
@@ -237,25 +209,24 @@ std::unique_ptr<Stream> openSsl(net::Fd owned, const Remote& remote, const SslOp
     short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
     if (ev == 0 || left <= 0 || !waitFd(fd, ev, static_cast<int>(left))) {
-      *error = ev == 0 ? sslErrorText(("TLS handshake with " + remote.toString()).c_str())
-                       : "TLS handshake with " + remote.toString() + ": timed out";
+      std::string why = ev == 0 ? sslErrorText(("TLS handshake with " + remote.toString()).c_str())
+                                : "TLS handshake with " + remote.toString() + ": timed out";
       SSL_free(ssl);
       SSL_CTX_free(ctx);
-      return nullptr;
+      return fail(std::move(why));
     }
   }
-  return std::make_unique<SslStream>(std::move(owned), ctx, ssl);
+  return std::unique_ptr<Stream>(std::make_unique<SslStream>(std::move(owned), ctx, ssl));
 }
 
 }  // namespace
 
-std::unique_ptr<Stream> Stream::open(const Remote& remote, const SslOptions& ssl, int timeout_ms,
-                                     std::string* error) {
-  net::Fd fd = connectSocket(remote, timeout_ms, error);
-  if (!fd) return nullptr;
-  if (remote.kind == Remote::Kind::kSsl)
-    return openSsl(std::move(fd), remote, ssl, timeout_ms, error);
-  return std::make_unique<SocketStream>(std::move(fd));
+Result<std::unique_ptr<Stream>> Stream::open(const Remote& remote, const SslOptions& ssl,
+                                             int timeout_ms) {
+  auto fd = connectSocket(remote, timeout_ms);
+  if (!fd) return fail(std::move(fd).error());
+  if (remote.kind == Remote::Kind::kSsl) return openSsl(std::move(*fd), remote, ssl, timeout_ms);
+  return std::unique_ptr<Stream>(std::make_unique<SocketStream>(std::move(*fd)));
 }
 
 }  // namespace nld::ovsdb

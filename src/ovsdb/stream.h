@@ -2,12 +2,13 @@
 // A byte stream to an OVSDB server: a unix or TCP socket, optionally wrapped in TLS (OpenSSL).
 // Non-blocking after open(); the owner polls fd() for readability.
 //
-// Thread affinity: one connection thread. Never throws; errors are returned as strings.
+// Thread affinity: one connection thread. Never throws; errors are returned as nld::Result.
 #include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "common/result.h"
 #include "ovsdb/remote.h"
 
 namespace nld::ovsdb {
@@ -24,19 +25,19 @@ class Stream {
   virtual ~Stream() = default;
 
   /// Connects (and completes the TLS handshake for ssl:) within timeout_ms.
-  /// @return the stream, or nullptr with *error set.
-  static std::unique_ptr<Stream> open(const Remote& remote, const SslOptions& ssl, int timeout_ms,
-                                      std::string* error);
+  /// @return the stream (never null), or why it could not be opened.
+  static Result<std::unique_ptr<Stream>> open(const Remote& remote, const SslOptions& ssl,
+                                              int timeout_ms);
 
   /// File descriptor to poll for POLLIN.
   virtual int fd() const = 0;
 
-  /// Reads available bytes. @return >0 bytes read, 0 if nothing is available now, -1 on EOF or
-  /// error (*error set).
-  virtual long read(char* buf, std::size_t len, std::string* error) = 0;
+  /// Reads available bytes. @return the number of bytes read (>0), 0 if nothing is available
+  /// now, or an error on EOF or failure.
+  virtual Result<std::size_t> read(char* buf, std::size_t len) = 0;
 
-  /// Writes all of data, waiting up to timeout_ms for socket space. @return false on error.
-  virtual bool writeAll(std::string_view data, int timeout_ms, std::string* error) = 0;
+  /// Writes all of data, waiting up to timeout_ms for socket space.
+  virtual Result<void> writeAll(std::string_view data, int timeout_ms) = 0;
 
   /// True if decrypted bytes are buffered inside the stream (TLS) so read() has data without the
   /// fd becoming readable.

@@ -92,9 +92,9 @@ upstream::Settings toUpstreamSettings(const config::ForwardConfig& f) {
   s.max_fails = f.max_fails;
   s.max_connect_attempts = f.max_connect_attempts;
   switch (f.policy) {
-    case config::Policy::Random: s.policy = upstream::Settings::Policy::Random; break;
-    case config::Policy::RoundRobin: s.policy = upstream::Settings::Policy::RoundRobin; break;
-    case config::Policy::Sequential: s.policy = upstream::Settings::Policy::Sequential; break;
+    case config::Policy::kRandom: s.policy = upstream::Settings::Policy::kRandom; break;
+    case config::Policy::kRoundRobin: s.policy = upstream::Settings::Policy::kRoundRobin; break;
+    case config::Policy::kSequential: s.policy = upstream::Settings::Policy::kSequential; break;
   }
   s.health_check = f.health_check;
   s.health_check_rd = f.health_check_recursion_desired;

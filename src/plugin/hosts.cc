@@ -239,7 +239,7 @@ HostsPlugin::Verdict HostsPlugin::lookup(dns::ByteView pkt, const dns::Query& q,
   const dns::Question& qs = q.question;
   const uint16_t qtype = qs.qtype;
   // PTR zones need not be in the plugin's zones (CoreDNS).
-  if (qtype != dns::type::PTR && !inZones(qs.name, origins_)) return Verdict::Next;
+  if (qtype != dns::type::PTR && !inZones(qs.name, origins_)) return Verdict::kNext;
   maybeReload(now);
   const std::shared_ptr<const HostsMap> file = file_.load();
   const std::array<const HostsMap*, 2> maps = {file.get(), &inline_};  // file entries first
@@ -250,7 +250,7 @@ HostsPlugin::Verdict HostsPlugin::lookup(dns::ByteView pkt, const dns::Query& q,
   std::vector<std::string> rdatas;  // wire RDATA of each answer
   if (qtype == dns::type::PTR) {
     const std::string addr = addressFromReverse(qs.name);
-    if (addr.empty()) return Verdict::Next;
+    if (addr.empty()) return Verdict::kNext;
     for (const HostsMap* m : maps) {
       for (const auto& n : find(m->addr, addr)) {
         const auto target = dns::Name::fromString(n);
@@ -258,7 +258,7 @@ HostsPlugin::Verdict HostsPlugin::lookup(dns::ByteView pkt, const dns::Query& q,
       }
     }
     // An address nobody has: the next plugin, whatever `fallthrough` says (CoreDNS).
-    if (rdatas.empty()) return Verdict::Next;
+    if (rdatas.empty()) return Verdict::kNext;
   } else if (qtype == dns::type::A || qtype == dns::type::AAAA) {
     const bool v4 = qtype == dns::type::A;
     for (const HostsMap* m : maps) {
@@ -272,14 +272,14 @@ HostsPlugin::Verdict HostsPlugin::lookup(dns::ByteView pkt, const dns::Query& q,
     }
     if (!known) {
       if (cfg_.fallthrough && (fallthrough_.empty() || inZones(qs.name, fallthrough_))) {
-        return Verdict::Next;
+        return Verdict::kNext;
       }
-      return Verdict::ServFail;
+      return Verdict::kServFail;
     }
   }
 
   len = writeAuthoritativeHead(pkt, q, dns::rcode::NoError, out);
-  if (len == 0) return Verdict::ServFail;
+  if (len == 0) return Verdict::kServFail;
   uint16_t count = 0;
   for (const auto& rd : rdatas) {
     if (!appendRecord(out, len, owner, qtype, cfg_.ttl, reinterpret_cast<const uint8_t*>(rd.data()),
@@ -289,7 +289,7 @@ HostsPlugin::Verdict HostsPlugin::lookup(dns::ByteView pkt, const dns::Query& q,
     ++count;
   }
   dns::store16(out.data() + 6, count);
-  return Verdict::Answer;
+  return Verdict::kAnswer;
 }
 
 }  // namespace nld::plugin

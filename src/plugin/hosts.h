@@ -69,7 +69,7 @@ class HostsPlugin {
   /// std::runtime_error if the file exists but cannot be accessed. `where` = "file:line".
   HostsPlugin(const config::HostsConfig& cfg, std::string where);
 
-  enum class Verdict : uint8_t { Next, ServFail, Answer };
+  enum class Verdict : uint8_t { kNext, kServFail, kAnswer };
   /// Decides about query `q` (packet `pkt`). For Answer, writes a complete response (question
   /// copied from `pkt`, no OPT) to `out` and sets `len`. `out` must hold 65535 bytes. `now` is
   /// the calling worker loop's time (net::EventLoop::now()): the reload period runs on it.

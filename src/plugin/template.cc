@@ -51,7 +51,7 @@ struct Zscanner {
 constexpr const char* kZscannerSoname = "libzscanner.so.4";
 
 const Zscanner& zscanner() {
-  static const Zscanner z = [] {
+  static const Zscanner kZscanner = [] {
     Zscanner r;
     void* h = ::dlopen(kZscannerSoname, RTLD_NOW | RTLD_LOCAL);  // never closed: process-wide
     if (h == nullptr) {
@@ -70,7 +70,7 @@ const Zscanner& zscanner() {
     r.deinit = reinterpret_cast<decltype(r.deinit)>(sym("zs_deinit"));
     return r;
   }();
-  return z;
+  return kZscanner;
 }
 
 }  // namespace
@@ -202,10 +202,10 @@ TemplatePlugin::Decision TemplatePlugin::decide(dns::ByteView pkt, const dns::Qu
           t.fallthrough && (t.fallthrough_zones.empty() || inZones(qs.name, t.fallthrough_zones));
       // CoreDNS's handler returns the code NXDOMAIN here without writing a reply; what reaches
       // the client from the upstream image is a bare SERVFAIL (checked by test_template.py).
-      if (!through) return {Verdict::Error, dns::rcode::ServFail, 0};
+      if (!through) return {Verdict::kError, dns::rcode::ServFail, 0};
       continue;
     }
-    if (t.rcode == dns::rcode::ServFail) return {Verdict::Error, t.rcode, 0};
+    if (t.rcode == dns::rcode::ServFail) return {Verdict::kError, t.rcode, 0};
 
     GoTemplate::Data data;
     data.name = name;
@@ -226,15 +226,15 @@ TemplatePlugin::Decision TemplatePlugin::decide(dns::ByteView pkt, const dns::Qu
       }
     }
     size_t len = writeAuthoritativeHead(pkt, q, t.rcode, out);
-    if (len == 0) return {Verdict::Error, dns::rcode::ServFail, 0};
+    if (len == 0) return {Verdict::kError, dns::rcode::ServFail, 0};
     const std::vector<GoTemplate>* sections[3] = {&t.answer, &t.authority, &t.additional};
     for (size_t s = 0; s < 3; ++s) {
       for (const GoTemplate& g : *sections[s]) {
-        if (!appendRecord(g, data, out, len)) return {Verdict::Error, dns::rcode::ServFail, 0};
+        if (!appendRecord(g, data, out, len)) return {Verdict::kError, dns::rcode::ServFail, 0};
       }
       dns::store16(out.data() + 6 + 2 * s, static_cast<uint16_t>(sections[s]->size()));
     }
-    return {Verdict::Answer, t.rcode, len};
+    return {Verdict::kAnswer, t.rcode, len};
   }
   return {};
 }

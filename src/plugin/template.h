@@ -44,9 +44,9 @@ class TemplatePlugin {
   TemplatePlugin(const TemplatePlugin&) = delete;
   TemplatePlugin& operator=(const TemplatePlugin&) = delete;
 
-  enum class Verdict : uint8_t { Next, Error, Answer };
+  enum class Verdict : uint8_t { kNext, kError, kAnswer };
   struct Decision {
-    Verdict verdict = Verdict::Next;
+    Verdict verdict = Verdict::kNext;
     uint8_t rcode = 0;  // Error: the bare error to write
     size_t len = 0;     // Answer: the reply's length in `out` (no OPT; RD/CD left to the caller)
   };

@@ -11,10 +11,10 @@ namespace {
 
 const char* pluginName(AnswerPlugin p) {
   switch (p) {
-    case AnswerPlugin::Cache: return "cache";
-    case AnswerPlugin::Forward: return "forward";
-    case AnswerPlugin::Hosts: return "hosts";
-    case AnswerPlugin::Template: return "template";
+    case AnswerPlugin::kCache: return "cache";
+    case AnswerPlugin::kForward: return "forward";
+    case AnswerPlugin::kHosts: return "hosts";
+    case AnswerPlugin::kTemplate: return "template";
     default: return "";
   }
 }
@@ -30,22 +30,22 @@ ServerMetrics::ServerMetrics(observability::CorednsMetrics& m, size_t workers)
     : registry_(m.registry),
       catalogue_(m),
       workers_(workers),
-      requests_(m.dnsRequests),
-      do_requests_(m.dnsDoRequests),
-      responses_(m.dnsResponses),
-      duration_(m.dnsRequestDuration),
-      req_size_(m.dnsRequestSize),
-      resp_size_(m.dnsResponseSize),
+      requests_(m.dns_requests),
+      do_requests_(m.dns_do_requests),
+      responses_(m.dns_responses),
+      duration_(m.dns_request_duration),
+      req_size_(m.dns_request_size),
+      resp_size_(m.dns_response_size),
       panics_(m.panics),
-      plugin_enabled_(m.pluginEnabled),
-      cache_requests_(m.cacheRequests),
-      cache_hits_(m.cacheHits),
-      cache_misses_(m.cacheMisses),
-      cache_prefetch_(m.cachePrefetch),
-      cache_stale_(m.cacheServedStale),
-      cache_drops_(m.cacheDrops),
-      cache_evictions_(m.cacheEvictions),
-      cache_entries_(m.cacheEntries),
+      plugin_enabled_(m.plugin_enabled),
+      cache_requests_(m.cache_requests),
+      cache_hits_(m.cache_hits),
+      cache_misses_(m.cache_misses),
+      cache_prefetch_(m.cache_prefetch),
+      cache_stale_(m.cache_served_stale),
+      cache_drops_(m.cache_drops),
+      cache_evictions_(m.cache_evictions),
+      cache_entries_(m.cache_entries),
       malformed_(m.registry.counter(
           "nodelocaldns_malformed_queries_total",
           "Queries dropped or answered FORMERR because they could not be parsed.")),
@@ -236,12 +236,12 @@ class ForwardMetrics final : public upstream::ForwardObserver {
  public:
   ForwardMetrics(observability::CorednsMetrics& m, std::vector<std::string> to)
       : to_(std::move(to)),
-        duration_(m.proxyRequestDuration),
-        hc_failures_(m.proxyHealthcheckFailures),
-        conn_hits_(m.proxyConnCacheHits),
-        conn_misses_(m.proxyConnCacheMisses),
-        broken_(m.forwardHealthcheckBroken),
-        rejects_(m.forwardMaxConcurrentRejects),
+        duration_(m.proxy_request_duration),
+        hc_failures_(m.proxy_healthcheck_failures),
+        conn_hits_(m.proxy_conn_cache_hits),
+        conn_misses_(m.proxy_conn_cache_misses),
+        broken_(m.forward_healthcheck_broken),
+        rejects_(m.forward_max_concurrent_rejects),
         coalesce_rejects_(m.registry.counter(
             "nodelocaldns_forward_coalesce_rejects_total",
             "Queries refused because the identical in-flight upstream query they would have "

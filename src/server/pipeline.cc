@@ -36,7 +36,7 @@ struct Pipeline::Pending {
   dns::Query query;
   uint64_t key_hash = 0;  // dns::keyHash(query): the cache lookup's, reused by insert
   net::SockAddr peer;
-  Proto proto = Proto::Udp;
+  Proto proto = Proto::kUdp;
   Reply reply;
   net::Clock::time_point start;
   bool stale_verify = false;  // serve_stale verify: fall back to the stale entry on failure
@@ -262,7 +262,7 @@ void Pipeline::refreshHandedOff(const HandOff& h) {
   // goes to the block that now serves the name (normally the same one).
   if (!current_ || h.listener >= current_->plan->listeners.size()) return;
   dns::Query q;
-  if (dns::parseQuery(ByteView(h.pkt), q) != dns::QueryStatus::Ok) return;
+  if (dns::parseQuery(ByteView(h.pkt), q) != dns::QueryStatus::kOk) return;
   const ZoneTable::Entry* zone =
       current_->plan->listeners[h.listener].zones.match(q.question.name, q.question.qtype);
   if (zone == nullptr || !current_->blocks[zone->block].cache) return;
@@ -351,36 +351,36 @@ size_t Pipeline::handle(ByteView pkt, const net::SockAddr& peer, size_t listener
   // A query whose name another worker owns (TCP lands on any worker): answered here if it is a
   // hit in the owner's partition, handed over to the owner otherwise (below, at the cache).
   size_t owner = worker_;
-  if (!handed_off && peers_.size() > 1 && (proto == Proto::Tcp || hand_off_udp_)) {
+  if (!handed_off && peers_.size() > 1 && (proto == Proto::kTcp || hand_off_udp_)) {
     owner = queryOwner(pkt, peers_.size());
   }
   const bool remote = owner != worker_;
   const auto start = loop_.clockNow();
   WorkerPlan& wp = *current_;
   const ListenerPlan& lp = wp.plan->listeners[listener];
-  const bool udp = proto == Proto::Udp;
+  const bool udp = proto == Proto::kUdp;
 
   dns::Query q;
   const dns::QueryStatus st = dns::parseQuery(pkt, q);
-  auto finishError = [&](uint16_t rcode, const std::string& zone) -> size_t {
+  auto finish_error = [&](uint16_t rcode, const std::string& zone) -> size_t {
     size_t n = dns::buildErrorResponse(pkt, q, rcode, out);
     metrics_.onQuery(worker_, lp.server_label, zone, udp, peer.family(), q.question.qtype,
                      q.edns.dnssec_ok, pkt.size(), static_cast<uint8_t>(rcode & 0xf),
-                     AnswerPlugin::None, n,
+                     AnswerPlugin::kNone, n,
                      std::chrono::duration<double>(loop_.clockNow() - start).count());
     return n;
   };
   switch (st) {
-    case dns::QueryStatus::Ok: break;
-    case dns::QueryStatus::Drop:
+    case dns::QueryStatus::kOk: break;
+    case dns::QueryStatus::kDrop:
       ++dropped_;
       metrics_.onMalformed();
       return 0;
-    case dns::QueryStatus::FormErr:
+    case dns::QueryStatus::kFormErr:
       metrics_.onMalformed();
-      return finishError(dns::rcode::FormErr, kDropped);
-    case dns::QueryStatus::NotImp: return finishError(dns::rcode::NotImp, kDropped);
-    case dns::QueryStatus::BadVers: return finishError(dns::rcode::BadVers, kDropped);
+      return finish_error(dns::rcode::FormErr, kDropped);
+    case dns::QueryStatus::kNotImp: return finish_error(dns::rcode::NotImp, kDropped);
+    case dns::QueryStatus::kBadVers: return finish_error(dns::rcode::BadVers, kDropped);
   }
 
   // The identity queries (CH class: one compare on the usual IN path), before any block: they
@@ -388,17 +388,17 @@ size_t Pipeline::handle(ByteView pkt, const net::SockAddr& peer, size_t listener
   if (q.question.qclass == dns::cls::CH) [[unlikely]] {
     if (const size_t n = answerIdentity(pkt, q, out); n != 0) {
       metrics_.onQuery(worker_, lp.server_label, kDropped, udp, peer.family(), q.question.qtype,
-                       q.edns.dnssec_ok, pkt.size(), dns::rcode::NoError, AnswerPlugin::None, n,
+                       q.edns.dnssec_ok, pkt.size(), dns::rcode::NoError, AnswerPlugin::kNone, n,
                        std::chrono::duration<double>(loop_.clockNow() - start).count());
       return n;
     }
   }
 
   const ZoneTable::Entry* zone = lp.zones.match(q.question.name, q.question.qtype);
-  if (zone == nullptr) return finishError(dns::rcode::Refused, kDropped);
+  if (zone == nullptr) return finish_error(dns::rcode::Refused, kDropped);
   // A plugin's error return code (hosts' unknown name, template's, "no next plugin"): written
   // like every error reply of ours, as CoreDNS's server does (SetRcode: no RA).
-  auto finishPluginError = [&](uint8_t rcode) -> size_t { return finishError(rcode, zone->text); };
+  auto finish_plugin_error = [&](uint8_t rcode) -> size_t { return finish_error(rcode, zone->text); };
   const size_t bi = zone->block;
   const BlockPlan& block = wp.plan->blocks[bi];
   BlockRuntime& rt = wp.blocks[bi];
@@ -417,13 +417,13 @@ size_t Pipeline::handle(ByteView pkt, const net::SockAddr& peer, size_t listener
   // loop: count our own probe coming back (CoreDNS plugin/loop). Where the query is answered:
   // for a name another worker owns, once the owner's partition had the answer (else the owner
   // counts it).
-  auto countLoopProbe = [&] {
+  auto count_loop_probe = [&] {
     if (block.loop && q.question.qtype == dns::type::HINFO && block.loop->active.load() &&
         q.question.name.equalsIgnoreCase(block.loop->probe)) {
       block.loop->seen.fetch_add(1);
     }
   };
-  if (!remote) countLoopProbe();
+  if (!remote) count_loop_probe();
 
   // One key hash per query, shared by the cache lookup, the forwarder's coalescing and the insert.
   const uint64_t key_hash = dns::keyHash(q);
@@ -433,25 +433,25 @@ size_t Pipeline::handle(ByteView pkt, const net::SockAddr& peer, size_t listener
   if (cached) {
     cache::LookupResult lr;
     if (remote) {
-      lr = peer_cache->lookup(pkt, q, key_hash, loop_.now(), limit, out, cache::Access::Peer);
-      if (lr.kind != cache::Kind::Hit && lr.kind != cache::Kind::Stale) {
+      lr = peer_cache->lookup(pkt, q, key_hash, loop_.now(), limit, out, cache::Access::kPeer);
+      if (lr.kind != cache::Kind::kHit && lr.kind != cache::Kind::kStale) {
         handOff(owner, pkt, peer, listener, proto, replies.make());
         return kPending;
       }
       ++peer_hits_;
-      countLoopProbe();
+      count_loop_probe();
     } else {
       lr = rt.cache->lookup(pkt, q, key_hash, loop_.now(), limit, out);
       syncCacheGauges(block, rt);  // a lookup erases the dead entries it meets
     }
     ServerMetrics::CacheEvent ev;
-    ev.hit = lr.kind == cache::Kind::Hit || lr.kind == cache::Kind::Stale;
+    ev.hit = lr.kind == cache::Kind::kHit || lr.kind == cache::Kind::kStale;
     ev.denial = lr.denial;
-    ev.stale = lr.kind == cache::Kind::Stale;
+    ev.stale = lr.kind == cache::Kind::kStale;
     ev.prefetch = lr.prefetch;
     metrics_.onCacheLookup(worker_, lp.server_label, block.zones_label, ev);
     if (ev.hit) {
-      if (lr.prefetch || lr.kind == cache::Kind::Stale) {
+      if (lr.prefetch || lr.kind == cache::Kind::kStale) {
         if (remote) {
           handOff(owner, pkt, peer, listener, proto, Reply{}, /*refresh_only=*/true);
         } else {
@@ -465,12 +465,12 @@ size_t Pipeline::handle(ByteView pkt, const net::SockAddr& peer, size_t listener
       if (block.metrics) {
         metrics_.onQuery(worker_, lp.server_label, zone->text, udp, peer.family(),
                          q.question.qtype, q.edns.dnssec_ok, pkt.size(), rcode,
-                         AnswerPlugin::Cache, lr.length,
+                         AnswerPlugin::kCache, lr.length,
                          std::chrono::duration<double>(took).count());
       }
       return lr.length;
     }
-    stale_verify = lr.kind == cache::Kind::StaleVerify;
+    stale_verify = lr.kind == cache::Kind::kStaleVerify;
   }
 
   // Their answers are built in local_: 64 KiB allocated by the first block that has one of them
@@ -480,10 +480,10 @@ size_t Pipeline::handle(ByteView pkt, const net::SockAddr& peer, size_t listener
   if (block.templates) {
     const TemplatePlugin::Decision d =
         block.templates->decide(pkt, q, peer.ip(), MutableBytes(local_));
-    if (d.verdict == TemplatePlugin::Verdict::Error) return finishPluginError(d.rcode);
-    if (d.verdict == TemplatePlugin::Verdict::Answer) {
+    if (d.verdict == TemplatePlugin::Verdict::kError) return finish_plugin_error(d.rcode);
+    if (d.verdict == TemplatePlugin::Verdict::kAnswer) {
       return finishLocal(lp, bi, zone->text, pkt, q, key_hash, peer, proto, limit, start,
-                         ByteView(local_.data(), d.len), out, AnswerPlugin::Template);
+                         ByteView(local_.data(), d.len), out, AnswerPlugin::kTemplate);
     }
   }
 
@@ -491,11 +491,11 @@ size_t Pipeline::handle(ByteView pkt, const net::SockAddr& peer, size_t listener
   if (block.hosts) {
     size_t n = 0;
     switch (block.hosts->lookup(pkt, q, MutableBytes(local_), n, loop_.now())) {
-      case HostsPlugin::Verdict::Next: break;
-      case HostsPlugin::Verdict::ServFail: return finishPluginError(dns::rcode::ServFail);
-      case HostsPlugin::Verdict::Answer:
+      case HostsPlugin::Verdict::kNext: break;
+      case HostsPlugin::Verdict::kServFail: return finish_plugin_error(dns::rcode::ServFail);
+      case HostsPlugin::Verdict::kAnswer:
         return finishLocal(lp, bi, zone->text, pkt, q, key_hash, peer, proto, limit, start,
-                           ByteView(local_.data(), n), out, AnswerPlugin::Hosts);
+                           ByteView(local_.data(), n), out, AnswerPlugin::kHosts);
     }
   }
 
@@ -505,7 +505,7 @@ size_t Pipeline::handle(ByteView pkt, const net::SockAddr& peer, size_t listener
   std::optional<dns::rewrite::Outcome> rewrite;
   if (block.rewrite) {
     rewrite = block.rewrite->apply(q.question);
-    if (rewrite->invalid) return finishError(dns::rcode::ServFail, zone->text);
+    if (rewrite->invalid) return finish_error(dns::rcode::ServFail, zone->text);
     if (!rewrite->matched) rewrite.reset();
   }
   const dns::Name& fwd_name = rewrite ? rewrite->question.name : q.question.name;
@@ -521,7 +521,7 @@ size_t Pipeline::handle(ByteView pkt, const net::SockAddr& peer, size_t listener
   }
   if (fwd == nullptr) {
     // Nothing after the cache can answer: CoreDNS answers SERVFAIL ("no next plugin").
-    return finishPluginError(dns::rcode::ServFail);
+    return finish_plugin_error(dns::rcode::ServFail);
   }
 
   // The query that goes upstream when the rules rewrote it (before the Pending: a failure here
@@ -534,8 +534,8 @@ size_t Pipeline::handle(ByteView pkt, const net::SockAddr& peer, size_t listener
                                                               MutableBytes(rewrite_buf_));
     if (rewrite_len == 0 ||
         dns::parseQuery(ByteView(rewrite_buf_.data(), rewrite_len), rewrite_query) !=
-            dns::QueryStatus::Ok) {
-      return finishError(dns::rcode::ServFail, zone->text);
+            dns::QueryStatus::kOk) {
+      return finish_error(dns::rcode::ServFail, zone->text);
     }
   }
 
@@ -602,7 +602,7 @@ void Pipeline::refresh(const std::shared_ptr<WorkerPlan>& wp, size_t block, Byte
       const size_t n = dns::rewrite::Rewriter::buildRewrittenQuery(
           pkt, q, copy->rewrite, MutableBytes(copy->fwd_pkt));
       copy->fwd_pkt.resize(n);
-      if (n == 0 || dns::parseQuery(ByteView(copy->fwd_pkt), copy->fwd_q) != dns::QueryStatus::Ok) {
+      if (n == 0 || dns::parseQuery(ByteView(copy->fwd_pkt), copy->fwd_q) != dns::QueryStatus::kOk) {
         return;
       }
       fwd_pkt = ByteView(copy->fwd_pkt);
@@ -615,7 +615,7 @@ void Pipeline::refresh(const std::shared_ptr<WorkerPlan>& wp, size_t block, Byte
         [this, keep, copy, block, key_hash](const upstream::Result& upstream_result) mutable {
           const upstream::Result r =
               revertRewrite(ByteView(copy->pkt), copy->q, copy->rewrite, upstream_result);
-          if (r.status == upstream::Result::Status::Ok) {
+          if (r.status == upstream::Result::Status::kOk) {
             BlockRuntime& krt = keep->blocks[block];
             if (krt.cache) {
               krt.cache->insert(copy->q, key_hash, r.packet, *r.parsed, loop_.clockNow());
@@ -732,9 +732,9 @@ size_t Pipeline::finishLocal(const ListenerPlan& lp, size_t bi, const std::strin
   // Through the same steps as an upstream answer (CoreDNS's cache wraps the plugins after it):
   // cached, TTLs capped to the cached duration, EDNS and truncation for this client.
   size_t len = 0;
-  if (dns::parseResponse(local, local_parse_) == dns::Error::None) {
+  if (dns::parseResponse(local, local_parse_) == dns::Error::kNone) {
     upstream::Result r;
-    r.status = upstream::Result::Status::Ok;
+    r.status = upstream::Result::Status::kOk;
     r.packet = local;
     r.parsed = &local_parse_;
     const uint32_t duration = cacheInsert(lp, block, rt, true, q, key_hash, r);
@@ -745,7 +745,7 @@ size_t Pipeline::finishLocal(const ListenerPlan& lp, size_t bi, const std::strin
   const auto took = loop_.clockNow() - start;
   if (block.log) logQuery(block, peer, q, proto, pkt.size(), out.first(len), took);
   if (block.metrics) {
-    metrics_.onQuery(worker_, lp.server_label, zone, proto == Proto::Udp, peer.family(),
+    metrics_.onQuery(worker_, lp.server_label, zone, proto == Proto::kUdp, peer.family(),
                      q.question.qtype, q.edns.dnssec_ok, pkt.size(),
                      len >= dns::kHeaderSize ? (out[3] & 0xf) : 0, plugin, len,
                      std::chrono::duration<double>(took).count());
@@ -756,14 +756,14 @@ size_t Pipeline::finishLocal(const ListenerPlan& lp, size_t bi, const std::strin
 upstream::Result Pipeline::revertRewrite(ByteView client_pkt, const dns::Query& client_q,
                                          const dns::rewrite::Outcome& o,
                                          const upstream::Result& r) {
-  if (!o.matched || !o.revert || r.status != upstream::Result::Status::Ok) return r;
+  if (!o.matched || !o.revert || r.status != upstream::Result::Status::kOk) return r;
   rewrite_buf_.resize(dns::kMaxMessageSize);
   const size_t n = dns::rewrite::Rewriter::revertAnswer(r.packet, client_pkt, client_q, o,
                                                         MutableBytes(rewrite_buf_));
   upstream::Result out = r;
   if (n == 0 || dns::parseResponse(ByteView(rewrite_buf_.data(), n), rewrite_resp_) !=
-                    dns::Error::None) {
-    out.status = upstream::Result::Status::ServFail;
+                    dns::Error::kNone) {
+    out.status = upstream::Result::Status::kServFail;
     out.packet = {};
     out.parsed = nullptr;
     out.error = "plugin/rewrite: the answer could not be rebuilt for the client's question";
@@ -786,17 +786,17 @@ void Pipeline::onUpstream(Pending* p, const upstream::Result& upstream_result) {
   const ListenerPlan& lp = plan.listeners[p->listener];
   const BlockPlan& block = plan.blocks[p->block];
   BlockRuntime& rt = wp.blocks[p->block];
-  const bool udp = p->proto == Proto::Udp;
+  const bool udp = p->proto == Proto::kUdp;
   const size_t limit = answerLimit(block, p->query, udp);
   MutableBytes out(scratch_);
   ByteView client(p->pkt);
   size_t len = 0;
-  AnswerPlugin plugin = AnswerPlugin::None;
+  AnswerPlugin plugin = AnswerPlugin::kNone;
 
   // serve_stale verify: only NOERROR/NXDOMAIN replace (and answer instead of) the stale entry;
   // anything else (SERVFAIL, REFUSED...) falls back to the stale answer below.
   const bool usable =
-      r.status == upstream::Result::Status::Ok &&
+      r.status == upstream::Result::Status::kOk &&
       (!p->stale_verify || r.parsed->header.rcode() == dns::rcode::NoError ||
        r.parsed->header.rcode() == dns::rcode::NxDomain);
   if (usable) {
@@ -805,14 +805,14 @@ void Pipeline::onUpstream(Pending* p, const upstream::Result& upstream_result) {
     len = as_rewritten ? finishFromUpstream(r, p->fwd_query, ByteView(p->fwd_pkt), duration,
                                             limit, out)
                        : finishFromUpstream(r, p->query, client, duration, limit, out);
-    plugin = AnswerPlugin::Forward;
+    plugin = AnswerPlugin::kForward;
   }
   if (len == 0 && p->stale_verify && rt.cache) {
     cache::LookupResult lr =
         rt.cache->lookupStale(client, p->query, p->key_hash, loop_.now(), limit, out);
     if (lr.length > 0) {
       len = lr.length;
-      plugin = AnswerPlugin::Cache;
+      plugin = AnswerPlugin::kCache;
       ServerMetrics::CacheEvent ev;
       ev.hit = true;
       ev.stale = true;
@@ -822,8 +822,8 @@ void Pipeline::onUpstream(Pending* p, const upstream::Result& upstream_result) {
   }
   if (len == 0) {
     uint16_t rc = dns::rcode::ServFail;
-    if (r.status == upstream::Result::Status::FormErr) rc = dns::rcode::FormErr;
-    if (r.status == upstream::Result::Status::Refused) rc = dns::rcode::Refused;
+    if (r.status == upstream::Result::Status::kFormErr) rc = dns::rcode::FormErr;
+    if (r.status == upstream::Result::Status::kRefused) rc = dns::rcode::Refused;
     len = dns::buildErrorResponse(client, p->query, rc, out);
     if (block.errors) {
       // r.error is empty when an upstream did answer but the answer was unusable here (a
@@ -872,8 +872,8 @@ void Pipeline::logQuery(const BlockPlan&, const net::SockAddr& peer, const dns::
                                                         : "CLASS";
   log::info("{}:{} - {} \"{} {} {} {} {} {} {}\" {} {} {} {:.9f}s", peer.ip(), peer.port(),
             q.header.id, typeLabel(q.question.qtype), cls, q.question.name.toString(),
-            proto == Proto::Udp ? "udp" : "tcp", req_size, q.edns.dnssec_ok,
-            proto == Proto::Udp ? q.clientUdpSize() : 65535, rcodeLabel(h.rcode()), flags,
+            proto == Proto::kUdp ? "udp" : "tcp", req_size, q.edns.dnssec_ok,
+            proto == Proto::kUdp ? q.clientUdpSize() : 65535, rcodeLabel(h.rcode()), flags,
             answer.size(), std::chrono::duration<double>(took).count());
 }
 

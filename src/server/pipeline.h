@@ -35,7 +35,7 @@ using plugin::TemplatePlugin;
 class ServerMetrics;
 enum class AnswerPlugin : uint8_t;  // server/metrics.h
 
-enum class Proto : uint8_t { Udp = 0, Tcp = 1 };
+enum class Proto : uint8_t { kUdp = 0, kTcp = 1 };
 
 /// How an asynchronous answer is delivered (UDP: sendto the client; TCP: write on the
 /// connection if it is still open). Called on the loop thread. Move-only, with room inside for
@@ -64,7 +64,7 @@ struct BlockRuntime {
 
 /// Every worker's cache partition of every block of one plan ([block][worker]; null where the
 /// block has no cache). A worker that receives a query for a name another worker owns (TCP
-/// lands on any worker) looks the owner's partition up itself (cache::Access::Peer) and answers
+/// lands on any worker) looks the owner's partition up itself (cache::Access::kPeer) and answers
 /// a hit at once; only a miss is handed over. Built by the Server once every worker has installed
 /// `plan`, immutable, shared by all workers; a worker uses it only while its own plan is `plan`
 /// (until then, and for a miss, it hands over as before).
@@ -220,7 +220,7 @@ class Pipeline {
     std::vector<uint8_t> pkt;
     net::SockAddr peer;
     size_t listener = 0;
-    Proto proto = Proto::Tcp;
+    Proto proto = Proto::kTcp;
     Reply reply;
     /// Not a query to answer: the prefetch or stale refresh of an entry this worker answered
     /// from the owner's partition (the owner's forwarders and coalescing do it). No reply.

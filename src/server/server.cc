@@ -137,10 +137,10 @@ void Server::load(const std::shared_ptr<const Plan>& plan) {
       continue;
     }
     GroupFds g;
-    for (int fd : inheritedSockets().takeAll(SocketKind::DnsUdp, l.address, l.port)) {
+    for (int fd : inheritedSockets().takeAll(SocketKind::kDnsUdp, l.address, l.port)) {
       g.udp.emplace_back(fd);
     }
-    for (int fd : inheritedSockets().takeAll(SocketKind::DnsTcp, l.address, l.port)) {
+    for (int fd : inheritedSockets().takeAll(SocketKind::kDnsTcp, l.address, l.port)) {
       g.tcp.emplace_back(fd);
     }
     const bool inherited = !g.udp.empty() || !g.tcp.empty();
@@ -242,8 +242,8 @@ std::vector<PassedSocket> Server::listeningSockets() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<PassedSocket> out;
   for (const auto& [key, g] : bound_) {
-    for (int fd : g.udp) out.push_back({SocketKind::DnsUdp, key.first, key.second, fd});
-    for (int fd : g.tcp) out.push_back({SocketKind::DnsTcp, key.first, key.second, fd});
+    for (int fd : g.udp) out.push_back({SocketKind::kDnsUdp, key.first, key.second, fd});
+    for (int fd : g.tcp) out.push_back({SocketKind::kDnsTcp, key.first, key.second, fd});
   }
   return out;
 }

@@ -66,20 +66,20 @@ class TcpConnection final : public net::IoHandler,
   void close() { closeNow(SHUT_RDWR); }
 
   // Quiescent-list links (TcpListener's intrusive list, oldest first).
-  TcpConnection* quiet_prev_ = nullptr;
-  TcpConnection* quiet_next_ = nullptr;
-  bool in_quiet_ = false;
+  TcpConnection* quiet_prev = nullptr;
+  TcpConnection* quiet_next = nullptr;
+  bool in_quiet = false;
 
   /// Re-evaluates the connection's state after anything changed: the quiescent list, buffers
   /// to free, reading to resume, closing (peer half-closed, drain), the deadline timer.
   void settle() {
     for (int round = 0; round < 16 && !closed_; ++round) {
       const bool quiet = inflight_ == 0 && out_.empty();
-      if (quiet && (!in_quiet_ || touched_)) {
+      if (quiet && (!in_quiet || touched_)) {
         owner_.quiescentPush(this);  // (re)enters at the end: the most recently active
         quiet_since_ = loop_.now();
         touched_ = false;
-      } else if (!quiet && in_quiet_) {
+      } else if (!quiet && in_quiet) {
         owner_.quiescentRemove(this);
       }
       if (quiet && out_.capacity() > 0) {
@@ -152,7 +152,7 @@ class TcpConnection final : public net::IoHandler,
     in_.release();
     std::vector<uint8_t>().swap(out_);
     account();
-    if (in_quiet_) owner_.quiescentRemove(this);
+    if (in_quiet) owner_.quiescentRemove(this);
     // Deferred destruction: events for this handler may still be queued in this round.
     auto self = shared_from_this();
     owner_.closed(this);
@@ -261,7 +261,7 @@ class TcpConnection final : public net::IoHandler,
 
   void handleFrame(dns::ByteView msg) {
     uint8_t* scratch = owner_.scratch_.get();
-    size_t n = owner_.pipeline_.handle(msg, peer_, owner_.listener_, Proto::Tcp,
+    size_t n = owner_.pipeline_.handle(msg, peer_, owner_.listener_, Proto::kTcp,
                                        dns::MutableBytes(scratch, dns::kMaxMessageSize), *this);
     if (n == Pipeline::kPending) return;
     if (n == 0) {
@@ -466,12 +466,12 @@ void TcpListener::closed(TcpConnection* c) {
 }
 
 void TcpListener::quiescentPush(TcpConnection* c) {
-  if (c->in_quiet_) quiescentRemove(c);
-  c->in_quiet_ = true;
-  c->quiet_prev_ = quiet_tail_;
-  c->quiet_next_ = nullptr;
+  if (c->in_quiet) quiescentRemove(c);
+  c->in_quiet = true;
+  c->quiet_prev = quiet_tail_;
+  c->quiet_next = nullptr;
   if (quiet_tail_ != nullptr) {
-    quiet_tail_->quiet_next_ = c;
+    quiet_tail_->quiet_next = c;
   } else {
     quiet_head_ = c;
   }
@@ -479,19 +479,19 @@ void TcpListener::quiescentPush(TcpConnection* c) {
 }
 
 void TcpListener::quiescentRemove(TcpConnection* c) {
-  if (!c->in_quiet_) return;
-  if (c->quiet_prev_ != nullptr) {
-    c->quiet_prev_->quiet_next_ = c->quiet_next_;
+  if (!c->in_quiet) return;
+  if (c->quiet_prev != nullptr) {
+    c->quiet_prev->quiet_next = c->quiet_next;
   } else {
-    quiet_head_ = c->quiet_next_;
+    quiet_head_ = c->quiet_next;
   }
-  if (c->quiet_next_ != nullptr) {
-    c->quiet_next_->quiet_prev_ = c->quiet_prev_;
+  if (c->quiet_next != nullptr) {
+    c->quiet_next->quiet_prev = c->quiet_prev;
   } else {
-    quiet_tail_ = c->quiet_prev_;
+    quiet_tail_ = c->quiet_prev;
   }
-  c->quiet_prev_ = c->quiet_next_ = nullptr;
-  c->in_quiet_ = false;
+  c->quiet_prev = c->quiet_next = nullptr;
+  c->in_quiet = false;
 }
 
 bool TcpListener::evictIdlest() {

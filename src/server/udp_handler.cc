@@ -130,7 +130,7 @@ void UdpHandler::onEvents(uint32_t) {
       }
       current_ = i;
       const dns::ByteView pkt(rbuf_.get() + size_t(i) * kRecvSize, rmsgs_[i].msg_len);
-      size_t len = pipeline_.handle(pkt, raddr_[i], listener_, Proto::Udp,
+      size_t len = pipeline_.handle(pkt, raddr_[i], listener_, Proto::kUdp,
                                     dns::MutableBytes(scratch_.get(), dns::kMaxMessageSize), *this);
       current_ = -1;
       if (len == 0 || len == Pipeline::kPending) continue;

@@ -116,6 +116,10 @@ class Forwarder::UdpSocket final : public net::IoHandler {
   }
   static_assert(kMaxUdpQueriesPerSocket % 8 == 0 && kMaxUdpQueriesPerSocket <= 64);
 
+ private:
+  // The forwarder hands out slots, retires and expires sockets: it reads and writes these.
+  friend class Forwarder;
+
   Forwarder* fwd_;
   int upstream_;
   net::Fd fd_;
@@ -202,7 +206,7 @@ void Forwarder::resolve(dns::ByteView query_pkt, const dns::Query& q, uint64_t k
   (void)query_pkt;  // the upstream query is rebuilt from `q` (own ID, own OPT)
   if (shut_down_) {
     Result r;
-    r.status = Result::Status::ServFail;
+    r.status = Result::Status::kServFail;
     r.error = kErrShutdown;
     done(r);
     return;
@@ -210,7 +214,7 @@ void Forwarder::resolve(dns::ByteView query_pkt, const dns::Query& q, uint64_t k
   if (!shared_->tryAcquireConcurrent()) {
     if (obs_) obs_->onMaxConcurrentReject();
     Result r;
-    r.status = Result::Status::Refused;
+    r.status = Result::Status::kRefused;
     r.error = kErrLimitExceeded;
     done(r);
     return;
@@ -230,7 +234,7 @@ void Forwarder::resolve(dns::ByteView query_pkt, const dns::Query& q, uint64_t k
       ++stats_.coalesce_rejects;
       if (obs_) obs_->onCoalesceReject();
       Result r;
-      r.status = Result::Status::Refused;
+      r.status = Result::Status::kRefused;
       r.error = kErrTooManyWaiters;
       done(r);
       return;
@@ -259,15 +263,15 @@ void Forwarder::resolve(dns::ByteView query_pkt, const dns::Query& q, uint64_t k
   f.order.resize(n);
   for (size_t i = 0; i < n; ++i) f.order[i] = static_cast<int>(i);
   switch (s.policy) {
-    case Settings::Policy::Random:
+    case Settings::Policy::kRandom:
       for (size_t i = n; i > 1; --i) std::swap(f.order[i - 1], f.order[randomBelow(i)]);
       break;
-    case Settings::Policy::RoundRobin:
+    case Settings::Policy::kRoundRobin:
       std::rotate(f.order.begin(),
                   f.order.begin() + static_cast<ptrdiff_t>(shared_->nextRoundRobin() % n),
                   f.order.end());
       break;
-    case Settings::Policy::Sequential:
+    case Settings::Policy::kSequential:
       break;
   }
 
@@ -282,7 +286,7 @@ void Forwarder::startNextAttempt(Flight& f) {
   // upstream (at most n skips before the all-down branch starts one).
   for (;;) {
     if (f.attempts >= shared_->maxAttempts() || loop_.clockNow() >= f.deadline) {
-      finish(f.id, Result::Status::ServFail, {}, nullptr, f.upstream);
+      finish(f.id, Result::Status::kServFail, {}, nullptr, f.upstream);
       return;
     }
     if (f.next >= n) {
@@ -294,7 +298,7 @@ void Forwarder::startNextAttempt(Flight& f) {
       if (++f.down_seen < n) continue;
       if (obs_) obs_->onAllUpstreamsDown();
       if (s.failfast_all_unhealthy) {
-        finish(f.id, Result::Status::ServFail, {}, nullptr, f.upstream);
+        finish(f.id, Result::Status::kServFail, {}, nullptr, f.upstream);
         return;
       }
       u = static_cast<int>(randomBelow(n));
@@ -649,7 +653,7 @@ bool Forwarder::handleReply(Flight& f, dns::ByteView msg, bool tcp) {
     attemptFailed(f, true);
     return true;
   }
-  if (dns::parseResponse(msg, resp_) != dns::Error::None) {
+  if (dns::parseResponse(msg, resp_) != dns::Error::kNone) {
     if (!tcp) return false;
     attemptFailed(f, true);
     return true;
@@ -657,7 +661,7 @@ bool Forwarder::handleReply(Flight& f, dns::ByteView msg, bool tcp) {
   if (!dns::questionMatches(resp_.question, f.question)) {
     if (!tcp) return false;
     // On TCP it cannot be a spoofed stray: the upstream answered something else (CoreDNS: FORMERR).
-    finish(f.id, Result::Status::FormErr, {}, nullptr, f.upstream);
+    finish(f.id, Result::Status::kFormErr, {}, nullptr, f.upstream);
     return true;
   }
   if (h.tc() && !f.tcp) {
@@ -671,7 +675,7 @@ bool Forwarder::handleReply(Flight& f, dns::ByteView msg, bool tcp) {
     const double secs = std::chrono::duration<double>(loop_.clockNow() - f.started).count();
     obs_->onExchange(f.upstream, h.rcode(), secs);
   }
-  finish(f.id, Result::Status::Ok, msg, &resp_, f.upstream);
+  finish(f.id, Result::Status::kOk, msg, &resp_, f.upstream);
   return true;
 }
 
@@ -717,10 +721,10 @@ void Forwarder::finish(uint64_t flight_id, Result::Status status, dns::ByteView 
   r.parsed = parsed;
   r.upstream = upstream;
   switch (status) {
-    case Result::Status::Ok: break;
-    case Result::Status::ServFail: r.error = shut_down_ ? kErrShutdown : kErrUpstreamsFailed; break;
-    case Result::Status::FormErr: r.error = kErrOtherQuestion; break;
-    case Result::Status::Refused: r.error = kErrLimitExceeded; break;
+    case Result::Status::kOk: break;
+    case Result::Status::kServFail: r.error = shut_down_ ? kErrShutdown : kErrUpstreamsFailed; break;
+    case Result::Status::kFormErr: r.error = kErrOtherQuestion; break;
+    case Result::Status::kRefused: r.error = kErrLimitExceeded; break;
   }
   for (auto& done : waiters) {
     --inflight_;
@@ -739,7 +743,7 @@ void Forwarder::shutdown() {
   }
   for (uint64_t id : ids) {
     Flight* f = find(id);
-    if (f != nullptr) finish(id, Result::Status::ServFail, {}, nullptr, f->upstream);
+    if (f != nullptr) finish(id, Result::Status::kServFail, {}, nullptr, f->upstream);
   }
   while (!udp_sockets_.empty()) closeSocket(*udp_sockets_.back());
   sends_.clear();

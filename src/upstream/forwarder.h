@@ -44,8 +44,8 @@ inline constexpr size_t kFlightPoolMax = 256;
 
 /// Outcome of one forwarded query.
 struct Result {
-  enum class Status : uint8_t { Ok, ServFail, FormErr, Refused };
-  Status status = Status::ServFail;
+  enum class Status : uint8_t { kOk, kServFail, kFormErr, kRefused };
+  Status status = Status::kServFail;
   /// The upstream reply (Ok only; valid only during the callback). Its ID and question are the
   /// ones sent upstream: the caller restores the client's ID (and, for coalesced queries, the
   /// client's question bytes, which have the same length).

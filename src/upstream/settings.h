@@ -31,7 +31,7 @@ inline constexpr std::chrono::milliseconds kHealthCheck{500};
 inline constexpr uint32_t kMaxUdpQueriesPerSocket = 64;
 
 struct Settings {
-  enum class Policy : uint8_t { Random, RoundRobin, Sequential };
+  enum class Policy : uint8_t { kRandom, kRoundRobin, kSequential };
 
   std::vector<Upstream> to;
   bool force_tcp = false;
@@ -44,7 +44,7 @@ struct Settings {
   uint32_t max_fails = defaults::kMaxFails;  // down when consecutive failures > max_fails; 0 = never down
   /// 0 → default cap 2 × upstreams (as CoreDNS HEAD, coredns/coredns#8365; v1.13: unbounded).
   uint32_t max_connect_attempts = 0;
-  Policy policy = Policy::Random;
+  Policy policy = Policy::kRandom;
   std::chrono::milliseconds health_check = defaults::kHealthCheck;
   bool health_check_rd = true;
   dns::Name health_check_name;  // len 0 (unset) means the root

@@ -20,7 +20,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string_view kPolicyNames[] = {"random", "round_robin", "sequential"};
+constexpr std::string_view kPolicyNames[] = {"random", "round_robin", "sequential"};
 
 // The constructor's checks throw std::invalid_argument: a constructor has no Result, and the
 // Corefile parser has already refused these settings with file:line, so reaching them is a bug.

@@ -42,6 +42,10 @@ class TcpConn final : public net::IoHandler {
   void armIdle();
   void cancelIdle();
 
+ private:
+  // The pool drives its connections' state (queue, drain, release): it reads and writes these.
+  friend class TcpPool;
+
   TcpPool* pool_;
   int upstream_;
   net::Fd fd_;

@@ -51,8 +51,8 @@ TEST_F(AllocTest, ThousandHitsAllocateNothing) {
     const TestQuery& q = queries[i % 5];
     LookupResult r =
         c.lookup(q.view(), q.q, dns::keyHash(q.q), at(20 + i / 10), 512, dns::MutableBytes(buf_));
-    hits += r.kind == Kind::Hit;
-    stale += r.kind == Kind::Stale;
+    hits += r.kind == Kind::kHit;
+    stale += r.kind == Kind::kStale;
     prefetch += r.prefetch;
   }
   EXPECT_EQ(test::threadAllocations() - allocs, 0u);

@@ -13,10 +13,10 @@ namespace {
 TEST_F(CacheTest, MissThenHit) {
   Cache c(Settings{});
   TestQuery q = makeQuery("www.example.org");
-  EXPECT_EQ(get(c, q, 0).kind, Kind::Miss);
+  EXPECT_EQ(get(c, q, 0).kind, Kind::kMiss);
   EXPECT_EQ(put(c, positive("www.example.org", 300)), 300u);
   LookupResult res = get(c, q, 1);
-  EXPECT_EQ(res.kind, Kind::Hit);
+  EXPECT_EQ(res.kind, Kind::kHit);
   EXPECT_FALSE(res.denial);
   EXPECT_FALSE(res.prefetch);
   Output o = out(res);
@@ -40,7 +40,7 @@ TEST_F(CacheTest, TtlCountsDownAndEntryExpires) {
                dns::MutableBytes(buf_));
   EXPECT_EQ(out(res).ttls, std::vector<uint32_t>{200});
   EXPECT_EQ(out(get(c, q, 299)).ttls, std::vector<uint32_t>{1});
-  EXPECT_EQ(get(c, q, 300).kind, Kind::Miss);
+  EXPECT_EQ(get(c, q, 300).kind, Kind::kMiss);
   EXPECT_EQ(load(c.stats().entries_success), 0u);  // dead entry removed on lookup
 }
 
@@ -74,7 +74,7 @@ TEST_F(CacheTest, IdAndQuestionCaseComeFromTheClient) {
   o.id = 0xbeef;
   TestQuery q = makeQuery("wWw.ExAmPle.ORG", o);
   LookupResult res = get(c, q, 0);
-  ASSERT_EQ(res.kind, Kind::Hit);
+  ASSERT_EQ(res.kind, Kind::kHit);
   Output out_pkt = out(res);
   EXPECT_EQ(out_pkt.header().id, 0xbeef);
   auto client_name = wireName("wWw.ExAmPle.ORG");
@@ -115,7 +115,7 @@ TEST_F(CacheTest, NxdomainHitCarriesRcodeAndIsDenial) {
   Cache c(Settings{});
   ASSERT_EQ(put(c, nxdomain("nope.example.org", 600, 60)), 60u);
   LookupResult res = get(c, makeQuery("nope.example.org"), 10);
-  ASSERT_EQ(res.kind, Kind::Hit);
+  ASSERT_EQ(res.kind, Kind::kHit);
   EXPECT_TRUE(res.denial);
   Output o = out(res);
   EXPECT_EQ(o.header().rcode(), dns::rcode::NxDomain);
@@ -162,20 +162,20 @@ TEST_F(CacheTest, DoCdAndQclassAreKeyFields) {
   QueryOptions with_do;
   with_do.edns = true;
   with_do.dnssec_ok = true;
-  EXPECT_EQ(get(c, makeQuery("www.example.org", with_do), 0).kind, Kind::Miss);
+  EXPECT_EQ(get(c, makeQuery("www.example.org", with_do), 0).kind, Kind::kMiss);
   QueryOptions edns_no_do;
   edns_no_do.edns = true;
-  EXPECT_EQ(get(c, makeQuery("www.example.org", edns_no_do), 0).kind, Kind::Hit);
+  EXPECT_EQ(get(c, makeQuery("www.example.org", edns_no_do), 0).kind, Kind::kHit);
   QueryOptions cd;
   cd.flags = dns::flag::RD | dns::flag::CD;
-  EXPECT_EQ(get(c, makeQuery("www.example.org", cd), 0).kind, Kind::Miss);
+  EXPECT_EQ(get(c, makeQuery("www.example.org", cd), 0).kind, Kind::kMiss);
   QueryOptions chaos;
   chaos.qclass = dns::cls::CH;
-  EXPECT_EQ(get(c, makeQuery("www.example.org", chaos), 0).kind, Kind::Miss);
+  EXPECT_EQ(get(c, makeQuery("www.example.org", chaos), 0).kind, Kind::kMiss);
   QueryOptions aaaa;
   aaaa.qtype = dns::type::AAAA;
-  EXPECT_EQ(get(c, makeQuery("www.example.org", aaaa), 0).kind, Kind::Miss);
-  EXPECT_EQ(get(c, makeQuery("ww.example.org"), 0).kind, Kind::Miss);
+  EXPECT_EQ(get(c, makeQuery("www.example.org", aaaa), 0).kind, Kind::kMiss);
+  EXPECT_EQ(get(c, makeQuery("ww.example.org"), 0).kind, Kind::kMiss);
   // A CH answer is a separate entry.
   ResponseSpec ch = positive("www.example.org", 100);
   ch.qclass = dns::cls::CH;
@@ -221,7 +221,7 @@ TEST_F(CacheTest, TruncatedWithTcWhenOverTheClientLimit) {
   put(c, big("www.example.org", 30));  // 30 × 31 bytes: well over 512
   TestQuery q = makeQuery("www.example.org");
   LookupResult res = get(c, q, 0, q.q.clientUdpSize());
-  ASSERT_EQ(res.kind, Kind::Hit);
+  ASSERT_EQ(res.kind, Kind::kHit);
   Output o = out(res);
   EXPECT_LE(o.pkt.size(), 512u);
   EXPECT_TRUE(o.header().tc());
@@ -257,7 +257,7 @@ TEST_F(CacheTest, PositiveInsertRemovesDenialEntry) {
   put(c, positive("www.example.org", 300), {}, 1);
   EXPECT_EQ(load(c.stats().entries_denial), 0u);
   LookupResult res = get(c, q, 2);
-  EXPECT_EQ(res.kind, Kind::Hit);
+  EXPECT_EQ(res.kind, Kind::kHit);
   EXPECT_FALSE(res.denial);
 }
 
@@ -289,7 +289,7 @@ TEST_F(CacheTest, DisabledZonesAreNotStored) {
   ResponseSpec nx = nxdomain("nx.example.net", 600, 600);
   EXPECT_EQ(put(c, nx), 0u);
   EXPECT_EQ(put(c, positive("www.example.net", 300)), 300u);
-  EXPECT_EQ(get(c, makeQuery("www.example.org"), 0).kind, Kind::Miss);
+  EXPECT_EQ(get(c, makeQuery("www.example.org"), 0).kind, Kind::kMiss);
 }
 
 TEST_F(CacheTest, SmallOutputBufferIsAMissNotACrash) {
@@ -299,7 +299,7 @@ TEST_F(CacheTest, SmallOutputBufferIsAMissNotACrash) {
   std::vector<uint8_t> tiny(20);
   LookupResult res =
       c.lookup(q.view(), q.q, dns::keyHash(q.q), at(0), 512, dns::MutableBytes(tiny));
-  EXPECT_EQ(res.kind, Kind::Miss);
+  EXPECT_EQ(res.kind, Kind::kMiss);
 }
 
 TEST_F(CacheTest, InvalidSettingsThrow) {
@@ -320,7 +320,7 @@ TEST_F(CacheTest, MovedCacheKeepsEntriesAndStatsAddress) {
   put(c, positive("www.example.org", 300));
   Cache moved(std::move(c));
   EXPECT_EQ(&moved.stats(), st);
-  EXPECT_EQ(get(moved, makeQuery("www.example.org"), 0).kind, Kind::Hit);
+  EXPECT_EQ(get(moved, makeQuery("www.example.org"), 0).kind, Kind::kHit);
 }
 
 }  // namespace

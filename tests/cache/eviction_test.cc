@@ -43,7 +43,7 @@ TEST_F(CacheTest, CapacityIsEnforced) {
   EXPECT_EQ(load(c.stats().evictions_success), 16u);
   EXPECT_EQ(load(c.stats().evictions_denial), 0u);
   int present = 0;
-  for (int i = 0; i < 20; ++i) present += get(c, makeQuery(host(i)), 1).kind == Kind::Hit;
+  for (int i = 0; i < 20; ++i) present += get(c, makeQuery(host(i)), 1).kind == Kind::kHit;
   EXPECT_EQ(present, 4);
 }
 
@@ -53,12 +53,12 @@ TEST_F(CacheTest, ClockKeepsFrequentlyHitEntry) {
   TestQuery hot = makeQuery("hot.example.org");
   for (int i = 0; i < 40; ++i) {
     put(c, positive(host(i), 300), {}, i);
-    ASSERT_EQ(get(c, hot, i).kind, Kind::Hit) << "hot entry evicted at round " << i;
+    ASSERT_EQ(get(c, hot, i).kind, Kind::kHit) << "hot entry evicted at round " << i;
   }
   EXPECT_EQ(load(c.stats().entries_success), 4u);
   // The cold ones were cycled through: the early ones are gone.
-  EXPECT_EQ(get(c, makeQuery(host(0)), 41).kind, Kind::Miss);
-  EXPECT_EQ(get(c, makeQuery(host(39)), 41).kind, Kind::Hit);
+  EXPECT_EQ(get(c, makeQuery(host(0)), 41).kind, Kind::kMiss);
+  EXPECT_EQ(get(c, makeQuery(host(39)), 41).kind, Kind::kHit);
 }
 
 TEST_F(CacheTest, WithoutHitsEvictionIsFifoLike) {
@@ -66,7 +66,7 @@ TEST_F(CacheTest, WithoutHitsEvictionIsFifoLike) {
   for (int i = 0; i < 4; ++i) put(c, positive(host(i), 300));
   put(c, positive(host(4), 300));
   // One of the four unreferenced entries made room; the newest is present.
-  EXPECT_EQ(get(c, makeQuery(host(4)), 0).kind, Kind::Hit);
+  EXPECT_EQ(get(c, makeQuery(host(4)), 0).kind, Kind::kHit);
   EXPECT_EQ(load(c.stats().evictions_success), 1u);
 }
 
@@ -79,7 +79,7 @@ TEST_F(CacheTest, ExpiredEntriesAreEvictedFirst) {
   // None referenced; two expired by t=20. Inserting two more must drop only the expired ones.
   put(c, positive(host(4), 600), {}, 20);
   put(c, positive(host(5), 600), {}, 20);
-  for (int i : {0, 2, 4, 5}) EXPECT_EQ(get(c, makeQuery(host(i)), 21).kind, Kind::Hit) << i;
+  for (int i : {0, 2, 4, 5}) EXPECT_EQ(get(c, makeQuery(host(i)), 21).kind, Kind::kHit) << i;
   EXPECT_EQ(load(c.stats().entries_success), 4u);
 }
 
@@ -115,14 +115,14 @@ TEST_F(CacheTest, ByteBudgetBoundsStoredBytes) {
   big.qname = "big.example.org";
   for (int i = 0; i < 30; ++i) big.answer.push_back(aRecord("big.example.org", 300));
   EXPECT_EQ(put(c, big), 0u);
-  EXPECT_EQ(get(c, makeQuery("big.example.org"), 0).kind, Kind::Miss);
+  EXPECT_EQ(get(c, makeQuery("big.example.org"), 0).kind, Kind::kMiss);
   EXPECT_EQ(load(c.stats().entries_success), 4u);  // nothing evicted for it
   // A 10-record answer (~340 bytes) fits only after evicting others.
   ResponseSpec mid;
   mid.qname = "mid.example.org";
   for (int i = 0; i < 10; ++i) mid.answer.push_back(aRecord("mid.example.org", 300));
   EXPECT_EQ(put(c, mid), 300u);
-  EXPECT_EQ(get(c, makeQuery("mid.example.org"), 0).kind, Kind::Hit);
+  EXPECT_EQ(get(c, makeQuery("mid.example.org"), 0).kind, Kind::kHit);
   EXPECT_LT(load(c.stats().entries_success), 4u);
   EXPECT_GE(load(c.stats().evictions_success), 2u);
 }

@@ -1,4 +1,4 @@
-// A peer worker's look into another worker's partition (Access::Peer): it takes only an answer it
+// A peer worker's look into another worker's partition (Access::kPeer): it takes only an answer it
 // can send; a miss, or an expired entry under serve_stale verify, is left to the owner untouched
 // (no dead entry erased). A peer's look is never counted in the partition's Stats (the owner's
 // lookup counters; the peer's worker metrics count its answers). With more than one partition
@@ -19,23 +19,23 @@ class PeerAccessTest : public CacheTest {
  protected:
   LookupResult peer(Cache& c, const TestQuery& q, int64_t t) {
     return c.lookup(q.view(), q.q, dns::keyHash(q.q), at(t), 65535, dns::MutableBytes(buf_),
-                    Access::Peer);
+                    Access::kPeer);
   }
 };
 
 TEST_F(PeerAccessTest, APeersLookIsNotCountedInTheOwnersStats) {
   Cache c(Settings{});
   TestQuery q = makeQuery("www.example.org");
-  EXPECT_EQ(peer(c, q, 0).kind, Kind::Miss);
+  EXPECT_EQ(peer(c, q, 0).kind, Kind::kMiss);
   EXPECT_EQ(load(c.stats().requests), 0u);
   EXPECT_EQ(load(c.stats().misses), 0u);
   put(c, positive("www.example.org", 300));
   const LookupResult r = peer(c, q, 10);
-  EXPECT_EQ(r.kind, Kind::Hit);
+  EXPECT_EQ(r.kind, Kind::kHit);
   EXPECT_EQ(out(r).ttls, std::vector<uint32_t>{290});
   EXPECT_EQ(load(c.stats().requests), 0u);
   EXPECT_EQ(load(c.stats().hits_success), 0u);
-  EXPECT_EQ(get(c, q, 11).kind, Kind::Hit);
+  EXPECT_EQ(get(c, q, 11).kind, Kind::kHit);
   EXPECT_EQ(load(c.stats().requests), 1u);
   EXPECT_EQ(load(c.stats().hits_success), 1u);
 }
@@ -44,9 +44,9 @@ TEST_F(PeerAccessTest, ADeadEntryIsErasedByTheOwnerOnly) {
   Cache c(Settings{});
   put(c, positive("www.example.org", 30));
   TestQuery q = makeQuery("www.example.org");
-  EXPECT_EQ(peer(c, q, 31).kind, Kind::Miss);
+  EXPECT_EQ(peer(c, q, 31).kind, Kind::kMiss);
   EXPECT_EQ(load(c.stats().entries_success), 1u);
-  EXPECT_EQ(get(c, q, 31).kind, Kind::Miss);
+  EXPECT_EQ(get(c, q, 31).kind, Kind::kMiss);
   EXPECT_EQ(load(c.stats().entries_success), 0u);
   EXPECT_EQ(load(c.stats().requests), 1u);
   EXPECT_EQ(load(c.stats().misses), 1u);
@@ -59,16 +59,16 @@ TEST_F(PeerAccessTest, ServeStaleVerifyIsTheOwnersAndImmediateStaleIsServedWithO
   Cache v(verify);
   put(v, positive("www.example.org", 30));
   TestQuery q = makeQuery("www.example.org");
-  EXPECT_EQ(peer(v, q, 40).kind, Kind::Miss);
+  EXPECT_EQ(peer(v, q, 40).kind, Kind::kMiss);
   EXPECT_EQ(load(v.stats().requests), 0u);
-  EXPECT_EQ(get(v, q, 40).kind, Kind::StaleVerify);
+  EXPECT_EQ(get(v, q, 40).kind, Kind::kStaleVerify);
 
   Settings immediate;
   immediate.serve_stale_s = 3600;
   Cache i(immediate);
   put(i, positive("www.example.org", 30));
   LookupResult r = peer(i, q, 40);
-  EXPECT_EQ(r.kind, Kind::Stale);
+  EXPECT_EQ(r.kind, Kind::kStale);
   EXPECT_TRUE(r.prefetch) << "the peer is handed the refresh, to pass to the owner";
   EXPECT_EQ(out(r).ttls, std::vector<uint32_t>{kStaleTtl});
   EXPECT_FALSE(peer(i, q, 41).prefetch) << "one refresh at a time";
@@ -89,8 +89,8 @@ TEST_F(PeerAccessTest, OwnerAndPeerShareAPartitionAcrossThreads) {
     const uint64_t h = dns::keyHash(q.q);
     while (!stop.load()) {
       const LookupResult r =
-          c.lookup(q.view(), q.q, h, at(1), 65535, dns::MutableBytes(buf), Access::Peer);
-      if (r.kind == Kind::Hit) peer_hits.fetch_add(1);
+          c.lookup(q.view(), q.q, h, at(1), 65535, dns::MutableBytes(buf), Access::kPeer);
+      if (r.kind == Kind::kHit) peer_hits.fetch_add(1);
     }
   });
   // The owner inserts (and so evicts: 4 times the capacity) and looks up meanwhile.

@@ -150,14 +150,14 @@ TEST_F(SnapshotTest, RoundTripAnswersLikeTheOriginal) {
     auto ra = getAt(a, q, t0_ + std::chrono::seconds(30));
     std::vector<uint8_t> from_a(buf_.begin(), buf_.begin() + long(ra.length));
     auto rb = getAt(b, q, newSteady(30'000));
-    ASSERT_EQ(rb.kind, Kind::Hit) << k.name;
+    ASSERT_EQ(rb.kind, Kind::kHit) << k.name;
     std::vector<uint8_t> from_b(buf_.begin(), buf_.begin() + long(rb.length));
     EXPECT_EQ(from_a, from_b) << k.name;
     EXPECT_EQ(ra.denial, rb.denial) << k.name;
   }
   // DO/CD are part of the key: the plain query for do.example.org is still a miss.
-  EXPECT_EQ(getAt(b, makeQuery("do.example.org"), newSteady(30'000)).kind, Kind::Miss);
-  EXPECT_EQ(getAt(b, makeQuery("cd.example.org"), newSteady(30'000)).kind, Kind::Miss);
+  EXPECT_EQ(getAt(b, makeQuery("do.example.org"), newSteady(30'000)).kind, Kind::kMiss);
+  EXPECT_EQ(getAt(b, makeQuery("cd.example.org"), newSteady(30'000)).kind, Kind::kMiss);
 }
 
 TEST_F(SnapshotTest, TtlNeverExtendedWhateverTheSubSecondPhase) {
@@ -186,9 +186,9 @@ TEST_F(SnapshotTest, TtlNeverExtendedWhateverTheSubSecondPhase) {
         ASSERT_TRUE(b.importEntry(loaded->entries[0], im));
         for (int64_t t = load_ms; t < 110'000; t += 370) {
           auto ra = getAt(a, q, t0_ + std::chrono::milliseconds(t));
-          uint32_t ttl_a = ra.kind == Kind::Hit ? out(ra).ttls.at(0) : 0;
+          uint32_t ttl_a = ra.kind == Kind::kHit ? out(ra).ttls.at(0) : 0;
           auto rb = getAt(b, q, newSteady(t));
-          if (rb.kind != Kind::Hit) continue;  // expired earlier: allowed
+          if (rb.kind != Kind::kHit) continue;  // expired earlier: allowed
           uint32_t ttl_b = out(rb).ttls.at(0);
           ASSERT_LE(ttl_b, ttl_a) << "ins " << ins << " exp " << exp << " imp " << imp << " t " << t;
           ASSERT_GE(ttl_b + 1, ttl_a) << "more than a second lost";
@@ -217,8 +217,8 @@ TEST_F(SnapshotTest, ExpiredEntriesAreSkipped) {
   size_t imported = 0;
   for (const auto& e : loaded->entries) imported += b.importEntry(e, newClock(12'000)) ? 1 : 0;
   EXPECT_EQ(imported, 1u);
-  EXPECT_EQ(getAt(b, makeQuery("short.example.org"), newSteady(12'000)).kind, Kind::Miss);
-  EXPECT_EQ(getAt(b, makeQuery("long.example.org"), newSteady(12'000)).kind, Kind::Hit);
+  EXPECT_EQ(getAt(b, makeQuery("short.example.org"), newSteady(12'000)).kind, Kind::kMiss);
+  EXPECT_EQ(getAt(b, makeQuery("long.example.org"), newSteady(12'000)).kind, Kind::kHit);
 }
 
 TEST_F(SnapshotTest, StaleEntriesTravelOnlyToCachesThatServeStale) {
@@ -236,7 +236,7 @@ TEST_F(SnapshotTest, StaleEntriesTravelOnlyToCachesThatServeStale) {
   Cache b(stale);
   EXPECT_TRUE(b.importEntry(loaded->entries[0], newClock(25'000)));
   auto r = getAt(b, makeQuery("s.example.org"), newSteady(25'000));
-  EXPECT_EQ(r.kind, Kind::Stale);
+  EXPECT_EQ(r.kind, Kind::kStale);
 }
 
 TEST_F(SnapshotTest, ImportNeverReplacesALiveEntry) {
@@ -251,7 +251,7 @@ TEST_F(SnapshotTest, ImportNeverReplacesALiveEntry) {
   b.insert(q.q, dns::keyHash(q.q), r.view(), r.r, newSteady(500));
   EXPECT_FALSE(b.importEntry(loaded->entries[0], newClock(1000)));
   auto res = getAt(b, q, newSteady(1000));
-  ASSERT_EQ(res.kind, Kind::Hit);
+  ASSERT_EQ(res.kind, Kind::kHit);
   EXPECT_LE(out(res).ttls.at(0), 30u);
 }
 

@@ -35,11 +35,11 @@ TEST(StoreIndex, RandomChurnMatchesModel) {
     names.push_back(name(text + ".test"));
   }
   // Deliberately poor hash (16 distinct values) so probe chains collide and wrap around.
-  auto hashOf = [](int k) { return static_cast<uint64_t>(k % 16) * 0x9E3779B97F4A7C15ull; };
+  auto hash_of = [](int k) { return static_cast<uint64_t>(k % 16) * 0x9E3779B97F4A7C15ull; };
   for (int step = 0; step < 20000; ++step) {
     int k = static_cast<int>(rng() % names.size());
     KeyView key{&names[static_cast<size_t>(k)], dns::type::A, dns::cls::IN, false, false};
-    uint32_t found = store.find(hashOf(k), key);
+    uint32_t found = store.find(hash_of(k), key);
     auto it = model.find(k);
     ASSERT_EQ(found != Store::kNone, it != model.end()) << "step " << step << " key " << k;
     if (it != model.end()) {
@@ -50,7 +50,7 @@ TEST(StoreIndex, RandomChurnMatchesModel) {
       model.erase(it);
     } else {
       uint64_t evictions = 0;
-      uint32_t idx = store.put(makeEntry(names[static_cast<size_t>(k)], hashOf(k), now, 100),
+      uint32_t idx = store.put(makeEntry(names[static_cast<size_t>(k)], hash_of(k), now, 100),
                                found, now, evictions);
       ASSERT_NE(idx, Store::kNone);
       if (evictions > 0) {
@@ -58,7 +58,7 @@ TEST(StoreIndex, RandomChurnMatchesModel) {
         for (auto m = model.begin(); m != model.end();) {
           KeyView mk{&names[static_cast<size_t>(m->first)], dns::type::A, dns::cls::IN, false,
                      false};
-          if (store.find(hashOf(m->first), mk) == Store::kNone) {
+          if (store.find(hash_of(m->first), mk) == Store::kNone) {
             m = model.erase(m);
           } else {
             ++m;

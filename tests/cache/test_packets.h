@@ -42,7 +42,7 @@ inline TestQuery makeQuery(const std::string& qname, QueryOptions o = {}) {
                                o.dnssec_ok, dns::MutableBytes(t.pkt));
   EXPECT_GT(len, 0u);
   t.pkt.resize(len);
-  EXPECT_EQ(dns::parseQuery(t.view(), t.q), dns::QueryStatus::Ok);
+  EXPECT_EQ(dns::parseQuery(t.view(), t.q), dns::QueryStatus::kOk);
   return t;
 }
 
@@ -102,7 +102,7 @@ inline TestResponse makeResponse(const ResponseSpec& s) {
   if (s.opt) b.opt(4096, 0, 0, s.opt_do);
   TestResponse t;
   t.pkt = b.bytes();
-  EXPECT_EQ(dns::parseResponse(t.view(), t.r), dns::Error::None);
+  EXPECT_EQ(dns::parseResponse(t.view(), t.r), dns::Error::kNone);
   return t;
 }
 
@@ -117,7 +117,7 @@ struct Output {
 inline Output readOutput(const std::vector<uint8_t>& buf, size_t len) {
   Output o;
   o.pkt.assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(len));
-  EXPECT_EQ(dns::parseResponse(dns::ByteView(o.pkt), o.r), dns::Error::None);
+  EXPECT_EQ(dns::parseResponse(dns::ByteView(o.pkt), o.r), dns::Error::kNone);
   for (const auto& rr : o.r.rrs) o.ttls.push_back(dns::load32(o.pkt.data() + rr.ttl_offset));
   return o;
 }

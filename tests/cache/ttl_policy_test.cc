@@ -138,7 +138,7 @@ TEST_F(TtlPolicy, MismatchedQuestionIsDropped) {
   TestResponse wrong_type = makeResponse(aaaa);
   EXPECT_EQ(c.insert(q.q, dns::keyHash(q.q), wrong_type.view(), wrong_type.r, at(0)), 0u);
   EXPECT_EQ(c.stats().drops.load(), 2u);
-  EXPECT_EQ(get(c, q, 0).kind, Kind::Miss);
+  EXPECT_EQ(get(c, q, 0).kind, Kind::kMiss);
 }
 
 TEST(TtlPolicyDecide, TopBitTtlsCountAsZero) {
@@ -147,8 +147,8 @@ TEST(TtlPolicyDecide, TopBitTtlsCountAsZero) {
   r.min_ttl = 0x80000001u;
   Settings s;
   s.success_min_ttl = 0;
-  Decision d = decide(s, r, dns::ResponseType::NoError);
-  EXPECT_EQ(d.placement, Placement::Success);
+  Decision d = decide(s, r, dns::ResponseType::kNoError);
+  EXPECT_EQ(d.placement, Placement::kSuccess);
   EXPECT_EQ(d.duration, 0u);
 }
 
@@ -174,7 +174,7 @@ TEST(TtlPolicyCap, CapsEveryRecordButNotOpt) {
   TestResponse r = makeResponse(s);
   capTtls(dns::MutableBytes(r.pkt), r.r, 300);
   dns::Response again;
-  ASSERT_EQ(dns::parseResponse(dns::ByteView(r.pkt), again), dns::Error::None);
+  ASSERT_EQ(dns::parseResponse(dns::ByteView(r.pkt), again), dns::Error::kNone);
   std::vector<uint32_t> ttls;
   for (const auto& rr : again.rrs) ttls.push_back(dns::load32(r.pkt.data() + rr.ttl_offset));
   EXPECT_EQ(ttls, (std::vector<uint32_t>{300, 20, 0}));

@@ -28,12 +28,12 @@ class Files {
   std::map<std::string, std::string> files_;
 };
 
-const char* kV2Mountinfo =
+const char* const kV2Mountinfo =
     "22 1 0:21 / /sys rw,nosuid - sysfs sysfs rw\n"
     "30 22 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 "
     "rw,nsdelegate,memory_recursiveprot\n";
 
-const char* kHybridMountinfo =
+const char* const kHybridMountinfo =
     "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
     "32 31 0:29 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n"
     "33 31 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n"

@@ -67,14 +67,14 @@ void replaceAll(std::string& s, const std::string& from, const std::string& to) 
   }
 }
 
-std::string manifestCorefile(const std::string& resolvConf) {
+std::string manifestCorefile(const std::string& resolv_conf) {
   std::string s = kManifestCorefile;
   replaceAll(s, "__PILLAR__LOCAL__DNS__", "169.254.20.10");
   replaceAll(s, "__PILLAR__DNS__DOMAIN__", "cluster.local");
   replaceAll(s, ",__PILLAR__DNS__SERVER__", "");
   replaceAll(s, " __PILLAR__DNS__SERVER__", "");
   replaceAll(s, "__PILLAR__CLUSTER__DNS__", "10.96.0.10");
-  replaceAll(s, "__PILLAR__UPSTREAM__SERVERS__", resolvConf);
+  replaceAll(s, "__PILLAR__UPSTREAM__SERVERS__", resolv_conf);
   return s;
 }
 
@@ -107,7 +107,7 @@ TEST(Manifest, ParsesIntoFourBlocksWithExactValues) {
     EXPECT_EQ(b.cache->zones, std::vector<std::string>{zones[i]});
     ASSERT_EQ(b.forwards.size(), 1u);
     EXPECT_EQ(b.forwards[0].from, ".");
-    EXPECT_EQ(b.forwards[0].policy, Policy::Random);
+    EXPECT_EQ(b.forwards[0].policy, Policy::kRandom);
     EXPECT_EQ(b.forwards[0].max_fails, 2u);
     EXPECT_EQ(b.forwards[0].expire, std::chrono::seconds(10));
     EXPECT_EQ(b.forwards[0].health_check, std::chrono::milliseconds(500));

@@ -365,7 +365,7 @@ TEST(Forward, FullBlock) {
   EXPECT_EQ(f.expire, std::chrono::seconds(30));
   EXPECT_EQ(f.max_fails, 0u);
   EXPECT_EQ(f.max_connect_attempts, 4u);
-  EXPECT_EQ(f.policy, Policy::Sequential);
+  EXPECT_EQ(f.policy, Policy::kSequential);
   EXPECT_EQ(f.health_check, std::chrono::seconds(2));
   EXPECT_FALSE(f.health_check_recursion_desired);
   EXPECT_EQ(f.health_check_domain, "probe.example.");
@@ -374,7 +374,7 @@ TEST(Forward, FullBlock) {
   EXPECT_EQ(f.next_rcodes, (std::vector<uint8_t>{3, 2}));
   EXPECT_EQ(f.failover_rcodes, std::vector<uint8_t>{5});
   const Corefile rr = parse(". {\n forward . 1.1.1.1 {\n  policy round_robin\n }\n}\n");
-  EXPECT_EQ(only(rr).forwards[0].policy, Policy::RoundRobin);
+  EXPECT_EQ(only(rr).forwards[0].policy, Policy::kRoundRobin);
   // A CIDR FROM keeps its first reverse zone.
   EXPECT_EQ(only(parse(". {\n forward 10.0.0.0/8 1.1.1.1\n}\n")).forwards[0].from,
             "10.in-addr.arpa.");

@@ -20,6 +20,7 @@
 
 #include "support/udp_peer.h"
 #include "dns/message.h"
+#include "net/fd.h"
 #include "node/options.h"
 #include "support/capture_stdout.h"
 #include "support/eventually.h"
@@ -80,7 +81,7 @@ std::string askIdentity(uint16_t port) {
   auto r = client.receive(1000);
   if (!r) return "";
   dns::Response resp;
-  if (dns::parseResponse(dns::ByteView(*r), resp) != dns::Error::None) return "?";
+  if (dns::parseResponse(dns::ByteView(*r), resp) != dns::Error::kNone) return "?";
   for (const auto& rr : resp.rrs) {
     if (rr.section != 0 || rr.type != dns::type::TXT) continue;
     const uint8_t* base = r->data() + rr.ttl_offset;
@@ -303,14 +304,12 @@ TEST_F(DaemonTest, Sigusr1ReloadsAtOnce) {
 
 /// True if something accepts TCP connections on 127.0.0.1:port.
 bool listening(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const net::Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-  ::close(fd);
-  return ok;
+  return ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
 }
 
 TEST_F(DaemonTest, ReloadRestartsOnlyTheHttpEndpointsThatChanged) {

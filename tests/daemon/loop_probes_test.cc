@@ -36,7 +36,7 @@ class LoopProbesTest : public ::testing::Test {
     auto pkt = listener_.receive();
     ASSERT_TRUE(pkt.has_value()) << "no probe sent";
     dns::Query q;
-    ASSERT_EQ(dns::parseQuery(dns::ByteView(*pkt), q), dns::QueryStatus::Ok);
+    ASSERT_EQ(dns::parseQuery(dns::ByteView(*pkt), q), dns::QueryStatus::kOk);
     EXPECT_EQ(q.question.qtype, dns::type::HINFO);
     EXPECT_EQ(q.question.qclass, dns::cls::IN);
     EXPECT_TRUE(q.question.name.equalsIgnoreCase(detector().probe));

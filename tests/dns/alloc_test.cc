@@ -20,20 +20,20 @@ TEST(NoAllocation, HotPath) {
                           sizeof(testdata::kDnspythonResponseCname));
   Query q;
   Response r;
-  ASSERT_EQ(parseResponse(response, r), Error::None);  // first parse may grow r.rrs
+  ASSERT_EQ(parseResponse(response, r), Error::kNone);  // first parse may grow r.rrs
   std::vector<uint8_t> out(1024);
 
   const uint64_t before = test::threadAllocations();
-  ASSERT_EQ(parseQuery(query, q), QueryStatus::Ok);
+  ASSERT_EQ(parseQuery(query, q), QueryStatus::kOk);
   Name n;
   size_t next = 0;
-  ASSERT_EQ(readName(response, 12, n, next), Error::None);
-  ASSERT_EQ(skipName(response, 33, next), Error::None);
+  ASSERT_EQ(readName(response, 12, n, next), Error::kNone);
+  ASSERT_EQ(skipName(response, 33, next), Error::kNone);
   ASSERT_GT(buildErrorResponse(query, q, rcode::ServFail, out), 0u);
   ASSERT_GT(buildQuery(1, q.question.name, type::A, cls::IN, flag::RD, true, 1232, false, out),
             0u);
-  ASSERT_EQ(parseResponse(response, r), Error::None);
-  EXPECT_EQ(classify(r), ResponseType::NoError);
+  ASSERT_EQ(parseResponse(response, r), Error::kNone);
+  EXPECT_EQ(classify(r), ResponseType::kNoError);
   EXPECT_TRUE(questionMatches(q.question, q.question));
   const uint64_t after = test::threadAllocations();
   EXPECT_EQ(after - before, 0u);

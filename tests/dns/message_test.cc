@@ -35,7 +35,7 @@ QueryStatus parseQ(const std::vector<uint8_t>& v, Query& q) { return parseQuery(
 TEST(ParseQuery, DnspythonQueryWithEdns) {
   auto pkt = vec(testdata::kDnspythonQueryEdns);
   Query q;
-  ASSERT_EQ(parseQ(pkt, q), QueryStatus::Ok);
+  ASSERT_EQ(parseQ(pkt, q), QueryStatus::kOk);
   EXPECT_EQ(q.header.id, 0x1234);
   EXPECT_TRUE(q.header.rd());
   EXPECT_EQ(q.question.name.toString(), "Example.COM.");
@@ -56,7 +56,7 @@ TEST(ParseQuery, DnspythonQueryWithEdns) {
 TEST(ParseQuery, DnspythonQueryWithoutEdns) {
   auto pkt = vec(testdata::kDnspythonQueryPlain);
   Query q;
-  ASSERT_EQ(parseQ(pkt, q), QueryStatus::Ok);
+  ASSERT_EQ(parseQ(pkt, q), QueryStatus::kOk);
   EXPECT_EQ(q.question.name.toString(), "www.Example.org.");
   EXPECT_EQ(q.question.qtype, type::AAAA);
   EXPECT_FALSE(q.edns.present);
@@ -67,7 +67,7 @@ TEST(ParseQuery, EdnsFieldsAndSmallUdpSize) {
   PacketBuilder b;
   b.header(1, flag::RD | flag::CD, 1, 0, 0, 1).question("a.b", type::TXT).opt(100, 0, 0, false);
   Query q;
-  ASSERT_EQ(parseQ(b.bytes(), q), QueryStatus::Ok);
+  ASSERT_EQ(parseQ(b.bytes(), q), QueryStatus::kOk);
   EXPECT_TRUE(q.edns.present);
   EXPECT_FALSE(q.edns.dnssec_ok);
   EXPECT_EQ(q.edns.udp_size, 100);
@@ -84,14 +84,14 @@ TEST(ParseQuery, OptionsAndOtherAdditionalRecords) {
       .name("key.example")
       .rrBody(250, 255, 0, {1, 2, 3});
   Query q;
-  ASSERT_EQ(parseQ(b.bytes(), q), QueryStatus::Ok);
+  ASSERT_EQ(parseQ(b.bytes(), q), QueryStatus::kOk);
   EXPECT_TRUE(q.edns.present);
   EXPECT_TRUE(q.edns.dnssec_ok);
   EXPECT_EQ(q.edns.rr_len, 11u + 12u);
   // Trailing garbage after the last record is ignored.
-  auto withTrailer = b.bytes();
-  withTrailer.push_back(0xFF);
-  EXPECT_EQ(parseQ(withTrailer, q), QueryStatus::Ok);
+  auto with_trailer = b.bytes();
+  with_trailer.push_back(0xFF);
+  EXPECT_EQ(parseQ(with_trailer, q), QueryStatus::kOk);
 }
 
 TEST(ParseQuery, AnswerAndAuthorityRecordsAllowedOnce) {
@@ -103,17 +103,17 @@ TEST(ParseQuery, AnswerAndAuthorityRecordsAllowedOnce) {
       .pointer(12)
       .rrBody(type::A, cls::IN, 5, {1, 2, 3, 4});
   Query q;
-  EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::Ok);
+  EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::kOk);
 }
 
 TEST(ParseQuery, DropShortAndResponses) {
   auto pkt = vec(testdata::kDnspythonQueryPlain);
   Query q;
   for (size_t n = 0; n < kHeaderSize; ++n) {
-    EXPECT_EQ(parseQuery(ByteView(pkt.data(), n), q), QueryStatus::Drop) << n;
+    EXPECT_EQ(parseQuery(ByteView(pkt.data(), n), q), QueryStatus::kDrop) << n;
   }
   pkt[2] |= 0x80;  // QR=1
-  EXPECT_EQ(parseQ(pkt, q), QueryStatus::Drop);
+  EXPECT_EQ(parseQ(pkt, q), QueryStatus::kDrop);
 }
 
 TEST(ParseQuery, OpcodesOtherThanQueryAreNotImp) {
@@ -121,7 +121,7 @@ TEST(ParseQuery, OpcodesOtherThanQueryAreNotImp) {
     PacketBuilder b;
     b.header(4, static_cast<uint16_t>(opcode << 11), 1, 0, 0, 0).question("Zone.example", type::SOA);
     Query q;
-    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::NotImp) << opcode;
+    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::kNotImp) << opcode;
     EXPECT_EQ(q.question.name.toString(), "Zone.example.");  // parsed for the echo
     EXPECT_EQ(q.header.opcode(), opcode);
   }
@@ -138,7 +138,7 @@ TEST(ParseQuery, CountsOutOfRangeAreFormErr) {
     b.header(5, flag::RD, c.qd, c.an, c.ns, c.ar).question("example.org", type::A);
     if (c.qd == 2) b.question("example.net", type::A);
     Query q;
-    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::FormErr) << c.qd << c.an << c.ns << c.ar;
+    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::kFormErr) << c.qd << c.an << c.ns << c.ar;
     EXPECT_EQ(q.question.name.len > 0, c.question_filled);
   }
 }
@@ -148,14 +148,14 @@ TEST(ParseQuery, BadQuestionIsFormErr) {
     PacketBuilder b;  // forward pointer in QNAME
     b.header(6, 0, 1, 0, 0, 0).pointer(14).u8(0).u16(1).u16(1);
     Query q;
-    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::FormErr);
+    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::kFormErr);
     EXPECT_EQ(q.question.name.len, 0);
   }
   {
     PacketBuilder b;  // QTYPE/QCLASS missing
     b.header(6, 0, 1, 0, 0, 0).name("example.org").u16(1);
     Query q;
-    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::FormErr);
+    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::kFormErr);
     EXPECT_EQ(q.question.name.len, 0);
   }
 }
@@ -165,7 +165,7 @@ TEST(ParseQuery, OptProblemsAreFormErr) {
   {
     PacketBuilder b;  // two OPTs
     b.header(7, 0, 1, 0, 0, 2).question("example.org", type::A).opt(1232).opt(1232);
-    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::FormErr);
+    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::kFormErr);
     EXPECT_FALSE(q.edns.present);
     EXPECT_EQ(q.question.name.toString(), "example.org.");  // question still echoed
   }
@@ -173,41 +173,41 @@ TEST(ParseQuery, OptProblemsAreFormErr) {
     PacketBuilder b;  // OPT not owned by root
     b.header(7, 0, 1, 0, 0, 1).question("example.org", type::A).pointer(12).rrBody(
         type::OPT, 1232, 0, {});
-    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::FormErr);
+    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::kFormErr);
     EXPECT_FALSE(q.edns.present);
   }
   {
     PacketBuilder b;  // OPT in the answer section
     b.header(7, 0, 1, 1, 0, 0).question("example.org", type::A).opt(1232);
-    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::FormErr);
+    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::kFormErr);
   }
   {
     PacketBuilder b;  // OPT in the authority section
     b.header(7, 0, 1, 0, 1, 0).question("example.org", type::A).opt(1232);
-    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::FormErr);
+    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::kFormErr);
   }
   {
     PacketBuilder b;  // option length runs past RDLENGTH
     b.header(7, 0, 1, 0, 0, 1).question("example.org", type::A).opt(1232, 0, 0, false,
                                                                      {0, 10, 0, 9, 1, 2, 3});
-    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::FormErr);
+    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::kFormErr);
   }
   {
     PacketBuilder b;  // partial option header
     b.header(7, 0, 1, 0, 0, 1).question("example.org", type::A).opt(1232, 0, 0, false,
                                                                      {0, 10, 0});
-    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::FormErr);
+    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::kFormErr);
   }
   {
     PacketBuilder b;  // RDLENGTH past the end of the message
     b.header(7, 0, 1, 0, 0, 1).question("example.org", type::A).u8(0).u16(type::OPT).u16(512)
         .u32(0).u16(20).raw({1, 2});
-    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::FormErr);
+    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::kFormErr);
   }
   {
     PacketBuilder b;  // garbage answer record
     b.header(7, 0, 1, 1, 0, 0).question("example.org", type::A).u8(0x80);
-    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::FormErr);
+    EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::kFormErr);
   }
 }
 
@@ -215,7 +215,7 @@ TEST(ParseQuery, EdnsVersionOneIsBadVers) {
   PacketBuilder b;
   b.header(8, flag::RD, 1, 0, 0, 1).question("Example.org", type::A).opt(4096, 0, 1, true);
   Query q;
-  ASSERT_EQ(parseQ(b.bytes(), q), QueryStatus::BadVers);
+  ASSERT_EQ(parseQ(b.bytes(), q), QueryStatus::kBadVers);
   EXPECT_TRUE(q.edns.present);
   EXPECT_EQ(q.edns.version, 1);
   EXPECT_TRUE(q.edns.dnssec_ok);
@@ -227,8 +227,8 @@ TEST(ParseQuery, EveryPrefixOfAValidQueryFails) {
       std::vector<uint8_t> prefix(full.begin(), full.begin() + static_cast<long>(n));
       Query q;
       const QueryStatus s = parseQ(prefix, q);
-      EXPECT_NE(s, QueryStatus::Ok) << n;
-      EXPECT_EQ(s, n < kHeaderSize ? QueryStatus::Drop : QueryStatus::FormErr) << n;
+      EXPECT_NE(s, QueryStatus::kOk) << n;
+      EXPECT_EQ(s, n < kHeaderSize ? QueryStatus::kDrop : QueryStatus::kFormErr) << n;
     }
   }
 }
@@ -239,7 +239,7 @@ TEST(ParseQuery, EveryPrefixOfAValidQueryFails) {
 TEST(ParseResponse, DnspythonCnameResponse) {
   auto pkt = vec(testdata::kDnspythonResponseCname);
   Response r;
-  ASSERT_EQ(parseResponse(view(pkt), r), Error::None);
+  ASSERT_EQ(parseResponse(view(pkt), r), Error::kNone);
   EXPECT_EQ(r.header.id, 7);
   EXPECT_EQ(r.question.name.toString(), "www.example.com.");
   ASSERT_EQ(r.rrs.size(), 5u);
@@ -257,23 +257,23 @@ TEST(ParseResponse, DnspythonCnameResponse) {
   EXPECT_TRUE(r.edns.present);
   EXPECT_EQ(r.edns.rr_offset + r.edns.rr_len, pkt.size());
   EXPECT_EQ(r.end, pkt.size());
-  EXPECT_EQ(classify(r), ResponseType::NoError);
+  EXPECT_EQ(classify(r), ResponseType::kNoError);
   // rrs is cleared and refilled on reuse.
-  ASSERT_EQ(parseResponse(view(pkt), r), Error::None);
+  ASSERT_EQ(parseResponse(view(pkt), r), Error::kNone);
   EXPECT_EQ(r.rrs.size(), 5u);
 }
 
 TEST(ParseResponse, SoaMinimumExtraction) {
   auto pkt = vec(testdata::kDnspythonResponseNx);
   Response r;
-  ASSERT_EQ(parseResponse(view(pkt), r), Error::None);
+  ASSERT_EQ(parseResponse(view(pkt), r), Error::kNone);
   EXPECT_TRUE(r.has_soa);
   EXPECT_EQ(r.soa_ttl, 900u);
   EXPECT_EQ(r.soa_minimum, 300u);
   EXPECT_EQ(r.min_ttl, 900u);
   EXPECT_FALSE(r.has_ns);
   EXPECT_FALSE(r.edns.present);
-  EXPECT_EQ(classify(r), ResponseType::NameError);
+  EXPECT_EQ(classify(r), ResponseType::kNameError);
 }
 
 TEST(ParseResponse, EveryPrefixOfAValidResponseFails) {
@@ -282,7 +282,7 @@ TEST(ParseResponse, EveryPrefixOfAValidResponseFails) {
     for (size_t n = 0; n < full.size(); ++n) {
       std::vector<uint8_t> prefix(full.begin(), full.begin() + static_cast<long>(n));
       Response r;
-      EXPECT_NE(parseResponse(view(prefix), r), Error::None) << n;
+      EXPECT_NE(parseResponse(view(prefix), r), Error::kNone) << n;
     }
   }
 }
@@ -292,14 +292,14 @@ TEST(ParseResponse, HeaderRequirements) {
   auto pkt = vec(testdata::kDnspythonResponseNx);
   auto query = pkt;
   query[2] &= 0x7F;  // QR=0
-  EXPECT_EQ(parseResponse(view(query), r), Error::BadCount);
+  EXPECT_EQ(parseResponse(view(query), r), Error::kBadCount);
   for (uint16_t qd : {0, 2}) {
     PacketBuilder b;
     b.header(1, flag::QR, qd, 0, 0, 0);
     if (qd) b.question("a", type::A).question("b", type::A);
-    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::BadCount) << qd;
+    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadCount) << qd;
   }
-  EXPECT_EQ(parseResponse(ByteView(pkt.data(), 5), r), Error::Truncated);
+  EXPECT_EQ(parseResponse(ByteView(pkt.data(), 5), r), Error::kTruncated);
 }
 
 TEST(ParseResponse, HugeCountsTruncated) {
@@ -307,7 +307,7 @@ TEST(ParseResponse, HugeCountsTruncated) {
   b.header(1, flag::QR, 1, 0xFFFF, 0xFFFF, 0xFFFF).question("a", type::A).pointer(12).rrBody(
       type::A, cls::IN, 1, {1, 2, 3, 4});
   Response r;
-  EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::Truncated);
+  EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kTruncated);
 }
 
 TEST(ParseResponse, RdlengthPastEnd) {
@@ -315,7 +315,7 @@ TEST(ParseResponse, RdlengthPastEnd) {
   b.header(1, flag::QR, 1, 1, 0, 0).question("a", type::A).pointer(12).u16(type::A).u16(1)
       .u32(5).u16(5).raw({1, 2, 3, 4});
   Response r;
-  EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::Truncated);
+  EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kTruncated);
 }
 
 std::vector<uint8_t> soaRdata(uint32_t minimum) {
@@ -332,7 +332,7 @@ TEST(ParseResponse, SoaRdlengthConsistency) {
     PacketBuilder b;
     b.header(1, flag::QR, 1, 0, 1, 0).question("x.example", type::A).name("example").rrBody(
         type::SOA, cls::IN, 60, rd);
-    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::BadRdata);
+    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadRdata);
   }
   {
     auto rd = soaRdata(42);
@@ -340,13 +340,13 @@ TEST(ParseResponse, SoaRdlengthConsistency) {
     PacketBuilder b;
     b.header(1, flag::QR, 1, 0, 1, 0).question("x.example", type::A).name("example").rrBody(
         type::SOA, cls::IN, 60, rd);
-    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::BadRdata);
+    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadRdata);
   }
   {
     PacketBuilder b;  // empty SOA RDATA
     b.header(1, flag::QR, 1, 0, 1, 0).question("x.example", type::A).name("example").rrBody(
         type::SOA, cls::IN, 60, {});
-    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::BadRdata);
+    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadRdata);
   }
   {
     PacketBuilder b;  // valid, with compressed MNAME/RNAME; first SOA wins
@@ -357,12 +357,12 @@ TEST(ParseResponse, SoaRdlengthConsistency) {
         .pointer(14).pointer(12).u32(1).u32(2).u32(3).u32(4).u32(77)
         .pointer(14)
         .rrBody(type::SOA, cls::IN, 5, soaRdata(1));
-    ASSERT_EQ(parseResponse(view(b.bytes()), r), Error::None);
+    ASSERT_EQ(parseResponse(view(b.bytes()), r), Error::kNone);
     EXPECT_TRUE(r.has_soa);
     EXPECT_EQ(r.soa_ttl, 120u);
     EXPECT_EQ(r.soa_minimum, 77u);
     EXPECT_EQ(r.min_ttl, 5u);
-    EXPECT_EQ(classify(r), ResponseType::NoData);
+    EXPECT_EQ(classify(r), ResponseType::kNoData);
   }
 }
 
@@ -374,19 +374,19 @@ TEST(ParseResponse, NameRdataValidated) {
     PacketBuilder b;
     b.header(1, flag::QR, 1, 1, 0, 0).question("a.example", type::CNAME).pointer(12).rrBody(
         type::CNAME, cls::IN, 60, rd);
-    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::BadRdata);
+    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadRdata);
   }
   {
     PacketBuilder b;  // name in RDATA with a forward pointer
     b.header(1, flag::QR, 1, 1, 0, 0).question("a.example", type::PTR).pointer(12).rrBody(
         type::PTR, cls::IN, 60, {0xC0, 0xFF});
-    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::BadPointer);
+    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadPointer);
   }
   {
     PacketBuilder b;  // MX too short
     b.header(1, flag::QR, 1, 1, 0, 0).question("a.example", type::MX).pointer(12).rrBody(
         type::MX, cls::IN, 60, {0, 10});
-    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::BadRdata);
+    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadRdata);
   }
   {
     PacketBuilder b;  // SRV ok
@@ -395,13 +395,13 @@ TEST(ParseResponse, NameRdataValidated) {
     rd.insert(rd.end(), target.begin(), target.end());
     b.header(1, flag::QR, 1, 1, 0, 0).question("_x._udp.example", type::SRV).pointer(12).rrBody(
         type::SRV, cls::IN, 60, rd);
-    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::None);
+    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kNone);
   }
   {
     PacketBuilder b;  // a name label type inside NS RDATA
     b.header(1, flag::QR, 1, 0, 1, 0).question("a.example", type::A).pointer(12).rrBody(
         type::NS, cls::IN, 60, {0x41, 0});
-    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::BadLabelType);
+    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadLabelType);
   }
 }
 
@@ -410,29 +410,29 @@ TEST(ParseResponse, OptRules) {
   {
     PacketBuilder b;
     b.header(1, flag::QR, 1, 1, 0, 0).question("a", type::A).opt(1232);
-    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::BadOpt);
+    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadOpt);
   }
   {
     PacketBuilder b;
     b.header(1, flag::QR, 1, 0, 0, 2).question("a", type::A).opt(1232).opt(512);
-    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::BadOpt);
+    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadOpt);
   }
   {
     PacketBuilder b;
     b.header(1, flag::QR, 1, 0, 0, 1).question("a", type::A).pointer(12).rrBody(type::OPT, 512,
                                                                                  0, {});
-    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::BadOpt);
+    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadOpt);
   }
   {
     PacketBuilder b;
     b.header(1, flag::QR, 1, 0, 0, 1).question("a", type::A).opt(512, 0, 0, false, {0, 1, 0, 5});
-    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::BadOpt);
+    EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadOpt);
   }
   {
     PacketBuilder b;  // OPT first in additional, then glue: OPT excluded from rrs
     b.header(1, flag::QR, 1, 0, 0, 2).question("a", type::A).opt(512, 0, 0, true).pointer(12)
         .rrBody(type::A, cls::IN, 9, {1, 2, 3, 4});
-    ASSERT_EQ(parseResponse(view(b.bytes()), r), Error::None);
+    ASSERT_EQ(parseResponse(view(b.bytes()), r), Error::kNone);
     ASSERT_EQ(r.rrs.size(), 1u);
     EXPECT_EQ(r.rrs[0].section, 2);
     EXPECT_TRUE(r.edns.dnssec_ok);
@@ -446,7 +446,7 @@ TEST(ParseResponse, TtlWithTopBitCountsAsZero) {
       type::A, cls::IN, 0x80000000u, {1, 2, 3, 4}).pointer(12).rrBody(type::A, cls::IN, 30,
                                                                       {1, 2, 3, 5});
   Response r;
-  ASSERT_EQ(parseResponse(view(b.bytes()), r), Error::None);
+  ASSERT_EQ(parseResponse(view(b.bytes()), r), Error::kNone);
   EXPECT_EQ(r.min_ttl, 0u);
 }
 
@@ -471,34 +471,34 @@ ResponseType classifyBuilt(const RespSpec& s) {
   if (s.ext_rcode >= 0) b.opt(1232, static_cast<uint8_t>(s.ext_rcode));
   Response r;
   const Error e = parseResponse(view(b.bytes()), r);
-  EXPECT_EQ(e, Error::None) << errorString(e);
+  EXPECT_EQ(e, Error::kNone) << errorString(e);
   return classify(r);
 }
 
 TEST(Classify, EveryType) {
   const uint16_t qr = flag::QR;
-  EXPECT_EQ(classifyBuilt({qr, type::A, true}), ResponseType::NoError);
-  EXPECT_EQ(classifyBuilt({qr, type::A, true, true}), ResponseType::NoError);
-  EXPECT_EQ(classifyBuilt({qr, type::A, false, true}), ResponseType::NoData);
-  EXPECT_EQ(classifyBuilt({qr | rcode::NxDomain, type::A, false, true}), ResponseType::NameError);
-  EXPECT_EQ(classifyBuilt({qr | rcode::NxDomain}), ResponseType::OtherError);
-  EXPECT_EQ(classifyBuilt({qr | rcode::ServFail}), ResponseType::ServerError);
-  EXPECT_EQ(classifyBuilt({qr | rcode::NotImp}), ResponseType::ServerError);
-  EXPECT_EQ(classifyBuilt({qr, type::A, false, false, true}), ResponseType::Delegation);
-  EXPECT_EQ(classifyBuilt({qr, type::A, false, true, true}), ResponseType::NoData);
-  EXPECT_EQ(classifyBuilt({qr}), ResponseType::NoError);
-  EXPECT_EQ(classifyBuilt({qr | rcode::Refused}), ResponseType::OtherError);
-  EXPECT_EQ(classifyBuilt({qr | rcode::FormErr}), ResponseType::OtherError);
+  EXPECT_EQ(classifyBuilt({qr, type::A, true}), ResponseType::kNoError);
+  EXPECT_EQ(classifyBuilt({qr, type::A, true, true}), ResponseType::kNoError);
+  EXPECT_EQ(classifyBuilt({qr, type::A, false, true}), ResponseType::kNoData);
+  EXPECT_EQ(classifyBuilt({qr | rcode::NxDomain, type::A, false, true}), ResponseType::kNameError);
+  EXPECT_EQ(classifyBuilt({qr | rcode::NxDomain}), ResponseType::kOtherError);
+  EXPECT_EQ(classifyBuilt({qr | rcode::ServFail}), ResponseType::kServerError);
+  EXPECT_EQ(classifyBuilt({qr | rcode::NotImp}), ResponseType::kServerError);
+  EXPECT_EQ(classifyBuilt({qr, type::A, false, false, true}), ResponseType::kDelegation);
+  EXPECT_EQ(classifyBuilt({qr, type::A, false, true, true}), ResponseType::kNoData);
+  EXPECT_EQ(classifyBuilt({qr}), ResponseType::kNoError);
+  EXPECT_EQ(classifyBuilt({qr | rcode::Refused}), ResponseType::kOtherError);
+  EXPECT_EQ(classifyBuilt({qr | rcode::FormErr}), ResponseType::kOtherError);
   EXPECT_EQ(classifyBuilt({qr | rcode::Refused, type::A, false, false, true}),
-            ResponseType::OtherError);
+            ResponseType::kOtherError);
   // BADVERS: header rcode 0 with extended rcode 1 is rcode 16, not NOERROR.
-  EXPECT_EQ(classifyBuilt({qr, type::A, true, false, false, 1}), ResponseType::OtherError);
-  EXPECT_EQ(classifyBuilt({qr, type::A, true, false, false, 0}), ResponseType::NoError);
-  EXPECT_EQ(classifyBuilt({qr, type::AXFR, true}), ResponseType::Meta);
-  EXPECT_EQ(classifyBuilt({qr, type::IXFR}), ResponseType::Meta);
-  EXPECT_EQ(classifyBuilt({static_cast<uint16_t>(qr | (4 << 11))}), ResponseType::Meta);
+  EXPECT_EQ(classifyBuilt({qr, type::A, true, false, false, 1}), ResponseType::kOtherError);
+  EXPECT_EQ(classifyBuilt({qr, type::A, true, false, false, 0}), ResponseType::kNoError);
+  EXPECT_EQ(classifyBuilt({qr, type::AXFR, true}), ResponseType::kMeta);
+  EXPECT_EQ(classifyBuilt({qr, type::IXFR}), ResponseType::kMeta);
+  EXPECT_EQ(classifyBuilt({static_cast<uint16_t>(qr | (4 << 11))}), ResponseType::kMeta);
   EXPECT_EQ(classifyBuilt({static_cast<uint16_t>(qr | (5 << 11)), type::A, true}),
-            ResponseType::Update);
+            ResponseType::kUpdate);
 }
 
 TEST(QuestionMatches, CaseTypeClass) {
@@ -527,7 +527,7 @@ TEST(BuildErrorResponse, EchoesQuestionAndOpt) {
       .question("ExAmPlE.CoM", type::AAAA)
       .opt(4096, 0, 0, true);
   Query q;
-  ASSERT_EQ(parseQ(b.bytes(), q), QueryStatus::Ok);
+  ASSERT_EQ(parseQ(b.bytes(), q), QueryStatus::kOk);
   std::vector<uint8_t> out(512);
   const size_t n = buildErrorResponse(view(b.bytes()), q, rcode::ServFail, out);
   ASSERT_GT(n, 0u);
@@ -546,14 +546,14 @@ TEST(BuildErrorResponse, EchoesQuestionAndOpt) {
   EXPECT_TRUE(std::equal(b.bytes().begin() + 12, b.bytes().begin() + static_cast<long>(q.question.end),
                          out.begin() + 12));
   Response r;
-  ASSERT_EQ(parseResponse(view(out), r), Error::None);
+  ASSERT_EQ(parseResponse(view(out), r), Error::kNone);
   EXPECT_EQ(r.question.name.toString(), "ExAmPlE.CoM.");
   EXPECT_TRUE(r.edns.present);
   EXPECT_EQ(r.edns.udp_size, kOurUdpSize);
   EXPECT_TRUE(r.edns.dnssec_ok);
   EXPECT_EQ(r.edns.version, 0);
   EXPECT_EQ(r.edns.ext_rcode, 0);
-  EXPECT_EQ(classify(r), ResponseType::ServerError);
+  EXPECT_EQ(classify(r), ResponseType::kServerError);
   // Too small output buffers yield 0, never a partial write.
   for (size_t size = 0; size < n; ++size) {
     std::vector<uint8_t> small(size);
@@ -564,7 +564,7 @@ TEST(BuildErrorResponse, EchoesQuestionAndOpt) {
 TEST(BuildErrorResponse, NoOptWithoutClientOpt) {
   auto pkt = vec(testdata::kDnspythonQueryPlain);
   Query q;
-  ASSERT_EQ(parseQ(pkt, q), QueryStatus::Ok);
+  ASSERT_EQ(parseQ(pkt, q), QueryStatus::kOk);
   std::vector<uint8_t> out(512);
   const size_t n = buildErrorResponse(view(pkt), q, rcode::Refused, out);
   ASSERT_EQ(n, pkt.size());
@@ -579,25 +579,25 @@ TEST(BuildErrorResponse, BadVersEncoding) {
   PacketBuilder b;
   b.header(9, flag::RD, 1, 0, 0, 1).question("example.org", type::A).opt(1232, 0, 1, false);
   Query q;
-  ASSERT_EQ(parseQ(b.bytes(), q), QueryStatus::BadVers);
+  ASSERT_EQ(parseQ(b.bytes(), q), QueryStatus::kBadVers);
   std::vector<uint8_t> out(512);
   const size_t n = buildErrorResponse(view(b.bytes()), q, rcode::BadVers, out);
   ASSERT_GT(n, 0u);
   out.resize(n);
   EXPECT_EQ(Header::read(view(out)).rcode(), 0);
   Response r;
-  ASSERT_EQ(parseResponse(view(out), r), Error::None);
+  ASSERT_EQ(parseResponse(view(out), r), Error::kNone);
   ASSERT_TRUE(r.edns.present);
   EXPECT_EQ(r.edns.ext_rcode, 1);
   EXPECT_EQ(r.edns.version, 0);
-  EXPECT_EQ(classify(r), ResponseType::OtherError);
+  EXPECT_EQ(classify(r), ResponseType::kOtherError);
 }
 
 TEST(BuildErrorResponse, NotImpKeepsOpcode) {
   PacketBuilder b;
   b.header(10, static_cast<uint16_t>(4 << 11), 1, 0, 0, 0).question("Zone.example", type::SOA);
   Query q;
-  ASSERT_EQ(parseQ(b.bytes(), q), QueryStatus::NotImp);
+  ASSERT_EQ(parseQ(b.bytes(), q), QueryStatus::kNotImp);
   std::vector<uint8_t> out(512);
   const size_t n = buildErrorResponse(view(b.bytes()), q, rcode::NotImp, out);
   ASSERT_EQ(n, b.size());
@@ -612,7 +612,7 @@ TEST(BuildErrorResponse, HeaderOnlyWhenQuestionMissing) {
   PacketBuilder b;
   b.header(11, flag::RD, 0, 0, 0, 0);
   Query q;
-  ASSERT_EQ(parseQ(b.bytes(), q), QueryStatus::FormErr);
+  ASSERT_EQ(parseQ(b.bytes(), q), QueryStatus::kFormErr);
   std::vector<uint8_t> out(512);
   const size_t n = buildErrorResponse(view(b.bytes()), q, rcode::FormErr, out);
   ASSERT_EQ(n, kHeaderSize);
@@ -627,13 +627,13 @@ TEST(BuildErrorResponse, CompressedQnameWrittenDecoded) {
   PacketBuilder b;
   b.header(0, flag::RD, 1, 0, 0, 0).labels("WWW").pointer(0).u16(type::A).u16(cls::IN);
   Query q;
-  ASSERT_EQ(parseQ(b.bytes(), q), QueryStatus::Ok);
+  ASSERT_EQ(parseQ(b.bytes(), q), QueryStatus::kOk);
   EXPECT_EQ(q.question.name.toString(), "WWW.");
   std::vector<uint8_t> out(512);
   const size_t n = buildErrorResponse(view(b.bytes()), q, rcode::ServFail, out);
   ASSERT_EQ(n, kHeaderSize + 5 + 4);
   Response r;
-  ASSERT_EQ(parseResponse(ByteView(out.data(), n), r), Error::None);
+  ASSERT_EQ(parseResponse(ByteView(out.data(), n), r), Error::kNone);
   EXPECT_EQ(r.question.name.toString(), "WWW.");
   EXPECT_EQ(r.question.qtype, type::A);
 }
@@ -649,7 +649,7 @@ TEST(BuildQuery, MatchesDnspythonBytes) {
   EXPECT_EQ(std::vector<uint8_t>(out.begin(), out.begin() + static_cast<long>(n)),
             vec(testdata::kDnspythonBuildQueryPlain));
   Query q;
-  EXPECT_EQ(parseQuery(ByteView(out.data(), n), q), QueryStatus::Ok);
+  EXPECT_EQ(parseQuery(ByteView(out.data(), n), q), QueryStatus::kOk);
   EXPECT_EQ(q.question.name.toString(), "Example.org.");
   // Size limits.
   const size_t need = sizeof(testdata::kDnspythonBuildQueryEdns);
@@ -670,7 +670,7 @@ TEST(AppendOpt, AddsParsableOpt) {
   const size_t n = appendOpt(buf, pkt.size(), 1400, true, 3);
   ASSERT_EQ(n, pkt.size() + 11);
   Query q;
-  ASSERT_EQ(parseQuery(ByteView(buf.data(), n), q), QueryStatus::Ok);
+  ASSERT_EQ(parseQuery(ByteView(buf.data(), n), q), QueryStatus::kOk);
   EXPECT_TRUE(q.edns.present);
   EXPECT_EQ(q.edns.udp_size, 1400);
   EXPECT_TRUE(q.edns.dnssec_ok);
@@ -685,11 +685,11 @@ TEST(AppendOpt, AddsParsableOpt) {
 TEST(StripOpt, RemovesTrailingOpt) {
   auto pkt = vec(testdata::kDnspythonResponseCname);
   Response r;
-  ASSERT_EQ(parseResponse(view(pkt), r), Error::None);
+  ASSERT_EQ(parseResponse(view(pkt), r), Error::kNone);
   const size_t n = stripOpt(pkt, pkt.size(), r);
   EXPECT_EQ(n, pkt.size() - 11);
   Response r2;
-  ASSERT_EQ(parseResponse(ByteView(pkt.data(), n), r2), Error::None);
+  ASSERT_EQ(parseResponse(ByteView(pkt.data(), n), r2), Error::kNone);
   EXPECT_FALSE(r2.edns.present);
   EXPECT_EQ(r2.header.arcount, 1);
   EXPECT_EQ(r2.rrs.size(), 5u);
@@ -710,11 +710,11 @@ TEST(StripOpt, RemovesOptAndRecordsAfterIt) {
   b.opt(4096).pointer(12).rrBody(type::A, cls::IN, 9, {1, 2, 3, 6});
   auto pkt = b.bytes();
   Response r;
-  ASSERT_EQ(parseResponse(view(pkt), r), Error::None);
+  ASSERT_EQ(parseResponse(view(pkt), r), Error::kNone);
   const size_t n = stripOpt(pkt, pkt.size(), r);
   EXPECT_EQ(n, opt_at);
   Response r2;
-  ASSERT_EQ(parseResponse(ByteView(pkt.data(), n), r2), Error::None);
+  ASSERT_EQ(parseResponse(ByteView(pkt.data(), n), r2), Error::kNone);
   EXPECT_EQ(r2.header.arcount, 1);
   EXPECT_EQ(r2.rrs.size(), 2u);
   EXPECT_FALSE(r2.edns.present);
@@ -725,11 +725,11 @@ TEST(StripOpt, RemovesOptAndRecordsAfterIt) {
 TEST(TruncateToQuestion, KeepsHeaderAndQuestion) {
   auto pkt = vec(testdata::kDnspythonResponseCname);
   Response r;
-  ASSERT_EQ(parseResponse(view(pkt), r), Error::None);
+  ASSERT_EQ(parseResponse(view(pkt), r), Error::kNone);
   const size_t n = truncateToQuestion(pkt, r.question.end);
   ASSERT_EQ(n, r.question.end);
   Response r2;
-  ASSERT_EQ(parseResponse(ByteView(pkt.data(), n), r2), Error::None);
+  ASSERT_EQ(parseResponse(ByteView(pkt.data(), n), r2), Error::kNone);
   EXPECT_TRUE(r2.header.tc());
   EXPECT_TRUE(r2.header.rd());
   EXPECT_EQ(r2.header.ancount + r2.header.nscount + r2.header.arcount, 0);

@@ -32,12 +32,12 @@ TEST(ReadName, PlainNamePreservesCase) {
   b.name("WwW.Example.ORG");
   Name n;
   size_t next = 0;
-  ASSERT_EQ(read(b.bytes(), 0, n, next), Error::None);
+  ASSERT_EQ(read(b.bytes(), 0, n, next), Error::kNone);
   EXPECT_EQ(next, b.size());
   EXPECT_EQ(n.toString(), "WwW.Example.ORG.");
   EXPECT_EQ(n.len, b.size());
   size_t next2 = 0;
-  EXPECT_EQ(skip(b.bytes(), 0, next2), Error::None);
+  EXPECT_EQ(skip(b.bytes(), 0, next2), Error::kNone);
   EXPECT_EQ(next2, next);
 }
 
@@ -45,7 +45,7 @@ TEST(ReadName, Root) {
   std::vector<uint8_t> msg{0};
   Name n;
   size_t next = 0;
-  ASSERT_EQ(read(msg, 0, n, next), Error::None);
+  ASSERT_EQ(read(msg, 0, n, next), Error::kNone);
   EXPECT_EQ(n.len, 1);
   EXPECT_EQ(next, 1u);
   EXPECT_EQ(n.toString(), ".");
@@ -59,11 +59,11 @@ TEST(ReadName, BackwardPointerFollowedAndNextAfterPointer) {
   b.labels("www").pointer(0).u8(0xAA);
   Name n;
   size_t next = 0;
-  ASSERT_EQ(read(b.bytes(), second, n, next), Error::None);
+  ASSERT_EQ(read(b.bytes(), second, n, next), Error::kNone);
   EXPECT_EQ(n.toString(), "www.example.org.");
   EXPECT_EQ(next, second + 4 + 2);
   size_t next2 = 0;
-  EXPECT_EQ(skip(b.bytes(), second, next2), Error::None);
+  EXPECT_EQ(skip(b.bytes(), second, next2), Error::kNone);
   EXPECT_EQ(next2, next);
 }
 
@@ -73,16 +73,16 @@ TEST(ReadName, ForwardAndSelfPointersRejected) {
     b.pointer(2).name("a");  // points forward to "a"
     Name n;
     size_t next = 0;
-    EXPECT_EQ(read(b.bytes(), 0, n, next), Error::BadPointer);
-    EXPECT_EQ(skip(b.bytes(), 0, next), Error::BadPointer);
+    EXPECT_EQ(read(b.bytes(), 0, n, next), Error::kBadPointer);
+    EXPECT_EQ(skip(b.bytes(), 0, next), Error::kBadPointer);
   }
   {
     PacketBuilder b;
     b.pointer(0);  // points at itself
     Name n;
     size_t next = 0;
-    EXPECT_EQ(read(b.bytes(), 0, n, next), Error::BadPointer);
-    EXPECT_EQ(skip(b.bytes(), 0, next), Error::BadPointer);
+    EXPECT_EQ(read(b.bytes(), 0, n, next), Error::kBadPointer);
+    EXPECT_EQ(skip(b.bytes(), 0, next), Error::kBadPointer);
   }
   {
     // A pointer back to the start of its own run of labels would loop: rejected.
@@ -90,8 +90,8 @@ TEST(ReadName, ForwardAndSelfPointersRejected) {
     b.labels("a").pointer(0);
     Name n;
     size_t next = 0;
-    EXPECT_EQ(read(b.bytes(), 0, n, next), Error::BadPointer);
-    EXPECT_EQ(skip(b.bytes(), 0, next), Error::BadPointer);
+    EXPECT_EQ(read(b.bytes(), 0, n, next), Error::kBadPointer);
+    EXPECT_EQ(skip(b.bytes(), 0, next), Error::kBadPointer);
   }
   {
     // Two names pointing into each other: the second jump is not before its run's start.
@@ -99,8 +99,8 @@ TEST(ReadName, ForwardAndSelfPointersRejected) {
     b.labels("a").pointer(4).labels("b").pointer(0);  // 0: a,->4   4: b,->0
     Name n;
     size_t next = 0;
-    EXPECT_EQ(read(b.bytes(), 4, n, next), Error::BadPointer);
-    EXPECT_EQ(skip(b.bytes(), 4, next), Error::BadPointer);
+    EXPECT_EQ(read(b.bytes(), 4, n, next), Error::kBadPointer);
+    EXPECT_EQ(skip(b.bytes(), 4, next), Error::kBadPointer);
   }
 }
 
@@ -109,12 +109,12 @@ TEST(ReadName, PointerTargetMustEndBeforeThePointer) {
   std::vector<uint8_t> msg{5, 'a', 'b', 0xC0, 0x00, 'c', 0};
   Name n;
   size_t next = 0;
-  EXPECT_EQ(read(msg, 0, n, next), Error::None);  // as a plain name it is fine
-  EXPECT_EQ(read(msg, 3, n, next), Error::BadPointer);
-  EXPECT_EQ(skip(msg, 3, next), Error::BadPointer);
+  EXPECT_EQ(read(msg, 0, n, next), Error::kNone);  // as a plain name it is fine
+  EXPECT_EQ(read(msg, 3, n, next), Error::kBadPointer);
+  EXPECT_EQ(skip(msg, 3, next), Error::kBadPointer);
   // Target run ending exactly at the pointer is fine.
   std::vector<uint8_t> ok{1, 'a', 0, 0xC0, 0x00};
-  EXPECT_EQ(read(ok, 3, n, next), Error::None);
+  EXPECT_EQ(read(ok, 3, n, next), Error::kNone);
   EXPECT_EQ(n.toString(), "a.");
   EXPECT_EQ(next, 5u);
 }
@@ -132,13 +132,13 @@ TEST(ReadName, JumpLimit) {
   Name n;
   size_t next = 0;
   auto ok = pointerChain(127);
-  EXPECT_EQ(read(ok, ok.size() - 2, n, next), Error::None);
+  EXPECT_EQ(read(ok, ok.size() - 2, n, next), Error::kNone);
   EXPECT_EQ(n.len, 1);
   EXPECT_EQ(next, ok.size());
-  EXPECT_EQ(skip(ok, ok.size() - 2, next), Error::None);
+  EXPECT_EQ(skip(ok, ok.size() - 2, next), Error::kNone);
   auto bad = pointerChain(128);
-  EXPECT_EQ(read(bad, bad.size() - 2, n, next), Error::PointerLoop);
-  EXPECT_EQ(skip(bad, bad.size() - 2, next), Error::PointerLoop);
+  EXPECT_EQ(read(bad, bad.size() - 2, n, next), Error::kPointerLoop);
+  EXPECT_EQ(skip(bad, bad.size() - 2, next), Error::kPointerLoop);
 }
 
 TEST(ReadName, BadLabelTypes) {
@@ -146,8 +146,8 @@ TEST(ReadName, BadLabelTypes) {
     std::vector<uint8_t> msg{t, 'a', 0};
     Name n;
     size_t next = 0;
-    EXPECT_EQ(read(msg, 0, n, next), Error::BadLabelType) << int{t};
-    EXPECT_EQ(skip(msg, 0, next), Error::BadLabelType) << int{t};
+    EXPECT_EQ(read(msg, 0, n, next), Error::kBadLabelType) << int{t};
+    EXPECT_EQ(skip(msg, 0, next), Error::kBadLabelType) << int{t};
   }
 }
 
@@ -157,13 +157,13 @@ TEST(ReadName, Label63VersusLengthByte64) {
   ok.name(l63);
   Name n;
   size_t next = 0;
-  EXPECT_EQ(read(ok.bytes(), 0, n, next), Error::None);
+  EXPECT_EQ(read(ok.bytes(), 0, n, next), Error::kNone);
   EXPECT_EQ(n.len, 65);
   // A length byte of 64 is label type 0x40 on the wire.
   std::vector<uint8_t> bad{64};
   bad.insert(bad.end(), 64, 'x');
   bad.push_back(0);
-  EXPECT_EQ(read(bad, 0, n, next), Error::BadLabelType);
+  EXPECT_EQ(read(bad, 0, n, next), Error::kBadLabelType);
 }
 
 std::string nameOfWireLength(size_t wire_len) {
@@ -179,23 +179,23 @@ TEST(ReadName, Exactly255VersusAbove) {
   PacketBuilder ok;
   ok.name(nameOfWireLength(255));
   ASSERT_EQ(ok.size(), 255u);
-  EXPECT_EQ(read(ok.bytes(), 0, n, next), Error::None);
+  EXPECT_EQ(read(ok.bytes(), 0, n, next), Error::kNone);
   EXPECT_EQ(n.len, 255);
-  EXPECT_EQ(skip(ok.bytes(), 0, next), Error::None);
+  EXPECT_EQ(skip(ok.bytes(), 0, next), Error::kNone);
 
   PacketBuilder bad;
   bad.name(nameOfWireLength(256));
   ASSERT_EQ(bad.size(), 256u);
-  EXPECT_EQ(read(bad.bytes(), 0, n, next), Error::NameTooLong);
-  EXPECT_EQ(skip(bad.bytes(), 0, next), Error::NameTooLong);
+  EXPECT_EQ(read(bad.bytes(), 0, n, next), Error::kNameTooLong);
+  EXPECT_EQ(skip(bad.bytes(), 0, next), Error::kNameTooLong);
 
   // Too long only after following a pointer.
-  PacketBuilder viaPtr;
-  viaPtr.name(nameOfWireLength(255));
-  const size_t at = viaPtr.size();
-  viaPtr.labels("x").pointer(0);
-  EXPECT_EQ(read(viaPtr.bytes(), at, n, next), Error::NameTooLong);
-  EXPECT_EQ(skip(viaPtr.bytes(), at, next), Error::NameTooLong);
+  PacketBuilder via_ptr;
+  via_ptr.name(nameOfWireLength(255));
+  const size_t at = via_ptr.size();
+  via_ptr.labels("x").pointer(0);
+  EXPECT_EQ(read(via_ptr.bytes(), at, n, next), Error::kNameTooLong);
+  EXPECT_EQ(skip(via_ptr.bytes(), at, next), Error::kNameTooLong);
 }
 
 TEST(ReadName, TruncatedEverywhere) {
@@ -208,13 +208,13 @@ TEST(ReadName, TruncatedEverywhere) {
     std::vector<uint8_t> prefix(full.begin(), full.begin() + static_cast<long>(cut));
     Name n;
     size_t next = 0;
-    EXPECT_EQ(read(prefix, at, n, next), Error::Truncated) << cut;
-    EXPECT_EQ(skip(prefix, at, next), Error::Truncated) << cut;
+    EXPECT_EQ(read(prefix, at, n, next), Error::kTruncated) << cut;
+    EXPECT_EQ(skip(prefix, at, next), Error::kTruncated) << cut;
   }
   Name n;
   size_t next = 0;
-  EXPECT_EQ(readName(ByteView(), 0, n, next), Error::Truncated);
-  EXPECT_EQ(read(full, full.size() + 5, n, next), Error::Truncated);
+  EXPECT_EQ(readName(ByteView(), 0, n, next), Error::kTruncated);
+  EXPECT_EQ(read(full, full.size() + 5, n, next), Error::kTruncated);
 }
 
 TEST(NameString, EscapesLikeMiekg) {
@@ -223,7 +223,7 @@ TEST(NameString, EscapesLikeMiekg) {
       {'@', ';', '"', '('}).u8(0);
   Name n;
   size_t next = 0;
-  ASSERT_EQ(read(b.bytes(), 0, n, next), Error::None);
+  ASSERT_EQ(read(b.bytes(), 0, n, next), Error::kNone);
   EXPECT_EQ(n.toString(), "a\\.b\\\\\\ .\\000\\127\\255.\\@\\;\\\"\\(.");
   auto back = Name::fromString(n.toString());
   ASSERT_TRUE(back.has_value());
@@ -352,7 +352,7 @@ TEST(NameCompare, IsSubdomainOf) {
 }
 
 TEST(Errors, AllHaveStrings) {
-  for (int e = 0; e <= static_cast<int>(Error::BadRdata); ++e) {
+  for (int e = 0; e <= static_cast<int>(Error::kBadRdata); ++e) {
     EXPECT_FALSE(errorString(static_cast<Error>(e)).empty());
     EXPECT_NE(errorString(static_cast<Error>(e)), "unknown error");
   }

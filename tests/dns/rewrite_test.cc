@@ -123,7 +123,7 @@ TEST(RewriteResponse, QueryAndAnswerRoundTrip) {
   cq.header(0x4242, 0x0100, 1, 0, 0, 1).question("X.a", type::A).opt(1232);
   const auto client = cq.bytes();
   Query q;
-  ASSERT_EQ(parseQuery(client, q), QueryStatus::Ok);
+  ASSERT_EQ(parseQuery(client, q), QueryStatus::kOk);
   const Outcome o = r.apply(q.question);
   ASSERT_TRUE(o.matched && o.revert);
 
@@ -131,7 +131,7 @@ TEST(RewriteResponse, QueryAndAnswerRoundTrip) {
   const size_t n = Rewriter::buildRewrittenQuery(client, q, o, up);
   ASSERT_GT(n, 0u);
   Query uq;
-  ASSERT_EQ(parseQuery(ByteView(up.data(), n), uq), QueryStatus::Ok);
+  ASSERT_EQ(parseQuery(ByteView(up.data(), n), uq), QueryStatus::kOk);
   EXPECT_EQ(uq.question.name.toString(), "x.b.");
   EXPECT_EQ(uq.header.id, 0x4242);
   EXPECT_TRUE(uq.edns.present);
@@ -150,20 +150,20 @@ TEST(RewriteResponse, QueryAndAnswerRoundTrip) {
   const size_t len = Rewriter::revertAnswer(answer, client, q, o, out);
   ASSERT_GT(len, 0u);
   Response resp;
-  ASSERT_EQ(parseResponse(ByteView(out.data(), len), resp), Error::None);
+  ASSERT_EQ(parseResponse(ByteView(out.data(), len), resp), Error::kNone);
   EXPECT_EQ(resp.question.name.toString(), "X.a.");  // the client's bytes, case and all
   ASSERT_EQ(resp.rrs.size(), 3u);
   // Owners: x.b. → x.a. (answer auto); y.b., the CNAME target and the A owner, stays.
   Name owner;
   size_t next = 0;
   size_t off = resp.question.end;
-  ASSERT_EQ(readName(ByteView(out.data(), len), off, owner, next), Error::None);
+  ASSERT_EQ(readName(ByteView(out.data(), len), off, owner, next), Error::kNone);
   EXPECT_EQ(owner.toString(), "x.a.");
   Name target;
   size_t after = 0;
-  ASSERT_EQ(readName(ByteView(out.data(), len), next + 10, target, after), Error::None);
+  ASSERT_EQ(readName(ByteView(out.data(), len), next + 10, target, after), Error::kNone);
   EXPECT_EQ(target.toString(), "y.b.");
-  ASSERT_EQ(readName(ByteView(out.data(), len), after, owner, next), Error::None);
+  ASSERT_EQ(readName(ByteView(out.data(), len), after, owner, next), Error::kNone);
   EXPECT_EQ(owner.toString(), "y.b.");
   EXPECT_EQ(load32(out.data() + next + 10), 0xC0000201u);  // 192.0.2.1
   // The SOA's numbers survive the decompression of its names.

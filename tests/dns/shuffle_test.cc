@@ -35,7 +35,7 @@ std::vector<uint8_t> answer(uint16_t rcode = 0) {
 // The A records of the answer section, in message order, as (last octet, TTL).
 std::vector<std::pair<uint8_t, uint32_t>> answerAddresses(const std::vector<uint8_t>& pkt) {
   Response r;
-  EXPECT_EQ(parseResponse(ByteView(pkt), r), Error::None);
+  EXPECT_EQ(parseResponse(ByteView(pkt), r), Error::kNone);
   std::vector<std::pair<uint8_t, uint32_t>> out;
   for (const auto& rr : r.rrs) {
     if (rr.section == 0 && rr.type == type::A) {
@@ -83,7 +83,7 @@ TEST(Shuffle, AdditionalSectionShufflesItsOwnGroup) {
   const size_t n = shuffleAddressRecords(MutableBytes(pkt), pkt.size(), first);
   EXPECT_EQ(n, 6u);  // four answers, two additional records of ns.example
   Response r;
-  ASSERT_EQ(parseResponse(ByteView(pkt), r), Error::None);
+  ASSERT_EQ(parseResponse(ByteView(pkt), r), Error::kNone);
   std::vector<uint8_t> extra;
   for (const auto& rr : r.rrs) {
     if (rr.section == 2) extra.push_back(pkt[(rr.ttl_offset + 6) + 3]);
@@ -126,7 +126,7 @@ TEST(Shuffle, AaaaRecordsShuffleToo) {
   auto pkt = b.bytes();
   EXPECT_EQ(shuffleAddressRecords(MutableBytes(pkt), pkt.size(), first), 3u);
   Response r;
-  ASSERT_EQ(parseResponse(ByteView(pkt), r), Error::None);
+  ASSERT_EQ(parseResponse(ByteView(pkt), r), Error::kNone);
   EXPECT_NE(pkt[(r.rrs[0].ttl_offset + 6) + 15], 1);
 }
 

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "net/fd.h"
 #include "support/fake_time.h"
 
 namespace nld::net {
@@ -132,10 +133,10 @@ class Reader final : public IoHandler {
   Reader(EventLoop& loop, int fd) : loop_(loop), fd_(fd) {}
   void onEvents(uint32_t) override {
     char buf[16];
-    n_ = ::read(fd_, buf, sizeof(buf));
+    n = ::read(fd_, buf, sizeof(buf));
     loop_.stop();
   }
-  ssize_t n_ = -1;
+  ssize_t n = -1;
 
  private:
   EventLoop& loop_;
@@ -145,15 +146,15 @@ class Reader final : public IoHandler {
 TEST(EventLoop, DispatchesReadableSocket) {
   int sv[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv), 0);
+  const Fd reader_end(sv[0]);
+  const Fd writer_end(sv[1]);
   EventLoop loop;
-  Reader r(loop, sv[0]);
-  loop.add(sv[0], EPOLLIN, &r);
-  ASSERT_EQ(::write(sv[1], "hello", 5), 5);
+  Reader r(loop, reader_end.get());
+  loop.add(reader_end.get(), EPOLLIN, &r);
+  ASSERT_EQ(::write(writer_end.get(), "hello", 5), 5);
   loop.run();
-  EXPECT_EQ(r.n_, 5);
-  loop.remove(sv[0]);
-  ::close(sv[0]);
-  ::close(sv[1]);
+  EXPECT_EQ(r.n, 5);
+  loop.remove(reader_end.get());
 }
 
 }  // namespace

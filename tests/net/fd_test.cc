@@ -48,7 +48,7 @@ TEST(Fd, ReleaseGivesUpOwnership) {
     EXPECT_EQ(f.get(), -1);
   }
   EXPECT_TRUE(isOpen(raw));
-  ::close(raw);
+  ::close(raw);  // on purpose by hand: release() handed ownership back to the raw int
 }
 
 TEST(Fd, ResetClosesTheOldAndTakesTheNew) {

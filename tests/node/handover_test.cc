@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "common/inherited_sockets.h"
+#include "net/fd.h"
 #include "support/eventually.h"
 #include "support/temp_dir.h"
 
@@ -30,57 +31,56 @@ using nld::test::eventually;
 class HandoverTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, pair_), 0);
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+    pair_[0].reset(sv[0]);
+    pair_[1].reset(sv[1]);
     inheritedSockets().closeUnclaimed();
   }
-  void TearDown() override {
-    inheritedSockets().closeUnclaimed();
-    ::close(pair_[0]);
-    ::close(pair_[1]);
-  }
+  void TearDown() override { inheritedSockets().closeUnclaimed(); }
 
   Handover::Hooks hooks(std::string snapshot = "") {
     Handover::Hooks h;
     h.snapshot = [snapshot] { return snapshot; };
     h.sockets = [this] {
-      return std::vector<PassedSocket>{{SocketKind::DnsUdp, "169.254.20.10", 53, pair_[0]}};
+      return std::vector<PassedSocket>{{SocketKind::kDnsUdp, "169.254.20.10", 53, pair_[0].get()}};
     };
     return h;
   }
 
   test::TempDir tmp_{"nld-handover-"};
   std::string dir_ = tmp_.path() + "/state";
-  int pair_[2] = {-1, -1};
+  net::Fd pair_[2];
 };
 
 TEST_F(HandoverTest, FirstProcessOwnsAtOnce) {
   Handover a(dir_, "");
-  EXPECT_EQ(a.begin(), Handover::Start::Fresh);
+  EXPECT_EQ(a.begin(), Handover::Start::kFresh);
   EXPECT_TRUE(a.owner());
   EXPECT_EQ(inheritedSockets().size(), 0u);
 }
 
 TEST_F(HandoverTest, SuccessorTakesTheSameSocketsAndTheSnapshotPath) {
   auto a = std::make_unique<Handover>(dir_, "pod-a");
-  ASSERT_EQ(a->begin(), Handover::Start::Fresh);
+  ASSERT_EQ(a->begin(), Handover::Start::kFresh);
   a->serve(hooks("/state/cache.snapshot"));
 
   Handover b(dir_, "pod-b");
-  ASSERT_EQ(b.begin(), Handover::Start::Inherited);
+  ASSERT_EQ(b.begin(), Handover::Start::kInherited);
   EXPECT_FALSE(b.owner());
   EXPECT_EQ(b.predecessor().pid, int(::getpid()));
   EXPECT_EQ(b.predecessor().pod_uid, "pod-a");
   EXPECT_EQ(b.predecessor().snapshot, "/state/cache.snapshot");
-  int fd = inheritedSockets().take(SocketKind::DnsUdp, "169.254.20.10", 53);
-  ASSERT_GE(fd, 0);
-  EXPECT_NE(fd, pair_[0]);
-  EXPECT_EQ(inheritedSockets().take(SocketKind::DnsUdp, "169.254.20.10", 53), -1);
+  net::Fd fd(inheritedSockets().take(SocketKind::kDnsUdp, "169.254.20.10", 53));
+  ASSERT_TRUE(fd);
+  EXPECT_NE(fd.get(), pair_[0].get());
+  EXPECT_EQ(inheritedSockets().take(SocketKind::kDnsUdp, "169.254.20.10", 53), -1);
   // The same kernel socket: a datagram sent to the old end is read from the new fd.
-  ASSERT_EQ(::send(pair_[1], "q", 1, 0), 1);
+  ASSERT_EQ(::send(pair_[1].get(), "q", 1, 0), 1);
   char c = 0;
-  EXPECT_EQ(::recv(fd, &c, 1, 0), 1);
+  EXPECT_EQ(::recv(fd.get(), &c, 1, 0), 1);
   EXPECT_EQ(c, 'q');
-  ::close(fd);
+  fd.reset();
 
   EXPECT_FALSE(a->handedOver());  // not before the successor says it serves
   b.serve(hooks());
@@ -92,10 +92,10 @@ TEST_F(HandoverTest, SuccessorTakesTheSameSocketsAndTheSnapshotPath) {
 
 TEST_F(HandoverTest, OwnerRefusesThePodItReplaced) {
   auto a = std::make_unique<Handover>(dir_, "pod-old");
-  ASSERT_EQ(a->begin(), Handover::Start::Fresh);
+  ASSERT_EQ(a->begin(), Handover::Start::kFresh);
   a->serve(hooks());
   Handover b(dir_, "pod-new");
-  ASSERT_EQ(b.begin(), Handover::Start::Inherited);
+  ASSERT_EQ(b.begin(), Handover::Start::kInherited);
   inheritedSockets().closeUnclaimed();
   b.serve(hooks());
   ASSERT_TRUE(eventually([&] { return a->handedOver(); }));
@@ -103,36 +103,36 @@ TEST_F(HandoverTest, OwnerRefusesThePodItReplaced) {
   ASSERT_TRUE(eventually([&] { return b.owner(); }));
   // The old pod's container, restarted by the kubelet, must not take the node back...
   Handover again(dir_, "pod-old");
-  EXPECT_EQ(again.begin(), Handover::Start::Refused);
+  EXPECT_EQ(again.begin(), Handover::Start::kRefused);
   EXPECT_FALSE(b.handedOver());
   // ...and does not block a real successor (it released successor.lock).
   Handover next(dir_, "pod-next");
-  EXPECT_EQ(next.begin(), Handover::Start::Inherited);
+  EXPECT_EQ(next.begin(), Handover::Start::kInherited);
 }
 
 TEST_F(HandoverTest, SuccessorDeathBeforeReadyLeavesTheOwnerServing) {
   Handover a(dir_, "");
-  ASSERT_EQ(a.begin(), Handover::Start::Fresh);
+  ASSERT_EQ(a.begin(), Handover::Start::kFresh);
   a.serve(hooks());
   {
     Handover b(dir_, "");
-    ASSERT_EQ(b.begin(), Handover::Start::Inherited);
+    ASSERT_EQ(b.begin(), Handover::Start::kInherited);
     inheritedSockets().closeUnclaimed();
   }  // gone without serve(): no "ready"
   std::this_thread::sleep_for(300ms);
   EXPECT_FALSE(a.handedOver());
   // And the next candidate is served normally.
   Handover c(dir_, "");
-  EXPECT_EQ(c.begin(), Handover::Start::Inherited);
+  EXPECT_EQ(c.begin(), Handover::Start::kInherited);
 }
 
 TEST_F(HandoverTest, SuccessorDeathAfterReadyMakesTheOwnerResume) {
   Handover a(dir_, "");
-  ASSERT_EQ(a.begin(), Handover::Start::Fresh);
+  ASSERT_EQ(a.begin(), Handover::Start::kFresh);
   a.serve(hooks());
   {
     Handover b(dir_, "");
-    ASSERT_EQ(b.begin(), Handover::Start::Inherited);
+    ASSERT_EQ(b.begin(), Handover::Start::kInherited);
     inheritedSockets().closeUnclaimed();
     b.serve(hooks());
     ASSERT_TRUE(eventually([&] { return a.handedOver(); }));
@@ -144,23 +144,22 @@ TEST_F(HandoverTest, SuccessorDeathAfterReadyMakesTheOwnerResume) {
 
 TEST_F(HandoverTest, GarbageOnTheSocketIsIgnored) {
   Handover a(dir_, "");
-  ASSERT_EQ(a.begin(), Handover::Start::Fresh);
+  ASSERT_EQ(a.begin(), Handover::Start::kFresh);
   a.serve(hooks());
   ASSERT_TRUE(eventually([&] { return std::filesystem::exists(dir_ + "/handover.sock"); }));
   const std::vector<std::string> junks = {"", "{", "[1,2]", "{\"hello\":\"x\",\"pid\":\"nope\"}",
                                           std::string(70000, 'x')};
   for (const auto& junk : junks) {
-    int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    net::Fd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     std::string path = dir_ + "/handover.sock";
     std::copy(path.begin(), path.end(), addr.sun_path);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    (void)::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL);
-    ::close(fd);
+    ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    (void)::send(fd.get(), junk.data(), junk.size(), MSG_NOSIGNAL);
   }
   Handover b(dir_, "");
-  EXPECT_EQ(b.begin(), Handover::Start::Inherited);
+  EXPECT_EQ(b.begin(), Handover::Start::kInherited);
   EXPECT_FALSE(a.handedOver());
 }
 
@@ -168,10 +167,10 @@ TEST_F(HandoverTest, StaleSocketFileIsNoObstacle) {
   std::filesystem::create_directories(dir_);
   { std::FILE* f = std::fopen((dir_ + "/handover.sock").c_str(), "w"); std::fclose(f); }
   Handover a(dir_, "");
-  EXPECT_EQ(a.begin(), Handover::Start::Fresh);
+  EXPECT_EQ(a.begin(), Handover::Start::kFresh);
   a.serve(hooks());
   Handover b(dir_, "");
-  EXPECT_EQ(b.begin(), Handover::Start::Inherited);
+  EXPECT_EQ(b.begin(), Handover::Start::kInherited);
 }
 
 TEST_F(HandoverTest, UnusableStateDirectoryIsAClearError) {

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "net/fd.h"
 #include "node/host_setup.h"
 #include "node/iptables.h"
 #include "node/link_manager.h"
@@ -177,8 +178,8 @@ TEST(IptablesRoot, Ipv6ExactRulesIdempotentRestoreTeardown) {
 }
 
 bool canBind(int family, const std::string& ip, uint16_t port) {
-  const int fd = ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
+  const net::Fd fd(::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd) return false;
   int rc = -1;
   sockaddr_storage ss{};
   socklen_t len = 0;
@@ -198,8 +199,7 @@ bool canBind(int family, const std::string& ip, uint16_t port) {
     len = sizeof(a);
   }
   // sockaddr_storage → sockaddr is the sockets API's own aliasing contract.
-  rc = ::bind(fd, static_cast<const sockaddr*>(static_cast<const void*>(&ss)), len);
-  ::close(fd);
+  rc = ::bind(fd.get(), static_cast<const sockaddr*>(static_cast<const void*>(&ss)), len);
   return rc == 0;
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "net/fd.h"
 #include "node/iptables.h"
 #include "node/process.h"
 
@@ -94,8 +95,9 @@ class FakeBinary {
  public:
   explicit FakeBinary(const std::string& script) {
     std::string tmpl = (std::filesystem::temp_directory_path() / "nld-fake-XXXXXX").string();
-    const int fd = ::mkstemp(tmpl.data());
-    ::close(fd);
+    // Only the unique name is wanted: closed before ofstream writes the script (an executable
+    // still open for writing fails to exec with ETXTBSY).
+    net::Fd(::mkstemp(tmpl.data())).reset();
     path_ = tmpl;
     std::ofstream(path_) << "#!/bin/sh\n" << script;
     ::chmod(path_.c_str(), 0755);

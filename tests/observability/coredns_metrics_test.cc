@@ -75,10 +75,10 @@ TEST(CorednsMetrics, EveryFamilyFromTheSpecIsRegisteredWithItsTypeAndLabels) {
         break;
     }
   }
-  EXPECT_EQ(&m.dnsRequestDuration,
+  EXPECT_EQ(&m.dns_request_duration,
             &r.histogram("coredns_dns_request_duration_seconds", "x", {"server", "zone", "view"},
                          CorednsMetrics::durationBuckets()));
-  EXPECT_EQ(&m.proxyRequestDuration,
+  EXPECT_EQ(&m.proxy_request_duration,
             &r.histogram("coredns_proxy_request_duration_seconds", "x",
                          {"proxy_name", "to", "rcode"}, CorednsMetrics::durationBuckets()));
   EXPECT_EQ(&m.health_request_duration,
@@ -86,8 +86,8 @@ TEST(CorednsMetrics, EveryFamilyFromTheSpecIsRegisteredWithItsTypeAndLabels) {
                          {0.00025, 0.0025, 0.025, 0.25, 2.5}));
   const std::vector<double> sizes = {0,    100,  200,  300,  400,  511,  1023,
                                      2047, 4095, 8291, 16e3, 32e3, 48e3, 64e3};
-  EXPECT_EQ(m.dnsRequestSize.bounds(), sizes);
-  EXPECT_EQ(m.dnsResponseSize.bounds(), sizes);
+  EXPECT_EQ(m.dns_request_size.bounds(), sizes);
+  EXPECT_EQ(m.dns_response_size.bounds(), sizes);
 }
 
 TEST(CorednsMetrics, DurationBuckets) {
@@ -123,7 +123,7 @@ TEST(CorednsMetrics, PreInitialisedSeriesAndBuildInfo) {
   EXPECT_EQ(text.find("coredns_dns_requests_total"), std::string::npos);
 
   m.nodecache_setup_errors->with({"iptables"}).inc();
-  m.dnsRequests.with({"dns://169.254.20.10:53", ".", "", "udp", "1", "A"}).inc();
+  m.dns_requests.with({"dns://169.254.20.10:53", ".", "", "udp", "1", "A"}).inc();
   const std::string after = r.render();
   EXPECT_NE(after.find("coredns_nodecache_setup_errors_total{errortype=\"iptables\"} 1\n"),
             std::string::npos);
@@ -189,7 +189,7 @@ TEST(CorednsMetrics, SecondInstanceSharesFamilies) {
   Registry r;
   CorednsMetrics a(r);
   CorednsMetrics b(r);
-  EXPECT_EQ(&a.dnsRequests, &b.dnsRequests);
+  EXPECT_EQ(&a.dns_requests, &b.dns_requests);
   EXPECT_EQ(a.nodecache_setup_errors, b.nodecache_setup_errors);
 }
 

@@ -327,13 +327,13 @@ TEST(HttpServer, ExpositionParsesWithPrometheusClient) {
   CorednsMetrics m(r, BuildInfo{"1.13.2", "deadbeef", ""});
   registerProcessCollector(r);
   const std::string server = "dns://169.254.20.10:53";
-  m.dnsRequests.with({server, "cluster.local.", "", "udp", "1", "A"}).add(3);
-  m.dnsRequestDuration.with({server, "cluster.local.", ""}).observe(0.0003);
-  m.dnsRequestSize.with({server, "cluster.local.", "", "udp"}).observe(1232);
-  m.dnsResponses.with({server, "cluster.local.", "", "NOERROR", "cache"}).inc();
-  m.proxyRequestDuration.with({"forward", "10.96.0.10:53", "NOERROR"}).observe(0.02);
-  m.cacheEntries.with({server, "cluster.local.", "", "success"}).set(12);
-  m.pluginEnabled.with({server, "cluster.local.", "", "cache"}).set(1);
+  m.dns_requests.with({server, "cluster.local.", "", "udp", "1", "A"}).add(3);
+  m.dns_request_duration.with({server, "cluster.local.", ""}).observe(0.0003);
+  m.dns_request_size.with({server, "cluster.local.", "", "udp"}).observe(1232);
+  m.dns_responses.with({server, "cluster.local.", "", "NOERROR", "cache"}).inc();
+  m.proxy_request_duration.with({"forward", "10.96.0.10:53", "NOERROR"}).observe(0.02);
+  m.cache_entries.with({server, "cluster.local.", "", "success"}).set(12);
+  m.plugin_enabled.with({server, "cluster.local.", "", "cache"}).set(1);
   m.reload_version_info.with({"sha512", "ab\"c\\d"}).set(1);  // escaping must round-trip
 
   HttpServer s("127.0.0.1:0");

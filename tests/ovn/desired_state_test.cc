@@ -65,8 +65,7 @@ TEST(DesiredState, ConvergedSnapshotGivesEmptyPlan) {
   nb.dns_option = "169.254.20.10,fd00::a";
   auto plan = computePlan(nb, cfg);
   EXPECT_TRUE(plan.empty());
-  std::string err;
-  auto ops = buildTransaction(plan, nb, cfg, &err);
+  auto ops = buildTransaction(plan, nb, cfg);
   ASSERT_TRUE(ops);
   EXPECT_TRUE(ops->empty());
 }
@@ -150,9 +149,8 @@ TEST(DesiredState, TransactionIsGuardedByWait) {
   nb.router_policy_uuids = {"existing"};
   auto cfg = dual();
   auto plan = computePlan(nb, cfg);
-  std::string err;
-  auto ops = buildTransaction(plan, nb, cfg, &err);
-  ASSERT_TRUE(ops) << err;
+  auto ops = buildTransaction(plan, nb, cfg);
+  ASSERT_TRUE(ops) << ops.error().message();
   ASSERT_GE(ops->size(), 5u);
   const auto& wait = (*ops)[0];
   EXPECT_EQ(wait["op"], "wait");
@@ -165,8 +163,9 @@ TEST(DesiredState, TransactionIsGuardedByWait) {
   EXPECT_EQ(ops->back()["table"], "NB_Global");
 
   nb.router_uuid.reset();
-  EXPECT_FALSE(buildTransaction(plan, nb, cfg, &err));
-  EXPECT_NE(err.find("ovn-cluster"), std::string::npos);
+  auto refused = buildTransaction(plan, nb, cfg);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().message(), "logical router ovn-cluster not found");
 }
 
 }  // namespace

@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "net/fd.h"
+
 namespace nld::ovn {
 namespace {
 
@@ -79,8 +81,9 @@ TEST(OvnMetrics, TwoMetricsObjectsAreIndependent) {
 // One HTTP/1.0 exchange with 127.0.0.1:port (the server closes after answering); the whole
 // response, or "" on a socket error. Bounded: 5 s receive timeout.
 std::string exchange(uint16_t port, const std::string& request) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return "";
+  const net::Fd owned(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!owned) return "";
+  const int fd = owned.get();
   timeval tv{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   sockaddr_in sa{};
@@ -95,7 +98,6 @@ std::string exchange(uint16_t port, const std::string& request) {
     ssize_t n;
     while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
   }
-  ::close(fd);
   return out;
 }
 

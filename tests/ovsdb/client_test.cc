@@ -39,8 +39,8 @@ TEST(ClientScripted, ConnectMonitorNotifyEchoTransact) {
                       R"({"method":"echo","params":["x"],"id":"e1"})",
                   R"({"id":$ID,"error":null,"result":[{"error":"timed out"}]})"};
   Client c(options(script));
-  std::string err;
-  ASSERT_TRUE(c.connect(&err)) << err;
+  auto connected = c.connect();
+  ASSERT_TRUE(connected) << connected.error().message();
   EXPECT_TRUE(c.usingMonitorCond());
   const auto* row = c.replica().row("Logical_Router", "r1");
   ASSERT_NE(row, nullptr);
@@ -61,8 +61,9 @@ TEST(ClientScripted, FollowerIsSkipped) {
   ServerScript script;
   script.turns = {R"({"id":$ID,"error":null,"result":[{"rows":[{"leader":false,"model":"clustered"}]}]})"};
   Client c(options(script));
-  std::string err;
-  EXPECT_FALSE(c.connect(&err));
+  auto connected = c.connect();
+  ASSERT_FALSE(connected);
+  const std::string& err = connected.error().message();
   EXPECT_NE(err.find("not leader"), std::string::npos) << err;
 }
 
@@ -74,8 +75,7 @@ TEST(ClientScripted, MalformedServerRowIsAnError) {
     script.turns = {std::string(R"({"id":$ID,"error":null,"result":[{"rows":[)") + row + "]}]}",
                     kSchemaReply, kMonitorReply};
     Client c(options(script));
-    std::string err;
-    EXPECT_NO_THROW(c.connect(&err)) << row;
+    EXPECT_NO_THROW((void)c.connect()) << row;
   }
 }
 
@@ -85,10 +85,10 @@ TEST(ClientScripted, NonStringErrorMemberIsReported) {
   ServerScript script;
   script.turns = {kLeaderReply, R"({"id":$ID,"result":null,"error":{"error":42,"details":"d"}})"};
   Client c(options(script));
-  std::string err;
-  bool ok = true;
-  EXPECT_NO_THROW(ok = c.connect(&err));
-  EXPECT_FALSE(ok);
+  Result<void> connected;
+  EXPECT_NO_THROW(connected = c.connect());
+  ASSERT_FALSE(connected);
+  const std::string& err = connected.error().message();
   EXPECT_NE(err.find("get_schema"), std::string::npos) << err;
 }
 
@@ -102,8 +102,8 @@ TEST(ClientScripted, MonitorFallbackAndBadNotificationDisconnects) {
   auto o = options(script);
   o.leader_only = false;
   Client c(o);
-  std::string err;
-  ASSERT_TRUE(c.connect(&err)) << err;
+  auto connected = c.connect();
+  ASSERT_TRUE(connected) << connected.error().message();
   EXPECT_FALSE(c.usingMonitorCond());
   EXPECT_NE(c.replica().row("Logical_Router", "r1"), nullptr);
   EXPECT_NE(c.replica().row("Logical_Router", "r2"), nullptr);

@@ -11,9 +11,8 @@ Schema testSchema() {
                     "policies":{"type":{"key":{"type":"uuid"},"min":0,"max":"unlimited"}},
                     "options":{"type":{"key":"string","value":"string","min":0,"max":"unlimited"}},
                     "nexthop":{"type":{"key":"string","min":0,"max":1}}}}}})");
-  std::string err;
-  auto s = Schema::fromJson(j, &err);
-  EXPECT_TRUE(s) << err;
+  auto s = Schema::fromJson(j);
+  EXPECT_TRUE(s) << s.error().message();
   return *s;
 }
 
@@ -25,25 +24,24 @@ TEST(Schema, ColumnKinds) {
   EXPECT_EQ(s.kind("R", "nexthop"), ColumnKind::kSet);
   EXPECT_TRUE(s.hasTable("R"));
   EXPECT_FALSE(s.hasTable("X"));
-  std::string err;
-  EXPECT_FALSE(Schema::fromJson(Json::parse("[1]"), &err));
-  EXPECT_FALSE(err.empty());
+  auto bad = Schema::fromJson(Json::parse("[1]"));
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message(), "schema has no \"tables\" object");
 }
 
 TEST(Replica, Update2InitialInsertModifyDelete) {
   auto schema = testSchema();
   Replica r;
-  std::string err;
-  ASSERT_TRUE(r.applyUpdate2(Json::parse(R"({"R":{"u1":{"initial":{"name":"a",
-      "policies":["set",[["uuid","p1"],["uuid","p2"]]],"options":["map",[["k","v"]]]}}}})"), schema, &err))
-      << err;
+  auto applied = r.applyUpdate2(Json::parse(R"({"R":{"u1":{"initial":{"name":"a",
+      "policies":["set",[["uuid","p1"],["uuid","p2"]]],"options":["map",[["k","v"]]]}}}})"), schema);
+  ASSERT_TRUE(applied) << applied.error().message();
   const auto seq1 = r.seqno();
   ASSERT_NE(r.row("R", "u1"), nullptr);
-  ASSERT_TRUE(r.applyUpdate2(Json::parse(R"({"R":{"u1":{"modify":{"name":"b",
+  applied = r.applyUpdate2(Json::parse(R"({"R":{"u1":{"modify":{"name":"b",
       "policies":["set",[["uuid","p1"],["uuid","p3"]]],"options":["map",[["k","v"],["n","m"]]],
       "nexthop":"10.0.0.1"}},
-      "u2":{"insert":{"name":"c"}}}})"), schema, &err))
-      << err;
+      "u2":{"insert":{"name":"c"}}}})"), schema);
+  ASSERT_TRUE(applied) << applied.error().message();
   EXPECT_GT(r.seqno(), seq1);
   const auto& row = *r.row("R", "u1");
   EXPECT_EQ(column(row, "name"), Json("b"));
@@ -51,7 +49,8 @@ TEST(Replica, Update2InitialInsertModifyDelete) {
   EXPECT_EQ(stringMap(column(row, "options")), (std::map<std::string, std::string>{{"n", "m"}}));
   EXPECT_EQ(optionalString(column(row, "nexthop")), "10.0.0.1");
   EXPECT_EQ(r.table("R").size(), 2u);
-  ASSERT_TRUE(r.applyUpdate2(Json::parse(R"({"R":{"u2":{"delete":null}}})"), schema, &err)) << err;
+  applied = r.applyUpdate2(Json::parse(R"({"R":{"u2":{"delete":null}}})"), schema);
+  ASSERT_TRUE(applied) << applied.error().message();
   EXPECT_EQ(r.table("R").size(), 1u);
   EXPECT_EQ(r.row("R", "u2"), nullptr);
 }
@@ -59,23 +58,29 @@ TEST(Replica, Update2InitialInsertModifyDelete) {
 TEST(Replica, Update2RejectsMalformed) {
   auto schema = testSchema();
   Replica r;
-  std::string err;
-  EXPECT_FALSE(r.applyUpdate2(Json::parse("[]"), schema, &err));
-  EXPECT_FALSE(r.applyUpdate2(Json::parse(R"({"R":{"u1":{"bogus":{}}}})"), schema, &err));
-  EXPECT_FALSE(r.applyUpdate2(Json::parse(R"({"R":{"u1":{"insert":{},"delete":null}}})"), schema, &err));
-  EXPECT_FALSE(r.applyUpdate2(Json::parse(R"({"R":{"u1":{"modify":{"options":"notamap"}}}})"), schema, &err));
-  EXPECT_FALSE(err.empty());
+  auto expect_error = [&](const char* update, const std::string& message) {
+    auto applied = r.applyUpdate2(Json::parse(update), schema);
+    ASSERT_FALSE(applied) << update;
+    EXPECT_EQ(applied.error().message(), message) << update;
+  };
+  expect_error("[]", "table-updates2 is not an object");
+  expect_error(R"({"R":{"u1":{"bogus":{}}}})", "unknown row-update2 member \"bogus\"");
+  expect_error(R"({"R":{"u1":{"insert":{},"delete":null}}})",
+              "row-update2 u1 must have exactly one member");
+  expect_error(R"({"R":{"u1":{"modify":{"options":"notamap"}}}})",
+              "bad modify difference for R.options");
 }
 
 TEST(Replica, Version1Update) {
   Replica r;
-  std::string err;
-  ASSERT_TRUE(r.applyUpdate(Json::parse(R"({"R":{"u1":{"new":{"name":"a","options":["map",[]]}}}})"), &err));
-  ASSERT_TRUE(r.applyUpdate(Json::parse(R"({"R":{"u1":{"old":{"name":"a"},"new":{"name":"b"}}}})"), &err));
+  ASSERT_TRUE(r.applyUpdate(Json::parse(R"({"R":{"u1":{"new":{"name":"a","options":["map",[]]}}}})")));
+  ASSERT_TRUE(r.applyUpdate(Json::parse(R"({"R":{"u1":{"old":{"name":"a"},"new":{"name":"b"}}}})")));
   EXPECT_EQ(column(*r.row("R", "u1"), "name"), Json("b"));
-  ASSERT_TRUE(r.applyUpdate(Json::parse(R"({"R":{"u1":{"old":{"name":"b"}}}})"), &err));
+  ASSERT_TRUE(r.applyUpdate(Json::parse(R"({"R":{"u1":{"old":{"name":"b"}}}})")));
   EXPECT_TRUE(r.table("R").empty());
-  EXPECT_FALSE(r.applyUpdate(Json::parse(R"({"R":5})"), &err));
+  auto bad = r.applyUpdate(Json::parse(R"({"R":5})"));
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message(), "table-update for R is not an object");
   r.clear();
   EXPECT_EQ(r.rowCount(), 0u);
 }

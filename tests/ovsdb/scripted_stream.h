@@ -42,22 +42,19 @@ class ScriptedStream final : public Stream {
     return kAlwaysReadable;
   }
 
-  long read(char* buf, std::size_t len, std::string* error) override {
-    if (pos_ >= rx_.size()) {
-      if (error) *error = "end of script";
-      return -1;
-    }
+  Result<std::size_t> read(char* buf, std::size_t len) override {
+    if (pos_ >= rx_.size()) return fail("end of script");
     const std::size_t n = std::min({len, script_.chunk, rx_.size() - pos_});
     std::memcpy(buf, rx_.data() + pos_, n);
     pos_ += n;
-    return static_cast<long>(n);
+    return n;
   }
 
-  bool writeAll(std::string_view data, int, std::string*) override {
+  Result<void> writeAll(std::string_view data, int) override {
     script_.requests.emplace_back(data);
     Json m = Json::parse(data, nullptr, false);
-    if (!m.is_object() || !m.contains("method") || m["id"].is_null()) return true;
-    if (script_.next >= script_.turns.size()) return true;
+    if (!m.is_object() || !m.contains("method") || m["id"].is_null()) return {};
+    if (script_.next >= script_.turns.size()) return {};
     const std::string id = m["id"].dump();
     std::string turn = script_.turns[script_.next++];
     for (std::size_t at = turn.find("$ID"); at != std::string::npos; at = turn.find("$ID", at + id.size())) {
@@ -66,7 +63,7 @@ class ScriptedStream final : public Stream {
     rx_.erase(0, pos_);
     pos_ = 0;
     rx_ += turn;
-    return true;
+    return {};
   }
 
   bool hasBufferedData() const override { return pos_ < rx_.size(); }
@@ -83,7 +80,8 @@ inline ClientOptions scriptedOptions(ServerScript& script) {
   o.remotes = {Remote{Remote::Kind::kUnix, "/scripted", "", 0}};
   o.probe_interval = std::chrono::milliseconds(0);
   o.connect_timeout = std::chrono::hours(1);
-  o.open_stream = [&script](const Remote&, const SslOptions&, int, std::string*) -> std::unique_ptr<Stream> {
+  o.open_stream = [&script](const Remote&, const SslOptions&,
+                            int) -> Result<std::unique_ptr<Stream>> {
     ++script.opens;
     return std::make_unique<ScriptedStream>(script);
   };

@@ -91,12 +91,12 @@ class HostsPluginTest : public ::testing::Test {
     pkt.resize(dns::buildQuery(0x1234, name(qname), qtype, dns::cls::IN, dns::flag::RD, false, 0,
                                false, dns::MutableBytes(pkt)));
     dns::Query q;
-    EXPECT_EQ(dns::parseQuery(dns::ByteView(pkt), q), dns::QueryStatus::Ok);
+    EXPECT_EQ(dns::parseQuery(dns::ByteView(pkt), q), dns::QueryStatus::kOk);
     size_t len = 0;
     const auto v = p.lookup(dns::ByteView(pkt), q, dns::MutableBytes(out_), len, now_);
-    if (v == HostsPlugin::Verdict::Answer) {
+    if (v == HostsPlugin::Verdict::kAnswer) {
       dns::Response r;
-      EXPECT_EQ(dns::parseResponse(dns::ByteView(out_.data(), len), r), dns::Error::None);
+      EXPECT_EQ(dns::parseResponse(dns::ByteView(out_.data(), len), r), dns::Error::kNone);
       EXPECT_TRUE(r.header.aa());
       if (ancount != nullptr) *ancount = r.header.ancount;
     }
@@ -110,20 +110,20 @@ TEST_F(HostsPluginTest, Verdicts) {
   c.inline_lines = {"10.0.0.9 a.example.org inline.example.org"};
   HostsPlugin p(c, "Corefile:2");
   size_t n = 0;
-  EXPECT_EQ(ask(p, "A.example.org.", dns::type::A, &n), HostsPlugin::Verdict::Answer);
+  EXPECT_EQ(ask(p, "A.example.org.", dns::type::A, &n), HostsPlugin::Verdict::kAnswer);
   EXPECT_EQ(n, 2u);  // file, then inline
-  EXPECT_EQ(ask(p, "a.example.org.", dns::type::MX, &n), HostsPlugin::Verdict::Answer);
+  EXPECT_EQ(ask(p, "a.example.org.", dns::type::MX, &n), HostsPlugin::Verdict::kAnswer);
   EXPECT_EQ(n, 0u);  // NODATA
-  EXPECT_EQ(ask(p, "b.example.org.", dns::type::A), HostsPlugin::Verdict::ServFail);
-  EXPECT_EQ(ask(p, "a.other.net.", dns::type::A), HostsPlugin::Verdict::Next);
-  EXPECT_EQ(ask(p, "9.0.0.10.in-addr.arpa.", dns::type::PTR, &n), HostsPlugin::Verdict::Answer);
+  EXPECT_EQ(ask(p, "b.example.org.", dns::type::A), HostsPlugin::Verdict::kServFail);
+  EXPECT_EQ(ask(p, "a.other.net.", dns::type::A), HostsPlugin::Verdict::kNext);
+  EXPECT_EQ(ask(p, "9.0.0.10.in-addr.arpa.", dns::type::PTR, &n), HostsPlugin::Verdict::kAnswer);
   EXPECT_EQ(n, 2u);
-  EXPECT_EQ(ask(p, "7.0.0.10.in-addr.arpa.", dns::type::PTR), HostsPlugin::Verdict::Next);
+  EXPECT_EQ(ask(p, "7.0.0.10.in-addr.arpa.", dns::type::PTR), HostsPlugin::Verdict::kNext);
   c.fallthrough = true;
   c.fallthrough_zones = {"sub.example.org."};
   HostsPlugin f(c, "Corefile:2");
-  EXPECT_EQ(ask(f, "x.sub.example.org.", dns::type::A), HostsPlugin::Verdict::Next);
-  EXPECT_EQ(ask(f, "b.example.org.", dns::type::A), HostsPlugin::Verdict::ServFail);
+  EXPECT_EQ(ask(f, "x.sub.example.org.", dns::type::A), HostsPlugin::Verdict::kNext);
+  EXPECT_EQ(ask(f, "b.example.org.", dns::type::A), HostsPlugin::Verdict::kServFail);
 }
 
 TEST_F(HostsPluginTest, ReloadOnChangeAndMissingFile) {
@@ -133,7 +133,7 @@ TEST_F(HostsPluginTest, ReloadOnChangeAndMissingFile) {
   write("10.0.0.1 a.example.org\n10.0.0.2 b.example.org\n");
   p.reloadIfChanged();
   EXPECT_EQ(p.entries(), 2u);
-  EXPECT_EQ(ask(p, "b.example.org.", dns::type::A), HostsPlugin::Verdict::Answer);
+  EXPECT_EQ(ask(p, "b.example.org.", dns::type::A), HostsPlugin::Verdict::kAnswer);
   std::remove(path_.c_str());
   p.reloadIfChanged();
   EXPECT_EQ(p.entries(), 2u);  // kept, as CoreDNS
@@ -149,13 +149,13 @@ TEST_F(HostsPluginTest, TheReloadPeriodRunsOnTheWorkersLoopTime) {
   c.reload = std::chrono::seconds(5);
   HostsPlugin p(c, "Corefile:2");
   now_ = net::Clock::time_point(std::chrono::hours(1000));  // a fake loop clock
-  EXPECT_EQ(ask(p, "a.example.org.", dns::type::A), HostsPlugin::Verdict::Answer);  // arms
+  EXPECT_EQ(ask(p, "a.example.org.", dns::type::A), HostsPlugin::Verdict::kAnswer);  // arms
   write("10.0.0.2 b.example.org\n# another size\n");
   now_ += std::chrono::milliseconds(4999);
-  EXPECT_EQ(ask(p, "b.example.org.", dns::type::A), HostsPlugin::Verdict::ServFail);  // not yet
+  EXPECT_EQ(ask(p, "b.example.org.", dns::type::A), HostsPlugin::Verdict::kServFail);  // not yet
   now_ += std::chrono::milliseconds(1);
-  EXPECT_EQ(ask(p, "b.example.org.", dns::type::A), HostsPlugin::Verdict::Answer);  // re-read
-  EXPECT_EQ(ask(p, "a.example.org.", dns::type::A), HostsPlugin::Verdict::ServFail);
+  EXPECT_EQ(ask(p, "b.example.org.", dns::type::A), HostsPlugin::Verdict::kAnswer);  // re-read
+  EXPECT_EQ(ask(p, "a.example.org.", dns::type::A), HostsPlugin::Verdict::kServFail);
 }
 
 }  // namespace

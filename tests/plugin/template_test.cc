@@ -22,12 +22,12 @@ Asked ask(const TemplatePlugin& p, const char* qname, uint16_t qtype, uint16_t q
   pkt.resize(dns::buildQuery(0x4242, *dns::Name::fromString(qname), qtype, qclass, dns::flag::RD,
                              false, 0, false, dns::MutableBytes(pkt)));
   dns::Query q;
-  EXPECT_EQ(dns::parseQuery(dns::ByteView(pkt), q), dns::QueryStatus::Ok);
+  EXPECT_EQ(dns::parseQuery(dns::ByteView(pkt), q), dns::QueryStatus::kOk);
   static std::vector<uint8_t> out(65535);
   Asked a;
   a.d = p.decide(dns::ByteView(pkt), q, "192.0.2.7", dns::MutableBytes(out));
-  if (a.d.verdict == Verdict::Answer) {
-    EXPECT_EQ(dns::parseResponse(dns::ByteView(out.data(), a.d.len), a.r), dns::Error::None);
+  if (a.d.verdict == Verdict::kAnswer) {
+    EXPECT_EQ(dns::parseResponse(dns::ByteView(out.data(), a.d.len), a.r), dns::Error::kNone);
     EXPECT_TRUE(a.r.header.aa());
     EXPECT_EQ(a.r.header.id, 0x4242);
   }
@@ -52,23 +52,23 @@ TEST(TemplatePlugin, RecipesAndOrder) {
   caa.rcode = 2;
   const TemplatePlugin p({aaaa, junk, mx, caa});
   auto a = ask(p, "www.example.org.", 28);
-  EXPECT_EQ(a.d.verdict, Verdict::Answer);
+  EXPECT_EQ(a.d.verdict, Verdict::kAnswer);
   EXPECT_EQ(a.r.header.rcode(), 0);
   EXPECT_EQ(a.r.header.ancount, 0);
-  EXPECT_EQ(ask(p, "www.example.org.", 255).d.verdict, Verdict::Answer);  // ANY fits any type
-  EXPECT_EQ(ask(p, "www.example.org.", 28, 3).d.verdict, Verdict::Next);  // class CH
-  EXPECT_EQ(ask(p, "www.example.org.", 1).d.verdict, Verdict::Next);
-  EXPECT_EQ(ask(p, "other.net.", 28).d.verdict, Verdict::Next);
+  EXPECT_EQ(ask(p, "www.example.org.", 255).d.verdict, Verdict::kAnswer);  // ANY fits any type
+  EXPECT_EQ(ask(p, "www.example.org.", 28, 3).d.verdict, Verdict::kNext);  // class CH
+  EXPECT_EQ(ask(p, "www.example.org.", 1).d.verdict, Verdict::kNext);
+  EXPECT_EQ(ask(p, "other.net.", 28).d.verdict, Verdict::kNext);
   a = ask(p, "x.svc.cluster.local.svc.cluster.local.", 1);
-  EXPECT_EQ(a.d.verdict, Verdict::Answer);
+  EXPECT_EQ(a.d.verdict, Verdict::kAnswer);
   EXPECT_EQ(a.r.header.rcode(), 3);
-  EXPECT_EQ(ask(p, "OK.example.org.", 15).d.verdict, Verdict::Answer);  // matched lower-cased
+  EXPECT_EQ(ask(p, "OK.example.org.", 15).d.verdict, Verdict::kAnswer);  // matched lower-cased
   // A regex miss without fallthrough ends the search: a bare SERVFAIL, as the reference.
   a = ask(p, "junk.example.org.", 15);
-  EXPECT_EQ(a.d.verdict, Verdict::Error);
+  EXPECT_EQ(a.d.verdict, Verdict::kError);
   EXPECT_EQ(a.d.rcode, 2);
   a = ask(p, "x.other.net.", 257);
-  EXPECT_EQ(a.d.verdict, Verdict::Error);
+  EXPECT_EQ(a.d.verdict, Verdict::kError);
   EXPECT_EQ(a.d.rcode, 2);
 }
 
@@ -78,9 +78,9 @@ TEST(TemplatePlugin, Fallthrough) {
   t.fallthrough = true;
   t.fallthrough_zones = {"sub.example.org."};
   const TemplatePlugin p({t});
-  EXPECT_EQ(ask(p, "b.sub.example.org.", 1).d.verdict, Verdict::Next);
-  EXPECT_EQ(ask(p, "b.example.org.", 1).d.verdict, Verdict::Error);
-  EXPECT_EQ(ask(p, "a.example.org.", 1).d.verdict, Verdict::Answer);
+  EXPECT_EQ(ask(p, "b.sub.example.org.", 1).d.verdict, Verdict::kNext);
+  EXPECT_EQ(ask(p, "b.example.org.", 1).d.verdict, Verdict::kError);
+  EXPECT_EQ(ask(p, "a.example.org.", 1).d.verdict, Verdict::kAnswer);
 }
 
 TEST(TemplatePlugin, Records) {
@@ -91,7 +91,7 @@ TEST(TemplatePlugin, Records) {
   t.additional = {"ns.{{ .Zone }} 60 AAAA ::{{ index .Match 2 }}"};
   const TemplatePlugin p({t});
   auto a = ask(p, "web-7.tpl.example.org.", 1);
-  ASSERT_EQ(a.d.verdict, Verdict::Answer);
+  ASSERT_EQ(a.d.verdict, Verdict::kAnswer);
   EXPECT_EQ(a.r.header.ancount, 2);
   EXPECT_EQ(a.r.header.nscount, 1);
   EXPECT_EQ(a.r.header.arcount, 1);
@@ -106,11 +106,11 @@ TEST(TemplatePlugin, Records) {
   // A record that does not parse: SERVFAIL (CoreDNS returns the error).
   auto bad = tmpl(1, 1, {"example.org."});
   bad.answer = {"{{ .Name }} 60 IN A not-an-address"};
-  EXPECT_EQ(ask(TemplatePlugin({bad}), "x.example.org.", 1).d.verdict, Verdict::Error);
+  EXPECT_EQ(ask(TemplatePlugin({bad}), "x.example.org.", 1).d.verdict, Verdict::kError);
   // index out of range at execution: SERVFAIL too.
   auto oob = tmpl(1, 1, {"example.org."});
   oob.answer = {"{{ .Name }} 60 IN A 10.0.0.{{ index .Match 3 }}"};
-  EXPECT_EQ(ask(TemplatePlugin({oob}), "x.example.org.", 1).d.verdict, Verdict::Error);
+  EXPECT_EQ(ask(TemplatePlugin({oob}), "x.example.org.", 1).d.verdict, Verdict::kError);
 }
 
 }  // namespace

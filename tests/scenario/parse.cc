@@ -327,24 +327,24 @@ Scenario parseScenario(std::string_view text, const std::string& file) {
       kind = "upstream";
     }
     if (kind == "query") {
-      st.kind = Step::Kind::Query;
+      st.kind = Step::Kind::kQuery;
       st.query = queryStep(c, w);
     } else if (kind == "upstream" && w.size() >= 3 && w[2] == "expect") {
-      st.kind = Step::Kind::UpstreamExpect;
+      st.kind = Step::Kind::kUpstreamExpect;
       st.upstream_expect = upstreamExpect(c, w);
     } else if (kind == "upstream" && w.size() >= 3 && w[2] == "answer") {
-      st.kind = Step::Kind::UpstreamAnswer;
+      st.kind = Step::Kind::kUpstreamAnswer;
       st.upstream_answer = upstreamAnswer(c, w);
     } else if (kind == "upstream" && w.size() == 3 && w[2] == "drop") {
-      st.kind = Step::Kind::UpstreamDrop;
+      st.kind = Step::Kind::kUpstreamDrop;
     } else if (kind == "upstream") {
       c.fail("upstream takes expect, answer or drop");
     } else if (kind == "time") {
       if (w.size() != 3) c.fail("time takes one +DURATION");
-      st.kind = Step::Kind::Time;
+      st.kind = Step::Kind::kTime;
       st.time = duration(c, w[2]);
     } else if (kind == "client" && w.size() >= 3 && w[2] == "expect") {
-      st.kind = Step::Kind::ClientExpect;
+      st.kind = Step::Kind::kClientExpect;
       st.client_expect = clientExpect(c, w);
     } else {
       c.fail("unknown step '" + kind + "' (query, upstream expect/answer/drop, time, client "

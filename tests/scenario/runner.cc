@@ -27,6 +27,7 @@
 #include "dns/name.h"
 #include "net/address.h"
 #include "net/event_loop.h"
+#include "net/fd.h"
 #include "observability/coredns_metrics.h"
 #include "plan/plan.h"
 #include "scenario/scenario.h"
@@ -61,26 +62,11 @@ std::string typeName(uint16_t t) {
 }
 
 std::string rcodeName(uint16_t r) {
-  static const char* kNames[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"};
+  static const char* const kNames[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"};
   return r < 6 ? kNames[r] : "RCODE" + std::to_string(r);
 }
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Fd& operator=(Fd&& o) noexcept {
-    std::swap(fd_, o.fd_);
-    return *this;
-  }
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using net::Fd;
 
 /// A query the upstream received.
 struct Seen {
@@ -167,22 +153,22 @@ class Runner {
     loop_.runOnce(milliseconds(0));
     for (const Step& st : s_.steps) {
       switch (st.kind) {
-        case Step::Kind::Query: query(st); break;
-        case Step::Kind::UpstreamExpect: upstreamExpect(st); break;
-        case Step::Kind::UpstreamAnswer: upstreamAnswer(st); break;
-        case Step::Kind::UpstreamDrop: {
+        case Step::Kind::kQuery: query(st); break;
+        case Step::Kind::kUpstreamExpect: upstreamExpect(st); break;
+        case Step::Kind::kUpstreamAnswer: upstreamAnswer(st); break;
+        case Step::Kind::kUpstreamDrop: {
           Upstream& u = upstreams_[st.upstream - 1];
           if (!u.last) fail(st.line, "drop: the upstream has seen no query to drop");
           u.last.reset();
           break;
         }
-        case Step::Kind::Time:
+        case Step::Kind::kTime:
           time_.advance(st.time);
           // Twice: a timer that fires may start work (a retry) whose round-end hook sends it.
           loop_.runOnce(milliseconds(0));
           loop_.runOnce(milliseconds(0));
           break;
-        case Step::Kind::ClientExpect: clientExpect(st); break;
+        case Step::Kind::kClientExpect: clientExpect(st); break;
       }
     }
   }
@@ -256,7 +242,7 @@ class Runner {
   }
 
   static void take(Upstream& up, Seen s) {
-    if (dns::parseQuery(s.pkt, s.q) != dns::QueryStatus::Ok) {
+    if (dns::parseQuery(s.pkt, s.q) != dns::QueryStatus::kOk) {
       up.arrived.push_back(std::move(s));  // kept: a step expecting a query reports it
       return;
     }
@@ -295,7 +281,7 @@ class Runner {
     const auto peer =
         net::makeSockAddr("127.0.0.1", static_cast<uint16_t>(40000 + clients_.size()));
     const size_t n = pipeline_->handle(dns::ByteView(c->pkt), peer, 0,
-                                       qs.tcp ? server::Proto::Tcp : server::Proto::Udp,
+                                       qs.tcp ? server::Proto::kTcp : server::Proto::kUdp,
                                        dns::MutableBytes(out), replies);
     if (n != server::Pipeline::kPending) {
       c->answered = true;
@@ -440,11 +426,11 @@ class Runner {
   void clientExpect(const Step& st) {
     const ClientExpectStep& e = st.client_expect;
     if (e.nothing) {
-      auto anyNew = [&] {
+      auto any_new = [&] {
         return std::any_of(clients_.begin(), clients_.end(),
                            [](const auto& c) { return c->answered && !c->checked; });
       };
-      turnUntil(anyNew, kSettle);
+      turnUntil(any_new, kSettle);
       for (const auto& c : clients_) {
         if (c->answered && !c->checked) {
           fail(st.line, "expected no answer, but the query of line " + std::to_string(c->line) +
@@ -475,7 +461,7 @@ class Runner {
   static std::string summary(const std::vector<uint8_t>& wire) {
     if (wire.empty()) return "nothing (the pipeline dropped it)";
     dns::Response r;
-    if (dns::parseResponse(dns::ByteView(wire), r) != dns::Error::None)
+    if (dns::parseResponse(dns::ByteView(wire), r) != dns::Error::kNone)
       return "an unparseable reply";
     return rcodeName(r.header.rcode()) + " an=" + std::to_string(r.header.ancount) +
            " ns=" + std::to_string(r.header.nscount);
@@ -504,7 +490,7 @@ class Runner {
     const std::string which = "the query of line " + std::to_string(c.line);
     if (c.answer.empty()) fail(line, which + " was dropped (no reply)");
     dns::Response r;
-    if (dns::parseResponse(dns::ByteView(c.answer), r) != dns::Error::None) {
+    if (dns::parseResponse(dns::ByteView(c.answer), r) != dns::Error::kNone) {
       fail(line, which + " got an unparseable reply");
     }
     const auto bit = [&](std::optional<bool> want, bool got, const char* name) {

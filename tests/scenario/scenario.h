@@ -73,8 +73,8 @@ struct ClientExpectStep {
 };
 
 struct Step {
-  enum class Kind { Query, UpstreamExpect, UpstreamAnswer, UpstreamDrop, Time, ClientExpect };
-  Kind kind = Kind::Query;
+  enum class Kind { kQuery, kUpstreamExpect, kUpstreamAnswer, kUpstreamDrop, kTime, kClientExpect };
+  Kind kind = Kind::kQuery;
   int line = 0;
   size_t upstream = 1;  // upstream steps: which (step upstream = 1, step upstream2 = 2, ...)
   QueryStep query;

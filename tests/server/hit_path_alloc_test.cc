@@ -15,11 +15,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 #include <thread>
 
 #include "config/corefile.h"
 #include "dns/message.h"
 #include "net/address.h"
+#include "net/fd.h"
 #include "observability/coredns_metrics.h"
 #include "plan/plan.h"
 #include "server/metrics.h"
@@ -34,20 +36,21 @@ namespace {
 class Responder {
  public:
   Responder() {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
+    fd_.reset(::socket(AF_INET, SOCK_DGRAM, 0));
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+      throw std::runtime_error("responder: bind");
+    }
     socklen_t len = sizeof(a);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    EXPECT_EQ(::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len), 0);
     port_ = ntohs(a.sin_port);
     thread_ = std::thread([this] { run(); });
   }
   ~Responder() {
     stop_ = true;
     thread_.join();
-    ::close(fd_);
   }
   uint16_t port() const { return port_; }
 
@@ -55,14 +58,15 @@ class Responder {
   void run() {
     uint8_t buf[4096];
     while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
+      pollfd p{fd_.get(), POLLIN, 0};
       if (::poll(&p, 1, 50) != 1) continue;
       sockaddr_storage from{};
       socklen_t fl = sizeof(from);
-      ssize_t n = ::recvfrom(fd_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &fl);
+      ssize_t n =
+          ::recvfrom(fd_.get(), buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &fl);
       if (n < 12) continue;
       dns::Query q;
-      if (dns::parseQuery(dns::ByteView(buf, size_t(n)), q) != dns::QueryStatus::Ok) continue;
+      if (dns::parseQuery(dns::ByteView(buf, size_t(n)), q) != dns::QueryStatus::kOk) continue;
       // Reply: header + question as sent + one A record pointing at the question name.
       size_t len = q.question.end;
       buf[2] = static_cast<uint8_t>(buf[2] | 0x84);  // QR, AA
@@ -73,10 +77,10 @@ class Responder {
       rr.pointer(12).rrBody(dns::type::A, dns::cls::IN, 300, {192, 0, 2, 1});
       std::memcpy(buf + len, rr.bytes().data(), rr.size());
       len += rr.size();
-      ::sendto(fd_, buf, len, 0, reinterpret_cast<sockaddr*>(&from), fl);
+      ::sendto(fd_.get(), buf, len, 0, reinterpret_cast<sockaddr*>(&from), fl);
     }
   }
-  int fd_ = -1;
+  net::Fd fd_;
   uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
   std::thread thread_;
@@ -87,11 +91,11 @@ class CollectReply final : public ReplyFactory {
   explicit CollectReply(net::EventLoop& loop) : loop_(loop) {}
   Reply make() override {
     return [this](dns::ByteView a) {
-      answer_.assign(a.begin(), a.end());
+      answer.assign(a.begin(), a.end());
       loop_.stop();
     };
   }
-  std::vector<uint8_t> answer_;
+  std::vector<uint8_t> answer;
 
  private:
   net::EventLoop& loop_;
@@ -119,15 +123,15 @@ TEST(HitPath, CacheHitAllocatesNothing) {
   CollectReply replies(loop);
 
   // Miss: goes to the real upstream; the loop runs until the answer arrives.
-  size_t n = pipeline.handle(dns::ByteView(query, qlen), peer, 0, Proto::Udp,
+  size_t n = pipeline.handle(dns::ByteView(query, qlen), peer, 0, Proto::kUdp,
                              dns::MutableBytes(out), replies);
   ASSERT_EQ(n, Pipeline::kPending);
   loop.addTimer(std::chrono::seconds(5), [&] { loop.stop(); });
   loop.run();
-  ASSERT_GE(replies.answer_.size(), 12u) << "no answer from the upstream";
+  ASSERT_GE(replies.answer.size(), 12u) << "no answer from the upstream";
 
   // Warm-up hit (creates metric handles and this thread's shards), then count.
-  n = pipeline.handle(dns::ByteView(query, qlen), peer, 0, Proto::Udp, dns::MutableBytes(out),
+  n = pipeline.handle(dns::ByteView(query, qlen), peer, 0, Proto::kUdp, dns::MutableBytes(out),
                       replies);
   ASSERT_GT(n, 12u);
   ASSERT_NE(n, Pipeline::kPending);
@@ -135,7 +139,7 @@ TEST(HitPath, CacheHitAllocatesNothing) {
   size_t answered = 0;
   for (int i = 0; i < 1000; ++i) {
     query[0] = static_cast<uint8_t>(i);  // new ID each time
-    n = pipeline.handle(dns::ByteView(query, qlen), peer, 0, Proto::Udp, dns::MutableBytes(out),
+    n = pipeline.handle(dns::ByteView(query, qlen), peer, 0, Proto::kUdp, dns::MutableBytes(out),
                         replies);
     if (n != 0 && n != Pipeline::kPending && out[0] == query[0]) ++answered;
   }

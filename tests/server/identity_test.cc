@@ -47,7 +47,7 @@ class IdentityTest : public ::testing::Test {
   }
 
   Answer ask(Pipeline& p, const std::string& name, uint16_t qtype, uint16_t qclass,
-             bool edns = false, Proto proto = Proto::Udp) {
+             bool edns = false, Proto proto = Proto::kUdp) {
     std::vector<uint8_t> q(512);
     q.resize(dns::buildQuery(0x4242, *dns::Name::fromString(name), qtype, qclass, dns::flag::RD,
                              edns, 4096, false, dns::MutableBytes(q)));
@@ -58,7 +58,7 @@ class IdentityTest : public ::testing::Test {
                               dns::MutableBytes(a.wire), replies);
     EXPECT_NE(n, Pipeline::kPending);
     a.wire.resize(n == Pipeline::kPending ? 0 : n);
-    EXPECT_EQ(dns::parseResponse(dns::ByteView(a.wire), a.r), dns::Error::None);
+    EXPECT_EQ(dns::parseResponse(dns::ByteView(a.wire), a.r), dns::Error::kNone);
     for (const auto& rr : a.r.rrs) {
       if (rr.section != 0 || rr.type != dns::type::TXT) continue;
       const uint8_t* base = a.wire.data() + rr.ttl_offset;
@@ -82,7 +82,7 @@ class IdentityTest : public ::testing::Test {
 TEST_F(IdentityTest, IdServerAndHostnameBindAnswerTheIdentityOverUdpAndTcp) {
   auto p = make("0c5e5b3a-uid");
   for (const char* name : {"id.server.", "ID.Server.", "hostname.bind."}) {
-    for (Proto proto : {Proto::Udp, Proto::Tcp}) {
+    for (Proto proto : {Proto::kUdp, Proto::kTcp}) {
       Answer a = ask(*p, name, dns::type::TXT, dns::cls::CH, false, proto);
       EXPECT_EQ(a.r.header.rcode(), dns::rcode::NoError) << name;
       EXPECT_TRUE(a.r.header.qr() && a.r.header.aa() && a.r.header.rd()) << name;

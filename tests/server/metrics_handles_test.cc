@@ -17,7 +17,7 @@ class MetricsHandlesTest : public ::testing::Test {
   MetricsHandlesTest() : catalogue_(registry_), metrics_(catalogue_, 2) {}
 
   double entries(const std::string& server, const std::string& zones, const char* type) {
-    return catalogue_.cacheEntries.with({server, zones, "", type}).value();
+    return catalogue_.cache_entries.with({server, zones, "", type}).value();
   }
 
   observability::Registry registry_;

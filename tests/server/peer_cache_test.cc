@@ -1,7 +1,7 @@
 // Two workers' pipelines on one test thread (each its own EventLoop on fake time, driven with
 // runOnce), a real loopback upstream (tests/upstream Responder). A query that arrives on the
 // worker that does not own its name (TCP lands on any worker) is answered there from the owner's
-// cache partition when it is a hit (cache::Access::Peer), and handed over to the owner only when
+// cache partition when it is a hit (cache::Access::kPeer), and handed over to the owner only when
 // it is not: a miss, a serve_stale-verify entry, or before the workers have each other's
 // partitions of the current plan. Prefetch refreshes of such hits are carried out by the owner.
 #include <gtest/gtest.h>
@@ -103,7 +103,7 @@ class PeerCacheTest : public ::testing::Test {
     replies.slot = &answer;
     std::vector<uint8_t> out(dns::kMaxMessageSize);
     const size_t n = pipes_[0]->handle(dns::ByteView(q), net::makeSockAddr("127.0.0.1", 40000), 0,
-                                       Proto::Tcp, dns::MutableBytes(out), replies);
+                                       Proto::kTcp, dns::MutableBytes(out), replies);
     if (synchronous != nullptr) *synchronous = n != Pipeline::kPending;
     if (n != Pipeline::kPending) {
       out.resize(n);
@@ -160,8 +160,8 @@ TEST_F(PeerCacheTest, AHitInTheOwnersPartitionIsAnsweredWhereTheQueryArrived) {
   EXPECT_EQ(st.requests.load(), 1u);
   EXPECT_EQ(st.misses.load(), 1u);
   EXPECT_EQ(st.hits_success.load(), 0u);
-  EXPECT_EQ(catalogue_.cacheHits.with({"dns://:53", ".", "", "success"}).value(), 1);
-  EXPECT_EQ(catalogue_.cacheMisses.with({"dns://:53", ".", ""}).value(), 1);
+  EXPECT_EQ(catalogue_.cache_hits.with({"dns://:53", ".", "", "success"}).value(), 1);
+  EXPECT_EQ(catalogue_.cache_misses.with({"dns://:53", ".", ""}).value(), 1);
   // Worker 0's own partition never saw the name.
   EXPECT_EQ(pipes_[0]->workerPlan()->blocks[0].cache->stats().requests.load(), 0u);
 }
@@ -208,7 +208,7 @@ TEST_F(PeerCacheTest, APrefetchDueOnAPeerHitIsCarriedOutByTheOwner) {
   EXPECT_TRUE(sync) << "the hit is answered at once";
   EXPECT_TRUE(runUntil([&] { return upstream_.count() == 2; })) << "the owner refreshed it";
   EXPECT_EQ(pipes_[0]->handedOff(), 1u) << "the refresh is not a handed-over query";
-  EXPECT_EQ(catalogue_.cachePrefetch.with({"dns://:53", ".", ""}).value(), 1);
+  EXPECT_EQ(catalogue_.cache_prefetch.with({"dns://:53", ".", ""}).value(), 1);
 }
 
 // The entries gauge follows the partition's own count through every change, including a lookup
@@ -217,7 +217,7 @@ TEST_F(PeerCacheTest, APrefetchDueOnAPeerHitIsCarriedOutByTheOwner) {
 TEST_F(PeerCacheTest, TheEntriesGaugeFollowsTheCacheThroughErasesAndRefreshes) {
   install(plan("30 {\n    prefetch 1 1m 50%\n  }"));
   auto entries = [&] {
-    return catalogue_.cacheEntries.with({"dns://:53", ".", "", "success"}).value();
+    return catalogue_.cache_entries.with({"dns://:53", ".", "", "success"}).value();
   };
   std::string name;
   const auto q = ownedByWorker1(15, &name);

@@ -31,14 +31,14 @@ Packet exchange(const std::string& name) {
   auto n = *dns::Name::fromString(name);
   p.query.resize(dns::buildQuery(0x1234, n, dns::type::A, dns::cls::IN, dns::flag::RD, false, 0,
                                  false, dns::MutableBytes(p.query)));
-  EXPECT_EQ(dns::parseQuery(dns::ByteView(p.query), p.q), dns::QueryStatus::Ok);
+  EXPECT_EQ(dns::parseQuery(dns::ByteView(p.query), p.q), dns::QueryStatus::kOk);
   p.response = p.query;
   p.response[2] |= 0x80;  // QR
   dns::store16(p.response.data() + 6, 1);
   test::PacketBuilder rr;
   rr.pointer(12).rrBody(dns::type::A, dns::cls::IN, 300, {192, 0, 2, 1});
   p.response.insert(p.response.end(), rr.bytes().begin(), rr.bytes().end());
-  EXPECT_EQ(dns::parseResponse(dns::ByteView(p.response), p.r), dns::Error::None);
+  EXPECT_EQ(dns::parseResponse(dns::ByteView(p.response), p.r), dns::Error::kNone);
   return p;
 }
 
@@ -63,7 +63,7 @@ class ReloadCacheTest : public ::testing::Test {
     return cacheOf(block)
                ->lookup(dns::ByteView(p.query), p.q, dns::keyHash(p.q), loop_.now(), 65535,
                         dns::MutableBytes(out))
-               .kind == cache::Kind::Hit;
+               .kind == cache::Kind::kHit;
   }
 
   observability::Registry registry_;
@@ -73,7 +73,7 @@ class ReloadCacheTest : public ::testing::Test {
   Pipeline pipeline_;
 };
 
-const char* kTwoBlocks =
+const char* const kTwoBlocks =
     "cluster.local:53 {\n  cache 30\n  forward . 127.0.0.1:9\n}\n"
     ".:53 {\n  cache 30\n  forward . 127.0.0.1:9\n}\n";
 

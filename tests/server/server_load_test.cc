@@ -12,11 +12,10 @@
 
 #include "config/corefile.h"
 #include "net/fd.h"
-#include "observability/coredns_metrics.h"
 #include "plan/plan.h"
-#include "server/metrics.h"
 #include "server/server.h"
 #include "support/open_fds.h"
+#include "support/server_with_metrics.h"
 #include "support/udp_peer.h"
 
 namespace nld::server {
@@ -48,16 +47,12 @@ TEST(ServerLoad, FailedBindClosesWhatTheLoadBoundAndChangesNothing) {
   while (taken == good) taken = test::freePort();
   net::Fd blocker = holdTcpPort(taken);
 
-  observability::Registry registry;
-  observability::CorednsMetrics catalogue(registry);
-  ServerMetrics metrics(catalogue, 2);
-  ServerOptions options;
-  options.workers = 2;
-  Server server(metrics, options);
+  test::ServerWithMetrics s(2);
+  Server& server = s.server;
   // Listeners bind in order of first appearance: `good` (2 UDP + 2 TCP sockets) binds, then
   // `taken` binds its 2 UDP sockets and fails on TCP.
   const auto plan =
-      plan::buildPlan(config::parseCorefile(block(good) + block(taken), "test"), 2, &metrics);
+      plan::buildPlan(config::parseCorefile(block(good) + block(taken), "test"), 2, &s.metrics);
 
   const size_t before = test::openFdCount();
   EXPECT_THROW(server.load(plan), std::runtime_error);

@@ -14,37 +14,25 @@
 
 #include <atomic>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "config/corefile.h"
 #include "dns/message.h"
-#include "observability/coredns_metrics.h"
+#include "net/fd.h"
 #include "plan/plan.h"
-#include "server/metrics.h"
 #include "server/server.h"
+#include "support/server_with_metrics.h"
+#include "support/udp_peer.h"
 #include "upstream/responder.h"
 
 namespace nld::server {
 namespace {
 
-uint16_t freeTcpUdpPort() {
-  // The kernel picks a free TCP port; the test then binds TCP and UDP to it (a clash with another
-  // process in between is possible but not likely, and fails the test loudly, not silently).
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-std::string corefile(uint16_t port, uint16_t upstream, int cacheSeconds) {
-  return ".:" + std::to_string(port) + " {\n  bind 127.0.0.1\n  cache " + std::to_string(cacheSeconds) +
+std::string corefile(uint16_t port, uint16_t upstream, int cache_seconds) {
+  return ".:" + std::to_string(port) + " {\n  bind 127.0.0.1\n  cache " + std::to_string(cache_seconds) +
          "\n  forward . 127.0.0.1:" + std::to_string(upstream) + "\n}\n";
 }
 
@@ -59,7 +47,8 @@ std::vector<uint8_t> query(uint16_t id, const std::string& name) {
 
 // Sends `count` pipelined queries on one TCP connection and returns the IDs of the answers.
 std::set<uint16_t> tcpPipelined(uint16_t port, int conn, int count) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const net::Fd owned(::socket(AF_INET, SOCK_STREAM, 0));
+  const int fd = owned.get();
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -90,27 +79,24 @@ std::set<uint16_t> tcpPipelined(uint16_t port, int conn, int count) {
     }
     in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(off));
   }
-  ::close(fd);
   return ids;
 }
 
 TEST(ServerThreads, TwoWorkersHandOffsScrapeAndReloadUnderLoad) {
   upstream::testing::Responder up;
-  const uint16_t port = freeTcpUdpPort();
-  observability::Registry registry;
-  observability::CorednsMetrics catalogue(registry);
-  ServerMetrics metrics(catalogue, 2);
-  ServerOptions options;
-  options.workers = 2;
-  Server server(metrics, options);
+  // A clash with another process between freePort() and the load is possible but not likely,
+  // and fails the test loudly, not silently.
+  const uint16_t port = test::freePort();
+  test::ServerWithMetrics s(2);
+  Server& server = s.server;
   server.load(
-      plan::buildPlan(config::parseCorefile(corefile(port, up.port(), 30), "test"), 2, &metrics));
+      plan::buildPlan(config::parseCorefile(corefile(port, up.port(), 30), "test"), 2, &s.metrics));
 
   std::atomic<bool> done{false};
   std::atomic<int> scrapes{0};
   std::thread scraper([&] {
     while (!done) {
-      EXPECT_FALSE(registry.render().empty());
+      EXPECT_FALSE(s.registry.render().empty());
       ++scrapes;
     }
   });
@@ -118,7 +104,7 @@ TEST(ServerThreads, TwoWorkersHandOffsScrapeAndReloadUnderLoad) {
   std::thread control([&] {
     for (int i = 0; i < 6 && !done; ++i) {
       server.load(plan::buildPlan(
-          config::parseCorefile(corefile(port, up.port(), 30 + i), "test"), 2, &metrics));
+          config::parseCorefile(corefile(port, up.port(), 30 + i), "test"), 2, &s.metrics));
       ++reloads;
     }
   });

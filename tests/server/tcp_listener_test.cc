@@ -25,6 +25,7 @@
 
 #include "config/corefile.h"
 #include "dns/message.h"
+#include "net/fd.h"
 #include "net/socket.h"
 #include "observability/coredns_metrics.h"
 #include "plan/plan.h"
@@ -70,7 +71,7 @@ class TcpListenerTest : public ::testing::Test {
       thread_.join();
     }
     listener_.reset();
-    for (int fd : clients_) ::close(fd);
+    clients_.clear();
   }
 
   /// Runs fn on the loop thread and returns its result (bounded wait).
@@ -105,7 +106,7 @@ class TcpListenerTest : public ::testing::Test {
     EXPECT_GE(fd, 0);
     timeval tv{5, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    clients_.push_back(fd);
+    clients_.emplace_back(fd);
     return fd;
   }
   bool connectTo(int fd) {
@@ -172,7 +173,7 @@ class TcpListenerTest : public ::testing::Test {
   std::unique_ptr<TcpListener> listener_;
   std::unique_ptr<UdpHandler> udp_;
   std::thread thread_;
-  std::vector<int> clients_;
+  std::vector<net::Fd> clients_;  ///< the test's client sockets (borrowed as ints)
 };
 
 TEST_F(TcpListenerTest, DrainAnswersEveryPipelinedQueryThenClosesKeepingTheSocket) {
@@ -226,9 +227,8 @@ TEST_F(TcpListenerTest, DrainAnswersEveryPipelinedQueryThenClosesKeepingTheSocke
   (void)c3;
   pollfd p{lfd_, POLLIN, 0};
   ASSERT_EQ(::poll(&p, 1, 5000), 1);
-  int taken = ::accept4(lfd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-  EXPECT_GE(taken, 0) << "the drained listener must leave new connections to the new owner";
-  if (taken >= 0) ::close(taken);
+  const net::Fd taken(::accept4(lfd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+  EXPECT_TRUE(taken) << "the drained listener must leave new connections to the new owner";
   EXPECT_EQ(onLoop([this] { return listener_->connections(); }), 0u);
 }
 
@@ -331,19 +331,18 @@ class FdExhaustion {
     for (;;) {
       int fd = ::dup(2);
       if (fd < 0) break;
-      fillers_.push_back(fd);
+      fillers_.emplace_back(fd);
     }
   }
   ~FdExhaustion() { release(); }
   void release() {
-    for (int fd : fillers_) ::close(fd);
-    fillers_.clear();
+    fillers_.clear();  // closes them
     ::setrlimit(RLIMIT_NOFILE, &saved_);
   }
 
  private:
   rlimit saved_{};
-  std::vector<int> fillers_;
+  std::vector<net::Fd> fillers_;
 };
 
 TEST_F(TcpListenerTest, OutOfDescriptorsEvictsAnIdleConnectionToAccept) {
@@ -410,7 +409,7 @@ TEST_F(TcpListenerTest, UdpPauseReadingStillAnswersQueriesInFlight) {
     udp_->start();
   });
   const int c = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  clients_.push_back(c);
+  clients_.emplace_back(c);
   timeval tv{5, 0};
   ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   ASSERT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&ua), sizeof(ua)), 0);

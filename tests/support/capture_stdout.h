@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <string>
 
+#include "net/fd.h"
+
 namespace nld::test {
 
 // Redirects fd 1 to a temporary file for the lifetime of the object; text() returns what was written.
@@ -13,7 +15,7 @@ class CaptureStdout {
   CaptureStdout() {
     std::fflush(stdout);
     file_ = std::tmpfile();
-    saved_ = ::dup(1);
+    saved_.reset(::dup(1));
     ::dup2(::fileno(file_), 1);
   }
   ~CaptureStdout() { restore(); if (file_) std::fclose(file_); }
@@ -40,14 +42,13 @@ class CaptureStdout {
   }
  private:
   void restore() {
-    if (saved_ < 0) return;
+    if (!saved_) return;
     std::fflush(stdout);
-    ::dup2(saved_, 1);
-    ::close(saved_);
-    saved_ = -1;
+    ::dup2(saved_.get(), 1);
+    saved_.reset();
   }
   std::FILE* file_ = nullptr;
-  int saved_ = -1;
+  net::Fd saved_;  ///< the real stdout while capturing
 };
 
 }  // namespace nld::test

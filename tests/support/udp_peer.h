@@ -13,46 +13,43 @@
 #include <stdexcept>
 #include <vector>
 
+#include "net/fd.h"
+
 namespace nld::test {
 
 /// A UDP socket bound to 127.0.0.1 (port 0: the kernel picks one).
 class UdpPeer {
  public:
   explicit UdpPeer(uint16_t port = 0) {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    fd_.reset(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    if (!fd_ || ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
       throw std::runtime_error("UdpPeer: bind failed");
     }
     socklen_t len = sizeof(a);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len);
     port_ = ntohs(a.sin_port);
   }
-  ~UdpPeer() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  UdpPeer(const UdpPeer&) = delete;
-  UdpPeer& operator=(const UdpPeer&) = delete;
 
   uint16_t port() const { return port_; }
   /// The next datagram within `wait_ms` (0: only one already queued), and who sent it.
   std::optional<std::vector<uint8_t>> receive(int wait_ms = 0) {
-    pollfd p{fd_, POLLIN, 0};
+    pollfd p{fd_.get(), POLLIN, 0};
     if (::poll(&p, 1, wait_ms) != 1) return std::nullopt;
     std::vector<uint8_t> buf(65535);
     socklen_t len = sizeof(from_);
     const ssize_t n =
-        ::recvfrom(fd_, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from_), &len);
+        ::recvfrom(fd_.get(), buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from_), &len);
     if (n < 0) return std::nullopt;
     buf.resize(size_t(n));
     return buf;
   }
   /// Sends `bytes` back to the sender of the last datagram received.
   void reply(const std::vector<uint8_t>& bytes) {
-    ::sendto(fd_, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&from_),
+    ::sendto(fd_.get(), bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&from_),
              sizeof(from_));
   }
   /// Sends `bytes` to 127.0.0.1:port.
@@ -61,11 +58,11 @@ class UdpPeer {
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::sendto(fd_, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    ::sendto(fd_.get(), bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof(a));
   }
 
  private:
-  int fd_ = -1;
+  net::Fd fd_;
   uint16_t port_ = 0;
   sockaddr_in from_{};
 };
@@ -75,14 +72,12 @@ class UdpPeer {
 inline uint16_t freePort() {
   for (int attempt = 0; attempt < 20; ++attempt) {
     UdpPeer udp;
-    int t = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const net::Fd t(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(udp.port());
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool ok = ::bind(t, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-    ::close(t);
-    if (ok) return udp.port();
+    if (::bind(t.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) return udp.port();
   }
   throw std::runtime_error("freePort: none found");
 }

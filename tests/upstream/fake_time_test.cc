@@ -36,7 +36,7 @@ class Driven {
   }
 
   struct Done {
-    Status status = Status::ServFail;
+    Status status = Status::kServFail;
     net::Clock::duration elapsed{};
   };
 
@@ -48,7 +48,7 @@ class Driven {
     pkt.resize(dns::buildQuery(0x4242, *name, dns::type::A, dns::cls::IN, dns::flag::RD, true,
                                1232, false, pkt));
     dns::Query q;
-    EXPECT_EQ(dns::parseQuery(pkt, q), dns::QueryStatus::Ok);
+    EXPECT_EQ(dns::parseQuery(pkt, q), dns::QueryStatus::kOk);
     auto slot = std::make_shared<std::optional<Done>>();
     const auto start = time.now();
     fwd->resolve(pkt, q, false, [this, slot, start](const Result& r) {
@@ -79,7 +79,7 @@ class Driven {
 
 TEST(ForwarderFakeTime, SilentUpstreamIsRetriedEveryAttemptTimeoutAndFailsAtTheBudget) {
   Responder r;
-  r.setMode(Mode::Drop);
+  r.setMode(Mode::kDrop);
   Settings s = settingsFor({r.port()});
   s.max_connect_attempts = 50;  // the budget, not the attempt cap, ends it
   s.attempt_timeout = milliseconds(300);
@@ -96,7 +96,7 @@ TEST(ForwarderFakeTime, SilentUpstreamIsRetriedEveryAttemptTimeoutAndFailsAtTheB
   EXPECT_FALSE(done->has_value());  // 999 ms: still inside the budget
   d.advance(milliseconds(1));
   ASSERT_TRUE(done->has_value());
-  EXPECT_EQ((*done)->status, Status::ServFail);
+  EXPECT_EQ((*done)->status, Status::kServFail);
   EXPECT_EQ((*done)->elapsed, milliseconds(1000));
   EXPECT_EQ(r.count(), 4u);
   EXPECT_EQ(d.fwd->stats().attempts, 4u);
@@ -104,7 +104,7 @@ TEST(ForwarderFakeTime, SilentUpstreamIsRetriedEveryAttemptTimeoutAndFailsAtTheB
 
 TEST(ForwarderFakeTime, TheLastAttemptTheCapAllowsWaitsForTheWholeRestOfTheBudget) {
   Responder r;
-  r.setMode(Mode::Drop);
+  r.setMode(Mode::kDrop);
   Settings s = settingsFor({r.port()});  // default cap: 2 attempts for one upstream
   s.attempt_timeout = milliseconds(200);
   s.overall_timeout = milliseconds(5000);
@@ -118,7 +118,7 @@ TEST(ForwarderFakeTime, TheLastAttemptTheCapAllowsWaitsForTheWholeRestOfTheBudge
   EXPECT_FALSE(done->has_value());  // the second attempt is still waiting at 4.999 s
   d.advance(milliseconds(1));
   ASSERT_TRUE(done->has_value());
-  EXPECT_EQ((*done)->status, Status::ServFail);
+  EXPECT_EQ((*done)->status, Status::kServFail);
   EXPECT_EQ((*done)->elapsed, milliseconds(5000));
   EXPECT_EQ(r.count(), 2u);
 }
@@ -131,7 +131,7 @@ TEST(ForwarderFakeTime, UdpSocketTakesNoNewQueriesAfterExpire) {
   for (const char* n : {"a.example.org", "b.example.org"}) {
     auto done = d.resolve(n);
     ASSERT_TRUE(d.until([&] { return done->has_value(); })) << n;
-    ASSERT_EQ((*done)->status, Status::Ok);
+    ASSERT_EQ((*done)->status, Status::kOk);
   }
   d.advance(milliseconds(999));  // 1 s after the socket opened, less the test's own real time
   auto c = d.resolve("c.example.org");

@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "net/fd.h"
 #include "upstream/harness.h"
 #include "upstream/responder.h"
 
@@ -26,7 +27,7 @@ TEST(Forwarder, UdpAnswerWithOwnOptAndClientCase) {
   q.dnssec_ok = true;
   q.cd = true;
   Outcome o = h.resolveOne(q);
-  ASSERT_EQ(o.status, Status::Ok);
+  ASSERT_EQ(o.status, Status::kOk);
   EXPECT_EQ(o.upstream, 0);
   EXPECT_EQ(o.answer_tag, 7);
   EXPECT_FALSE(o.synchronous);
@@ -39,7 +40,7 @@ TEST(Forwarder, UdpAnswerWithOwnOptAndClientCase) {
   EXPECT_TRUE(seen[0].flags & dns::flag::CD);
   EXPECT_EQ(seen[0].arcount, 1);  // our OPT
   dns::Query parsed;
-  ASSERT_EQ(dns::parseQuery(seen[0].raw, parsed), dns::QueryStatus::Ok);
+  ASSERT_EQ(dns::parseQuery(seen[0].raw, parsed), dns::QueryStatus::kOk);
   EXPECT_TRUE(parsed.edns.present);
   EXPECT_EQ(parsed.edns.udp_size, dns::kOurUdpSize);  // ours, not the client's 4096
   EXPECT_TRUE(parsed.edns.dnssec_ok);
@@ -52,19 +53,19 @@ TEST(Forwarder, ClientWithoutEdnsStillGetsOurOptUpstreamWithoutDo) {
   Harness h(settingsFor({r.port()}));
   ClientQuery q;
   q.edns = false;
-  ASSERT_EQ(h.resolveOne(q).status, Status::Ok);
+  ASSERT_EQ(h.resolveOne(q).status, Status::kOk);
   dns::Query parsed;
-  ASSERT_EQ(dns::parseQuery(r.queries().at(0).raw, parsed), dns::QueryStatus::Ok);
+  ASSERT_EQ(dns::parseQuery(r.queries().at(0).raw, parsed), dns::QueryStatus::kOk);
   EXPECT_TRUE(parsed.edns.present);
   EXPECT_FALSE(parsed.edns.dnssec_ok);
 }
 
 TEST(Forwarder, StrayUdpPacketsAreIgnoredAndTheRealAnswerAccepted) {
   Responder r(3);
-  r.setMode(Mode::WrongIdFirst);
+  r.setMode(Mode::kWrongIdFirst);
   Harness h(settingsFor({r.port()}));
   Outcome o = h.resolveOne({});
-  ASSERT_EQ(o.status, Status::Ok);
+  ASSERT_EQ(o.status, Status::kOk);
   EXPECT_EQ(o.answer_tag, 3);
   EXPECT_EQ(o.reply_qname, "www.example.org.");
   EXPECT_GE(h.stats().stray_replies, 3u);
@@ -74,35 +75,35 @@ TEST(Forwarder, StrayUdpPacketsAreIgnoredAndTheRealAnswerAccepted) {
 
 TEST(Forwarder, UdpWrongQuestionIsNotAcceptedAndTimesOut) {
   Responder r;
-  r.setMode(Mode::WrongQuestion);
+  r.setMode(Mode::kWrongQuestion);
   Settings s = settingsFor({r.port()});
   s.attempt_timeout = milliseconds(150);
   s.overall_timeout = milliseconds(300);  // the last attempt waits for the rest of the budget
   s.max_fails = 0;
   Harness h(s);
   Outcome o = h.resolveOne({});
-  EXPECT_EQ(o.status, Status::ServFail);
+  EXPECT_EQ(o.status, Status::kServFail);
   EXPECT_EQ(r.count(), 2u);  // default cap: 2 attempts per upstream
   EXPECT_GE(o.elapsed, milliseconds(250));
 }
 
 TEST(Forwarder, TcpWrongQuestionIsFormErr) {
   Responder r;
-  r.setMode(Mode::WrongQuestion);
+  r.setMode(Mode::kWrongQuestion);
   Settings s = settingsFor({r.port()});
   s.force_tcp = true;
   Harness h(s);
   Outcome o = h.resolveOne({});
-  EXPECT_EQ(o.status, Status::FormErr);
+  EXPECT_EQ(o.status, Status::kFormErr);
   EXPECT_EQ(r.count(), 1u);
 }
 
 TEST(Forwarder, TruncatedUdpReplyIsRetriedOverTcp) {
   Responder r(9);
-  r.setMode(Mode::Truncate);
+  r.setMode(Mode::kTruncate);
   Harness h(settingsFor({r.port()}));
   Outcome o = h.resolveOne({});
-  ASSERT_EQ(o.status, Status::Ok);
+  ASSERT_EQ(o.status, Status::kOk);
   EXPECT_FALSE(o.tc);
   EXPECT_EQ(o.answer_tag, 9);
   auto seen = r.queries();
@@ -118,10 +119,10 @@ TEST(Forwarder, TransportFollowsClientUnlessForcedOrPreferred) {
     Harness h(settingsFor({r.port()}));
     ClientQuery q;
     q.tcp = true;
-    ASSERT_EQ(h.resolveOne(q).status, Status::Ok);
+    ASSERT_EQ(h.resolveOne(q).status, Status::kOk);
     q.tcp = false;
     q.name = "udp.example.org";
-    ASSERT_EQ(h.resolveOne(q).status, Status::Ok);
+    ASSERT_EQ(h.resolveOne(q).status, Status::kOk);
   }
   {
     Settings s = settingsFor({r.port()});
@@ -130,7 +131,7 @@ TEST(Forwarder, TransportFollowsClientUnlessForcedOrPreferred) {
     ClientQuery q;
     q.tcp = true;
     q.name = "prefer.example.org";
-    ASSERT_EQ(h.resolveOne(q).status, Status::Ok);
+    ASSERT_EQ(h.resolveOne(q).status, Status::kOk);
   }
   {
     Settings s = settingsFor({r.port()});
@@ -139,7 +140,7 @@ TEST(Forwarder, TransportFollowsClientUnlessForcedOrPreferred) {
     Harness h(s);
     ClientQuery q;
     q.name = "force.example.org";
-    ASSERT_EQ(h.resolveOne(q).status, Status::Ok);
+    ASSERT_EQ(h.resolveOne(q).status, Status::kOk);
   }
   auto seen = r.queries();
   ASSERT_EQ(seen.size(), 4u);
@@ -160,7 +161,7 @@ TEST(Forwarder, ForceTcpPipelinesOnOneConnectionAndMatchesOutOfOrderReplies) {
   for (size_t i = 0; i < kN; ++i) qs[i].name = "q" + std::to_string(i) + ".example.org";
   auto out = h.resolveAll(qs);
   for (size_t i = 0; i < kN; ++i) {
-    ASSERT_EQ(out[i].status, Status::Ok) << i;
+    ASSERT_EQ(out[i].status, Status::kOk) << i;
     EXPECT_EQ(out[i].reply_qname, qs[i].name + ".");
   }
   EXPECT_EQ(r.tcpAccepts(), 1u);
@@ -169,7 +170,7 @@ TEST(Forwarder, ForceTcpPipelinesOnOneConnectionAndMatchesOutOfOrderReplies) {
   r.setHoldTcp(0);
   ClientQuery again;
   again.name = "again.example.org";
-  ASSERT_EQ(h.resolveOne(again).status, Status::Ok);
+  ASSERT_EQ(h.resolveOne(again).status, Status::kOk);
   EXPECT_EQ(r.tcpAccepts(), 1u);
   EXPECT_GE(h.obs.tcp_hits.load(), 1);
   EXPECT_EQ(h.obs.tcp_misses.load(), 1);
@@ -186,7 +187,7 @@ TEST(Forwarder, MoreThanOneConnectionsWorthOfPipelinedQueriesOpensASecondConnect
   for (size_t i = 0; i < kN; ++i) qs[i].name = "m" + std::to_string(i) + ".example.org";
   auto out = h.resolveAll(qs);
   for (size_t i = 0; i < kN; ++i) {
-    ASSERT_EQ(out[i].status, Status::Ok) << i;
+    ASSERT_EQ(out[i].status, Status::kOk) << i;
     EXPECT_EQ(out[i].reply_qname, qs[i].name + ".");
   }
   EXPECT_EQ(r.tcpAccepts(), 2u);
@@ -197,7 +198,7 @@ TEST(Forwarder, MoreThanOneConnectionsWorthOfPipelinedQueriesOpensASecondConnect
 
 TEST(Forwarder, TcpTimeoutRetiresTheConnection) {
   Responder r;
-  r.setMode(Mode::Drop);
+  r.setMode(Mode::kDrop);
   Settings s = settingsFor({r.port()});
   s.force_tcp = true;
   s.max_fails = 0;
@@ -205,12 +206,12 @@ TEST(Forwarder, TcpTimeoutRetiresTheConnection) {
   s.attempt_timeout = milliseconds(100);
   s.overall_timeout = milliseconds(100);  // a last attempt waits for the whole budget
   Harness h(s);
-  EXPECT_EQ(h.resolveOne({}).status, Status::ServFail);
+  EXPECT_EQ(h.resolveOne({}).status, Status::kServFail);
   EXPECT_TRUE(eventually([&] { return r.tcpPeerCloses() == 1; }, milliseconds(2000)));
-  r.setMode(Mode::Answer);
+  r.setMode(Mode::kAnswer);
   ClientQuery q;
   q.name = "fresh.example.org";
-  EXPECT_EQ(h.resolveOne(q).status, Status::Ok);
+  EXPECT_EQ(h.resolveOne(q).status, Status::kOk);
   EXPECT_EQ(r.tcpAccepts(), 2u);
 }
 
@@ -221,8 +222,8 @@ TEST(Forwarder, TcpRepliesArrivingByteByByteAreReassembled) {
   s.force_tcp = true;
   Harness h(s);
   auto out = h.resolveAll({ClientQuery{"a.example.org"}, ClientQuery{"b.example.org"}});
-  ASSERT_EQ(out[0].status, Status::Ok);
-  ASSERT_EQ(out[1].status, Status::Ok);
+  ASSERT_EQ(out[0].status, Status::kOk);
+  ASSERT_EQ(out[1].status, Status::kOk);
   EXPECT_EQ(out[0].reply_qname, "a.example.org.");
   EXPECT_EQ(out[1].reply_qname, "b.example.org.");
   EXPECT_EQ(out[0].answer_tag, 4);
@@ -234,29 +235,29 @@ TEST(Forwarder, IdleTcpConnectionIsClosedAfterExpire) {
   s.force_tcp = true;
   s.expire = std::chrono::seconds(1);
   Harness h(s);
-  ASSERT_EQ(h.resolveOne({}).status, Status::Ok);
+  ASSERT_EQ(h.resolveOne({}).status, Status::kOk);
   EXPECT_EQ(r.tcpPeerCloses(), 0u);
   EXPECT_TRUE(eventually([&] { return r.tcpPeerCloses() == 1; }, milliseconds(3000)));
   ClientQuery q;
   q.name = "after-expire.example.org";
-  ASSERT_EQ(h.resolveOne(q).status, Status::Ok);
+  ASSERT_EQ(h.resolveOne(q).status, Status::kOk);
   EXPECT_EQ(r.tcpAccepts(), 2u);
   EXPECT_EQ(h.shared->failures(0), 0u);
 }
 
 TEST(Forwarder, ReusedConnectionClosedByPeerIsRetriedOnceWithoutFailure) {
   Responder r;
-  r.setMode(Mode::CloseSecondOnConn);
+  r.setMode(Mode::kCloseSecondOnConn);
   Settings s = settingsFor({r.port()});
   s.force_tcp = true;
   Harness h(s);
   ClientQuery q1;
   q1.name = "one.example.org";
-  ASSERT_EQ(h.resolveOne(q1).status, Status::Ok);
+  ASSERT_EQ(h.resolveOne(q1).status, Status::kOk);
   ClientQuery q2;
   q2.name = "two.example.org";
   Outcome o = h.resolveOne(q2);
-  ASSERT_EQ(o.status, Status::Ok);
+  ASSERT_EQ(o.status, Status::kOk);
   EXPECT_EQ(o.reply_qname, "two.example.org.");
   EXPECT_EQ(r.tcpAccepts(), 2u);
   EXPECT_EQ(h.shared->failures(0), 0u);
@@ -268,7 +269,7 @@ TEST(Forwarder, ClosedUdpPortFailsFastWithBoundedAttempts) {
   s.max_fails = 0;
   Harness h(s);
   Outcome o = h.resolveOne({});
-  EXPECT_EQ(o.status, Status::ServFail);
+  EXPECT_EQ(o.status, Status::kServFail);
   EXPECT_LT(o.elapsed, milliseconds(1000));  // ICMP unreachable, no timeouts needed
   EXPECT_EQ(h.stats().attempts, 4u);         // cap = 2 × upstreams
 }
@@ -279,20 +280,20 @@ TEST(Forwarder, ClosedTcpPortDoesNotSpin) {
   s.max_fails = 0;
   Harness h(s);
   Outcome o = h.resolveOne({});
-  EXPECT_EQ(o.status, Status::ServFail);
+  EXPECT_EQ(o.status, Status::kServFail);
   EXPECT_LT(o.elapsed, milliseconds(1000));
   EXPECT_EQ(h.stats().attempts, 2u);
 }
 
 TEST(Forwarder, TcpPeerClosingEveryConnectionIsBoundedAtTheResponder) {
   Responder r;
-  r.setMode(Mode::CloseTcp);
+  r.setMode(Mode::kCloseTcp);
   Settings s = settingsFor({r.port()});
   s.force_tcp = true;
   s.max_fails = 0;  // no health probes hitting the responder
   Harness h(s);
   Outcome o = h.resolveOne({});
-  EXPECT_EQ(o.status, Status::ServFail);
+  EXPECT_EQ(o.status, Status::kServFail);
   EXPECT_LT(o.elapsed, milliseconds(1000));
   EXPECT_EQ(r.count(), 2u);
   EXPECT_EQ(r.tcpAccepts(), 2u);
@@ -300,9 +301,9 @@ TEST(Forwarder, TcpPeerClosingEveryConnectionIsBoundedAtTheResponder) {
 
 TEST(Forwarder, ConcurrentAttemptTimeoutsFireTogetherAndRetryElsewhere) {
   Responder silent, good(2);
-  silent.setMode(Mode::Drop);
+  silent.setMode(Mode::kDrop);
   Settings s = settingsFor({silent.port(), good.port()});
-  s.policy = Settings::Policy::Sequential;
+  s.policy = Settings::Policy::kSequential;
   s.attempt_timeout = milliseconds(200);
   s.max_fails = 0;
   Harness h(s);
@@ -310,7 +311,7 @@ TEST(Forwarder, ConcurrentAttemptTimeoutsFireTogetherAndRetryElsewhere) {
   for (size_t i = 0; i < qs.size(); ++i) qs[i].name = "t" + std::to_string(i) + ".example.org";
   const auto start = std::chrono::steady_clock::now();
   for (const auto& o : h.resolveAll(qs)) {
-    EXPECT_EQ(o.status, Status::Ok);
+    EXPECT_EQ(o.status, Status::kOk);
     EXPECT_EQ(o.upstream, 1);
     EXPECT_GE(o.elapsed, milliseconds(190));
   }
@@ -323,14 +324,14 @@ TEST(Forwarder, ConcurrentAttemptTimeoutsFireTogetherAndRetryElsewhere) {
 
 TEST(Forwarder, AttemptsUseFreshIdsAndSourcePorts) {
   Responder r;
-  r.setMode(Mode::Drop);
+  r.setMode(Mode::kDrop);
   Settings s = settingsFor({r.port()});
   s.max_connect_attempts = 6;
   s.attempt_timeout = milliseconds(30);
   s.overall_timeout = milliseconds(180);  // the sixth attempt waits for the rest of it
   s.max_fails = 0;
   Harness h(s);
-  EXPECT_EQ(h.resolveOne({}).status, Status::ServFail);
+  EXPECT_EQ(h.resolveOne({}).status, Status::kServFail);
   auto seen = r.queries();
   ASSERT_EQ(seen.size(), 6u);
   std::set<uint16_t> ids, ports;
@@ -348,7 +349,7 @@ TEST(Forwarder, UdpQueriesShareAPooledSocketWithDistinctIds) {
   Harness h(settingsFor({r.port()}));
   std::vector<ClientQuery> qs(8);
   for (size_t i = 0; i < qs.size(); ++i) qs[i].name = "p" + std::to_string(i) + ".example.org";
-  for (const auto& o : h.resolveAll(qs)) ASSERT_EQ(o.status, Status::Ok);
+  for (const auto& o : h.resolveAll(qs)) ASSERT_EQ(o.status, Status::kOk);
   std::set<uint16_t> ports, ids;
   for (const auto& q : r.queries()) {
     ports.insert(q.src_port);
@@ -368,7 +369,7 @@ TEST(Forwarder, SourcePortRotatesAfterTheQueryBoundAndSpentSocketsClose) {
   Harness h(s);
   std::vector<ClientQuery> qs(10);
   for (size_t i = 0; i < qs.size(); ++i) qs[i].name = "r" + std::to_string(i) + ".example.org";
-  for (const auto& o : h.resolveAll(qs)) ASSERT_EQ(o.status, Status::Ok);
+  for (const auto& o : h.resolveAll(qs)) ASSERT_EQ(o.status, Status::kOk);
   std::set<uint16_t> ports;
   for (const auto& q : r.queries()) ports.insert(q.src_port);
   EXPECT_EQ(ports.size(), 3u);  // 4 + 4 + 2
@@ -385,7 +386,7 @@ TEST(Forwarder, IcmpErrorOnASharedSocketFailsEveryQueryOnItQuickly) {
   std::vector<ClientQuery> qs(6);
   for (size_t i = 0; i < qs.size(); ++i) qs[i].name = "c" + std::to_string(i) + ".example.org";
   const auto start = std::chrono::steady_clock::now();
-  for (const auto& o : h.resolveAll(qs)) EXPECT_EQ(o.status, Status::ServFail);
+  for (const auto& o : h.resolveAll(qs)) EXPECT_EQ(o.status, Status::kServFail);
   EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(1000));
   size_t open = 1;
   h.onLoop([&] { open = h.fwd->udpSocketsOpen(); });
@@ -394,7 +395,7 @@ TEST(Forwarder, IcmpErrorOnASharedSocketFailsEveryQueryOnItQuickly) {
 
 TEST(Forwarder, ShutdownFailsPendingQueriesAndLaterOnes) {
   Responder r;
-  r.setMode(Mode::Drop);
+  r.setMode(Mode::kDrop);
   Harness h(settingsFor({r.port()}));
   struct Got {
     std::atomic<int> n{0};
@@ -406,10 +407,10 @@ TEST(Forwarder, ShutdownFailsPendingQueriesAndLaterOnes) {
     pkt.resize(
         dns::buildQuery(1, *name, dns::type::A, dns::cls::IN, dns::flag::RD, false, 0, false, pkt));
     dns::Query q;
-    ASSERT_EQ(dns::parseQuery(pkt, q), dns::QueryStatus::Ok);
+    ASSERT_EQ(dns::parseQuery(pkt, q), dns::QueryStatus::kOk);
     h.fwd->resolve(pkt, q, false, [&](const Result& res) {
       ++got.n;
-      if (res.status == Status::ServFail) ++got.servfail;
+      if (res.status == Status::kServFail) ++got.servfail;
     });
   });
   ASSERT_TRUE(r.waitForQueries(1, milliseconds(2000)));
@@ -418,7 +419,7 @@ TEST(Forwarder, ShutdownFailsPendingQueriesAndLaterOnes) {
   EXPECT_EQ(got.n.load(), 1);
   EXPECT_EQ(got.servfail.load(), 1);
   Outcome o = h.resolveOne({});
-  EXPECT_EQ(o.status, Status::ServFail);
+  EXPECT_EQ(o.status, Status::kServFail);
   EXPECT_TRUE(o.synchronous);
 }
 
@@ -450,12 +451,12 @@ TEST(Forwarder, ZonedIpv6UpstreamGetsItsScope) {
 
 TEST(Forwarder, Ipv6UpstreamOverLoopback) {
   // An IPv6 UDP responder on [::1] (skipped when the host has no IPv6 loopback).
-  int fd = ::socket(AF_INET6, SOCK_DGRAM, 0);
+  net::Fd owned(::socket(AF_INET6, SOCK_DGRAM, 0));
+  const int fd = owned.get();
   sockaddr_in6 a{};
   a.sin6_family = AF_INET6;
   a.sin6_addr = in6addr_loopback;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    if (fd >= 0) ::close(fd);
+  if (!owned || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
     GTEST_SKIP() << "no IPv6 loopback";
   }
   socklen_t len = sizeof(a);
@@ -482,11 +483,10 @@ TEST(Forwarder, Ipv6UpstreamOverLoopback) {
   {
     Harness h(s);
     Outcome o = h.resolveOne({});
-    EXPECT_EQ(o.status, Status::Ok);
+    EXPECT_EQ(o.status, Status::kOk);
     EXPECT_EQ(o.reply_qname, "www.example.org.");
   }
   server.join();
-  ::close(fd);
 }
 
 }  // namespace

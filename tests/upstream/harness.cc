@@ -83,7 +83,7 @@ std::vector<Outcome> Harness::resolveAll(const std::vector<ClientQuery>& qs,
                                    flags, cq.edns, 4096, cq.dnssec_ok, pkt);
       pkt.resize(len);
       dns::Query q;
-      if (dns::parseQuery(pkt, q) != dns::QueryStatus::Ok) {
+      if (dns::parseQuery(pkt, q) != dns::QueryStatus::kOk) {
         throw std::runtime_error("test query did not parse");
       }
       auto in_resolve = std::make_shared<bool>(true);
@@ -94,7 +94,7 @@ std::vector<Outcome> Harness::resolveAll(const std::vector<ClientQuery>& qs,
         o.synchronous = *in_resolve;
         o.error = std::string(r.error);
         o.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-        if (r.status == Result::Status::Ok) {
+        if (r.status == Result::Status::kOk) {
           dns::Header h = dns::Header::read(r.packet);
           o.rcode = h.rcode();
           o.tc = h.tc();

@@ -37,7 +37,7 @@ class CountingObserver final : public ForwardObserver {
 };
 
 struct Outcome {
-  Result::Status status = Result::Status::ServFail;
+  Result::Status status = Result::Status::kServFail;
   int upstream = -1;
   uint8_t rcode = 0;
   uint8_t answer_tag = 0;   // third octet of the A record (which responder answered)

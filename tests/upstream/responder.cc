@@ -73,51 +73,47 @@ std::vector<uint8_t> reply(const uint8_t* q, size_t qend, uint8_t tag, uint16_t 
 uint16_t closedPort() {
   // A port that was free for both UDP and TCP a moment ago; nothing listens on it afterwards.
   for (int i = 0; i < 50; ++i) {
-    int u = ::socket(AF_INET, SOCK_DGRAM, 0);
+    const net::Fd u(::socket(AF_INET, SOCK_DGRAM, 0));
     sockaddr_in a = loopback(0);
-    ::bind(u, reinterpret_cast<sockaddr*>(&a), sizeof(a));
     socklen_t len = sizeof(a);
-    ::getsockname(u, reinterpret_cast<sockaddr*>(&a), &len);
-    int t = ::socket(AF_INET, SOCK_STREAM, 0);
-    bool ok = ::bind(t, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-    ::close(t);
-    ::close(u);
+    if (::bind(u.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+        ::getsockname(u.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      continue;
+    }
+    const net::Fd t(::socket(AF_INET, SOCK_STREAM, 0));
+    bool ok = ::bind(t.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
     if (ok) return ntohs(a.sin_port);
   }
   throw std::runtime_error("closedPort: no free port");
 }
 
 Responder::Responder(uint8_t tag) : tag_(tag) {
-  for (int i = 0; i < 50 && listen_fd_ < 0; ++i) {
-    udp_fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  for (int i = 0; i < 50 && !listen_fd_; ++i) {
+    udp_fd_.reset(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     sockaddr_in a = loopback(0);
-    if (::bind(udp_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    if (::bind(udp_fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
       throw std::runtime_error("responder: bind udp");
     }
     socklen_t len = sizeof(a);
-    ::getsockname(udp_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    int t = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    ::getsockname(udp_fd_.get(), reinterpret_cast<sockaddr*>(&a), &len);
+    net::Fd t(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     int one = 1;
-    ::setsockopt(t, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (::bind(t, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 && ::listen(t, 64) == 0) {
-      listen_fd_ = t;
+    ::setsockopt(t.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (::bind(t.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+        ::listen(t.get(), 64) == 0) {
+      listen_fd_ = std::move(t);
       port_ = ntohs(a.sin_port);
     } else {
-      ::close(t);
-      ::close(udp_fd_);
-      udp_fd_ = -1;
+      udp_fd_.reset();
     }
   }
-  if (listen_fd_ < 0) throw std::runtime_error("responder: no port free for UDP and TCP");
+  if (!listen_fd_) throw std::runtime_error("responder: no port free for UDP and TCP");
   thread_ = std::thread([this] { run(); });
 }
 
 Responder::~Responder() {
   stop_ = true;
-  thread_.join();
-  for (auto& c : conns_) ::close(c.fd);
-  ::close(listen_fd_);
-  ::close(udp_fd_);
+  thread_.join();  // the sockets (members) close after the thread that uses them stopped
 }
 
 void Responder::setMode(Mode m) {
@@ -149,9 +145,9 @@ void Responder::run() {
   std::vector<pollfd> pfds;
   while (!stop_) {
     pfds.clear();
-    pfds.push_back({udp_fd_, POLLIN, 0});
-    pfds.push_back({listen_fd_, POLLIN, 0});
-    for (auto& c : conns_) pfds.push_back({c.fd, POLLIN, 0});
+    pfds.push_back({udp_fd_.get(), POLLIN, 0});
+    pfds.push_back({listen_fd_.get(), POLLIN, 0});
+    for (auto& c : conns_) pfds.push_back({c.fd.get(), POLLIN, 0});
     ::poll(pfds.data(), pfds.size(), 10);
     if (pfds[0].revents) onUdp();
     if (pfds[1].revents) onAccept();
@@ -159,16 +155,13 @@ void Responder::run() {
     for (size_t i = 2; i < pfds.size(); ++i) {
       if (!pfds[i].revents) continue;
       auto it = std::find_if(conns_.begin(), conns_.end(),
-                             [&](const Conn& c) { return c.fd == pfds[i].fd; });
-      if (it != conns_.end() && !onTcpReadable(*it)) dead.push_back(it->fd);
+                             [&](const Conn& c) { return c.fd.get() == pfds[i].fd; });
+      if (it != conns_.end() && !onTcpReadable(*it)) dead.push_back(it->fd.get());
     }
     for (int fd : dead) {
-      auto it =
-          std::find_if(conns_.begin(), conns_.end(), [&](const Conn& c) { return c.fd == fd; });
-      if (it != conns_.end()) {
-        ::close(it->fd);
-        conns_.erase(it);
-      }
+      auto it = std::find_if(conns_.begin(), conns_.end(),
+                             [&](const Conn& c) { return c.fd.get() == fd; });
+      if (it != conns_.end()) conns_.erase(it);  // closes the connection
     }
     const auto now = Clock::now();
     for (size_t i = 0; i < delayed_.size();) {
@@ -188,7 +181,8 @@ void Responder::onUdp() {
   for (;;) {
     sockaddr_in from{};
     socklen_t len = sizeof(from);
-    ssize_t n = ::recvfrom(udp_fd_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
+    ssize_t n =
+        ::recvfrom(udp_fd_.get(), buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
     if (n <= 0) return;
     handle(buf, static_cast<size_t>(n), false, nullptr, &from);
   }
@@ -198,11 +192,11 @@ void Responder::onAccept() {
   for (;;) {
     sockaddr_in from{};
     socklen_t len = sizeof(from);
-    int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&from), &len,
-                       SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
+    net::Fd fd(::accept4(listen_fd_.get(), reinterpret_cast<sockaddr*>(&from), &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!fd) return;
     Conn c;
-    c.fd = fd;
+    c.fd = std::move(fd);
     c.number = static_cast<int>(accepts_.fetch_add(1));
     c.peer_port = ntohs(from.sin_port);
     conns_.push_back(std::move(c));
@@ -211,7 +205,7 @@ void Responder::onAccept() {
 
 bool Responder::onTcpReadable(Conn& c) {
   uint8_t buf[65536];
-  ssize_t n = ::recv(c.fd, buf, sizeof(buf), 0);
+  ssize_t n = ::recv(c.fd.get(), buf, sizeof(buf), 0);
   if (n == 0) {
     ++peer_closes_;
     return false;
@@ -232,7 +226,7 @@ bool Responder::onTcpReadable(Conn& c) {
       m = mode_;
     }
     handle(msg.data(), msg.size(), true, &c, nullptr);
-    if (m == Mode::CloseTcp || (m == Mode::CloseSecondOnConn && c.queries >= 2)) {
+    if (m == Mode::kCloseTcp || (m == Mode::kCloseSecondOnConn && c.queries >= 2)) {
       return false;
     }
   }
@@ -265,12 +259,12 @@ void Responder::handle(const uint8_t* q, size_t n, bool tcp, Conn* c, const sock
 
   std::vector<std::vector<uint8_t>> out;
   switch (m) {
-    case Mode::Answer:
+    case Mode::kAnswer:
       out.push_back(reply(q, qend, tag_, 0, true));
       break;
-    case Mode::Drop:
+    case Mode::kDrop:
       break;
-    case Mode::WrongIdFirst: {
+    case Mode::kWrongIdFirst: {
       auto good = reply(q, qend, tag_, 0, true);
       if (!tcp && good.size() > 14) {
         std::vector<uint8_t> wrong_id(good);
@@ -285,18 +279,18 @@ void Responder::handle(const uint8_t* q, size_t n, bool tcp, Conn* c, const sock
       out.push_back(good);
       break;
     }
-    case Mode::WrongQuestion: {
+    case Mode::kWrongQuestion: {
       auto r = reply(q, qend, tag_, 0, true);
       r[13] = r[13] == 'z' ? 'y' : 'z';
       out.push_back(r);
       break;
     }
-    case Mode::Truncate:
+    case Mode::kTruncate:
       out.push_back(tcp ? reply(q, qend, tag_, 0, true) : reply(q, qend, tag_, 0x0200, false));
       break;
-    case Mode::CloseTcp:
+    case Mode::kCloseTcp:
       break;
-    case Mode::CloseSecondOnConn:
+    case Mode::kCloseSecondOnConn:
       if (!tcp || c->queries < 2) out.push_back(reply(q, qend, tag_, 0, true));
       break;
   }
@@ -333,7 +327,7 @@ void Responder::flushHeld(bool force) {
 
 void Responder::sendNow(const Pending& p) {
   if (!p.tcp) {
-    ::sendto(udp_fd_, p.msg.data(), p.msg.size(), 0, reinterpret_cast<const sockaddr*>(&p.to),
+    ::sendto(udp_fd_.get(), p.msg.data(), p.msg.size(), 0, reinterpret_cast<const sockaddr*>(&p.to),
              sizeof(p.to));
     return;
   }
@@ -348,7 +342,8 @@ void Responder::sendNow(const Pending& p) {
   const bool split = split_tcp_.load();
   for (int tries = 0; off < framed.size() && tries < 1000; ++tries) {
     if (split && off > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    ssize_t w = ::send(it->fd, framed.data() + off, split ? 1 : framed.size() - off, MSG_NOSIGNAL);
+    ssize_t w =
+        ::send(it->fd.get(), framed.data() + off, split ? 1 : framed.size() - off, MSG_NOSIGNAL);
     if (w > 0) {
       off += static_cast<size_t>(w);
     } else if (w < 0 && errno != EAGAIN && errno != EINTR) {

@@ -13,16 +13,18 @@
 #include <thread>
 #include <vector>
 
+#include "net/fd.h"
+
 namespace nld::upstream::testing {
 
 enum class Mode {
-  Answer,             // answer every query (A queries get 10.0.<tag>.1)
-  Drop,               // never answer
-  WrongIdFirst,       // UDP: wrong-ID, wrong-question and QR=0 packets first, then the answer
-  WrongQuestion,      // answer with a different QNAME
-  Truncate,           // UDP: TC=1 with an empty answer; TCP: answer
-  CloseTcp,           // TCP: close the connection on every query; UDP: drop
-  CloseSecondOnConn,  // TCP: answer the first query of a connection, close on the second
+  kAnswer,             // answer every query (A queries get 10.0.<tag>.1)
+  kDrop,               // never answer
+  kWrongIdFirst,       // UDP: wrong-ID, wrong-question and QR=0 packets first, then the answer
+  kWrongQuestion,      // answer with a different QNAME
+  kTruncate,           // UDP: TC=1 with an empty answer; TCP: answer
+  kCloseTcp,           // TCP: close the connection on every query; UDP: drop
+  kCloseSecondOnConn,  // TCP: answer the first query of a connection, close on the second
 };
 
 struct SeenQuery {
@@ -61,7 +63,7 @@ class Responder {
 
  private:
   struct Conn {
-    int fd = -1;
+    net::Fd fd;
     int number = 0;
     uint16_t peer_port = 0;
     size_t queries = 0;
@@ -85,8 +87,8 @@ class Responder {
 
   uint8_t tag_;
   uint16_t port_ = 0;
-  int udp_fd_ = -1;
-  int listen_fd_ = -1;
+  net::Fd udp_fd_;
+  net::Fd listen_fd_;
   std::vector<Conn> conns_;  // responder thread only
   std::vector<Pending> delayed_;
   std::vector<Pending> held_;
@@ -96,7 +98,7 @@ class Responder {
   std::atomic<size_t> peer_closes_{0};
   std::atomic<bool> split_tcp_{false};
   mutable std::mutex mu_;
-  Mode mode_ = Mode::Answer;
+  Mode mode_ = Mode::kAnswer;
   std::chrono::milliseconds delay_{0};
   size_t hold_ = 0;
   std::vector<SeenQuery> seen_;

@@ -52,7 +52,7 @@ net::SockAddr parseAddress(const std::string& text) {
 // The TXT of an identity answer (all its strings joined), or why there is none.
 bool identityOf(dns::ByteView pkt, std::string* txt, std::string* why) {
   dns::Response r;
-  if (dns::parseResponse(pkt, r) != dns::Error::None) {
+  if (dns::parseResponse(pkt, r) != dns::Error::kNone) {
     *why = "malformed answer";
     return false;
   }

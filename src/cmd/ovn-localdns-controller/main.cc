@@ -30,6 +30,7 @@
 #include "common/log.h"
 #include "common/random.h"
 #include "flags/flag_set.h"
+#include "net/fd.h"
 #include "ovn/agent.h"
 #include "ovn/controller.h"
 #include "ovn/dns_probe.h"
@@ -125,11 +126,12 @@ bool probeDns(const std::string& ip, std::string* why) {
     return false;
   }
   for (int attempt = 0; attempt < 2; ++attempt) {
-    int fd = ::socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
+    const nld::net::Fd owned(::socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!owned) {
       *why = std::strerror(errno);
       return false;
     }
+    const int fd = owned.get();
     const uint16_t id = static_cast<uint16_t>(nld::random64());
     const uint8_t q[] = {uint8_t(id >> 8), uint8_t(id), 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0,
                          0x00, 0x00, 0x02, 0x00, 0x01};  // ". IN NS", RD
@@ -148,7 +150,6 @@ bool probeDns(const std::string& ip, std::string* why) {
     } else {
       *why = std::strerror(errno);
     }
-    ::close(fd);
     if (ok) return true;
   }
   return false;
