@@ -301,8 +301,8 @@ void BM_ZoneMatch(benchmark::State& state) {
   const plan::ZoneTable zones = nodeLocalZones();
   std::vector<ParsedQuery> qs;
   for (size_t i = 0; i < kRing; ++i) {
-    qs.push_back(makeQuery(i % 2 ? host(i) : "svc-" + std::to_string(i) + ".ns.svc.cluster.local",
-                           false));
+    qs.push_back(
+        makeQuery(i % 2 ? host(i) : "svc-" + std::to_string(i) + ".ns.svc.cluster.local", false));
   }
   size_t i = 0;
   for (auto _ : state) {
@@ -324,7 +324,8 @@ void BM_HitPath(benchmark::State& state) {
   cache::Cache c(benchSettings(10000));
   fillCache(c, kHotNames);
   std::vector<Bytes> pkts;
-  for (size_t i = 0; i < kRing; ++i) pkts.push_back(makeQuery(host(i * 15 % kHotNames), true).bytes);
+  for (size_t i = 0; i < kRing; ++i)
+    pkts.push_back(makeQuery(host(i * 15 % kHotNames), true).bytes);
   Bytes out(dns::kMaxMessageSize);
   const auto now = kT0 + std::chrono::seconds(10);
   dns::Query q;
@@ -337,8 +338,8 @@ void BM_HitPath(benchmark::State& state) {
     }
     const plan::ZoneTable::Entry* e = zones.match(q.question.name, q.question.qtype);
     benchmark::DoNotOptimize(e);
-    cache::LookupResult r = c.lookup(dns::ByteView(pkt), q, dns::keyHash(q), now,
-                                     q.clientUdpSize(), dns::MutableBytes(out));
+    cache::LookupResult r = c.lookup(dns::ByteView(pkt), q, dns::keyHash(q), now, q.clientUdpSize(),
+                                     dns::MutableBytes(out));
     if (r.kind != cache::Kind::kHit) state.SkipWithError("expected a hit");
     benchmark::DoNotOptimize(out.data());
   }

@@ -94,8 +94,9 @@ Options parseArgs(int argc, char** argv) {
       o.forward = value();
       o.tcp = false;
     } else {
-      std::fprintf(stderr, "usage: reflector [-a ADDR] [-p PORT] [-b RCVBUF_BYTES] [--no-tcp] "
-                           "[-f UPSTREAM_ADDR:PORT]\n");
+      std::fprintf(stderr,
+                   "usage: reflector [-a ADDR] [-p PORT] [-b RCVBUF_BYTES] [--no-tcp] "
+                   "[-f UPSTREAM_ADDR:PORT]\n");
       std::exit(2);
     }
   }

@@ -106,9 +106,7 @@ long long stealTicks(int cpu) {
   return -1;
 }
 
-double micros(Clock::duration d) {
-  return std::chrono::duration<double, std::micro>(d).count();
-}
+double micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
 }  // namespace
 
@@ -135,8 +133,8 @@ int main(int argc, char** argv) {
   const auto threshold = std::chrono::duration<double, std::micro>(o.threshold_us);
   const auto burst = std::chrono::duration<double, std::milli>(o.burst_ms);
   const auto start = Clock::now();
-  const auto end = start + std::chrono::duration_cast<Clock::duration>(
-                               std::chrono::duration<double>(o.seconds));
+  const auto end =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.seconds));
   const long long steal0 = stealTicks(o.cpu);
   Clock::duration observed{};
   long long over100us = 0, over1ms = 0, over5ms = 0;

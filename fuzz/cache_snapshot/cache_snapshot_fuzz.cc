@@ -33,7 +33,8 @@ void exercise(std::vector<uint8_t> img) {
   int64_t written = 0;
   if (img.size() >= kSnapshotHeaderSize) {
     std::memcpy(boot.data(), img.data() + 16, boot.size());
-    written = int64_t((uint64_t{dns::load32(img.data() + 32)} << 32) | dns::load32(img.data() + 36));
+    written =
+        int64_t((uint64_t{dns::load32(img.data() + 32)} << 32) | dns::load32(img.data() + 36));
   }
   const int64_t now = written < 0 || written > (int64_t{1} << 50) ? 0 : written + 1500;
   std::string why;

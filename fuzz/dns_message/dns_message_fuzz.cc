@@ -39,8 +39,9 @@ void exerciseName(ByteView pkt, size_t offset) {
   check(next > offset && next <= pkt.size(), "next out of range");
   const auto back = Name::fromString(n.toString());
   check(back.has_value(), "toString output does not parse");
-  check(back->len == n.len && std::equal(n.data.begin(), n.data.begin() + n.len, back->data.begin()),
-        "toString/fromString round trip differs");
+  check(
+      back->len == n.len && std::equal(n.data.begin(), n.data.begin() + n.len, back->data.begin()),
+      "toString/fromString round trip differs");
   check(n.isSubdomainOf(*back) && back->equalsIgnoreCase(n), "name not equal to itself");
 }
 
@@ -58,10 +59,17 @@ void exerciseQuery(ByteView pkt) {
   check(q.clientUdpSize() >= kMinUdpSize, "client UDP size below 512");
   uint16_t rc = rcode::ServFail;
   switch (st) {
-    case QueryStatus::kFormErr: rc = rcode::FormErr; break;
-    case QueryStatus::kNotImp: rc = rcode::NotImp; break;
-    case QueryStatus::kBadVers: rc = rcode::BadVers; break;
-    default: break;
+    case QueryStatus::kFormErr:
+      rc = rcode::FormErr;
+      break;
+    case QueryStatus::kNotImp:
+      rc = rcode::NotImp;
+      break;
+    case QueryStatus::kBadVers:
+      rc = rcode::BadVers;
+      break;
+    default:
+      break;
   }
   std::vector<uint8_t> out(1024);
   const size_t n = buildErrorResponse(pkt, q, rc, out);
@@ -90,7 +98,8 @@ void exerciseQuery(ByteView pkt) {
     std::vector<uint8_t> tsmall(tn - 1);
     check(buildTxtAnswer(pkt, q, kIdentity, tsmall) == 0, "txt answer into too small buffer");
     Response tr;
-    check(parseResponse(ByteView(txt.data(), tn), tr) == Error::kNone, "txt answer does not re-parse");
+    check(parseResponse(ByteView(txt.data(), tn), tr) == Error::kNone,
+          "txt answer does not re-parse");
     check(questionMatches(tr.question, q.question), "txt answer question differs");
     check(tr.header.ancount == 1 && tr.header.aa() && tr.rrs.size() == 1 &&
               tr.rrs[0].type == type::TXT && load16(txt.data() + tr.rrs[0].ttl_offset + 4) == 256,
@@ -147,8 +156,9 @@ void exerciseShuffle(ByteView pkt) {
   std::vector<uint8_t> copy(pkt.begin(), pkt.end());
   copy.resize(pkt.size() + 16, 0xee);  // guard bytes past the length
   shuffleAddressRecords(MutableBytes(copy), pkt.size(), alternate);
-  check(std::all_of(copy.begin() + long(pkt.size()), copy.end(), [](uint8_t b) { return b == 0xee; }),
-        "shuffle wrote past the length");
+  check(
+      std::all_of(copy.begin() + long(pkt.size()), copy.end(), [](uint8_t b) { return b == 0xee; }),
+      "shuffle wrote past the length");
   Response before, after;
   if (parseResponse(pkt, before) != Error::kNone) return;
   check(parseResponse(ByteView(copy.data(), pkt.size()), after) == Error::kNone,
@@ -187,8 +197,8 @@ void exerciseRewrite(ByteView pkt) {
   }
   static const std::vector<uint8_t> kClient = [] {
     std::vector<uint8_t> b(512);
-    const size_t n = buildQuery(1, *Name::fromString("web.ns.svc."), type::A, cls::IN, 0x0100,
-                                true, 1232, false, b);
+    const size_t n = buildQuery(1, *Name::fromString("web.ns.svc."), type::A, cls::IN, 0x0100, true,
+                                1232, false, b);
     b.resize(n);
     return b;
   }();
@@ -196,8 +206,8 @@ void exerciseRewrite(ByteView pkt) {
   check(parseQuery(ByteView(kClient), client) == QueryStatus::kOk, "fixed client query");
   const rewrite::Outcome o = kRules.apply(client.question);
   std::vector<uint8_t> out(kMaxMessageSize + 16, 0xee);
-  const size_t n = rewrite::Rewriter::revertAnswer(
-      pkt, ByteView(kClient), client, o, MutableBytes(out.data(), kMaxMessageSize));
+  const size_t n = rewrite::Rewriter::revertAnswer(pkt, ByteView(kClient), client, o,
+                                                   MutableBytes(out.data(), kMaxMessageSize));
   check(n <= kMaxMessageSize, "reverted answer length");
   check(std::all_of(out.end() - 16, out.end(), [](uint8_t b) { return b == 0xee; }),
         "revertAnswer wrote past its buffer");

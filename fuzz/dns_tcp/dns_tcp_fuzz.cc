@@ -35,7 +35,6 @@
 #include "plan/plan.h"
 #include "server/metrics.h"
 #include "server/pipeline.h"
-#include "net/socket.h"
 #include "server/tcp_handler.h"
 
 namespace {
@@ -74,7 +73,8 @@ struct Responder {
         // of odd queries (extra records, TC=1) would be refused by the forwarder's answer checks
         // and the query would wait out its 5 s upstream budget instead.
         dns::Query q;
-        if (n < 12 || dns::parseQuery(dns::ByteView(buf, size_t(n)), q) != dns::QueryStatus::kOk) continue;
+        if (n < 12 || dns::parseQuery(dns::ByteView(buf, size_t(n)), q) != dns::QueryStatus::kOk)
+          continue;
         n = static_cast<ssize_t>(q.question.end);
         buf[2] = static_cast<uint8_t>((buf[2] & 0x79) | 0x80);  // QR, opcode and RD kept, TC/AA off
         buf[3] = 0x80;                                          // RA, NOERROR
@@ -138,8 +138,9 @@ Server& theServer() {
 }
 
 // Reads until EOF or reset; false if the server keeps the connection open for 12 s: longer than
-// the forwarder's 5 s budget for a query (with margin for a loaded machine) (an answer the forwarder refuses ends as SERVFAIL after it),
-// shorter than this target's per-input timeout (dns_tcp_fuzz.options), so the report names it..
+// the forwarder's 5 s budget for a query (with margin for a loaded machine) (an answer the
+// forwarder refuses ends as SERVFAIL after it), shorter than this target's per-input timeout
+// (dns_tcp_fuzz.options), so the report names it..
 bool readAll(int fd, std::vector<uint8_t>& in) {
   for (;;) {
     pollfd p{fd, POLLIN, 0};
@@ -200,7 +201,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   // For writing seeds: DNS_TCP_FUZZ_VERBOSE=1 shows what each input got.
   static const bool kVerbose = std::getenv("DNS_TCP_FUZZ_VERBOSE") != nullptr;
-  if (kVerbose) std::fprintf(stderr, "dns_tcp_fuzz: %zu frames sent, %zu answers\n", frames, answers);
+  if (kVerbose)
+    std::fprintf(stderr, "dns_tcp_fuzz: %zu frames sent, %zu answers\n", frames, answers);
   check(answers <= frames, "more answers than queries");
   check(s.connections() == 0, "connection left open after close");
   return 0;

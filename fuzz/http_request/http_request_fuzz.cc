@@ -56,7 +56,8 @@ void exercise(std::string_view data, size_t limit) {
                 used_again == used && again.keep_alive == req.keep_alive &&
                 again.has_body == req.has_body,
             "head alone parses differently");
-      const HttpParse shorter = parseHttpRequest(head.substr(0, used - 1), limit, &again, &used_again);
+      const HttpParse shorter =
+          parseHttpRequest(head.substr(0, used - 1), limit, &again, &used_again);
       check(shorter == HttpParse::kIncomplete, "complete before its last byte");
       break;
     }
@@ -67,7 +68,7 @@ void exercise(std::string_view data, size_t limit) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  exercise(text, 8192);  // the listeners' default
+  exercise(text, 8192);                             // the listeners' default
   exercise(text, size > 0 ? 1 + data[0] % 64 : 1);  // small limits: the boundary cases
   return 0;
 }

@@ -21,7 +21,8 @@ namespace {
 using nld::ovsdb::Json;
 
 void touchReplica(const nld::ovsdb::Replica& replica) {
-  for (const char* table : {"NB_Global", "Logical_Router", "Logical_Router_Policy", "Logical_Switch_Port"}) {
+  for (const char* table :
+       {"NB_Global", "Logical_Router", "Logical_Router_Policy", "Logical_Switch_Port"}) {
     for (const auto& [uuid, row] : replica.table(table)) {
       if (!row.is_object()) continue;
       for (const auto& [column, value] : row.items()) {

@@ -57,7 +57,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   nld::ovsdb::Replica replica;
   std::vector<std::string> messages;
   for (std::size_t off = 0; off < stream.size(); off += chunk) {
-    if (framer.feed(stream.substr(off, chunk), messages) != nld::ovsdb::JsonFramer::Status::kOk) break;
+    if (framer.feed(stream.substr(off, chunk), messages) != nld::ovsdb::JsonFramer::Status::kOk)
+      break;
   }
   for (const auto& m : messages) {
     Json j = Json::parse(m, nullptr, false);

@@ -28,7 +28,8 @@ const nld::plugin::TemplatePlugin& plugin() {
     ts[0].qtype = 255;
     ts[0].zones = {"example.org."};
     ts[0].match = {"^(?P<host>[^.]*)\\.(?P<rest>.*)$"};
-    ts[0].answer = {"{{ .Name }} 60 IN A 10.0.0.1", "{{ .Name }} 60 IN TXT \"{{ index .Match 1 }}\"",
+    ts[0].answer = {"{{ .Name }} 60 IN A 10.0.0.1",
+                    "{{ .Name }} 60 IN TXT \"{{ index .Match 1 }}\"",
                     "{{ .Name }} 60 IN CNAME {{ .Group.host }}.example.org."};
     ts[0].authority = {"{{ .Zone }} 60 IN NS ns.{{ .Group.rest }}"};
     ts[0].additional = {"{{ .Group.host }}.{{ .Zone }} 60 IN AAAA ::1"};

@@ -10,8 +10,8 @@
 namespace nld::cache {
 namespace {
 
-constexpr size_t kShards = 256;        // CoreDNS shard count, for capacity rounding
-constexpr size_t kMinPerShard = 4;     // CoreDNS minimum per shard
+constexpr size_t kShards = 256;     // CoreDNS shard count, for capacity rounding
+constexpr size_t kMinPerShard = 4;  // CoreDNS minimum per shard
 constexpr size_t kMinPerPartition = 4;
 constexpr uint32_t kMaxServfailTtl = 300;  // RFC 2308 §7
 constexpr uint16_t kStoredFlags = dns::flag::RA | dns::flag::AD | dns::kRcodeMask;
@@ -75,8 +75,8 @@ Cache::Freshness Cache::freshness(const Entry& e, Clock::time_point now) const {
   return Freshness::kDead;
 }
 
-Cache::Found Cache::findLive(const KeyView& key, uint64_t hash, Clock::time_point now,
-                             bool& fresh, bool erase_dead) {
+Cache::Found Cache::findLive(const KeyView& key, uint64_t hash, Clock::time_point now, bool& fresh,
+                             bool erase_dead) {
   Found stale;
   bool erased = false;
   for (Store* store : {&denial_, &success_}) {  // denial first, like CoreDNS
@@ -193,7 +193,7 @@ LookupResult Cache::lookup(dns::ByteView /*query_pkt*/, const dns::Query& q, uin
   }
   res.length = render(e, q, now, !fresh, limit, out);
   if (res.length == 0) return miss();  // `out` too small: a caller bug, answer from upstream
-  f.store->reference(f.index);  // CLOCK bit
+  f.store->reference(f.index);         // CLOCK bit
   if (fresh) {
     res.kind = Kind::kHit;
     res.prefetch = shouldPrefetch(e, now);
@@ -295,9 +295,8 @@ uint32_t Cache::insert(const dns::Query& q, uint64_t key_hash, dns::ByteView res
   return index == Store::kNone ? 0 : d.duration;
 }
 
-Cache::ExportCursor Cache::exportSome(ExportCursor cursor, size_t max_entries,
-                                      const ClockPair& now, uint32_t group,
-                                      SnapshotBuffer& writer) const {
+Cache::ExportCursor Cache::exportSome(ExportCursor cursor, size_t max_entries, const ClockPair& now,
+                                      uint32_t group, SnapshotBuffer& writer) const {
   Guard guard(mu_.get());
   size_t written = 0;
   size_t looked = 0;
@@ -325,11 +324,10 @@ Cache::ExportCursor Cache::exportSome(ExportCursor cursor, size_t max_entries,
     se.duration = e.duration;
     // Age rounded up to the millisecond, subtracted from a boot reading taken no later than the
     // steady one: the recorded insertion is never later than the real one.
-    const auto age_ns = now.steady > e.inserted
-                            ? std::chrono::duration_cast<std::chrono::nanoseconds>(now.steady -
-                                                                                   e.inserted)
-                                  .count()
-                            : int64_t{0};
+    const auto age_ns =
+        now.steady > e.inserted
+            ? std::chrono::duration_cast<std::chrono::nanoseconds>(now.steady - e.inserted).count()
+            : int64_t{0};
     se.inserted_boot_ms = now.boot_lo_ms - (age_ns + 999'999) / 1'000'000;
     se.packet = dns::ByteView(e.packet(), e.pkt_len);
     se.ttl_offsets = dns::ByteView(e.packet() + e.pkt_len, size_t{e.rr_count} * 2);

@@ -43,7 +43,7 @@ enum class Kind : uint8_t {
   kHit,          // fresh answer written to `out`
   kStale,        // expired answer (within serve_stale) written to `out` with TTL 30
   kStaleVerify,  // serve_stale verify: an expired entry exists; ask upstream first, then call
-                // lookupStale() if that fails. `out` untouched.
+                 // lookupStale() if that fails. `out` untouched.
 };
 
 /// Who looks up: the partition's owner, or another worker answering a query it received for a

@@ -21,8 +21,7 @@ struct KeyView {
 
 /// 64-bit hash of the key with `seed`. Thread-safe (pure).
 inline uint64_t hashKey(uint64_t seed, const KeyView& key) {
-  return dns::keyHash(seed, *key.name, key.qtype, key.qclass, key.dnssec_ok,
-                      key.checking_disabled);
+  return dns::keyHash(seed, *key.name, key.qtype, key.qclass, key.dnssec_ok, key.checking_disabled);
 }
 
 }  // namespace nld::cache

@@ -45,9 +45,7 @@ void put64(std::vector<uint8_t>& v, uint64_t x) {
   put32(v, static_cast<uint32_t>(x >> 32));
   put32(v, static_cast<uint32_t>(x));
 }
-uint64_t load64(const uint8_t* p) {
-  return (uint64_t{dns::load32(p)} << 32) | dns::load32(p + 4);
-}
+uint64_t load64(const uint8_t* p) { return (uint64_t{dns::load32(p)} << 32) | dns::load32(p + 4); }
 
 int64_t bootNs() {
   timespec ts{};
@@ -71,10 +69,22 @@ struct Reader {
     left -= n;
     return r;
   }
-  uint8_t u8() { const uint8_t* q = take(1); return q ? q[0] : 0; }
-  uint16_t u16() { const uint8_t* q = take(2); return q ? dns::load16(q) : 0; }
-  uint32_t u32() { const uint8_t* q = take(4); return q ? dns::load32(q) : 0; }
-  uint64_t u64() { const uint8_t* q = take(8); return q ? load64(q) : 0; }
+  uint8_t u8() {
+    const uint8_t* q = take(1);
+    return q ? q[0] : 0;
+  }
+  uint16_t u16() {
+    const uint8_t* q = take(2);
+    return q ? dns::load16(q) : 0;
+  }
+  uint32_t u32() {
+    const uint8_t* q = take(4);
+    return q ? dns::load32(q) : 0;
+  }
+  uint64_t u64() {
+    const uint8_t* q = take(8);
+    return q ? load64(q) : 0;
+  }
 };
 
 std::string ageText(int64_t ms) {
@@ -188,8 +198,8 @@ std::string settingsFingerprint(const Settings& s) {
   std::string out = fmt::format(
       "success={}/{}/{} denial={}/{}/{} servfail={} prefetch={}/{}/{} stale={}/{} keepttl={} "
       "budget={}",
-      s.success_capacity, s.success_min_ttl, s.success_max_ttl, s.denial_capacity,
-      s.denial_min_ttl, s.denial_max_ttl, s.servfail_ttl, s.prefetch_amount, s.prefetch_window_s,
+      s.success_capacity, s.success_min_ttl, s.success_max_ttl, s.denial_capacity, s.denial_min_ttl,
+      s.denial_max_ttl, s.servfail_ttl, s.prefetch_amount, s.prefetch_window_s,
       s.prefetch_percentage, s.serve_stale_s ? int64_t{*s.serve_stale_s} : int64_t{-1},
       s.serve_stale_verify ? 1 : 0, s.keepttl ? 1 : 0, s.bytes_per_entry_budget);
   out += " disable_success=";
@@ -267,7 +277,8 @@ void writeFileAtomically(const std::string& path, const std::vector<uint8_t>& im
   if (::rename(tmp.c_str(), path.c_str()) != 0) fail("rename");
   // Make the rename itself durable: a crash right after must not bring the old file back.
   const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const std::string dir =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   const net::Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dfd) ::fsync(dfd.get());
 }

@@ -96,18 +96,17 @@ struct SnapshotEntry {
   bool denial = false;
   bool dnssec_ok = false;
   bool checking_disabled = false;
-  uint16_t flags = 0;             // the upstream's RA, AD and RCODE bits
-  uint32_t duration = 0;          // seconds fresh from insertion, as originally decided
-  int64_t inserted_boot_ms = 0;   // insertion instant on CLOCK_BOOTTIME
-  dns::ByteView packet;           // response without OPT; question uncompressed at offset 12
-  dns::ByteView ttl_offsets;      // 2 bytes (big-endian) per TTL field offset
+  uint16_t flags = 0;            // the upstream's RA, AD and RCODE bits
+  uint32_t duration = 0;         // seconds fresh from insertion, as originally decided
+  int64_t inserted_boot_ms = 0;  // insertion instant on CLOCK_BOOTTIME
+  dns::ByteView packet;          // response without OPT; question uncompressed at offset 12
+  dns::ByteView ttl_offsets;     // 2 bytes (big-endian) per TTL field offset
 };
 
 /// True if the entry's packet can be served by the cache's hit path: a header, one question whose
 /// name is uncompressed at offset 12, every TTL offset after the question and inside the packet.
 /// Sets `name` to the question name and `qtype`/`qclass`. Pure.
-bool validSnapshotEntry(const SnapshotEntry& e, dns::Name& name, uint16_t& qtype,
-                        uint16_t& qclass);
+bool validSnapshotEntry(const SnapshotEntry& e, dns::Name& name, uint16_t& qtype, uint16_t& qclass);
 
 /// Accumulates encoded entries (one per worker while it exports its partitions), up to a byte
 /// budget. Kept in chunks of kChunkBytes so that growing never copies what is already encoded

@@ -51,7 +51,8 @@ bool Store::matches(const Entry& e, uint64_t hash, const KeyView& key) const {
   return e.hash == hash && e.qtype == key.qtype && e.qclass == key.qclass &&
          e.dnssec_ok == key.dnssec_ok && e.checking_disabled == key.checking_disabled &&
          e.name_len == key.name->len &&
-         dns::wireEqualsIgnoreCase(e.packet() + dns::kHeaderSize, key.name->data.data(), e.name_len);
+         dns::wireEqualsIgnoreCase(e.packet() + dns::kHeaderSize, key.name->data.data(),
+                                   e.name_len);
 }
 
 uint32_t Store::find(uint64_t hash, const KeyView& key) const {
@@ -105,8 +106,9 @@ uint32_t Store::deathSecond(const Entry& e) const {
   // Rounded down: the slot word is a hint ("may be dead from this second on"), always verified
   // by isDead() before an entry is erased, so a dead entry is found as soon as it dies. Seconds,
   // not nanoseconds: duration + dead_after_s_ (up to 2^33 s) would overflow a nanosecond count.
-  const int64_t s = std::chrono::floor<std::chrono::seconds>(e.inserted.time_since_epoch()).count() +
-                    int64_t{e.duration} + int64_t{dead_after_s_};
+  const int64_t s =
+      std::chrono::floor<std::chrono::seconds>(e.inserted.time_since_epoch()).count() +
+      int64_t{e.duration} + int64_t{dead_after_s_};
   if (s <= 0) return 0;  // before the clock's epoch (fake test clocks only)
   return s >= int64_t{kNeverDead} ? kNeverDead : static_cast<uint32_t>(s);
 }
@@ -254,8 +256,8 @@ uint32_t Store::put(Entry&& e, uint32_t existing, Clock::time_point now, uint64_
 }
 
 size_t Store::memoryBytes() const {
-  return sizeof(*this) + entries_.capacity() * sizeof(Entry) +
-         meta_.capacity() * sizeof(uint32_t) + slots_.capacity() * sizeof(Slot) + bytes_;
+  return sizeof(*this) + entries_.capacity() * sizeof(Entry) + meta_.capacity() * sizeof(uint32_t) +
+         slots_.capacity() * sizeof(Slot) + bytes_;
 }
 
 }  // namespace nld::cache

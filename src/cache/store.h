@@ -29,9 +29,9 @@
 //   takes up to kMaxEvictionsForBytes CLOCK victims; if that is not enough it is not stored.
 // Worst case per insert: kPurgePerInsert + 2 × kPurgeWhenFull + kClockSteps ×
 // (1 + kMaxEvictionsForBytes) slot words read, and at most one erase per slot word read (dead
-// entries found plus victims; each entry is erased once, so amortised one erase per insert). Removing a dead entry is a purge, not an eviction,
-// wherever it happens. Stores of up to kClockSteps / 2 entries behave exactly like unbounded
-// CLOCK (two full turns fit in the bound).
+// entries found plus victims; each entry is erased once, so amortised one erase per insert).
+// Removing a dead entry is a purge, not an eviction, wherever it happens. Stores of up to
+// kClockSteps / 2 entries behave exactly like unbounded CLOCK (two full turns fit in the bound).
 //
 // Hand-written rather than std::unordered_map: lookups must be allocation-free with fixed memory
 // and the index must find an entry by hash and then compare the key against the stored packet
@@ -83,9 +83,9 @@ static_assert(sizeof(Entry) == 64, "Entry must stay one cache line");
 class Store {
  public:
   static constexpr uint32_t kNone = UINT32_MAX;
-  static constexpr size_t kPurgePerInsert = 8;   // dead-entry checks on every insert
-  static constexpr size_t kPurgeWhenFull = 64;   // extra checks before evicting a live entry
-  static constexpr size_t kClockSteps = 1024;    // slots the CLOCK hand passes per victim, at most
+  static constexpr size_t kPurgePerInsert = 8;  // dead-entry checks on every insert
+  static constexpr size_t kPurgeWhenFull = 64;  // extra checks before evicting a live entry
+  static constexpr size_t kClockSteps = 1024;   // slots the CLOCK hand passes per victim, at most
   static constexpr size_t kMaxEvictionsForBytes = 8;
 
   /// @param capacity entries (1 .. 2^30); @param byte_budget bytes of entry blobs;

@@ -34,8 +34,8 @@ bool hasToken(std::string_view list, std::string_view token) {
 std::string unescapeMountPath(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' && s[i + 2] <= '7' &&
-        s[i + 3] >= '0' && s[i + 3] <= '7') {
+    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' &&
+        s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
       out.push_back(char((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0')));
       i += 3;
     } else {
@@ -190,7 +190,8 @@ CpuBudget detectCpuBudget() {
   CpuBudget b;
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof(set), &set) == 0) b.affinity = unsigned(std::max(1, CPU_COUNT(&set)));
+  if (::sched_getaffinity(0, sizeof(set), &set) == 0)
+    b.affinity = unsigned(std::max(1, CPU_COUNT(&set)));
   const ReadFile read = [](const std::string& path) -> std::optional<std::string> {
     std::ifstream f(path);
     if (!f) return std::nullopt;

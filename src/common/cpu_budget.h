@@ -15,9 +15,9 @@
 namespace nld {
 
 struct CpuBudget {
-  unsigned affinity = 1;          ///< CPUs in the affinity mask (at least 1)
-  std::optional<double> quota;    ///< CPUs' worth of CFS quota, when a limit is set
-  std::string quota_source;       ///< the file that set the tightest quota (for the log line)
+  unsigned affinity = 1;        ///< CPUs in the affinity mask (at least 1)
+  std::optional<double> quota;  ///< CPUs' worth of CFS quota, when a limit is set
+  std::string quota_source;     ///< the file that set the tightest quota (for the log line)
 
   /// The worker count that fits: ceil(quota) bounded by the affinity, at least 1.
   unsigned workers() const;

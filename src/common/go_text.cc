@@ -1,13 +1,13 @@
 // Go's time.ParseDuration / Duration.String and strconv.Quote (ASCII subset), hand-written so that
 // node-cache accepts and prints durations byte-for-byte like the Go binaries it replaces.
+#include "common/go_text.h"
+
 #include <cctype>
 #include <cstdint>
 #include <limits>
 #include <string>
 #include <string_view>
 #include <utility>
-
-#include "common/go_text.h"
 
 namespace nld {
 namespace {
@@ -36,7 +36,8 @@ std::string timeQuote(std::string_view s) {
 
 uint64_t unitFor(std::string_view u) {
   if (u == "ns") return 1;
-  if (u == "us" || u == "\xc2\xb5s" || u == "\xce\xbcs") return 1000;  // us, µs (U+00B5), μs (U+03BC)
+  if (u == "us" || u == "\xc2\xb5s" || u == "\xce\xbcs")
+    return 1000;  // us, µs (U+00B5), μs (U+03BC)
   if (u == "ms") return 1000000;
   if (u == "s") return 1000000000;
   if (u == "m") return 60ULL * 1000000000;
@@ -119,8 +120,7 @@ Result<std::chrono::nanoseconds> parseGoDuration(std::string_view text) {
     s.remove_prefix(k);
     const uint64_t unit = unitFor(unit_text);
     if (unit == 0) {
-      return fail("time: unknown unit " + timeQuote(unit_text) + " in duration " +
-                  timeQuote(orig));
+      return fail("time: unknown unit " + timeQuote(unit_text) + " in duration " + timeQuote(orig));
     }
     if (v > kMaxDuration / unit) return invalid();
     v *= unit;
@@ -173,22 +173,40 @@ std::string goQuote(std::string_view text) {
   std::string out = "\"";
   for (unsigned char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\a': out += "\\a"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\v': out += "\\v"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\a':
+        out += "\\a";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\v':
+        out += "\\v";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           out += "\\x";
           out += kHex[c >> 4];
           out += kHex[c & 0xf];
         } else {
-          out += static_cast<char>(c);   // printable ASCII and UTF-8 bytes pass through
+          out += static_cast<char>(c);  // printable ASCII and UTF-8 bytes pass through
         }
     }
   }
@@ -275,8 +293,7 @@ Result<GoTemplate> GoTemplate::compile(std::string_view text) {
       p.kind = Part::Kind::kGroup;
       p.text = std::string(f[0].substr(7));
     } else if (f.size() == 3 && f[0] == "index" && f[1] == ".Match" && !f[2].empty() &&
-               f[2].size() <= 4 &&
-               f[2].find_first_not_of("0123456789") == std::string_view::npos) {
+               f[2].size() <= 4 && f[2].find_first_not_of("0123456789") == std::string_view::npos) {
       p.kind = Part::Kind::kMatch;
       p.index = std::stoul(std::string(f[2]));
     } else if (f.size() == 3 && f[0] == "index" && f[1] == ".Group" && f[2].size() >= 2 &&
@@ -286,7 +303,8 @@ Result<GoTemplate> GoTemplate::compile(std::string_view text) {
       p.text = std::string(f[2].substr(1, f[2].size() - 2));
       p.index = 1;  // `index` of a missing key is the empty string, not "<no value>"
     } else {
-      return fail("template action '{{" + std::string(action) + "}}' is not supported by "
+      return fail("template action '{{" + std::string(action) +
+                  "}}' is not supported by "
                   "node-cache (only .Name, .Zone, .Class, .Type, .Remote, index .Match N, "
                   ".Group.NAME)");
     }
@@ -300,12 +318,24 @@ Result<std::string> GoTemplate::execute(const Data& d) const {
   std::string out;
   for (const Part& p : parts_) {
     switch (p.kind) {
-      case Part::Kind::kText: out += p.text; break;
-      case Part::Kind::kName: out += d.name; break;
-      case Part::Kind::kZone: out += d.zone; break;
-      case Part::Kind::kClass: out += d.cls; break;
-      case Part::Kind::kType: out += d.type; break;
-      case Part::Kind::kRemote: out += d.remote; break;
+      case Part::Kind::kText:
+        out += p.text;
+        break;
+      case Part::Kind::kName:
+        out += d.name;
+        break;
+      case Part::Kind::kZone:
+        out += d.zone;
+        break;
+      case Part::Kind::kClass:
+        out += d.cls;
+        break;
+      case Part::Kind::kType:
+        out += d.type;
+        break;
+      case Part::Kind::kRemote:
+        out += d.remote;
+        break;
       case Part::Kind::kMatch:
         if (p.index >= d.match.size()) {
           return fail("error calling index: index out of range: " + std::to_string(p.index));

@@ -3,8 +3,8 @@
 // that node-cache and the controller accept and print durations and quoted values byte for byte
 // like the Go binaries they replace. The one implementation for flags and the Corefile.
 #include <chrono>
-#include <string>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -36,8 +36,8 @@ class GoTemplate {
  public:
   struct Data {
     std::string_view name, zone, cls, type, remote;
-    std::vector<std::string> match;                            // [0] = the whole match
-    std::vector<std::pair<std::string, std::string>> group;    // named groups
+    std::vector<std::string> match;                          // [0] = the whole match
+    std::vector<std::pair<std::string, std::string>> group;  // named groups
   };
   static Result<GoTemplate> compile(std::string_view text);
   /// The text with the actions substituted; an error when Go's Execute fails (an index out of

@@ -22,9 +22,12 @@ Registry& registry() {
 
 const char* socketKindName(SocketKind kind) {
   switch (kind) {
-    case SocketKind::kDnsUdp: return "dns-udp";
-    case SocketKind::kDnsTcp: return "dns-tcp";
-    case SocketKind::kHttp: return "http";
+    case SocketKind::kDnsUdp:
+      return "dns-udp";
+    case SocketKind::kDnsTcp:
+      return "dns-tcp";
+    case SocketKind::kHttp:
+      return "http";
   }
   return "?";
 }

@@ -1,10 +1,10 @@
 #include "common/log.h"
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <cstdio>
 #include <iterator>
-
-#include <fmt/format.h>
 
 namespace nld::log {
 namespace {
@@ -14,10 +14,14 @@ std::atomic<int> g_min_level{static_cast<int>(Level::kInfo)};
 // CoreDNS prints levels as INFO, WARNING, ERROR, DEBUG.
 std::string_view levelName(Level level) {
   switch (level) {
-    case Level::kDebug: return "DEBUG";
-    case Level::kInfo: return "INFO";
-    case Level::kWarning: return "WARNING";
-    case Level::kError: return "ERROR";
+    case Level::kDebug:
+      return "DEBUG";
+    case Level::kInfo:
+      return "INFO";
+    case Level::kWarning:
+      return "WARNING";
+    case Level::kError:
+      return "ERROR";
   }
   return "INFO";
 }

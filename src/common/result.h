@@ -48,7 +48,7 @@ template <class T>
 class [[nodiscard]] Result : public tl::expected<T, Error> {
  public:
   using tl::expected<T, Error>::expected;
-  Result() = default;   // as tl::expected: a value-initialized T (Result<void>: success)
+  Result() = default;  // as tl::expected: a value-initialized T (Result<void>: success)
   // A Result from another Result-shaped value (e.g. the tl::expected a monadic call returns).
   Result(tl::expected<T, Error> e)  // NOLINT(google-explicit-constructor): as a plain return
       : tl::expected<T, Error>(std::move(e)) {}

@@ -68,8 +68,9 @@ class UniqueFunction<R(Args...), Inline> {
   };
 
   template <typename D>
-  static constexpr bool kFitsInline = sizeof(D) <= Inline && alignof(D) <= alignof(std::max_align_t) &&
-                                      std::is_nothrow_move_constructible_v<D>;
+  static constexpr bool kFitsInline =
+      sizeof(D) <= Inline &&
+      alignof(D) <= alignof(std::max_align_t) && std::is_nothrow_move_constructible_v<D>;
 
   template <typename D>
   static constexpr Ops kInlineOps{

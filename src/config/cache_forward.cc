@@ -3,8 +3,8 @@
 #include <cctype>
 #include <limits>
 
-#include "config/directives.h"
 #include "common/go_text.h"
+#include "config/directives.h"
 #include "config/netutil.h"
 #include "config/structure.h"
 
@@ -177,8 +177,8 @@ namespace {
 std::vector<UpstreamAddress> upstreamsFromResolvConf(const Token& t) {
   auto text = readWholeFile(t.text);
   if (!text) {
-    pluginError(t, kForward, "not an IP address or file: \"" + t.text + "\" (" +
-                                 text.error().message() + ")");
+    pluginError(t, kForward,
+                "not an IP address or file: \"" + t.text + "\" (" + text.error().message() + ")");
   }
   std::vector<UpstreamAddress> out;
   size_t pos = 0;

@@ -5,8 +5,8 @@
 #include <map>
 #include <set>
 
-#include "config/directives.h"
 #include "common/go_text.h"
+#include "config/directives.h"
 #include "config/netutil.h"
 #include "config/structure.h"
 
@@ -23,18 +23,16 @@ namespace {
 // Directives CoreDNS knows but node-cache does not implement (not compiled into upstream
 // node-cache, or compiled in but not supported by this replacement).
 const std::set<std::string, std::less<>> kKnownUnsupported = {
-    "root",        "metadata",    "geoip",       "cancel",       "tls",        "quic",
-    "multisocket", "nsid",        "debug",        "trace",
-    "ready",       "pprof",       "dnstap",      "local",        "dns64",      "acl",
-    "any",         "chaos",       "tsig",        "header",
-    "dnssec",      "autopath",    "minimal",     "transfer",
-    "route53",     "azure",       "clouddns",    "k8s_external", "kubernetes", "file",
-    "auto",        "secondary",   "etcd",        "grpc",         "erratic",    "whoami",
-    "on",          "sign",        "view",        "nomad",        "proxy",      "health_check",
-    "grpc_server", "https",       "https3",      "forward_tls",  "federation", "dnssd"};
+    "root",        "metadata", "geoip",    "cancel",      "tls",        "quic",     "multisocket",
+    "nsid",        "debug",    "trace",    "ready",       "pprof",      "dnstap",   "local",
+    "dns64",       "acl",      "any",      "chaos",       "tsig",       "header",   "dnssec",
+    "autopath",    "minimal",  "transfer", "route53",     "azure",      "clouddns", "k8s_external",
+    "kubernetes",  "file",     "auto",     "secondary",   "etcd",       "grpc",     "erratic",
+    "whoami",      "on",       "sign",     "view",        "nomad",      "proxy",    "health_check",
+    "grpc_server", "https",    "https3",   "forward_tls", "federation", "dnssd"};
 
-const std::set<std::string, std::less<>> kOncePerBlock = {"errors", "cache", "prometheus", "reload",
-                                                          "loop", "hosts"};
+const std::set<std::string, std::less<>> kOncePerBlock = {"errors", "cache", "prometheus",
+                                                          "reload", "loop",  "hosts"};
 
 struct KeyWithToken {
   ZoneKey key;

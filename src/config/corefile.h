@@ -3,8 +3,8 @@
 //
 // Only the subset of CoreDNS that node-cache needs is accepted: the server-block grammar (keys,
 // braces, comments, quotes, {$ENV}, import, snippets, CIDR keys) and the directives errors, log,
-// cache, forward, bind, reload, loop, health, prometheus, bufsize, loadbalance, hosts and template. Everything else is refused with a
-// `file:line: message` ConfigError, never silently ignored.
+// cache, forward, bind, reload, loop, health, prometheus, bufsize, loadbalance, hosts and template.
+// Everything else is refused with a `file:line: message` ConfigError, never silently ignored.
 //
 // The grammar is hand-written because there is no C++ caddyfile library; CoreDNS's own parser is
 // the reference (coredns/caddy lexer.go, parse.go; plugin setup.go files).
@@ -59,7 +59,8 @@ struct ZoneKey {
 /// verbatim (validated with RE2 at parse time).
 struct ErrorsConsolidate {
   std::chrono::milliseconds period{0};
-  std::string period_text;  ///< Go's Duration.String() of period ("30s", "5m0s"), as CoreDNS prints it
+  std::string
+      period_text;  ///< Go's Duration.String() of period ("30s", "5m0s"), as CoreDNS prints it
   std::string pattern;
   std::string level = "error";  ///< warning | error | info | debug
 };
@@ -136,14 +137,14 @@ struct HealthConfig {
   std::chrono::milliseconds lameduck{0};
 };
 
-/// `hosts [FILE [ZONES...]] { INLINE; ttl; no_reverse; reload; fallthrough }` (CoreDNS plugin/hosts).
-/// Only the syntax is checked here; the file is read by the plugin (plugin/hosts.h).
+/// `hosts [FILE [ZONES...]] { INLINE; ttl; no_reverse; reload; fallthrough }` (CoreDNS
+/// plugin/hosts). Only the syntax is checked here; the file is read by the plugin (plugin/hosts.h).
 struct HostsConfig {
   std::string file = "/etc/hosts";  ///< as written (relative: to the working directory, as CoreDNS)
   std::vector<std::string> zones;   ///< the block's zones when none were given
   std::vector<std::string> inline_lines;  ///< hosts-file lines from the block, tokens joined by ' '
   uint32_t ttl = 3600;
-  bool reverse = true;                  ///< synthesise PTR answers (off with `no_reverse`)
+  bool reverse = true;  ///< synthesise PTR answers (off with `no_reverse`)
   std::chrono::nanoseconds reload{std::chrono::seconds(5)};  ///< 0 = never re-read the file
   bool fallthrough = false;
   std::vector<std::string> fallthrough_zones;  ///< empty with fallthrough = every name

@@ -1,10 +1,10 @@
 // errors, log, bind, reload, loop, health, prometheus (as the CoreDNS plugins' setup.go).
 #include "config/directives.h"
 
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <cctype>
-
-#include <re2/re2.h>
 
 #include "common/go_text.h"
 #include "config/netutil.h"
@@ -148,8 +148,8 @@ std::vector<std::string> resolveBindArgs(const std::vector<Token>& args,
   for (const Token& t : args) {
     // Interface names take priority over IP literals (CoreDNS listIP).
     std::optional<std::vector<std::string>> iface_addrs = options.interface_addresses
-                                                             ? options.interface_addresses(t.text)
-                                                             : systemInterfaceAddresses(t.text);
+                                                              ? options.interface_addresses(t.text)
+                                                              : systemInterfaceAddresses(t.text);
     if (iface_addrs) {
       for (const auto& a : *iface_addrs) {
         auto c = canonicalIp(a);
@@ -320,10 +320,10 @@ std::string upper(std::string s) {
 // miekg/dns StringToType for the types a template is written for; TYPEnnn for the rest.
 std::optional<uint16_t> typeFromString(const std::string& s) {
   static const std::pair<const char*, uint16_t> kTypes[] = {
-      {"A", 1},      {"NS", 2},     {"CNAME", 5},  {"SOA", 6},    {"PTR", 12},   {"HINFO", 13},
-      {"MX", 15},    {"TXT", 16},   {"AAAA", 28},  {"SRV", 33},   {"NAPTR", 35}, {"DS", 43},
-      {"SSHFP", 44}, {"RRSIG", 46}, {"NSEC", 47},  {"DNSKEY", 48}, {"NSEC3", 50}, {"TLSA", 52},
-      {"SVCB", 64},  {"HTTPS", 65}, {"CAA", 257},  {"ANY", 255}};
+      {"A", 1},      {"NS", 2},     {"CNAME", 5}, {"SOA", 6},     {"PTR", 12},   {"HINFO", 13},
+      {"MX", 15},    {"TXT", 16},   {"AAAA", 28}, {"SRV", 33},    {"NAPTR", 35}, {"DS", 43},
+      {"SSHFP", 44}, {"RRSIG", 46}, {"NSEC", 47}, {"DNSKEY", 48}, {"NSEC3", 50}, {"TLSA", 52},
+      {"SVCB", 64},  {"HTTPS", 65}, {"CAA", 257}, {"ANY", 255}};
   for (const auto& [n, v] : kTypes) {
     if (s == n) return v;
   }
@@ -380,9 +380,9 @@ TemplateConfig parseTemplate(const Line& line, const std::vector<std::string>& z
     } else if (name == "rcode") {
       expectArgs(sub, kPlugin, 1, 1);
       static const std::pair<const char*, uint8_t> kRcodes[] = {
-          {"NOERROR", 0}, {"FORMERR", 1},  {"SERVFAIL", 2}, {"NXDOMAIN", 3},
-          {"NOTIMP", 4},  {"REFUSED", 5},  {"YXDOMAIN", 6}, {"YXRRSET", 7},
-          {"NXRRSET", 8}, {"NOTAUTH", 9},  {"NOTZONE", 10}};
+          {"NOERROR", 0}, {"FORMERR", 1}, {"SERVFAIL", 2}, {"NXDOMAIN", 3},
+          {"NOTIMP", 4},  {"REFUSED", 5}, {"YXDOMAIN", 6}, {"YXRRSET", 7},
+          {"NXRRSET", 8}, {"NOTAUTH", 9}, {"NOTZONE", 10}};
       const std::string rc = upper(sub.args[0].text);
       bool found = false;
       for (const auto& [n, v] : kRcodes) {
@@ -407,7 +407,9 @@ TemplateConfig parseTemplate(const Line& line, const std::vector<std::string>& z
           pluginError(a, kPlugin,
                       "could not compile template: " + a.text + ", " + compiled.error().message());
         }
-        (name == "answer" ? t.answer : name == "additional" ? t.additional : t.authority)
+        (name == "answer"       ? t.answer
+         : name == "additional" ? t.additional
+                                : t.authority)
             .push_back(a.text);
       }
     } else {
@@ -457,8 +459,7 @@ HostsConfig parseHosts(const Line& line, const std::vector<std::string>& zones) 
       }
       auto d = parseGoDuration(sub.args[0].text);
       if (!d) {
-        pluginError(sub.args[0], kPlugin,
-                    "invalid duration for reload '" + sub.args[0].text + "'");
+        pluginError(sub.args[0], kPlugin, "invalid duration for reload '" + sub.args[0].text + "'");
       }
       if (*d < std::chrono::nanoseconds(0)) {
         pluginError(sub.args[0], kPlugin,
@@ -484,8 +485,9 @@ void parseRewrite(const Line& line, ServerBlock& block) {
     // CoreDNS reads a block only after fewer than two arguments (`rewrite [stop|continue] {`)
     // and then takes all of its tokens as the rule's arguments.
     if (args.size() >= 2) {
-      pluginError(line.open_brace, kPlugin, "a block follows only `rewrite`, `rewrite stop` or "
-                                            "`rewrite continue`");
+      pluginError(line.open_brace, kPlugin,
+                  "a block follows only `rewrite`, `rewrite stop` or "
+                  "`rewrite continue`");
     }
     for (const Line& sub : line.block) {
       if (sub.has_block) pluginError(sub.open_brace, kPlugin, "nested blocks are not allowed");
@@ -536,7 +538,8 @@ void parseTimeouts(const Line& line, ServerBlock& block) {
       pluginError(sub.head, kPlugin, "unknown option: '" + name + "'");
     }
   }
-  if (line.block.empty()) pluginError(line.head, kPlugin, "timeouts block with no timeouts specified");
+  if (line.block.empty())
+    pluginError(line.head, kPlugin, "timeouts block with no timeouts specified");
   block.timeouts = t;
 }
 

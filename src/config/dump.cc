@@ -4,8 +4,8 @@
 #include <iomanip>
 #include <sstream>
 
-#include "config/corefile.h"
 #include "common/go_text.h"
+#include "config/corefile.h"
 
 namespace nld::config {
 

@@ -16,10 +16,10 @@
 #include "common/log.h"
 #include "common/random.h"
 #include "daemon/default_corefile.h"
+#include "net/address.h"
 #include "node/config_sync.h"
 #include "node/handover.h"
 #include "node/host_setup.h"
-#include "net/address.h"
 #include "plan/plan.h"
 
 namespace nld::daemon {
@@ -198,8 +198,7 @@ void Daemon::startWarm() {
                                    std::filesystem::perm_options::replace, ec);
     }
     if (ec) {
-      log::warn("State dir {}: {}; serving without a cache snapshot", opt_.statedir,
-                ec.message());
+      log::warn("State dir {}: {}; serving without a cache snapshot", opt_.statedir, ec.message());
       snapshot_warned_ = true;
       return;
     }
@@ -315,8 +314,9 @@ Daemon::Started Daemon::start() {
     handover_ = std::make_unique<node::Handover>(opt_.statedir, uid != nullptr ? uid : "");
     try {
       if (handover_->begin() == node::Handover::Start::kRefused) {
-        log::info("Not serving: this pod was replaced by the node-cache that now serves; "
-                  "waiting for SIGTERM");
+        log::info(
+            "Not serving: this pod was replaced by the node-cache that now serves; "
+            "waiting for SIGTERM");
         idle_ = true;
         return Started::kIdle;
       }
@@ -386,9 +386,10 @@ Daemon::Started Daemon::start() {
     cs.upstream_env_name = node::upstreamServiceEnvName(opt_.upstream_svc);
     cs.local_port = opt_.dns_port;
     if (!cs.upstream_ip) {
-      log::warn("Unable to lookup IP address of Upstream service {}, env ${} is not set or not "
-                "an IP",
-                opt_.upstream_svc, cs.upstream_env_name);
+      log::warn(
+          "Unable to lookup IP address of Upstream service {}, env ${} is not set or not "
+          "an IP",
+          opt_.upstream_svc, cs.upstream_env_name);
     }
     std::function<void(int)> raise;
     if (opt_.reload_with_signal) {
@@ -440,8 +441,8 @@ Daemon::Started Daemon::start() {
         for (auto& s : http_->listeningSockets()) all.push_back(std::move(s));
       }
       if (node_metrics_ && node_metrics_->listeningFd() >= 0) {
-        all.push_back({SocketKind::kHttp, node_metrics_->address(), 0,
-                       node_metrics_->listeningFd()});
+        all.push_back(
+            {SocketKind::kHttp, node_metrics_->address(), 0, node_metrics_->listeningFd()});
       }
       return all;
     };
@@ -483,9 +484,9 @@ void Daemon::scheduleReload() {
   if (reload_cfg_) {
     auto base = std::chrono::duration_cast<std::chrono::milliseconds>(reload_cfg_->interval);
     auto jitter = std::chrono::duration_cast<std::chrono::milliseconds>(reload_cfg_->jitter);
-    auto j = jitter.count() > 0 ? int64_t(randomBelow(uint64_t(jitter.count()))) -
-                                      jitter.count() / 2
-                                : 0;
+    auto j = jitter.count() > 0
+                 ? int64_t(randomBelow(uint64_t(jitter.count()))) - jitter.count() / 2
+                 : 0;
     reload_period_ = base + std::chrono::milliseconds(j);
   }
   next_reload_ = time_.now() + reload_period_;

@@ -100,8 +100,8 @@ class Daemon {
 
  private:
   config::Corefile loadConfig() const;
-  void applyConfig(config::Corefile cf);   // throws on failure; nothing changed then
-  bool reload(const char* why);            // false: kept the old config
+  void applyConfig(config::Corefile cf);  // throws on failure; nothing changed then
+  bool reload(const char* why);           // false: kept the old config
   void restartHttp(const config::Corefile& cf);
   void scheduleReload();
   void writePidfile();
@@ -127,9 +127,9 @@ class Daemon {
   std::unique_ptr<observability::CorednsMetrics> catalogue_;
   std::unique_ptr<server::ServerMetrics> server_metrics_;
   std::unique_ptr<server::Server> server_;
-  std::mutex snapshot_mu_;  // one snapshot writer at a time
-  std::mutex http_mu_;  // guards http_ against the handover thread
-  std::unique_ptr<observability::HttpEndpoints> http_;   // Corefile health/prometheus
+  std::mutex snapshot_mu_;                              // one snapshot writer at a time
+  std::mutex http_mu_;                                  // guards http_ against the handover thread
+  std::unique_ptr<observability::HttpEndpoints> http_;  // Corefile health/prometheus
   std::string http_signature_;
   std::unique_ptr<observability::HttpServer> node_metrics_;  // -metrics-listen-address
   std::unique_ptr<node::HostSetup> host_;
@@ -143,8 +143,8 @@ class Daemon {
   bool snapshot_warned_ = false;
   bool pidfile_written_ = false;
   bool torn_down_ = false;
-  bool idle_ = false;      // start() returned kIdle
-  bool stopped_ = false;   // stopServing() ran
+  bool idle_ = false;     // start() returned kIdle
+  bool stopped_ = false;  // stopServing() ran
   // Control-loop schedule (time_).
   std::optional<config::ReloadConfig> reload_cfg_;
   std::chrono::milliseconds reload_period_{0};  // 0: no `reload` plugin

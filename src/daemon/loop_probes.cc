@@ -1,11 +1,10 @@
 #include "daemon/loop_probes.h"
 
+#include <fmt/format.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <utility>
-
-#include <fmt/format.h>
 
 #include "common/random.h"
 #include "dns/message.h"
@@ -18,7 +17,7 @@ std::vector<LoopProbes::Target> LoopProbes::targetsOf(const plan::Plan& plan) {
   for (const auto& b : plan.blocks) {
     if (!b.loop) continue;
     out.push_back({b.loop, b.cfg != nullptr && !b.cfg->keys.empty() ? b.cfg->keys.front().zone
-                                                                     : std::string(".")});
+                                                                    : std::string(".")});
   }
   return out;
 }
@@ -63,9 +62,9 @@ void LoopProbes::send(Probe& p, net::Clock::time_point now) {
     return;
   }
   uint8_t q[512];
-  const size_t n = dns::buildQuery(static_cast<uint16_t>(random64()), ld.probe, dns::type::HINFO,
-                                   dns::cls::IN, dns::flag::RD, false, 0, false,
-                                   dns::MutableBytes(q, sizeof(q)));
+  const size_t n =
+      dns::buildQuery(static_cast<uint16_t>(random64()), ld.probe, dns::type::HINFO, dns::cls::IN,
+                      dns::flag::RD, false, 0, false, dns::MutableBytes(q, sizeof(q)));
   ++p.attempts;
   if (::connect(fd.get(), to.get(), to.len) != 0 || ::send(fd.get(), q, n, 0) != ssize_t(n)) {
     p.next_send = now + kPause;  // not sent: as an exchange that failed at once
@@ -113,8 +112,7 @@ std::optional<std::string> LoopProbes::detected() const {
       return fmt::format(
           "plugin/loop: Loop ({}:{} -> {}:{}) detected for zone \"{}\", see "
           "https://coredns.io/plugins/loop#troubleshooting. Query: \"HINFO {}\"",
-          ld.target_ip, ld.target_port, ld.target_ip, ld.target_port, p.target.zone,
-          ld.probe_text);
+          ld.target_ip, ld.target_port, ld.target_ip, ld.target_port, p.target.zone, ld.probe_text);
     }
   }
   return std::nullopt;

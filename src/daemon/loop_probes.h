@@ -66,8 +66,8 @@ class LoopProbes {
  private:
   struct Probe {
     Target target;
-    net::Fd fd;             // the exchange in flight, empty between exchanges
-    int attempts = 0;       // sends so far
+    net::Fd fd;        // the exchange in flight, empty between exchanges
+    int attempts = 0;  // sends so far
     net::Clock::time_point sent_at{};
     net::Clock::time_point next_send{};
     bool done = false;

@@ -9,8 +9,7 @@ uint64_t keyHash(uint64_t seed, const Name& name, uint16_t qtype, uint16_t qclas
                  bool checking_disabled) {
   // The name 8 bytes per step, lower-cased with SWAR (Name::hashLower); the rest of the key in
   // one more step.
-  const uint64_t rest = (uint64_t{qtype} << 16) | qclass |
-                        (uint64_t{dnssec_ok ? 1u : 0u} << 32) |
+  const uint64_t rest = (uint64_t{qtype} << 16) | qclass | (uint64_t{dnssec_ok ? 1u : 0u} << 32) |
                         (uint64_t{checking_disabled ? 1u : 0u} << 33);
   return mixFinal(name.hashLower(seed) ^ (rest * kFnvPrime));
 }

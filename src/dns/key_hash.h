@@ -6,12 +6,12 @@
 // lookup, the forwarder and the cache insert.
 //
 // Hand-written (dns::Name::hashLower: 8 name bytes per multiply, lower-cased with SWAR on the
-// fly; then type/class/flags and the splitmix64 finaliser of common/hash.h, so the low bits used for bucket
-// selection are well mixed) because it must lower-case while hashing and no library hash does that without
-// a copy. (FNV-1a one byte at a time cost ~340 instructions for a 27-byte key, 17 % of a cache
-// hit.) A random per-process seed replaces the FNV offset basis so precomputed collision sets do
-// not carry over between processes; every user verifies full key equality on a match, so
-// collisions cost time, never correctness.
+// fly; then type/class/flags and the splitmix64 finaliser of common/hash.h, so the low bits used
+// for bucket selection are well mixed) because it must lower-case while hashing and no library hash
+// does that without a copy. (FNV-1a one byte at a time cost ~340 instructions for a 27-byte key, 17
+// % of a cache hit.) A random per-process seed replaces the FNV offset basis so precomputed
+// collision sets do not carry over between processes; every user verifies full key equality on a
+// match, so collisions cost time, never correctness.
 //
 // Thread affinity: none (the seed is set once, on first use, thread-safely).
 #include <cstdint>

@@ -312,8 +312,8 @@ size_t writeReplyHead(ByteView query_pkt, const Query& query, uint16_t flags, ui
     }
     len += qlen;
   }
-  writeHeader(out.data(), query.header.id, flags, has_question ? 1 : 0,
-              has_question ? ancount : 0, 0, 0);
+  writeHeader(out.data(), query.header.id, flags, has_question ? 1 : 0, has_question ? ancount : 0,
+              0, 0);
   return len;
 }
 
@@ -330,8 +330,7 @@ size_t buildErrorResponse(ByteView query_pkt, const Query& query, uint16_t rcode
       writeReplyHead(query_pkt, query, replyFlags(query, rcode & kRcodeMask), 0, out);  // no RA
   if (len == 0) return 0;
   if (query.edns.present) {
-    return appendOpt(out, len, kOurUdpSize, query.edns.dnssec_ok,
-                     static_cast<uint8_t>(rcode >> 4));
+    return appendOpt(out, len, kOurUdpSize, query.edns.dnssec_ok, static_cast<uint8_t>(rcode >> 4));
   }
   return len;
 }
@@ -363,8 +362,8 @@ size_t buildQuery(uint16_t id, const Name& name, uint16_t qtype, uint16_t qclass
   if (name.len == 0) return 0;
   const size_t len = kHeaderSize + name.len + 4;
   if (len > out.size()) return 0;
-  writeHeader(out.data(), id, static_cast<uint16_t>(flags & (flag::RD | flag::CD | flag::AD)), 1,
-              0, 0, 0);
+  writeHeader(out.data(), id, static_cast<uint16_t>(flags & (flag::RD | flag::CD | flag::AD)), 1, 0,
+              0, 0);
   std::memcpy(out.data() + kHeaderSize, name.data.data(), name.len);
   store16(out.data() + kHeaderSize + name.len, qtype);
   store16(out.data() + kHeaderSize + name.len + 2, qclass);

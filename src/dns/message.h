@@ -19,15 +19,14 @@
 namespace nld::dns {
 
 inline constexpr size_t kHeaderSize = 12;
-inline constexpr uint16_t kMinUdpSize = 512;     // RFC 1035 / RFC 6891 §6.2.5 floor
-inline constexpr uint16_t kOurUdpSize = 1232;    // what we advertise (DNS flag day 2020)
+inline constexpr uint16_t kMinUdpSize = 512;   // RFC 1035 / RFC 6891 §6.2.5 floor
+inline constexpr uint16_t kOurUdpSize = 1232;  // what we advertise (DNS flag day 2020)
 inline constexpr size_t kMaxMessageSize = 65535;
 
 namespace type {
 inline constexpr uint16_t A = 1, NS = 2, CNAME = 5, SOA = 6, PTR = 12, HINFO = 13, MX = 15,
-                          TXT = 16, AAAA = 28, SRV = 33, OPT = 41, DS = 43, RRSIG = 46,
-                          NSEC = 47, DNSKEY = 48, NSEC3 = 50, HTTPS = 65, IXFR = 251, AXFR = 252,
-                          ANY = 255;
+                          TXT = 16, AAAA = 28, SRV = 33, OPT = 41, DS = 43, RRSIG = 46, NSEC = 47,
+                          DNSKEY = 48, NSEC3 = 50, HTTPS = 65, IXFR = 251, AXFR = 252, ANY = 255;
 }
 namespace cls {
 inline constexpr uint16_t IN = 1, CH = 3, HS = 4, ANY = 255;
@@ -114,15 +113,15 @@ struct RrInfo {
 /// A response from an upstream server, parsed for validation, caching and TTL patching.
 struct Response {
   Header header;
-  Question question;      // valid when header.qdcount == 1
-  Edns edns;              // the upstream's OPT; stripped before caching / relaying
-  std::vector<RrInfo> rrs;  // every RR except OPT, in message order; reused across parses
-  uint32_t min_ttl = 0;     // minimum TTL over rrs; 0 if there are none
-  bool has_soa = false;     // an SOA in the authority section
-  uint32_t soa_ttl = 0;     // that SOA's RR TTL
-  uint32_t soa_minimum = 0; // that SOA's MINIMUM field (RFC 2308 negative TTL)
-  bool has_ns = false;      // an NS in the authority section (delegation)
-  size_t end = 0;           // offset just past the last record
+  Question question;         // valid when header.qdcount == 1
+  Edns edns;                 // the upstream's OPT; stripped before caching / relaying
+  std::vector<RrInfo> rrs;   // every RR except OPT, in message order; reused across parses
+  uint32_t min_ttl = 0;      // minimum TTL over rrs; 0 if there are none
+  bool has_soa = false;      // an SOA in the authority section
+  uint32_t soa_ttl = 0;      // that SOA's RR TTL
+  uint32_t soa_minimum = 0;  // that SOA's MINIMUM field (RFC 2308 negative TTL)
+  bool has_ns = false;       // an NS in the authority section (delegation)
+  size_t end = 0;            // offset just past the last record
 };
 
 /// Parses an upstream response completely (all names, all records). Requires QR=1 and
@@ -158,8 +157,7 @@ bool questionMatches(const Question& a, const Question& b);
 /// copied, extended rcode bits for rcodes > 15) when the query had one. Works for any
 /// QueryStatus except Drop (for FormErr from a question that did not parse: header only). A
 /// QNAME the client compressed is written in its decoded form (case still preserved).
-size_t buildErrorResponse(ByteView query_pkt, const Query& query, uint16_t rcode,
-                          MutableBytes out);
+size_t buildErrorResponse(ByteView query_pkt, const Query& query, uint16_t rcode, MutableBytes out);
 
 /// An authoritative (AA=1) NOERROR answer with one TXT record of one string, `text` (cut at 255
 /// bytes), TTL 0, owner and class those of the question: what node-cache answers to the RFC 4892

@@ -167,7 +167,7 @@ std::optional<Name> Name::fromString(std::string_view text) {
     n.data[0] = 0;
     return n;
   }
-  size_t out = 0;        // write position in n.data
+  size_t out = 0;          // write position in n.data
   size_t label_start = 0;  // position of the current label's length byte
   size_t label_len = 0;
   bool in_label = false;

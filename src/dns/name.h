@@ -54,15 +54,15 @@ inline uint64_t asciiLower8(uint64_t x) {
 /// Parse and validation failures. Every parser returns one of these instead of throwing.
 enum class Error : uint8_t {
   kNone = 0,
-  kTruncated,      // ran past the end of the message
-  kLabelTooLong,   // label length > 63
-  kNameTooLong,    // decoded name > 255 bytes
-  kBadPointer,     // compression pointer not strictly backwards, or out of range
-  kPointerLoop,    // too many pointer jumps
-  kBadLabelType,   // 0x40 / 0x80 label types (obsolete / extended)
-  kBadCount,       // section counts the message cannot contain / not allowed
-  kBadOpt,         // more than one OPT, OPT not owned by root, malformed options
-  kBadRdata,       // RDATA inconsistent with RDLENGTH (SOA, NS, CNAME, PTR, MX, SRV names)
+  kTruncated,     // ran past the end of the message
+  kLabelTooLong,  // label length > 63
+  kNameTooLong,   // decoded name > 255 bytes
+  kBadPointer,    // compression pointer not strictly backwards, or out of range
+  kPointerLoop,   // too many pointer jumps
+  kBadLabelType,  // 0x40 / 0x80 label types (obsolete / extended)
+  kBadCount,      // section counts the message cannot contain / not allowed
+  kBadOpt,        // more than one OPT, OPT not owned by root, malformed options
+  kBadRdata,      // RDATA inconsistent with RDLENGTH (SOA, NS, CNAME, PTR, MX, SRV names)
 };
 std::string_view errorString(Error e);
 

@@ -1,12 +1,12 @@
 #include "dns/rewrite.h"
 
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
 #include <stdexcept>
 #include <utility>
-
-#include <re2/re2.h>
 
 namespace nld::dns::rewrite {
 
@@ -59,7 +59,7 @@ std::string substituteGroups(const re2::RE2& re, const std::string& src,
   for (int g = 0; g < n; ++g) {
     const std::string key = "{" + std::to_string(g) + "}";
     const std::string value(groups[static_cast<size_t>(g)].data() ? groups[static_cast<size_t>(g)]
-                                                                   : re2::StringPiece());
+                                                                  : re2::StringPiece());
     for (size_t at = s.find(key); at != std::string::npos; at = s.find(key, at + value.size())) {
       s.replace(at, key.size(), value);
     }
@@ -75,8 +75,8 @@ std::vector<ResponseRule> parseAnswers(const std::vector<std::string>& args, siz
   if (args.size() - start < 2) fail("invalid arguments for a name rule's answer rule");
   while (i < args.size()) {
     if (lower(args[i]) != "answer") {
-      fail("exceeded the number of arguments for a name rule (expected 'answer', got '" +
-           args[i] + "')");
+      fail("exceeded the number of arguments for a name rule (expected 'answer', got '" + args[i] +
+           "')");
     }
     if (++i == args.size()) fail("type missing for answer rule for name rule");
     const std::string kind = lower(args[i++]);
@@ -121,8 +121,10 @@ Rule parseName(const std::vector<std::string>& a) {
     } else if (m == "regex") {
       r.match = Rule::Match::kRegex;
     } else {
-      fail("name rule supports only exact, prefix, suffix, substring, and regex name matching, "
-           "received: " + a[0]);
+      fail(
+          "name rule supports only exact, prefix, suffix, substring, and regex name matching, "
+          "received: " +
+          a[0]);
     }
     if (r.match == Rule::Match::kRegex) {
       r.to = normalizeName(a[2]);
@@ -185,12 +187,11 @@ bool nameMatches(const Rule& r, const std::string& name, std::string* out) {
 }
 
 constexpr std::array<std::pair<std::string_view, uint16_t>, 30> kTypes = {{
-    {"A", 1},       {"NS", 2},      {"CNAME", 5},  {"SOA", 6},     {"PTR", 12},
-    {"HINFO", 13},  {"MINFO", 14},  {"MX", 15},    {"TXT", 16},    {"RP", 17},
-    {"AAAA", 28},   {"LOC", 29},    {"SRV", 33},   {"NAPTR", 35},  {"CERT", 37},
-    {"DNAME", 39},  {"DS", 43},     {"SSHFP", 44}, {"RRSIG", 46},  {"NSEC", 47},
-    {"DNSKEY", 48}, {"NSEC3", 50},  {"TLSA", 52},  {"SVCB", 64},   {"HTTPS", 65},
-    {"SPF", 99},    {"IXFR", 251},  {"AXFR", 252}, {"ANY", 255},   {"CAA", 257},
+    {"A", 1},      {"NS", 2},     {"CNAME", 5},   {"SOA", 6},    {"PTR", 12},  {"HINFO", 13},
+    {"MINFO", 14}, {"MX", 15},    {"TXT", 16},    {"RP", 17},    {"AAAA", 28}, {"LOC", 29},
+    {"SRV", 33},   {"NAPTR", 35}, {"CERT", 37},   {"DNAME", 39}, {"DS", 43},   {"SSHFP", 44},
+    {"RRSIG", 46}, {"NSEC", 47},  {"DNSKEY", 48}, {"NSEC3", 50}, {"TLSA", 52}, {"SVCB", 64},
+    {"HTTPS", 65}, {"SPF", 99},   {"IXFR", 251},  {"AXFR", 252}, {"ANY", 255}, {"CAA", 257},
 }};
 
 }  // namespace
@@ -372,14 +373,30 @@ struct RdataShape {
 
 std::optional<RdataShape> rdataShape(uint16_t t) {
   switch (t) {
-    case type::NS: case type::CNAME: case 39 /*DNAME*/: return RdataShape{0, 1, 0};
-    case type::PTR: case 3: case 4: case 7: case 8: case 9: return RdataShape{0, 1, -1};
-    case type::SOA: return RdataShape{0, 2, 0};
-    case type::MX: return RdataShape{2, 1, 0};
-    case type::SRV: return RdataShape{6, 1, 0};
-    case 14 /*MINFO*/: case 17 /*RP*/: return RdataShape{0, 2, -1};
-    case 18 /*AFSDB*/: return RdataShape{2, 1, -1};
-    default: return std::nullopt;
+    case type::NS:
+    case type::CNAME:
+    case 39 /*DNAME*/:
+      return RdataShape{0, 1, 0};
+    case type::PTR:
+    case 3:
+    case 4:
+    case 7:
+    case 8:
+    case 9:
+      return RdataShape{0, 1, -1};
+    case type::SOA:
+      return RdataShape{0, 2, 0};
+    case type::MX:
+      return RdataShape{2, 1, 0};
+    case type::SRV:
+      return RdataShape{6, 1, 0};
+    case 14 /*MINFO*/:
+    case 17 /*RP*/:
+      return RdataShape{0, 2, -1};
+    case 18 /*AFSDB*/:
+      return RdataShape{2, 1, -1};
+    default:
+      return std::nullopt;
   }
 }
 

@@ -51,8 +51,8 @@ struct Rule {
   bool stop = true;
   Field field = Field::kName;
   Match match = Match::kExact;
-  std::string from, to;  // name rules: lower-cased, as CoreDNS normalises them
-  std::shared_ptr<const re2::RE2> re;  // regex rules
+  std::string from, to;                 // name rules: lower-cased, as CoreDNS normalises them
+  std::shared_ptr<const re2::RE2> re;   // regex rules
   uint16_t from_code = 0, to_code = 0;  // type and class rules
   bool answer_auto = false;
   std::vector<ResponseRule> answers;  // explicit `answer name|value` rules (and exact's revert)
@@ -60,10 +60,10 @@ struct Rule {
 
 /// What applying the rules did to one query, carried to its answer.
 struct Outcome {
-  bool matched = false;   // some rule rewrote the question
-  bool invalid = false;   // the rewritten name is not a valid name: answer SERVFAIL
-  bool revert = false;    // restore the client's question (and apply `responses`) on answers
-  Question question;      // the rewritten question (name, type, class)
+  bool matched = false;  // some rule rewrote the question
+  bool invalid = false;  // the rewritten name is not a valid name: answer SERVFAIL
+  bool revert = false;   // restore the client's question (and apply `responses`) on answers
+  Question question;     // the rewritten question (name, type, class)
   std::vector<ResponseRule> responses;  // in the order collected; applied in reverse
 };
 

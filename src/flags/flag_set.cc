@@ -10,11 +10,11 @@ namespace nld::flags {
 enum class Kind { kString, kBool, kInt, kDuration };
 
 struct FlagSet::Flag {
-  std::string name;   // canonical name (the one passed to add*)
+  std::string name;  // canonical name (the one passed to add*)
   std::string help;
   Kind kind = Kind::kString;
-  std::string def_text;   // Go's DefValue
-  std::function<void(const std::string&)> set;   // throws std::invalid_argument(reason)
+  std::string def_text;                         // Go's DefValue
+  std::function<void(const std::string&)> set;  // throws std::invalid_argument(reason)
   bool is_set = false;
 };
 
@@ -23,7 +23,8 @@ namespace {
 // Go's strconv.ParseBool.
 bool parseGoBool(const std::string& s) {
   if (s == "1" || s == "t" || s == "T" || s == "TRUE" || s == "true" || s == "True") return true;
-  if (s == "0" || s == "f" || s == "F" || s == "FALSE" || s == "false" || s == "False") return false;
+  if (s == "0" || s == "f" || s == "F" || s == "FALSE" || s == "false" || s == "False")
+    return false;
   throw std::invalid_argument("parse error");
 }
 
@@ -61,10 +62,10 @@ int64_t parseGoInt(const std::string& text) {
   if (s.empty() && base != 8) throw std::invalid_argument("parse error");
   uint64_t v = 0;
   bool out_of_range = false;
-  char prev = prefixed ? '_' : '0';   // '_' may follow a base prefix, never two in a row
+  char prev = prefixed ? '_' : '0';  // '_' may follow a base prefix, never two in a row
   for (char c : s) {
     if (c == '_') {
-      if (!prefixed || prev == '_' ) throw std::invalid_argument("parse error");
+      if (!prefixed || prev == '_') throw std::invalid_argument("parse error");
       prev = c;
       continue;
     }
@@ -156,8 +157,9 @@ void FlagSet::addDuration(const std::string& name, std::chrono::nanoseconds* tar
     if (bare_int_unit.count() != 0 && allDigits(v)) {
       int64_t n = 0;
       try {
-        n = parseGoInt(v.find_first_not_of('0') == std::string::npos ? "0"
-                                                                       : v.substr(v.find_first_not_of('0')));
+        n = parseGoInt(v.find_first_not_of('0') == std::string::npos
+                           ? "0"
+                           : v.substr(v.find_first_not_of('0')));
       } catch (const std::invalid_argument&) {
         throw std::invalid_argument("value out of range");
       }
@@ -170,7 +172,7 @@ void FlagSet::addDuration(const std::string& name, std::chrono::nanoseconds* tar
     try {
       *target = parseGoDuration(v);
     } catch (const FlagError&) {
-      throw std::invalid_argument("parse error");   // Go's durationValue.Set reports errParse
+      throw std::invalid_argument("parse error");  // Go's durationValue.Set reports errParse
     }
   };
 }
@@ -215,11 +217,11 @@ std::vector<std::string> FlagSet::parse(int argc, const char* const* argv) {
   size_t pos = 0;
   while (pos < args.size()) {
     const std::string& s = args[pos];
-    if (s.size() < 2 || s[0] != '-') break;   // first non-flag argument (or "-")
+    if (s.size() < 2 || s[0] != '-') break;  // first non-flag argument (or "-")
     size_t minuses = 1;
     if (s[1] == '-') {
       minuses = 2;
-      if (s.size() == 2) {   // "--" terminates the flags
+      if (s.size() == 2) {  // "--" terminates the flags
         ++pos;
         break;
       }
@@ -257,7 +259,7 @@ std::vector<std::string> FlagSet::parse(int argc, const char* const* argv) {
 
 std::string FlagSet::usage() const {
   std::string out = "Usage of " + program_ + ":\n";
-  for (const auto& [name, flag] : flags_) {   // std::map: sorted like Go's VisitAll
+  for (const auto& [name, flag] : flags_) {  // std::map: sorted like Go's VisitAll
     std::string line = "  -" + name;
     std::string help = flag->help;
     // Go's UnquoteUsage: a `back-quoted` word in the usage names the value.
@@ -269,10 +271,17 @@ std::string FlagSet::usage() const {
       help = help.substr(0, open) + value_name + help.substr(close + 1);
     } else {
       switch (flag->kind) {
-        case Kind::kString: value_name = "string"; break;
-        case Kind::kInt: value_name = "int"; break;
-        case Kind::kDuration: value_name = "duration"; break;
-        case Kind::kBool: break;
+        case Kind::kString:
+          value_name = "string";
+          break;
+        case Kind::kInt:
+          value_name = "int";
+          break;
+        case Kind::kDuration:
+          value_name = "duration";
+          break;
+        case Kind::kBool:
+          break;
       }
     }
     if (!value_name.empty()) line += " " + value_name;
@@ -287,7 +296,8 @@ std::string FlagSet::usage() const {
     const std::string& d = flag->def_text;
     const bool zero = d.empty() || d == "false" || d == "0" || d == "0s";
     if (!zero) {
-      line += flag->kind == Kind::kString ? " (default " + goQuote(d) + ")" : " (default " + d + ")";
+      line +=
+          flag->kind == Kind::kString ? " (default " + goQuote(d) + ")" : " (default " + d + ")";
     }
     out += line + "\n";
   }

@@ -23,7 +23,9 @@
 namespace nld::flags {
 
 /// A command-line error with Go's message ("flag provided but not defined: -x", ...).
-struct FlagError : std::runtime_error { using runtime_error::runtime_error; };
+struct FlagError : std::runtime_error {
+  using runtime_error::runtime_error;
+};
 
 /// Thrown by FlagSet::parse for -h / -help / --help (when no flag of that name is defined).
 /// The caller prints FlagSet::usage() and exits (Go exits with status 0 for -h, 2 for errors).
@@ -74,10 +76,11 @@ class FlagSet {
   struct Flag;
   Flag& define(const std::string& name, std::string help);
   Flag* find(const std::string& name) const;
-  void setValue(Flag& flag, const std::string& shown_name, const std::string& value, bool has_value);
+  void setValue(Flag& flag, const std::string& shown_name, const std::string& value,
+                bool has_value);
 
   std::string program_;
-  std::map<std::string, std::shared_ptr<Flag>> flags_;   // by name, aliases included
+  std::map<std::string, std::shared_ptr<Flag>> flags_;  // by name, aliases included
 };
 
 /// Parses a Go duration string like time.ParseDuration (common/go_text.h).

@@ -19,8 +19,8 @@ namespace {
 // "listen tcp ...: bind: ..." exit; the message is complete here, callers only catch it.
 [[noreturn]] void fail(const std::string& what, const std::string& ip, uint16_t port) {
   int e = errno;
-  throw std::runtime_error(fmt::format("listen {} {}:{}: {}", what, ip.empty() ? "*" : ip, port,
-                                       std::strerror(e)));
+  throw std::runtime_error(
+      fmt::format("listen {} {}:{}: {}", what, ip.empty() ? "*" : ip, port, std::strerror(e)));
 }
 
 // fail() reads errno before it throws, so the Fd's close during unwinding cannot clobber it.
@@ -91,12 +91,12 @@ bool attachQueryNameSteering(int fd, unsigned workers) {
   // One 15-instruction step per byte; every jump goes forward within the step or to the next.
   for (unsigned i = 0; i < kBytes; ++i) {
     op(BPF_LD | BPF_MEM, 1);
-    op(BPF_JMP | BPF_JEQ | BPF_K, 1, 13, 0);       // name finished: next step
+    op(BPF_JMP | BPF_JEQ | BPF_K, 1, 13, 0);  // name finished: next step
     op(BPF_LD | BPF_W | BPF_LEN, 0);
     op(BPF_JMP | BPF_JGT | BPF_K, 12 + i, 0, 11);  // packet too short: next step
     op(BPF_LD | BPF_B | BPF_ABS, 12 + i);
-    op(BPF_JMP | BPF_JEQ | BPF_K, 0, 7, 0);        // root label: mark finished
-    op(BPF_ALU | BPF_OR | BPF_K, 0x20);            // fold ASCII case
+    op(BPF_JMP | BPF_JEQ | BPF_K, 0, 7, 0);  // root label: mark finished
+    op(BPF_ALU | BPF_OR | BPF_K, 0x20);      // fold ASCII case
     op(BPF_MISC | BPF_TAX, 0);
     op(BPF_LD | BPF_MEM, 0);
     op(BPF_ALU | BPF_MUL | BPF_K, 16777619u);

@@ -29,7 +29,7 @@ Result<void> writeFileAtomically(const std::string& path, std::string_view text)
     ::unlink(tmp.c_str());
     return fail(std::string(what) + " " + tmp + ": " + std::strerror(err));
   };
-  if (::fchmod(fd, 0644) != 0) return fail_step("cannot chmod");   // independent of the umask
+  if (::fchmod(fd, 0644) != 0) return fail_step("cannot chmod");  // independent of the umask
   size_t done = 0;
   while (done < text.size()) {
     const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
@@ -115,7 +115,8 @@ bool ConfigSync::renderAndWrite() {
     std::ifstream file(settings_.base_corefile, std::ios::binary);
     if (!file) {
       render_failed_ = true;
-      error("Failed to read base Corefile " + settings_.base_corefile + ": " + std::strerror(errno));
+      error("Failed to read base Corefile " + settings_.base_corefile + ": " +
+            std::strerror(errno));
       return false;
     }
     std::ostringstream ss;
@@ -137,7 +138,7 @@ bool ConfigSync::renderAndWrite() {
   for (const auto& w : out.warnings) log::warn("{}", w);
   if (last_written_ && *last_written_ == out.text) {
     render_failed_ = false;
-    return false;   // unchanged: no write, no reload
+    return false;  // unchanged: no write, no reload
   }
   if (auto written = writeFileAtomically(settings_.output_path, out.text); !written) {
     render_failed_ = true;
@@ -149,15 +150,14 @@ bool ConfigSync::renderAndWrite() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++writes_;
-    log::info("Updated Corefile with {} custom stubdomains and upstream servers {}",
-              kube_dns_.stub_domains.size(),
-              kube_dns_.upstream_nameservers.empty() ? std::string("/etc/resolv.conf")
-                                                     : [&] {
-                                                         std::string s;
-                                                         for (const auto& u : kube_dns_.upstream_nameservers)
-                                                           s += (s.empty() ? "" : " ") + u;
-                                                         return s;
-                                                       }());
+    log::info(
+        "Updated Corefile with {} custom stubdomains and upstream servers {}",
+        kube_dns_.stub_domains.size(),
+        kube_dns_.upstream_nameservers.empty() ? std::string("/etc/resolv.conf") : [&] {
+          std::string s;
+          for (const auto& u : kube_dns_.upstream_nameservers) s += (s.empty() ? "" : " ") + u;
+          return s;
+        }());
   }
   if (on_written_) on_written_(settings_.output_path, out.text);
   return true;
@@ -169,7 +169,8 @@ bool ConfigSync::initialSync() {
   } else {
     loadKubeDns(true);
   }
-  base_fingerprint_ = dirFingerprint(std::filesystem::path(settings_.base_corefile).parent_path().string());
+  base_fingerprint_ =
+      dirFingerprint(std::filesystem::path(settings_.base_corefile).parent_path().string());
   return renderAndWrite();
 }
 

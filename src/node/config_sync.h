@@ -26,13 +26,13 @@
 namespace nld::node {
 
 struct ConfigSyncSettings {
-  std::string base_corefile;                ///< -basecorefile (its directory is polled)
-  std::string kube_dns_dir;                 ///< ConfigMap directory; "" = no kube-dns sync
-  std::string output_path;                  ///< -conf (or -corefile)
-  std::string local_ips;                    ///< -localip with commas → spaces
-  std::optional<std::string> upstream_ip;   ///< from upstreamServiceIp()
-  std::string upstream_env_name;            ///< for the missing-IP error message
-  uint16_t local_port = 53;                 ///< -dns.port
+  std::string base_corefile;               ///< -basecorefile (its directory is polled)
+  std::string kube_dns_dir;                ///< ConfigMap directory; "" = no kube-dns sync
+  std::string output_path;                 ///< -conf (or -corefile)
+  std::string local_ips;                   ///< -localip with commas → spaces
+  std::optional<std::string> upstream_ip;  ///< from upstreamServiceIp()
+  std::string upstream_env_name;           ///< for the missing-IP error message
+  uint16_t local_port = 53;                ///< -dns.port
   std::chrono::milliseconds poll_interval = std::chrono::seconds(10);
 };
 
@@ -45,7 +45,7 @@ class ConfigSync {
   using OnError = std::function<void(std::string_view errortype)>;
 
   ConfigSync(ConfigSyncSettings settings, OnWritten on_written, OnError on_error);
-  ~ConfigSync();   // stops the poll thread
+  ~ConfigSync();  // stops the poll thread
   ConfigSync(const ConfigSync&) = delete;
   ConfigSync& operator=(const ConfigSync&) = delete;
 
@@ -76,12 +76,12 @@ class ConfigSync {
   OnWritten on_written_;
   OnError on_error_;
 
-  mutable std::mutex mu_;   // guards kube_dns_ and writes_ (read by other threads)
+  mutable std::mutex mu_;  // guards kube_dns_ and writes_ (read by other threads)
   KubeDnsConfig kube_dns_;
   uint64_t writes_ = 0;
 
   std::string base_fingerprint_;
-  std::string kube_fingerprint_;      // fingerprint of the last load attempt (good or bad)
+  std::string kube_fingerprint_;  // fingerprint of the last load attempt (good or bad)
   bool render_failed_ = false;
   std::optional<std::string> last_written_;
 

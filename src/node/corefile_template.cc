@@ -8,9 +8,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "net/address.h"
 #include "node/sha256.h"
@@ -47,7 +46,7 @@ bool validUtf8(std::string_view s) {
     } else {
       return false;
     }
-    if (i + n >= s.size()) return false;   // truncated sequence
+    if (i + n >= s.size()) return false;  // truncated sequence
     for (size_t k = 1; k <= n; ++k) {
       const auto cc = static_cast<unsigned char>(s[i + k]);
       if ((cc & 0xc0) != 0x80) return false;
@@ -154,7 +153,7 @@ Result<KubeDnsConfig> parseKubeDnsConfig(std::string_view stub_domains_json,
   KubeDnsConfig cfg;
   if (!stub_domains_json.empty()) {
     nlohmann::json j;
-    try {   // nlohmann reports a parse error (with its position) only by throwing
+    try {  // nlohmann reports a parse error (with its position) only by throwing
       j = nlohmann::json::parse(stub_domains_json);
     } catch (const nlohmann::json::exception& e) {
       return fail(std::string("invalid stubDomains: bad JSON: ") + e.what());
@@ -182,7 +181,7 @@ Result<KubeDnsConfig> parseKubeDnsConfig(std::string_view stub_domains_json,
   }
   if (!upstream_nameservers_json.empty()) {
     nlohmann::json j;
-    try {   // as above
+    try {  // as above
       j = nlohmann::json::parse(upstream_nameservers_json);
     } catch (const nlohmann::json::exception& e) {
       return fail(std::string("invalid upstreamNameservers: bad JSON: ") + e.what());
@@ -194,8 +193,7 @@ Result<KubeDnsConfig> parseKubeDnsConfig(std::string_view stub_domains_json,
     }
     for (const auto& s : j) {
       if (!s.is_string() || !isValidNameserver(s.get<std::string>())) {
-        return fail("invalid upstreamNameservers: " + s.dump() +
-                    " is not an IP or IP:port");
+        return fail("invalid upstreamNameservers: " + s.dump() + " is not an IP or IP:port");
       }
       cfg.upstream_nameservers.push_back(s.get<std::string>());
     }
@@ -213,9 +211,9 @@ Result<KubeDnsConfig> loadKubeDnsConfigDir(const std::string& dir) {
   std::map<std::string, std::string> files;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    if (name.empty() || name[0] == '.') continue;   // dotfiles, incl. the kubelet's ..data links
+    if (name.empty() || name[0] == '.') continue;  // dotfiles, incl. the kubelet's ..data links
     std::error_code type_ec;
-    if (fs::is_directory(it->path(), type_ec)) continue;   // non-recursive
+    if (fs::is_directory(it->path(), type_ec)) continue;  // non-recursive
     auto content = readFile(it->path());
     if (!content) return fail(std::move(content).error());
     if (!validUtf8(*content)) {
@@ -235,7 +233,7 @@ Result<KubeDnsConfig> loadKubeDnsConfigDir(const std::string& dir) {
   const std::string federations = get("federations");
   if (!federations.empty()) {
     bool object = false;
-    try {   // as in parseKubeDnsConfig: nlohmann's parse errors come only as exceptions
+    try {  // as in parseKubeDnsConfig: nlohmann's parse errors come only as exceptions
       object = nlohmann::json::parse(federations).is_object();
     } catch (const nlohmann::json::exception& e) {
       return fail(std::string("invalid federations: bad JSON: ") + e.what());
@@ -243,7 +241,7 @@ Result<KubeDnsConfig> loadKubeDnsConfigDir(const std::string& dir) {
     if (!object) return fail("invalid federations: not a JSON object");
   }
   Sha256 hash;
-  for (const auto& [name, content] : files) {   // sorted by name, like kube-dns
+  for (const auto& [name, content] : files) {  // sorted by name, like kube-dns
     hash.update(name);
     hash.update(std::string_view("\0", 1));
     hash.update(content);
@@ -257,7 +255,8 @@ Result<RenderOutput> renderCorefile(const RenderInput& in) {
   RenderOutput out;
   std::string text = in.base;
   std::string servers;
-  for (const auto& s : in.kube_dns.upstream_nameservers) servers += (servers.empty() ? "" : " ") + s;
+  for (const auto& s : in.kube_dns.upstream_nameservers)
+    servers += (servers.empty() ? "" : " ") + s;
   if (servers.empty()) {
     text = replaceAll(std::move(text), kUpstreamPlaceholder, "/etc/resolv.conf");
   } else {
@@ -270,11 +269,12 @@ Result<RenderOutput> renderCorefile(const RenderInput& in) {
   }
   if (text.find(kClusterDnsPlaceholder) != std::string::npos) {
     if (!in.upstream_ip) {
-      const std::string env = in.upstream_env_name.empty() ? "<upstream service>_SERVICE_HOST"
-                                                           : in.upstream_env_name;
+      const std::string env =
+          in.upstream_env_name.empty() ? "<upstream service>_SERVICE_HOST" : in.upstream_env_name;
       return fail(
           "the Corefile template uses __PILLAR__CLUSTER__DNS__ but the environment variable " +
-          env + " is not set to an IP address (the upstream Service must exist before the pod "
+          env +
+          " is not set to an IP address (the upstream Service must exist before the pod "
           "starts and enableServiceLinks must not be false)");
     }
     text = replaceAll(std::move(text), kClusterDnsPlaceholder, *in.upstream_ip);
@@ -296,11 +296,12 @@ Result<RenderOutput> renderCorefile(const RenderInput& in) {
   text = replaceAll(std::move(text), kLocalDnsPlaceholder, in.local_ips);
   text = replaceAll(std::move(text), kDnsServerPlaceholder, "");
   if (!in.kube_dns.stub_domains.empty() && !text.empty() && text.back() != '\n') text += '\n';
-  for (const auto& [domain, list] : in.kube_dns.stub_domains) {   // std::map: sorted order
+  for (const auto& [domain, list] : in.kube_dns.stub_domains) {  // std::map: sorted order
     std::string joined;
     for (const auto& s : list) joined += (joined.empty() ? "" : " ") + s;
-    text += domain + ":" + std::to_string(in.local_port) + " {\n    errors\n    cache 30\n    bind " +
-            in.local_ips + "\n    forward . " + joined + "\n}\n";
+    text += domain + ":" + std::to_string(in.local_port) +
+            " {\n    errors\n    cache 30\n    bind " + in.local_ips + "\n    forward . " + joined +
+            "\n}\n";
   }
   out.text = std::move(text);
   return out;

@@ -22,9 +22,9 @@ namespace nld::node {
 
 /// The kube-dns ConfigMap keys node-cache uses.
 struct KubeDnsConfig {
-  std::map<std::string, std::vector<std::string>> stub_domains;   ///< domain → servers
-  std::vector<std::string> upstream_nameservers;                  ///< ≤ 3, IP or IP:port
-  std::string version;   ///< SHA-256 over (name NUL content NUL) of the directory's files; "" = none
+  std::map<std::string, std::vector<std::string>> stub_domains;  ///< domain → servers
+  std::vector<std::string> upstream_nameservers;                 ///< ≤ 3, IP or IP:port
+  std::string version;  ///< SHA-256 over (name NUL content NUL) of the directory's files; "" = none
   bool operator==(const KubeDnsConfig& o) const {
     return stub_domains == o.stub_domains && upstream_nameservers == o.upstream_nameservers;
   }
@@ -36,8 +36,7 @@ std::string upstreamServiceEnvName(std::string_view service);
 /// Reads the env var of upstreamServiceEnvName(service) through `getenv` (default ::getenv) and
 /// returns the IP in canonical text form (Go's net.IP.String()); nullopt if unset or not an IP.
 std::optional<std::string> upstreamServiceIp(
-    std::string_view service,
-    const std::function<const char*(const char*)>& getenv_fn = nullptr);
+    std::string_view service, const std::function<const char*(const char*)>& getenv_fn = nullptr);
 
 /// Loads a kube-dns ConfigMap mounted as a directory (non-recursive, dotfiles skipped, UTF-8
 /// required; keys `stubDomains`, `upstreamNameservers`, `federations` (validated as JSON object
@@ -56,25 +55,26 @@ bool isDns1123Subdomain(std::string_view name);
 
 /// Inputs of one render.
 struct RenderInput {
-  std::string base;                         ///< the -basecorefile text
-  std::string local_ips;                    ///< -localip with commas → spaces
-  std::optional<std::string> upstream_ip;   ///< IP for __PILLAR__CLUSTER__DNS__
-  std::string upstream_env_name;            ///< for the error message when upstream_ip is missing
+  std::string base;                        ///< the -basecorefile text
+  std::string local_ips;                   ///< -localip with commas → spaces
+  std::optional<std::string> upstream_ip;  ///< IP for __PILLAR__CLUSTER__DNS__
+  std::string upstream_env_name;           ///< for the error message when upstream_ip is missing
   KubeDnsConfig kube_dns;
-  uint16_t local_port = 53;                 ///< -dns.port, used in stub-domain block keys
+  uint16_t local_port = 53;  ///< -dns.port, used in stub-domain block keys
 };
 
 struct RenderOutput {
   std::string text;
-  std::vector<std::string> warnings;   ///< e.g. "Did not find TCP upstream block to replace, ..."
+  std::vector<std::string> warnings;  ///< e.g. "Did not find TCP upstream block to replace, ..."
 };
 
 /// Renders the Corefile: placeholders, then stub-domain blocks. Byte-exact replace-all; the
 /// force_tcp upstream block is replaced as one unit when custom upstreams are configured.
-/// __PILLAR__LOCAL__DNS__ is every local IP, except in host:port position (`__PILLAR__LOCAL__DNS__:`
-/// or `[__PILLAR__LOCAL__DNS__]:`, e.g. the `health` address) where it is the first local IP,
-/// bracketed if IPv6 (upstream pastes the whole list there; see docs/operator-guide.md).
-/// An error if the base uses __PILLAR__CLUSTER__DNS__ and upstream_ip is missing
+/// __PILLAR__LOCAL__DNS__ is every local IP, except in host:port position
+/// (`__PILLAR__LOCAL__DNS__:` or `[__PILLAR__LOCAL__DNS__]:`, e.g. the `health` address) where it
+/// is the first local IP, bracketed if IPv6 (upstream pastes the whole list there; see
+/// docs/operator-guide.md). An error if the base uses __PILLAR__CLUSTER__DNS__ and upstream_ip is
+/// missing
 /// ("... environment variable KUBE_DNS_UPSTREAM_SERVICE_HOST is not set ...").
 Result<RenderOutput> renderCorefile(const RenderInput& in);
 

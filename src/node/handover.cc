@@ -174,10 +174,12 @@ Handover::Start Handover::begin() {
   // Someone owns the listeners. Queue behind any other candidate.
   successor_fd_ = openLock(dir_ + "/successor.lock");
   if (::flock(successor_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
-    log::info("Handover: another successor is taking over from the running node-cache; waiting "
-              "for it");
+    log::info(
+        "Handover: another successor is taking over from the running node-cache; waiting "
+        "for it");
     while (::flock(successor_fd_.get(), LOCK_EX) != 0) {
-      if (errno != EINTR) throw std::runtime_error(sysError("cannot lock", dir_ + "/successor.lock"));
+      if (errno != EINTR)
+        throw std::runtime_error(sysError("cannot lock", dir_ + "/successor.lock"));
     }
   }
   if (tryOwner()) return Start::kFresh;  // the owner went away meanwhile
@@ -189,9 +191,10 @@ Handover::Start Handover::begin() {
       // Not listening yet (it is itself still taking over) or gone: retry until the deadline.
       if (tryOwner()) return Start::kFresh;
       if (remainingMs(deadline) == 0) {
-        log::error("Handover: the running node-cache does not accept handovers on {}/handover.sock;"
-                   " binding our own sockets next to it",
-                   dir_);
+        log::error(
+            "Handover: the running node-cache does not accept handovers on {}/handover.sock;"
+            " binding our own sockets next to it",
+            dir_);
         return Start::kFresh;
       }
       ::usleep(50 * 1000);
@@ -240,10 +243,12 @@ Handover::Start Handover::begin() {
       fds.clear();
       fd.reset();
       if (tryOwner()) return Start::kFresh;
-      log::error("Handover: no usable reply from the running node-cache ({}); binding our own "
-                 "sockets next to it",
-                 r == Recv::kTimeout ? "timed out" : r == Recv::kEof ? "it closed the connection"
-                                                                   : "malformed message");
+      log::error(
+          "Handover: no usable reply from the running node-cache ({}); binding our own "
+          "sockets next to it",
+          r == Recv::kTimeout ? "timed out"
+          : r == Recv::kEof   ? "it closed the connection"
+                              : "malformed message");
       return Start::kFresh;
     }
     // PassedSocket carries a raw int: the registry (common/inherited_sockets.h) hands each one
@@ -363,7 +368,9 @@ void Handover::serveOne(int conn, const Hooks& hooks) {
   Recv r = recvMessage(conn, SteadyClock::now() + timeout_, ready, nullptr, &stop_);
   if (r != Recv::kOk || !ready.contains("ready")) {
     log::warn("Handover: node-cache pid {} did not start serving ({}); still serving", pid,
-              r == Recv::kEof ? "it exited" : r == Recv::kTimeout ? "timed out" : "malformed reply");
+              r == Recv::kEof       ? "it exited"
+              : r == Recv::kTimeout ? "timed out"
+                                    : "malformed reply");
     return;
   }
   log::info("Handover: node-cache pid {} serves now; draining and exiting", pid);

@@ -26,8 +26,8 @@
 //                  or  {"refused":"why"}
 //   successor → owner  {"ready":1}    — it serves from the passed sockets now.
 // The owner then stops reading, answers everything it already accepted and exits by itself
-// (the caller does that; see daemon::Daemon). The connection stays open until one of them ends: if the
-// successor dies before the owner has exited, the owner resumes reading (it still holds every
+// (the caller does that; see daemon::Daemon). The connection stays open until one of them ends: if
+// the successor dies before the owner has exited, the owner resumes reading (it still holds every
 // socket) and keeps serving successors.
 //
 // Failure half-way: owner dies before its reply → the successor finds owner.lock free and starts

@@ -30,8 +30,8 @@
 #include "node/backends.h"
 #include "node/iptables.h"
 #include "node/link_manager.h"
-#include "node/nftables.h"
 #include "node/local_ip.h"
+#include "node/nftables.h"
 
 namespace nld::node {
 
@@ -73,7 +73,8 @@ class HostSetup {
   /// The real backends for `settings` (-firewall auto is resolved here and the choice logged).
   static HostBackends realBackends(const HostSetupSettings& settings,
                                    const ErrorCallback& on_error);
-  ~HostSetup();   // stops the periodic thread; does NOT tear down (the caller decides, -skipteardown)
+  ~HostSetup();  // stops the periodic thread; does NOT tear down (the caller decides,
+                 // -skipteardown)
   HostSetup(const HostSetup&) = delete;
   HostSetup& operator=(const HostSetup&) = delete;
 
@@ -106,11 +107,11 @@ class HostSetup {
 
  private:
   void run(std::chrono::nanoseconds interval);
-  int ensureRules();   // with work_mu_ held
+  int ensureRules();  // with work_mu_ held
 
   HostSetupSettings settings_;
   ErrorCallback on_error_;
-  std::mutex work_mu_;   // serialises link/iptables work
+  std::mutex work_mu_;  // serialises link/iptables work
   std::unique_ptr<InterfaceManager> links_;
   // Iptables: one per family of local_ips, first IP's family first; or one Nftables.
   std::vector<std::unique_ptr<RuleBackend>> rules_;

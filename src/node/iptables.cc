@@ -106,18 +106,18 @@ std::vector<IptablesRule> nodeLocalDnsRules(const std::vector<LocalIp>& ips, uin
   };
   for (const LocalIp& lip : ips) {
     const std::string& ip = lip.text;
-    to("raw", "PREROUTING", "tcp", ip, dns_port, "NOTRACK", skip);      // 1
-    to("raw", "PREROUTING", "udp", ip, dns_port, "NOTRACK", skip);      // 2
-    to("filter", "INPUT", "tcp", ip, dns_port, "ACCEPT", allow);        // 3
-    to("filter", "INPUT", "udp", ip, dns_port, "ACCEPT", allow);        // 4
-    from("raw", "OUTPUT", "tcp", ip, dns_port, "NOTRACK", skip);        // 5
-    from("raw", "OUTPUT", "udp", ip, dns_port, "NOTRACK", skip);        // 6
-    from("filter", "OUTPUT", "tcp", ip, dns_port, "ACCEPT", allow);     // 7
-    from("filter", "OUTPUT", "udp", ip, dns_port, "ACCEPT", allow);     // 8
-    to("raw", "OUTPUT", "tcp", ip, dns_port, "NOTRACK", skip);          // 9
-    to("raw", "OUTPUT", "udp", ip, dns_port, "NOTRACK", skip);          // 10
-    to("raw", "OUTPUT", "tcp", ip, health_port, "NOTRACK", skip);       // 11
-    from("raw", "OUTPUT", "tcp", ip, health_port, "NOTRACK", skip);     // 12
+    to("raw", "PREROUTING", "tcp", ip, dns_port, "NOTRACK", skip);   // 1
+    to("raw", "PREROUTING", "udp", ip, dns_port, "NOTRACK", skip);   // 2
+    to("filter", "INPUT", "tcp", ip, dns_port, "ACCEPT", allow);     // 3
+    to("filter", "INPUT", "udp", ip, dns_port, "ACCEPT", allow);     // 4
+    from("raw", "OUTPUT", "tcp", ip, dns_port, "NOTRACK", skip);     // 5
+    from("raw", "OUTPUT", "udp", ip, dns_port, "NOTRACK", skip);     // 6
+    from("filter", "OUTPUT", "tcp", ip, dns_port, "ACCEPT", allow);  // 7
+    from("filter", "OUTPUT", "udp", ip, dns_port, "ACCEPT", allow);  // 8
+    to("raw", "OUTPUT", "tcp", ip, dns_port, "NOTRACK", skip);       // 9
+    to("raw", "OUTPUT", "udp", ip, dns_port, "NOTRACK", skip);       // 10
+    to("raw", "OUTPUT", "tcp", ip, health_port, "NOTRACK", skip);    // 11
+    from("raw", "OUTPUT", "tcp", ip, health_port, "NOTRACK", skip);  // 12
   }
   return rules;
 }
@@ -148,7 +148,8 @@ std::vector<std::string> splitSavedLine(std::string_view line) {
 }
 
 std::string restoreQuote(std::string_view arg) {
-  if (!arg.empty() && arg.find_first_of(" \t\"\\'") == std::string_view::npos) return std::string(arg);
+  if (!arg.empty() && arg.find_first_of(" \t\"\\'") == std::string_view::npos)
+    return std::string(arg);
   std::string out = "\"";
   for (char c : arg) {
     if (c == '"' || c == '\\') out += '\\';
@@ -185,14 +186,15 @@ bool parseSavedRule(std::string_view line, const std::string& table, IptablesRul
     } else if (k == "-j") {
       r.target = v;
     } else {
-      return false;   // negations, other matches, target options: not one of ours
+      return false;  // negations, other matches, target options: not one of ours
     }
   }
   *out = std::move(r);
   return true;
 }
 
-Iptables::Iptables(IptablesSettings settings, std::vector<IptablesRule> rules, ErrorCallback on_error)
+Iptables::Iptables(IptablesSettings settings, std::vector<IptablesRule> rules,
+                   ErrorCallback on_error)
     : settings_(std::move(settings)), rules_(std::move(rules)), on_error_(std::move(on_error)) {
   const bool v6 = settings_.family == LocalIp::kInet6;
   settings_.family = v6 ? AF_INET6 : AF_INET;
@@ -264,7 +266,7 @@ int Iptables::ensure() {
   for (const auto& table : tables()) {
     if (!listTable(table, &installed[table])) return -1;
   }
-  std::map<std::string, std::string> lines;   // table → "-I ..." lines
+  std::map<std::string, std::string> lines;  // table → "-I ..." lines
   std::vector<const IptablesRule*> added;
   for (const IptablesRule& rule : rules_) {
     auto& have = installed[rule.table];
@@ -280,7 +282,7 @@ int Iptables::ensure() {
   }
   if (added.empty()) return 0;
   std::string batch;
-  for (const auto& table : tables()) {   // tables in rule-list order
+  for (const auto& table : tables()) {  // tables in rule-list order
     if (lines.count(table) == 0) continue;
     batch += "*" + table + "\n" + lines[table] + "COMMIT\n";
   }

@@ -28,14 +28,14 @@ inline constexpr std::string_view kCommentAllowTraffic = "NodeLocal DNS Cache: a
 
 /// One rule, structurally (so rules read back from `-S` can be compared after canonicalisation).
 struct IptablesRule {
-  std::string table;        ///< "raw" or "filter"
-  std::string chain;        ///< "PREROUTING", "INPUT", "OUTPUT"
-  std::string protocol;     ///< "tcp" or "udp"
-  std::string source;       ///< IP as given, or ""
-  std::string destination;  ///< IP as given, or ""
-  uint16_t source_port = 0;        ///< 0 = no --sport
-  uint16_t destination_port = 0;   ///< 0 = no --dport
-  std::string target;       ///< "NOTRACK" or "ACCEPT"
+  std::string table;              ///< "raw" or "filter"
+  std::string chain;              ///< "PREROUTING", "INPUT", "OUTPUT"
+  std::string protocol;           ///< "tcp" or "udp"
+  std::string source;             ///< IP as given, or ""
+  std::string destination;        ///< IP as given, or ""
+  uint16_t source_port = 0;       ///< 0 = no --sport
+  uint16_t destination_port = 0;  ///< 0 = no --dport
+  std::string target;             ///< "NOTRACK" or "ACCEPT"
   std::string comment;
 
   /// The upstream's argument list: -p P (-d IP --dport N | -s IP --sport N) -j T -m comment
@@ -63,9 +63,9 @@ std::vector<std::string> splitSavedLine(std::string_view line);
 std::string restoreQuote(std::string_view arg);
 
 struct IptablesSettings {
-  int family = 0;                              ///< AF_INET (or 0) → iptables, AF_INET6 → ip6tables
+  int family = 0;  ///< AF_INET (or 0) → iptables, AF_INET6 → ip6tables
   std::chrono::milliseconds command_timeout = std::chrono::seconds(30);
-  int teardown_rounds = 16;                    ///< bound on delete/re-list rounds
+  int teardown_rounds = 16;  ///< bound on delete/re-list rounds
   /// Binary names; empty = derived from the family ("iptables"/"ip6tables" and "-restore").
   std::string iptables_binary;
   std::string restore_binary;

@@ -99,7 +99,7 @@ int linkMsg(const nlmsghdr* nlh, void* data) {
     return MNL_CB_OK;
   }
   ifinfomsg ifi{};
-  std::memcpy(&ifi, mnl_nlmsg_get_payload(nlh), sizeof(ifi));   // no cast onto the buffer
+  std::memcpy(&ifi, mnl_nlmsg_get_payload(nlh), sizeof(ifi));  // no cast onto the buffer
   reply->found = true;
   reply->info.index = ifi.ifi_index;
   reply->info.up = (ifi.ifi_flags & IFF_UP) != 0;
@@ -164,7 +164,9 @@ nlmsghdr* addressRequest(std::vector<char>& buf, uint16_t type, uint16_t flags, 
   return nlh;
 }
 
-std::string errnoText(int err) { return std::string(std::strerror(err)) + " (errno " + std::to_string(err) + ")"; }
+std::string errnoText(int err) {
+  return std::string(std::strerror(err)) + " (errno " + std::to_string(err) + ")";
+}
 
 }  // namespace
 
@@ -227,7 +229,8 @@ bool LinkManager::ensureInterface(const std::string& name, const std::vector<Loc
       return fail("interface_add",
                   "Error creating interface " + name +
                       ": kernel does not support dummy interfaces (CONFIG_DUMMY); load the "
-                      "'dummy' module or create the interface beforehand: " + errnoText(err));
+                      "'dummy' module or create the interface beforehand: " +
+                      errnoText(err));
     }
     if (err != 0 && err != EEXIST) {
       return fail("interface_add", "Error creating interface " + name + ": " + errnoText(err));
@@ -249,8 +252,8 @@ bool LinkManager::ensureInterface(const std::string& name, const std::vector<Loc
     const int err = nl.exchange(nlh, ignoreMsg, nullptr);
     if (err != 0 && err != EEXIST) {
       return fail("interface_check", "Error adding address " + ip.text + "/" +
-                                         std::to_string(ip.hostPrefix()) + " to interface " +
-                                         name + ": " + errnoText(err));
+                                         std::to_string(ip.hostPrefix()) + " to interface " + name +
+                                         ": " + errnoText(err));
     }
   }
   if (!link->up) {
@@ -294,7 +297,7 @@ bool LinkManager::removeAddresses(const std::string& name, const std::vector<Loc
   last_error_.clear();
   std::optional<LinkInfo> link = lookup(name);
   if (!link) {
-    if (last_error_.empty()) return true;   // no link, no addresses
+    if (last_error_.empty()) return true;  // no link, no addresses
     return fail("interface_check", last_error_);
   }
   bool ok = true;
@@ -304,8 +307,8 @@ bool LinkManager::removeAddresses(const std::string& name, const std::vector<Loc
     Netlink nl;
     const int err = nl.exchange(nlh, ignoreMsg, nullptr);
     if (err != 0 && err != EADDRNOTAVAIL && err != ENODEV) {
-      ok = fail("interface_check", "Error removing address " + ip.text + " from interface " +
-                                       name + ": " + errnoText(err));
+      ok = fail("interface_check", "Error removing address " + ip.text + " from interface " + name +
+                                       ": " + errnoText(err));
     }
   }
   return ok;

@@ -25,8 +25,8 @@ namespace nld::node {
 /// What RTM_GETLINK says about a link.
 struct LinkInfo {
   int index = 0;
-  std::string kind;   ///< IFLA_INFO_KIND ("dummy", "veth", ...); "" for kind-less devices
-  bool up = false;    ///< IFF_UP
+  std::string kind;  ///< IFLA_INFO_KIND ("dummy", "veth", ...); "" for kind-less devices
+  bool up = false;   ///< IFF_UP
 };
 
 class LinkManager final : public InterfaceManager {
@@ -62,7 +62,7 @@ class LinkManager final : public InterfaceManager {
   bool fail(std::string_view errortype, std::string message);
 
   ErrorCallback on_error_;
-  std::set<std::string> created_;   // links created by this process
+  std::set<std::string> created_;  // links created by this process
   std::string last_error_;
 };
 

@@ -14,9 +14,12 @@ static_assert(LocalIp::kInet6 == AF_INET6);
 
 std::string_view firewallName(Firewall f) {
   switch (f) {
-    case Firewall::kIptables: return "iptables";
-    case Firewall::kNftables: return "nftables";
-    case Firewall::kAuto: return "auto";
+    case Firewall::kIptables:
+      return "iptables";
+    case Firewall::kNftables:
+      return "nftables";
+    case Firewall::kAuto:
+      return "auto";
   }
   return "iptables";
 }

@@ -58,13 +58,20 @@ const ChainDef* chainFor(const IptablesRule& r) {
 
 std::string familyName(uint32_t family) {
   switch (family) {
-    case NFPROTO_IPV4: return "ip";
-    case NFPROTO_IPV6: return "ip6";
-    case NFPROTO_INET: return "inet";
-    case NFPROTO_ARP: return "arp";
-    case NFPROTO_BRIDGE: return "bridge";
-    case NFPROTO_NETDEV: return "netdev";
-    default: return "family" + std::to_string(family);
+    case NFPROTO_IPV4:
+      return "ip";
+    case NFPROTO_IPV6:
+      return "ip6";
+    case NFPROTO_INET:
+      return "inet";
+    case NFPROTO_ARP:
+      return "arp";
+    case NFPROTO_BRIDGE:
+      return "bridge";
+    case NFPROTO_NETDEV:
+      return "netdev";
+    default:
+      return "family" + std::to_string(family);
   }
 }
 
@@ -72,11 +79,21 @@ std::string familyName(uint32_t family) {
 std::string orEmpty(const char* s) { return s ? s : ""; }
 
 // RAII for libnftnl objects and the mnl socket.
-struct RuleDeleter { void operator()(nftnl_rule* r) const { nftnl_rule_free(r); } };
-struct ChainDeleter { void operator()(nftnl_chain* c) const { nftnl_chain_free(c); } };
-struct TableDeleter { void operator()(nftnl_table* t) const { nftnl_table_free(t); } };
-struct BatchDeleter { void operator()(nftnl_batch* b) const { nftnl_batch_free(b); } };
-struct SocketDeleter { void operator()(mnl_socket* s) const { mnl_socket_close(s); } };
+struct RuleDeleter {
+  void operator()(nftnl_rule* r) const { nftnl_rule_free(r); }
+};
+struct ChainDeleter {
+  void operator()(nftnl_chain* c) const { nftnl_chain_free(c); }
+};
+struct TableDeleter {
+  void operator()(nftnl_table* t) const { nftnl_table_free(t); }
+};
+struct BatchDeleter {
+  void operator()(nftnl_batch* b) const { nftnl_batch_free(b); }
+};
+struct SocketDeleter {
+  void operator()(mnl_socket* s) const { mnl_socket_close(s); }
+};
 using RulePtr = std::unique_ptr<nftnl_rule, RuleDeleter>;
 using ChainPtr = std::unique_ptr<nftnl_chain, ChainDeleter>;
 using TablePtr = std::unique_ptr<nftnl_table, TableDeleter>;
@@ -85,10 +102,10 @@ using TablePtr = std::unique_ptr<nftnl_table, TableDeleter>;
 struct Translated {
   const ChainDef* chain = nullptr;
   LocalIp ip;
-  bool match_source = false;   // saddr/sport (else daddr/dport)
+  bool match_source = false;  // saddr/sport (else daddr/dport)
   uint8_t l4proto = 0;
   uint16_t port = 0;
-  bool notrack = false;        // else accept
+  bool notrack = false;  // else accept
   std::string comment;
 };
 
@@ -238,7 +255,7 @@ class NfSocket {
       return sysFail("SO_RCVTIMEO");
     }
     portid_ = mnl_socket_get_portid(sock_.get());
-    seq_ = static_cast<uint32_t>(time(nullptr)) | 1u;   // never 0 (0 = "none yet" in ensure)
+    seq_ = static_cast<uint32_t>(time(nullptr)) | 1u;  // never 0 (0 = "none yet" in ensure)
     return {};
   }
 
@@ -253,7 +270,9 @@ class NfSocket {
     nlmsghdr* nlh = build(buf.data(), seq);
     if (mnl_socket_sendto(sock_.get(), nlh, nlh->nlmsg_len) < 0) return sysFail("send");
     if (missing) *missing = false;
-    struct Ctx { const std::function<void(const nlmsghdr*)>* each; } ctx{&each};
+    struct Ctx {
+      const std::function<void(const nlmsghdr*)>* each;
+    } ctx{&each};
     const auto cb = [](const nlmsghdr* m, void* data) -> int {
       (*static_cast<Ctx*>(data)->each)(m);
       return MNL_CB_OK;
@@ -333,7 +352,8 @@ Result<std::vector<NftRuleSpec>> nftRuleSpecs(const std::vector<IptablesRule>& r
   return out;
 }
 
-Nftables::Nftables(NftablesSettings settings, std::vector<IptablesRule> rules, ErrorCallback on_error)
+Nftables::Nftables(NftablesSettings settings, std::vector<IptablesRule> rules,
+                   ErrorCallback on_error)
     : settings_(std::move(settings)), rules_(std::move(rules)), on_error_(std::move(on_error)) {}
 
 int Nftables::failCount(std::string message) {
@@ -391,7 +411,8 @@ int Nftables::ensure() {
   if (!chains.empty()) {
     const auto rules_ok = sock.dump(
         [&](char* buf, uint32_t seq) {
-          nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, seq);
+          nlmsghdr* nlh =
+              nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, seq);
           RulePtr r(nftnl_rule_alloc());
           nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, table.c_str());
           nftnl_rule_nlmsg_build_payload(nlh, r.get());
@@ -452,8 +473,8 @@ int Nftables::ensure() {
     nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, table.c_str());
     seq = sock.nextSeq();
     if (first == 0) first = seq;
-    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(static_cast<char*>(nftnl_batch_buffer(batch.get())),
-                                          type, NFPROTO_INET, flags | NLM_F_ACK, seq);
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(static_cast<char*>(nftnl_batch_buffer(batch.get())), type,
+                                          NFPROTO_INET, flags | NLM_F_ACK, seq);
     nftnl_table_nlmsg_build_payload(nlh, t.get());
     what[seq] = desc;
     nftnl_batch_update(batch.get());
@@ -470,18 +491,18 @@ int Nftables::ensure() {
     nftnl_chain_set_s32(ch.get(), NFTNL_CHAIN_PRIO, c.priority);
     nftnl_chain_set_u32(ch.get(), NFTNL_CHAIN_POLICY, NF_ACCEPT);
     seq = sock.nextSeq();
-    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(static_cast<char*>(nftnl_batch_buffer(batch.get())),
-                                          NFT_MSG_NEWCHAIN, NFPROTO_INET,
-                                          NLM_F_CREATE | NLM_F_ACK, seq);
+    nlmsghdr* nlh =
+        nftnl_nlmsg_build_hdr(static_cast<char*>(nftnl_batch_buffer(batch.get())), NFT_MSG_NEWCHAIN,
+                              NFPROTO_INET, NLM_F_CREATE | NLM_F_ACK, seq);
     nftnl_chain_nlmsg_build_payload(nlh, ch.get());
     what[seq] = std::string("add chain ") + c.name;
     nftnl_batch_update(batch.get());
   }
   for (size_t i = 0; i < built.size(); ++i) {
     seq = sock.nextSeq();
-    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(static_cast<char*>(nftnl_batch_buffer(batch.get())),
-                                          NFT_MSG_NEWRULE, NFPROTO_INET,
-                                          NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK, seq);
+    nlmsghdr* nlh =
+        nftnl_nlmsg_build_hdr(static_cast<char*>(nftnl_batch_buffer(batch.get())), NFT_MSG_NEWRULE,
+                              NFPROTO_INET, NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK, seq);
     nftnl_rule_nlmsg_build_payload(nlh, built[i].get());
     what[seq] = "add rule " + specText(wanted[i]);
     nftnl_batch_update(batch.get());
@@ -490,8 +511,8 @@ int Nftables::ensure() {
   nftnl_batch_end(static_cast<char*>(nftnl_batch_buffer(batch.get())), sock.nextSeq());
   nftnl_batch_update(batch.get());
   if (auto written = sock.transact(batch.get(), first, last, what); !written) {
-    return failCount("nftables: writing table inet " + table + " failed: " +
-                     written.error().message());
+    return failCount("nftables: writing table inet " + table +
+                     " failed: " + written.error().message());
   }
   log::info("nftables: wrote table inet {} ({}): {} rules", table, why, wanted.size());
   for (const Translated& t : wanted) {
@@ -522,9 +543,9 @@ bool Nftables::teardown() {
   int code = 0;
   if (auto deleted = sock.transact(batch.get(), seq, seq, {{seq, "delete table"}}, &code);
       !deleted) {
-    if (code == ENOENT) return true;   // already gone
-    return fail("nftables: deleting table inet " + settings_.table + " failed: " +
-                deleted.error().message());
+    if (code == ENOENT) return true;  // already gone
+    return fail("nftables: deleting table inet " + settings_.table +
+                " failed: " + deleted.error().message());
   }
   log::info("nftables: deleted table inet {}", settings_.table);
   return true;
@@ -551,7 +572,8 @@ Result<std::vector<std::pair<std::string, std::string>>> listNftTables() {
 
 bool binaryOnPath(std::string_view name) {
   const char* env = std::getenv("PATH");
-  const std::string path = env ? env : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  const std::string path =
+      env ? env : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   size_t start = 0;
   while (start <= path.size()) {
     size_t end = path.find(':', start);
@@ -560,7 +582,8 @@ bool binaryOnPath(std::string_view name) {
     if (dir.empty()) dir = ".";
     const std::string file = dir + "/" + std::string(name);
     struct stat st {};
-    if (::stat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(file.c_str(), X_OK) == 0) {
+    if (::stat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(file.c_str(), X_OK) == 0) {
       return true;
     }
     start = end + 1;
@@ -571,7 +594,8 @@ bool binaryOnPath(std::string_view name) {
 FirewallChoice chooseFirewallFrom(Firewall requested,
                                   const std::vector<std::pair<std::string, std::string>>& tables,
                                   const std::string& tables_error, bool iptables_on_path) {
-  if (requested != Firewall::kAuto) return {requested, "-firewall=" + std::string(firewallName(requested))};
+  if (requested != Firewall::kAuto)
+    return {requested, "-firewall=" + std::string(firewallName(requested))};
   for (const auto& [family, name] : tables) {
     if (name == "kube-proxy" && (family == "ip" || family == "ip6" || family == "inet")) {
       return {Firewall::kNftables,

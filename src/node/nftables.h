@@ -30,8 +30,8 @@
 #include <vector>
 
 #include "common/result.h"
-#include "node/iptables.h"
 #include "node/backends.h"
+#include "node/iptables.h"
 #include "node/local_ip.h"
 
 namespace nld::node {
@@ -40,8 +40,8 @@ inline constexpr std::string_view kNftTableName = "node-local-dns";
 
 /// One translated rule: the nft chain it lives in and its `nft` text (for logs and tests).
 struct NftRuleSpec {
-  std::string chain;   ///< "raw-prerouting", "raw-output", "filter-input" or "filter-output"
-  std::string text;    ///< e.g. `ip daddr 169.254.20.10 udp dport 53 notrack comment "..."`
+  std::string chain;  ///< "raw-prerouting", "raw-output", "filter-input" or "filter-output"
+  std::string text;   ///< e.g. `ip daddr 169.254.20.10 udp dport 53 notrack comment "..."`
 };
 
 /// The nft form of every rule (same order); an error for a rule the translation does not know (a
@@ -49,8 +49,8 @@ struct NftRuleSpec {
 Result<std::vector<NftRuleSpec>> nftRuleSpecs(const std::vector<IptablesRule>& rules);
 
 struct NftablesSettings {
-  std::string table = std::string(kNftTableName);   ///< name of our inet table
-  std::chrono::milliseconds timeout = std::chrono::seconds(5);   ///< per netlink receive
+  std::string table = std::string(kNftTableName);               ///< name of our inet table
+  std::chrono::milliseconds timeout = std::chrono::seconds(5);  ///< per netlink receive
 };
 
 class Nftables final : public RuleBackend {
@@ -71,7 +71,7 @@ class Nftables final : public RuleBackend {
 
  private:
   bool fail(std::string message);
-  int failCount(std::string message);   // fail(), then -1 (ensure's error value)
+  int failCount(std::string message);  // fail(), then -1 (ensure's error value)
 
   NftablesSettings settings_;
   std::vector<IptablesRule> rules_;

@@ -43,12 +43,10 @@ void define(flags::FlagSet& fs, RawFlags& r) {
                "Path to the template Corefile for node-cache");
   fs.addString("corefile", &o.corefile, "/etc/Corefile",
                "Path to the Corefile to be used by node-cache (used when -conf is not given)");
-  fs.addString("kubednscm", &o.kubednscm, "",
-               "Path where the kube-dns configmap will be mounted");
+  fs.addString("kubednscm", &o.kubednscm, "", "Path where the kube-dns configmap will be mounted");
   fs.addString("upstreamsvc", &o.upstream_svc, "kube-dns",
                "Service name whose cluster IP is upstream for node-cache");
-  fs.addString("health-port", &r.health_port, "8080",
-               "port used by health plugin");
+  fs.addString("health-port", &r.health_port, "8080", "port used by health plugin");
   fs.addBool("skipteardown", &o.skip_teardown, false,
              "indicates whether iptables rules should be torn down on exit");
   fs.addBool("reloadwithsignal", &o.reload_with_signal, false,
@@ -114,8 +112,8 @@ Options parseOptions(int argc, const char* const* argv) {
   Options o = std::move(r.o);
   if (!rest.empty()) throw FlagError("extra command line arguments: " + joinQuoted(rest));
   o.output_corefile = fs.isSet("conf") ? o.conf : o.corefile;
-  if (o.version || o.plugins) return o;   // print and exit; nothing else matters
-  if (!o.probe_ready.empty()) return o;   // probe and exit: the serving flags do not apply
+  if (o.version || o.plugins) return o;  // print and exit; nothing else matters
+  if (!o.probe_ready.empty()) return o;  // probe and exit: the serving flags do not apply
 
   if (o.default_config) {
     o.setup_interface = false;
@@ -136,8 +134,8 @@ Options parseOptions(int argc, const char* const* argv) {
   o.health_port = parsePort(r.health_port, "health-port");
   o.dns_port = parsePort(r.dns_port, "dns.port");
   if (o.sync_interval <= std::chrono::nanoseconds::zero()) {
-    throw FlagError("invalid syncinterval specified - " +
-                    flags::formatGoDuration(o.sync_interval) + ": must be positive");
+    throw FlagError("invalid syncinterval specified - " + flags::formatGoDuration(o.sync_interval) +
+                    ": must be positive");
   }
   if (o.snapshot_interval < std::chrono::milliseconds(100)) {
     throw FlagError("invalid snapshotinterval specified - " +
@@ -148,16 +146,16 @@ Options parseOptions(int argc, const char* const* argv) {
                     ": must be in 0-1024");
   }
   if (o.interface_name.empty() || o.interface_name.size() > 15 ||
-      o.interface_name.find_first_of("/ \t\n:") != std::string::npos ||
-      o.interface_name == "." || o.interface_name == "..") {
+      o.interface_name.find_first_of("/ \t\n:") != std::string::npos || o.interface_name == "." ||
+      o.interface_name == "..") {
     throw FlagError("invalid interfacename specified - " + flags::goQuote(o.interface_name) +
                     ": must be 1-15 characters without '/', ':' or whitespace");
   }
   size_t start = 0;
   while (true) {
     const size_t comma = o.localip.find(',', start);
-    const std::string part = o.localip.substr(start, comma == std::string::npos ? std::string::npos
-                                                                                 : comma - start);
+    const std::string part =
+        o.localip.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     LocalIp ip;
     if (!parseLocalIp(part, &ip)) {
       throw FlagError("invalid localip specified - " + flags::goQuote(part));

@@ -19,37 +19,37 @@ namespace nld::node {
 
 struct Options {
   // node-cache's own flags (kubernetes/dns:cmd/node-cache/main.go).
-  std::string localip;                    ///< -localip, comma-separated, as given
+  std::string localip;  ///< -localip, comma-separated, as given
   /// Parsed -localip elements, in order; IPv4 and IPv6 may be mixed (dual-stack). The first one
   /// is the primary address: the health address in the rendered Corefile (__PILLAR__LOCAL__DNS__:
   /// in host:port position), like the upstream manifest's single LOCAL_DNS.
   std::vector<LocalIp> local_ips;
-  bool setup_interface = true;            ///< -setupinterface
-  std::string interface_name = "nodelocaldns";   ///< -interfacename
-  std::chrono::nanoseconds sync_interval = std::chrono::seconds(60);   ///< -syncinterval
-  std::string metrics_listen_address = "0.0.0.0:9353";   ///< -metrics-listen-address
-  bool setup_iptables = true;             ///< -setupiptables
+  bool setup_interface = true;                                        ///< -setupinterface
+  std::string interface_name = "nodelocaldns";                        ///< -interfacename
+  std::chrono::nanoseconds sync_interval = std::chrono::seconds(60);  ///< -syncinterval
+  std::string metrics_listen_address = "0.0.0.0:9353";                ///< -metrics-listen-address
+  bool setup_iptables = true;                                         ///< -setupiptables
   /// -firewall: iptables (the upstream's rules through the iptables binaries), nftables (our own
   /// `inet node-local-dns` table over netlink) or auto (nftables when kube-proxy runs in nftables
   /// mode or no iptables binary is on PATH). -setupiptables=false disables either.
   Firewall firewall = Firewall::kIptables;
-  std::string base_corefile = "/etc/coredns/Corefile.base";   ///< -basecorefile
-  std::string corefile = "/etc/Corefile"; ///< -corefile (output path unless -conf is given)
-  std::string kubednscm;                  ///< -kubednscm ("" → /etc/kube-dns if it exists)
-  std::string upstream_svc = "kube-dns";  ///< -upstreamsvc
-  uint16_t health_port = 8080;            ///< -health-port (only used in two NOTRACK rules)
-  bool skip_teardown = false;             ///< -skipteardown
-  bool reload_with_signal = false;        ///< -reloadwithsignal
+  std::string base_corefile = "/etc/coredns/Corefile.base";  ///< -basecorefile
+  std::string corefile = "/etc/Corefile";  ///< -corefile (output path unless -conf is given)
+  std::string kubednscm;                   ///< -kubednscm ("" → /etc/kube-dns if it exists)
+  std::string upstream_svc = "kube-dns";   ///< -upstreamsvc
+  uint16_t health_port = 8080;             ///< -health-port (only used in two NOTRACK rules)
+  bool skip_teardown = false;              ///< -skipteardown
+  bool reload_with_signal = false;         ///< -reloadwithsignal
   // CoreDNS flags.
-  std::string conf;                       ///< -conf (wins over -corefile when set)
-  std::string pidfile;                    ///< -pidfile
-  uint16_t dns_port = 53;                 ///< -dns.port / -p
-  bool version = false;                   ///< -version
-  bool quiet = false;                     ///< -quiet
-  bool plugins = false;                   ///< -plugins (list compiled-in plugins and exit)
+  std::string conf;        ///< -conf (wins over -corefile when set)
+  std::string pidfile;     ///< -pidfile
+  uint16_t dns_port = 53;  ///< -dns.port / -p
+  bool version = false;    ///< -version
+  bool quiet = false;      ///< -quiet
+  bool plugins = false;    ///< -plugins (list compiled-in plugins and exit)
   // Ours.
-  bool default_config = false;            ///< -default-config: embedded Corefile on 127.0.0.1:5353
-  int64_t workers = 0;                    ///< -workers (0 = one per CPU)
+  bool default_config = false;  ///< -default-config: embedded Corefile on 127.0.0.1:5353
+  int64_t workers = 0;          ///< -workers (0 = one per CPU)
   /// -statedir: where node-cache keeps state across restarts (the cache snapshot; the handover
   /// socket). "" disables it.
   std::string statedir = "/var/run/node-local-dns";

@@ -2,13 +2,12 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <pthread.h>
 
 #include <array>
 #include <cerrno>
@@ -36,7 +35,7 @@ struct Pipe {
 };
 
 bool isExecutable(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
 }
 
@@ -50,7 +49,8 @@ std::string findExecutable(const std::string& name) {
   size_t start = 0;
   while (start <= dirs.size()) {
     const size_t colon = dirs.find(':', start);
-    const std::string dir = dirs.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+    const std::string dir =
+        dirs.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
     if (!dir.empty() && isExecutable(dir + "/" + name)) return dir + "/" + name;
     if (colon == std::string::npos) break;
     start = colon + 1;
@@ -84,14 +84,14 @@ ProcessResult runProcess(const std::vector<std::string>& argv, const std::string
   posix_spawnattr_init(&attr);
   sigset_t none;
   sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);   // the caller may block signals in its threads
+  posix_spawnattr_setsigmask(&attr, &none);  // the caller may block signals in its threads
   sigset_t all;
   sigfillset(&all);
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   std::vector<char*> args;
   args.reserve(argv.size() + 1);
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));   // exec's signature
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));  // exec's signature
   args.push_back(nullptr);
   pid_t pid = -1;
   const int rc = ::posix_spawn(&pid, path.c_str(), &actions, &attr, args.data(), environ);
@@ -146,7 +146,8 @@ ProcessResult runProcess(const std::vector<std::string>& argv, const std::string
       if (fds[i].fd == in.end[1].get()) {
         const ssize_t w = ::write(in.end[1].get(), input.data() + written, input.size() - written);
         if (w > 0) written += static_cast<size_t>(w);
-        if (w < 0 && errno != EAGAIN && errno != EINTR) written = input.size();   // EPIPE: child gone
+        if (w < 0 && errno != EAGAIN && errno != EINTR)
+          written = input.size();  // EPIPE: child gone
         if (written >= input.size()) in.closeEnd(1);
         continue;
       }

@@ -11,11 +11,11 @@
 namespace nld::node {
 
 struct ProcessResult {
-  int exit_code = -1;      ///< exit status; -1 if killed by a signal, could not start or timed out
-  bool started = false;    ///< false if the binary could not be spawned (see error)
+  int exit_code = -1;    ///< exit status; -1 if killed by a signal, could not start or timed out
+  bool started = false;  ///< false if the binary could not be spawned (see error)
   bool timed_out = false;
-  std::string out;         ///< stdout
-  std::string err;         ///< stderr (or the spawn error)
+  std::string out;  ///< stdout
+  std::string err;  ///< stderr (or the spawn error)
   bool ok() const { return started && !timed_out && exit_code == 0; }
 };
 

@@ -24,7 +24,8 @@ struct BuildInfo {
 /// Members are family references; the server creates handles from them at configuration time.
 /// Families without labels are pre-created at 0, like Go's plain (non-vector) collectors.
 struct CorednsMetrics {
-  /// @param with_node_cache_setup_errors false when node-cache's own metrics listener failed to start
+  /// @param with_node_cache_setup_errors false when node-cache's own metrics listener failed to
+  /// start
   ///        (as upstream node-cache, the counter is then not registered at all).
   explicit CorednsMetrics(Registry& registry = defaultRegistry(), const BuildInfo& build = {},
                           bool with_node_cache_setup_errors = true);
@@ -48,37 +49,37 @@ struct CorednsMetrics {
   Registry& registry;
 
   // plugin/metrics
-  GaugeFamily& build_info;          // coredns_build_info{version,revision,goversion} = 1
-  CounterFamily& panics;           // coredns_panics_total
-  CounterFamily& dns_requests;      // {server,zone,view,proto,family,type}
+  GaugeFamily& build_info;                // coredns_build_info{version,revision,goversion} = 1
+  CounterFamily& panics;                  // coredns_panics_total
+  CounterFamily& dns_requests;            // {server,zone,view,proto,family,type}
   HistogramFamily& dns_request_duration;  // {server,zone,view}
   HistogramFamily& dns_request_size;      // {server,zone,view,proto}
   HistogramFamily& dns_response_size;     // {server,zone,view,proto}
   CounterFamily& dns_do_requests;         // {server,zone,view}
-  CounterFamily& dns_responses;          // {server,zone,view,rcode,plugin}
-  GaugeFamily& plugin_enabled;           // {server,zone,view,name} = 1
+  CounterFamily& dns_responses;           // {server,zone,view,rcode,plugin}
+  GaugeFamily& plugin_enabled;            // {server,zone,view,name} = 1
 
   // plugin/cache; type is "success" or "denial"
-  GaugeFamily& cache_entries;        // {server,zones,view,type}
-  CounterFamily& cache_requests;     // {server,zones,view}
-  CounterFamily& cache_hits;         // {server,zones,view,type}
-  CounterFamily& cache_misses;       // {server,zones,view}
-  CounterFamily& cache_prefetch;     // {server,zones,view}
-  CounterFamily& cache_drops;        // {server,zones,view}
+  GaugeFamily& cache_entries;         // {server,zones,view,type}
+  CounterFamily& cache_requests;      // {server,zones,view}
+  CounterFamily& cache_hits;          // {server,zones,view,type}
+  CounterFamily& cache_misses;        // {server,zones,view}
+  CounterFamily& cache_prefetch;      // {server,zones,view}
+  CounterFamily& cache_drops;         // {server,zones,view}
   CounterFamily& cache_served_stale;  // {server,zones,view}
-  CounterFamily& cache_evictions;    // {server,zones,view,type}
+  CounterFamily& cache_evictions;     // {server,zones,view,type}
 
   // plugin/forward + pkg/proxy
-  HistogramFamily& proxy_request_duration;   // {proxy_name,to,rcode}
-  CounterFamily& proxy_healthcheck_failures; // {proxy_name,to}
-  CounterFamily& proxy_conn_cache_hits;       // {proxy_name,to,proto}
-  CounterFamily& proxy_conn_cache_misses;     // {proxy_name,to,proto}
-  CounterFamily& forward_healthcheck_broken;     // no labels
+  HistogramFamily& proxy_request_duration;        // {proxy_name,to,rcode}
+  CounterFamily& proxy_healthcheck_failures;      // {proxy_name,to}
+  CounterFamily& proxy_conn_cache_hits;           // {proxy_name,to,proto}
+  CounterFamily& proxy_conn_cache_misses;         // {proxy_name,to,proto}
+  CounterFamily& forward_healthcheck_broken;      // no labels
   CounterFamily& forward_max_concurrent_rejects;  // no labels
 
   // plugin/reload
-  CounterFamily& reload_failed;       // no labels
-  GaugeFamily& reload_version_info;    // {hash,value} = 1
+  CounterFamily& reload_failed;      // no labels
+  GaugeFamily& reload_version_info;  // {hash,value} = 1
 
   // plugin/health
   HistogramFamily& health_request_duration;  // no labels
@@ -86,9 +87,8 @@ struct CorednsMetrics {
 
   // node-cache: null if not registered. errortype in kSetupErrorTypes, pre-set to 0.
   CounterFamily* nodecache_setup_errors;
-  static constexpr std::string_view kSetupErrorTypes[] = {"iptables", "iptables_lock",
-                                                          "interface_add", "interface_check",
-                                                          "configmap"};
+  static constexpr std::string_view kSetupErrorTypes[] = {
+      "iptables", "iptables_lock", "interface_add", "interface_check", "configmap"};
 };
 
 }  // namespace nld::observability

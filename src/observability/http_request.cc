@@ -8,8 +8,21 @@ namespace {
 bool isTchar(unsigned char c) {
   if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;
@@ -90,7 +103,7 @@ HttpParse parseHttpRequest(std::string_view data, size_t max_head_bytes, HttpReq
       saw_request_line = true;
       continue;
     }
-    if (line.empty()) break;  // end of the head
+    if (line.empty()) break;                                                  // end of the head
     if (line.front() == ' ' || line.front() == '\t') return HttpParse::kBad;  // obs-fold
     const size_t colon = line.find(':');
     if (colon == std::string_view::npos) return HttpParse::kBad;

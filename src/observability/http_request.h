@@ -13,7 +13,7 @@ struct HttpRequest {
   std::string_view method;  // "GET", "HEAD", ... (a token, case-sensitive as in RFC 9110)
   std::string_view target;  // request-target as sent, e.g. "/metrics?x=1"
   std::string_view path;    // target without the query ("/metrics")
-  int version_minor = 1;     // HTTP/1.<minor>
+  int version_minor = 1;    // HTTP/1.<minor>
   /// The connection may serve another request after this one: HTTP/1.1 unless "Connection:
   /// close", HTTP/1.0 only with "Connection: keep-alive".
   bool keep_alive = true;

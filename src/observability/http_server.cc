@@ -172,7 +172,8 @@ net::Fd listenHttp(const std::string& address) {
 //
 // The listener thread's state. Connections move through phases, each with one deadline:
 //
-//   accept ─► kRequest ──head complete──► kWrite ──written, keep-alive──► kIdle ─first byte─► kRequest
+//   accept ─► kRequest ──head complete──► kWrite ──written, keep-alive──► kIdle ─first byte─►
+//   kRequest
 //                │                           │    └─written, close: unread input? kLinger : closed
 //                └─ request_timeout           └─ write_timeout                └─ idle_timeout
 //
@@ -225,16 +226,16 @@ class HttpServer::Loop final : public net::IoHandler {
     net::Fd fd;
     uint64_t id = 0;
     Phase phase = Phase::kRequest;
-    uint32_t events = 0;             // current epoll mask
-    Close close = Close::kNo;        // what follows the response being written
-    net::Clock::time_point since;    // start of the phase: eviction order
-    net::Clock::time_point deadline; // end of the phase
-    net::Clock::time_point timer_at;  // deadline the armed timer fires at
-    net::EventLoop::TimerId timer = 0;  // 0: none armed
-    std::string in;                  // unparsed request bytes (empty capacity when idle)
-    std::string head;                // response status line and headers
+    uint32_t events = 0;                      // current epoll mask
+    Close close = Close::kNo;                 // what follows the response being written
+    net::Clock::time_point since;             // start of the phase: eviction order
+    net::Clock::time_point deadline;          // end of the phase
+    net::Clock::time_point timer_at;          // deadline the armed timer fires at
+    net::EventLoop::TimerId timer = 0;        // 0: none armed
+    std::string in;                           // unparsed request bytes (empty capacity when idle)
+    std::string head;                         // response status line and headers
     std::shared_ptr<const std::string> body;  // response body (shared for /metrics)
-    size_t sent = 0;                 // bytes of head+body written
+    size_t sent = 0;                          // bytes of head+body written
 
     void onEvents(uint32_t ev) override { loop->onConnEvents(*this, ev); }
   };
@@ -245,9 +246,10 @@ class HttpServer::Loop final : public net::IoHandler {
     owner_.stats_.accept_backoffs.fetch_add(1, std::memory_order_relaxed);
     owner_.counters_.accept_backoffs.inc();
     if (!accept_failing_) {  // one line per episode, not ten a second
-      log::warn("HTTP listener {}: accept failed: {}; pausing it for {} ms at a time until it "
-                "succeeds ({} connections open)",
-                owner_.address_, std::strerror(err), limits_.accept_backoff.count(), conns_.size());
+      log::warn(
+          "HTTP listener {}: accept failed: {}; pausing it for {} ms at a time until it "
+          "succeeds ({} connections open)",
+          owner_.address_, std::strerror(err), limits_.accept_backoff.count(), conns_.size());
       accept_failing_ = true;
     }
     loop_.remove(listen_fd_.get());
@@ -287,19 +289,22 @@ class HttpServer::Loop final : public net::IoHandler {
   void evictFor(uint64_t keep) {
     auto rank = [](Phase p) {
       switch (p) {
-        case Phase::kLinger: return 0;
-        case Phase::kIdle: return 1;
-        case Phase::kRequest: return 2;
-        default: return 3;
+        case Phase::kLinger:
+          return 0;
+        case Phase::kIdle:
+          return 1;
+        case Phase::kRequest:
+          return 2;
+        default:
+          return 3;
       }
     };
     Conn* victim = nullptr;
     for (auto& [id, c] : conns_) {
       if (id == keep) continue;
       // Ties on `since` (accepted in the same loop round) go by accept order (id).
-      if (victim == nullptr ||
-          std::tuple(rank(c->phase), c->since, c->id) <
-              std::tuple(rank(victim->phase), victim->since, victim->id)) {
+      if (victim == nullptr || std::tuple(rank(c->phase), c->since, c->id) <
+                                   std::tuple(rank(victim->phase), victim->since, victim->id)) {
         victim = c.get();
       }
     }
@@ -382,7 +387,8 @@ class HttpServer::Loop final : public net::IoHandler {
         readRequest(c);
         break;
       case Phase::kWrite:
-        if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0 && writeResponse(c)) serveBuffered(c, false);
+        if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0 && writeResponse(c))
+          serveBuffered(c, false);
         break;
       case Phase::kLinger:
         drain(c);
@@ -526,7 +532,8 @@ class HttpServer::Loop final : public net::IoHandler {
   // One render serves every response started within a second while an earlier one is still
   // being written: N slow scrapers cost one copy per second of write_timeout, not N copies.
   std::shared_ptr<const std::string> metricsBody() {
-    if (auto last = last_metrics_.lock(); last && now() - last_metrics_at_ < std::chrono::seconds(1)) {
+    if (auto last = last_metrics_.lock();
+        last && now() - last_metrics_at_ < std::chrono::seconds(1)) {
       return last;
     }
     auto body = std::make_shared<const std::string>(owner_.metrics_->render());
@@ -537,8 +544,9 @@ class HttpServer::Loop final : public net::IoHandler {
 
   // Starts writing a response (HEAD: headers only). The request has been removed from c.in.
   void respond(Conn& c, Response r, bool head, int minor, Close close) {
-    c.head = "HTTP/1.1 " + std::to_string(r.status) + " " + r.reason + "\r\nContent-Type: " +
-             r.type + "\r\nContent-Length: " + std::to_string(r.body->size()) + "\r\n";
+    c.head = "HTTP/1.1 " + std::to_string(r.status) + " " + r.reason +
+             "\r\nContent-Type: " + r.type +
+             "\r\nContent-Length: " + std::to_string(r.body->size()) + "\r\n";
     if (close != Close::kNo) {
       c.head += "Connection: close\r\n";
     } else if (minor == 0) {
@@ -598,7 +606,8 @@ class HttpServer::Loop final : public net::IoHandler {
     }
     c.phase = c.in.empty() ? Phase::kIdle : Phase::kRequest;
     c.since = now();
-    c.deadline = c.since + (c.phase == Phase::kIdle ? limits_.idle_timeout : limits_.request_timeout);
+    c.deadline =
+        c.since + (c.phase == Phase::kIdle ? limits_.idle_timeout : limits_.request_timeout);
     setEvents(c, EPOLLIN);
     if (c.phase == Phase::kClosed) return false;
     armTimer(c);
@@ -838,11 +847,12 @@ bool probeOnce(const std::string& host, uint16_t port) {
 
 void HttpServer::probeLoop() {
   // CoreDNS uses "localhost" when the address has no host.
-  std::string host = listen_.host.empty() || listen_.host == "localhost" ? "127.0.0.1"
-                                                                           : listen_.host;
+  std::string host =
+      listen_.host.empty() || listen_.host == "localhost" ? "127.0.0.1" : listen_.host;
   const uint16_t p = port();
-  const std::string url = "http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
-                          ":" + std::to_string(p) + "/health";
+  const std::string url = "http://" +
+                          (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                          std::to_string(p) + "/health";
   std::unique_lock lock(probe_mu_);
   while (!probe_cv_.wait_for(lock, kProbeInterval, [this] { return probe_stop_; })) {
     lock.unlock();

@@ -63,7 +63,7 @@ net::Fd listenHttp(const std::string& address);
 /// one listener: max_connections x (max_head_bytes + 4 KiB read slack + ~0.3 KiB) plus one /metrics
 /// render per second of write_timeout.
 struct HttpLimits {
-  size_t max_connections = 64;  // over it, the least valuable connection is evicted
+  size_t max_connections = 64;   // over it, the least valuable connection is evicted
   size_t max_head_bytes = 8192;  // request line + headers; longer: 431 and close
   std::chrono::milliseconds request_timeout{5000};  // whole request head, from accept
   std::chrono::milliseconds write_timeout{5000};    // whole response
@@ -82,15 +82,15 @@ struct HttpResponse {
 /// Cumulative counts of one HttpServer (over restarts), plus its current connection count.
 struct HttpStats {
   uint64_t accepted = 0;
-  uint64_t answered = 0;         // responses fully written (any status)
-  uint64_t evicted = 0;          // closed to make room for a new connection
+  uint64_t answered = 0;          // responses fully written (any status)
+  uint64_t evicted = 0;           // closed to make room for a new connection
   uint64_t request_timeouts = 0;  // request head not complete within request_timeout
   uint64_t write_timeouts = 0;    // response not written within write_timeout
   uint64_t idle_timeouts = 0;     // keep-alive connections closed after idle_timeout
   uint64_t bad_requests = 0;      // 400
   uint64_t too_large = 0;         // 431
   uint64_t accept_backoffs = 0;   // accept failed (EMFILE, ENFILE, ENOBUFS, ENOMEM): paused
-  size_t connections = 0;        // open now
+  size_t connections = 0;         // open now
 };
 
 /// One HTTP listener serving /health and/or /metrics. Configure (enable*) before start();

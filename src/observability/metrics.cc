@@ -1,15 +1,15 @@
 #include "observability/metrics.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <charconv>
-#include <iterator>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <system_error>
-
-#include <fmt/format.h>
 
 namespace nld::observability {
 
@@ -25,8 +25,8 @@ class Core : public std::enable_shared_from_this<Core> {
   /// Guards everything below and all family maps. Recursive so that a scrape-time callback may
   /// read a handle's value() without deadlocking.
   mutable std::recursive_mutex mu;
-  std::vector<Shard*> shards;     // live threads' shards
-  std::vector<uint64_t> retired;  // per slot: folded values of exited threads
+  std::vector<Shard*> shards;      // live threads' shards
+  std::vector<uint64_t> retired;   // per slot: folded values of exited threads
   std::vector<uint8_t> is_double;  // per slot: 1 if the slot holds double bits (histogram sums)
   uint32_t next_slot = 0;
 
@@ -230,10 +230,17 @@ std::string escapeLabelValue(std::string_view v) {
   out.reserve(v.size());
   for (char c : v) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -311,9 +318,12 @@ void appendSample(std::string& out, const std::string& name, std::string_view su
 
 const char* typeName(MetricType t) {
   switch (t) {
-    case MetricType::kCounter: return "counter";
-    case MetricType::kGauge: return "gauge";
-    case MetricType::kHistogram: return "histogram";
+    case MetricType::kCounter:
+      return "counter";
+    case MetricType::kGauge:
+      return "gauge";
+    case MetricType::kHistogram:
+      return "histogram";
   }
   return "untyped";
 }
@@ -436,8 +446,7 @@ void CounterFamily::renderLocked(std::string& out) const {
   }
   appendHeader(out, name_, help_, "counter");
   for (const auto& [key, s] : series_) {
-    const double v =
-        s.callback ? s.callback() : static_cast<double>(core_->readU64Locked(s.slot));
+    const double v = s.callback ? s.callback() : static_cast<double>(core_->readU64Locked(s.slot));
     appendSample(out, name_, "", labelPrefix(key), v);
   }
 }
@@ -485,8 +494,8 @@ void GaugeFamily::renderLocked(std::string& out) const {
 HistogramFamily::HistogramFamily(std::shared_ptr<detail::Core> core, uint64_t registry_id,
                                  std::string name, std::string help,
                                  std::vector<std::string> label_names, std::vector<double> bounds)
-    : Family(std::move(core), registry_id, std::move(name), std::move(help),
-             MetricType::kHistogram, std::move(label_names)),
+    : Family(std::move(core), registry_id, std::move(name), std::move(help), MetricType::kHistogram,
+             std::move(label_names)),
       bounds_(std::move(bounds)) {}
 
 Histogram HistogramFamily::with(const std::vector<std::string>& label_values) {

@@ -35,21 +35,25 @@ void Agent::probeRound() {
     if (!trackers_[i].observe(now, results[i].ok)) continue;
     dirty_ = true;
     if (trackers_[i].state() == Health::kUnhealthy) {
-      log::warn("plugin/ovn: agent: node-local DNS {} on node {} is unhealthy ({} failed probes: {}); "
-                "failing over (hold {} ms)",
-                ips[i], options_.config.node, options_.health.fall, last_why_[i], trackers_[i].hold().count());
+      log::warn(
+          "plugin/ovn: agent: node-local DNS {} on node {} is unhealthy ({} failed probes: {}); "
+          "failing over (hold {} ms)",
+          ips[i], options_.config.node, options_.health.fall, last_why_[i],
+          trackers_[i].hold().count());
     } else {
-      log::info("plugin/ovn: agent: node-local DNS {} on node {} is {}", ips[i], options_.config.node,
-                healthName(trackers_[i].state()));
+      log::info("plugin/ovn: agent: node-local DNS {} on node {} is {}", ips[i],
+                options_.config.node, healthName(trackers_[i].state()));
     }
   }
 }
 
 bool Agent::reconcile() {
   const auto& cfg = options_.config;
-  const NbSnapshot nb = buildSnapshot(client_.replica(), cfg.reconcile.router, cfg.reconcile.node_switch);
+  const NbSnapshot nb =
+      buildSnapshot(client_.replica(), cfg.reconcile.router, cfg.reconcile.node_switch);
   std::map<std::string, Health> health;
-  for (std::size_t i = 0; i < cfg.reconcile.dns_ips.size(); ++i) health[cfg.reconcile.dns_ips[i]] = trackers_[i].state();
+  for (std::size_t i = 0; i < cfg.reconcile.dns_ips.size(); ++i)
+    health[cfg.reconcile.dns_ips[i]] = trackers_[i].state();
   AgentPlan plan = planAgent(nb, cfg, health);
   if (plan.notes != last_notes_) {
     for (const auto& n : plan.notes) log::warn("plugin/ovn: agent: {}", n);
@@ -59,7 +63,9 @@ bool Agent::reconcile() {
   auto res = client_.transact(buildAgentTransaction(plan.updates), options_.transaction_timeout);
   switch (res.status) {
     case ovsdb::TxnResult::Status::kOk:
-      for (const auto& u : plan.updates) log::info("plugin/ovn: agent: policy {} of node {}: {}", u.current.uuid, cfg.node, u.describe);
+      for (const auto& u : plan.updates)
+        log::info("plugin/ovn: agent: policy {} of node {}: {}", u.current.uuid, cfg.node,
+                  u.describe);
       return true;
     case ovsdb::TxnResult::Status::kConflict:
       log::info("plugin/ovn: agent: concurrent change of node {}'s policy, recomputing", cfg.node);
@@ -90,7 +96,8 @@ int Agent::run(const std::atomic<bool>& stop) {
     if (!client_.connected() && now >= next_connect) {
       if (auto connected = client_.connect()) {
         backoff.reset();
-        log::info("plugin/ovn: agent: connected to {} ({} rows)", client_.currentRemote(), client_.replica().rowCount());
+        log::info("plugin/ovn: agent: connected to {} ({} rows)", client_.currentRemote(),
+                  client_.replica().rowCount());
         dirty_ = true;
         retry_at = now;
         last_seq = client_.replica().seqno();
@@ -105,11 +112,13 @@ int Agent::run(const std::atomic<bool>& stop) {
     const auto until_probe = std::chrono::duration_cast<milliseconds>(next_probe - Clock::now());
     const auto wait = std::clamp(until_probe, milliseconds(0), options_.probe_interval);
     if (!client_.connected()) {
-      std::this_thread::sleep_for(std::min<Clock::duration>(wait, std::max<Clock::duration>(next_connect - now, {})));
+      std::this_thread::sleep_for(
+          std::min<Clock::duration>(wait, std::max<Clock::duration>(next_connect - now, {})));
       continue;
     }
     if (!client_.poll(wait)) {
-      log::warn("plugin/ovn: agent: lost connection to {}: {}", client_.currentRemote(), client_.lastError());
+      log::warn("plugin/ovn: agent: lost connection to {}: {}", client_.currentRemote(),
+                client_.lastError());
       next_connect = Clock::now() + backoff.next();
       continue;
     }

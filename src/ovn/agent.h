@@ -45,7 +45,7 @@ class Agent {
   Prober& prober_;
   ovsdb::Client client_;
   std::vector<HealthTracker> trackers_;  ///< one per config.reconcile.dns_ips entry
-  std::vector<std::string> last_why_;     ///< last failure reason per DNS IP (for the log)
+  std::vector<std::string> last_why_;    ///< last failure reason per DNS IP (for the log)
   std::vector<std::string> last_notes_;
   bool dirty_ = true;
 };

@@ -15,7 +15,8 @@ namespace {
 
 // IPs that a match operand stands for: "$pg_ip4" → the port group's IPs, "$as" → the address
 // set, a literal → itself. nullopt if unknown.
-std::optional<std::vector<std::string>> resolveOperand(const NbSnapshot& nb, const std::string& op) {
+std::optional<std::vector<std::string>> resolveOperand(const NbSnapshot& nb,
+                                                       const std::string& op) {
   if (op.empty()) return std::nullopt;
   if (op[0] != '$') return std::vector<std::string>{op};
   const std::string name = op.substr(1);
@@ -42,14 +43,22 @@ bool anyContained(const std::vector<std::string>& ips, const std::vector<std::st
 
 const char* kindName(Finding::Kind kind) {
   switch (kind) {
-    case Finding::Kind::kRouterMissing: return "router_missing";
-    case Finding::Kind::kNodeSwitchMissing: return "node_switch_missing";
-    case Finding::Kind::kPortGroupMissing: return "port_group_missing";
-    case Finding::Kind::kPolicyMissing: return "policy_missing";
-    case Finding::Kind::kPolicyWrong: return "policy_wrong";
-    case Finding::Kind::kOptionWrong: return "option_wrong";
-    case Finding::Kind::kUnderlayUnconnected: return "underlay_unconnected";
-    case Finding::Kind::kShadowingPolicy: return "shadowing_policy";
+    case Finding::Kind::kRouterMissing:
+      return "router_missing";
+    case Finding::Kind::kNodeSwitchMissing:
+      return "node_switch_missing";
+    case Finding::Kind::kPortGroupMissing:
+      return "port_group_missing";
+    case Finding::Kind::kPolicyMissing:
+      return "policy_missing";
+    case Finding::Kind::kPolicyWrong:
+      return "policy_wrong";
+    case Finding::Kind::kOptionWrong:
+      return "option_wrong";
+    case Finding::Kind::kUnderlayUnconnected:
+      return "underlay_unconnected";
+    case Finding::Kind::kShadowingPolicy:
+      return "shadowing_policy";
   }
   return "unknown";
 }
@@ -63,10 +72,12 @@ std::vector<std::string> matchOperands(const std::string& match, const std::stri
   std::size_t pos = 0;
   while ((pos = match.find(suffix, pos)) != std::string::npos) {
     const std::size_t field_end = pos + suffix.size();
-    const bool prefix_ok = (pos >= 3 && (match.compare(pos - 3, 3, "ip4") == 0 || match.compare(pos - 3, 3, "ip6") == 0) &&
-                           (pos == 3 || !std::isalnum(static_cast<unsigned char>(match[pos - 4])))) ||
-                          (pos >= 2 && match.compare(pos - 2, 2, "ip") == 0 &&
-                           (pos == 2 || !std::isalnum(static_cast<unsigned char>(match[pos - 3]))));
+    const bool prefix_ok =
+        (pos >= 3 &&
+         (match.compare(pos - 3, 3, "ip4") == 0 || match.compare(pos - 3, 3, "ip6") == 0) &&
+         (pos == 3 || !std::isalnum(static_cast<unsigned char>(match[pos - 4])))) ||
+        (pos >= 2 && match.compare(pos - 2, 2, "ip") == 0 &&
+         (pos == 2 || !std::isalnum(static_cast<unsigned char>(match[pos - 3]))));
     pos = field_end;
     if (!prefix_ok) continue;
     std::size_t i = field_end;
@@ -81,7 +92,9 @@ std::vector<std::string> matchOperands(const std::string& match, const std::stri
       value = match.substr(i + 1, close - i - 1);
     } else {
       std::size_t j = i;
-      while (j < match.size() && match[j] != ' ' && match[j] != '&' && match[j] != '|' && match[j] != ')') ++j;
+      while (j < match.size() && match[j] != ' ' && match[j] != '&' && match[j] != '|' &&
+             match[j] != ')')
+        ++j;
       value = match.substr(i, j - i);
     }
     std::string tok;
@@ -97,34 +110,43 @@ std::vector<std::string> matchOperands(const std::string& match, const std::stri
   return out;
 }
 
-std::vector<Finding> runChecks(const NbSnapshot& nb, const ReconcileConfig& config, const Plan& plan) {
+std::vector<Finding> runChecks(const NbSnapshot& nb, const ReconcileConfig& config,
+                               const Plan& plan) {
   std::vector<Finding> out;
   using K = Finding::Kind;
-  if (!nb.router_uuid) out.push_back({K::kRouterMissing, config.router, "logical router " + config.router + " not found"});
+  if (!nb.router_uuid)
+    out.push_back(
+        {K::kRouterMissing, config.router, "logical router " + config.router + " not found"});
   if (!nb.node_switch_found) {
-    out.push_back({K::kNodeSwitchMissing, config.node_switch, "logical switch " + config.node_switch + " not found"});
+    out.push_back({K::kNodeSwitchMissing, config.node_switch,
+                   "logical switch " + config.node_switch + " not found"});
   }
   for (const auto& n : nb.nodes) {
     const std::string pg = portGroupName(n.name);
     if (nb.port_groups.count(pg) == 0 && !config.dns_ips.empty()) {
-      out.push_back({K::kPortGroupMissing, n.name,
-                     fmt::format("node {}: port group {} does not exist (its policies cannot match)", n.name, pg)});
+      out.push_back(
+          {K::kPortGroupMissing, n.name,
+           fmt::format("node {}: port group {} does not exist (its policies cannot match)", n.name,
+                       pg)});
     }
   }
   for (const auto& d : plan.inserts) {
     out.push_back({K::kPolicyMissing, d.node,
-                   fmt::format("node {}: missing policy priority {} match \"{}\" reroute {}", d.node, config.priority,
-                               d.match, d.nexthop)});
+                   fmt::format("node {}: missing policy priority {} match \"{}\" reroute {}",
+                               d.node, config.priority, d.match, d.nexthop)});
   }
   for (const auto& p : plan.deletes) {
-    out.push_back({K::kPolicyWrong, p.uuid,
-                   fmt::format("policy {} (node {}, priority {}, match \"{}\") is stale or wrong", p.uuid,
-                               p.external_ids.count("node") ? p.external_ids.at("node") : "?", p.priority, p.match)});
+    out.push_back(
+        {K::kPolicyWrong, p.uuid,
+         fmt::format("policy {} (node {}, priority {}, match \"{}\") is stale or wrong", p.uuid,
+                     p.external_ids.count("node") ? p.external_ids.at("node") : "?", p.priority,
+                     p.match)});
   }
   if (plan.option_change) {
-    out.push_back({K::kOptionWrong, "NB_Global",
-                   fmt::format("NB_Global options:node_local_dns_ip is \"{}\", want \"{}\"", nb.dns_option.value_or("<unset>"),
-                               plan.option_value.value_or("<unset>"))});
+    out.push_back(
+        {K::kOptionWrong, "NB_Global",
+         fmt::format("NB_Global options:node_local_dns_ip is \"{}\", want \"{}\"",
+                     nb.dns_option.value_or("<unset>"), plan.option_value.value_or("<unset>"))});
   }
   for (const auto& sw : nb.underlay_switches) {
     if (!sw.connected_to_router) {
@@ -165,24 +187,30 @@ std::vector<Finding> runChecks(const NbSnapshot& nb, const ReconcileConfig& conf
             continue;
           }
           auto r = resolveOperand(nb, s);
-          if (r && pg_it != nb.port_groups.end() && anyContained(pg_it->second, *r)) hit_nodes.insert(n.name);
+          if (r && pg_it != nb.port_groups.end() && anyContained(pg_it->second, *r))
+            hit_nodes.insert(n.name);
         }
       }
       for (const auto& node : hit_nodes) {
-        out.push_back({K::kShadowingPolicy, p.uuid,
-                       fmt::format("policy {} (priority {} > {}, action {}, match \"{}\") catches pods of node {} "
-                                   "before the node-local DNS reroute",
-                                   p.uuid, p.priority, config.priority, p.action, p.match, node)});
+        out.push_back(
+            {K::kShadowingPolicy, p.uuid,
+             fmt::format(
+                 "policy {} (priority {} > {}, action {}, match \"{}\") catches pods of node {} "
+                 "before the node-local DNS reroute",
+                 p.uuid, p.priority, config.priority, p.action, p.match, node)});
       }
     }
   }
   return out;
 }
 
-std::string formatReport(const NbSnapshot& nb, const ReconcileConfig& config, const std::vector<Finding>& findings) {
+std::string formatReport(const NbSnapshot& nb, const ReconcileConfig& config,
+                         const std::vector<Finding>& findings) {
   std::string out;
-  out += fmt::format("router {}: {}\n", config.router, nb.router_uuid ? *nb.router_uuid : "NOT FOUND");
-  out += fmt::format("NB_Global options:node_local_dns_ip: {}\n", nb.dns_option.value_or("<unset>"));
+  out +=
+      fmt::format("router {}: {}\n", config.router, nb.router_uuid ? *nb.router_uuid : "NOT FOUND");
+  out +=
+      fmt::format("NB_Global options:node_local_dns_ip: {}\n", nb.dns_option.value_or("<unset>"));
   out += fmt::format("nodes on switch {}: {}\n", config.node_switch, nb.nodes.size());
   for (const auto& n : nb.nodes) {
     out += fmt::format("  node {} join {}{}{} port group {}\n", n.name, n.ip4.empty() ? "-" : n.ip4,
@@ -200,8 +228,8 @@ std::string formatReport(const NbSnapshot& nb, const ReconcileConfig& config, co
                     ? " [cache unhealthy, no healthy neighbour]"
                     : " [cache unhealthy, failed over to " + to->second + "]";
       }
-      out += fmt::format("    policy {} priority {} match \"{}\" {} {}{}\n", p.uuid, p.priority, p.match, p.action, hops,
-                         state);
+      out += fmt::format("    policy {} priority {} match \"{}\" {} {}{}\n", p.uuid, p.priority,
+                         p.match, p.action, hops, state);
     }
   }
   if (findings.empty()) {

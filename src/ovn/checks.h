@@ -20,7 +20,7 @@ struct Finding {
     kNodeSwitchMissing,
     kPortGroupMissing,
     kPolicyMissing,
-    kPolicyWrong,       ///< an owned policy that would be deleted (stale, edited, duplicate)
+    kPolicyWrong,  ///< an owned policy that would be deleted (stale, edited, duplicate)
     kOptionWrong,
     kUnderlayUnconnected,
     kShadowingPolicy,
@@ -34,13 +34,15 @@ struct Finding {
 const char* kindName(Finding::Kind kind);
 
 /// Every problem found; empty = healthy.
-std::vector<Finding> runChecks(const NbSnapshot& nb, const ReconcileConfig& config, const Plan& plan);
+std::vector<Finding> runChecks(const NbSnapshot& nb, const ReconcileConfig& config,
+                               const Plan& plan);
 
 /// The source (`*.src == X`) or destination operands of a match: "$name" references and IP/CIDR
 /// literals, for `==` comparisons with a single value or a `{a, b}` set. Exposed for tests.
 std::vector<std::string> matchOperands(const std::string& match, const std::string& field);
 
 /// Human-readable report for `check`: nodes, their policies, then findings.
-std::string formatReport(const NbSnapshot& nb, const ReconcileConfig& config, const std::vector<Finding>& findings);
+std::string formatReport(const NbSnapshot& nb, const ReconcileConfig& config,
+                         const std::vector<Finding>& findings);
 
 }  // namespace nld::ovn

@@ -17,7 +17,8 @@ using std::chrono::milliseconds;
 
 // Findings that the reconciler cannot fix itself (they are logged when they change).
 bool reportOnly(Finding::Kind k) {
-  return k != Finding::Kind::kPolicyMissing && k != Finding::Kind::kPolicyWrong && k != Finding::Kind::kOptionWrong;
+  return k != Finding::Kind::kPolicyMissing && k != Finding::Kind::kPolicyWrong &&
+         k != Finding::Kind::kOptionWrong;
 }
 
 }  // namespace
@@ -38,8 +39,8 @@ bool Controller::connectLogged() {
   }
   metrics_.connects.inc();
   metrics_.connected.set(1);
-  log::info("plugin/ovn: connected to {} ({} rows, {})", client_.currentRemote(), client_.replica().rowCount(),
-            client_.usingMonitorCond() ? "monitor_cond" : "monitor");
+  log::info("plugin/ovn: connected to {} ({} rows, {})", client_.currentRemote(),
+            client_.replica().rowCount(), client_.usingMonitorCond() ? "monitor_cond" : "monitor");
   return true;
 }
 
@@ -92,9 +93,11 @@ Controller::Pass Controller::reconcileOnce() {
     case ovsdb::TxnResult::Status::kOk:
       metrics_.transactions.inc();
       metrics_.changes_applied.add(plan.changeCount());
-      log::info("plugin/ovn: applied {} policy insert(s), {} delete(s){}", plan.inserts.size(), plan.deletes.size(),
-                plan.option_change ? ", NB_Global option node_local_dns_ip=" + plan.option_value.value_or("<removed>")
-                                  : "");
+      log::info("plugin/ovn: applied {} policy insert(s), {} delete(s){}", plan.inserts.size(),
+                plan.deletes.size(),
+                plan.option_change ? ", NB_Global option node_local_dns_ip=" +
+                                         plan.option_value.value_or("<removed>")
+                                   : "");
       return Pass::kChanged;
     case ovsdb::TxnResult::Status::kConflict:
       metrics_.conflicts.inc();
@@ -139,7 +142,8 @@ int Controller::run(const std::atomic<bool>& stop) {
     if (!client_.poll(milliseconds(100))) {
       metrics_.connected.set(0);
       metrics_.errors.inc();
-      log::warn("plugin/ovn: lost connection to {}: {}", client_.currentRemote(), client_.lastError());
+      log::warn("plugin/ovn: lost connection to {}: {}", client_.currentRemote(),
+                client_.lastError());
       next_connect = Clock::now() + backoff.next();
       continue;
     }
@@ -203,7 +207,8 @@ int Controller::dryRun(std::ostream& out) {
     log::error("plugin/ovn: dry run: cannot reconcile: {}", ops.error().message());
     return 1;
   }
-  ovsdb::Json params = ovsdb::Json::array({client_.schema().name().empty() ? "OVN_Northbound" : client_.schema().name()});
+  ovsdb::Json params = ovsdb::Json::array(
+      {client_.schema().name().empty() ? "OVN_Northbound" : client_.schema().name()});
   for (auto& op : *ops) params.push_back(op);
   out << params.dump() << "\n";
   out.flush();

@@ -31,8 +31,8 @@ std::map<std::string, std::string> policyExternalIds(const std::string& node, in
 bool isOwned(const Policy& policy) {
   auto it = policy.external_ids.find("isLocalDnsCache");
   auto vendor = policy.external_ids.find("vendor");
-  return it != policy.external_ids.end() && it->second == "true" && vendor != policy.external_ids.end() &&
-         vendor->second == "kube-ovn";
+  return it != policy.external_ids.end() && it->second == "true" &&
+         vendor != policy.external_ids.end() && vendor->second == "kube-ovn";
 }
 
 std::vector<DesiredPolicy> desiredPolicies(const NbSnapshot& nb, const ReconcileConfig& config) {
@@ -58,7 +58,9 @@ std::vector<DesiredPolicy> desiredPolicies(const NbSnapshot& nb, const Reconcile
 }
 
 bool policyMatches(const Policy& existing, const DesiredPolicy& desired, int64_t priority) {
-  if (existing.priority != priority || existing.action != "reroute" || existing.match != desired.match) return false;
+  if (existing.priority != priority || existing.action != "reroute" ||
+      existing.match != desired.match)
+    return false;
   if (existing.nexthops != std::vector<std::string>{desired.nexthop}) return false;
   if (existing.nexthop.has_value()) return false;
   for (const auto& [k, v] : desired.external_ids) {
@@ -81,8 +83,8 @@ Plan computePlan(const NbSnapshot& nb, const ReconcileConfig& config) {
       // The first exact match is kept; later exact duplicates are deleted.
       // A row the node's fail-over agent rerouted to neighbours counts as the desired one: `run`
       // must not fight the agent (see failover.h for the row protocol).
-      if (!satisfied[i] &&
-          (policyMatches(p, desired[i], config.priority) || failoverAcceptable(p, desired[i], config.priority, nb))) {
+      if (!satisfied[i] && (policyMatches(p, desired[i], config.priority) ||
+                            failoverAcceptable(p, desired[i], config.priority, nb))) {
         satisfied[i] = true;
         keep = true;
         break;
@@ -113,7 +115,8 @@ Result<Json> buildTransaction(const Plan& plan, const NbSnapshot& nb,
     if (!nb.router_uuid) return fail("logical router " + config.router + " not found");
     std::vector<Json> current;
     for (const auto& u : nb.router_policy_uuids) current.push_back(ovsdb::makeUuid(u));
-    const Json where_router = Json::array({Json::array({"_uuid", "==", ovsdb::makeUuid(*nb.router_uuid)})});
+    const Json where_router =
+        Json::array({Json::array({"_uuid", "==", ovsdb::makeUuid(*nb.router_uuid)})});
     ops.push_back({{"op", "wait"},
                    {"timeout", 0},
                    {"table", "Logical_Router"},
@@ -143,20 +146,28 @@ Result<Json> buildTransaction(const Plan& plan, const NbSnapshot& nb,
       // Unreferenced Logical_Router_Policy rows (a non-root table) are garbage-collected.
       mutations.push_back(Json::array({"policies", "delete", ovsdb::makeSet(del)}));
     }
-    if (!named.empty()) mutations.push_back(Json::array({"policies", "insert", ovsdb::makeSet(named)}));
-    ops.push_back({{"op", "mutate"}, {"table", "Logical_Router"}, {"where", where_router}, {"mutations", mutations}});
+    if (!named.empty())
+      mutations.push_back(Json::array({"policies", "insert", ovsdb::makeSet(named)}));
+    ops.push_back({{"op", "mutate"},
+                   {"table", "Logical_Router"},
+                   {"where", where_router},
+                   {"mutations", mutations}});
   }
   if (plan.option_change) {
     if (nb.nb_global_uuid) {
-      Json mutations = Json::array({Json::array({"options", "delete", ovsdb::makeStringSet({"node_local_dns_ip"})})});
+      Json mutations = Json::array(
+          {Json::array({"options", "delete", ovsdb::makeStringSet({"node_local_dns_ip"})})});
       if (plan.option_value) {
         mutations.push_back(
-            Json::array({"options", "insert", ovsdb::makeStringMap({{"node_local_dns_ip", *plan.option_value}})}));
+            Json::array({"options", "insert",
+                         ovsdb::makeStringMap({{"node_local_dns_ip", *plan.option_value}})}));
       }
-      ops.push_back({{"op", "mutate"},
-                     {"table", "NB_Global"},
-                     {"where", Json::array({Json::array({"_uuid", "==", ovsdb::makeUuid(*nb.nb_global_uuid)})})},
-                     {"mutations", mutations}});
+      ops.push_back(
+          {{"op", "mutate"},
+           {"table", "NB_Global"},
+           {"where",
+            Json::array({Json::array({"_uuid", "==", ovsdb::makeUuid(*nb.nb_global_uuid)})})},
+           {"mutations", mutations}});
     } else if (plan.option_value) {
       // No NB_Global row yet (ovn-northd/ovn-nbctl create it): create it, unless someone else
       // did in the meantime.
@@ -167,9 +178,11 @@ Result<Json> buildTransaction(const Plan& plan, const NbSnapshot& nb,
                      {"columns", Json::array({"_uuid"})},
                      {"until", "=="},
                      {"rows", Json::array()}});
-      ops.push_back({{"op", "insert"},
-                     {"table", "NB_Global"},
-                     {"row", {{"options", ovsdb::makeStringMap({{"node_local_dns_ip", *plan.option_value}})}}}});
+      ops.push_back(
+          {{"op", "insert"},
+           {"table", "NB_Global"},
+           {"row",
+            {{"options", ovsdb::makeStringMap({{"node_local_dns_ip", *plan.option_value}})}}}});
     }
   }
   return ops;

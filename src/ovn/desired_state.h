@@ -62,12 +62,14 @@ bool policyMatches(const Policy& existing, const DesiredPolicy& desired, int64_t
 
 /// What must change. Empty plan = nothing to write (no transaction is sent).
 struct Plan {
-  std::vector<Policy> deletes;           ///< owned policies to remove (wrong, duplicate or stale)
-  std::vector<DesiredPolicy> inserts;    ///< desired policies missing
-  bool option_change = false;             ///< NB_Global option must be set/removed
+  std::vector<Policy> deletes;         ///< owned policies to remove (wrong, duplicate or stale)
+  std::vector<DesiredPolicy> inserts;  ///< desired policies missing
+  bool option_change = false;          ///< NB_Global option must be set/removed
   std::optional<std::string> option_value;  ///< new value; nullopt = remove the key
   bool empty() const { return deletes.empty() && inserts.empty() && !option_change; }
-  std::size_t changeCount() const { return deletes.size() + inserts.size() + (option_change ? 1 : 0); }
+  std::size_t changeCount() const {
+    return deletes.size() + inserts.size() + (option_change ? 1 : 0);
+  }
 };
 
 /// An owned policy carrying the fail-over agent's marker is kept as long as

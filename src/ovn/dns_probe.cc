@@ -106,7 +106,23 @@ DnsProber::DnsProber(std::vector<std::string> ips, uint16_t port, std::chrono::m
 
 std::vector<uint8_t> DnsProber::message(uint16_t id) {
   // Header: ID, flags = opcode STATUS (2) << 3, QDCOUNT 1; question ". IN NS".
-  return {uint8_t(id >> 8), uint8_t(id), uint8_t(2 << 3), 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0x00, 0x00, 0x02, 0x00, 0x01};
+  return {uint8_t(id >> 8),
+          uint8_t(id),
+          uint8_t(2 << 3),
+          0x00,
+          0,
+          1,
+          0,
+          0,
+          0,
+          0,
+          0,
+          0,
+          0x00,
+          0x00,
+          0x02,
+          0x00,
+          0x01};
 }
 
 std::vector<ProbeResult> DnsProber::probe() {
@@ -136,7 +152,8 @@ std::vector<ProbeResult> DnsProber::probe() {
       owners.push_back(&x);
     }
     if (fds.empty()) break;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) break;
     const int r = ::poll(fds.data(), fds.size(), static_cast<int>(left));
     if (r < 0 && errno != EINTR) break;
@@ -151,7 +168,9 @@ std::vector<ProbeResult> DnsProber::probe() {
     const Exchange& t = xs[i * 2 + 1];
     out[i].ok = u.ok && t.ok;
     if (!u.ok) out[i].why += "udp: " + (u.done ? u.why : timeout_text);
-    if (!t.ok) out[i].why += std::string(out[i].why.empty() ? "" : "; ") + "tcp: " + (t.done ? t.why : timeout_text);
+    if (!t.ok)
+      out[i].why +=
+          std::string(out[i].why.empty() ? "" : "; ") + "tcp: " + (t.done ? t.why : timeout_text);
   }
   return out;  // the exchanges' sockets close with xs
 }

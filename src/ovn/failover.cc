@@ -20,7 +20,9 @@ namespace {
 const std::string& joinOf(const NodeJoin& n, int family) { return family == 6 ? n.ip6 : n.ip4; }
 
 bool baseShapeMatches(const Policy& existing, const DesiredPolicy& desired, int64_t priority) {
-  if (existing.priority != priority || existing.action != "reroute" || existing.match != desired.match) return false;
+  if (existing.priority != priority || existing.action != "reroute" ||
+      existing.match != desired.match)
+    return false;
   if (existing.nexthop.has_value()) return false;
   for (const auto& [k, v] : desired.external_ids) {
     auto it = existing.external_ids.find(k);
@@ -37,7 +39,8 @@ std::string joinComma(const std::vector<std::string>& v) {
 
 }  // namespace
 
-bool failoverAcceptable(const Policy& existing, const DesiredPolicy& desired, int64_t priority, const NbSnapshot& nb) {
+bool failoverAcceptable(const Policy& existing, const DesiredPolicy& desired, int64_t priority,
+                        const NbSnapshot& nb) {
   if (!isFailedOver(existing) || !baseShapeMatches(existing, desired, priority)) return false;
   if (existing.nexthops.empty()) return false;
   std::set<std::string> joins;
@@ -50,9 +53,12 @@ bool failoverAcceptable(const Policy& existing, const DesiredPolicy& desired, in
 
 const char* healthName(Health h) {
   switch (h) {
-    case Health::kUnknown: return "unknown";
-    case Health::kHealthy: return "healthy";
-    case Health::kUnhealthy: return "unhealthy";
+    case Health::kUnknown:
+      return "unknown";
+    case Health::kHealthy:
+      return "healthy";
+    case Health::kUnhealthy:
+      return "unhealthy";
   }
   return "?";
 }
@@ -77,7 +83,8 @@ bool HealthTracker::observe(TimePoint now, bool ok) {
     }
     state_ = Health::kUnhealthy;
     since_ = now;
-  } else if (state_ != Health::kHealthy && oks_ >= options_.rise && now - first_ok_ >= options_.rise_min_span &&
+  } else if (state_ != Health::kHealthy && oks_ >= options_.rise &&
+             now - first_ok_ >= options_.rise_min_span &&
              (state_ == Health::kUnknown || now - since_ >= hold_)) {
     recovered_ = state_ == Health::kUnhealthy;
     state_ = Health::kHealthy;
@@ -95,7 +102,8 @@ uint64_t rendezvousScore(std::string_view self, std::string_view candidate) {
   return mixFinal(h);
 }
 
-std::vector<std::string> rendezvousPick(std::string_view self, std::vector<std::string> candidates, std::size_t k) {
+std::vector<std::string> rendezvousPick(std::string_view self, std::vector<std::string> candidates,
+                                        std::size_t k) {
   std::sort(candidates.begin(), candidates.end());
   candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
   std::vector<std::pair<uint64_t, std::string>> scored;
@@ -105,12 +113,13 @@ std::vector<std::string> rendezvousPick(std::string_view self, std::vector<std::
     return a.first != b.first ? a.first > b.first : a.second < b.second;
   });
   std::vector<std::string> out;
-  for (std::size_t i = 0; i < scored.size() && i < k; ++i) out.push_back(std::move(scored[i].second));
+  for (std::size_t i = 0; i < scored.size() && i < k; ++i)
+    out.push_back(std::move(scored[i].second));
   return out;
 }
 
-std::vector<std::string> healthyNeighbours(const NbSnapshot& nb, const ReconcileConfig& config, const std::string& self,
-                                           const std::string& dns_ip) {
+std::vector<std::string> healthyNeighbours(const NbSnapshot& nb, const ReconcileConfig& config,
+                                           const std::string& self, const std::string& dns_ip) {
   const int family = ipFamily(dns_ip);
   std::vector<std::string> out;
   for (const auto& n : nb.nodes) {
@@ -118,8 +127,8 @@ std::vector<std::string> healthyNeighbours(const NbSnapshot& nb, const Reconcile
     const std::string match = policyMatch(n.name, family, dns_ip);
     for (const auto& p : nb.policies) {
       auto node = p.external_ids.find("node");
-      if (!isOwned(p) || node == p.external_ids.end() || node->second != n.name || p.match != match ||
-          p.priority != config.priority || p.action != "reroute") {
+      if (!isOwned(p) || node == p.external_ids.end() || node->second != n.name ||
+          p.match != match || p.priority != config.priority || p.action != "reroute") {
         continue;
       }
       if (!isFailedOver(p) && p.nexthops == std::vector<std::string>{joinOf(n, family)}) {
@@ -131,12 +140,14 @@ std::vector<std::string> healthyNeighbours(const NbSnapshot& nb, const Reconcile
   return out;
 }
 
-AgentPlan planAgent(const NbSnapshot& nb, const AgentConfig& config, const std::map<std::string, Health>& health) {
+AgentPlan planAgent(const NbSnapshot& nb, const AgentConfig& config,
+                    const std::map<std::string, Health>& health) {
   AgentPlan plan;
-  const auto self = std::find_if(nb.nodes.begin(), nb.nodes.end(), [&](const NodeJoin& n) { return n.name == config.node; });
+  const auto self = std::find_if(nb.nodes.begin(), nb.nodes.end(),
+                                 [&](const NodeJoin& n) { return n.name == config.node; });
   if (self == nb.nodes.end()) {
-    plan.notes.push_back("node " + config.node + " has no port node-" + config.node + " on switch " +
-                         config.reconcile.node_switch + " (yet)");
+    plan.notes.push_back("node " + config.node + " has no port node-" + config.node +
+                         " on switch " + config.reconcile.node_switch + " (yet)");
     return plan;
   }
   for (const auto& dns_ip : config.reconcile.dns_ips) {
@@ -145,16 +156,16 @@ AgentPlan planAgent(const NbSnapshot& nb, const AgentConfig& config, const std::
     const int family = ipFamily(dns_ip);
     const std::string& own_join = joinOf(*self, family);
     if (own_join.empty()) {
-      plan.notes.push_back("node " + config.node + " has no IPv" + std::to_string(family) + " join IP: " + dns_ip +
-                           " is not rerouted on this node");
+      plan.notes.push_back("node " + config.node + " has no IPv" + std::to_string(family) +
+                           " join IP: " + dns_ip + " is not rerouted on this node");
       continue;
     }
     const std::string match = policyMatch(config.node, family, dns_ip);
     std::vector<const Policy*> own;
     for (const auto& p : nb.policies) {
       auto node = p.external_ids.find("node");
-      if (isOwned(p) && node != p.external_ids.end() && node->second == config.node && p.match == match &&
-          p.priority == config.reconcile.priority && p.action == "reroute") {
+      if (isOwned(p) && node != p.external_ids.end() && node->second == config.node &&
+          p.match == match && p.priority == config.reconcile.priority && p.action == "reroute") {
         own.push_back(&p);
       }
     }
@@ -168,8 +179,9 @@ AgentPlan planAgent(const NbSnapshot& nb, const AgentConfig& config, const std::
     if (h->second == Health::kHealthy) {
       nexthops = {own_join};
     } else {
-      picked = rendezvousPick(config.node, healthyNeighbours(nb, config.reconcile, config.node, dns_ip),
-                              config.max_neighbours);
+      picked =
+          rendezvousPick(config.node, healthyNeighbours(nb, config.reconcile, config.node, dns_ip),
+                         config.max_neighbours);
       for (const auto& name : picked) {
         for (const auto& n : nb.nodes) {
           if (n.name == name) nexthops.push_back(joinOf(n, family));
@@ -189,7 +201,8 @@ AgentPlan planAgent(const NbSnapshot& nb, const AgentConfig& config, const std::
         ids[kFailoverStateKey] = kFailoverStateUnhealthy;
         ids[kFailoverToKey] = joinComma(picked);
         describe = picked.empty() ? "unhealthy, no healthy neighbour: nexthop stays " + own_join
-                                  : "unhealthy: failed over to " + joinComma(picked) + " (" + joinComma(nexthops) + ")";
+                                  : "unhealthy: failed over to " + joinComma(picked) + " (" +
+                                        joinComma(nexthops) + ")";
       }
       auto current = p->nexthops;
       std::sort(current.begin(), current.end());
@@ -204,14 +217,16 @@ Json buildAgentTransaction(const std::vector<RowUpdate>& updates) {
   Json ops = Json::array();
   for (const auto& u : updates) {
     const Json where = Json::array({Json::array({"_uuid", "==", ovsdb::makeUuid(u.current.uuid)})});
-    ops.push_back({{"op", "wait"},
-                   {"timeout", 0},
-                   {"table", "Logical_Router_Policy"},
-                   {"where", where},
-                   {"columns", Json::array({"nexthops", "external_ids"})},
-                   {"until", "=="},
-                   {"rows", Json::array({Json{{"nexthops", ovsdb::makeStringSet(u.current.nexthops)},
-                                              {"external_ids", ovsdb::makeStringMap(u.current.external_ids)}}})}});
+    ops.push_back(
+        {{"op", "wait"},
+         {"timeout", 0},
+         {"table", "Logical_Router_Policy"},
+         {"where", where},
+         {"columns", Json::array({"nexthops", "external_ids"})},
+         {"until", "=="},
+         {"rows",
+          Json::array({Json{{"nexthops", ovsdb::makeStringSet(u.current.nexthops)},
+                            {"external_ids", ovsdb::makeStringMap(u.current.external_ids)}}})}});
     ops.push_back({{"op", "update"},
                    {"table", "Logical_Router_Policy"},
                    {"where", where},

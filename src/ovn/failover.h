@@ -55,9 +55,9 @@ const char* healthName(Health h);
 struct HealthOptions {
   int fall = 3;                                   ///< consecutive failed rounds → unhealthy
   int rise = 4;                                   ///< consecutive good rounds → healthy ...
-  std::chrono::milliseconds rise_min_span{1000};    ///< ... spanning at least this long
-  std::chrono::milliseconds hold_base{3000};       ///< minimum time unhealthy before healthy again
-  std::chrono::milliseconds hold_max{60000};       ///< cap of the doubling hold (flap damping)
+  std::chrono::milliseconds rise_min_span{1000};  ///< ... spanning at least this long
+  std::chrono::milliseconds hold_base{3000};      ///< minimum time unhealthy before healthy again
+  std::chrono::milliseconds hold_max{60000};      ///< cap of the doubling hold (flap damping)
   /// A healthy period shorter than this counts as a flap: the next hold doubles. Longer: the hold
   /// returns to hold_base.
   std::chrono::milliseconds stable_period{30000};
@@ -66,13 +66,14 @@ struct HealthOptions {
 /// Turns a stream of probe-round results into Unknown → Healthy/Unhealthy decisions. Going
 /// unhealthy is fast (`fall` rounds, availability first); going healthy needs `rise` good rounds
 /// over `rise_min_span` and the hold time to have passed since the node went unhealthy. The hold
-/// doubles (up to hold_max) each time the cache fails again within `stable_period` of recovering, so
-/// a flapping cache produces at most two NB writes per hold period.
+/// doubles (up to hold_max) each time the cache fails again within `stable_period` of recovering,
+/// so a flapping cache produces at most two NB writes per hold period.
 class HealthTracker {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
 
-  explicit HealthTracker(HealthOptions options = {}) : options_(options), hold_(options.hold_base) {}
+  explicit HealthTracker(HealthOptions options = {})
+      : options_(options), hold_(options.hold_base) {}
 
   /// Feeds the result of one probe round observed at `now`. @return true if state() changed.
   bool observe(TimePoint now, bool ok);
@@ -104,12 +105,13 @@ uint64_t rendezvousScore(std::string_view self, std::string_view candidate);
 /// The up to `k` candidates with the highest scores for `self` (ties by name), best first. Each
 /// failing node gets its own ranking, so the load of several failing nodes spreads over the
 /// healthy ones, and one neighbour's change moves only the nodes that ranked it.
-std::vector<std::string> rendezvousPick(std::string_view self, std::vector<std::string> candidates, std::size_t k);
+std::vector<std::string> rendezvousPick(std::string_view self, std::vector<std::string> candidates,
+                                        std::size_t k);
 
 /// Nodes (other than `self`) whose row for `dns_ip` has the healthy shape (the node's own join IP
 /// as the only nexthop, no fail-over marker), in name order.
-std::vector<std::string> healthyNeighbours(const NbSnapshot& nb, const ReconcileConfig& config, const std::string& self,
-                                           const std::string& dns_ip);
+std::vector<std::string> healthyNeighbours(const NbSnapshot& nb, const ReconcileConfig& config,
+                                           const std::string& self, const std::string& dns_ip);
 
 // ---------------------------------------------------------------------------------------------
 // What the agent writes
@@ -123,9 +125,9 @@ struct AgentConfig {
 /// One in-place update of an own row.
 struct RowUpdate {
   Policy current;
-  std::vector<std::string> nexthops;                 ///< sorted
+  std::vector<std::string> nexthops;  ///< sorted
   std::map<std::string, std::string> external_ids;
-  std::string describe;                              ///< for the log: "healthy" / "failed over to a,b"
+  std::string describe;  ///< for the log: "healthy" / "failed over to a,b"
 };
 
 struct AgentPlan {
@@ -137,7 +139,8 @@ struct AgentPlan {
 /// kUnknown state or absent from `health` are left alone). Own rows = owned policies with
 /// external_ids node=<self> and the node's match for that DNS IP; the agent never inserts or
 /// deletes rows (that is `run`'s / kube-ovn's job).
-AgentPlan planAgent(const NbSnapshot& nb, const AgentConfig& config, const std::map<std::string, Health>& health);
+AgentPlan planAgent(const NbSnapshot& nb, const AgentConfig& config,
+                    const std::map<std::string, Health>& health);
 
 /// The transact operations for `updates`: per row a "wait" on its current nexthops and
 /// external_ids (so a concurrent writer makes the transaction fail instead of being overwritten)

@@ -40,7 +40,7 @@ class Metrics {
  public:
   observability::Counter reconciliations;  ///< reconcile passes run
   observability::Counter transactions;     ///< transactions committed
-  observability::Counter changes_applied;   ///< policies inserted/deleted + option writes
+  observability::Counter changes_applied;  ///< policies inserted/deleted + option writes
   observability::Counter conflicts;        ///< transactions whose wait failed (retried)
   observability::Counter errors;           ///< failed passes/transactions/connects
   observability::Counter connects;         ///< successful (re)connections

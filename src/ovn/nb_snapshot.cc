@@ -21,7 +21,8 @@ std::map<std::string, std::vector<std::string>> monitoredTables() {
   return {
       {"NB_Global", {"options"}},
       {"Logical_Router", {"name", "policies", "ports"}},
-      {"Logical_Router_Policy", {"priority", "match", "action", "nexthops", "nexthop", "external_ids"}},
+      {"Logical_Router_Policy",
+       {"priority", "match", "action", "nexthops", "nexthop", "external_ids"}},
       {"Logical_Router_Port", {"name"}},
       {"Logical_Switch", {"name", "ports"}},
       {"Logical_Switch_Port", {"name", "type", "addresses", "options"}},
@@ -52,7 +53,8 @@ NbSnapshot buildSnapshot(const ovsdb::Replica& replica, const std::string& route
   const auto& lsps = replica.table("Logical_Switch_Port");
   auto lsp_ips = [&](const std::string& uuid) {
     const auto* row = replica.row("Logical_Switch_Port", uuid);
-    return row ? ipsFromAddresses(ovsdb::stringSet(column(*row, "addresses"))) : std::vector<std::string>{};
+    return row ? ipsFromAddresses(ovsdb::stringSet(column(*row, "addresses")))
+               : std::vector<std::string>{};
   };
 
   // NB_Global (a singleton; take the first row).
@@ -70,7 +72,8 @@ NbSnapshot buildSnapshot(const ovsdb::Replica& replica, const std::string& route
     s.router_uuid = uuid;
     s.router_policy_uuids = ovsdb::uuidSet(column(row, "policies"));
     for (const auto& port_uuid : ovsdb::uuidSet(column(row, "ports"))) {
-      if (const auto* p = replica.row("Logical_Router_Port", port_uuid)) router_port_names.insert(str(column(*p, "name")));
+      if (const auto* p = replica.row("Logical_Router_Port", port_uuid))
+        router_port_names.insert(str(column(*p, "name")));
     }
     break;
   }
@@ -87,7 +90,8 @@ NbSnapshot buildSnapshot(const ovsdb::Replica& replica, const std::string& route
     p.external_ids = ovsdb::stringMap(column(*row, "external_ids"));
     s.policies.push_back(std::move(p));
   }
-  std::sort(s.policies.begin(), s.policies.end(), [](const Policy& a, const Policy& b) { return a.uuid < b.uuid; });
+  std::sort(s.policies.begin(), s.policies.end(),
+            [](const Policy& a, const Policy& b) { return a.uuid < b.uuid; });
 
   // Switches: the node switch's node-<n> ports, and underlay switches.
   for (const auto& [uuid, row] : replica.table("Logical_Switch")) {
@@ -126,7 +130,8 @@ NbSnapshot buildSnapshot(const ovsdb::Replica& replica, const std::string& route
     }
     if (localnet) s.underlay_switches.push_back(UnderlaySwitch{name, connected});
   }
-  std::sort(s.nodes.begin(), s.nodes.end(), [](const NodeJoin& a, const NodeJoin& b) { return a.name < b.name; });
+  std::sort(s.nodes.begin(), s.nodes.end(),
+            [](const NodeJoin& a, const NodeJoin& b) { return a.name < b.name; });
   std::sort(s.underlay_switches.begin(), s.underlay_switches.end(),
             [](const UnderlaySwitch& a, const UnderlaySwitch& b) { return a.name < b.name; });
 

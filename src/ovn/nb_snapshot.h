@@ -44,17 +44,17 @@ struct UnderlaySwitch {
 };
 
 struct NbSnapshot {
-  std::optional<std::string> router_uuid;     ///< cluster router, if it exists
+  std::optional<std::string> router_uuid;        ///< cluster router, if it exists
   std::vector<std::string> router_policy_uuids;  ///< the router's policies column, as stored
-  std::vector<Policy> policies;              ///< rows of those policies (sorted by uuid)
+  std::vector<Policy> policies;                  ///< rows of those policies (sorted by uuid)
   bool node_switch_found = false;
-  std::vector<NodeJoin> nodes;               ///< sorted by name
+  std::vector<NodeJoin> nodes;  ///< sorted by name
   /// Port group name → IPs of its member ports.
   std::map<std::string, std::vector<std::string>> port_groups;
   /// Address_Set name → addresses.
   std::map<std::string, std::vector<std::string>> address_sets;
   std::optional<std::string> nb_global_uuid;
-  std::optional<std::string> dns_option;      ///< NB_Global.options:node_local_dns_ip
+  std::optional<std::string> dns_option;  ///< NB_Global.options:node_local_dns_ip
   std::vector<UnderlaySwitch> underlay_switches;
 };
 

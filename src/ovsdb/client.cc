@@ -13,7 +13,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 int msUntil(Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
   return left < 0 ? 0 : static_cast<int>(left);
 }
 
@@ -23,8 +24,11 @@ std::string describeError(const Json& e) {
   if (e.is_object()) {
     // Server input: a member of the wrong type is shown as JSON, never thrown on.
     auto err = e.find("error");
-    std::string s = err == e.end() ? "error" : err->is_string() ? err->get<std::string>() : err->dump();
-    if (auto d = e.find("details"); d != e.end() && d->is_string()) s += ": " + d->get<std::string>();
+    std::string s = err == e.end()     ? "error"
+                    : err->is_string() ? err->get<std::string>()
+                                       : err->dump();
+    if (auto d = e.find("details"); d != e.end() && d->is_string())
+      s += ": " + d->get<std::string>();
     return s;
   }
   return e.dump();
@@ -115,8 +119,8 @@ Result<void> Client::tryRemote(const Remote& remote) {
     if (!reply) return fail(stream_ ? "no reply to _Server query" : last_error_);
     // Servers without a _Server database (or standalone ones) are accepted as they are.
     const Json& result = (*reply)["result"];
-    if (result.is_array() && !result.empty() && result[0].is_object() && result[0].contains("rows") &&
-        result[0]["rows"].is_array() && !result[0]["rows"].empty()) {
+    if (result.is_array() && !result.empty() && result[0].is_object() &&
+        result[0].contains("rows") && result[0]["rows"].is_array() && !result[0]["rows"].empty()) {
       const Json& row = result[0]["rows"][0];
       // Typed lookups only: a row or member of the wrong type reads as absent.
       auto member = [&row](const char* name) -> const Json* {
@@ -127,7 +131,8 @@ Result<void> Client::tryRemote(const Remote& remote) {
       const Json* model = member("model");
       const Json* leader_j = member("leader");
       const Json* conn_j = member("connected");
-      const bool clustered = model && model->is_string() && model->get_ref<const std::string&>() == "clustered";
+      const bool clustered =
+          model && model->is_string() && model->get_ref<const std::string&>() == "clustered";
       const bool leader = leader_j && leader_j->is_boolean() && leader_j->get<bool>();
       const bool conn = !conn_j || !conn_j->is_boolean() || conn_j->get<bool>();
       if (clustered && (!leader || !conn)) {
@@ -136,7 +141,8 @@ Result<void> Client::tryRemote(const Remote& remote) {
     }
   }
 
-  auto schema_reply = waitReply(sendRequest("get_schema", Json::array({options_.database})), deadline);
+  auto schema_reply =
+      waitReply(sendRequest("get_schema", Json::array({options_.database})), deadline);
   if (!schema_reply) return fail(stream_ ? "no reply to get_schema" : last_error_);
   if (!(*schema_reply)["error"].is_null()) {
     return fail("get_schema: " + describeError((*schema_reply)["error"]));
@@ -146,16 +152,21 @@ Result<void> Client::tryRemote(const Remote& remote) {
   schema_ = std::move(*schema);
 
   monitor_cond_ = true;
-  auto reply = waitReply(sendRequest("monitor_cond", Json::array({options_.database, "nld",
-                                                                   buildMonitorRequests(options_.monitor, schema_, true)})),
-                         deadline);
+  auto reply =
+      waitReply(sendRequest("monitor_cond",
+                            Json::array({options_.database, "nld",
+                                         buildMonitorRequests(options_.monitor, schema_, true)})),
+                deadline);
   if (reply && !(*reply)["error"].is_null()) {
     // Servers older than OVS 2.6 only know RFC 7047 "monitor".
-    log::debug("ovsdb: monitor_cond refused ({}), falling back to monitor", describeError((*reply)["error"]));
+    log::debug("ovsdb: monitor_cond refused ({}), falling back to monitor",
+               describeError((*reply)["error"]));
     monitor_cond_ = false;
-    reply = waitReply(sendRequest("monitor", Json::array({options_.database, "nld",
-                                                          buildMonitorRequests(options_.monitor, schema_, false)})),
-                      deadline);
+    reply = waitReply(
+        sendRequest("monitor",
+                    Json::array({options_.database, "nld",
+                                 buildMonitorRequests(options_.monitor, schema_, false)})),
+        deadline);
   }
   if (!reply) return fail(stream_ ? "no reply to monitor request" : last_error_);
   if (!(*reply)["error"].is_null()) return fail("monitor: " + describeError((*reply)["error"]));
@@ -208,7 +219,7 @@ bool Client::dispatchQueued() {
       return false;
     }
     const bool awaited_reply = awaited_ && !j.contains("method") && j.contains("id") &&
-                              j["id"].is_number_integer() && j["id"].get<int64_t>() == *awaited_;
+                               j["id"].is_number_integer() && j["id"].get<int64_t>() == *awaited_;
     dispatch(std::move(j));
     if (awaited_reply) break;
   }
@@ -242,7 +253,8 @@ bool Client::readOnce(int timeout_ms) {
     probe_sent_.reset();
     auto st = framer_.feed(std::string_view(buf, n), messages);
     if (st != JsonFramer::Status::kOk) {
-      disconnect(st == JsonFramer::Status::kTooLarge ? "JSON-RPC message too large" : "JSON-RPC framing error");
+      disconnect(st == JsonFramer::Status::kTooLarge ? "JSON-RPC message too large"
+                                                     : "JSON-RPC framing error");
       return false;
     }
     if (n < sizeof buf && !stream_->hasBufferedData()) break;
@@ -318,7 +330,8 @@ TxnResult Client::transact(const Json& operations, std::chrono::milliseconds tim
   const Json& err = (*reply)["error"];
   if (!err.is_null()) {
     res.error = describeError(err);
-    res.status = mentionsNotLeader(res.error) ? TxnResult::Status::kNotLeader : TxnResult::Status::kError;
+    res.status =
+        mentionsNotLeader(res.error) ? TxnResult::Status::kNotLeader : TxnResult::Status::kError;
     if (res.status == TxnResult::Status::kNotLeader) disconnect("server is not the leader");
     return res;
   }
@@ -334,7 +347,7 @@ TxnResult Client::transact(const Json& operations, std::chrono::milliseconds tim
     if (!r.is_object() || !r.contains("error") || r["error"].is_null()) continue;
     res.error = describeError(r);
     const bool wait_op = i < operations.size() && operations[i].is_object() &&
-                        operations[i].value("op", std::string()) == "wait";
+                         operations[i].value("op", std::string()) == "wait";
     if (mentionsNotLeader(res.error)) {
       res.status = TxnResult::Status::kNotLeader;
       disconnect("server is not the leader");

@@ -7,7 +7,8 @@ namespace nld::ovsdb {
 namespace {
 
 bool isTagged(const Json& j, const char* tag) {
-  return j.is_array() && j.size() == 2 && j[0].is_string() && j[0].get_ref<const std::string&>() == tag;
+  return j.is_array() && j.size() == 2 && j[0].is_string() &&
+         j[0].get_ref<const std::string&>() == tag;
 }
 
 }  // namespace

@@ -6,11 +6,10 @@
 // Thread affinity: pure functions, no state. They never throw on malformed input: accessors
 // return empty results and applyDiff reports failure.
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace nld::ovsdb {
 

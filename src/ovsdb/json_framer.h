@@ -38,7 +38,7 @@ class JsonFramer {
 
  private:
   std::size_t max_message_bytes_;
-  std::string buf_;       // bytes of the current, incomplete message (starts at '{' or '[')
+  std::string buf_;  // bytes of the current, incomplete message (starts at '{' or '[')
   int depth_ = 0;
   bool in_string_ = false;
   bool escape_ = false;

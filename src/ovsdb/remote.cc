@@ -26,7 +26,8 @@ Remote parseRemote(std::string_view text) {
   if (text.starts_with("unix:")) {
     r.kind = Remote::Kind::kUnix;
     r.path = std::string(text.substr(5));
-    if (r.path.empty()) throw std::invalid_argument("empty unix socket path in remote \"" + whole + "\"");
+    if (r.path.empty())
+      throw std::invalid_argument("empty unix socket path in remote \"" + whole + "\"");
     return r;
   }
   if (text.starts_with("tcp:")) {
@@ -43,7 +44,8 @@ Remote parseRemote(std::string_view text) {
   }
   std::string host(rest.substr(0, colon));
   std::string_view port_text = rest.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   unsigned port = 0;
   auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (ec != std::errc() || p != port_text.data() + port_text.size() || port == 0 || port > 65535) {
@@ -62,7 +64,8 @@ std::vector<Remote> parseRemotes(std::string_view text) {
   std::size_t start = 0;
   while (true) {
     auto comma = text.find(',', start);
-    std::string_view part = text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    std::string_view part = text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
     while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
     if (part.empty()) throw std::invalid_argument("empty remote in \"" + std::string(text) + "\"");

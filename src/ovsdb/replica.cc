@@ -43,7 +43,8 @@ std::size_t Replica::rowCount() const {
 Result<void> Replica::applyUpdate(const Json& table_updates) {
   if (!table_updates.is_object()) return fail("table-updates is not an object");
   bool changed = false;
-  for (auto table_name_it = table_updates.begin(); table_name_it != table_updates.end(); ++table_name_it) {
+  for (auto table_name_it = table_updates.begin(); table_name_it != table_updates.end();
+       ++table_name_it) {
     const std::string& table_name = table_name_it.key();
     const Json& rows = table_name_it.value();
     if (!rows.is_object()) return fail("table-update for " + table_name + " is not an object");
@@ -61,7 +62,8 @@ Result<void> Replica::applyUpdate(const Json& table_updates) {
       // "new" holds every monitored column for inserts, only changed ones for modifications.
       auto& row = t[uuid];
       if (!row.is_object()) row = Json::object();
-      for (auto col_it = new_row.begin(); col_it != new_row.end(); ++col_it) row[col_it.key()] = col_it.value();
+      for (auto col_it = new_row.begin(); col_it != new_row.end(); ++col_it)
+        row[col_it.key()] = col_it.value();
       changed = true;
     }
   }
@@ -73,7 +75,8 @@ Result<void> Replica::applyUpdate2(const Json& table_updates2, const Schema& sch
   if (!table_updates2.is_object()) return fail("table-updates2 is not an object");
   bool changed = false;
   Result<void> result;
-  for (auto table_name_it = table_updates2.begin(); table_name_it != table_updates2.end(); ++table_name_it) {
+  for (auto table_name_it = table_updates2.begin(); table_name_it != table_updates2.end();
+       ++table_name_it) {
     const std::string& table_name = table_name_it.key();
     const Json& rows = table_name_it.value();
     if (!rows.is_object()) {

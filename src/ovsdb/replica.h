@@ -16,8 +16,8 @@ namespace nld::ovsdb {
 
 class Replica {
  public:
-  using Row = Json;                         ///< JSON object: column → <value>
-  using Table = std::map<std::string, Row>; ///< row UUID → row
+  using Row = Json;                          ///< JSON object: column → <value>
+  using Table = std::map<std::string, Row>;  ///< row UUID → row
 
   /// Removes every row (before a resync); bumps the seqno.
   void clear();

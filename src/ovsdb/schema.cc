@@ -10,7 +10,8 @@ ColumnKind kindOfType(const Json& type) {
   if (type.contains("value")) return ColumnKind::kMap;
   long long min = 1;
   long long max = 1;
-  if (auto it = type.find("min"); it != type.end() && it->is_number_integer()) min = it->get<long long>();
+  if (auto it = type.find("min"); it != type.end() && it->is_number_integer())
+    min = it->get<long long>();
   if (auto it = type.find("max"); it != type.end()) {
     if (it->is_number_integer()) {
       max = it->get<long long>();
@@ -28,7 +29,8 @@ Result<Schema> Schema::fromJson(const Json& schema) {
     return fail("schema has no \"tables\" object");
   }
   Schema s;
-  if (auto it = schema.find("name"); it != schema.end() && it->is_string()) s.name_ = it->get<std::string>();
+  if (auto it = schema.find("name"); it != schema.end() && it->is_string())
+    s.name_ = it->get<std::string>();
   for (auto table_it = schema["tables"].begin(); table_it != schema["tables"].end(); ++table_it) {
     const std::string& table = table_it.key();
     const Json& def = table_it.value();
@@ -37,7 +39,8 @@ Result<Schema> Schema::fromJson(const Json& schema) {
     for (auto col_it = def["columns"].begin(); col_it != def["columns"].end(); ++col_it) {
       const std::string& col = col_it.key();
       const Json& cdef = col_it.value();
-      cols[col] = cdef.is_object() && cdef.contains("type") ? kindOfType(cdef["type"]) : ColumnKind::kScalar;
+      cols[col] = cdef.is_object() && cdef.contains("type") ? kindOfType(cdef["type"])
+                                                            : ColumnKind::kScalar;
     }
   }
   return s;

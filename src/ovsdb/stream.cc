@@ -159,7 +159,8 @@ class SslStream : public Stream {
   Result<void> writeAll(std::string_view data, int timeout_ms) override {
     while (!data.empty()) {
       ERR_clear_error();
-      int n = SSL_write(ssl_, data.data(), static_cast<int>(data.size() > 1u << 20 ? 1u << 20 : data.size()));
+      int n = SSL_write(ssl_, data.data(),
+                        static_cast<int>(data.size() > 1u << 20 ? 1u << 20 : data.size()));
       if (n > 0) {
         data.remove_prefix(static_cast<std::size_t>(n));
         continue;
@@ -192,9 +193,12 @@ Result<std::unique_ptr<Stream>> openSsl(net::Fd owned, const Remote& remote, con
     return fail(std::move(why));
   };
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  if (SSL_CTX_use_certificate_chain_file(ctx, opts.certificate.c_str()) != 1) return fail_ctx("certificate");
-  if (SSL_CTX_use_PrivateKey_file(ctx, opts.private_key.c_str(), SSL_FILETYPE_PEM) != 1) return fail_ctx("private key");
-  if (SSL_CTX_load_verify_locations(ctx, opts.ca_cert.c_str(), nullptr) != 1) return fail_ctx("CA certificate");
+  if (SSL_CTX_use_certificate_chain_file(ctx, opts.certificate.c_str()) != 1)
+    return fail_ctx("certificate");
+  if (SSL_CTX_use_PrivateKey_file(ctx, opts.private_key.c_str(), SSL_FILETYPE_PEM) != 1)
+    return fail_ctx("private key");
+  if (SSL_CTX_load_verify_locations(ctx, opts.ca_cert.c_str(), nullptr) != 1)
+    return fail_ctx("CA certificate");
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   SSL* ssl = SSL_new(ctx);
   if (ssl == nullptr) return fail_ctx("SSL_new");
@@ -207,7 +211,9 @@ Result<std::unique_ptr<Stream>> openSsl(net::Fd owned, const Remote& remote, con
     if (r == 1) break;
     int e = SSL_get_error(ssl, r);
     short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
     if (ev == 0 || left <= 0 || !waitFd(fd, ev, static_cast<int>(left))) {
       std::string why = ev == 0 ? sslErrorText(("TLS handshake with " + remote.toString()).c_str())
                                 : "TLS handshake with " + remote.toString() + ": timed out";

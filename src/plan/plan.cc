@@ -92,9 +92,15 @@ upstream::Settings toUpstreamSettings(const config::ForwardConfig& f) {
   s.max_fails = f.max_fails;
   s.max_connect_attempts = f.max_connect_attempts;
   switch (f.policy) {
-    case config::Policy::kRandom: s.policy = upstream::Settings::Policy::kRandom; break;
-    case config::Policy::kRoundRobin: s.policy = upstream::Settings::Policy::kRoundRobin; break;
-    case config::Policy::kSequential: s.policy = upstream::Settings::Policy::kSequential; break;
+    case config::Policy::kRandom:
+      s.policy = upstream::Settings::Policy::kRandom;
+      break;
+    case config::Policy::kRoundRobin:
+      s.policy = upstream::Settings::Policy::kRoundRobin;
+      break;
+    case config::Policy::kSequential:
+      s.policy = upstream::Settings::Policy::kSequential;
+      break;
   }
   s.health_check = f.health_check;
   s.health_check_rd = f.health_check_recursion_desired;
@@ -141,8 +147,7 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
     for (const auto& [zone, block] : l.zones) {
       // A copy: clang 14 (the fuzz build) cannot capture a structured binding in a lambda.
       const std::string& zone_text = zone;
-      lp.zones.add(atBlock(cf.blocks[block], [&] { return nameOrThrow(zone_text); }), zone,
-                   block);
+      lp.zones.add(atBlock(cf.blocks[block], [&] { return nameOrThrow(zone_text); }), zone, block);
       if (const auto& t = cf.blocks[block].timeouts) {
         if (t->read) lp.tcp_read = t->read;
         if (t->idle) lp.tcp_idle = t->idle;
@@ -179,9 +184,10 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
       if (lc.format != config::kCommonLogFormat ||
           !(lc.classes.size() == 1 && lc.classes[0] == "all") ||
           !(lc.names.size() == 1 && lc.names[0] == ".")) {
-        log::warn("{}:{}: plugin/log: custom names, formats and classes are not implemented by "
-                  "nodelocaldns; every query of the block is logged in the common format",
-                  sb.file, sb.line);
+        log::warn(
+            "{}:{}: plugin/log: custom names, formats and classes are not implemented by "
+            "nodelocaldns; every query of the block is logged in the common format",
+            sb.file, sb.line);
       }
     }
     b.metrics = sb.prometheus.has_value();
@@ -197,9 +203,11 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
           *sb.hosts, fmt::format("{}:{}", sb.file, sb.hosts->line));
     }
     if (sb.timeouts && sb.timeouts->write) {
-      log::warn("{}:{}: plugin/timeouts: 'write' has no deadline of its own in node-cache; a TCP "
-                "client that does not read its answers is closed by the idle deadline and the "
-                "write-buffer bound", sb.file, sb.line);
+      log::warn(
+          "{}:{}: plugin/timeouts: 'write' has no deadline of its own in node-cache; a TCP "
+          "client that does not read its answers is closed by the idle deadline and the "
+          "write-buffer bound",
+          sb.file, sb.line);
     }
     if (!sb.rewrites.empty() && (sb.hosts || !sb.templates.empty())) {
       // CoreDNS runs rewrite before template and hosts; ours hands the rewritten question to
@@ -215,8 +223,8 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
         try {
           rw->addRule(args);
         } catch (const std::exception& e) {  // validated by the Corefile reader already
-          throw std::runtime_error(fmt::format("{}:{}: plugin/rewrite: {}", sb.file, sb.line,
-                                               e.what()));
+          throw std::runtime_error(
+              fmt::format("{}:{}: plugin/rewrite: {}", sb.file, sb.line, e.what()));
         }
       }
       b.rewrite = std::move(rw);
@@ -243,9 +251,9 @@ std::shared_ptr<const Plan> buildPlan(config::Corefile corefile, size_t workers,
     if (sb.loop && !sb.keys.empty()) {
       auto ld = std::make_shared<LoopDetector>();
       const std::string zone = sb.keys.front().zone;
-      ld->probe_text = fmt::format("{}.{}.{}", random64() % 10000000000000000000ull,
-                                   random64() % 10000000000000000000ull,
-                                   zone == "." ? std::string() : zone);
+      ld->probe_text =
+          fmt::format("{}.{}.{}", random64() % 10000000000000000000ull,
+                      random64() % 10000000000000000000ull, zone == "." ? std::string() : zone);
       if (ld->probe_text.back() != '.') ld->probe_text += '.';
       ld->probe = atBlock(sb, [&] { return nameOrThrow(ld->probe_text); });
       ld->target_ip = sb.bind.empty() ? std::string("127.0.0.1") : sb.bind.front();

@@ -25,9 +25,9 @@ namespace nld::plan {
 class ZoneTable {
  public:
   struct Entry {
-    dns::Name zone;        // lower-cased
-    std::string text;      // "cluster.local."
-    size_t block = 0;      // index into Plan::blocks
+    dns::Name zone;    // lower-cased
+    std::string text;  // "cluster.local."
+    size_t block = 0;  // index into Plan::blocks
     size_t labels = 0;
   };
   void add(const dns::Name& zone, std::string text, size_t block);
@@ -42,9 +42,9 @@ class ZoneTable {
 
 /// `loop` plugin state of one block (CoreDNS plugin/loop), shared by the workers.
 struct LoopDetector {
-  dns::Name probe;             // HINFO <rand>.<rand>.<zone>
+  dns::Name probe;  // HINFO <rand>.<rand>.<zone>
   std::string probe_text;
-  std::string target_ip;       // where the probe is sent: the block's first listen address
+  std::string target_ip;  // where the probe is sent: the block's first listen address
   uint16_t target_port = 0;
   std::atomic<int> seen{0};
   std::atomic<bool> active{true};
@@ -54,7 +54,7 @@ struct ForwardPlan {
   dns::Name from;
   std::vector<dns::Name> except;
   upstream::Settings settings;
-  std::vector<std::string> labels;  // "ip:port" per upstream, for metrics
+  std::vector<std::string> labels;                      // "ip:port" per upstream, for metrics
   std::unique_ptr<upstream::ForwardObserver> observer;  // metrics hooks (outlives `shared`)
   std::shared_ptr<upstream::SharedForwardState> shared;
 };
@@ -62,7 +62,7 @@ struct ForwardPlan {
 struct BlockPlan {
   const config::ServerBlock* cfg = nullptr;
   std::vector<dns::Name> zones;
-  std::string zones_label;  // comma-joined zones, as CoreDNS's cache `zones` label
+  std::string zones_label;   // comma-joined zones, as CoreDNS's cache `zones` label
   std::string server_label;  // the first listener serving the block (cache entries gauge)
   std::optional<cache::Settings> cache;
   std::vector<dns::Name> cache_zones;  // `cache TTL ZONES...`; empty = the block's zones
@@ -76,8 +76,8 @@ struct BlockPlan {
   /// its consolidate patterns (set when `errors`)
   std::shared_ptr<plugin::ErrorsPlugin> errors_plugin;
   bool log = false;
-  bool metrics = false;  // block has `prometheus`
-  uint16_t bufsize = 0;  // `bufsize`: cap on a client's EDNS UDP size (0: none)
+  bool metrics = false;      // block has `prometheus`
+  uint16_t bufsize = 0;      // `bufsize`: cap on a client's EDNS UDP size (0: none)
   bool loadbalance = false;  // `loadbalance`: shuffle address records in every answer
   /// `rewrite` rules (null: none). The cache keeps upstream answers to rewritten questions, so
   /// a change of rules does not invalidate it (not part of cache_identity).

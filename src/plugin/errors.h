@@ -33,7 +33,7 @@ class ErrorsPlugin {
  public:
   struct Pattern {
     std::unique_ptr<re2::RE2> re;
-    std::string text;         // the REGEXP as written
+    std::string text;  // the REGEXP as written
     std::chrono::milliseconds period{0};
     std::string period_text;  // "30s", "5m0s"
     log::Level level = log::Level::kError;

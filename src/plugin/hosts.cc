@@ -24,7 +24,8 @@ bool isSpace(char c) {
 // Go's parseIP of plugin/hosts: drop a `%zone`, then net.ParseIP. Raw bytes, IPv4-mapped
 // addresses as 4 bytes; empty if not an address.
 std::string parseAddress(std::string_view field) {
-  if (const size_t pct = field.find('%'); pct != std::string_view::npos) field = field.substr(0, pct);
+  if (const size_t pct = field.find('%'); pct != std::string_view::npos)
+    field = field.substr(0, pct);
   if (field.empty() || field.size() > 64) return {};
   const auto ip = net::parseIp(field);
   if (!ip) return {};
@@ -102,7 +103,8 @@ HostsMap parseHostsText(std::string_view text, const std::vector<dns::Name>& ori
     if (nl >= kMaxLine) break;
     std::string_view line = text.substr(0, nl);
     text = last ? std::string_view() : text.substr(nl + 1);
-    if (const size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
+    if (const size_t hash = line.find('#'); hash != std::string_view::npos)
+      line = line.substr(0, hash);
     fields.clear();
     size_t i = 0;
     while (i < line.size()) {
@@ -254,7 +256,8 @@ HostsPlugin::Verdict HostsPlugin::lookup(dns::ByteView pkt, const dns::Query& q,
     for (const HostsMap* m : maps) {
       for (const auto& n : find(m->addr, addr)) {
         const auto target = dns::Name::fromString(n);
-        if (target) rdatas.emplace_back(reinterpret_cast<const char*>(target->data.data()), target->len);
+        if (target)
+          rdatas.emplace_back(reinterpret_cast<const char*>(target->data.data()), target->len);
       }
     }
     // An address nobody has: the next plugin, whatever `fallthrough` says (CoreDNS).

@@ -2,7 +2,8 @@
 // The `hosts` plugin (CoreDNS 1.10 plugin/hosts): answers A, AAAA and PTR from a hosts file and
 // from inline entries of the Corefile.
 //
-// Semantics, as the upstream image's CoreDNS (checked against it by tests/integration/test_hosts.py):
+// Semantics, as the upstream image's CoreDNS (checked against it by
+// tests/integration/test_hosts.py):
 // - Names outside the plugin's zones go to the next plugin (PTR queries are not zone-checked).
 // - A/AAAA of a known name: NOERROR, AA, the addresses (file entries first, then inline ones)
 //   with the configured TTL. Another type of a known name: NOERROR/NODATA, AA, no SOA.
@@ -50,8 +51,7 @@ struct HostsMap {
 /// is not an IP address (a `%zone` suffix is ignored) are skipped, names outside `origins` are
 /// skipped. `reverse` fills the address → names map. Scanning stops at a line of 64 KiB or
 /// more (Go's bufio.Scanner limit). Never throws on any input.
-HostsMap parseHostsText(std::string_view text, const std::vector<dns::Name>& origins,
-                        bool reverse);
+HostsMap parseHostsText(std::string_view text, const std::vector<dns::Name>& origins, bool reverse);
 
 /// The address a reverse name (x.x.x.x.in-addr.arpa., 32 nibbles .ip6.arpa.) stands for, as
 /// 4 or 16 raw bytes (IPv4-mapped IPv6 → 4 bytes), or empty if it is not one.

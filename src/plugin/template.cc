@@ -85,8 +85,9 @@ TemplatePlugin::TemplatePlugin(const std::vector<config::TemplateConfig>& templa
       t.zone_texts.push_back(z);
     }
     for (const auto* section : {&c.answer, &c.additional, &c.authority}) {
-      auto& dst = section == &c.answer ? t.answer : section == &c.additional ? t.additional
-                                                                                : t.authority;
+      auto& dst = section == &c.answer       ? t.answer
+                  : section == &c.additional ? t.additional
+                                             : t.authority;
       for (const auto& text : *section) {
         auto g = GoTemplate::compile(text);
         if (!g) {
@@ -96,7 +97,8 @@ TemplatePlugin::TemplatePlugin(const std::vector<config::TemplateConfig>& templa
         dst.push_back(std::move(*g));
       }
     }
-    const std::vector<std::string> match = c.match.empty() ? std::vector<std::string>{".*"} : c.match;
+    const std::vector<std::string> match =
+        c.match.empty() ? std::vector<std::string>{".*"} : c.match;
     for (const auto& m : match) {
       auto re = std::make_unique<re2::RE2>(m, re2::RE2::Quiet);
       if (!re->ok()) {
@@ -131,8 +133,8 @@ bool TemplatePlugin::appendRecord(const GoTemplate& tmpl, const GoTemplate::Data
   thread_local std::unique_ptr<zs_scanner_t> scanner = std::make_unique<zs_scanner_t>();
   zs_scanner_t* sc = scanner.get();
   if (zs.init(sc, ".", 1, 3600) != 0) return false;
-  bool ok = zs.set_input_string(sc, text->data(), text->size()) == 0 &&
-            zs.parse_record(sc) == 0 && sc->state == ZS_STATE_DATA;
+  bool ok = zs.set_input_string(sc, text->data(), text->size()) == 0 && zs.parse_record(sc) == 0 &&
+            sc->state == ZS_STATE_DATA;
   if (ok) {
     const size_t need = size_t{sc->r_owner_length} + 10 + sc->r_data_length;
     ok = len + need <= out.size() && sc->r_data_length <= 65535;
@@ -156,13 +158,20 @@ namespace {
 
 std::string_view className(uint16_t c) {
   switch (c) {
-    case 1: return "IN";
-    case 2: return "CS";
-    case 3: return "CH";
-    case 4: return "HS";
-    case 254: return "NONE";
-    case 255: return "ANY";
-    default: return "";
+    case 1:
+      return "IN";
+    case 2:
+      return "CS";
+    case 3:
+      return "CH";
+    case 4:
+      return "HS";
+    case 254:
+      return "NONE";
+    case 255:
+      return "ANY";
+    default:
+      return "";
   }
 }
 

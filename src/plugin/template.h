@@ -15,17 +15,17 @@
 // answers: AA, its rcode, its records — except rcode SERVFAIL, which is returned as a bare
 // SERVFAIL (no AA). A template whose zones/class/type fit but no regex matches ends the search
 // with a bare SERVFAIL (CoreDNS returns NXDOMAIN as a code without writing a reply; the
-// upstream image's client sees SERVFAIL) unless its `fallthrough` covers the name. When no template answers the
-// query goes to the next plugin (hosts, forward). A record that does not render or parse makes
-// the answer a bare SERVFAIL (CoreDNS returns the error).
+// upstream image's client sees SERVFAIL) unless its `fallthrough` covers the name. When no template
+// answers the query goes to the next plugin (hosts, forward). A record that does not render or
+// parse makes the answer a bare SERVFAIL (CoreDNS returns the error).
 //
 // Threading: immutable after construction, shared by the workers; decide() from any thread.
+#include <re2/re2.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <re2/re2.h>
 
 #include "common/go_text.h"
 #include "config/corefile.h"

@@ -13,10 +13,18 @@ using plugin::ErrorsPlugin;
 void logAt(log::Level level, uint64_t n, const ErrorsPlugin::Pattern& p) {
   constexpr auto kFormat = "plugin/errors: {} errors like '{}' occurred in last {}";
   switch (level) {
-    case log::Level::kError: log::error(kFormat, n, p.text, p.period_text); break;
-    case log::Level::kWarning: log::warn(kFormat, n, p.text, p.period_text); break;
-    case log::Level::kInfo: log::info(kFormat, n, p.text, p.period_text); break;
-    case log::Level::kDebug: log::debug(kFormat, n, p.text, p.period_text); break;
+    case log::Level::kError:
+      log::error(kFormat, n, p.text, p.period_text);
+      break;
+    case log::Level::kWarning:
+      log::warn(kFormat, n, p.text, p.period_text);
+      break;
+    case log::Level::kInfo:
+      log::info(kFormat, n, p.text, p.period_text);
+      break;
+    case log::Level::kDebug:
+      log::debug(kFormat, n, p.text, p.period_text);
+      break;
   }
 }
 
@@ -73,9 +81,10 @@ void ErrorLog::report(const std::shared_ptr<ErrorsPlugin>& plugin, uint8_t rcode
 void ErrorLog::summarise() {
   summary_timer_ = 0;
   if (suppressed_ == 0) return;
-  log::warn("plugin/errors: {} error lines suppressed in the last {} ms (at most {} lines a "
-            "second per worker)",
-            suppressed_, limits_.summary.count(), limits_.per_second);
+  log::warn(
+      "plugin/errors: {} error lines suppressed in the last {} ms (at most {} lines a "
+      "second per worker)",
+      suppressed_, limits_.summary.count(), limits_.per_second);
   if (metrics_ != nullptr) metrics_->onLogSuppressed(suppressed_);
   suppressed_ = 0;
 }

@@ -11,11 +11,16 @@ namespace {
 
 const char* pluginName(AnswerPlugin p) {
   switch (p) {
-    case AnswerPlugin::kCache: return "cache";
-    case AnswerPlugin::kForward: return "forward";
-    case AnswerPlugin::kHosts: return "hosts";
-    case AnswerPlugin::kTemplate: return "template";
-    default: return "";
+    case AnswerPlugin::kCache:
+      return "cache";
+    case AnswerPlugin::kForward:
+      return "forward";
+    case AnswerPlugin::kHosts:
+      return "hosts";
+    case AnswerPlugin::kTemplate:
+      return "template";
+    default:
+      return "";
   }
 }
 
@@ -84,32 +89,50 @@ typename Map::mapped_type& ServerMetrics::cached(Map& m, Family& fam, const Key&
 
 size_t ServerMetrics::typeIndex(uint16_t qtype) {
   switch (qtype) {
-    case 1: return 0;
-    case 28: return 1;
-    case 5: return 2;
-    case 48: return 3;
-    case 43: return 4;
-    case 15: return 5;
-    case 50: return 6;
-    case 47: return 7;
-    case 2: return 8;
-    case 12: return 9;
-    case 46: return 10;
-    case 6: return 11;
-    case 33: return 12;
-    case 16: return 13;
-    case 65: return 14;
-    case 251: return 15;
-    case 252: return 16;
-    case 255: return 17;
-    default: return 18;
+    case 1:
+      return 0;
+    case 28:
+      return 1;
+    case 5:
+      return 2;
+    case 48:
+      return 3;
+    case 43:
+      return 4;
+    case 15:
+      return 5;
+    case 50:
+      return 6;
+    case 47:
+      return 7;
+    case 2:
+      return 8;
+    case 12:
+      return 9;
+    case 46:
+      return 10;
+    case 6:
+      return 11;
+    case 33:
+      return 12;
+    case 16:
+      return 13;
+    case 65:
+      return 14;
+    case 251:
+      return 15;
+    case 252:
+      return 16;
+    case 255:
+      return 17;
+    default:
+      return 18;
   }
 }
 
 void ServerMetrics::onQuery(size_t worker, const std::string& server, const std::string& zone,
-                            bool udp, int family, uint16_t qtype, bool dnssec_ok,
-                            size_t req_size, uint8_t rcode, AnswerPlugin plugin,
-                            size_t resp_size, double seconds) {
+                            bool udp, int family, uint16_t qtype, bool dnssec_ok, size_t req_size,
+                            uint8_t rcode, AnswerPlugin plugin, size_t resp_size, double seconds) {
   PerWorker& w = workers_[worker];
   if (w.last_zone_server != &server || w.last_zone != &zone) {
     auto& slot = w.zones[Key{&requests_, &server, &zone, 0}];
@@ -124,8 +147,8 @@ void ServerMetrics::onQuery(size_t worker, const std::string& server, const std:
   const size_t ti = typeIndex(qtype);
   const size_t ri = (udp ? 1 : 0) * 3 * kTypes + fam * kTypes + ti;
   if (!z.requests_set[ri]) {
-    z.requests[ri] = requests_.with({server, zone, "", proto, std::to_string(fam),
-                                     std::string(typeLabel(qtype))});
+    z.requests[ri] = requests_.with(
+        {server, zone, "", proto, std::to_string(fam), std::string(typeLabel(qtype))});
     z.requests_set[ri] = true;
   }
   z.requests[ri].inc();
@@ -144,11 +167,12 @@ void ServerMetrics::onQuery(size_t worker, const std::string& server, const std:
     }
     z.responses[xi].inc();
   } else {
-    cached(workers_[worker].counters, responses_,
-            Key{&responses_, &server, &zone, uint64_t(rcode) | (uint64_t(plugin) << 8)}, [&] {
-              return std::vector<std::string>{server, zone, "", rcodeLabel(rcode),
-                                              pluginName(plugin)};
-            })
+    cached(
+        workers_[worker].counters, responses_,
+        Key{&responses_, &server, &zone, uint64_t(rcode) | (uint64_t(plugin) << 8)},
+        [&] {
+          return std::vector<std::string>{server, zone, "", rcodeLabel(rcode), pluginName(plugin)};
+        })
         .inc();
   }
   if (!z.hist_set) {
@@ -215,9 +239,9 @@ void ServerMetrics::onCacheEvictions(size_t worker, const std::string& server,
 
 void ServerMetrics::onCacheDrop(size_t worker, const std::string& server,
                                 const std::string& zones) {
-  cached(workers_[worker].counters, cache_drops_, Key{&cache_drops_, &server, &zones, 0},
-         [&] { return std::vector<std::string>{server, zones, ""}; })
-      .inc();
+  cached(workers_[worker].counters, cache_drops_, Key{&cache_drops_, &server, &zones, 0}, [&] {
+    return std::vector<std::string>{server, zones, ""};
+  }).inc();
 }
 
 void ServerMetrics::onPanic() { panics_.with().inc(); }

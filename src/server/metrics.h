@@ -20,7 +20,13 @@ namespace nld::server {
 
 /// The plugin that wrote an answer: coredns_dns_responses_total{plugin} ("" for the server's own
 /// error replies).
-enum class AnswerPlugin : uint8_t { kNone = 0, kCache = 1, kForward = 2, kHosts = 3, kTemplate = 4 };
+enum class AnswerPlugin : uint8_t {
+  kNone = 0,
+  kCache = 1,
+  kForward = 2,
+  kHosts = 3,
+  kTemplate = 4
+};
 inline constexpr size_t kAnswerPlugins = 5;
 
 /// The forward observers of every Plan the daemon builds (plan::ForwardObservers).

@@ -131,7 +131,8 @@ void Pipeline::setPlan(const std::shared_ptr<const Plan>& plan) {
     }
     if (b.cache && !rt.cache) rt.cache = std::make_shared<cache::Cache>(*b.cache);
     for (const auto& f : b.forwards) {
-      rt.forwarders.push_back(std::make_unique<upstream::Forwarder>(loop_, f.shared, f.observer.get()));
+      rt.forwarders.push_back(
+          std::make_unique<upstream::Forwarder>(loop_, f.shared, f.observer.get()));
     }
   }
   // Entries of the previous generation's caches that were not taken over disappear with it.
@@ -156,8 +157,8 @@ bool Pipeline::exportSlice(SnapshotExport& st, size_t max_entries) {
   while (st.block < blocks && !st.buffer.full()) {
     const auto& c = st.plan->blocks[st.block].cache;  // null: no cache, or taken over by a reload
     if (c && !st.cursor.done()) {
-      st.cursor = c->exportSome(st.cursor, max_entries, now, static_cast<uint32_t>(st.block),
-                                st.buffer);
+      st.cursor =
+          c->exportSome(st.cursor, max_entries, now, static_cast<uint32_t>(st.block), st.buffer);
       if (!st.cursor.done()) return false;  // slice used up: continue in a later round
     }
     ++st.block;
@@ -313,8 +314,8 @@ void Pipeline::takeHandOffs(size_t origin, std::vector<HandOff>& batch) {
       continue;
     }
     back.reply = std::move(h.reply);
-    const size_t n = handle(ByteView(h.pkt), h.peer, h.listener, h.proto,
-                            MutableBytes(scratch_), back, /*handed_off=*/true);
+    const size_t n = handle(ByteView(h.pkt), h.peer, h.listener, h.proto, MutableBytes(scratch_),
+                            back, /*handed_off=*/true);
     if (n == kPending) continue;
     queueReturn(origin, std::move(back.reply), ByteView(scratch_.data(), n));
   }
@@ -333,7 +334,8 @@ void Pipeline::flushHandOffs() {
       // batch travels in a shared_ptr, one allocation per batch (the task needed one anyway).
       Pipeline* target = peers_[w];
       auto batch = std::make_shared<std::vector<HandOff>>(std::move(outbox_[w]));
-      target->loop().post([target, origin = worker_, batch] { target->takeHandOffs(origin, *batch); });
+      target->loop().post(
+          [target, origin = worker_, batch] { target->takeHandOffs(origin, *batch); });
       outbox_[w].clear();  // moved from: make it empty for the next round
     }
     if (!returns_[w].empty()) {
@@ -371,7 +373,8 @@ size_t Pipeline::handle(ByteView pkt, const net::SockAddr& peer, size_t listener
     return n;
   };
   switch (st) {
-    case dns::QueryStatus::kOk: break;
+    case dns::QueryStatus::kOk:
+      break;
     case dns::QueryStatus::kDrop:
       ++dropped_;
       metrics_.onMalformed();
@@ -379,8 +382,10 @@ size_t Pipeline::handle(ByteView pkt, const net::SockAddr& peer, size_t listener
     case dns::QueryStatus::kFormErr:
       metrics_.onMalformed();
       return finish_error(dns::rcode::FormErr, kDropped);
-    case dns::QueryStatus::kNotImp: return finish_error(dns::rcode::NotImp, kDropped);
-    case dns::QueryStatus::kBadVers: return finish_error(dns::rcode::BadVers, kDropped);
+    case dns::QueryStatus::kNotImp:
+      return finish_error(dns::rcode::NotImp, kDropped);
+    case dns::QueryStatus::kBadVers:
+      return finish_error(dns::rcode::BadVers, kDropped);
   }
 
   // The identity queries (CH class: one compare on the usual IN path), before any block: they
@@ -398,7 +403,9 @@ size_t Pipeline::handle(ByteView pkt, const net::SockAddr& peer, size_t listener
   if (zone == nullptr) return finish_error(dns::rcode::Refused, kDropped);
   // A plugin's error return code (hosts' unknown name, template's, "no next plugin"): written
   // like every error reply of ours, as CoreDNS's server does (SetRcode: no RA).
-  auto finish_plugin_error = [&](uint8_t rcode) -> size_t { return finish_error(rcode, zone->text); };
+  auto finish_plugin_error = [&](uint8_t rcode) -> size_t {
+    return finish_error(rcode, zone->text);
+  };
   const size_t bi = zone->block;
   const BlockPlan& block = wp.plan->blocks[bi];
   BlockRuntime& rt = wp.blocks[bi];
@@ -463,9 +470,8 @@ size_t Pipeline::handle(ByteView pkt, const net::SockAddr& peer, size_t listener
       const auto took = loop_.clockNow() - start;
       if (block.log) logQuery(block, peer, q, proto, pkt.size(), out.first(lr.length), took);
       if (block.metrics) {
-        metrics_.onQuery(worker_, lp.server_label, zone->text, udp, peer.family(),
-                         q.question.qtype, q.edns.dnssec_ok, pkt.size(), rcode,
-                         AnswerPlugin::kCache, lr.length,
+        metrics_.onQuery(worker_, lp.server_label, zone->text, udp, peer.family(), q.question.qtype,
+                         q.edns.dnssec_ok, pkt.size(), rcode, AnswerPlugin::kCache, lr.length,
                          std::chrono::duration<double>(took).count());
       }
       return lr.length;
@@ -491,8 +497,10 @@ size_t Pipeline::handle(ByteView pkt, const net::SockAddr& peer, size_t listener
   if (block.hosts) {
     size_t n = 0;
     switch (block.hosts->lookup(pkt, q, MutableBytes(local_), n, loop_.now())) {
-      case HostsPlugin::Verdict::kNext: break;
-      case HostsPlugin::Verdict::kServFail: return finish_plugin_error(dns::rcode::ServFail);
+      case HostsPlugin::Verdict::kNext:
+        break;
+      case HostsPlugin::Verdict::kServFail:
+        return finish_plugin_error(dns::rcode::ServFail);
       case HostsPlugin::Verdict::kAnswer:
         return finishLocal(lp, bi, zone->text, pkt, q, key_hash, peer, proto, limit, start,
                            ByteView(local_.data(), n), out, AnswerPlugin::kHosts);
@@ -530,11 +538,10 @@ size_t Pipeline::handle(ByteView pkt, const net::SockAddr& peer, size_t listener
   dns::Query rewrite_query;
   if (rewrite) {
     rewrite_buf_.resize(dns::kMaxMessageSize);
-    rewrite_len = dns::rewrite::Rewriter::buildRewrittenQuery(pkt, q, *rewrite,
-                                                              MutableBytes(rewrite_buf_));
-    if (rewrite_len == 0 ||
-        dns::parseQuery(ByteView(rewrite_buf_.data(), rewrite_len), rewrite_query) !=
-            dns::QueryStatus::kOk) {
+    rewrite_len =
+        dns::rewrite::Rewriter::buildRewrittenQuery(pkt, q, *rewrite, MutableBytes(rewrite_buf_));
+    if (rewrite_len == 0 || dns::parseQuery(ByteView(rewrite_buf_.data(), rewrite_len),
+                                            rewrite_query) != dns::QueryStatus::kOk) {
       return finish_error(dns::rcode::ServFail, zone->text);
     }
   }
@@ -588,8 +595,7 @@ void Pipeline::refresh(const std::shared_ptr<WorkerPlan>& wp, size_t block, Byte
     copy->rewrite = b.rewrite->apply(q.question);
     if (copy->rewrite.invalid || (copy->rewrite.matched && !copy->rewrite.revert)) return;
   }
-  const dns::Name& fwd_name =
-      copy->rewrite.matched ? copy->rewrite.question.name : q.question.name;
+  const dns::Name& fwd_name = copy->rewrite.matched ? copy->rewrite.question.name : q.question.name;
   for (size_t i = 0; i < b.forwards.size(); ++i) {
     if (!fwd_name.isSubdomainOf(b.forwards[i].from)) continue;
     copy->pkt.assign(pkt.begin(), pkt.end());
@@ -599,10 +605,11 @@ void Pipeline::refresh(const std::shared_ptr<WorkerPlan>& wp, size_t block, Byte
     uint64_t fwd_hash = key_hash;
     if (copy->rewrite.matched) {
       copy->fwd_pkt.resize(dns::kMaxMessageSize);
-      const size_t n = dns::rewrite::Rewriter::buildRewrittenQuery(
-          pkt, q, copy->rewrite, MutableBytes(copy->fwd_pkt));
+      const size_t n = dns::rewrite::Rewriter::buildRewrittenQuery(pkt, q, copy->rewrite,
+                                                                   MutableBytes(copy->fwd_pkt));
       copy->fwd_pkt.resize(n);
-      if (n == 0 || dns::parseQuery(ByteView(copy->fwd_pkt), copy->fwd_q) != dns::QueryStatus::kOk) {
+      if (n == 0 ||
+          dns::parseQuery(ByteView(copy->fwd_pkt), copy->fwd_q) != dns::QueryStatus::kOk) {
         return;
       }
       fwd_pkt = ByteView(copy->fwd_pkt);
@@ -638,8 +645,7 @@ size_t Pipeline::finishFromUpstream(const upstream::Result& r, const dns::Query&
   dns::setId(out.data(), q.header.id);
   // Restore the client's spelling of the name (0x20): same length, first name in both.
   if (resp.question.name_offset == dns::kHeaderSize &&
-      resp.question.name.len == q.question.name.len &&
-      q.question.name_offset == dns::kHeaderSize) {
+      resp.question.name.len == q.question.name.len && q.question.name_offset == dns::kHeaderSize) {
     std::memcpy(out.data() + dns::kHeaderSize, client_pkt.data() + dns::kHeaderSize,
                 q.question.name.len);
   }
@@ -690,7 +696,7 @@ void Pipeline::releasePlanRef(std::shared_ptr<WorkerPlan>&& wp) {
 void Pipeline::releasePending(Pending* p) {
   releasePlanRef(std::move(p->plan));  // the pool must not keep a config generation alive
   p->reply = nullptr;
-  p->pkt.clear();   // keeps its capacity
+  p->pkt.clear();  // keeps its capacity
   p->rewrite.matched = p->rewrite.revert = false;
   p->rewrite.responses.clear();
   if (pending_free_.size() < kPendingPoolMax) {
@@ -761,8 +767,8 @@ upstream::Result Pipeline::revertRewrite(ByteView client_pkt, const dns::Query& 
   const size_t n = dns::rewrite::Rewriter::revertAnswer(r.packet, client_pkt, client_q, o,
                                                         MutableBytes(rewrite_buf_));
   upstream::Result out = r;
-  if (n == 0 || dns::parseResponse(ByteView(rewrite_buf_.data(), n), rewrite_resp_) !=
-                    dns::Error::kNone) {
+  if (n == 0 ||
+      dns::parseResponse(ByteView(rewrite_buf_.data(), n), rewrite_resp_) != dns::Error::kNone) {
     out.status = upstream::Result::Status::kServFail;
     out.packet = {};
     out.parsed = nullptr;
@@ -778,8 +784,7 @@ void Pipeline::onUpstream(Pending* p, const upstream::Result& upstream_result) {
   // rewrite: the client gets, and the cache keeps under the client's question, the answer
   // reverted to that question. Rules that matched but revert nothing (`continue` rules without
   // answer rules) pass the rewritten answer through uncached, as CoreDNS writes it.
-  const upstream::Result r =
-      revertRewrite(ByteView(p->pkt), p->query, p->rewrite, upstream_result);
+  const upstream::Result r = revertRewrite(ByteView(p->pkt), p->query, p->rewrite, upstream_result);
   const bool as_rewritten = p->rewrite.matched && !p->rewrite.revert;
   WorkerPlan& wp = *p->plan;
   const Plan& plan = *wp.plan;
@@ -795,16 +800,16 @@ void Pipeline::onUpstream(Pending* p, const upstream::Result& upstream_result) {
 
   // serve_stale verify: only NOERROR/NXDOMAIN replace (and answer instead of) the stale entry;
   // anything else (SERVFAIL, REFUSED...) falls back to the stale answer below.
-  const bool usable =
-      r.status == upstream::Result::Status::kOk &&
-      (!p->stale_verify || r.parsed->header.rcode() == dns::rcode::NoError ||
-       r.parsed->header.rcode() == dns::rcode::NxDomain);
+  const bool usable = r.status == upstream::Result::Status::kOk &&
+                      (!p->stale_verify || r.parsed->header.rcode() == dns::rcode::NoError ||
+                       r.parsed->header.rcode() == dns::rcode::NxDomain);
   if (usable) {
     uint32_t duration = 0;
-    if (!as_rewritten) duration = cacheInsert(lp, block, rt, p->plan == current_, p->query, p->key_hash, r);
-    len = as_rewritten ? finishFromUpstream(r, p->fwd_query, ByteView(p->fwd_pkt), duration,
-                                            limit, out)
-                       : finishFromUpstream(r, p->query, client, duration, limit, out);
+    if (!as_rewritten)
+      duration = cacheInsert(lp, block, rt, p->plan == current_, p->query, p->key_hash, r);
+    len = as_rewritten
+              ? finishFromUpstream(r, p->fwd_query, ByteView(p->fwd_pkt), duration, limit, out)
+              : finishFromUpstream(r, p->query, client, duration, limit, out);
     plugin = AnswerPlugin::kForward;
   }
   if (len == 0 && p->stale_verify && rt.cache) {
@@ -847,8 +852,9 @@ void Pipeline::onUpstream(Pending* p, const upstream::Result& upstream_result) {
   releasePending(p);
 }
 
-void Pipeline::logQuery(const BlockPlan&, const net::SockAddr& peer, const dns::Query& q, Proto proto,
-                        size_t req_size, ByteView answer, std::chrono::nanoseconds took) {
+void Pipeline::logQuery(const BlockPlan&, const net::SockAddr& peer, const dns::Query& q,
+                        Proto proto, size_t req_size, ByteView answer,
+                        std::chrono::nanoseconds took) {
   // CoreDNS's default log format (plugin/log README):
   // {remote}:{port} - {>id} "{type} {class} {name} {proto} {size} {>do} {>bufsize}" {rcode}
   // {>rflags} {rsize} {duration}
@@ -867,7 +873,7 @@ void Pipeline::logQuery(const BlockPlan&, const net::SockAddr& peer, const dns::
   add(h.ra(), "ra");
   add(h.ad(), "ad");
   add(h.cd(), "cd");
-  const char* cls = q.question.qclass == dns::cls::IN ? "IN"
+  const char* cls = q.question.qclass == dns::cls::IN   ? "IN"
                     : q.question.qclass == dns::cls::CH ? "CH"
                                                         : "CLASS";
   log::info("{}:{} - {} \"{} {} {} {} {} {} {}\" {} {} {} {:.9f}s", peer.ip(), peer.port(),

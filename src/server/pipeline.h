@@ -15,10 +15,10 @@
 
 #include "common/unique_function.h"
 #include "dns/message.h"
+#include "net/address.h"
 #include "net/event_loop.h"
 #include "plan/plan.h"
 #include "server/errors.h"
-#include "net/address.h"
 
 namespace nld::server {
 

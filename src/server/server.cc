@@ -69,7 +69,8 @@ struct Server::Worker {
       for (auto& t : it->second.tcp) {
         t->setListener(found->second);
         t->setDeadlines(lp.tcp_read.value_or(tcp_limits.first_read),
-                        lp.tcp_read.value_or(tcp_limits.frame), lp.tcp_idle.value_or(tcp_limits.idle));
+                        lp.tcp_read.value_or(tcp_limits.frame),
+                        lp.tcp_idle.value_or(tcp_limits.idle));
         t->start();
       }
       ++it;
@@ -157,9 +158,10 @@ void Server::load(const std::shared_ptr<const Plan>& plan) {
     for (const net::Fd& fd : g.tcp) view.tcp.push_back(fd.get());
     if (!net::attachQueryNameSteering(view.udp[0], unsigned(workers))) {
       for (auto& w : workers_) w->pipeline.setHandOffUdp(true);
-      log::warn("listener {}: kernel refused the query-name steering program ({}); UDP "
-                "queries are spread by client address, so each worker's cache sees a share",
-                l.server_label, std::strerror(errno));
+      log::warn(
+          "listener {}: kernel refused the query-name steering program ({}); UDP "
+          "queries are spread by client address, so each worker's cache sees a share",
+          l.server_label, std::strerror(errno));
     }
     for (size_t i = 0; i < g.udp.size(); ++i) {
       fresh[i % workers][key].udp.push_back(std::move(g.udp[i]));
@@ -307,8 +309,10 @@ void waitAll(std::vector<std::future<void>>& done, const char* what) {
   const auto deadline = std::chrono::steady_clock::now() + kSnapshotWorkerTimeout;
   for (auto& d : done) {
     if (d.wait_until(deadline) != std::future_status::ready) {
-      throw std::runtime_error(fmt::format("cache snapshot: workers did not finish the {} within "
-                                           "{} s", what, kSnapshotWorkerTimeout.count()));
+      throw std::runtime_error(
+          fmt::format("cache snapshot: workers did not finish the {} within "
+                      "{} s",
+                      what, kSnapshotWorkerTimeout.count()));
     }
   }
 }
@@ -346,8 +350,8 @@ size_t Server::writeSnapshot(const std::string& path) {
     entries += st->buffer.entries();
   }
   const auto now = cache::ClockPair::now();
-  cache::writeFileAtomically(path, cache::encodeSnapshot(groups, buffers, cache::readBootId(),
-                                                         now.boot_hi_ms));
+  cache::writeFileAtomically(
+      path, cache::encodeSnapshot(groups, buffers, cache::readBootId(), now.boot_hi_ms));
   return entries;
 }
 
@@ -392,7 +396,8 @@ size_t Server::loadSnapshot(const std::string& path) {
     auto r = std::make_shared<Repeater>();
     r->loop = &workers_[w]->loop;
     Pipeline* p = &workers_[w]->pipeline;
-    auto mine = std::make_shared<std::vector<const cache::SnapshotEntry*>>(std::move(per_worker[w]));
+    auto mine =
+        std::make_shared<std::vector<const cache::SnapshotEntry*>>(std::move(per_worker[w]));
     auto pos = std::make_shared<size_t>(0);
     r->step = [p, mine, pos, shared, stored, w, block_of_group] {
       // Slices of kSnapshotSliceEntries, like the export: the worker may already be serving.

@@ -51,8 +51,7 @@ void TcpFramer::keep() {
       want = std::max(want, 2 + size_t(dns::load16(input_.data() + in_pos_)));
     }
     if (buf_.capacity() < want) buf_.reserve(want);
-    buf_.insert(buf_.end(), input_.begin() + static_cast<std::ptrdiff_t>(in_pos_),
-                input_.end());
+    buf_.insert(buf_.end(), input_.begin() + static_cast<std::ptrdiff_t>(in_pos_), input_.end());
   }
   input_ = {};
   in_pos_ = 0;

@@ -366,7 +366,8 @@ class TcpConnection final : public net::IoHandler,
     updateMask();
   }
   void updateMask() {
-    uint32_t ev = (reading_paused_ ? 0u : uint32_t(EPOLLIN)) | (want_write_ ? uint32_t(EPOLLOUT) : 0u);
+    uint32_t ev =
+        (reading_paused_ ? 0u : uint32_t(EPOLLIN)) | (want_write_ ? uint32_t(EPOLLOUT) : 0u);
     loop_.modify(fd_.get(), ev, this);
   }
 
@@ -513,11 +514,13 @@ void TcpListener::pauseAccepting() {
   if (metrics_ != nullptr) metrics_->onTcpAcceptPaused();
   // One line a minute at most: the condition lasts as long as the descriptors are used up.
   const auto now = loop_.now();
-  if (last_backoff_log_ == Clock::time_point{} || now - last_backoff_log_ >= std::chrono::minutes(1)) {
+  if (last_backoff_log_ == Clock::time_point{} ||
+      now - last_backoff_log_ >= std::chrono::minutes(1)) {
     last_backoff_log_ = now;
-    log::warn("DNS over TCP: accept failed ({}), not accepting for {} ms "
-              "(nodelocaldns_tcp_accept_paused_total)",
-              std::strerror(err), limits_.accept_backoff.count());
+    log::warn(
+        "DNS over TCP: accept failed ({}), not accepting for {} ms "
+        "(nodelocaldns_tcp_accept_paused_total)",
+        std::strerror(err), limits_.accept_backoff.count());
   }
   if (backoff_timer_ != 0) return;
   backoff_timer_ = loop_.addTimer(limits_.accept_backoff, [this] {

@@ -20,7 +20,8 @@
 //  - Descriptors for the rest. Client connections of the whole process use at most the soft
 //    RLIMIT_NOFILE less a reserve (a quarter, at least 64): over it the table counts as full,
 //    so upstream sockets, listeners and the health/metrics servers still get descriptors.
-//  - Out of descriptors anyway. accept() failing with EMFILE/ENFILE (or ENOBUFS/ENOMEM) first evicts
+//  - Out of descriptors anyway. accept() failing with EMFILE/ENFILE (or ENOBUFS/ENOMEM) first
+//  evicts
 //    the idlest connection to free a descriptor; if there is none, the listening socket leaves
 //    epoll for `accept_backoff` (level-triggered epoll would report it again at once: a busy
 //    loop on every core) and comes back after it. Counted in
@@ -45,14 +46,14 @@ namespace nld::server {
 class ServerMetrics;
 
 struct TcpLimits {
-  size_t max_connections = 1024;          // per worker and listener; over it the idlest goes
-  size_t max_inflight_per_conn = 64;      // reading pauses above this
+  size_t max_connections = 1024;               // per worker and listener; over it the idlest goes
+  size_t max_inflight_per_conn = 64;           // reading pauses above this
   std::chrono::milliseconds first_read{3000};  // new connection: its first query starts by then
   std::chrono::milliseconds idle{10000};       // between queries; busy without progress
   std::chrono::milliseconds frame{3000};       // first byte of a frame → the whole frame
   std::chrono::milliseconds accept_backoff{100};  // listener out of epoll after EMFILE & co.
-  size_t max_write_buffer = 256u << 10;   // answers a client does not read: over it, closed
-  size_t max_buffered = 8u << 20;         // all buffers of all connections of the listener
+  size_t max_write_buffer = 256u << 10;           // answers a client does not read: over it, closed
+  size_t max_buffered = 8u << 20;                 // all buffers of all connections of the listener
 };
 
 class TcpConnection;

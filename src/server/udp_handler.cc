@@ -136,7 +136,8 @@ void UdpHandler::onEvents(uint32_t) {
       if (len == 0 || len == Pipeline::kPending) continue;
       if (len > kRecvSize) {
         // Rare: an answer bigger than a batch slot (client advertised a large EDNS size).
-        size_t cl = wildcard_ ? replyControl(rmsgs_[i].msg_hdr, sctl_[0].buf, sizeof(sctl_[0].buf)) : 0;
+        size_t cl =
+            wildcard_ ? replyControl(rmsgs_[i].msg_hdr, sctl_[0].buf, sizeof(sctl_[0].buf)) : 0;
         sendOne(raddr_[i], cl ? &sctl_[0] : nullptr, cl, dns::ByteView(scratch_.get(), len));
         continue;
       }
@@ -215,8 +216,8 @@ Reply UdpHandler::make() {
   r.peer_len = std::min<socklen_t>(from.len, sizeof(r.peer));
   std::memcpy(&r.peer, &from.storage, r.peer_len);
   if (wildcard_) {
-    r.ctl_len = static_cast<uint32_t>(
-        replyControl(rmsgs_[current_].msg_hdr, r.ctl.buf, sizeof(r.ctl.buf)));
+    r.ctl_len =
+        static_cast<uint32_t>(replyControl(rmsgs_[current_].msg_hdr, r.ctl.buf, sizeof(r.ctl.buf)));
   }
   return Reply(std::move(r));
 }

@@ -26,9 +26,9 @@ using Clock = net::Clock;
 /// Records are pooled (Forwarder::flight_slots_) and reused with their vectors' capacity, so a
 /// miss allocates nothing here once the pool has grown to the peak number of flights.
 struct Forwarder::Flight {
-  uint64_t id = 0;         // 0 while the record is free
-  uint64_t key_hash = 0;   // coalescing key hash
-  bool keyed = false;      // registered in by_key_ under key_hash
+  uint64_t id = 0;        // 0 while the record is free
+  uint64_t key_hash = 0;  // coalescing key hash
+  bool keyed = false;     // registered in by_key_ under key_hash
   std::vector<Callback> waiters;
 
   // What to ask (from the first client query of the flight).
@@ -370,8 +370,8 @@ bool Forwarder::startExchange(Flight& f, int upstream, bool tcp, bool fresh_conn
   // attempts) an upstream answering in 2 s would otherwise time out twice and the client get
   // SERVFAIL at 4 s with a fifth of the budget unused (CoreDNS's third attempt reads until ~6 s).
   const bool last = f.attempts >= shared_->maxAttempts();
-  auto t = last ? left
-                : std::min<std::chrono::nanoseconds>(shared_->settings().attempt_timeout, left);
+  auto t =
+      last ? left : std::min<std::chrono::nanoseconds>(shared_->settings().attempt_timeout, left);
   if (t.count() < 0) t = std::chrono::nanoseconds::zero();
   if (t == shared_->settings().attempt_timeout) {
     // The common case: every such deadline is now + the same timeout, so they expire in the
@@ -582,8 +582,8 @@ bool Forwarder::deadlineIsStale(const Deadline& d) {
 
 void Forwarder::armDeadlineTimer() {
   if (deadline_timer_ != 0 || deadlines_.empty()) return;
-  const auto delay = std::max<std::chrono::nanoseconds>(
-      std::chrono::nanoseconds::zero(), deadlines_.front().at - loop_.clockNow());
+  const auto delay = std::max<std::chrono::nanoseconds>(std::chrono::nanoseconds::zero(),
+                                                        deadlines_.front().at - loop_.clockNow());
   deadline_timer_ = loop_.addTimer(delay, [this] { onDeadlineTimer(); });
 }
 
@@ -721,10 +721,17 @@ void Forwarder::finish(uint64_t flight_id, Result::Status status, dns::ByteView 
   r.parsed = parsed;
   r.upstream = upstream;
   switch (status) {
-    case Result::Status::kOk: break;
-    case Result::Status::kServFail: r.error = shut_down_ ? kErrShutdown : kErrUpstreamsFailed; break;
-    case Result::Status::kFormErr: r.error = kErrOtherQuestion; break;
-    case Result::Status::kRefused: r.error = kErrLimitExceeded; break;
+    case Result::Status::kOk:
+      break;
+    case Result::Status::kServFail:
+      r.error = shut_down_ ? kErrShutdown : kErrUpstreamsFailed;
+      break;
+    case Result::Status::kFormErr:
+      r.error = kErrOtherQuestion;
+      break;
+    case Result::Status::kRefused:
+      r.error = kErrLimitExceeded;
+      break;
   }
   for (auto& done : waiters) {
     --inflight_;

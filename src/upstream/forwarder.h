@@ -73,9 +73,9 @@ struct ForwarderStats {
   uint64_t udp_attempts = 0;
   uint64_t udp_sockets_opened = 0;  // upstream UDP sockets created (each a new source port)
   uint64_t tcp_attempts = 0;
-  uint64_t coalesced = 0;      // client queries that joined an in-flight upstream query
+  uint64_t coalesced = 0;         // client queries that joined an in-flight upstream query
   uint64_t coalesce_rejects = 0;  // refused: the flight they would join had kMaxWaitersPerFlight
-  uint64_t stray_replies = 0;  // UDP datagrams ignored (wrong ID/question/unparseable)
+  uint64_t stray_replies = 0;     // UDP datagrams ignored (wrong ID/question/unparseable)
 };
 
 /// One forward stanza on one worker. Lives on, and is used only from, its EventLoop's thread
@@ -189,7 +189,7 @@ class Forwarder final : public TcpSink, public net::RoundEndHook {
   std::vector<UdpSocket*> udp_current_;  // per upstream: the socket taking new queries, or null
   /// recvmmsg buffers shared by every UDP socket of this worker (allocated on first use).
   std::unique_ptr<uint8_t[]> udp_bufs_;
-  dns::Response resp_;            // reused parse of upstream replies
+  dns::Response resp_;  // reused parse of upstream replies
 };
 
 }  // namespace nld::upstream

@@ -36,12 +36,14 @@ struct Settings {
   std::vector<Upstream> to;
   bool force_tcp = false;
   bool prefer_udp = false;
-  std::chrono::seconds expire = defaults::kExpire;  // idle TCP connections are closed after this; UDP sockets
-                                    // take no new queries after this age
+  std::chrono::seconds expire =
+      defaults::kExpire;  // idle TCP connections are closed after this; UDP sockets
+                          // take no new queries after this age
   /// Upstream UDP queries one socket (one random source port) carries before it is retired
   /// (1..kMaxUdpQueriesPerSocket). Not a Corefile option: see forwarder.h.
   uint32_t udp_queries_per_socket = 64;
-  uint32_t max_fails = defaults::kMaxFails;  // down when consecutive failures > max_fails; 0 = never down
+  uint32_t max_fails =
+      defaults::kMaxFails;  // down when consecutive failures > max_fails; 0 = never down
   /// 0 → default cap 2 × upstreams (as CoreDNS HEAD, coredns/coredns#8365; v1.13: unbounded).
   uint32_t max_connect_attempts = 0;
   Policy policy = Policy::kRandom;

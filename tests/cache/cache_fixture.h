@@ -53,8 +53,6 @@ class CacheTest : public ::testing::Test {
   Output out(const LookupResult& res) { return readOutput(buf_, res.length); }
 };
 
-inline uint64_t load(const std::atomic<uint64_t>& a) {
-  return a.load(std::memory_order_relaxed);
-}
+inline uint64_t load(const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); }
 
 }  // namespace nld::cache::testing

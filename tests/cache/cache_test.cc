@@ -63,8 +63,7 @@ TEST_F(CacheTest, KeepTtlReturnsOriginalTtls) {
   ResponseSpec r = positive("www.example.org", 300);
   r.answer.push_back(aRecord("www.example.org", 900, 2));
   put(c, r);
-  EXPECT_EQ(out(get(c, makeQuery("www.example.org"), 100)).ttls,
-            (std::vector<uint32_t>{300, 900}));
+  EXPECT_EQ(out(get(c, makeQuery("www.example.org"), 100)).ttls, (std::vector<uint32_t>{300, 900}));
 }
 
 TEST_F(CacheTest, IdAndQuestionCaseComeFromTheClient) {
@@ -83,8 +82,8 @@ TEST_F(CacheTest, IdAndQuestionCaseComeFromTheClient) {
   // Record owners keep the case of the response that populated the cache.
   auto stored_owner = wireName("www.example.org");
   size_t owner_at = 12 + client_name.size() + 4;
-  EXPECT_EQ(0, std::memcmp(out_pkt.pkt.data() + owner_at, stored_owner.data(),
-                           stored_owner.size()));
+  EXPECT_EQ(0,
+            std::memcmp(out_pkt.pkt.data() + owner_at, stored_owner.data(), stored_owner.size()));
   // A different client gets its own ID and case from the same entry.
   o.id = 7;
   TestQuery q2 = makeQuery("WWW.EXAMPLE.ORG", o);
@@ -212,7 +211,8 @@ TEST_F(CacheTest, UpstreamOptIsNotCachedAndOursIsAppended) {
 ResponseSpec big(const std::string& qname, int records) {
   ResponseSpec s;
   s.qname = qname;
-  for (int i = 0; i < records; ++i) s.answer.push_back(aRecord(qname, 300, static_cast<uint8_t>(i)));
+  for (int i = 0; i < records; ++i)
+    s.answer.push_back(aRecord(qname, 300, static_cast<uint8_t>(i)));
   return s;
 }
 

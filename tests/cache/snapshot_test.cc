@@ -57,7 +57,7 @@ class SnapshotTest : public CacheTest {
 
   // Exports everything of `c` at old time `ms` into one image.
   std::vector<uint8_t> snapshotOf(const Cache& c, int64_t ms, size_t* written = nullptr,
-                                   size_t slice = 1000) {
+                                  size_t slice = 1000) {
     SnapshotBuffer buf;
     Cache::ExportCursor cur;
     while (!cur.done()) cur = c.exportSome(cur, slice, oldClock(ms), 0, buf);
@@ -66,8 +66,7 @@ class SnapshotTest : public CacheTest {
   }
 
   std::optional<LoadedSnapshot> parse(std::vector<uint8_t> img, int64_t now_ms,
-                                      std::string* why_out = nullptr,
-                                      const BootId& boot = kBoot) {
+                                      std::string* why_out = nullptr, const BootId& boot = kBoot) {
     std::string why;
     auto r = parseSnapshot(std::move(img), boot, kBoot0 + now_ms, why);
     if (why_out) *why_out = why;
@@ -107,8 +106,7 @@ TEST_F(SnapshotTest, Crc32cKnownValue) {
   std::vector<uint8_t> zeros(32, 0);
   EXPECT_EQ(crc32c(dns::ByteView(zeros)), 0x8A9136AAu);
   const std::string digits = "123456789";
-  EXPECT_EQ(crc32c(dns::ByteView(reinterpret_cast<const uint8_t*>(digits.data()), 9)),
-            0xE3069283u);
+  EXPECT_EQ(crc32c(dns::ByteView(reinterpret_cast<const uint8_t*>(digits.data()), 9)), 0xE3069283u);
 }
 
 TEST_F(SnapshotTest, RoundTripAnswersLikeTheOriginal) {
@@ -190,7 +188,8 @@ TEST_F(SnapshotTest, TtlNeverExtendedWhateverTheSubSecondPhase) {
           auto rb = getAt(b, q, newSteady(t));
           if (rb.kind != Kind::kHit) continue;  // expired earlier: allowed
           uint32_t ttl_b = out(rb).ttls.at(0);
-          ASSERT_LE(ttl_b, ttl_a) << "ins " << ins << " exp " << exp << " imp " << imp << " t " << t;
+          ASSERT_LE(ttl_b, ttl_a) << "ins " << ins << " exp " << exp << " imp " << imp << " t "
+                                  << t;
           ASSERT_GE(ttl_b + 1, ttl_a) << "more than a second lost";
         }
       }
@@ -371,7 +370,8 @@ TEST_F(SnapshotTest, RefusesAnotherBootAndAnUnknownBoot) {
 
 TEST_F(SnapshotTest, RefusesTooOldAndFuture) {
   auto img = smallImage();  // written at kBoot0 + 1000
-  const int64_t max_ms = std::chrono::duration_cast<std::chrono::milliseconds>(kMaxSnapshotAge).count();
+  const int64_t max_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(kMaxSnapshotAge).count();
   EXPECT_TRUE(parse(img, 1000 + max_ms).has_value());
   std::string why;
   EXPECT_FALSE(parse(img, 1001 + max_ms, &why).has_value());
@@ -483,7 +483,8 @@ TEST_F(SnapshotFileTest, EveryExitClosesTheDescriptor) {
     // which would end the process, is ignored meanwhile).
     rlimit saved{};
     ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
-    struct sigaction ignore {}, old {};
+    struct sigaction ignore {
+    }, old{};
     ignore.sa_handler = SIG_IGN;
     ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &old), 0);
     rlimit small = saved;

@@ -145,7 +145,8 @@ TEST_F(StoreEviction, HotRunShorterThanTheBoundIsNeverEvicted) {
   for (int k = 0; k < 4096; ++k) put(s, k, at(0), 600);
   for (int round = 0; round < 40; ++round) {
     for (int k = 0; k < 600; ++k) s.reference(find(s, k));  // hits between passes of the hand
-    for (int j = 0; j < 500; ++j) ASSERT_NE(put(s, 10000 + round * 500 + j, at(1), 600), Store::kNone);
+    for (int j = 0; j < 500; ++j)
+      ASSERT_NE(put(s, 10000 + round * 500 + j, at(1), 600), Store::kNone);
     for (int k = 0; k < 600; ++k) ASSERT_TRUE(has(s, k)) << "hot key " << k << " round " << round;
   }
   EXPECT_EQ(evictions_, 40u * 500);

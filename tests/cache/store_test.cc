@@ -4,12 +4,11 @@
 
 #include <gtest/gtest.h>
 
-#include <vector>
-
 #include <cstring>
 #include <map>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "cache/cache_key.h"
 #include "store_entry.h"
@@ -86,9 +85,7 @@ TEST(StoreIndex, ByteAccountingReturnsToZero) {
   EXPECT_EQ(store.size(), 0u);
 }
 
-TEST(StoreIndex, ZeroCapacityRejected) {
-  EXPECT_THROW(Store(0, 1024, 0), std::invalid_argument);
-}
+TEST(StoreIndex, ZeroCapacityRejected) { EXPECT_THROW(Store(0, 1024, 0), std::invalid_argument); }
 
 TEST(CacheKey, HashIgnoresCaseAndSeesEveryField) {
   dns::Name lower = name("www.example.org"), upper = name("WWW.Example.ORG");

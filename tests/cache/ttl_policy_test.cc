@@ -59,9 +59,9 @@ TEST_F(TtlPolicy, NoErrorWithoutRecordsGetsFiveSeconds) {
 
 TEST_F(TtlPolicy, NegativeTtlIsMinOfSoaTtlAndMinimum) {
   Cache c(Settings{});
-  EXPECT_EQ(put(c, nxdomain("a.example.org", 900, 60)), 60u);   // MINIMUM smaller (RFC 2308)
-  EXPECT_EQ(put(c, nxdomain("b.example.org", 30, 300)), 30u);   // SOA TTL smaller
-  EXPECT_EQ(put(c, nxdomain("c.example.org", 1, 1)), 5u);       // denial MINTTL
+  EXPECT_EQ(put(c, nxdomain("a.example.org", 900, 60)), 60u);         // MINIMUM smaller (RFC 2308)
+  EXPECT_EQ(put(c, nxdomain("b.example.org", 30, 300)), 30u);         // SOA TTL smaller
+  EXPECT_EQ(put(c, nxdomain("c.example.org", 1, 1)), 5u);             // denial MINTTL
   EXPECT_EQ(put(c, nxdomain("d.example.org", 86400, 86400)), 1800u);  // denial TTL
 }
 

@@ -45,10 +45,10 @@ TEST(GoTemplate, Actions) {
 }
 
 TEST(GoTemplate, RefusedActions) {
-  for (const char* text : {"{{ .Message }}", "{{ .Question.Name }}", "{{ if .Name }}x{{ end }}",
-                           "{{ .Name | printf \"%s\" }}", "{{ index .Match -1 }}",
-                           "{{ index .Group x }}", "{{ .Group. }}", "{{ .Name", "{{}}",
-                           "{{ /* comment */ }}", "{{ .Meta \"x\" }}"}) {
+  for (const char* text :
+       {"{{ .Message }}", "{{ .Question.Name }}", "{{ if .Name }}x{{ end }}",
+        "{{ .Name | printf \"%s\" }}", "{{ index .Match -1 }}", "{{ index .Group x }}",
+        "{{ .Group. }}", "{{ .Name", "{{}}", "{{ /* comment */ }}", "{{ .Meta \"x\" }}"}) {
     auto t = GoTemplate::compile(text);
     ASSERT_FALSE(t.ok()) << text;
     EXPECT_FALSE(t.error().message().empty()) << text;

@@ -1,11 +1,11 @@
 // nld::Result: the value-or-Error type of fallible calls below the command line.
+#include "common/result.h"
+
 #include <gtest/gtest.h>
 
 #include <memory>
 #include <string>
 #include <vector>
-
-#include "common/result.h"
 
 namespace nld {
 namespace {
@@ -17,7 +17,7 @@ Result<int> half(int n) {
 
 Result<int> quarter(int n) {
   auto h = half(n);
-  if (!h) return fail(h.error());   // passes the callee's message up unchanged
+  if (!h) return fail(h.error());  // passes the callee's message up unchanged
   return half(*h);
 }
 

@@ -49,7 +49,10 @@ TEST(UniqueFunction, DestroysInlineAndHeapCallablesExactlyOnce) {
   {
     UniqueFunction<void(), 48> small = [t = Tracker(&alive)] { (void)t; };
     std::array<char, 200> big_state{};
-    UniqueFunction<void(), 48> big = [t = Tracker(&alive), big_state] { (void)t; (void)big_state; };
+    UniqueFunction<void(), 48> big = [t = Tracker(&alive), big_state] {
+      (void)t;
+      (void)big_state;
+    };
     EXPECT_EQ(alive, 2);
     UniqueFunction<void(), 48> small2 = std::move(small);
     UniqueFunction<void(), 48> big2 = std::move(big);

@@ -6,10 +6,10 @@
 namespace nld::config {
 namespace {
 
+using nld::test::TempDir;
 using testing::errorOf;
 using testing::fakeOptions;
 using testing::parse;
-using nld::test::TempDir;
 
 // kubernetes/kubernetes cluster/addons/dns/nodelocaldns/nodelocaldns.yaml (ConfigMap
 // node-local-dns, key Corefile), verbatim, with the YAML block indentation removed.

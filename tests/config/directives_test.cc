@@ -8,10 +8,10 @@
 namespace nld::config {
 namespace {
 
+using nld::test::TempDir;
 using testing::errorOf;
 using testing::fakeOptions;
 using testing::parse;
-using nld::test::TempDir;
 
 const ServerBlock& only(const Corefile& cf) { return cf.blocks.at(0); }
 
@@ -81,10 +81,11 @@ TEST(Hosts, Defaults) {
 }
 
 TEST(Hosts, GoodForms) {
-  const HostsConfig h = *only(parse(
-      ". {\n hosts /tmp/h example.org 10.0.0.0/24 {\n  10.0.0.1   a.example.org b\n"
-      "  fd00::1 a.example.org\n  ttl 60\n  no_reverse\n  reload 0\n"
-      "  fallthrough example.org\n }\n}\n")).hosts;
+  const HostsConfig h =
+      *only(parse(". {\n hosts /tmp/h example.org 10.0.0.0/24 {\n  10.0.0.1   a.example.org b\n"
+                  "  fd00::1 a.example.org\n  ttl 60\n  no_reverse\n  reload 0\n"
+                  "  fallthrough example.org\n }\n}\n"))
+           .hosts;
   EXPECT_EQ(h.file, "/tmp/h");
   EXPECT_EQ(h.zones, (std::vector<std::string>{"example.org.", "0.0.10.in-addr.arpa."}));
   EXPECT_EQ(h.inline_lines,
@@ -150,8 +151,9 @@ TEST(Template, BadFormsAndTheRefusedSubset) {
   // Record templates: compiled at parse time; actions outside the implemented subset are
   // refused with the line, never ignored.
   for (const char* section : {"answer", "additional", "authority"}) {
-    const ServerBlock b = only(parse(std::string(". {\n template IN A {\n  ") + section +
-                                     " \"{{ .Name }} 60 IN A 10.0.0.{{ index .Match 1 }}\"\n }\n}\n"));
+    const ServerBlock b =
+        only(parse(std::string(". {\n template IN A {\n  ") + section +
+                   " \"{{ .Name }} 60 IN A 10.0.0.{{ index .Match 1 }}\"\n }\n}\n"));
     EXPECT_EQ(b.templates.at(0).answer.size() + b.templates.at(0).additional.size() +
                   b.templates.at(0).authority.size(),
               1u);
@@ -168,9 +170,10 @@ TEST(Template, BadFormsAndTheRefusedSubset) {
 }
 
 TEST(Rewrite, RulesKeptInOrderAndBlocksFlattened) {
-  const ServerBlock b = only(parse(
-      ". {\n rewrite name suffix .svc. .example.\n rewrite continue type ANY HINFO\n"
-      " rewrite stop {\n  name regex (.*)\\.a\\.$ {1}.b.\n  answer name (.*)\\.b\\.$ {1}.a.\n }\n}\n"));
+  const ServerBlock b =
+      only(parse(". {\n rewrite name suffix .svc. .example.\n rewrite continue type ANY HINFO\n"
+                 " rewrite stop {\n  name regex (.*)\\.a\\.$ {1}.b.\n  answer name (.*)\\.b\\.$ "
+                 "{1}.a.\n }\n}\n"));
   ASSERT_EQ(b.rewrites.size(), 3u);
   EXPECT_EQ(b.rewrites[0], (std::vector<std::string>{"name", "suffix", ".svc.", ".example."}));
   EXPECT_EQ(b.rewrites[1], (std::vector<std::string>{"continue", "type", "ANY", "HINFO"}));
@@ -203,8 +206,7 @@ TEST(Rewrite, RefusedRulesNameTheirLine) {
                       "invalid arguments for a name rule's answer rule");
   EXPECT_CONFIG_ERROR(head + " rewrite name suffix a. b. answer auto answer name x y\n}\n", 3,
                       "cannot be combined");
-  EXPECT_CONFIG_ERROR(head + " rewrite name suffix a. b. {\n }\n}\n", 3,
-                      "a block follows only");
+  EXPECT_CONFIG_ERROR(head + " rewrite name suffix a. b. {\n }\n}\n", 3, "a block follows only");
   EXPECT_CONFIG_ERROR(head + " rewrite\n}\n", 3, "no rule type specified");
   EXPECT_CONFIG_ERROR(head + " rewrite stop\n}\n", 3, "must begin with a rule type");
   EXPECT_CONFIG_ERROR(head + " rewrite foo a b\n}\n", 3, "invalid rule type \"foo\"");

@@ -52,7 +52,7 @@ TEST(NormalizeZones, NamesAndCidrsOrTheReason) {
   ASSERT_FALSE(z.ok());
   EXPECT_EQ(z.error().message(), "'bad name' is not a valid domain name");
   EXPECT_EQ(normalizeName(std::string(300, 'a')).error().message(),
-            "'" + std::string(300, 'a') + "' is not a valid domain name");   // 300-octet label
+            "'" + std::string(300, 'a') + "' is not a valid domain name");  // 300-octet label
 }
 
 TEST(SplitHostPort, GoMessages) {

@@ -10,15 +10,14 @@
 #include <unistd.h>
 
 #include <csignal>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
-#include "support/udp_peer.h"
 #include "dns/message.h"
 #include "net/fd.h"
 #include "node/options.h"
@@ -26,6 +25,7 @@
 #include "support/eventually.h"
 #include "support/fake_time.h"
 #include "support/temp_dir.h"
+#include "support/udp_peer.h"
 
 namespace nld::daemon {
 namespace {
@@ -113,12 +113,17 @@ class DaemonTest : public ::testing::Test {
   /// The daemon for node-cache's flags `extra` (+ the test's paths and ports).
   void make(std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {"node-cache",
-                                     "-localip", "127.0.0.1",
-                                     "-conf", corefile_,
-                                     "-basecorefile", dir_.file("absent.base"),
-                                     "-pidfile", pidfile_,
+                                     "-localip",
+                                     "127.0.0.1",
+                                     "-conf",
+                                     corefile_,
+                                     "-basecorefile",
+                                     dir_.file("absent.base"),
+                                     "-pidfile",
+                                     pidfile_,
                                      "-statedir=",
-                                     "-workers", "1",
+                                     "-workers",
+                                     "1",
                                      "-metrics-listen-address",
                                      "127.0.0.1:" + std::to_string(test::freePort()),
                                      "-setupinterface=false",
@@ -396,8 +401,7 @@ TEST_F(DaemonTest, SigtermRemovesThePidfileThenTearsDownThenStopsServing) {
   writeCorefile(corefileText("a.test"));
   make({"-setupinterface=true", "-setupiptables=true", "-statedir", state});
   ASSERT_EQ(daemon_->start(), Daemon::Started::kServing);
-  EXPECT_EQ(journal_.calls,
-            (std::vector<std::string>{"link.ensure nodelocaldns", "rules.ensure"}))
+  EXPECT_EQ(journal_.calls, (std::vector<std::string>{"link.ensure nodelocaldns", "rules.ensure"}))
       << "interface before the listeners, rules after the pidfile";
   ASSERT_TRUE(std::filesystem::exists(pidfile_));
   // What is true at each teardown step: the pidfile, the final snapshot, the server.
@@ -410,9 +414,9 @@ TEST_F(DaemonTest, SigtermRemovesThePidfileThenTearsDownThenStopsServing) {
   test::CaptureStdout out;
   EXPECT_EQ(daemon_->onSignal(SIGTERM), 0);
   const std::string log = out.text();
-  EXPECT_EQ(journal_.calls,
-            (std::vector<std::string>{"rules.teardown no-pidfile no-snapshot serving",
-                                      "link.teardown nodelocaldns no-pidfile no-snapshot serving"}));
+  EXPECT_EQ(journal_.calls, (std::vector<std::string>{
+                                "rules.teardown no-pidfile no-snapshot serving",
+                                "link.teardown nodelocaldns no-pidfile no-snapshot serving"}));
   EXPECT_NE(log.find("[INFO] Received SIGTERM, shutting down"), std::string::npos) << log;
   EXPECT_NE(log.find("[INFO] Tearing down"), std::string::npos) << log;
   EXPECT_FALSE(std::filesystem::exists(pidfile_));

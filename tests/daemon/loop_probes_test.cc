@@ -7,10 +7,10 @@
 #include <string>
 
 #include "config/corefile.h"
-#include "support/udp_peer.h"
 #include "dns/message.h"
 #include "plan/plan.h"
 #include "support/fake_time.h"
+#include "support/udp_peer.h"
 
 namespace nld::daemon {
 namespace {
@@ -23,7 +23,8 @@ class LoopProbesTest : public ::testing::Test {
       : plan_(plan::buildPlan(
             config::parseCorefile("example.test:" + std::to_string(listener_.port()) +
                                       " {\n  loop\n  bind 127.0.0.1\n  forward . 127.0.0.1:9\n}\n"
-                                      "other.test:" + std::to_string(listener_.port()) +
+                                      "other.test:" +
+                                      std::to_string(listener_.port()) +
                                       " {\n  bind 127.0.0.1\n  forward . 127.0.0.1:9\n}\n",
                                   "Corefile"),
             1, nullptr)),

@@ -30,8 +30,7 @@ TEST(NoAllocation, HotPath) {
   ASSERT_EQ(readName(response, 12, n, next), Error::kNone);
   ASSERT_EQ(skipName(response, 33, next), Error::kNone);
   ASSERT_GT(buildErrorResponse(query, q, rcode::ServFail, out), 0u);
-  ASSERT_GT(buildQuery(1, q.question.name, type::A, cls::IN, flag::RD, true, 1232, false, out),
-            0u);
+  ASSERT_GT(buildQuery(1, q.question.name, type::A, cls::IN, flag::RD, true, 1232, false, out), 0u);
   ASSERT_EQ(parseResponse(response, r), Error::kNone);
   EXPECT_EQ(classify(r), ResponseType::kNoError);
   EXPECT_TRUE(questionMatches(q.question, q.question));

@@ -119,7 +119,8 @@ TEST(ParseQuery, DropShortAndResponses) {
 TEST(ParseQuery, OpcodesOtherThanQueryAreNotImp) {
   for (uint16_t opcode : {1, 2, 4, 5, 15}) {
     PacketBuilder b;
-    b.header(4, static_cast<uint16_t>(opcode << 11), 1, 0, 0, 0).question("Zone.example", type::SOA);
+    b.header(4, static_cast<uint16_t>(opcode << 11), 1, 0, 0, 0)
+        .question("Zone.example", type::SOA);
     Query q;
     EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::kNotImp) << opcode;
     EXPECT_EQ(q.question.name.toString(), "Zone.example.");  // parsed for the echo
@@ -171,8 +172,10 @@ TEST(ParseQuery, OptProblemsAreFormErr) {
   }
   {
     PacketBuilder b;  // OPT not owned by root
-    b.header(7, 0, 1, 0, 0, 1).question("example.org", type::A).pointer(12).rrBody(
-        type::OPT, 1232, 0, {});
+    b.header(7, 0, 1, 0, 0, 1)
+        .question("example.org", type::A)
+        .pointer(12)
+        .rrBody(type::OPT, 1232, 0, {});
     EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::kFormErr);
     EXPECT_FALSE(q.edns.present);
   }
@@ -188,20 +191,26 @@ TEST(ParseQuery, OptProblemsAreFormErr) {
   }
   {
     PacketBuilder b;  // option length runs past RDLENGTH
-    b.header(7, 0, 1, 0, 0, 1).question("example.org", type::A).opt(1232, 0, 0, false,
-                                                                     {0, 10, 0, 9, 1, 2, 3});
+    b.header(7, 0, 1, 0, 0, 1)
+        .question("example.org", type::A)
+        .opt(1232, 0, 0, false, {0, 10, 0, 9, 1, 2, 3});
     EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::kFormErr);
   }
   {
     PacketBuilder b;  // partial option header
-    b.header(7, 0, 1, 0, 0, 1).question("example.org", type::A).opt(1232, 0, 0, false,
-                                                                     {0, 10, 0});
+    b.header(7, 0, 1, 0, 0, 1).question("example.org", type::A).opt(1232, 0, 0, false, {0, 10, 0});
     EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::kFormErr);
   }
   {
     PacketBuilder b;  // RDLENGTH past the end of the message
-    b.header(7, 0, 1, 0, 0, 1).question("example.org", type::A).u8(0).u16(type::OPT).u16(512)
-        .u32(0).u16(20).raw({1, 2});
+    b.header(7, 0, 1, 0, 0, 1)
+        .question("example.org", type::A)
+        .u8(0)
+        .u16(type::OPT)
+        .u16(512)
+        .u32(0)
+        .u16(20)
+        .raw({1, 2});
     EXPECT_EQ(parseQ(b.bytes(), q), QueryStatus::kFormErr);
   }
   {
@@ -222,7 +231,8 @@ TEST(ParseQuery, EdnsVersionOneIsBadVers) {
 }
 
 TEST(ParseQuery, EveryPrefixOfAValidQueryFails) {
-  for (const auto& full : {vec(testdata::kDnspythonQueryEdns), vec(testdata::kDnspythonQueryPlain)}) {
+  for (const auto& full :
+       {vec(testdata::kDnspythonQueryEdns), vec(testdata::kDnspythonQueryPlain)}) {
     for (size_t n = 0; n < full.size(); ++n) {
       std::vector<uint8_t> prefix(full.begin(), full.begin() + static_cast<long>(n));
       Query q;
@@ -304,16 +314,24 @@ TEST(ParseResponse, HeaderRequirements) {
 
 TEST(ParseResponse, HugeCountsTruncated) {
   PacketBuilder b;
-  b.header(1, flag::QR, 1, 0xFFFF, 0xFFFF, 0xFFFF).question("a", type::A).pointer(12).rrBody(
-      type::A, cls::IN, 1, {1, 2, 3, 4});
+  b.header(1, flag::QR, 1, 0xFFFF, 0xFFFF, 0xFFFF)
+      .question("a", type::A)
+      .pointer(12)
+      .rrBody(type::A, cls::IN, 1, {1, 2, 3, 4});
   Response r;
   EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kTruncated);
 }
 
 TEST(ParseResponse, RdlengthPastEnd) {
   PacketBuilder b;
-  b.header(1, flag::QR, 1, 1, 0, 0).question("a", type::A).pointer(12).u16(type::A).u16(1)
-      .u32(5).u16(5).raw({1, 2, 3, 4});
+  b.header(1, flag::QR, 1, 1, 0, 0)
+      .question("a", type::A)
+      .pointer(12)
+      .u16(type::A)
+      .u16(1)
+      .u32(5)
+      .u16(5)
+      .raw({1, 2, 3, 4});
   Response r;
   EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kTruncated);
 }
@@ -330,22 +348,28 @@ TEST(ParseResponse, SoaRdlengthConsistency) {
     auto rd = soaRdata(42);
     rd.push_back(0);  // one byte too many
     PacketBuilder b;
-    b.header(1, flag::QR, 1, 0, 1, 0).question("x.example", type::A).name("example").rrBody(
-        type::SOA, cls::IN, 60, rd);
+    b.header(1, flag::QR, 1, 0, 1, 0)
+        .question("x.example", type::A)
+        .name("example")
+        .rrBody(type::SOA, cls::IN, 60, rd);
     EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadRdata);
   }
   {
     auto rd = soaRdata(42);
     rd.pop_back();  // MINIMUM cut short
     PacketBuilder b;
-    b.header(1, flag::QR, 1, 0, 1, 0).question("x.example", type::A).name("example").rrBody(
-        type::SOA, cls::IN, 60, rd);
+    b.header(1, flag::QR, 1, 0, 1, 0)
+        .question("x.example", type::A)
+        .name("example")
+        .rrBody(type::SOA, cls::IN, 60, rd);
     EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadRdata);
   }
   {
     PacketBuilder b;  // empty SOA RDATA
-    b.header(1, flag::QR, 1, 0, 1, 0).question("x.example", type::A).name("example").rrBody(
-        type::SOA, cls::IN, 60, {});
+    b.header(1, flag::QR, 1, 0, 1, 0)
+        .question("x.example", type::A)
+        .name("example")
+        .rrBody(type::SOA, cls::IN, 60, {});
     EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadRdata);
   }
   {
@@ -353,8 +377,17 @@ TEST(ParseResponse, SoaRdlengthConsistency) {
     b.header(1, flag::QR | rcode::NoError, 1, 0, 2, 0)
         .question("x.example", type::A)
         .pointer(14)
-        .u16(type::SOA).u16(cls::IN).u32(120).u16(2 + 2 + 20)
-        .pointer(14).pointer(12).u32(1).u32(2).u32(3).u32(4).u32(77)
+        .u16(type::SOA)
+        .u16(cls::IN)
+        .u32(120)
+        .u16(2 + 2 + 20)
+        .pointer(14)
+        .pointer(12)
+        .u32(1)
+        .u32(2)
+        .u32(3)
+        .u32(4)
+        .u32(77)
         .pointer(14)
         .rrBody(type::SOA, cls::IN, 5, soaRdata(1));
     ASSERT_EQ(parseResponse(view(b.bytes()), r), Error::kNone);
@@ -372,20 +405,26 @@ TEST(ParseResponse, NameRdataValidated) {
     auto rd = wireName("target.example");
     rd.push_back(0);
     PacketBuilder b;
-    b.header(1, flag::QR, 1, 1, 0, 0).question("a.example", type::CNAME).pointer(12).rrBody(
-        type::CNAME, cls::IN, 60, rd);
+    b.header(1, flag::QR, 1, 1, 0, 0)
+        .question("a.example", type::CNAME)
+        .pointer(12)
+        .rrBody(type::CNAME, cls::IN, 60, rd);
     EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadRdata);
   }
   {
     PacketBuilder b;  // name in RDATA with a forward pointer
-    b.header(1, flag::QR, 1, 1, 0, 0).question("a.example", type::PTR).pointer(12).rrBody(
-        type::PTR, cls::IN, 60, {0xC0, 0xFF});
+    b.header(1, flag::QR, 1, 1, 0, 0)
+        .question("a.example", type::PTR)
+        .pointer(12)
+        .rrBody(type::PTR, cls::IN, 60, {0xC0, 0xFF});
     EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadPointer);
   }
   {
     PacketBuilder b;  // MX too short
-    b.header(1, flag::QR, 1, 1, 0, 0).question("a.example", type::MX).pointer(12).rrBody(
-        type::MX, cls::IN, 60, {0, 10});
+    b.header(1, flag::QR, 1, 1, 0, 0)
+        .question("a.example", type::MX)
+        .pointer(12)
+        .rrBody(type::MX, cls::IN, 60, {0, 10});
     EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadRdata);
   }
   {
@@ -393,14 +432,18 @@ TEST(ParseResponse, NameRdataValidated) {
     auto rd = std::vector<uint8_t>{0, 1, 0, 2, 0, 53};
     auto target = wireName("srv.example");
     rd.insert(rd.end(), target.begin(), target.end());
-    b.header(1, flag::QR, 1, 1, 0, 0).question("_x._udp.example", type::SRV).pointer(12).rrBody(
-        type::SRV, cls::IN, 60, rd);
+    b.header(1, flag::QR, 1, 1, 0, 0)
+        .question("_x._udp.example", type::SRV)
+        .pointer(12)
+        .rrBody(type::SRV, cls::IN, 60, rd);
     EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kNone);
   }
   {
     PacketBuilder b;  // a name label type inside NS RDATA
-    b.header(1, flag::QR, 1, 0, 1, 0).question("a.example", type::A).pointer(12).rrBody(
-        type::NS, cls::IN, 60, {0x41, 0});
+    b.header(1, flag::QR, 1, 0, 1, 0)
+        .question("a.example", type::A)
+        .pointer(12)
+        .rrBody(type::NS, cls::IN, 60, {0x41, 0});
     EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadLabelType);
   }
 }
@@ -419,8 +462,10 @@ TEST(ParseResponse, OptRules) {
   }
   {
     PacketBuilder b;
-    b.header(1, flag::QR, 1, 0, 0, 1).question("a", type::A).pointer(12).rrBody(type::OPT, 512,
-                                                                                 0, {});
+    b.header(1, flag::QR, 1, 0, 0, 1)
+        .question("a", type::A)
+        .pointer(12)
+        .rrBody(type::OPT, 512, 0, {});
     EXPECT_EQ(parseResponse(view(b.bytes()), r), Error::kBadOpt);
   }
   {
@@ -430,7 +475,10 @@ TEST(ParseResponse, OptRules) {
   }
   {
     PacketBuilder b;  // OPT first in additional, then glue: OPT excluded from rrs
-    b.header(1, flag::QR, 1, 0, 0, 2).question("a", type::A).opt(512, 0, 0, true).pointer(12)
+    b.header(1, flag::QR, 1, 0, 0, 2)
+        .question("a", type::A)
+        .opt(512, 0, 0, true)
+        .pointer(12)
         .rrBody(type::A, cls::IN, 9, {1, 2, 3, 4});
     ASSERT_EQ(parseResponse(view(b.bytes()), r), Error::kNone);
     ASSERT_EQ(r.rrs.size(), 1u);
@@ -442,9 +490,12 @@ TEST(ParseResponse, OptRules) {
 
 TEST(ParseResponse, TtlWithTopBitCountsAsZero) {
   PacketBuilder b;
-  b.header(1, flag::QR, 1, 2, 0, 0).question("a", type::A).pointer(12).rrBody(
-      type::A, cls::IN, 0x80000000u, {1, 2, 3, 4}).pointer(12).rrBody(type::A, cls::IN, 30,
-                                                                      {1, 2, 3, 5});
+  b.header(1, flag::QR, 1, 2, 0, 0)
+      .question("a", type::A)
+      .pointer(12)
+      .rrBody(type::A, cls::IN, 0x80000000u, {1, 2, 3, 4})
+      .pointer(12)
+      .rrBody(type::A, cls::IN, 30, {1, 2, 3, 5});
   Response r;
   ASSERT_EQ(parseResponse(view(b.bytes()), r), Error::kNone);
   EXPECT_EQ(r.min_ttl, 0u);
@@ -543,8 +594,8 @@ TEST(BuildErrorResponse, EchoesQuestionAndOpt) {
   EXPECT_EQ(h.rcode(), rcode::ServFail);
   EXPECT_EQ(h.qdcount, 1);
   EXPECT_EQ(h.arcount, 1);
-  EXPECT_TRUE(std::equal(b.bytes().begin() + 12, b.bytes().begin() + static_cast<long>(q.question.end),
-                         out.begin() + 12));
+  EXPECT_TRUE(std::equal(b.bytes().begin() + 12,
+                         b.bytes().begin() + static_cast<long>(q.question.end), out.begin() + 12));
   Response r;
   ASSERT_EQ(parseResponse(view(out), r), Error::kNone);
   EXPECT_EQ(r.question.name.toString(), "ExAmPlE.CoM.");

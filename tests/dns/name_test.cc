@@ -219,8 +219,13 @@ TEST(ReadName, TruncatedEverywhere) {
 
 TEST(NameString, EscapesLikeMiekg) {
   PacketBuilder b;
-  b.u8(5).raw({'a', '.', 'b', '\\', ' '}).u8(3).raw({0x00, 0x7f, 0xff}).u8(4).raw(
-      {'@', ';', '"', '('}).u8(0);
+  b.u8(5)
+      .raw({'a', '.', 'b', '\\', ' '})
+      .u8(3)
+      .raw({0x00, 0x7f, 0xff})
+      .u8(4)
+      .raw({'@', ';', '"', '('})
+      .u8(0);
   Name n;
   size_t next = 0;
   ASSERT_EQ(read(b.bytes(), 0, n, next), Error::kNone);
@@ -290,7 +295,8 @@ TEST(NameCompare, EqualityAndHashIgnoreCaseOnlyForLetters) {
     c.data[c.len - 2] = static_cast<uint8_t>('h');  // last letter differs: "or" + 'h'
     EXPECT_FALSE(b.equalsIgnoreCase(c)) << n;
     EXPECT_NE(b.hashLower(7), c.hashLower(7)) << n;
-    // '@' (0x40) and '`' (0x60), '[' (0x5b) and '{' (0x7b) differ only in bit 5 but are not letters.
+    // '@' (0x40) and '`' (0x60), '[' (0x5b) and '{' (0x7b) differ only in bit 5 but are not
+    // letters.
     Name d = mustParse(lower + "@.x"), e = mustParse(lower + "`.x");
     EXPECT_FALSE(d.equalsIgnoreCase(e)) << n;
     Name f = mustParse(lower + "[.x"), g = mustParse(lower + "{.x");

@@ -1,10 +1,9 @@
 #include "dns/rewrite.h"
 
 #include <gtest/gtest.h>
+#include <re2/re2.h>
 
 #include <stdexcept>
-
-#include <re2/re2.h>
 
 #include "support/packet_builder.h"
 
@@ -71,8 +70,10 @@ TEST(RewriteRules, StopEndsTheListContinueGoesOn) {
 TEST(RewriteRules, RevertOnlyAfterStopOrResponseRules) {
   // CoreDNS writes through without its reverter when only `continue` rules without response
   // rules matched; an exact rule always has one (its automatic owner revert).
-  EXPECT_FALSE(rules({{"continue", "name", "suffix", ".a.", ".b."}}).apply(question("x.a.")).revert);
-  EXPECT_TRUE(rules({{"continue", "name", "exact", "x.a.", "y.b."}}).apply(question("x.a.")).revert);
+  EXPECT_FALSE(
+      rules({{"continue", "name", "suffix", ".a.", ".b."}}).apply(question("x.a.")).revert);
+  EXPECT_TRUE(
+      rules({{"continue", "name", "exact", "x.a.", "y.b."}}).apply(question("x.a.")).revert);
   EXPECT_TRUE(rules({{"name", "suffix", ".a.", ".b."}}).apply(question("x.a.")).revert);
 }
 

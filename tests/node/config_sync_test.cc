@@ -60,7 +60,8 @@ struct Fixture {
   }
   ConfigSync make() {
     return ConfigSync(
-        settings(), [this](const std::string&, const std::string& text) { written.push_back(text); },
+        settings(),
+        [this](const std::string&, const std::string& text) { written.push_back(text); },
         [this](std::string_view type) { errors.emplace_back(type); });
   }
 };
@@ -72,7 +73,7 @@ TEST(ConfigSync, InitialRenderWritesAtomicallyWithMode0644) {
   EXPECT_TRUE(sync.initialSync());
   ::umask(old_umask);
   EXPECT_EQ(readFile(f.out), ".:53 {\n    bind 169.254.20.10\n    forward . /etc/resolv.conf\n}\n");
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(f.out.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0644u);
   EXPECT_EQ(f.written.size(), 1u);
@@ -83,7 +84,7 @@ TEST(ConfigSync, InitialRenderWritesAtomicallyWithMode0644) {
     (void)e;
     ++entries;
   }
-  EXPECT_EQ(entries, 3);   // coredns/, kube-dns/, Corefile
+  EXPECT_EQ(entries, 3);  // coredns/, kube-dns/, Corefile
   // Nothing changed: no rewrite.
   EXPECT_FALSE(sync.pollOnce());
   EXPECT_EQ(sync.writes(), 1u);
@@ -117,10 +118,10 @@ TEST(ConfigSync, InvalidConfigMapKeepsLastGoodAndIsRetried) {
   ASSERT_EQ(f.errors.size(), 1u);
   EXPECT_EQ(f.errors[0], "configmap");
   EXPECT_EQ(sync.currentKubeDns().stub_domains.size(), 1u);
-  EXPECT_FALSE(sync.pollOnce());   // same bad content: not counted again
+  EXPECT_FALSE(sync.pollOnce());  // same bad content: not counted again
   EXPECT_EQ(f.errors.size(), 1u);
   writeFile(f.kube_dir / "stubDomains", R"({"other.local":["5.6.7.8"]})");
-  EXPECT_TRUE(sync.pollOnce());   // not given up on (upstream node-cache stops watching)
+  EXPECT_TRUE(sync.pollOnce());  // not given up on (upstream node-cache stops watching)
   EXPECT_NE(readFile(f.out).find("other.local:53 {"), std::string::npos);
   EXPECT_EQ(readFile(f.out).find("acme.local"), std::string::npos);
 }
@@ -129,7 +130,7 @@ TEST(ConfigSync, InvalidConfigMapAtStartupIsRetried) {
   Fixture f;
   writeFile(f.kube_dir / "upstreamNameservers", R"(["a","b"])");
   ConfigSync sync = f.make();
-  EXPECT_TRUE(sync.initialSync());   // renders with the empty default config
+  EXPECT_TRUE(sync.initialSync());  // renders with the empty default config
   EXPECT_EQ(f.errors.size(), 1u);
   EXPECT_NE(readFile(f.out).find("/etc/resolv.conf"), std::string::npos);
   writeFile(f.kube_dir / "upstreamNameservers", R"(["9.9.9.9"])");
@@ -139,14 +140,15 @@ TEST(ConfigSync, InvalidConfigMapAtStartupIsRetried) {
 
 TEST(ConfigSync, MissingUpstreamIpIsCountedAndRetried) {
   Fixture f;
-  writeFile(f.base_dir / "Corefile.base", "cluster.local:53 {\n    forward . __PILLAR__CLUSTER__DNS__\n}\n");
+  writeFile(f.base_dir / "Corefile.base",
+            "cluster.local:53 {\n    forward . __PILLAR__CLUSTER__DNS__\n}\n");
   ConfigSyncSettings s = f.settings();
   s.upstream_env_name = "KUBE_DNS_UPSTREAM_SERVICE_HOST";
   ConfigSync sync(s, nullptr, [&](std::string_view t) { f.errors.emplace_back(t); });
   EXPECT_FALSE(sync.initialSync());
   EXPECT_FALSE(fs::exists(f.out));
   EXPECT_EQ(f.errors.size(), 1u);
-  EXPECT_FALSE(sync.pollOnce());   // render failed before → retried, fails again
+  EXPECT_FALSE(sync.pollOnce());  // render failed before → retried, fails again
   EXPECT_EQ(f.errors.size(), 2u);
   writeFile(f.base_dir / "Corefile.base", "cluster.local:53 {\n    forward . 10.96.0.10\n}\n");
   EXPECT_TRUE(sync.pollOnce());
@@ -176,10 +178,11 @@ TEST(ConfigSync, MissingBaseFileAndUnwritableOutputAreErrors) {
 TEST(ConfigSync, PollThreadPicksUpChangesAndStopsPromptly) {
   Fixture f;
   std::atomic<int> writes{0};
-  ConfigSync sync(f.settings(), [&](const std::string&, const std::string&) { ++writes; }, nullptr);
+  ConfigSync sync(
+      f.settings(), [&](const std::string&, const std::string&) { ++writes; }, nullptr);
   ASSERT_TRUE(sync.initialSync());
   sync.start();
-  sync.start();   // idempotent
+  sync.start();  // idempotent
   writeFile(f.kube_dir / "upstreamNameservers", R"(["1.0.0.1"])");
   test::eventually([&] { return writes.load() >= 2; }, 2000ms, 10ms);
   EXPECT_EQ(writes.load(), 2);

@@ -99,7 +99,8 @@ TEST(Template, DualStackLocalIps) {
   in.local_ips = "169.254.20.10 10.96.0.10 fd00::10 fd00:96::a";
   std::string text = renderCorefile(in).value().text;
   EXPECT_NE(text.find("    bind 169.254.20.10 10.96.0.10 fd00::10 fd00:96::a \n"),
-            std::string::npos) << text;
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("    health 169.254.20.10:8080\n"), std::string::npos) << text;
   EXPECT_NE(text.find("    prometheus 169.254.20.10:9253\n"), std::string::npos) << text;
   EXPECT_EQ(text.find("__PILLAR__"), std::string::npos) << text;
@@ -123,7 +124,8 @@ TEST(Template, DualStackLocalIps) {
   text = renderCorefile(in).value().text;
   EXPECT_NE(text.find("acme.local:53 {\n    errors\n    cache 30\n"
                       "    bind 169.254.20.10 fd00::10\n"),
-            std::string::npos) << text;
+            std::string::npos)
+      << text;
 }
 
 TEST(Template, MissingEnvVarIsAClearError) {
@@ -162,7 +164,8 @@ TEST(Template, UpstreamNameserversReplaceForceTcpBlockByteExact) {
                           "    prometheus :9253\n"),
             std::string::npos);
   // The cluster block keeps its force_tcp.
-  EXPECT_NE(out.text.find("    forward . 10.96.0.11 {\n            force_tcp\n"), std::string::npos);
+  EXPECT_NE(out.text.find("    forward . 10.96.0.11 {\n            force_tcp\n"),
+            std::string::npos);
   // Without custom upstreams the same template keeps force_tcp towards /etc/resolv.conf.
   in.kube_dns.upstream_nameservers.clear();
   out = renderCorefile(in).value();
@@ -285,14 +288,14 @@ TEST(Template, KubeOvnOverlayCorefileRendersWithoutEnv) {
   RenderInput input;
   input.base = ss.str();
   input.local_ips = "169.254.20.10";
-  input.upstream_env_name = "KUBE_DNS_UPSTREAM_SERVICE_HOST";   // unset: not needed in this mode
+  input.upstream_env_name = "KUBE_DNS_UPSTREAM_SERVICE_HOST";  // unset: not needed in this mode
   RenderOutput out = renderCorefile(input).value();
   EXPECT_EQ(out.text.find("__PILLAR__"), std::string::npos);
   EXPECT_NE(out.text.find("    forward . /etc/resolv.conf\n"), std::string::npos);
   input.kube_dns.upstream_nameservers = {"1.1.1.1"};
   out = renderCorefile(input).value();
   EXPECT_NE(out.text.find("    forward . 1.1.1.1\n"), std::string::npos);
-  EXPECT_EQ(out.warnings.size(), 1u);   // the manifest has no force_tcp on the upstream line
+  EXPECT_EQ(out.warnings.size(), 1u);  // the manifest has no force_tcp on the upstream line
 }
 
 TEST(Sha256, KnownVectors) {

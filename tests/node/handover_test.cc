@@ -165,7 +165,10 @@ TEST_F(HandoverTest, GarbageOnTheSocketIsIgnored) {
 
 TEST_F(HandoverTest, StaleSocketFileIsNoObstacle) {
   std::filesystem::create_directories(dir_);
-  { std::FILE* f = std::fopen((dir_ + "/handover.sock").c_str(), "w"); std::fclose(f); }
+  {
+    std::FILE* f = std::fopen((dir_ + "/handover.sock").c_str(), "w");
+    std::fclose(f);
+  }
   Handover a(dir_, "");
   EXPECT_EQ(a.begin(), Handover::Start::kFresh);
   a.serve(hooks());

@@ -73,8 +73,9 @@ std::string saveLine(const IptablesRule& r, int prefix) {
 
 // Expected -A lines of a table after inserting `rules` one by one at position 1 (upstream order),
 // followed by `tail` (pre-existing rules), grouped per chain in first-appearance order of -S.
-std::vector<std::string> expectedTable(const std::vector<IptablesRule>& rules, const std::string& table,
-                                       int prefix, const std::vector<std::string>& chains,
+std::vector<std::string> expectedTable(const std::vector<IptablesRule>& rules,
+                                       const std::string& table, int prefix,
+                                       const std::vector<std::string>& chains,
                                        const std::vector<std::string>& tail) {
   std::vector<std::string> out;
   for (const auto& chain : chains) {
@@ -108,7 +109,8 @@ class Environment : public ::testing::Environment {
     // delete iptables rules and links.
     const char* ns = std::getenv("NLD_TEST_NETNS");
     ASSERT_NE(ns, nullptr) << "run via tests/node/run_in_netns.sh";
-    struct stat self{}, named{};
+    struct stat self {
+    }, named{};
     ASSERT_EQ(::stat("/proc/self/ns/net", &self), 0);
     ASSERT_EQ(::stat((std::string("/run/netns/") + ns).c_str(), &named), 0);
     ASSERT_EQ(self.st_ino, named.st_ino) << "not inside network namespace " << ns;
@@ -121,7 +123,8 @@ void iptablesLifecycle(int family, const std::vector<LocalIp>& local, const std:
                        int prefix) {
   const std::string save = bin + "-save";
   const std::string foreign = "-A OUTPUT -p udp -m udp --dport 9999 -j ACCEPT";
-  run({bin, "-w", "5", "-t", "raw", "-A", "OUTPUT", "-p", "udp", "--dport", "9999", "-j", "ACCEPT"});
+  run({bin, "-w", "5", "-t", "raw", "-A", "OUTPUT", "-p", "udp", "--dport", "9999", "-j",
+       "ACCEPT"});
   Errors errors;
   IptablesSettings s;
   s.family = family;
@@ -140,7 +143,7 @@ void iptablesLifecycle(int family, const std::vector<LocalIp>& local, const std:
   EXPECT_EQ(savedRules(save, "filter"), filter);
 
   // A rule deleted by someone else comes back with the next ensure.
-  const IptablesRule& victim = rules[5];   // raw OUTPUT udp -s IP --sport 53
+  const IptablesRule& victim = rules[5];  // raw OUTPUT udp -s IP --sport 53
   std::vector<std::string> del{bin, "-w", "5", "-t", "raw", "-D", "OUTPUT"};
   for (const auto& a : victim.args()) del.push_back(a);
   run(del);
@@ -164,9 +167,10 @@ void iptablesLifecycle(int family, const std::vector<LocalIp>& local, const std:
   EXPECT_EQ(savedRules(save, "raw"), std::vector<std::string>{foreign});
   EXPECT_TRUE(savedRules(save, "filter").empty());
   EXPECT_EQ(run({save}).find("NodeLocal DNS Cache"), std::string::npos);
-  EXPECT_TRUE(ipt.teardown());   // idempotent
+  EXPECT_TRUE(ipt.teardown());  // idempotent
   EXPECT_TRUE(errors.get().empty());
-  run({bin, "-w", "5", "-t", "raw", "-D", "OUTPUT", "-p", "udp", "--dport", "9999", "-j", "ACCEPT"});
+  run({bin, "-w", "5", "-t", "raw", "-D", "OUTPUT", "-p", "udp", "--dport", "9999", "-j",
+       "ACCEPT"});
 }
 
 TEST(IptablesRoot, Ipv4TwoIpsExactRulesIdempotentRestoreTeardown) {
@@ -234,17 +238,17 @@ TEST_F(VethTest, AddressesAddedUpAndRemovedWithoutDeletingForeignLink) {
   EXPECT_TRUE(contains(addrs, "10.96.0.10/32"));
   EXPECT_TRUE(canBind(AF_INET, "169.254.20.10", 53));
   EXPECT_TRUE(canBind(AF_INET, "10.96.0.10", 53));
-  EXPECT_TRUE(lm.ensureInterface("nldv0", v4)) << lm.lastError();   // EEXIST is fine
+  EXPECT_TRUE(lm.ensureInterface("nldv0", v4)) << lm.lastError();  // EEXIST is fine
   EXPECT_EQ(lm.addresses("nldv0").size(), addrs.size());
 
   EXPECT_FALSE(lm.ownsLink("nldv0"));
   EXPECT_TRUE(lm.teardown("nldv0", v4));
-  EXPECT_TRUE(lm.lookup("nldv0").has_value());   // not ours: only addresses removed
+  EXPECT_TRUE(lm.lookup("nldv0").has_value());  // not ours: only addresses removed
   addrs = lm.addresses("nldv0");
   EXPECT_FALSE(contains(addrs, "169.254.20.10/32"));
   EXPECT_FALSE(contains(addrs, "10.96.0.10/32"));
   EXPECT_FALSE(canBind(AF_INET, "169.254.20.10", 53));
-  EXPECT_TRUE(lm.removeAddresses("nldv0", v4));   // already gone: fine
+  EXPECT_TRUE(lm.removeAddresses("nldv0", v4));  // already gone: fine
   EXPECT_TRUE(errors.get().empty());
 }
 
@@ -254,7 +258,7 @@ TEST_F(VethTest, Ipv6AddressIsUsableImmediately) {
   const auto v6 = ips({"fd00::a"});
   ASSERT_TRUE(lm.ensureInterface("nldv0", v6)) << lm.lastError();
   EXPECT_TRUE(contains(lm.addresses("nldv0"), "fd00::a/128"));
-  EXPECT_TRUE(canBind(AF_INET6, "fd00::a", 53));   // IFA_F_NODAD: not tentative
+  EXPECT_TRUE(canBind(AF_INET6, "fd00::a", 53));  // IFA_F_NODAD: not tentative
   EXPECT_TRUE(lm.removeAddresses("nldv0", v6));
   EXPECT_FALSE(contains(lm.addresses("nldv0"), "fd00::a/128"));
   EXPECT_TRUE(errors.get().empty());
@@ -303,7 +307,7 @@ TEST_F(VethTest, RemoveInterfaceDeletesLink) {
   ASSERT_TRUE(lm.lookup("nldv1").has_value());
   EXPECT_TRUE(lm.removeInterface("nldv0"));
   EXPECT_FALSE(lm.lookup("nldv0").has_value());
-  EXPECT_FALSE(lm.lookup("nldv1").has_value());   // the peer goes with it
+  EXPECT_FALSE(lm.lookup("nldv1").has_value());  // the peer goes with it
 }
 
 TEST_F(VethTest, HostSetupOrderPeriodicRepairAndTeardown) {
@@ -318,10 +322,10 @@ TEST_F(VethTest, HostSetupOrderPeriodicRepairAndTeardown) {
 
   ASSERT_TRUE(host.setupInterface());
   EXPECT_TRUE(contains(host.links().addresses("nldv0"), "169.254.20.10/32"));
-  EXPECT_EQ(host.iptables().countInstalled(rules[0]), 0);   // no rules before setupRules()
+  EXPECT_EQ(host.iptables().countInstalled(rules[0]), 0);  // no rules before setupRules()
   host.startPeriodic(100ms);
   std::this_thread::sleep_for(300ms);
-  EXPECT_EQ(host.iptables().countInstalled(rules[0]), 0);   // periodic pass does not add them early
+  EXPECT_EQ(host.iptables().countInstalled(rules[0]), 0);  // periodic pass does not add them early
 
   ASSERT_TRUE(host.setupRules());
   for (const auto& r : rules) EXPECT_EQ(host.iptables().countInstalled(r), 1) << r.toString();
@@ -331,7 +335,8 @@ TEST_F(VethTest, HostSetupOrderPeriodicRepairAndTeardown) {
   for (const auto& a : rules[3].args()) del.push_back(a);
   run(del);
   run({"ip", "addr", "del", "169.254.20.10/32", "dev", "nldv0"});
-  EXPECT_TRUE(test::eventually([&] { return host.iptables().countInstalled(rules[3]) == 1; }, 5s, 20ms));
+  EXPECT_TRUE(
+      test::eventually([&] { return host.iptables().countInstalled(rules[3]) == 1; }, 5s, 20ms));
   EXPECT_TRUE(test::eventually(
       [&] { return contains(host.links().addresses("nldv0"), "169.254.20.10/32"); }, 5s, 20ms));
 
@@ -341,7 +346,7 @@ TEST_F(VethTest, HostSetupOrderPeriodicRepairAndTeardown) {
   for (const auto& r : rules) EXPECT_EQ(host.iptables().countInstalled(r), 0) << r.toString();
   EXPECT_FALSE(contains(host.links().addresses("nldv0"), "169.254.20.10/32"));
   EXPECT_TRUE(host.links().lookup("nldv0").has_value());
-  host.teardown();   // idempotent
+  host.teardown();  // idempotent
   EXPECT_TRUE(errors.get().empty());
 }
 
@@ -356,7 +361,7 @@ TEST_F(VethTest, HostSetupDualStackRulesPerFamily) {
   HostSetup host(s, std::ref(errors));
   ASSERT_NE(host.iptables(AF_INET), nullptr);
   ASSERT_NE(host.iptables(AF_INET6), nullptr);
-  EXPECT_EQ(&host.iptables(), host.iptables(AF_INET));   // the first IP's family
+  EXPECT_EQ(&host.iptables(), host.iptables(AF_INET));  // the first IP's family
   const auto v4 = nodeLocalDnsRules(ips({"169.254.20.10"}), 53, 8080);
   const auto v6 = nodeLocalDnsRules(ips({"fd00::10"}), 53, 8080);
   EXPECT_EQ(host.iptables(AF_INET)->rules(), v4);
@@ -367,12 +372,12 @@ TEST_F(VethTest, HostSetupDualStackRulesPerFamily) {
   EXPECT_TRUE(contains(addrs, "169.254.20.10/32"));
   EXPECT_TRUE(contains(addrs, "fd00::10/128"));
   ASSERT_TRUE(host.setupRules());
-  EXPECT_EQ(savedRules("iptables-save", "raw"), expectedTable(v4, "raw", 32,
-                                                               {"PREROUTING", "OUTPUT"}, {}));
-  EXPECT_EQ(savedRules("ip6tables-save", "raw"), expectedTable(v6, "raw", 128,
-                                                                {"PREROUTING", "OUTPUT"}, {}));
-  EXPECT_EQ(savedRules("ip6tables-save", "filter"), expectedTable(v6, "filter", 128,
-                                                                   {"INPUT", "OUTPUT"}, {}));
+  EXPECT_EQ(savedRules("iptables-save", "raw"),
+            expectedTable(v4, "raw", 32, {"PREROUTING", "OUTPUT"}, {}));
+  EXPECT_EQ(savedRules("ip6tables-save", "raw"),
+            expectedTable(v6, "raw", 128, {"PREROUTING", "OUTPUT"}, {}));
+  EXPECT_EQ(savedRules("ip6tables-save", "filter"),
+            expectedTable(v6, "filter", 128, {"INPUT", "OUTPUT"}, {}));
 
   // Someone deletes an IPv6 rule: one pass restores it and adds nothing on the IPv4 side.
   std::vector<std::string> del{"ip6tables", "-w", "5", "-t", v6[1].table, "-D", v6[1].chain};

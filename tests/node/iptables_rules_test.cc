@@ -30,18 +30,30 @@ TEST(IptablesRules, TwelvePerIpInUpstreamOrder) {
   const auto rules = nodeLocalDnsRules(ips({"169.254.20.10", "10.96.0.10"}), 53, 8080);
   ASSERT_EQ(rules.size(), 24u);
   const std::vector<std::string> expected = {
-      "{raw PREROUTING [-p tcp -d 169.254.20.10 --dport 53 -j NOTRACK -m comment --comment NodeLocal DNS Cache: skip conntrack]}",
-      "{raw PREROUTING [-p udp -d 169.254.20.10 --dport 53 -j NOTRACK -m comment --comment NodeLocal DNS Cache: skip conntrack]}",
-      "{filter INPUT [-p tcp -d 169.254.20.10 --dport 53 -j ACCEPT -m comment --comment NodeLocal DNS Cache: allow DNS traffic]}",
-      "{filter INPUT [-p udp -d 169.254.20.10 --dport 53 -j ACCEPT -m comment --comment NodeLocal DNS Cache: allow DNS traffic]}",
-      "{raw OUTPUT [-p tcp -s 169.254.20.10 --sport 53 -j NOTRACK -m comment --comment NodeLocal DNS Cache: skip conntrack]}",
-      "{raw OUTPUT [-p udp -s 169.254.20.10 --sport 53 -j NOTRACK -m comment --comment NodeLocal DNS Cache: skip conntrack]}",
-      "{filter OUTPUT [-p tcp -s 169.254.20.10 --sport 53 -j ACCEPT -m comment --comment NodeLocal DNS Cache: allow DNS traffic]}",
-      "{filter OUTPUT [-p udp -s 169.254.20.10 --sport 53 -j ACCEPT -m comment --comment NodeLocal DNS Cache: allow DNS traffic]}",
-      "{raw OUTPUT [-p tcp -d 169.254.20.10 --dport 53 -j NOTRACK -m comment --comment NodeLocal DNS Cache: skip conntrack]}",
-      "{raw OUTPUT [-p udp -d 169.254.20.10 --dport 53 -j NOTRACK -m comment --comment NodeLocal DNS Cache: skip conntrack]}",
-      "{raw OUTPUT [-p tcp -d 169.254.20.10 --dport 8080 -j NOTRACK -m comment --comment NodeLocal DNS Cache: skip conntrack]}",
-      "{raw OUTPUT [-p tcp -s 169.254.20.10 --sport 8080 -j NOTRACK -m comment --comment NodeLocal DNS Cache: skip conntrack]}",
+      "{raw PREROUTING [-p tcp -d 169.254.20.10 --dport 53 -j NOTRACK -m comment --comment "
+      "NodeLocal DNS Cache: skip conntrack]}",
+      "{raw PREROUTING [-p udp -d 169.254.20.10 --dport 53 -j NOTRACK -m comment --comment "
+      "NodeLocal DNS Cache: skip conntrack]}",
+      "{filter INPUT [-p tcp -d 169.254.20.10 --dport 53 -j ACCEPT -m comment --comment NodeLocal "
+      "DNS Cache: allow DNS traffic]}",
+      "{filter INPUT [-p udp -d 169.254.20.10 --dport 53 -j ACCEPT -m comment --comment NodeLocal "
+      "DNS Cache: allow DNS traffic]}",
+      "{raw OUTPUT [-p tcp -s 169.254.20.10 --sport 53 -j NOTRACK -m comment --comment NodeLocal "
+      "DNS Cache: skip conntrack]}",
+      "{raw OUTPUT [-p udp -s 169.254.20.10 --sport 53 -j NOTRACK -m comment --comment NodeLocal "
+      "DNS Cache: skip conntrack]}",
+      "{filter OUTPUT [-p tcp -s 169.254.20.10 --sport 53 -j ACCEPT -m comment --comment NodeLocal "
+      "DNS Cache: allow DNS traffic]}",
+      "{filter OUTPUT [-p udp -s 169.254.20.10 --sport 53 -j ACCEPT -m comment --comment NodeLocal "
+      "DNS Cache: allow DNS traffic]}",
+      "{raw OUTPUT [-p tcp -d 169.254.20.10 --dport 53 -j NOTRACK -m comment --comment NodeLocal "
+      "DNS Cache: skip conntrack]}",
+      "{raw OUTPUT [-p udp -d 169.254.20.10 --dport 53 -j NOTRACK -m comment --comment NodeLocal "
+      "DNS Cache: skip conntrack]}",
+      "{raw OUTPUT [-p tcp -d 169.254.20.10 --dport 8080 -j NOTRACK -m comment --comment NodeLocal "
+      "DNS Cache: skip conntrack]}",
+      "{raw OUTPUT [-p tcp -s 169.254.20.10 --sport 8080 -j NOTRACK -m comment --comment NodeLocal "
+      "DNS Cache: skip conntrack]}",
   };
   for (size_t i = 0; i < 12; ++i) EXPECT_EQ(rules[i].toString(), expected[i]) << i;
   EXPECT_EQ(rules[12].destination, "10.96.0.10");
@@ -78,7 +90,7 @@ TEST(IptablesRules, ParseSavedLines) {
   EXPECT_FALSE(parseSavedRule("-A INPUT -m conntrack --ctstate NEW -j ACCEPT", "filter", &r));
   ASSERT_TRUE(parseSavedRule("-A INPUT -d 1.2.3.0/24 -p tcp -j ACCEPT", "filter", &r));
   IptablesRule mine = nodeLocalDnsRules(ips({"1.2.3.0"}), 53, 8080)[2];
-  EXPECT_FALSE(r.sameAs(mine));   // a /24 is not our host rule
+  EXPECT_FALSE(r.sameAs(mine));  // a /24 is not our host rule
 }
 
 TEST(IptablesRules, SplitAndQuote) {
@@ -110,7 +122,9 @@ class FakeBinary {
 };
 
 TEST(Iptables, LockErrorIsClassified) {
-  FakeBinary fake("echo 'Another app is currently holding the xtables lock. Stopped waiting after 5s.' >&2\nexit 4\n");
+  FakeBinary fake(
+      "echo 'Another app is currently holding the xtables lock. Stopped waiting after 5s.' "
+      ">&2\nexit 4\n");
   std::vector<std::string> errors;
   IptablesSettings s;
   s.family = AF_INET;
@@ -168,10 +182,11 @@ TEST(Iptables, BatchFormatSeenByRestore) {
   const std::string all = ss.str();
   std::filesystem::remove(record);
   EXPECT_EQ(all.substr(0, all.find('\n')), "-w 5 --noflush");
-  EXPECT_NE(all.find("*raw\n-I PREROUTING 1 -p udp -d 169.254.20.10 --dport 53 -j NOTRACK -m comment "
-                     "--comment \"NodeLocal DNS Cache: skip conntrack\"\n-I OUTPUT 1 -p tcp -s"),
-            std::string::npos);
-  EXPECT_EQ(all.find("-I PREROUTING 1 -p tcp"), std::string::npos);   // already present
+  EXPECT_NE(
+      all.find("*raw\n-I PREROUTING 1 -p udp -d 169.254.20.10 --dport 53 -j NOTRACK -m comment "
+               "--comment \"NodeLocal DNS Cache: skip conntrack\"\n-I OUTPUT 1 -p tcp -s"),
+      std::string::npos);
+  EXPECT_EQ(all.find("-I PREROUTING 1 -p tcp"), std::string::npos);  // already present
   EXPECT_NE(all.find("COMMIT\n*filter\n-I INPUT 1 -p tcp -d 169.254.20.10 --dport 53 -j ACCEPT"),
             std::string::npos);
 }
@@ -191,7 +206,7 @@ TEST(Process, LargeInputAndEarlyExitDoNotKillUs) {
   ProcessResult r = runProcess({"wc", "-c"}, big);
   EXPECT_TRUE(r.ok());
   EXPECT_EQ(r.out, "1048576\n");
-  ProcessResult early = runProcess({"true"}, big);   // never reads: EPIPE, no SIGPIPE death
+  ProcessResult early = runProcess({"true"}, big);  // never reads: EPIPE, no SIGPIPE death
   EXPECT_TRUE(early.ok());
 }
 

@@ -83,9 +83,11 @@ void resetTables() {
 void checkBackend(std::initializer_list<const char*> list) {
   resetTables();
   ASSERT_TRUE(nft({"add", "table", "ip", "nld-unrelated"}).ok());
-  ASSERT_TRUE(nft({"add", "chain", "ip", "nld-unrelated", "c",
-                   "{ type filter hook input priority 0; }"}).ok());
-  ASSERT_TRUE(nft({"add", "rule", "ip", "nld-unrelated", "c", "udp", "dport", "5353", "drop"}).ok());
+  ASSERT_TRUE(
+      nft({"add", "chain", "ip", "nld-unrelated", "c", "{ type filter hook input priority 0; }"})
+          .ok());
+  ASSERT_TRUE(
+      nft({"add", "rule", "ip", "nld-unrelated", "c", "udp", "dport", "5353", "drop"}).ok());
   const std::string before = ruleset();
 
   const auto rules = nodeLocalDnsRules(nftIps(list), 53, 8080);
@@ -96,17 +98,20 @@ void checkBackend(std::initializer_list<const char*> list) {
   EXPECT_EQ(n.ensure(), 0) << "second ensure must find the table intact";
 
   // A deleted rule, an added foreign rule and a deleted table are all repaired.
-  const ProcessResult handles = nft({"-a", "list", "chain", "inet", "node-local-dns", "raw-output"});
+  const ProcessResult handles =
+      nft({"-a", "list", "chain", "inet", "node-local-dns", "raw-output"});
   const size_t rule_pos = handles.out.find(" dport 53 ");
   const size_t pos = handles.out.find("# handle ", rule_pos);
   ASSERT_NE(rule_pos, std::string::npos) << handles.out;
   ASSERT_NE(pos, std::string::npos) << handles.out;
   const std::string handle = handles.out.substr(pos + 9, handles.out.find('\n', pos) - pos - 9);
-  ASSERT_TRUE(nft({"delete", "rule", "inet", "node-local-dns", "raw-output", "handle", handle}).ok());
+  ASSERT_TRUE(
+      nft({"delete", "rule", "inet", "node-local-dns", "raw-output", "handle", handle}).ok());
   EXPECT_EQ(n.ensure(), static_cast<int>(rules.size()));
   EXPECT_EQ(ourRules(), wantedRules(rules));
-  ASSERT_TRUE(nft({"add", "rule", "inet", "node-local-dns", "filter-input", "tcp", "dport", "22",
-                   "accept"}).ok());
+  ASSERT_TRUE(
+      nft({"add", "rule", "inet", "node-local-dns", "filter-input", "tcp", "dport", "22", "accept"})
+          .ok());
   EXPECT_EQ(n.ensure(), static_cast<int>(rules.size()));
   EXPECT_EQ(ourRules(), wantedRules(rules));
   ASSERT_TRUE(nft({"delete", "table", "inet", "node-local-dns"}).ok());
@@ -137,7 +142,7 @@ TEST(NftablesRoot, ManyAddressesSpanSeveralBatchPages) {
 TEST(NftablesRoot, KernelRefusalIsAClearCountedError) {
   resetTables();
   NftablesSettings settings;
-  settings.table = std::string(300, 'x');   // over NFT_NAME_MAXLEN: the kernel refuses it
+  settings.table = std::string(300, 'x');  // over NFT_NAME_MAXLEN: the kernel refuses it
   std::vector<std::string> errors;
   Nftables n(settings, nodeLocalDnsRules(nftIps({"169.254.20.10"}), 53, 8080),
              [&](std::string_view t) { errors.emplace_back(t); });
@@ -156,8 +161,8 @@ TEST(NftablesRoot, ListTablesAndAutoChoice) {
   ASSERT_TRUE(nft({"add", "table", "ip", "kube-proxy"}).ok());
   tables = listNftTables();
   ASSERT_TRUE(tables.ok()) << tables.error().message();
-  EXPECT_NE(std::find(tables->begin(), tables->end(), std::make_pair(std::string("ip"),
-                                                                     std::string("kube-proxy"))),
+  EXPECT_NE(std::find(tables->begin(), tables->end(),
+                      std::make_pair(std::string("ip"), std::string("kube-proxy"))),
             tables->end());
   const FirewallChoice c = chooseFirewall(Firewall::kAuto);
   EXPECT_EQ(c.firewall, Firewall::kNftables);

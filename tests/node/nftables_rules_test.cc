@@ -38,8 +38,9 @@ TEST(NftRuleSpecs, Ipv6UsesCanonicalAddress) {
   const auto specs_or = nftRuleSpecs(nodeLocalDnsRules(one("fd00:0::10"), 53, 8080));
   ASSERT_TRUE(specs_or.ok()) << specs_or.error().message();
   const std::vector<NftRuleSpec>& specs = *specs_or;
-  EXPECT_EQ(specs[1].text,
-            "ip6 daddr fd00::10 udp dport 53 notrack comment \"NodeLocal DNS Cache: skip conntrack\"");
+  EXPECT_EQ(
+      specs[1].text,
+      "ip6 daddr fd00::10 udp dport 53 notrack comment \"NodeLocal DNS Cache: skip conntrack\"");
 }
 
 TEST(NftRuleSpecs, DualStackListHasBothFamiliesInOneTable) {
@@ -69,7 +70,7 @@ TEST(NftRuleSpecs, RejectsRulesOutsideItsChains) {
   EXPECT_EQ(specs.error().message(), "nftables: protocol sctp in " + r.toString());
   r = {"raw", "OUTPUT", "udp", "", "10.0.0.1", 0, 53, "DROP", ""};
   EXPECT_FALSE(nftRuleSpecs({r}).ok());
-  r = {"raw", "OUTPUT", "udp", "10.0.0.1", "", 0, 53, "NOTRACK", ""};   // saddr with dport
+  r = {"raw", "OUTPUT", "udp", "10.0.0.1", "", 0, 53, "NOTRACK", ""};  // saddr with dport
   EXPECT_FALSE(nftRuleSpecs({r}).ok());
 }
 

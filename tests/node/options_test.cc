@@ -41,7 +41,7 @@ TEST(Options, Defaults) {
   EXPECT_EQ(o.base_corefile, "/etc/coredns/Corefile.base");
   EXPECT_EQ(o.corefile, "/etc/Corefile");
   EXPECT_EQ(o.conf, "");
-  EXPECT_EQ(o.output_corefile, "/etc/Corefile");   // fixed: -corefile used when -conf is absent
+  EXPECT_EQ(o.output_corefile, "/etc/Corefile");  // fixed: -corefile used when -conf is absent
   EXPECT_EQ(o.kubednscm, "");
   EXPECT_EQ(o.upstream_svc, "kube-dns");
   EXPECT_EQ(o.health_port, 8080);
@@ -60,8 +60,7 @@ TEST(Options, Defaults) {
 TEST(Options, Firewall) {
   EXPECT_EQ(parse({"-localip", "1.2.3.4", "-firewall", "nftables"}).firewall, Firewall::kNftables);
   EXPECT_EQ(parse({"-localip", "1.2.3.4", "-firewall=auto"}).firewall, Firewall::kAuto);
-  EXPECT_EQ(parse({"-localip", "1.2.3.4", "--firewall", "iptables"}).firewall,
-            Firewall::kIptables);
+  EXPECT_EQ(parse({"-localip", "1.2.3.4", "--firewall", "iptables"}).firewall, Firewall::kIptables);
   EXPECT_EQ(errorOf({"-localip", "1.2.3.4", "-firewall", "nft"}),
             "invalid firewall specified - \"nft\": must be iptables, nftables or auto");
   EXPECT_EQ(errorOf({"-localip", "1.2.3.4", "-firewall", ""}),
@@ -95,19 +94,42 @@ TEST(Options, DualStackLocalIps) {
 
   Options v6first = parse({"-localip", "fd00::10,169.254.20.10", "-health-port", "8081"});
   ASSERT_EQ(v6first.local_ips.size(), 2u);
-  EXPECT_EQ(v6first.family(), AF_INET6);   // the first IP decides
+  EXPECT_EQ(v6first.family(), AF_INET6);  // the first IP decides
   EXPECT_EQ(v6first.local_ips[1].family, AF_INET);
   EXPECT_EQ(v6first.health_port, 8081);
 }
 
 TEST(Options, EveryFlag) {
-  Options o = parse({"-localip=fd00::a,fd00::b", "-setupinterface=false", "-interfacename", "nld0",
-                     "-syncinterval", "30", "-metrics-listen-address", "127.0.0.1:9999",
-                     "-setupiptables=false", "-basecorefile", "/b/Corefile.base", "-corefile",
-                     "/c/Corefile", "-conf", "/d/Corefile", "-kubednscm", "/etc/kd",
-                     "-upstreamsvc", "up", "-health-port", "8081", "-skipteardown",
-                     "-reloadwithsignal", "-pidfile", "/p.pid", "-dns.port", "5353", "-quiet",
-                     "-workers", "3"});
+  Options o = parse({"-localip=fd00::a,fd00::b",
+                     "-setupinterface=false",
+                     "-interfacename",
+                     "nld0",
+                     "-syncinterval",
+                     "30",
+                     "-metrics-listen-address",
+                     "127.0.0.1:9999",
+                     "-setupiptables=false",
+                     "-basecorefile",
+                     "/b/Corefile.base",
+                     "-corefile",
+                     "/c/Corefile",
+                     "-conf",
+                     "/d/Corefile",
+                     "-kubednscm",
+                     "/etc/kd",
+                     "-upstreamsvc",
+                     "up",
+                     "-health-port",
+                     "8081",
+                     "-skipteardown",
+                     "-reloadwithsignal",
+                     "-pidfile",
+                     "/p.pid",
+                     "-dns.port",
+                     "5353",
+                     "-quiet",
+                     "-workers",
+                     "3"});
   EXPECT_EQ(o.family(), AF_INET6);
   EXPECT_EQ(o.local_ips[0].hostPrefix(), 128);
   EXPECT_EQ(o.local_ips[1].canonical(), "fd00::b");
@@ -119,7 +141,7 @@ TEST(Options, EveryFlag) {
   EXPECT_EQ(o.base_corefile, "/b/Corefile.base");
   EXPECT_EQ(o.corefile, "/c/Corefile");
   EXPECT_EQ(o.conf, "/d/Corefile");
-  EXPECT_EQ(o.output_corefile, "/d/Corefile");   // -conf wins
+  EXPECT_EQ(o.output_corefile, "/d/Corefile");  // -conf wins
   EXPECT_EQ(o.kubednscm, "/etc/kd");
   EXPECT_EQ(o.upstream_svc, "up");
   EXPECT_EQ(o.health_port, 8081);
@@ -195,14 +217,34 @@ TEST(Options, ValidationErrors) {
 TEST(Options, HelpAndUsage) {
   EXPECT_THROW(parse({"-h"}), flags::HelpRequested);
   const std::string usage = optionsUsage();
-  for (const char* name : {"-localip", "-setupinterface", "-interfacename", "-syncinterval",
-                           "-metrics-listen-address", "-setupiptables", "-basecorefile",
-                           "-corefile", "-conf", "-kubednscm", "-upstreamsvc", "-health-port",
-                           "-skipteardown", "-reloadwithsignal", "-pidfile", "-dns.port", "-p",
-                           "-version", "-quiet", "-plugins", "-default-config", "-workers",
-                           "-statedir", "-snapshotinterval", "-probe-ready"}) {
+  for (const char* name : {"-localip",
+                           "-setupinterface",
+                           "-interfacename",
+                           "-syncinterval",
+                           "-metrics-listen-address",
+                           "-setupiptables",
+                           "-basecorefile",
+                           "-corefile",
+                           "-conf",
+                           "-kubednscm",
+                           "-upstreamsvc",
+                           "-health-port",
+                           "-skipteardown",
+                           "-reloadwithsignal",
+                           "-pidfile",
+                           "-dns.port",
+                           "-p",
+                           "-version",
+                           "-quiet",
+                           "-plugins",
+                           "-default-config",
+                           "-workers",
+                           "-statedir",
+                           "-snapshotinterval",
+                           "-probe-ready"}) {
     const std::string n = std::string("  ") + name;
-    EXPECT_TRUE(usage.find(n + " ") != std::string::npos || usage.find(n + "\n") != std::string::npos ||
+    EXPECT_TRUE(usage.find(n + " ") != std::string::npos ||
+                usage.find(n + "\n") != std::string::npos ||
                 usage.find(n + "\t") != std::string::npos)
         << name;
   }
@@ -212,13 +254,12 @@ TEST(Options, StateDirAndSnapshotInterval) {
   Options d = parse({"-localip", "169.254.20.10"});
   EXPECT_EQ(d.statedir, "/var/run/node-local-dns");
   EXPECT_EQ(d.snapshot_interval, std::chrono::seconds(60));
-  Options o = parse({"-localip", "169.254.20.10", "-statedir", "/tmp/x", "-snapshotinterval",
-                     "500ms"});
+  Options o =
+      parse({"-localip", "169.254.20.10", "-statedir", "/tmp/x", "-snapshotinterval", "500ms"});
   EXPECT_EQ(o.statedir, "/tmp/x");
   EXPECT_EQ(o.snapshot_interval, std::chrono::milliseconds(500));
   EXPECT_EQ(parse({"-localip", "169.254.20.10", "-statedir="}).statedir, "");
-  EXPECT_THROW(parse({"-localip", "169.254.20.10", "-snapshotinterval", "10ms"}),
-               flags::FlagError);
+  EXPECT_THROW(parse({"-localip", "169.254.20.10", "-snapshotinterval", "10ms"}), flags::FlagError);
 }
 
 TEST(Options, ProbeReadyNeedsNoServingFlags) {

@@ -44,9 +44,7 @@ const std::vector<Expected> kCatalogue = {
      {"proxy_name", "to", "rcode"}},
     {"coredns_proxy_healthcheck_failures_total", MetricType::kCounter, {"proxy_name", "to"}},
     {"coredns_proxy_conn_cache_hits_total", MetricType::kCounter, {"proxy_name", "to", "proto"}},
-    {"coredns_proxy_conn_cache_misses_total",
-     MetricType::kCounter,
-     {"proxy_name", "to", "proto"}},
+    {"coredns_proxy_conn_cache_misses_total", MetricType::kCounter, {"proxy_name", "to", "proto"}},
     {"coredns_forward_healthcheck_broken_total", MetricType::kCounter, {}},
     {"coredns_forward_max_concurrent_rejects_total", MetricType::kCounter, {}},
     {"coredns_reload_failed_total", MetricType::kCounter, {}},
@@ -81,9 +79,8 @@ TEST(CorednsMetrics, EveryFamilyFromTheSpecIsRegisteredWithItsTypeAndLabels) {
   EXPECT_EQ(&m.proxy_request_duration,
             &r.histogram("coredns_proxy_request_duration_seconds", "x",
                          {"proxy_name", "to", "rcode"}, CorednsMetrics::durationBuckets()));
-  EXPECT_EQ(&m.health_request_duration,
-            &r.histogram("coredns_health_request_duration_seconds", "x", {},
-                         {0.00025, 0.0025, 0.025, 0.25, 2.5}));
+  EXPECT_EQ(&m.health_request_duration, &r.histogram("coredns_health_request_duration_seconds", "x",
+                                                     {}, {0.00025, 0.0025, 0.025, 0.25, 2.5}));
   const std::vector<double> sizes = {0,    100,  200,  300,  400,  511,  1023,
                                      2047, 4095, 8291, 16e3, 32e3, 48e3, 64e3};
   EXPECT_EQ(m.dns_request_size.bounds(), sizes);

@@ -1,6 +1,7 @@
 #include "observability/http_server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -9,7 +10,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -339,9 +339,9 @@ TEST(HttpServer, ExpositionParsesWithPrometheusClient) {
   HttpServer s("127.0.0.1:0");
   s.enableMetrics(r);
   s.start();
-  const auto [status, out] = run(std::string("/usr/bin/python3 ") + NLD_OBS_TEST_DIR +
-                                 "/check_exposition.py http://127.0.0.1:" +
-                                 std::to_string(s.port()) + "/metrics");
+  const auto [status, out] =
+      run(std::string("/usr/bin/python3 ") + NLD_OBS_TEST_DIR +
+          "/check_exposition.py http://127.0.0.1:" + std::to_string(s.port()) + "/metrics");
   ASSERT_EQ(status, 0) << out;
   for (const char* line :
        {"coredns_build_info gauge 1\n", "coredns_panics counter 1\n",
@@ -404,7 +404,8 @@ TEST(HttpRequestParser, BodiesAreFlagged) {
   ASSERT_EQ(parse("POST /health HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", &r),
             HttpParse::kComplete);
   EXPECT_TRUE(r.has_body);
-  ASSERT_EQ(parse("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &r), HttpParse::kComplete);
+  ASSERT_EQ(parse("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &r),
+            HttpParse::kComplete);
   EXPECT_TRUE(r.has_body);
   ASSERT_EQ(parse("GET / HTTP/1.1\r\nContent-Length: 0\r\ncontent-length: 0\r\n\r\n", &r),
             HttpParse::kComplete);
@@ -438,19 +439,19 @@ TEST(HttpRequestParser, EveryPrefixIsIncompleteAndPipelinedRequestsSplit) {
 
 TEST(HttpRequestParser, RejectsMalformedHeads) {
   for (const char* bad : {
-           "GET /health\r\n\r\n",                                   // no version
-           "GET  /health HTTP/1.1\r\n\r\n",                         // empty target
-           "GET /health HTTP/1.1 \r\n\r\n",                         // trailing space
-           "GET /health HTTP/2.0\r\n\r\n",                          // not HTTP/1.x
-           "GET /health HTTP/1.10\r\n\r\n",                         //
-           "G@T /health HTTP/1.1\r\n\r\n",                          // method not a token
-           "GET /he\x01lth HTTP/1.1\r\n\r\n",                       // control character
-           "GET /health HTTP/1.1\r\nHost\r\n\r\n",                  // no colon
-           "GET /health HTTP/1.1\r\nHost : x\r\n\r\n",              // space before colon
-           "GET /health HTTP/1.1\r\n: x\r\n\r\n",                   // empty name
-           "GET /health HTTP/1.1\r\nA: b\r\n c\r\n\r\n",            // obs-fold
-           "GET /health HTTP/1.1\r\nA: b\x7f\r\n\r\n",              // DEL in value
-           "GET /health HTTP/1.1\r\nContent-Length: -1\r\n\r\n",    // not a number
+           "GET /health\r\n\r\n",                                 // no version
+           "GET  /health HTTP/1.1\r\n\r\n",                       // empty target
+           "GET /health HTTP/1.1 \r\n\r\n",                       // trailing space
+           "GET /health HTTP/2.0\r\n\r\n",                        // not HTTP/1.x
+           "GET /health HTTP/1.10\r\n\r\n",                       //
+           "G@T /health HTTP/1.1\r\n\r\n",                        // method not a token
+           "GET /he\x01lth HTTP/1.1\r\n\r\n",                     // control character
+           "GET /health HTTP/1.1\r\nHost\r\n\r\n",                // no colon
+           "GET /health HTTP/1.1\r\nHost : x\r\n\r\n",            // space before colon
+           "GET /health HTTP/1.1\r\n: x\r\n\r\n",                 // empty name
+           "GET /health HTTP/1.1\r\nA: b\r\n c\r\n\r\n",          // obs-fold
+           "GET /health HTTP/1.1\r\nA: b\x7f\r\n\r\n",            // DEL in value
+           "GET /health HTTP/1.1\r\nContent-Length: -1\r\n\r\n",  // not a number
            "GET /health HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
            "GET /health HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
        }) {
@@ -563,7 +564,8 @@ TEST(HttpServerLimits, KeepAliveAndPipelinedRequests) {
   s.enableHealth();
   s.start();
   Client c(s.port());
-  ASSERT_TRUE(c.send("GET /health HTTP/1.1\r\nHost: a\r\n\r\nGET /nope HTTP/1.1\r\nHost: a\r\n\r\n"));
+  ASSERT_TRUE(
+      c.send("GET /health HTTP/1.1\r\nHost: a\r\n\r\nGET /nope HTTP/1.1\r\nHost: a\r\n\r\n"));
   std::string r1 = c.response();
   std::string r2 = c.response();
   EXPECT_EQ(statusOf(r1), 200) << r1;
@@ -782,8 +784,8 @@ TEST(HttpServerLimits, SlowReaderOfLargeMetricsHitsWriteDeadline) {
   Registry r;
   // ~8 MiB of text from few series (quick to render also in the sanitizer build): more than
   // the loopback socket buffers hold.
-  auto& fam = r.counter("big_family_total", "A family large enough to fill socket buffers.",
-                        {"label"});
+  auto& fam =
+      r.counter("big_family_total", "A family large enough to fill socket buffers.", {"label"});
   for (int i = 0; i < 4000; ++i) fam.with({std::to_string(i) + std::string(2048, 'x')}).inc();
   HttpLimits limits;
   limits.write_timeout = std::chrono::milliseconds(500);
@@ -957,4 +959,3 @@ TEST(HttpServerLimits, OutOfDescriptorsBacksOffAndRecovers) {
 
 }  // namespace
 }  // namespace nld::observability
-

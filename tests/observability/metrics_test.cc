@@ -6,9 +6,9 @@
 #include <cmath>
 #include <condition_variable>
 #include <ctime>
+#include <limits>
 #include <memory>
 #include <mutex>
-#include <limits>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -281,10 +281,9 @@ TEST(Metrics, ProcessCollector) {
   registerProcessCollector(r);
   registerProcessCollector(r);  // idempotent
   const std::string text = r.render();
-  for (const char* name :
-       {"process_cpu_seconds_total", "process_resident_memory_bytes",
-        "process_virtual_memory_bytes", "process_open_fds", "process_max_fds",
-        "process_start_time_seconds", "process_virtual_memory_max_bytes"}) {
+  for (const char* name : {"process_cpu_seconds_total", "process_resident_memory_bytes",
+                           "process_virtual_memory_bytes", "process_open_fds", "process_max_fds",
+                           "process_start_time_seconds", "process_virtual_memory_max_bytes"}) {
     EXPECT_NE(text.find(std::string("\n") + name + " "), std::string::npos) << name << "\n" << text;
   }
   EXPECT_NE(text.find("# TYPE process_cpu_seconds_total counter\n"), std::string::npos);

@@ -55,8 +55,10 @@ TEST(Ip, FamilyAndCidr) {
 }
 
 TEST(Checks, ParsesMatchOperands) {
-  EXPECT_EQ(matchOperands("ip4.src == $eip && ip4.dst == 1.2.3.4", "src"), std::vector<std::string>{"$eip"});
-  EXPECT_EQ(matchOperands("ip4.src == $eip && ip4.dst == 1.2.3.4", "dst"), std::vector<std::string>{"1.2.3.4"});
+  EXPECT_EQ(matchOperands("ip4.src == $eip && ip4.dst == 1.2.3.4", "src"),
+            std::vector<std::string>{"$eip"});
+  EXPECT_EQ(matchOperands("ip4.src == $eip && ip4.dst == 1.2.3.4", "dst"),
+            std::vector<std::string>{"1.2.3.4"});
   EXPECT_EQ(matchOperands("ip.src == {10.0.0.0/8, $as} && tcp", "src"),
             (std::vector<std::string>{"10.0.0.0/8", "$as"}));
   EXPECT_TRUE(matchOperands("ip4.dst == 1.2.3.4", "src").empty());
@@ -119,7 +121,8 @@ TEST(NbSnapshot, IpsFromAddresses) {
   EXPECT_EQ(ipsFromAddresses({"00:00:00:aa:bb:cc 100.64.0.2 fd00:100:64::2"}),
             (std::vector<std::string>{"100.64.0.2", "fd00:100:64::2"}));
   EXPECT_TRUE(ipsFromAddresses({"router", "unknown", "dynamic"}).empty());
-  EXPECT_EQ(ipsFromAddresses({"00:00:00:aa:bb:cc 10.0.0.1/24"}), std::vector<std::string>{"10.0.0.1"});
+  EXPECT_EQ(ipsFromAddresses({"00:00:00:aa:bb:cc 10.0.0.1/24"}),
+            std::vector<std::string>{"10.0.0.1"});
 }
 
 }  // namespace

@@ -49,9 +49,10 @@ TEST(DesiredState, OnePolicyPerNodeFamilyAndDnsIp) {
   EXPECT_EQ(d[1].nexthop, "fd00:100:64::2");
   EXPECT_EQ(d[1].external_ids.at("address-family"), "6");
   EXPECT_EQ(d[2].node, "master");
-  EXPECT_EQ(d[2].external_ids, (std::map<std::string, std::string>{
-                                  {"vendor", "kube-ovn"}, {"node", "master"}, {"address-family", "4"},
-                                  {"isLocalDnsCache", "true"}}));
+  EXPECT_EQ(d[2].external_ids, (std::map<std::string, std::string>{{"vendor", "kube-ovn"},
+                                                                   {"node", "master"},
+                                                                   {"address-family", "4"},
+                                                                   {"isLocalDnsCache", "true"}}));
   ReconcileConfig two4;
   two4.dns_ips = {"169.254.20.10", "169.254.20.11"};
   EXPECT_EQ(desiredPolicies(twoNodes(), two4).size(), 4u);
@@ -61,7 +62,8 @@ TEST(DesiredState, ConvergedSnapshotGivesEmptyPlan) {
   auto nb = twoNodes();
   auto cfg = dual();
   int i = 0;
-  for (const auto& d : desiredPolicies(nb, cfg)) nb.policies.push_back(fromDesired(d, "p" + std::to_string(i++)));
+  for (const auto& d : desiredPolicies(nb, cfg))
+    nb.policies.push_back(fromDesired(d, "p" + std::to_string(i++)));
   nb.dns_option = "169.254.20.10,fd00::a";
   auto plan = computePlan(nb, cfg);
   EXPECT_TRUE(plan.empty());
@@ -122,7 +124,8 @@ TEST(DesiredState, MissingNodeSwitchDeletesNothing) {
   auto nb = twoNodes();
   auto cfg = dual();
   int i = 0;
-  for (const auto& d : desiredPolicies(nb, cfg)) nb.policies.push_back(fromDesired(d, "p" + std::to_string(i++)));
+  for (const auto& d : desiredPolicies(nb, cfg))
+    nb.policies.push_back(fromDesired(d, "p" + std::to_string(i++)));
   nb.nodes.clear();
   nb.node_switch_found = false;
   nb.dns_option = "169.254.20.10,fd00::a";

@@ -239,7 +239,8 @@ TEST(AgentPlan, UnhealthyFailsOverToRendezvousChosenHealthyNeighbours) {
   EXPECT_EQ(u.current.uuid, "u1");
   const auto picked = rendezvousPick("n1", {"n2", "n3", "n4", "n5", "n6"}, 3);
   std::vector<std::string> joins;
-  for (const auto& p : picked) joins.push_back("100.64.0." + std::to_string(std::stoi(p.substr(1)) + 1));
+  for (const auto& p : picked)
+    joins.push_back("100.64.0." + std::to_string(std::stoi(p.substr(1)) + 1));
   std::sort(joins.begin(), joins.end());
   EXPECT_EQ(u.nexthops, joins);
   EXPECT_EQ(u.external_ids.at(kFailoverStateKey), "unhealthy");

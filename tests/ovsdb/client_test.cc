@@ -13,12 +13,14 @@ namespace {
 
 using testing::ServerScript;
 
-constexpr const char* kSchemaReply = R"({"id":$ID,"error":null,"result":{"name":"OVN_Northbound","tables":{
+constexpr const char* kSchemaReply =
+    R"({"id":$ID,"error":null,"result":{"name":"OVN_Northbound","tables":{
   "Logical_Router":{"columns":{"name":{"type":"string"},
     "policies":{"type":{"key":{"type":"uuid"},"min":0,"max":"unlimited"}}}}}}})";
 constexpr const char* kLeaderReply =
     R"({"id":$ID,"error":null,"result":[{"rows":[{"leader":true,"model":"clustered","connected":true}]}]})";
-constexpr const char* kMonitorReply = R"({"id":$ID,"error":null,"result":{"Logical_Router":{"r1":{"initial":{
+constexpr const char* kMonitorReply =
+    R"({"id":$ID,"error":null,"result":{"Logical_Router":{"r1":{"initial":{
   "name":"ovn-cluster","policies":["set",[["uuid","p1"]]]}}}}})";
 
 ClientOptions options(ServerScript& script) {
@@ -59,7 +61,8 @@ TEST(ClientScripted, ConnectMonitorNotifyEchoTransact) {
 
 TEST(ClientScripted, FollowerIsSkipped) {
   ServerScript script;
-  script.turns = {R"({"id":$ID,"error":null,"result":[{"rows":[{"leader":false,"model":"clustered"}]}]})"};
+  script.turns = {
+      R"({"id":$ID,"error":null,"result":[{"rows":[{"leader":false,"model":"clustered"}]}]})"};
   Client c(options(script));
   auto connected = c.connect();
   ASSERT_FALSE(connected);
@@ -94,11 +97,12 @@ TEST(ClientScripted, NonStringErrorMemberIsReported) {
 
 TEST(ClientScripted, MonitorFallbackAndBadNotificationDisconnects) {
   ServerScript script;
-  script.turns = {kSchemaReply, R"({"id":$ID,"result":null,"error":"unknown method"})",
-                  R"({"id":$ID,"error":null,"result":{"Logical_Router":{"r1":{"new":{"name":"a"}}}}})"
-                  R"({"method":"update","params":["nld",{"Logical_Router":{"r2":{"new":{"name":"b"}}}}]})",
-                  R"({"method":"update","params":["nld",{"Logical_Router":7}]})"
-                  R"({"id":$ID,"error":null,"result":[{}]})"};
+  script.turns = {
+      kSchemaReply, R"({"id":$ID,"result":null,"error":"unknown method"})",
+      R"({"id":$ID,"error":null,"result":{"Logical_Router":{"r1":{"new":{"name":"a"}}}}})"
+      R"({"method":"update","params":["nld",{"Logical_Router":{"r2":{"new":{"name":"b"}}}}]})",
+      R"({"method":"update","params":["nld",{"Logical_Router":7}]})"
+      R"({"id":$ID,"error":null,"result":[{}]})"};
   auto o = options(script);
   o.leader_only = false;
   Client c(o);

@@ -10,7 +10,8 @@ namespace nld::ovsdb {
 namespace {
 
 TEST(Remote, ParsesKinds) {
-  auto rs = parseRemotes("unix:/run/ovn/ovnnb_db.sock,tcp:10.0.0.1:6641,ssl:[fd00::1]:6641,tcp:fd00::2:6641");
+  auto rs = parseRemotes(
+      "unix:/run/ovn/ovnnb_db.sock,tcp:10.0.0.1:6641,ssl:[fd00::1]:6641,tcp:fd00::2:6641");
   ASSERT_EQ(rs.size(), 4u);
   EXPECT_EQ(rs[0].kind, Remote::Kind::kUnix);
   EXPECT_EQ(rs[0].path, "/run/ovn/ovnnb_db.sock");
@@ -24,8 +25,9 @@ TEST(Remote, ParsesKinds) {
 }
 
 TEST(Remote, RejectsBadInput) {
-  for (const char* bad : {"", "foo", "tcp:", "tcp:1.2.3.4", "tcp:1.2.3.4:0", "tcp:1.2.3.4:70000",
-                          "tcp:host.example:6641", "unix:", "tcp:1.2.3.4:66x", "unix:/a,,unix:/b"}) {
+  for (const char* bad :
+       {"", "foo", "tcp:", "tcp:1.2.3.4", "tcp:1.2.3.4:0", "tcp:1.2.3.4:70000",
+        "tcp:host.example:6641", "unix:", "tcp:1.2.3.4:66x", "unix:/a,,unix:/b"}) {
     EXPECT_THROW(parseRemotes(bad), std::invalid_argument) << bad;
   }
 }

@@ -33,14 +33,16 @@ TEST(Replica, Update2InitialInsertModifyDelete) {
   auto schema = testSchema();
   Replica r;
   auto applied = r.applyUpdate2(Json::parse(R"({"R":{"u1":{"initial":{"name":"a",
-      "policies":["set",[["uuid","p1"],["uuid","p2"]]],"options":["map",[["k","v"]]]}}}})"), schema);
+      "policies":["set",[["uuid","p1"],["uuid","p2"]]],"options":["map",[["k","v"]]]}}}})"),
+                                schema);
   ASSERT_TRUE(applied) << applied.error().message();
   const auto seq1 = r.seqno();
   ASSERT_NE(r.row("R", "u1"), nullptr);
   applied = r.applyUpdate2(Json::parse(R"({"R":{"u1":{"modify":{"name":"b",
       "policies":["set",[["uuid","p1"],["uuid","p3"]]],"options":["map",[["k","v"],["n","m"]]],
       "nexthop":"10.0.0.1"}},
-      "u2":{"insert":{"name":"c"}}}})"), schema);
+      "u2":{"insert":{"name":"c"}}}})"),
+                           schema);
   ASSERT_TRUE(applied) << applied.error().message();
   EXPECT_GT(r.seqno(), seq1);
   const auto& row = *r.row("R", "u1");
@@ -66,15 +68,17 @@ TEST(Replica, Update2RejectsMalformed) {
   expect_error("[]", "table-updates2 is not an object");
   expect_error(R"({"R":{"u1":{"bogus":{}}}})", "unknown row-update2 member \"bogus\"");
   expect_error(R"({"R":{"u1":{"insert":{},"delete":null}}})",
-              "row-update2 u1 must have exactly one member");
+               "row-update2 u1 must have exactly one member");
   expect_error(R"({"R":{"u1":{"modify":{"options":"notamap"}}}})",
-              "bad modify difference for R.options");
+               "bad modify difference for R.options");
 }
 
 TEST(Replica, Version1Update) {
   Replica r;
-  ASSERT_TRUE(r.applyUpdate(Json::parse(R"({"R":{"u1":{"new":{"name":"a","options":["map",[]]}}}})")));
-  ASSERT_TRUE(r.applyUpdate(Json::parse(R"({"R":{"u1":{"old":{"name":"a"},"new":{"name":"b"}}}})")));
+  ASSERT_TRUE(
+      r.applyUpdate(Json::parse(R"({"R":{"u1":{"new":{"name":"a","options":["map",[]]}}}})")));
+  ASSERT_TRUE(
+      r.applyUpdate(Json::parse(R"({"R":{"u1":{"old":{"name":"a"},"new":{"name":"b"}}}})")));
   EXPECT_EQ(column(*r.row("R", "u1"), "name"), Json("b"));
   ASSERT_TRUE(r.applyUpdate(Json::parse(R"({"R":{"u1":{"old":{"name":"b"}}}})")));
   EXPECT_TRUE(r.table("R").empty());

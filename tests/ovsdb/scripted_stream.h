@@ -57,7 +57,8 @@ class ScriptedStream final : public Stream {
     if (script_.next >= script_.turns.size()) return {};
     const std::string id = m["id"].dump();
     std::string turn = script_.turns[script_.next++];
-    for (std::size_t at = turn.find("$ID"); at != std::string::npos; at = turn.find("$ID", at + id.size())) {
+    for (std::size_t at = turn.find("$ID"); at != std::string::npos;
+         at = turn.find("$ID", at + id.size())) {
       turn.replace(at, 3, id);
     }
     rx_.erase(0, pos_);

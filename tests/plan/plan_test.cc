@@ -40,9 +40,10 @@ TEST(PlanRefusal, RewriteWithHostsOrTemplateInOneBlockNamesTheBlock) {
        {std::pair<std::string, std::string>{"hosts {\n  10.0.0.1 a.example.\n }", "hosts"},
         {"template IN A {\n  rcode NXDOMAIN\n }", "template"}}) {
     // The refused block is the second one, on line 4.
-    const std::string text = "a.:53 {\n forward . 127.0.0.1:9\n}\n"
-                             ".:53 {\n rewrite name a.example. b.example.\n " + other +
-                             "\n forward . 127.0.0.1:9\n}\n";
+    const std::string text =
+        "a.:53 {\n forward . 127.0.0.1:9\n}\n"
+        ".:53 {\n rewrite name a.example. b.example.\n " +
+        other + "\n forward . 127.0.0.1:9\n}\n";
     expectRefused(refusal(text), "Corefile:4",
                   "plugin/rewrite: rewrite together with " + plugin +
                       " in one server block is not supported");
@@ -76,9 +77,9 @@ TEST(PlanRefusal, AnUnreadableHostsFileNamesTheHostsLine) {
 
 TEST(PlanRefusal, TheBlockOfAnImportedFileIsNamed) {
   test::TempDir dir("nld-plan-test-");
-  const std::string imported =
-      dir.write("blocks.conf", "# imported\nexample.org:53 {\n forward . 127.0.0.1:9 {\n"
-                               "  next NXDOMAIN\n }\n}\n");
+  const std::string imported = dir.write("blocks.conf",
+                                         "# imported\nexample.org:53 {\n forward . 127.0.0.1:9 {\n"
+                                         "  next NXDOMAIN\n }\n}\n");
   expectRefused(refusal("import " + imported + "\n"), imported + ":2",
                 "plugin/forward: 'next' is not supported");
 }

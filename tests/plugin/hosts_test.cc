@@ -2,13 +2,12 @@
 // answers themselves are compared with the reference binary in tests/integration/test_hosts.py.
 #include "plugin/hosts.h"
 
-#include "config/corefile.h"
-
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <string>
 
+#include "config/corefile.h"
 #include "support/temp_dir.h"
 
 namespace nld::plugin {
@@ -48,7 +47,8 @@ TEST(HostsParse, FieldsCommentsAndFamilies) {
 }
 
 TEST(HostsParse, StopsAtAnOverlongLine) {
-  std::string text = "10.0.0.1 a.example.org\n" + std::string(70000, 'x') + "\n10.0.0.2 b.example.org\n";
+  std::string text =
+      "10.0.0.1 a.example.org\n" + std::string(70000, 'x') + "\n10.0.0.2 b.example.org\n";
   const HostsMap m = parseHostsText(text, {name(".")}, true);
   EXPECT_EQ(m.name4.count("a.example.org."), 1u);
   EXPECT_EQ(m.name4.count("b.example.org."), 0u);  // bufio.Scanner gives up there
@@ -86,7 +86,8 @@ class HostsPluginTest : public ::testing::Test {
     c.reload = std::chrono::seconds(0);
     return c;
   }
-  HostsPlugin::Verdict ask(HostsPlugin& p, const char* qname, uint16_t qtype, size_t* ancount = nullptr) {
+  HostsPlugin::Verdict ask(HostsPlugin& p, const char* qname, uint16_t qtype,
+                           size_t* ancount = nullptr) {
     std::vector<uint8_t> pkt(512);
     pkt.resize(dns::buildQuery(0x1234, name(qname), qtype, dns::cls::IN, dns::flag::RD, false, 0,
                                false, dns::MutableBytes(pkt)));

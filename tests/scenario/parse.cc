@@ -52,9 +52,9 @@ bool flagValue(const Ctx& c, std::string_view s, std::string_view key) {
 
 uint16_t qtypeOf(const Ctx& c, const std::string& word) {
   static const std::pair<const char*, uint16_t> kTypes[] = {
-      {"A", dns::type::A},       {"AAAA", dns::type::AAAA}, {"CNAME", dns::type::CNAME},
-      {"TXT", dns::type::TXT},   {"SOA", dns::type::SOA},   {"NS", dns::type::NS},
-      {"MX", dns::type::MX},     {"PTR", dns::type::PTR},   {"SRV", dns::type::SRV},
+      {"A", dns::type::A},        {"AAAA", dns::type::AAAA}, {"CNAME", dns::type::CNAME},
+      {"TXT", dns::type::TXT},    {"SOA", dns::type::SOA},   {"NS", dns::type::NS},
+      {"MX", dns::type::MX},      {"PTR", dns::type::PTR},   {"SRV", dns::type::SRV},
       {"HTTPS", dns::type::HTTPS}};
   const std::string u = upper(word);
   for (const auto& [n, t] : kTypes) {
@@ -65,9 +65,9 @@ uint16_t qtypeOf(const Ctx& c, const std::string& word) {
 
 uint16_t rcodeOf(const Ctx& c, const std::string& word) {
   static const std::pair<const char*, uint16_t> kRcodes[] = {
-      {"NOERROR", dns::rcode::NoError}, {"FORMERR", dns::rcode::FormErr},
+      {"NOERROR", dns::rcode::NoError},   {"FORMERR", dns::rcode::FormErr},
       {"SERVFAIL", dns::rcode::ServFail}, {"NXDOMAIN", dns::rcode::NxDomain},
-      {"NOTIMP", dns::rcode::NotImp}, {"REFUSED", dns::rcode::Refused}};
+      {"NOTIMP", dns::rcode::NotImp},     {"REFUSED", dns::rcode::Refused}};
   for (const auto& [n, r] : kRcodes) {
     if (word == n) return r;
   }
@@ -128,7 +128,8 @@ Record record(const Ctx& c, const std::vector<std::string>& w, size_t& i, uint32
       r.soa_minimum = static_cast<uint32_t>(number(c, w[i], "SOA minimum", UINT32_MAX));
       ++i;
       break;
-    default: c.fail("records of type " + w[i - 2] + " are not supported here");
+    default:
+      c.fail("records of type " + w[i - 2] + " are not supported here");
   }
   return r;
 }
@@ -347,7 +348,8 @@ Scenario parseScenario(std::string_view text, const std::string& file) {
       st.kind = Step::Kind::kClientExpect;
       st.client_expect = clientExpect(c, w);
     } else {
-      c.fail("unknown step '" + kind + "' (query, upstream expect/answer/drop, time, client "
+      c.fail("unknown step '" + kind +
+             "' (query, upstream expect/answer/drop, time, client "
              "expect)");
     }
     s.steps.push_back(std::move(st));

@@ -51,18 +51,26 @@ constexpr milliseconds kSettle{15};
 
 std::string typeName(uint16_t t) {
   switch (t) {
-    case dns::type::A: return "A";
-    case dns::type::AAAA: return "AAAA";
-    case dns::type::CNAME: return "CNAME";
-    case dns::type::TXT: return "TXT";
-    case dns::type::SOA: return "SOA";
-    case dns::type::NS: return "NS";
-    default: return "TYPE" + std::to_string(t);
+    case dns::type::A:
+      return "A";
+    case dns::type::AAAA:
+      return "AAAA";
+    case dns::type::CNAME:
+      return "CNAME";
+    case dns::type::TXT:
+      return "TXT";
+    case dns::type::SOA:
+      return "SOA";
+    case dns::type::NS:
+      return "NS";
+    default:
+      return "TYPE" + std::to_string(t);
   }
 }
 
 std::string rcodeName(uint16_t r) {
-  static const char* const kNames[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"};
+  static const char* const kNames[] = {"NOERROR",  "FORMERR", "SERVFAIL",
+                                       "NXDOMAIN", "NOTIMP",  "REFUSED"};
   return r < 6 ? kNames[r] : "RCODE" + std::to_string(r);
 }
 
@@ -147,15 +155,21 @@ class Runner {
       pipeline_ = std::make_unique<server::Pipeline>(loop_, metrics_, 0);
       pipeline_->setPlan(plan::buildPlan(config::parseCorefile(corefile, s_.file), 1, &metrics_));
     } catch (const std::exception& e) {
-      fail(s_.corefile_line, "the Corefile (its line 1 is this line) does not load: " +
-                                std::string(e.what()));
+      fail(s_.corefile_line,
+           "the Corefile (its line 1 is this line) does not load: " + std::string(e.what()));
     }
     loop_.runOnce(milliseconds(0));
     for (const Step& st : s_.steps) {
       switch (st.kind) {
-        case Step::Kind::kQuery: query(st); break;
-        case Step::Kind::kUpstreamExpect: upstreamExpect(st); break;
-        case Step::Kind::kUpstreamAnswer: upstreamAnswer(st); break;
+        case Step::Kind::kQuery:
+          query(st);
+          break;
+        case Step::Kind::kUpstreamExpect:
+          upstreamExpect(st);
+          break;
+        case Step::Kind::kUpstreamAnswer:
+          upstreamAnswer(st);
+          break;
         case Step::Kind::kUpstreamDrop: {
           Upstream& u = upstreams_[st.upstream - 1];
           if (!u.last) fail(st.line, "drop: the upstream has seen no query to drop");
@@ -168,7 +182,9 @@ class Runner {
           loop_.runOnce(milliseconds(0));
           loop_.runOnce(milliseconds(0));
           break;
-        case Step::Kind::kClientExpect: clientExpect(st); break;
+        case Step::Kind::kClientExpect:
+          clientExpect(st);
+          break;
       }
     }
   }
@@ -212,8 +228,8 @@ class Runner {
     for (;;) {
       Seen s;
       socklen_t len = sizeof s.from;
-      const ssize_t n = ::recvfrom(up.udp.get(), buf, sizeof buf, 0,
-                                   reinterpret_cast<sockaddr*>(&s.from), &len);
+      const ssize_t n =
+          ::recvfrom(up.udp.get(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&s.from), &len);
       if (n < 0) break;
       s.pkt.assign(buf, buf + n);
       take(up, std::move(s));
@@ -272,8 +288,8 @@ class Runner {
     uint16_t flags = dns::flag::RD;
     if (qs.cd) flags |= dns::flag::CD;
     c->pkt.resize(512);
-    c->pkt.resize(dns::buildQuery(c->id, *dns::Name::fromString(qs.name), qs.qtype,
-                                  dns::cls::IN, flags, qs.edns, dns::kOurUdpSize, qs.dnssec_ok,
+    c->pkt.resize(dns::buildQuery(c->id, *dns::Name::fromString(qs.name), qs.qtype, dns::cls::IN,
+                                  flags, qs.edns, dns::kOurUdpSize, qs.dnssec_ok,
                                   dns::MutableBytes(c->pkt)));
     std::vector<uint8_t> out(dns::kMaxMessageSize);
     Replies replies(c.get());
@@ -302,8 +318,8 @@ class Runner {
       return;
     }
     if (!turnUntil([&] { return !up.arrived.empty(); }, kArrival)) {
-      fail(st.line, "expected upstream query " + e.name + " " + typeName(e.qtype) +
-                        ", none arrived");
+      fail(st.line,
+           "expected upstream query " + e.name + " " + typeName(e.qtype) + ", none arrived");
     }
     Seen s = std::move(up.arrived.front());
     up.arrived.pop_front();
@@ -368,7 +384,9 @@ class Runner {
             rdata[0] = static_cast<uint8_t>(r.value.size());
             std::memcpy(rdata.data() + 1, r.value.data(), r.value.size());
             break;
-          case dns::type::CNAME: rdata = wireName(r.value); break;
+          case dns::type::CNAME:
+            rdata = wireName(r.value);
+            break;
           case dns::type::SOA: {
             PacketBuilder soa;
             soa.name("ns." + r.value).name("hostmaster." + r.value);
@@ -376,7 +394,8 @@ class Runner {
             rdata = soa.bytes();
             break;
           }
-          default: break;
+          default:
+            break;
         }
         if (r.type == dns::type::SOA) {
           b.name(r.value);
@@ -442,8 +461,8 @@ class Runner {
     Client* c = nullptr;
     if (e.query) {
       if (*e.query > clients_.size()) {
-        fail(st.line, "#" + std::to_string(*e.query) + ": only " +
-                          std::to_string(clients_.size()) + " queries so far");
+        fail(st.line, "#" + std::to_string(*e.query) + ": only " + std::to_string(clients_.size()) +
+                          " queries so far");
       }
       c = clients_[*e.query - 1].get();
       if (c->checked) fail(st.line, "#" + std::to_string(*e.query) + " was checked already");
@@ -482,7 +501,8 @@ class Runner {
       case dns::type::TXT:
         if (rdlen >= 1 && rd[0] + 1u <= rdlen) return std::string(rd + 1, rd + 1 + rd[0]);
         return {};
-      default: return "(" + std::to_string(rdlen) + " bytes)";
+      default:
+        return "(" + std::to_string(rdlen) + " bytes)";
     }
   }
 
@@ -495,8 +515,8 @@ class Runner {
     }
     const auto bit = [&](std::optional<bool> want, bool got, const char* name) {
       if (want && *want != got) {
-        fail(line, which + ": " + name + "=" + (got ? "1" : "0") + ", expected " +
-                       (*want ? "1" : "0"));
+        fail(line,
+             which + ": " + name + "=" + (got ? "1" : "0") + ", expected " + (*want ? "1" : "0"));
       }
     };
     if (r.header.id != c.id) fail(line, which + ": reply ID does not match the query's");
@@ -504,8 +524,8 @@ class Runner {
       fail(line, which + ": got " + summary(c.answer) + ", expected " + rcodeName(e.rcode));
     }
     if (e.qname && r.question.name.toString() != *e.qname) {
-      fail(line, which + ": question name " + r.question.name.toString() + ", expected " +
-                     *e.qname);
+      fail(line,
+           which + ": question name " + r.question.name.toString() + ", expected " + *e.qname);
     }
     bit(e.aa, r.header.aa(), "aa");
     bit(e.tc, r.header.tc(), "tc");

@@ -30,7 +30,7 @@ struct Record {
   uint8_t section = 0;  // 0 answer, 1 authority
   uint16_t type = 0;
   uint32_t ttl = 300;
-  std::string value;    // A/AAAA address, TXT string, CNAME target, SOA zone
+  std::string value;  // A/AAAA address, TXT string, CNAME target, SOA zone
   uint32_t soa_minimum = 0;
 };
 
@@ -48,7 +48,7 @@ struct UpstreamExpectStep {
   bool nothing = false;
   std::string name;
   uint16_t qtype = 0;
-  std::optional<bool> tcp;  // unset: either transport
+  std::optional<bool> tcp;            // unset: either transport
   std::optional<bool> dnssec_ok, cd;  // the DO bit of its OPT, its CD bit
 };
 

@@ -1,12 +1,12 @@
 // Runs every tests/scenario/cases/*.scn file as one parameterised test (README.md), plus tests
 // of the runner itself: a scenario whose expectation is wrong must fail, at the right line.
+#include "scenario/scenario.h"
+
 #include <gtest/gtest.h>
 
 #include <cctype>
 #include <filesystem>
 #include <string>
-
-#include "scenario/scenario.h"
 
 namespace nld::test::scenario {
 namespace {
@@ -21,19 +21,16 @@ TEST_P(ScenarioCase, Runs) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Cases, ScenarioCase, ::testing::ValuesIn(listScenarios(NLD_SCENARIO_DIR)),
-    [](const ::testing::TestParamInfo<std::string>& p) {
-      std::string n = std::filesystem::path(p.param).stem().string();
-      for (char& c : n) {
-        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-      }
-      return n;
-    });
+INSTANTIATE_TEST_SUITE_P(Cases, ScenarioCase, ::testing::ValuesIn(listScenarios(NLD_SCENARIO_DIR)),
+                         [](const ::testing::TestParamInfo<std::string>& p) {
+                           std::string n = std::filesystem::path(p.param).stem().string();
+                           for (char& c : n) {
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           }
+                           return n;
+                         });
 
-TEST(ScenarioCases, ThereAreCases) {
-  EXPECT_GE(listScenarios(NLD_SCENARIO_DIR).size(), 14u);
-}
+TEST(ScenarioCases, ThereAreCases) { EXPECT_GE(listScenarios(NLD_SCENARIO_DIR).size(), 14u); }
 
 /// The message of the ScenarioError `fn` throws ("" if it throws none).
 template <typename F>
@@ -94,17 +91,16 @@ std::string run(const std::string& steps) {
 }
 
 constexpr const char* kMissThenHit =
-    "step query a.example.org A\n"                           // 6
-    "step upstream expect a.example.org A\n"                 // 7
-    "step upstream answer NOERROR ttl=300 A 192.0.2.1\n"     // 8
-    "step client expect NOERROR A 192.0.2.1 ttl=30\n"        // 9
-    "step time +10s\n"                                       // 10
-    "step query a.example.org A\n"                           // 11
-    "step upstream expect nothing\n";                        // 12
+    "step query a.example.org A\n"                        // 6
+    "step upstream expect a.example.org A\n"              // 7
+    "step upstream answer NOERROR ttl=300 A 192.0.2.1\n"  // 8
+    "step client expect NOERROR A 192.0.2.1 ttl=30\n"     // 9
+    "step time +10s\n"                                    // 10
+    "step query a.example.org A\n"                        // 11
+    "step upstream expect nothing\n";                     // 12
 
 TEST(ScenarioRun, APassingScenarioPasses) {
-  EXPECT_EQ(run(std::string(kMissThenHit) + "step client expect NOERROR A 192.0.2.1 ttl=20\n"),
-            "");
+  EXPECT_EQ(run(std::string(kMissThenHit) + "step client expect NOERROR A 192.0.2.1 ttl=20\n"), "");
 }
 
 TEST(ScenarioRun, AWrongExpectationFailsAtItsLine) {
@@ -129,9 +125,8 @@ TEST(ScenarioRun, AWrongExpectationFailsAtItsLine) {
 }
 
 TEST(ScenarioRun, ACorefileThatDoesNotLoadNamesItsBlock) {
-  const std::string err = errorOf([] {
-    runScenario(parseScenario("corefile:\n  .:53 {\n    nosuchplugin\n  }\n", "t.scn"));
-  });
+  const std::string err = errorOf(
+      [] { runScenario(parseScenario("corefile:\n  .:53 {\n    nosuchplugin\n  }\n", "t.scn")); });
   EXPECT_EQ(err.rfind("t.scn:2: the Corefile (its line 1 is this line) does not load: ", 0), 0u)
       << err;
 }

@@ -10,10 +10,10 @@
 #include <string>
 #include <thread>
 
+#include "common/log.h"
 #include "support/capture_stdout.h"
 #include "support/errors_config.h"
 #include "support/eventually.h"
-#include "common/log.h"
 
 namespace nld::server {
 namespace {
@@ -57,8 +57,8 @@ std::string waitFor(CaptureStdout& cap, const std::string& what) {
 TEST(ErrorLog, ConsolidatesMatchingErrorsIntoOneLinePerPeriod) {
   log::init(false);
   config::ErrorsConfig cfg;
-  cfg.consolidate.push_back(consolidate("failed or timed out$", milliseconds(50), "50ms",
-                                        "warning"));
+  cfg.consolidate.push_back(
+      consolidate("failed or timed out$", milliseconds(50), "50ms", "warning"));
   auto plugin = std::make_shared<ErrorsPlugin>(cfg);
   LoopThread lt;
   std::unique_ptr<ErrorLog> el;

@@ -70,7 +70,7 @@ class Responder {
       // Reply: header + question as sent + one A record pointing at the question name.
       size_t len = q.question.end;
       buf[2] = static_cast<uint8_t>(buf[2] | 0x84);  // QR, AA
-      dns::store16(buf + 6, 1);                        // ANCOUNT
+      dns::store16(buf + 6, 1);                      // ANCOUNT
       dns::store16(buf + 8, 0);
       dns::store16(buf + 10, 0);
       test::PacketBuilder rr;  // (this thread's allocations are not counted)
@@ -115,8 +115,8 @@ TEST(HitPath, CacheHitAllocatesNothing) {
 
   uint8_t query[512];
   auto name = *dns::Name::fromString("Www.Example.ORG.");
-  size_t qlen = dns::buildQuery(0x1234, name, dns::type::A, dns::cls::IN, dns::flag::RD, true,
-                                1232, false, dns::MutableBytes(query, sizeof(query)));
+  size_t qlen = dns::buildQuery(0x1234, name, dns::type::A, dns::cls::IN, dns::flag::RD, true, 1232,
+                                false, dns::MutableBytes(query, sizeof(query)));
   ASSERT_GT(qlen, 0u);
   net::SockAddr peer = net::makeSockAddr("127.0.0.1", 40000);
   std::vector<uint8_t> out(dns::kMaxMessageSize);

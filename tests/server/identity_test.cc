@@ -27,8 +27,8 @@ struct NoReplies final : ReplyFactory {
 struct Answer {
   std::vector<uint8_t> wire;
   dns::Response r;
-  std::string txt;       // the first answer TXT's strings, joined
-  uint16_t rr_class = 0; // its class
+  std::string txt;        // the first answer TXT's strings, joined
+  uint16_t rr_class = 0;  // its class
   uint32_t ttl = 1;
 };
 

@@ -14,9 +14,9 @@
 #include "config/corefile.h"
 #include "dns/message.h"
 #include "observability/coredns_metrics.h"
+#include "plan/plan.h"
 #include "server/metrics.h"
 #include "server/pipeline.h"
-#include "plan/plan.h"
 #include "support/fake_time.h"
 #include "upstream/responder.h"
 
@@ -52,10 +52,11 @@ class PeerCacheTest : public ::testing::Test {
   }
 
   std::shared_ptr<const Plan> plan(const std::string& cache) {
-    return plan::buildPlan(config::parseCorefile(".:53 {\n  cache " + cache + "\n  forward . 127.0.0.1:" +
-                                               std::to_string(upstream_.port()) + "\n}\n",
-                                           "test"),
-                     2, &metrics_);
+    return plan::buildPlan(
+        config::parseCorefile(".:53 {\n  cache " + cache + "\n  forward . 127.0.0.1:" +
+                                  std::to_string(upstream_.port()) + "\n}\n",
+                              "test"),
+        2, &metrics_);
   }
 
   // What Server::load does: every worker installs the plan, then gets every worker's partitions.

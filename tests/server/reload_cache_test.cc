@@ -44,13 +44,16 @@ Packet exchange(const std::string& name) {
 
 class ReloadCacheTest : public ::testing::Test {
  protected:
-  ReloadCacheTest() : catalogue_(registry_), metrics_(catalogue_, 1), pipeline_(loop_, metrics_, 0) {}
+  ReloadCacheTest()
+      : catalogue_(registry_), metrics_(catalogue_, 1), pipeline_(loop_, metrics_, 0) {}
   ~ReloadCacheTest() override { pipeline_.shutdown(); }
 
   void load(const std::string& corefile) {
     pipeline_.setPlan(plan::buildPlan(config::parseCorefile(corefile, "test"), 1, &metrics_));
   }
-  cache::Cache* cacheOf(size_t block) { return pipeline_.workerPlan()->blocks.at(block).cache.get(); }
+  cache::Cache* cacheOf(size_t block) {
+    return pipeline_.workerPlan()->blocks.at(block).cache.get();
+  }
   void fill(size_t block, const std::string& name) {
     Packet p = exchange(name);
     ASSERT_GT(
@@ -85,8 +88,9 @@ TEST_F(ReloadCacheTest, UnchangedBlockKeepsItsCacheChangedBlockStartsCold) {
   fill(1, "example.org");
   // Only the root block's cache settings change (cache 30 → 60); a log line is added to the
   // cluster block, which is not a cache setting.
-  load("cluster.local:53 {\n  log\n  cache 30\n  forward . 127.0.0.1:9\n}\n"
-       ".:53 {\n  cache 60\n  forward . 127.0.0.1:9\n}\n");
+  load(
+      "cluster.local:53 {\n  log\n  cache 30\n  forward . 127.0.0.1:9\n}\n"
+      ".:53 {\n  cache 60\n  forward . 127.0.0.1:9\n}\n");
   EXPECT_EQ(cacheOf(0), cluster);
   EXPECT_TRUE(hit(0, "kubernetes.default.svc.cluster.local"));
   EXPECT_NE(cacheOf(1), root);
@@ -97,8 +101,9 @@ TEST_F(ReloadCacheTest, BlocksAreMatchedByIdentityNotPosition) {
   load(kTwoBlocks);
   fill(0, "kubernetes.default.svc.cluster.local");
   fill(1, "example.org");
-  load(".:53 {\n  cache 30\n  forward . 127.0.0.1:9\n}\n"
-       "cluster.local:53 {\n  cache 30\n  forward . 127.0.0.1:9\n}\n");
+  load(
+      ".:53 {\n  cache 30\n  forward . 127.0.0.1:9\n}\n"
+      "cluster.local:53 {\n  cache 30\n  forward . 127.0.0.1:9\n}\n");
   EXPECT_TRUE(hit(0, "example.org"));
   EXPECT_TRUE(hit(1, "kubernetes.default.svc.cluster.local"));
 }

@@ -32,8 +32,9 @@ namespace nld::server {
 namespace {
 
 std::string corefile(uint16_t port, uint16_t upstream, int cache_seconds) {
-  return ".:" + std::to_string(port) + " {\n  bind 127.0.0.1\n  cache " + std::to_string(cache_seconds) +
-         "\n  forward . 127.0.0.1:" + std::to_string(upstream) + "\n}\n";
+  return ".:" + std::to_string(port) + " {\n  bind 127.0.0.1\n  cache " +
+         std::to_string(cache_seconds) + "\n  forward . 127.0.0.1:" + std::to_string(upstream) +
+         "\n}\n";
 }
 
 std::vector<uint8_t> query(uint16_t id, const std::string& name) {
@@ -56,7 +57,8 @@ std::set<uint16_t> tcpPipelined(uint16_t port, int conn, int count) {
   EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
   std::vector<uint8_t> out;
   for (int i = 0; i < count; ++i) {
-    auto q = query(static_cast<uint16_t>(i), "n" + std::to_string(i) + ".c" + std::to_string(conn) + ".example.");
+    auto q = query(static_cast<uint16_t>(i),
+                   "n" + std::to_string(i) + ".c" + std::to_string(conn) + ".example.");
     out.push_back(static_cast<uint8_t>(q.size() >> 8));
     out.push_back(static_cast<uint8_t>(q.size()));
     out.insert(out.end(), q.begin(), q.end());
@@ -103,8 +105,8 @@ TEST(ServerThreads, TwoWorkersHandOffsScrapeAndReloadUnderLoad) {
   std::atomic<int> reloads{0};
   std::thread control([&] {
     for (int i = 0; i < 6 && !done; ++i) {
-      server.load(plan::buildPlan(
-          config::parseCorefile(corefile(port, up.port(), 30 + i), "test"), 2, &s.metrics));
+      server.load(plan::buildPlan(config::parseCorefile(corefile(port, up.port(), 30 + i), "test"),
+                                  2, &s.metrics));
       ++reloads;
     }
   });
@@ -123,7 +125,8 @@ TEST(ServerThreads, TwoWorkersHandOffsScrapeAndReloadUnderLoad) {
   done = true;
   scraper.join();
 
-  for (int c = 0; c < kConns; ++c) EXPECT_EQ(answered[c].size(), size_t(kQueries)) << "connection " << c;
+  for (int c = 0; c < kConns; ++c)
+    EXPECT_EQ(answered[c].size(), size_t(kQueries)) << "connection " << c;
   EXPECT_EQ(last.size(), size_t(kQueries));
   EXPECT_EQ(reloads.load(), 6);
   EXPECT_GT(scrapes.load(), 0);

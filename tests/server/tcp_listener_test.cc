@@ -44,8 +44,8 @@ using namespace std::chrono_literals;
 class TcpListenerTest : public ::testing::Test {
  protected:
   void start(TcpLimits limits) {
-    const std::string text = "example.test:53 {\n  forward . 127.0.0.1:" +
-                             std::to_string(up_.port()) + "\n}\n";
+    const std::string text =
+        "example.test:53 {\n  forward . 127.0.0.1:" + std::to_string(up_.port()) + "\n}\n";
     plan_ = plan::buildPlan(config::parseCorefile(text, "test"), 1, &metrics_);
     pipeline_.setPlan(plan_);
     net::Fd listening = net::listenTcp("127.0.0.1", 0);
@@ -125,8 +125,8 @@ class TcpListenerTest : public ::testing::Test {
   static std::vector<uint8_t> queryFrame(uint16_t id, const std::string& name) {
     uint8_t buf[512];
     auto n = dns::Name::fromString(name);
-    size_t len = dns::buildQuery(id, *n, dns::type::A, dns::cls::IN, dns::flag::RD, false, 0,
-                                 false, dns::MutableBytes(buf, sizeof(buf)));
+    size_t len = dns::buildQuery(id, *n, dns::type::A, dns::cls::IN, dns::flag::RD, false, 0, false,
+                                 dns::MutableBytes(buf, sizeof(buf)));
     std::vector<uint8_t> f(2 + len);
     dns::store16(f.data(), uint16_t(len));
     std::memcpy(f.data() + 2, buf, len);
@@ -361,7 +361,8 @@ TEST_F(TcpListenerTest, OutOfDescriptorsEvictsAnIdleConnectionToAccept) {
   auto ans = readAnswer(fresh);
   ASSERT_FALSE(ans.empty()) << "the idle connection's descriptor should have been reused; evicted "
                             << counter("nodelocaldns_tcp_connections_evicted_total") << " paused "
-                            << counter("nodelocaldns_tcp_accept_paused_total") << " errno " << errno;
+                            << counter("nodelocaldns_tcp_accept_paused_total") << " errno "
+                            << errno;
   EXPECT_EQ(dns::load16(ans.data()), 11);
   EXPECT_TRUE(closedByServer(idle));
   EXPECT_EQ(counter("nodelocaldns_tcp_connections_evicted_total"), 1u);

@@ -9,7 +9,8 @@
 
 namespace nld::test {
 
-// Redirects fd 1 to a temporary file for the lifetime of the object; text() returns what was written.
+// Redirects fd 1 to a temporary file for the lifetime of the object; text() returns what was
+// written.
 class CaptureStdout {
  public:
   CaptureStdout() {
@@ -18,7 +19,10 @@ class CaptureStdout {
     saved_.reset(::dup(1));
     ::dup2(::fileno(file_), 1);
   }
-  ~CaptureStdout() { restore(); if (file_) std::fclose(file_); }
+  ~CaptureStdout() {
+    restore();
+    if (file_) std::fclose(file_);
+  }
   /// What was written so far, while capturing goes on (pread: the shared file offset that
   /// stdout writes at is not moved).
   std::string peek() {
@@ -40,6 +44,7 @@ class CaptureStdout {
     while ((n = std::fread(buf, 1, sizeof(buf), file_)) > 0) out.append(buf, n);
     return out;
   }
+
  private:
   void restore() {
     if (!saved_) return;

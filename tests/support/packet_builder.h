@@ -68,10 +68,10 @@ class PacketBuilder {
   PacketBuilder& opt(uint16_t udp_size, uint8_t ext_rcode = 0, uint8_t version = 0,
                      bool dnssec_ok = false, const std::vector<uint8_t>& options = {}) {
     u8(0);
-    return rrBody(41, udp_size,
-                  (uint32_t{ext_rcode} << 24) | (uint32_t{version} << 16) |
-                      (dnssec_ok ? 0x8000u : 0u),
-                  options);
+    return rrBody(
+        41, udp_size,
+        (uint32_t{ext_rcode} << 24) | (uint32_t{version} << 16) | (dnssec_ok ? 0x8000u : 0u),
+        options);
   }
   size_t size() const { return bytes_.size(); }
   const std::vector<uint8_t>& bytes() const { return bytes_; }

@@ -2,6 +2,8 @@
 // runOnce(), the upstream is a real socket on loopback, and every timeout, budget and expiry is
 // reached by advancing the fake clock, so the assertions are exact (the real-time versions of
 // these tests in forwarder_test.cc need tolerance windows and sleeps).
+#include "support/fake_time.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -12,7 +14,6 @@
 #include "dns/message.h"
 #include "net/event_loop.h"
 #include "support/eventually.h"
-#include "support/fake_time.h"
 #include "upstream/forwarder.h"
 #include "upstream/harness.h"
 #include "upstream/responder.h"
@@ -45,8 +46,8 @@ class Driven {
     auto name = dns::Name::fromString(qname);
     EXPECT_TRUE(name.has_value());
     std::vector<uint8_t> pkt(512);
-    pkt.resize(dns::buildQuery(0x4242, *name, dns::type::A, dns::cls::IN, dns::flag::RD, true,
-                               1232, false, pkt));
+    pkt.resize(dns::buildQuery(0x4242, *name, dns::type::A, dns::cls::IN, dns::flag::RD, true, 1232,
+                               false, pkt));
     dns::Query q;
     EXPECT_EQ(dns::parseQuery(pkt, q), dns::QueryStatus::kOk);
     auto slot = std::make_shared<std::optional<Done>>();

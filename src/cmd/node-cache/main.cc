@@ -41,9 +41,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (opt.plugins) {
-    std::printf("Server types:\n  dns\n\nCaddyfile loaders:\n  flag\n\nOther plugins:\n"
-                "  dns.bind\n  dns.cache\n  dns.errors\n  dns.forward\n  dns.health\n"
-                "  dns.log\n  dns.loop\n  dns.prometheus\n  dns.reload\n");
+    std::printf(
+        "Server types:\n  dns\n\nCaddyfile loaders:\n  flag\n\nOther plugins:\n"
+        "  dns.bind\n  dns.cache\n  dns.errors\n  dns.forward\n  dns.health\n"
+        "  dns.log\n  dns.loop\n  dns.prometheus\n  dns.reload\n");
     return 0;
   }
   if (!opt.probe_ready.empty()) return nld::cmd::probeReady(opt.probe_ready);

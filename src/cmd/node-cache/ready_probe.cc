@@ -140,8 +140,8 @@ int probeReady(const std::string& address) {
         std::printf("ready: %s answers as %s\n", address.c_str(), me.c_str());
         return 0;
       }
-      why = "answered by another node-cache (id.server \"" + txt + "\", this pod is \"" + me +
-            "\")";
+      why =
+          "answered by another node-cache (id.server \"" + txt + "\", this pod is \"" + me + "\")";
     }
   }
   std::fprintf(stderr, "not ready: %s: %s\n", address.c_str(), why.c_str());

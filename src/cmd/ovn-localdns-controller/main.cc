@@ -16,13 +16,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -80,13 +79,17 @@ void defineFlags(nld::flags::FlagSet& fs, Args& a) {
   fs.addString("node-local-dns-ip", &a.dns_ips, "",
                "NodeLocal DNS IPs, comma-separated, IPv4 and/or IPv6 (empty: remove the policies)");
   fs.addString("cluster-router", &a.router, "ovn-cluster", "the default VPC logical router");
-  fs.addString("node-switch", &a.node_switch, "join", "the logical switch holding the node-<node> ports");
-  fs.addInt("policy-priority", &a.priority, 30000, "priority of the reroute policies (kube-ovn uses 30000)");
+  fs.addString("node-switch", &a.node_switch, "join",
+               "the logical switch holding the node-<node> ports");
+  fs.addInt("policy-priority", &a.priority, 30000,
+            "priority of the reroute policies (kube-ovn uses 30000)");
   fs.addString("metrics-addr", &a.metrics_addr, ":10667",
                "address for /metrics and /healthz (run only; empty disables)");
-  fs.addDuration("resync-interval", &a.resync, 60s, "full reconcile period even without NB changes");
+  fs.addDuration("resync-interval", &a.resync, 60s,
+                 "full reconcile period even without NB changes");
   fs.addDuration("inactivity-probe", &a.probe, 5s, "OVSDB echo probe interval (0 disables)");
-  fs.addBool("dry-run", &a.dry_run, false, "print the transaction that would be sent and exit; change nothing");
+  fs.addBool("dry-run", &a.dry_run, false,
+             "print the transaction that would be sent and exit; change nothing");
   fs.addBool("quiet", &a.quiet, false, "suppress INFO logs");
   fs.addBool("version", &a.version, false, "print the version and commit, then exit");
   fs.addBool("probe-dns", &a.probe_dns, true,
@@ -94,16 +97,20 @@ void defineFlags(nld::flags::FlagSet& fs, Args& a) {
   fs.addString("ovn-nb-ssl-key", &a.ssl_key, "", "private key for ssl: remotes");
   fs.addString("ovn-nb-ssl-cert", &a.ssl_cert, "", "certificate for ssl: remotes");
   fs.addString("ovn-nb-ssl-ca", &a.ssl_ca, "", "CA certificate for ssl: remotes");
-  fs.addString("node", &a.node, "", "agent: this node's name (its port on --node-switch is node-<name>)");
-  fs.addDuration("probe-interval", &a.probe_interval, 250ms, "agent: how often the local cache is probed");
-  fs.addDuration("probe-timeout", &a.probe_timeout, 300ms, "agent: how long a probe waits for the answers");
+  fs.addString("node", &a.node, "",
+               "agent: this node's name (its port on --node-switch is node-<name>)");
+  fs.addDuration("probe-interval", &a.probe_interval, 250ms,
+                 "agent: how often the local cache is probed");
+  fs.addDuration("probe-timeout", &a.probe_timeout, 300ms,
+                 "agent: how long a probe waits for the answers");
   fs.addInt("probe-port", &a.probe_port, 53, "agent: the cache's DNS port");
   fs.addInt("fall", &a.fall, 3, "agent: consecutive failed probes that make the cache unhealthy");
   fs.addInt("rise", &a.rise, 4, "agent: consecutive good probes that make it healthy again ...");
   fs.addDuration("rise-min", &a.rise_min, 1s, "agent: ... spanning at least this long");
   fs.addDuration("hold", &a.hold, 3s, "agent: minimum time failed over (doubles on every flap)");
   fs.addDuration("hold-max", &a.hold_max, 60s, "agent: cap of the doubling hold");
-  fs.addInt("failover-neighbours", &a.neighbours, 3, "agent: how many healthy neighbours take over");
+  fs.addInt("failover-neighbours", &a.neighbours, 3,
+            "agent: how many healthy neighbours take over");
 }
 
 // `check` on a node: the policies are only half of the path; the cache must answer too. Sends
@@ -133,8 +140,23 @@ bool probeDns(const std::string& ip, std::string* why) {
     }
     const int fd = owned.get();
     const uint16_t id = static_cast<uint16_t>(nld::random64());
-    const uint8_t q[] = {uint8_t(id >> 8), uint8_t(id), 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0,
-                         0x00, 0x00, 0x02, 0x00, 0x01};  // ". IN NS", RD
+    const uint8_t q[] = {uint8_t(id >> 8),
+                         uint8_t(id),
+                         0x01,
+                         0x00,
+                         0,
+                         1,
+                         0,
+                         0,
+                         0,
+                         0,
+                         0,
+                         0,
+                         0x00,
+                         0x00,
+                         0x02,
+                         0x00,
+                         0x01};  // ". IN NS", RD
     bool ok = false;
     if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 &&
         ::send(fd, q, sizeof(q), 0) == ssize_t(sizeof(q))) {
@@ -178,10 +200,11 @@ int main(int argc, char** argv) {
       rest = fs.parse(static_cast<int>(again.size()), again.data());
     }
   } catch (const nld::flags::HelpRequested&) {
-    std::cout << fs.usage() << "\nCommands:\n  run    reconcile continuously (default)\n"
-              << "  check  report nodes, policies and problems; exit 1 if anything is wrong\n"
-              << "  agent  per-node fail-over: probe this node's cache, reroute its pods to healthy\n"
-              << "         neighbours' caches while it does not answer (needs --node)\n";
+    std::cout
+        << fs.usage() << "\nCommands:\n  run    reconcile continuously (default)\n"
+        << "  check  report nodes, policies and problems; exit 1 if anything is wrong\n"
+        << "  agent  per-node fail-over: probe this node's cache, reroute its pods to healthy\n"
+        << "         neighbours' caches while it does not answer (needs --node)\n";
     return 0;
   } catch (const nld::flags::FlagError& e) {
     return fail(e.what());
@@ -206,15 +229,18 @@ int main(int argc, char** argv) {
     std::size_t start = 0;
     while (true) {
       auto comma = a.dns_ips.find(',', start);
-      std::string ip = a.dns_ips.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      if (nld::ovn::ipFamily(ip) == 0) return fail("invalid --node-local-dns-ip \"" + ip + "\": not an IP address");
+      std::string ip =
+          a.dns_ips.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (nld::ovn::ipFamily(ip) == 0)
+        return fail("invalid --node-local-dns-ip \"" + ip + "\": not an IP address");
       opts.config.dns_ips.push_back(ip);
       if (comma == std::string::npos) break;
       start = comma + 1;
     }
   }
   if (a.priority < 0 || a.priority > 32767) return fail("--policy-priority must be in [0, 32767]");
-  if (a.resync <= std::chrono::nanoseconds::zero()) return fail("--resync-interval must be positive");
+  if (a.resync <= std::chrono::nanoseconds::zero())
+    return fail("--resync-interval must be positive");
   opts.config.router = a.router;
   opts.config.node_switch = a.node_switch;
   opts.config.priority = a.priority;
@@ -225,13 +251,15 @@ int main(int argc, char** argv) {
   if (command == "agent") {
     if (a.node.empty()) return fail("agent needs --node");
     if (opts.config.dns_ips.empty()) return fail("agent needs --node-local-dns-ip");
-    if (a.probe_interval <= std::chrono::nanoseconds::zero() || a.probe_timeout <= std::chrono::nanoseconds::zero()) {
+    if (a.probe_interval <= std::chrono::nanoseconds::zero() ||
+        a.probe_timeout <= std::chrono::nanoseconds::zero()) {
       return fail("--probe-interval and --probe-timeout must be positive");
     }
     if (a.probe_port < 1 || a.probe_port > 65535) return fail("--probe-port must be in [1, 65535]");
     if (a.fall < 1 || a.rise < 1) return fail("--fall and --rise must be at least 1");
     if (a.neighbours < 1) return fail("--failover-neighbours must be at least 1");
-    if (a.hold < std::chrono::nanoseconds::zero() || a.hold_max < a.hold) return fail("need 0 <= --hold <= --hold-max");
+    if (a.hold < std::chrono::nanoseconds::zero() || a.hold_max < a.hold)
+      return fail("need 0 <= --hold <= --hold-max");
     using std::chrono::duration_cast;
     using std::chrono::milliseconds;
     nld::ovn::AgentOptions ao;
