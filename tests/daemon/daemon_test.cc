@@ -324,8 +324,8 @@ TEST_F(DaemonTest, ReloadRestartsOnlyTheHttpEndpointsThatChanged) {
   auto server = [&](uint16_t port) {
     return daemon_->httpEndpoints()->find("127.0.0.1:" + std::to_string(port));
   };
-  const uint16_t h1 = test::freePort(), h2 = test::freePort(), m1 = test::freePort(),
-                 m2 = test::freePort();
+  const std::vector<uint16_t> ports = test::freePorts(4, {dns_port_});
+  const uint16_t h1 = ports[0], h2 = ports[1], m1 = ports[2], m2 = ports[3];
   writeCorefile(corefileText("a.test", line("health", h1) + line("prometheus", m1)));
   make();
   ASSERT_EQ(daemon_->start(), Daemon::Started::kServing);

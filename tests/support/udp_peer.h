@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -67,19 +68,33 @@ class UdpPeer {
   sockaddr_in from_{};
 };
 
-/// A port free for both UDP and TCP on 127.0.0.1 right now (the kernel's choice for UDP, checked
-/// for TCP); a test binds it at once.
-inline uint16_t freePort() {
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    UdpPeer udp;
-    const net::Fd t(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+/// `n` distinct ports free for both UDP and TCP on 127.0.0.1 right now (the kernel's choice for
+/// UDP, checked for TCP); a test binds them at once. All are held until all are picked, so two
+/// calls' worth of ports cannot repeat one (separate freePort() calls can: the kernel may hand
+/// out a just-released port again). `taken`: ports picked earlier that are not bound yet.
+inline std::vector<uint16_t> freePorts(size_t n, const std::vector<uint16_t>& taken = {}) {
+  std::vector<UdpPeer> held;
+  std::vector<net::Fd> tcp;
+  std::vector<uint16_t> ports;
+  held.reserve(n + 20);
+  for (size_t attempt = 0; ports.size() < n && attempt < n + 20; ++attempt) {
+    UdpPeer& udp = held.emplace_back();
+    if (std::find(taken.begin(), taken.end(), udp.port()) != taken.end()) continue;
+    net::Fd t(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(udp.port());
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(t.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) return udp.port();
+    if (::bind(t.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+      ports.push_back(udp.port());
+      tcp.push_back(std::move(t));
+    }
   }
-  throw std::runtime_error("freePort: none found");
+  if (ports.size() < n) throw std::runtime_error("freePorts: not enough found");
+  return ports;
 }
+
+/// One port free for both UDP and TCP on 127.0.0.1 right now; see freePorts() for several.
+inline uint16_t freePort() { return freePorts(1).at(0); }
 
 }  // namespace nld::test
