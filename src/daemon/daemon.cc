@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +17,7 @@
 #include "common/log.h"
 #include "common/random.h"
 #include "daemon/default_corefile.h"
+#include "fmt/format.h"
 #include "net/address.h"
 #include "node/config_sync.h"
 #include "node/handover.h"
@@ -347,9 +349,10 @@ Daemon::Started Daemon::start() {
 
   // Unset: as many workers as the CPU the process may use (affinity, cpuset, cgroup quota), so
   // a DaemonSet limited to 500m on a 64-core node runs one worker, not 64 on half a core.
+  // TCP sockets: on at most that many workers, even when -workers asks for more (server.h).
+  const CpuBudget cpu = detectCpuBudget();
   size_t workers = size_t(opt_.workers);
   if (workers == 0) {
-    const CpuBudget cpu = detectCpuBudget();
     workers = cpu.workers();
     if (cpu.quota) {
       log::info("CPU quota {:.2f} ({}), {} CPUs in the affinity mask: {} workers", *cpu.quota,
@@ -359,6 +362,14 @@ Daemon::Started Daemon::start() {
   server_metrics_ = std::make_unique<server::ServerMetrics>(*catalogue_, workers);
   server::ServerOptions so;
   so.workers = workers;
+  so.tcp_workers = std::min<size_t>(workers, cpu.workers());
+  if (so.tcp_workers < workers) {
+    log::info(
+        "TCP: {} of {} workers accept connections (CPU this process may use: {} in the "
+        "affinity mask{})",
+        so.tcp_workers, workers, cpu.affinity,
+        cpu.quota ? fmt::format(", quota {:.2f}", *cpu.quota) : std::string());
+  }
   // Answered to id.server CH TXT: the readiness probe (-probe-ready) tells its own pod by it.
   so.identity = env_.identity;
   log::info("Identity (id.server CH TXT): {}", so.identity);

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -127,6 +128,8 @@ void Server::load(const std::shared_ptr<const Plan>& plan) {
   //    listener handed over by a predecessor (node/handover.h) adopts its sockets instead: the
   //    same kernel sockets, with whatever they have queued.
   const size_t workers = workers_.size();
+  const size_t tcp_workers =
+      options_.tcp_workers == 0 ? workers : std::min(workers, options_.tcp_workers);
   // The new sockets, owned until each worker's handlers adopt them: if a bind fails below, they
   // close as `fresh` goes out of scope.
   std::vector<std::map<ListenerKey, GroupFds>> fresh(workers);
@@ -148,7 +151,7 @@ void Server::load(const std::shared_ptr<const Plan>& plan) {
     while (g.udp.size() < workers) {
       g.udp.push_back(net::bindUdp(l.address, l.port, options_.udp_rcvbuf, options_.udp_sndbuf));
     }
-    while (g.tcp.size() < workers) g.tcp.push_back(net::listenTcp(l.address, l.port));
+    while (g.tcp.size() < tcp_workers) g.tcp.push_back(net::listenTcp(l.address, l.port));
     if (inherited) {
       log::info("listener {}: serving {} UDP and {} TCP sockets handed over", l.server_label,
                 g.udp.size(), g.tcp.size());

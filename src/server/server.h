@@ -25,6 +25,12 @@ namespace nld::server {
 
 struct ServerOptions {
   size_t workers = 1;
+  /// How many workers get a TCP socket per listener (0: all). The daemon sets it to the CPUs the
+  /// process may use (common/cpu_budget.h): a TCP connection stays with the worker that accepted
+  /// it, so spreading connections over more threads than CPUs only makes them take turns on one
+  /// (measured: 2 workers on one core, ~10k context switches/s and 1.3–1.9× the CPU per TCP
+  /// query of 1 worker, docs/benchmarks.md). UDP keeps every worker: it is steered by name.
+  size_t tcp_workers = 0;
   int udp_rcvbuf = 8 << 20;
   int udp_sndbuf = 4 << 20;
   TcpLimits tcp;

@@ -5,12 +5,16 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <stdexcept>
 #include <string>
 
+#include "common/inherited_sockets.h"
 #include "config/corefile.h"
+#include "dns/message.h"
+#include "dns/name.h"
 #include "net/fd.h"
 #include "plan/plan.h"
 #include "server/server.h"
@@ -39,6 +43,45 @@ net::Fd holdTcpPort(uint16_t port) {
     throw std::runtime_error("cannot hold TCP port " + std::to_string(port));
   }
   return fd;
+}
+
+// ServerOptions::tcp_workers (the daemon's CPU budget): every worker gets a UDP socket of the
+// listener, only the first tcp_workers a TCP one; TCP is served all the same.
+TEST(ServerLoad, TcpSocketsOnlyOnTheTcpWorkers) {
+  const uint16_t port = test::freePort();
+  test::ServerWithMetrics s(3, 1);
+  s.server.load(plan::buildPlan(config::parseCorefile(block(port), "test"), 3, &s.metrics));
+  size_t udp = 0;
+  size_t tcp = 0;
+  for (const PassedSocket& p : s.server.listeningSockets()) {
+    (p.kind == SocketKind::kDnsTcp ? tcp : udp) += 1;
+  }
+  EXPECT_EQ(udp, 3u);
+  EXPECT_EQ(tcp, 1u);
+  for (uint16_t id = 1; id <= 4; ++id) {  // a connection each: all on the one TCP socket
+    const net::Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    // Any query gets an answer: SERVFAIL, as nothing listens on the upstream port 9.
+    uint8_t frame[514];
+    const size_t len =
+        dns::buildQuery(id, *dns::Name::fromString("a.example."), dns::type::A, dns::cls::IN, 0,
+                        false, 0, false, dns::MutableBytes(frame + 2, sizeof(frame) - 2));
+    ASSERT_GT(len, 0u);
+    dns::store16(frame, static_cast<uint16_t>(len));
+    ASSERT_EQ(::send(fd.get(), frame, len + 2, MSG_NOSIGNAL), static_cast<ssize_t>(len + 2));
+    pollfd p{fd.get(), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 20000), 1);  // bound only; answered at once
+    uint8_t answer[512];
+    const ssize_t n = ::read(fd.get(), answer, sizeof(answer));
+    ASSERT_GE(n, 14);
+    EXPECT_EQ(dns::load16(answer + 2), id);
+    EXPECT_NE(answer[4] & 0x80, 0) << "QR";
+  }
+  s.server.stop();
 }
 
 TEST(ServerLoad, FailedBindClosesWhatTheLoadBoundAndChangesNothing) {

@@ -14,8 +14,11 @@ namespace nld::test {
 
 /// The members are declared in construction order; the server goes first on destruction.
 struct ServerWithMetrics {
-  explicit ServerWithMetrics(std::size_t workers)
-      : catalogue(registry), metrics(catalogue, workers), server(metrics, options(workers)) {}
+  /// `tcp_workers`: ServerOptions::tcp_workers (0: every worker has a TCP socket).
+  explicit ServerWithMetrics(std::size_t workers, std::size_t tcp_workers = 0)
+      : catalogue(registry),
+        metrics(catalogue, workers),
+        server(metrics, options(workers, tcp_workers)) {}
   ServerWithMetrics(const ServerWithMetrics&) = delete;
   ServerWithMetrics& operator=(const ServerWithMetrics&) = delete;
 
@@ -25,9 +28,10 @@ struct ServerWithMetrics {
   server::Server server;
 
  private:
-  static server::ServerOptions options(std::size_t workers) {
+  static server::ServerOptions options(std::size_t workers, std::size_t tcp_workers) {
     server::ServerOptions o;
     o.workers = workers;
+    o.tcp_workers = tcp_workers;
     return o;
   }
 };
