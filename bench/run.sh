@@ -14,7 +14,8 @@
 #   LAT   fixed 20,000 queries/s on cached names: avg / p50 / p99 / p99.9 from per-query latencies
 #   TCP   cached names over a few pipelined TCP connections: server CPU µs per answered query
 #   RSS   VmRSS idle, after 10k and after 100k distinct names (cache sized for 100k)
-#   PAIRS LAT and MISS again, reflector and node-cache (1 worker) alternating: the p99 and miss
+#   PAIRS LAT and MISS again, reflector and node-cache (1 worker) alternating (with the forward
+#         floor's MISS between them when it is in the run): the p99 and miss
 #         verdicts use the medians of the per-pair ratios (one frozen vCPU moves a run's p99 10×)
 #   SCALE / SCALE-2CPU  node-cache -workers unset / 2 against 1 worker, alternating triples
 # Every figure is also printed as a ratio to the reflector measured in the same run.
@@ -28,9 +29,10 @@
 #   --out DIR  keep raw results there (default: a temp dir, removed at exit)
 #   --docs     write docs/benchmarks.png and the results block of docs/benchmarks.md
 #   --perf     also profile (perf record + perf stat) HIT of the reflector and node-cache, and
-#              TCP of node-cache (1 and 2 workers), MISS of node-cache (1 worker), in extra runs: out/perf-*.txt
+#              TCP of node-cache (1 and 2 workers), MISS of node-cache (1 worker) and of the forward
+#              floor, in extra runs: out/perf-*.txt (perf stat counts syscalls too)
 # Environment: NLD_BUILD_DIR (default <source>/build-bench), NLD_SOURCE_DIR, NLD_BENCH_SERVER_CPUS
-# (the server's cpuset, default 1), NLD_REFERENCE_NODE_CACHE.
+# (the server's cpuset, default 1), NLD_REFERENCE_NODE_CACHE, NLD_BENCH_PAIRS (number of PAIRS).
 #
 # Everything it starts runs inside the namespace on 127.0.0.x and is killed at exit (trap), also
 # on failure; the namespace and cgroups it made are removed.
@@ -54,7 +56,7 @@ while [[ $# -gt 0 ]]; do
     --out) OUT_DIR=${2:?--out needs a directory}; shift ;;
     --docs) WRITE_DOCS=1 ;;
     --perf) DO_PERF=1 ;;
-    -h|--help) sed -n '2,33p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,36p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "run.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -534,7 +536,9 @@ perf_profile() {
   perf record -F 4999 -p "$SRV_PID" -o "$data" >"$WORK/perf-record.log" 2>&1 &
   local ppid=$!
   PIDS[$ppid]=1
-  perf stat -e task-clock,context-switches,cpu-migrations -p "$SRV_PID" -o "$rep.stat.txt" &
+  # Syscalls too (the tracepoint needs tracefs; without it perf stat reports it unsupported).
+  perf stat -e task-clock,context-switches,cpu-migrations,raw_syscalls:sys_enter -p "$SRV_PID" \
+    -o "$rep.stat.txt" &
   local spid=$!
   PIDS[$spid]=1
   sleep 0.3
@@ -657,6 +661,11 @@ bench_server() {
 
   if [[ $name == forward-floor ]]; then  # MISS only: it has no cache, so no HIT, LAT or RSS
     if ! start_server "$name" hit; then record "$name" failed "did not start"; return 1; fi
+    if [[ $DO_PERF == 1 ]]; then
+      f=$(miss_file "perf-$name" "$MISS_NAMES")
+      perf_profile "$name" miss -d "$f" -n 1 -c 16 -q 500 -l "$T_MISS" -t 2
+      rm -f "$f"
+    fi
     miss_runs "$name"
     return
   fi
@@ -734,7 +743,8 @@ done
 # upstream). The verdicts use the median of the per-pair ratios and print their range; the table
 # keeps the single-run figures.
 PAIR_REPS=0
-case $MODE in full) PAIR_REPS=4 ;; quick) PAIR_REPS=2 ;; esac
+case $MODE in full) PAIR_REPS=6 ;; quick) PAIR_REPS=2 ;; esac
+[[ -n ${NLD_BENCH_PAIRS:-} ]] && PAIR_REPS=$NLD_BENCH_PAIRS
 # ratio_of section key reps num den: the per-round ratios num/den of section's values (num and den
 # are value names with @ for the round number, 1..reps), recorded in section as
 # ratio_<key>_median/_min/_max/_pairs; the verdicts use the median and print the range.
@@ -752,13 +762,20 @@ ratio_of() {
   log "  $sec $key: ${ratios[*]} (median $(get "$sec" "ratio_${key}_median"))"
 }
 if ((PAIR_REPS > 0)) && [[ ",$SERVERS," == *",reflector,"* && ",$SERVERS," == *",node-cache-1w,"* ]]; then
-  log "== pairs: p99 and miss, reflector and node-cache (1 worker) in $PAIR_REPS alternating pairs"
+  # With the forward floor in the run, each round also measures its MISS between the two (a
+  # triple): the floor's ratio to the reflector and node-cache's to the floor come from the same
+  # minutes as the verdict's pairs.
+  PAIR_SERVERS=(reflector node-cache-1w)
+  [[ ",$SERVERS," == *",forward-floor,"* ]] && PAIR_SERVERS=(reflector forward-floor node-cache-1w)
+  log "== pairs: p99 and miss, ${PAIR_SERVERS[*]} in $PAIR_REPS alternating rounds"
   for ((r = 1; r <= PAIR_REPS; r++)); do
-    for nm in reflector node-cache-1w; do
+    for nm in "${PAIR_SERVERS[@]}"; do
       start_server "$nm" hit || { record pairs failed "$nm did not start"; continue 2; }
-      prime "$nm"
-      lat_run "$nm" "p$r"
-      record pairs "${nm}_p99_r$r" "$(get "$nm" "lat_rp${r}_p99")"
+      if [[ $nm != forward-floor ]]; then  # the floor has no cache: MISS only
+        prime "$nm"
+        lat_run "$nm" "p$r"
+        record pairs "${nm}_p99_r$r" "$(get "$nm" "lat_rp${r}_p99")"
+      fi
       f=$(miss_file "$nm-p$r" "$MISS_NAMES")
       measure "$nm" "miss_p$r" "$WORK/out/$nm-missp$r.txt" -d "$f" -n 1 -c 16 -q 500 -l "$T_MISS" -t 2
       rm -f "$f"
@@ -768,6 +785,10 @@ if ((PAIR_REPS > 0)) && [[ ",$SERVERS," == *",reflector,"* && ",$SERVERS," == *"
   done
   ratio_of pairs p99 "$PAIR_REPS" "node-cache-1w_p99_r@" "reflector_p99_r@"
   ratio_of pairs miss "$PAIR_REPS" "node-cache-1w_miss_r@" "reflector_miss_r@"
+  if [[ ${PAIR_SERVERS[1]} == forward-floor ]]; then
+    ratio_of pairs floor "$PAIR_REPS" "forward-floor_miss_r@" "reflector_miss_r@"
+    ratio_of pairs over_floor "$PAIR_REPS" "node-cache-1w_miss_r@" "forward-floor_miss_r@"
+  fi
 fi
 
 # SCALE: node-cache with -workers unset ("auto") and with 2 workers, each against 1 worker, on
