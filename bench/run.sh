@@ -220,8 +220,12 @@ rss_split() { awk '$1 == "RssAnon:" {a = $2} $1 == "RssFile:" {f = $2} $1 == "Rs
 # - an idle vCPU halts and takes hundreds of µs to milliseconds to wake (cpuidle "haltpoll"):
 #   a PM QoS request (/dev/cpu_dma_latency = 0, held open) keeps idle CPUs polling;
 # - unrelated load (other builds) on the server's core delays its wake-ups by a scheduler
-#   slice: the server and dnsperf run SCHED_FIFO (priority 10; at 20k q/s both stay far below
-#   the kernel's 95 % RT throttle) so they preempt it. Every server gets the same treatment.
+#   slice: the server runs SCHED_FIFO and dnsperf SCHED_RR (priority 10; at 20k q/s both stay
+#   far below the kernel's 95 % RT throttle) so they preempt it. Every server gets the same
+#   treatment. dnsperf is round-robin, not FIFO: its threads share the one load CPU, and at the
+#   end of a run one of them polls its sockets in a loop until another one runs; under FIFO the
+#   other never did (2026-12-04: dnsperf 2.10 at 95 % CPU for 5 and 18 minutes after its last
+#   answer, twice in ~40 LAT runs), under RR it gets the CPU after one 100 ms slice.
 QOS_FD=""
 LAT_PREFIX=()
 lat_mode_on() {
@@ -233,7 +237,7 @@ lat_mode_on() {
     QOS_NOTED=1
   fi
   if command -v chrt >/dev/null && chrt -f -a -p 10 "$SRV_PID" >/dev/null 2>&1; then
-    LAT_PREFIX=(chrt -f 10)
+    LAT_PREFIX=(chrt -r 10)
   else
     LAT_PREFIX=()
     [[ ${RT_NOTED:-0} == 1 ]] || NOTES+=("SCHED_FIFO not available: LAT includes scheduling delays from other load")
@@ -288,12 +292,24 @@ miss_file() {  # tag count -> path of a file of names nobody has asked for yet
 run_dnsperf() {
   local out=$1
   shift
-  launch dnsperf load "${LAT_PREFIX[@]}" dnsperf -s "$SRV_ADDR" -p "$SRV_PORT" -b 4096 "$@"
+  # A cap on dnsperf's run time (-l + 60 s), so that the harness stops by itself whatever
+  # dnsperf does (see lat_mode_on for the hang that made it necessary). `timeout` stays an
+  # ordinary task outside LAT_PREFIX: under it, it would compete with dnsperf's RT threads.
+  local cap=600 a prev=""
+  for a in "$@"; do
+    [[ $prev == -l ]] && cap=$((${a%.*} + 60))
+    prev=$a
+  done
+  launch dnsperf load timeout -k 5 "$cap" "${LAT_PREFIX[@]}" dnsperf -s "$SRV_ADDR" -p "$SRV_PORT" -b 4096 "$@"
   local pid=$LAST_PID
   wait "$pid"
   local rc=$?
   unset "PIDS[$pid]"
   mv "$WORK/dnsperf.log" "$out"
+  if ((rc == 124 || rc == 137)); then
+    log "dnsperf did not stop within ${cap} s: killed (figures of this run are not used)"
+    return 1
+  fi
   if ((rc != 0)); then
     log "dnsperf exited $rc: $(tail -n 3 "$out" | tr '\n' ' ')"
     return 1
