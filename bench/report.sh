@@ -117,14 +117,15 @@ TARGETS=$WORK/targets.md
         line("miss ≤ 2× reflector CPU/query",
              sprintf("%.2f× (median of %d alternating pairs, %.2f–%.2f; table %s)", pm, pmn, pmmin, pmmax, x == "" ? "–" : sprintf("%.2f×", x)), cmp(pm, 2))
       } else line("miss ≤ 2× reflector CPU/query", x == "" ? "–" : sprintf("%.2f×", x), cmp(x, 2))
+      # From the PAIRS rounds when the floor was in them, else from the single runs of the table.
+      x = ""
       if (pf != "" && po != "") {
-        line("(info) the floor of a miss: forward floor (4 datagrams, no logic) vs reflector; node-cache miss vs that floor",
-             sprintf("floor %.2f× reflector (%.2f–%.2f); node-cache miss %.2f× the floor (%.2f–%.2f); medians of the same rounds",
-                     pf, pfmin, pfmax, po, pomin, pomax), "–")
+        x = sprintf("floor %.2f× reflector (%.2f–%.2f); node-cache miss %.2f× the floor (%.2f–%.2f); medians of the same rounds",
+                    pf, pfmin, pfmax, po, pomin, pomax)
       } else if (ff != "" && m != "" && rh != "") {
-        line("(info) the floor of a miss: forward floor (4 datagrams, no logic) vs reflector; node-cache miss vs that floor",
-             sprintf("floor %.2f× reflector; node-cache miss %.2f× the floor (%s vs %s µs)", ff / rh, m / ff, m, ff), "–")
+        x = sprintf("floor %.2f× reflector; node-cache miss %.2f× the floor (%s vs %s µs)", ff / rh, m / ff, m, ff)
       }
+      if (x != "") line("(info) the floor of a miss: forward floor (4 datagrams, no logic) vs reflector; node-cache miss vs that floor", x, "–")
       x = (p == "" || rp == "") ? "" : p / rp
       if (pp != "") {
         line("p99 @ 20k q/s ≤ 1.3× reflector",

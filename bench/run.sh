@@ -660,6 +660,14 @@ miss_runs() {
   stop_server "$name"
 }
 
+# A MISS run on fresh names under perf_profile (an extra run: the measured ones are not profiled).
+perf_miss() {
+  local f
+  f=$(miss_file "perf-$1" "$MISS_NAMES")
+  perf_profile "$1" miss -d "$f" -n 1 -c 16 -q 500 -l "$T_MISS" -t 2
+  rm -f "$f"
+}
+
 bench_server() {
   local name=$1 f
   log "== $name"
@@ -677,11 +685,7 @@ bench_server() {
 
   if [[ $name == forward-floor ]]; then  # MISS only: it has no cache, so no HIT, LAT or RSS
     if ! start_server "$name" hit; then record "$name" failed "did not start"; return 1; fi
-    if [[ $DO_PERF == 1 ]]; then
-      f=$(miss_file "perf-$name" "$MISS_NAMES")
-      perf_profile "$name" miss -d "$f" -n 1 -c 16 -q 500 -l "$T_MISS" -t 2
-      rm -f "$f"
-    fi
+    [[ $DO_PERF == 1 ]] && perf_miss "$name"
     miss_runs "$name"
     return
   fi
@@ -726,11 +730,7 @@ bench_server() {
   measure "$name" tcp "$WORK/out/$name-tcp.txt" -m tcp -d "$WORK/hit.txt" -c 4 -q 400 -l "$T_TCP" -t 2
   (($? == 2)) && { stop_server "$name"; return 1; }
 
-  if [[ $DO_PERF == 1 && $name == node-cache-1w ]]; then
-    f=$(miss_file "perf-$name" "$MISS_NAMES")
-    perf_profile "$name" miss -d "$f" -n 1 -c 16 -q 500 -l "$T_MISS" -t 2
-    rm -f "$f"
-  fi
+  [[ $DO_PERF == 1 && $name == node-cache-1w ]] && perf_miss "$name"
   miss_runs "$name" || return 1
 
   # RSS: fresh server with a cache sized for 100k names.
