@@ -31,6 +31,11 @@ namespace {
 // upstreams end within the forward timeout (5 s); TCP clients are given a little more to finish
 // pipelined queries before their connections are closed.
 constexpr std::chrono::seconds kHandoverDrain{8};
+// How long a predecessor stays at least, drained or not, holding the sockets: a successor that
+// dies in its first seconds (a new version that crashes on its first queries) finds it still
+// there, and it resumes serving instead of leaving the node without DNS until the kubelet
+// restarts the successor.
+constexpr std::chrono::seconds kHandoverLinger{2};
 }  // namespace
 
 Daemon::Daemon(node::Options options, Env env)
@@ -245,19 +250,25 @@ std::optional<int> Daemon::drainAfterHandover() {
   server_->pauseListeners();
   if (sync_) sync_->stop();
   if (host_) host_->stopPeriodic();
-  const auto deadline = std::chrono::steady_clock::now() + kHandoverDrain;
+  auto resume = [this] {
+    server_->resumeListeners();
+    if (sync_) sync_->start();
+    if (host_ && (opt_.setup_iptables || opt_.setup_interface)) {
+      host_->startPeriodic(opt_.sync_interval);
+    }
+    return std::nullopt;
+  };
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + kHandoverDrain;
   size_t tcp = 0;
   for (;;) {
-    if (handover_->takeSuccessorLost()) {
-      server_->resumeListeners();
-      if (sync_) sync_->start();
-      if (host_ && (opt_.setup_iptables || opt_.setup_interface)) {
-        host_->startPeriodic(opt_.sync_interval);
-      }
-      return std::nullopt;
-    }
+    if (!handover_->handedOver()) return resume();  // the successor died: we serve again
     tcp = server_->tcpConnections();
-    if ((server_->inflight() == 0 && tcp == 0) || std::chrono::steady_clock::now() >= deadline) {
+    const auto now = std::chrono::steady_clock::now();
+    const bool drained = server_->inflight() == 0 && tcp == 0;
+    if ((drained && now >= start + kHandoverLinger) || now >= deadline) {
+      // One atomic decides between this exit and a successor's death in the same instant.
+      if (!handover_->commitExit()) return resume();
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -169,20 +169,20 @@ Handover::Start Handover::begin() {
     throw std::runtime_error(sysError("cannot create state directory", dir_));
   }
   owner_fd_ = openLock(dir_ + "/owner.lock");
-  if (tryOwner()) return Start::kFresh;
-
-  // Someone owns the listeners. Queue behind any other candidate.
+  // successor.lock first, even when no owner is alive: it is held from here until this process
+  // holds owner.lock and listens on handover.sock (becomeOwner). A successor waiting for its
+  // predecessor to exit holds it, so a candidate arriving the moment the predecessor exits (e.g.
+  // the old pod's container restarted by the kubelet) cannot take the free owner.lock first and
+  // become a second owner; it queues and then asks the successor.
   successor_fd_ = openLock(dir_ + "/successor.lock");
   if (::flock(successor_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
-    log::info(
-        "Handover: another successor is taking over from the running node-cache; waiting "
-        "for it");
+    log::info("Handover: another node-cache is starting or taking over; waiting for it");
     while (::flock(successor_fd_.get(), LOCK_EX) != 0) {
       if (errno != EINTR)
         throw std::runtime_error(sysError("cannot lock", dir_ + "/successor.lock"));
     }
   }
-  if (tryOwner()) return Start::kFresh;  // the owner went away meanwhile
+  if (tryOwner()) return Start::kFresh;  // no owner alive (or it went away while we queued)
 
   const auto deadline = SteadyClock::now() + timeout_;
   for (;;) {
@@ -374,17 +374,28 @@ void Handover::serveOne(int conn, const Hooks& hooks) {
     return;
   }
   log::info("Handover: node-cache pid {} serves now; draining and exiting", pid);
-  handed_over_ = true;
+  phase_ = Phase::kHandedOver;
   // Keep the connection until we exit: if the successor dies first, resume serving.
   while (!stop_) {
     pollfd p{conn, POLLIN, 0};
     if (::poll(&p, 1, 200) == 1) {
-      log::error("Handover: node-cache pid {} exited before we did; resuming service", pid);
-      handed_over_ = false;
-      successor_lost_ = true;
+      auto expected = Phase::kHandedOver;
+      if (phase_.compare_exchange_strong(expected, Phase::kServing)) {
+        log::error("Handover: node-cache pid {} exited before we did; resuming service", pid);
+      } else {
+        log::error(
+            "Handover: node-cache pid {} exited after this one had drained and decided to exit; "
+            "no node-cache serves this node until one starts again",
+            pid);
+      }
       return;
     }
   }
+}
+
+bool Handover::commitExit() {
+  auto expected = Phase::kHandedOver;
+  return phase_.compare_exchange_strong(expected, Phase::kExiting);
 }
 
 }  // namespace nld::node

@@ -27,8 +27,8 @@
 //   successor → owner  {"ready":1}    — it serves from the passed sockets now.
 // The owner then stops reading, answers everything it already accepted and exits by itself
 // (the caller does that; see daemon::Daemon). The connection stays open until one of them ends: if
-// the successor dies before the owner has exited, the owner resumes reading (it still holds every
-// socket) and keeps serving successors.
+// the successor dies before the owner has decided to exit (commitExit), the owner resumes reading
+// (it still holds every socket) and keeps serving successors.
 //
 // Failure half-way: owner dies before its reply → the successor finds owner.lock free and starts
 // fresh (binds); owner dies after its reply → the successor serves and takes owner.lock when it
@@ -95,11 +95,14 @@ class Handover {
   /// we own the listeners (the predecessor has exited), then serves successors with `hooks`.
   void serve(Hooks hooks);
 
-  /// Owner side: a successor serves from our sockets; drain and exit. Any thread.
-  bool handedOver() const { return handed_over_.load(); }
-  /// Owner side, after handedOver(): the successor died before we exited; the flag clears
-  /// handedOver() and this process must resume reading. Returns true once per loss. Any thread.
-  bool takeSuccessorLost() { return successor_lost_.exchange(false); }
+  /// Owner side: a successor serves from our sockets; drain and exit. Turns false again if the
+  /// successor dies before commitExit(): this process must then resume reading. Any thread.
+  bool handedOver() const { return phase_.load() != Phase::kServing; }
+  /// Owner side, when drained: decides to exit. False if the successor died first (handedOver()
+  /// is false then: resume reading instead). After true, a successor that dies no longer brings
+  /// this process back (it is exiting); that is logged. The decision and the successor's death
+  /// race on one atomic, so exactly one of "exit" and "resume" happens. Any thread.
+  bool commitExit();
   /// True once this process holds owner.lock. Any thread.
   bool owner() const { return owner_.load(); }
 
@@ -124,8 +127,10 @@ class Handover {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> owner_{false};
-  std::atomic<bool> handed_over_{false};
-  std::atomic<bool> successor_lost_{false};
+  // kServing → kHandedOver (the successor said "ready") → kExiting (commitExit) or back to
+  // kServing (the successor died first).
+  enum class Phase { kServing, kHandedOver, kExiting };
+  std::atomic<Phase> phase_{Phase::kServing};
 };
 
 }  // namespace nld::node

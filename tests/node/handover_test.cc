@@ -19,6 +19,7 @@
 
 #include "common/inherited_sockets.h"
 #include "net/fd.h"
+#include "support/capture_stdout.h"
 #include "support/eventually.h"
 #include "support/temp_dir.h"
 
@@ -90,6 +91,31 @@ TEST_F(HandoverTest, SuccessorTakesTheSameSocketsAndTheSnapshotPath) {
   b.stop();
 }
 
+TEST_F(HandoverTest, CandidateArrivingAsThePredecessorExitsAsksTheSuccessor) {
+  // The window between the predecessor's exit (owner.lock free) and its successor taking
+  // owner.lock: a candidate arriving then (e.g. the old pod's container, restarted by the
+  // kubelet) must queue behind the successor and ask it, not become a second owner.
+  test::CaptureStdout cap;
+  auto a = std::make_unique<Handover>(dir_, "pod-a");
+  ASSERT_EQ(a->begin(), Handover::Start::kFresh);
+  a->serve(hooks());
+  Handover b(dir_, "pod-b");
+  ASSERT_EQ(b.begin(), Handover::Start::kInherited);  // holds successor.lock, not yet serving
+  inheritedSockets().closeUnclaimed();
+  a.reset();  // the predecessor exits: owner.lock is free, b has not taken it yet
+  Handover c(dir_, "pod-c");
+  auto started = std::async(std::launch::async, [&] { return c.begin(); });
+  ASSERT_TRUE(eventually([&] {
+    return started.wait_for(0ms) == std::future_status::ready ||
+           cap.peek().find("waiting for it") != std::string::npos;
+  }));
+  b.serve(hooks());  // b takes owner.lock, listens, releases successor.lock
+  EXPECT_EQ(started.get(), Handover::Start::kInherited) << cap.peek();
+  EXPECT_TRUE(b.owner());
+  EXPECT_FALSE(c.owner());
+  EXPECT_EQ(c.predecessor().pod_uid, "pod-b");
+}
+
 TEST_F(HandoverTest, OwnerRefusesThePodItReplaced) {
   auto a = std::make_unique<Handover>(dir_, "pod-old");
   ASSERT_EQ(a->begin(), Handover::Start::kFresh);
@@ -138,8 +164,35 @@ TEST_F(HandoverTest, SuccessorDeathAfterReadyMakesTheOwnerResume) {
     ASSERT_TRUE(eventually([&] { return a.handedOver(); }));
   }
   EXPECT_TRUE(eventually([&] { return !a.handedOver(); }));
-  EXPECT_TRUE(a.takeSuccessorLost());
-  EXPECT_FALSE(a.takeSuccessorLost());  // reported once
+  EXPECT_FALSE(a.commitExit());  // too late to exit: resume instead
+  EXPECT_FALSE(a.handedOver());
+  // And the next candidate is served normally.
+  Handover c(dir_, "");
+  ASSERT_EQ(c.begin(), Handover::Start::kInherited);
+  inheritedSockets().closeUnclaimed();
+  c.serve(hooks());
+  EXPECT_TRUE(eventually([&] { return a.handedOver(); }));
+}
+
+TEST_F(HandoverTest, SuccessorDeathAfterTheExitDecisionDoesNotResume) {
+  test::CaptureStdout cap;
+  Handover a(dir_, "");
+  ASSERT_EQ(a.begin(), Handover::Start::kFresh);
+  a.serve(hooks());
+  {
+    Handover b(dir_, "");
+    ASSERT_EQ(b.begin(), Handover::Start::kInherited);
+    inheritedSockets().closeUnclaimed();
+    b.serve(hooks());
+    ASSERT_TRUE(eventually([&] { return a.handedOver(); }));
+    EXPECT_TRUE(a.commitExit());   // drained: a decides to exit
+    EXPECT_FALSE(a.commitExit());  // once
+  }                                // the successor dies before a has stopped
+  EXPECT_TRUE(eventually([&] {
+    return cap.peek().find("after this one had drained") != std::string::npos;
+  })) << cap.peek();
+  EXPECT_TRUE(a.handedOver());  // still exiting: no "resuming service"
+  EXPECT_EQ(cap.peek().find("resuming service"), std::string::npos) << cap.peek();
 }
 
 TEST_F(HandoverTest, GarbageOnTheSocketIsIgnored) {
