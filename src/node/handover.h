@@ -12,8 +12,10 @@
 // The state directory (-statedir) holds:
 //   owner.lock      flock'ed by the process that owns the listeners, for as long as it lives: the
 //                   kernel releases it however the process ends, so a stale file is no obstacle.
-//   successor.lock  flock'ed by the one process that is taking over; further candidates queue
-//                   on it (never two successors, never two owners).
+//   successor.lock  flock'ed by every starting process before it looks at owner.lock, held until
+//                   it owns and listens (becomeOwner): the one taking over, or a first process;
+//                   further candidates queue on it (never two successors, never two owners, also
+//                   when one arrives between the predecessor's exit and its successor's flock).
 //   handover.sock   the owner's unix socket (SOCK_SEQPACKET, mode 0600 in a 0700 directory),
 //                   bound under a temporary name and renamed into place, so a candidate never
 //                   sees a half-set-up socket; a stale file from a dead owner is unlinked.
