@@ -49,6 +49,19 @@ class HandoverTest : public ::testing::Test {
     return h;
   }
 
+  /// `successor` takes the sockets from the running `owner` and says it serves.
+  ::testing::AssertionResult takesOver(Handover& successor, const Handover& owner) {
+    if (successor.begin() != Handover::Start::kInherited) {
+      return ::testing::AssertionFailure() << "not handed over";
+    }
+    inheritedSockets().closeUnclaimed();
+    successor.serve(hooks());
+    if (!eventually([&] { return owner.handedOver(); })) {
+      return ::testing::AssertionFailure() << "the owner never saw ready";
+    }
+    return ::testing::AssertionSuccess();
+  }
+
   test::TempDir tmp_{"nld-handover-"};
   std::string dir_ = tmp_.path() + "/state";
   net::Fd pair_[2];
@@ -158,20 +171,14 @@ TEST_F(HandoverTest, SuccessorDeathAfterReadyMakesTheOwnerResume) {
   a.serve(hooks());
   {
     Handover b(dir_, "");
-    ASSERT_EQ(b.begin(), Handover::Start::kInherited);
-    inheritedSockets().closeUnclaimed();
-    b.serve(hooks());
-    ASSERT_TRUE(eventually([&] { return a.handedOver(); }));
+    ASSERT_TRUE(takesOver(b, a));
   }
   EXPECT_TRUE(eventually([&] { return !a.handedOver(); }));
   EXPECT_FALSE(a.commitExit());  // too late to exit: resume instead
   EXPECT_FALSE(a.handedOver());
   // And the next candidate is served normally.
   Handover c(dir_, "");
-  ASSERT_EQ(c.begin(), Handover::Start::kInherited);
-  inheritedSockets().closeUnclaimed();
-  c.serve(hooks());
-  EXPECT_TRUE(eventually([&] { return a.handedOver(); }));
+  EXPECT_TRUE(takesOver(c, a));
 }
 
 TEST_F(HandoverTest, SuccessorDeathAfterTheExitDecisionDoesNotResume) {
@@ -181,10 +188,7 @@ TEST_F(HandoverTest, SuccessorDeathAfterTheExitDecisionDoesNotResume) {
   a.serve(hooks());
   {
     Handover b(dir_, "");
-    ASSERT_EQ(b.begin(), Handover::Start::kInherited);
-    inheritedSockets().closeUnclaimed();
-    b.serve(hooks());
-    ASSERT_TRUE(eventually([&] { return a.handedOver(); }));
+    ASSERT_TRUE(takesOver(b, a));
     EXPECT_TRUE(a.commitExit());   // drained: a decides to exit
     EXPECT_FALSE(a.commitExit());  // once
   }                                // the successor dies before a has stopped
