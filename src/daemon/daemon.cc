@@ -256,6 +256,7 @@ std::optional<int> Daemon::drainAfterHandover() {
     if (host_ && (opt_.setup_iptables || opt_.setup_interface)) {
       host_->startPeriodic(opt_.sync_interval);
     }
+    restoreAfterLostSuccessor();
     return std::nullopt;
   };
   const auto start = std::chrono::steady_clock::now();
@@ -514,8 +515,26 @@ void Daemon::scheduleReload() {
   next_reload_ = time_.now() + reload_period_;
 }
 
+void Daemon::restoreAfterLostSuccessor() {
+  successors_lost_seen_ = handover_->successorsLost();
+  try {
+    writePidfile();  // it names the successor, or is gone (a terminated successor removed it)
+  } catch (const std::exception& e) {
+    log::warn("Handover: {}", e.what());
+  }
+  if (host_ && (opt_.setup_iptables || opt_.setup_interface)) {
+    // A terminated (not killed) successor tore the interface and the rules down on its way
+    // out: put them back now, not one -syncinterval later.
+    host_->ensureOnce();
+  }
+}
+
 std::optional<int> Daemon::checkHandover() {
-  if (idle_ || !handover_ || !handover_->handedOver()) return std::nullopt;
+  if (idle_ || !handover_) return std::nullopt;
+  // A successor that died before this loop saw it serve: we never paused, but it may have
+  // left things behind.
+  if (handover_->successorsLost() != successors_lost_seen_) restoreAfterLostSuccessor();
+  if (!handover_->handedOver()) return std::nullopt;
   return drainAfterHandover();
 }
 

@@ -114,6 +114,10 @@ class Daemon {
   /// A successor serves from our sockets: stop reading, finish what was accepted, exit 0
   /// without teardown. Returns nullopt if the successor died meanwhile (we serve again).
   std::optional<int> drainAfterHandover();
+  /// A successor died before we exited (node::Handover::successorsLost changed): it may have
+  /// left its pidfile, or removed the pidfile, the interface and the rules on a SIGTERM. Writes
+  /// ours and re-ensures the interface and the rules at once.
+  void restoreAfterLostSuccessor();
   /// Creates -statedir (0700) if needed and loads its cache snapshot. Warns once if unusable.
   void startWarm();
   /// Writes the cache snapshot to -statedir; `final` logs the outcome at INFO. Failures are
@@ -142,6 +146,7 @@ class Daemon {
   std::string snapshot_path_;  // <statedir>/cache.snapshot; "" = disabled
   bool snapshot_warned_ = false;
   bool pidfile_written_ = false;
+  unsigned successors_lost_seen_ = 0;  // node::Handover::successorsLost() already restored
   bool torn_down_ = false;
   bool idle_ = false;     // start() returned kIdle
   bool stopped_ = false;  // stopServing() ran

@@ -381,6 +381,7 @@ void Handover::serveOne(int conn, const Hooks& hooks) {
     if (::poll(&p, 1, 200) == 1) {
       auto expected = Phase::kHandedOver;
       if (phase_.compare_exchange_strong(expected, Phase::kServing)) {
+        ++successors_lost_;
         log::error("Handover: node-cache pid {} exited before we did; resuming service", pid);
       } else {
         log::error(

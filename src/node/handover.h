@@ -105,6 +105,10 @@ class Handover {
   /// this process back (it is exiting); that is logged. The decision and the successor's death
   /// race on one atomic, so exactly one of "exit" and "resume" happens. Any thread.
   bool commitExit();
+  /// Owner side: how many successors died after "ready" and before commitExit() (each one made
+  /// handedOver() false again), whether or not this process had started draining. The caller
+  /// restores what such a successor may have left behind (pidfile, interface, rules). Any thread.
+  unsigned successorsLost() const { return successors_lost_.load(); }
   /// True once this process holds owner.lock. Any thread.
   bool owner() const { return owner_.load(); }
 
@@ -133,6 +137,7 @@ class Handover {
   // kServing (the successor died first).
   enum class Phase { kServing, kHandedOver, kExiting };
   std::atomic<Phase> phase_{Phase::kServing};
+  std::atomic<unsigned> successors_lost_{0};
 };
 
 }  // namespace nld::node

@@ -176,6 +176,7 @@ TEST_F(HandoverTest, SuccessorDeathAfterReadyMakesTheOwnerResume) {
   EXPECT_TRUE(eventually([&] { return !a.handedOver(); }));
   EXPECT_FALSE(a.commitExit());  // too late to exit: resume instead
   EXPECT_FALSE(a.handedOver());
+  EXPECT_EQ(a.successorsLost(), 1u);
   // And the next candidate is served normally.
   Handover c(dir_, "");
   EXPECT_TRUE(takesOver(c, a));
@@ -196,6 +197,7 @@ TEST_F(HandoverTest, SuccessorDeathAfterTheExitDecisionDoesNotResume) {
     return cap.peek().find("after this one had drained") != std::string::npos;
   })) << cap.peek();
   EXPECT_TRUE(a.handedOver());  // still exiting: no "resuming service"
+  EXPECT_EQ(a.successorsLost(), 0u);
   EXPECT_EQ(cap.peek().find("resuming service"), std::string::npos) << cap.peek();
 }
 

@@ -91,6 +91,10 @@ class HandoverTest(s.SystemTestCase):
         s.h.wait_until(lambda: needle in nc.output(), timeout, interval=0.02,
                        what="%r in the log\n%s" % (needle, nc.context()))
 
+    def assert_pidfile_names(self, nc):
+        with open(self.pidfile) as f:
+            self.assertEqual(f.read().strip(), str(nc.pid), "pidfile\n" + nc.context())
+
     def ask(self, name="n1.handover.test", proto="udp"):
         m = self.ns.dns(name, "A", s.LOCAL_V4, 53, proto)
         return [rd.to_text() for rs in m.answer for rd in rs]
@@ -136,8 +140,7 @@ class HandoverTest(s.SystemTestCase):
             self.assertLessEqual(misses, RATE * 0.05,
                                  "handover %d: %d upstream queries in the first second (cold "
                                  "cache?)\n%s" % (i, misses, nxt.context()))
-            with open(self.pidfile) as f:
-                self.assertEqual(f.read().strip(), str(nxt.pid), "pidfile after handover %d" % i)
+            self.assert_pidfile_names(nxt)
             self.assert_rules_exact(self.ns, s.LOCAL_V4, msg="after handover %d" % i)
             self.assertIn(s.LOCAL_V4, self.ns.addresses(s.LINK), "interface address")
             current = nxt
@@ -281,8 +284,29 @@ class HandoverTest(s.SystemTestCase):
             self.assertEqual(self.ask(), ["192.0.2.2"])
         self.assertEqual(self.ask(proto="tcp"), ["192.0.2.2"])
         self.assert_rules_exact(self.ns, s.LOCAL_V4, msg="after a successor died")
+        self.assert_pidfile_names(owner)
         self.assertEqual(owner.stop(), 0, owner.context())
 
+
+    def test_successor_terminated_predecessor_restores_the_node(self):
+        owner = self.start(2)
+        self.wait_serving(owner, self.ns, s.LOCAL_V4, self.pidfile, qname="n1.handover.test")
+        # A successor SIGTERMed right after it said it serves (the new pod deleted mid-rollout)
+        # tears the interface and the rules down as it exits; the owner resumes and puts them
+        # back at once, not one -syncinterval (60 s) later.
+        succ = self.start(1)
+        self.wait_log(owner, "serves now; draining", 10)
+        self.assertEqual(succ.stop(), 0, succ.context())
+        self.assertIn("Tearing down", succ.output(), succ.context())
+        self.wait_log(owner, "resuming service", 5)
+        s.h.wait_until(lambda: s.LOCAL_V4 in self.ns.addresses(s.LINK), 5, interval=0.05,
+                       what="the interface address back\n" + owner.context())
+        self.assert_rules_exact(self.ns, s.LOCAL_V4, msg="after a successor was terminated")
+        self.assert_pidfile_names(owner)
+        self.assertEqual(self.ask(), ["192.0.2.2"])
+        self.assertEqual(self.ask(proto="tcp"), ["192.0.2.2"])
+        self.assertEqual(owner.stop(), 0, owner.context())
+        self.assertEqual(self.ns.nodelocal_rules(), [], "rules after SIGTERM of the owner")
 
 if __name__ == "__main__":
     s.run_tests()
