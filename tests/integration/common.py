@@ -9,6 +9,7 @@ import glob
 import os
 import re
 import socket
+import sys
 import time
 import urllib.request
 
@@ -21,6 +22,9 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from nldtest.ports import free_port  # noqa: E402,F401 - re-exported (harness, upstreams)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("NLD_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
@@ -61,26 +65,6 @@ def reference_node_cache():
     print("SKIPPED the reference binary: NLD_REFERENCE_NODE_CACHE %s"
           % ("is not executable: " + ref if ref else "not set"), flush=True)
     return None
-
-
-def free_port(host="127.0.0.1"):
-    """A port that is currently free for both UDP and TCP on host (bind port 0, then check)."""
-    for _ in range(100):
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        t.bind((host, 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind((host, port))
-        except OSError:
-            t.close()
-            u.close()
-            continue
-        t.close()
-        u.close()
-        return port
-    raise RuntimeError("could not find a free port")
 
 
 def cpu_seconds(pid):

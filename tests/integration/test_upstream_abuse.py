@@ -18,7 +18,8 @@ printing an `UPSTREAM-ABUSE <scenario>` line with its figures (answers, rcodes, 
    wrong ID, with the right ID from 127.0.0.2 and from 127.0.0.1 on another port, and with the
    right ID but another question: the client and later cache hits only ever see the real address.
 
-Bounded: about 40 s in all. Ports come from the kernel (free_port), so files run side by side.
+Bounded: about 40 s in all. Ports come from nldtest.free_port (claimed per process), so files run
+side by side.
 """
 
 import os

@@ -21,7 +21,7 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from nldtest import WaitTimeout, wait_until  # noqa: E402
+from nldtest import WaitTimeout, free_port, wait_until  # noqa: E402
 
 BUILD = os.environ.get("NLD_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 BINARY = os.path.join(BUILD, "src/cmd/ovn-localdns-controller/ovn-localdns-controller")
@@ -541,13 +541,6 @@ def scenario_flags(tmp, nb):
     check(r.returncode == 1 and "ovn-nb-addr" in r.stderr, r.stderr)
     r = subprocess.run([BINARY, "frobnicate"], capture_output=True, text=True, timeout=10)
     check(r.returncode == 1 and "unknown command" in r.stderr, r.stderr)
-
-
-def free_port():
-    import socket
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as so:
-        so.bind(("127.0.0.1", 0))
-        return so.getsockname()[1]
 
 
 def scenario_ssl(tmp, nb):
