@@ -374,14 +374,12 @@ void Handover::serveOne(int conn, const Hooks& hooks) {
     return;
   }
   log::info("Handover: node-cache pid {} serves now; draining and exiting", pid);
-  phase_ = Phase::kHandedOver;
+  transition(Phase::kServing, Phase::kHandedOver);
   // Keep the connection until we exit: if the successor dies first, resume serving.
   while (!stop_) {
     pollfd p{conn, POLLIN, 0};
     if (::poll(&p, 1, 200) == 1) {
-      auto expected = Phase::kHandedOver;
-      if (phase_.compare_exchange_strong(expected, Phase::kServing)) {
-        ++successors_lost_;
+      if (transition(Phase::kHandedOver, Phase::kServing, 1)) {
         log::error("Handover: node-cache pid {} exited before we did; resuming service", pid);
       } else {
         log::error(
@@ -394,9 +392,14 @@ void Handover::serveOne(int conn, const Hooks& hooks) {
   }
 }
 
-bool Handover::commitExit() {
-  auto expected = Phase::kHandedOver;
-  return phase_.compare_exchange_strong(expected, Phase::kExiting);
+bool Handover::commitExit() { return transition(Phase::kHandedOver, Phase::kExiting); }
+
+bool Handover::transition(Phase from, Phase to, uint64_t lost) {
+  uint64_t cur = state_.load();
+  while (phaseOf(cur) == from) {
+    if (state_.compare_exchange_weak(cur, withPhase(cur + (lost << 2), to))) return true;
+  }
+  return false;
 }
 
 }  // namespace nld::node

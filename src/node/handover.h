@@ -47,6 +47,7 @@
 // background thread; the state accessors are atomics readable from any thread.
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <thread>
@@ -99,7 +100,7 @@ class Handover {
 
   /// Owner side: a successor serves from our sockets; drain and exit. Turns false again if the
   /// successor dies before commitExit(): this process must then resume reading. Any thread.
-  bool handedOver() const { return phase_.load() != Phase::kServing; }
+  bool handedOver() const { return phaseOf(state_.load()) != Phase::kServing; }
   /// Owner side, when drained: decides to exit. False if the successor died first (handedOver()
   /// is false then: resume reading instead). After true, a successor that dies no longer brings
   /// this process back (it is exiting); that is logged. The decision and the successor's death
@@ -108,7 +109,7 @@ class Handover {
   /// Owner side: how many successors died after "ready" and before commitExit() (each one made
   /// handedOver() false again), whether or not this process had started draining. The caller
   /// restores what such a successor may have left behind (pidfile, interface, rules). Any thread.
-  unsigned successorsLost() const { return successors_lost_.load(); }
+  unsigned successorsLost() const { return unsigned(state_.load() >> 2); }
   /// True once this process holds owner.lock. Any thread.
   bool owner() const { return owner_.load(); }
 
@@ -135,9 +136,16 @@ class Handover {
   std::atomic<bool> owner_{false};
   // kServing → kHandedOver (the successor said "ready") → kExiting (commitExit) or back to
   // kServing (the successor died first).
-  enum class Phase { kServing, kHandedOver, kExiting };
-  std::atomic<Phase> phase_{Phase::kServing};
-  std::atomic<unsigned> successors_lost_{0};
+  // One atomic word holds the phase (low 2 bits) and the successors lost (the rest), so a reader
+  // that sees the phase back at kServing also sees the loss counted.
+  enum class Phase : uint64_t { kServing = 0, kHandedOver = 1, kExiting = 2 };
+  static Phase phaseOf(uint64_t state) { return Phase(state & 3); }
+  static uint64_t withPhase(uint64_t state, Phase p) {
+    return (state & ~uint64_t(3)) | uint64_t(p);
+  }
+  /// Moves the phase from `from` to `to` (adding `lost` to the count) if it is `from`.
+  bool transition(Phase from, Phase to, uint64_t lost = 0);
+  std::atomic<uint64_t> state_{0};
 };
 
 }  // namespace nld::node
